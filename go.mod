@@ -1,0 +1,5 @@
+module github.com/tether-dev/tether
+
+go 1.26.0
+
+require github.com/alecthomas/kong v1.17.0

@@ -1,0 +1,61 @@
+// Command tether puts a web app running on a remote machine into the local browser,
+// over SSH, behind a token that never crosses the network in the clear.
+//
+// One binary holds both sides: the local commands (launch, attach, demo, and ls, stop
+// and logs given a HOST) and the remote ones (serve, and ls, stop and logs without one).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time: -ldflags "-X main.version=$(git describe)".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run parses args, runs the chosen command and maps its error to an exit code: 0 ok,
+// 1 failure (one line on stderr), 2 usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("tether"),
+		kong.Description("Put a web app running on a remote machine into your local browser, over SSH."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"version": version},
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Bind(&Env{Version: version, Stdout: stdout, Stderr: stderr}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "tether: %v\n", err)
+		return 1
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "tether: %v\n", err)
+		return 2
+	}
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintf(stderr, "tether: %v\n", err)
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			return coded.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SSHD is a real OpenSSH sshd listening on 127.0.0.1 with throwaway keys, its own
+// sshd_config and authorized_keys, and everything a client needs to reach it: a private
+// key, a known_hosts file and an ssh_config naming it as Host Alias.
+type SSHD struct {
+	// Alias is the Host name in Config that reaches this server.
+	Alias string
+	// Port is the loopback port sshd listens on.
+	Port int
+	// User is the login user (the user running the tests).
+	User string
+	// Dir holds every file of this server; it is removed when the test ends.
+	Dir string
+	// Home is the remote HOME of sessions (sshd sets it with SetEnv), so nothing the
+	// tests do lands in the real home directory.
+	Home string
+	// ClientKey is the path of the client's private key (ed25519, no passphrase).
+	ClientKey string
+	// KnownHosts is a known_hosts file holding this server's host keys under
+	// [127.0.0.1]:Port.
+	KnownHosts string
+	// Config is an ssh_config file whose Host Alias reaches this server with ClientKey,
+	// KnownHosts, StrictHostKeyChecking yes and BatchMode yes.
+	Config string
+	// HostKeys are the paths of the server's private host keys.
+	HostKeys []string
+
+	tb      testing.TB
+	cmd     *exec.Cmd
+	logPath string
+}
+
+// SSHDOptions tunes StartSSHD.
+type SSHDOptions struct {
+	// Alias is the Host alias in the client config; default "tether-e2e".
+	Alias string
+	// HostKeyTypes are the ssh-keygen -t values for host keys; default ed25519.
+	HostKeyTypes []string
+	// ExtraConfig lines are appended to sshd_config.
+	ExtraConfig []string
+	// Env is set in every session with SetEnv (HOME is always set to Home).
+	Env map[string]string
+}
+
+// StartSSHD starts a throwaway sshd on 127.0.0.1 and stops it by its PID when tb ends.
+// sshd's log is printed if the test fails.
+func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
+	tb.Helper()
+	sshdPath := Need(tb, "sshd", "openssh-server")
+	Need(tb, "ssh-keygen", "openssh-client")
+	if opts.Alias == "" {
+		opts.Alias = "tether-e2e"
+	}
+	if len(opts.HostKeyTypes) == 0 {
+		opts.HostKeyTypes = []string{"ed25519"}
+	}
+	u, err := user.Current()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "tether-sshd-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	s := &SSHD{Alias: opts.Alias, User: u.Username, Dir: dir, Home: filepath.Join(dir, "home"), tb: tb,
+		ClientKey: filepath.Join(dir, "id_ed25519"), KnownHosts: filepath.Join(dir, "known_hosts"),
+		Config: filepath.Join(dir, "ssh_config"), logPath: filepath.Join(dir, "sshd.log")}
+	if err := os.Mkdir(s.Home, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	keygen(tb, "ed25519", s.ClientKey)
+	for _, typ := range opts.HostKeyTypes {
+		p := filepath.Join(dir, "host_"+typ)
+		keygen(tb, typ, p)
+		s.HostKeys = append(s.HostKeys, p)
+	}
+	copyFile(tb, s.ClientKey+".pub", filepath.Join(dir, "authorized_keys"))
+	if os.Geteuid() == 0 {
+		// sshd running as root wants its privilege separation directory.
+		os.MkdirAll("/run/sshd", 0o755)
+	}
+
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		s.Port = freePort(tb)
+		s.writeConfigs(tb, opts)
+		logf, err := os.Create(s.logPath)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cmd := exec.Command(sshdPath, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			tb.Fatalf("starting sshd: %v", err)
+		}
+		logf.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		if s.waitListening(done) {
+			s.cmd = cmd
+			tb.Cleanup(func() {
+				if tb.Failed() {
+					tb.Logf("sshd log (%s):\n%s", s.Alias, s.Log())
+				}
+				stopGroup(cmd.Process.Pid, done)
+			})
+			return s
+		}
+		stopGroup(cmd.Process.Pid, done)
+		lastErr = fmt.Errorf("sshd did not start listening on port %d:\n%s", s.Port, s.Log())
+	}
+	tb.Fatal(lastErr)
+	return nil
+}
+
+func (s *SSHD) waitListening(exited <-chan struct{}) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func (s *SSHD) writeConfigs(tb testing.TB, opts SSHDOptions) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ListenAddress 127.0.0.1:%d\n", s.Port)
+	for _, k := range s.HostKeys {
+		fmt.Fprintf(&b, "HostKey %s\n", k)
+	}
+	fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(s.Dir, "authorized_keys"))
+	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.Dir, "sshd.pid"))
+	b.WriteString("StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n" +
+		"KbdInteractiveAuthentication no\nUsePAM no\nLogLevel VERBOSE\nPrintMotd no\n" +
+		"AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\n")
+	env := []string{"HOME=" + s.Home}
+	for k, v := range opts.Env {
+		env = append(env, k+"="+v)
+	}
+	fmt.Fprintf(&b, "SetEnv %s\n", strings.Join(env, " "))
+	for _, l := range opts.ExtraConfig {
+		b.WriteString(l + "\n")
+	}
+	writeFile(tb, filepath.Join(s.Dir, "sshd_config"), b.String(), 0o600)
+
+	var kh strings.Builder
+	for _, k := range s.HostKeys {
+		pub, err := os.ReadFile(k + ".pub")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fields := strings.Fields(string(pub))
+		fmt.Fprintf(&kh, "[127.0.0.1]:%d %s %s\n", s.Port, fields[0], fields[1])
+	}
+	writeFile(tb, s.KnownHosts, kh.String(), 0o600)
+	writeFile(tb, s.Config, s.ConfigBlock(), 0o600)
+}
+
+// ConfigBlock is the ssh_config Host block that reaches this server.
+func (s *SSHD) ConfigBlock() string {
+	return fmt.Sprintf("Host %s\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n"+
+		"  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n"+
+		"  StrictHostKeyChecking yes\n  BatchMode yes\n",
+		s.Alias, s.Port, s.User, s.ClientKey, s.KnownHosts)
+}
+
+// Addr is sshd's host:port.
+func (s *SSHD) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+
+// PID is the listening sshd's process ID.
+func (s *SSHD) PID() int { return s.cmd.Process.Pid }
+
+// Log is what sshd has logged so far.
+func (s *SSHD) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
+
+// KillConnections kills (SIGKILL) every per-connection sshd process (the privileged
+// monitor and the session's unprivileged child), as a dropped network would end them,
+// and returns how many it killed. Commands the sessions started are left alone.
+func (s *SSHD) KillConnections() int {
+	kids := Descendants(s.PID(), "sshd")
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return len(kids)
+}
+
+// SSH runs the OpenSSH client against this server with its config and returns the
+// combined output.
+func (s *SSHD) SSH(args ...string) (string, error) {
+	full := append([]string{"-F", s.Config, s.Alias}, args...)
+	out, err := exec.Command("ssh", full...).CombinedOutput()
+	return string(out), err
+}
+
+func keygen(tb testing.TB, typ, path string) {
+	tb.Helper()
+	args := []string{"-q", "-t", typ, "-N", "", "-C", "tether-e2e", "-f", path}
+	if typ == "rsa" {
+		args = append(args, "-b", "2048")
+	}
+	if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+		tb.Fatalf("ssh-keygen -t %s: %v\n%s", typ, err, out)
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func writeFile(tb testing.TB, path, content string, mode os.FileMode) {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func copyFile(tb testing.TB, from, to string) {
+	tb.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	writeFile(tb, to, string(b), 0o600)
+}

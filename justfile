@@ -1,0 +1,56 @@
+# tether's recipes. `just` lists them.
+
+version := `git describe --tags --always --dirty 2>/dev/null || echo dev`
+ldflags := "-s -w -X main.version=" + version
+
+# List the recipes.
+default:
+    @just --list
+
+# Build ./tether for this machine.
+build:
+    CGO_ENABLED=0 go build -trimpath -ldflags "{{ldflags}}" -o tether .
+
+# Run every test (unit and end-to-end; e2e skips without sshd/Chromium).
+test:
+    go test ./...
+
+# Run the end-to-end tests only, failing if sshd or Chromium is missing.
+e2e:
+    TETHER_E2E=require go test -count=1 ./e2e/...
+
+# Compare tether with OpenSSH `ssh -L` side by side on loopback (needs sshd).
+bench *ARGS:
+    go run ./e2e/bench {{ARGS}}
+
+# Go micro-benchmarks of the packages.
+microbench:
+    go test -run '^$' -bench . -benchmem ./tunnel/ ./tokenserver/
+
+# Build release binaries into dist/ (the launcher uploads tether-<os>-<arch> from beside itself).
+cross:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p dist
+    for target in linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64; do
+        os=${target%/*}; arch=${target#*/}; ext=""
+        [ "$os" = windows ] && ext=.exe
+        echo "dist/tether-$os-$arch$ext"
+        CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -ldflags "{{ldflags}}" -o "dist/tether-$os-$arch$ext" .
+    done
+
+# gofmt and go vet.
+lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bad=$(gofmt -l .)
+    if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+    go vet ./...
+
+# The whole flow on this machine with nothing to set up.
+demo *ARGS:
+    go run . demo {{ARGS}}
+
+# What CI runs.
+ci:
+    bash .ci/run

@@ -54,8 +54,14 @@ type Slurm struct {
 	// cgroup v1 (root, freezer mounted), else proctrack/linuxproc (which misses processes
 	// that double-fork out of the job).
 	Proctrack string
-	// CtldPort and SlurmdPort are the loopback ports of slurmctld and slurmd.
+	// CtldPort and SlurmdPort are the ports of slurmctld and slurmd. Clients reach them on
+	// NodeAddr (127.0.0.1).
 	CtldPort, SlurmdPort int
+	// Loopback is true when slurmctld and slurmd listen on loopback only: when this host's
+	// name resolves to loopback (as in /etc/hosts here), the harness sets
+	// CommunicationParameters=NoCtldInAddrAny,NoInAddrAny; otherwise they listen on all
+	// addresses (Slurm's default), still reached on 127.0.0.1.
+	Loopback bool
 	// MungeSocket is munged's socket.
 	MungeSocket string
 	// User is the user the daemons run as (SlurmUser), and jobs of this process run as.
@@ -178,6 +184,10 @@ func StartSlurm(tb testing.TB, opts SlurmOptions) *Slurm {
 			}
 		}
 	}
+	s.Loopback = hostIsLoopback(s.Node)
+	if !s.Loopback {
+		tb.Logf("slurm: %s does not resolve to loopback only, so slurmctld and slurmd listen on all addresses", s.Node)
+	}
 	s.CtldPort, s.SlurmdPort = freePort(tb), freePort(tb)
 	for s.SlurmdPort == s.CtldPort {
 		s.SlurmdPort = freePort(tb)
@@ -203,7 +213,6 @@ func StartSlurm(tb testing.TB, opts SlurmOptions) *Slurm {
 	// slurmctld, then slurmd once slurmctld listens (a slurmd that cannot register retries
 	// only after a second; so do clients). They are stopped by PID in reverse order: slurmd
 	// first, since a slurmd whose controller is gone spends ~10 s retrying before it exits.
-	ctldAddr := net.JoinHostPort(s.NodeAddr, strconv.Itoa(s.CtldPort))
 	ctld := s.startDaemon(tb, exec.Command(bins["slurmctld"], "-D", "-f", s.Conf), "slurmctld.out")
 	if !WaitFor(10*time.Second, func() bool {
 		select {
@@ -211,13 +220,9 @@ func StartSlurm(tb testing.TB, opts SlurmOptions) *Slurm {
 			tb.Fatalf("slurmctld exited:\n%s", s.Logs())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", ctldAddr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
+		return tcpListening(s.CtldPort) // not a probe connection: slurmctld would log an error
 	}) {
-		tb.Fatalf("slurmctld is not listening on %s:\n%s", ctldAddr, s.Logs())
+		tb.Fatalf("slurmctld is not listening on port %d:\n%s", s.CtldPort, s.Logs())
 	}
 	slurmd := s.startDaemon(tb, exec.Command(bins["slurmd"], "-D", "-f", s.Conf, "-N", s.Node), "slurmd.out")
 	tb.Cleanup(s.drain) // runs before slurmd is stopped
@@ -240,6 +245,35 @@ func StartSlurm(tb testing.TB, opts SlurmOptions) *Slurm {
 	}
 	s.ColdStart = time.Since(start)
 	return s
+}
+
+// tcpListening reports whether a socket listens on this TCP port (any address).
+func tcpListening(port int) bool {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(l)
+			if len(fields) > 3 && strings.HasSuffix(fields[1], suffix) && fields[3] == "0A" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hostIsLoopback reports whether host resolves to loopback addresses only.
+func hostIsLoopback(host string) bool {
+	addrs, err := net.LookupIP(host)
+	if err != nil || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if !a.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // lockSlurm takes the machine-wide lock serialising clusters and returns its release.
@@ -362,6 +396,11 @@ func (s *Slurm) writeConfigs(tb testing.TB, opts SlurmOptions) {
 			SlurmDefaultPartition, s.Node),
 		fmt.Sprintf("PartitionName=%s Nodes=%s DefaultTime=1:00:00 MaxTime=1-00:00:00 State=UP",
 			SlurmGPUPartition, s.Node),
+	}
+	if s.Loopback {
+		// slurmctld and slurmd bind the address this host's name resolves to instead of
+		// 0.0.0.0 (Slurm uses gethostname(), not SlurmctldHost's or NodeAddr's address).
+		lines = append(lines, "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny")
 	}
 	lines = append(lines, opts.ExtraConfig...)
 	for _, l := range lines {
@@ -583,18 +622,24 @@ func (s *Slurm) JobPIDs(id string) []int {
 func (s *Slurm) FillNode(tb testing.TB) string {
 	tb.Helper()
 	id := s.MustSbatch(tb, "-J", "blocker", "-c", strconv.Itoa(s.CPUs), "-o", "/dev/null", "--wrap", "exec sleep 600")
-	s.WaitState(tb, id, 15*time.Second, "RUNNING")
+	s.WaitState(tb, id, 30*time.Second, "RUNNING")
 	return id
 }
 
 // Logs returns the daemons' logs.
 func (s *Slurm) Logs() string {
 	var b strings.Builder
-	// In the foreground (-D) slurmctld and slurmd log everything to stderr as well as to
-	// their log files: the .out files have it all, early fatal errors included.
-	for _, name := range []string{"munged.log", "slurmctld.out", "slurmd.out"} {
-		data, err := os.ReadFile(filepath.Join(s.logDir, name))
-		if err != nil || len(data) == 0 {
+	// slurmctld.log and slurmd.log have timestamps; the .out files (stderr) have the same
+	// lines without, plus what came before the log file was opened (fatal config errors).
+	for _, name := range []string{"munged.log", "slurmctld.log|slurmctld.out", "slurmd.log|slurmd.out"} {
+		var data []byte
+		for _, n := range strings.Split(name, "|") {
+			if data, _ = os.ReadFile(filepath.Join(s.logDir, n)); len(data) > 0 {
+				name = n
+				break
+			}
+		}
+		if len(data) == 0 {
 			continue
 		}
 		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")

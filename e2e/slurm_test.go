@@ -28,12 +28,37 @@ func startedAt(t *testing.T, path string) time.Time {
 	return time.Unix(0, int64(f*1e9))
 }
 
+// listenAddrs returns the IPv4 addresses listening on a TCP port (from /proc/net/tcp).
+func listenAddrs(port int) []string {
+	var addrs []string
+	data, _ := os.ReadFile("/proc/net/tcp")
+	for _, l := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 4 || f[3] != "0A" || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+			continue
+		}
+		ip, err := strconv.ParseUint(strings.Split(f[1], ":")[0], 16, 32)
+		if err == nil { // little-endian
+			addrs = append(addrs, fmt.Sprintf("%d.%d.%d.%d", ip&0xff, ip>>8&0xff, ip>>16&0xff, ip>>24))
+		}
+	}
+	return addrs
+}
+
 // TestSlurmBatchJob proves a batch job runs on the node and writes its output file, that
-// job ids start at 1, and measures how long jobs take to start.
+// job ids start at 1 and the daemons listen on loopback, and measures how long jobs take
+// to start.
 func TestSlurmBatchJob(t *testing.T) {
 	s := StartSlurm(t, SlurmOptions{})
-	t.Logf("cold start (munged started → node idle): %v; %s; node %s, %d CPUs, %d MB",
+	t.Logf("cold start (StartSlurm, lock taken → node idle): %v; %s; node %s, %d CPUs, %d MB",
 		s.ColdStart.Round(time.Millisecond), s.Proctrack, s.Node, s.CPUs, s.MemoryMB)
+	for _, port := range []int{s.CtldPort, s.SlurmdPort} {
+		addrs := listenAddrs(port)
+		t.Logf("port %d: listening on %v", port, addrs)
+		if s.Loopback && (len(addrs) == 0 || strings.Join(addrs, "") != strings.Repeat("127.0.0.1", len(addrs))) {
+			t.Errorf("port %d listens on %v; want 127.0.0.1 only", port, addrs)
+		}
+	}
 	dir := t.TempDir()
 
 	out := filepath.Join(dir, "hello-%j.out")
@@ -43,7 +68,7 @@ func TestSlurmBatchJob(t *testing.T) {
 	if id != "1" {
 		t.Errorf("first job id %s; want 1 (a fresh cluster)", id)
 	}
-	s.WaitState(t, id, 15*time.Second, "COMPLETED")
+	s.WaitState(t, id, 30*time.Second, "COMPLETED")
 	path := strings.ReplaceAll(out, "%j", id)
 	t.Logf("first job started %v after submit (the first scheduling pass comes ~3 s after slurmctld starts)",
 		startedAt(t, path).Sub(submitted).Round(time.Millisecond))
@@ -59,13 +84,14 @@ func TestSlurmBatchJob(t *testing.T) {
 		out := filepath.Join(dir, fmt.Sprintf("latency-%d.out", i))
 		submitted := time.Now()
 		id := s.MustSbatch(t, "-o", out, "--wrap", "date +%s.%N")
-		s.WaitState(t, id, 10*time.Second, "COMPLETED")
+		s.WaitState(t, id, 30*time.Second, "COMPLETED")
 		d := startedAt(t, out).Sub(submitted)
 		t.Logf("job %s started %v after submit", id, d.Round(time.Millisecond))
 		worst = max(worst, d)
 	}
-	if worst > 2*time.Second {
-		t.Errorf("a job took %v to start; want under ~1 s", worst)
+	// Measured, not asserted tightly: on a loaded machine starts are slower.
+	if worst > 10*time.Second {
+		t.Errorf("a job took %v to start; want about 1 s", worst)
 	}
 }
 
@@ -91,7 +117,7 @@ func TestSlurmPendingThenRunning(t *testing.T) {
 
 	// Reason is None until a scheduling pass has looked at the job.
 	var line string
-	if !WaitFor(10*time.Second, func() bool { line = squeueLine(t, s, id); return line != "PENDING|None||10:00" }) {
+	if !WaitFor(20*time.Second, func() bool { line = squeueLine(t, s, id); return line != "PENDING|None||10:00" }) {
 		t.Fatalf("job %s still %q", id, line)
 	}
 	if line != "PENDING|Resources||10:00" {
@@ -109,7 +135,7 @@ func TestSlurmPendingThenRunning(t *testing.T) {
 	if err := s.Scancel(blocker); err != nil {
 		t.Fatal(err)
 	}
-	j := s.WaitState(t, id, 10*time.Second, "RUNNING")
+	j := s.WaitState(t, id, 30*time.Second, "RUNNING")
 	line = squeueLine(t, s, id)
 	t.Logf("after the blocker is cancelled: %q", line)
 	if !regexp.MustCompile(`^RUNNING\|None\|` + regexp.QuoteMeta(s.Node) + `\|(10:00|9:[0-5][0-9])$`).MatchString(line) {
@@ -119,7 +145,7 @@ func TestSlurmPendingThenRunning(t *testing.T) {
 		t.Errorf("running job %+v", j)
 	}
 	if s.CPUs >= 2 {
-		g := s.WaitState(t, gpu, 10*time.Second, "RUNNING")
+		g := s.WaitState(t, gpu, 30*time.Second, "RUNNING")
 		t.Logf("gpu job: %q", squeueLine(t, s, gpu))
 		if g.Partition != SlurmGPUPartition || g.TimeLimit != "1-00:00:00" {
 			t.Errorf("gpu job %+v", g)
@@ -146,7 +172,7 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 		"( setsid bash -c 'exec -a "+marker+"-escaped sleep 300' & )\n"+
 		"exec -a "+marker+"-foreground sleep 300\n", 0o755)
 	id := s.MustSbatch(t, "-o", filepath.Join(dir, "job.out"), script)
-	s.WaitState(t, id, 15*time.Second, "RUNNING")
+	s.WaitState(t, id, 30*time.Second, "RUNNING")
 	pidOf := func(name string) int {
 		for _, p := range ProcessesWith(marker + "-" + name) {
 			if f := strings.Fields(p); len(f) > 1 && f[1] == marker+"-"+name {
@@ -157,7 +183,7 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 		return 0
 	}
 	var fg, esc int
-	if !WaitFor(10*time.Second, func() bool { fg, esc = pidOf("foreground"), pidOf("escaped"); return fg > 0 && esc > 0 }) {
+	if !WaitFor(20*time.Second, func() bool { fg, esc = pidOf("foreground"), pidOf("escaped"); return fg > 0 && esc > 0 }) {
 		t.Fatalf("job processes not found: %q", ProcessesWith(marker))
 	}
 	tracked := s.JobPIDs(id)
@@ -167,9 +193,13 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 	if err := s.Scancel(id); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, 15*time.Second, "CANCELLED")
+	s.WaitState(t, id, 30*time.Second, "CANCELLED")
 	foregroundKilled = WaitFor(10*time.Second, func() bool { return !Alive(fg) })
-	escapedKilled = WaitFor(3*time.Second, func() bool { return !Alive(esc) })
+	grace := 5 * time.Second // returns as soon as it is gone
+	if s.Proctrack != "proctrack/cgroup" {
+		grace = 2 * time.Second // expected to survive: do not wait long
+	}
+	escapedKilled = WaitFor(grace, func() bool { return !Alive(esc) })
 	return
 }
 
@@ -271,7 +301,7 @@ func TestSlurmTimeOverLimitQueuedWithoutEnforcement(t *testing.T) {
 	// The reason is PartitionConfig at first and PartitionTimeLimit once the scheduler has
 	// looked at the job.
 	seen := []string{}
-	WaitFor(8*time.Second, func() bool {
+	WaitFor(20*time.Second, func() bool {
 		line := squeueLine(t, s, id)
 		if len(seen) == 0 || seen[len(seen)-1] != line {
 			seen = append(seen, line)
@@ -297,7 +327,7 @@ func TestSlurmThroughSSHD(t *testing.T) {
 		t.Fatalf("sbatch over ssh: %v\n%s", err, out)
 	}
 	id := strings.TrimSpace(out)
-	j := s.WaitState(t, id, 15*time.Second, "RUNNING")
+	j := s.WaitState(t, id, 30*time.Second, "RUNNING")
 	if j.Name != "via-ssh" {
 		t.Fatalf("squeue here shows %+v", j)
 	}
@@ -305,7 +335,7 @@ func TestSlurmThroughSSHD(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != id+"|via-ssh|RUNNING|"+s.Node {
 		t.Fatalf("squeue over ssh: %v %q", err, out)
 	}
-	s.WaitState(t, id, 15*time.Second, "COMPLETED")
+	s.WaitState(t, id, 30*time.Second, "COMPLETED")
 	b, err := os.ReadFile(filepath.Join(d.Home, "slurm-"+id+".out"))
 	if want := fmt.Sprintf("job %s conf=%s\n", id, s.Conf); err != nil || string(b) != want {
 		t.Fatalf("output file in the session's HOME: %q, %v; want %q", b, err, want)
@@ -348,7 +378,7 @@ while :; do sleep 0.1; done
 
 	check := func(id, state, exitCode, output string) {
 		t.Helper()
-		j := s.WaitState(t, id, 15*time.Second, state)
+		j := s.WaitState(t, id, 30*time.Second, state)
 		info, err := s.ShowJob(id)
 		if err != nil {
 			t.Fatal(err)
@@ -365,8 +395,8 @@ while :; do sleep 0.1; done
 	check(ok, "COMPLETED", "0:0", "tether "+Version+"\n")
 	check(failing, "FAILED", "3:0", "about to fail\n")
 
-	s.WaitState(t, serve, 15*time.Second, "RUNNING")
-	if !WaitFor(10*time.Second, func() bool { b, _ := os.ReadFile(file("serve.out")); return strings.Contains(string(b), "serving") }) {
+	s.WaitState(t, serve, 30*time.Second, "RUNNING")
+	if !WaitFor(20*time.Second, func() bool { b, _ := os.ReadFile(file("serve.out")); return strings.Contains(string(b), "serving") }) {
 		t.Fatal("the foreground program did not start")
 	}
 	cancelled := time.Now()

@@ -355,7 +355,7 @@ func (s *Slurm) writeConfigs(tb testing.TB, opts SlurmOptions) {
 	d := s.Dir
 	var b strings.Builder
 	lines := []string{
-		"# Written by tether's e2e harness: a single-node cluster on loopback.",
+		"# Written by tether's e2e harness: a single-node test cluster, reached on 127.0.0.1.",
 		"ClusterName=tether-e2e",
 		fmt.Sprintf("SlurmctldHost=%s(%s)", s.Node, s.NodeAddr),
 		fmt.Sprintf("SlurmctldPort=%d", s.CtldPort),

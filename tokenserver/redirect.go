@@ -27,6 +27,9 @@ func safeNext(next, base string) string {
 	if strings.ContainsFunc(rest, badURLChar) {
 		return base
 	}
+	if strings.ContainsFunc(path, badURLChar) {
+		return base
+	}
 	cur := path
 	for range 4 {
 		if !plainLocalPath(cur) {
@@ -54,7 +57,7 @@ func safeNext(next, base string) string {
 
 // plainLocalPath checks one layer of a candidate redirect path.
 func plainLocalPath(s string) bool {
-	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsFunc(s, badURLChar) {
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsFunc(s, badDecodedChar) {
 		return false
 	}
 	// A decoded layer may have gained a '?' or '#': what follows is not path.
@@ -69,7 +72,14 @@ func plainLocalPath(s string) bool {
 	return true
 }
 
-// badURLChar: spaces, controls and backslashes, which browsers strip or turn into '/'.
+// badURLChar: spaces, controls and backslashes, which have no place in a URL as
+// written and which browsers strip or turn into '/'.
 func badURLChar(r rune) bool {
-	return r < 0x21 || r == 0x7f || r == '\\'
+	return r <= ' ' || r == 0x7f || r == '\\'
+}
+
+// badDecodedChar: in a decoded layer a space is an ordinary path character (%20);
+// controls and backslashes are refused all the same.
+func badDecodedChar(r rune) bool {
+	return r < ' ' || r == 0x7f || r == '\\'
 }

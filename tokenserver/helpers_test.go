@@ -161,6 +161,17 @@ func req(method, target string, hdr ...string) *http.Request {
 	return r
 }
 
+// postForm builds a form POST as the gate would see it from a browser on testHost.
+func postForm(target string, form url.Values, hdr ...string) *http.Request {
+	r := httptest.NewRequest("POST", target, strings.NewReader(form.Encode()))
+	r.Host = testHost
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Add(hdr[i], hdr[i+1])
+	}
+	return r
+}
+
 // do runs one request through the gate in process.
 func (g *gate) do(r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()

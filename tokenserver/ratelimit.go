@@ -28,13 +28,17 @@ func newFailureLimiter(burst int, every time.Duration) *failureLimiter {
 }
 
 func (l *failureLimiter) refill(now time.Time) {
-	if !l.last.IsZero() && now.After(l.last) {
+	switch {
+	case l.last.IsZero():
+		l.last = now
+	case now.After(l.last):
 		l.units += float64(now.Sub(l.last)) / float64(l.every)
 		if l.units > l.burst {
 			l.units = l.burst
 		}
+		l.last = now
 	}
-	l.last = now
+	// A clock that goes backwards refills nothing and moves nothing.
 }
 
 // allow reports whether a presented token may be compared now.

@@ -46,7 +46,7 @@ func ValidateToken(s string) error {
 	case len(s) < minTokenLen:
 		return fmt.Errorf("tokenserver: the token is %d characters long, too short to resist guessing; %s", len(s), fix)
 	case len(s) > maxTokenLen:
-		return fmt.Errorf("tokenserver: the token is %d characters long; use at most %d", len(s), maxTokenLen)
+		return fmt.Errorf("tokenserver: the token is %d characters long; use between %d and %d", len(s), minTokenLen, maxTokenLen)
 	}
 	for i := 0; i < len(s); i++ {
 		if !isUnreserved(s[i]) {

@@ -189,6 +189,9 @@ func normalizeBaseURL(b string) (string, error) {
 	if !strings.HasSuffix(b, "/") {
 		b += "/"
 	}
+	if strings.Contains(b, "//") {
+		return "", bad("has an empty segment")
+	}
 	for _, seg := range strings.Split(strings.Trim(b, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return "", bad("has an empty or dot segment")

@@ -82,3 +82,37 @@ func TestProxyBackendDown(t *testing.T) {
 		}
 	}
 }
+
+// A streamed response (unknown length, as Jupyter's and code-server's long polls and
+// event streams are) reaches the client chunk by chunk, not at the end.
+func TestProxyStreams(t *testing.T) {
+	release := make(chan struct{})
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.WriteString(w, "first\n")
+		http.NewResponseController(w).Flush()
+		<-release
+		io.WriteString(w, "second\n")
+	})
+	up := startBackend(t, "tcp", backend)
+	g := newGate(t, func(o *Options) { o.App = NewProxy(up, o.Logger) })
+	base := g.served()
+	r, _ := http.NewRequest("GET", base+"/stream", nil)
+	r.Header.Set("Authorization", "Bearer "+g.token)
+	resp, err := client(t).Do(r)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 6)
+	_, err = io.ReadFull(resp.Body, buf)
+	close(release)
+	if err != nil || string(buf) != "first\n" {
+		t.Fatalf("first chunk: %q, %v", buf, err)
+	}
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != "second\n" {
+		t.Errorf("rest %q", rest)
+	}
+}

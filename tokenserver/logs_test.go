@@ -103,7 +103,7 @@ func TestNoSecretsInLogsOn500AndPanic(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	logs := g.logs.String()
-	for _, want := range []string{"app panicked", "app error", "late panic", redacted} {
+	for _, want := range []string{"panic while serving", "app error", "late panic", redacted} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the logs lack %q; the test did not exercise what it meant to:\n%s", want, logs)
 		}

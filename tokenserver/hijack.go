@@ -118,6 +118,9 @@ func (c *upgradedConn) CloseWrite() error {
 
 func (c *upgradedConn) Close() error {
 	c.closeOnce.Do(func() {
+		if c.head != nil && len(c.head.buf) > 0 {
+			c.Conn.Write(c.head.buf) // an unfinished head: pass it on as it is
+		}
 		c.closeErr = c.Conn.Close()
 		c.s.untrackUpgraded(c)
 	})

@@ -220,3 +220,20 @@ func TestErrorBodiesEchoNothing(t *testing.T) {
 		t.Errorf("429: got %d %q", w.Code, w.Body.String())
 	}
 }
+
+// A panic answers a bare 500: no header the app had set goes out with it.
+func TestPanicDropsAppHeaders(t *testing.T) {
+	g := newGate(t, nil)
+	g.app.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Set-Cookie", "app=1")
+		w.Header().Set("X-Debug", "internal")
+		panic("boom")
+	}
+	w := g.do(req("GET", "/x", "Authorization", "Bearer "+g.token))
+	if w.Code != 500 || w.Body.String() != textInternal {
+		t.Fatalf("got %d %q", w.Code, w.Body.String())
+	}
+	if w.Header().Get("Set-Cookie") != "" || w.Header().Get("X-Debug") != "" {
+		t.Errorf("app headers went out with the 500: %v", w.Header())
+	}
+}

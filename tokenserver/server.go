@@ -317,6 +317,10 @@ func (s *Server) recoverPanic(aw *appWriter, r *http.Request) {
 	if aw.status != 0 || aw.hijacked {
 		panic(http.ErrAbortHandler) // too late for a 500: drop the connection
 	}
+	h := aw.Header()
+	for k := range h {
+		delete(h, k) // nothing the app had set goes out with our 500
+	}
 	s.writeText(aw.ResponseWriter, http.StatusInternalServerError, textInternal)
 }
 

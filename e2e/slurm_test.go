@@ -376,7 +376,7 @@ while :; do sleep 0.1; done
 `, 0o755)
 	serve := s.MustSbatch(t, "-o", file("serve.out"), file("serve.sh"))
 
-	check := func(id, state, exitCode, output string) {
+	check := func(id, state, wantExit, output string) {
 		t.Helper()
 		j := s.WaitState(t, id, 30*time.Second, state)
 		info, err := s.ShowJob(id)
@@ -384,8 +384,8 @@ while :; do sleep 0.1; done
 			t.Fatal(err)
 		}
 		t.Logf("job %s: squeue %+v; scontrol JobState=%s Reason=%s ExitCode=%s", id, j, info["JobState"], info["Reason"], info["ExitCode"])
-		if info["ExitCode"] != exitCode {
-			t.Errorf("job %s: ExitCode=%s; want %s", id, info["ExitCode"], exitCode)
+		if info["ExitCode"] != wantExit {
+			t.Errorf("job %s: ExitCode=%s; want %s", id, info["ExitCode"], wantExit)
 		}
 		b, _ := os.ReadFile(info["StdOut"])
 		if !strings.Contains(string(b), output) {

@@ -17,8 +17,9 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Quote quotes s for a POSIX shell: single quotes around it, each ' written as '\''.
-// The empty string becomes ''.
+// Quote quotes s for a POSIX shell: single quotes around it, each single quote inside
+// written as quote, backslash, quote, quote. Words of safe characters stay bare.
+// The empty string becomes a pair of single quotes.
 func Quote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@+%", r))
@@ -185,6 +186,7 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, remotePath
 	tmp := qdir + "/" + Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
 	script := strings.Join([]string{
 		"umask 077",
+		"if [ -d " + target + " ]; then echo " + Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
 		"mkdir -p -- " + qdir + " || exit 1",
 		"tmp=" + tmp,
 		`trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE`,

@@ -23,7 +23,9 @@ import (
 // only, and answers keepalive@openssh.com; it refuses everything else (shells, ptys,
 // subsystems, remote forwarding). Only AuthorizedKey is accepted, plus the test hooks.
 type Server struct {
-	HostKey       ssh.Signer
+	HostKey ssh.Signer
+	// ExtraHostKeys are offered too (tests: a server with RSA, ECDSA and Ed25519 keys).
+	ExtraHostKeys []ssh.Signer
 	AuthorizedKey ssh.PublicKey // the only key accepted
 	Env           []string      // extra environment for exec'd commands (e.g. HOME=…)
 
@@ -78,6 +80,9 @@ func (s *Server) config() (*ssh.ServerConfig, error) {
 		}
 	}
 	cfg.AddHostKey(s.HostKey)
+	for _, k := range s.ExtraHostKeys {
+		cfg.AddHostKey(k)
+	}
 	return cfg, nil
 }
 

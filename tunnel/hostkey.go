@@ -3,6 +3,9 @@ package tunnel
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -79,10 +82,13 @@ func (e *HostKeyRevokedError) Error() string {
 
 // hostKeyChecker checks one host's key the way OpenSSH does.
 type hostKeyChecker struct {
-	lookup   string // the name in known_hosts: [alias or host]:port
+	lookup   string // the name in known_hosts: host, [host]:port, or HostKeyAlias
+	kaddr    string // the same as host:port, for knownhosts
 	cfg      *Config
 	prompter Prompter
 	db       ssh.HostKeyCallback
+	plain    ssh.HostKeyCallback // knownhosts alone, for plain keys
+	markers  []markerLine
 	algos    []string // HostKeyAlgorithms for this host, nil for x/crypto's default
 }
 
@@ -100,11 +106,12 @@ func knownHostsFiles(cfg *Config) []string {
 // newHostKeyChecker reads the known_hosts files now: every (re)dial builds a new one,
 // so keys accepted in between are seen.
 func newHostKeyChecker(cfg *Config, host string, port int, p Prompter) (*hostKeyChecker, error) {
-	name := host
+	// OpenSSH looks an alias up as it is, without the port.
+	kaddr := net.JoinHostPort(host, strconv.Itoa(port))
 	if cfg.HostKeyAlias != "" {
-		name = cfg.HostKeyAlias
+		kaddr = net.JoinHostPort(cfg.HostKeyAlias, "22")
 	}
-	hc := &hostKeyChecker{lookup: knownhosts.Normalize(net.JoinHostPort(name, strconv.Itoa(port))), cfg: cfg, prompter: p}
+	hc := &hostKeyChecker{lookup: knownhosts.Normalize(kaddr), kaddr: kaddr, cfg: cfg, prompter: p}
 	if cfg.HostKeyCallback != nil {
 		return hc, nil
 	}
@@ -113,13 +120,24 @@ func newHostKeyChecker(cfg *Config, host string, port int, p Prompter) (*hostKey
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: reading known_hosts: %w", err)
 	}
-	hc.db = db
+	hc.markers = readMarkers(files)
+	// Host certificates are checked here, not by knownhosts, so that @cert-authority
+	// patterns match as in OpenSSH; plain keys fall through to knownhosts.
+	cc := &ssh.CertChecker{
+		IsHostAuthority: hc.isHostAuthority,
+		IsRevoked: func(c *ssh.Certificate) bool {
+			return hc.revoked(c.SignatureKey) != nil || hc.revoked(c.Key) != nil
+		},
+		HostKeyFallback: db,
+	}
+	hc.db = cc.CheckHostKey
+	hc.plain = db
 	// Ask the database which keys it holds for this name, with a key it cannot hold
 	// (golang/go#29286, as skeema/knownhosts does), and offer only those types so the
 	// server does not pick one we would call a mismatch.
 	known := hc.knownKeys()
 	if len(known) > 0 {
-		hc.algos = algorithmsFor(known, hasCertAuthority(files, hc.lookup))
+		hc.algos = algorithmsFor(known, hc.hasCertAuthority())
 	}
 	return hc, nil
 }
@@ -137,7 +155,7 @@ var probeKey = func() ssh.PublicKey {
 func fakeRemote() net.Addr { return &net.TCPAddr{IP: net.IPv4zero, Port: 22} }
 
 func (hc *hostKeyChecker) knownKeys() []knownhosts.KnownKey {
-	err := hc.db(hc.lookup, fakeRemote(), probeKey)
+	err := hc.plain(hc.kaddr, fakeRemote(), probeKey)
 	var ke *knownhosts.KeyError
 	if errors.As(err, &ke) {
 		return ke.Want
@@ -170,14 +188,16 @@ func algorithmsFor(known []knownhosts.KnownKey, ca bool) []string {
 	return algos
 }
 
-// hasCertAuthority reports whether any @cert-authority line's patterns match lookup.
-// knownhosts does not expose this, and HostKeyAlgorithms needs it: without a CA the
-// client must not ask for a certificate.
-func hasCertAuthority(files []string, lookup string) bool {
-	host, port := lookup, "22"
-	if h, p, err := net.SplitHostPort(lookup); err == nil {
-		host, port = strings.Trim(h, "[]"), p
-	}
+// markerLine is an @cert-authority or @revoked line of a known_hosts file.
+type markerLine struct {
+	marker   string
+	patterns string
+	key      ssh.PublicKey
+}
+
+// readMarkers collects the @cert-authority and @revoked lines of files.
+func readMarkers(files []string) []markerLine {
+	var ms []markerLine
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -187,51 +207,108 @@ func hasCertAuthority(files []string, lookup string) bool {
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
-			if len(fields) < 3 || fields[0] != "@cert-authority" {
+			if len(fields) < 4 || (fields[0] != "@cert-authority" && fields[0] != "@revoked") {
 				continue
 			}
-			// A one-line known_hosts database answers whether the patterns match.
-			if db := newSingleLineDB(fields[1]); db != nil && db(net.JoinHostPort(host, port), fakeRemote(), probeKey) == nil {
-				return true
+			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.Join(fields[2:], " ")))
+			if err != nil {
+				continue
 			}
+			ms = append(ms, markerLine{marker: fields[0], patterns: fields[1], key: k})
+		}
+	}
+	return ms
+}
+
+// matchKnownHosts matches a known_hosts pattern list the way OpenSSH does: against the
+// whole lookup string ("host", or "[host]:port" off port 22), case-insensitively, with
+// '*' and '?', '!' negation and hashed |1|salt|hash entries. (x/crypto's knownhosts
+// matches the port separately, so "*" never matches a host on another port there.)
+func matchKnownHosts(patterns, lookup string) bool {
+	lookup = strings.ToLower(lookup)
+	found := false
+	for _, p := range strings.Split(patterns, ",") {
+		neg := strings.HasPrefix(p, "!")
+		p = strings.TrimPrefix(p, "!")
+		var m bool
+		if strings.HasPrefix(p, "|1|") {
+			m = hashedMatch(p, lookup)
+		} else {
+			m = globMatch(strings.ToLower(p), lookup)
+		}
+		if m && neg {
+			return false
+		}
+		found = found || m
+	}
+	return found
+}
+
+func hashedMatch(entry, host string) bool {
+	parts := strings.Split(entry, "|")
+	if len(parts) != 4 {
+		return false
+	}
+	salt, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil {
+		return false
+	}
+	want, err := base64.StdEncoding.DecodeString(parts[3])
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha1.New, salt)
+	mac.Write([]byte(host))
+	return hmac.Equal(mac.Sum(nil), want)
+}
+
+func (hc *hostKeyChecker) isHostAuthority(auth ssh.PublicKey, _ string) bool {
+	for _, m := range hc.markers {
+		if m.marker == "@cert-authority" && bytes.Equal(m.key.Marshal(), auth.Marshal()) && matchKnownHosts(m.patterns, hc.lookup) {
+			return true
 		}
 	}
 	return false
 }
 
-// newSingleLineDB builds a database holding probeKey under patterns, to evaluate
-// known_hosts host patterns (wildcards, negation, hashes, [host]:port) exactly as
-// knownhosts does.
-func newSingleLineDB(patterns string) ssh.HostKeyCallback {
-	dir, err := os.MkdirTemp("", "tether-kh-")
-	if err != nil {
-		return nil
+func (hc *hostKeyChecker) revoked(k ssh.PublicKey) *markerLine {
+	for i, m := range hc.markers {
+		if m.marker == "@revoked" && bytes.Equal(m.key.Marshal(), k.Marshal()) {
+			return &hc.markers[i]
+		}
 	}
-	defer os.RemoveAll(dir)
-	p := filepath.Join(dir, "kh")
-	line := patterns + " " + string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(probeKey))) + "\n"
-	if err := os.WriteFile(p, []byte(line), 0o600); err != nil {
-		return nil
+	return nil
+}
+
+func (hc *hostKeyChecker) hasCertAuthority() bool {
+	for _, m := range hc.markers {
+		if m.marker == "@cert-authority" && matchKnownHosts(m.patterns, hc.lookup) {
+			return true
+		}
 	}
-	db, err := knownhosts.New(p)
-	if err != nil {
-		return nil
-	}
-	return db
+	return false
 }
 
 // check is the ssh.HostKeyCallback.
 func (hc *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 	if hc.cfg.HostKeyCallback != nil {
-		return hc.cfg.HostKeyCallback(hc.lookup, fakeRemote(), key)
+		return hc.cfg.HostKeyCallback(hc.kaddr, fakeRemote(), key)
 	}
-	err := hc.db(hc.lookup, fakeRemote(), key)
+	err := hc.db(hc.kaddr, fakeRemote(), key)
 	if err == nil {
 		return nil
 	}
 	plain := key
 	if cert, ok := key.(*ssh.Certificate); ok {
 		plain = cert.Key
+	}
+	if cert, ok := key.(*ssh.Certificate); ok {
+		if m := hc.revoked(cert.SignatureKey); m != nil {
+			return &HostKeyRevokedError{Host: hc.lookup, Fingerprint: ssh.FingerprintSHA256(cert.SignatureKey) + " (certificate authority)"}
+		}
+		if m := hc.revoked(cert.Key); m != nil {
+			return &HostKeyRevokedError{Host: hc.lookup, Fingerprint: ssh.FingerprintSHA256(cert.Key)}
+		}
 	}
 	var re *knownhosts.RevokedError
 	if errors.As(err, &re) {

@@ -147,7 +147,9 @@ func TestUpload(t *testing.T) {
 		pw.CloseWithError(errors.New("dropped"))
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- c.Upload(ctx, struct{ io.Reader }{pr}, int64(len(data)), filepath.Join(ts.Dir, "dropped"), nil) }()
+	go func() {
+		errc <- c.Upload(ctx, struct{ io.Reader }{pr}, int64(len(data)), filepath.Join(ts.Dir, "dropped"), nil)
+	}()
 	if err := <-errc; err == nil {
 		t.Fatal("upload through a dropped connection succeeded")
 	}

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -91,12 +93,23 @@ func writeKey(tb testing.TB, dir, name string, passphrase string) (string, ssh.S
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var block *pem.Block
 	if passphrase != "" {
-		block, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	} else {
-		block, err = ssh.MarshalPrivateKey(priv, "")
+		// ssh-keygen with one KDF round: x/crypto always uses 16, slow under -race.
+		p := filepath.Join(dir, name)
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-a", "1", "-N", passphrase, "-C", "", "-f", p).CombinedOutput(); err != nil {
+			tb.Skipf("ssh-keygen: %v %s", err, out)
+		}
+		pk, _, _, _, err := ssh.ParseAuthorizedKey(readFileT(tb, p+".pub"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s, err := ssh.ParsePrivateKeyWithPassphrase(readFileT(tb, p), []byte(passphrase))
+		if err != nil || !bytes.Equal(s.PublicKey().Marshal(), pk.Marshal()) {
+			tb.Fatal(err)
+		}
+		return p, s
 	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -303,4 +316,13 @@ func echoUnix(tb testing.TB) string {
 		}
 	}()
 	return p
+}
+
+func readFileT(tb testing.TB, p string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

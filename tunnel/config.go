@@ -500,6 +500,10 @@ func (r *resolver) build(alias, cmdUser string, s *settings, depth int) (*Config
 			}
 		}
 	}
+	if _, ok := s.get("serveraliveinterval"); !ok && c.BatchMode {
+		// OpenSSH: "in batch mode, default is 5mins".
+		c.ServerAliveInterval = 5 * time.Minute
+	}
 	if v, ok := s.get("serveralivecountmax"); ok {
 		if c.ServerAliveCountMax, err = strconv.Atoi(v); err != nil || c.ServerAliveCountMax < 0 {
 			return nil, bad("ServerAliveCountMax", v)
@@ -557,6 +561,10 @@ func (r *resolver) build(alias, cmdUser string, s *settings, depth int) (*Config
 		}
 	}
 	if v, ok := s.get("proxyjump"); ok && !strings.EqualFold(v, "none") {
+		// ssh -G prints the last hop without its ssh:// scheme; so do we.
+		if i := strings.LastIndexByte(v, ','); strings.HasPrefix(v[i+1:], "ssh://") {
+			v = v[:i+1] + strings.TrimSuffix(strings.TrimPrefix(v[i+1:], "ssh://"), "/")
+		}
 		c.ProxyJump = v
 		if _, err := parseJumps(v); err != nil {
 			return nil, err
@@ -590,7 +598,10 @@ func parseJumps(v string) ([]jumpHop, error) {
 	var hops []jumpHop
 	for _, part := range strings.Split(v, ",") {
 		part = strings.TrimSpace(part)
-		s := strings.TrimPrefix(part, "ssh://")
+		s := part
+		if strings.HasPrefix(s, "ssh://") {
+			s = strings.TrimSuffix(strings.TrimPrefix(s, "ssh://"), "/")
+		}
 		var h jumpHop
 		if i := strings.LastIndexByte(s, '@'); i >= 0 {
 			h.user, s = s[:i], s[i+1:]

@@ -356,3 +356,43 @@ func waitEvent(t *testing.T, c <-chan tunnel.Event, s tunnel.State, timeout time
 		}
 	}
 }
+
+// TestTunnelUserCertificate: sshd trusts a user CA, not the key: the certificate beside
+// the key (FILE-cert.pub) logs in, and so does one named by CertificateFile.
+func TestTunnelUserCertificate(t *testing.T) {
+	Need(t, "ssh-keygen", "openssh-client")
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen %v: %v\n%s", args, err, out)
+		}
+	}
+	ca, key := filepath.Join(dir, "ca"), filepath.Join(dir, "id_cert")
+	run("-q", "-t", "ed25519", "-N", "", "-f", ca)
+	run("-q", "-t", "ed25519", "-N", "", "-f", key)
+	s := StartSSHD(t, SSHDOptions{ExtraConfig: []string{"TrustedUserCAKeys " + ca + ".pub"}})
+	run("-q", "-s", ca, "-I", "tether-e2e", "-n", s.User, "-V", "-5m:+1h", key+".pub")
+
+	cfgFile := filepath.Join(dir, "config")
+	block := strings.Replace(s.ConfigBlock(), "IdentityFile "+s.ClientKey, "IdentityFile "+key, 1)
+	os.WriteFile(cfgFile, []byte(block), 0o600)
+	c := dialT(t, resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	if h := remoteHome(t, c); h != s.Home {
+		t.Fatalf("remote HOME %q", h)
+	}
+	// The certificate moved away and named by CertificateFile.
+	moved := filepath.Join(dir, "elsewhere-cert.pub")
+	if err := os.Rename(key+"-cert.pub", moved); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tunnel.Dial(Context(t, 20*time.Second), resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	var ae *tunnel.AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("without the certificate: %v; want AuthError", err)
+	}
+	block = strings.Replace(block, "IdentityFile "+key, "IdentityFile "+key+"\n  CertificateFile "+moved, 1)
+	os.WriteFile(cfgFile, []byte(block), 0o600)
+	c2 := dialT(t, resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	remoteHome(t, c2)
+}

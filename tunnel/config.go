@@ -41,8 +41,10 @@ type Config struct {
 
 	// ConnectTimeout bounds TCP, proxy and handshake (0: Dial's default of 15 s).
 	ConnectTimeout time.Duration
-	// ServerAliveInterval is the keepalive period (0: Dial's default of 15 s); the
-	// connection is declared dead after ServerAliveCountMax unanswered keepalives.
+	// ServerAliveInterval is the keepalive period (0: unset, Dial's default of 15 s);
+	// the connection is declared dead after ServerAliveCountMax unanswered keepalives.
+	// (Where it is unset ssh uses 300 s under BatchMode and none otherwise; tether
+	// always keeps the connection alive, to notice a dead network and reconnect.)
 	ServerAliveInterval time.Duration
 	ServerAliveCountMax int
 
@@ -499,10 +501,6 @@ func (r *resolver) build(alias, cmdUser string, s *settings, depth int) (*Config
 				return nil, bad(k, v)
 			}
 		}
-	}
-	if _, ok := s.get("serveraliveinterval"); !ok && c.BatchMode {
-		// OpenSSH: "in batch mode, default is 5mins".
-		c.ServerAliveInterval = 5 * time.Minute
 	}
 	if v, ok := s.get("serveralivecountmax"); ok {
 		if c.ServerAliveCountMax, err = strconv.Atoi(v); err != nil || c.ServerAliveCountMax < 0 {

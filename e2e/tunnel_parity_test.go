@@ -170,11 +170,6 @@ func TestTunnelSSHGParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	localHost, _ := os.Hostname()
 	checked := 0
 	for _, tc := range parityCorpus {
 		dir := t.TempDir()
@@ -193,49 +188,88 @@ func TestTunnelSSHGParity(t *testing.T) {
 				t.Errorf("%s / %s: ssh -G: %v", tc.name, host, err)
 				continue
 			}
-			want := parseSSHG(string(out))
 			cfg, err := tunnel.Resolve(host, tunnel.ResolveOptions{ConfigFile: cfgFile})
 			if err != nil {
 				t.Errorf("%s / %s: Resolve: %v", tc.name, host, err)
 				continue
 			}
-			alias := host
-			if i := strings.LastIndexByte(host, '@'); i >= 0 {
-				alias = host[i+1:]
-			}
-			// ssh -G prints IdentityFile and CertificateFile before ~ and % expansion;
-			// expand them here the way ssh does when it loads them.
-			expand := func(v string) string {
-				if strings.HasPrefix(v, "~/") {
-					v = home + v[1:]
-				}
-				return strings.NewReplacer("%%", "%", "%d", home, "%u", u.Username, "%l", localHost,
-					"%h", want.one("hostname"), "%r", want.one("user"), "%p", want.one("port"), "%n", alias).Replace(v)
-			}
-			got := ourSSHG(cfg)
-			for _, k := range parityKeys {
-				w := want[k]
-				if k == "serveraliveinterval" && len(got[k]) == 0 && want.one("batchmode") == "yes" && strings.Join(w, "") == "300" {
-					// Unset: ssh's BatchMode default is 300 s; tether's Dial uses 15 s.
-					w = nil
-				}
-				if k == "identityfile" || k == "certificatefile" {
-					var ex []string
-					for _, v := range w {
-						if v != "none" {
-							ex = append(ex, expand(v))
-						}
-					}
-					w = ex
-				}
-				if strings.Join(got[k], "\n") != strings.Join(w, "\n") {
-					t.Errorf("%s / %s: %s: got %q; ssh -G says %q", tc.name, host, k, got[k], w)
-				}
-				checked++
-			}
+			checked += compareSSHG(t, tc.name, host, string(out), cfg)
 		}
 	}
 	t.Logf("%d key comparisons against ssh -G", checked)
+}
+
+// TestTunnelSSHGParityDefaultFiles: without -F, for this machine's own ~/.ssh/config
+// and /etc/ssh/ssh_config (Debian's Include of ssh_config.d, HashKnownHosts yes, …).
+func TestTunnelSSHGParityDefaultFiles(t *testing.T) {
+	Need(t, "ssh", "openssh-client")
+	for _, host := range []string{"tether-parity-host", "bob@tether-parity-host"} {
+		out, err := exec.Command("ssh", "-G", host).Output()
+		if err != nil {
+			t.Fatalf("ssh -G: %v", err)
+		}
+		var warn strings.Builder
+		cfg, err := tunnel.Resolve(host, tunnel.ResolveOptions{Warn: &warn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if warn.Len() > 0 {
+			t.Skipf("this machine's config has what tether skips: %s", warn.String())
+		}
+		compareSSHG(t, "default files", host, string(out), cfg)
+	}
+}
+
+// compareSSHG compares every parity key of cfg with ssh -G's output and returns how
+// many it compared.
+func compareSSHG(t *testing.T, name, host, out string, cfg *tunnel.Config) int {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	localHost, _ := os.Hostname()
+	checked := 0
+	want := parseSSHG(out)
+	alias := host
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		alias = host[i+1:]
+	}
+	// ssh -G prints IdentityFile and CertificateFile before ~ and % expansion;
+	// expand them here the way ssh does when it loads them.
+	expand := func(v string) string {
+		if strings.HasPrefix(v, "~/") {
+			v = home + v[1:]
+		}
+		return strings.NewReplacer("%%", "%", "%d", home, "%u", u.Username, "%l", localHost,
+			"%h", want.one("hostname"), "%r", want.one("user"), "%p", want.one("port"), "%n", alias).Replace(v)
+	}
+	got := ourSSHG(cfg)
+	for _, k := range parityKeys {
+		w := want[k]
+		if k == "serveraliveinterval" && len(got[k]) == 0 && want.one("batchmode") == "yes" && strings.Join(w, "") == "300" {
+			// Unset: ssh's BatchMode default is 300 s; tether's Dial uses 15 s.
+			w = nil
+		}
+		if k == "identityfile" || k == "certificatefile" {
+			var ex []string
+			for _, v := range w {
+				if v != "none" {
+					ex = append(ex, expand(v))
+				}
+			}
+			w = ex
+		}
+		if strings.Join(got[k], "\n") != strings.Join(w, "\n") {
+			t.Errorf("%s / %s: %s: got %q; ssh -G says %q", name, host, k, got[k], w)
+		}
+		checked++
+	}
+	return checked
 }
 
 type sshG map[string][]string

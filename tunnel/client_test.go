@@ -62,7 +62,7 @@ func TestRunAndOutput(t *testing.T) {
 var quoteCases = []string{
 	"", "plain", "with space", "  lead and trail  ", "it's", `double "quotes"`, "$HOME", "$(id)",
 	"`id`", "back\\slash", "new\nline", "tab\there", "*", "?", "[a]", "~", "a;b", "a|b", "a&b",
-	"-n", "--", "'", "''", `\'`, "é ünïcödé", "#comment", "!bang", "{a,b}", "%s",
+	"-n", "--", "A=1", "'", "''", `\'`, "é ünïcödé", "#comment", "!bang", "{a,b}", "%s",
 }
 
 // TestQuoteRoundTrip runs every case through a real /bin/sh, locally and on the remote.
@@ -81,6 +81,10 @@ func TestQuoteRoundTrip(t *testing.T) {
 		if err != nil || string(out) != s {
 			t.Errorf("for %q, got %q (%v); want it back", s, out, err)
 		}
+	}
+	// An argument that looks like an assignment stays a word: no command runs here.
+	if err := exec.Command("/bin/sh", "-c", QuoteCommand([]string{"A=1", "true"})).Run(); err == nil {
+		t.Error("A=1 in command position was taken as an assignment")
 	}
 	ts := startServer(t, nil)
 	c := ts.dial(t, ts.config(), Options{})

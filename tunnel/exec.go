@@ -18,11 +18,12 @@ import (
 )
 
 // Quote quotes s for a POSIX shell: single quotes around it, each single quote inside
-// written as quote, backslash, quote, quote. Words of safe characters stay bare.
+// written as quote, backslash, quote, quote. Words of safe characters stay bare ('='
+// is not safe: a bare A=1 in command position would be an assignment).
 // The empty string becomes a pair of single quotes.
 func Quote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@+%", r))
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,@+%", r))
 	}) < 0 {
 		return s
 	}

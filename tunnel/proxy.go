@@ -224,6 +224,11 @@ func (c *cmdConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 func (c *cmdConn) Close() error {
 	c.once.Do(func() {
 		c.w.Close()
+		select {
+		case <-c.done:
+			return // reaped: its PID may belong to someone else now
+		default:
+		}
 		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-c.done:

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -306,7 +307,7 @@ func (l *lazySigner) load() error {
 			l.signer = s
 			return nil
 		}
-		if !errors.Is(err, x509IncorrectPassword) && !strings.Contains(err.Error(), "decryption password incorrect") {
+		if !errors.Is(err, x509.IncorrectPasswordError) {
 			l.err = fmt.Errorf("tunnel: decrypting %s: %w", l.path, err)
 			return l.err
 		}
@@ -314,8 +315,6 @@ func (l *lazySigner) load() error {
 	l.err = fmt.Errorf("tunnel: wrong passphrase for %s", l.path)
 	return l.err
 }
-
-var x509IncorrectPassword = errors.New("x509: decryption password incorrect")
 
 func (l *lazySigner) PublicKey() ssh.PublicKey { return l.pub }
 

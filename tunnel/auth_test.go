@@ -111,6 +111,14 @@ func TestEncryptedKey(t *testing.T) {
 	if got := p.all(); got != "passphrase "+good {
 		t.Errorf("asked %q; want only the passphrase of %s", got, good)
 	}
+	// A wrong passphrase is asked three times, then the dial fails saying so.
+	wrong := &fakePrompter{passphrase: "nope"}
+	if err := dialErr(cfg, wrong); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Errorf("wrong passphrase: %v", err)
+	}
+	if n := strings.Count(wrong.all(), "passphrase "+good); n != 3 {
+		t.Errorf("asked %d times; want 3", n)
+	}
 	// Without a way to ask, the encrypted keys are skipped with a warning.
 	var warn strings.Builder
 	cfg.BatchMode = true

@@ -199,7 +199,7 @@ func (c *Client) supervise(cc *clientConn) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.emit(Event{State: Lost, Err: cc.deadErr()})
+		c.emit(Event{State: Lost, Err: fmt.Errorf("tunnel: connection to %s lost: %w", c.cfg.Alias, cc.deadErr())})
 		var err error
 		cc, err = c.reconnect()
 		if err != nil {

@@ -41,7 +41,7 @@ Host *
   ConnectTimeout 10
   ServerAliveCountMax 5
 `},
-		hosts: []string{"gpu", "x.example.com", "skip.example.com", "node7", "node77", "other", "dave@gpu"},
+		hosts: []string{"gpu", "x.example.com", "skip.example.com", "node7", "node77", "other", "dave@gpu", "GPU", "X.Example.com"},
 	},
 	{
 		name: "tokens and files",
@@ -117,8 +117,8 @@ Host *
 	{
 		name: "Match",
 		files: map[string]string{"config": `
-Host gpu
-  HostName real.example
+Host gpu GPU
+  HostName Real.Example
 Match host real.example originalhost gpu
   Port 77
 Match originalhost gpu user {user}
@@ -136,7 +136,7 @@ Match canonical all
 Match all
   IdentitiesOnly yes
 `},
-		hosts: []string{"gpu", "bob@gpu", "bob@x", "real.example"},
+		hosts: []string{"gpu", "bob@gpu", "bob@x", "real.example", "GPU", "Bob@gpu"},
 	},
 	{
 		name: "Match final (Fedora) and the final pass",

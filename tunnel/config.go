@@ -252,11 +252,12 @@ func (r *resolver) resolve(alias, cmdUser string, depth int) (*Config, error) {
 	return r.build(alias, cmdUser, s, depth)
 }
 
+// hostName is HostName with %h expanded, or the alias; lower case, as ssh makes it.
 func (r *resolver) hostName(s *settings, alias string) string {
 	if hn, ok := s.get("hostname"); ok {
-		return expandPercent(hn, map[byte]string{'h': alias})
+		return strings.ToLower(expandPercent(hn, map[byte]string{'h': alias}))
 	}
-	return alias
+	return strings.ToLower(alias)
 }
 
 func (r *resolver) warn(format string, args ...any) {
@@ -403,16 +404,16 @@ func (r *resolver) evalMatch(args []string, s *settings, st *evalState, path str
 			arg := args[i]
 			switch crit {
 			case "host":
-				m = matchPatternList(r.hostName(s, st.original), arg)
+				m = matchPatternList(r.hostName(s, st.original), arg, true)
 				if st.final {
-					m = matchPatternList(st.host, arg)
+					m = matchPatternList(st.host, arg, true)
 				}
 			case "originalhost":
-				m = matchPatternList(st.original, arg)
+				m = matchPatternList(st.original, arg, true)
 			case "user":
-				m = matchPatternList(r.remoteUser(s, st.cmdUser), arg)
+				m = matchPatternList(r.remoteUser(s, st.cmdUser), arg, false)
 			case "localuser":
-				m = matchPatternList(r.localUser, arg)
+				m = matchPatternList(r.localUser, arg, false)
 			case "exec":
 				r.warn("%s line %d: Match exec is not supported; skipping this Match block", path, line)
 				return false, nil
@@ -704,17 +705,17 @@ func splitArgs(s string) ([]string, error) {
 }
 
 // matchHostPatterns is a Host line: any negated pattern that matches excludes the
-// host; otherwise any positive match includes it.
+// host; otherwise any positive match includes it. Case matters, as in ssh.
 func matchHostPatterns(host string, patterns []string) bool {
 	found := false
 	for _, p := range patterns {
 		if strings.HasPrefix(p, "!") {
-			if globMatch(strings.ToLower(p[1:]), strings.ToLower(host)) {
+			if globMatch(p[1:], host) {
 				return false
 			}
 			continue
 		}
-		if globMatch(strings.ToLower(p), strings.ToLower(host)) {
+		if globMatch(p, host) {
 			found = true
 		}
 	}
@@ -722,8 +723,12 @@ func matchHostPatterns(host string, patterns []string) bool {
 }
 
 // matchPatternList is OpenSSH's match_pattern_list for Match criteria: a
-// comma-separated list with '!' negation.
-func matchPatternList(s, list string) bool {
+// comma-separated list with '!' negation; host names compare case-insensitively
+// (fold), user names exactly.
+func matchPatternList(s, list string, fold bool) bool {
+	if fold {
+		s, list = strings.ToLower(s), strings.ToLower(list)
+	}
 	return matchHostPatterns(s, strings.Split(list, ","))
 }
 

@@ -214,6 +214,11 @@ func TestResolveTable(t *testing.T) {
 			warn:  "Match tagged is not supported",
 		},
 		{
+			name: "Host is case-sensitive, Match host is not, HostName is lowered", host: "GPU",
+			cfg:   "Host gpu\n Port 2\nHost GPU\n HostName Real.EXAMPLE\nMatch originalhost gpu host REAL.example\n User m\n",
+			check: func(h string, c *Config) string { return want(c.HostName == "real.example" && c.Port == 22 && c.User == "m" && c.Alias == "GPU", c) },
+		},
+		{
 			name: "unknown keys are ignored", host: "gpu",
 			cfg:   "Host *\n ForwardAgent yes\n SendEnv LANG LC_*\n Ciphers aes128-ctr\n Port 23\n",
 			check: func(h string, c *Config) string { return want(c.Port == 23, c) },

@@ -215,8 +215,10 @@ func TestResolveTable(t *testing.T) {
 		},
 		{
 			name: "Host is case-sensitive, Match host is not, HostName is lowered", host: "GPU",
-			cfg:   "Host gpu\n Port 2\nHost GPU\n HostName Real.EXAMPLE\nMatch originalhost gpu host REAL.example\n User m\n",
-			check: func(h string, c *Config) string { return want(c.HostName == "real.example" && c.Port == 22 && c.User == "m" && c.Alias == "GPU", c) },
+			cfg: "Host gpu\n Port 2\nHost GPU\n HostName Real.EXAMPLE\nMatch originalhost gpu host REAL.example\n User m\n",
+			check: func(h string, c *Config) string {
+				return want(c.HostName == "real.example" && c.Port == 22 && c.User == "m" && c.Alias == "GPU", c)
+			},
 		},
 		{
 			name: "unknown keys are ignored", host: "gpu",

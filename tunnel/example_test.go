@@ -1,4 +1,4 @@
-package tunnel_test
+package tunnel
 
 import (
 	"context"
@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/tether-dev/tether/tunnel"
 	"golang.org/x/crypto/ssh"
 )
 
-func newSigner() ssh.Signer {
+func exampleSigner() ssh.Signer {
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
 	s, _ := ssh.NewSignerFromKey(k)
 	return s
@@ -20,20 +19,20 @@ func newSigner() ssh.Signer {
 // The in-process Server plays the remote, as `tether demo` does: a programmatic Config
 // with its own key and a fixed host key, no files read.
 func ExampleServer() {
-	hostKey, clientKey := newSigner(), newSigner()
-	srv := &tunnel.Server{HostKey: hostKey, AuthorizedKey: clientKey.PublicKey()}
+	hostKey, clientKey := exampleSigner(), exampleSigner()
+	srv := &Server{HostKey: hostKey, AuthorizedKey: clientKey.PublicKey()}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	cfg := &tunnel.Config{
+	cfg := &Config{
 		Alias: "demo", HostName: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "demo",
 		Signers:         []ssh.Signer{clientKey},
 		HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()),
 		IdentityAgent:   "none",
 		BatchMode:       true,
 	}
-	c, err := tunnel.Dial(context.Background(), cfg, tunnel.Options{})
+	c, err := Dial(context.Background(), cfg, Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -45,6 +44,6 @@ func ExampleServer() {
 }
 
 func ExampleQuoteCommand() {
-	fmt.Println(tunnel.QuoteCommand([]string{"jupyter", "lab", "--port={port}", "it's", ""}))
+	fmt.Println(QuoteCommand([]string{"jupyter", "lab", "--port={port}", "it's", ""}))
 	// Output: jupyter lab '--port={port}' 'it'\''s' ''
 }

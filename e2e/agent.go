@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,14 @@ func StartAgent(tb testing.TB) *Agent {
 	cmd := exec.Command(path, "-D", "-a", a.Socket)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	Start(tb, cmd)
-	if !WaitFor(10*time.Second, func() bool { _, err := os.Stat(a.Socket); return err == nil }) {
+	// The socket file appears at bind(), before listen(): wait until it answers.
+	if !WaitFor(10*time.Second, func() bool {
+		c, err := net.Dial("unix", a.Socket)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
 		tb.Fatalf("ssh-agent did not create its socket:\n%s", out.String())
 	}
 	return a

@@ -580,3 +580,72 @@ func TestServerRefusals(t *testing.T) {
 type writerFunc func([]byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+// stallConn stops passing bytes either way once stalled is set: a network that went
+// silent without a FIN or RST.
+type stallConn struct {
+	net.Conn
+	stalled *atomicBool
+}
+
+type atomicBool struct {
+	mu sync.Mutex
+	v  bool
+}
+
+func (b *atomicBool) set(v bool) { b.mu.Lock(); b.v = v; b.mu.Unlock() }
+func (b *atomicBool) get() bool  { b.mu.Lock(); defer b.mu.Unlock(); return b.v }
+
+func (c stallConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for c.stalled.get() && err == nil {
+		// Swallow what arrives while stalled, as a black hole would.
+		n, err = c.Conn.Read(p)
+	}
+	return n, err
+}
+
+func (c stallConn) Write(p []byte) (int, error) {
+	if c.stalled.get() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// TestStalledNetwork: the server side goes silent mid-stream (no FIN, no RST): keepalive
+// declares the connection dead, the client reconnects, and a forward works again.
+func TestStalledNetwork(t *testing.T) {
+	stalled := &atomicBool{}
+	ts := startServer(t, func(s *Server) {
+		s.WrapConn = func(c net.Conn) net.Conn { return stallConn{Conn: c, stalled: stalled} }
+	})
+	sock := echoUnix(t)
+	ev := newEvents()
+	cfg := ts.config()
+	cfg.ServerAliveInterval, cfg.ServerAliveCountMax = 100*time.Millisecond, 3
+	// A redial that starts while still stalled times out quickly and is retried.
+	cfg.ConnectTimeout = time.Second
+	c := ts.dial(t, cfg, Options{OnEvent: ev.on})
+	conn, err := c.DialContext(context.Background(), "unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stalled.set(true)
+	start := time.Now()
+	lost := ev.waitFor(t, Lost, 5*time.Second)
+	t.Logf("stall noticed after %v: %v", time.Since(start), lost.Err)
+	stalled.set(false) // the network is back; the old connection stays dead
+	ev.waitFor(t, Back, 10*time.Second)
+	conn2, err := c.DialContext(context.Background(), "unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn2.Write([]byte("ok"))
+	b := make([]byte, 2)
+	conn2.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(conn2, b); err != nil || string(b) != "ok" {
+		t.Fatalf("after the stall: %q %v", b, err)
+	}
+	conn2.Close()
+}

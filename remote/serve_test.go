@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 // running is a Serve call in this process.
@@ -174,7 +176,7 @@ func TestServeTokenSources(t *testing.T) {
 	t.Run("TETHER_TOKEN", func(t *testing.T) {
 		t.Setenv("TETHER_TOKEN", custom)
 		r := startServe(t, ServeOptions{})
-		if r.rec.Token != custom {
+		if !tokenserver.TokensEqual(r.rec.Token, custom) {
 			t.Errorf("token %q; want TETHER_TOKEN's", r.rec.Token)
 		}
 	})
@@ -182,7 +184,7 @@ func TestServeTokenSources(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "tok")
 		os.WriteFile(f, []byte(custom+"\n"), 0o600)
 		r := startServe(t, ServeOptions{TokenFile: f})
-		if r.rec.Token != custom {
+		if !tokenserver.TokensEqual(r.rec.Token, custom) {
 			t.Errorf("token %q; want the file's", r.rec.Token)
 		}
 	})

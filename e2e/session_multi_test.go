@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tokenserver"
@@ -58,5 +60,31 @@ func TestSessionsAreIndependent(t *testing.T) {
 	tether(t, env, "stop", "--all")
 	if Alive(b.PID) {
 		t.Error("second survived stop --all")
+	}
+}
+
+// TestSessionReadyTimeout: an app that never listens makes --detach give up after
+// --ready-timeout, with progress lines, leaving no process, record or directory.
+func TestSessionReadyTimeout(t *testing.T) {
+	env, root := stateEnv(t)
+	start := time.Now()
+	out, errOut, err := tetherRun(t, env, "serve", "--detach", "--json", "--ready-timeout", "1500ms", "--", "sleep", "37.25")
+	took := time.Since(start)
+	if err == nil || out != "" {
+		t.Fatalf("detach of an app that never listens: %v, stdout %q", err, out)
+	}
+	if took < time.Second || took > 10*time.Second {
+		t.Errorf("gave up after %s; want about the 1.5s ready timeout", took)
+	}
+	for _, want := range []string{"waiting for the app to listen on 127.0.0.1:", "--ready-timeout"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if found := ProcessesWith("37.25"); len(found) != 0 {
+		t.Errorf("left running: %q", found)
+	}
+	if des, _ := os.ReadDir(root); len(des) != 0 {
+		t.Errorf("the state root holds %v", des)
 	}
 }

@@ -61,7 +61,9 @@ func TestServeGuardsARealApp(t *testing.T) {
 		t.Errorf("second visit by cookie: title %q; want %q", title, appTitle)
 	}
 
-	// A fresh profile: login form, token typed in, app reached.
+	// A fresh profile: login form, token typed in, app reached. Chromium posts this
+	// form with `Origin: null` and `Sec-Fetch-Site: same-origin`, because the login
+	// page asks for no-referrer; the gate has to accept that as same-origin.
 	fresh := Browser(t)
 	if err := chromedp.Do(fresh, chromedp.Navigate(rec.URL)); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/tether-dev/tether/remote"
 )
 
 // Env is what every command gets besides its flags: the build's version and where its
@@ -16,6 +20,10 @@ type Env struct {
 // CLI is the command line; each command's flags and Run live with the package that
 // owns it.
 type CLI struct {
+	Serve   ServeCmd   `cmd:"" help:"Run a guarded server in front of an app on this machine (the remote side)."`
+	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine."`
+	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine."`
+	Logs    LogsCmd    `cmd:"" help:"Print a session's app output."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -26,4 +34,97 @@ type VersionCmd struct{}
 func (VersionCmd) Run(env *Env) error {
 	_, err := fmt.Fprintf(env.Stdout, "tether %s\n", env.Version)
 	return err
+}
+
+// ServeCmd is `tether serve`: see DESIGN.md's command-line contract.
+type ServeCmd struct {
+	Listen       string        `placeholder:"ADDR" help:"Also listen on this TCP address, e.g. 127.0.0.1:0 (beyond loopback only with a token)."`
+	Socket       string        `placeholder:"PATH" help:"Listen on this Unix socket instead of server.sock in the session directory."`
+	TokenFile    string        `name:"token-file" placeholder:"F" help:"Read the token from this file (mode 0600) instead of TETHER_TOKEN or a fresh one."`
+	BaseURL      string        `name:"base-url" placeholder:"/p" default:"/" help:"Serve under this path prefix."`
+	TLS          bool          `name:"tls" help:"Serve HTTPS with a self-signed certificate (its SHA-256 goes into the ready record)."`
+	TLSCert      string        `name:"tls-cert" placeholder:"F" help:"Serve HTTPS with this PEM certificate (the key may sit in the same file)."`
+	TLSKey       string        `name:"tls-key" placeholder:"F" help:"The PEM key for --tls-cert."`
+	AllowHost    []string      `name:"allow-host" placeholder:"NAME" sep:"none" help:"Accept this Host name besides loopback ones (repeatable)."`
+	IdleTimeout  time.Duration `name:"idle-timeout" placeholder:"DUR" help:"Stop the session after this long without requests or WebSocket traffic."`
+	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
+	JSON         bool          `name:"json" help:"Print the ready record as one line of JSON on stdout."`
+	Detach       bool          `help:"Run in the background and return once ready; the session outlives this terminal and SSH connection."`
+	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
+	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
+	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: the built-in app."`
+}
+
+// Run starts the guarded server.
+func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
+	return remote.Serve(ctx, remote.ServeOptions{
+		Listen: c.Listen, Socket: c.Socket, TokenFile: c.TokenFile, BaseURL: c.BaseURL,
+		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
+		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
+		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, Command: c.Command,
+		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr,
+	})
+}
+
+// errHostForm is returned for the HOST forms of ls, stop and logs until the launcher
+// implements them.
+func errHostForm(cmd string) error {
+	return &remote.UsageError{Msg: fmt.Sprintf("`tether %s HOST …` (a remote machine's sessions) is not available yet; run `tether %s` on that machine", cmd, cmd)}
+}
+
+// LsCmd is `tether ls [--json] [--prune]`; `tether ls HOST` is the launcher's.
+type LsCmd struct {
+	JSON  bool     `name:"json" help:"Print an array of ready records with their state."`
+	Prune bool     `help:"Remove dead and app-exited sessions."`
+	Args  []string `arg:"" optional:"" name:"host" help:"A remote host (not available yet)."`
+}
+
+// Run lists the sessions.
+func (c *LsCmd) Run(ctx context.Context, env *Env) error {
+	if len(c.Args) > 0 {
+		if len(c.Args) > 1 {
+			return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
+		}
+		return errHostForm("ls")
+	}
+	return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, Stdout: env.Stdout, Stderr: env.Stderr})
+}
+
+// StopCmd is `tether stop ID|NAME|--all`; `tether stop HOST ID|--all` is the launcher's.
+type StopCmd struct {
+	All  bool     `help:"Stop every session."`
+	Args []string `arg:"" optional:"" name:"id" help:"The session's id or name (HOST ID for a remote machine, not available yet)."`
+}
+
+// Run stops sessions.
+func (c *StopCmd) Run(ctx context.Context, env *Env) error {
+	switch {
+	case len(c.Args) == 2 || len(c.Args) == 1 && c.All:
+		return errHostForm("stop")
+	case len(c.Args) > 2:
+		return &remote.UsageError{Msg: "stop takes a session id or name, or --all"}
+	}
+	target := ""
+	if len(c.Args) == 1 {
+		target = c.Args[0]
+	}
+	return remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, Stdout: env.Stdout, Stderr: env.Stderr})
+}
+
+// LogsCmd is `tether logs ID|NAME [-f]`; `tether logs HOST ID` is the launcher's.
+type LogsCmd struct {
+	Follow bool     `short:"f" help:"Keep printing the app's output until the session ends."`
+	Args   []string `arg:"" name:"id" help:"The session's id or name (HOST ID for a remote machine, not available yet)."`
+}
+
+// Run prints the logs.
+func (c *LogsCmd) Run(ctx context.Context, env *Env) error {
+	switch len(c.Args) {
+	case 1:
+		return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
+	case 2:
+		return errHostForm("logs")
+	default:
+		return &remote.UsageError{Msg: "logs takes a session id or name"}
+	}
 }

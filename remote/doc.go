@@ -2,4 +2,11 @@
 // session directories and records, detaching, starting, supervising and stopping the
 // app, readiness and idle shutdown. Its Record type (the ready record) is the contract
 // with the launcher.
+//
+// A session lives in a 0700 directory named by its id under a per-user root
+// ($TETHER_STATE_DIR, else $XDG_RUNTIME_DIR/tether, else ~/.cache/tether/run):
+// session.json (the record, 0600, written atomically), server.sock (the guarded
+// server), app.sock (an app bound by {socket}), app.log and server.log (capped). A
+// session is judged alive by its server's pid, start time and boot id, never by the
+// pid alone.
 package remote

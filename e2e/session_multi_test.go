@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tokenserver"
+)
+
+// TestSessionsAreIndependent: several detached sessions at once have distinct ids and
+// sockets; stopping one by name leaves the other answering; logs reads a detached
+// app's output.
+func TestSessionsAreIndependent(t *testing.T) {
+	env, _ := stateEnv(t)
+	start := func(args ...string) remote.Record {
+		out := tether(t, env, append([]string{"serve", "--detach", "--json"}, args...)...)
+		rec, err := remote.DecodeRecord([]byte(strings.TrimSpace(out)))
+		if err != nil {
+			t.Fatalf("record %q: %v", out, err)
+		}
+		killSessionOnCleanup(t, rec.PID)
+		return rec
+	}
+	a := start("--name", "first")
+	b := start("--name", "second", "--", "sh", "-c", "echo hello from second; exec python3 -m http.server $PORT --bind 127.0.0.1")
+	if a.ID == b.ID || a.Socket == b.Socket || tokenserver.TokensEqual(a.Token, b.Token) {
+		t.Fatalf("sessions share an id, socket or token: %+v %+v", a, b)
+	}
+	// A second session may not take a running one's name.
+	if _, errOut, err := tetherRun(t, env, "serve", "--detach", "--name", "first"); err == nil || !strings.Contains(errOut, "already running") {
+		t.Errorf("a second session named first: %v %q", err, errOut)
+	}
+	for _, r := range []remote.Record{a, b} {
+		if code, _ := get(t, unixClient(r.Socket), "http://localhost/", r.Token); code != http.StatusOK {
+			t.Errorf("session %s: %d", r.ID, code)
+		}
+	}
+	// One session's token does not open the other.
+	if code, _ := get(t, unixClient(b.Socket), "http://localhost/", a.Token); code != http.StatusUnauthorized {
+		t.Errorf("a's token on b's socket: %d; want 401", code)
+	}
+	if logs := tether(t, env, "logs", "second"); !strings.Contains(logs, "hello from second") {
+		t.Errorf("logs second: %q", logs)
+	}
+	tether(t, env, "stop", "first")
+	if Alive(a.PID) {
+		t.Error("first survived its stop")
+	}
+	if code, _ := get(t, unixClient(b.Socket), "http://localhost/", b.Token); code != http.StatusOK {
+		t.Errorf("second after first stopped: %d", code)
+	}
+	var list []remote.Record
+	if err := jsonUnmarshal(tether(t, env, "ls", "--json"), &list); err != nil || len(list) != 1 || list[0].ID != b.ID || list[0].State != "running" {
+		t.Errorf("ls after stopping first: %+v %v", list, err)
+	}
+	tether(t, env, "stop", "--all")
+	if Alive(b.PID) {
+		t.Error("second survived stop --all")
+	}
+}
+
+// TestSessionReadyTimeout: an app that never listens makes --detach give up after
+// --ready-timeout, with progress lines, leaving no process, record or directory.
+func TestSessionReadyTimeout(t *testing.T) {
+	env, root := stateEnv(t)
+	start := time.Now()
+	out, errOut, err := tetherRun(t, env, "serve", "--detach", "--json", "--ready-timeout", "1500ms", "--", "sleep", "37.25")
+	took := time.Since(start)
+	if err == nil || out != "" {
+		t.Fatalf("detach of an app that never listens: %v, stdout %q", err, out)
+	}
+	if took < time.Second || took > 10*time.Second {
+		t.Errorf("gave up after %s; want about the 1.5s ready timeout", took)
+	}
+	for _, want := range []string{"waiting for the app to listen on 127.0.0.1:", "--ready-timeout"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if found := ProcessesWith("37.25"); len(found) != 0 {
+		t.Errorf("left running: %q", found)
+	}
+	if des, _ := os.ReadDir(root); len(des) != 0 {
+		t.Errorf("the state root holds %v", des)
+	}
+}

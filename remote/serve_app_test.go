@@ -1,0 +1,64 @@
+//go:build unix
+
+package remote
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// unixEchoApp is a small app that listens on a Unix socket given as its argument and
+// answers with the path and the X-App-Secret header it received.
+const unixEchoApp = `
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("path=%s secret=%s auth=%s" % (self.path, self.headers.get("X-App-Secret"), self.headers.get("Authorization"))).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.UnixStreamServer):
+    def get_request(self):
+        r, _ = super().get_request(); return r, ("unix", 0)
+print("listening on", sys.argv[1], flush=True)
+S(sys.argv[1], H).serve_forever()
+`
+
+// TestServeAppOnPrivateSocketWithInjectedHeader: an app spec is data — here an app on
+// {socket} (in the session's private directory, so no other user can reach it
+// around the gate) with a header the proxy adds to every request; nothing of ours
+// (the Authorization header with the token) reaches it.
+func TestServeAppOnPrivateSocketWithInjectedHeader(t *testing.T) {
+	root := tempRoot(t)
+	r := startServe(t, ServeOptions{App: &AppSpec{
+		Command: []string{"python3", "-c", unixEchoApp, "{socket}"},
+		Header:  http.Header{"X-App-Secret": {"injected-for-{base_url}"}},
+	}})
+	rec := r.rec
+	appSock := filepath.Join(root, rec.ID, appSocket)
+	if fi, err := os.Lstat(appSock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("the app's socket %s: %v", appSock, err)
+	}
+	if fi, _ := os.Lstat(filepath.Dir(appSock)); fi.Mode().Perm() != 0o700 {
+		t.Errorf("the app socket's directory is %04o; want 0700", fi.Mode().Perm())
+	}
+	c := socketClient(rec.Socket, nil)
+	code, body := fetch(t, c, "http://localhost/some/path?q=1", rec.Token)
+	if code != http.StatusOK || body != "path=/some/path?q=1 secret=injected-for-/ auth=None" {
+		t.Errorf("through the gate: %d %q", code, body)
+	}
+	if code, _ := fetch(t, c, "http://localhost/", ""); code != http.StatusUnauthorized {
+		t.Errorf("without token: %d", code)
+	}
+	if strings.Join(rec.Command, " ") != "python3 -c "+unixEchoApp+" {socket}" {
+		t.Errorf("the record's command is not the template: %q", rec.Command)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(appSock); !os.IsNotExist(err) {
+		t.Errorf("the app socket is left: %v", err)
+	}
+}

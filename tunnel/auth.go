@@ -1,0 +1,438 @@
+package tunnel
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/term"
+)
+
+// Prompter asks the user for secrets and decisions. Implementations must not echo
+// secrets. Every method may return an error to give up.
+type Prompter interface {
+	// Passphrase asks for the passphrase of an encrypted private key file.
+	Passphrase(keyFile string) ([]byte, error)
+	// Password asks for the password of user@host.
+	Password(user, host string) (string, error)
+	// KeyboardInteractive answers one round of keyboard-interactive questions (2FA,
+	// HPC one-time codes); echos[i] says whether answer i may be shown as typed.
+	KeyboardInteractive(user, host, name, instruction string, questions []string, echos []bool) ([]string, error)
+	// ConfirmHostKey asks whether to trust an unknown host key; message is OpenSSH's
+	// question with the SHA256 fingerprint.
+	ConfirmHostKey(host, message string) (bool, error)
+}
+
+// ErrNoPrompt is wrapped by errors that needed to ask the user something but could not:
+// BatchMode, or no terminal.
+var ErrNoPrompt = errors.New("cannot prompt (BatchMode, or no terminal)")
+
+// AuthError: the server refused every credential tether could offer.
+type AuthError struct {
+	User, Host string
+	// Tried lists what was offered: "agent key SHA256:…", "key ~/.ssh/id_ed25519", …
+	Tried []string
+	Err   error
+}
+
+func (e *AuthError) Error() string {
+	s := fmt.Sprintf("tunnel: permission denied for %s@%s", e.User, e.Host)
+	if len(e.Tried) == 0 {
+		s += " (no key found: no agent, no IdentityFile)"
+	} else {
+		s += " (tried " + strings.Join(e.Tried, ", ") + ")"
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// authState is what one dial offers, in OpenSSH's order.
+type authState struct {
+	methods []ssh.AuthMethod
+	tried   []string
+	agent   io.Closer
+}
+
+func (a *authState) Close() {
+	if a.agent != nil {
+		a.agent.Close()
+	}
+}
+
+// buildAuth assembles: Config.Signers, agent keys (only those matching the identity
+// files under IdentitiesOnly), identity files with their certificates (encrypted ones
+// ask for the passphrase only when the server would accept the key), then
+// keyboard-interactive and password when there is a prompter.
+func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
+	a := &authState{}
+	var signers []ssh.Signer
+	seen := map[string]bool{}
+	add := func(s ssh.Signer, label string) {
+		k := string(s.PublicKey().Marshal())
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		signers = append(signers, s)
+		a.tried = append(a.tried, label)
+	}
+	for _, s := range cfg.Signers {
+		add(s, "key "+ssh.FingerprintSHA256(s.PublicKey()))
+	}
+
+	files := loadIdentities(cfg, p, warn)
+	wanted := map[string]bool{}
+	for _, f := range files {
+		wanted[string(f.pub.Marshal())] = true
+		if c, ok := f.pub.(*ssh.Certificate); ok {
+			wanted[string(c.Key.Marshal())] = true
+		}
+	}
+	if sock := agentSocket(cfg); sock != "" {
+		if conn, err := net.Dial("unix", sock); err != nil {
+			warnf(warn, "cannot reach the ssh agent at %s: %v", sock, err)
+		} else {
+			a.agent = conn
+			ag := agent.NewClient(conn)
+			if as, err := ag.Signers(); err != nil {
+				warnf(warn, "listing ssh agent keys: %v", err)
+			} else {
+				for _, s := range as {
+					key := s.PublicKey()
+					base := key
+					if c, ok := key.(*ssh.Certificate); ok {
+						base = c.Key
+					}
+					if cfg.IdentitiesOnly && !wanted[string(key.Marshal())] && !wanted[string(base.Marshal())] {
+						continue
+					}
+					add(s, "agent key "+ssh.FingerprintSHA256(base))
+				}
+			}
+		}
+	}
+	for _, f := range files {
+		add(f.signer, "key "+f.label)
+	}
+	if len(signers) > 0 {
+		a.methods = append(a.methods, ssh.PublicKeys(signers...))
+	}
+	host := cfg.HostName
+	if p != nil && !cfg.BatchMode {
+		a.methods = append(a.methods,
+			ssh.RetryableAuthMethod(ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				if len(questions) == 0 {
+					return nil, nil
+				}
+				return p.KeyboardInteractive(cfg.User, host, name, instruction, questions, echos)
+			}), 3),
+			ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
+				return p.Password(cfg.User, host)
+			}), 3))
+	} else {
+		// Fail at once, with the reason, when the server wants a typed answer.
+		why := "BatchMode is on"
+		if !cfg.BatchMode {
+			why = "there is no terminal"
+		}
+		a.methods = append(a.methods, ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+			if len(questions) == 0 {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("the server asks for keyboard-interactive answers but %s: %w", why, ErrNoPrompt)
+		}))
+	}
+	return a
+}
+
+func agentSocket(cfg *Config) string {
+	switch v := cfg.IdentityAgent; {
+	case strings.EqualFold(v, "none"):
+		return ""
+	case v == "" || v == "SSH_AUTH_SOCK":
+		return os.Getenv("SSH_AUTH_SOCK")
+	default:
+		return v
+	}
+}
+
+type identity struct {
+	label  string
+	pub    ssh.PublicKey // the certificate when there is one
+	signer ssh.Signer
+}
+
+// loadIdentities reads IdentityFiles (skipping missing ones) and attaches certificates:
+// FILE-cert.pub and any CertificateFile whose key matches.
+func loadIdentities(cfg *Config, p Prompter, warn io.Writer) []identity {
+	var certs []*ssh.Certificate
+	for _, f := range cfg.CertificateFiles {
+		if c := readCert(f); c != nil {
+			certs = append(certs, c)
+		} else {
+			warnf(warn, "cannot read CertificateFile %s", f)
+		}
+	}
+	var ids []identity
+	for _, f := range cfg.IdentityFiles {
+		s, err := loadKeyFile(f, p, cfg.BatchMode)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				warnf(warn, "skipping identity %s: %v", f, err)
+			}
+			continue
+		}
+		fileCerts := append([]*ssh.Certificate{}, certs...)
+		if c := readCert(f + "-cert.pub"); c != nil {
+			fileCerts = append([]*ssh.Certificate{c}, fileCerts...)
+		}
+		for _, c := range fileCerts {
+			if bytes.Equal(c.Key.Marshal(), s.PublicKey().Marshal()) {
+				if cs, err := ssh.NewCertSigner(c, s); err == nil {
+					ids = append(ids, identity{label: f + " (certificate)", pub: c, signer: cs})
+				}
+			}
+		}
+		ids = append(ids, identity{label: f, pub: s.PublicKey(), signer: s})
+	}
+	return ids
+}
+
+func readCert(path string) *ssh.Certificate {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		return nil
+	}
+	c, _ := k.(*ssh.Certificate)
+	return c
+}
+
+// loadKeyFile returns a signer for a private key file. An encrypted key whose public
+// half is known (FILE.pub, or the openssh format's clear header) becomes a lazy signer
+// that asks for the passphrase only when the server has accepted the key, as OpenSSH
+// does; without a prompter such a key is skipped.
+func loadKeyFile(path string, p Prompter, batch bool) (ssh.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err == nil {
+		return s, nil
+	}
+	var missing *ssh.PassphraseMissingError
+	if !errors.As(err, &missing) {
+		return nil, err
+	}
+	if p == nil || batch {
+		return nil, fmt.Errorf("the key is encrypted and tether cannot ask for its passphrase: %w", ErrNoPrompt)
+	}
+	pub := missing.PublicKey
+	if pub == nil {
+		if pb, err := os.ReadFile(path + ".pub"); err == nil {
+			pub, _, _, _, _ = ssh.ParseAuthorizedKey(pb)
+		}
+	}
+	ls := &lazySigner{path: path, pem: b, prompter: p}
+	if pub == nil {
+		// No public half to offer first: ask now.
+		if err := ls.load(); err != nil {
+			return nil, err
+		}
+		return ls.signer, nil
+	}
+	ls.pub = pub
+	return ls, nil
+}
+
+// lazySigner decrypts its key on first use.
+type lazySigner struct {
+	path     string
+	pem      []byte
+	pub      ssh.PublicKey
+	prompter Prompter
+
+	mu     sync.Mutex
+	signer ssh.Signer
+	err    error
+}
+
+func (l *lazySigner) load() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.signer != nil || l.err != nil {
+		return l.err
+	}
+	for range 3 {
+		pass, err := l.prompter.Passphrase(l.path)
+		if err != nil {
+			l.err = fmt.Errorf("tunnel: passphrase for %s: %w", l.path, err)
+			return l.err
+		}
+		s, err := ssh.ParsePrivateKeyWithPassphrase(l.pem, pass)
+		clear(pass)
+		if err == nil {
+			l.signer = s
+			return nil
+		}
+		if !errors.Is(err, x509IncorrectPassword) && !strings.Contains(err.Error(), "decryption password incorrect") {
+			l.err = fmt.Errorf("tunnel: decrypting %s: %w", l.path, err)
+			return l.err
+		}
+	}
+	l.err = fmt.Errorf("tunnel: wrong passphrase for %s", l.path)
+	return l.err
+}
+
+var x509IncorrectPassword = errors.New("x509: decryption password incorrect")
+
+func (l *lazySigner) PublicKey() ssh.PublicKey { return l.pub }
+
+func (l *lazySigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	if err := l.load(); err != nil {
+		return nil, err
+	}
+	return l.signer.Sign(rand, data)
+}
+
+func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
+	if err := l.load(); err != nil {
+		return nil, err
+	}
+	if as, ok := l.signer.(ssh.AlgorithmSigner); ok {
+		return as.SignWithAlgorithm(rand, data, algorithm)
+	}
+	return l.signer.Sign(rand, data)
+}
+
+func warnf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "tunnel: warning: "+format+"\n", args...)
+	}
+}
+
+// TerminalPrompter asks on the controlling terminal (/dev/tty), like ssh, so it works
+// even when stdin and stdout are redirected. Secrets are read without echo.
+type TerminalPrompter struct {
+	mu  sync.Mutex
+	tty *os.File
+}
+
+// NewTerminalPrompter opens /dev/tty; it returns nil when there is no terminal.
+func NewTerminalPrompter() *TerminalPrompter {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	if !term.IsTerminal(int(f.Fd())) {
+		f.Close()
+		return nil
+	}
+	return &TerminalPrompter{tty: f}
+}
+
+// Close releases the terminal.
+func (t *TerminalPrompter) Close() error { return t.tty.Close() }
+
+func (t *TerminalPrompter) secret(prompt string) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprint(t.tty, prompt)
+	b, err := term.ReadPassword(int(t.tty.Fd()))
+	fmt.Fprintln(t.tty)
+	return b, err
+}
+
+func (t *TerminalPrompter) line(prompt string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprint(t.tty, prompt)
+	s, err := bufio.NewReader(t.tty).ReadString('\n')
+	return strings.TrimRight(s, "\r\n"), err
+}
+
+// Passphrase implements Prompter.
+func (t *TerminalPrompter) Passphrase(keyFile string) ([]byte, error) {
+	return t.secret(fmt.Sprintf("Enter passphrase for key '%s': ", keyFile))
+}
+
+// Password implements Prompter.
+func (t *TerminalPrompter) Password(user, host string) (string, error) {
+	b, err := t.secret(fmt.Sprintf("%s@%s's password: ", user, host))
+	return string(b), err
+}
+
+// KeyboardInteractive implements Prompter.
+func (t *TerminalPrompter) KeyboardInteractive(user, host, name, instruction string, questions []string, echos []bool) ([]string, error) {
+	if name != "" || instruction != "" {
+		t.mu.Lock()
+		for _, s := range []string{name, instruction} {
+			if s != "" {
+				fmt.Fprintln(t.tty, sanitize(s))
+			}
+		}
+		t.mu.Unlock()
+	}
+	answers := make([]string, len(questions))
+	for i, q := range questions {
+		var err error
+		if i < len(echos) && echos[i] {
+			answers[i], err = t.line(sanitize(q))
+		} else {
+			var b []byte
+			b, err = t.secret(sanitize(q))
+			answers[i] = string(b)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return answers, nil
+}
+
+// ConfirmHostKey implements Prompter.
+func (t *TerminalPrompter) ConfirmHostKey(host, message string) (bool, error) {
+	for range 3 {
+		ans, err := t.line(message + " ")
+		if err != nil {
+			return false, err
+		}
+		switch strings.ToLower(strings.TrimSpace(ans)) {
+		case "yes":
+			return true, nil
+		case "no":
+			return false, nil
+		}
+		message = "Please type 'yes' or 'no':"
+	}
+	return false, nil
+}
+
+// sanitize strips control characters a server could use to rewrite the terminal.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,559 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func TestRunAndOutput(t *testing.T) {
+	ts := startServer(t, nil)
+	c := ts.dial(t, ts.config(), Options{})
+	ctx := context.Background()
+
+	var out, errb bytes.Buffer
+	st, err := c.Run(ctx, "cat; echo err >&2; exit 3", strings.NewReader("hello"), &out, &errb)
+	if err != nil || st != 3 || out.String() != "hello" || errb.String() != "err\n" {
+		t.Fatalf("Run: status %d err %v out %q stderr %q", st, err, out.String(), errb.String())
+	}
+	so, se, st, err := c.Output(ctx, []string{"printf", "%s|%s", "a b", "c"}, 100)
+	if err != nil || st != 0 || string(so) != "a b|c" || len(se) != 0 {
+		t.Fatalf("Output: %q %q %d %v", so, se, st, err)
+	}
+	// More than the limit is an error, not a hang, even for endless output.
+	start := time.Now()
+	so, _, _, err = c.Output(ctx, []string{"yes"}, 1000)
+	if !errors.Is(err, ErrOutputLimit) || len(so) != 1000 {
+		t.Fatalf("endless output: %d bytes, err %v", len(so), err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("the limit took %v", time.Since(start))
+	}
+	// Cancelling the context kills the remote command.
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := c.Run(cctx, "sleep 30", nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("Run of sleep 30 with a 300ms context succeeded")
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("cancel took %v", time.Since(start))
+	}
+	// A killed command is an error, not a status.
+	if _, err := c.Run(ctx, "kill -9 $$", nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "signal") {
+		t.Fatalf("killed command: %v", err)
+	}
+}
+
+var quoteCases = []string{
+	"", "plain", "with space", "  lead and trail  ", "it's", `double "quotes"`, "$HOME", "$(id)",
+	"`id`", "back\\slash", "new\nline", "tab\there", "*", "?", "[a]", "~", "a;b", "a|b", "a&b",
+	"-n", "--", "'", "''", `\'`, "é ünïcödé", "#comment", "!bang", "{a,b}", "%s",
+}
+
+// TestQuoteRoundTrip runs every case through a real /bin/sh, locally and on the remote.
+func TestQuoteRoundTrip(t *testing.T) {
+	argv := append([]string{"printf", `%s\000`}, quoteCases...)
+	want := strings.Join(quoteCases, "\x00") + "\x00"
+	out, err := exec.Command("/bin/sh", "-c", QuoteCommand(argv)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != want {
+		t.Fatalf("local sh: got %q\nwant %q", out, want)
+	}
+	for _, s := range quoteCases {
+		out, err := exec.Command("/bin/sh", "-c", "printf %s "+Quote(s)).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("for %q, got %q (%v); want it back", s, out, err)
+		}
+	}
+	ts := startServer(t, nil)
+	c := ts.dial(t, ts.config(), Options{})
+	so, _, st, err := c.Output(context.Background(), argv, 1<<20)
+	if err != nil || st != 0 || string(so) != want {
+		t.Fatalf("remote: got %q (%d, %v)\nwant %q", so, st, err, want)
+	}
+}
+
+func TestUpload(t *testing.T) {
+	ts := startServer(t, nil)
+	c := ts.dial(t, ts.config(), Options{})
+	ctx := context.Background()
+	data := make([]byte, 3<<20+17)
+	rand.Read(data)
+	target := filepath.Join(ts.Dir, "a b", "c'd", "tether")
+	var last int64
+	if err := c.Upload(ctx, bytes.NewReader(data), int64(len(data)), target, func(n int64) { last = n }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("content differs (%v)", err)
+	}
+	if last != int64(len(data)) {
+		t.Errorf("progress ended at %d of %d", last, len(data))
+	}
+	for _, p := range []string{target, filepath.Dir(target), filepath.Dir(filepath.Dir(target))} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v (%v); want 0700", p, fi.Mode().Perm(), err)
+		}
+	}
+	// A non-seekable reader is spooled; "~/" is the remote HOME; overwriting works.
+	if err := c.Upload(ctx, io.MultiReader(bytes.NewReader(data[:1000])), 1000, "~/bin/tether", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(ts.Dir, "bin", "tether")); !bytes.Equal(got, data[:1000]) {
+		t.Fatal("~/ upload differs")
+	}
+	// A short reader fails before anything is sent.
+	if err := c.Upload(ctx, io.MultiReader(bytes.NewReader(data[:10])), 1000, target, nil); err == nil {
+		t.Fatal("short reader: upload succeeded")
+	}
+	// A failure on the remote (the target is a directory) leaves nothing behind.
+	if err := os.Mkdir(filepath.Join(ts.Dir, "dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts.Dir, "dir", "x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Upload(ctx, bytes.NewReader(data[:100]), 100, filepath.Join(ts.Dir, "dir"), nil)
+	var ue *UploadError
+	if !errors.As(err, &ue) {
+		t.Fatalf("upload over a non-empty directory: %v", err)
+	}
+	assertNoTemp(t, ts.Dir)
+
+	// A connection dropped mid-upload leaves nothing behind either.
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(data[:1<<20])
+		ts.CloseConnections()
+		time.Sleep(200 * time.Millisecond)
+		pw.CloseWithError(errors.New("dropped"))
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Upload(ctx, struct{ io.Reader }{pr}, int64(len(data)), filepath.Join(ts.Dir, "dropped"), nil)
+	}()
+	if err := <-errc; err == nil {
+		t.Fatal("upload through a dropped connection succeeded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	assertNoTemp(t, ts.Dir)
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.Contains(fi.Name(), ".tether-upload-") {
+			t.Errorf("left behind: %s", p)
+		}
+		return nil
+	})
+}
+
+// TestForwardManyConnections: hundreds of concurrent connections through one SSH
+// connection to a remote Unix socket, each half-closed by the client; no goroutine
+// outlives Forward.
+func TestForwardManyConnections(t *testing.T) {
+	sock := echoUnix(t)
+	ts := startServer(t, nil)
+	c := ts.dial(t, ts.config(), Options{})
+	before := runtime.NumGoroutine()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fwdDone := make(chan error, 1)
+	go func() {
+		fwdDone <- Forward(ctx, ln, func(ctx context.Context) (net.Conn, error) { return c.DialContext(ctx, "unix", sock) })
+	}()
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			msg := bytes.Repeat([]byte{byte(i)}, 10000+i)
+			if _, err := conn.Write(msg); err != nil {
+				errs <- err
+				return
+			}
+			conn.(*net.TCPConn).CloseWrite() // half-close: the echo must still come back
+			got, err := io.ReadAll(conn)
+			if err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("conn %d: got %d bytes, err %v", i, len(got), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// One connection left open: Forward's end must close it.
+	open, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	open.Write([]byte("x"))
+	buf := make([]byte, 1)
+	io.ReadFull(open, buf)
+	cancel()
+	select {
+	case err := <-fwdDone:
+		if err != nil {
+			t.Fatalf("Forward: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Forward did not return after cancel")
+	}
+	open.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := open.Read(buf); err == nil {
+		t.Error("a spliced connection survived Forward's end")
+	}
+	open.Close()
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("the listener is still open")
+	}
+	waitGoroutines(t, before)
+}
+
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > want+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines: %d, before %d\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestForwardDialFailure: a failed dial closes only that local connection.
+func TestForwardDialFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Forward(ctx, ln, func(context.Context) (net.Conn, error) { return nil, errors.New("no") })
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read: %v; want EOF", err)
+		}
+		c.Close()
+	}
+}
+
+// TestReconnect drops the server's connections while a forward is in use: the client
+// reports lost/reconnecting/back, and a new local connection works again.
+func TestReconnect(t *testing.T) {
+	sock := echoUnix(t)
+	ts := startServer(t, nil)
+	ev := newEvents()
+	c := ts.dial(t, ts.config(), Options{OnEvent: ev.on})
+	ev.waitFor(t, Connected, time.Second)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Forward(ctx, ln, func(ctx context.Context) (net.Conn, error) { return c.DialContext(ctx, "unix", sock) })
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	echo := func() error {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			return err
+		}
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(conn, b); err != nil {
+			return err
+		}
+		if string(b) != "ping" {
+			return fmt.Errorf("got %q", b)
+		}
+		return nil
+	}
+	if err := echo(); err != nil {
+		t.Fatal(err)
+	}
+	inUse, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inUse.Close()
+
+	for round := 1; round <= 3; round++ {
+		start := time.Now()
+		if n := ts.CloseConnections(); n == 0 {
+			t.Fatal("no connection to drop")
+		}
+		lost := ev.waitFor(t, Lost, 5*time.Second)
+		if lost.Err == nil {
+			t.Error("Lost event without a reason")
+		}
+		// A connection made right after the drop waits for the new SSH connection.
+		if err := echo(); err != nil {
+			t.Fatalf("round %d: echo after drop: %v", round, err)
+		}
+		ev.waitFor(t, Back, 5*time.Second)
+		t.Logf("round %d: working again after %v", round, time.Since(start))
+	}
+	if s := ev.states(); !strings.HasPrefix(s, "connected,lost,reconnecting,back") {
+		t.Errorf("events: %s", s)
+	}
+	// The connection in use when the first drop came has been closed, not hung.
+	inUse.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := inUse.Read(make([]byte, 1)); err == nil {
+		t.Error("a forwarded connection survived the drop")
+	}
+}
+
+// TestReconnectWaitsForServer: the server is down for a while; DialContext waits
+// (bounded) and succeeds once it is back, and backoff grows.
+func TestReconnectWaitsForServer(t *testing.T) {
+	ts := startServer(t, nil)
+	ev := newEvents()
+	c := ts.dial(t, ts.config(), Options{OnEvent: ev.on, ReconnectWait: 10 * time.Second})
+	port := ts.Port
+	// Take the server down: close its listener and connections.
+	ts.ln.Close()
+	ts.CloseConnections()
+	ev.waitFor(t, Lost, 5*time.Second)
+	ev.waitFor(t, Reconnecting, 5*time.Second)
+	time.Sleep(700 * time.Millisecond)
+	// Bring a server with the same host key back on the same port.
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Skipf("port %d taken meanwhile: %v", port, err)
+	}
+	srv2 := &Server{HostKey: ts.HostKey, AuthorizedKey: ts.AuthorizedKey}
+	go srv2.Serve(ln)
+	t.Cleanup(func() { srv2.Close() })
+	start := time.Now()
+	sock := echoUnix(t)
+	conn, err := c.DialContext(context.Background(), "unix", sock)
+	if err != nil {
+		t.Fatalf("DialContext while reconnecting: %v", err)
+	}
+	conn.Close()
+	back := ev.waitFor(t, Back, 10*time.Second)
+	t.Logf("back after %v, attempt %d", time.Since(start), back.Attempt)
+	if back.Attempt < 2 {
+		t.Errorf("back at attempt %d; want several attempts", back.Attempt)
+	}
+}
+
+// TestReconnectRefusesChangedKey: a redial meets a different host key: reconnecting
+// stops with HostKeyChangedError and calls fail with it.
+func TestReconnectRefusesChangedKey(t *testing.T) {
+	ts := startServer(t, nil)
+	ev := newEvents()
+	c := ts.dial(t, ts.config(), Options{OnEvent: ev.on})
+	ts.HostKeyMu(newEd25519(t))
+	ts.CloseConnections()
+	f := ev.waitFor(t, Failed, 10*time.Second)
+	var ce *HostKeyChangedError
+	if !errors.As(f.Err, &ce) {
+		t.Fatalf("failed with %v; want HostKeyChangedError", f.Err)
+	}
+	if _, err := c.DialContext(context.Background(), "tcp", "127.0.0.1:1"); !errors.As(err, &ce) {
+		t.Fatalf("DialContext after failure: %v", err)
+	}
+}
+
+// HostKeyMu swaps the host key for new connections (test only).
+func (ts *testServer) HostKeyMu(k ssh.Signer) {
+	ts.ln.Close()
+	ts.Server.Close()
+	srv := &Server{HostKey: k, AuthorizedKey: ts.AuthorizedKey}
+	ln, err := net.Listen("tcp", ts.Addr)
+	if err != nil {
+		panic(err)
+	}
+	go srv.Serve(ln)
+	ts.Server = srv
+}
+
+// TestKeepaliveDetectsStall: a server that stops answering is declared dead after
+// ServerAliveCountMax intervals.
+func TestKeepaliveDetectsStall(t *testing.T) {
+	ts := startServer(t, func(s *Server) { s.IgnoreKeepalive = true })
+	ev := newEvents()
+	cfg := ts.config()
+	cfg.ServerAliveInterval = 100 * time.Millisecond
+	cfg.ServerAliveCountMax = 2
+	start := time.Now()
+	ts.dial(t, cfg, Options{OnEvent: ev.on})
+	lost := ev.waitFor(t, Lost, 3*time.Second)
+	if lost.Err == nil || !strings.Contains(lost.Err.Error(), "keepalive") {
+		t.Fatalf("lost: %v", lost.Err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("declared dead after %v", d)
+	}
+}
+
+// TestConnectTimeout: a peer that accepts TCP but never speaks SSH.
+func TestConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	cfg := &Config{Alias: "mute", HostName: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u",
+		ConnectTimeout: 300 * time.Millisecond, IdentityAgent: "none", BatchMode: true, StrictHostKeyChecking: "yes"}
+	start := time.Now()
+	_, err = Dial(context.Background(), cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("err %v; want a timeout", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	// The caller's context is honoured too.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	cfg.ConnectTimeout = time.Minute
+	start = time.Now()
+	if _, err := Dial(ctx, cfg, Options{}); err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("ctx: err %v after %v", err, time.Since(start))
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := &Config{Alias: "x", HostName: "127.0.0.1", Port: port, User: "u", IdentityAgent: "none", BatchMode: true}
+	_, err := Dial(context.Background(), cfg, Options{})
+	var de *DialError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("refused: %v", err)
+	}
+	cfg.HostName = "no-such-host.invalid"
+	_, err = Dial(context.Background(), cfg, Options{})
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "cannot resolve") {
+		t.Fatalf("dns: %v", err)
+	}
+}
+
+// TestServerRefusals: the in-process server refuses what it must.
+func TestServerRefusals(t *testing.T) {
+	ts := startServer(t, nil)
+	c := ts.dial(t, ts.config(), Options{})
+	ctx := context.Background()
+	for _, addr := range []string{"10.0.0.1:80", "example.com:80", "0.0.0.0:22"} {
+		if conn, err := c.DialContext(ctx, "tcp", addr); err == nil {
+			conn.Close()
+			t.Errorf("direct-tcpip to %s allowed", addr)
+		}
+	}
+	cc, _ := c.conn(ctx)
+	s, err := cc.client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Shell(); err == nil {
+		t.Error("shell allowed")
+	}
+	if err := s.RequestPty("xterm", 24, 80, nil); err == nil {
+		t.Error("pty allowed")
+	}
+	if _, err := cc.client.Listen("tcp", "127.0.0.1:0"); err == nil {
+		t.Error("remote forwarding allowed")
+	}
+	// Loopback TCP works.
+	tl, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer tl.Close()
+	go func() {
+		if c, err := tl.Accept(); err == nil {
+			c.Write([]byte("ok"))
+			c.Close()
+		}
+	}()
+	conn, err := c.DialContext(ctx, "tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	conn.Close()
+	if string(b) != "ok" {
+		t.Fatalf("loopback tcp: %q", b)
+	}
+	// A bad key is refused.
+	cfg := ts.config()
+	cfg.Signers = []ssh.Signer{newEd25519(t)}
+	_, err = Dial(ctx, cfg, Options{})
+	var ae *AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("wrong key: %v; want AuthError", err)
+	}
+	// Close kills what exec started.
+	started := make(chan struct{})
+	go func() {
+		c.Run(ctx, "echo up; exec sleep 60", nil, writerFunc(func(p []byte) { close(started) }), io.Discard)
+	}()
+	<-started
+	ts.Server.Close()
+	out, _ := exec.Command("pgrep", "-f", "^sleep 60$").Output()
+	if len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("sleep survived Server.Close: %s", out)
+	}
+}
+
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }

@@ -1,0 +1,265 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Quote quotes s for a POSIX shell: single quotes around it, each single quote inside
+// written as quote, backslash, quote, quote. Words of safe characters stay bare.
+// The empty string becomes a pair of single quotes.
+func Quote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// QuoteCommand quotes every argument of argv and joins them with spaces: a command line
+// the remote shell splits back into exactly argv.
+func QuoteCommand(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// Run runs command (a remote shell string) with the given stdio. A command that exits
+// with a status returns (status, nil); err is for commands that could not run, were
+// killed by a signal, or lost their connection. Cancelling ctx kills the command
+// (signal KILL where the server allows it) and closes the session.
+func (c *Client) Run(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (exitStatus int, err error) {
+	return c.run(ctx, command, stdin, stdout, stderr, true)
+}
+
+// run is Run; kill says whether cancelling sends SIGKILL before closing the session
+// (Upload does not, so that its shell's trap can remove the temporary file).
+func (c *Client) run(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer, kill bool) (int, error) {
+	cc, err := c.conn(ctx)
+	if err != nil {
+		return -1, err
+	}
+	s, err := cc.client.NewSession()
+	if err != nil {
+		return -1, fmt.Errorf("tunnel: opening a session on %s: %w", c.cfg.Alias, err)
+	}
+	defer s.Close()
+	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
+	if err := s.Start(command); err != nil {
+		return -1, fmt.Errorf("tunnel: starting remote command on %s: %w", c.cfg.Alias, err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		if kill {
+			s.Signal(ssh.SIGKILL)
+		}
+		s.Close()
+	})
+	err = s.Wait()
+	if !stop() {
+		return -1, fmt.Errorf("tunnel: remote command on %s: %w", c.cfg.Alias, context.Cause(ctx))
+	}
+	var ee *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee) && ee.Signal() == "":
+		return ee.ExitStatus(), nil
+	case errors.As(err, &ee):
+		return -1, fmt.Errorf("tunnel: remote command on %s killed by signal %s", c.cfg.Alias, ee.Signal())
+	case errors.As(err, &missing), cc.isDead():
+		return -1, fmt.Errorf("tunnel: connection to %s lost while the remote command ran: %w", c.cfg.Alias, err)
+	}
+	return -1, fmt.Errorf("tunnel: remote command on %s: %w", c.cfg.Alias, err)
+}
+
+// ErrOutputLimit is wrapped by Output's error when the command wrote more than limit.
+var ErrOutputLimit = errors.New("output exceeds the limit")
+
+// Output runs argv (each argument quoted with Quote) and returns its stdout and stderr,
+// each capped at limit bytes: more is an error wrapping ErrOutputLimit, and the command
+// is stopped rather than waited for.
+func (c *Client) Output(ctx context.Context, argv []string, limit int) (stdout, stderr []byte, exitStatus int, err error) {
+	if len(argv) == 0 {
+		return nil, nil, -1, errors.New("tunnel: Output needs a command")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := &capWriter{limit: limit, over: func() { cancel(fmt.Errorf("%s: stdout %w of %d bytes", argv[0], ErrOutputLimit, limit)) }}
+	errw := &capWriter{limit: limit, over: func() { cancel(fmt.Errorf("%s: stderr %w of %d bytes", argv[0], ErrOutputLimit, limit)) }}
+	status, err := c.Run(ctx, QuoteCommand(argv), nil, out, errw)
+	return out.bytes(), errw.bytes(), status, err
+}
+
+// capWriter keeps up to limit bytes and calls over once when more arrive.
+type capWriter struct {
+	mu    sync.Mutex
+	limit int
+	b     []byte
+	once  sync.Once
+	over  func()
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	room := w.limit - len(w.b)
+	if len(p) <= room {
+		w.b = append(w.b, p...)
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	if room > 0 {
+		w.b = append(w.b, p[:room]...)
+	}
+	w.mu.Unlock()
+	w.once.Do(w.over)
+	return len(p), nil // keep draining; the session is being stopped
+}
+
+func (w *capWriter) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b
+}
+
+// UploadError: the remote side rejected an upload (exit status and what it said).
+type UploadError struct {
+	Path   string
+	Status int
+	Stderr string
+}
+
+func (e *UploadError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" {
+		msg = fmt.Sprintf("exit status %d", e.Status)
+	}
+	return fmt.Sprintf("tunnel: upload to %s failed: %s", e.Path, msg)
+}
+
+// Upload streams size bytes of r to remotePath through an exec channel: the parent
+// directories are created 0700, the content goes to a temporary name beside the target,
+// is checked by SHA-256 on the remote (sha256sum or shasum -a 256), made 0700 and
+// renamed over the target atomically. No locks (NFS homes). On any failure the temporary
+// file is removed. A remotePath starting with "~/" is relative to the remote home.
+// progress, when set, is called with the bytes sent so far.
+func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, remotePath string, progress func(written int64)) error {
+	if remotePath == "" || strings.HasSuffix(remotePath, "/") {
+		return fmt.Errorf("tunnel: upload: bad remote path %q", remotePath)
+	}
+	// The hash goes on the command line, so it is computed first: by a pass over a
+	// seekable reader, or while spooling to a local temporary file.
+	sum, body, cleanup, err := hashFirst(r, size)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	target := Quote(remotePath)
+	if strings.HasPrefix(remotePath, "~/") {
+		target = `"$HOME"/` + Quote(remotePath[2:])
+	}
+	dir := path.Dir(remotePath)
+	qdir := Quote(dir)
+	if dir == "~" {
+		qdir = `"$HOME"`
+	} else if strings.HasPrefix(dir, "~/") {
+		qdir = `"$HOME"/` + Quote(dir[2:])
+	}
+	var nonce [6]byte
+	rand.Read(nonce[:])
+	tmp := qdir + "/" + Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
+	script := strings.Join([]string{
+		"umask 077",
+		"if [ -d " + target + " ]; then echo " + Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
+		"mkdir -p -- " + qdir + " || exit 1",
+		"tmp=" + tmp,
+		`trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE`,
+		`cat > "$tmp" || exit 1`,
+		`if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum < "$tmp")` +
+			`; elif command -v shasum >/dev/null 2>&1; then sum=$(shasum -a 256 < "$tmp")` +
+			`; else echo "neither sha256sum nor shasum is installed" >&2; exit 4; fi`,
+		`sum=${sum%%[ 	]*}`,
+		`if [ "$sum" != ` + sum + ` ]; then echo "checksum mismatch: the file arrived damaged or incomplete" >&2; exit 3; fi`,
+		`chmod 700 "$tmp" || exit 1`,
+		`mv -f -- "$tmp" ` + target + ` || exit 1`,
+		`trap - EXIT`,
+	}, "\n")
+	var written atomic.Int64
+	pr := &progressReader{r: io.LimitReader(body, size), n: &written, f: progress}
+	var stderr capWriter
+	stderr.limit, stderr.over = 4096, func() {}
+	status, err := c.run(ctx, "/bin/sh -c "+Quote(script), pr, io.Discard, &stderr, false)
+	if err != nil {
+		return fmt.Errorf("tunnel: upload to %s: %w", remotePath, err)
+	}
+	if status != 0 {
+		return &UploadError{Path: remotePath, Status: status, Stderr: string(stderr.bytes())}
+	}
+	if n := written.Load(); n != size {
+		return fmt.Errorf("tunnel: upload to %s: sent %d of %d bytes", remotePath, n, size)
+	}
+	return nil
+}
+
+func hashFirst(r io.Reader, size int64) (sum string, body io.Reader, cleanup func(), err error) {
+	h := sha256.New()
+	if rs, ok := r.(io.ReadSeeker); ok {
+		start, err := rs.Seek(0, io.SeekCurrent)
+		if err == nil {
+			if n, err := io.Copy(h, io.LimitReader(rs, size)); err != nil || n != size {
+				return "", nil, nil, fmt.Errorf("tunnel: upload: reading the source: %d of %d bytes: %v", n, size, err)
+			}
+			if _, err := rs.Seek(start, io.SeekStart); err != nil {
+				return "", nil, nil, fmt.Errorf("tunnel: upload: %w", err)
+			}
+			return hex.EncodeToString(h.Sum(nil)), rs, func() {}, nil
+		}
+	}
+	f, err := os.CreateTemp("", "tether-upload-")
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("tunnel: upload: %w", err)
+	}
+	cleanup = func() { f.Close(); os.Remove(f.Name()) }
+	if n, err := io.Copy(io.MultiWriter(h, f), io.LimitReader(r, size)); err != nil || n != size {
+		cleanup()
+		return "", nil, nil, fmt.Errorf("tunnel: upload: reading the source: %d of %d bytes: %v", n, size, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return "", nil, nil, fmt.Errorf("tunnel: upload: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), f, cleanup, nil
+}
+
+type progressReader struct {
+	r io.Reader
+	n *atomic.Int64
+	f func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		total := p.n.Add(int64(n))
+		if p.f != nil {
+			p.f(total)
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,137 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Forward serves ln until ctx ends: each accepted connection is dialed with dial and
+// spliced both ways, half-close aware (one side's EOF becomes CloseWrite on the other),
+// until both directions are done. When ctx ends Forward closes ln and every spliced
+// connection and returns nil once all its goroutines have exited. An Accept error other
+// than the listener being closed is returned. A failed dial closes only that
+// connection; dial is given a context that ends with Forward's.
+func Forward(ctx context.Context, ln net.Listener, dial func(context.Context) (net.Conn, error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	active := map[net.Conn]struct{}{}
+	track := func(c net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil {
+			return false
+		}
+		active[c] = struct{}{}
+		return true
+	}
+	untrack := func(c net.Conn) {
+		mu.Lock()
+		delete(active, c)
+		mu.Unlock()
+	}
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		mu.Lock()
+		for c := range active {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	defer stop()
+	defer wg.Wait()
+
+	var tempDelay time.Duration
+	for {
+		local, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				cancel()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: back off instead of spinning, like net/http.
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(tempDelay):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			cancel()
+			return err
+		}
+		tempDelay = 0
+		if !track(local) {
+			local.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer untrack(local)
+			defer local.Close()
+			remote, err := dial(ctx)
+			if err != nil {
+				return
+			}
+			if !track(remote) {
+				remote.Close()
+				return
+			}
+			defer untrack(remote)
+			defer remote.Close()
+			Splice(local, remote)
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// bufSize is the splice buffer: large enough that a fast local client fills whole SSH
+// packets (32 KiB payload) several at a time.
+const bufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Splice copies a→b and b→a until both directions end. A clean EOF in one direction
+// half-closes the other side's write end (when it can); an error in either direction
+// closes both. It does not close a or b itself when both end cleanly; the caller does.
+func Splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); pipe(b, a) }()
+	go func() { defer wg.Done(); pipe(a, b) }()
+	wg.Wait()
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func pipe(dst, src net.Conn) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	// Hide ReaderFrom/WriterTo so the big buffer is used: TCPConn.WriteTo into an SSH
+	// channel would fall back to a 32 KiB copy loop of its own.
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+	if err != nil {
+		// A broken direction ends both.
+		dst.Close()
+		src.Close()
+		return
+	}
+	if cw, ok := dst.(closeWriter); ok {
+		if cw.CloseWrite() == nil {
+			return
+		}
+	}
+	dst.Close()
+}

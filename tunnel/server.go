@@ -1,0 +1,453 @@
+package tunnel
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Server is a minimal SSH server for `tether demo` (the remote played on 127.0.0.1)
+// and for tests. It serves exec (/bin/sh -c, stdin/stdout/stderr, exit-status),
+// direct-streamlocal@openssh.com to Unix sockets, direct-tcpip to loopback addresses
+// only, and answers keepalive@openssh.com; it refuses everything else (shells, ptys,
+// subsystems, remote forwarding). Only AuthorizedKey is accepted, plus the test hooks.
+type Server struct {
+	HostKey ssh.Signer
+	// ExtraHostKeys are offered too (tests: a server with RSA, ECDSA and Ed25519 keys).
+	ExtraHostKeys []ssh.Signer
+	AuthorizedKey ssh.PublicKey // the only key accepted
+	Env           []string      // extra environment for exec'd commands (e.g. HOME=…)
+
+	// Test hooks. Password, when set, is also accepted by password authentication.
+	Password string
+	// KeyboardInteractive, when set, is offered and decides keyboard-interactive
+	// authentication (e.g. a one-time code).
+	KeyboardInteractive func(user string, challenge ssh.KeyboardInteractiveChallenge) bool
+	// WrapConn, when set, wraps each accepted connection (fault injection: stalls,
+	// drops).
+	WrapConn func(net.Conn) net.Conn
+	// IgnoreKeepalive makes the server leave keepalive requests unanswered (a stalled
+	// peer).
+	IgnoreKeepalive bool
+
+	mu     sync.Mutex
+	lns    map[net.Listener]struct{}
+	conns  map[net.Conn]struct{}
+	procs  map[*exec.Cmd]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("tunnel: server closed")
+
+func (s *Server) config() (*ssh.ServerConfig, error) {
+	if s.HostKey == nil {
+		return nil, errors.New("tunnel: Server needs a HostKey")
+	}
+	cfg := &ssh.ServerConfig{ServerVersion: "SSH-2.0-tether-server"}
+	cfg.PublicKeyCallback = func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		if s.AuthorizedKey != nil && subtle.ConstantTimeCompare(key.Marshal(), s.AuthorizedKey.Marshal()) == 1 {
+			return &ssh.Permissions{}, nil
+		}
+		return nil, errors.New("key not authorized")
+	}
+	if s.Password != "" {
+		cfg.PasswordCallback = func(_ ssh.ConnMetadata, p []byte) (*ssh.Permissions, error) {
+			if subtle.ConstantTimeCompare(p, []byte(s.Password)) == 1 {
+				return &ssh.Permissions{}, nil
+			}
+			return nil, errors.New("wrong password")
+		}
+	}
+	if s.KeyboardInteractive != nil {
+		cfg.KeyboardInteractiveCallback = func(c ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			if s.KeyboardInteractive(c.User(), ch) {
+				return &ssh.Permissions{}, nil
+			}
+			return nil, errors.New("keyboard-interactive refused")
+		}
+	}
+	cfg.AddHostKey(s.HostKey)
+	for _, k := range s.ExtraHostKeys {
+		cfg.AddHostKey(k)
+	}
+	return cfg, nil
+}
+
+// Serve accepts connections on ln until Close (or ln fails).
+func (s *Server) Serve(ln net.Listener) error {
+	cfg, err := s.config()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if s.lns == nil {
+		s.lns, s.conns, s.procs = map[net.Listener]struct{}{}, map[net.Conn]struct{}{}, map[*exec.Cmd]struct{}{}
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			delete(s.lns, ln)
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			return fmt.Errorf("tunnel: server accept: %w", err)
+		}
+		if s.WrapConn != nil {
+			c = s.WrapConn(c)
+		}
+		if !s.track(c) {
+			c.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			s.serveConn(c, cfg)
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+// CloseConnections drops every client connection, as a network failure would, and
+// kills what they started; the server keeps accepting (tests).
+func (s *Server) CloseConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.Close()
+	}
+	return n
+}
+
+// Close stops accepting, drops every connection, kills every command exec started
+// (its whole process group) and waits for the server's goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	for cmd := range s.procs {
+		killGroup(cmd)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func (s *Server) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
+	if err != nil {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	defer sc.Close()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for r := range reqs {
+			switch {
+			case r.Type == "keepalive@openssh.com" && !s.IgnoreKeepalive:
+				r.Reply(true, nil)
+			case r.Type == "keepalive@openssh.com":
+				// Stalled: never answer.
+			default:
+				r.Reply(false, nil)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nc := range chans {
+		switch nc.ChannelType() {
+		case "session":
+			ch, creqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.session(ch, creqs) }()
+		case "direct-streamlocal@openssh.com":
+			var p struct {
+				Path      string
+				Reserved0 string
+				Reserved1 uint32
+			}
+			if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
+				nc.Reject(ssh.ConnectionFailed, "bad direct-streamlocal payload")
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.forward(nc, "unix", p.Path) }()
+		case "direct-tcpip":
+			var p struct {
+				Host     string
+				Port     uint32
+				OrigHost string
+				OrigPort uint32
+			}
+			if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil || p.Port == 0 || p.Port > 65535 {
+				nc.Reject(ssh.ConnectionFailed, "bad direct-tcpip payload")
+				continue
+			}
+			addr, ok := loopbackAddr(p.Host, int(p.Port))
+			if !ok {
+				nc.Reject(ssh.Prohibited, "only loopback addresses may be reached")
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.forward(nc, "tcp", addr) }()
+		default:
+			nc.Reject(ssh.UnknownChannelType, "not supported")
+		}
+	}
+}
+
+// loopbackAddr accepts "localhost" and loopback IP literals only: no name resolution,
+// so no other host can be reached through the demo server.
+func loopbackAddr(host string, port int) (string, bool) {
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return "", false
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port)), true
+}
+
+func (s *Server) forward(nc ssh.NewChannel, network, addr string) {
+	var d net.Dialer
+	d.Timeout = 10 * time.Second
+	target, err := d.Dial(network, addr)
+	if err != nil {
+		nc.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		target.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	Splice(target, channelConn{ch})
+	target.Close()
+	ch.Close()
+}
+
+// channelConn adapts an ssh.Channel to net.Conn for Splice.
+type channelConn struct{ ssh.Channel }
+
+func (channelConn) LocalAddr() net.Addr              { return pipeAddr{} }
+func (channelConn) RemoteAddr() net.Addr             { return pipeAddr{} }
+func (channelConn) SetDeadline(time.Time) error      { return nil }
+func (channelConn) SetReadDeadline(time.Time) error  { return nil }
+func (channelConn) SetWriteDeadline(time.Time) error { return nil }
+
+// session serves one session channel: exec only.
+func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	var cmd *exec.Cmd
+	exited := make(chan struct{})
+	for r := range reqs {
+		switch r.Type {
+		case "exec":
+			if cmd != nil {
+				r.Reply(false, nil)
+				continue
+			}
+			var p struct{ Command string }
+			if err := ssh.Unmarshal(r.Payload, &p); err != nil {
+				r.Reply(false, nil)
+				continue
+			}
+			c, err := s.start(ch, p.Command, exited)
+			if err != nil {
+				r.Reply(false, nil)
+				fmt.Fprintf(ch.Stderr(), "tether server: %v\n", err)
+				ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{127}))
+				return
+			}
+			cmd = c
+			r.Reply(true, nil)
+		case "signal":
+			var p struct{ Signal string }
+			if cmd != nil && ssh.Unmarshal(r.Payload, &p) == nil {
+				if sig, ok := signals[ssh.Signal(p.Signal)]; ok {
+					syscall.Kill(-cmd.Process.Pid, sig)
+				}
+			}
+			if r.WantReply {
+				r.Reply(true, nil)
+			}
+		case "env":
+			// Ignored, as sshd ignores what AcceptEnv does not list.
+			r.Reply(false, nil)
+		default: // shell, pty-req, subsystem, x11-req, auth-agent-req…
+			r.Reply(false, nil)
+		}
+	}
+	// The client closed the channel (or the connection died): stop the command.
+	if cmd != nil {
+		select {
+		case <-exited:
+		default:
+			killGroup(cmd)
+			<-exited
+		}
+	}
+}
+
+var signals = map[ssh.Signal]syscall.Signal{
+	ssh.SIGABRT: syscall.SIGABRT, ssh.SIGALRM: syscall.SIGALRM, ssh.SIGFPE: syscall.SIGFPE,
+	ssh.SIGHUP: syscall.SIGHUP, ssh.SIGILL: syscall.SIGILL, ssh.SIGINT: syscall.SIGINT,
+	ssh.SIGKILL: syscall.SIGKILL, ssh.SIGPIPE: syscall.SIGPIPE, ssh.SIGQUIT: syscall.SIGQUIT,
+	ssh.SIGSEGV: syscall.SIGSEGV, ssh.SIGTERM: syscall.SIGTERM, ssh.SIGUSR1: syscall.SIGUSR1,
+	ssh.SIGUSR2: syscall.SIGUSR2,
+}
+
+var signalNames = func() map[syscall.Signal]ssh.Signal {
+	m := map[syscall.Signal]ssh.Signal{}
+	for k, v := range signals {
+		m[v] = k
+	}
+	return m
+}()
+
+// start runs command under /bin/sh -c in its own process group, wired to ch, and sends
+// exit-status (or exit-signal) and closes ch when it ends.
+func (s *Server) start(ch ssh.Channel, command string, exited chan struct{}) (*exec.Cmd, error) {
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Env = append(os.Environ(), s.Env...)
+	if home := envValue(cmd.Env, "HOME"); home != "" {
+		cmd.Dir = home
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrServerClosed
+	}
+	if err := cmd.Start(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.procs[cmd] = struct{}{}
+	s.mu.Unlock()
+
+	go func() {
+		io.Copy(stdin, ch)
+		stdin.Close()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); io.Copy(ch, stdout) }()
+		go func() { defer wg.Done(); io.Copy(ch.Stderr(), stderr) }()
+		wg.Wait()
+		err := cmd.Wait()
+		s.mu.Lock()
+		delete(s.procs, cmd)
+		s.mu.Unlock()
+		var ee *exec.ExitError
+		status := 0
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				name, ok := signalNames[ws.Signal()]
+				if !ok {
+					name = ssh.Signal(fmt.Sprintf("SIG%d", int(ws.Signal())))
+				}
+				ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+					Signal     string
+					CoreDumped bool
+					Error      string
+					Lang       string
+				}{string(name), ws.CoreDump(), "", ""}))
+				ch.Close()
+				close(exited)
+				return
+			}
+			status = ee.ExitCode()
+		} else if err != nil {
+			status = 255
+		}
+		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
+		ch.Close()
+		close(exited)
+	}()
+	return cmd, nil
+}
+
+func envValue(env []string, key string) string {
+	v := ""
+	for _, e := range env {
+		if len(e) > len(key) && e[:len(key)] == key && e[len(key)] == '=' {
+			v = e[len(key)+1:]
+		}
+	}
+	return v
+}

@@ -1,0 +1,272 @@
+//go:build unix
+
+package remote
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"port": "8888", "host": "127.0.0.1", "base_url": "/lab/", "socket": "/s/app.sock", "evil": "{port}"}
+	tests := []struct{ in, want string }{
+		{"--port={port}", "--port=8888"},
+		{"{host}:{port}", "127.0.0.1:8888"},
+		{"--ServerApp.base_url={base_url}", "--ServerApp.base_url=/lab/"},
+		{"unix:{socket}", "unix:/s/app.sock"},
+		{"{evil}", "{port}"}, // values are not expanded again
+		{"print({1: 2})", "print({1: 2})"},
+		{"{unknown} {PORT}", "{unknown} {PORT}"},
+		{"{{port}}", "{8888}"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := expand(tt.in, vars); got != tt.want {
+			t.Errorf("for %q, got %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	root := tempRoot(t)
+	s, err := newSession(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TETHER_TOKEN", "secret-token-value-1234567890")
+	t.Setenv("TETHER_SOMETHING", "x")
+	t.Setenv("PORT", "1")
+
+	p, err := AppSpec{Command: []string{"python3", "-m", "http.server", "{port}", "--bind", "{host}"},
+		Env: []string{"APP_BASE={base_url}"}, Header: http.Header{"X-App": {"p{port}"}}}.plan(s, "/p/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(p.address)
+	if p.network != "tcp" || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("tcp plan: %s %s", p.network, p.address)
+	}
+	if want := []string{"python3", "-m", "http.server", port, "--bind", "127.0.0.1"}; strings.Join(p.argv, " ") != strings.Join(want, " ") {
+		t.Fatalf("argv %q; want %q", p.argv, want)
+	}
+	env := strings.Join(p.env, "\n")
+	for _, want := range []string{"PORT=" + port, "APP_BASE=/p/"} {
+		if !strings.Contains(env, want+"\n") && !strings.HasSuffix(env, want) {
+			t.Errorf("env lacks %s", want)
+		}
+	}
+	if strings.Contains(env, "PORT=1\n") || strings.Contains(env, "TETHER_") || strings.Contains(env, "secret-token-value") {
+		t.Errorf("env keeps what it must not:\n%s", env)
+	}
+	if got := p.header.Get("X-App"); got != "p"+port {
+		t.Errorf("header %q", got)
+	}
+
+	p, err = AppSpec{Command: []string{"app", "--socket={socket}"}}.plan(s, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.network != "unix" || p.address != s.appSocket() || p.argv[1] != "--socket="+s.appSocket() {
+		t.Fatalf("socket plan: %s %s %q", p.network, p.address, p.argv)
+	}
+	if _, err := (AppSpec{Command: []string{"a"}, Env: []string{"NOEQUALS"}}).plan(s, "/"); err == nil {
+		t.Error("a malformed env entry was accepted")
+	}
+}
+
+func testPlan(t *testing.T, argv ...string) *appPlan {
+	t.Helper()
+	root := tempRoot(t)
+	s, err := newSession(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := AppSpec{Command: argv}.plan(s, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAppEnvironmentHasNoToken(t *testing.T) {
+	const token = "tok-EnvironmentSecret-0123456789"
+	t.Setenv("TETHER_TOKEN", token)
+	p := testPlan(t, "sh", "-c", "env; cat /proc/$$/cmdline")
+	var out syncBuffer
+	app, err := startApp(p, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-app.done
+	if strings.Contains(out.String(), token) || strings.Contains(out.String(), "TETHER_TOKEN") {
+		t.Fatalf("the app saw the token:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "PORT=") {
+		t.Fatalf("the app did not get PORT:\n%s", out.String())
+	}
+}
+
+// TestAppStopEndsTheGroup: stop reaches the whole process group, and a child that
+// ignores TERM is killed after the grace period.
+func TestAppStopEndsTheGroup(t *testing.T) {
+	p := testPlan(t, "sh", "-c", `trap "" TERM; sleep 300 & echo kid $!; sh -c 'trap "" TERM; while :; do sleep 1; done' & wait`)
+	var out syncBuffer
+	app, err := startApp(p, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the app's children", func() bool { return len(groupMembers(app.pid, app.sid)) >= 3 })
+	members := groupMembers(app.pid, app.sid)
+	start := time.Now()
+	app.stop(300 * time.Millisecond)
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("stop took %s; want the grace period then a kill", d)
+	}
+	waitUntil(t, 5*time.Second, "the whole group to be gone", func() bool {
+		for _, pid := range members {
+			if ps, err := readProcStat(pid); err == nil && ps.state != 'Z' {
+				return false
+			}
+		}
+		return true
+	})
+	if !strings.Contains(describeExit(app.err), "signal") {
+		t.Errorf("exit %q; want killed by a signal", describeExit(app.err))
+	}
+}
+
+func TestAppStopsPromptlyOnTERM(t *testing.T) {
+	p := testPlan(t, "sleep", "300")
+	app, err := startApp(p, &syncBuffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	app.stop(10 * time.Second)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("stop of a TERM-abiding app took %s", d)
+	}
+}
+
+// TestAppDiesWithItsServer: kill -9 of the process that started the app takes the
+// app with it (Pdeathsig on the locked thread).
+func TestAppDiesWithItsServer(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	appPID, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	ident, err := processIdentity(appPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app runs in its own process group, not the helper's.
+	if ps, _ := readProcStat(appPID); ps.pgrp != appPID {
+		t.Errorf("app pgrp %d; want its own (%d)", ps.pgrp, appPID)
+	}
+	// Let the runtime move goroutines across threads for a while: the app must
+	// survive that, and die only with its server.
+	time.Sleep(300 * time.Millisecond)
+	if !processAlive(appPID, ident) {
+		t.Fatal("the app died while its server lived")
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	waitUntil(t, 5*time.Second, "the app to die with its server", func() bool { return !processAlive(appPID, ident) })
+}
+
+func TestWaitReady(t *testing.T) {
+	ctx := context.Background()
+	t.Run("app exits", func(t *testing.T) {
+		p := testPlan(t, "sh", "-c", "echo starting; echo 'boom: bad flag' >&2; exit 3")
+		app, err := startApp(p, &syncBuffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = waitReady(ctx, p, app, time.Minute, func(string) {})
+		if !errors.Is(err, errAppExited) {
+			t.Fatalf("got %v; want errAppExited", err)
+		}
+		<-app.done
+		if d := describeExit(app.err); d != "exited with status 3" {
+			t.Errorf("exit %q", d)
+		}
+		if tail := app.tail.Lines(5); len(tail) != 2 || tail[1] != "boom: bad flag" {
+			t.Errorf("tail %q", tail)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		p := testPlan(t, "sleep", "30")
+		app, err := startApp(p, &syncBuffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.stop(time.Second)
+		start := time.Now()
+		err = waitReady(ctx, p, app, 300*time.Millisecond, func(string) {})
+		if err == nil || !strings.Contains(err.Error(), "--ready-timeout") || time.Since(start) > 3*time.Second {
+			t.Fatalf("got %v after %s", err, time.Since(start))
+		}
+	})
+	t.Run("listening", func(t *testing.T) {
+		p := testPlan(t, "python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1")
+		app, err := startApp(p, &syncBuffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.stop(time.Second)
+		var msgs []string
+		if err := waitReady(ctx, p, app, 20*time.Second, func(m string) { msgs = append(msgs, m) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 || !strings.Contains(msgs[0], p.address) {
+			t.Errorf("progress %q; want a line naming %s", msgs, p.address)
+		}
+	})
+	t.Run("ready path", func(t *testing.T) {
+		var hits atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/status" || r.Header.Get("X-Secret") != "s" || hits.Add(1) < 3 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		}))
+		defer srv.Close()
+		p := testPlan(t, "sleep", "30")
+		app, err := startApp(p, &syncBuffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.stop(time.Second)
+		p.network, p.address = "tcp", srv.Listener.Addr().String()
+		p.readyPath, p.header = "api/status", http.Header{"X-Secret": {"s"}}
+		if err := waitReady(ctx, p, app, 10*time.Second, func(string) {}); err != nil {
+			t.Fatal(err)
+		}
+		if hits.Load() < 3 {
+			t.Fatalf("ready after %d hits", hits.Load())
+		}
+	})
+}

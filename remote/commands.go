@@ -1,0 +1,384 @@
+//go:build unix
+
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// staleAfter is how old a session directory without a readable record must be before
+// ls calls it dead: a starting server writes its record right after making the
+// directory.
+const staleAfter = time.Minute
+
+// sessionState judges a session on this host: app-exited as its server recorded, else
+// running while the server is still the very process that wrote the record (pid, start
+// time and boot id all match), else dead. Starting sessions report phaseStarting.
+func sessionState(e entry) string {
+	if e.rec == nil {
+		return StateDead
+	}
+	switch e.rec.Phase {
+	case phaseAppExited:
+		return StateAppExited
+	case phaseRunning, phaseStarting:
+		if processAlive(e.rec.PID, e.rec.ServerStart) {
+			return e.rec.Phase
+		}
+	}
+	return StateDead
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// localSessions scans the state root and splits the sessions into this host's and a
+// count of other hosts'. Record-less directories younger than staleAfter (a server
+// still starting) are left out.
+func localSessions() (root string, mine []entry, others map[string]int, err error) {
+	root, err = stateRoot(false)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	all, err := scan(root)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	host := hostname()
+	others = map[string]int{}
+	for _, e := range all {
+		switch {
+		case e.rec == nil:
+			if fi, err := os.Lstat(e.s.Dir); err == nil && time.Since(fi.ModTime()) > staleAfter {
+				mine = append(mine, e)
+			}
+		case e.rec.Host == host:
+			mine = append(mine, e)
+		default:
+			others[e.rec.Host]++
+		}
+	}
+	return root, mine, others, nil
+}
+
+// Ls lists this user's sessions on this machine: running, app-exited or dead, never
+// running for a server that is gone.
+func Ls(ctx context.Context, o LsOptions) error {
+	_, mine, others, err := localSessions()
+	if err != nil {
+		return err
+	}
+	var list []Record
+	var shown []entry
+	for _, e := range mine {
+		st := sessionState(e)
+		if st == phaseStarting {
+			continue
+		}
+		if o.Prune && (st == StateDead || st == StateAppExited) {
+			if err := stopEntry(ctx, e, o.Stderr); err != nil {
+				fmt.Fprintf(o.Stderr, "tether: cannot prune %s: %v\n", e.s.ID, err)
+				continue
+			}
+			fmt.Fprintf(o.Stderr, "pruned %s (%s)\n", e.s.ID, st)
+			continue
+		}
+		r := Record{ID: e.s.ID, State: st}
+		if e.rec != nil {
+			r = e.rec.Record
+			r.State = st
+		}
+		list = append(list, r)
+		shown = append(shown, e)
+	}
+	if o.JSON {
+		if list == nil {
+			list = []Record{}
+		}
+		b, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
+		noteOthers(o.Stderr, others)
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
+	}
+	for i, r := range list {
+		printSession(o.Stdout, r, shown[i].rec)
+	}
+	noteOthers(o.Stderr, others)
+	return nil
+}
+
+func printSession(w io.Writer, r Record, sf *sessionFile) {
+	name := ""
+	if r.Name != "" {
+		name = fmt.Sprintf(" %q", r.Name)
+	}
+	state := r.State
+	if sf != nil && r.State == StateAppExited && sf.Exit != "" {
+		state += " (" + sf.Exit + ")"
+	}
+	age := ""
+	if !r.Started.IsZero() {
+		age = "  started " + roundAge(time.Since(r.Started)) + " ago"
+	}
+	fmt.Fprintf(w, "%s%s  %s%s  %s\n", r.ID, name, state, age, commandLine(r.Command))
+	if sf == nil {
+		return
+	}
+	if r.URL != "" {
+		fmt.Fprintf(w, "  url:    %s?token=%s\n", r.URL, r.Token)
+	}
+	if r.State == StateRunning {
+		fmt.Fprintf(w, "  socket: %s\n", r.Socket)
+		if r.URL == "" {
+			fmt.Fprintf(w, "  token:  %s\n", r.Token)
+		}
+	}
+}
+
+func commandLine(cmd []string) string {
+	if len(cmd) == 0 {
+		return "(built-in app)"
+	}
+	return sanitizeLine(strings.Join(cmd, " "))
+}
+
+func roundAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return d.Round(time.Minute).String()
+	default:
+		return d.Round(time.Hour).String()
+	}
+}
+
+// noteOthers says how many sessions the (shared) state root holds for other hosts.
+func noteOthers(w io.Writer, others map[string]int) {
+	if len(others) == 0 {
+		return
+	}
+	var hosts []string
+	n := 0
+	for h, c := range others {
+		hosts = append(hosts, h)
+		n += c
+	}
+	sort.Strings(hosts)
+	if len(hosts) > 5 {
+		hosts = append(hosts[:5], "…")
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(w, "%d more session%s on other hosts sharing this state directory (%s): run `tether ls` there\n",
+		n, plural, strings.Join(hosts, ", "))
+}
+
+// resolve finds the session that ref names among this host's sessions: an exact id,
+// else a name, else a unique id prefix. Several sessions under one name, or a prefix
+// matching several ids, is an error listing them.
+func resolve(mine []entry, ref string) (entry, error) {
+	for _, e := range mine {
+		if e.s.ID == ref {
+			return e, nil
+		}
+	}
+	var byName []entry
+	for _, e := range mine {
+		if e.rec != nil && e.rec.Name != "" && e.rec.Name == ref {
+			byName = append(byName, e)
+		}
+	}
+	if len(byName) == 1 {
+		return byName[0], nil
+	}
+	if len(byName) > 1 {
+		return entry{}, fmt.Errorf("%q names %d sessions (%s); use an id", ref, len(byName), ids(byName))
+	}
+	var byPrefix []entry
+	if len(ref) >= 3 {
+		for _, e := range mine {
+			if strings.HasPrefix(e.s.ID, ref) {
+				byPrefix = append(byPrefix, e)
+			}
+		}
+	}
+	if len(byPrefix) == 1 {
+		return byPrefix[0], nil
+	}
+	if len(byPrefix) > 1 {
+		return entry{}, fmt.Errorf("%q matches %d sessions (%s); use more of the id", ref, len(byPrefix), ids(byPrefix))
+	}
+	return entry{}, fmt.Errorf("no session %q on %s; run `tether ls` to see yours", clip(ref), hostname())
+}
+
+func ids(es []entry) string {
+	var s []string
+	for _, e := range es {
+		s = append(s, e.s.ID)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Stop ends a session (or all of them): TERM to its server, which stops the app's
+// process group and removes its socket; what is left (a dead server's app, the record,
+// the logs, the directories) is removed here. It returns once everything is gone.
+func Stop(ctx context.Context, o StopOptions) error {
+	if o.All == (o.Target != "") {
+		return usagef("stop needs a session id or name, or --all")
+	}
+	_, mine, _, err := localSessions()
+	if err != nil {
+		return err
+	}
+	var targets []entry
+	if o.All {
+		targets = mine
+	} else {
+		e, err := resolve(mine, o.Target)
+		if err != nil {
+			return err
+		}
+		targets = []entry{e}
+	}
+	var errs []error
+	for _, e := range targets {
+		if err := stopEntry(ctx, e, o.Stderr); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", e.s.ID, err))
+			continue
+		}
+		fmt.Fprintf(o.Stdout, "stopped %s\n", e.s.ID)
+	}
+	if o.All && len(targets) == 0 {
+		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
+	}
+	return errors.Join(errs...)
+}
+
+// serverStopWait is how long stop waits for a server to end after TERM before it
+// kills it: the server's own grace for the app plus its shutdown.
+var serverStopWait = 15 * time.Second
+
+// appGrace is how long an app has between TERM and KILL.
+var appGrace = 5 * time.Second
+
+// stopEntry ends one session and removes it from disk.
+func stopEntry(ctx context.Context, e entry, stderr io.Writer) error {
+	rec := e.rec
+	if rec != nil && (rec.Phase == phaseRunning || rec.Phase == phaseStarting) && processAlive(rec.PID, rec.ServerStart) {
+		syscall.Kill(rec.PID, syscall.SIGTERM)
+		if !waitGone(ctx, serverStopWait, func() bool { return !processAlive(rec.PID, rec.ServerStart) }) {
+			fmt.Fprintf(stderr, "tether: session %s did not stop within %s; killing it\n", e.s.ID, serverStopWait)
+			syscall.Kill(rec.PID, syscall.SIGKILL)
+			waitGone(ctx, 5*time.Second, func() bool { return !processAlive(rec.PID, rec.ServerStart) })
+		}
+	}
+	if rec != nil {
+		killLeftovers(ctx, rec)
+	}
+	if err := e.s.remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// killLeftovers ends what is left of an app whose server is gone: its process group
+// (TERM, grace, KILL), found by group and session id so a reused number never hits an
+// unrelated job.
+func killLeftovers(ctx context.Context, rec *sessionFile) {
+	if rec.AppPID <= 1 {
+		return
+	}
+	members := func() []int {
+		if ms := groupMembers(rec.AppPID, rec.AppSID); ms != nil {
+			return ms
+		}
+		if processAlive(rec.AppPID, rec.AppStart) {
+			return []int{rec.AppPID}
+		}
+		return nil
+	}
+	signal := func(sig syscall.Signal) bool {
+		ms := members()
+		for _, pid := range ms {
+			syscall.Kill(pid, sig)
+		}
+		return len(ms) > 0
+	}
+	if !signal(syscall.SIGTERM) {
+		return
+	}
+	if !waitGone(ctx, appGrace, func() bool { return len(members()) == 0 }) {
+		signal(syscall.SIGKILL)
+		waitGone(ctx, 2*time.Second, func() bool { return len(members()) == 0 })
+	}
+}
+
+func waitGone(ctx context.Context, timeout time.Duration, gone func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !gone() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return gone()
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return true
+}
+
+// Logs prints a session's app output (the capped log in its directory).
+func Logs(ctx context.Context, o LogsOptions) error {
+	if o.Target == "" {
+		return usagef("logs needs a session id or name")
+	}
+	_, mine, _, err := localSessions()
+	if err != nil {
+		return err
+	}
+	e, err := resolve(mine, o.Target)
+	if err != nil {
+		return err
+	}
+	path := e.s.logPath()
+	if !o.Follow {
+		f, err := copyLog(o.Stdout, path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	done := func() bool {
+		sf, err := readRecord(e.s.recordPath())
+		return err != nil || sessionState(entry{s: e.s, rec: sf}) != phaseRunning && sessionState(entry{s: e.s, rec: sf}) != phaseStarting
+	}
+	err = followLog(ctx, o.Stdout, path, done)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}

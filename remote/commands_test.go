@@ -1,0 +1,249 @@
+//go:build unix
+
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestResolve(t *testing.T) {
+	mk := func(id, name string) entry {
+		return entry{s: &session{ID: id}, rec: &sessionFile{Record: Record{ID: id, Name: name}}}
+	}
+	mine := []entry{mk("abcdefgh", "lab"), mk("abcxyz23", "twin"), mk("qrstuvwx", "twin"), mk("mnopqrst", ""), {s: &session{ID: "norecord"}}}
+	tests := []struct {
+		ref, want, err string
+	}{
+		{ref: "abcdefgh", want: "abcdefgh"},
+		{ref: "lab", want: "abcdefgh"},
+		{ref: "norecord", want: "norecord"},
+		{ref: "mno", want: "mnopqrst"},
+		{ref: "qrs", want: "qrstuvwx"},
+		{ref: "twin", err: `"twin" names 2 sessions (abcxyz23, qrstuvwx); use an id`},
+		{ref: "abc", err: `"abc" matches 2 sessions`},
+		{ref: "ab", err: `no session "ab"`},
+		{ref: "nope", err: `no session "nope"`},
+		{ref: "", err: `no session ""`},
+	}
+	for _, tt := range tests {
+		got, err := resolve(mine, tt.ref)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("for %q, got %v; want an error saying %q", tt.ref, err, tt.err)
+		case tt.err == "" && (err != nil || got.s.ID != tt.want):
+			t.Errorf("for %q, got %v, %v; want %s", tt.ref, got.s, err, tt.want)
+		}
+	}
+}
+
+func runLs(t *testing.T, o LsOptions) (stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	o.Stdout, o.Stderr = &out, &errb
+	if err := Ls(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String()
+}
+
+func TestLsStatesOtherHostsAndPrune(t *testing.T) {
+	root := tempRoot(t)
+	server := startProc(t, "sleep", "60")
+	serverID, _ := processIdentity(server.Process.Pid)
+	running, _ := fakeSession(t, root, func(sf *sessionFile) {
+		sf.Name, sf.PID, sf.ServerStart, sf.URL = "lab", server.Process.Pid, serverID, "http://127.0.0.1:4242/"
+	})
+	dead, _ := fakeSession(t, root, func(sf *sessionFile) { sf.PID = deadPID(t) })
+	exited, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Phase, sf.Exit = phaseAppExited, "exited with status 1" })
+	starting, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Phase = phaseStarting })
+	elsewhere, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Host = "node17.cluster" })
+
+	out, errOut := runLs(t, LsOptions{JSON: true})
+	var list []Record
+	if err := json.Unmarshal([]byte(out), &list); err != nil || strings.Count(out, "\n") != 1 {
+		t.Fatalf("ls --json printed %q: %v", out, err)
+	}
+	got := map[string]string{}
+	for _, r := range list {
+		got[r.ID] = r.State
+	}
+	want := map[string]string{running.ID: StateRunning, dead.ID: StateDead, exited.ID: StateAppExited}
+	if len(got) != len(want) {
+		t.Errorf("ls --json listed %v; want %v (no starting session, none of another host)", got, want)
+	}
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("session %s: state %q; want %q", id, got[id], st)
+		}
+	}
+	if !strings.Contains(errOut, "1 more session on other hosts") || !strings.Contains(errOut, "node17.cluster") {
+		t.Errorf("ls did not mention the other host's session: %q", errOut)
+	}
+
+	out, _ = runLs(t, LsOptions{})
+	for _, want := range []string{running.ID + ` "lab"  running`, "http://127.0.0.1:4242/?token=" + strings.Repeat("t", 43), dead.ID, "dead", "app-exited (exited with status 1)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ls output lacks %q:\n%s", want, out)
+		}
+	}
+
+	_, errOut = runLs(t, LsOptions{Prune: true})
+	for _, s := range []*session{dead, exited} {
+		if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+			t.Errorf("prune left %s: %v", s.ID, err)
+		}
+		if !strings.Contains(errOut, "pruned "+s.ID) {
+			t.Errorf("prune did not report %s: %q", s.ID, errOut)
+		}
+	}
+	for _, s := range []*session{running, starting, elsewhere} {
+		if _, err := os.Stat(s.Dir); err != nil {
+			t.Errorf("prune removed %s: %v", s.ID, err)
+		}
+	}
+	if !processAlive(server.Process.Pid, serverID) {
+		t.Error("prune touched a running server")
+	}
+}
+
+func TestLsEmpty(t *testing.T) {
+	tempRoot(t)
+	if out, _ := runLs(t, LsOptions{JSON: true}); out != "[]\n" {
+		t.Fatalf("got %q; want []", out)
+	}
+	os.Setenv("TETHER_STATE_DIR", t.TempDir()+"/missing")
+	if out, _ := runLs(t, LsOptions{}); !strings.Contains(out, "no tether sessions") {
+		t.Fatalf("got %q", out)
+	}
+}
+
+func TestStopEndsServerAndLeftovers(t *testing.T) {
+	root := tempRoot(t)
+	old := serverStopWait
+	serverStopWait = 2 * time.Second
+	defer func() { serverStopWait = old }()
+
+	// A stand-in server that obeys TERM.
+	server := startProc(t, "sleep", "60")
+	serverID, _ := processIdentity(server.Process.Pid)
+	s1, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Name, sf.PID, sf.ServerStart = "one", server.Process.Pid, serverID })
+
+	// A dead server whose app group (leader and a child ignoring TERM) lives on.
+	app := exec.Command("sh", "-c", `trap "" TERM; sleep 60 & wait`)
+	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	appDone := make(chan struct{})
+	go func() { app.Wait(); close(appDone) }()
+	defer syscall.Kill(-app.Process.Pid, syscall.SIGKILL)
+	appID, _ := processIdentity(app.Process.Pid)
+	waitUntil(t, 5*time.Second, "the app's child", func() bool { return len(groupMembers(app.Process.Pid, processSID(app.Process.Pid))) == 2 })
+	s2, _ := fakeSession(t, root, func(sf *sessionFile) {
+		sf.PID = deadPID(t)
+		sf.AppPID, sf.AppStart, sf.AppSID = app.Process.Pid, appID, processSID(app.Process.Pid)
+	})
+
+	var out, errb bytes.Buffer
+	if err := Stop(context.Background(), StopOptions{Target: "one", Stdout: &out, Stderr: &errb}); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(server.Process.Pid, serverID) {
+		t.Error("the server survived stop")
+	}
+	if _, err := os.Stat(s1.Dir); !os.IsNotExist(err) {
+		t.Errorf("stop left the session dir: %v", err)
+	}
+	if !strings.Contains(out.String(), "stopped "+s1.ID) {
+		t.Errorf("stop said %q", out.String())
+	}
+
+	old2 := appGrace
+	appGrace = 200 * time.Millisecond
+	defer func() { appGrace = old2 }()
+	if err := Stop(context.Background(), StopOptions{Target: s2.ID, Stdout: &out, Stderr: &errb}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-appDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dead server's app survived stop")
+	}
+	if ms := groupMembers(app.Process.Pid, processSID(os.Getpid())); len(ms) != 0 {
+		t.Errorf("app group members left: %v", ms)
+	}
+	if _, err := os.Stat(s2.Dir); !os.IsNotExist(err) {
+		t.Errorf("stop left the session dir: %v", err)
+	}
+}
+
+func TestStopUsageAndErrors(t *testing.T) {
+	tempRoot(t)
+	var out, errb bytes.Buffer
+	err := Stop(context.Background(), StopOptions{Stdout: &out, Stderr: &errb})
+	var ue *UsageError
+	if err == nil || !asUsage(err, &ue) || ue.ExitCode() != 2 {
+		t.Errorf("stop without target: %v; want a usage error", err)
+	}
+	if err := Stop(context.Background(), StopOptions{Target: "x", All: true, Stdout: &out, Stderr: &errb}); !asUsage(err, &ue) {
+		t.Errorf("stop with target and --all: %v; want a usage error", err)
+	}
+	if err := Stop(context.Background(), StopOptions{Target: "nosuch", Stdout: &out, Stderr: &errb}); err == nil || !strings.Contains(err.Error(), "tether ls") {
+		t.Errorf("stop of an unknown session: %v", err)
+	}
+	if err := Stop(context.Background(), StopOptions{All: true, Stdout: &out, Stderr: &errb}); err != nil {
+		t.Errorf("stop --all with nothing: %v", err)
+	}
+}
+
+func asUsage(err error, ue **UsageError) bool {
+	u, ok := err.(*UsageError)
+	*ue = u
+	return ok
+}
+
+func TestLogs(t *testing.T) {
+	root := tempRoot(t)
+	s, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Name = "web" })
+	l, err := openCappedLog(s.logPath(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write([]byte("Serving HTTP on 127.0.0.1\n"))
+	var out bytes.Buffer
+	if err := Logs(context.Background(), LogsOptions{Target: "web", Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "Serving HTTP on 127.0.0.1\n" {
+		t.Fatalf("logs printed %q", out.String())
+	}
+	// -f follows until the session's server is gone (here: the record says it
+	// exited).
+	var fout syncBuffer
+	done := make(chan error)
+	go func() {
+		done <- Logs(context.Background(), LogsOptions{Target: s.ID, Follow: true, Stdout: &fout, Stderr: &fout})
+	}()
+	l.Write([]byte("GET / 200\n"))
+	waitUntil(t, 5*time.Second, "the followed line", func() bool { return strings.Contains(fout.String(), "GET / 200") })
+	sf, _ := readRecord(s.recordPath())
+	sf.Phase = phaseAppExited
+	writeRecord(s, sf)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("logs -f did not end with the session")
+	}
+	l.Close()
+}

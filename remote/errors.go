@@ -1,0 +1,16 @@
+package remote
+
+import "fmt"
+
+// UsageError is a mistake in how a command was called. Its ExitCode is 2, which the
+// root command maps to the process's exit status.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// ExitCode is 2: the command line was wrong.
+func (e *UsageError) ExitCode() int { return 2 }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}

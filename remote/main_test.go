@@ -1,0 +1,48 @@
+//go:build unix
+
+package remote
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as a helper process: a stand-in server that
+// starts an app and is then killed, or a client of another uid.
+func TestMain(m *testing.M) {
+	switch os.Getenv("TETHER_REMOTE_TEST_HELPER") {
+	case "":
+		os.Exit(m.Run())
+	case "start-app":
+		// Start `sleep` as the app, print its pid, then wait to be killed.
+		root, _ := os.MkdirTemp("", "helper-")
+		s := &session{ID: "helperid", Dir: root, SockDir: root}
+		p, err := AppSpec{Command: []string{"sleep", "600"}}.plan(s, "/")
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		app, err := startApp(p, os.Stderr)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println(app.pid)
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	case "connect":
+		// Dial the Unix socket named in the environment and report what happened.
+		c, err := net.DialTimeout("unix", os.Getenv("TETHER_REMOTE_TEST_SOCKET"), 2*time.Second)
+		if err != nil {
+			fmt.Println("dial:", err)
+			os.Exit(0)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		fmt.Printf("read %d: %v\n", n, err)
+		os.Exit(0)
+	}
+}

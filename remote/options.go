@@ -1,0 +1,77 @@
+package remote
+
+import (
+	"io"
+	"time"
+)
+
+// DefaultReadyTimeout is how long serve waits for a slow app (MATLAB takes minutes).
+const DefaultReadyTimeout = 5 * time.Minute
+
+// ServeOptions are the options of `tether serve` (see DESIGN.md's command-line
+// contract).
+type ServeOptions struct {
+	// Listen adds a TCP listener (e.g. 127.0.0.1:0). Beyond loopback it needs a token.
+	Listen string
+	// Socket listens on this Unix socket path instead of server.sock in the session
+	// directory. The path must not exist.
+	Socket string
+	// TokenFile holds the token (else $TETHER_TOKEN, else a fresh one is generated).
+	TokenFile string
+	// BaseURL is the path prefix to serve under; default "/".
+	BaseURL string
+	// TLS serves HTTPS with a self-signed certificate, or TLSCert/TLSKey when given
+	// (the key may sit in the certificate file).
+	TLS             bool
+	TLSCert, TLSKey string
+	// AllowHosts are Host header names accepted besides loopback ones.
+	AllowHosts []string
+	// IdleTimeout stops the session after this long without a request or WebSocket
+	// traffic; 0 never.
+	IdleTimeout time.Duration
+	// Name is a human name usable wherever the session id is.
+	Name string
+	// JSON prints the ready record as one line on Stdout instead of a banner on Stderr.
+	JSON bool
+	// Detach runs the server in the background (a new session, detached from the
+	// terminal and the SSH connection) and returns once it is ready.
+	Detach bool
+	// ReadyTimeout bounds the wait for the app to be ready; default 5 minutes.
+	ReadyTimeout time.Duration
+	// Command is the app's command line with placeholders; empty for the built-in app.
+	Command []string
+	// App, when set, describes the app instead of Command (presets).
+	App *AppSpec
+	// Version is the tether version recorded in the ready record.
+	Version string
+	// ReadyFD is set only in the background server that Detach starts: the file
+	// descriptor on which it reports progress and then ready or failure.
+	ReadyFD int
+
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// LsOptions are the options of `tether ls`.
+type LsOptions struct {
+	JSON   bool // an array of ready records with state, on one line
+	Prune  bool // remove dead and app-exited sessions first
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// StopOptions are the options of `tether stop`.
+type StopOptions struct {
+	Target string // id or name
+	All    bool   // every session of this user on this host
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// LogsOptions are the options of `tether logs`.
+type LogsOptions struct {
+	Target string // id or name
+	Follow bool   // keep printing what the app writes until the session ends
+	Stdout io.Writer
+	Stderr io.Writer
+}

@@ -1,0 +1,223 @@
+package remote
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Record is the ready record: what `tether serve --json` prints as one line on stdout
+// once the session is ready, what `tether ls --json` lists (with State), and what the
+// launcher reads from the remote over SSH. Its JSON keys are the contract of DESIGN.md.
+type Record struct {
+	// ID is the session's short random id, unique on this machine for this user.
+	ID string `json:"id"`
+	// Name is the human name given with --name, usable wherever the id is; may be empty.
+	Name string `json:"name"`
+	// PID is the guarded server's process id (not the app's).
+	PID int `json:"pid"`
+	// Host is the hostname of the machine the session runs on.
+	Host string `json:"host"`
+	// Socket is the absolute path of the guarded server's Unix socket.
+	Socket string `json:"socket"`
+	// URL is the TCP URL when the server also listens on TCP (--listen), else empty.
+	URL string `json:"url"`
+	// Token is the session's secret. It is only ever in this record (0600) and on the
+	// ready line.
+	Token string `json:"token"`
+	// BaseURL is the path prefix the server serves under, starting and ending with "/".
+	BaseURL string `json:"base_url"`
+	// TLS is set when the server speaks HTTPS; CertSHA256 then pins its certificate
+	// (hex SHA-256 of the DER).
+	TLS        bool   `json:"tls"`
+	CertSHA256 string `json:"cert_sha256"`
+	// Command is the app's command line as given (placeholders unexpanded); empty for
+	// the built-in app.
+	Command []string  `json:"command"`
+	Started time.Time `json:"started"`
+	// Version is the version of the tether binary serving the session.
+	Version string `json:"version"`
+	// State is set by `ls` only: running, app-exited or dead.
+	State string `json:"state,omitempty"`
+}
+
+// Session states reported by ls.
+const (
+	StateRunning    = "running"
+	StateAppExited  = "app-exited"
+	StateDead       = "dead"
+	maxNameLen      = 64
+	maxRecordLength = 1 << 20
+)
+
+var (
+	idPattern   = regexp.MustCompile(`^[a-z2-7]{8}$`)
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	hostPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
+	hexPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	tokenChars  = regexp.MustCompile(`^[A-Za-z0-9._~-]{16,512}$`)
+)
+
+// validName reports whether n is acceptable as a session name: 1–64 characters of
+// [A-Za-z0-9._-], starting with a letter or digit, and not shaped like a session id
+// (so an id never resolves to a name).
+func validName(n string) error {
+	if !namePattern.MatchString(n) {
+		return fmt.Errorf("session name %q is not valid: use 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit", n, maxNameLen)
+	}
+	if idPattern.MatchString(n) {
+		return fmt.Errorf("session name %q looks like a session id; pick another name", n)
+	}
+	return nil
+}
+
+// Validate checks a record read from a remote that may be hostile: every field has a
+// sane charset and length, the socket is an absolute clean path short enough for a
+// Unix socket, the token has the token format, the URL is empty or a loopback http(s)
+// URL, and TLS comes with a certificate fingerprint.
+func (r *Record) Validate() error {
+	if r == nil {
+		return errors.New("remote: no record")
+	}
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
+	}
+	if !idPattern.MatchString(r.ID) {
+		return bad("id", "%q is not 8 characters of [a-z2-7]", clip(r.ID))
+	}
+	if r.Name != "" && validName(r.Name) != nil {
+		return bad("name", "%q is not a valid session name", clip(r.Name))
+	}
+	if r.PID <= 0 || r.PID > 1<<22 {
+		return bad("pid", "%d is out of range", r.PID)
+	}
+	if !hostPattern.MatchString(r.Host) {
+		return bad("host", "%q is not a hostname", clip(r.Host))
+	}
+	if !path.IsAbs(r.Socket) || path.Clean(r.Socket) != r.Socket || len(r.Socket) > maxSocketPath || hasControl(r.Socket) {
+		return bad("socket", "%q is not a clean absolute path of at most %d bytes", clip(r.Socket), maxSocketPath)
+	}
+	if err := validTokenFormat(r.Token); err != nil {
+		return bad("token", "is malformed")
+	}
+	if !strings.HasPrefix(r.BaseURL, "/") || !strings.HasSuffix(r.BaseURL, "/") || strings.Contains(r.BaseURL, "//") ||
+		len(r.BaseURL) > 256 || hasControl(r.BaseURL) || strings.ContainsAny(r.BaseURL, "?#\\ ") {
+		return bad("base_url", "%q is not a path starting and ending with /", clip(r.BaseURL))
+	}
+	if r.URL != "" {
+		if err := validLoopbackURL(r.URL, r.TLS); err != nil {
+			return bad("url", "%q: %v", clip(r.URL), err)
+		}
+	}
+	if r.TLS && !hexPattern.MatchString(r.CertSHA256) {
+		return bad("cert_sha256", "%q is not 64 lowercase hex digits", clip(r.CertSHA256))
+	}
+	if !r.TLS && r.CertSHA256 != "" {
+		return bad("cert_sha256", "is set without tls")
+	}
+	if len(r.Command) > 4096 {
+		return bad("command", "has %d arguments", len(r.Command))
+	}
+	for _, a := range r.Command {
+		if strings.ContainsRune(a, 0) || len(a) > 1<<16 {
+			return bad("command", "has an argument with a NUL byte or over 64 KiB")
+		}
+	}
+	if r.Started.IsZero() {
+		return bad("started", "is missing")
+	}
+	if len(r.Version) > 128 || hasControl(r.Version) {
+		return bad("version", "%q is not a version", clip(r.Version))
+	}
+	switch r.State {
+	case "", StateRunning, StateAppExited, StateDead:
+	default:
+		return bad("state", "%q is unknown", clip(r.State))
+	}
+	return nil
+}
+
+// DecodeRecord parses one ready-record line (as printed by `tether serve --json`) and
+// validates it.
+func DecodeRecord(line []byte) (Record, error) {
+	var r Record
+	if len(line) > maxRecordLength {
+		return r, errors.New("remote: record too long")
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, fmt.Errorf("remote: decoding record: %w", err)
+	}
+	if dec.More() {
+		return Record{}, errors.New("remote: trailing data after the record")
+	}
+	if err := r.Validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// validTokenFormat checks the shape of a token: RFC 3986 unreserved characters, at
+// least 16 of them (tokenserver's rule for custom tokens; generated ones are 43).
+func validTokenFormat(t string) error {
+	if !tokenChars.MatchString(t) {
+		return errors.New("malformed token")
+	}
+	return nil
+}
+
+func validLoopbackURL(s string, tls bool) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("does not parse")
+	}
+	want := "http"
+	if tls {
+		want = "https"
+	}
+	if u.Scheme != want {
+		return fmt.Errorf("scheme is not %s", want)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return errors.New("has user info, query or fragment")
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return errors.New("has no port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return errors.New("port out of range")
+	}
+	if host != "localhost" {
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return errors.New("host is not loopback")
+		}
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// clip shortens a hostile value before it goes into an error message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,160 @@
+package tokenserver
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// appWriter is the ResponseWriter the app gets. It records the status for logging,
+// and when the app takes over the connection (a WebSocket, through our proxy or its
+// own upgrader) it wraps the connection so that traffic counts as activity, Shutdown
+// can close it, and — when the client used the JEP 119 token subprotocol and the app
+// chose no protocol — the 101 response names the bare protocol, as browsers require
+// an answer to a protocol offer.
+type appWriter struct {
+	http.ResponseWriter
+	s           *Server
+	nameJupyter bool // the request offered the JEP 119 protocols
+	status      int
+	hijacked    bool
+}
+
+func (w *appWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *appWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.status = code
+		if code == http.StatusSwitchingProtocols && w.nameJupyter && w.Header().Get("Sec-WebSocket-Protocol") == "" {
+			w.Header().Set("Sec-WebSocket-Protocol", jupyterProtocol)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *appWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush is here (not only through Unwrap) so that old code asserting http.Flusher works.
+func (w *appWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *appWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	uc := &upgradedConn{Conn: conn, s: w.s}
+	if w.nameJupyter {
+		uc.head = &headFilter{}
+	}
+	if !w.s.trackUpgraded(uc) {
+		conn.Close()
+		return nil, nil, http.ErrServerClosed
+	}
+	// Keep the server's reader: it may already hold bytes the client sent.
+	return uc, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(uc)), nil
+}
+
+// upgradedConn is a hijacked client connection.
+type upgradedConn struct {
+	net.Conn
+	s         *Server
+	head      *headFilter // nil once the response head has gone out (or if not needed)
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func (c *upgradedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.s.touch()
+	}
+	return n, err
+}
+
+func (c *upgradedConn) Write(p []byte) (int, error) {
+	if c.head != nil {
+		out, done := c.head.feed(p)
+		if done {
+			c.head = nil
+		}
+		if len(out) > 0 {
+			if _, err := c.Conn.Write(out); err != nil {
+				return 0, err
+			}
+		}
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.s.touch()
+	}
+	return n, err
+}
+
+// CloseWrite lets the proxy half-close, as it would on the bare connection.
+func (c *upgradedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+func (c *upgradedConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.Conn.Close()
+		c.s.untrackUpgraded(c)
+	})
+	return c.closeErr
+}
+
+// headFilter holds back the response head written to a hijacked connection until it
+// is complete, then adds `Sec-WebSocket-Protocol: v1.token.websocket.jupyter.org` to a
+// 101 response that names no protocol. Whatever follows the head passes unchanged.
+type headFilter struct {
+	buf []byte
+}
+
+const maxHeadLen = 64 << 10
+
+var (
+	crlfcrlf       = []byte("\r\n\r\n")
+	protocolHeader = []byte("\r\nsec-websocket-protocol:")
+)
+
+// feed takes the next bytes written; it returns what to send now and whether the head
+// is finished (the filter is then no longer needed).
+func (f *headFilter) feed(p []byte) (out []byte, done bool) {
+	f.buf = append(f.buf, p...)
+	end := bytes.Index(f.buf, crlfcrlf)
+	if end < 0 {
+		if len(f.buf) > maxHeadLen {
+			return f.buf, true
+		}
+		return nil, false
+	}
+	head, rest := f.buf[:end+2], f.buf[end+2:] // head ends with one CRLF; rest starts with the blank line
+	if bytes.HasPrefix(head, []byte("HTTP/1.1 101")) && !bytes.Contains(bytes.ToLower(head), protocolHeader) {
+		out = make([]byte, 0, len(f.buf)+64)
+		out = append(out, head...)
+		out = append(out, "Sec-WebSocket-Protocol: "+jupyterProtocol+"\r\n"...)
+		out = append(out, rest...)
+		return out, true
+	}
+	return f.buf, true
+}

@@ -1,0 +1,108 @@
+package tokenserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Upstream is where the app listens.
+type Upstream struct {
+	// Network is "tcp" or "unix".
+	Network string
+	// Address is "127.0.0.1:PORT" or a socket path.
+	Address string
+	// Header is set on every proxied request, replacing whatever the client sent under
+	// the same names: the app's own secret (Authorization: token X), so that the app
+	// can refuse anyone who reaches it directly.
+	Header http.Header
+}
+
+const text502 = "502 Bad Gateway: the app is not answering. It may still be starting, or it has exited (see `tether logs`).\n"
+
+// NewProxy returns the handler that forwards to the app: an httputil.ReverseProxy
+// (Rewrite + SetURL) over a Transport tuned for one local backend — many idle
+// connections, no compression, no proxy from the environment — with WebSocket and
+// other upgrades passed through. The Host the client used is kept (it passed the gate's
+// allowlist), so an app comparing Origin with Host, as Jupyter does for WebSockets,
+// sees the browser's view. On backend failure it answers 502 with a fixed text and
+// logs the error without the request's URL or the upstream header values.
+func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
+	red := newRedactor()
+	for _, vs := range u.Header {
+		red.add(vs...)
+	}
+	log := newRedactingLogger(logger, red)
+	switch u.Network {
+	case "tcp", "unix":
+	default:
+		log.Error("proxy: unsupported upstream network; every request will fail", "network", u.Network)
+	}
+	target := &url.URL{Scheme: "http", Host: u.Address}
+	if u.Network == "unix" {
+		target.Host = "localhost" // replaced by the client's Host; the dialer ignores it
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if u.Network != "tcp" && u.Network != "unix" {
+				return nil, errors.New("unsupported upstream network")
+			}
+			return dialer.DialContext(ctx, u.Network, u.Address)
+		},
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     false,
+	}
+	header := u.Header.Clone()
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			for k, vs := range header {
+				pr.Out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+			}
+		},
+		Transport:     transport,
+		FlushInterval: -1, // interactive apps: pass every write through at once
+		BufferPool:    bufferPool{},
+		ErrorLog:      newErrorLog(log, "proxy"),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // the url.Error's text would repeat the URL
+			}
+			if errors.Is(err, context.Canceled) {
+				log.Debug("proxy: client went away", "method", r.Method, "path", truncate(r.URL.Path, 256))
+			} else {
+				log.Warn("proxy: app unreachable", "error", truncate(err.Error(), 512), "method", r.Method, "path", truncate(r.URL.Path, 256))
+			}
+			h := w.Header()
+			for k := range h {
+				delete(h, k)
+			}
+			setOurHeaders(h, cspText)
+			h.Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadGateway)
+			w.Write([]byte(text502))
+		},
+	}
+}
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

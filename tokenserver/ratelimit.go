@@ -1,0 +1,83 @@
+package tokenserver
+
+import (
+	"sync"
+	"time"
+)
+
+// failureLimiter is a token bucket of allowed failed attempts, global because all
+// tunnel traffic arrives from 127.0.0.1 and per-address limits would mean nothing.
+// Each failure spends one unit; units come back at a steady rate up to the burst.
+//
+// While the bucket is empty the gate refuses (429) to compare presented tokens at all,
+// so a guesser gains nothing by hammering: it gets rate guesses per second at most.
+// Cookies and login codes are MACs under 256-bit keys, not guessable, and are always
+// checked: the owner's browser session, and a fresh login through the launcher's
+// one-time code, keep working during a flood.
+type failureLimiter struct {
+	mu     sync.Mutex
+	burst  float64
+	every  time.Duration // one unit comes back per `every`
+	units  float64
+	last   time.Time
+	warned bool
+}
+
+func newFailureLimiter(burst int, every time.Duration) *failureLimiter {
+	return &failureLimiter{burst: float64(burst), every: every, units: float64(burst)}
+}
+
+func (l *failureLimiter) refill(now time.Time) {
+	switch {
+	case l.last.IsZero():
+		l.last = now
+	case now.After(l.last):
+		l.units += float64(now.Sub(l.last)) / float64(l.every)
+		if l.units > l.burst {
+			l.units = l.burst
+		}
+		l.last = now
+	}
+	// A clock that goes backwards refills nothing and moves nothing.
+}
+
+// allow reports whether a presented token may be compared now.
+func (l *failureLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	return l.units >= 1
+}
+
+// fail records a failed attempt. It reports true the first time the bucket runs dry
+// since it last had room, so the caller can log the start of a flood once.
+func (l *failureLimiter) fail(now time.Time) (nowLimited bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	if l.units >= 1 {
+		l.units--
+	}
+	if l.units < 1 {
+		if !l.warned {
+			l.warned = true
+			return true
+		}
+		return false
+	}
+	l.warned = false
+	return false
+}
+
+// retryAfter is how long until one more attempt is allowed, in whole seconds (>= 1).
+func (l *failureLimiter) retryAfter(now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	need := 1 - l.units
+	if need <= 0 {
+		return 1
+	}
+	secs := int((time.Duration(need*float64(l.every)) + time.Second - 1) / time.Second)
+	return max(secs, 1)
+}

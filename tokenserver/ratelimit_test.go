@@ -1,0 +1,116 @@
+package tokenserver
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Item 33: after failureBurst bad attempts, later bad attempts get 429 and are not
+// even compared; a valid cookie (and a valid one-time login code) still gets in, so the
+// owner is never locked out of a session; the limiter is global (every request here
+// comes from the same address, as tunnel traffic does) and recovers with time.
+func TestRateLimit(t *testing.T) {
+	g := newGate(t, nil)
+	g.s.limiter = newFailureLimiter(failureBurst, failureEvery) // the real one
+	ck := g.cookie(testHost)
+	wrong, _ := NewToken()
+	bad := []func() *http.Request{
+		func() *http.Request { return req("GET", "/x", "Authorization", "Bearer "+wrong) },
+		func() *http.Request { return req("GET", "/x?token="+wrong, "Sec-Fetch-Mode", "navigate") },
+		func() *http.Request { return postForm("/_tether/login", url.Values{"token": {wrong}}) },
+		func() *http.Request {
+			return wsReq("/ws", "Sec-WebSocket-Protocol", jupyterProtocol+", "+tokenEntry(wrong))
+		},
+		func() *http.Request { return req("GET", "/x?code=tc1.forged", "Sec-Fetch-Mode", "navigate") },
+	}
+	for i := range failureBurst {
+		w := g.do(bad[i%len(bad)]())
+		if w.Code != http.StatusUnauthorized && w.Code != http.StatusForbidden {
+			t.Fatalf("bad attempt %d: got %d; want 401/403", i+1, w.Code)
+		}
+	}
+	for i, mk := range bad {
+		w := g.do(mk())
+		if w.Code != http.StatusTooManyRequests {
+			t.Errorf("bad attempt kind %d after the burst: got %d; want 429", i, w.Code)
+		}
+		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("bad attempt kind %d: Retry-After %q", i, w.Header().Get("Retry-After"))
+		}
+	}
+	// The owner's browser session keeps working, page loads and WebSockets alike.
+	if w := g.do(withCookie(req("GET", "/lab"), ck)); w.Code != 200 {
+		t.Errorf("valid cookie while limited: got %d; want 200", w.Code)
+	}
+	if w := g.do(withCookie(wsReq("/ws", "Origin", "http://localhost:8888"), ck)); w.Code != 200 {
+		t.Errorf("valid cookie WebSocket while limited: got %d; want 200", w.Code)
+	}
+	// So does a fresh login through the launcher's one-time code (a MAC, not a guess).
+	code, err := MintLoginCode(g.token, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := g.do(req("GET", "/lab?code="+code, "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusSeeOther {
+		t.Errorf("valid login code while limited: got %d; want 303", w.Code)
+	}
+	// A raw token is not compared while limited: comparing it would tell a guesser
+	// which guess was right, which is what the limit is there to prevent.
+	if w := g.do(req("GET", "/x", "Authorization", "Bearer "+g.token)); w.Code != http.StatusTooManyRequests {
+		t.Errorf("valid token while limited: got %d; want 429 (tokens are not compared while limited)", w.Code)
+	}
+	// A request with no credential is not a failure and still gets the login page.
+	if w := g.do(req("GET", "/lab", "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusUnauthorized {
+		t.Errorf("no credential while limited: got %d; want 401", w.Code)
+	}
+	// Time heals: one attempt per failureEvery.
+	g.clock.Advance(failureEvery)
+	if w := g.do(req("GET", "/x", "Authorization", "Bearer "+g.token)); w.Code != 200 {
+		t.Errorf("valid token after the wait: got %d; want 200", w.Code)
+	}
+	if w := g.do(req("GET", "/x", "Authorization", "Bearer "+wrong)); w.Code != http.StatusUnauthorized {
+		t.Errorf("bad token after the wait: got %d; want 401", w.Code)
+	}
+	if w := g.do(req("GET", "/x", "Authorization", "Bearer "+wrong)); w.Code != http.StatusTooManyRequests {
+		t.Errorf("second bad token after one interval: got %d; want 429", w.Code)
+	}
+	g.clock.Advance(time.Duration(failureBurst) * failureEvery)
+	for i := range failureBurst {
+		if w := g.do(req("GET", "/x", "Authorization", "Bearer "+wrong)); w.Code != http.StatusUnauthorized {
+			t.Fatalf("after a full refill, bad attempt %d: got %d; want 401", i+1, w.Code)
+		}
+	}
+	if n := g.app.count(); n != 3 {
+		t.Errorf("the app saw %d requests; want 3 (two cookie requests, one token)", n)
+	}
+}
+
+func TestFailureLimiterMath(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	l := newFailureLimiter(3, time.Second)
+	for i := range 3 {
+		if !l.allow(now) {
+			t.Fatalf("attempt %d not allowed", i)
+		}
+		l.fail(now)
+	}
+	if l.allow(now) {
+		t.Fatal("allowed after the burst")
+	}
+	if ra := l.retryAfter(now); ra != 1 {
+		t.Errorf("retryAfter = %d; want 1", ra)
+	}
+	if l.allow(now.Add(-time.Hour)) {
+		t.Error("a clock going backwards refilled the bucket")
+	}
+	if !l.allow(now.Add(time.Second)) {
+		t.Error("not allowed after one interval")
+	}
+	l2 := newFailureLimiter(3, time.Second)
+	l2.fail(now)
+	if !l2.allow(now.Add(time.Hour)) || l2.units > 3 {
+		t.Errorf("bucket overfilled: %v", l2.units)
+	}
+}

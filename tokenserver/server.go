@@ -1,0 +1,605 @@
+package tokenserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ReservedPrefix is where our own endpoints live, under BaseURL: the login form's POST
+// target ({BaseURL}_tether/login) and the launcher's challenge
+// ({BaseURL}_tether/challenge). Nothing under it is ever proxied to the app.
+const ReservedPrefix = "_tether/"
+
+// Options configures a Server.
+type Options struct {
+	// Token is the access token; required unless NoAuth. See ValidateToken.
+	Token string
+	// NoAuth turns authentication off (TETHER_NO_AUTH=1). Host and Origin checks still
+	// apply, our credentials are still stripped, and Serve refuses any listener that is
+	// not loopback TCP or a Unix socket.
+	NoAuth bool
+	// SessionID scopes the cookie name, since every server on localhost shares the
+	// browser's cookies: letters, digits, '-', '_' and '.', at most 64.
+	SessionID string
+	// BaseURL is the path prefix the app lives under: "" or "/" for the root, else
+	// "/prefix/" (a missing trailing slash is added).
+	BaseURL string
+	// AllowHosts are extra Host names (no port; any port is accepted) that may reach
+	// the server besides loopback names.
+	AllowHosts []string
+	// TLS, if set, makes Serve speak TLS on every listener (HTTP/1.1 only).
+	TLS *tls.Config
+	// App receives authenticated requests, with our credentials already stripped.
+	App http.Handler
+	// Logger receives what the gate refused and why; nil discards. It never receives
+	// the token, a cookie value, an Authorization or Referer value.
+	Logger *slog.Logger
+	// OnActivity, if set, is called on authenticated requests and on traffic over
+	// upgraded (WebSocket) connections, at most about once a second. It runs on the
+	// request's goroutine and must return quickly.
+	OnActivity func()
+}
+
+// Server is the gate: every request goes through ServeHTTP, in this order — Host
+// allowlist, cross-origin checks, authentication, stripping of our credentials — and
+// only then reaches the App.
+type Server struct {
+	token      string
+	noAuth     bool
+	base       string
+	sessionTag string
+	allowHosts map[string]struct{}
+	tlsConfig  *tls.Config
+	app        http.Handler
+	log        *slog.Logger
+	redact     *redactor
+	cookieKey  []byte
+	cop        *http.CrossOriginProtection
+	limiter    *failureLimiter
+	onActivity func()
+	lastActive atomic.Int64 // UnixNano of the last OnActivity call
+
+	// now is the clock; tests replace it.
+	now func() time.Time
+
+	codesMu   sync.Mutex
+	usedCodes map[[codeNonceLen]byte]time.Time
+
+	srv *http.Server
+
+	upMu     sync.Mutex
+	upgraded map[*upgradedConn]struct{}
+	upClosed bool
+}
+
+// Limits of the HTTP server.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	// Failed attempts: a burst of 10, then one more every 2 s.
+	failureBurst = 10
+	failureEvery = 2 * time.Second
+)
+
+// New checks o and returns a Server.
+func New(o Options) (*Server, error) {
+	if o.App == nil {
+		return nil, errors.New("tokenserver: Options.App is required")
+	}
+	if o.Token == "" && !o.NoAuth {
+		return nil, errors.New("tokenserver: a token is required unless authentication is turned off")
+	}
+	if o.Token != "" {
+		if err := ValidateToken(o.Token); err != nil {
+			return nil, err
+		}
+	}
+	base, err := normalizeBaseURL(o.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := sessionTag(o.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	allow := map[string]struct{}{}
+	for _, h := range o.AllowHosts {
+		n, err := normalizeAllowHost(h)
+		if err != nil {
+			return nil, err
+		}
+		allow[n] = struct{}{}
+	}
+	var tlsConfig *tls.Config
+	if o.TLS != nil {
+		if len(o.TLS.Certificates) == 0 && o.TLS.GetCertificate == nil && o.TLS.GetConfigForClient == nil {
+			return nil, errors.New("tokenserver: the TLS configuration has no certificate")
+		}
+		tlsConfig = o.TLS.Clone()
+		// HTTP/1.1 only: a WebSocket over HTTP/2 (RFC 8441 extended CONNECT) would not
+		// look like an upgrade to the gate, and one local backend gains nothing from h2.
+		tlsConfig.NextProtos = []string{"http/1.1"}
+		if tlsConfig.MinVersion < tls.VersionTLS12 {
+			tlsConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+	processSecret := make([]byte, 32)
+	rand.Read(processSecret) // never fails (Go 1.24+)
+
+	s := &Server{
+		token:      o.Token,
+		noAuth:     o.NoAuth,
+		base:       base,
+		sessionTag: tag,
+		allowHosts: allow,
+		tlsConfig:  tlsConfig,
+		app:        o.App,
+		redact:     newRedactor(o.Token),
+		cookieKey:  deriveKey(processSecret, labelCookie+"\x00"+o.Token),
+		cop:        http.NewCrossOriginProtection(),
+		limiter:    newFailureLimiter(failureBurst, failureEvery),
+		onActivity: o.OnActivity,
+		now:        time.Now,
+		usedCodes:  map[[codeNonceLen]byte]time.Time{},
+		upgraded:   map[*upgradedConn]struct{}{},
+	}
+	s.log = newRedactingLogger(o.Logger, s.redact)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	s.srv = &http.Server{
+		Handler:                      s,
+		ReadHeaderTimeout:            readHeaderTimeout,
+		IdleTimeout:                  idleTimeout,
+		MaxHeaderBytes:               maxHeaderBytes,
+		ErrorLog:                     newErrorLog(s.log, "http server"),
+		Protocols:                    &protocols,
+		DisableGeneralOptionsHandler: true, // OPTIONS * goes through the gate too
+	}
+	s.srv.RegisterOnShutdown(s.closeUpgraded)
+	return s, nil
+}
+
+// normalizeBaseURL turns "" and "/" into "/", and "/a/b" or "/a/b/" into "/a/b/". It
+// refuses anything but plain path segments of URL-safe characters.
+func normalizeBaseURL(b string) (string, error) {
+	if b == "" || b == "/" {
+		return "/", nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("tokenserver: base URL %q %s; use a path such as /myapp/", b, why)
+	}
+	if len(b) > 256 {
+		return "", fmt.Errorf("tokenserver: base URL is longer than 256 characters")
+	}
+	if !strings.HasPrefix(b, "/") {
+		return "", bad("does not start with /")
+	}
+	if !strings.HasSuffix(b, "/") {
+		b += "/"
+	}
+	for _, seg := range strings.Split(strings.Trim(b, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", bad("has an empty or dot segment")
+		}
+		for i := 0; i < len(seg); i++ {
+			if !isUnreserved(seg[i]) {
+				return "", bad("has a character other than A-Z a-z 0-9 - . _ ~")
+			}
+		}
+	}
+	return b, nil
+}
+
+func sessionTag(id string) (string, error) {
+	if id == "" {
+		return "local", nil
+	}
+	if len(id) > 64 {
+		return "", errors.New("tokenserver: session id is longer than 64 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", errors.New("tokenserver: session id may hold only A-Z a-z 0-9 - _ .")
+		}
+	}
+	return id, nil
+}
+
+// touch calls OnActivity, at most about once a second.
+func (s *Server) touch() {
+	if s.onActivity == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastActive.Load()
+	if now-last < int64(time.Second) || !s.lastActive.CompareAndSwap(last, now) {
+		return
+	}
+	s.onActivity()
+}
+
+// Serve accepts connections on ln until Shutdown, speaking TLS if Options.TLS was
+// set. It may be called for several listeners at once (a Unix socket and a TCP port,
+// say) and returns http.ErrServerClosed after Shutdown. With NoAuth it refuses a
+// listener that is not loopback TCP or a Unix socket.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.noAuth && !loopbackListener(ln) {
+		return errors.New("tokenserver: refusing to serve without authentication on a listener that is not loopback TCP or a Unix socket")
+	}
+	if s.tlsConfig != nil {
+		ln = tls.NewListener(ln, s.tlsConfig)
+	}
+	return s.srv.Serve(ln)
+}
+
+func loopbackListener(ln net.Listener) bool {
+	switch a := ln.Addr().(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
+// Shutdown stops every Serve, closes upgraded (WebSocket) connections, and waits for
+// requests in flight until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) trackUpgraded(c *upgradedConn) bool {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	if s.upClosed {
+		return false
+	}
+	s.upgraded[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackUpgraded(c *upgradedConn) {
+	s.upMu.Lock()
+	delete(s.upgraded, c)
+	s.upMu.Unlock()
+}
+
+func (s *Server) closeUpgraded() {
+	s.upMu.Lock()
+	s.upClosed = true
+	conns := make([]*upgradedConn, 0, len(s.upgraded))
+	for c := range s.upgraded {
+		conns = append(conns, c)
+	}
+	s.upMu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// ServeHTTP is the gate.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// 1. Host allowlist, before anything else (DNS rebinding), token or not.
+	if !s.hostAllowed(r) {
+		s.refuse(w, r, http.StatusForbidden, "host not allowed", textHost)
+		return
+	}
+	if r.Method == http.MethodConnect {
+		s.refuse(w, r, http.StatusMethodNotAllowed, "CONNECT", textMethod)
+		return
+	}
+	// Our own endpoints: never proxied.
+	if s.isReserved(r.URL.Path) {
+		s.serveReserved(w, r)
+		return
+	}
+	c := s.readCredentials(r)
+	// 2. Cross-origin checks, for requests the cookie alone would authenticate.
+	if !c.carriesToken() {
+		if err := s.crossOriginCheck(r); err != nil {
+			s.refuse(w, r, http.StatusForbidden, err.Error(), textOrigin)
+			return
+		}
+	}
+	// 3. Authentication.
+	var cookieIssued time.Time
+	if !s.noAuth {
+		res := s.authenticate(r, &c)
+		switch res.outcome {
+		case authOK:
+			cookieIssued = res.cookieIssued
+		case authNone:
+			s.unauthorized(w, r, "", false)
+			return
+		case authBad:
+			s.unauthorized(w, r, "That token was not accepted.", true)
+			return
+		case authBadProtocol:
+			s.refuse(w, r, http.StatusForbidden, "bad token subprotocol", textProtocol)
+			return
+		case authLimited:
+			s.tooMany(w, r)
+			return
+		}
+	}
+	s.touch()
+	// A credential in the URL of a page load: trade it for a cookie and send the
+	// browser to the same URL without it, so it leaves the address bar and history.
+	if c.fromURL && !s.noAuth && cookieAllowed(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !isUpgrade(r) {
+		s.redirectClean(w, r)
+		return
+	}
+	if !cookieIssued.IsZero() && s.now().Sub(cookieIssued) > cookieRefreshAfter && !isUpgrade(r) {
+		http.SetCookie(w, s.newCookie(r)) // sliding expiry
+	}
+	// 4. Strip our credentials, 5. hand over to the app.
+	s.serveApp(w, s.stripped(r, &c), r, c.proto.present)
+}
+
+// credentials is what a request presents, parsed but not yet checked.
+type credentials struct {
+	authz     string // token from Authorization (ours)
+	authzErr  error  // two headers, or a malformed token/Bearer header
+	authzOurs bool   // the Authorization header is ours: strip it
+
+	queryTokens []string // honoured ?token= values (more than one: ambiguous)
+	codes       []string // honoured ?code= login codes
+	fromURL     bool     // a credential honoured from the URL
+	ourQuery    bool     // the URL holds parameters of ours (honoured or not): strip them
+	query       []queryParam
+
+	proto subprotocols
+}
+
+// carriesToken: the request presents the token itself (header, subprotocol, URL),
+// which a cross-site page cannot forge without knowing it.
+func (c *credentials) carriesToken() bool {
+	return c.authz != "" || c.proto.tok != "" || len(c.queryTokens) > 0
+}
+
+func (s *Server) readCredentials(r *http.Request) credentials {
+	var c credentials
+	c.authz, c.authzOurs, c.authzErr = parseAuthorization(r.Header.Values("Authorization"))
+	if errors.Is(c.authzErr, errNotOurScheme) {
+		c.authzErr = nil
+	}
+	if c.authzErr != nil {
+		c.authz = ""
+	}
+	c.proto = parseSubprotocols(r.Header.Values("Sec-WebSocket-Protocol"))
+	if hasOurQuery(r.URL.RawQuery) {
+		c.query = splitQuery(r.URL.RawQuery)
+		mode := r.Header.Get("Sec-Fetch-Mode")
+		// ?token= from a navigation, a WebSocket handshake or a client that sends no
+		// fetch metadata (curl, scripts); never from a page script's fetch.
+		tokenOK := mode == "" || mode == "navigate" || mode == "websocket"
+		// ?code= only on a page load.
+		codeOK := (mode == "" || mode == "navigate") && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+		for _, p := range c.query {
+			if !ourQueryParam(p) {
+				continue
+			}
+			c.ourQuery = true
+			switch {
+			case isTokenKey(p.key) && tokenOK:
+				c.queryTokens = append(c.queryTokens, p.value)
+			case isCodeKey(p.key) && codeOK:
+				c.codes = append(c.codes, p.value)
+			}
+		}
+		c.fromURL = len(c.queryTokens) > 0 || len(c.codes) > 0
+	}
+	return c
+}
+
+type authOutcome int
+
+const (
+	authNone        authOutcome = iota // no credential at all
+	authOK                             // authenticated
+	authBad                            // a bad or ambiguous credential: 401
+	authBadProtocol                    // a bad JEP 119 subprotocol: 403
+	authLimited                        // too many failures: 429
+)
+
+type authResult struct {
+	outcome      authOutcome
+	cookieIssued time.Time // set when only the cookie authenticated
+}
+
+// authenticate checks every credential presented. A request is in when at least one
+// credential is valid and none is invalid: a bad explicit credential is never ignored
+// because a cookie happens to be good.
+func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
+	now := s.now()
+	limited := !s.limiter.allow(now)
+	structural := c.authzErr != nil || len(c.queryTokens) > 1 || len(c.codes) > 1 || c.proto.err != nil
+	var raw []string
+	if c.authz != "" {
+		raw = append(raw, c.authz)
+	}
+	if len(c.queryTokens) == 1 {
+		raw = append(raw, c.queryTokens[0])
+	}
+	if c.proto.tok != "" {
+		raw = append(raw, c.proto.tok)
+	}
+	if (structural || len(raw) > 0) && limited {
+		return authResult{outcome: authLimited}
+	}
+	if structural {
+		s.failed(r, "malformed or ambiguous credential")
+		if c.proto.err != nil {
+			return authResult{outcome: authBadProtocol}
+		}
+		return authResult{outcome: authBad}
+	}
+	good := true
+	for _, t := range raw {
+		if !TokensEqual(t, s.token) {
+			good = false
+		}
+	}
+	if !good {
+		s.failed(r, "wrong token")
+		if c.proto.tok != "" && !TokensEqual(c.proto.tok, s.token) {
+			return authResult{outcome: authBadProtocol}
+		}
+		return authResult{outcome: authBad}
+	}
+	if len(c.codes) == 1 && !s.useLoginCode(c.codes[0], now) {
+		s.failed(r, "bad login code")
+		if limited {
+			return authResult{outcome: authLimited}
+		}
+		return authResult{outcome: authBad}
+	}
+	if len(raw) > 0 || len(c.codes) == 1 {
+		return authResult{outcome: authOK}
+	}
+	if issued, ok := s.checkCookie(r); ok {
+		return authResult{outcome: authOK, cookieIssued: issued}
+	}
+	return authResult{outcome: authNone}
+}
+
+// useLoginCode checks a login code and spends it: each works once.
+func (s *Server) useLoginCode(code string, now time.Time) bool {
+	if s.token == "" {
+		return false
+	}
+	pc, err := checkLoginCode(s.token, code, now)
+	if err != nil {
+		return false
+	}
+	s.codesMu.Lock()
+	defer s.codesMu.Unlock()
+	for n, exp := range s.usedCodes {
+		if !now.Before(exp) {
+			delete(s.usedCodes, n)
+		}
+	}
+	if _, used := s.usedCodes[pc.nonce]; used {
+		return false
+	}
+	s.usedCodes[pc.nonce] = pc.expiry
+	return true
+}
+
+// failed records a failed attempt, logging the start of a flood once.
+func (s *Server) failed(r *http.Request, why string) {
+	if s.limiter.fail(s.now()) {
+		s.log.Warn("too many failed attempts: refusing to check tokens for a while; existing sessions keep working")
+	}
+	s.log.Info("authentication failed", "reason", why, "method", r.Method, "path", logPath(r))
+}
+
+// logPath is the request path as we log it: no query (it may hold the token),
+// capped in length; the redacting handler takes out the token should the path hold it.
+func logPath(r *http.Request) string {
+	return truncate(r.URL.Path, 256)
+}
+
+// redirectClean answers a page load that carried ?token= or ?code=: a fresh cookie
+// and a 303 to the same URL without our parameters.
+func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) {
+	loc := r.URL.EscapedPath()
+	if q := joinQuery(splitQuery(r.URL.RawQuery), ourQueryParam); q != "" {
+		loc += "?" + q
+	}
+	loc = safeNext(loc, "/")
+	if loc == "/" {
+		loc = s.base
+	}
+	http.SetCookie(w, s.newCookie(r))
+	s.log.Info("signed in from URL credential", "path", logPath(r))
+	setOurHeaders(w.Header(), cspText)
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// stripped returns the request the app gets: no Authorization of ours, no cookie of
+// any tether session, no ?token= or login code, no JEP 119 entries, and no Referer
+// carrying our parameters. Everything else is left exactly as the client sent it.
+func (s *Server) stripped(r *http.Request, c *credentials) *http.Request {
+	out := new(http.Request)
+	*out = *r
+	out.Header = r.Header.Clone()
+	if c.authzOurs {
+		out.Header.Del("Authorization")
+	}
+	stripOurCookies(out.Header)
+	stripReferer(out.Header)
+	if c.proto.present {
+		if len(c.proto.others) > 0 {
+			out.Header.Set("Sec-WebSocket-Protocol", strings.Join(c.proto.others, ", "))
+		} else {
+			out.Header.Del("Sec-WebSocket-Protocol")
+		}
+	}
+	if c.ourQuery {
+		u := *r.URL
+		u.RawQuery = joinQuery(c.query, ourQueryParam)
+		u.ForceQuery = false
+		out.URL = &u
+		out.RequestURI = u.RequestURI()
+		out.Form, out.PostForm = nil, nil
+	}
+	return out
+}
+
+// serveApp runs the app, recovering a panic into a bare 500: no trace in the body,
+// and the panic value logged only after redaction of every secret the request held.
+func (s *Server) serveApp(w http.ResponseWriter, r, orig *http.Request, nameJupyter bool) {
+	aw := &appWriter{ResponseWriter: w, s: s, nameJupyter: nameJupyter}
+	defer func() {
+		v := recover()
+		if v == nil {
+			if aw.status >= 500 {
+				s.log.Warn("app error", "status", aw.status, "method", r.Method, "path", logPath(r))
+			}
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		red := requestRedactor(s.token, orig)
+		s.log.Error("app panicked", "method", r.Method, "path", logPath(r),
+			"panic", red.redact(truncate(fmt.Sprint(v), 1024)), "stack", red.redact(string(debug.Stack())))
+		if aw.status != 0 || aw.hijacked {
+			panic(http.ErrAbortHandler) // too late for a 500: drop the connection
+		}
+		s.writeText(w, http.StatusInternalServerError, textInternal)
+	}()
+	s.app.ServeHTTP(aw, r)
+}
+
+// requestRedactor knows every secret a request may hold besides the token.
+func requestRedactor(token string, r *http.Request) *redactor {
+	red := newRedactor(token)
+	red.add(r.Header.Values("Authorization")...)
+	red.add(r.Header.Values("Referer")...)
+	red.add(r.URL.RawQuery)
+	for _, c := range r.Cookies() {
+		red.add(c.Value)
+	}
+	for _, line := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, e := range strings.Split(line, ",") {
+			red.add(strings.TrimSpace(e))
+		}
+	}
+	return red
+}

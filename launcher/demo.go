@@ -102,4 +102,3 @@ func demoServer(dir string) (*tunnel.Config, *tunnel.Server, error) {
 	}
 	return cfg, srv, nil
 }
-

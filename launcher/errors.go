@@ -46,7 +46,9 @@ func usageError(format string, args ...any) *Error {
 // what went wrong on stderr (ls, stop, logs passed through): nothing more is printed.
 type ExitStatusError struct{ Status int }
 
-func (e *ExitStatusError) Error() string { return fmt.Sprintf("remote command exited with status %d", e.Status) }
+func (e *ExitStatusError) Error() string {
+	return fmt.Sprintf("remote command exited with status %d", e.Status)
+}
 
 // ExitCode is the remote status, or 1 when it is not a valid status of its own.
 func (e *ExitStatusError) ExitCode() int {

@@ -92,8 +92,11 @@ func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
 		add(s, "key "+ssh.FingerprintSHA256(s.PublicKey()))
 	}
 
-	files := loadIdentities(cfg, p, warn)
+	files, pubs := loadIdentities(cfg, p, warn)
 	wanted := map[string]bool{}
+	for _, k := range pubs {
+		wanted[string(k.Marshal())] = true
+	}
 	for _, f := range files {
 		wanted[string(f.pub.Marshal())] = true
 		if c, ok := f.pub.(*ssh.Certificate); ok {
@@ -175,8 +178,10 @@ type identity struct {
 }
 
 // loadIdentities reads IdentityFiles (skipping missing ones) and attaches certificates:
-// FILE-cert.pub and any CertificateFile whose key matches.
-func loadIdentities(cfg *Config, p Prompter, warn io.Writer) []identity {
+// FILE-cert.pub and any CertificateFile whose key matches. pubs are the public keys of
+// identity files whose private half is not there (FILE.pub, certificates): under
+// IdentitiesOnly they still select agent keys, as in OpenSSH.
+func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pubs []ssh.PublicKey) {
 	var certs []*ssh.Certificate
 	for _, f := range cfg.CertificateFiles {
 		if c := readCert(f); c != nil {
@@ -185,8 +190,18 @@ func loadIdentities(cfg *Config, p Prompter, warn io.Writer) []identity {
 			warnf(warn, "cannot read CertificateFile %s", f)
 		}
 	}
-	var ids []identity
+	for _, c := range certs {
+		pubs = append(pubs, c.Key)
+	}
 	for _, f := range cfg.IdentityFiles {
+		if b, err := os.ReadFile(f + ".pub"); err == nil {
+			if k, _, _, _, err := ssh.ParseAuthorizedKey(b); err == nil {
+				pubs = append(pubs, k)
+			}
+		}
+		if c := readCert(f + "-cert.pub"); c != nil {
+			pubs = append(pubs, c.Key)
+		}
 		s, err := loadKeyFile(f, p, cfg.BatchMode)
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
@@ -207,7 +222,7 @@ func loadIdentities(cfg *Config, p Prompter, warn io.Writer) []identity {
 		}
 		ids = append(ids, identity{label: f, pub: s.PublicKey(), signer: s})
 	}
-	return ids
+	return ids, pubs
 }
 
 func readCert(path string) *ssh.Certificate {

@@ -175,6 +175,7 @@ func TestForwardManyConnections(t *testing.T) {
 	ts := startServer(t, nil)
 	c := ts.dial(t, ts.config(), Options{})
 	before := runtime.NumGoroutine()
+	fdsBefore := openFDs(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -241,6 +242,24 @@ func TestForwardManyConnections(t *testing.T) {
 		t.Error("the listener is still open")
 	}
 	waitGoroutines(t, before)
+	// The echo server's side of each connection closes on its own schedule: allow a
+	// moment, then no descriptor may be left.
+	deadline := time.Now().Add(5 * time.Second)
+	for openFDs(t) > fdsBefore && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := openFDs(t); n > fdsBefore {
+		t.Errorf("open file descriptors: %d, before %d", n, fdsBefore)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
 }
 
 func waitGoroutines(t *testing.T, want int) {

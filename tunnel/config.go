@@ -41,8 +41,10 @@ type Config struct {
 
 	// ConnectTimeout bounds TCP, proxy and handshake (0: Dial's default of 15 s).
 	ConnectTimeout time.Duration
-	// ServerAliveInterval is the keepalive period (0: Dial's default of 15 s); the
-	// connection is declared dead after ServerAliveCountMax unanswered keepalives.
+	// ServerAliveInterval is the keepalive period (0: unset, Dial's default of 15 s);
+	// the connection is declared dead after ServerAliveCountMax unanswered keepalives.
+	// (Where it is unset ssh uses 300 s under BatchMode and none otherwise; tether
+	// always keeps the connection alive, to notice a dead network and reconnect.)
 	ServerAliveInterval time.Duration
 	ServerAliveCountMax int
 
@@ -557,6 +559,10 @@ func (r *resolver) build(alias, cmdUser string, s *settings, depth int) (*Config
 		}
 	}
 	if v, ok := s.get("proxyjump"); ok && !strings.EqualFold(v, "none") {
+		// ssh -G prints the last hop without its ssh:// scheme; so do we.
+		if i := strings.LastIndexByte(v, ','); strings.HasPrefix(v[i+1:], "ssh://") {
+			v = v[:i+1] + strings.TrimSuffix(strings.TrimPrefix(v[i+1:], "ssh://"), "/")
+		}
 		c.ProxyJump = v
 		if _, err := parseJumps(v); err != nil {
 			return nil, err
@@ -590,7 +596,10 @@ func parseJumps(v string) ([]jumpHop, error) {
 	var hops []jumpHop
 	for _, part := range strings.Split(v, ",") {
 		part = strings.TrimSpace(part)
-		s := strings.TrimPrefix(part, "ssh://")
+		s := part
+		if strings.HasPrefix(s, "ssh://") {
+			s = strings.TrimSuffix(strings.TrimPrefix(s, "ssh://"), "/")
+		}
 		var h jumpHop
 		if i := strings.LastIndexByte(s, '@'); i >= 0 {
 			h.user, s = s[:i], s[i+1:]

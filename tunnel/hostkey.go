@@ -44,7 +44,7 @@ func (e *HostKeyChangedError) Error() string {
 	}
 	if len(e.Expected) > 0 {
 		k := e.Expected[0]
-		fmt.Fprintf(&b, "; if the change is legitimate, remove line %d of %s (ssh-keygen -R %s -f %s)", k.Line, k.File, e.Host, k.File)
+		fmt.Fprintf(&b, "; if the change is legitimate, remove line %d of %s (ssh-keygen -R %s -f %s)", k.Line, k.File, Quote(e.Host), Quote(k.File))
 	}
 	return b.String()
 }

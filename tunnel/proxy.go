@@ -205,11 +205,14 @@ func startProxyCommand(cfg *Config, warn io.Writer) (*cmdConn, error) {
 
 func (c *cmdConn) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	if err == io.EOF || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, syscall.EBADF) {
-		if n == 0 {
-			if s := c.stderr.String(); s != "" {
-				return 0, fmt.Errorf("tunnel: ProxyCommand ended: %s", s)
-			}
+	if err == io.EOF && n == 0 {
+		// Let the command finish so its last words (stderr) are in the error.
+		select {
+		case <-c.done:
+		case <-time.After(time.Second):
+		}
+		if s := c.stderr.String(); s != "" {
+			return 0, fmt.Errorf("ProxyCommand ended: %s: %w", s, io.EOF)
 		}
 	}
 	return n, err

@@ -311,7 +311,8 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				r.Reply(false, nil)
 				continue
 			}
-			c, err := s.start(ch, p.Command, exited)
+			replied := make(chan struct{})
+			c, err := s.start(ch, p.Command, exited, replied)
 			if err != nil {
 				r.Reply(false, nil)
 				fmt.Fprintf(ch.Stderr(), "tether server: %v\n", err)
@@ -320,6 +321,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			}
 			cmd = c
 			r.Reply(true, nil)
+			close(replied)
 		case "signal":
 			var p struct{ Signal string }
 			if cmd != nil && ssh.Unmarshal(r.Payload, &p) == nil {
@@ -366,7 +368,10 @@ var signalNames = func() map[syscall.Signal]ssh.Signal {
 
 // start runs command under /bin/sh -c in its own process group, wired to ch, and sends
 // exit-status (or exit-signal) and closes ch when it ends.
-func (s *Server) start(ch ssh.Channel, command string, exited chan struct{}) (*exec.Cmd, error) {
+//
+// Nothing is sent on ch until replied is closed: a fast command must not close the
+// channel before the exec request has been answered.
+func (s *Server) start(ch ssh.Channel, command string, exited, replied chan struct{}) (*exec.Cmd, error) {
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Env = append(os.Environ(), s.Env...)
 	if home := envValue(cmd.Env, "HOME"); home != "" {
@@ -404,6 +409,7 @@ func (s *Server) start(ch ssh.Channel, command string, exited chan struct{}) (*e
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		<-replied
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); io.Copy(ch, stdout) }()

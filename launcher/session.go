@@ -146,8 +146,8 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 		s.status.step("starting %s on %s", what, s.host)
 		r, err := readRecord(br)
 		if err != nil {
-			recErr = err
-			return err
+			recErr = err // judged below, with serve's exit status and stderr
+			return nil
 		}
 		rec = &r
 		return nil

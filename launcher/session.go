@@ -186,6 +186,8 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	default:
 		msg = fmt.Sprintf("tether serve exited with status %d without a ready record", res.status)
 	}
+	// serve's own advice is replaced by ours, which also says nothing was left behind.
+	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
 	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)),
 		Hint: "fix the command and try again (nothing was left running)"}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/tether-dev/tether/remote"
 )
@@ -19,6 +20,7 @@ type Env struct {
 // CLI is the command line; each command's flags and Run live with the package that
 // owns it.
 type CLI struct {
+	Serve   ServeCmd   `cmd:"" help:"Run a guarded server in front of an app on this machine (the remote side)."`
 	Launch  LaunchCmd  `cmd:"" help:"Start a web app on a remote machine and open it in your browser, over SSH."`
 	Attach  AttachCmd  `cmd:"" help:"Reopen a session running on a remote machine (from any laptop that can ssh there)."`
 	Demo    DemoCmd    `cmd:"" help:"The whole flow with nothing to set up: a throwaway SSH server on 127.0.0.1 plays the remote."`
@@ -100,4 +102,34 @@ func (c *LogsCmd) Run(ctx context.Context, env *Env) error {
 	default:
 		return &remote.UsageError{Msg: "logs takes a session id or name (and a HOST first for a remote machine)"}
 	}
+}
+
+// ServeCmd is `tether serve`: see DESIGN.md's command-line contract.
+type ServeCmd struct {
+	Listen       string        `placeholder:"ADDR" help:"Also listen on this TCP address, e.g. 127.0.0.1:0 (beyond loopback only with a token)."`
+	Socket       string        `placeholder:"PATH" help:"Listen on this Unix socket instead of server.sock in the session directory."`
+	TokenFile    string        `name:"token-file" placeholder:"F" help:"Read the token from this file (mode 0600) instead of TETHER_TOKEN or a fresh one."`
+	BaseURL      string        `name:"base-url" placeholder:"/p" default:"/" help:"Serve under this path prefix."`
+	TLS          bool          `name:"tls" help:"Serve HTTPS with a self-signed certificate (its SHA-256 goes into the ready record)."`
+	TLSCert      string        `name:"tls-cert" placeholder:"F" help:"Serve HTTPS with this PEM certificate (the key may sit in the same file)."`
+	TLSKey       string        `name:"tls-key" placeholder:"F" help:"The PEM key for --tls-cert."`
+	AllowHost    []string      `name:"allow-host" placeholder:"NAME" sep:"none" help:"Accept this Host name besides loopback ones (repeatable)."`
+	IdleTimeout  time.Duration `name:"idle-timeout" placeholder:"DUR" help:"Stop the session after this long without requests or WebSocket traffic."`
+	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
+	JSON         bool          `name:"json" help:"Print the ready record as one line of JSON on stdout."`
+	Detach       bool          `help:"Run in the background and return once ready; the session outlives this terminal and SSH connection."`
+	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
+	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
+	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: the built-in app."`
+}
+
+// Run starts the guarded server.
+func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
+	return remote.Serve(ctx, remote.ServeOptions{
+		Listen: c.Listen, Socket: c.Socket, TokenFile: c.TokenFile, BaseURL: c.BaseURL,
+		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
+		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
+		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, Command: c.Command,
+		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr,
+	})
 }

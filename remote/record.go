@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 // Record is the ready record: what `tether serve --json` prints as one line on stdout
@@ -56,6 +58,10 @@ const (
 	StateDead       = "dead"
 	maxNameLen      = 64
 	maxRecordLength = 1 << 20
+
+	// maxSocketPath keeps socket paths under sun_path (108 bytes on Linux, 104 on the
+	// BSDs and macOS, both counting the NUL) with a margin.
+	maxSocketPath = 100
 )
 
 var (
@@ -63,7 +69,6 @@ var (
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	hostPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
 	hexPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	tokenChars  = regexp.MustCompile(`^[A-Za-z0-9._~-]{16,512}$`)
 )
 
 // validName reports whether n is acceptable as a session name: 1–64 characters of
@@ -165,14 +170,9 @@ func DecodeRecord(line []byte) (Record, error) {
 	return r, nil
 }
 
-// validTokenFormat checks the shape of a token: RFC 3986 unreserved characters, at
-// least 16 of them (tokenserver's rule for custom tokens; generated ones are 43).
-func validTokenFormat(t string) error {
-	if !tokenChars.MatchString(t) {
-		return errors.New("malformed token")
-	}
-	return nil
-}
+// validTokenFormat checks the shape of a token: tokenserver's rule for custom tokens
+// (RFC 3986 unreserved characters, 16 to 512), which generated ones also meet.
+func validTokenFormat(t string) error { return tokenserver.ValidateToken(t) }
 
 func validLoopbackURL(s string, tls bool) error {
 	u, err := url.Parse(s)

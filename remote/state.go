@@ -24,10 +24,6 @@ const (
 	serverLogFile = "server.log"
 	serverSocket  = "server.sock"
 	appSocket     = "app.sock"
-
-	// maxSocketPath keeps socket paths under sun_path (108 bytes on Linux, 104 on the
-	// BSDs and macOS, both counting the NUL) with a margin.
-	maxSocketPath = 100
 )
 
 // stateRoot returns the per-user root of session directories: $TETHER_STATE_DIR, else

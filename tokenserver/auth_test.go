@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Item 12: without a credential nothing reaches the app, on any path and with any
@@ -124,6 +125,50 @@ func TestQueryTokenRedirect(t *testing.T) {
 			t.Errorf("for %s, the app saw %q; want %q", tt.name, seen.RequestURI, loc)
 		}
 		assertNothingOfOurs(t, seen, g.token)
+	}
+}
+
+// Item 13, from another site: a navigation with ?token= that came from elsewhere (a
+// link, the launcher's file:// page) gets the cookie and a page that moves on by
+// itself to the clean URL, because browsers do not send a SameSite=Strict cookie on
+// a redirect that follows a cross-site navigation. The token is still gone from the
+// next URL, the page holds no token, and the same security headers apply.
+func TestQueryTokenCrossSiteNavigation(t *testing.T) {
+	g := newGate(t, nil)
+	for _, site := range []string{"cross-site", "same-site"} {
+		w := g.do(req("GET", "/lab?x=1&token="+g.token, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", site))
+		if w.Code != http.StatusOK {
+			t.Errorf("%s: got %d; want 200 and a continue page", site, w.Code)
+			continue
+		}
+		body := w.Body.String()
+		if !strings.Contains(body, `http-equiv="refresh" content="0; url=/lab?x=1"`) || !strings.Contains(body, `href="/lab?x=1"`) {
+			t.Errorf("%s: the page does not move on to the clean URL:\n%s", site, body)
+		}
+		mustNotContain(t, site+" body", body, g.token)
+		if len(w.Result().Cookies()) != 1 || w.Header().Get("Referrer-Policy") != "no-referrer" || w.Header().Get("Location") != "" {
+			t.Errorf("%s: headers %v", site, w.Header())
+		}
+		if strings.Contains(body, "<script") || !strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("%s: the page has script or a loose CSP", site)
+		}
+	}
+	for _, site := range []string{"none", "same-origin", ""} {
+		hdr := []string{"Sec-Fetch-Mode", "navigate"}
+		if site != "" {
+			hdr = append(hdr, "Sec-Fetch-Site", site)
+		}
+		if w := g.do(req("GET", "/lab?token="+g.token, hdr...)); w.Code != http.StatusSeeOther {
+			t.Errorf("Sec-Fetch-Site %q: got %d; want 303", site, w.Code)
+		}
+	}
+	// Login codes follow the same rule.
+	code, _ := MintLoginCode(g.token, time.Minute)
+	if w := g.do(req("GET", "/lab?code="+code, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site")); w.Code != 200 || len(w.Result().Cookies()) != 1 {
+		t.Errorf("login code from another site: got %d", w.Code)
+	}
+	if g.app.count() != 0 {
+		t.Error("the app was reached")
 	}
 }
 

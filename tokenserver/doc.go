@@ -3,4 +3,20 @@
 // form, WebSocket subprotocol), cookies, the login page, Host and Origin checks, rate
 // limiting, TLS, log redaction, and the reverse proxy to the app over TCP or a Unix
 // socket. It imports none of tether's other packages.
+//
+// Every request goes through one gate (Server.ServeHTTP), in this order: the Host
+// must be a loopback name or an allowed one (DNS rebinding); a request the cookie
+// alone would authenticate must pass the cross-origin checks (an exact Origin on
+// WebSocket handshakes, http.CrossOriginProtection plus an exact Origin on unsafe
+// methods); every credential presented must be valid and at least one must be; then
+// our credentials are stripped and the request reaches Options.App.
+//
+// Our own endpoints live under {BaseURL}_tether/ and are never proxied:
+//
+//	GET  {BaseURL}_tether/login              the login form (200)
+//	POST {BaseURL}_tether/login              token=…&next=… → cookie, 303 to next
+//	GET  {BaseURL}_tether/challenge?nonce=N  ChallengeResponse(token, N), no auth
+//
+// A page load with ?token= or a one-time ?code= (MintLoginCode) gets the session
+// cookie and is sent on to the same URL without it.
 package tokenserver

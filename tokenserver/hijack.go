@@ -8,7 +8,8 @@ import (
 	"sync"
 )
 
-// appWriter is the ResponseWriter the app gets. It records the status for logging,
+// appWriter is the ResponseWriter behind every answer. It records the status (for
+// logging, and to know whether a panic can still become a 500),
 // and when the app takes over the connection (a WebSocket, through our proxy or its
 // own upgrader) it wraps the connection so that traffic counts as activity, Shutdown
 // can close it, and — when the client used the JEP 119 token subprotocol and the app
@@ -117,6 +118,9 @@ func (c *upgradedConn) CloseWrite() error {
 
 func (c *upgradedConn) Close() error {
 	c.closeOnce.Do(func() {
+		if c.head != nil && len(c.head.buf) > 0 {
+			c.Conn.Write(c.head.buf) // an unfinished head: pass it on as it is
+		}
 		c.closeErr = c.Conn.Close()
 		c.s.untrackUpgraded(c)
 	})

@@ -249,6 +249,30 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	s.seeOther(w, next)
 }
 
+var continueTemplate = template.Must(template.New("continue").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0; url={{.}}"><title>tether</title></head>
+<body><p><a href="{{.}}">Continue</a></p></body></html>
+`))
+
+// continuePage answers 200 with a page that navigates to loc (a path safeNext kept)
+// by itself, without script.
+func (s *Server) continuePage(w http.ResponseWriter, r *http.Request, loc string) {
+	var buf bytes.Buffer
+	if err := continueTemplate.Execute(&buf, loc); err != nil {
+		s.writeText(w, http.StatusInternalServerError, textInternal)
+		return
+	}
+	h := w.Header()
+	setOurHeaders(h, cspText)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(buf.Bytes())
+	}
+}
+
 func (s *Server) seeOther(w http.ResponseWriter, loc string) {
 	setOurHeaders(w.Header(), cspText)
 	w.Header().Set("Location", loc)

@@ -182,4 +182,3 @@ func TestLoginCSRF(t *testing.T) {
 		t.Errorf("the app saw a login POST")
 	}
 }
-

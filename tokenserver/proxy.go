@@ -73,8 +73,10 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 				pr.Out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 			}
 		},
-		Transport:     transport,
-		FlushInterval: -1, // interactive apps: pass every write through at once
+		Transport: transport,
+		// FlushInterval 0: ReverseProxy already flushes at once for streams (unknown
+		// length, text/event-stream), and buffers the rest.
+		FlushInterval: 0,
 		BufferPool:    bufferPool{},
 		ErrorLog:      newErrorLog(log, "proxy"),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

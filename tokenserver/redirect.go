@@ -10,8 +10,9 @@ const maxNextLen = 2048
 // safeNext returns next if it is a local path under base that every browser resolves
 // to this same origin, else base. It refuses anything with a scheme or host
 // (https://x, http:x, javascript:...), network-path references and their look-alikes
-// (//x, ///x, /\x, \\x), leading spaces, control characters and backslashes — raw or
-// percent-encoded, once or several times over — and dot segments that would climb out
+// (//x, ///x, /\x, \\x), characters a URL does not hold unencoded (spaces, controls,
+// backslashes, quotes, angle brackets), controls and backslashes percent-encoded once
+// or several times over, and dot segments that would climb out
 // of base. It is deliberately stricter than browsers are: a false refusal only lands
 // the user on base.
 func safeNext(next, base string) string {
@@ -72,10 +73,14 @@ func plainLocalPath(s string) bool {
 	return true
 }
 
-// badURLChar: spaces, controls and backslashes, which have no place in a URL as
-// written and which browsers strip or turn into '/'.
+// badURLChar: anything but RFC 3986's characters (unreserved, reserved, '%'), so
+// spaces, controls and backslashes (which browsers strip or turn into '/'), quotes
+// and angle brackets: what we redirect to is always written percent-encoded.
 func badURLChar(r rune) bool {
-	return r <= ' ' || r == 0x7f || r == '\\'
+	if r >= 0x80 || r <= ' ' {
+		return true
+	}
+	return !isUnreserved(byte(r)) && !strings.ContainsRune(":/?#[]@!$&'()*+,;=%", r)
 }
 
 // badDecodedChar: in a decoded layer a space is an ordinary path character (%20);

@@ -189,6 +189,9 @@ func normalizeBaseURL(b string) (string, error) {
 	if !strings.HasSuffix(b, "/") {
 		b += "/"
 	}
+	if strings.Contains(b, "//") {
+		return "", bad("has an empty segment")
+	}
 	for _, seg := range strings.Split(strings.Trim(b, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return "", bad("has an empty or dot segment")
@@ -290,8 +293,38 @@ func (s *Server) closeUpgraded() {
 	}
 }
 
-// ServeHTTP is the gate.
+// ServeHTTP is the gate. Every answer, ours or the app's, goes through one
+// appWriter, so that a panic anywhere becomes a bare 500 (or a dropped connection if
+// the answer had begun) and is logged only after redaction of every secret the
+// request held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	aw := &appWriter{ResponseWriter: w, s: s}
+	defer s.recoverPanic(aw, r)
+	s.gate(aw, r)
+}
+
+func (s *Server) recoverPanic(aw *appWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v) // net/http's own signal to drop the connection quietly
+	}
+	red := requestRedactor(s.token, r)
+	s.log.Error("panic while serving a request", "method", r.Method, "path", red.redact(logPath(r)),
+		"panic", red.redact(truncate(fmt.Sprint(v), 1024)), "stack", red.redact(string(debug.Stack())))
+	if aw.status != 0 || aw.hijacked {
+		panic(http.ErrAbortHandler) // too late for a 500: drop the connection
+	}
+	h := aw.Header()
+	for k := range h {
+		delete(h, k) // nothing the app had set goes out with our 500
+	}
+	s.writeText(aw.ResponseWriter, http.StatusInternalServerError, textInternal)
+}
+
+func (s *Server) gate(w *appWriter, r *http.Request) {
 	// 1. Host allowlist, before anything else (DNS rebinding), token or not.
 	if !s.hostAllowed(r) {
 		s.refuse(w, r, http.StatusForbidden, "host not allowed", textHost)
@@ -346,7 +379,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, s.newCookie(r)) // sliding expiry
 	}
 	// 4. Strip our credentials, 5. hand over to the app.
-	s.serveApp(w, s.stripped(r, &c), r, c.proto.present)
+	w.nameJupyter = c.proto.present
+	s.serveApp(w, s.stripped(r, &c))
 }
 
 // credentials is what a request presents, parsed but not yet checked.
@@ -514,7 +548,14 @@ func logPath(r *http.Request) string {
 }
 
 // redirectClean answers a page load that carried ?token= or ?code=: a fresh cookie
-// and a 303 to the same URL without our parameters.
+// and a 303 to the same URL without our parameters, so the credential leaves the
+// address bar and the history.
+//
+// A navigation that came from another site (Sec-Fetch-Site cross-site or same-site:
+// a link, or the launcher's file:// redirect page) gets a tiny page that moves on by
+// itself instead: a SameSite=Strict cookie set in answer to a cross-site navigation is
+// not sent on the redirect that follows it, so a 303 would land on the login page. The
+// page's own navigation is same-origin, and the cookie goes with it.
 func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) {
 	loc := r.URL.EscapedPath()
 	if q := joinQuery(splitQuery(r.URL.RawQuery), ourQueryParam); q != "" {
@@ -526,9 +567,11 @@ func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, s.newCookie(r))
 	s.log.Info("signed in from URL credential", "path", logPath(r))
-	setOurHeaders(w.Header(), cspText)
-	w.Header().Set("Location", loc)
-	w.WriteHeader(http.StatusSeeOther)
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		s.continuePage(w, r, loc)
+		return
+	}
+	s.seeOther(w, loc)
 }
 
 // stripped returns the request the app gets: no Authorization of ours, no cookie of
@@ -561,30 +604,12 @@ func (s *Server) stripped(r *http.Request, c *credentials) *http.Request {
 	return out
 }
 
-// serveApp runs the app, recovering a panic into a bare 500: no trace in the body,
-// and the panic value logged only after redaction of every secret the request held.
-func (s *Server) serveApp(w http.ResponseWriter, r, orig *http.Request, nameJupyter bool) {
-	aw := &appWriter{ResponseWriter: w, s: s, nameJupyter: nameJupyter}
-	defer func() {
-		v := recover()
-		if v == nil {
-			if aw.status >= 500 {
-				s.log.Warn("app error", "status", aw.status, "method", r.Method, "path", logPath(r))
-			}
-			return
-		}
-		if v == http.ErrAbortHandler {
-			panic(v)
-		}
-		red := requestRedactor(s.token, orig)
-		s.log.Error("app panicked", "method", r.Method, "path", logPath(r),
-			"panic", red.redact(truncate(fmt.Sprint(v), 1024)), "stack", red.redact(string(debug.Stack())))
-		if aw.status != 0 || aw.hijacked {
-			panic(http.ErrAbortHandler) // too late for a 500: drop the connection
-		}
-		s.writeText(w, http.StatusInternalServerError, textInternal)
-	}()
-	s.app.ServeHTTP(aw, r)
+// serveApp runs the app and logs its 5xx answers (method and path only).
+func (s *Server) serveApp(w *appWriter, r *http.Request) {
+	s.app.ServeHTTP(w, r)
+	if w.status >= 500 {
+		s.log.Warn("app error", "status", w.status, "method", r.Method, "path", logPath(r))
+	}
 }
 
 // requestRedactor knows every secret a request may hold besides the token.

@@ -372,3 +372,34 @@ func TestWebSocketDirectAppNamesBareProtocol(t *testing.T) {
 	}
 	echoOnce(t, c)
 }
+
+// The head filter: a 101 without a protocol gets the bare one, a 101 with one is left
+// alone, anything else passes unchanged, and a head split over many writes still works.
+func TestHeadFilter(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nDATA",
+			"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: " + jupyterProtocol + "\r\n\r\nDATA"},
+		{"HTTP/1.1 101 Switching Protocols\r\nsec-websocket-protocol: k\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\nsec-websocket-protocol: k\r\n\r\n"},
+		{"HTTP/1.1 400 Bad Request\r\nX: y\r\n\r\nbody", "HTTP/1.1 400 Bad Request\r\nX: y\r\n\r\nbody"},
+	}
+	for _, tt := range tests {
+		for _, step := range []int{1, 3, len(tt.in)} {
+			f := &headFilter{}
+			var out strings.Builder
+			done := false
+			for i := 0; i < len(tt.in); i += step {
+				chunk := tt.in[i:min(i+step, len(tt.in))]
+				if done {
+					out.WriteString(chunk)
+					continue
+				}
+				b, d := f.feed([]byte(chunk))
+				out.Write(b)
+				done = d
+			}
+			if out.String() != tt.want {
+				t.Errorf("step %d: got %q; want %q", step, out.String(), tt.want)
+			}
+		}
+	}
+}

@@ -1,0 +1,228 @@
+//go:build unix
+
+package remote
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The detached start. The parent (`tether serve --detach`) re-executes itself as the
+// background server in a new session (setsid: no controlling terminal, so no SIGHUP
+// when the terminal or the SSH connection goes), with stdin, stdout and stderr on
+// /dev/null so the SSH channel can close, and one pipe on which the child reports
+// progress and then ready (the record) or failure (the app's last output). The child
+// makes the token itself or reads it from TETHER_TOKEN or --token-file: it is never in
+// the child's argv.
+
+// readyMsg is one JSON line on the ready pipe.
+type readyMsg struct {
+	Progress string   `json:"progress,omitempty"`
+	Ready    *Record  `json:"ready,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Tail     []string `json:"tail,omitempty"`
+}
+
+// childArgs is the background server's command line: the same serve options as
+// flags (never the token), and the ready pipe's descriptor.
+func childArgs(o ServeOptions) []string {
+	args := []string{"serve", "--ready-fd=3"}
+	add := func(flag, v string) {
+		if v != "" {
+			args = append(args, "--"+flag+"="+v)
+		}
+	}
+	add("listen", o.Listen)
+	add("socket", o.Socket)
+	add("token-file", o.TokenFile)
+	if o.BaseURL != "/" {
+		add("base-url", o.BaseURL)
+	}
+	if o.TLS && o.TLSCert == "" {
+		args = append(args, "--tls")
+	}
+	add("tls-cert", o.TLSCert)
+	add("tls-key", o.TLSKey)
+	for _, h := range o.AllowHosts {
+		add("allow-host", h)
+	}
+	if o.IdleTimeout > 0 {
+		add("idle-timeout", o.IdleTimeout.String())
+	}
+	add("name", o.Name)
+	add("ready-timeout", o.ReadyTimeout.String())
+	if len(o.Command) > 0 {
+		args = append(args, "--")
+		args = append(args, o.Command...)
+	}
+	return args
+}
+
+// detach starts the background server and waits for its report.
+func detach(ctx context.Context, o ServeOptions) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find the tether binary to start in the background: %w", err)
+	}
+	if o.TokenFile != "" {
+		if abs, err := filepath.Abs(o.TokenFile); err == nil {
+			o.TokenFile = abs
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	cmd := exec.Command(exe, childArgs(o)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	devnull.Close()
+	if err != nil {
+		return fmt.Errorf("cannot start the background server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	// waitExit waits for a failed child to finish its cleanup, so nothing is left
+	// behind when we return; it kills it if it takes too long.
+	waitExit := func(signal bool) {
+		if signal {
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+		select {
+		case <-exited:
+		case <-time.After(serverStopWait + 5*time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+
+	msgs := make(chan readyMsg)
+	go func() {
+		defer close(msgs)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), maxRecordLength)
+		for sc.Scan() {
+			var m readyMsg
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				msgs <- m
+			}
+		}
+	}()
+	timeout := time.NewTimer(o.ReadyTimeout + 30*time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case m, ok := <-msgs:
+			switch {
+			case !ok:
+				waitExit(false)
+				return errors.New("the background server exited before it was ready; run `tether serve` without --detach to see why")
+			case m.Progress != "":
+				fmt.Fprintf(o.Stderr, "tether: %s\n", sanitizeLine(m.Progress))
+			case m.Ready != nil:
+				// Go on without waiting: the server now lives on its own.
+				cmd.Process.Release()
+				if o.JSON {
+					b, err := json.Marshal(m.Ready)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
+					return err
+				}
+				printBanner(o.Stderr, *m.Ready, true)
+				return nil
+			case m.Error != "":
+				waitExit(false)
+				if len(m.Tail) > 0 {
+					fmt.Fprintf(o.Stderr, "tether: the app's last output:\n%s", indent(lastLines(joinLines(m.Tail), 20)))
+				}
+				return errors.New(sanitizeLine(m.Error))
+			}
+		case <-ctx.Done():
+			waitExit(true)
+			return errors.New("interrupted; the background server was stopped")
+		case <-timeout.C:
+			waitExit(true)
+			return fmt.Errorf("the background server did not report within %s; it was stopped", o.ReadyTimeout+30*time.Second)
+		}
+	}
+}
+
+func joinLines(ls []string) string {
+	s := ""
+	for _, l := range ls {
+		s += l + "\n"
+	}
+	return s
+}
+
+// pipeReporter is the background server's side of the ready pipe.
+type pipeReporter struct {
+	mu   sync.Mutex
+	f    *os.File
+	enc  *json.Encoder
+	done bool
+}
+
+func newPipeReporter(fd int) (*pipeReporter, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("--ready-fd %d: %w", fd, err)
+	}
+	// Keep the pipe out of the app: it must not inherit it.
+	syscall.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "ready-pipe-"+strconv.Itoa(fd))
+	return &pipeReporter{f: f, enc: json.NewEncoder(f)}, nil
+}
+
+func (p *pipeReporter) send(m readyMsg) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	p.enc.Encode(m)
+}
+
+func (p *pipeReporter) progress(msg string) { p.send(readyMsg{Progress: msg}) }
+
+func (p *pipeReporter) ready(r Record) {
+	p.send(readyMsg{Ready: &r})
+	p.finish()
+}
+
+func (p *pipeReporter) failed(msg string, tail []string) {
+	p.send(readyMsg{Error: msg, Tail: tail})
+	p.finish()
+}
+
+func (p *pipeReporter) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.done {
+		p.done = true
+		p.f.Close()
+	}
+}
+
+func (p *pipeReporter) close() { p.finish() }

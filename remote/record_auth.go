@@ -1,0 +1,20 @@
+package remote
+
+import (
+	"time"
+
+	"github.com/tether-dev/tether/tokenserver"
+)
+
+// LoginCode mints a one-time, short-lived code that lets a browser in once
+// (`?code=…`), so the URL the launcher opens never carries the token itself.
+func (r Record) LoginCode(ttl time.Duration) (string, error) {
+	return tokenserver.MintLoginCode(r.Token, ttl)
+}
+
+// ChallengeResponse is what the genuine server answers to
+// GET {base_url}_tether/challenge?nonce=N: a caller that knows the token checks it
+// before trusting whatever listens on the socket.
+func (r Record) ChallengeResponse(nonce string) string {
+	return tokenserver.ChallengeResponse(r.Token, nonce)
+}

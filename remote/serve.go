@@ -1,0 +1,573 @@
+//go:build unix
+
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tether-dev/tether/tokenserver"
+)
+
+// Serve runs `tether serve`: a guarded server in front of the app, in the foreground
+// (until ctx ends or the app exits) or, with Detach, in the background, returning once
+// the session is ready.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if err := o.normalize(); err != nil {
+		return err
+	}
+	if o.Detach && o.ReadyFD == 0 {
+		return detach(ctx, o)
+	}
+	return serve(ctx, o)
+}
+
+// normalize checks the options and fills in defaults. Mistakes are usage errors.
+func (o *ServeOptions) normalize() error {
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.IdleTimeout < 0 {
+		return usagef("--idle-timeout must not be negative")
+	}
+	base, err := normalizeBaseURL(o.BaseURL)
+	if err != nil {
+		return err
+	}
+	o.BaseURL = base
+	if o.Name != "" {
+		if err := validName(o.Name); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	if o.TLSKey != "" && o.TLSCert == "" {
+		return usagef("--tls-key needs --tls-cert")
+	}
+	if o.TLSCert != "" {
+		o.TLS = true
+	}
+	if o.Socket != "" {
+		abs, err := filepath.Abs(o.Socket)
+		if err != nil {
+			return usagef("--socket %q: %v", o.Socket, err)
+		}
+		if len(abs) > maxSocketPath {
+			return usagef("--socket path %s is longer than %d bytes, too long for a Unix socket; pick a shorter one", abs, maxSocketPath)
+		}
+		o.Socket = abs
+	}
+	if o.Listen != "" {
+		if _, _, err := splitListen(o.Listen); err != nil {
+			return usagef("--listen %q: %v; use HOST:PORT such as 127.0.0.1:0", o.Listen, err)
+		}
+	}
+	if noAuth() {
+		if os.Getenv("TETHER_TOKEN") != "" || o.TokenFile != "" {
+			return usagef("TETHER_NO_AUTH=1 and a token (TETHER_TOKEN or --token-file) contradict each other; drop one")
+		}
+		if o.Listen != "" && !listenIsLoopback(o.Listen) {
+			return usagef("TETHER_NO_AUTH=1 is refused when listening beyond loopback (--listen %s): anyone on the network could use the app", o.Listen)
+		}
+	} else if os.Getenv("TETHER_TOKEN") != "" && o.TokenFile != "" {
+		return usagef("both TETHER_TOKEN and --token-file give a token; use one")
+	}
+	if o.App == nil && len(o.Command) > 0 {
+		o.App = &AppSpec{Command: o.Command}
+	}
+	if o.App != nil {
+		o.Command = o.App.Command
+	}
+	return nil
+}
+
+func noAuth() bool { return os.Getenv("TETHER_NO_AUTH") == "1" }
+
+func normalizeBaseURL(b string) (string, error) {
+	if b == "" || b == "/" {
+		return "/", nil
+	}
+	if !strings.HasPrefix(b, "/") {
+		b = "/" + b
+	}
+	if !strings.HasSuffix(b, "/") {
+		b += "/"
+	}
+	u, err := url.Parse(b)
+	if err != nil || u.Path != b || strings.Contains(b, "//") || hasControl(b) || strings.ContainsAny(b, " \\") || len(b) > 256 {
+		return "", usagef("--base-url %q is not a plain path such as /lab/", b)
+	}
+	for _, seg := range strings.Split(b, "/") {
+		if seg == "." || seg == ".." {
+			return "", usagef("--base-url %q must not contain . or .. segments", b)
+		}
+	}
+	return b, nil
+}
+
+func splitListen(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, errors.New("bad port")
+	}
+	if host == "" {
+		return "", 0, errors.New("give a host (an empty host would listen on every interface)")
+	}
+	return host, n, nil
+}
+
+func listenIsLoopback(addr string) bool {
+	host, _, err := splitListen(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// resolveToken returns the session's token: from --token-file, else $TETHER_TOKEN, else
+// a fresh one. It never comes from a flag value, so it is never in argv.
+func resolveToken(o *ServeOptions) (string, error) {
+	if noAuth() {
+		return "", nil
+	}
+	if o.TokenFile != "" {
+		b, err := readTokenFile(o.TokenFile)
+		if err != nil {
+			return "", err
+		}
+		if err := tokenserver.ValidateToken(b); err != nil {
+			return "", fmt.Errorf("the token in %s is not valid: %v", o.TokenFile, err)
+		}
+		return b, nil
+	}
+	if t := os.Getenv("TETHER_TOKEN"); t != "" {
+		if err := tokenserver.ValidateToken(t); err != nil {
+			return "", fmt.Errorf("TETHER_TOKEN is not valid: %v", err)
+		}
+		return t, nil
+	}
+	return tokenserver.NewToken()
+}
+
+// readTokenFile reads a token file, refusing one other users can read.
+func readTokenFile(path string) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("reading the token file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("token file %s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("token file %s can be read by others (mode %04o); run `chmod 600 %s`", path, fi.Mode().Perm(), path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// reporter tells whoever waits for the server how the start is going: the terminal
+// in the foreground, the detaching parent through the ready pipe in the background.
+type reporter interface {
+	progress(msg string)
+	ready(rec Record)
+	failed(msg string, tail []string)
+}
+
+// serve runs the session in this process until ctx ends, the app exits or the idle
+// timeout passes.
+func serve(ctx context.Context, o ServeOptions) (err error) {
+	var rep reporter = &terminalReporter{o: &o}
+	background := o.ReadyFD > 0
+	if background {
+		pr, perr := newPipeReporter(o.ReadyFD)
+		if perr != nil {
+			return perr
+		}
+		defer pr.close()
+		rep = pr
+		defer func() {
+			if err != nil && !pr.done {
+				pr.failed(err.Error(), nil)
+			}
+		}()
+	}
+
+	// SIGHUP: a background server ignores it (it outlives the terminal and the SSH
+	// connection); a foreground one stops cleanly, as on Ctrl-C.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if !background {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+
+	if noAuth() {
+		fmt.Fprintln(o.Stderr, "tether: WARNING: TETHER_NO_AUTH=1: no token is required; any user of this machine who can reach the server can use the app")
+	}
+	token, err := resolveToken(&o)
+	if err != nil {
+		return err
+	}
+	var tlsConf *tls.Config
+	certSHA := ""
+	switch {
+	case o.TLSCert != "":
+		key := o.TLSKey
+		if key == "" {
+			key = o.TLSCert
+		}
+		if tlsConf, certSHA, err = tokenserver.LoadTLS(o.TLSCert, key); err != nil {
+			return fmt.Errorf("loading the TLS certificate: %w", err)
+		}
+	case o.TLS:
+		if tlsConf, certSHA, err = tokenserver.SelfSignedTLS(); err != nil {
+			return fmt.Errorf("making a TLS certificate: %w", err)
+		}
+	}
+
+	root, err := stateRoot(true)
+	if err != nil {
+		return err
+	}
+	if o.Name != "" {
+		if err := nameTaken(root, o.Name); err != nil {
+			return err
+		}
+	}
+	sess, err := newSession(root)
+	if err != nil {
+		return err
+	}
+	keep := false // the record and logs stay when the app exited on its own
+	defer func() {
+		if !keep {
+			sess.remove()
+		}
+	}()
+
+	srvLog, err := openCappedLog(sess.serverLog(), defaultLogCap)
+	if err != nil {
+		return fmt.Errorf("opening the server log: %w", err)
+	}
+	defer srvLog.Close()
+	if background {
+		redirectStderr(srvLog.f)
+	}
+	// The server log gets everything; a foreground terminal only warnings (the gate's
+	// refusals), since progress and the banner are printed for it already.
+	fileLog := slog.NewTextHandler(srvLog, &slog.HandlerOptions{Level: slog.LevelInfo})
+	logger := slog.New(fileLog)
+	if !background {
+		logger = slog.New(slog.NewMultiHandler(fileLog, slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
+	fileLogger := slog.New(fileLog)
+
+	sockPath := sess.socketPath()
+	if o.Socket != "" {
+		sockPath = o.Socket
+	}
+	self, _ := processIdentity(os.Getpid())
+	sf := &sessionFile{
+		Record: Record{ID: sess.ID, Name: o.Name, PID: os.Getpid(), Host: hostname(), Socket: sockPath,
+			Token: token, BaseURL: o.BaseURL, TLS: tlsConf != nil, CertSHA256: certSHA,
+			Command: append([]string{}, o.Command...), Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
+		Phase: phaseStarting, ServerStart: self,
+	}
+	if sf.Command == nil {
+		sf.Command = []string{}
+	}
+	if sess.SockDir != sess.Dir {
+		sf.SocketDir = sess.SockDir
+	}
+	if err := writeRecord(sess, sf); err != nil {
+		return err
+	}
+
+	// The app: started, then waited for.
+	var lastActivity atomic.Int64
+	lastActivity.Store(time.Now().UnixNano())
+	touch := func() { lastActivity.Store(time.Now().UnixNano()) }
+	var (
+		app     *appProc
+		appLog  *cappedLog
+		handler http.Handler
+		started = time.Now()
+	)
+	progress := func(msg string) {
+		fileLogger.Info(msg)
+		rep.progress(msg)
+	}
+	if o.App != nil {
+		plan, err := o.App.plan(sess, o.BaseURL)
+		if err != nil {
+			return err
+		}
+		if appLog, err = openCappedLog(sess.logPath(), defaultLogCap); err != nil {
+			return fmt.Errorf("opening the app log: %w", err)
+		}
+		defer appLog.Close()
+		var out io.Writer = appLog
+		if !background {
+			out = io.MultiWriter(appLog, o.Stderr)
+		}
+		progress("starting " + commandLine(plan.argv))
+		if app, err = startApp(plan, out); err != nil {
+			return err
+		}
+		defer app.stop(appGrace)
+		sf.AppPID, sf.AppStart, sf.AppSID = app.pid, app.ident, app.sid
+		if err := writeRecord(sess, sf); err != nil {
+			return err
+		}
+		if plan.network == "tcp" {
+			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can reach it without the token; apps that can listen on {socket} are private", plan.address))
+		}
+		if err := waitReady(ctx, plan, app, o.ReadyTimeout, progress); err != nil {
+			if errors.Is(err, errAppExited) {
+				<-app.done
+				tail := app.tail.Lines(20)
+				err := appFailure(fmt.Sprintf("the app %s before it was ready", describeExit(app.err)), tail, sess.ID, false)
+				rep.failed(err.Error(), tail)
+				return err
+			}
+			if errors.Is(err, context.Canceled) {
+				return errors.New("interrupted while waiting for the app")
+			}
+			tail := app.tail.Lines(20)
+			err = appFailure(err.Error(), tail, sess.ID, false)
+			rep.failed(err.Error(), tail)
+			return err
+		}
+		handler = tokenserver.NewProxy(tokenserver.Upstream{Network: plan.network, Address: plan.address, Header: plan.header}, logger)
+	} else {
+		handler = newBuiltinApp(sess.ID, sf.Host, o.BaseURL, started, touch)
+	}
+
+	srv, err := tokenserver.New(tokenserver.Options{
+		Token: token, NoAuth: token == "", SessionID: sess.ID, BaseURL: o.BaseURL,
+		AllowHosts: o.AllowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the guarded server: %w", err)
+	}
+
+	// Listeners: the private Unix socket always, TCP on request.
+	uln, sockID, err := listenPrivateUnix(sockPath)
+	if err != nil {
+		return err
+	}
+	defer removeSocket(sockPath, sockID)
+	listeners := []net.Listener{&peerCheckListener{UnixListener: uln, logger: logger}}
+	if o.Listen != "" {
+		tln, err := net.Listen("tcp", o.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
+		}
+		listeners = append(listeners, tln)
+		sf.URL = listenURL(tln.Addr().(*net.TCPAddr), o.Listen, tlsConf != nil, o.BaseURL)
+	}
+	serveErr := make(chan error, len(listeners))
+	var wg sync.WaitGroup
+	for _, ln := range listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(sctx)
+		scancel()
+		for _, ln := range listeners {
+			ln.Close()
+		}
+		wg.Wait()
+	}()
+
+	sf.Phase = phaseRunning
+	if err := writeRecord(sess, sf); err != nil {
+		return err
+	}
+	logger.Info("ready", "session", sess.ID, "socket", sockPath, "url", sf.URL)
+	rep.ready(sf.Record)
+
+	var idle <-chan time.Time
+	if o.IdleTimeout > 0 {
+		t := time.NewTicker(min(o.IdleTimeout/4+time.Millisecond, time.Second))
+		defer t.Stop()
+		idle = t.C
+	}
+	var appDone <-chan struct{}
+	if app != nil {
+		appDone = app.done
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("stopping", "reason", "signal")
+			return nil
+		case err := <-serveErr:
+			return fmt.Errorf("the guarded server failed: %w", err)
+		case <-idle:
+			if time.Since(time.Unix(0, lastActivity.Load())) >= o.IdleTimeout {
+				logger.Info("stopping", "reason", "idle", "idle_timeout", o.IdleTimeout.String())
+				fmt.Fprintf(o.Stderr, "tether: no activity for %s; stopping session %s\n", o.IdleTimeout, sess.ID)
+				return nil
+			}
+		case <-appDone:
+			how := describeExit(app.err)
+			logger.Info("the app "+how, "session", sess.ID)
+			sf.Phase, sf.Exit, sf.Ended = phaseAppExited, how, time.Now().UTC()
+			if err := writeRecord(sess, sf); err == nil {
+				keep = true
+				if sess.SockDir != sess.Dir {
+					defer os.RemoveAll(sess.SockDir)
+				}
+			}
+			return appFailure("the app "+how, app.tail.Lines(10), sess.ID, keep)
+		}
+	}
+}
+
+// appFailure is the one-line error for an app that ended; the caller printed (or
+// shows, in the foreground) the app's output above it.
+func appFailure(msg string, tail []string, id string, kept bool) error {
+	last := ""
+	if len(tail) > 0 {
+		last = fmt.Sprintf(" (last output: %q)", clip(tail[len(tail)-1]))
+	}
+	if kept {
+		return fmt.Errorf("%s%s; `tether logs %s` shows its output, `tether ls --prune` clears the session", msg, last, id)
+	}
+	return fmt.Errorf("%s%s; check the command and try again", msg, last)
+}
+
+func nameTaken(root, name string) error {
+	all, err := scan(root)
+	if err != nil {
+		return err
+	}
+	host := hostname()
+	for _, e := range all {
+		if e.rec == nil || e.rec.Host != host || e.rec.Name != name {
+			continue
+		}
+		if st := sessionState(e); st == StateRunning || st == phaseStarting {
+			return fmt.Errorf("a session named %q is already running (%s); stop it with `tether stop %s` or pick another --name", name, e.s.ID, name)
+		}
+	}
+	return nil
+}
+
+// listenURL is the URL of a TCP listener: loopback and explicit hosts as given, the
+// kernel's port filled in.
+func listenURL(a *net.TCPAddr, requested string, tls bool, base string) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host, _, _ := splitListen(requested)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = hostname()
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(a.Port)) + base
+}
+
+// terminalReporter reports to the user's terminal: progress and the banner on stderr,
+// or the ready record as one JSON line on stdout.
+type terminalReporter struct{ o *ServeOptions }
+
+func (t *terminalReporter) progress(msg string) { fmt.Fprintf(t.o.Stderr, "tether: %s\n", msg) }
+
+func (t *terminalReporter) ready(r Record) {
+	if t.o.JSON {
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(t.o.Stdout, "%s\n", b)
+		return
+	}
+	printBanner(t.o.Stderr, r, t.o.Detach)
+}
+
+// failed prints nothing more: in the foreground the app's output is on the terminal
+// already, and the error that ends serve says what happened.
+func (t *terminalReporter) failed(string, []string) {}
+
+func printBanner(w io.Writer, r Record, detached bool) {
+	name := ""
+	if r.Name != "" {
+		name = fmt.Sprintf(" %q", r.Name)
+	}
+	fmt.Fprintf(w, "tether: session %s%s is ready: %s\n", r.ID, name, commandLine(r.Command))
+	if r.URL != "" {
+		if r.Token != "" {
+			fmt.Fprintf(w, "  url:    %s?token=%s\n", r.URL, r.Token)
+		} else {
+			fmt.Fprintf(w, "  url:    %s\n", r.URL)
+		}
+	}
+	fmt.Fprintf(w, "  socket: %s\n", r.Socket)
+	if r.URL == "" && r.Token != "" {
+		fmt.Fprintf(w, "  token:  %s\n", r.Token)
+	}
+	if r.TLS {
+		fmt.Fprintf(w, "  cert:   sha256 %s\n", r.CertSHA256)
+	}
+	if detached {
+		fmt.Fprintf(w, "  stop it with `tether stop %s`; `tether ls` lists sessions\n", r.ID)
+	} else {
+		fmt.Fprintf(w, "  press Ctrl-C to stop\n")
+	}
+}

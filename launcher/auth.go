@@ -1,34 +1,17 @@
 package launcher
 
 import (
-	"errors"
 	"time"
 
 	"github.com/tether-dev/tether/remote"
 )
 
-// recordAuth is the part of remote.Record the launcher needs to prove the server and
-// let the browser in. TEMPORARY: remote has not committed Record.LoginCode and
-// Record.ChallengeResponse yet; once merged these become direct calls.
-type recordAuth interface {
-	LoginCode(ttl time.Duration) (string, error)
-	ChallengeResponse(nonce string) string
-}
-
-var errNoRecordAuth = errors.New("launcher: this build's remote.Record cannot make challenges or login codes")
-
+// challengeResponse is what the genuine server answers to the nonce.
 func challengeResponse(rec remote.Record, nonce string) (string, error) {
-	a, ok := any(rec).(recordAuth)
-	if !ok {
-		return "", errNoRecordAuth
-	}
-	return a.ChallengeResponse(nonce), nil
+	return rec.ChallengeResponse(nonce), nil
 }
 
+// loginCode mints the browser's one-time code from the token read over SSH.
 func loginCode(rec remote.Record, ttl time.Duration) (string, error) {
-	a, ok := any(rec).(recordAuth)
-	if !ok {
-		return "", errNoRecordAuth
-	}
-	return a.LoginCode(ttl)
+	return rec.LoginCode(ttl)
 }

@@ -215,16 +215,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// needRecordAuth skips tests that need remote's Record.ChallengeResponse and LoginCode
-// until they are merged (see auth.go).
-func needRecordAuth(t *testing.T) {
-	if _, err := challengeResponse(goodRecord(), "0123456789abcdef"); err != nil {
-		t.Skip("needs remote.Record.ChallengeResponse and LoginCode (not merged yet)")
-	}
-}
-
 func TestLaunchJSONAndBrowser(t *testing.T) {
-	needRecordAuth(t)
 	f := newFakeRemote(t)
 	f.install()
 	fs := startFakeServer(t, false)
@@ -289,7 +280,6 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 }
 
 func TestLaunchRmStopsTheSession(t *testing.T) {
-	needRecordAuth(t)
 	f := newFakeRemote(t)
 	f.install()
 	fs := startFakeServer(t, false)
@@ -314,7 +304,6 @@ func TestLaunchRmStopsTheSession(t *testing.T) {
 // SECURITY.md item 43: an impostor on the socket fails the challenge; the launcher
 // aborts before opening a browser or sending the token, and stops what it started.
 func TestLaunchImpostorOnSocket(t *testing.T) {
-	needRecordAuth(t)
 	f := newFakeRemote(t)
 	f.install()
 	fs := startFakeServer(t, true)
@@ -369,7 +358,6 @@ func TestLaunchHostileRecord(t *testing.T) {
 }
 
 func TestLaunchInstallsWithProgress(t *testing.T) {
-	needRecordAuth(t)
 	f := newFakeRemote(t)
 	fs := startFakeServer(t, false)
 	f.write("serve.out", recordLine(t, fs.rec)+"\n")
@@ -405,7 +393,6 @@ func TestLaunchPortInUse(t *testing.T) {
 }
 
 func TestAttachAndPassThrough(t *testing.T) {
-	needRecordAuth(t)
 	f := newFakeRemote(t)
 	f.install()
 	fs := startFakeServer(t, false)

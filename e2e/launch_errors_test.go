@@ -15,6 +15,7 @@ import (
 // stderr starting with "tether: " holding every want, within limit.
 func launchFails(t *testing.T, name string, limit time.Duration, args []string, want ...string) string {
 	t.Helper()
+	Binary(t) // built before the clock starts
 	start := time.Now()
 	out, errOut, code := runTether(t, args...)
 	el := time.Since(start)

@@ -214,6 +214,7 @@ func TestLaunchChangedHostKey(t *testing.T) {
 	fields := strings.Fields(string(known))
 	os.WriteFile(s.KnownHosts, []byte(fields[0]+" "+f[1]+" "+f[2]+"\n"), 0o600)
 
+	Binary(t) // built before the clock starts
 	start := time.Now()
 	_, errOut, code := runTether(t, "launch", "-F", s.Config, s.Alias, "--no-browser")
 	el := time.Since(start)

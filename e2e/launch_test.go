@@ -38,7 +38,7 @@ func TestLaunchE2E(t *testing.T) {
 	l := startLauncher(t, args, true)
 	tok := l.line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	if l.line.URL != base+"?token="+tok || len(tok) < 40 || l.line.Session.ID == "" {
+	if !eqSecret(l.line.URL, base+"?token="+tok) || len(tok) < 40 || l.line.Session.ID == "" {
 		t.Fatalf("JSON line: %+v", l.line)
 	}
 
@@ -127,7 +127,7 @@ func TestLaunchE2E(t *testing.T) {
 
 	// attach brings it back (nothing local needed: a fresh HOME, the token read over SSH).
 	a := startLauncher(t, []string{"attach", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
-	if a.line.Session.ID != id || a.line.Session.Token != tok {
+	if a.line.Session.ID != id || !eqSecret(a.line.Session.Token, tok) {
 		t.Fatalf("attach found %+v", a.line.Session)
 	}
 	if status, body, _ := fetch(t, strings.TrimSuffix(a.line.URL, "?token="+tok), "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {

@@ -139,7 +139,7 @@ func (fs *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, want)
 		return
 	}
-	if r.Header.Get("Authorization") != "token "+fs.rec.Token && r.URL.Query().Get("token") != fs.rec.Token {
+	if !eqSecret(r.Header.Get("Authorization"), "token "+fs.rec.Token) && !eqSecret(r.URL.Query().Get("token"), fs.rec.Token) {
 		http.Error(w, "no", http.StatusUnauthorized)
 		return
 	}
@@ -237,7 +237,7 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 	var line JSONLine
 	json.Unmarshal([]byte(out), &line)
 	wantURL := fmt.Sprintf("http://127.0.0.1:%d/?token=%s", line.LocalPort, fs.rec.Token)
-	if line.URL != wantURL || line.Session.ID != fs.rec.ID || line.Session.Token != fs.rec.Token {
+	if line.URL != wantURL || line.Session.ID != fs.rec.ID || !eqSecret(line.Session.Token, fs.rec.Token) {
 		t.Errorf("JSON line %s; want url %s", out, wantURL)
 	}
 	// The URL works.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -190,3 +191,5 @@ func timeout(ctx context.Context, d time.Duration) context.Context {
 	_ = cancel // released when the deadline passes
 	return ctx
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

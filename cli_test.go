@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// TestServeFlagsParse: the contract's serve flags, in the shape the detached server
+// is re-executed with (remote's childArgs), parse into the command's fields, and the
+// app's own flags after -- are left alone.
+func TestServeFlagsParse(t *testing.T) {
+	var cli CLI
+	p, err := kong.New(&cli, kong.Vars{"version": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split("serve|--ready-fd=3|--listen=127.0.0.1:0|--socket=/s/x.sock|--token-file=/t/f|--base-url=/lab/|--tls|"+
+		"--allow-host=a.example|--allow-host=b,c|--idle-timeout=1h0m0s|--name=n|--ready-timeout=1m0s|--json|--detach|"+
+		"--|jupyter|lab|--port={port}|--|x y", "|")
+	if _, err := p.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	want := ServeCmd{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
+		AllowHost: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", JSON: true, Detach: true,
+		ReadyTimeout: time.Minute, ReadyFD: 3, Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
+	if !reflect.DeepEqual(cli.Serve, want) {
+		t.Errorf("got  %+v\nwant %+v", cli.Serve, want)
+	}
+	cli = CLI{}
+	if _, err := p.Parse([]string{"serve"}); err != nil {
+		t.Fatal(err)
+	}
+	if cli.Serve.BaseURL != "/" || cli.Serve.ReadyTimeout != 5*time.Minute || len(cli.Serve.Command) != 0 {
+		t.Errorf("defaults: %+v", cli.Serve)
+	}
+}
+
+// TestRemoteCommandForms: the HOST forms of ls, stop and logs belong to the launcher
+// and are usage errors (exit 2) for now; malformed local forms too.
+func TestRemoteCommandForms(t *testing.T) {
+	t.Setenv("TETHER_STATE_DIR", t.TempDir())
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ls", "gpu-box"}, 2, "not available yet"},
+		{[]string{"stop", "gpu-box", "abcdefgh"}, 2, "not available yet"},
+		{[]string{"stop", "gpu-box", "--all"}, 2, "not available yet"},
+		{[]string{"logs", "gpu-box", "abcdefgh"}, 2, "not available yet"},
+		{[]string{"stop"}, 2, "session id or name, or --all"},
+		{[]string{"stop", "a", "b", "c"}, 2, "stop takes"},
+		{[]string{"logs"}, 2, ""},
+		{[]string{"stop", "nosuch"}, 1, "no session \"nosuch\""},
+		{[]string{"ls"}, 0, ""},
+		{[]string{"stop", "--all"}, 0, ""},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(errb.String(), tt.want) {
+			t.Errorf("for %q, got %d %q; want %d and %q", tt.args, code, errb.String(), tt.code, tt.want)
+		}
+		if code == 1 && strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("for %q, the error is not one line: %q", tt.args, errb.String())
+		}
+	}
+}

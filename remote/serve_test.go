@@ -1,0 +1,379 @@
+//go:build unix
+
+package remote
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// running is a Serve call in this process.
+type running struct {
+	rec    Record
+	cancel context.CancelFunc
+	done   chan error
+	stderr *syncBuffer
+}
+
+// startServe runs Serve with JSON output in a goroutine and waits for the record.
+func startServe(t *testing.T, o ServeOptions) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	r := &running{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	o.JSON, o.Stdout, o.Stderr, o.Version = true, pw, r.stderr, "test"
+	go func() {
+		err := Serve(ctx, o)
+		pw.Close()
+		r.done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(15 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		select {
+		case serr := <-r.done:
+			r.done <- serr
+			t.Fatalf("Serve ended before ready: %v\n%s", serr, r.stderr)
+		case <-time.After(time.Second):
+		}
+		t.Fatalf("no ready line: %v\n%s", err, r.stderr)
+	}
+	go io.Copy(io.Discard, pr)
+	var rec Record
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("ready line %q: %v", line, err)
+	}
+	if err := rec.Validate(); err != nil && rec.Token != "" { // no token: TETHER_NO_AUTH
+		t.Fatalf("ready line %q: %v", line, err)
+	}
+	r.rec = rec
+	return r
+}
+
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+		return nil
+	}
+}
+
+func socketClient(socket string, tlsConf *tls.Config) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		TLSClientConfig: tlsConf,
+	}}
+}
+
+func fetch(t *testing.T, c *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "token "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeBuiltinForeground(t *testing.T) {
+	root := tempRoot(t)
+	r := startServe(t, ServeOptions{Name: "builtin"})
+	rec := r.rec
+	if rec.PID != os.Getpid() || rec.Host != hostname() || rec.Name != "builtin" || rec.BaseURL != "/" || len(rec.Token) != 43 {
+		t.Errorf("record: %+v", rec)
+	}
+	if filepath.Dir(rec.Socket) != filepath.Join(root, rec.ID) || filepath.Base(rec.Socket) != serverSocket {
+		t.Errorf("socket %s; want server.sock in the session dir", rec.Socket)
+	}
+	if fi, err := os.Lstat(rec.Socket); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket: %v %v", fi.Mode(), err)
+	}
+	c := socketClient(rec.Socket, nil)
+	if code, _ := fetch(t, c, "http://localhost/", ""); code != http.StatusUnauthorized {
+		t.Errorf("without token: %d", code)
+	}
+	code, body := fetch(t, c, "http://localhost/", rec.Token)
+	if code != http.StatusOK || !strings.Contains(body, rec.ID) || !strings.Contains(body, rec.Host) {
+		t.Errorf("with token: %d %q", code, body)
+	}
+
+	// The built-in WebSocket, through the gate, with the JEP 119 subprotocol token.
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var nd net.Dialer
+		return nd.DialContext(ctx, "unix", rec.Socket)
+	}, Subprotocols: []string{"v1.token.websocket.jupyter.org", "v1.token.websocket.jupyter.org." + rec.Token}}
+	ws, resp, err := d.Dial("ws://localhost/ws", http.Header{"Origin": {"http://localhost"}})
+	if err != nil {
+		t.Fatalf("websocket: %v (%v)", err, resp)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte("ping"))
+	_, msg, err := ws.ReadMessage()
+	if err != nil || !strings.Contains(string(msg), `"echo":"ping"`) {
+		t.Errorf("websocket reply %q, %v", msg, err)
+	}
+	ws.Close()
+	// A foreign Origin is refused even with the token's cookie path closed off.
+	if _, resp, err := d.Dial("ws://localhost/ws", http.Header{"Origin": {"http://localhost.evil.example"}}); err == nil {
+		t.Error("websocket from a foreign origin accepted")
+	} else if resp != nil && resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign origin: %d; want 403", resp.StatusCode)
+	}
+
+	// ls sees it running; stop by signal (ctx) removes everything.
+	var out syncBuffer
+	Ls(context.Background(), LsOptions{JSON: true, Stdout: &out, Stderr: io.Discard})
+	if !strings.Contains(out.String(), `"state":"running"`) {
+		t.Errorf("ls: %s", out.String())
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Serve after cancel: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, rec.ID)); !os.IsNotExist(err) {
+		t.Errorf("session dir left after stop: %v", err)
+	}
+}
+
+func TestServeTokenSources(t *testing.T) {
+	tempRoot(t)
+	const custom = "my-custom-token-0123456789"
+	t.Run("TETHER_TOKEN", func(t *testing.T) {
+		t.Setenv("TETHER_TOKEN", custom)
+		r := startServe(t, ServeOptions{})
+		if r.rec.Token != custom {
+			t.Errorf("token %q; want TETHER_TOKEN's", r.rec.Token)
+		}
+	})
+	t.Run("token file", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "tok")
+		os.WriteFile(f, []byte(custom+"\n"), 0o600)
+		r := startServe(t, ServeOptions{TokenFile: f})
+		if r.rec.Token != custom {
+			t.Errorf("token %q; want the file's", r.rec.Token)
+		}
+	})
+	tests := []struct {
+		name  string
+		env   string
+		file  string
+		mode  os.FileMode
+		want  string
+		usage bool
+	}{
+		{name: "short TETHER_TOKEN", env: "Zq9x", want: "TETHER_TOKEN is not valid"},
+		{name: "TETHER_TOKEN with a space", env: "abcdefghijklmnop qrs", want: "TETHER_TOKEN is not valid"},
+		{name: "token file readable by others", file: custom, mode: 0o644, want: "chmod 600"},
+		{name: "bad token in file", file: "a b", mode: 0o600, want: "is not valid"},
+		{name: "both", env: custom, file: custom, mode: 0o600, want: "use one", usage: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TETHER_TOKEN", tt.env)
+			o := ServeOptions{Stdout: io.Discard, Stderr: io.Discard}
+			if tt.file != "" {
+				o.TokenFile = filepath.Join(t.TempDir(), "tok")
+				os.WriteFile(o.TokenFile, []byte(tt.file), tt.mode)
+				os.Chmod(o.TokenFile, tt.mode)
+			}
+			err := Serve(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v; want a one-line error saying %q", err, tt.want)
+			}
+			var ue *UsageError
+			if errors.As(err, &ue) != tt.usage {
+				t.Errorf("usage error %v; want %v", errors.As(err, &ue), tt.usage)
+			}
+			if tt.env != "" && tt.env != custom && strings.Contains(err.Error(), tt.env) {
+				t.Errorf("the error repeats the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestServeNoAuth(t *testing.T) {
+	tempRoot(t)
+	t.Setenv("TETHER_NO_AUTH", "1")
+	for _, addr := range []string{"0.0.0.0:0", "192.0.2.1:0", "[::]:0", "gpu-node:0"} {
+		err := Serve(context.Background(), ServeOptions{Listen: addr, Stdout: io.Discard, Stderr: io.Discard})
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "refused when listening beyond loopback") {
+			t.Errorf("for --listen %s with TETHER_NO_AUTH=1, got %v; want a usage error", addr, err)
+		}
+	}
+	r := startServe(t, ServeOptions{Listen: "127.0.0.1:0"})
+	if !strings.Contains(r.stderr.String(), "WARNING: TETHER_NO_AUTH=1") {
+		t.Errorf("no loud warning: %q", r.stderr.String())
+	}
+	if code, _ := fetch(t, http.DefaultClient, r.rec.URL, ""); code != http.StatusOK {
+		t.Errorf("no-auth server: %d", code)
+	}
+}
+
+func TestServeRefusesSecondSessionOfTheSameName(t *testing.T) {
+	root := tempRoot(t)
+	startServe(t, ServeOptions{Name: "lab"})
+	err := Serve(context.Background(), ServeOptions{Name: "lab", Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), `a session named "lab" is already running`) {
+		t.Fatalf("got %v", err)
+	}
+	if des, _ := os.ReadDir(root); len(des) != 1 {
+		t.Errorf("the refused start left a directory: %v", des)
+	}
+}
+
+func TestServeIdleTimeout(t *testing.T) {
+	root := tempRoot(t)
+	// The gate reports activity at most about once a second.
+	r := startServe(t, ServeOptions{IdleTimeout: 2 * time.Second})
+	// Traffic keeps it alive.
+	c := socketClient(r.rec.Socket, nil)
+	for range 8 {
+		time.Sleep(300 * time.Millisecond)
+		if code, _ := fetch(t, c, "http://localhost/", r.rec.Token); code != http.StatusOK {
+			t.Fatalf("session ended while in use: %d", code)
+		}
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle session did not stop")
+	}
+	if !strings.Contains(r.stderr.String(), "no activity for 2s") {
+		t.Errorf("stderr: %q", r.stderr.String())
+	}
+	if des, _ := os.ReadDir(root); len(des) != 0 {
+		t.Errorf("the idle-stopped session left %v", des)
+	}
+}
+
+func TestServeSocketFlagNeverTakesAnExistingPath(t *testing.T) {
+	tempRoot(t)
+	path := filepath.Join(t.TempDir(), "taken.sock")
+	os.WriteFile(path, []byte("not ours"), 0o600)
+	err := Serve(context.Background(), ServeOptions{Socket: path, Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "never reuses") {
+		t.Fatalf("got %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "not ours" {
+		t.Fatal("the existing file was touched")
+	}
+	free := filepath.Join(t.TempDir(), "mine.sock")
+	r := startServe(t, ServeOptions{Socket: free})
+	if r.rec.Socket != free {
+		t.Errorf("socket %s; want %s", r.rec.Socket, free)
+	}
+	r.stop(t)
+	if _, err := os.Lstat(free); !os.IsNotExist(err) {
+		t.Errorf("our --socket was left behind: %v", err)
+	}
+}
+
+func TestServeTLSRecordPinsTheCertificate(t *testing.T) {
+	tempRoot(t)
+	r := startServe(t, ServeOptions{TLS: true, Listen: "127.0.0.1:0", BaseURL: "lab"})
+	rec := r.rec
+	if !rec.TLS || !strings.HasPrefix(rec.URL, "https://127.0.0.1:") || !strings.HasSuffix(rec.URL, "/lab/") || rec.BaseURL != "/lab/" {
+		t.Fatalf("record: %+v", rec)
+	}
+	var seen string
+	conf := &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
+		sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		seen = hex.EncodeToString(sum[:])
+		if seen != rec.CertSHA256 {
+			return errors.New("certificate does not match the record")
+		}
+		return nil
+	}}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+	if code, body := fetch(t, c, rec.URL, rec.Token); code != http.StatusOK || !strings.Contains(body, rec.ID) {
+		t.Errorf("https with token: %d %.100q (cert %s, record %s)", code, body, seen, rec.CertSHA256)
+	}
+}
+
+func TestServeUsageErrors(t *testing.T) {
+	tempRoot(t)
+	tests := []struct {
+		o    ServeOptions
+		want string
+	}{
+		{ServeOptions{BaseURL: "/a/../b"}, "--base-url"},
+		{ServeOptions{BaseURL: "//evil.example"}, "--base-url"},
+		{ServeOptions{BaseURL: "/a?b"}, "--base-url"},
+		{ServeOptions{Name: "bad name"}, "session name"},
+		{ServeOptions{Name: "abcdefgh"}, "looks like a session id"},
+		{ServeOptions{TLSKey: "k.pem"}, "--tls-key needs --tls-cert"},
+		{ServeOptions{Listen: ":8080"}, "--listen"},
+		{ServeOptions{Listen: "nonsense"}, "--listen"},
+		{ServeOptions{Socket: "/" + strings.Repeat("s", 120)}, "too long"},
+		{ServeOptions{IdleTimeout: -time.Second}, "--idle-timeout"},
+	}
+	for _, tt := range tests {
+		err := Serve(context.Background(), tt.o)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("for %+v, got %v; want a usage error saying %q", tt.o, err, tt.want)
+		}
+	}
+}
+
+func TestNormalizeBaseURL(t *testing.T) {
+	for in, want := range map[string]string{"": "/", "/": "/", "lab": "/lab/", "/lab": "/lab/", "/a/b/": "/a/b/"} {
+		if got, err := normalizeBaseURL(in); err != nil || got != want {
+			t.Errorf("for %q, got %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestChildArgs(t *testing.T) {
+	o := ServeOptions{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
+		AllowHosts: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", ReadyTimeout: time.Minute,
+		Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
+	got := strings.Join(childArgs(o), "|")
+	want := "serve|--ready-fd=3|--listen=127.0.0.1:0|--socket=/s/x.sock|--token-file=/t/f|--base-url=/lab/|--tls|" +
+		"--allow-host=a.example|--allow-host=b,c|--idle-timeout=1h0m0s|--name=n|--ready-timeout=1m0s|--|jupyter|lab|--port={port}|--|x y"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	t.Setenv("TETHER_TOKEN", "never-in-argv-0123456789")
+	if strings.Contains(got, "never-in-argv") {
+		t.Error("the token is in the child's argv")
+	}
+}

@@ -223,4 +223,3 @@ func execGoRun(t *testing.T, env []string) *exec.Cmd {
 	return cmd
 }
 
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(strings.TrimSpace(s)), v) }

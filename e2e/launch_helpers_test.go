@@ -222,4 +222,3 @@ func execGoRun(t *testing.T, env []string) *exec.Cmd {
 	cmd.Env = append(env, "GOFLAGS=-mod=mod", "GOPROXY=off", "CGO_ENABLED=0")
 	return cmd
 }
-

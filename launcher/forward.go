@@ -34,11 +34,40 @@ type Endpoint func(ctx context.Context) (net.Conn, error)
 // connection (direct-streamlocal), inside TLS pinned to cert_sha256 when the record says
 // TLS.
 func recordEndpoint(c Conn, rec remote.Record) Endpoint {
-	e := Endpoint(func(ctx context.Context) (net.Conn, error) { return c.DialContext(ctx, "unix", rec.Socket) })
+	e := boundedDial(c, "unix", rec.Socket)
 	if rec.TLS {
 		e = PinnedTLS(e, rec.CertSHA256)
 	}
 	return e
+}
+
+// dialAttempts bound each try to open a channel. A channel open sent just as the SSH
+// connection dies can go unanswered for good (seen in e2e: a request hung 10 s after
+// sshd's connection processes were killed), so each try is cut short and retried on
+// the connection that replaces it.
+var dialAttempts = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second}
+
+// boundedDial opens network/addr through c, each attempt bounded by dialAttempts.
+func boundedDial(c Conn, network, addr string) Endpoint {
+	return func(ctx context.Context) (net.Conn, error) {
+		var err error
+		for _, limit := range dialAttempts {
+			actx, cancel := context.WithTimeout(ctx, limit)
+			var conn net.Conn
+			conn, err = c.DialContext(actx, network, addr)
+			timedOut := actx.Err() != nil
+			cancel()
+			switch {
+			case err == nil:
+				return conn, nil
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case !timedOut:
+				return nil, err // a real answer (no such socket): final
+			}
+		}
+		return nil, err
+	}
 }
 
 // PinnedTLS wraps e in a TLS client that accepts exactly the certificate whose DER

@@ -88,9 +88,19 @@ func TestServeGuardsARealApp(t *testing.T) {
 	}
 
 	// Ctrl-C: the app and the session go away.
+	apps := Descendants(s.proc.Cmd.Process.Pid, "python3")
+	if len(apps) != 1 {
+		t.Fatalf("app processes: %v", apps)
+	}
 	s.proc.Cmd.Process.Signal(syscall.SIGINT)
 	if _, ok := s.proc.Wait(15 * time.Second); !ok {
 		t.Fatal("tether serve did not stop on SIGINT")
+	}
+	if Alive(apps[0]) {
+		t.Error("the app outlived tether serve's SIGINT")
+	}
+	if ls := tether(t, env, "ls", "--json"); ls != "[]\n" {
+		t.Errorf("ls after SIGINT: %s", ls)
 	}
 	if code, _ := get(t, http.DefaultClient, rec.URL, rec.Token); code != 0 {
 		t.Errorf("the server still answers after SIGINT: %d", code)

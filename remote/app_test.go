@@ -3,18 +3,13 @@
 package remote
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -118,35 +113,6 @@ func TestAppEnvironmentHasNoToken(t *testing.T) {
 	}
 }
 
-// TestAppStopEndsTheGroup: stop reaches the whole process group, and a child that
-// ignores TERM is killed after the grace period.
-func TestAppStopEndsTheGroup(t *testing.T) {
-	p := testPlan(t, "sh", "-c", `trap "" TERM; sleep 300 & echo kid $!; sh -c 'trap "" TERM; while :; do sleep 1; done' & wait`)
-	var out syncBuffer
-	app, err := startApp(p, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 5*time.Second, "the app's children", func() bool { return len(groupMembers(app.pid, app.sid)) >= 3 })
-	members := groupMembers(app.pid, app.sid)
-	start := time.Now()
-	app.stop(300 * time.Millisecond)
-	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
-		t.Errorf("stop took %s; want the grace period then a kill", d)
-	}
-	waitUntil(t, 5*time.Second, "the whole group to be gone", func() bool {
-		for _, pid := range members {
-			if ps, err := readProcStat(pid); err == nil && ps.state != 'Z' {
-				return false
-			}
-		}
-		return true
-	})
-	if !strings.Contains(describeExit(app.err), "signal") {
-		t.Errorf("exit %q; want killed by a signal", describeExit(app.err))
-	}
-}
-
 func TestAppStopsPromptlyOnTERM(t *testing.T) {
 	p := testPlan(t, "sleep", "300")
 	app, err := startApp(p, &syncBuffer{})
@@ -158,44 +124,6 @@ func TestAppStopsPromptlyOnTERM(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("stop of a TERM-abiding app took %s", d)
 	}
-}
-
-// TestAppDiesWithItsServer: kill -9 of the process that started the app takes the
-// app with it (Pdeathsig on the locked thread).
-func TestAppDiesWithItsServer(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	appPID, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("helper said %q", line)
-	}
-	ident, err := processIdentity(appPID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The app runs in its own process group, not the helper's.
-	if ps, _ := readProcStat(appPID); ps.pgrp != appPID {
-		t.Errorf("app pgrp %d; want its own (%d)", ps.pgrp, appPID)
-	}
-	// Let the runtime move goroutines across threads for a while: the app must
-	// survive that, and die only with its server.
-	time.Sleep(300 * time.Millisecond)
-	if !processAlive(appPID, ident) {
-		t.Fatal("the app died while its server lived")
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	waitUntil(t, 5*time.Second, "the app to die with its server", func() bool { return !processAlive(appPID, ident) })
 }
 
 func TestWaitReady(t *testing.T) {

@@ -86,6 +86,9 @@ func Ls(ctx context.Context, o LsOptions) error {
 	var list []Record
 	var shown []entry
 	for _, e := range mine {
+		if e.rec == nil && e.err != nil && !errors.Is(e.err, fs.ErrNotExist) {
+			fmt.Fprintf(o.Stderr, "tether: session %s: %v\n", e.s.ID, e.err)
+		}
 		st := sessionState(e)
 		if st == phaseStarting {
 			continue

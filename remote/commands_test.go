@@ -7,9 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -122,66 +120,6 @@ func TestLsEmpty(t *testing.T) {
 	os.Setenv("TETHER_STATE_DIR", t.TempDir()+"/missing")
 	if out, _ := runLs(t, LsOptions{}); !strings.Contains(out, "no tether sessions") {
 		t.Fatalf("got %q", out)
-	}
-}
-
-func TestStopEndsServerAndLeftovers(t *testing.T) {
-	root := tempRoot(t)
-	old := serverStopWait
-	serverStopWait = 2 * time.Second
-	defer func() { serverStopWait = old }()
-
-	// A stand-in server that obeys TERM.
-	server := startProc(t, "sleep", "60")
-	serverID, _ := processIdentity(server.Process.Pid)
-	s1, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Name, sf.PID, sf.ServerStart = "one", server.Process.Pid, serverID })
-
-	// A dead server whose app group (leader and a child ignoring TERM) lives on.
-	app := exec.Command("sh", "-c", `trap "" TERM; sleep 60 & wait`)
-	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	appDone := make(chan struct{})
-	go func() { app.Wait(); close(appDone) }()
-	defer syscall.Kill(-app.Process.Pid, syscall.SIGKILL)
-	appID, _ := processIdentity(app.Process.Pid)
-	waitUntil(t, 5*time.Second, "the app's child", func() bool { return len(groupMembers(app.Process.Pid, processSID(app.Process.Pid))) == 2 })
-	s2, _ := fakeSession(t, root, func(sf *sessionFile) {
-		sf.PID = deadPID(t)
-		sf.AppPID, sf.AppStart, sf.AppSID = app.Process.Pid, appID, processSID(app.Process.Pid)
-	})
-
-	var out, errb bytes.Buffer
-	if err := Stop(context.Background(), StopOptions{Target: "one", Stdout: &out, Stderr: &errb}); err != nil {
-		t.Fatal(err)
-	}
-	if processAlive(server.Process.Pid, serverID) {
-		t.Error("the server survived stop")
-	}
-	if _, err := os.Stat(s1.Dir); !os.IsNotExist(err) {
-		t.Errorf("stop left the session dir: %v", err)
-	}
-	if !strings.Contains(out.String(), "stopped "+s1.ID) {
-		t.Errorf("stop said %q", out.String())
-	}
-
-	old2 := appGrace
-	appGrace = 200 * time.Millisecond
-	defer func() { appGrace = old2 }()
-	if err := Stop(context.Background(), StopOptions{Target: s2.ID, Stdout: &out, Stderr: &errb}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-appDone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the dead server's app survived stop")
-	}
-	if ms := groupMembers(app.Process.Pid, processSID(os.Getpid())); len(ms) != 0 {
-		t.Errorf("app group members left: %v", ms)
-	}
-	if _, err := os.Stat(s2.Dir); !os.IsNotExist(err) {
-		t.Errorf("stop left the session dir: %v", err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 func TestRecordIs0600UnderUmask000(t *testing.T) {
@@ -249,7 +251,7 @@ func TestDecodeRecord(t *testing.T) {
 	r := validRecord()
 	b, _ := json.Marshal(r)
 	got, err := DecodeRecord(b)
-	if err != nil || got.ID != r.ID || got.Token != r.Token {
+	if err != nil || got.ID != r.ID || !tokenserver.TokensEqual(got.Token, r.Token) {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 	for _, bad := range []string{``, `{`, `[]`, string(b) + `{}`, `{"id":"x"}`} {

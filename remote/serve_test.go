@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 // running is a Serve call in this process.
@@ -174,7 +176,7 @@ func TestServeTokenSources(t *testing.T) {
 	t.Run("TETHER_TOKEN", func(t *testing.T) {
 		t.Setenv("TETHER_TOKEN", custom)
 		r := startServe(t, ServeOptions{})
-		if r.rec.Token != custom {
+		if !tokenserver.TokensEqual(r.rec.Token, custom) {
 			t.Errorf("token %q; want TETHER_TOKEN's", r.rec.Token)
 		}
 	})
@@ -182,7 +184,7 @@ func TestServeTokenSources(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "tok")
 		os.WriteFile(f, []byte(custom+"\n"), 0o600)
 		r := startServe(t, ServeOptions{TokenFile: f})
-		if r.rec.Token != custom {
+		if !tokenserver.TokensEqual(r.rec.Token, custom) {
 			t.Errorf("token %q; want the file's", r.rec.Token)
 		}
 	})
@@ -375,5 +377,48 @@ func TestChildArgs(t *testing.T) {
 	t.Setenv("TETHER_TOKEN", "never-in-argv-0123456789")
 	if strings.Contains(got, "never-in-argv") {
 		t.Error("the token is in the child's argv")
+	}
+}
+
+// TestRecordChallengeAndLoginCode: what the launcher does with a record works against
+// the server that wrote it — the challenge answer matches (an impostor without the
+// token could not produce it), and a login code lets a client in once.
+func TestRecordChallengeAndLoginCode(t *testing.T) {
+	tempRoot(t)
+	r := startServe(t, ServeOptions{})
+	rec := r.rec
+	c := socketClient(rec.Socket, nil)
+	const nonce = "nonce-0123456789abcdef"
+	code, body := fetch(t, c, "http://localhost/_tether/challenge?nonce="+nonce, "")
+	if code != http.StatusOK || strings.TrimSpace(body) != rec.ChallengeResponse(nonce) {
+		t.Errorf("challenge: %d %q; want %q", code, body, rec.ChallengeResponse(nonce))
+	}
+	other := rec
+	other.Token = "an-impostors-guess-0123456789"
+	if other.ChallengeResponse(nonce) == rec.ChallengeResponse(nonce) {
+		t.Error("a different token gives the same challenge answer")
+	}
+
+	login, err := rec.LoginCode(time.Minute)
+	if err != nil || strings.Contains(login, rec.Token) {
+		t.Fatalf("login code %q, %v", login, err)
+	}
+	nc := socketClient(rec.Socket, nil)
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	use := func() (int, []*http.Cookie) {
+		req, _ := http.NewRequest(http.MethodGet, "http://localhost/?code="+login, nil)
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		resp, err := nc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Cookies()
+	}
+	if code, cookies := use(); code != http.StatusSeeOther || len(cookies) != 1 {
+		t.Errorf("first use of the login code: %d, %d cookies; want 303 and a cookie", code, len(cookies))
+	}
+	if code, cookies := use(); code == http.StatusSeeOther && len(cookies) == 1 {
+		t.Error("the login code worked twice")
 	}
 }

@@ -1,0 +1,141 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAppStopEndsTheGroup: stop reaches the whole process group, and a child that
+// ignores TERM is killed after the grace period.
+func TestAppStopEndsTheGroup(t *testing.T) {
+	p := testPlan(t, "sh", "-c", `trap "" TERM; sleep 300 & echo kid $!; sh -c 'trap "" TERM; while :; do sleep 1; done' & wait`)
+	var out syncBuffer
+	app, err := startApp(p, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the app's children", func() bool { return len(groupMembers(app.pid, app.sid)) >= 3 })
+	members := groupMembers(app.pid, app.sid)
+	start := time.Now()
+	app.stop(300 * time.Millisecond)
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("stop took %s; want the grace period then a kill", d)
+	}
+	waitUntil(t, 5*time.Second, "the whole group to be gone", func() bool {
+		for _, pid := range members {
+			if ps, err := readProcStat(pid); err == nil && ps.state != 'Z' {
+				return false
+			}
+		}
+		return true
+	})
+	if !strings.Contains(describeExit(app.err), "signal") {
+		t.Errorf("exit %q; want killed by a signal", describeExit(app.err))
+	}
+}
+
+// TestAppDiesWithItsServer: kill -9 of the process that started the app takes the
+// app with it (Pdeathsig on the locked thread).
+func TestAppDiesWithItsServer(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	appPID, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	ident, err := processIdentity(appPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app runs in its own process group, not the helper's.
+	if ps, _ := readProcStat(appPID); ps.pgrp != appPID {
+		t.Errorf("app pgrp %d; want its own (%d)", ps.pgrp, appPID)
+	}
+	// Let the runtime move goroutines across threads for a while: the app must
+	// survive that, and die only with its server.
+	time.Sleep(300 * time.Millisecond)
+	if !processAlive(appPID, ident) {
+		t.Fatal("the app died while its server lived")
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	waitUntil(t, 5*time.Second, "the app to die with its server", func() bool { return !processAlive(appPID, ident) })
+}
+
+func TestStopEndsServerAndLeftovers(t *testing.T) {
+	root := tempRoot(t)
+	old := serverStopWait
+	serverStopWait = 2 * time.Second
+	defer func() { serverStopWait = old }()
+
+	// A stand-in server that obeys TERM.
+	server := startProc(t, "sleep", "60")
+	serverID, _ := processIdentity(server.Process.Pid)
+	s1, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Name, sf.PID, sf.ServerStart = "one", server.Process.Pid, serverID })
+
+	// A dead server whose app group (leader and a child ignoring TERM) lives on.
+	app := exec.Command("sh", "-c", `trap "" TERM; sleep 60 & wait`)
+	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	appDone := make(chan struct{})
+	go func() { app.Wait(); close(appDone) }()
+	defer syscall.Kill(-app.Process.Pid, syscall.SIGKILL)
+	appID, _ := processIdentity(app.Process.Pid)
+	waitUntil(t, 5*time.Second, "the app's child", func() bool { return len(groupMembers(app.Process.Pid, processSID(app.Process.Pid))) == 2 })
+	s2, _ := fakeSession(t, root, func(sf *sessionFile) {
+		sf.PID = deadPID(t)
+		sf.AppPID, sf.AppStart, sf.AppSID = app.Process.Pid, appID, processSID(app.Process.Pid)
+	})
+
+	var out, errb bytes.Buffer
+	if err := Stop(context.Background(), StopOptions{Target: "one", Stdout: &out, Stderr: &errb}); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(server.Process.Pid, serverID) {
+		t.Error("the server survived stop")
+	}
+	if _, err := os.Stat(s1.Dir); !os.IsNotExist(err) {
+		t.Errorf("stop left the session dir: %v", err)
+	}
+	if !strings.Contains(out.String(), "stopped "+s1.ID) {
+		t.Errorf("stop said %q", out.String())
+	}
+
+	old2 := appGrace
+	appGrace = 200 * time.Millisecond
+	defer func() { appGrace = old2 }()
+	if err := Stop(context.Background(), StopOptions{Target: s2.ID, Stdout: &out, Stderr: &errb}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-appDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dead server's app survived stop")
+	}
+	if ms := groupMembers(app.Process.Pid, processSID(os.Getpid())); len(ms) != 0 {
+		t.Errorf("app group members left: %v", ms)
+	}
+	if _, err := os.Stat(s2.Dir); !os.IsNotExist(err) {
+		t.Errorf("stop left the session dir: %v", err)
+	}
+}

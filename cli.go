@@ -21,9 +21,12 @@ type Env struct {
 // owns it.
 type CLI struct {
 	Serve   ServeCmd   `cmd:"" help:"Run a guarded server in front of an app on this machine (the remote side)."`
-	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine."`
-	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine."`
-	Logs    LogsCmd    `cmd:"" help:"Print a session's app output."`
+	Launch  LaunchCmd  `cmd:"" help:"Start a web app on a remote machine and open it in your browser, over SSH."`
+	Attach  AttachCmd  `cmd:"" help:"Reopen a session running on a remote machine (from any laptop that can ssh there)."`
+	Demo    DemoCmd    `cmd:"" help:"The whole flow with nothing to set up: a throwaway SSH server on 127.0.0.1 plays the remote."`
+	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine, or on HOST."`
+	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
+	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -34,6 +37,71 @@ type VersionCmd struct{}
 func (VersionCmd) Run(env *Env) error {
 	_, err := fmt.Fprintf(env.Stdout, "tether %s\n", env.Version)
 	return err
+}
+
+// LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json]`.
+type LsCmd struct {
+	JSON       bool     `name:"json" help:"Print an array of ready records with their state."`
+	Prune      bool     `help:"Remove dead and app-exited sessions (this machine only)."`
+	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	Args       []string `arg:"" optional:"" name:"host" help:"A remote host (an ssh destination)."`
+}
+
+// Run lists the sessions.
+func (c *LsCmd) Run(ctx context.Context, env *Env) error {
+	switch len(c.Args) {
+	case 0:
+		return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, Stdout: env.Stdout, Stderr: env.Stderr})
+	case 1:
+		if c.Prune {
+			return &remote.UsageError{Msg: "--prune works on this machine only; run `tether ls --prune` there"}
+		}
+		return lsHost(ctx, env, c.Args[0], c.ConfigFile, c.JSON)
+	}
+	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
+}
+
+// StopCmd is `tether stop ID|NAME|--all`, or `tether stop HOST ID|NAME|--all`.
+type StopCmd struct {
+	All        bool     `help:"Stop every session."`
+	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	Args       []string `arg:"" optional:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
+}
+
+// Run stops sessions.
+func (c *StopCmd) Run(ctx context.Context, env *Env) error {
+	switch {
+	case len(c.Args) == 2 && !c.All:
+		return stopHost(ctx, env, c.Args[0], c.ConfigFile, c.Args[1], false)
+	case len(c.Args) == 1 && c.All:
+		return stopHost(ctx, env, c.Args[0], c.ConfigFile, "", true)
+	case len(c.Args) > 2 || len(c.Args) == 2 && c.All:
+		return &remote.UsageError{Msg: "stop takes a session id or name, or --all (and a HOST first for a remote machine)"}
+	}
+	target := ""
+	if len(c.Args) == 1 {
+		target = c.Args[0]
+	}
+	return remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, Stdout: env.Stdout, Stderr: env.Stderr})
+}
+
+// LogsCmd is `tether logs ID|NAME [-f]`, or `tether logs HOST ID|NAME [-f]`.
+type LogsCmd struct {
+	Follow     bool     `short:"f" help:"Keep printing the app's output until the session ends."`
+	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	Args       []string `arg:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
+}
+
+// Run prints the logs.
+func (c *LogsCmd) Run(ctx context.Context, env *Env) error {
+	switch len(c.Args) {
+	case 1:
+		return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
+	case 2:
+		return logsHost(ctx, env, c.Args[0], c.ConfigFile, c.Args[1], c.Follow)
+	default:
+		return &remote.UsageError{Msg: "logs takes a session id or name (and a HOST first for a remote machine)"}
+	}
 }
 
 // ServeCmd is `tether serve`: see DESIGN.md's command-line contract.
@@ -64,67 +132,4 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, Command: c.Command,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
-}
-
-// errHostForm is returned for the HOST forms of ls, stop and logs until the launcher
-// implements them.
-func errHostForm(cmd string) error {
-	return &remote.UsageError{Msg: fmt.Sprintf("`tether %s HOST …` (a remote machine's sessions) is not available yet; run `tether %s` on that machine", cmd, cmd)}
-}
-
-// LsCmd is `tether ls [--json] [--prune]`; `tether ls HOST` is the launcher's.
-type LsCmd struct {
-	JSON  bool     `name:"json" help:"Print an array of ready records with their state."`
-	Prune bool     `help:"Remove dead and app-exited sessions."`
-	Args  []string `arg:"" optional:"" name:"host" help:"A remote host (not available yet)."`
-}
-
-// Run lists the sessions.
-func (c *LsCmd) Run(ctx context.Context, env *Env) error {
-	if len(c.Args) > 0 {
-		if len(c.Args) > 1 {
-			return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
-		}
-		return errHostForm("ls")
-	}
-	return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, Stdout: env.Stdout, Stderr: env.Stderr})
-}
-
-// StopCmd is `tether stop ID|NAME|--all`; `tether stop HOST ID|--all` is the launcher's.
-type StopCmd struct {
-	All  bool     `help:"Stop every session."`
-	Args []string `arg:"" optional:"" name:"id" help:"The session's id or name (HOST ID for a remote machine, not available yet)."`
-}
-
-// Run stops sessions.
-func (c *StopCmd) Run(ctx context.Context, env *Env) error {
-	switch {
-	case len(c.Args) == 2 || len(c.Args) == 1 && c.All:
-		return errHostForm("stop")
-	case len(c.Args) > 2:
-		return &remote.UsageError{Msg: "stop takes a session id or name, or --all"}
-	}
-	target := ""
-	if len(c.Args) == 1 {
-		target = c.Args[0]
-	}
-	return remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, Stdout: env.Stdout, Stderr: env.Stderr})
-}
-
-// LogsCmd is `tether logs ID|NAME [-f]`; `tether logs HOST ID` is the launcher's.
-type LogsCmd struct {
-	Follow bool     `short:"f" help:"Keep printing the app's output until the session ends."`
-	Args   []string `arg:"" name:"id" help:"The session's id or name (HOST ID for a remote machine, not available yet)."`
-}
-
-// Run prints the logs.
-func (c *LogsCmd) Run(ctx context.Context, env *Env) error {
-	switch len(c.Args) {
-	case 1:
-		return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
-	case 2:
-		return errHostForm("logs")
-	default:
-		return &remote.UsageError{Msg: "logs takes a session id or name"}
-	}
 }

@@ -41,8 +41,8 @@ func TestServeFlagsParse(t *testing.T) {
 	}
 }
 
-// TestRemoteCommandForms: the HOST forms of ls, stop and logs belong to the launcher
-// and are usage errors (exit 2) for now; malformed local forms too.
+// TestRemoteCommandForms: the HOST forms of ls, stop and logs go to the launcher (here
+// a host that does not resolve: one line, exit 1); malformed forms are usage errors.
 func TestRemoteCommandForms(t *testing.T) {
 	t.Setenv("TETHER_STATE_DIR", t.TempDir())
 	tests := []struct {
@@ -50,10 +50,13 @@ func TestRemoteCommandForms(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"ls", "gpu-box"}, 2, "not available yet"},
-		{[]string{"stop", "gpu-box", "abcdefgh"}, 2, "not available yet"},
-		{[]string{"stop", "gpu-box", "--all"}, 2, "not available yet"},
-		{[]string{"logs", "gpu-box", "abcdefgh"}, 2, "not available yet"},
+		{[]string{"ls", "-F", "none", "no-such-host.invalid"}, 1, "cannot reach no-such-host.invalid"},
+		{[]string{"stop", "-F", "none", "no-such-host.invalid", "abcdefgh"}, 1, "cannot reach"},
+		{[]string{"stop", "-F", "none", "no-such-host.invalid", "--all"}, 1, "cannot reach"},
+		{[]string{"logs", "-F", "none", "no-such-host.invalid", "abcdefgh"}, 1, "cannot reach"},
+		{[]string{"ls", "--prune", "gpu-box"}, 2, "this machine only"},
+		{[]string{"launch", "-F", "none", "-oProxyCommand=x"}, 2, ""},
+		{[]string{"launch", "-F", "none", "no-such-host.invalid", "--open-file", "--no-browser"}, 2, "contradict"},
 		{[]string{"stop"}, 2, "session id or name, or --all"},
 		{[]string{"stop", "a", "b", "c"}, 2, "stop takes"},
 		{[]string{"logs"}, 2, ""},

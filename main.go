@@ -50,7 +50,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := kctx.Run(); err != nil {
-		fmt.Fprintf(stderr, "tether: %v\n", err)
+		// Errors that already told the user (a remote command's own message) say so.
+		var silent interface{ Silent() bool }
+		if !errors.As(err, &silent) || !silent.Silent() {
+			fmt.Fprintf(stderr, "tether: %v\n", err)
+		}
 		var coded interface{ ExitCode() int }
 		if errors.As(err, &coded) {
 			return coded.ExitCode()

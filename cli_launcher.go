@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/tether-dev/tether/launcher"
+)
+
+// hostFlags are the flags of every command that reaches a HOST over SSH.
+type hostFlags struct {
+	ConfigFile   string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config and /etc/ssh/ssh_config, like ssh -F."`
+	RemoteBinary string `name:"remote-binary" placeholder:"FILE" type:"existingfile" help:"Upload this tether build to the remote instead of this executable or dist/tether-OS-ARCH."`
+}
+
+// forwardFlags say how a session is brought to the local browser.
+type forwardFlags struct {
+	Port      int  `placeholder:"N" help:"Local port on 127.0.0.1 (default: a free one)."`
+	NoBrowser bool `name:"no-browser" help:"Print the URL with the token on stdout instead of opening a browser."`
+	OpenFile  bool `name:"open-file" help:"Open the browser through a private redirect file, so not even the one-time code is on a command line (shared laptops)."`
+	JSON      bool `name:"json" help:"Print one line of JSON {url, local_port, session} on stdout once the URL works."`
+	Rm        bool `name:"rm" help:"Stop the remote session when tether exits instead of leaving it running."`
+}
+
+func (f forwardFlags) options() launcher.ForwardOptions {
+	return launcher.ForwardOptions{Port: f.Port, NoBrowser: f.NoBrowser, OpenFile: f.OpenFile, JSON: f.JSON, Rm: f.Rm}
+}
+
+func hostOptions(env *Env, host string, h hostFlags) launcher.Options {
+	return launcher.Options{Host: host, ConfigFile: h.ConfigFile, RemoteBinary: h.RemoteBinary,
+		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr}
+}
+
+// LaunchCmd is `tether launch HOST [flags] [-- COMMAND ARGS...]`.
+type LaunchCmd struct {
+	hostFlags
+	forwardFlags
+	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
+	ReadyTimeout time.Duration `name:"ready-timeout" hidden:"" help:"How long the remote waits for the app to be ready (default 5m)."`
+	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
+	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: tether's built-in app."`
+}
+
+// Run launches.
+func (c *LaunchCmd) Run(ctx context.Context, env *Env) error {
+	return launcher.Launch(ctx, launcher.LaunchOptions{
+		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
+		Name: c.Name, Command: c.Command, ReadyTimeout: c.ReadyTimeout,
+	})
+}
+
+// AttachCmd is `tether attach HOST [ID|NAME] [flags]`.
+type AttachCmd struct {
+	hostFlags
+	forwardFlags
+	Host   string `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
+	Target string `arg:"" optional:"" name:"id" help:"The session's id (or a unique prefix) or name; default: the only or newest running one."`
+}
+
+// Run attaches.
+func (c *AttachCmd) Run(ctx context.Context, env *Env) error {
+	return launcher.Attach(ctx, launcher.AttachOptions{
+		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(), Target: c.Target,
+	})
+}
+
+// DemoCmd is `tether demo [--no-browser] [--json]`.
+type DemoCmd struct {
+	Port      int  `placeholder:"N" help:"Local port on 127.0.0.1 (default: a free one)."`
+	NoBrowser bool `name:"no-browser" help:"Print the URL with the token on stdout instead of opening a browser."`
+	OpenFile  bool `name:"open-file" help:"Open the browser through a private redirect file."`
+	JSON      bool `name:"json" help:"Print one line of JSON {url, local_port, session} on stdout once the URL works."`
+}
+
+// Run runs the demo.
+func (c *DemoCmd) Run(ctx context.Context, env *Env) error {
+	return launcher.Demo(ctx, launcher.DemoOptions{
+		ForwardOptions: launcher.ForwardOptions{Port: c.Port, NoBrowser: c.NoBrowser, OpenFile: c.OpenFile, JSON: c.JSON},
+		Version:        env.Version, Stdout: env.Stdout, Stderr: env.Stderr,
+	})
+}
+
+func lsHost(ctx context.Context, env *Env, host, configFile string, json bool) error {
+	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), JSON: json})
+}
+
+func stopHost(ctx context.Context, env *Env, host, configFile, target string, all bool) error {
+	return launcher.Stop(ctx, launcher.StopOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), Target: target, All: all})
+}
+
+func logsHost(ctx context.Context, env *Env, host, configFile, target string, follow bool) error {
+	return launcher.Logs(ctx, launcher.LogsOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), Target: target, Follow: follow})
+}

@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// launched is a `tether launch`/`attach`/`demo` process run with --json.
+type launched struct {
+	proc   *Proc
+	stdout *Buffer
+	stderr *Buffer
+	line   launchLine
+	opened string // the file the opener (TETHER_BROWSER) writes its arguments to
+}
+
+// launchLine is the --json line (DESIGN.md's contract).
+type launchLine struct {
+	URL       string `json:"url"`
+	LocalPort int    `json:"local_port"`
+	Session   struct {
+		ID      string   `json:"id"`
+		Name    string   `json:"name"`
+		PID     int      `json:"pid"`
+		Socket  string   `json:"socket"`
+		Token   string   `json:"token"`
+		BaseURL string   `json:"base_url"`
+		Command []string `json:"command"`
+		Version string   `json:"version"`
+	} `json:"session"`
+}
+
+// launcherEnv is the local environment for the launcher: a throwaway HOME (nothing of
+// the real one is read or written) and TETHER_BROWSER capturing what would be opened.
+func launcherEnv(t *testing.T) (env []string, opened string) {
+	t.Helper()
+	dir := t.TempDir()
+	opened = filepath.Join(dir, "opened")
+	opener := filepath.Join(dir, "opener")
+	os.WriteFile(opener, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" >> "+opened+"\n"), 0o700)
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o700)
+	env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=" + opener, "BROWSER=", "XDG_CACHE_HOME=", "XDG_RUNTIME_DIR="}
+	return env, opened
+}
+
+// startLauncher runs tether with args and, when wantJSON, waits for its JSON line.
+func startLauncher(t *testing.T, args []string, wantJSON bool) *launched {
+	t.Helper()
+	env, opened := launcherEnv(t)
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = env
+	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}, opened: opened}
+	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
+	l.proc = Start(t, cmd)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tether %s stderr:\n%s", strings.Join(args, " "), l.stderr.String())
+		}
+	})
+	if !wantJSON {
+		return l
+	}
+	if !WaitFor(60*time.Second, func() bool {
+		select {
+		case <-l.proc.Done():
+			return true
+		default:
+		}
+		return strings.Contains(l.stdout.String(), "\n")
+	}) {
+		t.Fatalf("no JSON line from tether %s", strings.Join(args, " "))
+	}
+	out := l.stdout.String()
+	if !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("tether %s: stdout %q: want one JSON line (stderr: %s)", strings.Join(args, " "), out, l.stderr.String())
+	}
+	if err := json.Unmarshal([]byte(out), &l.line); err != nil {
+		t.Fatalf("JSON line %q: %v", out, err)
+	}
+	return l
+}
+
+// interrupt sends SIGINT to the launcher (Ctrl-C) and waits for it to exit.
+func (l *launched) interrupt(t *testing.T) error {
+	t.Helper()
+	l.proc.Cmd.Process.Signal(syscall.SIGINT)
+	err, ok := l.proc.Wait(30 * time.Second)
+	if !ok {
+		t.Fatalf("the launcher did not exit after SIGINT; stderr:\n%s", l.stderr.String())
+	}
+	return err
+}
+
+// runTether runs a short tether command and returns stdout, stderr and the exit code.
+func runTether(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	env, _ := launcherEnv(t)
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = env
+	var out, errb Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	p := Start(t, cmd)
+	err, ok := p.Wait(60 * time.Second)
+	if !ok {
+		t.Fatalf("tether %s did not finish", strings.Join(args, " "))
+	}
+	code := 0
+	if ee, isExit := err.(*exec.ExitError); isExit {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("tether %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// noRedirect is a client that shows redirects instead of following them.
+var noRedirect = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// fetch GETs url with optional headers and returns status, body and the response.
+func fetch(t *testing.T, url string, header ...string) (int, string, *http.Response) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		return 0, err.Error(), nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b), resp
+}
+
+// openedTargets returns what the launcher asked the opener to open.
+func openedTargets(l *launched) []string {
+	b, _ := os.ReadFile(l.opened)
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// sessionsOn lists the sessions on the sshd's "remote" with `tether ls HOST --json`.
+func sessionsOn(t *testing.T, s *SSHD) []map[string]any {
+	t.Helper()
+	out, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias, "--json")
+	if code != 0 {
+		t.Fatalf("tether ls %s --json: exit %d: %s", s.Alias, code, errOut)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("ls --json output %q: %v", out, err)
+	}
+	return list
+}
+
+// stopAllOnCleanup stops every session on the remote when the test ends, by the
+// remote's own `tether stop --all` run as the launcher would.
+func stopAllOnCleanup(t *testing.T, s *SSHD) {
+	t.Cleanup(func() {
+		env, _ := launcherEnv(t)
+		cmd := exec.Command(Binary(t), "stop", "-F", s.Config, s.Alias, "--all")
+		cmd.Env = env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err == nil {
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+		}
+	})
+}
+
+func mustContain(t *testing.T, what, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			t.Errorf("%s lacks %q:\n%s", what, sub, s)
+		}
+	}
+}
+
+// eqSecret compares secrets in constant time (tokenserver's lint wants it everywhere).
+func eqSecret(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+func fmtDur(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+
+// execGoRun is `go run . demo --no-browser --json` in the module, with the Go caches of
+// this process (HOME is a throwaway one).
+func execGoRun(t *testing.T, env []string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("go", "run", ".", "demo", "--no-browser", "--json")
+	cmd.Dir = moduleRoot()
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT"} {
+		out, err := exec.Command("go", "env", k).Output()
+		if err == nil && strings.TrimSpace(string(out)) != "" {
+			env = append(env, k+"="+strings.TrimSpace(string(out)))
+		}
+	}
+	cmd.Env = append(env, "GOFLAGS=-mod=mod", "GOPROXY=off", "CGO_ENABLED=0")
+	return cmd
+}

@@ -1,0 +1,150 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// Error is a failure told to the user: what went wrong and what to do next, one line.
+// The root command prints it after "tether: " and exits with Code (1 when zero).
+type Error struct {
+	Msg  string
+	Hint string // the next step; may be empty
+	Code int
+	Err  error // the cause, for errors.Is/As; not printed
+}
+
+func (e *Error) Error() string {
+	if e.Hint == "" {
+		return e.Msg
+	}
+	return e.Msg + "; " + e.Hint
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ExitCode is the process exit status for this error.
+func (e *Error) ExitCode() int {
+	if e.Code == 0 {
+		return 1
+	}
+	return e.Code
+}
+
+func errorf(hint string, format string, args ...any) *Error {
+	return &Error{Msg: fmt.Sprintf(format, args...), Hint: hint}
+}
+
+func usageError(format string, args ...any) *Error {
+	return &Error{Msg: fmt.Sprintf(format, args...), Code: 2}
+}
+
+// ExitStatusError carries a remote command's exit status when the command already said
+// what went wrong on stderr (ls, stop, logs passed through): nothing more is printed.
+type ExitStatusError struct{ Status int }
+
+func (e *ExitStatusError) Error() string {
+	return fmt.Sprintf("remote command exited with status %d", e.Status)
+}
+
+// ExitCode is the remote status, or 1 when it is not a valid status of its own.
+func (e *ExitStatusError) ExitCode() int {
+	if e.Status <= 0 || e.Status > 125 {
+		return 1
+	}
+	return e.Status
+}
+
+// Silent tells the root command not to print anything more.
+func (e *ExitStatusError) Silent() bool { return true }
+
+// connectError turns what tunnel.Resolve or tunnel.Dial returned into one line for the
+// user with the next step.
+func connectError(host string, err error) error {
+	var (
+		changed *tunnel.HostKeyChangedError
+		unknown *tunnel.HostKeyUnknownError
+		revoked *tunnel.HostKeyRevokedError
+		auth    *tunnel.AuthError
+		dial    *tunnel.DialError
+		cfgErr  *tunnel.ConfigError
+	)
+	switch {
+	case errors.As(err, &changed):
+		msg := fmt.Sprintf("the host key of %s has CHANGED (offered %s %s): someone may be intercepting the connection (man-in-the-middle), or the host was reinstalled; nothing was started",
+			host, changed.Type, changed.Offered)
+		hint := "if the change is expected, check the new fingerprint with the host's admin, then remove the old key"
+		if len(changed.Expected) > 0 {
+			k := changed.Expected[0]
+			hint += fmt.Sprintf(" (line %d of %s: `ssh-keygen -R %s -f %s`)", k.Line, k.File, changed.Host, k.File)
+		}
+		return &Error{Msg: msg, Hint: hint, Err: err}
+	case errors.As(err, &unknown):
+		reason := oneLine(unknown.Reason)
+		if reason == "" {
+			reason = "not allowed to ask"
+		}
+		return &Error{Msg: fmt.Sprintf("the host key of %s is not known (%s %s) and tether may not ask (%s)", host, unknown.Type, unknown.Fingerprint, reason),
+			Hint: fmt.Sprintf("run `ssh %s` once to verify the fingerprint and record it in known_hosts, then try again", host), Err: err}
+	case errors.As(err, &revoked):
+		return &Error{Msg: fmt.Sprintf("the host key of %s (%s) is marked @revoked in %s:%d; refusing to connect", host, revoked.Fingerprint, revoked.File, revoked.Line),
+			Hint: "ask the host's admin for its current key", Err: err}
+	case errors.As(err, &auth):
+		tried := "no key was found (no agent, no IdentityFile)"
+		if len(auth.Tried) > 0 {
+			tried = "tried " + strings.Join(auth.Tried, ", ")
+		}
+		msg := fmt.Sprintf("%s refused to let %s in (%s)", host, auth.User, tried)
+		if auth.Err != nil && errors.Is(auth.Err, tunnel.ErrNoPrompt) {
+			msg += "; a password or passphrase was needed but tether cannot ask (BatchMode or no terminal)"
+		}
+		return &Error{Msg: msg, Hint: fmt.Sprintf("check that `ssh %s` logs you in without a password (ssh-agent, IdentityFile in ~/.ssh/config)", host), Err: err}
+	case errors.As(err, &dial):
+		return &Error{Msg: fmt.Sprintf("cannot reach %s: %s", host, dial.Msg()),
+			Hint: fmt.Sprintf("check the host name, your network or VPN, and that `ssh %s` works", host), Err: err}
+	case errors.As(err, &cfgErr):
+		return &Error{Msg: fmt.Sprintf("ssh config problem: %s", oneLine(strings.TrimPrefix(cfgErr.Error(), "tunnel: "))),
+			Hint: "fix that line of your ssh config", Err: err}
+	case errors.Is(err, tunnel.ErrInvalidName):
+		return &Error{Msg: oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), Hint: "use a plain host name or ssh_config alias", Code: 2, Err: err}
+	}
+	return &Error{Msg: fmt.Sprintf("cannot connect to %s: %s", host, oneLine(strings.TrimPrefix(err.Error(), "tunnel: "))),
+		Hint: fmt.Sprintf("check that `ssh %s` works", host), Err: err}
+}
+
+// oneLine flattens s to one line of printable text, dropping control characters a
+// hostile remote could use to rewrite the terminal.
+func oneLine(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.TrimSpace(s) {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t' || r == ' ':
+			space = true
+			continue
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// clip shortens a line from the remote before it is shown.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && cut < len(s) && s[cut]&0xc0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}

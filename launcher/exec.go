@@ -1,0 +1,199 @@
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Conn is what the launcher needs of an SSH connection; *tunnel.Client has it all.
+type Conn interface {
+	Run(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	Upload(ctx context.Context, r io.Reader, size int64, remotePath string, progress func(int64)) error
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	Close() error
+}
+
+// probeTimeout bounds the wait for the probe line: a login shell that has not printed
+// it by then is stuck (a prompt in .bashrc, a hung NFS home).
+var probeTimeout = 30 * time.Second
+
+// runResult is how one run of the probe script went.
+type runResult struct {
+	probe  *probe // nil when the probe line never came
+	status int    // the remote exit status (-1 when it did not exit normally)
+	err    error  // the connection failed, or ctx ended
+	stderr *lineTail
+}
+
+// runScript runs the probe script with args over one exec. When the installed binary
+// ran, consume gets what it wrote to stdout after the probe line; its error is returned
+// as consumeErr. stderrLine, when set, sees each line of stderr as it arrives.
+func (l *session) runScript(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (res runResult, consumeErr error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pr, pw := io.Pipe()
+	tail := newLineTail(40, stderrLine)
+	res.stderr = tail
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res.status, res.err = l.conn.Run(ctx, scriptCommand(l.build.Version, l.build.Sum, args), nil, pw, tail)
+		tail.flush()
+		pw.Close()
+	}()
+
+	// The probe line must come soon; the rest is the consumer's to bound.
+	probeTimer := time.AfterFunc(probeTimeout, func() {
+		pr.CloseWithError(fmt.Errorf("no answer from the remote shell within %v", probeTimeout))
+	})
+	br := bufio.NewReaderSize(pr, 64<<10)
+	p, perr := readProbe(br)
+	probeTimer.Stop()
+	if perr == nil {
+		res.probe = p
+		if p.State == "ok" && consume != nil {
+			consumeErr = consume(br)
+		}
+	}
+	// Drain (bounded) so the command can finish; a remote that keeps talking is cut off.
+	go func() {
+		if n, _ := io.Copy(io.Discard, io.LimitReader(br, 1<<20)); n >= 1<<20 {
+			cancel(errors.New("remote output over the limit"))
+		}
+		pr.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cancel(errors.New("the remote command did not finish"))
+		<-done
+	}
+	if perr != nil && res.err == nil && res.status == 0 {
+		res.err = perr
+	}
+	return res, consumeErr
+}
+
+// lineTail splits a stream into lines, keeps the last n (each capped), and passes each
+// to fn as it completes.
+type lineTail struct {
+	mu      sync.Mutex
+	n       int
+	lines   []string
+	partial []byte
+	fn      func(string)
+}
+
+func newLineTail(n int, fn func(string)) *lineTail { return &lineTail{n: n, fn: fn} }
+
+const maxStderrLine = 2 << 10
+
+func (t *lineTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range p {
+		if c == '\n' {
+			t.emit()
+			continue
+		}
+		if len(t.partial) < maxStderrLine {
+			t.partial = append(t.partial, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (t *lineTail) emit() {
+	l := oneLine(string(t.partial))
+	t.partial = t.partial[:0]
+	t.lines = append(t.lines, l)
+	if len(t.lines) > t.n {
+		t.lines = t.lines[len(t.lines)-t.n:]
+	}
+	if t.fn != nil {
+		t.fn(l)
+	}
+}
+
+func (t *lineTail) flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.partial) > 0 {
+		t.emit()
+	}
+}
+
+// Lines returns the kept lines.
+func (t *lineTail) Lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.lines...)
+}
+
+// lastError is the last line that looks like tether's own error, without its prefix.
+func (t *lineTail) lastError() string {
+	ls := t.Lines()
+	for i := len(ls) - 1; i >= 0; i-- {
+		if s, ok := strings.CutPrefix(ls[i], "tether: "); ok {
+			return s
+		}
+	}
+	if len(ls) > 0 {
+		return ls[len(ls)-1]
+	}
+	return ""
+}
+
+// ensure runs the probe script with args and, when the binary is missing or broken,
+// installs it and runs the script again: one exec in the common case, three the first
+// time. consume and stderrLine are as for runScript.
+func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
+	res, cerr := l.runScript(ctx, args, consume, stderrLine)
+	if res.probe == nil {
+		return res, l.scriptError(ctx, res)
+	}
+	if res.probe.State == "ok" {
+		return res, cerr
+	}
+	if err := l.install(ctx, res.probe); err != nil {
+		return res, err
+	}
+	wasBroken := res.probe.State == "broken"
+	res, cerr = l.runScript(ctx, args, consume, stderrLine)
+	if res.probe == nil {
+		return res, l.scriptError(ctx, res)
+	}
+	if res.probe.State != "ok" {
+		hint := fmt.Sprintf("is %s mounted noexec? point XDG_CACHE_HOME on %s to a directory where programs may run", res.probe.Dir, l.host)
+		if wasBroken {
+			hint = "the installed copy did not run either; " + hint
+		}
+		return res, errorf(hint, "tether was uploaded to %s but does not run there", l.host)
+	}
+	return res, cerr
+}
+
+// scriptError explains a run whose probe line never came.
+func (l *session) scriptError(ctx context.Context, res runResult) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if res.err != nil && !errors.Is(res.err, errNoProbe) {
+		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)),
+			Hint: "check the network and try again", Err: res.err}
+	}
+	msg := l.host + " did not answer tether's check"
+	if e := res.stderr.lastError(); e != "" {
+		msg += ": " + clip(e, 200)
+	} else if res.status > 0 {
+		msg += fmt.Sprintf(" (exit status %d)", res.status)
+	}
+	return errorf(fmt.Sprintf("tether needs a POSIX /bin/sh with uname on the remote (Linux, macOS, BSD); check that `ssh %s uname -a` works", l.host), "%s", msg)
+}

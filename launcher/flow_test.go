@@ -1,0 +1,455 @@
+package launcher
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// fakeRemote is the in-process SSH server with a fake tether installed: it runs real
+// /bin/sh commands (the probe script, uploads) with HOME in a temp dir, and its "tether"
+// prints what the test prepared, so the launcher's whole flow runs in a unit test.
+type fakeRemote struct {
+	t    *testing.T
+	cfg  *tunnel.Config
+	srv  *tunnel.Server
+	home string
+	dir  string // the fake's files: serve.out, serve.err, serve.status, ls.out, calls
+}
+
+const fakeTether = `#!/bin/sh
+echo "$*" >> "$FAKE/calls"
+case "$1" in
+version) echo "tether fake" ;;
+serve) cat "$FAKE/serve.out" 2>/dev/null; cat "$FAKE/serve.err" >&2 2>/dev/null; exit $(cat "$FAKE/serve.status" 2>/dev/null || echo 0) ;;
+stop) echo "stopped $2" ;;
+ls) cat "$FAKE/ls.out" ;;
+logs) echo "app line 1"; echo "app line 2" ;;
+esac
+`
+
+func newFakeRemote(t *testing.T) *fakeRemote {
+	t.Helper()
+	hostPub, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	_ = hostPub
+	hostKey, _ := ssh.NewSignerFromKey(hostPriv)
+	_, clientPriv, _ := ed25519.GenerateKey(rand.Reader)
+	clientKey, _ := ssh.NewSignerFromKey(clientPriv)
+	base := t.TempDir()
+	f := &fakeRemote{t: t, home: filepath.Join(base, "home"), dir: filepath.Join(base, "fake")}
+	os.Mkdir(f.home, 0o700)
+	os.Mkdir(f.dir, 0o700)
+	f.srv = &tunnel.Server{HostKey: hostKey, AuthorizedKey: clientKey.PublicKey(),
+		Env: []string{"HOME=" + f.home, "XDG_CACHE_HOME=", "FAKE=" + f.dir}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.srv.Serve(ln)
+	t.Cleanup(func() { f.srv.Close() })
+	f.cfg = &tunnel.Config{Alias: "fake", HostName: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u",
+		Signers: []ssh.Signer{clientKey}, HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()), BatchMode: true,
+		IdentitiesOnly: true, IdentityAgent: "none", ConnectTimeout: 5 * time.Second}
+	return f
+}
+
+// install puts the fake tether where the launcher (this test binary, version "test")
+// looks for it.
+func (f *fakeRemote) install() {
+	f.t.Helper()
+	b, err := newBuild("test", "")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	installFake(f.t, filepath.Join(f.home, ".cache/tether/bin"), b.remoteName(), strings.TrimPrefix(fakeTether, "#!/bin/sh\n"))
+}
+
+func (f *fakeRemote) write(name, content string) {
+	f.t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(content), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fakeRemote) calls() string {
+	b, _ := os.ReadFile(filepath.Join(f.dir, "calls"))
+	return string(b)
+}
+
+// fakeServer is what listens on the session's socket: the genuine server (answers the
+// challenge with the token) or an impostor; it records whether it ever saw the token.
+type fakeServer struct {
+	rec       remote.Record
+	mu        sync.Mutex
+	sawToken  bool
+	requests  []string
+	impostor  bool
+	socketDir string
+}
+
+func startFakeServer(t *testing.T, impostor bool) *fakeServer {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	fs := &fakeServer{rec: goodRecord(), impostor: impostor, socketDir: dir}
+	fs.rec.Socket = filepath.Join(dir, "s.sock")
+	fs.rec.Host = "fakehost"
+	ln, err := net.Listen("unix", fs.rec.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: fs}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return fs
+}
+
+func (fs *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fs.mu.Lock()
+	fs.requests = append(fs.requests, r.URL.String())
+	if strings.Contains(r.URL.String()+fmt.Sprint(r.Header), fs.rec.Token) {
+		fs.sawToken = true
+	}
+	fs.mu.Unlock()
+	if r.URL.Path == "/_tether/challenge" {
+		if fs.impostor {
+			io.WriteString(w, strings.Repeat("0", 64))
+			return
+		}
+		want, _ := challengeResponse(fs.rec, r.URL.Query().Get("nonce"))
+		io.WriteString(w, want)
+		return
+	}
+	if !eqSecret(r.Header.Get("Authorization"), "token "+fs.rec.Token) && !eqSecret(r.URL.Query().Get("token"), fs.rec.Token) {
+		http.Error(w, "no", http.StatusUnauthorized)
+		return
+	}
+	io.WriteString(w, "the app")
+}
+
+// launchBG runs Launch until the returned cancel; wait returns its error.
+type run struct {
+	stdout, stderr *syncBuf
+	opened         chan string
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startLaunch(t *testing.T, f *fakeRemote, o LaunchOptions) *run {
+	t.Helper()
+	r := &run{stdout: &syncBuf{}, stderr: &syncBuf{}, opened: make(chan string, 4), done: make(chan error, 1)}
+	o.SSH, o.Host, o.Version, o.Stdout, o.Stderr = f.cfg, "fakehost", "test", r.stdout, r.stderr
+	if o.Open == nil {
+		o.Open = func(target string) error { r.opened <- target; return nil }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- Launch(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(20 * time.Second):
+			t.Error("Launch did not return")
+		}
+	})
+	return r
+}
+
+func (r *run) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Launch did not return; stderr:\n%s", r.stderr.String())
+		return nil
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLaunchJSONAndBrowser(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	fs := startFakeServer(t, false)
+	f.write("serve.out", recordLine(t, fs.rec)+"\n")
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Command: []string{"python3", "-m", "http.server", "{port}"}})
+
+	waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
+	out := r.stdout.String()
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("stdout must be exactly one line, got %q", out)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 3 || raw["url"] == nil || raw["local_port"] == nil || raw["session"] == nil {
+		t.Fatalf("JSON keys: %s", out)
+	}
+	var line JSONLine
+	json.Unmarshal([]byte(out), &line)
+	wantURL := fmt.Sprintf("http://127.0.0.1:%d/?token=%s", line.LocalPort, fs.rec.Token)
+	if line.URL != wantURL || line.Session.ID != fs.rec.ID || !eqSecret(line.Session.Token, fs.rec.Token) {
+		t.Errorf("JSON line %s; want url %s", out, wantURL)
+	}
+	// The URL works.
+	resp, err := http.Get(line.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "the app" {
+		t.Errorf("GET %s: %q", line.URL, body)
+	}
+	// The browser was opened on a code URL, never the token.
+	select {
+	case target := <-r.opened:
+		if strings.Contains(target, fs.rec.Token) || !strings.HasPrefix(target, fmt.Sprintf("http://127.0.0.1:%d/?code=", line.LocalPort)) {
+			t.Errorf("opened %q", target)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no browser opened")
+	}
+	// The command reached serve argument by argument.
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json -- python3 -m http.server {port}") {
+		t.Errorf("remote calls: %q", c)
+	}
+	// Ctrl-C detaches: the session is not stopped, and the user learns how to come back.
+	r.cancel()
+	if err := r.wait(t); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	if strings.Contains(f.calls(), "stop") {
+		t.Errorf("detach stopped the session: %q", f.calls())
+	}
+	if e := r.stderr.String(); !strings.Contains(e, "tether attach fakehost "+fs.rec.ID) || !strings.Contains(e, "tether stop fakehost "+fs.rec.ID) {
+		t.Errorf("stderr lacks the attach/stop hints:\n%s", e)
+	}
+	if strings.Contains(r.stderr.String(), fs.rec.Token) {
+		t.Errorf("stderr holds the token")
+	}
+}
+
+func TestLaunchRmStopsTheSession(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	fs := startFakeServer(t, false)
+	f.write("serve.out", recordLine(t, fs.rec)+"\n")
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{NoBrowser: true, Rm: true}})
+	waitFor(t, "the URL", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
+	if got := strings.TrimSpace(r.stdout.String()); !strings.HasPrefix(got, "http://127.0.0.1:") || !strings.HasSuffix(got, "/?token="+fs.rec.Token) {
+		t.Errorf("--no-browser printed %q", got)
+	}
+	if len(r.opened) != 0 {
+		t.Errorf("--no-browser opened a browser")
+	}
+	r.cancel()
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.calls(); !strings.Contains(c, "stop "+fs.rec.ID) {
+		t.Errorf("--rm did not stop the session: %q", c)
+	}
+}
+
+// SECURITY.md item 43: an impostor on the socket fails the challenge; the launcher
+// aborts before opening a browser or sending the token, and stops what it started.
+func TestLaunchImpostorOnSocket(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	fs := startFakeServer(t, true)
+	f.write("serve.out", recordLine(t, fs.rec)+"\n")
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "did not prove") {
+		t.Fatalf("got %v; want the challenge failure", err)
+	}
+	if len(r.opened) != 0 || r.stdout.String() != "" {
+		t.Errorf("opened %d browsers, stdout %q: want nothing", len(r.opened), r.stdout.String())
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.sawToken {
+		t.Errorf("the impostor saw the token; requests: %q", fs.requests)
+	}
+	if !strings.Contains(f.calls(), "stop "+fs.rec.ID) {
+		t.Errorf("the launched session was not stopped: %q", f.calls())
+	}
+}
+
+func TestLaunchAppFailsToStart(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	f.write("serve.err", "tether: starting python3 app.py\ntether: the app's last output:\n  Traceback (most recent call last):\n  ValueError: bad flag \x1b[31m--x\n"+
+		"tether: the app exited with status 2 before it was ready; check the command and try again\n")
+	f.write("serve.status", "1")
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Command: []string{"python3", "app.py"}})
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "the app exited with status 2") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v; want one line with serve's reason", err)
+	}
+	e := r.stderr.String()
+	if !strings.Contains(e, "ValueError: bad flag") || strings.Contains(e, "\x1b") {
+		t.Errorf("stderr should show the app's output without escape sequences:\n%q", e)
+	}
+	if len(r.opened) != 0 || r.stdout.String() != "" {
+		t.Errorf("a failed launch printed or opened something")
+	}
+}
+
+func TestLaunchHostileRecord(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	f.write("serve.out", `{"id":"abcdefgh","socket":"/etc/passwd","token":"x"}`+"\n")
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "bad ready record") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLaunchInstallsWithProgress(t *testing.T) {
+	f := newFakeRemote(t)
+	fs := startFakeServer(t, false)
+	f.write("serve.out", recordLine(t, fs.rec)+"\n")
+	bin := filepath.Join(t.TempDir(), "tether-fake")
+	os.WriteFile(bin, []byte(fakeTether), 0o700)
+	r := startLaunch(t, f, LaunchOptions{Options: Options{RemoteBinary: bin}, ForwardOptions: ForwardOptions{JSON: true}})
+	waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
+	if e := r.stderr.String(); !strings.Contains(e, "installing tether on fakehost") {
+		t.Errorf("no install step on stderr:\n%s", e)
+	}
+	b, _ := newBuild("test", bin)
+	if _, err := os.Stat(filepath.Join(f.home, ".cache/tether/bin", b.remoteName())); err != nil {
+		t.Errorf("not installed: %v", err)
+	}
+}
+
+func TestLaunchPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f := newFakeRemote(t)
+	f.install()
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{Port: ln.Addr().(*net.TCPAddr).Port}})
+	err = r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "--port") {
+		t.Fatalf("got %v", err)
+	}
+	if f.calls() != "" {
+		t.Errorf("something ran on the remote: %q", f.calls())
+	}
+}
+
+func TestAttachAndPassThrough(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	fs := startFakeServer(t, false)
+	running := fs.rec
+	running.State = remote.StateRunning
+	list, _ := json.Marshal([]remote.Record{running})
+	f.write("ls.out", string(list)+"\n")
+
+	stdout, stderr := &syncBuf{}, &syncBuf{}
+	opened := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Attach(ctx, AttachOptions{Options: Options{SSH: f.cfg, Host: "fakehost", Version: "test", Stdout: stdout, Stderr: stderr},
+			ForwardOptions: ForwardOptions{OpenFile: true, Open: func(p string) error { opened <- p; return nil }}})
+	}()
+	var target string
+	select {
+	case target = <-opened:
+	case err := <-done:
+		t.Fatalf("attach: %v\n%s", err, stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatal("attach opened nothing")
+	}
+	if strings.Contains(target, "code=") || strings.Contains(target, fs.rec.Token) || !strings.HasSuffix(target, ".html") {
+		t.Errorf("--open-file opened %q: want a file path without code or token", target)
+	}
+	fi, err := os.Stat(target)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("redirect file: %v %v", fi, err)
+	}
+	di, _ := os.Stat(filepath.Dir(target))
+	if di.Mode().Perm() != 0o700 {
+		t.Errorf("redirect dir mode %v", di.Mode().Perm())
+	}
+	page, _ := os.ReadFile(target)
+	if !strings.Contains(string(page), "?code=tc1.") && !strings.Contains(string(page), "?code=") {
+		t.Errorf("redirect page lacks the code: %s", page)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("the redirect file outlived the launcher")
+	}
+
+	// ls, stop and logs pass output and exit status through.
+	var out syncBuf
+	o := Options{SSH: f.cfg, Host: "fakehost", Version: "test", Stdout: &out, Stderr: &out}
+	if err := Logs(context.Background(), LogsOptions{Options: o, Target: "abcdefgh"}); err != nil || out.String() != "app line 1\napp line 2\n" {
+		t.Errorf("logs: %v %q", err, out.String())
+	}
+	if err := Stop(context.Background(), StopOptions{Options: o, Target: "abcdefgh"}); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if err := Stop(context.Background(), StopOptions{Options: o}); err == nil {
+		t.Errorf("stop without a target: no error")
+	}
+}

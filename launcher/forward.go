@@ -1,0 +1,397 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// Endpoint opens one connection to a session's server. Forwarding, verification and
+// re-verification all go through it, so a mode that reaches the server another way
+// (Slurm: direct-tcpip to node:port, TLS pinned by cert_sha256) plugs in here.
+type Endpoint func(ctx context.Context) (net.Conn, error)
+
+// recordEndpoint reaches the server the record names: its Unix socket through the SSH
+// connection (direct-streamlocal), inside TLS pinned to cert_sha256 when the record says
+// TLS.
+func recordEndpoint(c Conn, rec remote.Record) Endpoint {
+	e := boundedDial(c, "unix", rec.Socket)
+	if rec.TLS {
+		e = PinnedTLS(e, rec.CertSHA256)
+	}
+	return e
+}
+
+// dialAttempts bound each try to open a channel. A channel open sent just as the SSH
+// connection dies can go unanswered for good (seen in e2e: a request hung 10 s after
+// sshd's connection processes were killed), so each try is cut short and retried on
+// the connection that replaces it.
+var dialAttempts = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second}
+
+// boundedDial opens network/addr through c, each attempt bounded by dialAttempts.
+func boundedDial(c Conn, network, addr string) Endpoint {
+	return func(ctx context.Context) (net.Conn, error) {
+		var err error
+		for _, limit := range dialAttempts {
+			actx, cancel := context.WithTimeout(ctx, limit)
+			var conn net.Conn
+			conn, err = c.DialContext(actx, network, addr)
+			timedOut := actx.Err() != nil
+			cancel()
+			switch {
+			case err == nil:
+				return conn, nil
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case !timedOut:
+				return nil, err // a real answer (no such socket): final
+			}
+		}
+		return nil, err
+	}
+}
+
+// PinnedTLS wraps e in a TLS client that accepts exactly the certificate whose DER
+// SHA-256 is certSHA256 (hex), as delivered over SSH in the ready record: no CA, no
+// name check, nothing else trusted.
+func PinnedTLS(e Endpoint, certSHA256 string) Endpoint {
+	want, err := hex.DecodeString(certSHA256)
+	return func(ctx context.Context) (net.Conn, error) {
+		if err != nil || len(want) != sha256.Size {
+			return nil, errors.New("launcher: bad certificate fingerprint in the session record")
+		}
+		raw, err := e(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conf := &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			ServerName:         "localhost",
+			InsecureSkipVerify: true, // replaced by the pin below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("launcher: the session's server sent no certificate")
+				}
+				got := sha256.Sum256(cs.PeerCertificates[0].Raw)
+				if !hmac.Equal(got[:], want) {
+					return fmt.Errorf("launcher: the session's server certificate (sha256 %x) is not the one in its record", got[:8])
+				}
+				return nil
+			},
+		}
+		tc := tls.Client(raw, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// listenLocal listens on 127.0.0.1:port (0: the kernel picks).
+func listenLocal(port int) (net.Listener, error) {
+	if port < 0 || port > 65535 {
+		return nil, usageError("--port %d is not a port number", port)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, errorf("pick another with --port, or leave --port out to get a free one",
+				"local port %d is already in use (another tether or app?)", port)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return nil, errorf("use a port above 1023, or leave --port out", "not allowed to listen on local port %d", port)
+		}
+		return nil, errorf("leave --port out to get a free one", "cannot listen on 127.0.0.1:%d: %v", port, err)
+	}
+	return ln, nil
+}
+
+// JSONLine is what --json prints, as one line, once the local URL works.
+type JSONLine struct {
+	URL       string        `json:"url"`
+	LocalPort int           `json:"local_port"`
+	Session   remote.Record `json:"session"`
+}
+
+// errImpostor: whatever answered on the session's socket did not prove it holds the
+// session's token.
+var errImpostor = errors.New("challenge failed")
+
+// localClient speaks HTTP to the local forward (or, with dial, straight through the
+// tunnel): no proxy from the environment, no redirects, no connection reuse beyond one
+// verification.
+func localClient(dial Endpoint) *http.Client {
+	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConns: 1, IdleConnTimeout: 5 * time.Second,
+		ResponseHeaderTimeout: 15 * time.Second, ForceAttemptHTTP2: false}
+	if dial != nil {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }
+	} else {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		tr.DialContext = d.DialContext
+	}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// challenge asks the server at base (…/{base_url}) for the answer to a fresh nonce and
+// compares it in constant time with what the real server, holding the token, answers.
+// Nothing secret is sent.
+func challenge(ctx context.Context, c *http.Client, base string, rec remote.Record) error {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	nonce := base64.RawURLEncoding.EncodeToString(b[:])
+	want, err := challengeResponse(rec, nonce)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"_tether/challenge?nonce="+nonce, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w (status %d)", errImpostor, resp.StatusCode)
+	}
+	if !hmac.Equal(bytes.TrimSpace(body), []byte(want)) {
+		return fmt.Errorf("%w (wrong answer)", errImpostor)
+	}
+	return nil
+}
+
+// authenticated checks that the server accepts the token (after the challenge passed).
+func authenticated(ctx context.Context, c *http.Client, base, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "token "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 256<<10))
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+		return fmt.Errorf("the server refused the session's token (status %d)", resp.StatusCode)
+	}
+	return nil
+}
+
+// verify proves, through the local forward, that the session's own server answers
+// (challenge) and takes the token; only then is the URL given to anyone. On failure it
+// looks through the tunnel directly to say why.
+func (s *session) verify(ctx context.Context, local string, rec remote.Record, dial Endpoint, withAuth bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c := localClient(nil)
+	defer c.CloseIdleConnections()
+	err := challenge(ctx, c, local, rec)
+	if err == nil && withAuth {
+		err = authenticated(ctx, c, local, rec.Token)
+		if err != nil {
+			return &Error{Msg: fmt.Sprintf("session %s on %s: %v", rec.ID, s.host, err), Hint: "stop it with `" + s.cmdline("stop", rec.ID) + "` and launch a new one", Err: err}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, errImpostor) {
+		return impostorError(s, rec, err)
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	// Why? Look straight through the tunnel.
+	conn, derr := dial(ctx)
+	if derr != nil {
+		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
+			Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
+	}
+	conn.Close()
+	if derr := challenge(ctx, localClient(dial), local, rec); errors.Is(derr, errImpostor) {
+		return impostorError(s, rec, derr)
+	}
+	return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)),
+		Hint: "try `" + s.cmdline("attach", rec.ID) + "` again; `" + s.cmdline("logs", rec.ID) + "` shows the app's output", Err: err}
+}
+
+var errSessionGone = errors.New("session gone")
+
+func impostorError(s *session, rec remote.Record, err error) error {
+	return &Error{Msg: fmt.Sprintf("whatever listens on session %s's socket on %s (%s) did not prove it is tether's server (%v); nothing was sent to it and no browser was opened",
+		rec.ID, s.host, rec.Socket, err), Hint: "someone else may control that socket: check who owns it, then `" + s.cmdline("stop", rec.ID) + "`", Err: errImpostor}
+}
+
+// cmdline is a tether command line for the user to run against this host.
+func (s *session) cmdline(args ...string) string {
+	if s.demo {
+		return "tether demo"
+	}
+	parts := []string{"tether", args[0]}
+	if s.o.ConfigFile != "" {
+		parts = append(parts, "-F", tunnel.Quote(s.o.ConfigFile))
+	}
+	parts = append(parts, tunnel.Quote(s.host))
+	for _, a := range args[1:] {
+		parts = append(parts, tunnel.Quote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// serveLocal forwards ln to the session, verifies it, tells the user (URL, JSON line,
+// browser) and stays until ctx ends (detach, or --rm: stop) or the session is gone.
+// launched says this command started the session, which then must not outlive a
+// failure here.
+func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, launched bool) (err error) {
+	dial := recordEndpoint(s.conn, rec)
+	fctx, stopForward := context.WithCancel(context.Background())
+	fwdDone := make(chan error, 1)
+	go func() { fwdDone <- tunnel.Forward(fctx, ln, dial) }()
+	stopped := false
+	defer func() {
+		stopForward()
+		<-fwdDone
+		if err != nil && launched && !stopped && !errors.Is(err, errSessionGone) {
+			if serr := s.stopRemote(rec.ID); serr != nil {
+				s.status.line("tether: could not stop session %s on %s (%v); stop it with `%s`", rec.ID, s.host, serr, s.cmdline("stop", rec.ID))
+			}
+		}
+	}()
+
+	port := ln.Addr().(*net.TCPAddr).Port
+	local := "http://127.0.0.1:" + strconv.Itoa(port) + rec.BaseURL
+	s.status.step("checking session %s's server through the tunnel", rec.ID)
+	if err := s.verify(ctx, local, rec, dial, true); err != nil {
+		s.status.done()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	s.status.done()
+	tokenURL := local + "?token=" + url.QueryEscape(rec.Token)
+
+	if fo.JSON {
+		b, err := json.Marshal(JSONLine{URL: tokenURL, LocalPort: port, Session: rec})
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(s.o.Stdout, "%s\n", b); err != nil {
+			return err
+		}
+	} else if fo.NoBrowser {
+		fmt.Fprintln(s.o.Stdout, tokenURL)
+	}
+	var cleanup func()
+	if !fo.NoBrowser {
+		cleanup, err = s.openBrowser(fo, local, rec)
+		if err != nil {
+			s.status.line("tether: could not open a browser (%v); open this URL yourself:", clip(oneLine(err.Error()), 200))
+			fmt.Fprintln(s.o.Stdout, tokenURL)
+		}
+	}
+	if cleanup != nil {
+		defer cleanup()
+	}
+	what := "session " + rec.ID
+	if rec.Name != "" {
+		what += " (" + rec.Name + ")"
+	}
+	if s.demo {
+		s.status.line("tether: ready: %s at %s — press Ctrl-C to stop the demo", what, local)
+	} else if fo.Rm {
+		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to stop it", what, s.host, local)
+	} else {
+		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to detach (it keeps running)", what, s.host, local)
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			stopForward()
+			<-fwdDone
+			fwdDone <- nil
+			if fo.Rm || s.demo {
+				stopped = true
+				if err := s.stopRemote(rec.ID); err != nil {
+					return errorf("stop it with `"+s.cmdline("stop", rec.ID)+"`", "could not stop session %s on %s: %v", rec.ID, s.host, err)
+				}
+				s.status.line("tether: stopped session %s on %s", rec.ID, s.host)
+				return nil
+			}
+			s.status.line("tether: detached; session %s keeps running on %s", rec.ID, s.host)
+			s.status.line("  come back: %s", s.cmdline("attach", rec.ID))
+			s.status.line("  stop it:   %s", s.cmdline("stop", rec.ID))
+			return nil
+		case ferr := <-fwdDone:
+			fwdDone <- ferr
+			return errorf("try again", "forwarding local port %d stopped: %v", port, ferr)
+		case e := <-s.events:
+			if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// onEvent shows a connection change; after a reconnect it checks the session again.
+func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec remote.Record, dial Endpoint) error {
+	switch e.State {
+	case tunnel.Lost:
+		why := ""
+		if e.Err != nil {
+			why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
+		}
+		s.status.step("connection to %s lost%s; reconnecting", s.host, why)
+	case tunnel.Reconnecting:
+		if e.Attempt > 1 {
+			s.status.update("connection to %s lost; reconnecting (attempt %d)", s.host, e.Attempt)
+		}
+	case tunnel.Back:
+		s.status.step("back: reconnected to %s; checking session %s", s.host, rec.ID)
+		err := s.verify(ctx, local, rec, dial, false)
+		s.status.done()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var le *Error
+			if errors.As(err, &le) && errors.Is(err, errSessionGone) {
+				return &Error{Msg: fmt.Sprintf("session %s on %s is gone (stopped, or the machine restarted)", rec.ID, s.host),
+					Hint: "start a new one with `tether launch " + tunnel.Quote(s.host) + "`; `" + s.cmdline("ls") + "` lists what is running", Err: errSessionGone}
+			}
+			return err
+		}
+		s.status.line("tether: back: session %s on %s answers again at %s", rec.ID, s.host, local)
+	case tunnel.Failed:
+		return connectError(s.host, e.Err)
+	}
+	return nil
+}

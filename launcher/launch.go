@@ -1,0 +1,331 @@
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tether-dev/tether/remote"
+)
+
+// Launch is `tether launch HOST [-- COMMAND]`: connect, install tether on the remote if
+// needed, start the app behind a guarded server there, forward a local port to it,
+// verify it, open the browser, and stay until interrupted (detach) or, with Rm, stop it.
+func Launch(ctx context.Context, o LaunchOptions) error {
+	return launch(ctx, o, false)
+}
+
+func launch(ctx context.Context, o LaunchOptions, demo bool) error {
+	if err := checkForward(o.ForwardOptions); err != nil {
+		return err
+	}
+	// The local port first: a port in use fails before anything starts on the remote.
+	ln, err := listenLocal(o.Port)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	s, err := open(ctx, o.Options, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	s.demo = demo
+	rec, err := s.start(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted(s)
+		}
+		return err
+	}
+	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, true)
+}
+
+func interrupted(s *session) error {
+	return &Error{Msg: "interrupted", Hint: "`" + s.cmdline("ls") + "` shows whether a session was left starting", Code: 130}
+}
+
+func checkForward(fo ForwardOptions) error {
+	if fo.OpenFile && fo.NoBrowser {
+		return usageError("--open-file and --no-browser contradict each other; drop one")
+	}
+	return nil
+}
+
+// Attach is `tether attach HOST [ID|NAME]`: find a running session over SSH (its token
+// read only through SSH), then forward, verify and open it as Launch does. Nothing local
+// is needed but SSH access, so it works from another laptop.
+func Attach(ctx context.Context, o AttachOptions) error {
+	if err := checkForward(o.ForwardOptions); err != nil {
+		return err
+	}
+	ln, err := listenLocal(o.Port)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	s, err := open(ctx, o.Options, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	s.status.step("looking for sessions on %s", s.host)
+	recs, err := s.list(ctx)
+	s.status.done()
+	if err != nil {
+		return err
+	}
+	rec, note, err := pickSession(recs, o.Target, s)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		s.status.line("tether: %s", note)
+	}
+	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, false)
+}
+
+// maxListing bounds `ls --json` output read from the remote.
+const maxListing = 8 << 20
+
+// list runs `tether ls --json` on the remote and returns the records that validate
+// (entries that do not are skipped: a broken or hostile remote gets no further).
+func (s *session) list(ctx context.Context) ([]remote.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var raw []byte
+	var readErr error
+	res, err := s.ensure(ctx, []string{"ls", "--json"}, func(br *bufio.Reader) error {
+		raw, readErr = io.ReadAll(io.LimitReader(br, maxListing+1))
+		return readErr
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.err != nil {
+		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, clip(oneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
+	}
+	if res.status != 0 {
+		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(res.stderr.lastError(), 200))
+	}
+	if len(raw) > maxListing {
+		return nil, errorf("try `"+s.cmdline("ls")+"`", "the session list from %s is too long", s.host)
+	}
+	return decodeListing(raw)
+}
+
+// decodeListing parses `ls --json` output: a JSON array of records (after any lines a
+// login shell printed). Records that fail validation are dropped.
+func decodeListing(raw []byte) ([]remote.Record, error) {
+	i := strings.IndexByte(string(raw), '[')
+	if i < 0 {
+		return nil, errors.New("the session list is not JSON")
+	}
+	var items []json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(string(raw[i:])))
+	if err := dec.Decode(&items); err != nil {
+		return nil, fmt.Errorf("the session list is not JSON: %v", err)
+	}
+	var out []remote.Record
+	for _, it := range items {
+		var r remote.Record
+		if json.Unmarshal(it, &r) != nil {
+			continue
+		}
+		if r.Validate() != nil {
+			// Dead sessions may have partial records; keep their id for messages.
+			if r.State != "" && r.State != remote.StateRunning && validID(r.ID) {
+				out = append(out, remote.Record{ID: r.ID, Name: safeName(r.Name), State: r.State})
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func safeName(n string) string {
+	if len(n) > 64 || oneLine(n) != n || strings.ContainsAny(n, " ") {
+		return ""
+	}
+	return n
+}
+
+// pickSession chooses the session to attach to: the one whose id, unique id prefix or
+// name is target; with no target the only running one, or the newest (with a note
+// naming the others). No running session, an unknown target or an ambiguous one is an
+// error listing what there is.
+func pickSession(recs []remote.Record, target string, s *session) (remote.Record, string, error) {
+	var running []remote.Record
+	for _, r := range recs {
+		if r.State == "" || r.State == remote.StateRunning {
+			running = append(running, r)
+		}
+	}
+	sort.SliceStable(running, func(i, j int) bool { return running[i].Started.After(running[j].Started) })
+	host := s.host
+	if target == "" {
+		switch len(running) {
+		case 0:
+			msg := fmt.Sprintf("no running tether session on %s", host)
+			if len(recs) > 0 {
+				msg += " (" + describeAll(recs) + ")"
+			}
+			return remote.Record{}, "", errorf("start one with `tether launch "+host+" -- COMMAND`", "%s", msg)
+		case 1:
+			return running[0], "", nil
+		}
+		note := fmt.Sprintf("%d sessions run on %s; attaching to the newest, %s. Others: %s (name one: `%s`)",
+			len(running), host, describe(running[0]), describeAll(running[1:]), s.cmdline("attach", "ID"))
+		return running[0], note, nil
+	}
+	var exact, byName, byPrefix []remote.Record
+	for _, r := range recs {
+		switch {
+		case r.ID == target:
+			exact = append(exact, r)
+		case r.Name != "" && r.Name == target:
+			byName = append(byName, r)
+		case strings.HasPrefix(r.ID, target):
+			byPrefix = append(byPrefix, r)
+		}
+	}
+	matches := exact
+	if len(matches) == 0 {
+		matches = byName
+	}
+	if len(matches) == 0 {
+		matches = byPrefix
+	}
+	switch {
+	case len(matches) == 0:
+		list := "none is running"
+		if len(recs) > 0 {
+			list = "there are: " + describeAll(recs)
+		}
+		return remote.Record{}, "", errorf("`"+s.cmdline("ls")+"` lists them", "no session %q on %s; %s", target, host, list)
+	case len(matches) > 1:
+		return remote.Record{}, "", errorf("name it by its full id", "%q matches %d sessions on %s: %s", target, len(matches), host, describeAll(matches))
+	}
+	r := matches[0]
+	switch r.State {
+	case "", remote.StateRunning:
+		return r, "", nil
+	case remote.StateAppExited:
+		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows why; start it again with `tether launch "+host+"`",
+			"the app of session %s on %s has exited", r.ID, host)
+	}
+	return remote.Record{}, "", errorf("start a new one with `tether launch "+host+"`", "session %s on %s is %s", r.ID, host, r.State)
+}
+
+func describe(r remote.Record) string {
+	d := r.ID
+	if r.Name != "" {
+		d += " (" + r.Name + ")"
+	}
+	if r.State != "" && r.State != remote.StateRunning {
+		d += " " + r.State
+	} else if len(r.Command) > 0 {
+		d += " " + clip(oneLine(strings.Join(r.Command, " ")), 40)
+	}
+	if !r.Started.IsZero() {
+		d += ", started " + r.Started.Local().Format("Jan 2 15:04")
+	}
+	return d
+}
+
+func describeAll(rs []remote.Record) string {
+	parts := make([]string, 0, len(rs))
+	for i, r := range rs {
+		if i == 10 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(rs)-10))
+			break
+		}
+		parts = append(parts, describe(r))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Ls is `tether ls HOST [--json]`: the remote `tether ls`, output passed through.
+func Ls(ctx context.Context, o LsOptions) error {
+	args := []string{"ls"}
+	if o.JSON {
+		args = append(args, "--json")
+	}
+	return passThrough(ctx, o.Options, args)
+}
+
+// Stop is `tether stop HOST ID|NAME|--all`.
+func Stop(ctx context.Context, o StopOptions) error {
+	switch {
+	case o.All && o.Target != "":
+		return usageError("give a session id or name, or --all, not both")
+	case !o.All && o.Target == "":
+		return usageError("stop needs a session id or name, or --all")
+	}
+	args := []string{"stop"}
+	if o.All {
+		args = append(args, "--all")
+	} else {
+		args = append(args, "--", o.Target)
+	}
+	return passThrough(ctx, o.Options, args)
+}
+
+// Logs is `tether logs HOST ID [-f]`.
+func Logs(ctx context.Context, o LogsOptions) error {
+	if o.Target == "" {
+		return usageError("logs needs a session id or name")
+	}
+	args := []string{"logs"}
+	if o.Follow {
+		args = append(args, "-f")
+	}
+	args = append(args, "--", o.Target)
+	return passThrough(ctx, o.Options, args)
+}
+
+// passThrough runs a remote tether command, copying its stdout and stderr here and
+// returning its exit status.
+func passThrough(ctx context.Context, o Options, args []string) error {
+	s, err := open(ctx, o, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
+		_, err := io.Copy(s.o.Stdout, br)
+		return err
+	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil // Ctrl-C on `logs -f`
+	}
+	if res.err != nil {
+		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)), Hint: "try again", Err: res.err}
+	}
+	if res.status != 0 {
+		return &ExitStatusError{Status: res.status}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package launcher
+
+import (
+	"io"
+	"time"
+
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// Options are what every command that talks to a HOST shares.
+type Options struct {
+	// Host is the ssh destination as the user typed it: an ssh_config alias, host or
+	// user@host.
+	Host string
+	// ConfigFile replaces ~/.ssh/config and /etc/ssh/ssh_config, like `ssh -F`.
+	ConfigFile string
+	// RemoteBinary is uploaded instead of this executable or a cross build.
+	RemoteBinary string
+	// Version is this build's version; it names the remote install.
+	Version string
+
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// SSH, when set, is used as the resolved host instead of reading ssh_config (demo,
+	// tests).
+	SSH *tunnel.Config
+	// Prompter overrides the terminal prompter (tests).
+	Prompter tunnel.Prompter
+}
+
+// ForwardOptions say how the session is brought to the local browser.
+type ForwardOptions struct {
+	// Port is the local port on 127.0.0.1; 0 lets the kernel choose.
+	Port int
+	// NoBrowser prints the URL with the token on stdout instead of opening a browser.
+	NoBrowser bool
+	// OpenFile opens a 0600 redirect file instead of putting the one-time code in the
+	// opener's argv (laptops shared with other users).
+	OpenFile bool
+	// JSON prints one line {"url","local_port","session"} on stdout once the URL works.
+	JSON bool
+	// Rm stops the remote session when the launcher exits instead of leaving it running.
+	Rm bool
+	// Open opens a URL or file path in the browser; nil uses $TETHER_BROWSER,
+	// $BROWSER, then the platform's opener (tests set it).
+	Open func(target string) error
+}
+
+// LaunchOptions are `tether launch`'s.
+type LaunchOptions struct {
+	Options
+	ForwardOptions
+	// Name is the session's human name (serve --name).
+	Name string
+	// Command is the app's command line; empty for the built-in app.
+	Command []string
+	// ReadyTimeout is how long serve waits for the app (0: serve's default, 5 minutes).
+	ReadyTimeout time.Duration
+	// IdleTimeout, when set, stops the remote session after that long without use.
+	IdleTimeout time.Duration
+}
+
+// AttachOptions are `tether attach`'s.
+type AttachOptions struct {
+	Options
+	ForwardOptions
+	// Target is a session id, a unique id prefix, or a name; empty picks the only or
+	// the newest running session.
+	Target string
+}
+
+// LsOptions are `tether ls HOST`'s.
+type LsOptions struct {
+	Options
+	JSON bool
+}
+
+// StopOptions are `tether stop HOST`'s.
+type StopOptions struct {
+	Options
+	Target string
+	All    bool
+}
+
+// LogsOptions are `tether logs HOST`'s.
+type LogsOptions struct {
+	Options
+	Target string
+	Follow bool
+}
+
+// DemoOptions are `tether demo`'s.
+type DemoOptions struct {
+	ForwardOptions
+	Version string
+	Stdout  io.Writer
+	Stderr  io.Writer
+}

@@ -1,0 +1,282 @@
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// session is one command's connection to a host: the SSH client, the build to run
+// there, and where to tell the user what happens.
+type session struct {
+	host   string // as the user named it, for messages
+	o      Options
+	conn   Conn
+	build  *build
+	status *status
+	events chan tunnel.Event // connection changes after the first connect (buffered)
+	demo   bool
+}
+
+// open connects to o.Host (hashing this executable meanwhile, to name the remote
+// install) and returns the session. quiet keeps the connecting step off stderr (ls,
+// stop and logs print only what the remote prints).
+func open(ctx context.Context, o Options, quiet bool) (*session, error) {
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	s := &session{host: o.Host, o: o, status: newStatus(o.Stderr), events: make(chan tunnel.Event, 16)}
+	if s.host == "" && o.SSH != nil {
+		s.host = o.SSH.Alias
+	}
+	type hashed struct {
+		b   *build
+		err error
+	}
+	hc := make(chan hashed, 1)
+	go func() {
+		b, err := newBuild(o.Version, o.RemoteBinary)
+		hc <- hashed{b, err}
+	}()
+
+	cfg := o.SSH
+	if cfg == nil {
+		var err error
+		cfg, err = tunnel.Resolve(o.Host, tunnel.ResolveOptions{ConfigFile: o.ConfigFile, Warn: prefixWriter{o.Stderr}})
+		if err != nil {
+			return nil, connectError(o.Host, err)
+		}
+	}
+	if !quiet {
+		s.status.step("connecting to %s", s.host)
+	}
+	client, err := tunnel.Dial(ctx, cfg, tunnel.Options{
+		Prompter: o.Prompter,
+		Warn:     prefixWriter{o.Stderr},
+		OnEvent: func(e tunnel.Event) {
+			if e.State == tunnel.Connected {
+				return // the first connection: the steps say so
+			}
+			select {
+			case s.events <- e:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		s.status.done()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, connectError(s.host, err)
+	}
+	s.conn = client
+	h := <-hc
+	if h.err != nil {
+		client.Close()
+		return nil, h.err
+	}
+	s.build = h.b
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+// prefixWriter prints tunnel's one-line warnings as tether's.
+type prefixWriter struct{ w io.Writer }
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if l = oneLine(strings.TrimPrefix(l, "tunnel: ")); l != "" {
+			fmt.Fprintf(p.w, "tether: warning: %s\n", l)
+		}
+	}
+	return len(b), nil
+}
+
+// readyMargin is added to serve's own ready timeout: serve gives up first and says why.
+const readyMargin = 45 * time.Second
+
+// maxRecordLine bounds the ready record line (remote's own limit is 1 MiB).
+const maxRecordLine = 1 << 20
+
+// start runs `tether serve --detach --json` on the remote (installing tether first when
+// needed) and returns the ready record.
+func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, error) {
+	args := []string{"serve", "--detach", "--json"}
+	if o.Name != "" {
+		args = append(args, "--name", o.Name)
+	}
+	ready := remote.DefaultReadyTimeout
+	if o.ReadyTimeout > 0 {
+		ready = o.ReadyTimeout
+		args = append(args, "--ready-timeout", o.ReadyTimeout.String())
+	}
+	if o.IdleTimeout > 0 {
+		args = append(args, "--idle-timeout", o.IdleTimeout.String())
+	}
+	if len(o.Command) > 0 {
+		args = append(args, "--")
+		args = append(args, o.Command...)
+	}
+	what := "tether's built-in app"
+	if len(o.Command) > 0 {
+		what = clip(oneLine(strings.Join(o.Command, " ")), 60)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, ready+readyMargin)
+	defer cancel()
+	var rec *remote.Record
+	var recErr error
+	consume := func(br *bufio.Reader) error {
+		s.status.step("starting %s on %s", what, s.host)
+		r, err := readRecord(br)
+		if err != nil {
+			recErr = err // judged below, with serve's exit status and stderr
+			return nil
+		}
+		rec = &r
+		return nil
+	}
+	progress := func(line string) {
+		if m, ok := strings.CutPrefix(line, "tether: "); ok {
+			s.status.update("starting %s on %s: %s", what, s.host, clip(m, 80))
+		}
+	}
+	res, err := s.ensure(ctx, args, consume, progress)
+	if rec != nil {
+		s.status.done()
+		return *rec, nil
+	}
+	s.status.done()
+	if err != nil {
+		return remote.Record{}, err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return remote.Record{}, errorf(fmt.Sprintf("check the command with `tether logs %s ID`, or start it by hand on %s", s.host, s.host),
+			"the app did not become ready on %s within %v", s.host, ready+readyMargin)
+	}
+	if ctx.Err() != nil {
+		return remote.Record{}, ctx.Err()
+	}
+	// The app (or serve) failed: show what the app said, then one line.
+	s.printAppOutput(res.stderr.Lines())
+	msg := res.stderr.lastError()
+	switch {
+	case msg != "":
+	case res.err != nil:
+		msg = "lost the connection while starting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+	case recErr != nil && !errors.Is(recErr, io.EOF):
+		return remote.Record{}, errorf("the remote tether may be damaged or hostile; try `tether ls "+s.host+"`",
+			"%s sent a bad ready record: %s", s.host, clip(oneLine(recErr.Error()), 200))
+	default:
+		msg = fmt.Sprintf("tether serve exited with status %d without a ready record", res.status)
+	}
+	// serve's own advice is replaced by ours, which also says nothing was left behind.
+	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
+	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)),
+		Hint: "fix the command and try again (nothing was left running)"}
+}
+
+// printAppOutput prints the app's last output lines that serve passed on stderr.
+func (s *session) printAppOutput(lines []string) {
+	from := -1
+	for i, l := range lines {
+		if strings.Contains(l, "the app's last output") {
+			from = i + 1
+		}
+	}
+	if from < 0 {
+		return
+	}
+	end := len(lines)
+	if end > from && strings.HasPrefix(lines[end-1], "tether: ") {
+		end--
+	}
+	if end-from > 20 {
+		from = end - 20
+	}
+	if from >= end {
+		return
+	}
+	s.status.line("tether: the app's last output on %s:", s.host)
+	for _, l := range lines[from:end] {
+		s.status.line("  %s", clip(strings.TrimSpace(l), 300))
+	}
+}
+
+// readRecord reads the ready record from serve's stdout: the first line that starts
+// with '{' (a login shell may print something first), at most maxRecordLine bytes,
+// decoded and validated as coming from a remote that may be hostile.
+func readRecord(br *bufio.Reader) (remote.Record, error) {
+	for i := 0; i < maxProbeLines; i++ {
+		line, err := readLine(br, maxRecordLine)
+		if errors.Is(err, errLineTooLong) {
+			return remote.Record{}, fmt.Errorf("the ready record is longer than %d bytes", maxRecordLine)
+		}
+		if err != nil {
+			return remote.Record{}, err
+		}
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		rec, err := remote.DecodeRecord([]byte(line))
+		if err != nil {
+			return remote.Record{}, err
+		}
+		if rec.State != "" && rec.State != remote.StateRunning {
+			return remote.Record{}, fmt.Errorf("the ready record says the session is %s", rec.State)
+		}
+		return rec, nil
+	}
+	return remote.Record{}, errors.New("no ready record")
+}
+
+// stopRemote stops the session on the remote (`tether stop ID`), bounded in time, for
+// --rm and for launches that fail after the session started.
+func (s *session) stopRemote(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out strings.Builder
+	res, err := s.ensure(ctx, []string{"stop", id}, func(br *bufio.Reader) error {
+		_, err := io.Copy(&limitedBuilder{b: &out, n: 4096}, br)
+		return err
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if res.err != nil {
+		return res.err
+	}
+	if res.status != 0 {
+		return fmt.Errorf("%s", clip(res.stderr.lastError(), 200))
+	}
+	return nil
+}
+
+type limitedBuilder struct {
+	b *strings.Builder
+	n int
+}
+
+func (l *limitedBuilder) Write(p []byte) (int, error) {
+	if room := l.n - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}

@@ -1,0 +1,100 @@
+package launcher
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// status shows what the launcher is doing on stderr: on a terminal one line per step,
+// updated in place while the step progresses (upload bytes and rate); otherwise plain
+// lines, one per step, with no in-place updates. Safe for concurrent use (tunnel events
+// arrive on the client's goroutine).
+type status struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	open     bool // a step line is on screen without its newline (tty only)
+	last     string
+	lastTick time.Time
+}
+
+func newStatus(w io.Writer) *status {
+	s := &status{w: w}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		s.tty = true
+	}
+	return s
+}
+
+// step starts a new step: on a terminal the previous step's line is finished first.
+func (s *status) step(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := oneLine(fmt.Sprintf(format, args...))
+	if s.tty {
+		if s.open {
+			io.WriteString(s.w, "\n")
+		}
+		fmt.Fprintf(s.w, "tether: %s", msg)
+		s.open = true
+	} else {
+		fmt.Fprintf(s.w, "tether: %s\n", msg)
+	}
+	s.last = msg
+}
+
+// update rewrites the current step's line on a terminal (rate-limited to 10 a second);
+// elsewhere it prints nothing, so logs stay short.
+func (s *status) update(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.tty {
+		return
+	}
+	if time.Since(s.lastTick) < 100*time.Millisecond {
+		return
+	}
+	s.lastTick = time.Now()
+	fmt.Fprintf(s.w, "\r\x1b[Ktether: %s", oneLine(fmt.Sprintf(format, args...)))
+	s.open = true
+}
+
+// line prints a whole line (a note, a warning) below the current step.
+func (s *status) line(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open {
+		io.WriteString(s.w, "\n")
+		s.open = false
+	}
+	fmt.Fprintf(s.w, format+"\n", args...)
+}
+
+// done finishes the current step's line.
+func (s *status) done() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open {
+		io.WriteString(s.w, "\n")
+		s.open = false
+	}
+}
+
+// byteSize formats n bytes for people: 12.3 MB.
+func byteSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

@@ -107,7 +107,7 @@ var (
 		"frame-ancestors 'none'; base-uri 'none'"
 	loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>tether: sign in</title><style>{{.Style}}</style></head>
 <body><h1>This app is guarded by tether</h1>
 {{if .Message}}<p class="msg">{{.Message}}</p>{{end}}
@@ -138,6 +138,10 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, n
 	}
 	h := w.Header()
 	setOurHeaders(h, loginCSP)
+	// Under no-referrer, Chromium posts the form with "Origin: null", which the
+	// cross-origin check must refuse; same-origin keeps the real Origin on our own POST
+	// and still sends no Referer anywhere else.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)

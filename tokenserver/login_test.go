@@ -224,8 +224,13 @@ func TestLoginPage(t *testing.T) {
 	if !strings.Contains(csp, styleHash(loginStyle)) {
 		t.Error("the CSP does not allow the page's own style")
 	}
-	if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {
+	if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" {
 		t.Errorf("security headers: %v", h)
+	}
+	// same-origin, not no-referrer: under no-referrer Chromium posts the form with
+	// "Origin: null", which the cross-origin check refuses.
+	if got := h.Get("Referrer-Policy"); got != "same-origin" || !strings.Contains(body, `<meta name="referrer" content="same-origin">`) {
+		t.Errorf("login page Referrer-Policy %q and meta; want same-origin in both", got)
 	}
 	if !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 		t.Errorf("Content-Type %q", h.Get("Content-Type"))

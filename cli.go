@@ -120,6 +120,7 @@ type ServeCmd struct {
 	Detach       bool          `help:"Run in the background and return once ready; the session outlives this terminal and SSH connection."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
+	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
 	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: the built-in app."`
 }
 
@@ -129,7 +130,7 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		Listen: c.Listen, Socket: c.Socket, TokenFile: c.TokenFile, BaseURL: c.BaseURL,
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
-		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, Command: c.Command,
+		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
 }

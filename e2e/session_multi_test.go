@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,40 @@ func TestSessionReadyTimeout(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(root); len(des) != 0 {
 		t.Errorf("the state root holds %v", des)
+	}
+}
+
+// TestSessionCallerGoneBeforeReady: the launcher runs `serve --detach --cancel-on-eof`
+// over SSH and holds the channel's stdin open while it waits. If it goes away before
+// the app is ready (Ctrl-C, a dropped connection), sshd closes the channel, stdin
+// reaches EOF, and the start is abandoned: no background server, app, record or
+// directory is left for nobody to know about.
+func TestSessionCallerGoneBeforeReady(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	cmd := exec.Command("ssh", "-F", s.Config, s.Alias, Binary(t), "serve", "--detach", "--json",
+		"--cancel-on-eof", "--ready-timeout", "60s", "--", "sleep", "41.75")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var stderr Buffer
+	cmd.Stderr = &stderr
+	p := Start(t, cmd)
+	if !WaitFor(20*time.Second, func() bool { return strings.Contains(stderr.String(), "waiting for the app") }) {
+		t.Fatalf("no progress line from the remote start:\n%s", stderr.String())
+	}
+	if len(ProcessesWith("41.75")) == 0 {
+		t.Fatal("the app is not running while the start waits")
+	}
+	// The caller vanishes without a word, as a killed launcher would.
+	p.Cmd.Process.Kill()
+	p.Wait(5 * time.Second)
+	if !WaitFor(15*time.Second, func() bool { return len(ProcessesWith("41.75")) == 0 }) {
+		t.Errorf("the abandoned start left processes: %q", ProcessesWith("41.75"))
+	}
+	if !WaitFor(5*time.Second, func() bool { des, _ := os.ReadDir(stateRootOf(s)); return len(des) == 0 }) {
+		des, _ := os.ReadDir(stateRootOf(s))
+		t.Errorf("the state root still holds %v", des)
 	}
 }

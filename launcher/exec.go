@@ -41,10 +41,15 @@ func (l *session) runScript(ctx context.Context, args []string, consume func(*bu
 	pr, pw := io.Pipe()
 	tail := newLineTail(40, stderrLine)
 	res.stderr = tail
+	// The remote command's stdin stays open while we read its answer and closes (EOF)
+	// once we have it or give up: `serve --cancel-on-eof` abandons a start whose
+	// caller went away.
+	held, release := io.Pipe()
+	defer release.Close()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res.status, res.err = l.conn.Run(ctx, scriptCommand(l.build.Version, l.build.Sum, args), nil, pw, tail)
+		res.status, res.err = l.conn.Run(ctx, scriptCommand(l.build.Version, l.build.Sum, args), held, pw, tail)
 		tail.flush()
 		pw.Close()
 	}()
@@ -62,6 +67,7 @@ func (l *session) runScript(ctx context.Context, args []string, consume func(*bu
 			consumeErr = consume(br)
 		}
 	}
+	release.Close()
 	// Drain (bounded) so the command can finish; a remote that keeps talking is cut off.
 	go func() {
 		if n, _ := io.Copy(io.Discard, io.LimitReader(br, 1<<20)); n >= 1<<20 {

@@ -260,7 +260,7 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 		t.Fatal("no browser opened")
 	}
 	// The command reached serve argument by argument.
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json -- python3 -m http.server {port}") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof -- python3 -m http.server {port}") {
 		t.Errorf("remote calls: %q", c)
 	}
 	// Ctrl-C detaches: the session is not stopped, and the user learns how to come back.

@@ -117,7 +117,10 @@ const maxRecordLine = 1 << 20
 // start runs `tether serve --detach --json` on the remote (installing tether first when
 // needed) and returns the ready record.
 func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, error) {
-	args := []string{"serve", "--detach", "--json"}
+	// --cancel-on-eof: runScript holds the channel's stdin open until the record is
+	// read, so if we go away first (Ctrl-C, lost connection) the remote start is
+	// abandoned and leaves nothing behind.
+	args := []string{"serve", "--detach", "--json", "--cancel-on-eof"}
 	if o.Name != "" {
 		args = append(args, "--name", o.Name)
 	}

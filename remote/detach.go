@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,6 +130,10 @@ func detach(ctx context.Context, o ServeOptions) error {
 	}()
 	timeout := time.NewTimer(o.ReadyTimeout + 30*time.Second)
 	defer timeout.Stop()
+	var callerGone <-chan struct{}
+	if o.CancelOnEOF {
+		callerGone = watchEOF(o.Stdin)
+	}
 	for {
 		select {
 		case m, ok := <-msgs:
@@ -161,11 +166,29 @@ func detach(ctx context.Context, o ServeOptions) error {
 		case <-ctx.Done():
 			waitExit(true)
 			return errors.New("interrupted; the background server was stopped")
+		case <-callerGone:
+			waitExit(true)
+			return errors.New("the caller went away (stdin closed) before the server was ready; it was stopped")
 		case <-timeout.C:
 			waitExit(true)
 			return fmt.Errorf("the background server did not report within %s; it was stopped", o.ReadyTimeout+30*time.Second)
 		}
 	}
+}
+
+// watchEOF returns a channel closed once r (os.Stdin when nil) reaches EOF or fails.
+// The reading goroutine is left blocked when the start succeeds first; the process
+// exits soon after.
+func watchEOF(r io.Reader) <-chan struct{} {
+	if r == nil {
+		r = os.Stdin
+	}
+	gone := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, r)
+		close(gone)
+	}()
+	return gone
 }
 
 func joinLines(ls []string) string {

@@ -44,6 +44,13 @@ type ServeOptions struct {
 	App *AppSpec
 	// Version is the tether version recorded in the ready record.
 	Version string
+	// CancelOnEOF, with Detach, abandons the start when stdin reaches EOF before the
+	// server is ready: the caller (the launcher, over an SSH exec channel) went away,
+	// so nobody would learn of the session. The background server is stopped and
+	// nothing is left. Stdin is not read after ready.
+	CancelOnEOF bool
+	// Stdin is watched for CancelOnEOF; nil means os.Stdin.
+	Stdin io.Reader
 	// ReadyFD is set only in the background server that Detach starts: the file
 	// descriptor on which it reports progress and then ready or failure.
 	ReadyFD int

@@ -187,7 +187,7 @@ func startProxyCommand(cfg *Config, warn io.Writer) (*cmdConn, error) {
 	}
 	// `exec` so that the shell is replaced and closing kills the real proxy.
 	cmd := exec.Command("/bin/sh", "-c", "exec "+line)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setProcessGroup(cmd)
 	c := &cmdConn{cmd: cmd, stderr: &tailBuffer{max: 2048, also: warn}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if c.w, err = cmd.StdinPipe(); err != nil {
@@ -229,11 +229,11 @@ func (c *cmdConn) Close() error {
 			return // reaped: its PID may belong to someone else now
 		default:
 		}
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+		signalGroup(c.cmd, syscall.SIGTERM)
 		select {
 		case <-c.done:
 		case <-time.After(2 * time.Second):
-			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			signalGroup(c.cmd, syscall.SIGKILL)
 			<-c.done
 		}
 	})

@@ -180,7 +180,7 @@ func (s *Server) Close() error {
 
 func killGroup(cmd *exec.Cmd) {
 	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		signalGroup(cmd, syscall.SIGKILL)
 	}
 }
 
@@ -326,7 +326,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			var p struct{ Signal string }
 			if cmd != nil && ssh.Unmarshal(r.Payload, &p) == nil {
 				if sig, ok := signals[ssh.Signal(p.Signal)]; ok {
-					syscall.Kill(-cmd.Process.Pid, sig)
+					signalGroup(cmd, sig)
 				}
 			}
 			if r.WantReply {
@@ -350,14 +350,6 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	}
 }
 
-var signals = map[ssh.Signal]syscall.Signal{
-	ssh.SIGABRT: syscall.SIGABRT, ssh.SIGALRM: syscall.SIGALRM, ssh.SIGFPE: syscall.SIGFPE,
-	ssh.SIGHUP: syscall.SIGHUP, ssh.SIGILL: syscall.SIGILL, ssh.SIGINT: syscall.SIGINT,
-	ssh.SIGKILL: syscall.SIGKILL, ssh.SIGPIPE: syscall.SIGPIPE, ssh.SIGQUIT: syscall.SIGQUIT,
-	ssh.SIGSEGV: syscall.SIGSEGV, ssh.SIGTERM: syscall.SIGTERM, ssh.SIGUSR1: syscall.SIGUSR1,
-	ssh.SIGUSR2: syscall.SIGUSR2,
-}
-
 var signalNames = func() map[syscall.Signal]ssh.Signal {
 	m := map[syscall.Signal]ssh.Signal{}
 	for k, v := range signals {
@@ -377,7 +369,7 @@ func (s *Server) start(ch ssh.Channel, command string, exited, replied chan stru
 	if home := envValue(cmd.Env, "HOME"); home != "" {
 		cmd.Dir = home
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -72,7 +72,9 @@ func boundedDial(c Conn, network, addr string) Endpoint {
 
 // PinnedTLS wraps e in a TLS client that accepts exactly the certificate whose DER
 // SHA-256 is certSHA256 (hex), as delivered over SSH in the ready record: no CA, no
-// name check, nothing else trusted.
+// name check, nothing else trusted. It names remote.ForwardedServerName (SNI): the
+// browser gets plain http from the local forward, and the server's Origin checks must
+// compare with that.
 func PinnedTLS(e Endpoint, certSHA256 string) Endpoint {
 	want, err := hex.DecodeString(certSHA256)
 	return func(ctx context.Context) (net.Conn, error) {
@@ -85,7 +87,7 @@ func PinnedTLS(e Endpoint, certSHA256 string) Endpoint {
 		}
 		conf := &tls.Config{
 			MinVersion:         tls.VersionTLS12,
-			ServerName:         "localhost",
+			ServerName:         remote.ForwardedServerName,
 			InsecureSkipVerify: true, // replaced by the pin below
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) == 0 {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 // The built-in app, served when serve gets no COMMAND: a page showing the session id,
@@ -46,11 +48,9 @@ func sameOrigin(r *http.Request) bool {
 	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
 		return false
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+	// The browser's scheme: http through the launcher's TLS hop (see
+	// tokenserver.ForwardedServerName), https over TLS otherwise.
+	return u.Scheme == tokenserver.BrowserScheme(r) && strings.EqualFold(u.Host, r.Host)
 }
 
 func (b *builtinApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,11 @@ import (
 	"github.com/tether-dev/tether/tokenserver"
 )
 
+// ForwardedServerName is the TLS server name the launcher sends when it speaks TLS to a
+// session's server for the browser, which sees plain http on 127.0.0.1: the gate then
+// checks Origin against http (see tokenserver.ForwardedServerName).
+const ForwardedServerName = tokenserver.ForwardedServerName
+
 // LoginCode mints a one-time, short-lived code that lets a browser in once
 // (`?code=…`), so the URL the launcher opens never carries the token itself.
 func (r Record) LoginCode(ttl time.Duration) (string, error) {

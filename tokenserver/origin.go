@@ -105,6 +105,9 @@ func normalizeAllowHost(h string) (string, error) {
 	if strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
 		return "", fmt.Errorf("tokenserver: allowed host %q is not a valid name", orig)
 	}
+	if strings.EqualFold(h, ForwardedServerName) {
+		return "", fmt.Errorf("tokenserver: allowed host %q is reserved for tether's launcher", orig)
+	}
 	return strings.ToLower(h), nil
 }
 
@@ -130,13 +133,35 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 	return allowed
 }
 
-// requestScheme is the scheme the browser used to reach us.
+// ForwardedServerName is the TLS server name (SNI) that tether's launcher sends when it
+// speaks TLS to a session's server on the browser's behalf and gives the browser plain
+// HTTP on a loopback port (the Slurm hop: laptop → login node → compute node:port, TLS
+// pinned to the record's cert_sha256). The browser's pages then have the origin
+// http://127.0.0.1:PORT although the server sees TLS, so the Origin checks compare with
+// http. A browser cannot claim this name: it sends the SNI of its URL's host, and a
+// request whose Host is forwarded.tether.invalid fails the Host check (a loopback Host
+// is required for the http scheme here, and the name is refused as an allowed host).
+// .invalid never resolves (RFC 6761).
+const ForwardedServerName = "forwarded.tether.invalid"
+
+// requestScheme is the scheme the browser used to reach us: https over TLS, except
+// through the launcher's TLS hop (ForwardedServerName, loopback Host), where the
+// browser speaks plain http to the launcher.
 func requestScheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
+	if r.TLS == nil {
+		return "http"
 	}
-	return "http"
+	if r.TLS.ServerName == ForwardedServerName {
+		if host, ok := splitHost(r.Host); ok && isLoopbackName(host) {
+			return "http"
+		}
+	}
+	return "https"
 }
+
+// BrowserScheme is the scheme of the browser's view of r ("http" or "https"), for an
+// app behind the gate that checks Origin itself (the built-in app's WebSocket).
+func BrowserScheme(r *http.Request) string { return requestScheme(r) }
 
 // originMatches reports whether an Origin header value names exactly this request's
 // own origin: same scheme, same host (case-insensitive) and same port (defaults

@@ -28,6 +28,7 @@ type CLI struct {
 	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
 	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
+	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
 }
 
 // VersionCmd prints the version.
@@ -121,6 +122,7 @@ type ServeCmd struct {
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
+	SlurmSession string        `name:"slurm-session" hidden:"" placeholder:"DIR" help:"Internal: serve a Slurm session as its job's step (the job script passes it)."`
 	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: the built-in app."`
 }
 
@@ -131,6 +133,6 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
-		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr,
+		Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/tether-dev/tether/launcher"
+	"github.com/tether-dev/tether/remote"
 )
 
 // hostFlags are the flags of every command that reaches a HOST over SSH.
@@ -35,6 +39,7 @@ func hostOptions(env *Env, host string, h hostFlags) launcher.Options {
 type LaunchCmd struct {
 	hostFlags
 	forwardFlags
+	slurmFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" hidden:"" help:"How long the remote waits for the app to be ready (default 5m)."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
@@ -43,24 +48,59 @@ type LaunchCmd struct {
 
 // Run launches.
 func (c *LaunchCmd) Run(ctx context.Context, env *Env) error {
+	so, err := c.slurmFlags.options()
+	if err != nil {
+		return err
+	}
 	return launcher.Launch(ctx, launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
-		Name: c.Name, Command: c.Command, ReadyTimeout: c.ReadyTimeout,
+		Name: c.Name, Command: c.Command, ReadyTimeout: c.ReadyTimeout, Slurm: so,
 	})
+}
+
+// slurmFlags run the session in a Slurm batch job on a compute node, HOST being the
+// cluster's login node.
+type slurmFlags struct {
+	Slurm         sbatchOptions `name:"slurm" placeholder:"\"SBATCH OPTIONS\"" help:"Run the app in a Slurm batch job on a compute node, HOST being the login node; the options are sbatch's, split like a shell's words but never run through one, e.g. \"-p gpu --gres=gpu:1 -t 4:00:00\" (\"\" for the defaults)."`
+	ViaNodeSSH    bool          `name:"via-node-ssh" help:"With --slurm: reach the node over SSH (ProxyJump through HOST) and the server's Unix socket there, where the site allows SSH to nodes running your jobs."`
+	DetachPending bool          `name:"detach-pending" help:"With --slurm: Ctrl-C while the job waits in the queue leaves it queued (come back with tether attach) instead of cancelling it."`
+}
+
+func (f slurmFlags) options() (launcher.SlurmOptions, error) {
+	so := launcher.SlurmOptions{ViaNodeSSH: f.ViaNodeSSH, DetachPending: f.DetachPending}
+	if !f.Slurm.set {
+		if f.ViaNodeSSH || f.DetachPending {
+			return so, &remote.UsageError{Msg: "--via-node-ssh and --detach-pending go with --slurm \"SBATCH OPTIONS\""}
+		}
+		return so, nil
+	}
+	words, err := launcher.SbatchArgs(f.Slurm.value)
+	if err != nil {
+		return so, err
+	}
+	so.Enabled, so.Sbatch = true, words
+	return so, nil
 }
 
 // AttachCmd is `tether attach HOST [ID|NAME] [flags]`.
 type AttachCmd struct {
 	hostFlags
 	forwardFlags
+	attachSlurmFlags
 	Host   string `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
 	Target string `arg:"" optional:"" name:"id" help:"The session's id (or a unique prefix) or name; default: the only or newest running one."`
+}
+
+// attachSlurmFlags say how attach reaches a Slurm session.
+type attachSlurmFlags struct {
+	ViaNodeSSH bool `name:"via-node-ssh" help:"For a Slurm session: reach its node over SSH (ProxyJump through HOST) and the server's Unix socket there."`
 }
 
 // Run attaches.
 func (c *AttachCmd) Run(ctx context.Context, env *Env) error {
 	return launcher.Attach(ctx, launcher.AttachOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(), Target: c.Target,
+		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
 	})
 }
 
@@ -90,4 +130,22 @@ func stopHost(ctx context.Context, env *Env, host, configFile, target string, al
 
 func logsHost(ctx context.Context, env *Env, host, configFile, target string, follow bool) error {
 	return launcher.Logs(ctx, launcher.LogsOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), Target: target, Follow: follow})
+}
+
+// sbatchOptions is --slurm's value: one argument holding sbatch's options, which
+// starts with a hyphen more often than not (--slurm "-p gpu -t 1:00:00"), so it takes
+// the next argument whatever it looks like. Set tells --slurm "" from no --slurm.
+type sbatchOptions struct {
+	set   bool
+	value string
+}
+
+// Decode takes the next argument as the value.
+func (o *sbatchOptions) Decode(ctx *kong.DecodeContext) error {
+	t := ctx.Scan.Pop()
+	if t.IsEOL() || t.String() == "--" {
+		return fmt.Errorf("give sbatch's options as one argument, e.g. --slurm \"-p gpu -t 1:00:00\" (\"\" for the defaults)")
+	}
+	o.set, o.value = true, t.String()
+	return nil
 }

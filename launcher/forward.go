@@ -272,7 +272,10 @@ func (s *session) cmdline(args ...string) string {
 // launched says this command started the session, which then must not outlive a
 // failure here.
 func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, launched bool) (err error) {
-	dial := recordEndpoint(s.conn, rec)
+	dial := s.endpoint
+	if dial == nil {
+		dial = recordEndpoint(s.conn, rec)
+	}
 	fctx, stopForward := context.WithCancel(context.Background())
 	fwdDone := make(chan error, 1)
 	go func() { fwdDone <- tunnel.Forward(fctx, ln, dial) }()
@@ -333,6 +336,10 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	} else {
 		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to detach (it keeps running)", what, s.host, local)
 	}
+	if s.slurm != nil {
+		s.slurmReadyLine(rec)
+		s.checkWalltime()
+	}
 
 	for {
 		select {
@@ -357,6 +364,16 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 			return errorf("try again", "forwarding local port %d stopped: %v", port, ferr)
 		case e := <-s.events:
 			if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
+				return err
+			}
+		case ev := <-s.slurmEvents():
+			if err := s.onSlurmEvent(ev, rec); err != nil {
+				return err
+			}
+		case <-s.slurmTick():
+			s.checkWalltime()
+		case <-s.slurmWatchDone():
+			if err := s.slurmWatchLost(rec); err != nil {
 				return err
 			}
 		}

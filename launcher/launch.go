@@ -37,6 +37,16 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	}
 	defer s.close()
 	s.demo = demo
+	if o.Slurm.Enabled {
+		rec, err := s.startSlurm(ctx, o)
+		switch {
+		case errors.Is(err, errDetachedPending):
+			return nil
+		case err != nil:
+			return err
+		}
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, true)
+	}
 	rec, err := s.start(ctx, o)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -87,6 +97,16 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	}
 	if note != "" {
 		s.status.line("tether: %s", note)
+	}
+	if rec.JobID != "" {
+		rec, err := s.attachSlurm(ctx, rec, o.Slurm)
+		switch {
+		case errors.Is(err, errDetachedPending):
+			return nil
+		case err != nil:
+			return err
+		}
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, false)
 	}
 	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, false)
 }
@@ -139,6 +159,12 @@ func decodeListing(raw []byte) ([]remote.Record, error) {
 			continue
 		}
 		if r.Validate() != nil {
+			// Slurm sessions are listed before their server is ready, and after.
+			if r.JobID != "" && r.ValidateQueued() == nil {
+				out = append(out, remote.Record{ID: r.ID, Name: r.Name, State: r.State, JobID: r.JobID, Node: r.Node,
+					Job: r.Job, Command: r.Command, Started: r.Started, Version: r.Version})
+				continue
+			}
 			// Dead sessions may have partial records; keep their id for messages.
 			if r.State != "" && r.State != remote.StateRunning && validID(r.ID) {
 				out = append(out, remote.Record{ID: r.ID, Name: safeName(r.Name), State: r.State})
@@ -176,7 +202,7 @@ func safeName(n string) string {
 func pickSession(recs []remote.Record, target string, s *session) (remote.Record, string, error) {
 	var running []remote.Record
 	for _, r := range recs {
-		if r.State == "" || r.State == remote.StateRunning {
+		if r.State == "" || r.State == remote.StateRunning || r.State == remote.StatePending && r.JobID != "" {
 			running = append(running, r)
 		}
 	}
@@ -229,6 +255,13 @@ func pickSession(recs []remote.Record, target string, s *session) (remote.Record
 	switch r.State {
 	case "", remote.StateRunning:
 		return r, "", nil
+	case remote.StatePending:
+		if r.JobID != "" {
+			return r, "", nil
+		}
+	case remote.StateEnded:
+		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `tether launch "+host+" --slurm …`",
+			"session %s on %s has ended (%s)", r.ID, host, describeJobOf(r))
 	case remote.StateAppExited:
 		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows why; start it again with `tether launch "+host+"`",
 			"the app of session %s on %s has exited", r.ID, host)
@@ -240,6 +273,9 @@ func describe(r remote.Record) string {
 	d := r.ID
 	if r.Name != "" {
 		d += " (" + r.Name + ")"
+	}
+	if r.JobID != "" {
+		d += " " + describeJobOf(r)
 	}
 	if r.State != "" && r.State != remote.StateRunning {
 		d += " " + r.State

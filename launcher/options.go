@@ -59,6 +59,8 @@ type LaunchOptions struct {
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.
 	IdleTimeout time.Duration
+	// Slurm, when Enabled, runs the session in a Slurm job on a compute node.
+	Slurm SlurmOptions
 }
 
 // AttachOptions are `tether attach`'s.
@@ -68,6 +70,27 @@ type AttachOptions struct {
 	// Target is a session id, a unique id prefix, or a name; empty picks the only or
 	// the newest running session.
 	Target string
+	// Slurm says how a Slurm session is reached (ViaNodeSSH) and waited for
+	// (DetachPending); Enabled and Sbatch are not used.
+	Slurm SlurmOptions
+}
+
+// SlurmOptions say how a session runs in a Slurm batch job (launch --slurm) and how the
+// launcher reaches it.
+type SlurmOptions struct {
+	// Enabled runs the session in a batch job submitted on the host (a login node).
+	Enabled bool
+	// Sbatch are sbatch's options, one argument each (see SplitSbatchOptions).
+	Sbatch []string
+	// ViaNodeSSH reaches the server over SSH to its node (ProxyJump through the host)
+	// and its Unix socket there, instead of host → node:port (direct-tcpip) with the
+	// launcher speaking TLS pinned to the record's cert_sha256.
+	ViaNodeSSH bool
+	// DetachPending leaves a pending job queued on Ctrl-C instead of cancelling it.
+	DetachPending bool
+	// Confirm asks a yes/no question; ok is false when there is nobody to ask (no
+	// terminal). nil asks on the terminal (stdin and stderr).
+	Confirm func(question string) (yes, ok bool)
 }
 
 // LsOptions are `tether ls HOST`'s.

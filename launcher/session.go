@@ -23,6 +23,10 @@ type session struct {
 	status *status
 	events chan tunnel.Event // connection changes after the first connect (buffered)
 	demo   bool
+	slurm  *slurmState // a Slurm session's job; nil otherwise
+	// endpoint reaches the session's server when not by its record's Unix socket
+	// through conn (Slurm); nil otherwise.
+	endpoint Endpoint
 }
 
 // open connects to o.Host (hashing this executable meanwhile, to name the remote
@@ -91,6 +95,7 @@ func open(ctx context.Context, o Options, quiet bool) (*session, error) {
 }
 
 func (s *session) close() {
+	s.closeSlurm()
 	if s.conn != nil {
 		s.conn.Close()
 	}
@@ -120,26 +125,12 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	// --cancel-on-eof: runScript holds the channel's stdin open until the record is
 	// read, so if we go away first (Ctrl-C, lost connection) the remote start is
 	// abandoned and leaves nothing behind.
-	args := []string{"serve", "--detach", "--json", "--cancel-on-eof"}
-	if o.Name != "" {
-		args = append(args, "--name", o.Name)
-	}
+	args := append([]string{"serve", "--detach", "--json", "--cancel-on-eof"}, serveArgs(o)...)
 	ready := remote.DefaultReadyTimeout
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
-		args = append(args, "--ready-timeout", o.ReadyTimeout.String())
 	}
-	if o.IdleTimeout > 0 {
-		args = append(args, "--idle-timeout", o.IdleTimeout.String())
-	}
-	if len(o.Command) > 0 {
-		args = append(args, "--")
-		args = append(args, o.Command...)
-	}
-	what := "tether's built-in app"
-	if len(o.Command) > 0 {
-		what = clip(oneLine(strings.Join(o.Command, " ")), 60)
-	}
+	what := appWhat(o)
 
 	ctx, cancel := context.WithTimeout(ctx, ready+readyMargin)
 	defer cancel()
@@ -193,6 +184,34 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
 	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)),
 		Hint: "fix the command and try again (nothing was left running)"}
+}
+
+// serveArgs are `tether serve`'s arguments for the app of a launch (name, timeouts,
+// -- COMMAND), the same whether serve runs detached on the host or in a Slurm job.
+func serveArgs(o LaunchOptions) []string {
+	var args []string
+	if o.Name != "" {
+		args = append(args, "--name", o.Name)
+	}
+	if o.ReadyTimeout > 0 {
+		args = append(args, "--ready-timeout", o.ReadyTimeout.String())
+	}
+	if o.IdleTimeout > 0 {
+		args = append(args, "--idle-timeout", o.IdleTimeout.String())
+	}
+	if len(o.Command) > 0 {
+		args = append(args, "--")
+		args = append(args, o.Command...)
+	}
+	return args
+}
+
+// appWhat names the app of a launch for messages.
+func appWhat(o LaunchOptions) string {
+	if len(o.Command) > 0 {
+		return clip(oneLine(strings.Join(o.Command, " ")), 60)
+	}
+	return "tether's built-in app"
 }
 
 // printAppOutput prints the app's last output lines that serve passed on stderr.

@@ -59,6 +59,17 @@ func localSessions() (root string, mine []entry, others map[string]int, err erro
 	if err != nil {
 		return "", nil, nil, err
 	}
+	// Slurm sessions live in their own root on the shared home, and count as this
+	// host's wherever their job runs: ls, stop and logs on the login node handle them.
+	if sroot, err := slurmRoot(false); err == nil && sroot != root {
+		if more, err := scan(sroot); err == nil && len(more) > 0 {
+			all = append(all, more...)
+			sort.SliceStable(all, func(i, j int) bool {
+				a, b := all[i].rec, all[j].rec
+				return a != nil && b != nil && a.Started.Before(b.Started)
+			})
+		}
+	}
 	host := hostname()
 	others = map[string]int{}
 	for _, e := range all {
@@ -67,7 +78,7 @@ func localSessions() (root string, mine []entry, others map[string]int, err erro
 			if fi, err := os.Lstat(e.s.Dir); err == nil && time.Since(fi.ModTime()) > staleAfter {
 				mine = append(mine, e)
 			}
-		case e.rec.Host == host:
+		case e.rec.Host == host || e.rec.isSlurm():
 			mine = append(mine, e)
 		default:
 			others[e.rec.Host]++
@@ -85,15 +96,19 @@ func Ls(ctx context.Context, o LsOptions) error {
 	}
 	var list []Record
 	var shown []entry
+	jobs := slurmJobsFor(ctx, mine, o.Stderr)
 	for _, e := range mine {
 		if e.rec == nil && e.err != nil && !errors.Is(e.err, fs.ErrNotExist) {
 			fmt.Fprintf(o.Stderr, "tether: session %s: %v\n", e.s.ID, e.err)
 		}
 		st := sessionState(e)
+		if e.rec.isSlurm() {
+			st = slurmState(e, jobs)
+		}
 		if st == phaseStarting {
 			continue
 		}
-		if o.Prune && (st == StateDead || st == StateAppExited) {
+		if o.Prune && (st == StateDead || st == StateAppExited || st == StateEnded) {
 			if err := stopEntry(ctx, e, o.Stderr); err != nil {
 				fmt.Fprintf(o.Stderr, "tether: cannot prune %s: %v\n", e.s.ID, err)
 				continue
@@ -105,6 +120,9 @@ func Ls(ctx context.Context, o LsOptions) error {
 		if e.rec != nil {
 			r = e.rec.Record
 			r.State = st
+			if j, ok := jobs[r.JobID]; ok && r.JobID != "" {
+				r.Job = &j
+			}
 		}
 		list = append(list, r)
 		shown = append(shown, e)
@@ -143,6 +161,20 @@ func printSession(w io.Writer, r Record, sf *sessionFile) {
 	age := ""
 	if !r.Started.IsZero() {
 		age = "  started " + roundAge(time.Since(r.Started)) + " ago"
+	}
+	if sf.isSlurm() {
+		if sf.Exit != "" && (r.State == StateEnded || r.State == StateAppExited) {
+			state = r.State + " (" + sf.Exit + ")"
+		}
+		job := "job not submitted yet"
+		if r.JobID != "" {
+			job = describeJob(r.JobID, r.Job)
+		}
+		fmt.Fprintf(w, "%s%s  %s  %s%s  %s\n", r.ID, name, state, job, age, commandLine(r.Command))
+		if r.State == StateRunning && r.URL != "" {
+			fmt.Fprintf(w, "  node:   %s at %s (TLS, sha256 %s…)\n", r.Node, r.Addr, r.CertSHA256[:min(16, len(r.CertSHA256))])
+		}
+		return
 	}
 	fmt.Fprintf(w, "%s%s  %s%s  %s\n", r.ID, name, state, age, commandLine(r.Command))
 	if sf == nil {
@@ -290,6 +322,9 @@ var appGrace = 5 * time.Second
 
 // stopEntry ends one session and removes it from disk.
 func stopEntry(ctx context.Context, e entry, stderr io.Writer) error {
+	if e.rec.isSlurm() {
+		return stopSlurmEntry(ctx, e)
+	}
 	rec := e.rec
 	if rec != nil && (rec.Phase == phaseRunning || rec.Phase == phaseStarting) && processAlive(rec.PID, rec.ServerStart) {
 		syscall.Kill(rec.PID, syscall.SIGTERM)
@@ -363,6 +398,9 @@ func Logs(ctx context.Context, o LogsOptions) error {
 	e, err := resolve(mine, o.Target)
 	if err != nil {
 		return err
+	}
+	if e.rec.isSlurm() {
+		return slurmLogs(ctx, e, o)
 	}
 	path := e.s.logPath()
 	if !o.Follow {

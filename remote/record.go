@@ -47,8 +47,22 @@ type Record struct {
 	Started time.Time `json:"started"`
 	// Version is the version of the tether binary serving the session.
 	Version string `json:"version"`
-	// State is set by `ls` only: running, app-exited or dead.
+	// State is set by `ls` only: running, app-exited or dead; for Slurm sessions also
+	// pending (queued, or started but not ready yet) and ended (the job is over).
 	State string `json:"state,omitempty"`
+
+	// Slurm sessions only (launch --slurm): the server runs in a batch job on a compute
+	// node and listens there on Addr, TLS always on, token required.
+	//
+	// JobID is the Slurm job's id (the job is named tether-<id>).
+	JobID string `json:"job_id,omitempty"`
+	// Node is the compute node the job runs on (SLURMD_NODENAME).
+	Node string `json:"node,omitempty"`
+	// Addr is the node's address and the kernel-chosen port the server listens on
+	// (IP:PORT); URL is https://Addr{base_url}.
+	Addr string `json:"addr,omitempty"`
+	// Job is set by `ls` only, for Slurm sessions: the job as squeue shows it.
+	Job *JobStatus `json:"job,omitempty"`
 }
 
 // Session states reported by ls.
@@ -69,6 +83,8 @@ var (
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	hostPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
 	hexPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// nodeListPattern is a Slurm node list as squeue's %N prints it: vm, node[01-04,07].
+	nodeListPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._,\[\]-]{0,255}$`)
 )
 
 // validName reports whether n is acceptable as a session name: 1–64 characters of
@@ -117,10 +133,17 @@ func (r *Record) Validate() error {
 		len(r.BaseURL) > 256 || hasControl(r.BaseURL) || strings.ContainsAny(r.BaseURL, "?#\\ ") {
 		return bad("base_url", "%q is not a path starting and ending with /", clip(r.BaseURL))
 	}
-	if r.URL != "" {
-		if err := validLoopbackURL(r.URL, r.TLS); err != nil {
-			return bad("url", "%q: %v", clip(r.URL), err)
+	if r.JobID == "" {
+		if r.Node != "" || r.Addr != "" {
+			return bad("node", "and addr are set without job_id")
 		}
+		if r.URL != "" {
+			if err := validLoopbackURL(r.URL, r.TLS); err != nil {
+				return bad("url", "%q: %v", clip(r.URL), err)
+			}
+		}
+	} else if err := r.validateSlurm(); err != nil {
+		return err
 	}
 	if r.TLS && !hexPattern.MatchString(r.CertSHA256) {
 		return bad("cert_sha256", "%q is not 64 lowercase hex digits", clip(r.CertSHA256))
@@ -142,10 +165,116 @@ func (r *Record) Validate() error {
 	if len(r.Version) > 128 || hasControl(r.Version) {
 		return bad("version", "%q is not a version", clip(r.Version))
 	}
+	return r.validateListed()
+}
+
+// validateSlurm checks a Slurm session's fields: the server on a compute node is
+// reached at Addr, which need not be loopback, so TLS (pinned) is required and the URL
+// must be https://Addr/…
+func (r *Record) validateSlurm() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
+	}
+	if !jobIDPattern.MatchString(r.JobID) {
+		return bad("job_id", "%q is not a Slurm job id", clip(r.JobID))
+	}
+	if !hostPattern.MatchString(r.Node) {
+		return bad("node", "%q is not a node name", clip(r.Node))
+	}
+	if !r.TLS {
+		return bad("tls", "is off for a Slurm session (its server is reachable from the cluster network)")
+	}
+	host, port, err := net.SplitHostPort(r.Addr)
+	if err != nil || net.ParseIP(host) == nil || strings.Contains(host, "%") {
+		return bad("addr", "%q is not IP:PORT", clip(r.Addr))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return bad("addr", "%q: port out of range", clip(r.Addr))
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil || u.Scheme != "https" || u.Host != r.Addr || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || u.Path != r.BaseURL {
+		return bad("url", "%q is not https://%s%s", clip(r.URL), clip(r.Addr), clip(r.BaseURL))
+	}
+	return nil
+}
+
+// validateListed checks what ls adds to a record: its state and, for Slurm sessions,
+// the job's status.
+func (r *Record) validateListed() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
+	}
 	switch r.State {
 	case "", StateRunning, StateAppExited, StateDead:
+	case StatePending, StateEnded:
+		if r.JobID == "" {
+			return bad("state", "%q without job_id", r.State)
+		}
 	default:
 		return bad("state", "%q is unknown", clip(r.State))
+	}
+	if r.Job != nil {
+		if err := r.Job.validate(); err != nil {
+			return bad("job", "%v", err)
+		}
+		if r.Job.JobID != r.JobID {
+			return bad("job", "is job %q, not the session's %q", clip(r.Job.JobID), clip(r.JobID))
+		}
+	}
+	return nil
+}
+
+// ValidateQueued checks the record of a Slurm session that `ls` lists before its
+// server is ready (pending) or after its job ended: the fields it has then (id, name,
+// job id, state, job status, started, command, version). Validate checks ready ones.
+func (r *Record) ValidateQueued() error {
+	if r == nil {
+		return errors.New("remote: no record")
+	}
+	if !idPattern.MatchString(r.ID) {
+		return fmt.Errorf("remote: invalid record: id %q is not 8 characters of [a-z2-7]", clip(r.ID))
+	}
+	if r.Name != "" && validName(r.Name) != nil {
+		return fmt.Errorf("remote: invalid record: name %q is not a valid session name", clip(r.Name))
+	}
+	if !jobIDPattern.MatchString(r.JobID) {
+		return fmt.Errorf("remote: invalid record: job_id %q is not a Slurm job id", clip(r.JobID))
+	}
+	if r.Node != "" && !hostPattern.MatchString(r.Node) {
+		return fmt.Errorf("remote: invalid record: node %q is not a node name", clip(r.Node))
+	}
+	if len(r.Version) > 128 || hasControl(r.Version) || len(r.Command) > 4096 {
+		return errors.New("remote: invalid record: version or command")
+	}
+	for _, a := range r.Command {
+		if strings.ContainsRune(a, 0) || len(a) > 1<<16 {
+			return errors.New("remote: invalid record: command has an argument with a NUL byte or over 64 KiB")
+		}
+	}
+	switch r.State {
+	case StatePending, StateEnded, StateDead:
+	default:
+		return fmt.Errorf("remote: invalid record: state %q for a queued Slurm session", clip(r.State))
+	}
+	return r.validateListed()
+}
+
+// validate checks a job status read from a remote that may be hostile: short printable
+// fields of Slurm's shapes.
+func (j *JobStatus) validate() error {
+	if !jobIDPattern.MatchString(j.JobID) {
+		return fmt.Errorf("job id %q", clip(j.JobID))
+	}
+	if j.State != "" && !jobStatePattern.MatchString(j.State) {
+		return fmt.Errorf("state %q", clip(j.State))
+	}
+	if j.Node != "" && !nodeListPattern.MatchString(j.Node) {
+		return fmt.Errorf("node %q", clip(j.Node))
+	}
+	for _, f := range []string{j.Name, j.Reason, j.TimeLeft} {
+		if len(f) > 256 || hasControl(f) {
+			return fmt.Errorf("field %q", clip(f))
+		}
 	}
 	return nil
 }

@@ -37,6 +37,9 @@ type sessionFile struct {
 	AppSID   int    `json:"app_sid,omitempty"`
 	// SocketDir is where the sockets are when not in the session directory.
 	SocketDir string `json:"socket_dir,omitempty"`
+	// Slurm marks a Slurm session (launch --slurm), from its submit on: it lives in the
+	// Slurm root and is judged by squeue, not by its server's pid.
+	Slurm bool `json:"slurm,omitempty"`
 	// Exit says how the app ended, once it has.
 	Exit  string    `json:"exit,omitempty"`
 	Ended time.Time `json:"ended,omitzero"`

@@ -84,6 +84,11 @@ func (o *ServeOptions) normalize() error {
 			return usagef("--listen %q: %v; use HOST:PORT such as 127.0.0.1:0", o.Listen, err)
 		}
 	}
+	if o.SlurmSession != "" {
+		if err := o.normalizeSlurm(); err != nil {
+			return err
+		}
+	}
 	if noAuth() {
 		if os.Getenv("TETHER_TOKEN") != "" || o.TokenFile != "" {
 			return usagef("TETHER_NO_AUTH=1 and a token (TETHER_TOKEN or --token-file) contradict each other; drop one")
@@ -215,6 +220,9 @@ type reporter interface {
 // timeout passes.
 func serve(ctx context.Context, o ServeOptions) (err error) {
 	var rep reporter = &terminalReporter{o: &o}
+	if o.SlurmSession != "" {
+		rep = slurmReporter{w: o.Stderr}
+	}
 	background := o.ReadyFD > 0
 	if background {
 		pr, perr := newPipeReporter(o.ReadyFD)
@@ -275,20 +283,28 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		}
 	}
 
-	root, err := stateRoot(true)
-	if err != nil {
-		return err
-	}
-	if o.Name != "" {
-		if err := nameTaken(root, o.Name); err != nil {
+	var sess *session
+	var queued *sessionFile // a Slurm session's record as its submit wrote it
+	if o.SlurmSession != "" {
+		if sess, queued, err = openSlurmSession(o.SlurmSession); err != nil {
+			return err
+		}
+		defer os.RemoveAll(sess.SockDir) // node-local, made for this job
+	} else {
+		root, err := stateRoot(true)
+		if err != nil {
+			return err
+		}
+		if o.Name != "" {
+			if err := nameTaken(root, o.Name); err != nil {
+				return err
+			}
+		}
+		if sess, err = newSession(root); err != nil {
 			return err
 		}
 	}
-	sess, err := newSession(root)
-	if err != nil {
-		return err
-	}
-	keep := false // the record and logs stay when the app exited on its own
+	keep := queued != nil // the record and logs stay when the app exited on its own (and for Slurm sessions)
 	defer func() {
 		if !keep {
 			sess.remove()
@@ -328,6 +344,14 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 	}
 	if sess.SockDir != sess.Dir {
 		sf.SocketDir = sess.SockDir
+	}
+	if queued != nil {
+		// A Slurm job's server: the session stays (record, logs, the job's output) for
+		// ls, logs and the launcher, until `tether stop` or `ls --prune`.
+		defer func() { endSlurmSession(sess, sf, err) }()
+		if err := o.startSlurm(sf, queued); err != nil {
+			return err
+		}
 	}
 	if err := writeRecord(sess, sf); err != nil {
 		return err
@@ -415,6 +439,9 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		}
 		listeners = append(listeners, tln)
 		sf.URL = listenURL(tln.Addr().(*net.TCPAddr), o.Listen, tlsConf != nil, o.BaseURL)
+		if sf.JobID != "" {
+			sf.Addr = strings.TrimSuffix(strings.TrimPrefix(sf.URL, "https://"), o.BaseURL)
+		}
 	}
 	serveErr := make(chan error, len(listeners))
 	var wg sync.WaitGroup
@@ -458,6 +485,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		select {
 		case <-ctx.Done():
 			logger.Info("stopping", "reason", "signal")
+			sf.Exit = "stopped by a signal"
 			return nil
 		case err := <-serveErr:
 			return fmt.Errorf("the guarded server failed: %w", err)
@@ -465,6 +493,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			if time.Since(time.Unix(0, lastActivity.Load())) >= o.IdleTimeout {
 				logger.Info("stopping", "reason", "idle", "idle_timeout", o.IdleTimeout.String())
 				fmt.Fprintf(o.Stderr, "tether: no activity for %s; stopping session %s\n", o.IdleTimeout, sess.ID)
+				sf.Exit = "stopped after " + o.IdleTimeout.String() + " without activity"
 				return nil
 			}
 		case <-appDone:

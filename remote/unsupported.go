@@ -23,3 +23,9 @@ func Stop(ctx context.Context, o StopOptions) error { return errUnsupported }
 
 // Logs is not available on this system.
 func Logs(ctx context.Context, o LogsOptions) error { return errUnsupported }
+
+// SlurmSubmit is not available on this system.
+func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) error { return errUnsupported }
+
+// SlurmWatch is not available on this system.
+func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error { return errUnsupported }

@@ -1,0 +1,485 @@
+//go:build unix
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// slurmSite is a test "cluster site": a real Slurm cluster on this machine and a real
+// sshd playing its login node (sessions get SLURM_CONF through SetEnv), with an
+// ssh_config naming the login node (Alias) and the compute node (the cluster's node
+// name, reached on the same sshd: the node is this machine).
+type slurmSite struct {
+	slurm  *Slurm
+	sshd   *SSHD
+	config string // ssh_config with both hosts
+}
+
+func startSlurmSite(t *testing.T, opts SlurmOptions) *slurmSite {
+	t.Helper()
+	s := StartSlurm(t, opts)
+	d := StartSSHD(t, SSHDOptions{Alias: "hpc-login", Env: map[string]string{"SLURM_CONF": s.Conf}})
+	node := strings.Replace(d.ConfigBlock(), "Host "+d.Alias+"\n", "Host "+s.Node+"\n", 1)
+	cfg := filepath.Join(d.Dir, "ssh_config_site")
+	writeFile(t, cfg, d.ConfigBlock()+node, 0o600)
+	site := &slurmSite{slurm: s, sshd: d, config: cfg}
+	t.Cleanup(func() {
+		// Whatever a failed check left: every session (and so every job) on the login node.
+		env, _ := launcherEnv(t)
+		cmd := site.tetherCmd(env, "stop", "--all")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if cmd.Start() == nil {
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+		}
+	})
+	return site
+}
+
+// args puts the site's ssh_config and the login node first: tether CMD -F CONFIG HOST ARGS.
+func (site *slurmSite) args(cmd string, args ...string) []string {
+	return append([]string{cmd, "-F", site.config, site.sshd.Alias}, args...)
+}
+
+func (site *slurmSite) tetherCmd(env []string, cmd string, args ...string) *exec.Cmd {
+	c := exec.Command(Binary(site.slurm.tb), site.args(cmd, args...)...)
+	c.Env = env
+	return c
+}
+
+// launch starts `tether launch --slurm OPTS --json EXTRA…` and waits for its JSON line,
+// logging when the launcher reported the job submitted, running, and the URL working
+// (the JSON line comes once the local URL answered through the tunnel).
+func (site *slurmSite) launch(t *testing.T, sbatch string, extra ...string) *launched {
+	t.Helper()
+	args := site.args("launch", append([]string{"--slurm", sbatch, "--json"}, extra...)...)
+	start := time.Now()
+	l := startLauncher(t, args, false)
+	marks := []string{"submitted job", "is RUNNING", "\n"}
+	at := make([]time.Duration, len(marks))
+	WaitFor(90*time.Second, func() bool {
+		select {
+		case <-l.proc.Done():
+			return true
+		default:
+		}
+		out := l.stderr.String()
+		for i, m := range marks[:2] {
+			if at[i] == 0 && strings.Contains(out, m) {
+				at[i] = time.Since(start)
+			}
+		}
+		if strings.Contains(l.stdout.String(), "\n") {
+			at[2] = time.Since(start)
+			return true
+		}
+		return false
+	})
+	out := l.stdout.String()
+	if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &l.line) != nil {
+		t.Fatalf("tether %s: stdout %q: want one JSON line; stderr:\n%s", strings.Join(args, " "), out, l.stderr.String())
+	}
+	t.Logf("timings from the launcher's start: job submitted %s, RUNNING %s, URL answering %s (RUNNING → URL %s)",
+		fmtDur(at[0]), fmtDur(at[1]), fmtDur(at[2]), fmtDur(at[2]-at[1]))
+	return l
+}
+
+// jobOf returns the squeue line of the session's job, by the job id in ls --json.
+func (site *slurmSite) sessions(t *testing.T) []map[string]any {
+	t.Helper()
+	out, errOut, code := runTether(t, site.args("ls", "--json")...)
+	if code != 0 {
+		t.Fatalf("tether ls --json: exit %d: %s", code, errOut)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("ls --json output %q: %v", out, err)
+	}
+	return list
+}
+
+// jobNamed finds the job named tether-ID in the whole queue (finished jobs included).
+func (site *slurmSite) jobNamed(t *testing.T, id string) (Job, bool) {
+	t.Helper()
+	out, _, err := site.slurm.Run("squeue", "-h", "-t", "all", "-n", "tether-"+id, "-o", SqueueFormat)
+	if err != nil {
+		t.Fatalf("squeue: %v", err)
+	}
+	line := strings.TrimSpace(out)
+	if line == "" {
+		return Job{}, false
+	}
+	f := strings.SplitN(line, "|", 8)
+	if len(f) != 8 {
+		t.Fatalf("squeue line %q", line)
+	}
+	return Job{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]}, true
+}
+
+// activeJobs is the queue's jobs that are not over, one "ID NAME STATE" each.
+func (site *slurmSite) activeJobs(t *testing.T) []string {
+	t.Helper()
+	out, _, err := site.slurm.Run("squeue", "-h", "-o", "%i %j %T")
+	if err != nil {
+		t.Fatalf("squeue: %v", err)
+	}
+	var jobs []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l != "" {
+			jobs = append(jobs, l)
+		}
+	}
+	return jobs
+}
+
+// sessionDir is where the login node keeps the session (the test sshd's HOME).
+func (site *slurmSite) sessionDir(id string) string {
+	return filepath.Join(site.sshd.Home, ".cache", "tether", "slurm", id)
+}
+
+// waitStderr waits until the launcher's stderr holds s.
+func waitStderr(t *testing.T, l *launched, s string, timeout time.Duration) bool {
+	t.Helper()
+	return WaitFor(timeout, func() bool { return strings.Contains(l.stderr.String(), s) })
+}
+
+// TestSlurmLaunch is issue 8's end-to-end check, on one real Slurm cluster (clusters are
+// serialised) behind one real sshd: launch --slurm gives a working app on the compute
+// node through the login node (also in Chromium, WebSocket and cookie flow through the
+// TLS hop), ls shows the job, detach and attach come back, logs show the job's output,
+// stop cancels the job and leaves no process; --via-node-ssh; Slurm's refusals and
+// never-starting jobs fail with Slurm's words and leave nothing queued; a pending job
+// shows its reason, --detach-pending leaves it queued and Ctrl-C otherwise cancels it;
+// a job whose app fails shows its output. EnforcePartLimits=NO, Slurm's own default,
+// so an over-limit job is queued (and must be recognised as never starting).
+func TestSlurmLaunch(t *testing.T) {
+	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
+	s := site.slurm
+	Binary(t)
+
+	t.Run("launch, browser, ls, detach, attach, logs, stop", func(t *testing.T) {
+		l := site.launch(t, "-p debug -t 30") // the first job of a fresh cluster: ~3 s to its first scheduling pass
+		sess := l.line.Session
+		tok := sess.Token
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+
+		// squeue shows the job, running on the node, named after the session.
+		j, ok := site.jobNamed(t, sess.ID)
+		if !ok || j.State != "RUNNING" || j.Node != s.Node || j.Partition != "debug" {
+			t.Fatalf("squeue: %+v (found %v)", j, ok)
+		}
+		var rec map[string]any
+		json.Unmarshal([]byte(strings.TrimSpace(l.stdout.String())), &struct {
+			Session *map[string]any `json:"session"`
+		}{&rec})
+		if rec["job_id"] != j.ID || rec["node"] != s.Node || rec["tls"] != true || !strings.HasPrefix(fmt.Sprint(rec["url"]), "https://") || rec["addr"] == "" {
+			t.Errorf("the record lacks the job, node or address: %v", rec)
+		}
+
+		// The app answers through the local URL: plain http here, TLS on the hop.
+		if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
+			t.Errorf("with the token: %d %.200q", status, body)
+		}
+		if status, _, _ := fetch(t, base, "Accept", "text/html"); status != 401 {
+			t.Errorf("without the token: %d", status)
+		}
+		// The token is in no command line and not in the job's output file.
+		if p := ProcessesWith(tok); len(p) > 0 {
+			t.Errorf("the token is on a command line: %q", p)
+		}
+		if b, err := os.ReadFile(filepath.Join(site.sessionDir(sess.ID), "job.out")); err != nil || strings.Contains(string(b), tok) || !strings.Contains(string(b), "ready on "+s.Node) {
+			t.Errorf("job output: %v %q", err, b)
+		}
+
+		// Chromium, through the launcher's one-time code: the built-in page and its
+		// WebSocket (cookie + Origin checks through the TLS hop).
+		var target string
+		if !WaitFor(10*time.Second, func() bool { ts := openedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
+			t.Fatalf("the launcher opened no browser")
+		}
+		ctx := Browser(t)
+		if err := chromedp.Do(timeout(ctx, 20*time.Second), chromedp.Navigate(target)); err != nil {
+			t.Fatal(err)
+		}
+		var ws string
+		WaitFor(15*time.Second, func() bool {
+			ws, _ = chromedp.Run(timeout(ctx, 2*time.Second), chromedp.Text("#ws"))
+			return ws == "connected"
+		})
+		loc, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Location())
+		host, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Text("#host"))
+		if ws != "connected" || loc != base || !strings.HasPrefix(host, s.Node) {
+			html, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.OuterHTML("html"))
+			t.Errorf("Chromium: WebSocket %q, at %q (want %q), host %q\n%s", ws, loc, base, host, html)
+		}
+		// A reload works by the cookie alone (the one-time code is spent).
+		if err := chromedp.Do(timeout(ctx, 20*time.Second), chromedp.Navigate(base)); err != nil {
+			t.Fatal(err)
+		}
+		if title, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Title()); !strings.Contains(title, sess.ID) {
+			t.Errorf("reload by cookie: title %q", title)
+		}
+		// The server saw TLS, so its cookie is Secure and __Host-: Chromium keeps it for
+		// http://127.0.0.1 (a potentially trustworthy origin).
+		cookies, err := chromedp.Run(timeout(ctx, 5*time.Second), func(ctx context.Context, tg *chromedp.Target) (network.GetCookiesResult, error) {
+			return cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
+		})
+		var ours []string
+		for _, c := range cookies.Cookies {
+			if strings.HasPrefix(c.Name, "__Host-tether-") && c.Secure && c.HTTPOnly && c.Path == "/" {
+				ours = append(ours, c.Name)
+			}
+		}
+		if err != nil || len(ours) != 1 {
+			t.Errorf("Chromium's cookies for %s: %v (err %v); want one Secure, HttpOnly __Host-tether- cookie", base, cookies.Cookies, err)
+		}
+
+		// ls over SSH: the job, its state, node and time left.
+		out, errOut, code := runTether(t, site.args("ls")...)
+		mustContain(t, "ls", out, sess.ID, "running", "job "+j.ID+" RUNNING on "+s.Node, " left")
+		if code != 0 {
+			t.Errorf("ls: exit %d: %s", code, errOut)
+		}
+		for _, r := range site.sessions(t) {
+			if r["id"] == sess.ID && (r["state"] != "running" || r["job_id"] != j.ID || r["node"] != s.Node) {
+				t.Errorf("ls --json: %v", r)
+			}
+		}
+
+		// Detach (Ctrl-C): exit 0, the job keeps running, the user is told how to come back.
+		if err := l.interrupt(t); err != nil {
+			t.Fatalf("launcher after SIGINT: %v", err)
+		}
+		mustContain(t, "stderr after Ctrl-C", l.stderr.String(), "detached", "tether attach", sess.ID)
+		if j2, _ := site.jobNamed(t, sess.ID); j2.State != "RUNNING" {
+			t.Fatalf("after detach the job is %+v", j2)
+		}
+
+		// attach from "another laptop" (a fresh HOME; only SSH).
+		a := startLauncher(t, site.args("attach", "--json", "--no-browser"), true)
+		if a.line.Session.ID != sess.ID || !eqSecret(a.line.Session.Token, tok) {
+			t.Fatalf("attach found %+v", a.line.Session)
+		}
+		abase := fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort)
+		if status, body, _ := fetch(t, abase, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, sess.ID) {
+			t.Errorf("after attach: %d %.100q", status, body)
+		}
+		mustContain(t, "attach stderr", a.stderr.String(), "job "+j.ID+" runs on "+s.Node)
+		a.interrupt(t)
+
+		// logs: the job's output file and the app log.
+		out, errOut, code = runTether(t, site.args("logs", sess.ID)...)
+		mustContain(t, "logs", out, "==> job "+j.ID+" output", "ready on "+s.Node, "==> app log")
+		if code != 0 {
+			t.Errorf("logs: exit %d: %s", code, errOut)
+		}
+
+		// stop = scancel, waiting until the job is gone; no process of it remains.
+		pids := s.JobPIDs(j.ID)
+		if len(pids) == 0 {
+			t.Fatalf("scontrol listpids %s: no processes", j.ID)
+		}
+		_, errOut, code = runTether(t, site.args("stop", sess.ID)...)
+		if code != 0 {
+			t.Fatalf("stop: exit %d: %s", code, errOut)
+		}
+		if j2, ok := site.jobNamed(t, sess.ID); ok && !strings.Contains("CANCELLED COMPLETED", j2.State) {
+			t.Errorf("after stop the job is %+v", j2)
+		}
+		for _, pid := range pids {
+			if Alive(pid) {
+				t.Errorf("process %d of job %s is alive after stop", pid, j.ID)
+			}
+		}
+		if _, err := os.Stat(site.sessionDir(sess.ID)); !os.IsNotExist(err) {
+			t.Errorf("the session directory is still there: %v", err)
+		}
+		if _, err := os.Stat(sess.Socket); !os.IsNotExist(err) {
+			t.Errorf("the node's socket %s is still there", sess.Socket)
+		}
+	})
+
+	t.Run("via node ssh, walltime warning, --rm", func(t *testing.T) {
+		logins := strings.Count(site.sshd.Log(), "Accepted publickey")
+		l := site.launch(t, "-t 1", "--via-node-ssh", "--rm", "--no-browser")
+		sess := l.line.Session
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+		if status, body, _ := fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
+			t.Errorf("through the node's socket: %d %.200q", status, body)
+		}
+		// Three logins: the login node, then the node through it (ProxyJump: the jump
+		// host's own connection, and the node's).
+		if n := strings.Count(site.sshd.Log(), "Accepted publickey") - logins; n != 3 {
+			t.Errorf("%d SSH logins; want 3 (login node, jump, node)", n)
+		}
+		// A one-minute job: the launcher warns at once (both warnings due: one line).
+		mustContain(t, "launcher stderr", l.stderr.String(), "connecting to node "+s.Node+" through "+site.sshd.Alias,
+			"reaches its time limit in about 1 minute")
+		if n := strings.Count(l.stderr.String(), "reaches its time limit"); n != 1 {
+			t.Errorf("%d walltime warnings; want 1", n)
+		}
+		j, _ := site.jobNamed(t, sess.ID)
+		// --rm: Ctrl-C stops the session, which is scancel.
+		if err := l.interrupt(t); err != nil {
+			t.Fatalf("launcher after SIGINT: %v\n%s", err, l.stderr.String())
+		}
+		mustContain(t, "launcher stderr", l.stderr.String(), "stopped session "+sess.ID)
+		if j2, ok := site.jobNamed(t, sess.ID); ok && j2.State != "CANCELLED" {
+			t.Errorf("job %s after --rm: %+v", j.ID, j2)
+		}
+		if _, err := os.Stat(site.sessionDir(sess.ID)); !os.IsNotExist(err) {
+			t.Errorf("the session directory is still there: %v", err)
+		}
+	})
+
+	// Nothing queued and no session left on the login node.
+	nothingLeft := func(t *testing.T) {
+		t.Helper()
+		if q := site.activeJobs(t); len(q) > 0 {
+			t.Errorf("jobs left in the queue: %v", q)
+		}
+		if list := site.sessions(t); len(list) > 0 {
+			t.Errorf("sessions left: %v", list)
+		}
+	}
+
+	t.Run("bad partition: Slurm's words, at once", func(t *testing.T) {
+		start := time.Now()
+		_, errOut, code := runTether(t, site.args("launch", "--slurm", "-p nosuch", "--no-browser")...)
+		t.Logf("bad partition refused in %s", fmtDur(time.Since(start)))
+		last := lastLine(errOut)
+		if code != 1 || !strings.HasPrefix(last, "tether: could not submit the job on "+site.sshd.Alias) {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		mustContain(t, "the error", last, "invalid partition specified: nosuch", "Invalid partition name specified", "sinfo -s", "nothing was submitted")
+		nothingLeft(t)
+	})
+
+	t.Run("never starts: time over the partition's limit", func(t *testing.T) {
+		// EnforcePartLimits=NO: sbatch accepts the job, which would pend forever.
+		_, errOut, code := runTether(t, site.args("launch", "--slurm", "-p debug -t 5:00:00", "--no-browser")...)
+		last := lastLine(errOut)
+		if code != 1 {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		mustContain(t, "the error", last, "can never start: Slurm says Partition", "it was cancelled", "ask for less time with -t")
+		t.Logf("the error: %s", last)
+		nothingLeft(t)
+	})
+
+	t.Run("the app fails in the job: its output", func(t *testing.T) {
+		_, errOut, code := runTether(t, site.args("launch", "--slurm", "", "--no-browser", "--", "sh", "-c", "echo boom-from-the-app >&2; exit 3")...)
+		if code != 1 {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		mustContain(t, "stderr", errOut, "boom-from-the-app", "output (")
+		mustContain(t, "the error", lastLine(errOut), "before tether was ready on "+s.Node, "exited with status 3", "nothing was left queued or running")
+		nothingLeft(t)
+	})
+
+	t.Run("pending: its reason, Ctrl-C cancels, --detach-pending, attach", func(t *testing.T) {
+		blocker := s.FillNode(t)
+		// Ctrl-C without --detach-pending, not on a terminal: the job is cancelled.
+		l := startLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser"), false)
+		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
+			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.stderr.String())
+		}
+		err := l.interrupt(t)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+			t.Errorf("exit %v; want 130", err)
+		}
+		mustContain(t, "stderr", l.stderr.String(), "not a terminal, so cancelling it", "nothing is left queued")
+		if q := site.activeJobs(t); len(q) != 1 || q[0] != blocker+" blocker RUNNING" {
+			t.Errorf("queue after Ctrl-C: %v; want the blocker alone", q)
+		}
+
+		// --detach-pending: Ctrl-C leaves it queued.
+		l = startLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser", "--detach-pending"), false)
+		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
+			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.stderr.String())
+		}
+		if err := l.interrupt(t); err != nil {
+			t.Errorf("exit %v; want 0", err)
+		}
+		mustContain(t, "stderr", l.stderr.String(), "stays queued", "attach when it runs: tether attach")
+		list := site.sessions(t)
+		if len(list) != 1 || list[0]["state"] != "pending" {
+			t.Fatalf("sessions: %v", list)
+		}
+		id := fmt.Sprint(list[0]["id"])
+		job, _ := list[0]["job"].(map[string]any)
+		if job["state"] != "PENDING" || job["reason"] != "Resources" {
+			t.Errorf("ls --json job: %v", job)
+		}
+		out, _, _ := runTether(t, site.args("ls")...)
+		mustContain(t, "ls", out, id, "pending", "PENDING (Resources)", "limit 1:00:00")
+
+		// attach waits for it; once the blocker goes, the session comes up.
+		a := startLauncher(t, site.args("attach", id, "--json", "--no-browser"), false)
+		if !waitStderr(t, a, "PENDING (Resources)", 30*time.Second) {
+			t.Fatalf("attach shows no PENDING (Resources) line; stderr:\n%s", a.stderr.String())
+		}
+		if err := s.Scancel(blocker); err != nil {
+			t.Fatal(err)
+		}
+		if !WaitFor(60*time.Second, func() bool { return strings.Contains(a.stdout.String(), "\n") }) {
+			t.Fatalf("attach: no JSON line once the job could run; stderr:\n%s", a.stderr.String())
+		}
+		if err := json.Unmarshal([]byte(a.stdout.String()), &a.line); err != nil || a.line.Session.ID != id {
+			t.Fatalf("attach: %q %v", a.stdout.String(), err)
+		}
+		if status, _, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort), "Authorization", "token "+a.line.Session.Token); status != 200 {
+			t.Errorf("after attach: %d", status)
+		}
+
+		// The job ends under the attached launcher (scancel here, as its time limit
+		// would): the launcher says so, with the reason, and exits.
+		j, _ := site.jobNamed(t, id)
+		if err := s.Scancel(j.ID); err != nil {
+			t.Fatal(err)
+		}
+		err = nil
+		select {
+		case <-a.proc.Done():
+			err, _ = a.proc.Wait(time.Second)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the attached launcher did not notice the job's end; stderr:\n%s", a.stderr.String())
+		}
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("attach after the job ended: %v; want exit 1", err)
+		}
+		mustContain(t, "attach's last line", lastLine(a.stderr.String()), "session "+id+" on "+site.sshd.Alias+" has ended: job "+j.ID+" was cancelled (CANCELLED)", "tether logs")
+		out, _, _ = runTether(t, site.args("ls")...)
+		mustContain(t, "ls", out, id, "ended (stopped by a signal)", "job "+j.ID+" CANCELLED")
+		if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
+			t.Errorf("stop: exit %d: %s", code, errOut)
+		}
+		nothingLeft(t)
+	})
+}
+
+// lastLine is the last line of s.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}

@@ -1,0 +1,710 @@
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// Slurm sessions (launch --slurm). Over SSH to the login node, `tether slurm submit`
+// queues a batch job whose step is `tether serve` in the foreground on a compute node;
+// `tether slurm watch` reports the job's state and then the ready record (read over
+// SSH: the token never leaves it). The launcher then forwards its local port through
+// the login node to node:port (direct-tcpip) and speaks TLS pinned to the record's
+// cert_sha256 over that channel, or, with --via-node-ssh, hops to the node by SSH
+// (ProxyJump) and uses the server's Unix socket there. While attached, the watch keeps
+// reporting the job's time left (for the walltime warnings) and its end.
+
+// errDetachedPending: the user left a pending job queued; launch ends without error.
+var errDetachedPending = errors.New("left queued")
+
+// slurmState is what a session knows of its Slurm job while it serves.
+type slurmState struct {
+	id, jobID string
+	watch     *slurmWatch
+	wall      walltime
+	tick      *time.Ticker
+	node      *tunnel.Client // --via-node-ssh
+	last      remote.JobStatus
+}
+
+func (s *session) slurmEvents() <-chan remote.SlurmEvent {
+	if s.slurm == nil || s.slurm.watch == nil {
+		return nil
+	}
+	return s.slurm.watch.events
+}
+
+func (s *session) slurmTick() <-chan time.Time {
+	if s.slurm == nil || s.slurm.tick == nil {
+		return nil
+	}
+	return s.slurm.tick.C
+}
+
+// closeSlurm stops the watch and the node connection.
+func (s *session) closeSlurm() {
+	if s.slurm == nil {
+		return
+	}
+	if s.slurm.watch != nil {
+		s.slurm.watch.stop()
+	}
+	if s.slurm.tick != nil {
+		s.slurm.tick.Stop()
+	}
+	if s.slurm.node != nil {
+		s.slurm.node.Close()
+	}
+}
+
+// startSlurm submits the job and waits for its server: the ready record, or an error
+// after which nothing is left queued or running (errDetachedPending when the user left
+// the job queued).
+func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Record, error) {
+	sub, err := s.submitSlurm(ctx, o)
+	if err != nil {
+		return remote.Record{}, err
+	}
+	s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)
+	ready := remote.DefaultReadyTimeout
+	if o.ReadyTimeout > 0 {
+		ready = o.ReadyTimeout
+	}
+	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID}
+	return s.waitSlurm(ctx, o.Slurm, ready, true)
+}
+
+// submitSlurm runs `tether slurm submit` on the host, every sbatch option and serve
+// argument its own argument.
+func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.SlurmSubmitted, error) {
+	args := []string{"slurm", "submit"}
+	if o.Name != "" {
+		args = append(args, "--name="+o.Name)
+	}
+	for _, a := range o.Slurm.Sbatch {
+		args = append(args, "--sbatch="+a)
+	}
+	for _, a := range serveArgs(o) {
+		args = append(args, "--serve="+a)
+	}
+	s.status.step("submitting a Slurm job for %s on %s", appWhat(o), s.host)
+	var sub *remote.SlurmSubmitted
+	var subErr error
+	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
+		for i := 0; i < maxProbeLines; i++ {
+			line, err := readLine(br, maxLine)
+			if err != nil {
+				return nil
+			}
+			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
+				continue
+			}
+			var got remote.SlurmSubmitted
+			if err := json.Unmarshal([]byte(line), &got); err != nil || !validID(got.ID) || !validJobID(got.JobID) || !cleanAbs(got.Output) {
+				subErr = fmt.Errorf("%s sent a bad answer to the submit: %.100q", s.host, line)
+				return nil
+			}
+			sub = &got
+			return nil
+		}
+		return nil
+	}, nil)
+	s.status.done()
+	if sub != nil {
+		return *sub, nil
+	}
+	if err != nil {
+		return remote.SlurmSubmitted{}, err
+	}
+	if ctx.Err() != nil {
+		return remote.SlurmSubmitted{}, ctx.Err()
+	}
+	if subErr != nil {
+		return remote.SlurmSubmitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
+	}
+	msg := res.stderr.lastError()
+	if msg == "" && res.err != nil {
+		msg = "lost the connection while submitting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("tether slurm submit exited with status %d", res.status)
+	}
+	return remote.SlurmSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(msg, 400)),
+		Hint: sbatchHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
+}
+
+func validJobID(id string) bool {
+	if id == "" || len(id) > 20 {
+		return false
+	}
+	for _, c := range id {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// sbatchHint is the next step after sbatch refused a job, by what Slurm said.
+func sbatchHint(msg, host string) string {
+	low := strings.ToLower(msg)
+	h := tunnel.Quote(host)
+	switch {
+	case strings.Contains(low, "partition"):
+		return "pick a partition with -p; `ssh " + h + " sinfo -s` lists them"
+	case strings.Contains(low, "invalid --time"):
+		return "write -t as MINUTES, H:MM:SS or D-HH:MM:SS"
+	case strings.Contains(low, "time limit"):
+		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
+	case strings.Contains(low, "account"), strings.Contains(low, "qos"), strings.Contains(low, "association"):
+		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
+	case strings.Contains(low, "node configuration"), strings.Contains(low, "processors"), strings.Contains(low, "gres"), strings.Contains(low, "memory"):
+		return "ask for what a node has; `ssh " + h + " sinfo -o '%P %c %m %G'` shows CPUs, memory and GPUs per partition"
+	case strings.Contains(low, "sbatch is not on"):
+		return "launch on a Slurm login node, or drop --slurm"
+	}
+	return "check the --slurm options (they are sbatch's)"
+}
+
+// waitSlurm shows the job's progress until its server is ready. Ctrl-C while waiting
+// cancels the job (asking first on a terminal) or, with DetachPending, leaves it
+// queued. A reason that can never resolve, a job that ends, or a server that does not
+// get ready in time is an error, and the job is cancelled and its session removed.
+// launched says this command submitted the job.
+func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Duration, launched bool) (rec remote.Record, err error) {
+	st := s.slurm
+	if st.watch == nil {
+		st.watch = s.startWatch(st.id)
+	}
+	cleanup := func(err error) (remote.Record, error) {
+		st.watch.stop()
+		if launched && !errors.Is(err, errDetachedPending) {
+			if serr := s.stopRemote(st.id); serr != nil {
+				s.status.line("tether: could not remove session %s on %s (%v); remove it with `%s`", st.id, s.host, serr, s.cmdline("stop", st.id))
+			}
+		}
+		return remote.Record{}, err
+	}
+	var readyBy <-chan time.Time
+	shown := ""
+	for {
+		select {
+		case <-ctx.Done():
+			s.status.done()
+			return cleanup(s.interruptedWaiting(so, launched))
+		case <-st.watch.done:
+			if len(st.watch.events) > 0 {
+				continue // its last events first
+			}
+			s.status.done()
+			return cleanup(st.watch.failure(s))
+		case <-readyBy:
+			s.status.done()
+			hint := "the job was cancelled; check the app's start with `tether serve -- COMMAND` on the node"
+			if !launched {
+				hint = "`" + s.cmdline("logs", st.id) + "` shows what it does"
+			}
+			return cleanup(errorf(hint, "job %s runs on %s but tether serve there was not ready within %v", st.jobID, nodeOf(st.last), ready+readyMargin))
+		case ev := <-st.watch.events:
+			switch ev.Event {
+			case "note":
+				s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
+			case "job":
+				st.last = ev.Job
+				st.wall.observe(ev.Job.TimeLeft, time.Now())
+				if why, never := remote.NeverStarts(ev.Job.Reason); never && remote.JobPending(ev.Job.State) {
+					s.status.done()
+					done := "it was cancelled"
+					hint := reasonHint(ev.Job.Reason, s.host)
+					if !launched {
+						done = "it stays queued"
+						hint = "cancel it with `" + s.cmdline("stop", st.id) + "`, then " + hint
+					}
+					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: Slurm says %s (%s); %s", st.jobID, clip(oneLine(ev.Job.Reason), 100), why, done),
+						Hint: hint})
+				}
+				if line := waitingLine(ev.Job, s.host); line != shown {
+					shown = line
+					s.status.step("%s", line)
+				}
+				if ev.Job.State == "RUNNING" && readyBy == nil {
+					readyBy = time.After(ready + readyMargin)
+				}
+			case "ready":
+				s.status.done()
+				st.last = ev.Job
+				st.wall.observe(ev.Job.TimeLeft, time.Now())
+				return *ev.Session, nil
+			case "ended":
+				s.status.done()
+				return cleanup(s.endedBeforeReady(ev))
+			}
+		}
+	}
+}
+
+// waitingLine is the status line for a job that is not ready yet.
+func waitingLine(j remote.JobStatus, host string) string {
+	switch {
+	case remote.JobPending(j.State):
+		reason := ""
+		if j.Reason != "" && j.Reason != "None" {
+			reason = " (" + clip(oneLine(j.Reason), 100) + ")"
+		}
+		return fmt.Sprintf("job %s is %s%s on %s; waiting for Slurm (Ctrl-C to stop waiting)", j.JobID, j.State, reason, host)
+	case j.State == "RUNNING":
+		return fmt.Sprintf("job %s is RUNNING on %s; starting tether serve there", j.JobID, j.Node)
+	}
+	return fmt.Sprintf("job %s is %s", j.JobID, j.State)
+}
+
+// reasonHint is the next step for a pending reason that never resolves.
+func reasonHint(reason, host string) string {
+	h := tunnel.Quote(host)
+	switch {
+	case strings.Contains(reason, "Time"), strings.Contains(reason, "Wall"):
+		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
+	case reason == "PartitionConfig":
+		return "ask for less time with -t, or fewer nodes or CPUs, within the partition's limits; `ssh " + h + " sinfo -o '%P %l %D %c'` shows them"
+	case strings.Contains(reason, "Account"), strings.Contains(reason, "QOS"), strings.HasPrefix(reason, "Assoc"):
+		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
+	case strings.HasPrefix(reason, "Partition"):
+		return "change -p or the resources asked for; `ssh " + h + " sinfo -s` lists the partitions"
+	case strings.Contains(reason, "Dependency"):
+		return "check --dependency"
+	}
+	return "change the --slurm options (they are sbatch's)"
+}
+
+// interruptedWaiting handles Ctrl-C before the server is ready: leave the job queued
+// (DetachPending, the user's answer, or an attach), else cancel it. The returned error
+// is errDetachedPending or the interruption (the caller cancels the job).
+func (s *session) interruptedWaiting(so SlurmOptions, launched bool) error {
+	st := s.slurm
+	what := fmt.Sprintf("job %s", st.jobID)
+	if st.last.State != "" {
+		what += " (" + st.last.State + ")"
+	}
+	leave := so.DetachPending || !launched
+	if !leave {
+		confirm := so.Confirm
+		if confirm == nil {
+			confirm = terminalConfirm(s.o.Stderr)
+		}
+		yes, asked := confirm(fmt.Sprintf("tether: cancel %s? [Y/n] ", what))
+		switch {
+		case !asked:
+			s.status.line("tether: interrupted while %s waits; not a terminal, so cancelling it (--detach-pending leaves it queued)", what)
+		case !yes:
+			leave = true
+		}
+	}
+	if leave {
+		s.status.line("tether: %s stays queued on %s as session %s", what, s.host, st.id)
+		s.status.line("  attach when it runs: %s", s.cmdline("attach", st.id))
+		s.status.line("  cancel it:           %s", s.cmdline("stop", st.id))
+		return errDetachedPending
+	}
+	return &Error{Msg: fmt.Sprintf("interrupted; cancelled %s on %s (nothing is left queued)", what, s.host), Code: 130}
+}
+
+// terminalConfirm asks on the terminal (stdin and w), defaulting to yes; ok is false
+// when stdin is not a terminal. No answer within two minutes counts as the default.
+func terminalConfirm(w io.Writer) func(string) (bool, bool) {
+	return func(q string) (bool, bool) {
+		if !term.IsTerminal(int(os.Stdin.Fd())) {
+			return false, false
+		}
+		fmt.Fprint(w, q)
+		answer := make(chan string, 1)
+		go func() {
+			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+			answer <- line
+		}()
+		select {
+		case a := <-answer:
+			a = strings.ToLower(strings.TrimSpace(a))
+			return a == "" || a == "y" || a == "yes", true
+		case <-time.After(2 * time.Minute):
+			fmt.Fprintln(w)
+			return true, true
+		}
+	}
+}
+
+// endedBeforeReady explains a job that ended before its server was ready, with the
+// last lines of its output file.
+func (s *session) endedBeforeReady(ev remote.SlurmEvent) error {
+	st := s.slurm
+	j := ev.Job
+	how := remote.EndedHow(j.State)
+	detail := ""
+	if j.Reason != "" && j.Reason != "None" {
+		detail = clip(oneLine(j.Reason), 80)
+	}
+	if ev.ExitCode != "" && ev.ExitCode != "0:0" && ev.Exit == "" {
+		if detail != "" {
+			detail += ", "
+		}
+		detail += "exit code " + clip(oneLine(ev.ExitCode), 16)
+	}
+	if detail != "" {
+		how += " (" + detail + ")"
+	}
+	shared := "the nodes must share your home directory with " + s.host + " (tether installs itself and keeps the session there); run it where they do"
+	if strings.HasPrefix(ev.ExitCode, "97:") {
+		s.printJobOutput(ev)
+		return &Error{Msg: fmt.Sprintf("job %s on %s could not run tether: the tether installed on %s is not visible on the node", st.jobID, nodeOf(j), s.host), Hint: shared}
+	}
+	if !ev.OutputSeen && j.State != "CANCELLED" && ev.Message == "" {
+		return &Error{Msg: fmt.Sprintf("job %s %s, and its output file %s is not on %s: the node cannot see the session directory", st.jobID, how, clip(oneLine(ev.OutputPath), 200), s.host), Hint: shared}
+	}
+	s.printJobOutput(ev)
+	msg := fmt.Sprintf("job %s %s before tether was ready on %s", st.jobID, how, nodeOf(j))
+	if ev.Exit != "" && ev.Exit != "stopped" {
+		// serve's own advice is replaced by ours.
+		msg += ": " + strings.TrimSuffix(clip(oneLine(ev.Exit), 300), "; check the command and try again")
+	}
+	if ev.Message != "" {
+		msg += ": " + clip(oneLine(ev.Message), 200)
+	}
+	return &Error{Msg: msg, Hint: "fix the command or the --slurm options and try again (nothing was left queued or running)"}
+}
+
+func nodeOf(j remote.JobStatus) string {
+	if j.Node != "" {
+		return j.Node
+	}
+	return "its node"
+}
+
+// printJobOutput shows the last lines of the job's output file.
+func (s *session) printJobOutput(ev remote.SlurmEvent) {
+	if len(ev.Output) == 0 {
+		return
+	}
+	s.status.line("tether: the last lines of job %s's output (%s on %s):", s.slurm.jobID, clip(oneLine(ev.OutputPath), 200), s.host)
+	for _, l := range ev.Output {
+		s.status.line("  | %s", clip(oneLine(l), 300))
+	}
+}
+
+// slurmWatch is `tether slurm watch ID` running on the host, restarted after a lost
+// connection, its events on a channel.
+type slurmWatch struct {
+	events chan remote.SlurmEvent
+	done   chan struct{} // closed when the watch gives up (after "ended", or failing)
+	err    error         // why it gave up, when not after "ended"
+	cancel context.CancelFunc
+}
+
+func (w *slurmWatch) stop() { w.cancel() }
+
+// failure is the error for a watch that gave up.
+func (w *slurmWatch) failure(s *session) error {
+	if w.err != nil {
+		return w.err
+	}
+	return errorf("try `"+s.cmdline("ls")+"`", "lost track of the Slurm job on %s", s.host)
+}
+
+// startWatch runs the watch until stopped or the job ends. A watch cut off by a lost
+// connection starts again (the SSH connection reconnects by itself); one the remote
+// refuses ends with the remote's words.
+func (s *session) startWatch(id string) *slurmWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &slurmWatch{events: make(chan remote.SlurmEvent, 64), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(w.done)
+		failures := 0
+		for ctx.Err() == nil {
+			ended := false
+			got := false
+			res, err := s.ensure(ctx, []string{"slurm", "watch", id}, func(br *bufio.Reader) error {
+				for {
+					line, err := readLine(br, maxRecordLine)
+					if err != nil {
+						return nil
+					}
+					if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
+						continue
+					}
+					var ev remote.SlurmEvent
+					if json.Unmarshal([]byte(line), &ev) != nil || ev.Validate() != nil {
+						continue
+					}
+					got = true
+					select {
+					case w.events <- ev:
+					case <-ctx.Done():
+						return nil
+					}
+					if ev.Event == "ended" {
+						ended = true
+						return nil
+					}
+				}
+			}, nil)
+			if ended || ctx.Err() != nil {
+				return
+			}
+			if err == nil && res.err == nil && res.status != 0 {
+				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the Slurm job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
+				return
+			}
+			if got {
+				failures = 0
+			}
+			failures++
+			if failures > 20 {
+				why := "no answer"
+				if err != nil {
+					why = oneLine(err.Error())
+				} else if res.err != nil {
+					why = oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+				}
+				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the Slurm job on %s: %s", s.host, clip(why, 200))
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(min(failures, 5)) * time.Second):
+			}
+		}
+	}()
+	return w
+}
+
+// slurmEndpoint reaches a Slurm session's server: through the host to node:port
+// (direct-tcpip), or by SSH to the node (--via-node-ssh) and the Unix socket there;
+// TLS pinned to the record's certificate either way.
+func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode bool) (Endpoint, error) {
+	if !viaNode {
+		return PinnedTLS(boundedDial(s.conn, "tcp", rec.Addr), rec.CertSHA256), nil
+	}
+	if s.o.SSH != nil {
+		return nil, usageError("--via-node-ssh needs a host from ssh_config")
+	}
+	s.status.step("connecting to node %s through %s (ProxyJump)", rec.Node, s.host)
+	defer s.status.done()
+	cfg, err := tunnel.Resolve(rec.Node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, Warn: prefixWriter{s.o.Stderr}})
+	if err != nil {
+		return nil, connectError(rec.Node, err)
+	}
+	if cfg.ProxyJump == "" && cfg.ProxyCommand == "" {
+		cfg.ProxyJump = s.o.Host
+	}
+	node, err := tunnel.Dial(ctx, cfg, tunnel.Options{Prompter: s.o.Prompter, Warn: prefixWriter{s.o.Stderr}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		e := connectError(rec.Node, err)
+		var le *Error
+		if errors.As(e, &le) {
+			le.Msg = "--via-node-ssh: " + le.Msg
+			le.Hint += "; or leave --via-node-ssh out to reach the node through " + s.host
+		}
+		return nil, e
+	}
+	s.slurm.node = node
+	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec.CertSHA256), nil
+}
+
+// onSlurmEvent handles the watch while the session is served: time left (warnings
+// come from the ticker), notes, and the job's end.
+func (s *session) onSlurmEvent(ev remote.SlurmEvent, rec remote.Record) error {
+	st := s.slurm
+	switch ev.Event {
+	case "note":
+		s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
+	case "job", "ready":
+		st.last = ev.Job
+		st.wall.observe(ev.Job.TimeLeft, time.Now())
+		s.checkWalltime()
+	case "ended":
+		how := remote.EndedHow(ev.Job.State)
+		if ev.Job.State != "" {
+			how += " (" + ev.Job.State + ")"
+		}
+		msg := fmt.Sprintf("session %s on %s has ended: job %s %s", rec.ID, s.host, st.jobID, how)
+		if ev.Exit != "" && ev.Exit != "stopped" && ev.Exit != "stopped by a signal" {
+			msg += "; " + clip(oneLine(ev.Exit), 200)
+		}
+		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `tether launch " + tunnel.Quote(s.host) + " --slurm …`", Err: errSessionGone}
+	}
+	return nil
+}
+
+// checkWalltime prints the walltime warnings that are due.
+func (s *session) checkWalltime() {
+	if left, due := s.slurm.wall.due(time.Now()); due {
+		s.status.line("tether: warning: job %s reaches its time limit in %s (at %s); the session ends then: save your work",
+			s.slurm.jobID, roundLeft(left), time.Now().Add(left).Format("15:04"))
+	}
+}
+
+// walltimeWarnings are how long before the job's time limit the launcher warns.
+var walltimeWarnings = []time.Duration{10 * time.Minute, 2 * time.Minute}
+
+// walltime tracks when the job will reach its time limit, from squeue's time left, and
+// which warnings are due.
+type walltime struct {
+	end    time.Time // zero: no limit, or not known yet
+	warned []bool    // per walltimeWarnings
+}
+
+// observe takes a time-left sample (squeue's %L) taken at now.
+func (w *walltime) observe(timeLeft string, now time.Time) {
+	d, err := remote.ParseTimeLeft(timeLeft)
+	switch {
+	case errors.Is(err, remote.ErrNoTimeLimit):
+		w.end = time.Time{}
+		return
+	case err != nil:
+		return // INVALID, or nothing yet: keep what we had
+	}
+	w.end = now.Add(d)
+	if w.warned == nil {
+		w.warned = make([]bool, len(walltimeWarnings))
+	}
+	// A limit extended beyond a warning's point (scontrol update) re-arms it.
+	for i, t := range walltimeWarnings {
+		if d > t {
+			w.warned[i] = false
+		}
+	}
+}
+
+// due reports whether a warning is due at now, and the time left; each warning comes
+// once, and a job found with less time left than several of them gets one.
+func (w *walltime) due(now time.Time) (time.Duration, bool) {
+	if w.end.IsZero() {
+		return 0, false
+	}
+	left := w.end.Sub(now)
+	if left < 0 {
+		left = 0
+	}
+	due := false
+	for i, t := range walltimeWarnings {
+		if left <= t && !w.warned[i] {
+			w.warned[i] = true
+			due = true
+		}
+	}
+	return left, due
+}
+
+// roundLeft says a time left for people: "about 10 minutes", "about 1 minute", "less
+// than a minute".
+func roundLeft(d time.Duration) string {
+	m := int((d + 30*time.Second) / time.Minute)
+	switch {
+	case d < 45*time.Second:
+		return "less than a minute"
+	case m == 1:
+		return "about 1 minute"
+	}
+	return fmt.Sprintf("about %d minutes", m)
+}
+
+// slurmReadyLine is printed with the ready line: where the job runs and how long it has.
+func (s *session) slurmReadyLine(rec remote.Record) {
+	left := ""
+	if _, err := remote.ParseTimeLeft(s.slurm.last.TimeLeft); err == nil {
+		left = ", " + s.slurm.last.TimeLeft + " left"
+	} else if errors.Is(err, remote.ErrNoTimeLimit) {
+		left = ", no time limit"
+	}
+	s.status.line("tether: job %s runs on %s (%s)%s", rec.JobID, rec.Node, rec.Addr, left)
+}
+
+// attachSlurm waits for a pending Slurm session to be ready (Ctrl-C leaves it queued),
+// or starts watching a running one.
+func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so SlurmOptions) (remote.Record, error) {
+	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID}
+	if rec.Job != nil {
+		s.slurm.last = *rec.Job
+	}
+	if rec.State == remote.StatePending {
+		return s.waitSlurm(ctx, so, remote.DefaultReadyTimeout, false)
+	}
+	s.slurm.watch = s.startWatch(rec.ID)
+	if rec.Job != nil {
+		s.slurm.wall.observe(rec.Job.TimeLeft, time.Now())
+	}
+	rec.State, rec.Job = "", nil
+	return rec, nil
+}
+
+// serveSlurm serves a ready Slurm session: the endpoint through the login node (or the
+// node itself), the walltime ticker, then serveLocal.
+func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so SlurmOptions, launched bool) error {
+	dial, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH)
+	if err != nil {
+		if launched {
+			if serr := s.stopRemote(rec.ID); serr != nil {
+				s.status.line("tether: could not stop session %s on %s (%v); stop it with `%s`", rec.ID, s.host, serr, s.cmdline("stop", rec.ID))
+			}
+		}
+		return err
+	}
+	s.endpoint = dial
+	s.slurm.tick = time.NewTicker(5 * time.Second)
+	return s.serveLocal(ctx, ln, rec, fo, launched)
+}
+
+func (s *session) slurmWatchDone() <-chan struct{} {
+	if s.slurm == nil || s.slurm.watch == nil {
+		return nil
+	}
+	return s.slurm.watch.done
+}
+
+// slurmWatchLost handles a watch that gave up while the session is served: events it
+// sent first are handled (the job's end among them); otherwise the session goes on
+// without walltime warnings.
+func (s *session) slurmWatchLost(rec remote.Record) error {
+	w := s.slurm.watch
+	for len(w.events) > 0 {
+		if err := s.onSlurmEvent(<-w.events, rec); err != nil {
+			return err
+		}
+	}
+	s.status.line("tether: warning: %v; no more walltime warnings", w.failure(s))
+	s.slurm.watch = nil
+	return nil
+}
+
+// describeJobOf is a Slurm session's job for messages: "job 5 PENDING (Resources)".
+func describeJobOf(r remote.Record) string {
+	if r.JobID == "" {
+		return ""
+	}
+	if r.Job == nil || r.Job.State == "" {
+		return "job " + r.JobID
+	}
+	d := "job " + r.JobID + " " + r.Job.State
+	if r.Job.Reason != "" && r.Job.Reason != "None" {
+		d += " (" + clip(oneLine(r.Job.Reason), 60) + ")"
+	}
+	if r.Job.Node != "" && !remote.JobPending(r.Job.State) {
+		d += " on " + r.Job.Node
+	}
+	return d
+}

@@ -1,0 +1,820 @@
+//go:build unix
+
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Slurm sessions. `tether launch HOST --slurm "OPTIONS"` runs `tether slurm submit` on
+// the login node: it makes the session's directory on the shared home (the record says
+// phase "queued"), writes the job script and submits it with sbatch. The job's step is
+// `tether serve --slurm-session DIR` in the foreground for the job's whole life (no
+// daemon, so scancel and the time limit end everything): it listens on the node's
+// address (TLS always, token required) and writes the ready record into DIR, with the
+// node, the address and the job id. `tether slurm watch ID` reports the job's state
+// and then the record to the launcher, over SSH. ls, stop and logs find these sessions
+// in the Slurm root and judge them by squeue; stop is scancel.
+
+const (
+	slurmOutputFile = "job.out"
+	slurmScriptFile = "job.sh"
+	// phaseQueued: submitted, the job's server has not started yet.
+	phaseQueued = "queued"
+	// phaseEnded: the job's server has exited (the record and the job's output stay
+	// until `tether stop` or `ls --prune`).
+	phaseEnded = "ended"
+	// exitNotVisible is the job script's exit status when the tether binary is not on
+	// the node (home directories not shared).
+	exitNotVisible = 97
+)
+
+// slurmRoot is where Slurm sessions live: $TETHER_STATE_DIR, else
+// ~/.cache/tether/slurm. Never $XDG_RUNTIME_DIR: the job on the node must see the
+// directory the login node made, so it has to be on the (shared) home.
+func slurmRoot(create bool) (string, error) {
+	root := os.Getenv("TETHER_STATE_DIR")
+	if root != "" {
+		return stateRoot(create)
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return "", errors.New("cannot find a place for Slurm sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
+	}
+	root = filepath.Join(home, ".cache", "tether", "slurm")
+	if create {
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return "", fmt.Errorf("cannot create the session directory %s: %w; set TETHER_STATE_DIR to a private directory", root, err)
+		}
+	} else if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		return root, nil
+	}
+	if err := checkPrivateDir(root); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
+func (s *session) slurmOutput() string { return filepath.Join(s.Dir, slurmOutputFile) }
+
+// isSlurm reports whether the record is a Slurm session's.
+func (sf *sessionFile) isSlurm() bool { return sf != nil && (sf.Slurm || sf.JobID != "") }
+
+// jobName is the Slurm job name of a session.
+func jobName(id string) string { return "tether-" + id }
+
+// SlurmSubmit is `tether slurm submit`: it makes the session directory, writes the job
+// script and submits it, then prints a SlurmSubmitted line. On any failure nothing is
+// left: no directory, no job.
+func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if err := CheckSbatchArgs(o.Sbatch); err != nil {
+		return usagef("--slurm: %v", err)
+	}
+	if o.Name != "" {
+		if err := validName(o.Name); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	for _, a := range o.Serve {
+		if strings.ContainsRune(a, 0) {
+			return usagef("an argument of the app's command holds a NUL byte")
+		}
+	}
+	sbatch, err := exec.LookPath("sbatch")
+	if err != nil {
+		return fmt.Errorf("sbatch is not on %s's PATH: is it a Slurm login node? (load Slurm's module in your shell's startup file if the site uses modules)", hostname())
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find the tether binary for the job: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(self); err == nil {
+		self = r
+	}
+	root, err := slurmRoot(true)
+	if err != nil {
+		return err
+	}
+	if o.Name != "" {
+		if err := slurmNameTaken(ctx, root, o.Name); err != nil {
+			return err
+		}
+	}
+	sess, err := newSession(root)
+	if err != nil {
+		return err
+	}
+	sess.SockDir = sess.Dir // the job makes its own socket directory on the node
+	defer func() {
+		if err != nil {
+			sess.remove()
+		}
+	}()
+	sf := &sessionFile{
+		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve),
+			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
+		Phase: phaseQueued, Slurm: true,
+	}
+	if err := writeRecord(sess, sf); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(self, sess.Dir, o.Serve)); err != nil {
+		return err
+	}
+
+	gone := watchEOF(o.Stdin)
+	args := append([]string{"--parsable", "--job-name=" + jobName(sess.ID), "--output=" + sess.slurmOutput()},
+		o.Sbatch...)
+	args = append(args, filepath.Join(sess.Dir, slurmScriptFile))
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(sctx, sbatch, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &limitWriter{w: &out, n: 64 << 10}, &limitWriter{w: &errb, n: 64 << 10}
+	runErr := cmd.Run()
+	if runErr != nil {
+		if sctx.Err() != nil && ctx.Err() == nil {
+			return &SlurmError{Msg: "sbatch did not answer within 2 minutes (is slurmctld reachable?); nothing was submitted"}
+		}
+		return &SlurmError{Msg: "sbatch refused the job: " + slurmWords(errb.String(), runErr)}
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	jobID, _, _ := strings.Cut(strings.TrimSpace(line), ";") // "ID;cluster" on multi-cluster setups
+	if !jobIDPattern.MatchString(jobID) {
+		return &SlurmError{Msg: fmt.Sprintf("sbatch printed %q, not a job id; check for a job named %s with squeue", clip(line), jobName(sess.ID))}
+	}
+	sf.JobID = jobID
+	if err := writeRecord(sess, sf); err != nil {
+		scancel(jobID, sess.ID)
+		return err
+	}
+	select {
+	case <-gone:
+		scancel(jobID, sess.ID)
+		return errors.New("the launcher went away (stdin closed) while the job was submitted; the job was cancelled")
+	default:
+	}
+	b, _ := json.Marshal(SlurmSubmitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
+	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
+	return err
+}
+
+// serveCommand is the app's command line in serve's arguments (after "--"), for ls to
+// show while the job is queued.
+func serveCommand(serve []string) []string {
+	for i, a := range serve {
+		if a == "--" {
+			return append([]string{}, serve[i+1:]...)
+		}
+	}
+	return []string{}
+}
+
+// slurmScript is the batch script: tether serve in the foreground (exec, so it is the
+// step's own process), or a clear message when the binary is not on the node.
+func slurmScript(bin, dir string, serve []string) []byte {
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n")
+	fmt.Fprintf(&b, "# tether session %s: the step is `tether serve` in the foreground for the job's\n", filepath.Base(dir))
+	b.WriteString("# whole life (no daemon), so scancel and the time limit end all of it.\n")
+	fmt.Fprintf(&b, "b=%s\n", shQuote(bin))
+	b.WriteString("if [ ! -x \"$b\" ]; then\n")
+	b.WriteString("  echo \"tether: $b is not on node $(hostname): the nodes do not see the login node's home directory (or XDG_CACHE_HOME)\" >&2\n")
+	fmt.Fprintf(&b, "  exit %d\nfi\n", exitNotVisible)
+	b.WriteString("exec \"$b\" serve --slurm-session=" + shQuote(dir))
+	for _, a := range serve {
+		b.WriteString(" " + shQuote(a))
+	}
+	b.WriteString("\n")
+	return []byte(b.String())
+}
+
+// shQuote quotes s for a POSIX shell: single quotes, with ' as '\”.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// slurmWords is a Slurm command's error output as one line: its lines joined, each
+// without the "sbatch: error: " prefix.
+func slurmWords(stderr string, err error) string {
+	var parts []string
+	for _, l := range strings.Split(stderr, "\n") {
+		l = strings.TrimSpace(sanitizeLine(l))
+		for _, p := range []string{"sbatch: error: ", "squeue: error: ", "scancel: error: ", "sbatch: ", "squeue: ", "scancel: "} {
+			if rest, ok := strings.CutPrefix(l, p); ok {
+				l = rest
+				break
+			}
+		}
+		if l != "" {
+			parts = append(parts, l)
+		}
+	}
+	if len(parts) > 6 {
+		parts = parts[len(parts)-6:]
+	}
+	if len(parts) == 0 {
+		return err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(l.n, len(p))
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+// runSlurm runs a Slurm client command (30 s at most) and returns its stdout; a failure
+// carries Slurm's words.
+func runSlurm(ctx context.Context, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is not on %s's PATH", name, hostname())
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &limitWriter{w: &out, n: 4 << 20}, &limitWriter{w: &errb, n: 64 << 10}
+	if err := cmd.Run(); err != nil {
+		return out.String(), &SlurmError{Msg: name + ": " + slurmWords(errb.String(), err)}
+	}
+	return out.String(), nil
+}
+
+// squeueJobs asks squeue about jobs by id (finished ones included while Slurm still
+// lists them). Jobs squeue does not know are simply absent; a job whose name is not
+// tether-<session> (an id reused after a cluster restart) is left out by the callers.
+func squeueJobs(ctx context.Context, ids []string) (map[string]JobStatus, error) {
+	if len(ids) == 0 {
+		return map[string]JobStatus{}, nil
+	}
+	out, err := runSlurm(ctx, "squeue", "-h", "-t", "all", "-j", strings.Join(ids, ","), "-o", squeueFormat)
+	if err != nil {
+		// One unknown id makes squeue fail ("Invalid job id specified"): it ended long
+		// ago. Several ids with some unknown are listed without complaint.
+		if strings.Contains(err.Error(), "Invalid job id") {
+			return map[string]JobStatus{}, nil
+		}
+		return nil, err
+	}
+	return parseSqueue(out)
+}
+
+// scancel cancels the session's job: by id and name, so an id reused by another job is
+// never hit. Slurm's answer for a job already gone is not an error.
+func scancel(jobID, sessionID string) error {
+	_, err := runSlurm(context.Background(), "scancel", "--name="+jobName(sessionID), jobID)
+	if err != nil && strings.Contains(err.Error(), "Invalid job id") {
+		return nil
+	}
+	return err
+}
+
+// slurmNameTaken refuses a name already used by a Slurm session whose job is not over.
+func slurmNameTaken(ctx context.Context, root, name string) error {
+	all, err := scan(root)
+	if err != nil {
+		return err
+	}
+	var same []entry
+	for _, e := range all {
+		if e.rec.isSlurm() && e.rec.Name == name && e.rec.JobID != "" {
+			same = append(same, e)
+		}
+	}
+	if len(same) == 0 {
+		return nil
+	}
+	jobs, err := slurmJobsOf(ctx, same)
+	if err != nil {
+		return nil // squeue is down: sbatch will say so
+	}
+	for _, e := range same {
+		if j, ok := jobs[e.rec.JobID]; ok && !JobEnded(j.State) {
+			return fmt.Errorf("a Slurm session named %q exists (%s, job %s %s); stop it with `tether stop %s` or pick another --name", name, e.s.ID, j.JobID, j.State, name)
+		}
+	}
+	return nil
+}
+
+// slurmJobsOf asks squeue about the jobs of these Slurm sessions, keyed by job id,
+// keeping only jobs named after their session.
+func slurmJobsOf(ctx context.Context, es []entry) (map[string]JobStatus, error) {
+	var ids []string
+	want := map[string]string{}
+	for _, e := range es {
+		if e.rec.isSlurm() && e.rec.JobID != "" {
+			ids = append(ids, e.rec.JobID)
+			want[e.rec.JobID] = jobName(e.s.ID)
+		}
+	}
+	jobs, err := squeueJobs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for id, j := range jobs {
+		if want[id] != j.Name {
+			delete(jobs, id)
+		}
+	}
+	return jobs, nil
+}
+
+// slurmState judges a Slurm session: pending until its server is ready, running while
+// the job runs with a ready server, ended once the job is over; app-exited as its server
+// recorded. jobs is nil when squeue could not be asked: the record alone decides then.
+func slurmState(e entry, jobs map[string]JobStatus) string {
+	sf := e.rec
+	if sf == nil {
+		return StateDead
+	}
+	if sf.Phase == phaseAppExited {
+		return StateAppExited
+	}
+	if sf.JobID == "" {
+		// The submit is under way, or died before sbatch answered.
+		if fi, err := os.Lstat(e.s.Dir); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			return StateDead
+		}
+		return StatePending
+	}
+	if jobs == nil {
+		switch sf.Phase {
+		case phaseRunning:
+			return StateRunning
+		case phaseEnded:
+			return StateEnded
+		}
+		return StatePending
+	}
+	j, ok := jobs[sf.JobID]
+	switch {
+	case !ok || JobEnded(j.State) || j.State == "COMPLETING":
+		return StateEnded
+	case j.State == "RUNNING" && sf.Phase == phaseRunning:
+		return StateRunning
+	case sf.Phase == phaseEnded:
+		return StateEnded
+	}
+	return StatePending
+}
+
+// stopSlurmEntry cancels the session's job, waits until Slurm says it is over (its
+// processes gone), and removes the session's directory.
+func stopSlurmEntry(ctx context.Context, e entry) error {
+	if sf := e.rec; sf != nil && sf.JobID != "" {
+		if err := scancel(sf.JobID, e.s.ID); err != nil {
+			return fmt.Errorf("cancelling job %s: %w", sf.JobID, err)
+		}
+		var last JobStatus
+		if !waitGone(ctx, slurmStopWait, func() bool {
+			jobs, err := squeueJobs(ctx, []string{sf.JobID})
+			if err != nil {
+				return false
+			}
+			j, ok := jobs[sf.JobID]
+			last = j
+			return !ok || j.Name != jobName(e.s.ID) || JobEnded(j.State)
+		}) {
+			return fmt.Errorf("job %s is still %s %s after scancel; check `squeue -j %s`", sf.JobID, last.State, slurmStopWait, sf.JobID)
+		}
+	}
+	if err := e.s.remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// slurmStopWait bounds the wait for a cancelled job to end: Slurm's KillWait (30 s by
+// default) between SIGTERM and SIGKILL, plus the epilog.
+var slurmStopWait = 90 * time.Second
+
+// slurmLogs prints the job's output file and then the app's log.
+func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
+	fmt.Fprintf(o.Stdout, "==> job %s output (%s) <==\n", e.rec.JobID, e.s.slurmOutput())
+	if f, err := copyLog(o.Stdout, e.s.slurmOutput()); err == nil {
+		f.Close()
+	} else if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(o.Stdout, "(none yet: the job has not started)")
+	} else {
+		return err
+	}
+	fmt.Fprintf(o.Stdout, "==> app log (%s) <==\n", e.s.logPath())
+	if !o.Follow {
+		f, err := copyLog(o.Stdout, e.s.logPath())
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	var lastCheck time.Time
+	ended := false
+	done := func() bool {
+		if time.Since(lastCheck) < 5*time.Second {
+			return ended
+		}
+		lastCheck = time.Now()
+		sf, err := readRecord(e.s.recordPath())
+		if err != nil {
+			return true
+		}
+		jobs, err := slurmJobsOf(ctx, []entry{{s: e.s, rec: sf}})
+		if err != nil {
+			return false
+		}
+		st := slurmState(entry{s: e.s, rec: sf}, jobs)
+		ended = st == StateEnded || st == StateAppExited || st == StateDead
+		return ended
+	}
+	err := followLog(ctx, o.Stdout, e.s.logPath(), done)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// describeJob is ls's words for a Slurm session's job: "job 5 RUNNING on vm, 59:58
+// left" or "job 6 PENDING (Resources), limit 1:00:00".
+func describeJob(jobID string, j *JobStatus) string {
+	if j == nil || j.State == "" {
+		return "job " + jobID + " (no longer listed by squeue)"
+	}
+	s := "job " + jobID + " " + j.State
+	if j.Reason != "" && j.Reason != "None" {
+		s += " (" + sanitizeLine(j.Reason) + ")"
+	}
+	if j.Node != "" && !JobPending(j.State) {
+		s += " on " + j.Node
+	}
+	switch {
+	case JobEnded(j.State) || j.State == "COMPLETING":
+	case JobPending(j.State) && j.TimeLeft != "":
+		s += ", limit " + j.TimeLeft
+	case j.TimeLeft != "":
+		s += ", " + j.TimeLeft + " left"
+	}
+	return s
+}
+
+// openSlurmSession is the job's side: the session directory the submit made (passed as
+// --slurm-session), checked to be ours and this job's.
+func openSlurmSession(dir string) (*session, *sessionFile, error) {
+	jobID := os.Getenv("SLURM_JOB_ID")
+	if !jobIDPattern.MatchString(jobID) {
+		return nil, nil, usagef("--slurm-session runs only inside the Slurm job `tether launch --slurm` submitted (SLURM_JOB_ID is not set)")
+	}
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !idPattern.MatchString(filepath.Base(dir)) {
+		return nil, nil, usagef("--slurm-session %q is not a session directory", dir)
+	}
+	if err := checkPrivateDir(dir); err != nil {
+		return nil, nil, err
+	}
+	s := &session{ID: filepath.Base(dir), Root: filepath.Dir(dir), Dir: dir, SockDir: dir}
+	// The submit writes the job id into the record right after sbatch answers; the job
+	// may start first.
+	var sf *sessionFile
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sf, err = readRecord(s.recordPath())
+		if err == nil && (sf.JobID != "" || time.Now().After(deadline)) {
+			break
+		}
+		if err != nil && time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("reading the session's record: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !sf.isSlurm() || sf.ID != s.ID {
+		return nil, nil, fmt.Errorf("%s is not a Slurm session's directory", dir)
+	}
+	if sf.JobID != "" && sf.JobID != jobID {
+		return nil, nil, fmt.Errorf("session %s belongs to job %s, not to this job %s", s.ID, sf.JobID, jobID)
+	}
+	sf.JobID = jobID
+	sd, err := shortSocketDir(s.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.SockDir = sd
+	return s, sf, nil
+}
+
+// slurmListenHost is the address the job's server listens on: the node's own address,
+// which the login node reaches (a non-loopback IPv4 address of the node's name, else
+// IPv6, else loopback on a cluster where the node is the login node itself).
+func slurmListenHost(node string) (string, error) {
+	var ips []net.IP
+	for _, name := range []string{node, hostname()} {
+		if found, err := net.LookupIP(name); err == nil {
+			ips = append(ips, found...)
+		}
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("cannot find node %s's address (it does not resolve)", node)
+	}
+	pick := func(ok func(net.IP) bool) string {
+		for _, ip := range ips {
+			if ok(ip) {
+				return ip.String()
+			}
+		}
+		return ""
+	}
+	if a := pick(func(ip net.IP) bool { return ip.To4() != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() }); a != "" {
+		return a, nil
+	}
+	if a := pick(func(ip net.IP) bool { return ip.To4() == nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() }); a != "" {
+		return a, nil
+	}
+	return pick(func(ip net.IP) bool { return ip.IsLoopback() }), nil
+}
+
+// slurmNode is the node's name as Slurm knows it.
+func slurmNode() string {
+	if n := os.Getenv("SLURMD_NODENAME"); hostPattern.MatchString(n) {
+		return n
+	}
+	h := hostname()
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return h
+}
+
+// slurmReporter reports the job's server to its output file: progress, then a ready
+// line without the token (the output file is no place for secrets).
+type slurmReporter struct{ w io.Writer }
+
+func (r slurmReporter) progress(msg string) { fmt.Fprintf(r.w, "tether: %s\n", msg) }
+
+func (r slurmReporter) ready(rec Record) {
+	fmt.Fprintf(r.w, "tether: session %s is ready on %s at %s (job %s): %s\n", rec.ID, rec.Node, rec.Addr, rec.JobID, commandLine(rec.Command))
+}
+
+func (r slurmReporter) failed(string, []string) {}
+
+// How often the watch looks: the record file often (cheap, local), squeue every second
+// until the session is ready, then every slurmWatchRunning (an RPC to slurmctld).
+var (
+	slurmWatchTick    = 200 * time.Millisecond
+	slurmWatchPending = time.Second
+	slurmWatchRunning = 15 * time.Second
+)
+
+// SlurmWatch is `tether slurm watch ID`: one JSON line per event until the job ends or
+// the caller goes away.
+func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
+	root, err := slurmRoot(false)
+	if err != nil {
+		return err
+	}
+	if !idPattern.MatchString(o.Target) {
+		return usagef("slurm watch needs a session id")
+	}
+	s := &session{ID: o.Target, Root: root, Dir: filepath.Join(root, o.Target), SockDir: filepath.Join(root, o.Target)}
+	sf, err := readRecord(s.recordPath())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no Slurm session %s on %s", o.Target, hostname())
+		}
+		return err
+	}
+	if !sf.isSlurm() {
+		return fmt.Errorf("session %s is not a Slurm session", o.Target)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gone := watchEOF(o.Stdin)
+	go func() {
+		select {
+		case <-gone:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	enc := json.NewEncoder(o.Stdout)
+	send := func(ev SlurmEvent) error { return enc.Encode(ev) }
+
+	var (
+		last      JobStatus
+		lastSent  time.Time
+		lastAsked time.Time
+		readySent bool
+		failures  int
+		waitID    = time.Now().Add(2 * time.Minute)
+	)
+	for {
+		if r, err := readRecord(s.recordPath()); err == nil {
+			sf = r
+		} else if errors.Is(err, fs.ErrNotExist) {
+			return send(SlurmEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State},
+				Message: "the session's directory is gone (stopped)"})
+		}
+		if sf.JobID == "" {
+			if time.Now().After(waitID) {
+				return fmt.Errorf("session %s has no job id after 2 minutes: its submit failed", o.Target)
+			}
+		} else {
+			interval := slurmWatchPending
+			if readySent {
+				interval = slurmWatchRunning
+			}
+			if sf.Phase == phaseEnded || sf.Phase == phaseAppExited {
+				interval = slurmWatchPending // the job is about to end
+			}
+			if time.Since(lastAsked) >= interval {
+				lastAsked = time.Now()
+				jobs, err := squeueJobs(ctx, []string{sf.JobID})
+				switch {
+				case ctx.Err() != nil:
+					return nil
+				case err != nil:
+					failures++
+					if failures == 3 || failures%30 == 0 {
+						if err := send(SlurmEvent{Event: "note", Job: last, Message: oneLineOf(err.Error())}); err != nil {
+							return nil
+						}
+					}
+				default:
+					failures = 0
+					j, ok := jobs[sf.JobID]
+					if !ok || j.Name != jobName(s.ID) {
+						j = JobStatus{JobID: sf.JobID}
+					}
+					if JobEnded(j.State) {
+						return send(slurmEnded(ctx, s, sf, j))
+					}
+					changed := j.State != last.State || j.Reason != last.Reason || j.Node != last.Node
+					if changed || time.Since(lastSent) >= time.Minute {
+						if err := send(SlurmEvent{Event: "job", Job: j}); err != nil {
+							return nil
+						}
+						lastSent = time.Now()
+					}
+					last = j
+				}
+			}
+			if !readySent && sf.Phase == phaseRunning && last.State == "RUNNING" {
+				rec := sf.Record
+				rec.State, rec.Job = "", nil
+				if rec.Validate() == nil {
+					if err := send(SlurmEvent{Event: "ready", Job: last, Session: &rec}); err != nil {
+						return nil
+					}
+					readySent = true
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(slurmWatchTick):
+		}
+	}
+}
+
+// slurmEnded is the last event: how the job ended, with its output's last lines.
+func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j JobStatus) SlurmEvent {
+	ev := SlurmEvent{Event: "ended", Job: j, OutputPath: s.slurmOutput(), Phase: sf.Phase, Exit: sf.Exit}
+	if b, err := readTail(s.slurmOutput(), 64<<10); err == nil {
+		ev.OutputSeen = true
+		ev.Output = lastLines(string(b), 20)
+	}
+	if out, err := runSlurm(ctx, "scontrol", "-o", "show", "job", sf.JobID); err == nil {
+		for _, f := range strings.Fields(out) {
+			if v, ok := strings.CutPrefix(f, "ExitCode="); ok && len(v) < 16 {
+				ev.ExitCode = v
+			}
+		}
+	}
+	if r, err := readRecord(s.recordPath()); err == nil {
+		ev.Phase, ev.Exit = r.Phase, r.Exit
+	}
+	return ev
+}
+
+// readTail reads at most the last n bytes of a regular file, not following symlinks.
+func readTail(path string, n int64) ([]byte, error) {
+	f, err := openLog(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > n {
+		if _, err := f.Seek(fi.Size()-n, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	return io.ReadAll(io.LimitReader(f, n))
+}
+
+func oneLineOf(s string) string { return strings.Join(strings.Fields(sanitizeLine(s)), " ") }
+
+// normalizeSlurm checks serve's options in a Slurm job: foreground, a token, TLS.
+func (o *ServeOptions) normalizeSlurm() error {
+	if o.Detach || o.ReadyFD > 0 {
+		return usagef("--slurm-session runs in the foreground: it is the job's step")
+	}
+	if noAuth() {
+		return usagef("TETHER_NO_AUTH=1 is refused in a Slurm job: its server listens on the cluster network")
+	}
+	if o.Listen != "" || o.Socket != "" {
+		return usagef("--slurm-session picks its own address and socket; drop --listen and --socket")
+	}
+	o.TLS = true
+	return nil
+}
+
+// startSlurm fills in the job's side of the record and the listen address: the node's
+// address, a port the kernel picks.
+func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
+	node := slurmNode()
+	host, err := slurmListenHost(node)
+	if err != nil {
+		return err
+	}
+	o.Listen = net.JoinHostPort(host, "0")
+	sf.Slurm, sf.JobID, sf.Node = true, queued.JobID, node
+	if sf.Name == "" {
+		sf.Name = queued.Name
+	}
+	if !queued.Started.IsZero() {
+		sf.Started = queued.Started
+	}
+	return nil
+}
+
+// endSlurmSession records how the job's server ended (the token cleared: nobody can
+// use it any more) and removes the node-local socket directory. The session directory
+// stays for ls and logs.
+func endSlurmSession(s *session, sf *sessionFile, err error) {
+	if sf.Phase != phaseAppExited {
+		sf.Phase = phaseEnded
+		if sf.Exit == "" && err != nil {
+			sf.Exit = oneLineOf(err.Error())
+			if len(sf.Exit) > 300 {
+				sf.Exit = sf.Exit[:300] + "…"
+			}
+		}
+		if sf.Exit == "" {
+			sf.Exit = "stopped"
+		}
+	}
+	if sf.Ended.IsZero() {
+		sf.Ended = time.Now().UTC()
+	}
+	sf.Token = ""
+	writeRecord(s, sf)
+	if s.SockDir != s.Dir && isShortSocketDir(s.SockDir, s.ID) {
+		os.RemoveAll(s.SockDir)
+	}
+}
+
+// slurmJobsFor asks squeue once about the Slurm sessions among es; nil (with a note on
+// stderr) when squeue fails, so their states come from the records alone.
+func slurmJobsFor(ctx context.Context, es []entry, stderr io.Writer) map[string]JobStatus {
+	any := false
+	for _, e := range es {
+		any = any || e.rec.isSlurm() && e.rec.JobID != ""
+	}
+	if !any {
+		return map[string]JobStatus{}
+	}
+	jobs, err := slurmJobsOf(ctx, es)
+	if err != nil {
+		fmt.Fprintf(stderr, "tether: cannot ask Slurm about the jobs of Slurm sessions (%s); their states below come from their records\n", oneLineOf(err.Error()))
+		return nil
+	}
+	return jobs
+}

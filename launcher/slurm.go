@@ -163,14 +163,14 @@ func sbatchHint(msg, host string) string {
 	low := strings.ToLower(msg)
 	h := tunnel.Quote(host)
 	switch {
+	case strings.Contains(low, "account"), strings.Contains(low, "qos"), strings.Contains(low, "association"):
+		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
 	case strings.Contains(low, "partition"):
 		return "pick a partition with -p; `ssh " + h + " sinfo -s` lists them"
 	case strings.Contains(low, "invalid --time"):
 		return "write -t as MINUTES, H:MM:SS or D-HH:MM:SS"
 	case strings.Contains(low, "time limit"):
 		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
-	case strings.Contains(low, "account"), strings.Contains(low, "qos"), strings.Contains(low, "association"):
-		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
 	case strings.Contains(low, "node configuration"), strings.Contains(low, "processors"), strings.Contains(low, "gres"), strings.Contains(low, "memory"):
 		return "ask for what a node has; `ssh " + h + " sinfo -o '%P %c %m %G'` shows CPUs, memory and GPUs per partition"
 	case strings.Contains(low, "sbatch is not on"):
@@ -355,11 +355,12 @@ func (s *session) endedBeforeReady(ev remote.SlurmEvent) error {
 	if j.Reason != "" && j.Reason != "None" {
 		detail = clip(oneLine(j.Reason), 80)
 	}
-	if ev.ExitCode != "" && ev.ExitCode != "0:0" && ev.Exit == "" {
+	// Slurm's ExitCode is status:signal.
+	if status := ev.ExitCode; status != "" && status != "0:0" && ev.Exit == "" {
 		if detail != "" {
 			detail += ", "
 		}
-		detail += "exit code " + clip(oneLine(ev.ExitCode), 16)
+		detail += "exit code " + clip(oneLine(status), 16)
 	}
 	if detail != "" {
 		how += " (" + detail + ")"

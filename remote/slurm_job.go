@@ -112,7 +112,7 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	rest := s
 	if d, r, ok := strings.Cut(s, "-"); ok {
 		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 || len(d) > 5 {
+		if err != nil || !allDigits(d) || len(d) > 5 {
 			return 0, fmt.Errorf("time %q: bad days", clip(s))
 		}
 		days, rest = n, r
@@ -122,7 +122,7 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	nums := make([]int, len(parts))
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || p == "" || len(p) > 6 {
+		if err != nil || !allDigits(p) || len(p) > 6 {
 			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
 		}
 		if i > 0 && (len(p) != 2 || n > 59) {
@@ -146,6 +146,15 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("time %q: hours over 23 after days", clip(s))
 	}
 	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, nil
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Job states: those that mean the job is over (its processes are gone). Everything

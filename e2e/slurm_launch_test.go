@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,6 +286,19 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("after attach: %d %.100q", status, body)
 		}
 		mustContain(t, "attach stderr", a.stderr.String(), "job "+j.ID+" runs on "+s.Node)
+		// A dropped SSH connection: the launcher reconnects to the login node and the same
+		// local URL answers again (the TLS hop and the job's watch start over).
+		if n := site.sshd.KillConnections(); n == 0 {
+			t.Fatal("no sshd connection process to kill")
+		}
+		dropped := time.Now()
+		if !WaitFor(20*time.Second, func() bool {
+			status, body, _ := fetch(t, abase, "Authorization", "token "+tok)
+			return status == 200 && strings.Contains(body, sess.ID)
+		}) {
+			t.Fatalf("the URL did not come back after the connection was killed; stderr:\n%s", a.stderr.String())
+		}
+		t.Logf("the local URL answered again %s after the SSH connection was killed", fmtDur(time.Since(dropped)))
 		a.interrupt(t)
 
 		// logs: the job's output file and the app log.
@@ -319,12 +333,13 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 	})
 
-	t.Run("via node ssh, walltime warning, --rm", func(t *testing.T) {
+	t.Run("via node ssh, an app, walltime warning, --rm", func(t *testing.T) {
+		needPython(t)
 		logins := strings.Count(site.sshd.Log(), "Accepted publickey")
-		l := site.launch(t, "-t 1", "--via-node-ssh", "--rm", "--no-browser")
+		l := site.launch(t, "-t 1", append([]string{"--via-node-ssh", "--rm", "--no-browser", "--"}, httpServerApp...)...)
 		sess := l.line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-		if status, body, _ := fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
+		if status, body, _ := fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, httpServerTitle) {
 			t.Errorf("through the node's socket: %d %.200q", status, body)
 		}
 		// Three logins: the login node, then the node through it (ProxyJump: the jump
@@ -339,9 +354,24 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("%d walltime warnings; want 1", n)
 		}
 		j, _ := site.jobNamed(t, sess.ID)
+		pids := s.JobPIDs(j.ID)
+		apps := 0
+		for _, pid := range pids {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "python3" {
+				apps++
+			}
+		}
+		if apps != 1 {
+			t.Errorf("scontrol listpids %s: %v, %d of them the app; want the app among them", j.ID, pids, apps)
+		}
 		// --rm: Ctrl-C stops the session, which is scancel.
 		if err := l.interrupt(t); err != nil {
 			t.Fatalf("launcher after SIGINT: %v\n%s", err, l.stderr.String())
+		}
+		for _, pid := range pids {
+			if Alive(pid) {
+				t.Errorf("process %d of job %s is alive after --rm stopped it", pid, j.ID)
+			}
 		}
 		mustContain(t, "launcher stderr", l.stderr.String(), "stopped session "+sess.ID)
 		if j2, ok := site.jobNamed(t, sess.ID); ok && j2.State != "CANCELLED" {
@@ -413,6 +443,36 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("queue after Ctrl-C: %v; want the blocker alone", q)
 		}
 
+		// On a terminal, Ctrl-C asks; "n" leaves the job queued; stop cancels it.
+		tty := startOnTerminal(t, site.args("launch", "--slurm", "-p debug", "--no-browser"))
+		if !WaitFor(30*time.Second, func() bool { return strings.Contains(tty.out.String(), "PENDING (Resources)") }) {
+			t.Fatalf("on a terminal: no PENDING (Resources); output:\n%s", tty.out.String())
+		}
+		tty.in.Write([]byte{3}) // Ctrl-C, through the terminal
+		if !WaitFor(10*time.Second, func() bool { return strings.Contains(tty.out.String(), "? [Y/n]") }) {
+			t.Fatalf("no question after Ctrl-C on a terminal; output:\n%s", tty.out.String())
+		}
+		tty.in.Write([]byte("n\n"))
+		if _, ok := tty.proc.Wait(30 * time.Second); !ok {
+			t.Fatalf("tether did not exit after the answer; output:\n%s", tty.out.String())
+		}
+		mustContain(t, "terminal", tty.out.String(), "cancel job", "(PENDING)? [Y/n]", "stays queued")
+		list := site.sessions(t)
+		if len(list) != 1 || list[0]["state"] != "pending" {
+			t.Fatalf("after answering n: %v", list)
+		}
+		id := fmt.Sprint(list[0]["id"])
+		queued, _ := site.jobNamed(t, id)
+		if queued.State != "PENDING" {
+			t.Errorf("after answering n the job is %+v", queued)
+		}
+		if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
+			t.Errorf("stop of a pending job: exit %d: %s", code, errOut)
+		}
+		if j, ok := site.jobNamed(t, id); ok && j.State != "CANCELLED" {
+			t.Errorf("after stop: %+v", j)
+		}
+
 		// --detach-pending: Ctrl-C leaves it queued.
 		l = startLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser", "--detach-pending"), false)
 		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
@@ -422,11 +482,11 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("exit %v; want 0", err)
 		}
 		mustContain(t, "stderr", l.stderr.String(), "stays queued", "attach when it runs: tether attach")
-		list := site.sessions(t)
+		list = site.sessions(t)
 		if len(list) != 1 || list[0]["state"] != "pending" {
 			t.Fatalf("sessions: %v", list)
 		}
-		id := fmt.Sprint(list[0]["id"])
+		id = fmt.Sprint(list[0]["id"])
 		job, _ := list[0]["job"].(map[string]any)
 		if job["state"] != "PENDING" || job["reason"] != "Resources" {
 			t.Errorf("ls --json job: %v", job)
@@ -482,4 +542,40 @@ func TestSlurmLaunch(t *testing.T) {
 func lastLine(s string) string {
 	s = strings.TrimRight(s, "\n")
 	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// onTerminal is tether run on a pseudo-terminal (util-linux script): in carries keys
+// (Ctrl-C is byte 3), out what the terminal shows.
+type onTerminal struct {
+	proc *Proc
+	in   io.WriteCloser
+	out  *Buffer
+}
+
+func startOnTerminal(t *testing.T, args []string) *onTerminal {
+	t.Helper()
+	script := Need(t, "script", "bsdutils")
+	line := Binary(t)
+	for _, a := range args {
+		line += " '" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	env, _ := launcherEnv(t)
+	cmd := exec.Command(script, "-q", "-e", "-c", line, "/dev/null")
+	cmd.Env = append(env, "TERM=dumb")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := &onTerminal{in: in, out: &Buffer{}}
+	cmd.Stdout, cmd.Stderr = term.out, term.out
+	term.proc = Start(t, cmd)
+	// script runs tether in a session of its own: stop it by PID too.
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		for _, p := range Descendants(pid, "") {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+		in.Close()
+	})
+	return term
 }

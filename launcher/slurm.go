@@ -76,6 +76,10 @@ func (s *session) closeSlurm() {
 func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Record, error) {
 	sub, err := s.submitSlurm(ctx, o)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The submit on the host sees its stdin close and cancels a job it queued.
+			return remote.Record{}, &Error{Msg: "interrupted while submitting the job", Hint: "`" + s.cmdline("ls") + "` shows whether anything was left", Code: 130}
+		}
 		return remote.Record{}, err
 	}
 	s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)

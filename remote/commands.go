@@ -305,6 +305,10 @@ func Stop(ctx context.Context, o StopOptions) error {
 			errs = append(errs, fmt.Errorf("stopping %s: %w", e.s.ID, err))
 			continue
 		}
+		if e.rec.isSlurm() && e.rec.JobID != "" {
+			fmt.Fprintf(o.Stdout, "stopped %s (job %s cancelled)\n", e.s.ID, e.rec.JobID)
+			continue
+		}
 		fmt.Fprintf(o.Stdout, "stopped %s\n", e.s.ID)
 	}
 	if o.All && len(targets) == 0 {

@@ -527,33 +527,54 @@ func openSlurmSession(dir string) (*session, *sessionFile, error) {
 }
 
 // slurmListenHost is the address the job's server listens on: the node's own address,
-// which the login node reaches (a non-loopback IPv4 address of the node's name, else
-// IPv6, else loopback on a cluster where the node is the login node itself).
-func slurmListenHost(node string) (string, error) {
+// the one the login node reaches. Slurm's NodeAddr for the node comes first (what the
+// controller uses to reach it), then what the node's name resolves to; only addresses
+// of this machine's interfaces count, non-loopback ones before loopback (a cluster whose
+// login node is the node itself).
+func slurmListenHost(ctx context.Context, node string) (string, error) {
+	var names []string
+	if out, err := runSlurm(ctx, "scontrol", "-o", "show", "node", node); err == nil {
+		for _, f := range strings.Fields(out) {
+			if v, ok := strings.CutPrefix(f, "NodeAddr="); ok && v != "" {
+				names = append(names, v)
+			}
+		}
+	}
+	names = append(names, node, hostname())
 	var ips []net.IP
-	for _, name := range []string{node, hostname()} {
-		if found, err := net.LookupIP(name); err == nil {
+	for _, name := range names {
+		if ip := net.ParseIP(name); ip != nil {
+			ips = append(ips, ip)
+		} else if found, err := net.LookupIP(name); err == nil {
 			ips = append(ips, found...)
 		}
 	}
-	if len(ips) == 0 {
-		return "", fmt.Errorf("cannot find node %s's address (it does not resolve)", node)
+	local := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				local[n.IP.String()] = true
+			}
+		}
 	}
 	pick := func(ok func(net.IP) bool) string {
 		for _, ip := range ips {
-			if ok(ip) {
+			if local[ip.String()] && ok(ip) {
 				return ip.String()
 			}
 		}
 		return ""
 	}
-	if a := pick(func(ip net.IP) bool { return ip.To4() != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() }); a != "" {
-		return a, nil
+	for _, ok := range []func(net.IP) bool{
+		func(ip net.IP) bool { return ip.To4() != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() },
+		func(ip net.IP) bool { return ip.To4() == nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() },
+		func(ip net.IP) bool { return ip.IsLoopback() },
+	} {
+		if a := pick(ok); a != "" {
+			return a, nil
+		}
 	}
-	if a := pick(func(ip net.IP) bool { return ip.To4() == nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() }); a != "" {
-		return a, nil
-	}
-	return pick(func(ip net.IP) bool { return ip.IsLoopback() }), nil
+	return "", fmt.Errorf("cannot find node %s's address: none of %s is an address of this machine", node, strings.Join(names, ", "))
 }
 
 // slurmNode is the node's name as Slurm knows it.
@@ -760,7 +781,7 @@ func (o *ServeOptions) normalizeSlurm() error {
 // address, a port the kernel picks.
 func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 	node := slurmNode()
-	host, err := slurmListenHost(node)
+	host, err := slurmListenHost(context.Background(), node)
 	if err != nil {
 		return err
 	}

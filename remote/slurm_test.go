@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,5 +190,33 @@ func TestSlurmJobsOfChecksTheName(t *testing.T) {
 	log, _ := os.ReadFile(filepath.Join(fake, "squeue.log"))
 	if !strings.Contains(string(log), "5,6") || !strings.Contains(string(log), squeueFormat) {
 		t.Errorf("squeue got %q", log)
+	}
+}
+
+// The job's server listens on the node's address: Slurm's NodeAddr when it is an
+// address of this machine, else what the node's name resolves to here.
+func TestSlurmListenHost(t *testing.T) {
+	var mine string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			mine = n.IP.String()
+			break
+		}
+	}
+	if mine != "" {
+		fakeSlurm(t, map[string]string{"scontrol": "echo 'NodeName=n1 Arch=x86_64 NodeAddr=" + mine + " NodeHostName=n1 State=MIXED'"})
+		if got, err := slurmListenHost(context.Background(), "n1"); err != nil || got != mine {
+			t.Errorf("NodeAddr %s of this machine: got %q, %v", mine, got, err)
+		}
+	}
+	// A NodeAddr that is not this machine's (and a failing scontrol) falls back to the
+	// node's name: here "localhost", loopback.
+	for _, body := range []string{"echo 'NodeName=n1 NodeAddr=192.0.2.1 State=IDLE'", "echo 'slurm_load_node error: Invalid node name specified' >&2; exit 1"} {
+		fakeSlurm(t, map[string]string{"scontrol": body})
+		got, err := slurmListenHost(context.Background(), "localhost")
+		if ip := net.ParseIP(got); err != nil || ip == nil || mine == "" && !ip.IsLoopback() || got == "192.0.2.1" {
+			t.Errorf("scontrol %q: got %q, %v", body, got, err)
+		}
 	}
 }

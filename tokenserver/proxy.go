@@ -121,7 +121,7 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 			}
 		},
 		ModifyResponse: modify,
-		Transport: transport,
+		Transport:      transport,
 		// FlushInterval 0: ReverseProxy already flushes at once for streams (unknown
 		// length, text/event-stream), and buffers the rest.
 		FlushInterval: 0,

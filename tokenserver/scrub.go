@@ -112,8 +112,8 @@ func textual(ct string) bool {
 // scrubReader cuts the secrets out of a stream. It holds back enough bytes that a
 // secret split across reads, and the NAME= before it, are still seen whole.
 type scrubReader struct {
-	s   *scrubber
-	r   io.ReadCloser
+	s     *scrubber
+	r     io.ReadCloser
 	buf   []byte // read, not yet scrubbed or handed out
 	out   []byte // scrubbed, ready to hand out
 	chunk []byte

@@ -132,12 +132,24 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	if o.IdleTimeout > 0 {
 		args = append(args, "--idle-timeout", o.IdleTimeout.String())
 	}
+	if o.App != "" {
+		args = append(args, "--app", o.App)
+	}
+	if o.AppSecretEnv != "" {
+		args = append(args, "--app-secret-env", o.AppSecretEnv)
+	}
+	for _, h := range o.AppHeaders {
+		args = append(args, "--app-header", h)
+	}
 	if len(o.Command) > 0 {
 		args = append(args, "--")
 		args = append(args, o.Command...)
 	}
 	what := "tether's built-in app"
-	if len(o.Command) > 0 {
+	switch {
+	case o.App != "":
+		what = clip(oneLine(strings.Join(append([]string{o.App}, o.Command...), " ")), 60)
+	case len(o.Command) > 0:
 		what = clip(oneLine(strings.Join(o.Command, " ")), 60)
 	}
 

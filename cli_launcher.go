@@ -42,12 +42,13 @@ type LaunchCmd struct {
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" hidden:"" help:"How long the remote waits for the app to be ready (default 5m)."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
-	Command      []string      `arg:"" optional:"" name:"app-or-command" help:"A preset (jupyter, code-server, shiny, static, ...; see tether apps) and its extra arguments after --; or, after --, a command line that may use {port}, {host}, {base_url}, {socket} and {app_secret_file}. None: tether's built-in app."`
+	App          string        `arg:"" optional:"" name:"app" help:"A preset: jupyter, code-server, shiny, static, ... (see tether apps). None: tether's built-in app."`
+	Command      []string      `arg:"" optional:"" name:"command" help:"After APP: its extra arguments (flags after --). Without APP, after --: a command line that may use {port}, {host}, {base_url}, {socket} and {app_secret_file}."`
 }
 
 // Run launches.
 func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
-	app, command := splitApp(kctx.Args, c.Command)
+	app, command := splitApp(kctx.Args, c.positionals())
 	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
 		return &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
 	}
@@ -56,6 +57,15 @@ func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader,
 		ReadyTimeout: c.ReadyTimeout,
 	})
+}
+
+// positionals are the words after HOST as given (kong splits them between App and
+// Command, whatever came before or after --).
+func (c *LaunchCmd) positionals() []string {
+	if c.App == "" {
+		return c.Command
+	}
+	return append([]string{c.App}, c.Command...)
 }
 
 // splitApp tells `launch HOST APP [-- EXTRA]` from `launch HOST -- COMMAND`: a preset

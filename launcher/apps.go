@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,15 +27,17 @@ const (
 )
 
 // detectScript is the detection script for the given executable names: one line
-// "tether-app v1 NAME PATH" per name found, then a closing line. Each name is quoted
-// with tunnel.Quote; the script holds no backslashes and no newlines, like the probe
-// script, so any login shell passes it through unchanged.
+// "tether-app v1 N PATH" for each name found (N its 1-based index, so that no name,
+// whatever it holds, is ever parsed back), then a closing line. Each name is quoted
+// with tunnel.Quote and only ever used as "$e"; for the presets' own names the script
+// holds no backslashes and no newlines, like the probe script, so any login shell
+// passes it through unchanged.
 func detectScript(execs []string) string {
 	var quoted []string
 	for _, e := range execs {
 		quoted = append(quoted, tunnel.Quote(e))
 	}
-	return `for e in ` + strings.Join(quoted, " ") + `; do if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$e" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
+	return `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
 }
 
 // detectCommand is the exec command line running detectScript with /bin/sh.
@@ -58,13 +61,9 @@ func presetExecs() []string {
 }
 
 // parseDetection reads the script's output: name → path for the names we asked about
-// whose path is a clean absolute path. Anything else (a chatty login shell, a hostile
+// (by index) whose path is a clean absolute path. Anything else (a chatty login shell, a hostile
 // remote) is ignored; a missing closing line is an error.
 func parseDetection(r io.Reader, asked []string) (map[string]string, error) {
-	want := map[string]bool{}
-	for _, e := range asked {
-		want[e] = true
-	}
 	found := map[string]string{}
 	br := bufio.NewReaderSize(r, 64<<10)
 	for i := 0; i < 1000; i++ {
@@ -82,10 +81,12 @@ func parseDetection(r io.Reader, asked []string) (map[string]string, error) {
 		if !ok {
 			continue
 		}
-		name, p, ok := strings.Cut(rest, " ")
-		if !ok || !want[name] || !cleanAbs(p) {
+		num, p, ok := strings.Cut(rest, " ")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || n < 1 || n > len(asked) || !cleanAbs(p) {
 			continue
 		}
+		name := asked[n-1]
 		if _, dup := found[name]; !dup {
 			found[name] = p
 		}

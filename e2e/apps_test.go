@@ -63,7 +63,9 @@ func launchPreset(t *testing.T, s *SSHD, app string, extra ...string) *launched 
 }
 
 // appSocket is the app's own socket beside the session's server socket.
-func appSocket(l *launched) string { return filepath.Join(filepath.Dir(l.line.Session.Socket), "app.sock") }
+func appSocket(l *launched) string {
+	return filepath.Join(filepath.Dir(l.line.Session.Socket), "app.sock")
+}
 
 // direct sends a request straight to the app's socket, as another process of the
 // machine could (our uid: the socket's mode would stop any other), without the secret.

@@ -112,7 +112,7 @@ const shinyCode = `secret <- Sys.getenv("TETHER_APP_SECRET"); Sys.unsetenv("TETH
 var presets = []Preset{
 	{
 		Name:        "jupyter",
-		Description: "Jupyter: JupyterLab if installed, else the Notebook, else Jupyter Server (with nbclassic, as Debian ships it)",
+		Description: "Jupyter: JupyterLab, else the Notebook, else Jupyter Server",
 		Flavours: []Flavour{
 			{Name: "JupyterLab", Exec: "jupyter-lab", Command: []string{"jupyter-lab", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "{args}"}},
 			{Name: "Jupyter Notebook", Exec: "jupyter-notebook", Command: []string{"jupyter-notebook", "--no-browser", "--allow-root", "--sock={socket}", "--NotebookApp.base_url={base_url}", "--ServerApp.base_url={base_url}", "{args}"}},
@@ -149,7 +149,7 @@ var presets = []Preset{
 	},
 	{
 		Name:        "code-server",
-		Description: "VS Code in the browser (code-server); extra arguments: a folder or workspace to open",
+		Description: "VS Code in the browser; argument: a folder to open",
 		Flavours: []Flavour{
 			{Name: "code-server", Exec: "code-server", Command: []string{"code-server", "--config={session_dir}/code-server.yaml", "--auth=none", "--socket={socket}", "--socket-mode=600", "--disable-telemetry", "--disable-update-check", "{args}"}},
 		},
@@ -166,7 +166,7 @@ var presets = []Preset{
 	},
 	{
 		Name:        "shiny",
-		Description: "a Shiny app directory (app.R, or ui.R and server.R) run by R",
+		Description: "a Shiny app directory, run by R",
 		Flavours: []Flavour{
 			{Name: "R Shiny", Exec: "R", Command: []string{"R", "--no-save", "--no-restore", "--quiet", "-e", shinyCode}},
 		},
@@ -184,21 +184,19 @@ var presets = []Preset{
 	},
 	{
 		Name:        "rstudio",
-		Description: "RStudio Server in single-user mode (rserver, with a www-socket)",
+		Description: "RStudio Server, single-user (rserver)",
 		Flavours: []Flavour{
 			{Name: "RStudio Server", Exec: "rserver", Command: rserverCommand("rserver")},
 			{Name: "RStudio Server", Exec: "/usr/lib/rstudio-server/bin/rserver", Command: rserverCommand("/usr/lib/rstudio-server/bin/rserver")},
 		},
-		Bind:      BindSocket,
-		Env:       []string{"USER={user}"},
-		Files:     []AppFile{{Name: "rstudio/db.conf", Content: "provider=sqlite\ndirectory={session_dir}/rstudio\n"}},
-		Host:      tokenserver.HostPassThrough,
-		RootOnly:  false,
-		Idle:      "runs until stopped (rsession has its own suspend timeout)",
-		Door:      "Unix socket (--www-socket) in the 0700 session directory with --auth-none=1: the socket is the only way in. An rserver without --www-socket fails to start rather than listen on TCP unauthenticated",
-		Verified:  "",
-		Install:   "Posit's rstudio-server package (not in Debian)",
-		ReadyPath: "",
+		Bind:     BindSocket,
+		Env:      []string{"USER={user}"},
+		Files:    []AppFile{{Name: "rstudio/db.conf", Content: "provider=sqlite\ndirectory={session_dir}/rstudio\n"}},
+		Host:     tokenserver.HostPassThrough,
+		Idle:     "runs until stopped (rsession has its own suspend timeout)",
+		Door:     "Unix socket (--www-socket) in the 0700 session directory with --auth-none=1: the socket is the only way in. An rserver without --www-socket fails to start rather than listen on TCP unauthenticated",
+		Verified: "",
+		Install:  "Posit's rstudio-server package (not in Debian)",
 	},
 	{
 		Name:        "tensorboard",
@@ -251,7 +249,7 @@ var presets = []Preset{
 	},
 	{
 		Name:        "static",
-		Description: "a directory served read-only by tether's own file server (GET and HEAD only; no hidden files, no symlinks)",
+		Description: "a directory, read-only, by tether's own file server",
 		Kind:        KindStatic,
 		Arg:         &PresetArg{Name: "DIR", Default: ".", Help: "the directory to serve"},
 		NoExtraArgs: true,
@@ -262,7 +260,7 @@ var presets = []Preset{
 	},
 	{
 		Name:        "builtin",
-		Description: "tether's built-in page (what runs when no app is named)",
+		Description: "tether's built-in page (the default)",
 		Kind:        KindBuiltin,
 		NoExtraArgs: true,
 		Idle:        "no process: the session runs until stopped",

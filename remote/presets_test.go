@@ -134,7 +134,7 @@ func checkSecret(t *testing.T, name string, p Preset, s *session, plan *appPlan)
 	b, ferr := os.ReadFile(file)
 	switch {
 	case ferr == nil:
-		if string(b) != secret {
+		if !tokenserver.TokensEqual(string(b), secret) {
 			t.Errorf("%s: the secret file holds %q; want exactly the secret, no newline", name, b)
 		}
 		fi, _ := os.Stat(file)
@@ -308,7 +308,7 @@ func TestGenericAppSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := p.secrets[0]
-	if !strings.Contains(strings.Join(p.env, "\n"), "MYAPP_TOKEN="+secret) || p.header.Get("Authorization") != "Bearer "+secret {
+	if !strings.Contains(strings.Join(p.env, "\n"), "MYAPP_TOKEN="+secret) || !tokenserver.TokensEqual(p.header.Get("Authorization"), "Bearer "+secret) {
 		t.Errorf("the secret did not reach env and header")
 	}
 	if _, err := spec.plan(s, "/"); err != nil {

@@ -90,7 +90,7 @@ func genericSpec(command []string, secretEnv string, headers []string) (*AppSpec
 		if !envName.MatchString(secretEnv) {
 			return nil, usagef("--app-secret-env %q is not an environment variable name", secretEnv)
 		}
-		if strings.HasPrefix(secretEnv, "TETHER_") && secretEnv != "TETHER_APP_SECRET" {
+		if strings.HasPrefix(secretEnv, "TETHER_") {
 			return nil, usagef("--app-secret-env %s: names starting with TETHER_ are tether's own; pick another", secretEnv)
 		}
 		spec.Env = []string{secretEnv + "={app_secret}"}

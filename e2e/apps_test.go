@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/gorilla/websocket"
 )
 
 // The presets against the real apps, through a real sshd, with the built binary:
@@ -320,9 +321,47 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 				t.Errorf("direct GET /api/kernels without the secret: %d; want 403", code)
 			}
 			notebookRuns42(t, l)
+			if tt.exe == "jupyter-server" {
+				kernelProtocolThroughGate(t, l)
+			}
 			t.Logf("%s preset on %s: %s in all", tt.preset, tt.exe, fmtDur(time.Since(began)))
 			l.interrupt(t)
 		})
+	}
+}
+
+// kernelProtocolThroughGate: a client that authenticates with the JEP 119 token
+// subprotocol and offers Jupyter's kernel protocol gets the app's choice
+// (v1.kernel.websocket.jupyter.org, which Jupyter Server 1.23 selects) back through the
+// gate, with tether's entries taken out on the way in.
+func kernelProtocolThroughGate(t *testing.T, l *launched) {
+	t.Helper()
+	tok := l.line.Session.Token
+	base := fmt.Sprintf("127.0.0.1:%d", l.line.LocalPort)
+	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "token "+tok)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ ID string }
+	json.NewDecoder(resp.Body).Decode(&k)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || k.ID == "" {
+		t.Fatalf("POST /api/kernels through the gate: %d %+v", resp.StatusCode, k)
+	}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+		Subprotocols: []string{"v1.kernel.websocket.jupyter.org", "v1.token.websocket.jupyter.org", "v1.token.websocket.jupyter.org." + tok}}
+	c, wsResp, err := d.Dial("ws://"+base+"/api/kernels/"+k.ID+"/channels", nil)
+	if err != nil {
+		t.Fatalf("kernel WebSocket: %v (%v)", err, wsResp)
+	}
+	defer c.Close()
+	if got := c.Subprotocol(); got != "v1.kernel.websocket.jupyter.org" {
+		t.Errorf("negotiated subprotocol %q; want Jupyter's v1.kernel.websocket.jupyter.org", got)
+	}
+	if strings.Contains(fmt.Sprint(wsResp.Header), tok) {
+		t.Errorf("the handshake response holds the token")
 	}
 }
 
@@ -532,5 +571,16 @@ func TestAppsHostE2E(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.Home, ".cache", "tether")); !os.IsNotExist(err) {
 		t.Errorf("apps HOST installed something on the remote: %v", err)
+	}
+
+	// A preset the remote lacks: one line saying so, exit 1, nothing left running.
+	stopAllOnCleanup(t, s)
+	_, errOut, code = runTether(t, "launch", "-F", s.Config, s.Alias, "marimo", "--no-browser")
+	t.Logf("launch marimo where it is missing: exit %d: %s", code, strings.TrimSpace(errOut))
+	if code != 1 || !strings.Contains(errOut, "marimo is not installed") || !strings.Contains(errOut, "tether apps") {
+		t.Errorf("launching a preset that is not installed: exit %d, %q", code, errOut)
+	}
+	if list := sessionsOn(t, s); len(list) != 0 {
+		t.Errorf("sessions left: %v", list)
 	}
 }

@@ -315,8 +315,12 @@ func (p Preset) Execs() []string {
 type errNotFound struct{ p Preset }
 
 func (e errNotFound) Error() string {
-	return fmt.Sprintf("%s is not installed here: none of %s was found on PATH (%s); install it (%s) or run `tether apps HOST` to see what is found",
-		e.p.Name, strings.Join(e.p.Execs(), ", "), os.Getenv("PATH"), e.p.Install)
+	what := "none of " + strings.Join(e.p.Execs(), ", ") + " was"
+	if len(e.p.Execs()) == 1 {
+		what = e.p.Execs()[0] + " was not"
+	}
+	return fmt.Sprintf("%s is not installed on this machine: %s found on PATH (%s); install it (%s), or run `tether apps HOST` to see which apps HOST has",
+		e.p.Name, what, os.Getenv("PATH"), e.p.Install)
 }
 
 // resolvedPreset is a preset made concrete: the app to run (spec), or the directory

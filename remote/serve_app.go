@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -51,11 +50,7 @@ func (o *ServeOptions) resolveApp() error {
 	}
 	r, err := p.resolve(o.Command, o.BaseURL, lookPathFunc)
 	if err != nil {
-		var nf errNotFound
-		if errors.As(err, &nf) {
-			return err // not a usage error: exit 1
-		}
-		return err
+		return err // a usage error (exit 2), or errNotFound (exit 1)
 	}
 	o.preset = r
 	o.App = r.spec

@@ -27,6 +27,7 @@ type CLI struct {
 	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine, or on HOST."`
 	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
 	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
+	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
 }
@@ -123,7 +124,15 @@ type ServeCmd struct {
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
 	SlurmSession string        `name:"slurm-session" hidden:"" placeholder:"DIR" help:"Internal: serve a Slurm session as its job's step (the job script passes it)."`
-	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: the built-in app."`
+	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
+	appFlags
+	Command []string `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url}, {socket} and {app_secret_file}. With --app: the preset's extra arguments. None: the built-in app."`
+}
+
+// appFlags protect a generic COMMAND the way presets protect theirs.
+type appFlags struct {
+	AppSecretEnv string   `name:"app-secret-env" placeholder:"NAME" help:"Give the app a fresh per-session secret in this environment variable (never on its command line)."`
+	AppHeader    []string `name:"app-header" placeholder:"'H: V'" sep:"none" help:"Set this header on every request forwarded to the app, e.g. 'Authorization: Bearer {app_secret}' (repeatable)."`
 }
 
 // Run starts the guarded server.
@@ -133,6 +142,7 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
+		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader,
 		Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
 }

@@ -35,27 +35,82 @@ func hostOptions(env *Env, host string, h hostFlags) launcher.Options {
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr}
 }
 
-// LaunchCmd is `tether launch HOST [flags] [-- COMMAND ARGS...]`.
+// LaunchCmd is `tether launch HOST [flags] [APP] [-- COMMAND ARGS... | -- EXTRA ARGS...]`.
 type LaunchCmd struct {
 	hostFlags
 	forwardFlags
+	appFlags
 	slurmFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" hidden:"" help:"How long the remote waits for the app to be ready (default 5m)."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
-	Command      []string      `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url} and {socket}. None: tether's built-in app."`
+	App          string        `arg:"" optional:"" name:"app" help:"A preset: jupyter, code-server, shiny, static, ... (see tether apps). None: tether's built-in app."`
+	Command      []string      `arg:"" optional:"" name:"command" help:"After APP: its extra arguments (flags after --). Without APP, after --: a command line that may use {port}, {host}, {base_url}, {socket} and {app_secret_file}."`
 }
 
 // Run launches.
-func (c *LaunchCmd) Run(ctx context.Context, env *Env) error {
+func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
+	app, command := splitApp(kctx.Args, c.positionals())
+	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
+		return &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
+	}
 	so, err := c.slurmFlags.options()
 	if err != nil {
 		return err
 	}
 	return launcher.Launch(ctx, launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
-		Name: c.Name, Command: c.Command, ReadyTimeout: c.ReadyTimeout, Slurm: so,
+		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader,
+		ReadyTimeout: c.ReadyTimeout, Slurm: so,
 	})
+}
+
+// positionals are the words after HOST as given (kong splits them between App and
+// Command, whatever came before or after --).
+func (c *LaunchCmd) positionals() []string {
+	if c.App == "" {
+		return c.Command
+	}
+	return append([]string{c.App}, c.Command...)
+}
+
+// splitApp tells `launch HOST APP [-- EXTRA]` from `launch HOST -- COMMAND`: a preset
+// name given before any -- selects the preset, and the positionals after it are its
+// extra arguments. Everything after -- is taken literally, so `-- jupyter lab` runs the
+// command jupyter; so does a first positional that names no preset.
+func splitApp(raw, positionals []string) (app string, rest []string) {
+	after := 0 // positionals that came after --
+	for i, a := range raw {
+		if a == "--" {
+			after = len(raw) - i - 1
+			break
+		}
+	}
+	if len(positionals)-after <= 0 {
+		return "", positionals
+	}
+	if _, ok := remote.LookupPreset(positionals[0]); !ok {
+		return "", positionals
+	}
+	return positionals[0], positionals[1:]
+}
+
+// AppsCmd is `tether apps [--json]`, or `tether apps HOST [--json]`.
+type AppsCmd struct {
+	JSON       bool     `name:"json" help:"Print JSON instead of a table."`
+	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	Args       []string `arg:"" optional:"" name:"host" help:"A remote host: show which presets are installed there (over one SSH exec)."`
+}
+
+// Run lists the presets, or what HOST has of them.
+func (c *AppsCmd) Run(ctx context.Context, env *Env) error {
+	switch len(c.Args) {
+	case 0:
+		return remote.ListPresets(env.Stdout, c.JSON)
+	case 1:
+		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile}), JSON: c.JSON})
+	}
+	return &remote.UsageError{Msg: "apps takes at most one argument, a HOST"}
 }
 
 // slurmFlags run the session in a Slurm batch job on a compute node, HOST being the

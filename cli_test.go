@@ -75,3 +75,62 @@ func TestRemoteCommandForms(t *testing.T) {
 		}
 	}
 }
+
+// TestLaunchAppForms: `launch HOST APP [-- EXTRA]` picks the preset only when its name
+// comes before any --; after -- every word is literal (how to run a command that is
+// named like a preset); a first word that names no preset is a command, as before.
+func TestLaunchAppForms(t *testing.T) {
+	tests := []struct {
+		args    []string
+		app     string
+		command []string
+	}{
+		{[]string{"launch", "h"}, "", nil},
+		{[]string{"launch", "h", "jupyter"}, "jupyter", []string{}},
+		{[]string{"launch", "h", "jupyter", "--no-browser"}, "jupyter", []string{}},
+		{[]string{"launch", "h", "jupyter", "--", "--notebook-dir=/data"}, "jupyter", []string{"--notebook-dir=/data"}},
+		{[]string{"launch", "h", "static", "/srv/www"}, "static", []string{"/srv/www"}},
+		{[]string{"launch", "--json", "h", "shiny", "--", "my app"}, "shiny", []string{"my app"}},
+		{[]string{"launch", "h", "--", "jupyter", "lab", "--port={port}"}, "", []string{"jupyter", "lab", "--port={port}"}},
+		{[]string{"launch", "h", "--", "static"}, "", []string{"static"}},
+		{[]string{"launch", "h", "htop"}, "", []string{"htop"}},
+		{[]string{"launch", "h", "--", "python3", "-m", "http.server", "{port}"}, "", []string{"python3", "-m", "http.server", "{port}"}},
+	}
+	for _, tt := range tests {
+		var cli CLI
+		p, err := kong.New(&cli, kong.Vars{"version": "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kctx, err := p.Parse(tt.args)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		app, command := splitApp(kctx.Args, cli.Launch.positionals())
+		if app != tt.app || strings.Join(command, "|") != strings.Join(tt.command, "|") {
+			t.Errorf("for %q, got app %q command %q; want %q %q", tt.args, app, command, tt.app, tt.command)
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"launch", "-F", "none", "h", "jupyter", "--app-header", "X: {app_secret}"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "guards its app itself") {
+		t.Errorf("a preset with --app-header: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestAppsList: `tether apps` lists every preset, and --json says how each is guarded.
+func TestAppsList(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"apps"}, &out, &errb); code != 0 {
+		t.Fatalf("apps: exit %d: %s", code, errb.String())
+	}
+	for _, name := range []string{"jupyter", "notebook", "code-server", "shiny", "rstudio", "tensorboard", "streamlit", "marimo", "static", "builtin"} {
+		if !strings.Contains(out.String(), "\n"+name+" ") {
+			t.Errorf("apps lacks %s:\n%s", name, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"apps", "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"door":`) || !strings.Contains(out.String(), `"verified":`) {
+		t.Errorf("apps --json: exit %d: %.300s", code, out.String())
+	}
+}

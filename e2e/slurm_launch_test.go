@@ -382,6 +382,24 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 	})
 
+	t.Run("a preset in the job: jupyter", func(t *testing.T) {
+		Need(t, "jupyter-notebook", "jupyter-notebook")
+		l := startLauncher(t, site.args("launch", "jupyter", "--slurm", "-t 10", "--json", "--no-browser"), true)
+		rec := l.line.Session
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+		if code, body, _ := fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {
+			t.Errorf("Jupyter in the job, through the gate: %d %.200q", code, body)
+		}
+		if j, ok := site.jobNamed(t, rec.ID); !ok || j.State != "RUNNING" {
+			t.Errorf("the job: %+v", j)
+		}
+		if _, errOut, code := runTether(t, site.args("stop", rec.ID)...); code != 0 {
+			t.Errorf("stop: exit %d: %s", code, errOut)
+		}
+		l.proc.Cmd.Process.Signal(syscall.SIGINT)
+		l.proc.Wait(30 * time.Second)
+	})
+
 	// Nothing queued and no session left on the login node.
 	nothingLeft := func(t *testing.T) {
 		t.Helper()

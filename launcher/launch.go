@@ -162,7 +162,7 @@ func decodeListing(raw []byte) ([]remote.Record, error) {
 			// Slurm sessions are listed before their server is ready, and after.
 			if r.JobID != "" && r.ValidateQueued() == nil {
 				out = append(out, remote.Record{ID: r.ID, Name: r.Name, State: r.State, JobID: r.JobID, Node: r.Node,
-					Job: r.Job, Command: r.Command, Started: r.Started, Version: r.Version})
+					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version})
 				continue
 			}
 			// Dead sessions may have partial records; keep their id for messages.

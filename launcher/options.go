@@ -53,8 +53,14 @@ type LaunchOptions struct {
 	ForwardOptions
 	// Name is the session's human name (serve --name).
 	Name string
-	// Command is the app's command line; empty for the built-in app.
+	// Command is the app's command line; empty for the built-in app. With App, the
+	// preset's extra arguments.
 	Command []string
+	// App is a preset name (serve --app); empty for a command or the built-in app.
+	App string
+	// AppSecretEnv and AppHeaders are serve's --app-secret-env and --app-header.
+	AppSecretEnv string
+	AppHeaders   []string
 	// ReadyTimeout is how long serve waits for the app (0: serve's default, 5 minutes).
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.
@@ -111,6 +117,12 @@ type LogsOptions struct {
 	Options
 	Target string
 	Follow bool
+}
+
+// AppsOptions are `tether apps HOST`'s.
+type AppsOptions struct {
+	Options
+	JSON bool
 }
 
 // DemoOptions are `tether demo`'s.

@@ -199,6 +199,15 @@ func serveArgs(o LaunchOptions) []string {
 	if o.IdleTimeout > 0 {
 		args = append(args, "--idle-timeout", o.IdleTimeout.String())
 	}
+	if o.App != "" {
+		args = append(args, "--app", o.App)
+	}
+	if o.AppSecretEnv != "" {
+		args = append(args, "--app-secret-env", o.AppSecretEnv)
+	}
+	for _, h := range o.AppHeaders {
+		args = append(args, "--app-header", h)
+	}
 	if len(o.Command) > 0 {
 		args = append(args, "--")
 		args = append(args, o.Command...)
@@ -208,7 +217,10 @@ func serveArgs(o LaunchOptions) []string {
 
 // appWhat names the app of a launch for messages.
 func appWhat(o LaunchOptions) string {
-	if len(o.Command) > 0 {
+	switch {
+	case o.App != "":
+		return clip(oneLine(strings.Join(append([]string{o.App}, o.Command...), " ")), 60)
+	case len(o.Command) > 0:
 		return clip(oneLine(strings.Join(o.Command, " ")), 60)
 	}
 	return "tether's built-in app"

@@ -4,6 +4,7 @@ package remote
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -11,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 // appPlan is an AppSpec made concrete for one session.
@@ -27,6 +31,9 @@ type appPlan struct {
 	header    http.Header
 	readyPath string
 	baseURL   string
+	host      tokenserver.HostPolicy
+	secrets   []string // values the browser must never see (the app's own secret)
+	files     []string // written for the app; removed when the session ends
 }
 
 // plan expands spec for a session: it picks the port (the kernel's choice on
@@ -44,11 +51,29 @@ func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
 			}
 		}
 	}
-	vars := map[string]string{"host": "127.0.0.1", "base_url": baseURL, "socket": s.appSocket()}
+	vars := map[string]string{"host": "127.0.0.1", "base_url": baseURL, "socket": s.appSocket(),
+		"session_dir": s.Dir, "base_path": strings.TrimSuffix(baseURL, "/")}
 	for k, v := range spec.Vars {
 		vars[k] = v
 	}
-	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL}
+	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host}
+	secret, err := spec.secret(s, vars)
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
+		p.secrets = []string{secret}
+		p.files = append(p.files, vars["app_secret_file"])
+	}
+	// secretVars are vars plus the secret itself, for Env and Header values only.
+	secretVars := vars
+	if secret != "" {
+		secretVars = map[string]string{"app_secret": secret,
+			"app_secret_basic": base64.StdEncoding.EncodeToString([]byte("tether:" + secret))}
+		for k, v := range vars {
+			secretVars[k] = v
+		}
+	}
 	var extraEnv []string
 	switch bind {
 	case BindTCP:
@@ -73,18 +98,88 @@ func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("environment entry %q is not NAME=value", e)
 		}
-		extraEnv = append(extraEnv, k+"="+expand(v, vars))
+		extraEnv = append(extraEnv, k+"="+expand(v, secretVars))
 	}
 	p.env = appEnv(os.Environ(), extraEnv)
 	if len(spec.Header) > 0 {
 		p.header = http.Header{}
 		for k, vs := range spec.Header {
 			for _, v := range vs {
-				p.header.Add(k, expand(v, vars))
+				p.header.Add(k, expand(v, secretVars))
 			}
 		}
 	}
+	for _, f := range spec.Files {
+		path, err := writeAppFile(s.Dir, f.Name, expand(f.Content, vars))
+		if err != nil {
+			return nil, err
+		}
+		p.files = append(p.files, path)
+	}
 	return p, nil
+}
+
+// secretPlaceholders name the app's secret.
+var secretPlaceholders = []string{"{app_secret}", "{app_secret_file}", "{app_secret_basic}"}
+
+// secret makes the app's own secret when the spec names one, writing the secret file
+// (0600, no trailing newline: Jupyter reads it verbatim) and setting
+// vars["app_secret_file"]. It refuses a spec that would put the secret itself on the
+// command line or into a file.
+func (spec AppSpec) secret(s *session, vars map[string]string) (string, error) {
+	for _, a := range spec.Command {
+		if strings.Contains(a, "{app_secret}") || strings.Contains(a, "{app_secret_basic}") {
+			return "", usagef("the app's secret must not be on its command line, where every user of the machine can read it; pass it by environment (--app-secret-env NAME) or as the file {app_secret_file}")
+		}
+	}
+	all := append(append([]string{}, spec.Command...), spec.Env...)
+	for _, vs := range spec.Header {
+		all = append(all, vs...)
+	}
+	for _, f := range spec.Files {
+		if strings.Contains(f.Content, "{app_secret}") || strings.Contains(f.Content, "{app_secret_basic}") {
+			return "", fmt.Errorf("app file %s: the secret goes only into {app_secret_file}", f.Name)
+		}
+		all = append(all, f.Content)
+	}
+	named, file := false, false
+	for _, x := range all {
+		for _, ph := range secretPlaceholders {
+			named = named || strings.Contains(x, ph)
+		}
+		file = file || strings.Contains(x, "{app_secret_file}")
+	}
+	if !named {
+		return "", nil
+	}
+	secret, err := tokenserver.NewToken()
+	if err != nil {
+		return "", fmt.Errorf("making the app's secret: %w", err)
+	}
+	vars["app_secret_file"] = filepath.Join(s.Dir, appSecretFile)
+	if file {
+		if err := writeFileAtomic(s.Dir, appSecretFile, []byte(secret)); err != nil {
+			return "", err
+		}
+	}
+	return secret, nil
+}
+
+// writeAppFile writes one of the app's files under dir (0600; missing directories
+// 0700) and returns its path.
+func writeAppFile(dir, name, content string) (string, error) {
+	clean := filepath.Clean(name)
+	if name == "" || filepath.IsAbs(clean) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("app file %q must be a relative path inside the session directory", name)
+	}
+	sub := filepath.Dir(filepath.Join(dir, clean))
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		return "", fmt.Errorf("making %s for the app: %w", sub, err)
+	}
+	if err := writeFileAtomic(sub, filepath.Base(clean), []byte(content)); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, clean), nil
 }
 
 // freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
@@ -256,7 +351,12 @@ func appReady(ctx context.Context, p *appPlan, client *http.Client) bool {
 		c.Close()
 		return true
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://app"+p.baseURL+strings.TrimPrefix(p.readyPath, "/"), nil)
+	// A loopback Host: apps that check it (Jupyter) refuse anything else.
+	host := "localhost"
+	if p.network == "tcp" {
+		host = p.address
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+p.baseURL+strings.TrimPrefix(p.readyPath, "/"), nil)
 	if err != nil {
 		return false
 	}

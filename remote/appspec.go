@@ -3,6 +3,8 @@ package remote
 import (
 	"net/http"
 	"strings"
+
+	"github.com/tether-dev/tether/tokenserver"
 )
 
 // Bind says how an app is reached.
@@ -21,7 +23,16 @@ const (
 // AppSpec describes an app as data: how to start it, how it binds, what it gets in its
 // environment, what the proxy adds to every request it forwards, and when it is ready.
 // Placeholders {port}, {host}, {base_url} and {socket} (and any in Vars) are expanded
-// in Command, Env values and Header values.
+// in Command, Env values, Header values and Files.
+//
+// The app's own secret: when any part of the spec names {app_secret} or
+// {app_secret_file}, the session gets a fresh secret (32 bytes from crypto/rand,
+// base64url). {app_secret_file} is the path of a 0600 file in the 0700 session
+// directory holding it with no trailing newline; {app_secret} is the secret itself and
+// may appear only in Env and Header values, never on the command line (which every
+// user of the machine can read) nor in Files. {app_secret_basic} is HTTP Basic
+// credentials "tether:SECRET" in base64, for Header values. The proxy injects Header
+// on every request and makes sure the browser never sees the secret.
 type AppSpec struct {
 	Command []string
 	Bind    Bind
@@ -34,6 +45,20 @@ type AppSpec struct {
 	ReadyPath string
 	// Vars are extra placeholder values, by name without braces.
 	Vars map[string]string
+	// Files are written into the session directory before the app starts (mode 0600,
+	// in directories 0700, content exactly as given after expansion): config files the
+	// app reads. {session_dir} names the directory.
+	Files []AppFile
+	// Host is the Host header the app sees: the browser's (the default) or loopback.
+	Host tokenserver.HostPolicy
+}
+
+// AppFile is a file written into the session directory for the app.
+type AppFile struct {
+	// Name is a relative path inside the session directory (no "..").
+	Name string
+	// Content is written as is after placeholder expansion.
+	Content string
 }
 
 // expand replaces each {name} of vars in s, in one pass: values are never expanded

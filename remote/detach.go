@@ -62,6 +62,11 @@ func childArgs(o ServeOptions) []string {
 	}
 	add("name", o.Name)
 	add("ready-timeout", o.ReadyTimeout.String())
+	add("app", o.AppName)
+	add("app-secret-env", o.AppSecretEnv)
+	for _, h := range o.AppHeaders {
+		add("app-header", h)
+	}
 	if len(o.Command) > 0 {
 		args = append(args, "--")
 		args = append(args, o.Command...)

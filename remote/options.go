@@ -42,6 +42,15 @@ type ServeOptions struct {
 	Command []string
 	// App, when set, describes the app instead of Command (presets).
 	App *AppSpec
+	// AppName picks a preset (`--app NAME`); Command then holds only the extra
+	// arguments given after --.
+	AppName string
+	// AppSecretEnv and AppHeaders protect a generic COMMAND the way presets protect
+	// theirs: the app gets a fresh secret in the environment variable AppSecretEnv, and
+	// each "Name: value" header (value may use {app_secret}) is set on every request the
+	// proxy forwards.
+	AppSecretEnv string
+	AppHeaders   []string
 	// Version is the tether version recorded in the ready record.
 	Version string
 	// CancelOnEOF, with Detach, abandons the start when stdin reaches EOF before the
@@ -62,6 +71,9 @@ type ServeOptions struct {
 
 	Stdout io.Writer
 	Stderr io.Writer
+
+	preset    *resolvedPreset // the resolved --app
+	staticDir string          // the static preset's directory (absolute)
 }
 
 // LsOptions are the options of `tether ls`.

@@ -45,6 +45,9 @@ type Record struct {
 	// the built-in app.
 	Command []string  `json:"command"`
 	Started time.Time `json:"started"`
+	// App is the preset the session runs (serve --app), if any. An addition to
+	// DESIGN.md's fields; for the static preset Command is ["static", DIR].
+	App string `json:"app,omitempty"`
 	// Version is the version of the tether binary serving the session.
 	Version string `json:"version"`
 	// State is set by `ls` only: running, app-exited or dead; for Slurm sessions also
@@ -79,10 +82,11 @@ const (
 )
 
 var (
-	idPattern   = regexp.MustCompile(`^[a-z2-7]{8}$`)
-	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	hostPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
-	hexPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	idPattern      = regexp.MustCompile(`^[a-z2-7]{8}$`)
+	namePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
+	hexPattern     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	appNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	// nodeListPattern is a Slurm node list as squeue's %N prints it: vm, node[01-04,07].
 	nodeListPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._,\[\]-]{0,255}$`)
 )
@@ -161,6 +165,9 @@ func (r *Record) Validate() error {
 	}
 	if r.Started.IsZero() {
 		return bad("started", "is missing")
+	}
+	if r.App != "" && !appNamePattern.MatchString(r.App) {
+		return bad("app", "%q is not a preset name", clip(r.App))
 	}
 	if len(r.Version) > 128 || hasControl(r.Version) {
 		return bad("version", "%q is not a version", clip(r.Version))
@@ -242,6 +249,9 @@ func (r *Record) ValidateQueued() error {
 	}
 	if r.Node != "" && !hostPattern.MatchString(r.Node) {
 		return fmt.Errorf("remote: invalid record: node %q is not a node name", clip(r.Node))
+	}
+	if r.App != "" && !appNamePattern.MatchString(r.App) {
+		return fmt.Errorf("remote: invalid record: app %q is not a preset name", clip(r.App))
 	}
 	if len(r.Version) > 128 || hasControl(r.Version) || len(r.Command) > 4096 {
 		return errors.New("remote: invalid record: version or command")

@@ -99,13 +99,26 @@ func (o *ServeOptions) normalize() error {
 	} else if os.Getenv("TETHER_TOKEN") != "" && o.TokenFile != "" {
 		return usagef("both TETHER_TOKEN and --token-file give a token; use one")
 	}
-	if o.App == nil && len(o.Command) > 0 {
-		o.App = &AppSpec{Command: o.Command}
+	if err := o.resolveApp(); err != nil {
+		return err
 	}
-	if o.App != nil {
+	if o.App != nil && o.AppName == "" {
 		o.Command = o.App.Command
 	}
 	return nil
+}
+
+// recordCommand is the Command of the ready record: the app's command line
+// (placeholders unexpanded), ["static", DIR] for the static preset, empty for the
+// built-in page.
+func (o *ServeOptions) recordCommand() []string {
+	switch {
+	case o.App != nil:
+		return append([]string{}, o.App.Command...)
+	case o.staticDir != "":
+		return []string{"static", o.staticDir}
+	}
+	return []string{}
 }
 
 func noAuth() bool { return os.Getenv("TETHER_NO_AUTH") == "1" }
@@ -283,16 +296,19 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		}
 	}
 
-	var sess *session
-	var queued *sessionFile // a Slurm session's record as its submit wrote it
+	var (
+		sess   *session
+		root   string
+		queued *sessionFile // a Slurm session's record as its submit wrote it
+	)
 	if o.SlurmSession != "" {
 		if sess, queued, err = openSlurmSession(o.SlurmSession); err != nil {
 			return err
 		}
+		root = sess.Root
 		defer os.RemoveAll(sess.SockDir) // node-local, made for this job
 	} else {
-		root, err := stateRoot(true)
-		if err != nil {
+		if root, err = stateRoot(true); err != nil {
 			return err
 		}
 		if o.Name != "" {
@@ -336,7 +352,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 	sf := &sessionFile{
 		Record: Record{ID: sess.ID, Name: o.Name, PID: os.Getpid(), Host: hostname(), Socket: sockPath,
 			Token: token, BaseURL: o.BaseURL, TLS: tlsConf != nil, CertSHA256: certSHA,
-			Command: append([]string{}, o.Command...), Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
+			Command: o.recordCommand(), Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version, App: o.AppName},
 		Phase: phaseStarting, ServerStart: self,
 	}
 	if sf.Command == nil {
@@ -384,7 +400,12 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		if !background {
 			out = io.MultiWriter(appLog, o.Stderr)
 		}
-		progress("starting " + commandLine(plan.argv))
+		defer removeAppFiles(plan.files)
+		if o.AppName != "" {
+			progress("starting " + o.describeApp() + ": " + commandLine(plan.argv))
+		} else {
+			progress("starting " + commandLine(plan.argv))
+		}
 		if app, err = startApp(plan, out); err != nil {
 			return err
 		}
@@ -393,7 +414,10 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		if err := writeRecord(sess, sf); err != nil {
 			return err
 		}
-		if plan.network == "tcp" {
+		switch {
+		case plan.network == "tcp" && len(plan.secrets) > 0:
+			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can reach it; it demands its own per-session secret, which only the proxy sends", plan.address))
+		case plan.network == "tcp":
 			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can reach it without the token; apps that can listen on {socket} are private", plan.address))
 		}
 		if err := waitReady(ctx, plan, app, o.ReadyTimeout, progress); err != nil {
@@ -412,7 +436,16 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			rep.failed(err.Error(), tail)
 			return err
 		}
-		handler = tokenserver.NewProxy(tokenserver.Upstream{Network: plan.network, Address: plan.address, Header: plan.header}, logger)
+		handler = tokenserver.NewProxy(tokenserver.Upstream{Network: plan.network, Address: plan.address, Header: plan.header,
+			Host: plan.host, Secrets: plan.secrets}, logger)
+	} else if o.staticDir != "" {
+		st, err := newStaticApp(o.staticDir, o.BaseURL, []string{root, sess.SockDir}, touch)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		progress("serving " + o.staticDir + " read-only")
+		handler = st
 	} else {
 		handler = newBuiltinApp(sess.ID, sf.Host, o.BaseURL, started, touch)
 	}

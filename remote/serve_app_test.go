@@ -3,6 +3,7 @@
 package remote
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,5 +61,56 @@ func TestServeAppOnPrivateSocketWithInjectedHeader(t *testing.T) {
 	}
 	if _, err := os.Lstat(appSock); !os.IsNotExist(err) {
 		t.Errorf("the app socket is left: %v", err)
+	}
+}
+
+// guardedEchoApp listens on the Unix socket given as its argument and demands the
+// secret from $MYAPP_TOKEN in X-App-Secret (403 otherwise); it then echoes it back,
+// in a header and in its page, as careless apps do.
+const guardedEchoApp = `
+import http.server, os, socketserver, sys
+secret = os.environ["MYAPP_TOKEN"]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get("X-App-Secret") != secret:
+            self.send_response(403); self.send_header("Content-Length", "0"); self.end_headers(); return
+        body = ("<a href='/next?token=%s'>next</a> ok" % secret).encode()
+        self.send_response(200); self.send_header("Content-Type", "text/html"); self.send_header("X-Echo", secret)
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.UnixStreamServer):
+    def get_request(self):
+        r, _ = super().get_request(); return r, ("unix", 0)
+S(sys.argv[1], H).serve_forever()
+`
+
+// TestServeGenericAppSecret: --app-secret-env and --app-header give a COMMAND of the
+// user's own the presets' protection: the app gets a fresh secret by environment (not
+// argv), the proxy sends it on every request, a request to the app's socket without
+// it is refused, and the browser never sees it even when the app echoes it.
+func TestServeGenericAppSecret(t *testing.T) {
+	root := tempRoot(t)
+	r := startServe(t, ServeOptions{Command: []string{"python3", "-c", guardedEchoApp, "{socket}"},
+		AppSecretEnv: "MYAPP_TOKEN", AppHeaders: []string{"X-App-Secret: {app_secret}"}})
+	rec := r.rec
+	c := socketClient(rec.Socket, nil)
+	req, _ := http.NewRequest("GET", "http://localhost/", nil)
+	req.Header.Set("Authorization", "token "+rec.Token)
+	req.Header.Set("X-App-Secret", "forged-by-the-client") // replaced by the proxy
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "<a href='/next?'>next</a> ok" || resp.Header.Get("X-Echo") != "" {
+		t.Errorf("through the gate: %d %q %v", resp.StatusCode, b, resp.Header)
+	}
+	appSock := filepath.Join(root, rec.ID, appSocket)
+	if code, _ := fetch(t, socketClient(appSock, nil), "http://localhost/", ""); code != http.StatusForbidden {
+		t.Errorf("straight to the app without the secret: %d; want 403", code)
+	}
+	if _, err := os.Stat(filepath.Join(root, rec.ID, appSecretFile)); !os.IsNotExist(err) {
+		t.Errorf("a secret file was written though the app gets the secret by environment")
 	}
 }

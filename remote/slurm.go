@@ -126,7 +126,7 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 		}
 	}()
 	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve),
+		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve),
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
 		Phase: phaseQueued, Slurm: true,
 	}
@@ -183,6 +183,21 @@ func serveCommand(serve []string) []string {
 		}
 	}
 	return []string{}
+}
+
+// serveApp is the preset in serve's arguments (--app NAME), for ls while queued.
+func serveApp(serve []string) string {
+	for i, a := range serve {
+		switch {
+		case a == "--":
+			return ""
+		case a == "--app" && i+1 < len(serve) && appNamePattern.MatchString(serve[i+1]):
+			return serve[i+1]
+		case strings.HasPrefix(a, "--app=") && appNamePattern.MatchString(a[len("--app="):]):
+			return a[len("--app="):]
+		}
+	}
+	return ""
 }
 
 // slurmScript is the batch script: tether serve in the foreground (exec, so it is the

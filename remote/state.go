@@ -24,6 +24,7 @@ const (
 	serverLogFile = "server.log"
 	serverSocket  = "server.sock"
 	appSocket     = "app.sock"
+	appSecretFile = "app-secret"
 )
 
 // stateRoot returns the per-user root of session directories: $TETHER_STATE_DIR, else

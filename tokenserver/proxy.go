@@ -22,16 +22,40 @@ type Upstream struct {
 	// the same names: the app's own secret (Authorization: token X), so that the app
 	// can refuse anyone who reaches it directly.
 	Header http.Header
+	// Host says which Host header the app sees: the client's (the default) or a
+	// loopback one.
+	Host HostPolicy
+	// Secrets are values the client must never see, such as the app's own secret that
+	// Header carries. The app may put them in what it sends back (Jupyter writes its
+	// token into its pages): a response header holding one is dropped, and they are
+	// cut out of text bodies, a query pair NAME=secret as a whole. Bodies are then
+	// sent without Content-Length, and the app is asked for them uncompressed.
+	Secrets []string
 }
+
+// HostPolicy says which Host header the proxy sends to the app.
+type HostPolicy int
+
+const (
+	// HostPassThrough sends the Host the client used, which passed the gate's
+	// allowlist. Apps that compare Origin with Host (code-server, Streamlit) need it.
+	HostPassThrough HostPolicy = iota
+	// HostLoopback sends a loopback Host: 127.0.0.1:PORT for a TCP app, localhost for
+	// one on a Unix socket. Apps that accept only loopback Host names (Jupyter's
+	// check_host) need it when the browser uses an --allow-host name; such an app must
+	// not depend on Origin matching Host.
+	HostLoopback
+)
 
 const text502 = "502 Bad Gateway: the app is not answering. It may still be starting, or it has exited (see `tether logs`).\n"
 
 // NewProxy returns the handler that forwards to the app: an httputil.ReverseProxy
 // (Rewrite + SetURL) over a Transport tuned for one local backend — many idle
 // connections, no compression, no proxy from the environment — with WebSocket and
-// other upgrades passed through. The Host the client used is kept (it passed the gate's
-// allowlist), so an app comparing Origin with Host, as Jupyter does for WebSockets,
-// sees the browser's view. On backend failure it answers 502 with a fixed text and
+// other upgrades passed through. By default the Host the client used is kept (it passed
+// the gate's allowlist), so an app comparing Origin with Host, as code-server does for
+// WebSockets, sees the browser's view; u.Host can ask for a loopback Host instead. The
+// app's secrets (u.Secrets) never go back to the client. On backend failure it answers 502 with a fixed text and
 // logs the error without the request's URL or the upstream header values.
 func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 	red := newRedactor()
@@ -65,15 +89,39 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 		ForceAttemptHTTP2:     false,
 	}
 	header := u.Header.Clone()
+	loopbackHost := "localhost"
+	if u.Network == "tcp" {
+		loopbackHost = u.Address
+	}
+	scrub := newScrubber(u.Secrets)
+	red.add(u.Secrets...)
+	var modify func(*http.Response) error
+	if scrub != nil {
+		modify = func(resp *http.Response) error {
+			if n := scrub.headers(resp.Header); n > 0 {
+				log.Warn("proxy: dropped response headers that held the app's secret", "count", n, "path", truncate(resp.Request.URL.Path, 256))
+			}
+			scrub.body(resp)
+			return nil
+		}
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host
+			if u.Host == HostLoopback {
+				pr.Out.Host = loopbackHost
+			}
 			for k, vs := range header {
 				pr.Out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 			}
+			if scrub != nil {
+				// A compressed body cannot be scrubbed.
+				pr.Out.Header.Del("Accept-Encoding")
+			}
 		},
-		Transport: transport,
+		ModifyResponse: modify,
+		Transport:      transport,
 		// FlushInterval 0: ReverseProxy already flushes at once for streams (unknown
 		// length, text/event-stream), and buffers the rest.
 		FlushInterval: 0,

@@ -1,0 +1,193 @@
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// `tether apps HOST`: which presets HOST has, found over one SSH exec by a small
+// /bin/sh script (tether need not be installed there). It looks up each preset's
+// executables with `command -v` in the environment the remote tether serve would get,
+// so what it finds is what `tether launch HOST APP` would run.
+
+const (
+	appTag     = "tether-app v1 "
+	appDoneTag = "tether-apps-done v1"
+)
+
+// detectScript is the detection script for the given executable names: one line
+// "tether-app v1 N PATH" for each name found (N its 1-based index, so that no name,
+// whatever it holds, is ever parsed back), then a closing line. Each name is quoted
+// with tunnel.Quote and only ever used as "$e"; for the presets' own names the script
+// holds no backslashes and no newlines, like the probe script, so any login shell
+// passes it through unchanged.
+func detectScript(execs []string) string {
+	var quoted []string
+	for _, e := range execs {
+		quoted = append(quoted, tunnel.Quote(e))
+	}
+	return `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
+}
+
+// detectCommand is the exec command line running detectScript with /bin/sh.
+func detectCommand(execs []string) string {
+	return tunnel.QuoteCommand([]string{"/bin/sh", "-c", detectScript(execs)})
+}
+
+// presetExecs lists every executable the presets look for, once each, in order.
+func presetExecs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range remote.Presets() {
+		for _, e := range p.Execs() {
+			if !seen[e] {
+				seen[e] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// parseDetection reads the script's output: name → path for the names we asked about
+// (by index) whose path is a clean absolute path. Anything else (a chatty login shell, a hostile
+// remote) is ignored; a missing closing line is an error.
+func parseDetection(r io.Reader, asked []string) (map[string]string, error) {
+	found := map[string]string{}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for i := 0; i < 1000; i++ {
+		line, err := readLine(br, maxLine)
+		if err == errLineTooLong {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the detection script did not finish")
+		}
+		if line == appDoneTag {
+			return found, nil
+		}
+		rest, ok := strings.CutPrefix(line, appTag)
+		if !ok {
+			continue
+		}
+		num, p, ok := strings.Cut(rest, " ")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || n < 1 || n > len(asked) || !cleanAbs(p) {
+			continue
+		}
+		name := asked[n-1]
+		if _, dup := found[name]; !dup {
+			found[name] = p
+		}
+	}
+	return nil, fmt.Errorf("the detection script's output is too long")
+}
+
+// AppFound is one preset as `tether apps HOST --json` prints it.
+type AppFound struct {
+	App     string `json:"app"`
+	Found   bool   `json:"found"`
+	Flavour string `json:"flavour,omitempty"`
+	Path    string `json:"path,omitempty"`
+	// LooksFor lists the executables looked for, when none was found.
+	LooksFor []string `json:"looks_for,omitempty"`
+	BuiltIn  bool     `json:"built_in,omitempty"`
+}
+
+// matchPresets says, for each preset, which flavour the found executables give: the
+// first in the preset's order, as serve picks it.
+func matchPresets(found map[string]string) []AppFound {
+	var out []AppFound
+	for _, p := range remote.Presets() {
+		a := AppFound{App: p.Name}
+		if p.Kind != remote.KindApp {
+			a.Found, a.BuiltIn = true, true
+			out = append(out, a)
+			continue
+		}
+		for _, f := range p.Flavours {
+			if path, ok := found[f.Exec]; ok {
+				a.Found, a.Flavour, a.Path = true, f.Name, path
+				break
+			}
+		}
+		if !a.Found {
+			a.LooksFor = p.Execs()
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Apps is `tether apps HOST [--json]`.
+func Apps(ctx context.Context, o AppsOptions) error {
+	s, err := open(ctx, o.Options, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	execs := presetExecs()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		status, err := s.conn.Run(ctx, detectCommand(execs), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
+		if err == nil && status != 0 {
+			err = fmt.Errorf("exit status %d", status)
+		}
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	found, perr := parseDetection(pr, execs)
+	go io.Copy(io.Discard, pr)
+	runErr := <-done
+	if perr != nil {
+		why := perr.Error()
+		if runErr != nil {
+			why = clip(oneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
+		}
+		if e := strings.TrimSpace(stderr.String()); e != "" {
+			why += ": " + clip(oneLine(e), 200)
+		}
+		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
+	}
+	list := matchPresets(found)
+	if o.JSON {
+		b, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(s.o.Stdout, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(s.o.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "APP\tON %s\n", strings.ToUpper(oneLine(s.host)))
+	for _, a := range list {
+		switch {
+		case a.BuiltIn:
+			fmt.Fprintf(tw, "%s\tbuilt in\n", a.App)
+		case a.Found:
+			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, oneLine(a.Path))
+		default:
+			looks := make([]string, len(a.LooksFor))
+			for i, e := range a.LooksFor {
+				looks[i] = path.Base(e)
+			}
+			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, strings.Join(looks, ", "))
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,140 @@
+package remote
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+func validHeaderValue(v string) bool {
+	for _, c := range v {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return len(v) <= 4096
+}
+
+// resolveApp turns --app NAME [-- EXTRA] or COMMAND with --app-secret-env/--app-header
+// into o.App (or o.static, or neither for the built-in page). It runs in normalize,
+// before anything starts: an unknown preset, bad arguments or an app that is not
+// installed fail at once.
+func (o *ServeOptions) resolveApp() error {
+	if o.AppName == "" {
+		if len(o.Command) == 0 {
+			if o.AppSecretEnv != "" || len(o.AppHeaders) > 0 {
+				return usagef("--app-secret-env and --app-header protect a COMMAND given after --; the built-in app needs neither")
+			}
+			return nil
+		}
+		if o.App == nil {
+			spec, err := genericSpec(o.Command, o.AppSecretEnv, o.AppHeaders)
+			if err != nil {
+				return err
+			}
+			o.App = spec
+		}
+		return nil
+	}
+	if o.AppSecretEnv != "" || len(o.AppHeaders) > 0 {
+		return usagef("--app-secret-env and --app-header are for a COMMAND of your own; the %s preset guards its app itself", o.AppName)
+	}
+	p, err := presetByName(o.AppName)
+	if err != nil {
+		return err
+	}
+	r, err := p.resolve(o.Command, o.BaseURL, lookPathFunc)
+	if err != nil {
+		return err // a usage error (exit 2), or errNotFound (exit 1)
+	}
+	o.preset = r
+	o.App = r.spec
+	if r.static != "" {
+		abs, err := filepath.Abs(r.static)
+		if err != nil {
+			return usagef("static %q: %v", r.static, err)
+		}
+		o.staticDir = abs
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = p.IdleTimeout
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// Headers --app-header may not set: the request's framing, its routing and what the
+// gate itself manages; Cookie would replace the browser's cookies for the app.
+var reservedAppHeaders = map[string]bool{
+	"Host": true, "Connection": true, "Content-Length": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Te": true, "Trailer": true, "Keep-Alive": true, "Proxy-Connection": true, "Cookie": true,
+	"Sec-Websocket-Key": true, "Sec-Websocket-Version": true, "Sec-Websocket-Protocol": true, "Sec-Websocket-Extensions": true,
+	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "Forwarded": true,
+}
+
+// genericSpec is the AppSpec of a COMMAND with --app-secret-env and --app-header.
+func genericSpec(command []string, secretEnv string, headers []string) (*AppSpec, error) {
+	spec := &AppSpec{Command: command}
+	if secretEnv != "" {
+		if !envName.MatchString(secretEnv) {
+			return nil, usagef("--app-secret-env %q is not an environment variable name", secretEnv)
+		}
+		if strings.HasPrefix(secretEnv, "TETHER_") {
+			return nil, usagef("--app-secret-env %s: names starting with TETHER_ are tether's own; pick another", secretEnv)
+		}
+		spec.Env = []string{secretEnv + "={app_secret}"}
+	}
+	if len(headers) > 0 {
+		spec.Header = http.Header{}
+	}
+	usesSecret := false
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || !headerName.MatchString(name) || !validHeaderValue(value) || value == "" {
+			return nil, usagef("--app-header %q is not 'Name: value', e.g. 'Authorization: Bearer {app_secret}'", h)
+		}
+		if reservedAppHeaders[http.CanonicalHeaderKey(name)] {
+			return nil, usagef("--app-header cannot set %s", http.CanonicalHeaderKey(name))
+		}
+		if strings.Contains(value, "{app_secret}") || strings.Contains(value, "{app_secret_basic}") {
+			usesSecret = true
+		}
+		spec.Header.Add(name, value)
+	}
+	givenToApp := secretEnv != ""
+	for _, a := range command {
+		if strings.Contains(a, "{app_secret_file}") {
+			givenToApp = true
+		}
+	}
+	switch {
+	case usesSecret && !givenToApp:
+		return nil, usagef("--app-header uses {app_secret} but the app is never given it: add --app-secret-env NAME, or pass {app_secret_file} in the command")
+	case givenToApp && !usesSecret:
+		return nil, usagef("the app gets a secret but no request carries it: add --app-header 'Name: {app_secret}' saying how the app expects it")
+	}
+	return spec, nil
+}
+
+// describeApp names what a session runs, for progress lines.
+func (o *ServeOptions) describeApp() string {
+	if o.preset != nil && o.preset.flavour != "" {
+		return fmt.Sprintf("%s (%s)", o.AppName, o.preset.flavour)
+	}
+	return o.AppName
+}
+
+// removeAppFiles removes the files written for the app (its secret above all) when
+// the session ends, even when the record and logs are kept.
+func removeAppFiles(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}

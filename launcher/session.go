@@ -284,7 +284,11 @@ func readRecord(br *bufio.Reader) (remote.Record, error) {
 // stopRemote stops the session on the remote (`tether stop ID`), bounded in time, for
 // --rm and for launches that fail after the session started.
 func (s *session) stopRemote(id string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	limit := 30 * time.Second
+	if s.slurm != nil {
+		limit = 2 * time.Minute // scancel, then Slurm's KillWait (30 s by default) and the epilog
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var out strings.Builder
 	res, err := s.ensure(ctx, []string{"stop", id}, func(br *bufio.Reader) error {

@@ -664,11 +664,16 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 		lastAsked time.Time
 		readySent bool
 		failures  int
+		lastPhase = sf.Phase
 		waitID    = time.Now().Add(2 * time.Minute)
 	)
 	for {
 		if r, err := readRecord(s.recordPath()); err == nil {
 			sf = r
+			if sf.Phase != lastPhase {
+				// The job's server started, got ready or ended: ask Slurm now.
+				lastPhase, lastAsked = sf.Phase, time.Time{}
+			}
 		} else if errors.Is(err, fs.ErrNotExist) {
 			return send(SlurmEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State},
 				Message: "the session's directory is gone (stopped)"})

@@ -9,4 +9,10 @@
 // server), app.sock (an app bound by {socket}), app.log and server.log (capped). A
 // session is judged alive by its server's pid, start time and boot id, never by the
 // pid alone.
+//
+// A Slurm session (launch --slurm; `slurm submit`, `slurm watch`, serve
+// --slurm-session) lives under ~/.cache/tether/slurm (or $TETHER_STATE_DIR) on the
+// home the login node shares with the compute nodes; its directory also holds job.sh
+// (the batch script) and job.out (the job's output), its sockets are in a directory on
+// the node, and it is judged by squeue (its job, named tether-<id>), not by a pid.
 package remote

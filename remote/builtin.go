@@ -126,7 +126,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <dt>uptime</dt><dd id="uptime">{{.Uptime}}</dd>
 <dt>websocket</dt><dd id="ws">connecting…</dd>
 </dl>
-<p>Run <code>tether serve -- COMMAND</code> to put your own app here.</p>
+<p>Put your own app here: <code>tether launch HOST jupyter</code> (see <code>tether apps</code>) or <code>tether launch HOST -- COMMAND</code> from your laptop, <code>tether serve -- COMMAND</code> on this machine.</p>
 <script src="app.js"></script>
 </body></html>
 `))
@@ -151,5 +151,6 @@ const pageScript = `"use strict";
 `
 
 const pageStyle = `body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 40em; color: #222; }
-dt { font-weight: bold; float: left; width: 8em; } dd { margin-left: 8em; font-family: monospace; }
+dl { display: grid; grid-template-columns: 8em 1fr; gap: .3em 1em; }
+dt { font-weight: bold; } dd { margin: 0; font-family: monospace; }
 `

@@ -12,8 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -564,16 +566,35 @@ func TestServerRefusals(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("wrong key: %v; want AuthError", err)
 	}
-	// Close kills what exec started.
-	started := make(chan struct{})
+	// Close kills what exec started: the command reports its own PID (the shell execs
+	// sleep, so it keeps that PID), and that process must be gone.
+	pids := make(chan int, 1)
 	go func() {
-		c.Run(ctx, "echo up; exec sleep 60", nil, writerFunc(func(p []byte) { close(started) }), io.Discard)
+		c.Run(ctx, "echo $$; exec sleep 60", nil, writerFunc(func(p []byte) {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(p))); err == nil {
+				select {
+				case pids <- pid:
+				default:
+				}
+			}
+		}), io.Discard)
 	}()
-	<-started
+	var pid int
+	select {
+	case pid = <-pids:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the exec'd command did not report its PID")
+	}
 	ts.Server.Close()
-	out, _ := exec.Command("pgrep", "-f", "^sleep 60$").Output()
-	if len(bytes.TrimSpace(out)) != 0 {
-		t.Errorf("sleep survived Server.Close: %s", out)
+	gone := false
+	for i := 0; i < 100 && !gone; i++ {
+		gone = syscall.Kill(pid, 0) == syscall.ESRCH
+		if !gone {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !gone {
+		t.Errorf("sleep (pid %d) survived Server.Close", pid)
 	}
 }
 

@@ -73,20 +73,23 @@ func processAlive(pid int, ident string) bool {
 	return bootID()+":"+strconv.FormatUint(ps.starttime, 10) == ident
 }
 
-// processSID is pid's session id.
+// processSID is pid's session id, or -1 when pid cannot be read. Zero is a real
+// answer: the session's leader lives outside this PID namespace (a container, a CI
+// runner), as /proc reports it.
 func processSID(pid int) int {
 	ps, err := readProcStat(pid)
 	if err != nil {
-		return 0
+		return -1
 	}
 	return ps.sid
 }
 
 // groupMembers lists the live processes in process group pgid and session sid: what is
 // left of an app whose server died. Matching the session too keeps a reused pgid of an
-// unrelated job out.
+// unrelated job out. Session id 0 (a leader outside this PID namespace) is compared
+// like any other.
 func groupMembers(pgid, sid int) []int {
-	if pgid <= 1 || sid <= 0 {
+	if pgid <= 1 || sid < 0 {
 		return nil
 	}
 	des, err := os.ReadDir("/proc")

@@ -24,7 +24,7 @@ func processAlive(pid int, ident string) bool {
 func processSID(pid int) int {
 	sid, err := syscall.Getsid(pid)
 	if err != nil {
-		return 0
+		return -1
 	}
 	return sid
 }

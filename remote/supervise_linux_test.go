@@ -139,3 +139,26 @@ func TestStopEndsServerAndLeftovers(t *testing.T) {
 		t.Errorf("stop left the session dir: %v", err)
 	}
 }
+
+// TestStopInsidePIDNamespace: in a container or CI runner the session leader may live
+// outside the PID namespace, and /proc reports session id 0. Stopping must still find
+// the app's group there.
+func TestStopInsidePIDNamespace(t *testing.T) {
+	if os.Getenv("TETHER_IN_PIDNS") != "" {
+		t.Skip("already inside the namespace")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and unshare(1) to make a PID namespace")
+	}
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", os.Args[0],
+		"-test.run=^(TestAppStopEndsTheGroup|TestStopEndsServerAndLeftovers)$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "TETHER_IN_PIDNS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("inside a PID namespace: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("--- PASS: TestAppStopEndsTheGroup")) || !bytes.Contains(out, []byte("--- PASS: TestStopEndsServerAndLeftovers")) {
+		t.Fatalf("the tests did not run inside the namespace:\n%s", out)
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -588,7 +587,7 @@ func TestServerRefusals(t *testing.T) {
 	ts.Server.Close()
 	gone := false
 	for i := 0; i < 100 && !gone; i++ {
-		gone = syscall.Kill(pid, 0) == syscall.ESRCH
+		gone = processGone(pid)
 		if !gone {
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -190,40 +191,67 @@ func startProxyCommand(cfg *Config, warn io.Writer) (*cmdConn, error) {
 	setProcessGroup(cmd)
 	c := &cmdConn{cmd: cmd, stderr: &tailBuffer{max: 2048, also: warn}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
-	if c.w, err = cmd.StdinPipe(); err != nil {
+	// Pipes of our own rather than StdinPipe/StdoutPipe, which Wait closes: a command
+	// that fails at once must leave us reading EOF and its stderr, not "file already
+	// closed".
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
 		return nil, err
 	}
-	if c.r, err = cmd.StdoutPipe(); err != nil {
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdin, cmd.Stdout = stdinR, stdoutW
+	err = cmd.Start()
+	stdinR.Close()
+	stdoutW.Close()
+	if err != nil {
+		stdinW.Close()
+		stdoutR.Close()
 		return nil, fmt.Errorf("tunnel: starting ProxyCommand: %w", err)
 	}
+	c.w, c.r = stdinW, stdoutR
 	go func() { cmd.Wait(); close(c.done) }()
 	return c, nil
+}
+
+// ended turns an I/O error on the command's pipes into one that carries what the
+// command said on stderr, once it has finished saying it.
+func (c *cmdConn) ended(err error) error {
+	select {
+	case <-c.done:
+	case <-time.After(time.Second):
+	}
+	if s := c.stderr.String(); s != "" {
+		return fmt.Errorf("ProxyCommand ended: %s: %w", s, err)
+	}
+	return err
 }
 
 func (c *cmdConn) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err == io.EOF && n == 0 {
-		// Let the command finish so its last words (stderr) are in the error.
-		select {
-		case <-c.done:
-		case <-time.After(time.Second):
-		}
-		if s := c.stderr.String(); s != "" {
-			return 0, fmt.Errorf("ProxyCommand ended: %s: %w", s, io.EOF)
-		}
+		return 0, c.ended(err)
 	}
 	return n, err
 }
 
-func (c *cmdConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *cmdConn) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		err = c.ended(err)
+	}
+	return n, err
+}
 
 // Close stops the proxy command by its process group and waits for it.
 func (c *cmdConn) Close() error {
 	c.once.Do(func() {
 		c.w.Close()
+		defer c.r.Close()
 		select {
 		case <-c.done:
 			return // reaped: its PID may belong to someone else now

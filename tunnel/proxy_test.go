@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -128,5 +129,27 @@ func TestProgrammaticHostKeyCallback(t *testing.T) {
 	cfg.HostKeyCallback = ssh.FixedHostKey(newEd25519(t).PublicKey())
 	if err := dialErr(cfg, nil); err == nil {
 		t.Fatal("wrong fixed key accepted")
+	}
+}
+
+// TestProxyCommandGoneBeforeWrite: a proxy command that has already exited (and been
+// reaped) when the handshake writes still yields its stderr, not "file already closed".
+func TestProxyCommandGoneBeforeWrite(t *testing.T) {
+	cfg := &Config{Alias: "gpu", HostName: "gpu", Port: 22, User: "me", ProxyCommand: "echo no route to gpu >&2; exit 1"}
+	c, err := startProxyCommand(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy command did not exit")
+	}
+	if _, err := c.Write([]byte("SSH-2.0-tether\r\n")); err == nil || !strings.Contains(err.Error(), "no route to gpu") {
+		t.Errorf("write after exit: %v; want the command's stderr", err)
+	}
+	if _, err := c.Read(make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "no route to gpu") {
+		t.Errorf("read after exit: %v; want the command's stderr", err)
 	}
 }

@@ -53,18 +53,7 @@ func slurmRoot(create bool) (string, error) {
 	if err != nil || home == "" {
 		return "", errors.New("cannot find a place for Slurm sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
 	}
-	root = filepath.Join(home, ".cache", "tether", "slurm")
-	if create {
-		if err := os.MkdirAll(root, 0o700); err != nil {
-			return "", fmt.Errorf("cannot create the session directory %s: %w; set TETHER_STATE_DIR to a private directory", root, err)
-		}
-	} else if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
-		return root, nil
-	}
-	if err := checkPrivateDir(root); err != nil {
-		return "", err
-	}
-	return root, nil
+	return privateRoot(filepath.Join(home, ".cache", "tether", "slurm"), create)
 }
 
 func (s *session) slurmOutput() string { return filepath.Join(s.Dir, slurmOutputFile) }

@@ -36,6 +36,12 @@ func stateRoot(create bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return privateRoot(root, create)
+}
+
+// privateRoot makes root (0700) when create is set, and refuses it unless it is a
+// private directory of this user. A missing root is returned as is when not creating.
+func privateRoot(root string, create bool) (string, error) {
 	if create {
 		if err := os.MkdirAll(root, 0o700); err != nil {
 			return "", fmt.Errorf("cannot create the session directory %s: %w; set TETHER_STATE_DIR to a private directory", root, err)

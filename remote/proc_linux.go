@@ -3,6 +3,7 @@ package remote
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,11 +114,13 @@ func groupMembers(pgid, sid int) []int {
 	return pids
 }
 
-// appSysProcAttr puts the app in its own process group and has the kernel kill it
-// when the thread that started it ends (the server locks that thread for the app's
-// lifetime), so even kill -9 of the server leaves no app behind.
-func appSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// appCommand is how the server starts the app: under the app supervisor (see
+// RunAppSupervisor), which leads the app's own process group, dies with the server's
+// thread that started it (Pdeathsig; the server locks that thread for the app's
+// lifetime) and then ends the whole group, so even kill -9 of the server leaves no
+// part of the app behind.
+func appCommand(p *appPlan, path string) *exec.Cmd {
+	return supervisorCommand(p, path, appGrace)
 }
 
 // peerUID is the uid of the process at the other end of a Unix socket connection.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -237,6 +238,43 @@ func TestLaunchChangedHostKey(t *testing.T) {
 func TestDemoE2E(t *testing.T) {
 	l := startLauncher(t, []string{"demo", "--no-browser", "--json"}, true)
 	checkDemo(t, l)
+}
+
+// TestDemoNoDisplayPrintsURL: with no graphical display and no BROWSER, the launcher
+// does not try xdg-open; it says why on stderr and prints the URL with the token on
+// stdout for the user to open by hand.
+func TestDemoNoDisplayPrintsURL(t *testing.T) {
+	env, _ := launcherEnv(t)
+	env = append(env, "TETHER_BROWSER=", "DISPLAY=", "WAYLAND_DISPLAY=")
+	cmd := exec.Command(Binary(t), "demo")
+	cmd.Env = env
+	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}}
+	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
+	l.proc = Start(t, cmd)
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.stdout.String(), "\n") }) {
+		t.Fatalf("demo without a display printed no URL; stderr:\n%s", l.stderr.String())
+	}
+	url := strings.TrimSpace(l.stdout.String())
+	i := strings.Index(url, "?token=")
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || i < 0 {
+		t.Fatalf("stdout %q; want the local URL with the token", url)
+	}
+	tok := url[i+len("?token="):]
+	if status, _, _ := fetch(t, url[:i], "Authorization", "token "+tok); status != 200 {
+		t.Errorf("the printed URL's token: %d; want 200", status)
+	}
+	if !WaitFor(10*time.Second, func() bool { return strings.Contains(l.stderr.String(), "ready") }) {
+		t.Fatalf("no ready line; stderr:\n%s", l.stderr.String())
+	}
+	e := l.stderr.String()
+	mustContain(t, "demo stderr", e, "could not open a browser (no graphical display")
+	if strings.Contains(e, tok) {
+		t.Errorf("stderr holds the token:\n%s", e)
+	}
+	l.proc.Cmd.Process.Signal(syscall.SIGINT)
+	if err, ok := l.proc.Wait(30 * time.Second); !ok || err != nil {
+		t.Fatalf("demo after Ctrl-C: exited %v, %v; stderr:\n%s", ok, err, l.stderr.String())
+	}
 }
 
 // TestDemoGoRun is the README's first command, once.

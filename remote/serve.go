@@ -431,6 +431,11 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		fileLogger.Info(msg)
 		rep.progress(msg)
 	}
+	if o.AppName == "" {
+		if hint := PortHint(o.Command); hint != "" {
+			progress(hint)
+		}
+	}
 	allowHosts := o.AllowHosts
 	if o.Listen != "" && !listenIsLoopback(o.Listen) {
 		extra := listenAllowHosts(o.Listen)

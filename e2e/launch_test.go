@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/ssh"
 )
 
 // The app the launch tests run on the "remote": Python's static file server, whose page
@@ -221,6 +222,22 @@ func TestLaunchChangedHostKey(t *testing.T) {
 	el := time.Since(start)
 	if code != 1 || !strings.Contains(strings.ToLower(errOut), "host key") || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
 		t.Errorf("exit %d, stderr %q: want exit 1 and one line about the host key", code, errOut)
+	}
+	// As OpenSSH's warning: both fingerprints, where the old key is, and the fix.
+	fp := func(typ, b64 string) string {
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(typ + " " + b64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ssh.FingerprintSHA256(k)
+	}
+	offered, knownFP := fp(fields[1], fields[2]), fp(f[1], f[2])
+	t.Logf("stderr: %s", errOut)
+	for _, want := range []string{"CHANGED", "offers " + fields[1] + " " + offered, s.KnownHosts + ":1 holds " + knownFP,
+		"ssh-keygen -R '" + fields[0] + "' -f " + s.KnownHosts} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
 	}
 	if el > 5*time.Second {
 		t.Errorf("took %s; want seconds", fmtDur(el))

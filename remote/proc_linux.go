@@ -12,9 +12,9 @@ import (
 
 // procStat is the part of /proc/PID/stat that liveness checks read.
 type procStat struct {
-	state     byte
-	pgrp, sid int
-	starttime uint64 // clock ticks after boot
+	state           byte
+	ppid, pgrp, sid int
+	starttime       uint64 // clock ticks after boot
 }
 
 func readProcStat(pid int) (procStat, error) {
@@ -34,6 +34,7 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	var ps procStat
 	ps.state = f[0][0]
+	ps.ppid, _ = strconv.Atoi(f[1])
 	ps.pgrp, _ = strconv.Atoi(f[2])
 	ps.sid, _ = strconv.Atoi(f[3])
 	ps.starttime, err = strconv.ParseUint(f[19], 10, 64)

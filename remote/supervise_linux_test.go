@@ -164,12 +164,14 @@ func TestStopInsidePIDNamespace(t *testing.T) {
 }
 
 // TestAppGroupDiesWithItsServer: kill -9 of the server takes the whole app with it,
-// not just its leader: a background child that ignores TERM goes too (the supervisor
-// gets SIGTERM by Pdeathsig and ends its group: TERM, grace, KILL).
+// not just its leader: background children that ignore TERM go too, in the app's
+// group or in a session of their own (as Jupyter starts its kernels): the supervisor
+// gets SIGTERM by Pdeathsig and ends its group and descendants: TERM, grace, KILL.
 func TestAppGroupDiesWithItsServer(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app",
-		`TETHER_REMOTE_TEST_APP=trap "" TERM; sleep 300 & sh -c 'trap "" TERM; while :; do sleep 1; done' & wait`)
+		`TETHER_REMOTE_TEST_APP=trap "" TERM; sleep 300 & sh -c 'trap "" TERM; while :; do sleep 1; done' & `+
+			`setsid sh -c 'trap "" TERM; sleep 301 & while :; do sleep 1; done' & wait`)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -187,14 +189,27 @@ func TestAppGroupDiesWithItsServer(t *testing.T) {
 	}
 	sid := processSID(leader)
 	defer syscall.Kill(-leader, syscall.SIGKILL)
-	waitUntil(t, 5*time.Second, "the app and its children", func() bool { return len(groupMembers(leader, sid)) >= 4 })
-	members := groupMembers(leader, sid)
+	waitUntil(t, 5*time.Second, "the app and its children", func() bool {
+		return len(groupMembers(leader, sid)) >= 4 && len(descendants(leader)) >= 7
+	})
+	members := append([]int{leader}, descendants(leader)...)
 	idents := map[int]string{}
+	outside := 0
 	for _, pid := range members {
 		idents[pid], _ = processIdentity(pid)
 		if ps, _ := readProcStat(pid); ps.pgrp != leader {
-			t.Errorf("pid %d in group %d; want the supervisor's %d", pid, ps.pgrp, leader)
+			outside++
 		}
+	}
+	defer func() { // should the test fail: each by PID, if still the same process
+		for pid, ident := range idents {
+			if processAlive(pid, ident) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}()
+	if outside < 2 {
+		t.Errorf("%d processes outside the app's group; want the setsid'd shell and its sleep", outside)
 	}
 	if ps, _ := readProcStat(cmd.Process.Pid); ps.pgrp == leader {
 		t.Fatal("the server is in the app's group")
@@ -209,7 +224,7 @@ func TestAppGroupDiesWithItsServer(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("%d processes gone %s after kill -9 of the server (grace 500ms)", len(members), time.Since(start).Round(10*time.Millisecond))
+	t.Logf("%d processes (%d in a session of their own) gone %s after kill -9 of the server (grace 500ms)", len(members), outside, time.Since(start).Round(10*time.Millisecond))
 }
 
 // TestSupervisedAppStatus: the server reads the app's own exit through the supervisor:

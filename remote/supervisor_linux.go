@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -34,8 +35,10 @@ func supervisorCommand(p *appPlan, path string, grace time.Duration) *exec.Cmd {
 //   - the app exits: the app's status (a signal that killed the app kills the
 //     supervisor too, so the server reads the same status);
 //   - the server dies, even by kill -9 (the kernel sends us SIGTERM by Pdeathsig, and
-//     we also watch our parent pid): the whole group gets TERM, then KILL after GRACE,
-//     so nothing the app started (kernels, `sleep 300 &`) outlives the server;
+//     we also watch our parent pid): the whole group, and every descendant that left
+//     it (we are a child subreaper, so orphans stay below us), gets TERM, then KILL
+//     after GRACE, so nothing the app started (kernels, `sleep 300 &`) outlives the
+//     server;
 //   - a signal while the server lives is the server's own stop, which signals the
 //     whole group and escalates to KILL itself: we wait for the app and mirror it.
 func RunAppSupervisor(args []string) int {
@@ -56,6 +59,9 @@ func RunAppSupervisor(args []string) int {
 		endGroup(grace)
 		return 1
 	}
+	// Orphans of the app (a kernel in a session of its own whose parent died) become
+	// our children, so that ending the app's tree finds them too.
+	syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
 	// The app dies with this thread if we are killed outright (Pdeathsig is per thread).
 	runtime.LockOSThread()
 	cmd := &exec.Cmd{Path: args[2], Args: args[3:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
@@ -64,17 +70,27 @@ func RunAppSupervisor(args []string) int {
 		fmt.Fprintf(os.Stderr, "tether: cannot start the app: %v\n", err)
 		return 127
 	}
-	done := make(chan struct{})
+	// One reaper for the app and the orphans we adopt (cmd.Wait would race with it).
+	appDone := make(chan syscall.WaitStatus, 1)
 	go func() {
-		cmd.Wait()
-		close(done)
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, 0, nil)
+			switch {
+			case err == syscall.EINTR:
+			case err != nil:
+				return
+			case pid == cmd.Process.Pid:
+				appDone <- ws
+			}
+		}
 	}()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case <-done:
-			return mirrorExit(cmd.ProcessState)
+		case ws := <-appDone:
+			return mirrorExit(ws)
 		case <-sigs:
 			if os.Getppid() != parent {
 				endGroup(grace)
@@ -89,37 +105,82 @@ func RunAppSupervisor(args []string) int {
 	}
 }
 
-// endGroup ends every other process of our group: TERM, then KILL after grace (which
-// ends us too) unless they are all gone by then.
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER of prctl(2).
+const prSetChildSubreaper = 36
+
+// endGroup ends everything the app left: our process group, and our descendants that
+// left it (setsid), TERM first, then KILL after grace (which ends us too) unless they
+// are all gone by then.
 func endGroup(grace time.Duration) {
 	pg, sid, self := syscall.Getpgrp(), processSID(os.Getpid()), os.Getpid()
-	others := func() bool {
+	others := func() []int {
+		var pids []int
 		for _, pid := range groupMembers(pg, sid) {
 			if pid != self {
-				return true
+				pids = append(pids, pid)
 			}
 		}
-		return false
+		for _, pid := range descendants(self) {
+			if !slices.Contains(pids, pid) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	for _, pid := range others() {
+		syscall.Kill(pid, syscall.SIGTERM)
 	}
 	syscall.Kill(-pg, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
-	for others() && time.Now().Before(deadline) {
+	for len(others()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if others() {
+	if left := others(); len(left) > 0 {
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 		signal.Reset()
 		syscall.Kill(-pg, syscall.SIGKILL)
 		time.Sleep(time.Second) // the KILL reaches us too
 	}
 }
 
+// descendants lists the live (not zombie) processes below pid, by parent links.
+func descendants(pid int) []int {
+	des, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, de := range des {
+		p, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		ps, err := readProcStat(p)
+		if err != nil || ps.state == 'Z' || ps.state == 'X' {
+			continue
+		}
+		children[ps.ppid] = append(children[ps.ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 && len(out) < 1<<16 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			if c != pid && !slices.Contains(out, c) {
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
 // mirrorExit turns the app's end into ours: its exit status, or death by the signal
 // that killed it, so that the server's account of the app is the same as without us.
-func mirrorExit(ps *os.ProcessState) int {
-	ws, ok := ps.Sys().(syscall.WaitStatus)
-	if !ok {
-		return ps.ExitCode()
-	}
+func mirrorExit(ws syscall.WaitStatus) int {
 	if !ws.Signaled() {
 		return ws.ExitStatus()
 	}

@@ -115,7 +115,7 @@ type ServeCmd struct {
 	TLS          bool          `name:"tls" help:"Serve HTTPS with a self-signed certificate (its SHA-256 goes into the ready record)."`
 	TLSCert      string        `name:"tls-cert" placeholder:"F" help:"Serve HTTPS with this PEM certificate (the key may sit in the same file)."`
 	TLSKey       string        `name:"tls-key" placeholder:"F" help:"The PEM key for --tls-cert."`
-	AllowHost    []string      `name:"allow-host" placeholder:"NAME" sep:"none" help:"Accept this Host name besides loopback ones (repeatable)."`
+	AllowHost    []string      `name:"allow-host" placeholder:"NAME" sep:"none" help:"Accept this Host name besides loopback ones and, with --listen beyond loopback, its address and this machine's name (repeatable)."`
 	IdleTimeout  time.Duration `name:"idle-timeout" placeholder:"DUR" help:"Stop the session after this long without requests or WebSocket traffic."`
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	JSON         bool          `name:"json" help:"Print the ready record as one line of JSON on stdout."`

@@ -15,12 +15,18 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/tether-dev/tether/remote"
 )
 
 // version is set at build time: -ldflags "-X main.version=$(git describe)".
 var version = "dev"
 
 func main() {
+	// The server starts apps under this hidden mode of the same binary (Linux): it is
+	// dispatched before the command line is parsed, so it is in no help text.
+	if len(os.Args) > 1 && os.Args[1] == remote.AppSupervisorArg {
+		os.Exit(remote.RunAppSupervisor(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -583,4 +584,51 @@ func TestAppsHostE2E(t *testing.T) {
 	if list := sessionsOn(t, s); len(list) != 0 {
 		t.Errorf("sessions left: %v", list)
 	}
+}
+
+// TestPresetJupyterKernelDiesWithKilledServer: kill -9 of a Jupyter session's server
+// takes Jupyter and its kernel with it, although Jupyter starts kernels in a session
+// (and process group) of their own. (ipykernel also exits once its parent is gone, so
+// this checks the user's view; TestAppGroupDiesWithItsServer in remote checks that the
+// supervisor ends such descendants itself.)
+func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
+	Need(t, "jupyter-notebook", "jupyter-notebook")
+	s := StartSSHD(t, SSHDOptions{})
+	rec := detachOverSSH(t, s, "--app", "jupyter")
+	code, body := direct(t, rec.Socket, "POST", rec.BaseURL+"api/kernels", "Authorization", "token "+rec.Token)
+	if code != http.StatusCreated {
+		t.Fatalf("starting a kernel through the gate: %d %.200q", code, body)
+	}
+	var kernels []int
+	if !WaitFor(30*time.Second, func() bool {
+		kernels = nil
+		for _, pid := range Descendants(rec.PID, "") {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "ipykernel") {
+				kernels = append(kernels, pid)
+			}
+		}
+		return len(kernels) > 0
+	}) {
+		t.Fatalf("no kernel process under the server %d", rec.PID)
+	}
+	procs := Descendants(rec.PID, "")
+	killSessionOnCleanup(t, rec.PID) // again, now that the kernel is there
+	sid := func(pid int) string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 4 {
+			return "?"
+		}
+		return f[3]
+	}
+	serverSID, kernelSID := sid(rec.PID), sid(kernels[0])
+	t.Logf("kernel %d in session %s (the server's: %s); %d processes under the server", kernels[0], kernelSID, serverSID, len(procs))
+	killed := time.Now()
+	syscall.Kill(rec.PID, syscall.SIGKILL)
+	for _, pid := range procs {
+		if !WaitFor(15*time.Second, func() bool { return !Alive(pid) }) {
+			t.Errorf("process %d (Jupyter or its kernel) outlived its killed server", pid)
+		}
+	}
+	t.Logf("all gone %s after kill -9 of the server", fmtDur(time.Since(killed)))
 }

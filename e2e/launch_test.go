@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/ssh"
 )
 
 // The app the launch tests run on the "remote": Python's static file server, whose page
@@ -221,6 +223,22 @@ func TestLaunchChangedHostKey(t *testing.T) {
 	if code != 1 || !strings.Contains(strings.ToLower(errOut), "host key") || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
 		t.Errorf("exit %d, stderr %q: want exit 1 and one line about the host key", code, errOut)
 	}
+	// As OpenSSH's warning: both fingerprints, where the old key is, and the fix.
+	fp := func(typ, b64 string) string {
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(typ + " " + b64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ssh.FingerprintSHA256(k)
+	}
+	offered, knownFP := fp(fields[1], fields[2]), fp(f[1], f[2])
+	t.Logf("stderr: %s", errOut)
+	for _, want := range []string{"CHANGED", "offers " + fields[1] + " " + offered, s.KnownHosts + ":1 holds " + knownFP,
+		"ssh-keygen -R '" + fields[0] + "' -f " + s.KnownHosts} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
 	if el > 5*time.Second {
 		t.Errorf("took %s; want seconds", fmtDur(el))
 	}
@@ -237,6 +255,43 @@ func TestLaunchChangedHostKey(t *testing.T) {
 func TestDemoE2E(t *testing.T) {
 	l := startLauncher(t, []string{"demo", "--no-browser", "--json"}, true)
 	checkDemo(t, l)
+}
+
+// TestDemoNoDisplayPrintsURL: with no graphical display and no BROWSER, the launcher
+// does not try xdg-open; it says why on stderr and prints the URL with the token on
+// stdout for the user to open by hand.
+func TestDemoNoDisplayPrintsURL(t *testing.T) {
+	env, _ := launcherEnv(t)
+	env = append(env, "TETHER_BROWSER=", "DISPLAY=", "WAYLAND_DISPLAY=")
+	cmd := exec.Command(Binary(t), "demo")
+	cmd.Env = env
+	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}}
+	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
+	l.proc = Start(t, cmd)
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.stdout.String(), "\n") }) {
+		t.Fatalf("demo without a display printed no URL; stderr:\n%s", l.stderr.String())
+	}
+	url := strings.TrimSpace(l.stdout.String())
+	i := strings.Index(url, "?token=")
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || i < 0 {
+		t.Fatalf("stdout %q; want the local URL with the token", url)
+	}
+	tok := url[i+len("?token="):]
+	if status, _, _ := fetch(t, url[:i], "Authorization", "token "+tok); status != 200 {
+		t.Errorf("the printed URL's token: %d; want 200", status)
+	}
+	if !WaitFor(10*time.Second, func() bool { return strings.Contains(l.stderr.String(), "ready") }) {
+		t.Fatalf("no ready line; stderr:\n%s", l.stderr.String())
+	}
+	e := l.stderr.String()
+	mustContain(t, "demo stderr", e, "could not open a browser (no graphical display")
+	if strings.Contains(e, tok) {
+		t.Errorf("stderr holds the token:\n%s", e)
+	}
+	l.proc.Cmd.Process.Signal(syscall.SIGINT)
+	if err, ok := l.proc.Wait(30 * time.Second); !ok || err != nil {
+		t.Fatalf("demo after Ctrl-C: exited %v, %v; stderr:\n%s", ok, err, l.stderr.String())
+	}
 }
 
 // TestDemoGoRun is the README's first command, once.

@@ -196,19 +196,24 @@ func TestSessionSurvivesConnectionDeath(t *testing.T) {
 	}
 }
 
-// TestSessionKilledServerTakesItsApp: kill -9 of the server leaves no app behind, and
-// ls says dead (never running) until stop or --prune clears it.
+// TestSessionKilledServerTakesItsApp: kill -9 of the server leaves no part of the app
+// behind, not even a background child that ignores TERM, and ls says dead (never
+// running) until stop or --prune clears it.
 func TestSessionKilledServerTakesItsApp(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	rec := detachOverSSH(t, s, pyServer...)
+	rec := detachOverSSH(t, s, "--", "sh", "-c",
+		`'(trap "" TERM; exec sleep 300) & exec python3 -m http.server {port} --bind 127.0.0.1'`)
 	apps := Descendants(rec.PID, "python3")
-	if len(apps) != 1 {
-		t.Fatalf("app processes: %v", apps)
+	kids := Descendants(rec.PID, "sleep")
+	if len(apps) != 1 || len(kids) != 1 {
+		t.Fatalf("app processes: python3 %v, sleep %v", apps, kids)
 	}
+	killed := time.Now()
 	syscall.Kill(rec.PID, syscall.SIGKILL)
-	if !WaitFor(5*time.Second, func() bool { return !Alive(apps[0]) }) {
-		t.Fatal("the app outlived its killed server")
+	if !WaitFor(10*time.Second, func() bool { return !Alive(apps[0]) && !Alive(kids[0]) }) {
+		t.Fatalf("the app outlived its killed server: python3 alive %v, its TERM-ignoring child alive %v", Alive(apps[0]), Alive(kids[0]))
 	}
+	t.Logf("app and its TERM-ignoring child gone %s after kill -9 of the server", time.Since(killed).Round(100*time.Millisecond))
 	if st := stateOf(lsOverSSH(t, s), rec.ID); st != remote.StateDead {
 		t.Errorf("ls: %s; want dead", st)
 	}

@@ -97,22 +97,51 @@ func writeRedirectFile(target string) (string, func(), error) {
 	return p, func() { t.Stop(); rm() }, nil
 }
 
+// openerCheck is how long OpenURL waits for an opener to fail: xdg-open and open exit
+// at once (non-zero when they could not open anything); a browser started directly
+// from $BROWSER keeps running, which counts as success.
+var openerCheck = 2 * time.Second
+
 // OpenURL opens target (a URL or a file path) with $TETHER_BROWSER, $BROWSER or the
-// platform's opener, without waiting for the browser to exit.
+// platform's opener, without waiting for the browser to exit. An opener that cannot
+// start or exits non-zero is a failure (the next one is tried); the error says why
+// none worked, never with the target in it.
 func OpenURL(target string) error {
-	for _, argv := range openers(target, os.Getenv) {
+	list := openers(target, os.Getenv, runtime.GOOS)
+	if len(list) == 0 {
+		return errors.New("no graphical display (DISPLAY and WAYLAND_DISPLAY are unset) and no BROWSER set")
+	}
+	var why []string
+	for _, argv := range list {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		if err := cmd.Start(); err != nil {
+			why = append(why, "cannot run "+argv[0])
 			continue
 		}
-		go cmd.Wait() // reap it whenever it exits; browsers may run long
-		return nil
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }() // reaps it whenever it exits; browsers may run long
+		select {
+		case err := <-done:
+			if err == nil {
+				return nil
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				why = append(why, fmt.Sprintf("%s exited with status %d", filepath.Base(argv[0]), ee.ExitCode()))
+			} else {
+				why = append(why, filepath.Base(argv[0])+" failed")
+			}
+		case <-time.After(openerCheck):
+			return nil
+		}
 	}
-	return fmt.Errorf("no way to open a browser found (set BROWSER, or use --no-browser)")
+	return errors.New(strings.Join(why, "; "))
 }
 
-// openers lists the command lines to try, in order.
-func openers(target string, getenv func(string) string) [][]string {
+// openers lists the command lines to try, in order. Without a graphical display
+// (DISPLAY and WAYLAND_DISPLAY unset: an SSH login, a console, a container) xdg-open
+// is not tried: it would fail, or start a text browser in the user's terminal.
+func openers(target string, getenv func(string) string, goos string) [][]string {
 	if v := strings.Fields(getenv(browserEnv)); len(v) > 0 {
 		return [][]string{append(v, target)}
 	}
@@ -136,13 +165,15 @@ func openers(target string, getenv func(string) string) [][]string {
 			out = append(out, f)
 		}
 	}
-	switch runtime.GOOS {
+	switch goos {
 	case "darwin":
 		out = append(out, []string{"open", target})
 	case "windows":
 		out = append(out, []string{"rundll32", "url.dll,FileProtocolHandler", target})
 	default:
-		out = append(out, []string{"xdg-open", target})
+		if getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "" {
+			out = append(out, []string{"xdg-open", target})
+		}
 	}
 	return out
 }

@@ -74,12 +74,24 @@ func connectError(host string, err error) error {
 	)
 	switch {
 	case errors.As(err, &changed):
-		msg := fmt.Sprintf("the host key of %s has CHANGED (offered %s %s): someone may be intercepting the connection (man-in-the-middle), or the host was reinstalled; nothing was started",
-			host, changed.Type, changed.Offered)
+		// As OpenSSH's warning: the host, the key offered now, the key known and where,
+		// and the command that removes the old one.
+		var known []string
+		for _, k := range changed.Expected {
+			known = append(known, fmt.Sprintf("%s:%d holds %s", k.File, k.Line, k.Fingerprint))
+		}
+		msg := fmt.Sprintf("the host key of %s has CHANGED: it offers %s %s", host, changed.Type, changed.Offered)
+		if len(known) > 0 {
+			msg += " but " + strings.Join(known, ", ")
+		}
+		if changed.Host != host {
+			msg += " (as " + changed.Host + ")"
+		}
+		msg += "; someone may be intercepting the connection (man-in-the-middle), or the host was reinstalled; nothing was started"
 		hint := "if the change is expected, check the new fingerprint with the host's admin, then remove the old key"
 		if len(changed.Expected) > 0 {
 			k := changed.Expected[0]
-			hint += fmt.Sprintf(" (line %d of %s: `ssh-keygen -R %s -f %s`)", k.Line, k.File, changed.Host, k.File)
+			hint += fmt.Sprintf(": `ssh-keygen -R %s -f %s`", tunnel.Quote(changed.Host), tunnel.Quote(k.File))
 		}
 		return &Error{Msg: msg, Hint: hint, Err: err}
 	case errors.As(err, &unknown):

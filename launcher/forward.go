@@ -316,10 +316,17 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	}
 	var cleanup func()
 	if !fo.NoBrowser {
-		cleanup, err = s.openBrowser(fo, local, rec)
-		if err != nil {
-			s.status.line("tether: could not open a browser (%v); open this URL yourself:", clip(oneLine(err.Error()), 200))
-			fmt.Fprintln(s.o.Stdout, tokenURL)
+		// No browser (no display, the opener failed): the user opens the URL by hand.
+		// It goes to the user's terminal only, never to a log.
+		var oerr error
+		if cleanup, oerr = s.openBrowser(fo, local, rec); oerr != nil {
+			why := clip(oneLine(oerr.Error()), 200)
+			if fo.JSON {
+				s.status.line("tether: could not open a browser (%s); open the url of the JSON line yourself", why)
+			} else {
+				s.status.line("tether: could not open a browser (%s); open this URL yourself:", why)
+				fmt.Fprintln(s.o.Stdout, tokenURL)
+			}
 		}
 	}
 	if cleanup != nil {

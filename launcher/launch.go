@@ -37,6 +37,11 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	}
 	defer s.close()
 	s.demo = demo
+	if o.App == "" {
+		if hint := remote.PortHint(o.Command); hint != "" {
+			s.status.line("tether: %s", hint)
+		}
+	}
 	if o.Slurm.Enabled {
 		rec, err := s.startSlurm(ctx, o)
 		switch {

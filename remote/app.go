@@ -221,7 +221,8 @@ type appProc struct {
 	tail  *tailBuffer
 }
 
-// startApp starts the app in its own process group with its output to out. The
+// startApp starts the app in its own process group with its output to out (on Linux
+// under the app supervisor, whose pid, status and group stand for the app's). The
 // goroutine that starts it keeps its OS thread locked until the app exits: Pdeathsig
 // is tied to the thread that forked, and the kernel must not see that thread end while
 // the app runs.
@@ -230,7 +231,8 @@ func startApp(p *appPlan, out io.Writer) (*appProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot run the app: %w", err)
 	}
-	cmd := &exec.Cmd{Path: path, Args: p.argv, Env: p.env, SysProcAttr: appSysProcAttr(), WaitDelay: 2 * time.Second}
+	cmd := appCommand(p, path)
+	cmd.WaitDelay = 2 * time.Second
 	ap := &appProc{done: make(chan struct{}), tail: newTail(16 << 10)}
 	cmd.Stdout = io.MultiWriter(out, ap.tail)
 	cmd.Stderr = cmd.Stdout

@@ -13,6 +13,9 @@ import (
 // TestMain lets the test binary act as a helper process: a stand-in server that
 // starts an app and is then killed, or a client of another uid.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == AppSupervisorArg {
+		os.Exit(RunAppSupervisor(os.Args[2:])) // what main does for the real binary
+	}
 	switch os.Getenv("TETHER_REMOTE_TEST_HELPER") {
 	case "":
 		os.Exit(m.Run())
@@ -20,7 +23,12 @@ func TestMain(m *testing.M) {
 		// Start `sleep` as the app, print its pid, then wait to be killed.
 		root, _ := os.MkdirTemp("", "helper-")
 		s := &session{ID: "helperid", Dir: root, SockDir: root}
-		p, err := AppSpec{Command: []string{"sleep", "600"}}.plan(s, "/")
+		command := []string{"sleep", "600"}
+		if sh := os.Getenv("TETHER_REMOTE_TEST_APP"); sh != "" {
+			command = []string{"sh", "-c", sh}
+			appGrace = 500 * time.Millisecond
+		}
+		p, err := AppSpec{Command: command}.plan(s, "/")
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)

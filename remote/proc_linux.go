@@ -3,6 +3,7 @@ package remote
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,9 +12,9 @@ import (
 
 // procStat is the part of /proc/PID/stat that liveness checks read.
 type procStat struct {
-	state     byte
-	pgrp, sid int
-	starttime uint64 // clock ticks after boot
+	state           byte
+	ppid, pgrp, sid int
+	starttime       uint64 // clock ticks after boot
 }
 
 func readProcStat(pid int) (procStat, error) {
@@ -33,6 +34,7 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	var ps procStat
 	ps.state = f[0][0]
+	ps.ppid, _ = strconv.Atoi(f[1])
 	ps.pgrp, _ = strconv.Atoi(f[2])
 	ps.sid, _ = strconv.Atoi(f[3])
 	ps.starttime, err = strconv.ParseUint(f[19], 10, 64)
@@ -113,11 +115,13 @@ func groupMembers(pgid, sid int) []int {
 	return pids
 }
 
-// appSysProcAttr puts the app in its own process group and has the kernel kill it
-// when the thread that started it ends (the server locks that thread for the app's
-// lifetime), so even kill -9 of the server leaves no app behind.
-func appSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// appCommand is how the server starts the app: under the app supervisor (see
+// RunAppSupervisor), which leads the app's own process group, dies with the server's
+// thread that started it (Pdeathsig; the server locks that thread for the app's
+// lifetime) and then ends the whole group, so even kill -9 of the server leaves no
+// part of the app behind.
+func appCommand(p *appPlan, path string) *exec.Cmd {
+	return supervisorCommand(p, path, appGrace)
 }
 
 // peerUID is the uid of the process at the other end of a Unix socket connection.

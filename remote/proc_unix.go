@@ -4,6 +4,7 @@ package remote
 
 import (
 	"errors"
+	"os/exec"
 	"strconv"
 	"syscall"
 )
@@ -31,6 +32,9 @@ func processSID(pid int) int {
 
 func groupMembers(pgid, sid int) []int { return nil }
 
-func appSysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+// appCommand starts the app itself, leading its own process group.
+func appCommand(p *appPlan, path string) *exec.Cmd {
+	return &exec.Cmd{Path: path, Args: p.argv, Env: p.env, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+}
 
 func peerUID(c syscall.Conn) (int, error) { return -1, errors.ErrUnsupported }

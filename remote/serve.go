@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,6 +160,48 @@ func splitListen(addr string) (string, int, error) {
 		return "", 0, errors.New("give a host (an empty host would listen on every interface)")
 	}
 	return host, n, nil
+}
+
+// listenAllowHosts are the Host names a browser may use for a listener beyond
+// loopback, besides --allow-host: the listen address itself (an IP, or a name), and
+// the machine's host name (what the banner's URL shows for 0.0.0.0 and ::). Names
+// the Host check could not take are left out.
+func listenAllowHosts(addr string) []string {
+	host, _, err := splitListen(addr)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(h string) {
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+		if h == "" || slices.Contains(out, h) {
+			return
+		}
+		if ip, err := netip.ParseAddr(h); err == nil {
+			if ip.IsUnspecified() || ip.Zone() != "" {
+				return
+			}
+		} else if !plainHostName(h) {
+			return
+		}
+		out = append(out, h)
+	}
+	add(host)
+	add(hostname())
+	return out
+}
+
+// plainHostName reports whether h is a DNS name the Host check accepts.
+func plainHostName(h string) bool {
+	if len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") || h == "localhost" || h == strings.ToLower(tokenserver.ForwardedServerName) {
+		return false
+	}
+	for _, c := range h {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func listenIsLoopback(addr string) bool {
@@ -387,6 +431,22 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		fileLogger.Info(msg)
 		rep.progress(msg)
 	}
+	if o.AppName == "" {
+		if hint := PortHint(o.Command); hint != "" {
+			progress(hint)
+		}
+	}
+	allowHosts := o.AllowHosts
+	if o.Listen != "" && !listenIsLoopback(o.Listen) {
+		extra := listenAllowHosts(o.Listen)
+		allowHosts = append(append([]string{}, o.AllowHosts...), extra...)
+		if len(extra) > 0 {
+			progress("listening on " + o.Listen + ": browsers may also use the Host " + strings.Join(extra, ", ") + " (others need --allow-host)")
+		}
+		if tlsConf == nil {
+			progress("note: --listen " + o.Listen + " reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls")
+		}
+	}
 	if o.App != nil {
 		plan, err := o.App.plan(sess, o.BaseURL)
 		if err != nil {
@@ -452,7 +512,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 
 	srv, err := tokenserver.New(tokenserver.Options{
 		Token: token, NoAuth: token == "", SessionID: sess.ID, BaseURL: o.BaseURL,
-		AllowHosts: o.AllowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
+		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the guarded server: %w", err)

@@ -67,6 +67,25 @@ func (o *ServeOptions) resolveApp() error {
 	return nil
 }
 
+// PortHint is a one-line note for a COMMAND of the user's own (not a preset) that
+// shows no sign of listening where tether tells it: no {port} or {socket} placeholder
+// and no mention of $PORT. tether waits for the app on 127.0.0.1:$PORT (or {socket});
+// an app that picks its own port (http.server's 8000, Jupyter's 8888) is never found.
+// Apps that read PORT from their environment without saying so exist, so this is a
+// note, not an error. Empty when the command looks fine.
+func PortHint(command []string) string {
+	if len(command) == 0 {
+		return ""
+	}
+	for _, a := range command {
+		if strings.Contains(a, "{port}") || strings.Contains(a, "{socket}") ||
+			strings.Contains(a, "$PORT") || strings.Contains(a, "${PORT") {
+			return ""
+		}
+	}
+	return "note: the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT (tether sets PORT) or on {socket}; put {port} where it takes its port, e.g. -- python3 -m http.server {port}"
+}
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // Headers --app-header may not set: the request's framing, its routing and what the

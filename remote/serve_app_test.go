@@ -114,3 +114,46 @@ func TestServeGenericAppSecret(t *testing.T) {
 		t.Errorf("a secret file was written though the app gets the secret by environment")
 	}
 }
+
+func TestPortHint(t *testing.T) {
+	for _, c := range []struct {
+		command []string
+		hint    bool
+	}{
+		{nil, false},
+		{[]string{"jupyter", "lab", "--port={port}"}, false},
+		{[]string{"code-server", "--socket", "{socket}"}, false},
+		{[]string{"sh", "-c", `exec myapp --port "$PORT"`}, false},
+		{[]string{"sh", "-c", "exec myapp --port ${PORT:-8000}"}, false},
+		{[]string{"python3", "-m", "http.server"}, true},
+		{[]string{"jupyter", "lab"}, true},
+		{[]string{"myapp", "--port", "{Port}"}, true},
+	} {
+		h := PortHint(c.command)
+		if (h != "") != c.hint {
+			t.Errorf("PortHint(%q) = %q; want a hint: %v", c.command, h, c.hint)
+		}
+		if h != "" && (strings.Contains(h, "\n") || !strings.Contains(h, "{port}") || !strings.Contains(h, "$PORT")) {
+			t.Errorf("hint %q: want one line naming {port} and $PORT", h)
+		}
+	}
+}
+
+// TestServePortHint: a command with no {port}, {socket} or $PORT gets the note up
+// front, and it is only a note: an app that reads PORT from its environment without
+// saying so still starts. A command with {port} gets no note.
+func TestServePortHint(t *testing.T) {
+	tempRoot(t)
+	py := `import os, sys, runpy; sys.argv = ["http.server", os.environ["PORT"], "--bind", "127.0.0.1"]; runpy.run_module("http.server", run_name="__main__")`
+	r := startServe(t, ServeOptions{Command: []string{"python3", "-c", py}})
+	if !strings.Contains(r.stderr.String(), "tether: note: the command has no {port} or {socket}") {
+		t.Errorf("stderr lacks the note:\n%s", r.stderr)
+	}
+	if code, _ := fetch(t, socketClient(r.rec.Socket, nil), "http://localhost/", r.rec.Token); code != http.StatusOK {
+		t.Errorf("the app that reads PORT: %d; want 200", code)
+	}
+	r2 := startServe(t, ServeOptions{Command: []string{"python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"}})
+	if strings.Contains(r2.stderr.String(), "no {port}") {
+		t.Errorf("a command with {port} got the note:\n%s", r2.stderr)
+	}
+}

@@ -13,8 +13,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,4 +423,116 @@ func TestRecordChallengeAndLoginCode(t *testing.T) {
 	if code, cookies := use(); code == http.StatusSeeOther && len(cookies) == 1 {
 		t.Error("the login code worked twice")
 	}
+}
+
+// The Host names a listener beyond loopback answers to: its own address and this
+// machine's name; never a wildcard address, a zone, or a name the gate would refuse.
+func TestListenAllowHosts(t *testing.T) {
+	h := hostname()
+	for _, c := range []struct {
+		listen string
+		want   []string
+	}{
+		{"10.1.2.3:8888", []string{"10.1.2.3", h}},
+		{"[fd00::7]:0", []string{"fd00::7", h}},
+		{"0.0.0.0:8888", []string{h}},
+		{"[::]:8888", []string{h}},
+		{"Node7.Cluster.Example:0", []string{"node7.cluster.example", h}},
+		{"[fe80::1%eth0]:0", []string{h}},
+		{"bad_name:0", []string{h}},
+	} {
+		want := c.want
+		if h == "localhost" || !plainHostName(h) {
+			want = slices.DeleteFunc(slices.Clone(want), func(s string) bool { return s == h })
+		}
+		if got := listenAllowHosts(c.listen); !slices.Equal(got, want) {
+			t.Errorf("listenAllowHosts(%q) = %q; want %q", c.listen, got, want)
+		}
+	}
+}
+
+// TestServeListenBeyondLoopback: --listen on an address that is not a loopback
+// literal (here this machine's name; a test listens on loopback only, so the name must
+// resolve there) makes the gate answer to that name as Host without --allow-host, and
+// serve says so and suggests --tls. A foreign Host is still refused.
+func TestServeListenBeyondLoopback(t *testing.T) {
+	tempRoot(t)
+	name := hostname()
+	addrs, err := net.LookupHost(name)
+	if err != nil || len(addrs) == 0 || !plainHostName(name) {
+		t.Skipf("this machine's name %q does not resolve (%v); TestListenAllowHosts covers the names", name, err)
+	}
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip == nil || !ip.IsLoopback() {
+			t.Skipf("%s resolves to %s, beyond loopback: tests listen on loopback only", name, a)
+		}
+	}
+	r := startServeUnchecked(t, ServeOptions{Listen: net.JoinHostPort(name, "0")})
+	u, err := url.Parse(r.rec.URL)
+	if err != nil || u.Hostname() != name {
+		t.Fatalf("record url %q; want one on %s", r.rec.URL, name)
+	}
+	get := func(host string) int {
+		req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(addrs[0], u.Port())+"/", nil)
+		req.Host = host
+		req.Header.Set("Authorization", "token "+r.rec.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(net.JoinHostPort(name, u.Port())); code != http.StatusOK {
+		t.Errorf("Host %s: %d; want 200 (the listen name is allowed)", name, code)
+	}
+	if code := get("evil.example:" + u.Port()); code != http.StatusForbidden {
+		t.Errorf("Host evil.example: %d; want 403", code)
+	}
+	e := r.stderr.String()
+	for _, want := range []string{"browsers may also use the Host " + name, "without TLS", "add --tls"} {
+		if !strings.Contains(e, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, e)
+		}
+	}
+	if strings.Contains(e, r.rec.Token) {
+		t.Errorf("stderr holds the token")
+	}
+	// With TLS there is no such hint.
+	r2 := startServeUnchecked(t, ServeOptions{Listen: net.JoinHostPort(name, "0"), TLS: true})
+	if strings.Contains(r2.stderr.String(), "without TLS") {
+		t.Errorf("--tls still got the hint:\n%s", r2.stderr.String())
+	}
+}
+
+// startServeUnchecked is startServe for a listener beyond loopback, whose record the
+// launcher's Validate refuses (its url is not loopback): it only decodes the record.
+func startServeUnchecked(t *testing.T, o ServeOptions) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	r := &running{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	o.JSON, o.Stdout, o.Stderr, o.Version = true, pw, r.stderr, "test"
+	go func() {
+		err := Serve(ctx, o)
+		pw.Close()
+		r.done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(15 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no ready line: %v\n%s", err, r.stderr)
+	}
+	go io.Copy(io.Discard, pr)
+	if err := json.Unmarshal([]byte(line), &r.rec); err != nil {
+		t.Fatalf("ready line %q: %v", line, err)
+	}
+	return r
 }

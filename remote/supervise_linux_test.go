@@ -162,3 +162,103 @@ func TestStopInsidePIDNamespace(t *testing.T) {
 		t.Fatalf("the tests did not run inside the namespace:\n%s", out)
 	}
 }
+
+// TestAppGroupDiesWithItsServer: kill -9 of the server takes the whole app with it,
+// not just its leader: background children that ignore TERM go too, in the app's
+// group or in a session of their own (as Jupyter starts its kernels): the supervisor
+// gets SIGTERM by Pdeathsig and ends its group and descendants: TERM, grace, KILL.
+func TestAppGroupDiesWithItsServer(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app",
+		`TETHER_REMOTE_TEST_APP=trap "" TERM; sleep 300 & sh -c 'trap "" TERM; while :; do sleep 1; done' & `+
+			`setsid sh -c 'trap "" TERM; sleep 301 & while :; do sleep 1; done' & wait`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	sid := processSID(leader)
+	defer syscall.Kill(-leader, syscall.SIGKILL)
+	waitUntil(t, 5*time.Second, "the app and its children", func() bool {
+		return len(groupMembers(leader, sid)) >= 4 && len(descendants(leader)) >= 7
+	})
+	members := append([]int{leader}, descendants(leader)...)
+	idents := map[int]string{}
+	outside := 0
+	for _, pid := range members {
+		idents[pid], _ = processIdentity(pid)
+		if ps, _ := readProcStat(pid); ps.pgrp != leader {
+			outside++
+		}
+	}
+	defer func() { // should the test fail: each by PID, if still the same process
+		for pid, ident := range idents {
+			if processAlive(pid, ident) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}()
+	if outside < 2 {
+		t.Errorf("%d processes outside the app's group; want the setsid'd shell and its sleep", outside)
+	}
+	if ps, _ := readProcStat(cmd.Process.Pid); ps.pgrp == leader {
+		t.Fatal("the server is in the app's group")
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	start := time.Now()
+	waitUntil(t, 5*time.Second, "every process of the app to die with its server", func() bool {
+		for pid, ident := range idents {
+			if processAlive(pid, ident) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d processes (%d in a session of their own) gone %s after kill -9 of the server (grace 500ms)", len(members), outside, time.Since(start).Round(10*time.Millisecond))
+}
+
+// TestSupervisedAppStatus: the server reads the app's own exit through the supervisor:
+// its status, or the signal that killed it; output and environment are the app's.
+func TestSupervisedAppStatus(t *testing.T) {
+	for _, c := range []struct{ script, want string }{
+		{"echo hello $PORT; exit 3", "exited with status 3"},
+		{"exit 0", "exited with status 0"},
+		{"kill -TERM $$", "was killed by signal terminated"},
+		{"kill -KILL $$", "was killed by signal killed"},
+	} {
+		p := testPlan(t, "sh", "-c", c.script)
+		var out syncBuffer
+		app, err := startApp(p, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-app.done:
+		case <-time.After(5 * time.Second):
+			app.stop(0)
+			t.Fatalf("%q did not end", c.script)
+		}
+		if got := describeExit(app.err); got != c.want {
+			t.Errorf("%q: %s; want %s", c.script, got, c.want)
+		}
+		port := ""
+		for _, e := range p.env {
+			if v, ok := strings.CutPrefix(e, "PORT="); ok {
+				port = v
+			}
+		}
+		if strings.HasPrefix(c.script, "echo") && (port == "" || !strings.Contains(out.String(), "hello "+port+"\n")) {
+			t.Errorf("app output %q; want hello and its PORT", out.String())
+		}
+	}
+}

@@ -236,14 +236,16 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.seeOther(w, next)
 		return
 	}
-	now := s.now()
-	if !s.limiter.allow(now) {
-		s.tooMany(w, r)
-		return
-	}
+	// The token is always compared (in constant time), even while failures are rate
+	// limited: the owner signs in whatever someone else on the host is guessing.
 	presented := r.PostForm["token"]
 	if len(presented) != 1 || len(presented[0]) > maxPresentedLen || !TokensEqual(presented[0], s.token) {
+		limited := !s.limiter.allow(s.now())
 		s.failed(r, "login: wrong token")
+		if limited {
+			s.tooMany(w, r)
+			return
+		}
 		s.loginPage(w, r, http.StatusUnauthorized, next, "That token was not accepted.")
 		return
 	}

@@ -9,11 +9,12 @@ import (
 // tunnel traffic arrives from 127.0.0.1 and per-address limits would mean nothing.
 // Each failure spends one unit; units come back at a steady rate up to the burst.
 //
-// While the bucket is empty the gate refuses (429) to compare presented tokens at all,
-// so a guesser gains nothing by hammering: it gets rate guesses per second at most.
-// Cookies and login codes are MACs under 256-bit keys, not guessable, and are always
-// checked: the owner's browser session, and a fresh login through the launcher's
-// one-time code, keep working during a flood.
+// While the bucket is empty, a request whose credential is wrong gets 429 with
+// Retry-After instead of 401. Every presented credential (token, login code, cookie)
+// is still checked in constant time, and a valid one passes: a guesser on the same
+// host (all tunnel traffic arrives from 127.0.0.1) can never lock the owner out. The
+// limit slows a flood and marks it in the log; what stops guessing is the token's 256
+// bits (at least 16 URL-safe characters for a custom one).
 type failureLimiter struct {
 	mu     sync.Mutex
 	burst  float64

@@ -2,15 +2,17 @@ package tokenserver
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
 
-// Item 33: after failureBurst bad attempts, later bad attempts get 429 and are not
-// even compared; a valid cookie (and a valid one-time login code) still gets in, so the
-// owner is never locked out of a session; the limiter is global (every request here
+// Item 33: after failureBurst bad attempts, later bad attempts get 429 with
+// Retry-After; a valid cookie, login code or token (header, URL, subprotocol, login
+// form) still gets in, so the owner is never locked out of a session; the limiter is global (every request here
 // comes from the same address, as tunnel traffic does) and recovers with time.
 func TestRateLimit(t *testing.T) {
 	g := newGate(t, nil)
@@ -56,10 +58,30 @@ func TestRateLimit(t *testing.T) {
 	if w := g.do(req("GET", "/lab?code="+code, "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusSeeOther {
 		t.Errorf("valid login code while limited: got %d; want 303", w.Code)
 	}
-	// A raw token is not compared while limited: comparing it would tell a guesser
-	// which guess was right, which is what the limit is there to prevent.
-	if w := g.do(req("GET", "/x", "Authorization", "Bearer "+g.token)); w.Code != http.StatusTooManyRequests {
-		t.Errorf("valid token while limited: got %d; want 429 (tokens are not compared while limited)", w.Code)
+	// The token itself is always compared: the owner gets in by every route while
+	// someone else's guesses keep the limiter dry, and a good request does not refill
+	// the bucket for the guesser.
+	good := []struct {
+		name string
+		r    *http.Request
+		want int
+	}{
+		{"Authorization", req("GET", "/x", "Authorization", "Bearer "+g.token), 200},
+		{"?token= navigation", req("GET", "/lab?token="+g.token, "Sec-Fetch-Mode", "navigate"), http.StatusSeeOther},
+		{"subprotocol", wsReq("/ws", "Sec-WebSocket-Protocol", jupyterProtocol+", "+tokenEntry(g.token)), 200},
+		{"login form", postForm("/_tether/login", url.Values{"token": {g.token}}), http.StatusSeeOther},
+	}
+	for _, c := range good {
+		if w := g.do(c.r); w.Code != c.want {
+			t.Errorf("valid token by %s while limited: got %d; want %d", c.name, w.Code, c.want)
+		}
+		if w := g.do(req("GET", "/x", "Authorization", "Bearer "+wrong)); w.Code != http.StatusTooManyRequests {
+			t.Errorf("bad token right after a valid %s: got %d; want 429", c.name, w.Code)
+		}
+	}
+	// A valid credential next to an invalid one is still refused (429 while limited).
+	if w := g.do(req("GET", "/x?token="+wrong, "Authorization", "Bearer "+g.token)); w.Code != http.StatusTooManyRequests {
+		t.Errorf("valid header with a bad ?token= while limited: got %d; want 429", w.Code)
 	}
 	// A request with no credential is not a failure and still gets the login page.
 	if w := g.do(req("GET", "/lab", "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusUnauthorized {
@@ -82,8 +104,8 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("after a full refill, bad attempt %d: got %d; want 401", i+1, w.Code)
 		}
 	}
-	if n := g.app.count(); n != 3 {
-		t.Errorf("the app saw %d requests; want 3 (two cookie requests, one token)", n)
+	if n := g.app.count(); n != 5 {
+		t.Errorf("the app saw %d requests; want 5 (two cookie requests, header, subprotocol, header)", n)
 	}
 }
 
@@ -112,5 +134,61 @@ func TestFailureLimiterMath(t *testing.T) {
 	l2.fail(now)
 	if !l2.allow(now.Add(time.Hour)) || l2.units > 3 {
 		t.Errorf("bucket overfilled: %v", l2.units)
+	}
+}
+
+// An attacker on the same host floods the real server (over TCP, as tunnel traffic
+// arrives) with hundreds of wrong tokens from many goroutines; the owner's token, sent
+// in between and after, gets in every time, while the guesses stay throttled.
+func TestRateLimitFloodNeverLocksOutTheOwner(t *testing.T) {
+	g := newGate(t, nil)
+	g.s.limiter = newFailureLimiter(failureBurst, failureEvery)
+	srv := httptest.NewServer(g.s)
+	defer srv.Close()
+	get := func(tok string) (int, string) {
+		r, err := http.NewRequest("GET", srv.URL+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Host = testHost
+		r.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				wrong, _ := NewToken()
+				code, _ := get(wrong)
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 20 {
+		if code, _ := get(g.token); code != 200 {
+			t.Errorf("owner's request %d during the flood: got %d; want 200", i, code)
+		}
+	}
+	wg.Wait()
+	if code, _ := get(g.token); code != 200 {
+		t.Errorf("owner's request after the flood: got %d; want 200", code)
+	}
+	code, ra := get("not-the-token-but-long-enough")
+	if code != http.StatusTooManyRequests || ra == "" {
+		t.Errorf("a guess after the flood: got %d Retry-After %q; want 429 with Retry-After", code, ra)
+	}
+	if codes[http.StatusUnauthorized] != failureBurst || codes[http.StatusTooManyRequests] != 400-failureBurst {
+		t.Errorf("flood answers %v; want %d×401 then 429s", codes, failureBurst)
 	}
 }

@@ -457,10 +457,25 @@ type authResult struct {
 // authenticate checks every credential presented. A request is in when at least one
 // credential is valid and none is invalid: a bad explicit credential is never ignored
 // because a cookie happens to be good.
+//
+// Every presented credential is checked, in constant time, even while failures are
+// rate limited: a valid one passes, so guesses by someone else on the host (all tunnel
+// traffic comes from 127.0.0.1, so the limit is global) never lock the owner out. Only
+// an invalid credential gets the 429 while limited.
 func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 	now := s.now()
-	limited := !s.limiter.allow(now)
 	structural := c.authzErr != nil || len(c.queryTokens) > 1 || len(c.codes) > 1 || c.proto.err != nil
+	if structural {
+		limited := !s.limiter.allow(now)
+		s.failed(r, "malformed or ambiguous credential")
+		switch {
+		case limited:
+			return authResult{outcome: authLimited}
+		case c.proto.err != nil:
+			return authResult{outcome: authBadProtocol}
+		}
+		return authResult{outcome: authBad}
+	}
 	var raw []string
 	if c.authz != "" {
 		raw = append(raw, c.authz)
@@ -471,33 +486,26 @@ func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 	if c.proto.tok != "" {
 		raw = append(raw, c.proto.tok)
 	}
-	if (structural || len(raw) > 0) && limited {
-		return authResult{outcome: authLimited}
-	}
-	if structural {
-		s.failed(r, "malformed or ambiguous credential")
-		if c.proto.err != nil {
-			return authResult{outcome: authBadProtocol}
-		}
-		return authResult{outcome: authBad}
-	}
 	good := true
 	for _, t := range raw {
 		if !TokensEqual(t, s.token) {
 			good = false
 		}
 	}
-	if !good {
-		s.failed(r, "wrong token")
-		if c.proto.tok != "" && !TokensEqual(c.proto.tok, s.token) {
-			return authResult{outcome: authBadProtocol}
+	badProto := c.proto.tok != "" && !TokensEqual(c.proto.tok, s.token)
+	codeBad := good && len(c.codes) == 1 && !s.useLoginCode(c.codes[0], now)
+	if !good || codeBad {
+		limited := !s.limiter.allow(now)
+		why := "wrong token"
+		if codeBad {
+			why = "bad login code"
 		}
-		return authResult{outcome: authBad}
-	}
-	if len(c.codes) == 1 && !s.useLoginCode(c.codes[0], now) {
-		s.failed(r, "bad login code")
-		if limited {
+		s.failed(r, why)
+		switch {
+		case limited:
 			return authResult{outcome: authLimited}
+		case badProto:
+			return authResult{outcome: authBadProtocol}
 		}
 		return authResult{outcome: authBad}
 	}
@@ -536,7 +544,7 @@ func (s *Server) useLoginCode(code string, now time.Time) bool {
 // failed records a failed attempt, logging the start of a flood once.
 func (s *Server) failed(r *http.Request, why string) {
 	if s.limiter.fail(s.now()) {
-		s.log.Warn("too many failed attempts: refusing to check tokens for a while; existing sessions keep working")
+		s.log.Warn("too many failed attempts: wrong credentials get 429 for a while; valid ones still get in")
 	}
 	s.log.Info("authentication failed", "reason", why, "method", r.Method, "path", logPath(r))
 }

@@ -1,0 +1,195 @@
+package remote
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// AppSupervisorArg is the hidden first argument that makes the binary an app
+// supervisor (see RunAppSupervisor). main dispatches on it before parsing the command
+// line, so it is in no help text.
+const AppSupervisorArg = "_app-supervisor"
+
+// supervisorCommand is how the server starts the app on Linux: this very binary (by
+// /proc/self/exe, which works even after the file was replaced by an upgrade) as the
+// app's process-group leader, with the real app as its child.
+func supervisorCommand(p *appPlan, path string, grace time.Duration) *exec.Cmd {
+	args := append([]string{"tether", AppSupervisorArg, strconv.Itoa(os.Getpid()), grace.String(), path}, p.argv...)
+	return &exec.Cmd{Path: "/proc/self/exe", Args: args, Env: p.env,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}}
+}
+
+// RunAppSupervisor is the app's process-group leader, started by the server:
+//
+//	tether _app-supervisor SERVER_PID GRACE PATH ARGV...
+//
+// It runs PATH (argv ARGV) as its child in its own process group and returns the
+// exit code to leave with:
+//   - the app exits: the app's status (a signal that killed the app kills the
+//     supervisor too, so the server reads the same status);
+//   - the server dies, even by kill -9 (the kernel sends us SIGTERM by Pdeathsig, and
+//     we also watch our parent pid): the whole group, and every descendant that left
+//     it (we are a child subreaper, so orphans stay below us), gets TERM, then KILL
+//     after GRACE, so nothing the app started (kernels, `sleep 300 &`) outlives the
+//     server;
+//   - a signal while the server lives is the server's own stop, which signals the
+//     whole group and escalates to KILL itself: we wait for the app and mirror it.
+func RunAppSupervisor(args []string) int {
+	if len(args) < 4 {
+		fmt.Fprintf(os.Stderr, "tether: %s is internal to tether serve; run tether serve -- COMMAND instead\n", AppSupervisorArg)
+		return 2
+	}
+	parent, err1 := strconv.Atoi(args[0])
+	grace, err2 := time.ParseDuration(args[1])
+	if err1 != nil || err2 != nil || parent <= 0 {
+		fmt.Fprintf(os.Stderr, "tether: %s: bad arguments; run tether serve -- COMMAND instead\n", AppSupervisorArg)
+		return 2
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if os.Getppid() != parent {
+		// The server died before we got here.
+		endGroup(grace)
+		return 1
+	}
+	// Orphans of the app (a kernel in a session of its own whose parent died) become
+	// our children, so that ending the app's tree finds them too.
+	syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	// The app dies with this thread if we are killed outright (Pdeathsig is per thread).
+	runtime.LockOSThread()
+	cmd := &exec.Cmd{Path: args[2], Args: args[3:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "tether: cannot start the app: %v\n", err)
+		return 127
+	}
+	// One reaper for the app and the orphans we adopt (cmd.Wait would race with it).
+	appDone := make(chan syscall.WaitStatus, 1)
+	go func() {
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, 0, nil)
+			switch {
+			case err == syscall.EINTR:
+			case err != nil:
+				return
+			case pid == cmd.Process.Pid:
+				appDone <- ws
+			}
+		}
+	}()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case ws := <-appDone:
+			return mirrorExit(ws)
+		case <-sigs:
+			if os.Getppid() != parent {
+				endGroup(grace)
+				return 1
+			}
+		case <-tick.C:
+			if os.Getppid() != parent {
+				endGroup(grace)
+				return 1
+			}
+		}
+	}
+}
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER of prctl(2).
+const prSetChildSubreaper = 36
+
+// endGroup ends everything the app left: our process group, and our descendants that
+// left it (setsid), TERM first, then KILL after grace (which ends us too) unless they
+// are all gone by then.
+func endGroup(grace time.Duration) {
+	pg, sid, self := syscall.Getpgrp(), processSID(os.Getpid()), os.Getpid()
+	others := func() []int {
+		var pids []int
+		for _, pid := range groupMembers(pg, sid) {
+			if pid != self {
+				pids = append(pids, pid)
+			}
+		}
+		for _, pid := range descendants(self) {
+			if !slices.Contains(pids, pid) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	for _, pid := range others() {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	syscall.Kill(-pg, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for len(others()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left := others(); len(left) > 0 {
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		signal.Reset()
+		syscall.Kill(-pg, syscall.SIGKILL)
+		time.Sleep(time.Second) // the KILL reaches us too
+	}
+}
+
+// descendants lists the live (not zombie) processes below pid, by parent links.
+func descendants(pid int) []int {
+	des, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, de := range des {
+		p, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		ps, err := readProcStat(p)
+		if err != nil || ps.state == 'Z' || ps.state == 'X' {
+			continue
+		}
+		children[ps.ppid] = append(children[ps.ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 && len(out) < 1<<16 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			if c != pid && !slices.Contains(out, c) {
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
+// mirrorExit turns the app's end into ours: its exit status, or death by the signal
+// that killed it, so that the server's account of the app is the same as without us.
+func mirrorExit(ws syscall.WaitStatus) int {
+	if !ws.Signaled() {
+		return ws.ExitStatus()
+	}
+	sig := ws.Signal()
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGKILL:
+		signal.Reset()
+		syscall.Kill(os.Getpid(), sig)
+		time.Sleep(time.Second)
+	}
+	return 128 + int(sig)
+}

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -360,8 +362,18 @@ func (b *bench) launchTimes(p *route, round int) error {
 	}
 	lp.interrupt()
 	b.record(mLaunch, p.name, d.Seconds())
-	// Remove the installed binaries so the next launch uploads one.
-	os.RemoveAll(filepath.Join(b.sshd.home, ".cache", "tether", "bin"))
+	// Remove this binary's install (tether-VERSION-SHA12) so the next launch uploads it.
+	sum, err := fileSHA12(p.bin)
+	if err != nil {
+		return err
+	}
+	installed, _ := filepath.Glob(filepath.Join(b.sshd.home, ".cache", "tether", "bin", "tether-*-"+sum))
+	if len(installed) == 0 {
+		return fmt.Errorf("found no installed %s on the remote", filepath.Base(p.bin))
+	}
+	for _, f := range installed {
+		os.Remove(f)
+	}
 	lp, _, d, err = b.launch(p.bin, p.name+"-launch")
 	if err != nil {
 		return err
@@ -523,4 +535,18 @@ func closeAll(conns []*websocket.Conn) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// fileSHA12 is the first 12 hex digits of the file's SHA-256, as the install names it.
+func fileSHA12(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }

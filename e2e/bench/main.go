@@ -213,7 +213,8 @@ func (b *bench) setup() error {
 	os.Chmod(b.dir, 0o755)
 	fmt.Fprintf(os.Stderr, "bench: building tether…\n")
 	b.tether = filepath.Join(b.dir, "tether")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=v0.0.0-bench", "-o", b.tether, ".")
+	// Built like `just build` (a release binary), so the first launch uploads what users would.
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=v0.0.0-bench", "-o", b.tether, ".")
 	build.Dir = b.root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -432,6 +432,10 @@ func (b *bench) memory(p *route) error {
 	kb := 1024.0
 	idleM, wsM := metric{"launcher RSS idle", "MB", false}, metric{"launcher RSS, 100 WebSockets", "MB", false}
 	srvIdle, srvWS := metric{"server RSS idle", "MB", false}, metric{"server RSS, 100 WebSockets", "MB", false}
+	// The long-running launcher (or ssh -L) has carried every item so far: its peak.
+	if hwm, err := statusKB(p.proc.cmd.Process.Pid, "VmHWM:"); err == nil {
+		b.record(metric{"launcher peak RSS (all items)", "MB", false}, p.name, hwm*kb/mb)
+	}
 	if p.name == pathSSH {
 		r, err := rssKB(p.proc.cmd.Process.Pid)
 		if err != nil {

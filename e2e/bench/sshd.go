@@ -229,13 +229,16 @@ func descendants(pid int, comm string) []int {
 }
 
 // rssKB is VmRSS of pid in KiB.
-func rssKB(pid int) (float64, error) {
+func rssKB(pid int) (float64, error) { return statusKB(pid, "VmRSS:") }
+
+// statusKB is a field of /proc/PID/status in KiB (VmRSS:, VmHWM:).
+func statusKB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(l, field); ok {
 			f := strings.Fields(rest)
 			if len(f) > 0 {
 				v, err := strconv.ParseFloat(f[0], 64)
@@ -243,5 +246,5 @@ func rssKB(pid int) (float64, error) {
 			}
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, errors.New("no " + field + " in /proc/PID/status")
 }

@@ -12,7 +12,7 @@
 //	--items a,b      only these items (download, upload, parallel, small, newconn,
 //	                 ws, launch, memory, reconnect)
 //	--before BIN     also measure an older tether binary
-//	--rounds N       rounds per item (default 5, quick 3)
+//	--rounds N       rounds per item (default 7, quick 3)
 //	--pprof DIR      set TETHER_PPROF=DIR for the launcher and the remote server
 package main
 
@@ -64,7 +64,7 @@ func run(args []string) int {
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and few rounds")
 	fs.StringVar(&items, "items", strings.Join(allItems, ","), "comma-separated items to run")
 	fs.StringVar(&o.before, "before", "", "an older tether binary to measure too")
-	fs.IntVar(&o.rounds, "rounds", 0, "rounds per item (default 5, quick 3)")
+	fs.IntVar(&o.rounds, "rounds", 0, "rounds per item (default 7, quick 3)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.pprof, "pprof", "", "directory for CPU profiles (TETHER_PPROF) of the launcher and the server")
 	if err := fs.Parse(args); err != nil {
@@ -86,7 +86,7 @@ func run(args []string) int {
 		o.items = append(o.items, it)
 	}
 	if o.rounds <= 0 {
-		o.rounds = 5
+		o.rounds = 7
 		if o.quick {
 			o.rounds = 3
 		}

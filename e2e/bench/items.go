@@ -40,7 +40,7 @@ func (b *bench) window() time.Duration {
 }
 
 // item runs one round of an item over every path, in order (A B A B over rounds).
-func (b *bench) item(name string, round int) error {
+func (b *bench) item(name string) error {
 	if name == "reconnect" {
 		return b.reconnect()
 	}
@@ -69,7 +69,7 @@ func (b *bench) item(name string, round int) error {
 		case "ws":
 			err = b.ws(p)
 		case "launch":
-			err = b.launchTimes(p, round)
+			err = b.launchTimes(p)
 		case "memory":
 			err = b.memory(p)
 		}
@@ -342,7 +342,7 @@ func (b *bench) ws(p *route) error {
 
 // 6. Launch to a working URL, the binary in place and the first time (with its
 // upload), against `ssh HOST true`.
-func (b *bench) launchTimes(p *route, round int) error {
+func (b *bench) launchTimes(p *route) error {
 	mLaunch := metric{"launch (installed) / ssh true", "s", false}
 	mFirst := metric{"first launch (upload) / ssh true", "s", false}
 	if p.name == pathSSH {

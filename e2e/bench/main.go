@@ -435,8 +435,8 @@ func (b *bench) measure() error {
 			return b.ctx.Err()
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s (%d rounds)…\n", it, b.o.rounds)
-		for r := 0; r < b.o.rounds; r++ {
-			if err := b.item(it, r); err != nil {
+		for range b.o.rounds {
+			if err := b.item(it); err != nil {
 				return fmt.Errorf("%s: %w", it, err)
 			}
 		}

@@ -65,8 +65,9 @@ func open(ctx context.Context, o Options, quiet bool) (*session, error) {
 		s.status.step("connecting to %s", s.host)
 	}
 	client, err := tunnel.Dial(ctx, cfg, tunnel.Options{
-		Prompter: o.Prompter,
-		Warn:     prefixWriter{o.Stderr},
+		Prompter:    o.Prompter,
+		Warn:        prefixWriter{o.Stderr},
+		NoDelayExec: true,
 		OnEvent: func(e tunnel.Event) {
 			if e.State == tunnel.Connected {
 				return // the first connection: the steps say so

@@ -336,8 +336,23 @@ func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Durat
 			return ctx.Err()
 		case <-app.done:
 			return errAppExited
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(readyPoll(now.Sub(start))):
 		}
+	}
+}
+
+// readyPoll is the pause between readiness probes after waiting so long: 5 ms at
+// first, since most apps listen within milliseconds and every probe missed by a long
+// pause is added to the launch; then 25 ms, and 100 ms once the app is clearly slow. A
+// probe of a closed port costs microseconds.
+func readyPoll(waited time.Duration) time.Duration {
+	switch {
+	case waited < time.Second:
+		return 5 * time.Millisecond
+	case waited < 5*time.Second:
+		return 25 * time.Millisecond
+	default:
+		return 100 * time.Millisecond
 	}
 }
 

@@ -77,6 +77,12 @@ type Options struct {
 	// ReconnectWait bounds how long DialContext, Run and friends wait for a new
 	// connection while reconnecting (default 30 s).
 	ReconnectWait time.Duration
+	// NoDelayExec runs `exit 0` in a session, in the background, on every new
+	// connection (the first and each reconnect). OpenSSH's sshd turns on TCP_NODELAY
+	// for its socket only when a session starts a command or shell; a connection that
+	// only forwards (like `ssh -N -L`) keeps Nagle's algorithm, and small responses then
+	// wait up to 40 ms for a delayed ACK. Costs one remote shell start per connection.
+	NoDelayExec bool
 }
 
 // Client is a connection to one host that keeps itself alive and reconnects.
@@ -179,7 +185,21 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 		return nil, err
 	}
 	cc.startKeepalive(c.cfg)
+	if c.o.NoDelayExec {
+		go cc.nudgeNoDelay()
+	}
 	return cc, nil
+}
+
+// nudgeNoDelay runs `exit 0` so that sshd sets TCP_NODELAY on this connection (see
+// Options.NoDelayExec). Failure changes nothing but latency.
+func (cc *clientConn) nudgeNoDelay() {
+	s, err := cc.client.NewSession()
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	s.Run("exit 0")
 }
 
 // supervise waits for the connection to die and reconnects until Close.

@@ -97,11 +97,20 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// bufSize is the splice buffer: large enough that a fast local client fills whole SSH
-// packets (32 KiB payload) several at a time.
-const bufSize = 256 << 10
+// Splice buffers: each direction starts with a small one, which is all an idle or
+// chatty connection (small requests, WebSocket messages) ever needs, and moves to a
+// big one the first time a read fills it: large enough that a fast local client fills
+// whole SSH packets (32 KiB payload) several at a time. Many open connections then
+// hold 32 KiB per direction, not 256 KiB, which also keeps the GC's heap goal low.
+const (
+	smallBufSize = 32 << 10
+	bigBufSize   = 256 << 10
+)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+var (
+	smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
+	bigBufPool   = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
+)
 
 // Splice copies a→b and b→a until both directions end. A clean EOF in one direction
 // half-closes the other side's write end (when it can); an error in either direction
@@ -117,12 +126,7 @@ func Splice(a, b net.Conn) {
 type closeWriter interface{ CloseWrite() error }
 
 func pipe(dst, src net.Conn) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	// Hide ReaderFrom/WriterTo so the big buffer is used: TCPConn.WriteTo into an SSH
-	// channel would fall back to a 32 KiB copy loop of its own.
-	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
-	if err != nil {
+	if err := copyAdaptive(dst, src); err != nil {
 		// A broken direction ends both.
 		dst.Close()
 		src.Close()
@@ -134,4 +138,42 @@ func pipe(dst, src net.Conn) {
 		}
 	}
 	dst.Close()
+}
+
+// copyAdaptive copies src to dst until EOF (nil) or an error, like io.Copy, through a
+// small pooled buffer that is swapped for a big one once a read fills it. It calls
+// Read and Write directly: TCPConn.WriteTo into an SSH channel would fall back to a
+// 32 KiB copy loop of its own.
+func copyAdaptive(dst io.Writer, src io.Reader) error {
+	small := smallBufPool.Get().(*[]byte)
+	defer smallBufPool.Put(small)
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bigBufPool.Put(big)
+		}
+	}()
+	buf := *small
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			if werr != nil {
+				return werr
+			}
+			if w != n {
+				return io.ErrShortWrite
+			}
+			if n == len(buf) && big == nil {
+				big = bigBufPool.Get().(*[]byte)
+				buf = *big
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
 }

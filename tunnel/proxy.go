@@ -47,6 +47,11 @@ func (d *dialer) dialTransport(ctx context.Context, cfg *Config) (*transport, er
 	if err != nil {
 		return nil, dialError(cfg, addr, err)
 	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		// Go's default, said out loud: forwarded requests are small writes that must
+		// not wait for an ACK.
+		tc.SetNoDelay(true)
+	}
 	return &transport{conn: c}, nil
 }
 

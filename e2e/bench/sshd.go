@@ -1,0 +1,250 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// sshd is a throwaway OpenSSH server on 127.0.0.1 with its own keys and config, and
+// the client files that reach it (Config names it as Host alias).
+type sshd struct {
+	alias, dir, home, config, knownHosts string
+	port                                 int
+	cmd                                  *exec.Cmd
+	done                                 chan struct{}
+}
+
+const alias = "tether-bench"
+
+// findProgram looks in PATH and then in the sbin directories PATH often lacks.
+func findProgram(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}
+
+// startSSHD starts sshd under dir. env is set in every session (SetEnv) besides HOME.
+func startSSHD(dir string, env []string) (*sshd, error) {
+	bin, err := findProgram("sshd")
+	if err != nil {
+		return nil, err
+	}
+	u, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	s := &sshd{alias: alias, dir: dir, home: filepath.Join(dir, "home"), config: filepath.Join(dir, "ssh_config"),
+		knownHosts: filepath.Join(dir, "known_hosts")}
+	if err := os.MkdirAll(s.home, 0o700); err != nil {
+		return nil, err
+	}
+	clientKey, hostKey := filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "host_ed25519")
+	for _, k := range []string{clientKey, hostKey} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tether-bench", "-f", k).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(clientKey + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		return nil, err
+	}
+	hostPub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
+	}
+	logPath := filepath.Join(dir, "sshd.log")
+	for attempt := 0; attempt < 5; attempt++ {
+		s.port, err = freePort()
+		if err != nil {
+			return nil, err
+		}
+		conf := fmt.Sprintf("ListenAddress 127.0.0.1:%d\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n"+
+			"StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"+
+			"KbdInteractiveAuthentication no\nUsePAM no\nPrintMotd no\nAllowTcpForwarding yes\n"+
+			"AllowStreamLocalForwarding yes\nMaxSessions 100\nMaxStartups 100\nSetEnv %s\n",
+			s.port, hostKey, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"),
+			strings.Join(append([]string{"HOME=" + s.home}, env...), " "))
+		if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		f := strings.Fields(string(hostPub))
+		kh := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", s.port, f[0], f[1])
+		if err := os.WriteFile(s.knownHosts, []byte(kh), 0o600); err != nil {
+			return nil, err
+		}
+		cc := fmt.Sprintf("Host %s\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n  IdentitiesOnly yes\n"+
+			"  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+			s.alias, s.port, u.Username, clientKey, s.knownHosts)
+		if err := os.WriteFile(s.config, []byte(cc), 0o600); err != nil {
+			return nil, err
+		}
+		logf, err := os.Create(logPath)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err = cmd.Start()
+		logf.Close()
+		if err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		if listening(s.addr(), done) {
+			s.cmd, s.done = cmd, done
+			return s, nil
+		}
+		stopGroup(cmd.Process.Pid, done)
+	}
+	log, _ := os.ReadFile(logPath)
+	return nil, fmt.Errorf("sshd did not start listening: %s", strings.TrimSpace(string(log)))
+}
+
+func (s *sshd) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+func (s *sshd) stop() {
+	if s != nil && s.cmd != nil {
+		stopGroup(s.cmd.Process.Pid, s.done)
+	}
+}
+
+// killConnections SIGKILLs every per-connection sshd process (what a dropped network
+// ends); the commands sessions started are left alone.
+func (s *sshd) killConnections() int {
+	kids := descendants(s.cmd.Process.Pid, "sshd")
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return len(kids)
+}
+
+func listening(addr string, exited <-chan struct{}) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// freePort asks the kernel for a free loopback port (sshd cannot listen on port 0).
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// stopGroup sends TERM to the process group pgid, KILL after 5 s, and waits for done.
+func stopGroup(pgid int, done <-chan struct{}) {
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// descendants are the PIDs below pid whose command name starts with comm.
+func descendants(pid int, comm string) []int {
+	type proc struct {
+		pid, ppid int
+		comm      string
+	}
+	var all []proc
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		open, close := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(st[close+1:])
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		all = append(all, proc{p, pp, st[open+1 : close]})
+	}
+	var found []int
+	parents := map[int]bool{pid: true}
+	for changed := true; changed; {
+		changed = false
+		for _, p := range all {
+			if parents[p.ppid] && !parents[p.pid] {
+				parents[p.pid] = true
+				changed = true
+				if strings.HasPrefix(p.comm, comm) {
+					found = append(found, p.pid)
+				}
+			}
+		}
+	}
+	return found
+}
+
+// rssKB is VmRSS of pid in KiB.
+func rssKB(pid int) (float64, error) { return statusKB(pid, "VmRSS:") }
+
+// statusKB is a field of /proc/PID/status in KiB (VmRSS:, VmHWM:).
+func statusKB(pid int, field string) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, field); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				v, err := strconv.ParseFloat(f[0], 64)
+				return v, err
+			}
+		}
+	}
+	return 0, errors.New("no " + field + " in /proc/PID/status")
+}

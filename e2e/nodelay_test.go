@@ -1,0 +1,136 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tether-dev/tether/tunnel"
+)
+
+// sshdNoDelay reads TCP_NODELAY of every connected socket that sshd's per-connection
+// processes hold on s.Port, by duplicating them with pidfd_getfd (the processes are
+// this test's descendants, so ptrace rules allow it). It returns one value per socket.
+func sshdNoDelay(t *testing.T, s *SSHD) ([]int, error) {
+	t.Helper()
+	var values []int
+	for _, pid := range Descendants(s.PID(), "sshd") {
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone already
+		}
+		entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, e := range entries {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+			if err != nil || !strings.HasPrefix(link, "socket:") {
+				continue
+			}
+			n, _ := strconv.Atoi(e.Name())
+			fd, err := unix.PidfdGetfd(pidfd, n, 0)
+			if err != nil {
+				unix.Close(pidfd)
+				return nil, fmt.Errorf("pidfd_getfd on sshd %d: %w", pid, err)
+			}
+			sa, err1 := unix.Getsockname(fd)
+			_, err2 := unix.Getpeername(fd)
+			if in, ok := sa.(*unix.SockaddrInet4); ok && err1 == nil && err2 == nil && in.Port == s.Port {
+				v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+				if err == nil {
+					values = append(values, v)
+				}
+			}
+			unix.Close(fd)
+		}
+		unix.Close(pidfd)
+	}
+	return values, nil
+}
+
+// allSet: at least one socket, and TCP_NODELAY on every one.
+func allSet(v []int) bool {
+	for _, x := range v {
+		if x == 0 {
+			return false
+		}
+	}
+	return len(v) > 0
+}
+
+// TestNoDelayExec: a stock sshd leaves Nagle on for a connection that only forwards,
+// and tunnel's NoDelayExec makes it set TCP_NODELAY, on the first connection and on
+// the one that replaces it after the connection dies.
+func TestNoDelayExec(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	cfg := resolve(t, s.Config, s.Alias)
+
+	// Something to forward to that is not sshd (a forwarded connection to sshd's own
+	// port would add a socket of its own to the count).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	target := ln.Addr().String()
+
+	plain := dialT(t, cfg, tunnel.Options{})
+	conn, err := plain.DialContext(Context(t, 10*time.Second), "tcp", target)
+	if err != nil {
+		t.Fatalf("forward through the plain connection: %v", err)
+	}
+	conn.Close()
+	time.Sleep(300 * time.Millisecond)
+	v, err := sshdNoDelay(t, s)
+	if err != nil {
+		if Required() {
+			t.Fatalf("TETHER_E2E=require: cannot inspect sshd's sockets: %v", err)
+		}
+		t.Skipf("cannot inspect sshd's sockets here: %v", err)
+	}
+	if len(v) == 0 || allSet(v) {
+		t.Fatalf("a forwarding-only connection: TCP_NODELAY on sshd's sockets = %v; want found and off (the premise of NoDelayExec)", v)
+	}
+	plain.Close()
+	if !WaitFor(5*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return len(v) == 0 }) {
+		t.Fatal("the plain connection's sshd processes did not go away")
+	}
+
+	c := dialT(t, cfg, tunnel.Options{NoDelayExec: true})
+	if !WaitFor(10*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return allSet(v) }) {
+		v, _ := sshdNoDelay(t, s)
+		t.Fatalf("with NoDelayExec, TCP_NODELAY on sshd's sockets = %v; want all on", v)
+	}
+	if s.KillConnections() == 0 {
+		t.Fatal("no sshd connection process to kill")
+	}
+	// The replacement connection is made on demand or by the supervisor; ask for a
+	// channel so the test does not depend on which.
+	if !WaitFor(20*time.Second, func() bool {
+		conn, err := c.DialContext(Context(t, 5*time.Second), "tcp", target)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		v, _ := sshdNoDelay(t, s)
+		return allSet(v)
+	}) {
+		v, _ := sshdNoDelay(t, s)
+		t.Fatalf("after a reconnect, TCP_NODELAY on sshd's sockets = %v; want all on", v)
+	}
+}

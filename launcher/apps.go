@@ -132,7 +132,7 @@ func matchPresets(found map[string]string) []AppFound {
 
 // Apps is `tether apps HOST [--json]`.
 func Apps(ctx context.Context, o AppsOptions) error {
-	s, err := open(ctx, o.Options, true)
+	s, err := open(ctx, o.Options, oneCommand)
 	if err != nil {
 		return err
 	}

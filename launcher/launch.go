@@ -31,7 +31,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		return err
 	}
 	defer ln.Close()
-	s, err := open(ctx, o.Options, false)
+	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func Attach(ctx context.Context, o AttachOptions) error {
 		return err
 	}
 	defer ln.Close()
-	s, err := open(ctx, o.Options, false)
+	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,7 @@ func Logs(ctx context.Context, o LogsOptions) error {
 // passThrough runs a remote tether command, copying its stdout and stderr here and
 // returning its exit status.
 func passThrough(ctx context.Context, o Options, args []string) error {
-	s, err := open(ctx, o, true)
+	s, err := open(ctx, o, oneCommand)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,17 @@ type session struct {
 // open connects to o.Host (hashing this executable meanwhile, to name the remote
 // install) and returns the session. quiet keeps the connecting step off stderr (ls,
 // stop and logs print only what the remote prints).
-func open(ctx context.Context, o Options, quiet bool) (*session, error) {
+// How a session's connection is used: forwarding (launch, attach, demo: long-lived,
+// many small requests) or one command (ls, stop, logs, apps: quiet, and spared the
+// extra exec that only helps forwarding).
+type use int
+
+const (
+	forwarding use = iota
+	oneCommand
+)
+
+func open(ctx context.Context, o Options, u use) (*session, error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
@@ -61,13 +71,15 @@ func open(ctx context.Context, o Options, quiet bool) (*session, error) {
 			return nil, connectError(o.Host, err)
 		}
 	}
-	if !quiet {
+	if u == forwarding {
 		s.status.step("connecting to %s", s.host)
 	}
 	client, err := tunnel.Dial(ctx, cfg, tunnel.Options{
-		Prompter:    o.Prompter,
-		Warn:        prefixWriter{o.Stderr},
-		NoDelayExec: true,
+		Prompter: o.Prompter,
+		Warn:     prefixWriter{o.Stderr},
+		// sshd turns TCP_NODELAY on only once a session runs a command; without it
+		// small answers through the forward wait up to 40 ms (Nagle + delayed ACK).
+		NoDelayExec: u == forwarding,
 		OnEvent: func(e tunnel.Event) {
 			if e.State == tunnel.Connected {
 				return // the first connection: the steps say so

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -83,7 +82,9 @@ func TestOpenURLOpenerFails(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "pid")); err != nil {
 		t.Error(err)
 	} else if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-		syscall.Kill(pid, syscall.SIGKILL)
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Kill()
+		}
 	}
 	t.Setenv("TETHER_BROWSER", "")
 	if err := OpenURL(target); err == nil || !strings.Contains(err.Error(), "no graphical display") {

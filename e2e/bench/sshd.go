@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // sshd is a throwaway OpenSSH server on 127.0.0.1 with its own keys and config, and
@@ -137,7 +139,7 @@ func (s *sshd) stop() {
 // killConnections SIGKILLs every per-connection sshd process (what a dropped network
 // ends); the commands sessions started are left alone.
 func (s *sshd) killConnections() int {
-	kids := descendants(s.cmd.Process.Pid, "sshd")
+	kids := e2e.Descendants(s.cmd.Process.Pid, "sshd")
 	for _, pid := range kids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -180,52 +182,6 @@ func stopGroup(pgid int, done <-chan struct{}) {
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-done
 	}
-}
-
-// descendants are the PIDs below pid whose command name starts with comm.
-func descendants(pid int, comm string) []int {
-	type proc struct {
-		pid, ppid int
-		comm      string
-	}
-	var all []proc
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		open, close := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(st[close+1:])
-		if len(f) < 2 {
-			continue
-		}
-		pp, _ := strconv.Atoi(f[1])
-		all = append(all, proc{p, pp, st[open+1 : close]})
-	}
-	var found []int
-	parents := map[int]bool{pid: true}
-	for changed := true; changed; {
-		changed = false
-		for _, p := range all {
-			if parents[p.ppid] && !parents[p.pid] {
-				parents[p.pid] = true
-				changed = true
-				if strings.HasPrefix(p.comm, comm) {
-					found = append(found, p.pid)
-				}
-			}
-		}
-	}
-	return found
 }
 
 // rssKB is VmRSS of pid in KiB.

@@ -134,3 +134,25 @@ func TestAppsList(t *testing.T) {
 		t.Errorf("apps --json: exit %d: %.300s", code, out.String())
 	}
 }
+
+func TestProcsFor(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		current int
+		env     string
+		want    int
+	}{
+		{[]string{"launch", "gpu-box"}, 8, "", 4},
+		{[]string{"serve", "--detach"}, 2, "", 1},
+		{[]string{"attach", "h"}, 1, "", 1},
+		{[]string{"demo"}, 3, "", 1},
+		{[]string{"launch", "h"}, 8, "6", 0}, // the user's GOMAXPROCS wins
+		{[]string{"ls"}, 8, "", 0},
+		{[]string{"_app-supervisor"}, 8, "", 0},
+		{nil, 8, "", 0},
+	} {
+		if got := procsFor(c.args, c.current, c.env); got != c.want {
+			t.Errorf("procsFor(%q, %d, %q) = %d; want %d", c.args, c.current, c.env, got, c.want)
+		}
+	}
+}

@@ -34,45 +34,14 @@ type running struct {
 	stderr *syncBuffer
 }
 
-// startServe runs Serve with JSON output in a goroutine and waits for the record.
+// startServe runs Serve with JSON output in a goroutine, waits for the record and
+// checks it as the launcher would.
 func startServe(t *testing.T, o ServeOptions) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	r := &running{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
-	o.JSON, o.Stdout, o.Stderr, o.Version = true, pw, r.stderr, "test"
-	go func() {
-		err := Serve(ctx, o)
-		pw.Close()
-		r.done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(15 * time.Second):
-			t.Error("Serve did not return after cancel")
-		}
-	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		select {
-		case serr := <-r.done:
-			r.done <- serr
-			t.Fatalf("Serve ended before ready: %v\n%s", serr, r.stderr)
-		case <-time.After(time.Second):
-		}
-		t.Fatalf("no ready line: %v\n%s", err, r.stderr)
+	r := startServeUnchecked(t, o)
+	if err := r.rec.Validate(); err != nil && r.rec.Token != "" { // no token: TETHER_NO_AUTH
+		t.Fatalf("ready record %+v: %v", r.rec, err)
 	}
-	go io.Copy(io.Discard, pr)
-	var rec Record
-	if err := json.Unmarshal([]byte(line), &rec); err != nil {
-		t.Fatalf("ready line %q: %v", line, err)
-	}
-	if err := rec.Validate(); err != nil && rec.Token != "" { // no token: TETHER_NO_AUTH
-		t.Fatalf("ready line %q: %v", line, err)
-	}
-	r.rec = rec
 	return r
 }
 
@@ -505,8 +474,9 @@ func TestServeListenBeyondLoopback(t *testing.T) {
 	}
 }
 
-// startServeUnchecked is startServe for a listener beyond loopback, whose record the
-// launcher's Validate refuses (its url is not loopback): it only decodes the record.
+// startServeUnchecked runs Serve with JSON output in a goroutine and decodes the
+// record without the launcher's checks (a listener beyond loopback has a url that
+// Validate refuses).
 func startServeUnchecked(t *testing.T, o ServeOptions) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -528,6 +498,12 @@ func startServeUnchecked(t *testing.T, o ServeOptions) *running {
 	})
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
+		select {
+		case serr := <-r.done:
+			r.done <- serr
+			t.Fatalf("Serve ended before ready: %v\n%s", serr, r.stderr)
+		case <-time.After(time.Second):
+		}
 		t.Fatalf("no ready line: %v\n%s", err, r.stderr)
 	}
 	go io.Copy(io.Discard, pr)

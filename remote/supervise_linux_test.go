@@ -45,23 +45,7 @@ func TestAppStopEndsTheGroup(t *testing.T) {
 // TestAppDiesWithItsServer: kill -9 of the process that started the app takes the
 // app with it (Pdeathsig on the locked thread).
 func TestAppDiesWithItsServer(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	appPID, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("helper said %q", line)
-	}
+	cmd, appPID := startAppServer(t)
 	ident, err := processIdentity(appPID)
 	if err != nil {
 		t.Fatal(err)
@@ -168,25 +152,9 @@ func TestStopInsidePIDNamespace(t *testing.T) {
 // group or in a session of their own (as Jupyter starts its kernels): the supervisor
 // gets SIGTERM by Pdeathsig and ends its group and descendants: TERM, grace, KILL.
 func TestAppGroupDiesWithItsServer(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app",
+	cmd, leader := startAppServer(t,
 		`TETHER_REMOTE_TEST_APP=trap "" TERM; sleep 300 & sh -c 'trap "" TERM; while :; do sleep 1; done' & `+
 			`setsid sh -c 'trap "" TERM; sleep 301 & while :; do sleep 1; done' & wait`)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("helper said %q", line)
-	}
 	sid := processSID(leader)
 	defer syscall.Kill(-leader, syscall.SIGKILL)
 	waitUntil(t, 5*time.Second, "the app and its children", func() bool {
@@ -261,4 +229,31 @@ func TestSupervisedAppStatus(t *testing.T) {
 			t.Errorf("app output %q; want hello and its PORT", out.String())
 		}
 	}
+}
+
+// startAppServer runs this test binary as a stand-in server (its own process group)
+// that starts an app and prints the app's PID; env adds to its environment. The
+// server's group is killed and reaped when the test ends.
+func startAppServer(t *testing.T, env ...string) (*exec.Cmd, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "TETHER_REMOTE_TEST_HELPER=start-app"), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	return cmd, pid
 }

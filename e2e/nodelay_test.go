@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -98,10 +99,13 @@ func TestNoDelayExec(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	v, err := sshdNoDelay(t, s)
 	if err != nil {
-		if Required() {
+		// pidfd_getfd needs Linux 5.6 and ptrace rights over sshd: a kernel or
+		// sandbox limit, not a missing package, so it skips even under
+		// TETHER_E2E=require, saying why.
+		if Required() && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
 			t.Fatalf("TETHER_E2E=require: cannot inspect sshd's sockets: %v", err)
 		}
-		t.Skipf("cannot inspect sshd's sockets here: %v", err)
+		t.Skipf("cannot inspect sshd's sockets here (pidfd_getfd): %v", err)
 	}
 	if len(v) == 0 || allSet(v) {
 		t.Fatalf("a forwarding-only connection: TCP_NODELAY on sshd's sockets = %v; want found and off (the premise of NoDelayExec)", v)

@@ -165,43 +165,24 @@ func splitListen(addr string) (string, int, error) {
 // listenAllowHosts are the Host names a browser may use for a listener beyond
 // loopback, besides --allow-host: the listen address itself (an IP, or a name), and
 // the machine's host name (what the banner's URL shows for 0.0.0.0 and ::). Names
-// the Host check could not take are left out.
+// the Host check could not take, wildcard addresses and localhost are left out.
 func listenAllowHosts(addr string) []string {
 	host, _, err := splitListen(addr)
 	if err != nil {
 		return nil
 	}
 	var out []string
-	add := func(h string) {
-		h = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
-		if h == "" || slices.Contains(out, h) {
-			return
+	for _, h := range []string{host, hostname()} {
+		n, err := tokenserver.NormalizeAllowHost(h)
+		if err != nil || n == "localhost" || slices.Contains(out, n) {
+			continue
 		}
-		if ip, err := netip.ParseAddr(h); err == nil {
-			if ip.IsUnspecified() || ip.Zone() != "" {
-				return
-			}
-		} else if !plainHostName(h) {
-			return
+		if ip, err := netip.ParseAddr(n); err == nil && ip.IsUnspecified() {
+			continue
 		}
-		out = append(out, h)
+		out = append(out, n)
 	}
-	add(host)
-	add(hostname())
 	return out
-}
-
-// plainHostName reports whether h is a DNS name the Host check accepts.
-func plainHostName(h string) bool {
-	if len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") || h == "localhost" || h == strings.ToLower(tokenserver.ForwardedServerName) {
-		return false
-	}
-	for _, c := range h {
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 func listenIsLoopback(addr string) bool {

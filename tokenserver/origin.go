@@ -79,9 +79,9 @@ func isLoopbackName(host string) bool {
 	return a.Is4() && a.IsLoopback() || a == netip.IPv6Loopback()
 }
 
-// normalizeAllowHost checks one --allow-host entry: a DNS name or an IP address,
-// without port, scheme or wildcard.
-func normalizeAllowHost(h string) (string, error) {
+// NormalizeAllowHost checks one --allow-host entry (a DNS name or an IP address,
+// without port, scheme or wildcard) and returns it as the Host check compares it.
+func NormalizeAllowHost(h string) (string, error) {
 	orig := h
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	if h == "" {

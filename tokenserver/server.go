@@ -116,7 +116,7 @@ func New(o Options) (*Server, error) {
 	}
 	allow := map[string]struct{}{}
 	for _, h := range o.AllowHosts {
-		n, err := normalizeAllowHost(h)
+		n, err := NormalizeAllowHost(h)
 		if err != nil {
 			return nil, err
 		}

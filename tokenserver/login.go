@@ -240,9 +240,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	// limited: the owner signs in whatever someone else on the host is guessing.
 	presented := r.PostForm["token"]
 	if len(presented) != 1 || len(presented[0]) > maxPresentedLen || !TokensEqual(presented[0], s.token) {
-		limited := !s.limiter.allow(s.now())
-		s.failed(r, "login: wrong token")
-		if limited {
+		if s.failed(r, "login: wrong token") {
 			s.tooMany(w, r)
 			return
 		}

@@ -42,7 +42,7 @@ func (l *failureLimiter) refill(now time.Time) {
 	// A clock that goes backwards refills nothing and moves nothing.
 }
 
-// allow reports whether a presented token may be compared now.
+// allow reports whether the bucket has room: failures are not being limited now.
 func (l *failureLimiter) allow(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -466,8 +466,7 @@ func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 	now := s.now()
 	structural := c.authzErr != nil || len(c.queryTokens) > 1 || len(c.codes) > 1 || c.proto.err != nil
 	if structural {
-		limited := !s.limiter.allow(now)
-		s.failed(r, "malformed or ambiguous credential")
+		limited := s.failed(r, "malformed or ambiguous credential")
 		switch {
 		case limited:
 			return authResult{outcome: authLimited}
@@ -495,12 +494,11 @@ func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 	badProto := c.proto.tok != "" && !TokensEqual(c.proto.tok, s.token)
 	codeBad := good && len(c.codes) == 1 && !s.useLoginCode(c.codes[0], now)
 	if !good || codeBad {
-		limited := !s.limiter.allow(now)
 		why := "wrong token"
 		if codeBad {
 			why = "bad login code"
 		}
-		s.failed(r, why)
+		limited := s.failed(r, why)
 		switch {
 		case limited:
 			return authResult{outcome: authLimited}
@@ -541,12 +539,16 @@ func (s *Server) useLoginCode(code string, now time.Time) bool {
 	return true
 }
 
-// failed records a failed attempt, logging the start of a flood once.
-func (s *Server) failed(r *http.Request, why string) {
-	if s.limiter.fail(s.now()) {
+// failed records a failed attempt, logging the start of a flood once, and reports
+// whether failures were already being limited when it came (the caller answers 429).
+func (s *Server) failed(r *http.Request, why string) (limited bool) {
+	now := s.now()
+	limited = !s.limiter.allow(now)
+	if s.limiter.fail(now) {
 		s.log.Warn("too many failed attempts: wrong credentials get 429 for a while; valid ones still get in")
 	}
 	s.log.Info("authentication failed", "reason", why, "method", r.Method, "path", logPath(r))
+	return limited
 }
 
 // logPath is the request path as we log it: no query (it may hold the token),

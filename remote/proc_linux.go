@@ -90,15 +90,28 @@ func processSID(pid int) int {
 // left of an app whose server died. Matching the session too keeps a reused pgid of an
 // unrelated job out. Session id 0 (a leader outside this PID namespace) is compared
 // like any other.
-func groupMembers(pgid, sid int) []int {
+func groupMembers(pgid, sid int) []int { return groupMembersIn(liveProcs(), pgid, sid) }
+
+func groupMembersIn(procs map[int]procStat, pgid, sid int) []int {
 	if pgid <= 1 || sid < 0 {
 		return nil
 	}
+	var pids []int
+	for pid, ps := range procs {
+		if ps.pgrp == pgid && ps.sid == sid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// liveProcs reads /proc once: every live (not zombie) process, by pid.
+func liveProcs() map[int]procStat {
 	des, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var pids []int
+	procs := make(map[int]procStat, len(des))
 	for _, de := range des {
 		pid, err := strconv.Atoi(de.Name())
 		if err != nil {
@@ -108,11 +121,9 @@ func groupMembers(pgid, sid int) []int {
 		if err != nil || ps.state == 'Z' || ps.state == 'X' {
 			continue
 		}
-		if ps.pgrp == pgid && ps.sid == sid {
-			pids = append(pids, pid)
-		}
+		procs[pid] = ps
 	}
-	return pids
+	return procs
 }
 
 // appCommand is how the server starts the app: under the app supervisor (see

@@ -114,13 +114,14 @@ const prSetChildSubreaper = 36
 func endGroup(grace time.Duration) {
 	pg, sid, self := syscall.Getpgrp(), processSID(os.Getpid()), os.Getpid()
 	others := func() []int {
+		procs := liveProcs()
 		var pids []int
-		for _, pid := range groupMembers(pg, sid) {
+		for _, pid := range groupMembersIn(procs, pg, sid) {
 			if pid != self {
 				pids = append(pids, pid)
 			}
 		}
-		for _, pid := range descendants(self) {
+		for _, pid := range descendantsIn(procs, self) {
 			if !slices.Contains(pids, pid) {
 				pids = append(pids, pid)
 			}
@@ -146,21 +147,11 @@ func endGroup(grace time.Duration) {
 }
 
 // descendants lists the live (not zombie) processes below pid, by parent links.
-func descendants(pid int) []int {
-	des, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
+func descendants(pid int) []int { return descendantsIn(liveProcs(), pid) }
+
+func descendantsIn(procs map[int]procStat, pid int) []int {
 	children := map[int][]int{}
-	for _, de := range des {
-		p, err := strconv.Atoi(de.Name())
-		if err != nil {
-			continue
-		}
-		ps, err := readProcStat(p)
-		if err != nil || ps.state == 'Z' || ps.state == 'X' {
-			continue
-		}
+	for p, ps := range procs {
 		children[ps.ppid] = append(children[ps.ppid], p)
 	}
 	var out []int

@@ -29,9 +29,6 @@ type session struct {
 	endpoint Endpoint
 }
 
-// open connects to o.Host (hashing this executable meanwhile, to name the remote
-// install) and returns the session. quiet keeps the connecting step off stderr (ls,
-// stop and logs print only what the remote prints).
 // How a session's connection is used: forwarding (launch, attach, demo: long-lived,
 // many small requests) or one command (ls, stop, logs, apps: quiet, and spared the
 // extra exec that only helps forwarding).
@@ -42,6 +39,9 @@ const (
 	oneCommand
 )
 
+// open connects to o.Host (hashing this executable meanwhile, to name the remote
+// install) and returns the session. For oneCommand the connecting step stays off
+// stderr (ls, stop and logs print only what the remote prints).
 func open(ctx context.Context, o Options, u use) (*session, error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard

@@ -26,14 +26,8 @@ func Required() bool { return os.Getenv("TETHER_E2E") == "require" }
 // the Debian package that provides it.
 func Need(tb testing.TB, program, debianPackage string) string {
 	tb.Helper()
-	path, err := exec.LookPath(program)
-	if err == nil {
+	if path, err := FindProgram(program); err == nil {
 		return path
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin"} {
-		if p := filepath.Join(dir, program); isExecutable(p) {
-			return p
-		}
 	}
 	msg := fmt.Sprintf("%s not found: install it with `apt-get install -y %s`", program, debianPackage)
 	if Required() {
@@ -41,6 +35,20 @@ func Need(tb testing.TB, program, debianPackage string) string {
 	}
 	tb.Skip(msg)
 	return ""
+}
+
+// FindProgram looks for program in PATH, then in the directories a user's PATH often
+// lacks (sshd, slurmctld and munged live in sbin).
+func FindProgram(program string) (string, error) {
+	if path, err := exec.LookPath(program); err == nil {
+		return path, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin"} {
+		if p := filepath.Join(dir, program); isExecutable(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", program)
 }
 
 func isExecutable(p string) bool {
@@ -127,13 +135,13 @@ func Start(tb testing.TB, cmd *exec.Cmd) *Proc {
 	}
 	p := &Proc{Cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
-	tb.Cleanup(func() { stopGroup(cmd.Process.Pid, p.done) })
+	tb.Cleanup(func() { StopGroup(cmd.Process.Pid, p.done) })
 	return p
 }
 
-// stopGroup sends TERM to the process group pgid, then KILL after a grace period, and
+// StopGroup sends TERM to the process group pgid, then KILL after a grace period, and
 // waits until done is closed.
-func stopGroup(pgid int, done <-chan struct{}) {
+func StopGroup(pgid int, done <-chan struct{}) {
 	syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-done:

@@ -122,11 +122,11 @@ func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
 				if tb.Failed() {
 					tb.Logf("sshd log (%s):\n%s", s.Alias, s.Log())
 				}
-				stopGroup(cmd.Process.Pid, done)
+				StopGroup(cmd.Process.Pid, done)
 			})
 			return s
 		}
-		stopGroup(cmd.Process.Pid, done)
+		StopGroup(cmd.Process.Pid, done)
 		lastErr = fmt.Errorf("sshd did not start listening on port %d:\n%s", s.Port, s.Log())
 	}
 	tb.Fatal(lastErr)

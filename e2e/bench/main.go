@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 func main() {
@@ -92,7 +94,7 @@ func run(args []string) int {
 		}
 	}
 	for _, p := range [][2]string{{"sshd", "openssh-server"}, {"ssh", "openssh-client"}, {"ssh-keygen", "openssh-client"}} {
-		if _, err := findProgram(p[0]); err != nil {
+		if _, err := e2e.FindProgram(p[0]); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s not found: install it with `apt-get install -y %s`\n", p[0], p[1])
 			return 1
 		}
@@ -196,7 +198,7 @@ func (p *proc) interrupt() {
 	case <-p.done:
 	case <-time.After(20 * time.Second):
 	}
-	stopGroup(p.cmd.Process.Pid, p.done)
+	e2e.StopGroup(p.cmd.Process.Pid, p.done)
 }
 
 func (b *bench) setup() error {
@@ -408,7 +410,7 @@ func (b *bench) teardown() {
 			select {
 			case <-p.done:
 			case <-time.After(30 * time.Second):
-				stopGroup(p.cmd.Process.Pid, p.done)
+				e2e.StopGroup(p.cmd.Process.Pid, p.done)
 			}
 		}
 		b.sshd.stop()

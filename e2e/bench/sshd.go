@@ -29,23 +29,9 @@ type sshd struct {
 
 const alias = "tether-bench"
 
-// findProgram looks in PATH and then in the sbin directories PATH often lacks.
-func findProgram(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
-
 // startSSHD starts sshd under dir. env is set in every session (SetEnv) besides HOME.
 func startSSHD(dir string, env []string) (*sshd, error) {
-	bin, err := findProgram("sshd")
+	bin, err := e2e.FindProgram("sshd")
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +108,7 @@ func startSSHD(dir string, env []string) (*sshd, error) {
 			s.cmd, s.done = cmd, done
 			return s, nil
 		}
-		stopGroup(cmd.Process.Pid, done)
+		e2e.StopGroup(cmd.Process.Pid, done)
 	}
 	log, _ := os.ReadFile(logPath)
 	return nil, fmt.Errorf("sshd did not start listening: %s", strings.TrimSpace(string(log)))
@@ -132,7 +118,7 @@ func (s *sshd) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa
 
 func (s *sshd) stop() {
 	if s != nil && s.cmd != nil {
-		stopGroup(s.cmd.Process.Pid, s.done)
+		e2e.StopGroup(s.cmd.Process.Pid, s.done)
 	}
 }
 
@@ -171,17 +157,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// stopGroup sends TERM to the process group pgid, KILL after 5 s, and waits for done.
-func stopGroup(pgid int, done <-chan struct{}) {
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-done
-	}
 }
 
 // rssKB is VmRSS of pid in KiB.

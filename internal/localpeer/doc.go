@@ -1,0 +1,81 @@
+// Package localpeer tells who holds the other end of a TCP connection on this machine,
+// and which TCP sockets listen here, as the kernel reports them. tether asks it so that
+// nothing secret goes to, and nothing is accepted from, a socket another user owns:
+// the launcher refuses browsers' connections that come from other users of the laptop,
+// and the remote server sends the app's requests (and its injected secret) only to a
+// listener the app's own user holds.
+//
+// Linux answers from the kernel's socket tables (one sock_diag netlink request per
+// lookup, /proc/net/tcp and tcp6 where netlink is not allowed). Other systems return
+// ErrUnsupported unless a file for them says otherwise.
+package localpeer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// ErrUnsupported: this system gives no way to learn a socket's owner here.
+var ErrUnsupported = errors.New("localpeer: not supported on this system")
+
+// ErrNotFound: the kernel has no socket with that address pair (the connection is gone,
+// or it is not a TCP connection on this machine).
+var ErrNotFound = errors.New("localpeer: no such socket")
+
+// Socket is one TCP socket in the kernel's table.
+type Socket struct {
+	Local, Remote netip.AddrPort // Remote is the zero AddrPort of its family for a listener
+	State         State
+	UID           int    // the owner's user id (the creator's, inherited by accepted sockets); -1 where the system names a process instead
+	Inode         uint64 // the socket's inode (Linux): /proc/PID/fd/N links to "socket:[Inode]"
+	PID           int    // the owning process, where the system names one (Windows); 0 otherwise
+}
+
+// State is a TCP state as the kernel numbers it.
+type State uint8
+
+// The states tether looks at.
+const (
+	Established State = 1
+	Listen      State = 10
+)
+
+func (s Socket) String() string {
+	return fmt.Sprintf("%s->%s state %d uid %d inode %d", s.Local, s.Remote, s.State, s.UID, s.Inode)
+}
+
+// Peer returns the socket at the other end of c, a TCP connection between two
+// sockets of this machine (loopback): the one whose local address is c's remote
+// address and whose remote address is c's local one. Its UID is who accepted (for a
+// connection c dialled) or who dialled (for one c accepted).
+func Peer(c net.Conn) (Socket, error) {
+	l, r, err := addrs(c)
+	if err != nil {
+		return Socket{}, err
+	}
+	return Lookup(r, l)
+}
+
+// Lookup returns the TCP socket whose local address is local and whose remote address
+// is remote.
+func Lookup(local, remote netip.AddrPort) (Socket, error) {
+	return lookup(local, remote)
+}
+
+// SameUser reports whether s belongs to the user running this program.
+func SameUser(s Socket) (bool, error) { return sameUser(s) }
+
+// Listening returns every TCP socket in the LISTEN state (IPv4 and IPv6) in this
+// network namespace.
+func Listening() ([]Socket, error) { return listening() }
+
+func addrs(c net.Conn) (local, remote netip.AddrPort, err error) {
+	la, ok1 := c.LocalAddr().(*net.TCPAddr)
+	ra, ok2 := c.RemoteAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 || la == nil || ra == nil {
+		return netip.AddrPort{}, netip.AddrPort{}, fmt.Errorf("localpeer: %T is not a TCP connection", c)
+	}
+	return la.AddrPort(), ra.AddrPort(), nil
+}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package localpeer
+
+import "net/netip"
+
+func lookup(local, remote netip.AddrPort) (Socket, error) { return Socket{}, ErrUnsupported }
+
+func listening() ([]Socket, error) { return nil, ErrUnsupported }
+
+func sameUser(Socket) (bool, error) { return false, ErrUnsupported }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 )
 
@@ -39,15 +38,7 @@ func pair(tb testing.TB, network, addr string) (dialled, accepted net.Conn) {
 	return d, a
 }
 
-func needLinux(tb testing.TB) {
-	tb.Helper()
-	if runtime.GOOS != "linux" {
-		tb.Skip("localpeer reads the kernel's socket tables on Linux only")
-	}
-}
-
 func TestPeerBothEnds(t *testing.T) {
-	needLinux(t)
 	for _, tc := range []struct{ network, addr string }{
 		{"tcp4", "127.0.0.1:0"},
 		{"tcp6", "[::1]:0"},
@@ -84,7 +75,6 @@ func TestPeerBothEnds(t *testing.T) {
 }
 
 func TestPeerDualStackListener(t *testing.T) {
-	needLinux(t)
 	ln, err := net.Listen("tcp", "[::]:0")
 	if err != nil {
 		t.Skipf("no dual-stack listener here: %v", err)
@@ -114,7 +104,6 @@ func TestPeerDualStackListener(t *testing.T) {
 }
 
 func TestLookupGoneIsNotFound(t *testing.T) {
-	needLinux(t)
 	d, a := pair(t, "tcp4", "127.0.0.1:0")
 	l, r := d.LocalAddr().(*net.TCPAddr).AddrPort(), d.RemoteAddr().(*net.TCPAddr).AddrPort()
 	a.Close()
@@ -129,7 +118,6 @@ func TestLookupGoneIsNotFound(t *testing.T) {
 // A listener on the port answers no exact lookup of a pair that is not connected
 // (the kernel's exact lookup falls back to listeners; we must not).
 func TestLookupIgnoresListenerFallback(t *testing.T) {
-	needLinux(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +130,6 @@ func TestLookupIgnoresListenerFallback(t *testing.T) {
 }
 
 func TestListening(t *testing.T) {
-	needLinux(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +173,6 @@ func TestParseProcAddr(t *testing.T) {
 
 // BenchmarkPeer is what the launcher pays per accepted connection.
 func BenchmarkPeer(b *testing.B) {
-	needLinux(b)
 	d, _ := pair(b, "tcp4", "127.0.0.1:0")
 	for b.Loop() {
 		if _, err := Peer(d); err != nil {
@@ -196,7 +182,6 @@ func BenchmarkPeer(b *testing.B) {
 }
 
 func BenchmarkPeerProc(b *testing.B) {
-	needLinux(b)
 	d, _ := pair(b, "tcp4", "127.0.0.1:0")
 	l, r := d.RemoteAddr().(*net.TCPAddr).AddrPort(), d.LocalAddr().(*net.TCPAddr).AddrPort()
 	for b.Loop() {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // The gate logs what it refused and why, never what was presented: no query, no
@@ -124,19 +126,74 @@ func argsToAttrs(args []any) []slog.Attr {
 
 // errorLogWriter turns net/http's ErrorLog lines (TLS handshake errors, accept errors,
 // reverse-proxy copy errors) into redacted slog records.
+//
+// A failed TLS handshake is a line per connection that anyone who can reach a TLS
+// listener can cause at will (a port scan, junk bytes, plain HTTP to the TLS port), and
+// on a cluster every user of the network can: so the first one after a quiet spell is
+// logged as it is, and the rest are counted and summed up in one line per
+// handshakeWindow ("37 more TLS handshakes failed in the last 1m0s; the last: …").
 type errorLogWriter struct {
 	logger *slog.Logger
 	msg    string
+
+	mu        sync.Mutex
+	start     time.Time   // when the current window began
+	logged    bool        // a handshake failure was logged in full in this window
+	dropped   int         // failures counted since the last summary
+	last      string      // the last one counted
+	summaryAt *time.Timer // pending summary; nil when the writer is quiet
 }
 
-func (w errorLogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimRight(string(p), "\n")
-	w.logger.Warn(w.msg, "detail", truncate(line, 512))
+// handshakeWindow is how often failed TLS handshakes are summed up.
+const handshakeWindow = time.Minute
+
+func (w *errorLogWriter) Write(p []byte) (int, error) {
+	line := truncate(strings.TrimRight(string(p), "\n"), 512)
+	if !strings.HasPrefix(line, "http: TLS handshake error from ") {
+		w.logger.Warn(w.msg, "detail", line)
+		return len(p), nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if w.summaryAt == nil && now.Sub(w.start) >= handshakeWindow {
+		w.start, w.logged = now, false // quiet for a whole window: start afresh
+	}
+	if !w.logged {
+		w.logged = true
+		w.logger.Warn(w.msg, "detail", line)
+		return len(p), nil
+	}
+	w.dropped++
+	w.last = line
+	if w.summaryAt == nil {
+		w.summaryAt = time.AfterFunc(w.start.Add(handshakeWindow).Sub(now), w.summarize)
+	}
 	return len(p), nil
 }
 
+// summarize logs how many handshake failures were counted in the window that just
+// ended, and keeps counting for one more window; a window without any ends the spell.
+func (w *errorLogWriter) summarize() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dropped == 0 {
+		w.summaryAt = nil
+		return
+	}
+	noun := "handshakes"
+	if w.dropped == 1 {
+		noun = "handshake"
+	}
+	w.logger.Warn(w.msg, "detail", fmt.Sprintf("%d more TLS %s failed in the last %s; the last: %s",
+		w.dropped, noun, time.Since(w.start).Round(time.Second), w.last))
+	w.dropped, w.last = 0, ""
+	w.start = time.Now()
+	w.summaryAt = time.AfterFunc(handshakeWindow, w.summarize)
+}
+
 func newErrorLog(logger *slog.Logger, msg string) *log.Logger {
-	return log.New(errorLogWriter{logger: logger, msg: msg}, "", 0)
+	return log.New(&errorLogWriter{logger: logger, msg: msg}, "", 0)
 }
 
 // truncate caps a string we log (a path, an error) at n bytes.

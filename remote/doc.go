@@ -13,6 +13,8 @@
 // A Slurm session (launch --slurm; `slurm submit`, `slurm watch`, serve
 // --slurm-session) lives under ~/.cache/tether/slurm (or $TETHER_STATE_DIR) on the
 // home the login node shares with the compute nodes; its directory also holds job.sh
-// (the batch script) and job.out (the job's output), its sockets are in a directory on
-// the node, and it is judged by squeue (its job, named tether-<id>), not by a pid.
+// (the batch script) and job.out (the job's output: tether's own few lines, capped,
+// since Slurm holds that file open; the app's output is in app.log), its sockets are
+// in a directory on the node, and it is judged by squeue (its job, named tether-<id>),
+// not by a pid.
 package remote

@@ -258,7 +258,10 @@ type reporter interface {
 // timeout passes.
 func serve(ctx context.Context, o ServeOptions) (err error) {
 	var rep reporter = &terminalReporter{o: &o}
-	if o.SlurmSession != "" {
+	slurmJob := o.SlurmSession != ""
+	if slurmJob {
+		// Stderr is the job's output file: bounded (see jobOutput).
+		o.Stderr = newJobOutput(o.Stderr, jobOutputCap, o.SlurmSession)
 		rep = slurmReporter{w: o.Stderr}
 	}
 	background := o.ReadyFD > 0
@@ -361,10 +364,11 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		redirectStderr(srvLog.f)
 	}
 	// The server log gets everything; a foreground terminal only warnings (the gate's
-	// refusals), since progress and the banner are printed for it already.
+	// refusals), since progress and the banner are printed for it already. A Slurm
+	// job's output file gets none: anyone on the cluster network can cause them.
 	fileLog := slog.NewTextHandler(srvLog, &slog.HandlerOptions{Level: slog.LevelInfo})
 	logger := slog.New(fileLog)
-	if !background {
+	if !background && !slurmJob {
 		logger = slog.New(slog.NewMultiHandler(fileLog, slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	}
 	fileLogger := slog.New(fileLog)
@@ -438,7 +442,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		}
 		defer appLog.Close()
 		var out io.Writer = appLog
-		if !background {
+		if !background && !slurmJob {
 			out = io.MultiWriter(appLog, o.Stderr)
 		}
 		defer removeAppFiles(plan.files)
@@ -446,6 +450,9 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			progress("starting " + o.describeApp() + ": " + commandLine(plan.argv))
 		} else {
 			progress("starting " + commandLine(plan.argv))
+		}
+		if slurmJob {
+			progress("the app's output goes to " + sess.logPath())
 		}
 		if app, err = startApp(plan, out); err != nil {
 			return err
@@ -580,7 +587,9 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 					defer os.RemoveAll(sess.SockDir)
 				}
 			}
-			return appFailure("the app "+how, app.tail.Lines(10), sess.ID, keep)
+			err := appFailure("the app "+how, app.tail.Lines(10), sess.ID, keep)
+			rep.failed(err.Error(), app.tail.Lines(10))
+			return err
 		}
 	}
 }

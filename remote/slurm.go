@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -594,7 +595,8 @@ func slurmNode() string {
 }
 
 // slurmReporter reports the job's server to its output file: progress, then a ready
-// line without the token (the output file is no place for secrets).
+// line without the token (the output file is no place for secrets), and the app's last
+// lines when it fails (its whole output is in the session's app log).
 type slurmReporter struct{ w io.Writer }
 
 func (r slurmReporter) progress(msg string) { fmt.Fprintf(r.w, "tether: %s\n", msg) }
@@ -603,7 +605,47 @@ func (r slurmReporter) ready(rec Record) {
 	fmt.Fprintf(r.w, "tether: session %s is ready on %s at %s (job %s): %s\n", rec.ID, rec.Node, rec.Addr, rec.JobID, commandLine(rec.Command))
 }
 
-func (r slurmReporter) failed(string, []string) {}
+func (r slurmReporter) failed(_ string, tail []string) {
+	if len(tail) > 0 {
+		fmt.Fprintf(r.w, "tether: the app's last output:\n%s", indent(tail))
+	}
+}
+
+// jobOutputCap bounds what the job's server writes to the job's output file.
+const jobOutputCap = 1 << 20
+
+// jobOutput is the job's server's stderr, which is the job's output file: Slurm opens
+// that file and holds it for the whole job, so tether cannot rotate it as it does its
+// own logs. What goes there is short by design (progress, the ready line, the app's
+// last lines when it fails; the app's output and the server's log go to the session's
+// capped logs), and this writer enforces it: at most max bytes, then one line saying
+// where the rest is, then nothing, whatever anyone connecting to the server does.
+type jobOutput struct {
+	mu   sync.Mutex
+	w    io.Writer
+	left int
+	note string
+}
+
+func newJobOutput(w io.Writer, max int, logs string) *jobOutput {
+	return &jobOutput{w: w, left: max, note: fmt.Sprintf("tether: the job's output file reached its cap (%d KiB); the rest is only in the session's logs in %s (`tether logs`)\n", max>>10, logs)}
+}
+
+func (j *jobOutput) Write(p []byte) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case j.left < 0:
+	case len(p) <= j.left:
+		j.w.Write(p)
+		j.left -= len(p)
+	default:
+		j.w.Write(p[:j.left])
+		io.WriteString(j.w, "\n"+j.note)
+		j.left = -1
+	}
+	return len(p), nil
+}
 
 // How often the watch looks: the record file often (cheap, local), squeue every second
 // until the session is ready, then every slurmWatchRunning (an RPC to slurmctld).

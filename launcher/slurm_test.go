@@ -87,10 +87,19 @@ func TestSbatchArgs(t *testing.T) {
 	if got, err := SbatchArgs("-p gpu -t 1:00:00 --exclusive -N 1"); err != nil || len(got) != 7 {
 		t.Errorf("got %q, %v", got, err)
 	}
-	for _, in := range []string{"-o out", "--output=x", "-Jname", "--job-name x", "-e err", "--wrap 'x'", "--array=1-3", "-W", "--test-only", "script.sh", "-p gpu script.sh", "--exclusive script.sh", "-p gpu --", "$HOME"} {
+	if got, err := SbatchArgs("-p gpu --gres=gpu:1 -t 4:00:00 -N1 -c4 --mem=8G"); err != nil || len(got) != 8 {
+		t.Errorf("got %q, %v", got, err)
+	}
+	// Issue 11 item 7(c): read as sbatch's getopt_long reads them.
+	_, err := SbatchArgs("-p gpu --out=/tmp/x")
+	if want := "--slurm option --out=/tmp/x (sbatch reads it as --output) is tether's own: the job's output goes to the session's private directory; drop it"; err == nil || err.Error() != want {
+		t.Errorf("got %v; want %q", err, want)
+	}
+	for _, in := range []string{"--out=/tmp/x", "--job=x", "--arr=0-3", "-vo/tmp/x", "-Qa0-3", "-o/tmp/x", "--output /tmp/x", "-J x",
+		"-o out", "--output=x", "-Jname", "--job-name x", "-e err", "--wrap 'x'", "--array=1-3", "-W", "--test-only", "script.sh", "-p gpu script.sh", "--exclusive script.sh", "-p gpu --", "$HOME"} {
 		_, err := SbatchArgs(in)
 		var le *Error
-		if err == nil || !errors.As(err, &le) || le.ExitCode() != 2 || !strings.HasPrefix(le.Msg, "--slurm: ") {
+		if err == nil || !errors.As(err, &le) || le.ExitCode() != 2 || !strings.HasPrefix(le.Msg, "--slurm") {
 			t.Errorf("for %q, got %v; want a usage error", in, err)
 		}
 	}

@@ -122,14 +122,15 @@ func dollarWord(rs []rune, i int) string {
 }
 
 // SbatchArgs turns the --slurm string into sbatch's arguments (SplitSbatchOptions) and
-// refuses options tether sets itself or that would break the session: usage errors.
+// refuses, read as sbatch reads them (remote.CheckSbatchArgs), options tether sets
+// itself or that would break the session: usage errors.
 func SbatchArgs(s string) ([]string, error) {
 	words, err := SplitSbatchOptions(s)
-	if err == nil {
-		err = remote.CheckSbatchArgs(words)
-	}
 	if err != nil {
 		return nil, usageError("--slurm: %v", err)
+	}
+	if err := remote.CheckSbatchArgs(words); err != nil {
+		return nil, usageError("--slurm %v", err)
 	}
 	return words, nil
 }

@@ -73,7 +73,11 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 		o.Stdout = io.Discard
 	}
 	if err := CheckSbatchArgs(o.Sbatch); err != nil {
-		return usagef("--slurm: %v", err)
+		return usagef("--slurm %v", err)
+	}
+	env, err := sbatchEnv(os.Environ())
+	if err != nil {
+		return usagef("%v", err)
 	}
 	if o.Name != "" {
 		if err := validName(o.Name); err != nil {
@@ -128,12 +132,12 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 	}
 
 	gone := watchEOF(o.Stdin)
-	args := append([]string{"--parsable", "--job-name=" + jobName(sess.ID), "--output=" + sess.slurmOutput()},
-		o.Sbatch...)
-	args = append(args, filepath.Join(sess.Dir, slurmScriptFile))
+	args := append(append(append([]string{}, o.Sbatch...), tetherSbatchArgs(jobName(sess.ID), sess.slurmOutput())...),
+		filepath.Join(sess.Dir, slurmScriptFile))
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(sctx, sbatch, args...)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &limitWriter{w: &out, n: 64 << 10}, &limitWriter{w: &errb, n: 64 << 10}
 	runErr := cmd.Run()

@@ -236,64 +236,6 @@ func NeverStarts(reason string) (why string, ok bool) {
 	return "", false
 }
 
-// reservedSbatchOptions are the sbatch options tether sets itself or that would break
-// the session: the name and output file identify the job, and the others make sbatch
-// wait, run something else or submit many jobs.
-var reservedSbatchOptions = map[string]string{
-	"-J": "tether names the job tether-<session>", "--job-name": "tether names the job tether-<session>",
-	"-o": "the job's output goes into the session directory", "--output": "the job's output goes into the session directory",
-	"-e": "the job's output goes into the session directory", "--error": "the job's output goes into the session directory",
-	"-i": "the job reads no input", "--input": "the job reads no input",
-	"--wrap": "the job runs tether serve", "-W": "tether waits for the job itself", "--wait": "tether waits for the job itself",
-	"-a": "tether runs one job per session", "--array": "tether runs one job per session",
-	"--test-only": "tether submits the job for real", "--parsable": "tether sets it",
-	"-h": "", "--help": "", "-V": "", "--version": "", "--usage": "",
-}
-
-// CheckSbatchArgs refuses sbatch arguments tether sets itself or that would break the
-// session, and positional words (a script) that no option takes as its value.
-func CheckSbatchArgs(args []string) error {
-	valueNext := false
-	for _, a := range args {
-		if strings.ContainsRune(a, 0) || len(a) > 4096 {
-			return errors.New("an sbatch option holds a NUL byte or is over 4 KiB")
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			if !valueNext {
-				return fmt.Errorf("%q is not an sbatch option: give options only (tether writes the job script itself)", clip(a))
-			}
-			valueNext = false
-			continue
-		}
-		if a == "--" {
-			return errors.New("\"--\" ends sbatch's options; give options only")
-		}
-		name, _, hasValue := strings.Cut(a, "=")
-		if !strings.HasPrefix(name, "--") && len(name) > 2 {
-			// -pgpu, -t1:00:00: a short option with its value attached.
-			name, hasValue = name[:2], true
-		}
-		if why, reserved := reservedSbatchOptions[name]; reserved {
-			if why == "" {
-				return fmt.Errorf("sbatch option %s is not for a tether job", name)
-			}
-			return fmt.Errorf("sbatch option %s cannot be used: %s", name, why)
-		}
-		valueNext = !hasValue && !sbatchFlags[name]
-	}
-	return nil
-}
-
-// sbatchFlags are sbatch's options that take no value, or take one only after "=" (an
-// optional argument): the word after them is not theirs.
-var sbatchFlags = map[string]bool{
-	"-H": true, "--hold": true, "-k": true, "--no-kill": true, "-O": true, "--overcommit": true,
-	"-Q": true, "--quiet": true, "-s": true, "--oversubscribe": true, "-v": true, "--verbose": true,
-	"--exclusive": true, "--requeue": true, "--no-requeue": true, "--contiguous": true,
-	"--spread-job": true, "--use-min-nodes": true, "--ignore-pbs": true, "--get-user-env": true,
-	"--reboot": true, "--nice": true, "--propagate": true, "--parsable": true,
-}
-
 // SlurmSubmitOptions are the options of the hidden `tether slurm submit`.
 type SlurmSubmitOptions struct {
 	// Name is the session's name (also passed to serve in Serve).

@@ -68,7 +68,12 @@ func fakeSlurm(t *testing.T, bodies map[string]string) string {
 
 func TestSlurmSubmit(t *testing.T) {
 	root := tempRoot(t)
-	fake := fakeSlurm(t, map[string]string{"sbatch": "echo '123;cluster'", "scancel": "exit 0"})
+	// SBATCH_* variables in the login environment that would change what tether owns.
+	t.Setenv("SBATCH_OUTPUT", "/tmp/elsewhere")
+	t.Setenv("SBATCH_ARRAY_INX", "0-3")
+	t.Setenv("SBATCH_WAIT", "1")
+	t.Setenv("SBATCH_PARTITION", "debug")
+	fake := fakeSlurm(t, map[string]string{"sbatch": "env | grep '^SBATCH_' > \"$(dirname \"$0\")/sbatch.env\"; echo '123;cluster'", "scancel": "exit 0"})
 	var out bytes.Buffer
 	held, release := io.Pipe()
 	defer release.Close()
@@ -86,9 +91,14 @@ func TestSlurmSubmit(t *testing.T) {
 		t.Errorf("output %q", sub.Output)
 	}
 	log, _ := os.ReadFile(filepath.Join(fake, "sbatch.log"))
-	wantArgs := []string{"--parsable", "--job-name=tether-" + sub.ID, "--output=" + sub.Output, "-p", "gpu", "--comment", "a b", filepath.Join(dir, "job.sh")}
+	// The user's options first, tether's after them (later wins), then the script.
+	wantArgs := []string{"-p", "gpu", "--comment", "a b", "--parsable", "--job-name=tether-" + sub.ID, "--output=" + sub.Output,
+		"--error=" + sub.Output, "--input=/dev/null", filepath.Join(dir, "job.sh")}
 	if got := strings.Split(strings.TrimSuffix(string(log), "\n"), "\n"); !reflect.DeepEqual(got, wantArgs) {
 		t.Errorf("sbatch got %q; want %q", got, wantArgs)
+	}
+	if env, _ := os.ReadFile(filepath.Join(fake, "sbatch.env")); string(env) != "SBATCH_PARTITION=debug\n" {
+		t.Errorf("sbatch's SBATCH_* environment: %q; want SBATCH_PARTITION alone", env)
 	}
 	sf, err := readRecord(filepath.Join(dir, "session.json"))
 	if err != nil || sf.JobID != "123" || sf.Phase != phaseQueued || !sf.Slurm || sf.Name != "lab" || !reflect.DeepEqual(sf.Command, []string{"app", "{port}"}) {

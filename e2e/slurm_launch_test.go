@@ -32,8 +32,18 @@ type slurmSite struct {
 
 func startSlurmSite(t *testing.T, opts SlurmOptions) *slurmSite {
 	t.Helper()
-	s := StartSlurm(t, opts)
-	d := StartSSHD(t, SSHDOptions{Alias: "hpc-login", Env: map[string]string{"SLURM_CONF": s.Conf}})
+	return slurmSiteOn(t, StartSlurm(t, opts), "hpc-login", nil)
+}
+
+// slurmSiteOn is a login node of cluster s: an sshd named alias whose sessions get
+// SLURM_CONF and env.
+func slurmSiteOn(t *testing.T, s *Slurm, alias string, env map[string]string) *slurmSite {
+	t.Helper()
+	sessEnv := map[string]string{"SLURM_CONF": s.Conf}
+	for k, v := range env {
+		sessEnv[k] = v
+	}
+	d := StartSSHD(t, SSHDOptions{Alias: alias, Env: sessEnv})
 	node := strings.Replace(d.ConfigBlock(), "Host "+d.Alias+"\n", "Host "+s.Node+"\n", 1)
 	cfg := filepath.Join(d.Dir, "ssh_config_site")
 	writeFile(t, cfg, d.ConfigBlock()+node, 0o600)

@@ -395,7 +395,9 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 	switch e.State {
 	case tunnel.Lost:
 		why := ""
-		if e.Err != nil {
+		if cause := errors.Unwrap(e.Err); cause != nil {
+			why = " (" + clip(oneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
+		} else if e.Err != nil {
 			why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
 		}
 		s.status.step("connection to %s lost%s; reconnecting", s.host, why)

@@ -286,9 +286,19 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	defer func() {
 		stopForward()
 		<-fwdDone
+		cleaned := false
 		if err != nil && launched && !stopped && !errors.Is(err, errSessionGone) {
 			if serr := s.stopRemote(rec.ID); serr != nil {
 				s.status.line("tether: could not stop session %s on %s (%v); stop it with `%s`", rec.ID, s.host, serr, s.cmdline("stop", rec.ID))
+			} else {
+				cleaned = true
+			}
+		}
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Ctrl-C before the session was ready for the user.
+			err = &Error{Msg: "interrupted", Code: 130}
+			if cleaned {
+				err = interrupted(s, true)
 			}
 		}
 	}()

@@ -42,7 +42,7 @@ type LaunchCmd struct {
 	appFlags
 	slurmFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
-	ReadyTimeout time.Duration `name:"ready-timeout" hidden:"" help:"How long the remote waits for the app to be ready (default 5m)."`
+	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
 	App          string        `arg:"" optional:"" name:"app" help:"A preset: jupyter, code-server, shiny, static, ... (see tether apps). None: tether's built-in app."`
 	Command      []string      `arg:"" optional:"" name:"command" help:"After APP: its extra arguments (flags after --). Without APP, after --: a command line that may use {port}, {host}, {base_url}, {socket} and {app_secret_file}."`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,10 +47,15 @@ func (l *session) runScript(ctx context.Context, args []string, consume func(*bu
 	// caller went away.
 	held, release := io.Pipe()
 	defer release.Close()
+	runCtx, kill := ctx, cancel
+	if stopsOnEOF(args) {
+		runCtx, kill = graceful(ctx, cancel, release)
+		defer kill(nil)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res.status, res.err = l.conn.Run(ctx, scriptCommand(l.build.Version, l.build.Sum, args), held, pw, tail)
+		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, args), held, pw, tail)
 		tail.flush()
 		pw.Close()
 	}()
@@ -71,20 +77,47 @@ func (l *session) runScript(ctx context.Context, args []string, consume func(*bu
 	// Drain (bounded) so the command can finish; a remote that keeps talking is cut off.
 	go func() {
 		if n, _ := io.Copy(io.Discard, io.LimitReader(br, 1<<20)); n >= 1<<20 {
-			cancel(errors.New("remote output over the limit"))
+			kill(errors.New("remote output over the limit"))
 		}
 		pr.Close()
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		cancel(errors.New("the remote command did not finish"))
+		kill(errors.New("the remote command did not finish"))
 		<-done
 	}
 	if perr != nil && res.err == nil && res.status == 0 {
 		res.err = perr
 	}
 	return res, consumeErr
+}
+
+// eofGrace is how long a command that stops itself on EOF gets, once ctx ends, to
+// clean up and exit (serve --detach: stop the background server, which gives the app
+// appGrace): longer than the remote's own waits, so it is never cut short.
+var eofGrace = 25 * time.Second
+
+// stopsOnEOF says whether the remote command ends itself, cleanly, when its stdin ends.
+func stopsOnEOF(args []string) bool { return slices.Contains(args, "--cancel-on-eof") }
+
+// graceful is the run context of a command that stops itself on EOF: when ctx ends
+// (Ctrl-C, the launcher's own timeout), its stdin is closed and it is given eofGrace
+// to clean up and say so, instead of being killed. Killing it would be worse than
+// useless: sshd sends the signal to the session's process group, which holds
+// `serve --detach` but not the background server it started, and that server and its
+// app would run on. kill ends the run at once (and ctx).
+func graceful(ctx context.Context, cancel context.CancelCauseFunc, stdin io.Closer) (context.Context, context.CancelCauseFunc) {
+	run, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	context.AfterFunc(ctx, func() {
+		if run.Err() != nil {
+			return // over already
+		}
+		stdin.Close()
+		t := time.AfterFunc(eofGrace, func() { stop(fmt.Errorf("no clean exit within %v: %w", eofGrace, context.Cause(ctx))) })
+		context.AfterFunc(run, func() { t.Stop() })
+	})
+	return run, func(err error) { stop(err); cancel(err) }
 }
 
 // lineTail splits a stream into lines, keeps the last n (each capped), and passes each

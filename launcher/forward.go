@@ -286,9 +286,19 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	defer func() {
 		stopForward()
 		<-fwdDone
+		cleaned := false
 		if err != nil && launched && !stopped && !errors.Is(err, errSessionGone) {
 			if serr := s.stopRemote(rec.ID); serr != nil {
 				s.status.line("tether: could not stop session %s on %s (%v); stop it with `%s`", rec.ID, s.host, serr, s.cmdline("stop", rec.ID))
+			} else {
+				cleaned = true
+			}
+		}
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Ctrl-C before the session was ready for the user.
+			err = &Error{Msg: "interrupted", Code: 130}
+			if cleaned {
+				err = interrupted(s, true)
 			}
 		}
 	}()
@@ -350,6 +360,14 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 		s.slurmReadyLine(rec)
 		s.checkWalltime()
 	}
+	// A Slurm session's end is told by its watch; any other's by its socket.
+	var refused <-chan struct{}
+	if s.slurm == nil {
+		w := s.watchSocket(rec)
+		defer w.stop()
+		refused = w.refused
+	}
+	deadSeen := 0
 
 	for {
 		select {
@@ -374,6 +392,16 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 			return errorf("try again", "forwarding local port %d stopped: %v", port, ferr)
 		case e := <-s.events:
 			if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
+				if errors.Is(err, errEndedCleanly) {
+					return nil
+				}
+				return err
+			}
+		case <-refused:
+			if err := s.sessionEnded(ctx, rec, &deadSeen); err != nil {
+				if errors.Is(err, errEndedCleanly) {
+					return nil
+				}
 				return err
 			}
 		case ev := <-s.slurmEvents():
@@ -395,7 +423,9 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 	switch e.State {
 	case tunnel.Lost:
 		why := ""
-		if e.Err != nil {
+		if cause := errors.Unwrap(e.Err); cause != nil {
+			why = " (" + clip(oneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
+		} else if e.Err != nil {
 			why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
 		}
 		s.status.step("connection to %s lost%s; reconnecting", s.host, why)
@@ -413,6 +443,10 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 			}
 			var le *Error
 			if errors.As(err, &le) && errors.Is(err, errSessionGone) {
+				dead := 1 // the socket refused after a reconnect: a dead listing is final
+				if err := s.sessionEnded(ctx, rec, &dead); err != nil {
+					return err
+				}
 				return &Error{Msg: fmt.Sprintf("session %s on %s is gone (stopped, or the machine restarted)", rec.ID, s.host),
 					Hint: "start a new one with `tether launch " + tunnel.Quote(s.host) + "`; `" + s.cmdline("ls") + "` lists what is running", Err: errSessionGone}
 			}

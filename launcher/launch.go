@@ -33,6 +33,9 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	defer ln.Close()
 	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
+		if ctx.Err() != nil {
+			return &Error{Msg: "interrupted; nothing was started", Code: 130}
+		}
 		return err
 	}
 	defer s.close()
@@ -55,14 +58,19 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	rec, err := s.start(ctx, o)
 	if err != nil {
 		if ctx.Err() != nil {
-			return interrupted(s)
+			return interrupted(s, errors.Is(err, errStartStopped))
 		}
 		return err
 	}
 	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, true)
 }
 
-func interrupted(s *session) error {
+// interrupted is the error of a launch that Ctrl-C ended before it was ready; clean
+// says the remote confirmed that nothing it started is left.
+func interrupted(s *session, clean bool) error {
+	if clean {
+		return &Error{Msg: "interrupted; nothing was left running on " + s.host, Code: 130}
+	}
 	return &Error{Msg: "interrupted", Hint: "`" + s.cmdline("ls") + "` shows whether a session was left starting", Code: 130}
 }
 

@@ -147,6 +147,9 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 
 	ctx, cancel := context.WithTimeout(ctx, ready+readyMargin)
 	defer cancel()
+	// Ending the start (Ctrl-C, our own timeout) closes serve's stdin and waits for
+	// it to stop what it started (see graceful): say so meanwhile.
+	defer context.AfterFunc(ctx, func() { s.status.step("stopping the start on %s", s.host) })()
 	var rec *remote.Record
 	var recErr error
 	consume := func(br *bufio.Reader) error {
@@ -178,6 +181,10 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 			"the app did not become ready on %s within %v", s.host, ready+readyMargin)
 	}
 	if ctx.Err() != nil {
+		if res.err == nil && res.probe != nil && res.status >= 0 {
+			// serve saw its stdin end, stopped everything and exited on its own.
+			return remote.Record{}, errStartStopped
+		}
 		return remote.Record{}, ctx.Err()
 	}
 	// The app (or serve) failed: show what the app said, then one line.
@@ -198,6 +205,10 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)),
 		Hint: "fix the command and try again (nothing was left running)"}
 }
+
+// errStartStopped: the start was interrupted and the remote confirmed it stopped what
+// it had started.
+var errStartStopped = errors.New("the start was stopped")
 
 // serveArgs are `tether serve`'s arguments for the app of a launch (name, timeouts,
 // -- COMMAND), the same whether serve runs detached on the host or in a Slurm job.

@@ -87,8 +87,8 @@ func localSessions() (root string, mine []entry, others map[string]int, err erro
 	return root, mine, others, nil
 }
 
-// Ls lists this user's sessions on this machine: running, app-exited or dead, never
-// running for a server that is gone.
+// Ls lists this user's sessions on this machine: starting, running, app-exited or
+// dead, never starting or running for a server that is gone.
 func Ls(ctx context.Context, o LsOptions) error {
 	_, mine, others, err := localSessions()
 	if err != nil {
@@ -105,9 +105,6 @@ func Ls(ctx context.Context, o LsOptions) error {
 		if e.rec.isSlurm() {
 			st = slurmState(e, jobs)
 		}
-		if st == phaseStarting {
-			continue
-		}
 		if o.Prune && (st == StateDead || st == StateAppExited || st == StateEnded) {
 			if err := stopEntry(ctx, e, o.Stderr); err != nil {
 				fmt.Fprintf(o.Stderr, "tether: cannot prune %s: %v\n", e.s.ID, err)
@@ -122,6 +119,10 @@ func Ls(ctx context.Context, o LsOptions) error {
 			r.State = st
 			if j, ok := jobs[r.JobID]; ok && r.JobID != "" {
 				r.Job = &j
+			}
+			if st == StateAppExited {
+				r.Exit = sanitizeLine(clipTo(e.rec.Exit, 200))
+				r.AppOutput = logTail(e.s.logPath(), 10)
 			}
 		}
 		list = append(list, r)

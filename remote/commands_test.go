@@ -63,6 +63,11 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 	exited, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Phase, sf.Exit = phaseAppExited, "exited with status 1" })
 	starting, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Phase = phaseStarting })
 	elsewhere, _ := fakeSession(t, root, func(sf *sessionFile) { sf.Host = "node17.cluster" })
+	// The exited app's output: ls --json gives its last lines, cleaned.
+	appOut := "first\n" + strings.Repeat("noise\n", 30) + "second to last\nbye \x1b]0;title\x07now\n"
+	if err := os.WriteFile(exited.logPath(), []byte(appOut), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	out, errOut := runLs(t, LsOptions{JSON: true})
 	var list []Record
@@ -72,10 +77,22 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 	got := map[string]string{}
 	for _, r := range list {
 		got[r.ID] = r.State
+		if err := r.Validate(); err != nil {
+			t.Errorf("ls --json record %s does not validate: %v", r.ID, err)
+		}
+		switch {
+		case r.ID == exited.ID:
+			tail := r.AppOutput
+			if r.Exit != "exited with status 1" || len(tail) != 10 || tail[8] != "second to last" || tail[9] != "bye ?]0;title?now" {
+				t.Errorf("ls --json of the exited app: exit %q, app_output %q", r.Exit, tail)
+			}
+		case r.Exit != "" || r.AppOutput != nil:
+			t.Errorf("ls --json of %s (%s): exit %q, app_output %q; want neither", r.ID, r.State, r.Exit, r.AppOutput)
+		}
 	}
-	want := map[string]string{running.ID: StateRunning, dead.ID: StateDead, exited.ID: StateAppExited}
+	want := map[string]string{running.ID: StateRunning, dead.ID: StateDead, exited.ID: StateAppExited, starting.ID: StateStarting}
 	if len(got) != len(want) {
-		t.Errorf("ls --json listed %v; want %v (no starting session, none of another host)", got, want)
+		t.Errorf("ls --json listed %v; want %v (none of another host)", got, want)
 	}
 	for id, st := range want {
 		if got[id] != st {
@@ -87,7 +104,7 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 	}
 
 	out, _ = runLs(t, LsOptions{})
-	for _, want := range []string{running.ID + ` "lab"  running`, "http://127.0.0.1:4242/?token=" + strings.Repeat("t", 43), dead.ID, "dead", "app-exited (exited with status 1)"} {
+	for _, want := range []string{running.ID + ` "lab"  running`, starting.ID + "  starting", "http://127.0.0.1:4242/?token=" + strings.Repeat("t", 43), dead.ID, "dead", "app-exited (exited with status 1)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ls output lacks %q:\n%s", want, out)
 		}

@@ -254,3 +254,34 @@ func (p *pipeReporter) finish() {
 }
 
 func (p *pipeReporter) close() { p.finish() }
+
+// parentBeat is how often a starting background server checks that its parent (the
+// `serve --detach` the caller waits on) still reads the ready pipe.
+var parentBeat = 250 * time.Millisecond
+
+// watchParent calls gone once the ready pipe has no reader any more, until ready or
+// failed is sent. The parent dies without a word when the caller's SSH session is
+// killed: sshd sends the launcher's signal request to the session's process group
+// (the parent), never to this server, which has a session of its own. Without this,
+// the server and its app would run on, unseen by the caller, until the ready timeout,
+// or for good if the app became ready. A blank line is the probe: the parent skips
+// it, and with no reader the write fails (EPIPE; Go ignores SIGPIPE on this fd).
+func (p *pipeReporter) watchParent(gone func()) {
+	go func() {
+		t := time.NewTicker(parentBeat)
+		defer t.Stop()
+		for range t.C {
+			p.mu.Lock()
+			if p.done {
+				p.mu.Unlock()
+				return
+			}
+			_, err := p.f.Write([]byte("\n"))
+			p.mu.Unlock()
+			if err != nil {
+				gone()
+				return
+			}
+		}
+	}()
+}

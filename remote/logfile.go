@@ -167,6 +167,36 @@ func copyLog(w io.Writer, path string) (*os.File, error) {
 	return f, nil
 }
 
+// logTail returns the last n lines of the log at path (from its last 16 KiB, cleaned
+// of control characters and clipped), or nil when there is none.
+func logTail(path string, n int) []string {
+	f, err := openLog(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	const window = 16 << 10
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	off := max(fi.Size()-window, 0)
+	b := make([]byte, fi.Size()-off)
+	k, _ := f.ReadAt(b, off)
+	s := string(b[:k])
+	if off > 0 {
+		// The first line is cut: drop it.
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:]
+		}
+	}
+	out := lastLines(s, n)
+	for i, l := range out {
+		out[i] = clipTo(l, 300)
+	}
+	return out
+}
+
 func openLog(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -228,4 +258,13 @@ func indent(lines []string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// clipTo cuts s to at most n bytes (a rune cut in two is dropped), marking the cut
+// with "…".
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

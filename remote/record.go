@@ -50,9 +50,15 @@ type Record struct {
 	App string `json:"app,omitempty"`
 	// Version is the version of the tether binary serving the session.
 	Version string `json:"version"`
-	// State is set by `ls` only: running, app-exited or dead; for Slurm sessions also
-	// pending (queued, or started but not ready yet) and ended (the job is over).
+	// State is set by `ls` only: starting (the server waits for the app), running,
+	// app-exited or dead; for Slurm sessions also pending (queued, or started but not
+	// ready yet) and ended (the job is over).
 	State string `json:"state,omitempty"`
+	// Exit and AppOutput are set by `ls` only, for a session whose app has ended
+	// (app-exited): how it ended ("exited with status 0", "was killed by signal
+	// killed") and the last lines of its output (at most maxAppOutput).
+	Exit      string   `json:"exit,omitempty"`
+	AppOutput []string `json:"app_output,omitempty"`
 
 	// Slurm sessions only (launch --slurm): the server runs in a batch job on a compute
 	// node and listens there on Addr, TLS always on, token required.
@@ -70,10 +76,12 @@ type Record struct {
 
 // Session states reported by ls.
 const (
+	StateStarting   = "starting"
 	StateRunning    = "running"
 	StateAppExited  = "app-exited"
 	StateDead       = "dead"
 	maxNameLen      = 64
+	maxAppOutput    = 20
 	maxRecordLength = 1 << 20
 
 	// maxSocketPath keeps socket paths under sun_path (108 bytes on Linux, 104 on the
@@ -212,13 +220,24 @@ func (r *Record) validateListed() error {
 		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
 	switch r.State {
-	case "", StateRunning, StateAppExited, StateDead:
+	case "", StateStarting, StateRunning, StateAppExited, StateDead:
 	case StatePending, StateEnded:
 		if r.JobID == "" {
 			return bad("state", "%q without job_id", r.State)
 		}
 	default:
 		return bad("state", "%q is unknown", clip(r.State))
+	}
+	if len(r.Exit) > 200 || hasControl(r.Exit) {
+		return bad("exit", "%q is not one short line", clip(r.Exit))
+	}
+	if len(r.AppOutput) > maxAppOutput {
+		return bad("app_output", "has %d lines, more than %d", len(r.AppOutput), maxAppOutput)
+	}
+	for _, l := range r.AppOutput {
+		if len(l) > 2048 || hasControl(l) {
+			return bad("app_output", "line %q is too long or holds control characters", clip(l))
+		}
 	}
 	if r.Job != nil {
 		if err := r.Job.validate(); err != nil {

@@ -17,9 +17,9 @@ import (
 
 // Phases a session's record goes through, written by its server.
 const (
-	phaseStarting  = "starting"   // the server is waiting for the app; not listed by ls
-	phaseRunning   = "running"    // ready: the server answers on its socket
-	phaseAppExited = "app-exited" // the app ended; the server is gone, the record and log stay
+	phaseStarting  = StateStarting // the server is waiting for the app
+	phaseRunning   = "running"     // ready: the server answers on its socket
+	phaseAppExited = "app-exited"  // the app ended; the server is gone, the record and log stay
 )
 
 // sessionFile is what a session's directory holds in session.json: the ready record

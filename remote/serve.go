@@ -286,6 +286,9 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 	defer signal.Stop(hup)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if pr, ok := rep.(*pipeReporter); ok {
+		pr.watchParent(cancel) // a start nobody waits for any more is abandoned
+	}
 	go func() {
 		for {
 			select {

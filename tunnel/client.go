@@ -112,7 +112,8 @@ var ErrClosed = errors.New("tunnel: client closed")
 // bound TCP, ProxyJump/ProxyCommand and the handshake (time spent waiting for the user
 // at a prompt does not count). After that the Client keeps the connection alive
 // (keepalive@openssh.com every ServerAliveInterval, dead after ServerAliveCountMax
-// misses) and reconnects with backoff until Close.
+// misses; and a probe as soon as a channel open or channel data meets a few seconds of
+// silence, see liveness.go) and reconnects with backoff until Close.
 func Dial(ctx context.Context, cfg *Config, o Options) (*Client, error) {
 	c := newClient(cfg, o)
 	cc, err := c.dialOnce(ctx)
@@ -185,6 +186,7 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 		return nil, err
 	}
 	cc.startKeepalive(c.cfg)
+	go cc.watchLiveness()
 	if c.o.NoDelayExec {
 		go cc.nudgeNoDelay()
 	}
@@ -326,9 +328,10 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 		if err != nil {
 			return nil, err
 		}
+		cc.lv.wait() // the open is answered, or the probe finds out why not
 		conn, err := cc.client.DialContext(ctx, network, addr)
 		if err == nil {
-			return conn, nil
+			return waitingConn{Conn: conn, l: cc.lv}, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -377,6 +380,7 @@ type clientConn struct {
 	client *ssh.Client
 	tr     *transport
 	auth   *authState
+	lv     *liveness
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -449,7 +453,8 @@ func (d *dialer) handshake(ctx context.Context, cfg *Config, tr *transport) (*cl
 	// Closing the transport is the only way to interrupt a handshake.
 	stop := context.AfterFunc(ctx, func() { tr.conn.Close() })
 	addr := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
-	conn, chans, reqs, err := ssh.NewClientConn(tr.conn, addr, ccfg)
+	lv := newLiveness()
+	conn, chans, reqs, err := ssh.NewClientConn(countingConn{Conn: tr.conn, l: lv}, addr, ccfg)
 	if !stop() {
 		if err == nil {
 			conn.Close()
@@ -461,7 +466,7 @@ func (d *dialer) handshake(ctx context.Context, cfg *Config, tr *transport) (*cl
 		auth.Close()
 		return fail(classifyHandshake(cfg, auth, err))
 	}
-	cc := &clientConn{client: ssh.NewClient(conn, chans, reqs), tr: tr, auth: auth, dead: make(chan struct{})}
+	cc := &clientConn{client: ssh.NewClient(conn, chans, reqs), tr: tr, auth: auth, lv: lv, dead: make(chan struct{})}
 	go func() {
 		err := cc.client.Wait()
 		if err == nil {
@@ -519,17 +524,14 @@ func (cc *clientConn) startKeepalive(cfg *Config) {
 				reply = nil
 				missed = 0
 				if err != nil {
-					cc.markDead(fmt.Errorf("keepalive: %w", err))
-					cc.client.Close()
+					cc.kill(fmt.Errorf("keepalive: %w", err))
 					return
 				}
 			case <-t.C:
 				if reply != nil {
 					missed++
 					if missed >= maxMiss {
-						cc.markDead(fmt.Errorf("no answer to %d keepalives in %v", missed, time.Duration(missed)*interval))
-						cc.client.Close()
-						cc.tr.Close()
+						cc.kill(fmt.Errorf("no answer to %d keepalives in %v", missed, time.Duration(missed)*interval))
 						return
 					}
 					continue

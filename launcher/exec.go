@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ func (l *session) runScript(ctx context.Context, args []string, consume func(*bu
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, args), held, pw, tail)
+		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), args), held, pw, tail)
 		tail.flush()
 		pw.Close()
 	}()
@@ -190,33 +191,60 @@ func (t *lineTail) lastError() string {
 	return ""
 }
 
-// ensure runs the probe script with args and, when the binary is missing or broken,
-// installs it and runs the script again: one exec in the common case, three the first
-// time. consume and stderrLine are as for runScript.
+// ensure runs the probe script with args and, when the binary is missing, damaged or
+// broken, installs it and runs the script again: one exec in the common case, three the
+// first time. consume and stderrLine are as for runScript. An unsafe install directory
+// or a remote without any SHA-256 tool is refused: nothing is installed or run.
 func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
 	res, cerr := l.runScript(ctx, args, consume, stderrLine)
 	if res.probe == nil {
 		return res, l.scriptError(ctx, res)
 	}
-	if res.probe.State == "ok" {
+	switch res.probe.State {
+	case "ok":
 		return res, cerr
+	case "unsafe", "nohash":
+		return res, l.refusal(res.probe)
+	case "damaged":
+		// A file that is not what this launcher installed sits where tether goes, in
+		// directories only this user (or root) can write: damaged on disk, or left by
+		// someone while a directory was open. It never runs; a fresh copy replaces it
+		// (the upload renames over it).
+		l.status.line("tether: on %s, %s is not the tether this launcher installed (its SHA-256 or owner differs); replacing it",
+			l.host, path.Join(res.probe.Dir, l.build.remoteName()))
 	}
 	if err := l.install(ctx, res.probe); err != nil {
 		return res, err
 	}
-	wasBroken := res.probe.State == "broken"
+	was := res.probe.State
 	res, cerr = l.runScript(ctx, args, consume, stderrLine)
 	if res.probe == nil {
 		return res, l.scriptError(ctx, res)
 	}
-	if res.probe.State != "ok" {
-		hint := fmt.Sprintf("is %s mounted noexec? point XDG_CACHE_HOME on %s to a directory where programs may run", res.probe.Dir, l.host)
-		if wasBroken {
-			hint = "the installed copy did not run either; " + hint
-		}
-		return res, errorf(hint, "tether was uploaded to %s but does not run there", l.host)
+	switch res.probe.State {
+	case "ok":
+		return res, cerr
+	case "unsafe", "nohash":
+		return res, l.refusal(res.probe)
+	case "damaged":
+		return res, errorf("check the disk there, and that `openssl dgst -sha256` or `sha256sum` work",
+			"tether was uploaded to %s but its SHA-256 there does not match what was sent", l.host)
 	}
-	return res, cerr
+	hint := fmt.Sprintf("is %s mounted noexec? point XDG_CACHE_HOME on %s to a directory where programs may run", res.probe.Dir, l.host)
+	if was == "broken" {
+		hint = "the installed copy did not run either; " + hint
+	}
+	return res, errorf(hint, "tether was uploaded to %s but does not run there", l.host)
+}
+
+// refusal explains why the probe would not run tether: an unsafe directory, or no way
+// to check the installed file.
+func (l *session) refusal(p *probe) error {
+	if p.State == "unsafe" && p.Unsafe != nil {
+		return unsafeError(l.host, p.Unsafe)
+	}
+	return errorf("install openssl or coreutils (sha256sum) there",
+		"on %s, tether cannot check its installed program before running it: none of openssl, sha256sum, shasum or sha256 works there", l.host)
 }
 
 // scriptError explains a run whose probe line never came.

@@ -31,6 +31,9 @@ type fakeRemote struct {
 	srv  *tunnel.Server
 	home string
 	dir  string // the fake's files: serve.out, serve.err, serve.status, ls.out, calls
+	// bin is the fake tether on this side: launches upload it (--remote-binary), so its
+	// SHA-256 is the one the probe checks before running it.
+	bin string
 }
 
 const fakeTether = `#!/bin/sh
@@ -55,6 +58,10 @@ func newFakeRemote(t *testing.T) *fakeRemote {
 	f := &fakeRemote{t: t, home: filepath.Join(base, "home"), dir: filepath.Join(base, "fake")}
 	os.Mkdir(f.home, 0o700)
 	os.Mkdir(f.dir, 0o700)
+	f.bin = filepath.Join(base, "tether-fake")
+	if err := os.WriteFile(f.bin, []byte(fakeTether), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	f.srv = &tunnel.Server{HostKey: hostKey, AuthorizedKey: clientKey.PublicKey(),
 		Env: []string{"HOME=" + f.home, "XDG_CACHE_HOME=", "FAKE=" + f.dir}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,11 +76,11 @@ func newFakeRemote(t *testing.T) *fakeRemote {
 	return f
 }
 
-// install puts the fake tether where the launcher (this test binary, version "test")
-// looks for it.
+// install puts the fake tether where the launcher (version "test", --remote-binary
+// f.bin) looks for it.
 func (f *fakeRemote) install() {
 	f.t.Helper()
-	b, err := newBuild("test", "")
+	b, err := newBuild("test", f.bin)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -175,6 +182,9 @@ func startLaunch(t *testing.T, f *fakeRemote, o LaunchOptions) *run {
 	t.Helper()
 	r := &run{stdout: &syncBuf{}, stderr: &syncBuf{}, opened: make(chan string, 4), done: make(chan error, 1)}
 	o.SSH, o.Host, o.Version, o.Stdout, o.Stderr = f.cfg, "fakehost", "test", r.stdout, r.stderr
+	if o.RemoteBinary == "" {
+		o.RemoteBinary = f.bin
+	}
 	if o.Open == nil {
 		o.Open = func(target string) error { r.opened <- target; return nil }
 	}
@@ -361,9 +371,8 @@ func TestLaunchInstallsWithProgress(t *testing.T) {
 	f := newFakeRemote(t)
 	fs := startFakeServer(t, false)
 	f.write("serve.out", recordLine(t, fs.rec)+"\n")
-	bin := filepath.Join(t.TempDir(), "tether-fake")
-	os.WriteFile(bin, []byte(fakeTether), 0o700)
-	r := startLaunch(t, f, LaunchOptions{Options: Options{RemoteBinary: bin}, ForwardOptions: ForwardOptions{JSON: true}})
+	bin := f.bin
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
 	waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
 	if e := r.stderr.String(); !strings.Contains(e, "installing tether on fakehost") {
 		t.Errorf("no install step on stderr:\n%s", e)
@@ -406,7 +415,7 @@ func TestAttachAndPassThrough(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Attach(ctx, AttachOptions{Options: Options{SSH: f.cfg, Host: "fakehost", Version: "test", Stdout: stdout, Stderr: stderr},
+		done <- Attach(ctx, AttachOptions{Options: Options{SSH: f.cfg, Host: "fakehost", Version: "test", RemoteBinary: f.bin, Stdout: stdout, Stderr: stderr},
 			ForwardOptions: ForwardOptions{OpenFile: true, Open: func(p string) error { opened <- p; return nil }}})
 	}()
 	var target string
@@ -442,7 +451,7 @@ func TestAttachAndPassThrough(t *testing.T) {
 
 	// ls, stop and logs pass output and exit status through.
 	var out syncBuf
-	o := Options{SSH: f.cfg, Host: "fakehost", Version: "test", Stdout: &out, Stderr: &out}
+	o := Options{SSH: f.cfg, Host: "fakehost", Version: "test", RemoteBinary: f.bin, Stdout: &out, Stderr: &out}
 	if err := Logs(context.Background(), LogsOptions{Options: o, Target: "abcdefgh"}); err != nil || out.String() != "app line 1\napp line 2\n" {
 		t.Errorf("logs: %v %q", err, out.String())
 	}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,59 +23,128 @@ import (
 
 // The remote install, in one round trip when the binary is already there.
 //
-// Every remote tether command goes through probeScript, run by /bin/sh over one exec:
-// it prints one probe line (state, uname -s, uname -m, the install directory) and, when
-// ${XDG_CACHE_HOME:-$HOME/.cache}/tether/bin/tether-<version>-<sha12> exists and runs,
-// goes straight on to exec it with the command's arguments. Otherwise it prints a second
-// line (free space and whether the nearest existing directory is writable) and exits;
-// the launcher uploads the right build and runs the script again.
+// Every remote tether command goes through probeScript, run by /bin/sh over one exec.
+// It looks at the install directory ${XDG_CACHE_HOME:-$HOME/.cache}/tether/bin, and
+// prints one probe line: state, uname -s, uname -m and the install directory, as a
+// physical path (symlinks resolved, so what was checked is what runs). Then:
+//
+//   - ok: the directories are safe, tether-<version>-<sha12> there is a regular file of
+//     ours that no one else may write, its full SHA-256 is one of those the launcher
+//     passed (its own, or a cross build's), and it answers `version`: the script execs
+//     it with the command's arguments.
+//   - unsafe: a directory on the way is not safe to run programs from; a second line
+//     says which and why (tether-unsafe), and nothing is installed or run.
+//   - nohash: no tool on the remote computes a SHA-256 (openssl, sha256sum, shasum,
+//     sha256); nothing is run. Refused rather than run unchecked: every system tether
+//     builds for has one (coreutils' or busybox's sha256sum, macOS's shasum and
+//     openssl, the BSDs' sha256), and the upload needs sha256sum or shasum anyway.
+//   - missing, damaged (there but not ours, writable by others, or another SHA-256),
+//     broken (the right file, but it does not run): a second line (tether-space) gives
+//     the free space and whether the nearest existing directory is writable; the
+//     launcher uploads the right build (renamed over a damaged one, which never runs)
+//     and runs the script again. A damaged file in directories that passed the checks
+//     got there through the user, root, the disk, or a directory that was open before:
+//     refusing would protect from none of them and leave the user to clean up by hand.
+//
+// Safe directories, after OpenSSH's safe_path (misc.c), walking the physical path up:
+// the install directory and the one holding it (tether/bin and tether) must be owned by
+// the user and writable by no one else; every directory above must be owned by the user
+// or root and writable by no one else unless it has the sticky bit (a shared 1777
+// XDG_CACHE_HOME: others may add names there but not rename or remove ours). The walk
+// stops at the home directory, as safe_path does: whoever can rename entries above a
+// user's home can replace the home itself, and with it ~/.ssh and ~/.profile, so no
+// check of ours would help. A path outside the home is checked up to /.
+//
+// The hash and the exec name the file twice, so in between someone could swap it: the
+// directory checks are what close that window. Only the user (or root) may rename or
+// create entries on the way to the file, and only they may write the file, so what was
+// hashed is what runs. The hash catches what the checks cannot see: a file damaged on
+// disk or planted while a directory was still open.
 //
 // The script holds no backslashes and no newlines, so the login shell that sshd hands it
 // to may be sh, bash, zsh, csh/tcsh or fish: each passes a single-quoted word through
 // unchanged. Its arguments are quoted with tunnel.Quote.
 var probeScript = strings.Join([]string{
-	`v="$1"; s="$2"; shift 2;`,
-	`d="${XDG_CACHE_HOME:-$HOME/.cache}/tether/bin"; b="$d/tether-$v-$s"; st=missing;`,
-	`if [ -f "$b" ]; then st=broken; if o=$("$b" version 2>/dev/null) && [ "${o#tether }" != "$o" ]; then st=ok; fi; fi;`,
-	`echo "tether-probe v1 $st $(uname -s) $(uname -m) $d";`,
-	`if [ "$st" = ok ]; then if [ $# -gt 0 ]; then exec "$b" "$@"; fi; exit 0; fi;`,
-	`e="$d"; while [ ! -d "$e" ]; do e=$(dirname "$e"); done;`,
-	`f=$(df -Pk "$e" 2>/dev/null | awk 'NR==2 {print $4}'); w=no; [ -w "$e" ] && w=yes;`,
-	`echo "tether-space v1 ${f:--1} $w $e"; exit 0`,
+	`v="$1"; s="$2"; S="$3"; shift 3; set -f; u=$(id -u);`,
+	// ck DIR: is DIR safe? x=1 for tether's own directories. Sets why and o (owner).
+	`ck() { set -- $(ls -ldn "$1" 2>/dev/null); m="$1"; o="$3";`,
+	`case "$m" in d*) ;; "") why=unreadable; return 1;; *) why=notdir; return 1;; esac;`,
+	`if [ "$o" != "$u" ]; then if [ "$x" = 1 ] || [ "$o" != 0 ]; then why=owner; return 1; fi; fi;`,
+	`case "$m" in ?????????[tT]*) [ "$x" = 1 ] || return 0;; esac;`,
+	`case "$m" in ?????w*|????????w*) why=open; [ "$x" = 1 ] && why=writable; return 1;; esac; };`,
+	// fk FILE: a regular file of ours that no one else may write.
+	`fk() { set -- $(ls -ln "$1" 2>/dev/null); case "$1" in -*) ;; *) return 1;; esac;`,
+	`[ "$3" = "$u" ] || return 1; case "$1" in ?????w*|????????w*) return 1;; esac; };`,
+	// hs FILE: its SHA-256 in h, by the first tool that works (openssl first: it uses
+	// the CPU's SHA instructions, where coreutils' sha256sum may not).
+	`hs() { h=$(openssl dgst -sha256 < "$1" 2>/dev/null) && h="${h##* }" && [ ${#h} = 64 ] && return 0;`,
+	`h=$(sha256sum < "$1" 2>/dev/null) && h="${h%% *}" && [ ${#h} = 64 ] && return 0;`,
+	`h=$(shasum -a 256 < "$1" 2>/dev/null) && h="${h%% *}" && [ ${#h} = 64 ] && return 0;`,
+	`h=$(sha256 -q < "$1" 2>/dev/null) && [ ${#h} = 64 ]; };`,
+	`d="${XDG_CACHE_HOME:-$HOME/.cache}/tether/bin"; D="$d"; P=; b=; st=missing; why=; c=;`,
+	// e: the nearest existing directory at or above d; k: how many of bin and tether exist.
+	`case "$d" in /*) e="$d"; k=2; while [ ! -d "$e" ]; do e="${e%/*}"; k=$((k-1)); [ -n "$e" ] || e=/; done;`,
+	`P=$(cd -P "$e" 2>/dev/null && pwd -P); H=$(cd -P "$HOME" 2>/dev/null && pwd -P);`,
+	`if [ -z "$P" ]; then st=unsafe; why=unreadable; c="$e"; else D="$P${d#"$e"}"; case "$D" in //*) D="${D#/}";; esac;`,
+	`c="$P"; i=0; while :; do i=$((i+1)); x=0; [ $i -le $k ] && x=1; ck "$c" || { st=unsafe; break; };`,
+	`[ "$c" = / ] || [ "$c" = "$H" ] && break; c="${c%/*}"; [ -n "$c" ] || c=/; done; fi;`,
+	`if [ $st = missing ] && [ $k = 2 ]; then b="$D/tether-$v-$s"; if [ -e "$b" ] || [ -h "$b" ]; then st=damaged;`,
+	`if [ ! -h "$b" ] && fk "$b"; then if ! hs "$b"; then st=nohash; elif case " $S " in *" $h "*) true;; *) false;; esac; then st=broken;`,
+	`if o=$("$b" version 2>/dev/null) && [ "${o#tether }" != "$o" ]; then st=ok; fi; fi; fi; fi; fi;; esac;`,
+	`echo "tether-probe v1 $st $(uname -s) $(uname -m) $D";`,
+	`if [ $st = ok ]; then if [ $# -gt 0 ]; then exec "$b" "$@"; fi; exit 0; fi;`,
+	`if [ $st = unsafe ]; then y=no; [ "$o" = "$u" ] && y=yes; set -- $(ls -ld "$c" 2>/dev/null);`,
+	`echo "tether-unsafe v1 $why $y ${1:--} ${3:--} $c"; exit 0; fi;`,
+	`[ $st = nohash ] && exit 0;`,
+	`f=$(df -Pk "$P" 2>/dev/null | awk 'NR==2 {print $4}'); w=no; [ -w "$P" ] && w=yes;`,
+	`echo "tether-space v1 ${f:--1} $w $P"; exit 0`,
 }, " ")
 
 const (
 	probeTag      = "tether-probe v1 "
 	spaceTag      = "tether-space v1 "
+	unsafeTag     = "tether-unsafe v1 "
 	maxProbeLines = 200     // lines a chatty login shell may print before the probe line
 	maxLine       = 8 << 10 // one probe line
 )
 
 // probe is what probeScript reported.
 type probe struct {
-	State    string // ok, missing or broken
+	State    string // ok, missing, damaged, broken, unsafe or nohash
 	OS, Arch string // uname -s and uname -m as printed
 	GOOS     string // the Go names for them; empty when unknown
 	GOARCH   string
-	Dir      string // the install directory (absolute)
+	Dir      string // the install directory (absolute, physical)
 
-	// Only when State is not ok:
+	// Only when State is missing, damaged or broken:
 	FreeKB   int64 // free space where Dir is (or would be), -1 when unknown
 	Writable bool
 	Existing string // the nearest existing directory at or above Dir
+
+	// Only when State is unsafe:
+	Unsafe *unsafeDir
+}
+
+// unsafeDir is the directory that made the probe refuse, from the tether-unsafe line.
+type unsafeDir struct {
+	Why   string // writable (tether's own directory), open (one above it, not sticky), owner, notdir, unreadable
+	Mine  bool   // owned by the remote user
+	Mode  string // as ls -ld prints it (drwxrwxrwx), "-" when unknown
+	Owner string // the owner's name (or uid) as ls -ld prints it
+	Path  string
 }
 
 // scriptCommand is the exec command line: the probe script with its arguments.
-func scriptCommand(version, sum string, args []string) string {
-	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum}, args...)
+func scriptCommand(version, sum, fullSum string, args []string) string {
+	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum}, args...)
 	return tunnel.QuoteCommand(argv)
 }
 
 var errNoProbe = errors.New("no probe line")
 
 // readProbe reads the probe line, skipping what a chatty login shell may print first,
-// and the space line when the binary is not ready. A remote that does not answer in
-// shape gets an error, never a panic or an unbounded read.
+// and the line after it when the binary is not ready (tether-space, or tether-unsafe). A
+// remote that does not answer in shape gets an error, never a panic or an unbounded read.
 func readProbe(br *bufio.Reader) (*probe, error) {
 	var line string
 	for i := 0; ; i++ {
@@ -99,7 +169,7 @@ func readProbe(br *bufio.Reader) (*probe, error) {
 	}
 	p := &probe{State: f[0], OS: f[1], Arch: f[2], Dir: f[3], FreeKB: -1}
 	switch p.State {
-	case "ok", "missing", "broken":
+	case "ok", "missing", "damaged", "broken", "unsafe", "nohash":
 	default:
 		return nil, fmt.Errorf("malformed probe line (state %q)", clip(oneLine(p.State), 20))
 	}
@@ -107,7 +177,15 @@ func readProbe(br *bufio.Reader) (*probe, error) {
 		return nil, fmt.Errorf("the remote install directory %q is not an absolute path (is HOME set there?)", clip(oneLine(p.Dir), 100))
 	}
 	p.GOOS, p.GOARCH = goPlatform(p.OS, p.Arch)
-	if p.State == "ok" {
+	switch p.State {
+	case "ok", "nohash":
+		return p, nil
+	case "unsafe":
+		u, err := readUnsafe(br)
+		if err != nil {
+			return nil, err
+		}
+		p.Unsafe = u
 		return p, nil
 	}
 	l, err := readLine(br, maxLine)
@@ -127,6 +205,85 @@ func readProbe(br *bufio.Reader) (*probe, error) {
 		return nil, fmt.Errorf("malformed space line")
 	}
 	return p, nil
+}
+
+// readUnsafe reads the tether-unsafe line: why, mine (yes/no), mode, owner, path.
+func readUnsafe(br *bufio.Reader) (*unsafeDir, error) {
+	l, err := readLine(br, maxLine)
+	if err != nil || !strings.HasPrefix(l, unsafeTag) {
+		return nil, fmt.Errorf("malformed probe output (no unsafe line)")
+	}
+	g := strings.SplitN(strings.TrimPrefix(l, unsafeTag), " ", 5)
+	if len(g) != 5 {
+		return nil, fmt.Errorf("malformed unsafe line")
+	}
+	u := &unsafeDir{Why: g[0], Mine: g[1] == "yes", Mode: g[2], Owner: g[3], Path: g[4]}
+	switch u.Why {
+	case "writable", "open", "owner", "notdir", "unreadable":
+	default:
+		return nil, fmt.Errorf("malformed unsafe line (reason %q)", clip(oneLine(u.Why), 20))
+	}
+	if g[1] != "yes" && g[1] != "no" || !cleanAbs(u.Path) {
+		return nil, fmt.Errorf("malformed unsafe line")
+	}
+	u.Mode = clip(oneLine(u.Mode), 12)
+	u.Owner = clip(oneLine(u.Owner), 32)
+	return u, nil
+}
+
+// octalMode turns ls's mode string (drwxrwsrwt, maybe with a trailing + . or @) into
+// octal as chmod takes it (2775, 1777, 0700), or "" when it is not one.
+func octalMode(s string) string {
+	if len(s) < 10 {
+		return ""
+	}
+	special := [9]int{2: 0o4000, 5: 0o2000, 8: 0o1000}
+	var m int
+	for i, c := range s[1:10] {
+		bit := 1 << (8 - i)
+		switch {
+		case c == '-':
+		case c == rune("rwx"[i%3]):
+			m |= bit
+		case i%3 == 2 && special[i] != 0 && (c == 's' && i != 8 || c == 't' && i == 8):
+			m |= bit | special[i]
+		case i%3 == 2 && special[i] != 0 && (c == 'S' && i != 8 || c == 'T' && i == 8):
+			m |= special[i]
+		default:
+			return ""
+		}
+	}
+	return fmt.Sprintf("%04o", m)
+}
+
+// unsafeError words a refused directory for the user: what is wrong, why tether will
+// not run from it, and how to fix it, in one line.
+func unsafeError(host string, u *unsafeDir) error {
+	mode := octalMode(u.Mode)
+	about := fmt.Sprintf("owner %s", u.Owner)
+	if mode != "" {
+		about = fmt.Sprintf("mode %s, owner %s", mode, u.Owner)
+	}
+	elsewhere := fmt.Sprintf("set XDG_CACHE_HOME on %s to a private directory", host)
+	refuse := "tether will not run programs from it"
+	switch u.Why {
+	case "writable":
+		return errorf(fmt.Sprintf("`chmod 700 %s`, or %s", tunnel.Quote(u.Path), elsewhere),
+			"on %s, %s is writable by other users (%s); %s", host, u.Path, about, refuse)
+	case "open":
+		fix := fmt.Sprintf("`chmod go-w %s`, or %s", tunnel.Quote(u.Path), elsewhere)
+		if !u.Mine {
+			fix = fmt.Sprintf("ask its owner to `chmod +t %s` (or go-w), or %s", tunnel.Quote(u.Path), elsewhere)
+		}
+		return errorf(fix, "on %s, %s is writable by other users without the sticky bit (%s), so they could swap what tether installs below it; %s", host, u.Path, about, refuse)
+	case "owner":
+		return errorf(fmt.Sprintf("%s (a directory of your own)", elsewhere),
+			"on %s, %s belongs to %s, not to you; %s", host, u.Path, u.Owner, refuse)
+	case "notdir":
+		return errorf(fmt.Sprintf("remove it, or %s", elsewhere), "on %s, %s is not a directory (%s)", host, u.Path, about)
+	}
+	return errorf(fmt.Sprintf("check its permissions, or %s", elsewhere),
+		"on %s, tether cannot check who may write %s; %s", host, u.Path, refuse)
 }
 
 // cleanAbs reports whether p is an absolute, clean path without control characters.
@@ -214,15 +371,37 @@ func goPlatform(sysname, machine string) (goos, goarch string) {
 // build is the local file to install on the remote and the name it gets there.
 type build struct {
 	Version string
-	Sum     string // first 12 hex digits of SHA-256: the remote name's suffix
-	Self    string // this executable (or --remote-binary) whose sum names the install
-	forced  bool   // --remote-binary: upload Self whatever the remote platform
+	Sum     string // first 12 hex digits of Self's SHA-256: the remote name's suffix
+	// Sums are the full SHA-256 of every file this launcher may install under that
+	// name: Self, and the cross builds beside it (another platform gets one of those).
+	// The probe runs the installed file only when its SHA-256 is one of them.
+	Sums   []string
+	Self   string // this executable (or --remote-binary) whose sum names the install
+	forced bool   // --remote-binary: upload Self whatever the remote platform
+	mu     sync.Mutex
 }
 
 // remoteName is the installed file's name: several versions coexist in the directory.
 func (b *build) remoteName() string { return "tether-" + b.Version + "-" + b.Sum }
 
-// newBuild hashes this executable, or the --remote-binary file, to name the install.
+// sumList is the probe script's argument: the accepted SHA-256 sums, space-separated.
+func (b *build) sumList() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.Sums, " ")
+}
+
+// addSum accepts sum too (a cross build that changed since newBuild hashed it).
+func (b *build) addSum(sum string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Contains(b.Sums, sum) {
+		b.Sums = append(b.Sums, sum)
+	}
+}
+
+// newBuild hashes this executable, or the --remote-binary file, to name the install,
+// and the cross builds beside it, which the remote may hold under that name.
 func newBuild(version, remoteBinary string) (*build, error) {
 	self := remoteBinary
 	forced := self != ""
@@ -243,7 +422,43 @@ func newBuild(version, remoteBinary string) (*build, error) {
 		}
 		return nil, errorf("reinstall tether", "cannot read this tether executable %s: %v", self, err)
 	}
-	return &build{Version: safeVersion(version), Sum: sum[:12], Self: self, forced: forced}, nil
+	b := &build{Version: safeVersion(version), Sum: sum[:12], Sums: []string{sum}, Self: self, forced: forced}
+	if !forced {
+		for _, c := range crossBuilds(self) {
+			if s, err := fileSHA256(c); err == nil {
+				b.addSum(s)
+			}
+		}
+	}
+	return b, nil
+}
+
+// The platforms goPlatform knows, for which a cross build may lie beside tether.
+var (
+	crossOS   = []string{"linux", "darwin", "freebsd", "openbsd", "netbsd", "dragonfly", "solaris"}
+	crossArch = []string{"amd64", "arm64", "386", "arm", "ppc64le", "s390x", "riscv64", "loong64"}
+)
+
+// crossCandidates are where localFile looks for the build for goos/goarch, in order.
+func crossCandidates(self, goos, goarch string) []string {
+	name := "tether-" + goos + "-" + goarch
+	dir := filepath.Dir(self)
+	return []string{filepath.Join(dir, name), filepath.Join(dir, "dist", name)}
+}
+
+// crossBuilds lists the cross builds beside self (regular files only).
+func crossBuilds(self string) []string {
+	var found []string
+	for _, goos := range crossOS {
+		for _, goarch := range crossArch {
+			for _, c := range crossCandidates(self, goos, goarch) {
+				if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
+					found = append(found, c)
+				}
+			}
+		}
+	}
+	return found
 }
 
 // safeVersion keeps the version usable in a file name.
@@ -308,8 +523,7 @@ func (b *build) localFile(p *probe, host string) (string, error) {
 		return b.Self, nil
 	}
 	name := "tether-" + p.GOOS + "-" + p.GOARCH
-	dir := filepath.Dir(b.Self)
-	tried := []string{filepath.Join(dir, name), filepath.Join(dir, "dist", name)}
+	tried := crossCandidates(b.Self, p.GOOS, p.GOARCH)
 	for _, c := range tried {
 		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
 			return c, nil
@@ -336,6 +550,10 @@ func (l *session) install(ctx context.Context, p *probe) error {
 		return err
 	}
 	size := fi.Size()
+	// The probe runs what it finds only when its SHA-256 is one this launcher knows.
+	if sum, err := fileSHA256(local); err == nil {
+		l.build.addSum(sum)
+	}
 	if !p.Writable {
 		return errorf(fmt.Sprintf("make it writable, or point XDG_CACHE_HOME on %s to a writable directory", l.host),
 			"cannot install tether on %s: %s is not writable", l.host, p.Existing)

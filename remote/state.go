@@ -40,7 +40,8 @@ func stateRoot(create bool) (string, error) {
 }
 
 // privateRoot makes root (0700) when create is set, and refuses it unless it is a
-// private directory of this user. A missing root is returned as is when not creating.
+// private directory of this user in a safe place (checkAncestors). It returns root as
+// a physical path. A missing root is returned as is when not creating.
 func privateRoot(root string, create bool) (string, error) {
 	if create {
 		if err := os.MkdirAll(root, 0o700); err != nil {
@@ -52,7 +53,48 @@ func privateRoot(root string, create bool) (string, error) {
 	if err := checkPrivateDir(root); err != nil {
 		return "", err
 	}
-	return root, nil
+	return checkAncestors(root)
+}
+
+// checkAncestors refuses dir when a directory above it lets another user replace it,
+// and returns dir with its parent's symlinks resolved, so that what was checked is what
+// is used. The rules are OpenSSH's safe_path (misc.c), as the launcher's probe applies
+// them to the install directory: walking the physical path up, each directory must be
+// owned by this user or root, and writable by no one else unless it has the sticky bit
+// (in a 1777 directory others may add names but not rename or remove ours). A directory
+// writable by others without it lets them rename dir away and put their own, with their
+// sockets, in its place between a check and a use. The walk stops at the home directory:
+// whoever can rename entries above it can replace the home itself, ~/.ssh included.
+func checkAncestors(dir string) (string, error) {
+	parent, err := filepath.EvalSymlinks(filepath.Dir(dir))
+	if err != nil {
+		return "", fmt.Errorf("cannot use %s for session state: %w", dir, err)
+	}
+	home := ""
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		home, _ = filepath.EvalSymlinks(h)
+	}
+	uid := os.Geteuid()
+	for d := parent; ; d = filepath.Dir(d) {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return "", fmt.Errorf("cannot use %s for session state: %w", dir, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return "", fmt.Errorf("cannot check the owner of %s", d)
+		}
+		if st.Uid != 0 && int(st.Uid) != uid {
+			return "", fmt.Errorf("refusing session directory %s: %s above it is owned by uid %d, who could replace it; set TETHER_STATE_DIR to a directory of your own", dir, d, st.Uid)
+		}
+		if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+			return "", fmt.Errorf("refusing session directory %s: %s above it is writable by others without the sticky bit (mode %04o); run `chmod go-w %s` or set TETHER_STATE_DIR to a private directory", dir, d, fi.Mode().Perm(), d)
+		}
+		if d == home || d == filepath.Dir(d) {
+			break
+		}
+	}
+	return filepath.Join(parent, filepath.Base(dir)), nil
 }
 
 func stateRootPath() (string, error) {
@@ -184,6 +226,12 @@ func shortSocketDir(id string) (string, error) {
 		os.Remove(dir)
 		return "", err
 	}
+	phys, err := checkAncestors(dir)
+	if err != nil {
+		os.Remove(dir)
+		return "", err
+	}
+	dir = phys
 	if len(filepath.Join(dir, serverSocket)) > maxSocketPath {
 		os.Remove(dir)
 		return "", fmt.Errorf("no short enough directory for a Unix socket (%s); set TETHER_STATE_DIR or TMPDIR to a shorter path", dir)

@@ -60,7 +60,7 @@ func TestStateRootRefusesHostileDirs(t *testing.T) {
 		{"symlink", func(p string) error { return os.Symlink(private, p) }, "symlink", false},
 		{"world-writable", func(p string) error { os.Mkdir(p, 0o700); return os.Chmod(p, 0o777) }, "writable by group or others", false},
 		{"group-writable", func(p string) error { os.Mkdir(p, 0o700); return os.Chmod(p, 0o770) }, "writable by group or others", false},
-		{"sticky world-writable", func(p string) error { os.Mkdir(p, 0o700); return os.Chmod(p, 0o1777) }, "writable by group or others", false},
+		{"sticky world-writable", func(p string) error { os.Mkdir(p, 0o700); return os.Chmod(p, os.ModeSticky|0o777) }, "writable by group or others", false},
 		{"a file", func(p string) error { return os.WriteFile(p, nil, 0o600) }, "not a directory", false},
 		{"foreign owner", func(p string) error { os.Mkdir(p, 0o700); return os.Chown(p, 65534, 65534) }, "owned by uid 65534", true},
 	}
@@ -88,6 +88,111 @@ func TestStateRootRefusesHostileDirs(t *testing.T) {
 				t.Errorf("refused root %s got entries: %v", p, des)
 			}
 		})
+	}
+}
+
+// The root's own checks are not enough when a directory above it lets another user
+// rename it away and put theirs in its place: such parents are refused too (OpenSSH's
+// safe_path rules: owned by us or root, writable by no one else unless sticky), up to
+// the home directory.
+func TestStateRootRefusesUnsafeParents(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(parent string) error
+		want  string // "" when it must be accepted
+		root  bool
+	}{
+		{"private parent", func(p string) error { return nil }, "", false},
+		{"world-writable parent", func(p string) error { return os.Chmod(p, 0o777) }, "without the sticky bit (mode 0777)", false},
+		{"group-writable parent", func(p string) error { return os.Chmod(p, 0o770) }, "without the sticky bit (mode 0770)", false},
+		{"sticky world-writable parent (like /tmp)", func(p string) error { return os.Chmod(p, os.ModeSticky|0o777) }, "", false},
+		{"parent of another user", func(p string) error { return os.Chown(p, 65534, 65534) }, "owned by uid 65534", true},
+		{"sticky parent of another user", func(p string) error {
+			os.Chmod(p, os.ModeSticky|0o777)
+			return os.Chown(p, 65534, 65534)
+		}, "owned by uid 65534", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && !isRoot() {
+				t.Skip("needs root to chown")
+			}
+			t.Setenv("HOME", t.TempDir())
+			base, err := filepath.EvalSymlinks(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent := filepath.Join(base, "shared")
+			os.Mkdir(parent, 0o700)
+			if err := tt.setup(parent); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(parent, "state")
+			t.Setenv("TETHER_STATE_DIR", p)
+			for _, create := range []bool{true, false} {
+				got, err := stateRoot(create)
+				if tt.want == "" {
+					if err != nil || got != p {
+						t.Errorf("create=%v: got %q, %v; want %s accepted", create, got, err, p)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), parent+" above it") || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "TETHER_STATE_DIR") {
+					t.Errorf("create=%v: got %v; want %s refused: %q", create, err, parent, tt.want)
+				}
+			}
+			if tt.want != "" {
+				// A session cannot be made there either.
+				if _, err := newSessionIn(t); err == nil {
+					t.Errorf("a session was made under an unsafe parent")
+				}
+			}
+		})
+	}
+	// The walk stops at home: a home's parent is not ours to judge (as OpenSSH).
+	top := t.TempDir()
+	home := filepath.Join(top, "home")
+	os.Mkdir(home, 0o700)
+	os.Chmod(top, 0o777)
+	t.Setenv("HOME", home)
+	t.Setenv("TETHER_STATE_DIR", "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	if _, err := stateRoot(true); err != nil {
+		t.Errorf("~/.cache/tether/run with an open directory above home: %v; want accepted", err)
+	}
+	// But home itself is checked.
+	os.Chmod(home, 0o777)
+	if _, err := stateRoot(false); err == nil || !strings.Contains(err.Error(), home+" above it") {
+		t.Errorf("a world-writable home: %v; want refused", err)
+	}
+}
+
+// newSessionIn makes a session under the state root from the environment.
+func newSessionIn(t *testing.T) (*session, error) {
+	root, err := stateRoot(true)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(root)
+}
+
+// A symlink on the way to the root is resolved: the root returned (and used) is the
+// physical path that was checked, not a name another user could re-point.
+func TestStateRootIsPhysical(t *testing.T) {
+	base, _ := filepath.EvalSymlinks(t.TempDir())
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o700)
+	link := filepath.Join(base, "link")
+	os.Symlink(real, link)
+	t.Setenv("TETHER_STATE_DIR", filepath.Join(link, "state"))
+	got, err := stateRoot(true)
+	if err != nil || got != filepath.Join(real, "state") {
+		t.Fatalf("got %q, %v; want %s", got, err, filepath.Join(real, "state"))
+	}
+	// Through a symlink into an open directory: refused.
+	os.Chmod(real, 0o777)
+	if _, err := stateRoot(false); err == nil || !strings.Contains(err.Error(), real+" above it") {
+		t.Errorf("got %v; want the open directory behind the symlink refused", err)
 	}
 }
 

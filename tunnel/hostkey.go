@@ -26,9 +26,12 @@ type KnownKey struct {
 	Fingerprint string // SHA256:…
 }
 
-// HostKeyChangedError: the server offered a key of a type known_hosts already holds a
-// different key of for this host: possibly a man-in-the-middle attack. Refused in every
-// StrictHostKeyChecking mode. Error() is OpenSSH's kind of warning.
+// HostKeyChangedError: known_hosts holds keys for this host and the server offered
+// none of them: another key of a known type, or a key of a type known_hosts holds none
+// of while it holds others (OpenSSH's hostfile.c counts both as HOST_CHANGED: a
+// man-in-the-middle without the real key would simply offer another type). Possibly a
+// man-in-the-middle attack; refused in every StrictHostKeyChecking mode. Error() is
+// OpenSSH's kind of warning.
 type HostKeyChangedError struct {
 	Host     string // as looked up: HostKeyAlias, or host or [host]:port
 	Type     string
@@ -36,9 +39,22 @@ type HostKeyChangedError struct {
 	Expected []KnownKey
 }
 
+// otherTypeOnly reports whether known_hosts holds no key of the offered type at all.
+func (e *HostKeyChangedError) otherTypeOnly() bool {
+	for _, k := range e.Expected {
+		if k.Type == e.Type {
+			return false
+		}
+	}
+	return len(e.Expected) > 0
+}
+
 func (e *HostKeyChangedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tunnel: host key for %s has changed: REMOTE HOST IDENTIFICATION HAS CHANGED, someone could be eavesdropping (man-in-the-middle attack), or the host key was just replaced; offered %s key %s", e.Host, e.Type, e.Offered)
+	if e.otherTypeOnly() {
+		fmt.Fprintf(&b, "; known_hosts holds no %s key for it, only keys of other types, and it offered none of those", e.Type)
+	}
 	for _, k := range e.Expected {
 		fmt.Fprintf(&b, "; expected %s %s (%s:%d)", k.Type, k.Fingerprint, k.File, k.Line)
 	}
@@ -55,17 +71,11 @@ type HostKeyUnknownError struct {
 	Host        string
 	Type        string
 	Fingerprint string
-	// OtherTypes are the key types known_hosts does hold for this host, if any.
-	OtherTypes []string
-	Reason     string
+	Reason      string
 }
 
 func (e *HostKeyUnknownError) Error() string {
-	s := fmt.Sprintf("tunnel: host key for %s is not known (%s %s): %s", e.Host, e.Type, e.Fingerprint, e.Reason)
-	if len(e.OtherTypes) > 0 {
-		s += "; known_hosts holds keys of other types for it: " + strings.Join(e.OtherTypes, ", ")
-	}
-	return s + "; connect once with `ssh` to verify and record it"
+	return fmt.Sprintf("tunnel: host key for %s is not known (%s %s): %s; connect once with `ssh` to verify and record it", e.Host, e.Type, e.Fingerprint, e.Reason)
 }
 
 // HostKeyRevokedError: the offered key (or the CA that signed it) is marked @revoked.
@@ -133,8 +143,11 @@ func newHostKeyChecker(cfg *Config, host string, port int, p Prompter) (*hostKey
 	hc.db = cc.CheckHostKey
 	hc.plain = db
 	// Ask the database which keys it holds for this name, with a key it cannot hold
-	// (golang/go#29286, as skeema/knownhosts does), and offer only those types so the
-	// server does not pick one we would call a mismatch.
+	// (golang/go#29286, as skeema/knownhosts does), and offer those types first so a
+	// server that has one of them shows it rather than one of a type we hold none of.
+	// The other types follow, as OpenSSH orders HostKeyAlgorithms: a server that has
+	// none of the known types still shows a key, judged a changed key below, instead
+	// of failing with "no common algorithm".
 	known := hc.knownKeys()
 	if len(known) > 0 {
 		hc.algos = algorithmsFor(known, hc.hasCertAuthority())
@@ -163,28 +176,42 @@ func (hc *hostKeyChecker) knownKeys() []knownhosts.KnownKey {
 	return nil
 }
 
-// algorithmsFor lists host key algorithms for the known key types, in x/crypto's
-// order of preference, certificates first when a CA is known for the host.
+// plainHostKeyAlgos are the plain (not certificate) host key algorithms by key type,
+// in order of preference.
+var plainHostKeyAlgos = []struct {
+	keyType string
+	algos   []string
+}{
+	{ssh.KeyAlgoED25519, []string{ssh.KeyAlgoED25519}},
+	{ssh.KeyAlgoECDSA256, []string{ssh.KeyAlgoECDSA256}},
+	{ssh.KeyAlgoECDSA384, []string{ssh.KeyAlgoECDSA384}},
+	{ssh.KeyAlgoECDSA521, []string{ssh.KeyAlgoECDSA521}},
+	{ssh.KeyAlgoRSA, []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}},
+}
+
+// algorithmsFor lists host key algorithms for a host known_hosts holds keys for:
+// certificates first when a CA is known for it, then the known key types, then the
+// other plain types (never certificates without a CA: nothing could check them).
 func algorithmsFor(known []knownhosts.KnownKey, ca bool) []string {
 	have := map[string]bool{}
 	for _, k := range known {
 		have[k.Key.Type()] = true
 	}
 	var algos []string
-	add := func(keyType string, list ...string) {
-		if have[keyType] {
-			algos = append(algos, list...)
-		}
-	}
 	if ca {
 		algos = append(algos, ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01,
 			ssh.CertAlgoECDSA521v01, ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01)
 	}
-	add(ssh.KeyAlgoED25519, ssh.KeyAlgoED25519)
-	add(ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA256)
-	add(ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA384)
-	add(ssh.KeyAlgoECDSA521, ssh.KeyAlgoECDSA521)
-	add(ssh.KeyAlgoRSA, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256)
+	for _, p := range plainHostKeyAlgos {
+		if have[p.keyType] {
+			algos = append(algos, p.algos...)
+		}
+	}
+	for _, p := range plainHostKeyAlgos {
+		if !have[p.keyType] {
+			algos = append(algos, p.algos...)
+		}
+	}
 	return algos
 }
 
@@ -319,19 +346,26 @@ func (hc *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 		// Certificates: unknown authority, bad principal, expired.
 		return fmt.Errorf("tunnel: host key for %s: %w", hc.lookup, err)
 	}
-	var others []string
-	var same []KnownKey
-	for _, w := range ke.Want {
-		if w.Key.Type() == plain.Type() {
-			same = append(same, KnownKey{File: w.Filename, Line: w.Line, Type: w.Key.Type(), Fingerprint: ssh.FingerprintSHA256(w.Key)})
-		} else {
-			others = append(others, w.Key.Type())
+	// known_hosts holds keys for this host but not this one: changed, whatever the
+	// types. Another key of a known type is the classic case; a key of a type it holds
+	// none of is one too, as in OpenSSH (hostfile.c check_hostkeys_by_key_or_type: "If
+	// no key matches but a key with a different type is found, then return
+	// HOST_CHANGED"), since asking about it, or adding it under accept-new, would let
+	// a man-in-the-middle without the real key in by offering another type. The keys
+	// of the offered type are named first.
+	if len(ke.Want) > 0 {
+		var same, other []KnownKey
+		for _, w := range ke.Want {
+			k := KnownKey{File: w.Filename, Line: w.Line, Type: w.Key.Type(), Fingerprint: ssh.FingerprintSHA256(w.Key)}
+			if k.Type == plain.Type() {
+				same = append(same, k)
+			} else {
+				other = append(other, k)
+			}
 		}
+		return &HostKeyChangedError{Host: hc.lookup, Type: plain.Type(), Offered: ssh.FingerprintSHA256(plain), Expected: append(same, other...)}
 	}
-	if len(same) > 0 {
-		return &HostKeyChangedError{Host: hc.lookup, Type: plain.Type(), Offered: ssh.FingerprintSHA256(plain), Expected: same}
-	}
-	unknown := &HostKeyUnknownError{Host: hc.lookup, Type: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), OtherTypes: others}
+	unknown := &HostKeyUnknownError{Host: hc.lookup, Type: key.Type(), Fingerprint: ssh.FingerprintSHA256(key)}
 	mode := hc.cfg.StrictHostKeyChecking
 	switch {
 	case mode == "accept-new" || mode == "no":
@@ -347,9 +381,6 @@ func (hc *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 		return unknown
 	}
 	msg := fmt.Sprintf("The authenticity of host '%s' can't be established.\n%s key fingerprint is %s.", hc.lookup, keyTypeName(key), ssh.FingerprintSHA256(key))
-	if len(others) > 0 {
-		msg += "\nThis host key is known by other key types: " + strings.Join(others, ", ") + "."
-	}
 	msg += "\nAre you sure you want to continue connecting (yes/no)?"
 	ok, perr := hc.prompter.ConfirmHostKey(hc.lookup, msg)
 	if perr != nil {

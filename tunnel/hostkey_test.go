@@ -238,3 +238,88 @@ func TestHostKeyCertAuthority(t *testing.T) {
 		}
 	}
 }
+
+// TestHostKeyOtherTypeKnown: known_hosts knows the host only by a key type the server
+// does not offer. It failed with "no common algorithm"; now the handshake gets to the
+// key, and it is a changed key as OpenSSH judges it (HOST_CHANGED, "Offending ED25519
+// key"): refused in every mode, never asked about nor added, naming the known entry.
+func TestHostKeyOtherTypeKnown(t *testing.T) {
+	ecK := newECDSA(t)
+	ts := startServer(t, func(s *Server) { s.HostKey = ecK })
+	addr := fmt.Sprintf("[127.0.0.1]:%d", ts.Port)
+	edPub := newEd25519(t).PublicKey()
+	edLine := line(addr, edPub)
+	for _, mode := range []string{"ask", "accept-new", "no", "yes"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := ts.config()
+			kh := cfg.UserKnownHostsFiles[0]
+			writeFile(t, kh, edLine+"\n")
+			cfg.StrictHostKeyChecking, cfg.BatchMode = mode, false
+			p := &fakePrompter{confirm: true}
+			err := dialErr(cfg, p)
+			var ce *HostKeyChangedError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v; want HostKeyChangedError", err)
+			}
+			want := KnownKey{File: kh, Line: 1, Type: ssh.KeyAlgoED25519, Fingerprint: ssh.FingerprintSHA256(edPub)}
+			if ce.Host != addr || ce.Type != ssh.KeyAlgoECDSA256 || ce.Offered != ssh.FingerprintSHA256(ecK.PublicKey()) ||
+				len(ce.Expected) != 1 || ce.Expected[0] != want {
+				t.Errorf("got %+v; want the ECDSA key offered and %+v expected", ce, want)
+			}
+			msg := err.Error()
+			for _, w := range []string{"REMOTE HOST IDENTIFICATION HAS CHANGED", "known_hosts holds no ecdsa-sha2-nistp256 key for it, only keys of other types",
+				"expected ssh-ed25519 " + want.Fingerprint + " (" + kh + ":1)", "ssh-keygen -R"} {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q lacks %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "no common algorithm") {
+				t.Errorf("still %q", msg)
+			}
+			if q := p.all(); q != "" {
+				t.Errorf("asked about a changed key: %q", q)
+			}
+			if b, _ := os.ReadFile(kh); string(b) != edLine+"\n" {
+				t.Errorf("known_hosts changed: %q", b)
+			}
+		})
+	}
+}
+
+// TestHostKeyKnownTypePreferred: the server has the known type and another; known_hosts
+// holds a different key of the known type. The known type is negotiated first, so this
+// is a changed key (refused even under accept-new), never a new key of the other type.
+func TestHostKeyKnownTypePreferred(t *testing.T) {
+	edK, ecK := newEd25519(t), newECDSA(t)
+	ts := startServer(t, func(s *Server) {
+		s.HostKey = ecK
+		s.ExtraHostKeys = []ssh.Signer{edK}
+	})
+	addr := fmt.Sprintf("[127.0.0.1]:%d", ts.Port)
+	cfg := ts.config()
+	writeFile(t, cfg.UserKnownHostsFiles[0], line(addr, newEd25519(t).PublicKey())+"\n")
+	for _, mode := range []string{"accept-new", "ask", "yes"} {
+		cfg.StrictHostKeyChecking = mode
+		var ce *HostKeyChangedError
+		if err := dialErr(cfg, &fakePrompter{confirm: true}); !errors.As(err, &ce) || ce.Type != ssh.KeyAlgoED25519 {
+			t.Errorf("%s: got %v; want the Ed25519 key reported changed", mode, err)
+		}
+	}
+	if b, _ := os.ReadFile(cfg.UserKnownHostsFiles[0]); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("known_hosts grew: %q", b)
+	}
+}
+
+func TestAlgorithmsFor(t *testing.T) {
+	ed := knownhosts.KnownKey{Key: newEd25519(t).PublicKey()}
+	rsaK := knownhosts.KnownKey{Key: newRSA(t).PublicKey()}
+	got := strings.Join(algorithmsFor([]knownhosts.KnownKey{rsaK}, false), ",")
+	want := "rsa-sha2-512,rsa-sha2-256,ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
+	if got != want {
+		t.Errorf("RSA known: %s; want %s", got, want)
+	}
+	got = strings.Join(algorithmsFor([]knownhosts.KnownKey{ed}, true), ",")
+	if !strings.HasPrefix(got, ssh.CertAlgoED25519v01+",") || !strings.Contains(got, ","+ssh.CertAlgoRSASHA256v01+",ssh-ed25519,ecdsa-sha2-nistp256,") || strings.Contains(got, "ssh-rsa,") {
+		t.Errorf("Ed25519 and a CA known: %s", got)
+	}
+}

@@ -6,8 +6,10 @@
 // listener the app's own user holds.
 //
 // Linux answers from the kernel's socket tables (one sock_diag netlink request per
-// lookup, /proc/net/tcp and tcp6 where netlink is not allowed). Other systems return
-// ErrUnsupported unless a file for them says otherwise.
+// lookup, /proc/net/tcp and tcp6 where netlink is not allowed). Windows names the
+// owning process (iphlpapi's GetExtendedTcpTable), and SameUser compares the user of
+// that process's token with ours. Other systems (macOS among them) return
+// ErrUnsupported.
 package localpeer
 
 import (
@@ -67,7 +69,9 @@ func Lookup(local, remote netip.AddrPort) (Socket, error) {
 
 // SameUser reports whether s belongs to the user running this program. A socket that
 // no process holds any more (closed while its connection waits to be accepted: Linux
-// reports such sockets with inode 0, and as root's) belongs to no one.
+// reports such sockets with inode 0, and as root's when in TIME_WAIT) belongs to no
+// one. Where the system names a process instead of a user (Windows), the process's
+// user is compared; a process this program may not open is not ours.
 func SameUser(s Socket) (bool, error) { return sameUser(s) }
 
 // Listening returns every TCP socket in the LISTEN state (IPv4 and IPv6) in this

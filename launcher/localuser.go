@@ -127,10 +127,12 @@ func describePeer(peer localpeer.Socket, err error) (key, who string) {
 		return "gone", "whose other end was already gone"
 	case err != nil:
 		return "error", "because tether cannot tell which user made it (" + oneLine(err.Error()) + ")"
-	case peer.Inode == 0 && peer.PID == 0:
+	case peer.Inode == 0 && peer.PID == 0 && (peer.UID >= 0 || peer.State != localpeer.Established):
 		// No process holds that end any more (closed at once): Linux names no inode
-		// (and reports it as uid 0's), Windows no process.
+		// (and a TIME_WAIT socket as uid 0's), Windows no process.
 		return "orphan", "whose other end was closed before tether could tell who made it"
+	case peer.PID == 0 && peer.UID < 0:
+		return "unknown", "from a process the system does not name (not one of yours)"
 	case peer.UID >= 0:
 		name := "uid " + strconv.Itoa(peer.UID)
 		if u, err := user.LookupId(strconv.Itoa(peer.UID)); err == nil && u.Username != "" {

@@ -327,3 +327,26 @@ func BenchmarkPeerOwner(b *testing.B) {
 		}
 	}
 }
+
+// How each kind of refused connection is named in the notice.
+func TestDescribePeer(t *testing.T) {
+	tests := []struct {
+		peer localpeer.Socket
+		err  error
+		want string
+	}{
+		{localpeer.Socket{UID: 65534, Inode: 7, State: localpeer.Established}, nil, "(uid 65534)"},
+		{localpeer.Socket{UID: 0, Inode: 0, State: localpeer.TimeWait}, nil, "closed before tether could tell who made it"},
+		{localpeer.Socket{UID: 1001, Inode: 0, State: 4}, nil, "closed before tether could tell who made it"},
+		{localpeer.Socket{UID: -1, PID: 4242, State: localpeer.Established}, nil, "from process 4242, which runs as another user"},
+		{localpeer.Socket{UID: -1, PID: 0, State: localpeer.TimeWait}, nil, "closed before tether could tell who made it"},
+		{localpeer.Socket{UID: -1, PID: 0, State: localpeer.Established}, nil, "from a process the system does not name"},
+		{localpeer.Socket{}, localpeer.ErrNotFound, "already gone"},
+		{localpeer.Socket{}, errors.New("localpeer: netlink: operation\nnot permitted"), "cannot tell which user made it (localpeer: netlink: operation not permitted)"},
+	}
+	for _, tc := range tests {
+		if _, got := describePeer(tc.peer, tc.err); !strings.Contains(got, tc.want) {
+			t.Errorf("for %v pid %d, %v: got %q; want %q in it", tc.peer, tc.peer.PID, tc.err, got, tc.want)
+		}
+	}
+}

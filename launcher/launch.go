@@ -356,6 +356,9 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 	stdout := terminalSafe(s.o.Stdout)
 	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
 		_, err := io.Copy(stdout, br)
+		if f, ok := stdout.(*termFilter); ok {
+			f.flush() // a last character cut short is shown as U+FFFD, not lost
+		}
 		return err
 	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
 	if err != nil {

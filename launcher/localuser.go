@@ -140,7 +140,7 @@ func describePeer(peer localpeer.Socket, err error) (key, who string) {
 		}
 		return "uid " + strconv.Itoa(peer.UID), "from another user of this machine, " + name
 	case peer.PID > 0:
-		return "pid " + strconv.Itoa(peer.PID), fmt.Sprintf("from process %d, which runs as another user of this machine", peer.PID)
+		return "pid " + strconv.Itoa(peer.PID), fmt.Sprintf("from process %d, which does not run as you", peer.PID)
 	}
 	return "other", "from another user of this machine"
 }

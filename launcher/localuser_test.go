@@ -338,7 +338,7 @@ func TestDescribePeer(t *testing.T) {
 		{localpeer.Socket{UID: 65534, Inode: 7, State: localpeer.Established}, nil, "(uid 65534)"},
 		{localpeer.Socket{UID: 0, Inode: 0, State: localpeer.TimeWait}, nil, "closed before tether could tell who made it"},
 		{localpeer.Socket{UID: 1001, Inode: 0, State: 4}, nil, "closed before tether could tell who made it"},
-		{localpeer.Socket{UID: -1, PID: 4242, State: localpeer.Established}, nil, "from process 4242, which runs as another user"},
+		{localpeer.Socket{UID: -1, PID: 4242, State: localpeer.Established}, nil, "from process 4242, which does not run as you"},
 		{localpeer.Socket{UID: -1, PID: 0, State: localpeer.TimeWait}, nil, "closed before tether could tell who made it"},
 		{localpeer.Socket{UID: -1, PID: 0, State: localpeer.Established}, nil, "from a process the system does not name"},
 		{localpeer.Socket{}, localpeer.ErrNotFound, "already gone"},

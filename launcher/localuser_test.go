@@ -335,7 +335,8 @@ func TestDescribePeer(t *testing.T) {
 		err  error
 		want string
 	}{
-		{localpeer.Socket{UID: 65534, Inode: 7, State: localpeer.Established}, nil, "(uid 65534)"},
+		{localpeer.Socket{UID: 65534, Inode: 7, State: localpeer.Established}, nil, "from another user of this machine, "},
+		{localpeer.Socket{UID: 65534, Inode: 7, State: localpeer.Established}, nil, "uid 65534"},
 		{localpeer.Socket{UID: 0, Inode: 0, State: localpeer.TimeWait}, nil, "closed before tether could tell who made it"},
 		{localpeer.Socket{UID: 1001, Inode: 0, State: 4}, nil, "closed before tether could tell who made it"},
 		{localpeer.Socket{UID: -1, PID: 4242, State: localpeer.Established}, nil, "from process 4242, which does not run as you"},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -182,10 +181,11 @@ func TestTerminalSafeOnlyForTerminals(t *testing.T) {
 	if w := terminalSafe(&b); w != &b {
 		t.Errorf("a buffer got %T", w)
 	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	f, err := os.CreateTemp("", "tether-termfilter-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer os.Remove(f.Name())
 	defer f.Close()
 	if w := terminalSafe(f); w != f {
 		t.Errorf("a file got %T", w)

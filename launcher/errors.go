@@ -127,12 +127,13 @@ func connectError(host string, err error) error {
 		Hint: fmt.Sprintf("check that `ssh %s` works", host), Err: err}
 }
 
-// oneLine flattens s to one line of printable text, dropping control characters a
-// hostile remote could use to rewrite the terminal.
+// oneLine flattens s to one line of printable text, dropping the escape sequences and
+// control characters a hostile remote could use to rewrite the terminal (whole: an OSC
+// leaves nothing of itself behind).
 func oneLine(s string) string {
 	var b strings.Builder
 	space := false
-	for _, r := range strings.TrimSpace(s) {
+	for _, r := range strings.TrimSpace(stripControls(s)) {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t' || r == ' ':
 			space = true

@@ -127,6 +127,10 @@ func listenLocal(port int) (net.Listener, error) {
 		}
 		return nil, errorf("leave --port out to get a free one", "cannot listen on 127.0.0.1:%d: %v", port, err)
 	}
+	if err := checkOwnerCheck(); err != nil { // other users are refused (ownerOnly): can we tell them?
+		ln.Close()
+		return nil, err
+	}
 	return ln, nil
 }
 
@@ -281,7 +285,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	}
 	fctx, stopForward := context.WithCancel(context.Background())
 	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- tunnel.Forward(fctx, ln, dial) }()
+	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), dial) }()
 	stopped := false
 	defer func() {
 		stopForward()

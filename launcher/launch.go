@@ -353,15 +353,20 @@ func Logs(ctx context.Context, o LogsOptions) error {
 }
 
 // passThrough runs a remote tether command, copying its stdout and stderr here and
-// returning its exit status.
+// returning its exit status. On a terminal, stdout is filtered (terminalSafe: only text
+// and colours); stderr comes line by line without control characters (lineTail).
 func passThrough(ctx context.Context, o Options, args []string) error {
 	s, err := open(ctx, o, oneCommand)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	stdout := terminalSafe(s.o.Stdout)
 	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
-		_, err := io.Copy(s.o.Stdout, br)
+		_, err := io.Copy(stdout, br)
+		if f, ok := stdout.(*termFilter); ok {
+			f.flush() // a last character cut short is shown as U+FFFD, not lost
+		}
 		return err
 	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
 	if err != nil {

@@ -3,11 +3,8 @@ package launcher
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
-
-	"golang.org/x/term"
 )
 
 // status shows what the launcher is doing on stderr: on a terminal one line per step,
@@ -24,11 +21,7 @@ type status struct {
 }
 
 func newStatus(w io.Writer) *status {
-	s := &status{w: w}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		s.tty = true
-	}
-	return s
+	return &status{w: w, tty: isTerminal(w)}
 }
 
 // step starts a new step: on a terminal the previous step's line is finished first.
@@ -64,7 +57,8 @@ func (s *status) update(format string, args ...any) {
 	s.open = true
 }
 
-// line prints a whole line (a note, a warning) below the current step.
+// line prints a whole line (a note, a warning) below the current step. Control
+// characters and escape sequences in it (remote text among its arguments) are dropped.
 func (s *status) line(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -72,7 +66,7 @@ func (s *status) line(format string, args ...any) {
 		io.WriteString(s.w, "\n")
 		s.open = false
 	}
-	fmt.Fprintf(s.w, format+"\n", args...)
+	io.WriteString(s.w, stripControls(fmt.Sprintf(format, args...))+"\n")
 }
 
 // done finishes the current step's line.

@@ -6,8 +6,10 @@
 // listener the app's own user holds.
 //
 // Linux answers from the kernel's socket tables (one sock_diag netlink request per
-// lookup, /proc/net/tcp and tcp6 where netlink is not allowed). Other systems return
-// ErrUnsupported unless a file for them says otherwise.
+// lookup, /proc/net/tcp and tcp6 where netlink is not allowed). Windows names the
+// owning process (iphlpapi's GetExtendedTcpTable), and SameUser compares the user of
+// that process's token with ours. Other systems (macOS among them) return
+// ErrUnsupported.
 package localpeer
 
 import (
@@ -39,6 +41,7 @@ type State uint8
 // The states tether looks at.
 const (
 	Established State = 1
+	TimeWait    State = 6 // a closed connection's remains, which no process holds
 	Listen      State = 10
 )
 
@@ -64,7 +67,11 @@ func Lookup(local, remote netip.AddrPort) (Socket, error) {
 	return lookup(local, remote)
 }
 
-// SameUser reports whether s belongs to the user running this program.
+// SameUser reports whether s belongs to the user running this program. A socket that
+// no process holds any more (closed while its connection waits to be accepted: Linux
+// reports such sockets with inode 0, and as root's when in TIME_WAIT) belongs to no
+// one. Where the system names a process instead of a user (Windows), the process's
+// user is compared; a process this program may not open is not ours.
 func SameUser(s Socket) (bool, error) { return sameUser(s) }
 
 // Listening returns every TCP socket in the LISTEN state (IPv4 and IPv6) in this
@@ -78,4 +85,14 @@ func addrs(c net.Conn) (local, remote netip.AddrPort, err error) {
 		return netip.AddrPort{}, netip.AddrPort{}, fmt.Errorf("localpeer: %T is not a TCP connection", c)
 	}
 	return la.AddrPort(), ra.AddrPort(), nil
+}
+
+// unmapPair writes an IPv4 pair as IPv4 (Go reports ::ffff:a.b.c.d for IPv4 peers
+// of dual-stack sockets).
+func unmapPair(a, b netip.AddrPort) (netip.AddrPort, netip.AddrPort) {
+	if a.Addr().Is4In6() && b.Addr().Is4In6() {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		b = netip.AddrPortFrom(b.Addr().Unmap(), b.Port())
+	}
+	return a, b
 }

@@ -17,6 +17,12 @@ func sameUser(s Socket) (bool, error) {
 	if s.UID < 0 {
 		return false, fmt.Errorf("localpeer: no owner known for %s", s)
 	}
+	if s.Inode == 0 {
+		// No process holds it any more: closed (orphaned, or a TIME_WAIT socket, which
+		// the kernel reports as uid 0, root's). Whatever it sent, no user of ours sent it
+		// and waits for the answer.
+		return false, nil
+	}
 	return s.UID == os.Getuid(), nil
 }
 
@@ -31,16 +37,6 @@ func lookup(local, remote netip.AddrPort) (Socket, error) {
 		return s, err
 	}
 	return procLookup(local, remote)
-}
-
-// unmapPair writes an IPv4 pair as IPv4 (Go reports ::ffff:a.b.c.d for IPv4 peers
-// of dual-stack sockets).
-func unmapPair(a, b netip.AddrPort) (netip.AddrPort, netip.AddrPort) {
-	if a.Addr().Is4In6() && b.Addr().Is4In6() {
-		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		b = netip.AddrPortFrom(b.Addr().Unmap(), b.Port())
-	}
-	return a, b
 }
 
 const (

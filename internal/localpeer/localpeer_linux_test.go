@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 )
 
 // pair makes a loopback TCP connection on network ("tcp4" or "tcp6") and returns
@@ -188,5 +189,31 @@ func BenchmarkPeerProc(b *testing.B) {
 		if _, err := procLookup(l, r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A connection whose dialling end was closed before it was accepted (send, close at
+// once) has no owner any more: the kernel reports that end with inode 0, and as uid 0
+// once it is a TIME_WAIT socket. It must not pass for root's (or anyone's).
+func TestClosedPeerIsNobodys(t *testing.T) {
+	d, a := pair(t, "tcp4", "127.0.0.1:0")
+	d.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	d.Close()
+	var s Socket
+	var err error
+	for range 200 {
+		if s, err = Peer(a); err != nil || s.Inode == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Peer after the other end closed: %v", err)
+	}
+	if s.Inode != 0 {
+		t.Fatalf("the closed end still has inode %d: %v", s.Inode, s)
+	}
+	if ok, err := SameUser(s); ok || err != nil {
+		t.Errorf("SameUser(%v) = %v, %v; want false (uid %d reported, we are uid %d)", s, ok, err, s.UID, os.Getuid())
 	}
 }

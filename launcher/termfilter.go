@@ -1,0 +1,301 @@
+package launcher
+
+import (
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+)
+
+// What the remote prints reaches the user's terminal only through termFilter: whoever
+// controls the remote (a hostile app, another user who got into its output) must not
+// drive the terminal. Escape sequences can set the window title, write the clipboard
+// (OSC 52), clear the screen or move the cursor to overwrite what tether printed, and
+// make the terminal answer queries into its own input. Only text, newlines, tabs and SGR
+// colour and style sequences (CSI … m) pass.
+//
+// Carriage returns become newlines (a CRLF is one newline): a lone \r lets a line be
+// overwritten to hide what it said, yet progress bars print them; as newlines nothing is
+// hidden and nothing is lost. Backspace, which can erase text as \r can, is dropped
+// with the other C0 controls. Bytes that are not UTF-8 become U+FFFD, so no 8-bit C1
+// control (0x9b is CSI) gets through either.
+//
+// The parser follows the terminals' own (ECMA-48, DEC's VT500 state machine): CSI,
+// OSC, DCS, SOS, PM and APC and two- or three-byte ESC sequences are removed whole, in
+// their 7-bit and C1 forms, even when split across writes. What it lets out never
+// leaves a terminal inside a sequence: a sequence is written only whole. A string
+// (OSC …) with no terminator ends at the end of its line, so it cannot swallow the rest
+// of a log.
+
+type filterState uint8
+
+const (
+	fGround    filterState = iota
+	fEsc                   // after ESC
+	fEscInter              // ESC and intermediate bytes (ESC ( B …)
+	fCSI                   // collecting a CSI's parameters
+	fCSIIgnore             // in a CSI that will be dropped (intermediates, too long)
+	fString                // in an OSC, DCS, SOS, PM or APC string: dropped until its end
+	fStringEsc             // ESC inside a string: ST (ESC \) or a new sequence
+)
+
+// maxSGR bounds the parameters of a colour sequence that is kept (true colour for
+// foreground and background needs about 40 bytes).
+const maxSGR = 128
+
+type termFilter struct {
+	w       io.Writer
+	keepSGR bool
+	state   filterState
+	params  []byte // the current CSI's parameter bytes
+	partial []byte // an incomplete UTF-8 sequence at the end of the last write
+	afterCR bool   // the last rune was \r (written as \n): a \n now is part of it
+	out     []byte
+}
+
+// newTermFilter returns a filter writing to w; keepSGR keeps colour sequences.
+func newTermFilter(w io.Writer, keepSGR bool) *termFilter {
+	return &termFilter{w: w, keepSGR: keepSGR}
+}
+
+// terminalSafe is w itself, unless w is a terminal: then remote output written to it is
+// filtered (colours kept). Pipes and files get the bytes unchanged.
+func terminalSafe(w io.Writer) io.Writer {
+	if isTerminal(w) {
+		return newTermFilter(w, true)
+	}
+	return w
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// stripControls returns s without escape sequences and control characters other than
+// \n and \t (\r becomes \n): what tether shows of remote text in its own lines.
+func stripControls(s string) string {
+	if !needsStrip(s) {
+		return s
+	}
+	var b strings.Builder
+	f := newTermFilter(&b, false)
+	io.WriteString(f, s)
+	f.flush()
+	return b.String()
+}
+
+// needsStrip is false for plain printable ASCII (with \n and \t), the common case.
+func needsStrip(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x7f || c < 0x20 && c != '\n' && c != '\t' {
+			return true
+		}
+	}
+	return false
+}
+
+// Write filters p. It always consumes all of p; the error is the underlying writer's.
+func (f *termFilter) Write(p []byte) (int, error) {
+	data := p
+	if len(f.partial) > 0 {
+		data = append(f.partial, p...)
+		f.partial = nil
+	}
+	f.out = f.out[:0]
+	for i := 0; i < len(data); {
+		c := data[i]
+		if f.state == fGround && c >= 0x20 && c < 0x7f {
+			j := i + 1
+			for j < len(data) && data[j] >= 0x20 && data[j] < 0x7f {
+				j++
+			}
+			f.out = append(f.out, data[i:j]...)
+			f.afterCR = false
+			i = j
+			continue
+		}
+		if c < utf8.RuneSelf {
+			f.rune(rune(c))
+			i++
+			continue
+		}
+		if !utf8.FullRune(data[i:]) {
+			f.partial = append([]byte(nil), data[i:]...)
+			break
+		}
+		r, size := utf8.DecodeRune(data[i:])
+		f.rune(r) // an invalid byte is utf8.RuneError, size 1
+		i += size
+	}
+	if len(f.out) == 0 {
+		return len(p), nil
+	}
+	if _, err := f.w.Write(f.out); err != nil {
+		return len(p), err
+	}
+	return len(p), nil
+}
+
+// flush ends the input: an incomplete UTF-8 sequence left over is written as U+FFFD.
+func (f *termFilter) flush() {
+	if len(f.partial) == 0 {
+		return
+	}
+	f.out = f.out[:0]
+	for range f.partial {
+		f.rune(utf8.RuneError)
+	}
+	f.partial = nil
+	if len(f.out) > 0 {
+		f.w.Write(f.out)
+	}
+}
+
+func isC1(r rune) bool { return r >= 0x80 && r < 0xa0 }
+
+func (f *termFilter) rune(r rune) {
+	cr := f.afterCR
+	f.afterCR = false
+	switch f.state {
+	case fGround:
+		f.ground(r, cr)
+	case fEsc:
+		f.esc(r, cr)
+	case fEscInter:
+		switch {
+		case r >= 0x20 && r <= 0x2f:
+		case r >= 0x30 && r <= 0x7e:
+			f.state = fGround
+		case r == 0x1b:
+			f.state = fEsc
+		default:
+			f.state = fGround
+			f.ground(r, cr)
+		}
+	case fCSI, fCSIIgnore:
+		f.csi(r, cr)
+	case fString:
+		switch {
+		case r == 0x07 || r == 0x18 || r == 0x1a || r == 0x9c:
+			f.state = fGround
+		case r == '\n' || r == '\r':
+			// Terminals would go on, but nothing of the string was written, so ending it
+			// here only keeps an unterminated one from hiding the rest of a log.
+			f.state = fGround
+			f.control(r, cr)
+		case r == 0x1b:
+			f.state = fStringEsc
+		case isC1(r):
+			f.state = fGround
+			f.ground(r, cr)
+		}
+	case fStringEsc:
+		if r == '\\' {
+			f.state = fGround
+			return
+		}
+		f.state = fEsc
+		f.esc(r, cr)
+	}
+}
+
+func (f *termFilter) ground(r rune, cr bool) {
+	switch {
+	case r == 0x1b:
+		f.state = fEsc
+	case r == 0x9b:
+		f.startCSI()
+	case r == 0x90 || r == 0x98 || r == 0x9d || r == 0x9e || r == 0x9f:
+		f.state = fString
+	default:
+		f.control(r, cr)
+	}
+}
+
+// control writes r unless it is a control character: \n and \t pass, \r becomes \n.
+func (f *termFilter) control(r rune, cr bool) {
+	switch {
+	case r == '\n':
+		if !cr {
+			f.out = append(f.out, '\n')
+		}
+	case r == '\r':
+		f.out = append(f.out, '\n')
+		f.afterCR = true
+	case r == '\t':
+		f.out = append(f.out, '\t')
+	case r < 0x20 || r == 0x7f || isC1(r):
+	default:
+		f.out = utf8.AppendRune(f.out, r)
+	}
+}
+
+func (f *termFilter) esc(r rune, cr bool) {
+	switch {
+	case r == '[':
+		f.startCSI()
+	case r == ']' || r == 'P' || r == 'X' || r == '^' || r == '_':
+		f.state = fString
+	case r >= 0x20 && r <= 0x2f:
+		f.state = fEscInter
+	case r >= 0x30 && r <= 0x7e:
+		f.state = fGround // a two-byte sequence (ESC c, ESC 7, ESC M…): dropped
+	case r == 0x1b:
+	default:
+		f.state = fGround
+		f.ground(r, cr)
+	}
+}
+
+func (f *termFilter) startCSI() {
+	f.state = fCSI
+	f.params = f.params[:0]
+}
+
+func (f *termFilter) csi(r rune, cr bool) {
+	switch {
+	case r >= 0x30 && r <= 0x3f:
+		if f.state == fCSI {
+			if len(f.params) < maxSGR {
+				f.params = append(f.params, byte(r))
+			} else {
+				f.state = fCSIIgnore
+			}
+		}
+	case r >= 0x20 && r <= 0x2f:
+		f.state = fCSIIgnore
+	case r >= 0x40 && r <= 0x7e:
+		if r == 'm' && f.state == fCSI && f.keepSGR && sgrParams(f.params) {
+			f.out = append(f.out, 0x1b, '[')
+			f.out = append(f.out, f.params...)
+			f.out = append(f.out, 'm')
+		}
+		f.state = fGround
+	case r == 0x1b:
+		f.state = fEsc
+	case r == 0x18 || r == 0x1a:
+		f.state = fGround
+	case r == 0x7f:
+	case r < 0x20:
+		f.control(r, cr) // terminals act on C0 controls inside a CSI and go on with it
+	default:
+		f.state = fGround
+		f.ground(r, cr)
+	}
+}
+
+// sgrParams: only digits and separators (no private markers such as CSI > 4 m, which
+// sets key modifiers).
+func sgrParams(p []byte) bool {
+	for _, c := range p {
+		if !(c >= '0' && c <= '9' || c == ';' || c == ':') {
+			return false
+		}
+	}
+	return true
+}

@@ -53,7 +53,7 @@ func (s *session) watchSocket(rec remote.Record) *socketWatch {
 				c.Close()
 				continue
 			}
-			if refusal(err) {
+			if socketRefused(err) {
 				select {
 				case w.refused <- struct{}{}:
 				default:
@@ -69,9 +69,9 @@ func (w *socketWatch) stop() {
 	w.wg.Wait()
 }
 
-// refusal reports whether err is the SSH server's answer that it could not connect to
+// socketRefused reports whether err is the SSH server's answer that it could not connect to
 // the socket, as opposed to a connection that failed or timed out.
-func refusal(err error) bool {
+func socketRefused(err error) bool {
 	var oce *ssh.OpenChannelError
 	return errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed
 }

@@ -73,7 +73,8 @@ while time.time() < end:
     break
 `
 
-func marker(t *testing.T, what string) string {
+// marker is a unique word for a test's command lines.
+func marker(what string) string {
 	var b [6]byte
 	rand.Read(b[:])
 	return "tether-e2e-" + what + "-" + hex.EncodeToString(b[:])
@@ -89,7 +90,7 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 	u := OtherUser(t)
 	s := StartSSHD(t, SSHDOptions{})
 	stopAllOnCleanup(t, s)
-	mark := marker(t, "impostor")
+	mark := marker("impostor")
 	var seen Buffer
 	imp := u.Command("/usr/bin/python3", "-c", impostorScript, mark)
 	imp.Stdout, imp.Stderr = &seen, &seen
@@ -136,13 +137,12 @@ func TestLaunchExposedAppRefused(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	stopAllOnCleanup(t, s)
-	dir := filepath.Join(t.TempDir(), marker(t, "exposed"))
+	dir := filepath.Join(t.TempDir(), marker("exposed"))
 	os.Mkdir(dir, 0o755)
 	// http.server without --bind listens on 0.0.0.0; the directory marks its argv.
 	app := []string{"/usr/bin/python3", "-m", "http.server", "{port}", "--directory", dir}
-	errOut := launchFails(t, "exposed app", 30*time.Second, append([]string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--"}, app...),
+	launchFails(t, "exposed app", 30*time.Second, append([]string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--"}, app...),
 		"could not start", "listens on 0.0.0.0:", "without the token", "--bind 127.0.0.1", "--allow-exposed", "nothing was left running")
-	_ = errOut
 	if list := sessionsOn(t, s); len(list) != 0 {
 		t.Errorf("a refused app left sessions: %v", list)
 	}
@@ -165,7 +165,7 @@ func TestSlurmLaunchExposedAppRefused(t *testing.T) {
 	needPython(t)
 	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
 	Binary(t)
-	dir := filepath.Join(t.TempDir(), marker(t, "slurm-exposed"))
+	dir := filepath.Join(t.TempDir(), marker("slurm-exposed"))
 	os.Mkdir(dir, 0o755)
 	app := []string{"--", "/usr/bin/python3", "-m", "http.server", "{port}", "--directory", dir}
 	_, errOut, code := runTether(t, site.args("launch", append([]string{"--slurm", "", "--no-browser"}, app...)...)...)

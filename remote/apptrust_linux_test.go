@@ -190,6 +190,9 @@ func BenchmarkCheckAppConn(b *testing.B) {
 // TestVerifyListener: the app's own listener is verified; a listener of another
 // process of ours, or of another user, on the app's port is a taken port, named.
 func TestVerifyListener(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("needs python3")
+	}
 	p := testPlan(t, "python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1")
 	app, err := startApp(p, &syncBuffer{})
 	if err != nil {

@@ -126,6 +126,7 @@ type ServeCmd struct {
 	SlurmSession string        `name:"slurm-session" hidden:"" placeholder:"DIR" help:"Internal: serve a Slurm session as its job's step (the job script passes it)."`
 	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
 	appFlags
+	exposeFlags
 	Command []string `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url}, {socket} and {app_secret_file}. With --app: the preset's extra arguments. None: the built-in app."`
 }
 
@@ -135,6 +136,11 @@ type appFlags struct {
 	AppHeader    []string `name:"app-header" placeholder:"'H: V'" sep:"none" help:"Set this header on every request forwarded to the app, e.g. 'Authorization: Bearer {app_secret}' (repeatable)."`
 }
 
+// exposeFlags: an app listening beyond loopback is refused unless asked for.
+type exposeFlags struct {
+	AllowExposed bool `name:"allow-exposed" help:"Run the app even if it listens beyond loopback (0.0.0.0, ::, a real address), where anyone who can reach the machine gets to it without the token (refused otherwise)."`
+}
+
 // Run starts the guarded server.
 func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 	return remote.Serve(ctx, remote.ServeOptions{
@@ -142,7 +148,7 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
-		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader,
+		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
 		Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
 }

@@ -40,6 +40,7 @@ type LaunchCmd struct {
 	hostFlags
 	forwardFlags
 	appFlags
+	exposeFlags
 	slurmFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
@@ -60,7 +61,7 @@ func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error
 	}
 	return launcher.Launch(ctx, launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
-		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader,
+		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
 		ReadyTimeout: c.ReadyTimeout, Slurm: so,
 	})
 }

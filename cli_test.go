@@ -21,14 +21,15 @@ func TestServeFlagsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := strings.Split("serve|--ready-fd=3|--listen=127.0.0.1:0|--socket=/s/x.sock|--token-file=/t/f|--base-url=/lab/|--tls|"+
-		"--allow-host=a.example|--allow-host=b,c|--idle-timeout=1h0m0s|--name=n|--ready-timeout=1m0s|--json|--detach|"+
+		"--allow-host=a.example|--allow-host=b,c|--idle-timeout=1h0m0s|--name=n|--ready-timeout=1m0s|--json|--detach|--allow-exposed|"+
 		"--|jupyter|lab|--port={port}|--|x y", "|")
 	if _, err := p.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	want := ServeCmd{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
 		AllowHost: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", JSON: true, Detach: true,
-		ReadyTimeout: time.Minute, ReadyFD: 3, Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
+		ReadyTimeout: time.Minute, ReadyFD: 3, exposeFlags: exposeFlags{AllowExposed: true},
+		Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
 	if !reflect.DeepEqual(cli.Serve, want) {
 		t.Errorf("got  %+v\nwant %+v", cli.Serve, want)
 	}

@@ -289,6 +289,39 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 	}
 }
 
+// serve's warnings and notes (a taken port, where the app listens) stay on the
+// launcher's terminal, once each; --allow-exposed reaches serve.
+func TestLaunchShowsServeWarnings(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	fs := startFakeServer(t, false)
+	f.write("serve.out", recordLine(t, fs.rec)+"\n")
+	f.write("serve.err", "tether: starting python3 -m http.server 4242\n"+
+		"tether: "+remote.PortHint([]string{"python3", "-m", "http.server"})+"\n"+
+		"tether: warning: the app's port 127.0.0.1:4242 is held by another user, bob (uid 1001), not by the app; nothing was sent to it; starting the app again on another port\n"+
+		"tether: warning: the app listens on 0.0.0.0:4243, where anyone who can reach this machine gets to it without the token (--allow-exposed)\n")
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{NoBrowser: true}, AllowExposed: true,
+		Command: []string{"python3", "-m", "http.server"}})
+	waitFor(t, "the URL", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
+	e := r.stderr.String()
+	for _, want := range []string{
+		"tether: fakehost: warning: the app's port 127.0.0.1:4242 is held by another user, bob (uid 1001)",
+		"tether: fakehost: warning: the app listens on 0.0.0.0:4243",
+	} {
+		if !strings.Contains(e, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, e)
+		}
+	}
+	if n := strings.Count(e, "no {port} or {socket}"); n != 1 {
+		t.Errorf("the port hint is shown %d times; want once:\n%s", n, e)
+	}
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --allow-exposed -- python3 -m http.server") {
+		t.Errorf("remote calls: %q", c)
+	}
+	r.cancel()
+	r.wait(t)
+}
+
 func TestLaunchRmStopsTheSession(t *testing.T) {
 	f := newFakeRemote(t)
 	f.install()

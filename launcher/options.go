@@ -61,6 +61,8 @@ type LaunchOptions struct {
 	// AppSecretEnv and AppHeaders are serve's --app-secret-env and --app-header.
 	AppSecretEnv string
 	AppHeaders   []string
+	// AllowExposed is serve's --allow-exposed: run an app that listens beyond loopback.
+	AllowExposed bool
 	// ReadyTimeout is how long serve waits for the app (0: serve's default, 5 minutes).
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.

@@ -162,8 +162,18 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 		rec = &r
 		return nil
 	}
+	shown := ""
+	if o.App == "" {
+		shown = remote.PortHint(o.Command) // Launch printed it already
+	}
 	progress := func(line string) {
 		if m, ok := strings.CutPrefix(line, "tether: "); ok {
+			// serve's warnings and notes (who holds the app's port, where the app
+			// listens) stay on screen; other progress only updates the status line.
+			if (strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ")) && m != shown {
+				s.status.line("tether: %s: %s", s.host, clip(m, 400))
+				return
+			}
 			s.status.update("starting %s on %s: %s", what, s.host, clip(m, 80))
 		}
 	}
@@ -231,6 +241,9 @@ func serveArgs(o LaunchOptions) []string {
 	}
 	for _, h := range o.AppHeaders {
 		args = append(args, "--app-header", h)
+	}
+	if o.AllowExposed {
+		args = append(args, "--allow-exposed")
 	}
 	if len(o.Command) > 0 {
 		args = append(args, "--")

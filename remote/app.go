@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,7 @@ type appPlan struct {
 	env       []string
 	network   string // "tcp" or "unix"
 	address   string
+	addrPort  netip.AddrPort // the TCP address (127.0.0.1:PORT); zero for a socket
 	header    http.Header
 	readyPath string
 	baseURL   string
@@ -82,7 +84,8 @@ func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
 			return nil, err
 		}
 		vars["port"] = strconv.Itoa(port)
-		p.network, p.address = "tcp", net.JoinHostPort("127.0.0.1", vars["port"])
+		p.addrPort = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
+		p.network, p.address = "tcp", p.addrPort.String()
 		extraEnv = append(extraEnv, "PORT="+vars["port"])
 	case BindSocket:
 		vars["port"] = ""
@@ -302,7 +305,13 @@ func describeExit(err error) string {
 
 // waitReady waits until the app accepts connections (or answers 200 on its ready
 // path), printing a progress line now and then. It fails when the app exits, ctx ends
-// or timeout passes.
+// or timeout passes, and with a *portTakenError when a listener that is not the app's
+// holds its TCP port.
+//
+// Nothing is sent to a TCP app before its listener is verified: the first probes only
+// connect (and judge the socket at the other end, checkAppConn), then the listener is
+// matched to the app's processes (verifyListener); only then may a request go, with the
+// app's secret when the ready path needs it, each on a connection judged again.
 func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Duration, progress func(string)) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
@@ -312,20 +321,26 @@ func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Durat
 	}
 	progress("waiting for " + what)
 	nextReport := start.Add(5 * time.Second)
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, p.network, p.address)
-		},
+	pr := &prober{p: p, app: app, verified: p.network != "tcp"}
+	pr.client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return pr.dial(ctx) },
 		DisableKeepAlives: true,
 	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for {
-		if appReady(ctx, p, client) {
+		ok, err := pr.ready(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
 			return nil
 		}
 		now := time.Now()
 		if now.After(deadline) {
-			return fmt.Errorf("the app was not ready after %s; raise --ready-timeout if it is slow to start", timeout.Round(time.Second))
+			why := ""
+			if pr.last != nil {
+				why = " (" + pr.last.Error() + ")"
+			}
+			return fmt.Errorf("the app was not ready after %s%s; raise --ready-timeout if it is slow to start", timeout.Round(time.Second), why)
 		}
 		if now.After(nextReport) {
 			progress(fmt.Sprintf("still waiting for %s (%s)", what, now.Sub(start).Round(time.Second)))
@@ -358,15 +373,63 @@ func readyPoll(waited time.Duration) time.Duration {
 
 var errAppExited = errors.New("the app exited")
 
-func appReady(ctx context.Context, p *appPlan, client *http.Client) bool {
-	if p.readyPath == "" {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, p.network, p.address)
+// prober is one wait for the app.
+type prober struct {
+	p        *appPlan
+	app      *appProc
+	client   *http.Client
+	verified bool  // the TCP listener is the app's (always, for a socket)
+	last     error // the last reason a probe failed that is worth telling
+}
+
+// dial connects to the app; a TCP connection is judged before it is used.
+func (pr *prober) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, pr.p.network, pr.p.address)
+	if err != nil || pr.p.network != "tcp" {
+		return c, err
+	}
+	if err := checkAppConn(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// ready probes once. Its error is a *portTakenError, or the listening sockets could
+// not be read; anything else is "not yet".
+func (pr *prober) ready(ctx context.Context) (bool, error) {
+	p := pr.p
+	var taken *portTakenError
+	if !pr.verified {
+		c, err := pr.dial(ctx)
+		if errors.As(err, &taken) {
+			return false, taken
+		}
 		if err != nil {
-			return false
+			pr.noteErr(err)
+			return false, nil
 		}
 		c.Close()
-		return true
+		ok, err := verifyListener(p.addrPort, pr.app)
+		if err != nil || !ok {
+			if err == nil {
+				pr.last = fmt.Errorf("%s accepts connections, but no process of the app holds its listener", p.address)
+			}
+			return false, err
+		}
+		pr.verified, pr.last = true, nil
+		if p.readyPath == "" {
+			return true, nil
+		}
+	}
+	if p.readyPath == "" {
+		c, err := pr.dial(ctx)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return true, nil
 	}
 	// A loopback Host: apps that check it (Jupyter) refuse anything else.
 	host := "localhost"
@@ -375,15 +438,27 @@ func appReady(ctx context.Context, p *appPlan, client *http.Client) bool {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+p.baseURL+strings.TrimPrefix(p.readyPath, "/"), nil)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	for k, vs := range p.header {
 		req.Header[k] = vs
 	}
-	resp, err := client.Do(req)
+	resp, err := pr.client.Do(req)
+	if errors.As(err, &taken) {
+		return false, taken
+	}
 	if err != nil {
-		return false
+		pr.noteErr(err)
+		return false, nil
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// noteErr keeps a probe's failure for the timeout message when it is more than the app
+// not listening yet.
+func (pr *prober) noteErr(err error) {
+	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		pr.last = err
+	}
 }

@@ -7,9 +7,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -175,26 +174,41 @@ func TestWaitReady(t *testing.T) {
 		}
 	})
 	t.Run("ready path", func(t *testing.T) {
-		var hits atomic.Int32
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/api/status" || r.Header.Get("X-Secret") != "s" || hits.Add(1) < 3 {
-				w.WriteHeader(http.StatusServiceUnavailable)
-			}
-		}))
-		defer srv.Close()
-		p := testPlan(t, "sleep", "30")
-		app, err := startApp(p, &syncBuffer{})
+		if _, err := exec.LookPath("python3"); err != nil {
+			t.Skip("needs python3")
+		}
+		// The app answers 503 until its third request, and 200 only with the header.
+		const script = `import http.server, os, sys
+n = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        global n
+        n += 1
+        print("hit", n, self.path, self.headers.get("X-Secret"), flush=True)
+        ok = self.path == "/api/status" and self.headers.get("X-Secret") == "s" and n >= 3
+        self.send_response(200 if ok else 503)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()`
+		p := testPlan(t, "python3", "-c", script)
+		var out syncBuffer
+		app, err := startApp(p, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer app.stop(time.Second)
-		p.network, p.address = "tcp", srv.Listener.Addr().String()
 		p.readyPath, p.header = "api/status", http.Header{"X-Secret": {"s"}}
-		if err := waitReady(ctx, p, app, 10*time.Second, func(string) {}); err != nil {
-			t.Fatal(err)
+		if err := waitReady(ctx, p, app, 20*time.Second, func(string) {}); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
 		}
-		if hits.Load() < 3 {
-			t.Fatalf("ready after %d hits", hits.Load())
+		// The app's output arrives through a pipe: give its last line a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(out.String(), "hit 3 /api/status s\n") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := out.String(); !strings.Contains(got, "hit 3 /api/status s\n") || strings.Contains(got, "hit 4") {
+			t.Fatalf("want ready at the third hit with the header:\n%s", got)
 		}
 	})
 }

@@ -67,6 +67,9 @@ func childArgs(o ServeOptions) []string {
 	for _, h := range o.AppHeaders {
 		add("app-header", h)
 	}
+	if o.AllowExposed {
+		args = append(args, "--allow-exposed")
+	}
 	if len(o.Command) > 0 {
 		args = append(args, "--")
 		args = append(args, o.Command...)

@@ -41,6 +41,24 @@ func TestMain(m *testing.M) {
 		fmt.Println(app.pid)
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "listen":
+		// Listen on 127.0.0.1:0 (as whatever user we run as), print the port, and
+		// accept until killed.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("listen:", err)
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(0)
+			}
+			go func() { time.Sleep(5 * time.Second); c.Close() }()
+		}
+	case "impostor":
+		os.Exit(runImpostor(os.Getenv("TETHER_REMOTE_TEST_MARKER"), os.Getenv("TETHER_REMOTE_TEST_IMPOSTOR") == "always"))
 	case "connect":
 		// Dial the Unix socket named in the environment and report what happened.
 		c, err := net.DialTimeout("unix", os.Getenv("TETHER_REMOTE_TEST_SOCKET"), 2*time.Second)

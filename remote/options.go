@@ -51,6 +51,10 @@ type ServeOptions struct {
 	// proxy forwards.
 	AppSecretEnv string
 	AppHeaders   []string
+	// AllowExposed lets an app run that listens beyond loopback (0.0.0.0, ::, a real
+	// address), where anyone who can reach the machine gets to it around the gate; it is
+	// refused otherwise. Serve warns.
+	AllowExposed bool
 	// Version is the tether version recorded in the ready record.
 	Version string
 	// CancelOnEOF, with Detach, abandons the start when stdin reaches EOF before the

@@ -436,10 +436,6 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		}
 	}
 	if o.App != nil {
-		plan, err := o.App.plan(sess, o.BaseURL)
-		if err != nil {
-			return err
-		}
 		if appLog, err = openCappedLog(sess.logPath(), defaultLogCap); err != nil {
 			return fmt.Errorf("opening the app log: %w", err)
 		}
@@ -448,47 +444,26 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		if !background && !slurmJob {
 			out = io.MultiWriter(appLog, o.Stderr)
 		}
-		defer removeAppFiles(plan.files)
-		if o.AppName != "" {
-			progress("starting " + o.describeApp() + ": " + commandLine(plan.argv))
-		} else {
-			progress("starting " + commandLine(plan.argv))
-		}
 		if slurmJob {
 			progress("the app's output goes to " + sess.logPath())
 		}
-		if app, err = startApp(plan, out); err != nil {
+		plan, running, err := o.runApp(ctx, sess, sf, out, rep, progress)
+		if plan != nil {
+			defer removeAppFiles(plan.files)
+		}
+		if running != nil {
+			app = running
+			defer app.stop(appGrace)
+		}
+		if err != nil {
 			return err
 		}
-		defer app.stop(appGrace)
-		sf.AppPID, sf.AppStart, sf.AppSID = app.pid, app.ident, app.sid
-		if err := writeRecord(sess, sf); err != nil {
-			return err
+		up := tokenserver.Upstream{Network: plan.network, Address: plan.address, Header: plan.header,
+			Host: plan.host, Secrets: plan.secrets}
+		if plan.network == "tcp" {
+			up.CheckConn = checkAppConn
 		}
-		switch {
-		case plan.network == "tcp" && len(plan.secrets) > 0:
-			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can reach it; it demands its own per-session secret, which only the proxy sends", plan.address))
-		case plan.network == "tcp":
-			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can reach it without the token; apps that can listen on {socket} are private", plan.address))
-		}
-		if err := waitReady(ctx, plan, app, o.ReadyTimeout, progress); err != nil {
-			if errors.Is(err, errAppExited) {
-				<-app.done
-				tail := app.tail.Lines(20)
-				err := appFailure(fmt.Sprintf("the app %s before it was ready", describeExit(app.err)), tail, sess.ID, false)
-				rep.failed(err.Error(), tail)
-				return err
-			}
-			if errors.Is(err, context.Canceled) {
-				return errors.New("interrupted while waiting for the app")
-			}
-			tail := app.tail.Lines(20)
-			err = appFailure(err.Error(), tail, sess.ID, false)
-			rep.failed(err.Error(), tail)
-			return err
-		}
-		handler = tokenserver.NewProxy(tokenserver.Upstream{Network: plan.network, Address: plan.address, Header: plan.header,
-			Host: plan.host, Secrets: plan.secrets}, logger)
+		handler = tokenserver.NewProxy(up, logger)
 	} else if o.staticDir != "" {
 		st, err := newStaticApp(o.staticDir, o.BaseURL, []string{root, sess.SockDir}, touch)
 		if err != nil {

@@ -31,6 +31,12 @@ type Upstream struct {
 	// cut out of text bodies, a query pair NAME=secret as a whole. Bodies are then
 	// sent without Content-Length, and the app is asked for them uncompressed.
 	Secrets []string
+	// CheckConn, when set, judges every new connection to the app before a byte is sent
+	// on it (the request, and Header's secret with it): an error closes the connection
+	// and fails the request with 502. The remote side refuses a TCP listener that another
+	// user holds this way (the port was taken before the app could bind it). Connections
+	// kept alive for later requests are not judged again.
+	CheckConn func(net.Conn) error
 }
 
 // HostPolicy says which Host header the proxy sends to the app.
@@ -79,7 +85,15 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 			if u.Network != "tcp" && u.Network != "unix" {
 				return nil, errors.New("unsupported upstream network")
 			}
-			return dialer.DialContext(ctx, u.Network, u.Address)
+			c, err := dialer.DialContext(ctx, u.Network, u.Address)
+			if err != nil || u.CheckConn == nil {
+				return c, err
+			}
+			if err := u.CheckConn(c); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
 		},
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,

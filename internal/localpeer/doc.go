@@ -41,8 +41,12 @@ type State uint8
 // The states tether looks at.
 const (
 	Established State = 1
-	TimeWait    State = 6 // a closed connection's remains, which no process holds
-	Listen      State = 10
+	// SynRecv is a connection whose handshake the listening side has not completed
+	// (its ACK is still on the way, or the accept queue was full). The kernel names no
+	// owner for it: sock_diag reports uid 0, so its UID must not be trusted.
+	SynRecv  State = 3
+	TimeWait State = 6 // a closed connection's remains, which no process holds
+	Listen   State = 10
 )
 
 func (s Socket) String() string {
@@ -77,6 +81,11 @@ func SameUser(s Socket) (bool, error) { return sameUser(s) }
 // Listening returns every TCP socket in the LISTEN state (IPv4 and IPv6) in this
 // network namespace.
 func Listening() ([]Socket, error) { return listening() }
+
+// SocketInodes returns the inodes of the sockets the processes pids hold open (their
+// descriptors), each with a pid that holds it. A pid that is gone, or whose
+// descriptors this program may not read (another user's, unless root), is skipped.
+func SocketInodes(pids []int) (map[uint64]int, error) { return socketInodes(pids) }
 
 func addrs(c net.Conn) (local, remote netip.AddrPort, err error) {
 	la, ok1 := c.LocalAddr().(*net.TCPAddr)

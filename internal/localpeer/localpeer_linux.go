@@ -292,3 +292,34 @@ func parseProcAddr(s string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(a, uint16(port)), nil
 }
+
+// socketInodes reads /proc/PID/fd of each pid: a socket descriptor links to
+// "socket:[INODE]".
+func socketInodes(pids []int) (map[uint64]int, error) {
+	out := map[uint64]int{}
+	for _, pid := range pids {
+		dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+		f, err := os.Open(dir)
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, n := range names {
+			link, err := os.Readlink(dir + n)
+			if err != nil {
+				continue
+			}
+			s, ok := strings.CutPrefix(link, "socket:[")
+			if !ok || !strings.HasSuffix(s, "]") {
+				continue
+			}
+			if ino, err := strconv.ParseUint(s[:len(s)-1], 10, 64); err == nil {
+				if _, seen := out[ino]; !seen {
+					out[ino] = pid
+				}
+			}
+		}
+	}
+	return out, nil
+}

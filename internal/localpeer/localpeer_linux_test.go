@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -150,6 +151,46 @@ func TestListening(t *testing.T) {
 		}
 	}
 	t.Errorf("listener %v not among %d listening sockets", want, len(all))
+}
+
+func TestSocketInodes(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	var inode uint64
+	all, err := Listening()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.Local == addr {
+			inode = s.Inode
+		}
+	}
+	if inode == 0 {
+		t.Fatalf("listener %v not found", addr)
+	}
+	// Our process holds it; a pid that does not exist is skipped, not an error.
+	got, err := SocketInodes([]int{1 << 30, os.Getpid()})
+	if err != nil || got[inode] != os.Getpid() {
+		t.Fatalf("SocketInodes(self) = %v, %v; want inode %d held by %d", got, err, inode, os.Getpid())
+	}
+	// Another process does not (sleep holds no socket).
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	got, err = SocketInodes([]int{cmd.Process.Pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[inode]; ok {
+		t.Errorf("SocketInodes(sleep) claims our listener: %v", got)
+	}
 }
 
 func TestParseProcAddr(t *testing.T) {

@@ -137,3 +137,6 @@ func processSID(pid uint32) (*windows.SID, error) {
 	}
 	return tu.User.Sid.Copy()
 }
+
+// socketInodes: Windows sockets have no inodes (the remote side is Linux-only).
+func socketInodes([]int) (map[uint64]int, error) { return nil, ErrUnsupported }

@@ -53,8 +53,14 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 // terminal received, stderr and the exit code.
 func runOnTerminal(t *testing.T, args ...string) (screen, stderr string, code int) {
 	t.Helper()
-	master, tty := openPTY(t)
 	env, _ := launcherEnv(t)
+	return runOnTerminalEnv(t, env, args...)
+}
+
+// runOnTerminalEnv is runOnTerminal with tether's environment env.
+func runOnTerminalEnv(t *testing.T, env []string, args ...string) (screen, stderr string, code int) {
+	t.Helper()
+	master, tty := openPTY(t)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = env
 	var errb Buffer
@@ -134,6 +140,16 @@ func TestRemoteOutputOnATerminal(t *testing.T) {
 	}
 	mustContain(t, "logs on a terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "AFTER-LINE\n")
 	checkScreen(t, "logs", screen)
+
+	// On the remote itself, `tether logs ID` on a terminal is filtered the same way.
+	remoteEnv := []string{"HOME=" + s.Home, "PATH=" + os.Getenv("PATH")}
+	screen, errOut, code = runOnTerminalEnv(t, remoteEnv, "logs", id)
+	t.Logf("logs on the remote's terminal: %q", screen)
+	if code != 0 {
+		t.Fatalf("logs on the remote's terminal: exit %d: %s", code, errOut)
+	}
+	mustContain(t, "logs on the remote's terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "AFTER-LINE\n")
+	checkScreen(t, "remote logs", screen)
 
 	screen, errOut, code = runOnTerminal(t, "ls", "-F", s.Config, s.Alias)
 	if code != 0 || !strings.Contains(screen, id) { // (not logged: ls shows the token)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
 )
 
@@ -133,7 +134,7 @@ func connectError(host string, err error) error {
 func oneLine(s string) string {
 	var b strings.Builder
 	space := false
-	for _, r := range strings.TrimSpace(stripControls(s)) {
+	for _, r := range strings.TrimSpace(termsafe.Strip(s)) {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t' || r == ' ':
 			space = true

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 )
 
@@ -361,11 +362,11 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 		return err
 	}
 	defer s.close()
-	stdout := terminalSafe(s.o.Stdout)
+	stdout := termsafe.Writer(s.o.Stdout)
 	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
 		_, err := io.Copy(stdout, br)
-		if f, ok := stdout.(*termFilter); ok {
-			f.flush() // a last character cut short is shown as U+FFFD, not lost
+		if f, ok := stdout.(*termsafe.Filter); ok {
+			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
 	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // status shows what the launcher is doing on stderr: on a terminal one line per step,
@@ -21,7 +23,7 @@ type status struct {
 }
 
 func newStatus(w io.Writer) *status {
-	return &status{w: w, tty: isTerminal(w)}
+	return &status{w: w, tty: termsafe.IsTerminal(w)}
 }
 
 // step starts a new step: on a terminal the previous step's line is finished first.
@@ -66,7 +68,7 @@ func (s *status) line(format string, args ...any) {
 		io.WriteString(s.w, "\n")
 		s.open = false
 	}
-	io.WriteString(s.w, stripControls(fmt.Sprintf(format, args...))+"\n")
+	io.WriteString(s.w, termsafe.Strip(fmt.Sprintf(format, args...))+"\n")
 }
 
 // done finishes the current step's line.

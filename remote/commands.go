@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // staleAfter is how old a session directory without a readable record must be before
@@ -391,10 +393,16 @@ func waitGone(ctx context.Context, timeout time.Duration, gone func() bool) bool
 	return true
 }
 
-// Logs prints a session's app output (the capped log in its directory).
+// Logs prints a session's app output (the capped log in its directory). On a terminal
+// only text and colours pass (termsafe): the app's output must not drive the terminal
+// of whoever reads it.
 func Logs(ctx context.Context, o LogsOptions) error {
 	if o.Target == "" {
 		return usagef("logs needs a session id or name")
+	}
+	if f, ok := termsafe.Writer(o.Stdout).(*termsafe.Filter); ok {
+		defer f.Flush()
+		o.Stdout = f
 	}
 	_, mine, _, err := localSessions()
 	if err != nil {

@@ -1,4 +1,8 @@
-package launcher
+// Package termsafe keeps what a remote machine prints from driving the terminal it is
+// shown on: only text, newlines, tabs and SGR colours pass. The launcher filters what
+// it copies from the remote (tether logs/ls/stop HOST, the app's output, messages), and
+// the remote's own `tether logs` filters an app's log on a terminal.
+package termsafe
 
 import (
 	"io"
@@ -9,7 +13,7 @@ import (
 	"golang.org/x/term"
 )
 
-// What the remote prints reaches the user's terminal only through termFilter: whoever
+// What the remote prints reaches the user's terminal only through Filter: whoever
 // controls the remote (a hostile app, another user who got into its output) must not
 // drive the terminal. Escape sequences can set the window title, write the clipboard
 // (OSC 52), clear the screen or move the cursor to overwrite what tether printed, and
@@ -45,7 +49,7 @@ const (
 // foreground and background needs about 40 bytes).
 const maxSGR = 128
 
-type termFilter struct {
+type Filter struct {
 	w       io.Writer
 	keepSGR bool
 	state   filterState
@@ -55,36 +59,36 @@ type termFilter struct {
 	out     []byte
 }
 
-// newTermFilter returns a filter writing to w; keepSGR keeps colour sequences.
-func newTermFilter(w io.Writer, keepSGR bool) *termFilter {
-	return &termFilter{w: w, keepSGR: keepSGR}
+// New returns a filter writing to w; keepSGR keeps colour sequences.
+func New(w io.Writer, keepSGR bool) *Filter {
+	return &Filter{w: w, keepSGR: keepSGR}
 }
 
-// terminalSafe is w itself, unless w is a terminal: then remote output written to it is
+// Writer is w itself, unless w is a terminal: then remote output written to it is
 // filtered (colours kept). Pipes and files get the bytes unchanged.
-func terminalSafe(w io.Writer) io.Writer {
-	if isTerminal(w) {
-		return newTermFilter(w, true)
+func Writer(w io.Writer) io.Writer {
+	if IsTerminal(w) {
+		return New(w, true)
 	}
 	return w
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// stripControls returns s without escape sequences and control characters other than
+// Strip returns s without escape sequences and control characters other than
 // \n and \t (\r becomes \n): what tether shows of remote text in its own lines.
-func stripControls(s string) string {
+func Strip(s string) string {
 	if !needsStrip(s) {
 		return s
 	}
 	var b strings.Builder
-	f := newTermFilter(&b, false)
+	f := New(&b, false)
 	io.WriteString(f, s)
-	f.flush()
+	f.Flush()
 	return b.String()
 }
 
@@ -100,7 +104,7 @@ func needsStrip(s string) bool {
 }
 
 // Write filters p. It always consumes all of p; the error is the underlying writer's.
-func (f *termFilter) Write(p []byte) (int, error) {
+func (f *Filter) Write(p []byte) (int, error) {
 	data := p
 	if len(f.partial) > 0 {
 		data = append(f.partial, p...)
@@ -141,8 +145,8 @@ func (f *termFilter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush ends the input: an incomplete UTF-8 sequence left over is written as U+FFFD.
-func (f *termFilter) flush() {
+// Flush ends the input: an incomplete UTF-8 sequence left over is written as U+FFFD.
+func (f *Filter) Flush() {
 	if len(f.partial) == 0 {
 		return
 	}
@@ -158,7 +162,7 @@ func (f *termFilter) flush() {
 
 func isC1(r rune) bool { return r >= 0x80 && r < 0xa0 }
 
-func (f *termFilter) rune(r rune) {
+func (f *Filter) rune(r rune) {
 	cr := f.afterCR
 	f.afterCR = false
 	switch f.state {
@@ -204,7 +208,7 @@ func (f *termFilter) rune(r rune) {
 	}
 }
 
-func (f *termFilter) ground(r rune, cr bool) {
+func (f *Filter) ground(r rune, cr bool) {
 	switch {
 	case r == 0x1b:
 		f.state = fEsc
@@ -218,7 +222,7 @@ func (f *termFilter) ground(r rune, cr bool) {
 }
 
 // control writes r unless it is a control character: \n and \t pass, \r becomes \n.
-func (f *termFilter) control(r rune, cr bool) {
+func (f *Filter) control(r rune, cr bool) {
 	switch {
 	case r == '\n':
 		if !cr {
@@ -235,7 +239,7 @@ func (f *termFilter) control(r rune, cr bool) {
 	}
 }
 
-func (f *termFilter) esc(r rune, cr bool) {
+func (f *Filter) esc(r rune, cr bool) {
 	switch {
 	case r == '[':
 		f.startCSI()
@@ -252,12 +256,12 @@ func (f *termFilter) esc(r rune, cr bool) {
 	}
 }
 
-func (f *termFilter) startCSI() {
+func (f *Filter) startCSI() {
 	f.state = fCSI
 	f.params = f.params[:0]
 }
 
-func (f *termFilter) csi(r rune, cr bool) {
+func (f *Filter) csi(r rune, cr bool) {
 	switch {
 	case r >= 0x30 && r <= 0x3f:
 		if f.state == fCSI {

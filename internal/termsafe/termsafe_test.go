@@ -1,4 +1,4 @@
-package launcher
+package termsafe
 
 import (
 	"bytes"
@@ -61,11 +61,11 @@ var filterTests = []struct {
 func TestTermFilter(t *testing.T) {
 	for _, tc := range filterTests {
 		var b bytes.Buffer
-		f := newTermFilter(&b, true)
+		f := New(&b, true)
 		if n, err := f.Write([]byte(tc.in)); n != len(tc.in) || err != nil {
 			t.Errorf("%s: Write = %d, %v", tc.name, n, err)
 		}
-		f.flush()
+		f.Flush()
 		if got := b.String(); got != tc.want {
 			t.Errorf("%s: for %q, got %q; want %q", tc.name, tc.in, got, tc.want)
 		}
@@ -79,21 +79,21 @@ func TestTermFilterSplitWrites(t *testing.T) {
 		in := []byte(tc.in)
 		for cut := 0; cut <= len(in); cut++ {
 			var b bytes.Buffer
-			f := newTermFilter(&b, true)
+			f := New(&b, true)
 			f.Write(in[:cut])
 			f.Write(in[cut:])
-			f.flush()
+			f.Flush()
 			if got := b.String(); got != tc.want {
 				t.Errorf("%s: split at %d of %q: got %q; want %q", tc.name, cut, tc.in, got, tc.want)
 				break
 			}
 		}
 		var b bytes.Buffer
-		f := newTermFilter(&b, true)
+		f := New(&b, true)
 		for i := range in {
 			f.Write(in[i : i+1])
 		}
-		f.flush()
+		f.Flush()
 		if got := b.String(); got != tc.want {
 			t.Errorf("%s: byte by byte %q: got %q; want %q", tc.name, tc.in, got, tc.want)
 		}
@@ -118,12 +118,12 @@ func TestTermFilterOutputIsSafe(t *testing.T) {
 		all.WriteString("\x1b\\")
 	}
 	var b bytes.Buffer
-	f := newTermFilter(&b, true)
+	f := New(&b, true)
 	in := all.String()
 	for i := 0; i < len(in); i += 7 {
 		f.Write([]byte(in[i:min(i+7, len(in))]))
 	}
-	f.flush()
+	f.Flush()
 	out := b.String()
 	for i := 0; i < len(out); i++ {
 		c := out[i]
@@ -155,30 +155,16 @@ func TestStripControls(t *testing.T) {
 		{"trailing \xe2\x82", "trailing \ufffd\ufffd"},
 	}
 	for _, tc := range tests {
-		if got := stripControls(tc.in); got != tc.want {
+		if got := Strip(tc.in); got != tc.want {
 			t.Errorf("for %q, got %q; want %q", tc.in, got, tc.want)
 		}
-	}
-	// oneLine leaves nothing of a sequence behind (it used to drop only the ESC).
-	if got := oneLine("error: \x1b]52;c;ZXZpbA==\x07bad\x1b[2J thing\r\n"); got != "error: bad thing" {
-		t.Errorf("oneLine: got %q", got)
-	}
-}
-
-// status lines drop control sequences carried in their arguments.
-func TestStatusLineStripsControls(t *testing.T) {
-	var b bytes.Buffer
-	s := newStatus(&b)
-	s.line("tether: could not stop session %s (%v)", "abc", "\x1b]52;c;ZXZpbA==\x07denied\x1b[2J")
-	if got := b.String(); got != "tether: could not stop session abc (denied)\n" {
-		t.Errorf("got %q", got)
 	}
 }
 
 // A pipe or a file gets the bytes unchanged; only a terminal is filtered.
 func TestTerminalSafeOnlyForTerminals(t *testing.T) {
 	var b bytes.Buffer
-	if w := terminalSafe(&b); w != &b {
+	if w := Writer(&b); w != &b {
 		t.Errorf("a buffer got %T", w)
 	}
 	f, err := os.CreateTemp("", "tether-termfilter-")
@@ -187,7 +173,7 @@ func TestTerminalSafeOnlyForTerminals(t *testing.T) {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if w := terminalSafe(f); w != f {
+	if w := Writer(f); w != f {
 		t.Errorf("a file got %T", w)
 	}
 	r, w, err := os.Pipe()
@@ -196,14 +182,14 @@ func TestTerminalSafeOnlyForTerminals(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	if got := terminalSafe(w); got != w {
+	if got := Writer(w); got != w {
 		t.Errorf("a pipe got %T", got)
 	}
 }
 
 func BenchmarkTermFilter(b *testing.B) {
 	line := []byte("[I 2025-01-02 10:00:00.000 ServerApp] \x1b[32mJupyter Server 2.14 is running at http://127.0.0.1:8888/lab\x1b[0m naïve\n")
-	f := newTermFilter(io.Discard, true)
+	f := New(io.Discard, true)
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {
 		f.Write(line)

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Benchmarks of small requests: the gate alone in process, and the whole path over
@@ -200,9 +203,47 @@ func BenchmarkScrubReader(b *testing.B) {
 			b.SetBytes(int64(len(c.body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				z := &scrubReader{s: s, r: io.NopCloser(bytes.NewReader(c.body)), fill: c.fill}
+				z := newScrubReader(s, io.NopCloser(bytes.NewReader(c.body)), c.fill)
 				io.CopyBuffer(io.Discard, struct{ io.Reader }{z}, make([]byte, 128<<10))
 			}
 		})
+	}
+}
+
+// WebSocket round trips through the gate and proxy (1 KiB text messages echoed by the
+// app), with and without Upstream.Secrets: the cost of reading the app's frames.
+func BenchmarkProxyWebSocket(b *testing.B) {
+	const secret = "AppSecret_0123456789abcdefghijklmnopqrstuvw"
+	msg := bytes.Repeat([]byte(`{"line": "output\n", "n": 1}, `), 1024/30)
+	for _, withSecret := range []bool{false, true} {
+		up := startBackend(b, "unix", echoWebSocket(b, nil))
+		label := "no-secret"
+		if withSecret {
+			up.Secrets = []string{secret}
+			label = "secret"
+		}
+		s, tok := benchServer(b, NewProxy(up, nil))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		serve(b, s, ln)
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+		c, _, err := d.Dial("ws://"+ln.Addr().String()+"/ws", http.Header{"Authorization": {"token " + tok}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(label, func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, got, err := c.ReadMessage(); err != nil || len(got) != len(msg) {
+					b.Fatalf("echo: %d bytes, %v", len(got), err)
+				}
+			}
+		})
+		c.Close()
 	}
 }

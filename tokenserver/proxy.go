@@ -33,7 +33,8 @@ type Upstream struct {
 	// (JSON, JavaScript, URL, HTML). The app is asked for identity coding (gzip and
 	// deflate are decoded should it compress anyway; other codings get 502), and a
 	// client's byte range is widened toward the app so that a secret at its edges is
-	// seen whole. Upgraded connections (WebSockets) are not scrubbed.
+	// seen whole. A WebSocket's messages from the app are scrubbed too (no compression
+	// is offered to the app; see scrubws.go).
 	Secrets []string
 }
 
@@ -125,6 +126,7 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 				// A compressed body cannot be scrubbed. (No Accept-Encoding at all would
 				// mean any coding is fine, RFC 9110 12.5.3.)
 				pr.Out.Header.Set("Accept-Encoding", "identity")
+				scrub.upgradeRequest(pr.Out.Header)
 				if rg := scrub.widenRange(pr.Out.Header, pr.Out.Method); rg != nil {
 					pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), wantedRangeKey{}, rg))
 				}

@@ -135,7 +135,7 @@ func TestScrubReader(t *testing.T) {
 		}
 	}
 	for _, size := range []int{1, 2, 7, 64, 1 << 20} {
-		z := &scrubReader{s: s, r: io.NopCloser(&chunked{b: in.Bytes(), n: size})}
+		z := newScrubReader(s, io.NopCloser(&chunked{b: in.Bytes(), n: size}), false)
 		got, err := io.ReadAll(z)
 		if err != nil {
 			t.Fatal(err)

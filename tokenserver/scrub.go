@@ -26,7 +26,8 @@ import (
 // pair NAME=secret as a whole, so links keep working), anything else has it
 // overwritten byte for byte, so lengths and offsets inside the file stay right. A
 // secret is found written literally or with its characters escaped as JSON, JavaScript,
-// URLs or HTML write them (\u0041, \x41, \/, %41, &#65;, &#x41;).
+// URLs or HTML write them (\u0041, \x41, \/, %41, &#65;, &#x41;). A WebSocket's
+// messages from the app are scrubbed too (scrubws.go).
 type scrubber struct {
 	secrets [][]byte
 	longest int       // longest secret, in bytes
@@ -113,10 +114,13 @@ func (e *errUncheckable) Error() string {
 // range the client wanted, so a secret that straddles the client's range edges is
 // seen whole.
 func (s *scrubber) body(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return s.upgrade(resp)
+	}
 	if resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode < 200 ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
 		resp.Request != nil && resp.Request.Method == http.MethodHead {
-		return nil // no body to speak of (a 101's connection is the app's WebSocket)
+		return nil // no body to speak of
 	}
 	ce := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
 	if len(resp.Header.Values("Content-Encoding")) > 1 || strings.Contains(ce, ",") {
@@ -141,7 +145,7 @@ func (s *scrubber) body(resp *http.Response) error {
 	}
 	// Text loses the secret; anything else keeps its length and offsets.
 	fill := !textual(resp.Header.Get("Content-Type"))
-	resp.Body = &scrubReader{s: s, r: resp.Body, fill: fill}
+	resp.Body = newScrubReader(s, resp.Body, fill)
 	if !fill {
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
@@ -324,7 +328,7 @@ func (s *scrubber) partialBody(resp *http.Response) error {
 	resp.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%s", ws, we, totalText))
 	resp.Header.Set("Content-Length", strconv.FormatInt(n, 10))
 	resp.ContentLength = n
-	resp.Body = &windowReader{r: &scrubReader{s: s, r: resp.Body, fill: true}, skip: ws - first, left: n}
+	resp.Body = &windowReader{r: newScrubReader(s, resp.Body, true), skip: ws - first, left: n}
 	return nil
 }
 
@@ -387,19 +391,38 @@ func unexpectedEOF(err error) error {
 
 func (w *windowReader) Close() error { return w.r.Close() }
 
-// scrubReader cuts the secrets out of a stream (fill: overwrites them). It holds
-// back only what could still turn out to be a secret (and, when cutting, a NAME= that
-// may come before one), so a stream such as text/event-stream flows as it comes.
-type scrubReader struct {
+// scrubState scrubs a stream that comes in pieces (cut, or with fill overwritten). It
+// holds back only what could still turn out to be a secret (and, when cutting, a
+// NAME= that may come before one), so a stream such as text/event-stream flows as it
+// comes.
+type scrubState struct {
 	s     *scrubber
-	r     io.ReadCloser
 	fill  bool
-	buf   []byte // buf[out:ready] is scrubbed and ready; buf[ready:] is held back
-	out   int
+	buf   []byte // buf[:ready] is scrubbed; buf[ready:] is held back
 	ready int
 	spans []span
-	eof   bool
-	err   error
+}
+
+// push scrubs p after what was held back and returns what may go out now (valid
+// until the next push).
+func (st *scrubState) push(p []byte, final bool) []byte {
+	n := copy(st.buf, st.buf[st.ready:])
+	st.buf = append(st.buf[:n], p...)
+	st.ready = st.process(final)
+	return st.buf[:st.ready]
+}
+
+// scrubReader scrubs a body as it is read, reading straight into its buffer.
+type scrubReader struct {
+	scrubState
+	r   io.ReadCloser
+	out int // buf[out:ready] is yet to be read
+	eof bool
+	err error
+}
+
+func newScrubReader(s *scrubber, r io.ReadCloser, fill bool) *scrubReader {
+	return &scrubReader{scrubState: scrubState{s: s, fill: fill}, r: r}
 }
 
 const scrubChunk = 64 << 10
@@ -428,7 +451,7 @@ func (z *scrubReader) Read(p []byte) (int, error) {
 }
 
 // process scrubs buf in place and returns how much of it may go out now.
-func (z *scrubReader) process(final bool) int {
+func (z *scrubState) process(final bool) int {
 	b := z.buf
 	spans, hold := z.s.scan(b, final, z.spans[:0])
 	z.spans = spans

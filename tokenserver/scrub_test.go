@@ -83,7 +83,7 @@ func TestScrubReaderEscapes(t *testing.T) {
 		}
 		s := newScrubber([]string{sec, slashed})
 		for _, size := range []int{1, 3, 7, 64, 4093, 1 << 20} {
-			z := &scrubReader{s: s, r: io.NopCloser(&chunked{b: in.Bytes(), n: size}), fill: fill}
+			z := newScrubReader(s, io.NopCloser(&chunked{b: in.Bytes(), n: size}), fill)
 			got, err := io.ReadAll(z)
 			if err != nil {
 				t.Fatal(err)

@@ -24,16 +24,30 @@ import (
 //     it gets);
 //   - hidden names (any segment starting with "."): .ssh, .git, .env, .cache;
 //   - tether's own session directories (tokens), should the served directory hold
-//     them;
+//     them: by name, ignoring case, and by identity (device and inode) at every step,
+//     so that a case-insensitive filesystem (macOS, SMB and CIFS shares, vfat) or
+//     another name for the same directory does not reach them;
 //   - anything but regular files and directories (sockets, devices, FIFOs).
+//
+// And what it serves cannot act for the user: files go out with
+// `Content-Security-Policy: sandbox …` (an HTML or SVG file in the directory, whether
+// named so or sniffed, runs no script: it cannot read cookies or use the session) and
+// `X-Content-Type-Options: nosniff`.
 
 type staticApp struct {
-	dir   string // absolute, symlinks resolved
-	root  *os.Root
-	base  string
-	deny  []string // relative paths (slash-separated) that are never served
-	touch func()
+	dir      string // absolute, symlinks resolved
+	root     *os.Root
+	base     string
+	deny     []string      // relative paths (slash-separated) that are never served, compared ignoring case
+	denyDirs []fs.FileInfo // the directories never served, compared by identity
+	touch    func()
 }
+
+// fileCSP goes with every file: no script, no plugins, no forms. The document keeps
+// its origin (allow-same-origin, harmless without allow-scripts): in an opaque one
+// its images, styles and links would go without the session's SameSite=Strict cookie
+// and meet the login page. Links may still open tabs and download files, on a click.
+const fileCSP = "sandbox allow-same-origin allow-downloads allow-popups allow-popups-to-escape-sandbox"
 
 // newStaticApp serves dir under base. deny are absolute directories never to serve
 // (tether's state root and the session's socket directory).
@@ -53,6 +67,22 @@ func newStaticApp(dir, base string, deny []string, touch func()) (*staticApp, er
 	for _, d := range deny {
 		if d == "" {
 			continue
+		}
+		if dfi, err := os.Stat(d); err == nil {
+			// By identity: the served directory may not be, or lie inside, a denied one
+			// under any name.
+			for p := real; ; p = filepath.Dir(p) {
+				if pfi, err := os.Stat(p); err == nil && os.SameFile(pfi, dfi) {
+					if p == real {
+						return nil, fmt.Errorf("refusing to serve %s: it is tether's own session directory, which holds tokens", dir)
+					}
+					return nil, fmt.Errorf("refusing to serve %s: it is inside tether's session directory %s, which holds tokens", dir, d)
+				}
+				if filepath.Dir(p) == p {
+					break
+				}
+			}
+			a.denyDirs = append(a.denyDirs, dfi)
 		}
 		rd, err := filepath.EvalSymlinks(d)
 		if err != nil {
@@ -123,7 +153,7 @@ func (a *staticApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.serveFile(w, r, index, ifi)
 			return
 		}
-		a.serveDir(w, r, rel)
+		a.serveDir(w, r, rel, fi)
 		return
 	}
 	a.serveFile(w, r, rel, fi)
@@ -155,13 +185,40 @@ func (a *staticApp) clean(p string) (string, bool) {
 	if len(segs) == 0 {
 		return ".", true
 	}
-	rel := strings.Join(segs, "/")
 	for _, d := range a.deny {
-		if rel == d || strings.HasPrefix(rel, d+"/") {
+		if underFold(segs, d) {
 			return "", false
 		}
 	}
-	return rel, true
+	return strings.Join(segs, "/"), true
+}
+
+// underFold reports whether the path segs is d or lies under it, ignoring case (the
+// filesystem may: macOS, SMB shares). lstatAll compares identities besides.
+func underFold(segs []string, d string) bool {
+	ds := strings.Split(d, "/")
+	if len(segs) < len(ds) {
+		return false
+	}
+	for i, s := range ds {
+		if !strings.EqualFold(segs[i], s) {
+			return false
+		}
+	}
+	return true
+}
+
+// deniedDir reports whether fi is one of the directories never served.
+func (a *staticApp) deniedDir(fi fs.FileInfo) bool {
+	if !fi.IsDir() {
+		return false
+	}
+	for _, d := range a.denyDirs {
+		if os.SameFile(fi, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // lstatAll checks every component of rel without following symlinks: all must be
@@ -181,7 +238,7 @@ func (a *staticApp) lstatAll(rel string) (fs.FileInfo, bool) {
 			return nil, false
 		}
 		last := i == len(segs)-1
-		if !fi.IsDir() && !(last && fi.Mode().IsRegular()) {
+		if !fi.IsDir() && !(last && fi.Mode().IsRegular()) || a.deniedDir(fi) {
 			return nil, false
 		}
 	}
@@ -202,6 +259,9 @@ func (a *staticApp) serveFile(w http.ResponseWriter, r *http.Request, rel string
 		http.NotFound(w, r)
 		return
 	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", fileCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 }
 
@@ -212,14 +272,19 @@ type dirEntry struct {
 }
 
 // serveDir lists a directory: subdirectories and regular files, hidden names and
-// symlinks left out.
-func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string) {
+// symlinks left out. Like serveFile, it refuses what opens if it is not the directory
+// that was checked.
+func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string, checked fs.FileInfo) {
 	f, err := a.root.Open(rel)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.IsDir() || !os.SameFile(fi, checked) {
+		http.NotFound(w, r)
+		return
+	}
 	ents, err := f.ReadDir(-1)
 	if err != nil && len(ents) == 0 {
 		http.Error(w, "cannot list this directory", http.StatusForbidden)
@@ -239,6 +304,11 @@ func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string)
 			continue
 		}
 		t := e.Type()
+		if t.IsDir() {
+			if info, err := e.Info(); err != nil || a.deniedDir(info) {
+				continue
+			}
+		}
 		switch {
 		case t.IsDir():
 			list = append(list, dirEntry{Name: name + "/", Href: (&url.URL{Path: "./" + name}).EscapedPath() + "/", Dir: true})

@@ -146,3 +146,26 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The deny list ignores case: on a case-insensitive filesystem (macOS, SMB shares)
+// STATE/… names the session directory state/… (issue 11, item 6).
+func TestStaticDenyIgnoresCase(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	must(t, os.MkdirAll(filepath.Join(state, "abcdefgh"), 0o700))
+	app, err := newStaticApp(dir, "/", []string{state}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	for _, p := range []string{"state/abcdefgh/session.json", "STATE/abcdefgh/session.json", "State", "sTaTe/", "/STATE/x"} {
+		if rel, ok := app.clean(p); ok {
+			t.Errorf("clean(%q) = %q; want it refused (tether's state directory, whatever the case)", p, rel)
+		}
+	}
+	for _, p := range []string{"states/x", "stat", "other/state/x"} {
+		if _, ok := app.clean(p); !ok {
+			t.Errorf("clean(%q) refused a path outside the state directory", p)
+		}
+	}
+}

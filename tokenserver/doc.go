@@ -19,4 +19,10 @@
 //
 // A page load with ?token= or a one-time ?code= (MintLoginCode) gets the session
 // cookie and is sent on to the same URL without it.
+//
+// On a TCP listener, connections that have not presented a valid credential are
+// limited: one answer each, a short time to sign in, a cap per source address and in
+// all (connguard.go). The proxy keeps the app's own secrets out of everything the app
+// sends back: headers, bodies of any type and coding, ranges, WebSocket messages
+// (scrub.go, scrubws.go).
 package tokenserver

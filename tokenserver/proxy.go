@@ -27,9 +27,14 @@ type Upstream struct {
 	Host HostPolicy
 	// Secrets are values the client must never see, such as the app's own secret that
 	// Header carries. The app may put them in what it sends back (Jupyter writes its
-	// token into its pages): a response header holding one is dropped, and they are
-	// cut out of text bodies, a query pair NAME=secret as a whole. Bodies are then
-	// sent without Content-Length, and the app is asked for them uncompressed.
+	// token into its pages): a response header holding one is dropped; they are cut
+	// out of text bodies (a query pair NAME=secret as a whole; such bodies go without
+	// Content-Length) and overwritten in any other body, written literally or escaped
+	// (JSON, JavaScript, URL, HTML). The app is asked for identity coding (gzip and
+	// deflate are decoded should it compress anyway; other codings get 502), and a
+	// client's byte range is widened toward the app so that a secret at its edges is
+	// seen whole. A WebSocket's messages from the app are scrubbed too (no compression
+	// is offered to the app; see scrubws.go).
 	Secrets []string
 	// CheckConn, when set, judges every new connection to the app before a byte is sent
 	// on it (the request, and Header's secret with it): an error closes the connection
@@ -53,7 +58,10 @@ const (
 	HostLoopback
 )
 
-const text502 = "502 Bad Gateway: the app is not answering. It may still be starting, or it has exited (see `tether logs`).\n"
+const (
+	text502          = "502 Bad Gateway: the app is not answering. It may still be starting, or it has exited (see `tether logs`).\n"
+	text502Unchecked = "502 Bad Gateway: the app answered in a form tether cannot check for the app's own secret (see `tether logs`), so the answer was withheld.\n"
+)
 
 // NewProxy returns the handler that forwards to the app: an httputil.ReverseProxy
 // (Rewrite + SetURL) over a Transport tuned for one local backend — many idle
@@ -115,8 +123,7 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 			if n := scrub.headers(resp.Header); n > 0 {
 				log.Warn("proxy: dropped response headers that held the app's secret", "count", n, "path", truncate(resp.Request.URL.Path, 256))
 			}
-			scrub.body(resp)
-			return nil
+			return scrub.body(resp)
 		}
 	}
 	return &httputil.ReverseProxy{
@@ -130,8 +137,13 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 				pr.Out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 			}
 			if scrub != nil {
-				// A compressed body cannot be scrubbed.
-				pr.Out.Header.Del("Accept-Encoding")
+				// A compressed body cannot be scrubbed. (No Accept-Encoding at all would
+				// mean any coding is fine, RFC 9110 12.5.3.)
+				pr.Out.Header.Set("Accept-Encoding", "identity")
+				scrub.upgradeRequest(pr.Out.Header)
+				if rg := scrub.widenRange(pr.Out.Header, pr.Out.Method); rg != nil {
+					pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), wantedRangeKey{}, rg))
+				}
 			}
 		},
 		ModifyResponse: modify,
@@ -146,8 +158,13 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 			if errors.As(err, &ue) {
 				err = ue.Err // the url.Error's text would repeat the URL
 			}
+			var unchecked *errUncheckable
+			text := text502
 			if errors.Is(err, context.Canceled) {
 				log.Debug("proxy: client went away", "method", r.Method, "path", truncate(r.URL.Path, 256))
+			} else if errors.As(err, &unchecked) {
+				log.Warn("proxy: withheld an answer of the app", "error", unchecked.Error(), "method", r.Method, "path", truncate(r.URL.Path, 256))
+				text = text502Unchecked
 			} else {
 				log.Warn("proxy: app unreachable", "error", truncate(err.Error(), 512), "method", r.Method, "path", truncate(r.URL.Path, 256))
 			}
@@ -158,7 +175,7 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 			setOurHeaders(h, cspText)
 			h.Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusBadGateway)
-			w.Write([]byte(text502))
+			w.Write([]byte(text))
 		},
 	}
 }

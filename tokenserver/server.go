@@ -67,6 +67,7 @@ type Server struct {
 	cookieKey  []byte
 	cop        *http.CrossOriginProtection
 	limiter    *failureLimiter
+	guard      *connGuard // TCP connections not yet authenticated
 	onActivity func()
 	lastActive atomic.Int64 // UnixNano of the last OnActivity call
 
@@ -156,6 +157,7 @@ func New(o Options) (*Server, error) {
 		upgraded:   map[*upgradedConn]struct{}{},
 	}
 	s.log = newRedactingLogger(o.Logger, s.redact)
+	s.guard = newConnGuard(maxPendingPerSource, maxPending, signInTimeout, s.log)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	s.srv = &http.Server{
@@ -166,6 +168,8 @@ func New(o Options) (*Server, error) {
 		ErrorLog:                     newErrorLog(s.log, "http server"),
 		Protocols:                    &protocols,
 		DisableGeneralOptionsHandler: true, // OPTIONS * goes through the gate too
+		ConnContext:                  connContext,
+		ConnState:                    connState,
 	}
 	s.srv.RegisterOnShutdown(s.closeUpgraded)
 	return s, nil
@@ -237,10 +241,14 @@ func (s *Server) touch() {
 // Serve accepts connections on ln until Shutdown, speaking TLS if Options.TLS was
 // set. It may be called for several listeners at once (a Unix socket and a TCP port,
 // say) and returns http.ErrServerClosed after Shutdown. With NoAuth it refuses a
-// listener that is not loopback TCP or a Unix socket.
+// listener that is not loopback TCP or a Unix socket. On a TCP listener, connections
+// that have not authenticated are limited (see connguard.go).
 func (s *Server) Serve(ln net.Listener) error {
 	if s.noAuth && !loopbackListener(ln) {
 		return errors.New("tokenserver: refusing to serve without authentication on a listener that is not loopback TCP or a Unix socket")
+	}
+	if _, tcp := ln.Addr().(*net.TCPAddr); tcp {
+		ln = &guardListener{Listener: ln, g: s.guard}
 	}
 	if s.tlsConfig != nil {
 		ln = tls.NewListener(ln, s.tlsConfig)
@@ -325,6 +333,13 @@ func (s *Server) recoverPanic(aw *appWriter, r *http.Request) {
 }
 
 func (s *Server) gate(w *appWriter, r *http.Request) {
+	// A connection that has not authenticated gets one answer (see connguard.go).
+	gc := guardedConnOf(r.Context())
+	if gc != nil && gc.isPending() {
+		w.Header().Set("Connection", "close")
+	} else {
+		gc = nil
+	}
 	// 1. Host allowlist, before anything else (DNS rebinding), token or not.
 	if !s.hostAllowed(r) {
 		s.refuse(w, r, http.StatusForbidden, "host not allowed", textHost)
@@ -367,6 +382,10 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 			s.tooMany(w, r)
 			return
 		}
+	}
+	if gc != nil {
+		gc.authenticated()
+		w.Header().Del("Connection")
 	}
 	s.touch()
 	// A credential in the URL of a page load: trade it for a cookie and send the

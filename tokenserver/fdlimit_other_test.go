@@ -1,0 +1,5 @@
+//go:build !unix
+
+package tokenserver
+
+func fdLimit() uint64 { return 1 << 20 }

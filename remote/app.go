@@ -63,15 +63,15 @@ func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if secret != "" {
-		p.secrets = []string{secret}
-		p.files = append(p.files, vars["app_secret_file"])
-	}
 	// secretVars are vars plus the secret itself, for Env and Header values only.
 	secretVars := vars
 	if secret != "" {
-		secretVars = map[string]string{"app_secret": secret,
-			"app_secret_basic": base64.StdEncoding.EncodeToString([]byte("tether:" + secret))}
+		basic := base64.StdEncoding.EncodeToString([]byte("tether:" + secret))
+		// Both forms are scrubbed from what the app sends back: an app that echoes its
+		// request headers would otherwise hand the browser the Basic one whole.
+		p.secrets = []string{secret, basic}
+		p.files = append(p.files, vars["app_secret_file"])
+		secretVars = map[string]string{"app_secret": secret, "app_secret_basic": basic}
 		for k, v := range vars {
 			secretVars[k] = v
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,28 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 			t.Fatalf("want ready at the third hit with the header:\n%s", got)
 		}
 	})
+}
+
+// Every form in which the proxy hands the app its secret is one the browser must never
+// see: the secret itself and its HTTP Basic form ({app_secret_basic}, marimo's), which
+// an app echoing its request headers would otherwise send back whole.
+func TestPlanSecretsCoverEveryForm(t *testing.T) {
+	root := tempRoot(t)
+	s, err := newSession(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := AppSpec{Command: []string{"app", "--token-file={app_secret_file}"},
+		Header: http.Header{"Authorization": {"Basic {app_secret_basic}"}}}.plan(s, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer removeAppFiles(p.files)
+	basic := strings.TrimPrefix(p.header.Get("Authorization"), "Basic ")
+	if len(p.secrets) == 0 || basic == "" {
+		t.Fatalf("secrets %d, header %q", len(p.secrets), p.header.Get("Authorization"))
+	}
+	if !slices.Contains(p.secrets, basic) {
+		t.Errorf("the Basic form of the secret is not among the values scrubbed from responses (%d values)", len(p.secrets))
+	}
 }

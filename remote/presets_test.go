@@ -112,7 +112,7 @@ func checkSecret(t *testing.T, name string, p Preset, s *session, plan *appPlan)
 		return
 	}
 	// One fresh secret, scrubbed as it is and in its HTTP Basic form.
-	if len(plan.secrets) != 2 || len(plan.secrets[0]) != 43 || plan.secrets[1] != base64.StdEncoding.EncodeToString([]byte("tether:"+plan.secrets[0])) {
+	if len(plan.secrets) != 2 || len(plan.secrets[0]) != 43 || !tokenserver.TokensEqual(plan.secrets[1], base64.StdEncoding.EncodeToString([]byte("tether:"+plan.secrets[0]))) {
 		t.Fatalf("%s: secrets %d; want one fresh 43-character secret and its Basic form", name, len(plan.secrets))
 	}
 	secret := plan.secrets[0]

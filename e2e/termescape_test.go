@@ -94,7 +94,7 @@ func runOnTerminalEnv(t *testing.T, env []string, args ...string) (screen, stder
 
 // hostileOutput is what the app prints (printf escapes): its window title, clipboard
 // writes (OSC 52), a screen clear and cursor moves, in 7-bit, UTF-8 C1 and raw 8-bit
-// form, a colour, and text around them.
+// form, a colour, concealed text (SGR 8) left on, and text around them.
 const hostileOutput = `BEFORE-LINE\n` +
 	`\033]52;c;ZXZpbCBjbGlwYm9hcmQ=\007` + // OSC 52: set the clipboard
 	`\033]0;pwned-title\007\033]2;pwned-title2\033\\` + // window title, BEL and ST ended
@@ -103,6 +103,7 @@ const hostileOutput = `BEFORE-LINE\n` +
 	`\2332J` + // a raw 8-bit CSI byte
 	`\033[?1049h\033P+q544e\033\\` + // alternate screen; a DCS query (XTGETTCAP)
 	`\033[31mRED-TEXT\033[0m\n` +
+	`CONCEAL\033[8m-ED\n` + // concealed text, never reset: it must not hide what follows
 	`AFTER-LINE\n`
 
 // TestRemoteOutputOnATerminal is issue 11's item 5: `tether logs HOST ID` copies what a
@@ -138,7 +139,7 @@ func TestRemoteOutputOnATerminal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("logs on a terminal: exit %d: %s", code, errOut)
 	}
-	mustContain(t, "logs on a terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "AFTER-LINE\n")
+	mustContain(t, "logs on a terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "CONCEAL\x1b[8m-ED\x1b[m\nAFTER-LINE\n")
 	checkScreen(t, "logs", screen)
 
 	// On the remote itself, `tether logs ID` on a terminal is filtered the same way.
@@ -148,7 +149,7 @@ func TestRemoteOutputOnATerminal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("logs on the remote's terminal: exit %d: %s", code, errOut)
 	}
-	mustContain(t, "logs on the remote's terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "AFTER-LINE\n")
+	mustContain(t, "logs on the remote's terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "CONCEAL\x1b[8m-ED\x1b[m\nAFTER-LINE\n")
 	checkScreen(t, "remote logs", screen)
 
 	screen, errOut, code = runOnTerminal(t, "ls", "-F", s.Config, s.Alias)

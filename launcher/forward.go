@@ -38,7 +38,7 @@ type Endpoint func(ctx context.Context) (net.Conn, error)
 func recordEndpoint(c Conn, rec remote.Record) Endpoint {
 	e := boundedDial(c, "unix", rec.Socket)
 	if rec.TLS {
-		e = PinnedTLS(e, rec.CertSHA256)
+		e = PinnedTLS(e, rec)
 	}
 	return e
 }
@@ -73,12 +73,15 @@ func boundedDial(c Conn, network, addr string) Endpoint {
 }
 
 // PinnedTLS wraps e in a TLS client that accepts exactly the certificate whose DER
-// SHA-256 is certSHA256 (hex), as delivered over SSH in the ready record: no CA, no
-// name check, nothing else trusted. It names remote.ForwardedServerName (SNI): the
+// SHA-256 is rec's cert_sha256 (hex), as delivered over SSH in the ready record: no CA,
+// no name check, nothing else trusted. It names remote.ForwardedServerName (SNI): the
 // browser gets plain http from the local forward, and the server's Origin checks must
-// compare with that.
-func PinnedTLS(e Endpoint, certSHA256 string) Endpoint {
-	want, err := hex.DecodeString(certSHA256)
+// compare with that. It offers the session's owner hint besides http/1.1 (ALPN), so
+// that the server keeps this connection through a flood of others' that have not
+// signed in (a node's server in Slurm mode, which every user of the cluster reaches).
+func PinnedTLS(e Endpoint, rec remote.Record) Endpoint {
+	want, err := hex.DecodeString(rec.CertSHA256)
+	hint := rec.OwnerHint()
 	return func(ctx context.Context) (net.Conn, error) {
 		if err != nil || len(want) != sha256.Size {
 			return nil, errors.New("launcher: bad certificate fingerprint in the session record")
@@ -90,6 +93,7 @@ func PinnedTLS(e Endpoint, certSHA256 string) Endpoint {
 		conf := &tls.Config{
 			MinVersion:         tls.VersionTLS12,
 			ServerName:         remote.ForwardedServerName,
+			NextProtos:         []string{"http/1.1", hint},
 			InsecureSkipVerify: true, // replaced by the pin below
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) == 0 {

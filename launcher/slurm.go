@@ -499,7 +499,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 // TLS pinned to the record's certificate either way.
 func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode bool) (Endpoint, error) {
 	if !viaNode {
-		return PinnedTLS(boundedDial(s.conn, "tcp", rec.Addr), rec.CertSHA256), nil
+		return PinnedTLS(boundedDial(s.conn, "tcp", rec.Addr), rec), nil
 	}
 	if s.o.SSH != nil {
 		return nil, usageError("--via-node-ssh needs a host from ssh_config")
@@ -527,7 +527,7 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 		return nil, e
 	}
 	s.slurm.node = node
-	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec.CertSHA256), nil
+	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec), nil
 }
 
 // onSlurmEvent handles the watch while the session is served: time left (warnings

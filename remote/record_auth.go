@@ -11,6 +11,11 @@ import (
 // checks Origin against http (see tokenserver.ForwardedServerName).
 const ForwardedServerName = tokenserver.ForwardedServerName
 
+// OwnerHint is what the launcher offers among its TLS application protocols to the
+// session's server, so that its connections are kept through a flood of others'
+// (tokenserver.OwnerHint).
+func (r Record) OwnerHint() string { return tokenserver.OwnerHint(r.Token) }
+
 // LoginCode mints a one-time, short-lived code that lets a browser in once
 // (`?code=…`), so the URL the launcher opens never carries the token itself.
 func (r Record) LoginCode(ttl time.Duration) (string, error) {

@@ -28,11 +28,20 @@ import (
 //     owner's new connection sends its request at once and is let in, while an
 //     attacker's held connections are the old ones. (In Slurm mode the owner comes
 //     from the login node, the same source as any attacker there: refusing new
-//     connections at the cap would lock the owner out.) The one closed is the oldest
-//     of those that got least far: nothing received yet, then bytes received (a TLS
-//     handshake under way), then a request begun. So an owner's connection, which
-//     speaks at once, is safe from connections that only connect and wait, even while
-//     its TLS handshake crosses a slow path (a launcher through a login node).
+//     connections at the cap would lock the owner out.) The one closed is, in order:
+//     the oldest of those that have sent nothing for silentGrace; else the oldest of
+//     all, whatever they sent; and only when every one has offered the owner's hint,
+//     the oldest of those. Over TLS, tether's launcher offers OwnerHint among its ALPN
+//     protocols, which the server sees in the ClientHello: that connection is then
+//     kept through any flood. Before its first byte arrives, an owner's connection
+//     cannot be told from an attacker's; through a login node (Slurm mode's direct-
+//     tcpip) it is silent for a whole round trip to the laptop, since the login node
+//     connects before the launcher may send. So how far a connection got counts for
+//     nothing while it is young: a byte, a TLS handshake or a stalled request cost an
+//     attacker no more than silence, and ranking them above silence let a stream of
+//     one-byte connections close every new connection of the owner's (10 of 10 at 500
+//     a second, with a 40 ms round trip). By age, the owner's is closed only when
+//     maxPendingPerSource newer ones arrive before its ClientHello does.
 //   - A connection whose request authenticated is no longer counted or timed: it is
 //     the owner's, with the ordinary idle timeout.
 //
@@ -41,12 +50,15 @@ const (
 	signInTimeout       = 10 * time.Second
 	maxPendingPerSource = 128
 	maxPending          = 256
+	silentGrace         = 2 * time.Second
 )
 
 // connGuard tracks the connections that have not authenticated yet.
 type connGuard struct {
 	perSource, total int
 	timeout          time.Duration
+	silentGrace      time.Duration // silent longer than this: closed first at a cap
+	hint             []byte        // OwnerHint, as it appears in a ClientHello (nil: none)
 	log              *slog.Logger
 
 	mu        sync.Mutex
@@ -63,37 +75,59 @@ const (
 	stageConnected = iota // nothing received
 	stageBytes            // bytes received: a TLS handshake or a request under way
 	stageRequest          // a request begun (past the TLS handshake)
+	stageOwner            // offered the owner's hint in its TLS ClientHello
 	numStages
 )
 
-// stageLists holds pending connections, one list per stage, oldest first.
+// stageLists holds pending connections, one list per stage, in the order they reached
+// it (for stageConnected: accepted).
 type stageLists struct {
 	l [numStages]list.List
 	n int
 }
 
-// victimLocked returns the connection of s to close: the oldest of the lowest stage.
-// A connection still counted as silent whose bytes are already waiting in the kernel
-// (its goroutine has not run yet) is moved on instead: an owner's connection is never
-// closed for being slow to be scheduled.
+// victimLocked returns the connection of s to close (see the policy above). What is
+// already waiting in the kernel for a connection whose goroutine has not read it yet
+// counts as read: a silent one with bytes waiting has spoken, and one whose waiting
+// ClientHello offers the owner's hint is the owner's (a busy server must not close
+// the owner's connection for being slow to read it).
 func (g *connGuard) victimLocked(s *stageLists) *guardedConn {
+	now := time.Now()
 	for {
-		var gc *guardedConn
-		for i := range s.l {
-			if f := s.l[i].Front(); f != nil {
-				gc = f.Value.(*guardedConn)
-				break
+		if f := s.l[stageConnected].Front(); f != nil {
+			gc := f.Value.(*guardedConn)
+			switch {
+			case bytesWaiting(gc.Conn):
+				g.advanceLocked(gc, stageBytes)
+				continue
+			case now.Sub(gc.at) >= g.silentGrace:
+				return gc
 			}
 		}
-		if gc == nil || gc.stage != stageConnected || !bytesWaiting(gc.Conn) {
-			return gc
+		var victim *guardedConn
+		for st := stageConnected; st < stageOwner; st++ {
+			if f := s.l[st].Front(); f != nil {
+				if gc := f.Value.(*guardedConn); victim == nil || gc.at.Before(victim.at) {
+					victim = gc
+				}
+			}
 		}
-		g.advanceLocked(gc, stageBytes)
+		if victim == nil {
+			if f := s.l[stageOwner].Front(); f != nil {
+				return f.Value.(*guardedConn)
+			}
+			return nil
+		}
+		if victim.stage == stageBytes && waitingHolds(victim.Conn, g.hint) {
+			g.advanceLocked(victim, stageOwner)
+			continue
+		}
+		return victim
 	}
 }
 
 func newConnGuard(perSource, total int, timeout time.Duration, log *slog.Logger) *connGuard {
-	return &connGuard{perSource: perSource, total: total, timeout: timeout, log: log,
+	return &connGuard{perSource: perSource, total: total, timeout: timeout, silentGrace: silentGrace, log: log,
 		bySource: map[netip.Prefix]*stageLists{}, warnEvery: time.Minute}
 }
 
@@ -127,7 +161,7 @@ func sourceOf(a net.Addr) netip.Prefix {
 
 // admit starts tracking c, closing pending connections beyond the caps.
 func (g *connGuard) admit(c net.Conn) *guardedConn {
-	gc := &guardedConn{Conn: c, g: g, src: sourceOf(c.RemoteAddr())}
+	gc := &guardedConn{Conn: c, g: g, src: sourceOf(c.RemoteAddr()), at: time.Now()}
 	var drop []*guardedConn
 	g.mu.Lock()
 	src := g.bySource[gc.src]
@@ -237,6 +271,7 @@ type guardedConn struct {
 	net.Conn
 	g     *connGuard
 	src   netip.Prefix
+	at    time.Time // accepted
 	timer *time.Timer
 
 	watch atomic.Bool // pending and nothing received yet: Read reports progress
@@ -326,6 +361,26 @@ func connState(c net.Conn, st http.ConnState) {
 	}
 	if gc, ok := c.(*guardedConn); ok {
 		gc.g.advance(gc, stageRequest)
+	}
+}
+
+// ownerHello is the server's GetConfigForClient: a ClientHello that offers the owner's
+// hint (OwnerHint) moves its connection to stageOwner. next is the configuration's own
+// GetConfigForClient, if any.
+func ownerHello(hint string, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if gc, ok := hello.Conn.(*guardedConn); ok && gc.live.Load() {
+			for _, p := range hello.SupportedProtos {
+				if len(p) == len(hint) && TokensEqual(p, hint) {
+					gc.g.advance(gc, stageOwner)
+					break
+				}
+			}
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
 	}
 }
 

@@ -162,6 +162,7 @@ func TestPendingConnectionsCapped(t *testing.T) {
 func TestConnGuardPolicy(t *testing.T) {
 	g := newGate(t, nil)
 	g.s.guard = newConnGuard(4, 6, time.Hour, g.s.log)
+	g.s.guard.silentGrace = 50 * time.Millisecond // idle ones opened 20 ms apart are silent too long by the fourth
 	addr := hostOf(g.served())
 	settle := func() { time.Sleep(200 * time.Millisecond) }
 	states := func(cs []net.Conn) string {
@@ -336,7 +337,9 @@ func TestOwnerNotLockedOutByFlood(t *testing.T) {
 	}()
 
 	kept := client(t)
-	fresh := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	// New connections offer the owner's hint, as tether's launcher does.
+	fresh := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true,
+		NextProtos: []string{"http/1.1", OwnerHint(g.token)}}, DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	var fails []string
 	retried := 0
 	deadline := time.Now().Add(4 * time.Second)

@@ -3,6 +3,7 @@
 package tokenserver
 
 import (
+	"bytes"
 	"net"
 	"syscall"
 )
@@ -27,3 +28,28 @@ func bytesWaiting(c net.Conn) bool {
 	})
 	return waiting
 }
+
+// waitingHolds reports whether the bytes c has received and not yet read begin with
+// (within their first maxPeek bytes) something holding want, without reading them or
+// waiting: a ClientHello in the kernel that offers the owner's hint.
+func waitingHolds(c net.Conn, want []byte) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok || len(want) == 0 {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	found := false
+	rc.Control(func(fd uintptr) {
+		var b [maxPeek]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		found = err == nil && n > 0 && bytes.Contains(b[:n], want)
+	})
+	return found
+}
+
+// maxPeek bounds what waitingHolds looks at: a ClientHello with a post-quantum key
+// share is about 1.8 KB.
+const maxPeek = 4096

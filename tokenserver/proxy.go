@@ -27,7 +27,8 @@ type Upstream struct {
 	Host HostPolicy
 	// Secrets are values the client must never see, such as the app's own secret that
 	// Header carries. The app may put them in what it sends back (Jupyter writes its
-	// token into its pages): a response header holding one is dropped; they are cut
+	// token into its pages): a response header holding one is dropped (in 1xx answers
+	// and trailers too); they are cut
 	// out of text bodies (a query pair NAME=secret as a whole; such bodies go without
 	// Content-Length) and overwritten in any other body, written literally or escaped
 	// (JSON, JavaScript, URL, HTML). The app is asked for identity coding (gzip and
@@ -118,13 +119,23 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 	scrub := newScrubber(u.Secrets)
 	red.add(u.Secrets...)
 	var modify func(*http.Response) error
+	var rt http.RoundTripper = transport
 	if scrub != nil {
 		modify = func(resp *http.Response) error {
 			if n := scrub.headers(resp.Header); n > 0 {
 				log.Warn("proxy: dropped response headers that held the app's secret", "count", n, "path", truncate(resp.Request.URL.Path, 256))
 			}
-			return scrub.body(resp)
+			if err := scrub.body(resp); err != nil {
+				return err
+			}
+			scrub.trailers(resp, func(n int) {
+				log.Warn("proxy: dropped response trailers that held the app's secret", "count", n, "path", truncate(resp.Request.URL.Path, 256))
+			})
+			return nil
 		}
+		rt = &scrubInformational{next: transport, s: scrub, warn: func(n int) {
+			log.Warn("proxy: dropped informational (1xx) response headers that held the app's secret", "count", n)
+		}}
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -147,7 +158,7 @@ func NewProxy(u Upstream, logger *slog.Logger) http.Handler {
 			}
 		},
 		ModifyResponse: modify,
-		Transport:      transport,
+		Transport:      rt,
 		// FlushInterval 0: ReverseProxy already flushes at once for streams (unknown
 		// length, text/event-stream), and buffers the rest.
 		FlushInterval: 0,

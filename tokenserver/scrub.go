@@ -10,6 +10,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -816,4 +818,71 @@ func holdPair(b []byte, hold int) int {
 
 func isPairNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+}
+
+// Around the body. ReverseProxy passes the app's informational answers (1xx, such as
+// 103 Early Hints) on to the client as they arrive, before ModifyResponse sees
+// anything, and copies the trailers that follow a chunked body once the body is
+// closed: their fields are judged as the header's are.
+
+// scrubInformational is the proxy's RoundTripper: it takes the secrets out of 1xx
+// answers' fields before ReverseProxy forwards them. Its trace hook runs before
+// ReverseProxy's (httptrace calls the newest hook first) and edits the same map.
+type scrubInformational struct {
+	next http.RoundTripper
+	s    *scrubber
+	warn func(n int)
+}
+
+func (t *scrubInformational) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+			if n := t.s.headers(http.Header(h)); n > 0 {
+				t.warn(n)
+			}
+			return nil
+		},
+	})
+	return t.next.RoundTrip(r.WithContext(ctx))
+}
+
+// trailers makes resp's trailers safe: they arrive once its body has been read to the
+// end, and ReverseProxy copies them after closing it.
+func (s *scrubber) trailers(resp *http.Response, warn func(n int)) {
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	resp.Body = &trailerScrub{ReadCloser: resp.Body, resp: resp, s: s, warn: warn}
+}
+
+type trailerScrub struct {
+	io.ReadCloser
+	resp *http.Response
+	s    *scrubber
+	warn func(n int)
+	done bool
+}
+
+func (t *trailerScrub) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.scrub()
+	}
+	return n, err
+}
+
+func (t *trailerScrub) Close() error {
+	err := t.ReadCloser.Close()
+	t.scrub()
+	return err
+}
+
+func (t *trailerScrub) scrub() {
+	if t.done || len(t.resp.Trailer) == 0 {
+		return
+	}
+	t.done = true
+	if n := t.s.headers(t.resp.Trailer); n > 0 {
+		t.warn(n)
+	}
 }

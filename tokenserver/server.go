@@ -158,6 +158,11 @@ func New(o Options) (*Server, error) {
 	}
 	s.log = newRedactingLogger(o.Logger, s.redact)
 	s.guard = newConnGuard(maxPendingPerSource, maxPending, signInTimeout, s.log)
+	if tlsConfig != nil && o.Token != "" {
+		hint := OwnerHint(o.Token)
+		s.guard.hint = []byte(hint)
+		tlsConfig.GetConfigForClient = ownerHello(hint, tlsConfig.GetConfigForClient)
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	s.srv = &http.Server{

@@ -89,6 +89,7 @@ const (
 	labelChallenge = "tether/v1/challenge"
 	labelLoginCode = "tether/v1/login-code"
 	labelCookie    = "tether/v1/cookie"
+	labelOwnerHint = "tether/v1/owner-hint"
 )
 
 // deriveKey returns HMAC-SHA256(secret, label): a key for one purpose.
@@ -110,6 +111,19 @@ func ChallengeResponse(token, nonce string) string {
 	m.Write([]byte(nonce))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// OwnerHint is the TLS application protocol (ALPN) name that tether's launcher offers,
+// besides http/1.1, on its connections to a session's server: the server sees it in
+// the ClientHello, at once, and keeps that connection through a flood of others that
+// have not signed in (connguard.go), though it proves nothing else: the request on it
+// must still carry the token. It is derived from the token for this purpose only and
+// tells nothing of it; whoever could read it off the network could only claim the same
+// priority.
+func OwnerHint(token string) string {
+	return ownerHintPrefix + base64.RawURLEncoding.EncodeToString(deriveKey([]byte(token), labelOwnerHint)[:16])
+}
+
+const ownerHintPrefix = "tether-owner-"
 
 // Challenge nonces are 16 to 128 URL-safe characters.
 const (

@@ -20,6 +20,11 @@ import (
 // make the terminal answer queries into its own input. Only text, newlines, tabs and SGR
 // colour and style sequences (CSI … m) pass.
 //
+// Colours and styles last to the end of their line: the filter resets them before each
+// newline, and at the end (Flush), when a sequence other than a reset set them. So text
+// concealed (SGR 8) or drawn black on black hides nothing beyond its own line: not the
+// next lines of a log, nor tether's own messages after it, nor the shell's prompt.
+//
 // Carriage returns become newlines (a CRLF is one newline): a lone \r lets a line be
 // overwritten to hide what it said, yet progress bars print them; as newlines nothing is
 // hidden and nothing is lost. Backspace, which can erase text as \r can, is dropped
@@ -56,6 +61,7 @@ type Filter struct {
 	params  []byte // the current CSI's parameter bytes
 	partial []byte // an incomplete UTF-8 sequence at the end of the last write
 	afterCR bool   // the last rune was \r (written as \n): a \n now is part of it
+	styled  bool   // an SGR other than a reset was written since the last reset
 	out     []byte
 }
 
@@ -145,20 +151,24 @@ func (f *Filter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush ends the input: an incomplete UTF-8 sequence left over is written as U+FFFD.
+// Flush ends the input: an incomplete UTF-8 sequence left over is written as U+FFFD,
+// and colours or styles still set are reset.
 func (f *Filter) Flush() {
-	if len(f.partial) == 0 {
-		return
-	}
 	f.out = f.out[:0]
 	for range f.partial {
 		f.rune(utf8.RuneError)
 	}
 	f.partial = nil
+	if f.styled {
+		f.out = append(f.out, resetSGR...)
+		f.styled = false
+	}
 	if len(f.out) > 0 {
 		f.w.Write(f.out)
 	}
 }
+
+const resetSGR = "\x1b[m"
 
 func isC1(r rune) bool { return r >= 0x80 && r < 0xa0 }
 
@@ -226,10 +236,10 @@ func (f *Filter) control(r rune, cr bool) {
 	switch {
 	case r == '\n':
 		if !cr {
-			f.out = append(f.out, '\n')
+			f.newline()
 		}
 	case r == '\r':
-		f.out = append(f.out, '\n')
+		f.newline()
 		f.afterCR = true
 	case r == '\t':
 		f.out = append(f.out, '\t')
@@ -237,6 +247,15 @@ func (f *Filter) control(r rune, cr bool) {
 	default:
 		f.out = utf8.AppendRune(f.out, r)
 	}
+}
+
+// newline ends a line, and the colours and styles set in it.
+func (f *Filter) newline() {
+	if f.styled {
+		f.out = append(f.out, resetSGR...)
+		f.styled = false
+	}
+	f.out = append(f.out, '\n')
 }
 
 func (f *Filter) esc(r rune, cr bool) {
@@ -278,6 +297,7 @@ func (f *Filter) csi(r rune, cr bool) {
 			f.out = append(f.out, 0x1b, '[')
 			f.out = append(f.out, f.params...)
 			f.out = append(f.out, 'm')
+			f.styled = !isReset(f.params)
 		}
 		f.state = fGround
 	case r == 0x1b:
@@ -291,6 +311,18 @@ func (f *Filter) csi(r rune, cr bool) {
 		f.state = fGround
 		f.ground(r, cr)
 	}
+}
+
+// isReset reports whether SGR parameters only reset (CSI m, CSI 0 m, CSI ; m). Any
+// other counts as setting a style, even one that ends in a reset: at worst a line
+// gets a reset it did not need.
+func isReset(p []byte) bool {
+	for _, c := range p {
+		if c != '0' && c != ';' {
+			return false
+		}
+	}
+	return true
 }
 
 // sgrParams: only digits and separators (no private markers such as CSI > 4 m, which

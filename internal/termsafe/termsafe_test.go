@@ -44,18 +44,24 @@ var filterTests = []struct {
 	{"CR CR LF", "a\r\r\nb", "a\n\nb"},
 	{"backspace hiding", "rm -rf ~\x08\x08\x08\x08\x08\x08\x08\x08ls     ", "rm -rf ~ls     "},
 	{"CAN aborts a CSI", "a\x1b[31\x18mb", "amb"},
-	{"ESC restarts in a CSI", "a\x1b[31\x1b[32mb", "a\x1b[32mb"},
-	{"LF inside a CSI is acted on", "a\x1b[3\n1mb", "a\n\x1b[31mb"},
+	{"ESC restarts in a CSI", "a\x1b[31\x1b[32mb", "a\x1b[32mb\x1b[m"},
+	{"LF inside a CSI is acted on", "a\x1b[3\n1mb", "a\n\x1b[31mb\x1b[m"},
 	{"non-ASCII inside a CSI ends it", "a\x1b[3é", "aé"},
-	{"string ended by ESC other than ST", "a\x1b]0;t\x1b[31mb", "a\x1b[31mb"},
+	{"string ended by ESC other than ST", "a\x1b]0;t\x1b[31mb", "a\x1b[31mb\x1b[m"},
 	{"OSC ended by CAN", "a\x1b]0;t\x18b", "ab"},
 	{"unterminated OSC ends with its line", "a\x1b]52;c;ZXZpbA==b\nc", "a\nc"},
 	{"unterminated DCS ends with its line", "a\x1bPq#0\r\nc", "a\nc"},
 	{"long SGR dropped", "\x1b[" + strings.Repeat("1;", 100) + "mx", "x"},
-	{"ESC ESC", "\x1b\x1b[31mx", "\x1b[31mx"},
+	{"ESC ESC", "\x1b\x1b[31mx", "\x1b[31mx\x1b[m"},
 	{"ESC then control", "a\x1b\nb", "a\nb"},
 	{"lone ESC at end", "a\x1b", "a"},
 	{"bidi and other printable runes pass", "x\u00a0y", "x\u00a0y"},
+	// Styles last to the end of their line: concealed text (SGR 8) or black on black
+	// cannot hide the lines after it, tether's own messages or the shell's prompt.
+	{"conceal ends with its line", "a\x1b[8mhidden\nshown\n", "a\x1b[8mhidden\x1b[m\nshown\n"},
+	{"colours end with their line", "\x1b[30;40mblack\r\nnext\n", "\x1b[30;40mblack\x1b[m\nnext\n"},
+	{"a style left at the end is reset", "ok\n\x1b[8m", "ok\n\x1b[8m\x1b[m"},
+	{"a line reset by its own SGR 0 gets no more", "\x1b[31mred\x1b[0m\n\x1b[1mb\x1b[;m\n", "\x1b[31mred\x1b[0m\n\x1b[1mb\x1b[;m\n"},
 }
 
 func TestTermFilter(t *testing.T) {

@@ -162,6 +162,46 @@ func TestUpload(t *testing.T) {
 	assertNoTemp(t, ts.Dir)
 }
 
+// TestUploadRefusesOpenDirectory: a directory another user could write (or one that
+// is not ours) gets nothing: its owner could swap the temporary file for a symlink
+// before the chmod, which follows it, or the file itself before the rename.
+func TestUploadRefusesOpenDirectory(t *testing.T) {
+	ts := startServer(t, nil)
+	c := ts.dial(t, ts.config(), Options{})
+	ctx := context.Background()
+	open := filepath.Join(ts.Dir, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o777, 0o770, os.ModeSticky | 0o777} {
+		if err := os.Chmod(open, mode); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Upload(ctx, strings.NewReader("x"), 1, filepath.Join(open, "tether"), nil)
+		var ue *UploadError
+		if !errors.As(err, &ue) || !strings.Contains(ue.Stderr, "writable by other users") {
+			t.Errorf("mode %v: got %v; want refused as writable by others", mode, err)
+		}
+		if _, err := os.Lstat(filepath.Join(open, "tether")); err == nil {
+			t.Errorf("mode %v: the file was written", mode)
+		}
+		assertNoTemp(t, open)
+	}
+	if os.Getuid() == 0 {
+		if err := os.Chmod(open, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(open, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Upload(ctx, strings.NewReader("x"), 1, filepath.Join(open, "tether"), nil)
+		var ue *UploadError
+		if !errors.As(err, &ue) || !strings.Contains(ue.Stderr, "belongs to another user") {
+			t.Errorf("a directory of uid 65534: got %v; want refused", err)
+		}
+	}
+}
+
 func assertNoTemp(t *testing.T, dir string) {
 	t.Helper()
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {

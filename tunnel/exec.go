@@ -154,7 +154,8 @@ func (e *UploadError) Error() string {
 }
 
 // Upload streams size bytes of r to remotePath through an exec channel: the parent
-// directories are created 0700, the content goes to a temporary name beside the target,
+// directories are created 0700 (the target's directory must be the user's and writable by
+// no one else), the content goes to a temporary name beside the target,
 // is checked by SHA-256 on the remote (sha256sum or shasum -a 256), made 0700 and
 // renamed over the target atomically. No locks (NFS homes). On any failure the temporary
 // file is removed. A remotePath starting with "~/" is relative to the remote home.
@@ -189,6 +190,12 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, remotePath
 		"umask 077",
 		"if [ -d " + target + " ]; then echo " + Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
 		"mkdir -p -- " + qdir + " || exit 1",
+		// The directory must be ours and writable by no one else: another user who can
+		// write it could swap the temporary file for a symlink before the chmod (which
+		// follows it) or the file itself before the rename.
+		"d=" + qdir,
+		`if [ -h "$d" ] || [ ! -O "$d" ]; then echo "$d belongs to another user" >&2; exit 6; fi`,
+		`case $(ls -ldn -- "$d") in ?????w*|????????w*) echo "$d is writable by other users" >&2; exit 6;; esac`,
 		"tmp=" + tmp,
 		`trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE`,
 		`cat > "$tmp" || exit 1`,

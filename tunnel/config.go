@@ -65,6 +65,11 @@ type Config struct {
 	// files.
 	HostKeyCallback ssh.HostKeyCallback
 
+	// OpenSSHNeeds are what the config asks for that tether's own SSH cannot do, as
+	// ssh_config words ("ControlMaster", "GSSAPIAuthentication", "Match exec", …) in
+	// the order found; OpenSSHReasons says which of them call for OpenSSH's ssh.
+	OpenSSHNeeds []string
+
 	// home is the home directory Resolve used, for default identities and prompts.
 	home string
 	// resolve resolves a ProxyJump hop with the same options.
@@ -210,6 +215,17 @@ type settings struct {
 	jumpSet   bool
 	cmdSet    bool
 	wantFinal bool
+	// unsupported are Match criteria met that tether cannot evaluate ("Match exec").
+	unsupported []string
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, v := range list {
+		if v == s {
+			return list
+		}
+	}
+	return append(list, s)
 }
 
 func (s *settings) get(k string) (string, bool) {
@@ -309,7 +325,7 @@ func (r *resolver) readFile(path string, system bool, s *settings, st *evalState
 			}
 			active = matchHostPatterns(st.host, args) && !never
 		case "match":
-			m, err := r.evalMatch(args, s, st, path, lineNo)
+			m, err := r.evalMatch(args, s, st, path, lineNo, never)
 			if err != nil {
 				return err
 			}
@@ -381,7 +397,7 @@ func (s *settings) setProxyCommand(v string) {
 
 // evalMatch evaluates a Match line. Criteria tether cannot evaluate (exec, and any it
 // does not know) make the block inactive, with a one-line warning.
-func (r *resolver) evalMatch(args []string, s *settings, st *evalState, path string, line int) (bool, error) {
+func (r *resolver) evalMatch(args []string, s *settings, st *evalState, path string, line int, never bool) (bool, error) {
 	result := true
 	for i := 0; i < len(args); i++ {
 		crit := strings.ToLower(args[i])
@@ -415,10 +431,16 @@ func (r *resolver) evalMatch(args []string, s *settings, st *evalState, path str
 			case "localuser":
 				m = matchPatternList(r.localUser, arg, false)
 			case "exec":
+				if result && !never {
+					s.unsupported = appendOnce(s.unsupported, "Match exec")
+				}
 				r.warn("%s line %d: Match exec is not supported; skipping this Match block", path, line)
 				return false, nil
 			}
 		default:
+			if result && !never {
+				s.unsupported = appendOnce(s.unsupported, "Match "+crit)
+			}
 			r.warn("%s line %d: Match %s is not supported; skipping this Match block", path, line, crit)
 			return false, nil
 		}
@@ -572,6 +594,7 @@ func (r *resolver) build(alias, cmdUser string, s *settings, depth int) (*Config
 	if v, ok := s.get("proxycommand"); ok && !strings.EqualFold(v, "none") {
 		c.ProxyCommand = v
 	}
+	c.OpenSSHNeeds = openSSHNeeds(s, c.IdentityFiles, s.lists["identityfile"])
 	c.resolve = func(h string) (*Config, error) {
 		if depth >= 8 {
 			return nil, fmt.Errorf("tunnel: ProxyJump chain from %s is too long (loop?)", alias)

@@ -126,7 +126,16 @@ func Splice(a, b net.Conn) {
 type closeWriter interface{ CloseWrite() error }
 
 func pipe(dst, src net.Conn) {
-	if err := copyAdaptive(dst, src); err != nil {
+	copyFn := copyAdaptive
+	if kernelConn(dst) && kernelConn(src) {
+		// Socket to socket (the OpenSSH transport's forwards): io.Copy lets the kernel
+		// move the bytes (splice), none of them through this process.
+		copyFn = func(dst io.Writer, src io.Reader) error {
+			_, err := io.Copy(dst, src)
+			return err
+		}
+	}
+	if err := copyFn(dst, src); err != nil {
 		// A broken direction ends both.
 		dst.Close()
 		src.Close()
@@ -138,6 +147,15 @@ func pipe(dst, src net.Conn) {
 		}
 	}
 	dst.Close()
+}
+
+// kernelConn: a plain TCP or Unix socket, which io.Copy splices.
+func kernelConn(c net.Conn) bool {
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
 }
 
 // copyAdaptive copies src to dst until EOF (nil) or an error, like io.Copy, through a

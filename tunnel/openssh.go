@@ -70,6 +70,11 @@ type OpenSSHOptions struct {
 	// LoginOutput receives, as it comes, what ssh prints while it logs in: the site's
 	// banner, the instructions of an MFA prompt, why it failed. nil discards it.
 	LoginOutput io.Writer
+	// JumpThrough, when set and the host's config has neither ProxyJump nor
+	// ProxyCommand, reaches the host through that client's master (a stdio forward,
+	// as ssh -J would but without another login): a compute node behind its login
+	// node.
+	JumpThrough *OpenSSHClient
 }
 
 // OpenSSHClient is a connection to one host through the user's ssh: a ControlMaster,
@@ -81,8 +86,9 @@ type OpenSSHClient struct {
 	o        OpenSSHOptions
 	prog     string
 	dir      string
-	ownPath  string // tether's own master's ControlPath
-	userPath string // the user's ControlPath ("" when none)
+	ownPath  string   // tether's own master's ControlPath
+	userPath string   // the user's ControlPath ("" when none)
+	extra    []string // more ssh options (-o ProxyCommand=… for JumpThrough)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -141,11 +147,18 @@ func DialOpenSSH(ctx context.Context, host string, o OpenSSHOptions) (*OpenSSHCl
 	if err != nil {
 		return nil, err
 	}
+	var extra []string
+	if j := o.JumpThrough; j != nil && cfg.ProxyJump == "" && cfg.ProxyCommand == "" {
+		extra = []string{"-o", "ProxyCommand=" + j.proxyCommand()}
+		if cfg, g, err = resolveOpenSSH(ctx, prog, host, o.ConfigFile, extra); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := controlDir()
 	if err != nil {
 		return nil, err
 	}
-	c := &OpenSSHClient{host: host, cfg: cfg, g: g, o: o, prog: prog, dir: dir,
+	c := &OpenSSHClient{host: host, cfg: cfg, g: g, o: o, prog: prog, dir: dir, extra: extra,
 		ownPath: filepath.Join(dir, "c-"+masterName(g)), done: make(chan struct{}), up: make(chan struct{})}
 	if cp := g.Get("controlpath"); cp != "" && cp != "none" {
 		c.userPath = cp
@@ -270,7 +283,7 @@ func (c *OpenSSHClient) ownMaster(ctx context.Context) (*master, error) {
 // keepalives and a connect timeout where the config sets none. ssh goes to the
 // background by itself once logged in (ControlPersist does that).
 func (c *OpenSSHClient) masterArgs() []string {
-	args := append(sshBaseArgs(c.o.ConfigFile), "-N",
+	args := append(append(sshBaseArgs(c.o.ConfigFile), c.extra...), "-N",
 		"-o", "ControlMaster=yes", "-o", "ControlPath="+strings.ReplaceAll(c.ownPath, "%", "%%"),
 		"-o", "ControlPersist="+strconv.Itoa(max(1, int(c.o.Persist/time.Second))),
 		"-o", "ClearAllForwardings=yes", "-o", "RequestTTY=no", "-o", "RemoteCommand=none")
@@ -282,6 +295,24 @@ func (c *OpenSSHClient) masterArgs() []string {
 		args = append(args, "-o", "ConnectTimeout="+strconv.Itoa(ownConnectTimeout))
 	}
 	return append(args, "--", c.host)
+}
+
+// proxyCommand is a ProxyCommand that reaches %h:%p through this client's current
+// master (ssh as a mux client: no login), for JumpThrough.
+func (c *OpenSSHClient) proxyCommand() string {
+	c.mu.Lock()
+	path := c.ownPath
+	if c.cur != nil {
+		path = c.cur.path
+	}
+	c.mu.Unlock()
+	pct := func(s string) string { return strings.ReplaceAll(Quote(s), "%", "%%") }
+	cmd := []string{pct(c.prog)}
+	if c.o.ConfigFile != "" {
+		cmd = append(cmd, "-F", pct(c.o.ConfigFile))
+	}
+	return strings.Join(append(cmd, "-o", "ControlMaster=no", "-o", pct("ControlPath="+strings.ReplaceAll(path, "%", "%%")),
+		"-W", "%h:%p", "--", pct(c.host)), " ")
 }
 
 // keepaliveUnset: the config sets no ServerAliveInterval (ssh -G says 0, or 300 under

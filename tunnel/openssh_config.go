@@ -145,6 +145,11 @@ func sshBaseArgs(configFile string) []string {
 // Config (for messages and tether's own decisions) and in full. host may be user@host;
 // it is checked as Resolve checks it before ssh sees it.
 func ResolveOpenSSH(ctx context.Context, program, host, configFile string) (*Config, SSHG, error) {
+	return resolveOpenSSH(ctx, program, host, configFile, nil)
+}
+
+// resolveOpenSSH is ResolveOpenSSH with more ssh options before -G.
+func resolveOpenSSH(ctx context.Context, program, host, configFile string, extra []string) (*Config, SSHG, error) {
 	alias := host
 	if i := strings.LastIndexByte(host, '@'); i >= 0 {
 		if err := ValidUser(host[:i]); err != nil {
@@ -157,7 +162,7 @@ func ResolveOpenSSH(ctx context.Context, program, host, configFile string) (*Con
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	args := append(sshBaseArgs(configFile), "-G", "--", host)
+	args := append(append(sshBaseArgs(configFile), extra...), "-G", "--", host)
 	cmd := exec.CommandContext(ctx, program, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &limitWriter{b: &stderr, n: 8 << 10}

@@ -43,10 +43,11 @@ func (VersionCmd) Run(env *Env) error {
 
 // LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json]`.
 type LsCmd struct {
-	JSON       bool     `name:"json" help:"Print an array of ready records with their state."`
-	Prune      bool     `help:"Remove dead and app-exited sessions (this machine only)."`
-	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
-	Args       []string `arg:"" optional:"" name:"host" help:"A remote host (an ssh destination)."`
+	JSON       bool   `name:"json" help:"Print an array of ready records with their state."`
+	Prune      bool   `help:"Remove dead and app-exited sessions (this machine only)."`
+	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	sshFlag
+	Args []string `arg:"" optional:"" name:"host" help:"A remote host (an ssh destination)."`
 }
 
 // Run lists the sessions.
@@ -58,25 +59,26 @@ func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 		if c.Prune {
 			return &remote.UsageError{Msg: "--prune works on this machine only; run `tether ls --prune` there"}
 		}
-		return lsHost(ctx, env, c.Args[0], c.ConfigFile, c.JSON)
+		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON)
 	}
 	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
 }
 
 // StopCmd is `tether stop ID|NAME|--all`, or `tether stop HOST ID|NAME|--all`.
 type StopCmd struct {
-	All        bool     `help:"Stop every session."`
-	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
-	Args       []string `arg:"" optional:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
+	All        bool   `help:"Stop every session."`
+	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	sshFlag
+	Args []string `arg:"" optional:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
 }
 
 // Run stops sessions.
 func (c *StopCmd) Run(ctx context.Context, env *Env) error {
 	switch {
 	case len(c.Args) == 2 && !c.All:
-		return stopHost(ctx, env, c.Args[0], c.ConfigFile, c.Args[1], false)
+		return stopHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.Args[1], false)
 	case len(c.Args) == 1 && c.All:
-		return stopHost(ctx, env, c.Args[0], c.ConfigFile, "", true)
+		return stopHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, "", true)
 	case len(c.Args) > 2 || len(c.Args) == 2 && c.All:
 		return &remote.UsageError{Msg: "stop takes a session id or name, or --all (and a HOST first for a remote machine)"}
 	}
@@ -89,9 +91,10 @@ func (c *StopCmd) Run(ctx context.Context, env *Env) error {
 
 // LogsCmd is `tether logs ID|NAME [-f]`, or `tether logs HOST ID|NAME [-f]`.
 type LogsCmd struct {
-	Follow     bool     `short:"f" help:"Keep printing the app's output until the session ends."`
-	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
-	Args       []string `arg:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
+	Follow     bool   `short:"f" help:"Keep printing the app's output until the session ends."`
+	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	sshFlag
+	Args []string `arg:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
 }
 
 // Run prints the logs.
@@ -100,7 +103,7 @@ func (c *LogsCmd) Run(ctx context.Context, env *Env) error {
 	case 1:
 		return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
 	case 2:
-		return logsHost(ctx, env, c.Args[0], c.ConfigFile, c.Args[1], c.Follow)
+		return logsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.Args[1], c.Follow)
 	default:
 		return &remote.UsageError{Msg: "logs takes a session id or name (and a HOST first for a remote machine)"}
 	}

@@ -15,6 +15,12 @@ import (
 type hostFlags struct {
 	ConfigFile   string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config and /etc/ssh/ssh_config, like ssh -F."`
 	RemoteBinary string `name:"remote-binary" placeholder:"FILE" type:"existingfile" help:"Upload this tether build to the remote instead of this executable or dist/tether-OS-ARCH."`
+	sshFlag
+}
+
+// sshFlag picks the SSH transport; every command that takes a HOST has it.
+type sshFlag struct {
+	SSH string `name:"ssh" placeholder:"native|openssh|auto" help:"How to speak SSH: native (tether's own client), openssh (your ssh, sharing one login through a ControlMaster: MFA, Kerberos, tokens), auto (the default: openssh where your ssh config asks for what native lacks, e.g. ControlMaster or GSSAPI; otherwise native). Default: $TETHER_SSH, else auto."`
 }
 
 // forwardFlags say how a session is brought to the local browser.
@@ -31,7 +37,7 @@ func (f forwardFlags) options() launcher.ForwardOptions {
 }
 
 func hostOptions(env *Env, host string, h hostFlags) launcher.Options {
-	return launcher.Options{Host: host, ConfigFile: h.ConfigFile, RemoteBinary: h.RemoteBinary,
+	return launcher.Options{Host: host, ConfigFile: h.ConfigFile, RemoteBinary: h.RemoteBinary, SSHMode: h.SSH,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr}
 }
 
@@ -98,9 +104,10 @@ func splitApp(raw, positionals []string) (app string, rest []string) {
 
 // AppsCmd is `tether apps [--json]`, or `tether apps HOST [--json]`.
 type AppsCmd struct {
-	JSON       bool     `name:"json" help:"Print JSON instead of a table."`
-	ConfigFile string   `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
-	Args       []string `arg:"" optional:"" name:"host" help:"A remote host: show which presets are installed there (over one SSH exec)."`
+	JSON       bool   `name:"json" help:"Print JSON instead of a table."`
+	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
+	sshFlag
+	Args []string `arg:"" optional:"" name:"host" help:"A remote host: show which presets are installed there (over one SSH exec)."`
 }
 
 // Run lists the presets, or what HOST has of them.
@@ -109,7 +116,7 @@ func (c *AppsCmd) Run(ctx context.Context, env *Env) error {
 	case 0:
 		return remote.ListPresets(env.Stdout, c.JSON)
 	case 1:
-		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile}), JSON: c.JSON})
+		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}), JSON: c.JSON})
 	}
 	return &remote.UsageError{Msg: "apps takes at most one argument, a HOST"}
 }
@@ -176,16 +183,16 @@ func (c *DemoCmd) Run(ctx context.Context, env *Env) error {
 	})
 }
 
-func lsHost(ctx context.Context, env *Env, host, configFile string, json bool) error {
-	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), JSON: json})
+func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json bool) error {
+	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json})
 }
 
-func stopHost(ctx context.Context, env *Env, host, configFile, target string, all bool) error {
-	return launcher.Stop(ctx, launcher.StopOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), Target: target, All: all})
+func stopHost(ctx context.Context, env *Env, host string, h hostFlags, target string, all bool) error {
+	return launcher.Stop(ctx, launcher.StopOptions{Options: hostOptions(env, host, h), Target: target, All: all})
 }
 
-func logsHost(ctx context.Context, env *Env, host, configFile, target string, follow bool) error {
-	return launcher.Logs(ctx, launcher.LogsOptions{Options: hostOptions(env, host, hostFlags{ConfigFile: configFile}), Target: target, Follow: follow})
+func logsHost(ctx context.Context, env *Env, host string, h hostFlags, target string, follow bool) error {
+	return launcher.Logs(ctx, launcher.LogsOptions{Options: hostOptions(env, host, h), Target: target, Follow: follow})
 }
 
 // sbatchOptions is --slurm's value: one argument holding sbatch's options, which

@@ -65,7 +65,12 @@ func (e *ExitStatusError) Silent() bool { return true }
 // connectError turns what tunnel.Resolve or tunnel.Dial returned into one line for the
 // user with the next step.
 func connectError(host string, err error) error {
+	var own *Error
+	if errors.As(err, &own) {
+		return own
+	}
 	var (
+		ossh    *tunnel.OpenSSHError
 		changed *tunnel.HostKeyChangedError
 		unknown *tunnel.HostKeyUnknownError
 		revoked *tunnel.HostKeyRevokedError
@@ -74,6 +79,11 @@ func connectError(host string, err error) error {
 		cfgErr  *tunnel.ConfigError
 	)
 	switch {
+	case errors.As(err, &ossh):
+		return openSSHError(host, ossh)
+	case errors.Is(err, tunnel.ErrOpenSSHUnsupported):
+		return &Error{Msg: "--ssh openssh: this system's ssh has no ControlMaster (Windows), which tether's OpenSSH transport needs",
+			Hint: "use --ssh native (the default here)", Code: 2, Err: err}
 	case errors.As(err, &changed):
 		// As OpenSSH's warning: the host, the key offered now, the key known and where,
 		// and the command that removes the old one.
@@ -126,6 +136,27 @@ func connectError(host string, err error) error {
 	}
 	return &Error{Msg: fmt.Sprintf("cannot connect to %s: %s", host, oneLine(strings.TrimPrefix(err.Error(), "tunnel: "))),
 		Hint: fmt.Sprintf("check that `ssh %s` works", host), Err: err}
+}
+
+// openSSHError words a failure of the user's ssh: what ssh said, and the next step.
+func openSSHError(host string, e *tunnel.OpenSSHError) error {
+	said := clip(oneLine(e.Msg()), 300)
+	check := fmt.Sprintf("check that `ssh %s` works", host)
+	switch e.Kind {
+	case tunnel.SSHMissing:
+		return &Error{Msg: "--ssh openssh: no ssh program found on PATH", Hint: "install OpenSSH's client, or use --ssh native", Err: e}
+	case tunnel.SSHConfig:
+		return &Error{Msg: "ssh config problem (ssh -G " + host + "): " + said, Hint: "fix that line of your ssh config", Err: e}
+	case tunnel.SSHUnreachable:
+		return &Error{Msg: fmt.Sprintf("cannot reach %s: ssh says: %s", host, said),
+			Hint: fmt.Sprintf("check the host name, your network or VPN, and that `ssh %s` works", host), Err: e}
+	case tunnel.SSHHostKey:
+		return &Error{Msg: fmt.Sprintf("ssh refused the host key of %s: %s; nothing was started", host, said),
+			Hint: fmt.Sprintf("run `ssh %s` to see the key and fix known_hosts (if the key changed, ask the host's admin first)", host), Err: e}
+	case tunnel.SSHAuth:
+		return &Error{Msg: fmt.Sprintf("%s refused the login through ssh: %s", host, said), Hint: check + " (keys, agent, one-time code or Kerberos ticket)", Err: e}
+	}
+	return &Error{Msg: fmt.Sprintf("ssh to %s failed: %s", host, said), Hint: check, Err: e}
 }
 
 // oneLine flattens s to one line of printable text, dropping the escape sequences and

@@ -43,6 +43,26 @@ func recordEndpoint(c Conn, rec remote.Record) Endpoint {
 	return e
 }
 
+// forwardDialer is a Conn with a quicker dial for forwarding, where a refused
+// connection may simply close (the OpenSSH transport: tunnel.OpenSSHClient).
+type forwardDialer interface {
+	DialForward(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// forwardEndpoint is recordEndpoint for the browser's connections: through c's
+// DialForward when it has one.
+func forwardEndpoint(c Conn, rec remote.Record) Endpoint {
+	fd, ok := c.(forwardDialer)
+	if !ok {
+		return recordEndpoint(c, rec)
+	}
+	e := boundedDialFunc(fd.DialForward, "unix", rec.Socket)
+	if rec.TLS {
+		e = PinnedTLS(e, rec)
+	}
+	return e
+}
+
 // dialAttempts bound each try to open a channel. A channel open sent just as the SSH
 // connection dies can go unanswered for good (seen in e2e: a request hung 10 s after
 // sshd's connection processes were killed), so each try is cut short and retried on
@@ -51,12 +71,17 @@ var dialAttempts = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.S
 
 // boundedDial opens network/addr through c, each attempt bounded by dialAttempts.
 func boundedDial(c Conn, network, addr string) Endpoint {
+	return boundedDialFunc(c.DialContext, network, addr)
+}
+
+// boundedDialFunc is boundedDial with dial in place of a Conn's DialContext.
+func boundedDialFunc(dial func(ctx context.Context, network, addr string) (net.Conn, error), network, addr string) Endpoint {
 	return func(ctx context.Context) (net.Conn, error) {
 		var err error
 		for _, limit := range dialAttempts {
 			actx, cancel := context.WithTimeout(ctx, limit)
 			var conn net.Conn
-			conn, err = c.DialContext(actx, network, addr)
+			conn, err = dial(actx, network, addr)
 			timedOut := actx.Err() != nil
 			cancel()
 			switch {
@@ -270,6 +295,9 @@ func (s *session) cmdline(args ...string) string {
 	if s.o.ConfigFile != "" {
 		parts = append(parts, "-F", tunnel.Quote(s.o.ConfigFile))
 	}
+	if s.o.SSHMode == SSHNative || s.o.SSHMode == SSHOpenSSH {
+		parts = append(parts, "--ssh", s.o.SSHMode) // chosen on the command line: again
+	}
 	parts = append(parts, tunnel.Quote(s.host))
 	for _, a := range args[1:] {
 		parts = append(parts, tunnel.Quote(a))
@@ -283,13 +311,13 @@ func (s *session) cmdline(args ...string) string {
 // failure here.
 func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, launched bool) (err error) {
 	forwardGC()
-	dial := s.endpoint
+	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
-		dial = recordEndpoint(s.conn, rec)
+		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
 	}
 	fctx, stopForward := context.WithCancel(context.Background())
 	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), dial) }()
+	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), fwd) }()
 	stopped := false
 	defer func() {
 		stopForward()

@@ -19,6 +19,15 @@ type Options struct {
 	// Version is this build's version; it names the remote install.
 	Version string
 
+	// SSHMode is the SSH transport: SSHNative (tether's own client), SSHOpenSSH (the
+	// user's ssh, through a ControlMaster) or SSHAuto (the default: OpenSSH where the
+	// host's config asks for what the native client lacks and ssh is there; native
+	// otherwise).
+	SSHMode string
+	// ControlPersist is how long tether's own ssh master stays after its last use
+	// (OpenSSH transport); 0: $TETHER_SSH_PERSIST, else 10 minutes.
+	ControlPersist time.Duration
+
 	Stdout io.Writer
 	Stderr io.Writer
 

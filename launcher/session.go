@@ -63,33 +63,39 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		hc <- hashed{b, err}
 	}()
 
-	cfg := o.SSH
-	if cfg == nil {
-		var err error
-		cfg, err = tunnel.Resolve(o.Host, tunnel.ResolveOptions{ConfigFile: o.ConfigFile, Warn: prefixWriter{o.Stderr}})
-		if err != nil {
-			return nil, connectError(o.Host, err)
+	onEvent := func(e tunnel.Event) {
+		if e.State == tunnel.Connected {
+			return // the first connection: the steps say so
+		}
+		select {
+		case s.events <- e:
+		default:
 		}
 	}
-	if u == forwarding {
-		s.status.step("connecting to %s", s.host)
+	cfg, openssh, err := chooseTransport(o)
+	if err != nil {
+		return nil, err
 	}
-	client, err := tunnel.Dial(ctx, cfg, tunnel.Options{
-		Prompter: o.Prompter,
-		Warn:     prefixWriter{o.Stderr},
-		// sshd turns TCP_NODELAY on only once a session runs a command; without it
-		// small answers through the forward wait up to 40 ms (Nagle + delayed ACK).
-		NoDelayExec: u == forwarding,
-		OnEvent: func(e tunnel.Event) {
-			if e.State == tunnel.Connected {
-				return // the first connection: the steps say so
-			}
-			select {
-			case s.events <- e:
-			default:
-			}
-		},
-	})
+	var client Conn
+	if openssh {
+		client, err = s.dialOpenSSH(ctx, u, onEvent)
+	} else {
+		if u == forwarding {
+			s.status.step("connecting to %s", s.host)
+		}
+		var c *tunnel.Client
+		c, err = tunnel.Dial(ctx, cfg, tunnel.Options{
+			Prompter: o.Prompter,
+			Warn:     prefixWriter{o.Stderr},
+			// sshd turns TCP_NODELAY on only once a session runs a command; without it
+			// small answers through the forward wait up to 40 ms (Nagle + delayed ACK).
+			NoDelayExec: u == forwarding,
+			OnEvent:     onEvent,
+		})
+		if err == nil {
+			client = c
+		}
+	}
 	if err != nil {
 		s.status.done()
 		if ctx.Err() != nil {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -36,7 +37,7 @@ type slurmState struct {
 	watch     *slurmWatch
 	wall      walltime
 	tick      *time.Ticker
-	node      *tunnel.Client // --via-node-ssh
+	node      Conn // --via-node-ssh
 	last      remote.JobStatus
 }
 
@@ -504,6 +505,9 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 	if s.o.SSH != nil {
 		return nil, usageError("--via-node-ssh needs a host from ssh_config")
 	}
+	if oc, ok := s.conn.(*tunnel.OpenSSHClient); ok {
+		return s.nodeEndpointOpenSSH(ctx, rec, oc)
+	}
 	s.status.step("connecting to node %s through %s (ProxyJump)", rec.Node, s.host)
 	defer s.status.done()
 	cfg, err := tunnel.Resolve(rec.Node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, Warn: prefixWriter{s.o.Stderr}})
@@ -514,6 +518,36 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 		cfg.ProxyJump = s.o.Host
 	}
 	node, err := tunnel.Dial(ctx, cfg, tunnel.Options{Prompter: s.o.Prompter, Warn: prefixWriter{s.o.Stderr}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		e := connectError(rec.Node, err)
+		var le *Error
+		if errors.As(e, &le) {
+			le.Msg = "--via-node-ssh: " + le.Msg
+			le.Hint += "; or leave --via-node-ssh out to reach the node through " + s.host
+		}
+		return nil, e
+	}
+	s.slurm.node = node
+	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec), nil
+}
+
+// nodeEndpointOpenSSH is slurmEndpoint's --via-node-ssh through the user's ssh: a
+// master to the node, reached through the login node's master (no second login
+// there) unless the node's config says how.
+func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, host *tunnel.OpenSSHClient) (Endpoint, error) {
+	persist, err := controlPersist(s.o)
+	if err != nil {
+		return nil, err
+	}
+	s.status.step("connecting to node %s through %s (OpenSSH)", rec.Node, s.host)
+	defer s.status.done()
+	node, err := tunnel.DialOpenSSH(ctx, rec.Node, tunnel.OpenSSHOptions{
+		ConfigFile: s.o.ConfigFile, Persist: persist, Warn: prefixWriter{s.o.Stderr},
+		Terminal: s.status.hold, LoginOutput: termsafe.Writer(s.o.Stderr), JumpThrough: host,
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -20,6 +20,47 @@ type status struct {
 	open     bool // a step line is on screen without its newline (tty only)
 	last     string
 	lastTick time.Time
+	held     int    // hold is in force: lines wait in pending
+	pending  []byte // what was written while held
+}
+
+// maxPending bounds what waits while the output is held.
+const maxPending = 64 << 10
+
+// write writes b, or keeps it for later while the output is held. Called with mu held.
+func (s *status) write(b string) {
+	if s.held > 0 {
+		if len(s.pending)+len(b) <= maxPending {
+			s.pending = append(s.pending, b...)
+		}
+		return
+	}
+	io.WriteString(s.w, b)
+}
+
+// hold keeps the status output off the terminal until release is called: ssh is
+// logging in and may ask the user something there (a passphrase, a one-time code), on
+// a line of its own. The open step's line is finished first; lines written meanwhile
+// appear after release, whole (in-place updates are dropped).
+func (s *status) hold() (release func()) {
+	s.mu.Lock()
+	if s.open {
+		io.WriteString(s.w, "\n")
+		s.open = false
+	}
+	s.held++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.held--; s.held == 0 && len(s.pending) > 0 {
+				s.w.Write(s.pending)
+				s.pending = nil
+			}
+		})
+	}
 }
 
 func newStatus(w io.Writer) *status {
@@ -31,13 +72,16 @@ func (s *status) step(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	msg := oneLine(fmt.Sprintf(format, args...))
-	if s.tty {
+	switch {
+	case s.held > 0:
+		s.write("tether: " + msg + "\n")
+	case s.tty:
 		if s.open {
 			io.WriteString(s.w, "\n")
 		}
 		fmt.Fprintf(s.w, "tether: %s", msg)
 		s.open = true
-	} else {
+	default:
 		fmt.Fprintf(s.w, "tether: %s\n", msg)
 	}
 	s.last = msg
@@ -48,7 +92,7 @@ func (s *status) step(format string, args ...any) {
 func (s *status) update(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.tty {
+	if !s.tty || s.held > 0 {
 		return
 	}
 	if time.Since(s.lastTick) < 100*time.Millisecond {
@@ -68,7 +112,7 @@ func (s *status) line(format string, args ...any) {
 		io.WriteString(s.w, "\n")
 		s.open = false
 	}
-	io.WriteString(s.w, termsafe.Strip(fmt.Sprintf(format, args...))+"\n")
+	s.write(termsafe.Strip(fmt.Sprintf(format, args...)) + "\n")
 }
 
 // done finishes the current step's line.

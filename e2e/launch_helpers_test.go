@@ -60,9 +60,16 @@ func launcherEnv(t *testing.T) (env []string, opened string) {
 // startLauncher runs tether with args and, when wantJSON, waits for its JSON line.
 func startLauncher(t *testing.T, args []string, wantJSON bool) *launched {
 	t.Helper()
+	return startLauncherEnv(t, nil, args, wantJSON)
+}
+
+// startLauncherEnv is startLauncher with extra environment variables (they win over
+// launcherEnv's).
+func startLauncherEnv(t *testing.T, extraEnv, args []string, wantJSON bool) *launched {
+	t.Helper()
 	env, opened := launcherEnv(t)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = env
+	cmd.Env = append(env, extraEnv...)
 	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}, opened: opened}
 	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
 	l.proc = Start(t, cmd)
@@ -108,9 +115,15 @@ func (l *launched) interrupt(t *testing.T) error {
 // runTether runs a short tether command and returns stdout, stderr and the exit code.
 func runTether(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runTetherEnv(t, nil, args...)
+}
+
+// runTetherEnv is runTether with extra environment variables.
+func runTetherEnv(t *testing.T, extraEnv []string, args ...string) (string, string, int) {
+	t.Helper()
 	env, _ := launcherEnv(t)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = env
+	cmd.Env = append(env, extraEnv...)
 	var out, errb Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	p := Start(t, cmd)

@@ -1,0 +1,368 @@
+//go:build unix
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The OpenSSH transport (--ssh openssh, and auto): the user's own ssh client and sshd,
+// logins counted in sshd's log (LogLevel VERBOSE: one "Accepted publickey" per login).
+
+// openSSHEnv is a private XDG_RUNTIME_DIR for tether's ssh sockets (short: socket paths
+// are limited), so that a test's master is its own; the masters tether leaves there
+// are told to exit when the test ends.
+func openSSHEnv(t *testing.T, s *SSHD, extra ...string) (env []string, dir string) {
+	t.Helper()
+	Need(t, "ssh", "openssh-client")
+	dir, err := os.MkdirTemp("", "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopMasters(s, dir)
+		os.RemoveAll(dir)
+	})
+	return append([]string{"XDG_RUNTIME_DIR=" + dir}, extra...), dir
+}
+
+// stopMasters asks every ControlMaster with a socket under dir to exit, then kills by
+// PID any ssh still naming dir on its command line.
+func stopMasters(s *SSHD, dir string) {
+	socks, _ := filepath.Glob(filepath.Join(dir, "*", "c-*"))
+	more, _ := filepath.Glob(filepath.Join(dir, "c-*"))
+	for _, p := range append(socks, more...) {
+		if strings.HasSuffix(p, ".lock") {
+			continue
+		}
+		exec.Command("ssh", "-F", s.Config, "-o", "ControlPath="+p, "-O", "exit", s.Alias).Run()
+	}
+	for _, pid := range sshProcessesUnder(dir) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// sshProcessesUnder are the PIDs of ssh processes whose command line names dir (a
+// ControlPath in it).
+func sshProcessesUnder(dir string) []int {
+	var pids []int
+	for _, line := range ProcessesWith(dir) {
+		var pid int
+		var rest string
+		if _, err := fmt.Sscanf(line, "%d: %s", &pid, &rest); err == nil && strings.Contains(line, "ssh") && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// logins counts the logins sshd has accepted so far.
+func logins(s *SSHD) int { return strings.Count(s.Log(), "Accepted publickey") }
+
+// ownMasters are the control sockets tether's own masters listen on under dir.
+func ownMasters(dir string) []string {
+	found, _ := filepath.Glob(filepath.Join(dir, "tether", "c-*"))
+	var socks []string
+	for _, p := range found {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			socks = append(socks, p)
+		}
+	}
+	return socks
+}
+
+// TestOpenSSHLaunch: `launch --ssh openssh` of the built-in app, a browserless request
+// through the local URL, then `ls` and `stop` from other tether processes: one login in
+// all (tether's own master), no token on any command line, and the attached launcher
+// sees the stop (the session's socket refused through ssh's forward) and exits saying
+// so.
+func TestOpenSSHLaunch(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	env, dir := openSSHEnv(t, s)
+	before := logins(s)
+	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	tok := l.line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
+		t.Fatalf("GET %s through the OpenSSH transport: %d %.200q", base, status, body)
+	}
+	if status, _, _ := fetch(t, base); status != 401 {
+		t.Errorf("without the token: status %d, want 401", status)
+	}
+	if ps := ProcessesWith(tok); len(ps) > 0 {
+		t.Errorf("the token is on a command line: %v", ps)
+	}
+	if len(ownMasters(dir)) != 1 {
+		t.Errorf("tether's own masters under %s: %v; want one", dir, ownMasters(dir))
+	}
+	mustContain(t, "launcher stderr", l.stderr.String(), "connecting to "+s.Alias+" (OpenSSH)")
+
+	out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias)
+	if code != 0 || !strings.Contains(out, l.line.Session.ID) {
+		t.Fatalf("ls --ssh openssh: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.line.Session.ID)
+	if code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop --ssh openssh: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if n := logins(s) - before; n != 1 {
+		t.Errorf("launch + ls + stop logged in %d times; want 1 (tether's own master)", n)
+	}
+	// The launcher notices the stop within its 3 s socket check.
+	err, ok := l.proc.Wait(30 * time.Second)
+	if !ok {
+		t.Fatalf("the launcher did not exit after its session was stopped; stderr:\n%s", l.stderr.String())
+	}
+	if err != nil {
+		t.Errorf("launcher exit: %v; stderr:\n%s", err, l.stderr.String())
+	}
+	mustContain(t, "launcher stderr", l.stderr.String(), "ended: it was stopped")
+	if left, _ := filepath.Glob(filepath.Join(dir, "tether", "f-*")); len(left) > 0 {
+		t.Errorf("forward sockets left behind after the launcher exited: %v", left)
+	}
+}
+
+// TestOpenSSHUsesUserMaster: the user's own `ssh -MNf` master runs (their config names
+// ControlMaster and ControlPath); tether (auto, the default) says it uses OpenSSH, and
+// its launch, ls and stop add no login and start no master of tether's.
+func TestOpenSSHUsesUserMaster(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	env, dir := openSSHEnv(t, s)
+	cp := filepath.Join(dir, "u-%C")
+	cfg := filepath.Join(s.Dir, "ssh_config_cm")
+	writeFile(t, cfg, s.ConfigBlock()+"  ControlMaster auto\n  ControlPath "+cp+"\n", 0o600)
+	master := exec.Command("ssh", "-F", cfg, "-MNf", "-o", "ControlPersist=120", s.Alias)
+	if out, err := master.CombinedOutput(); err != nil {
+		t.Fatalf("the user's master (ssh -MNf): %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ssh", "-F", cfg, "-O", "exit", s.Alias).Run() })
+	if out, err := exec.Command("ssh", "-F", cfg, "-O", "check", s.Alias).CombinedOutput(); err != nil {
+		t.Fatalf("ssh -O check: %v\n%s", err, out)
+	}
+	before := logins(s)
+
+	l := startLauncherEnv(t, env, []string{"launch", "-F", cfg, s.Alias, "--json", "--no-browser"}, true)
+	if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+		t.Fatalf("GET through the user's master: %d %.200q", status, body)
+	}
+	mustContain(t, "launcher stderr", l.stderr.String(),
+		"tether: using OpenSSH's ssh for "+s.Alias+" (your config sets ControlMaster and ControlPath)")
+	if n := strings.Count(l.stderr.String(), "using OpenSSH's ssh"); n != 1 {
+		t.Errorf("the choice was told %d times; want once:\n%s", n, l.stderr.String())
+	}
+	if err := l.interrupt(t); err != nil {
+		t.Errorf("launcher exit after Ctrl-C: %v", err)
+	}
+	out, errOut, code := runTetherEnv(t, env, "ls", "-F", cfg, s.Alias)
+	if code != 0 || !strings.Contains(out, l.line.Session.ID) {
+		t.Fatalf("ls: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code = runTetherEnv(t, env, "stop", "-F", cfg, s.Alias, "--all"); code != 0 {
+		t.Fatalf("stop --all: exit %d: %s", code, errOut)
+	}
+	if n := logins(s) - before; n != 0 {
+		t.Errorf("with the user's master running, launch + ls + stop logged in %d times; want 0", n)
+	}
+	if m := ownMasters(dir); len(m) > 0 {
+		t.Errorf("tether started a master of its own beside the user's: %v", m)
+	}
+}
+
+// TestOpenSSHOwnMasterPersist: without a master of the user's, launch (then detach),
+// ls and stop log in once, through tether's own master; that master is gone within its
+// ControlPersist (TETHER_SSH_PERSIST, here 5 s) after the last of them.
+func TestOpenSSHOwnMasterPersist(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	env, dir := openSSHEnv(t, s, "TETHER_SSH_PERSIST=5s")
+	before := logins(s)
+	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	if err := l.interrupt(t); err != nil {
+		t.Errorf("launcher exit after Ctrl-C: %v", err)
+	}
+	mustContain(t, "launcher stderr", l.stderr.String(), "come back: tether attach -F "+s.Config+" --ssh openssh "+s.Alias)
+	out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias)
+	if code != 0 || !strings.Contains(out, l.line.Session.ID) {
+		t.Fatalf("ls: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code = runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.line.Session.ID); code != 0 {
+		t.Fatalf("stop: exit %d: %s", code, errOut)
+	}
+	last := time.Now()
+	if n := logins(s) - before; n != 1 {
+		t.Errorf("launch + ls + stop logged in %d times; want 1", n)
+	}
+	masters := ownMasters(dir)
+	pids := sshProcessesUnder(dir)
+	if len(masters) != 1 || len(pids) != 1 {
+		t.Fatalf("tether's own master: sockets %v, processes %v; want one of each", masters, pids)
+	}
+	gone := WaitFor(30*time.Second, func() bool { return !Alive(pids[0]) })
+	took := time.Since(last)
+	t.Logf("the master (pid %d) exited %s after the last command (ControlPersist 5 s)", pids[0], fmtDur(took))
+	if !gone {
+		t.Fatalf("tether's master (pid %d) still runs %s after its last use (ControlPersist 5 s)", pids[0], fmtDur(took))
+	}
+	if _, err := os.Lstat(masters[0]); err == nil {
+		t.Errorf("the master's control socket %s is still there", masters[0])
+	}
+}
+
+// TestOpenSSHReconnect: the connection under a launcher using OpenSSH dies (sshd's
+// connection processes killed): the launcher says it lost it, ssh logs in again (one
+// more login, no prompt), and the same local URL answers, the app never restarted.
+func TestOpenSSHReconnect(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	env, _ := openSSHEnv(t, s)
+	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	answers := func() bool {
+		status, body, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
+		return status == 200 && strings.Contains(body, "tether's built-in app")
+	}
+	if !answers() {
+		t.Fatal("the URL does not answer before the drop")
+	}
+	before := logins(s)
+	if s.KillConnections() == 0 {
+		t.Fatal("no sshd connection process to kill")
+	}
+	start := time.Now()
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(l.stderr.String(), "back: session") }) {
+		t.Fatalf("no reconnect within 30 s; stderr:\n%s", l.stderr.String())
+	}
+	if !WaitFor(15*time.Second, answers) {
+		t.Fatalf("the URL does not answer after the reconnect; stderr:\n%s", l.stderr.String())
+	}
+	t.Logf("answering again %s after the connection was killed", fmtDur(time.Since(start)))
+	mustContain(t, "launcher stderr", l.stderr.String(), "connection to "+s.Alias+" lost (ssh's master connection ended); reconnecting")
+	if n := logins(s) - before; n != 1 {
+		t.Errorf("the reconnect logged in %d times; want 1", n)
+	}
+	if !Alive(l.line.Session.PID) {
+		t.Errorf("the session's server (pid %d) is gone", l.line.Session.PID)
+	}
+}
+
+// TestOpenSSHSilentDrop: sshd's processes for tether's master are stopped (SIGSTOP: no
+// FIN, no RST, as a suspended or unplugged peer). The keepalives tether gives its own
+// master (the config sets none) give up within about 16 s: the launcher says the
+// connection was lost, reconnects, and the URL answers again.
+func TestOpenSSHSilentDrop(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	env, _ := openSSHEnv(t, s)
+	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	answers := func() bool {
+		status, _, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
+		return status == 200
+	}
+	if !answers() {
+		t.Fatal("the URL does not answer before the drop")
+	}
+	frozen := connectionProcesses(s)
+	if len(frozen) == 0 {
+		t.Fatal("no sshd connection process")
+	}
+	for _, pid := range frozen {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range frozen {
+			syscall.Kill(pid, syscall.SIGKILL)
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	start := time.Now()
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.stderr.String(), "lost") }) {
+		t.Fatalf("no \"lost\" line within 60 s of a silent drop; stderr:\n%s", l.stderr.String())
+	}
+	lost := time.Since(start)
+	if !WaitFor(60*time.Second, answers) {
+		t.Fatalf("the URL did not answer again; stderr:\n%s", l.stderr.String())
+	}
+	t.Logf("silent drop: \"lost\" after %s, answering again after %s", fmtDur(lost), fmtDur(time.Since(start)))
+	if lost > 25*time.Second {
+		t.Errorf("the drop was noticed after %s; want about 16 s (ServerAliveInterval 4, CountMax 3)", fmtDur(lost))
+	}
+	mustContain(t, "launcher stderr", l.stderr.String(), "connection to "+s.Alias+" lost", "reconnecting")
+}
+
+// TestSSHAutoStaysNative: with a config that asks for nothing OpenSSH-only, auto uses
+// tether's own client: nothing said, no master started.
+func TestSSHAutoStaysNative(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	env, dir := openSSHEnv(t, s)
+	before := logins(s)
+	for range 2 {
+		out, errOut, code := runTetherEnv(t, env, "ls", "-F", s.Config, s.Alias)
+		if code != 0 || strings.Contains(errOut, "OpenSSH") {
+			t.Fatalf("ls (auto): exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	}
+	if n := logins(s) - before; n != 2 {
+		t.Errorf("two native ls logged in %d times; want 2 (no master)", n)
+	}
+	if m := ownMasters(dir); len(m) > 0 {
+		t.Errorf("auto started an OpenSSH master for a plain config: %v", m)
+	}
+	// TETHER_SSH=openssh picks OpenSSH without a flag.
+	before = logins(s)
+	for range 2 {
+		if out, errOut, code := runTetherEnv(t, append(env, "TETHER_SSH=openssh"), "ls", "-F", s.Config, s.Alias); code != 0 {
+			t.Fatalf("TETHER_SSH=openssh ls: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	}
+	if n := logins(s) - before; n != 1 || len(ownMasters(dir)) != 1 {
+		t.Errorf("TETHER_SSH=openssh: two ls logged in %d times with masters %v; want 1 and one master", n, ownMasters(dir))
+	}
+}
+
+// TestOpenSSHSlurm: Slurm sessions through the user's ssh: the login node's master
+// carries the launcher's TLS hop to the node (a stdio forward: direct-tcpip), and with
+// --via-node-ssh a master to the node is reached through the login node's (no second
+// login there): two logins for both launches.
+func TestOpenSSHSlurm(t *testing.T) {
+	site := startSlurmSite(t, SlurmOptions{})
+	env, _ := openSSHEnv(t, site.sshd)
+	before := logins(site.sshd)
+	for _, extra := range [][]string{nil, {"--via-node-ssh"}} {
+		args := site.args("launch", append([]string{"--ssh", "openssh", "--slurm", "-t 5", "--json", "--rm", "--no-browser"}, extra...)...)
+		l := startLauncherEnv(t, env, args, false)
+		if !WaitFor(90*time.Second, func() bool {
+			select {
+			case <-l.proc.Done():
+				return true
+			default:
+			}
+			return strings.Contains(l.stdout.String(), "\n")
+		}) || json.Unmarshal([]byte(l.stdout.String()), &l.line) != nil {
+			t.Fatalf("tether %s: no JSON line; stderr:\n%s", strings.Join(args, " "), l.stderr.String())
+		}
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+		if status, body, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+			t.Errorf("%v: through ssh's master: %d %.200q", extra, status, body)
+		}
+		if extra != nil {
+			mustContain(t, "launcher stderr", l.stderr.String(), "connecting to node "+site.slurm.Node+" through "+site.sshd.Alias+" (OpenSSH)")
+		}
+		if err := l.interrupt(t); err != nil {
+			t.Errorf("%v: launcher after Ctrl-C (--rm): %v\n%s", extra, err, l.stderr.String())
+		}
+	}
+	if n := logins(site.sshd) - before; n != 2 {
+		t.Errorf("two Slurm launches (one --via-node-ssh) logged in %d times; want 2 (the login node, then the node through it)", n)
+	}
+}

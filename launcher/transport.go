@@ -145,6 +145,7 @@ func (s *session) dialOpenSSH(ctx context.Context, u use, onEvent func(tunnel.Ev
 		Warn:        prefixWriter{s.o.Stderr},
 		Terminal:    s.status.hold,
 		LoginOutput: termsafe.Writer(s.o.Stderr),
+		NoDelayExec: u == forwarding,
 	})
 	if err != nil {
 		return nil, err

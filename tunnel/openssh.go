@@ -70,6 +70,11 @@ type OpenSSHOptions struct {
 	// LoginOutput receives, as it comes, what ssh prints while it logs in: the site's
 	// banner, the instructions of an MFA prompt, why it failed. nil discards it.
 	LoginOutput io.Writer
+	// NoDelayExec runs `exit 0` as a session on every master tether comes to use (the
+	// first and each after a reconnect): sshd turns TCP_NODELAY on for a connection
+	// only once a session runs a command, and without it small answers through the
+	// forwards wait up to 40 ms (as Options.NoDelayExec for the native client).
+	NoDelayExec bool
 	// JumpThrough, when set and the host's config has neither ProxyJump nor
 	// ProxyCommand, reaches the host through that client's master (a stdio forward,
 	// as ssh -J would but without another login): a compute node behind its login
@@ -173,8 +178,21 @@ func DialOpenSSH(ctx context.Context, host string, o OpenSSHOptions) (*OpenSSHCl
 	c.cur = m
 	close(c.up)
 	go c.supervise(m)
+	c.nudge(m)
 	c.emit(Event{State: Connected})
 	return c, nil
+}
+
+// nudge runs `exit 0` on m in the background (see NoDelayExec).
+func (c *OpenSSHClient) nudge(m *master) {
+	if !c.o.NoDelayExec {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+		defer cancel()
+		c.runOn(ctx, m, "exit 0", nil, nil, nil)
+	}()
 }
 
 // masterName names tether's master for a destination as ssh's %C does (host, port,
@@ -479,6 +497,7 @@ func (c *OpenSSHClient) reconnect() (*master, error) {
 			c.cur = m
 			close(c.up)
 			c.mu.Unlock()
+			c.nudge(m)
 			c.emit(Event{State: Back, Attempt: attempt})
 			return m, nil
 		}

@@ -25,6 +25,7 @@ type OpenSSHOptions struct {
 	ReconnectWait time.Duration
 	Terminal      func() (done func())
 	LoginOutput   io.Writer
+	NoDelayExec   bool
 	JumpThrough   *OpenSSHClient
 }
 

@@ -1,0 +1,41 @@
+//go:build linux
+
+package e2e
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestOpenSSHNoDelay: sshd leaves Nagle on for a connection until a session runs a
+// command; a launcher using OpenSSH has one run on its master's connection, the first
+// and the one after a reconnect (which runs no command of its own), so that small
+// answers do not wait 40 ms for a delayed ACK.
+func TestOpenSSHNoDelay(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	env, _ := openSSHEnv(t, s)
+	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	if v, err := sshdNoDelay(t, s); err != nil {
+		if Required() && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
+			t.Fatalf("TETHER_E2E=require: cannot inspect sshd's sockets: %v", err)
+		}
+		t.Skipf("cannot inspect sshd's sockets here (pidfd_getfd): %v", err)
+	} else if !allSet(v) {
+		t.Errorf("after launch: TCP_NODELAY on sshd's sockets = %v; want all on", v)
+	}
+	if s.KillConnections() == 0 {
+		t.Fatal("no sshd connection process to kill")
+	}
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(l.stderr.String(), "back: session") }) {
+		t.Fatalf("no reconnect; stderr:\n%s", l.stderr.String())
+	}
+	if !WaitFor(10*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return allSet(v) }) {
+		v, _ := sshdNoDelay(t, s)
+		t.Errorf("after the reconnect: TCP_NODELAY on sshd's sockets = %v; want all on", v)
+	}
+}

@@ -356,7 +356,7 @@ func (b *bench) launchTimes(p *route) error {
 		b.record(mFirst, p.name, d)
 		return nil
 	}
-	lp, _, d, err := b.launch(p.bin, p.name+"-launch")
+	lp, _, d, err := b.launch(p.bin, p.name+"-launch", p.extra...)
 	if err != nil {
 		return err
 	}
@@ -374,7 +374,7 @@ func (b *bench) launchTimes(p *route) error {
 	for _, f := range installed {
 		os.Remove(f)
 	}
-	lp, _, d, err = b.launch(p.bin, p.name+"-launch")
+	lp, _, d, err = b.launch(p.bin, p.name+"-launch", p.extra...)
 	if err != nil {
 		return err
 	}
@@ -454,7 +454,7 @@ func (b *bench) memory(p *route) error {
 		b.record(wsM, p.name, r*kb/mb)
 		return nil
 	}
-	lp, l, _, err := b.launch(p.bin, p.name+"-memory")
+	lp, l, _, err := b.launch(p.bin, p.name+"-memory", p.extra...)
 	if err != nil {
 		return err
 	}

@@ -8,10 +8,14 @@
 // tether / ssh -L. It writes the figures as JSON to bench-results/. Timings are for
 // people: it never fails on a number.
 //
+// With --openssh (the default) it also measures this build with --ssh openssh: the
+// launcher speaking through OpenSSH's ssh and a ControlMaster of its own.
+//
 //	--quick          small sizes, few rounds (about a minute)
 //	--items a,b      only these items (download, upload, parallel, small, newconn,
 //	                 ws, launch, memory, reconnect)
 //	--before BIN     also measure an older tether binary
+//	--openssh=false  do not measure --ssh openssh
 //	--rounds N       rounds per item (default 7, quick 3)
 //	--pprof DIR      set TETHER_PPROF=DIR for the launcher and the remote server
 package main
@@ -49,12 +53,13 @@ func main() {
 }
 
 type options struct {
-	quick  bool
-	items  []string
-	before string
-	rounds int
-	out    string
-	pprof  string
+	quick   bool
+	items   []string
+	before  string
+	openssh bool
+	rounds  int
+	out     string
+	pprof   string
 }
 
 var allItems = []string{"download", "upload", "parallel", "small", "newconn", "ws", "launch", "memory", "reconnect"}
@@ -66,6 +71,7 @@ func run(args []string) int {
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and few rounds")
 	fs.StringVar(&items, "items", strings.Join(allItems, ","), "comma-separated items to run")
 	fs.StringVar(&o.before, "before", "", "an older tether binary to measure too")
+	fs.BoolVar(&o.openssh, "openssh", true, "also measure this build with --ssh openssh")
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per item (default 7, quick 3)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.pprof, "pprof", "", "directory for CPU profiles (TETHER_PPROF) of the launcher and the server")
@@ -156,11 +162,12 @@ type bench struct {
 // route is one way to the app: a tether launcher's local URL, or ssh -L's.
 type route struct {
 	name    string
-	bin     string // the tether binary (empty for ssh -L)
-	base    string // http://127.0.0.1:PORT/BASE/
-	auth    string // the Authorization header value, if any
-	session string // the tether session id
-	proc    *proc  // the launcher or the ssh -L client
+	bin     string   // the tether binary (empty for ssh -L)
+	extra   []string // more launch arguments (--ssh openssh)
+	base    string   // http://127.0.0.1:PORT/BASE/
+	auth    string   // the Authorization header value, if any
+	session string   // the tether session id
+	proc    *proc    // the launcher or the ssh -L client
 }
 
 // proc is a child process in its own process group, stopped by its PID.
@@ -248,6 +255,14 @@ func (b *bench) setup() error {
 		}
 		b.paths = append(b.paths, bp)
 	}
+	if b.o.openssh {
+		fmt.Fprintf(os.Stderr, "bench: launching the app through tether --ssh openssh…\n")
+		op, err := b.launchPath(pathOpenSSH, b.tether, "--ssh", "openssh")
+		if err != nil {
+			return fmt.Errorf("--ssh openssh: %w", err)
+		}
+		b.paths = append(b.paths, op)
+	}
 	port, err := os.ReadFile(filepath.Join(b.dir, "app-"+pathTether+".port"))
 	if err != nil {
 		return fmt.Errorf("the app did not write its port: %v", err)
@@ -299,13 +314,13 @@ type launched struct {
 // launch runs `BIN launch --json --no-browser --rm -- APP {port} PORTFILE` and waits
 // for its JSON line (printed once the URL works); it returns the launcher and the time
 // from start to that line.
-func (b *bench) launch(bin, name string) (*proc, *launched, time.Duration, error) {
+func (b *bench) launch(bin, name string, extra ...string) (*proc, *launched, time.Duration, error) {
 	home := filepath.Join(b.dir, "launcher-home-"+name)
 	os.MkdirAll(home, 0o700)
-	args := []string{"launch", "-F", b.sshd.config, b.sshd.alias, "--json", "--no-browser", "--rm", "--",
-		b.self, "app", "{port}", filepath.Join(b.dir, "app-"+name+".port")}
+	args := append([]string{"launch", "-F", b.sshd.config, b.sshd.alias, "--json", "--no-browser", "--rm"}, extra...)
+	args = append(args, "--", b.self, "app", "{port}", filepath.Join(b.dir, "app-"+name+".port"))
 	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=true"}
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=true", "XDG_RUNTIME_DIR=" + b.runtimeDir()}
 	if b.o.pprof != "" {
 		cmd.Env = append(cmd.Env, "TETHER_PPROF="+b.o.pprof)
 	}
@@ -352,8 +367,16 @@ func lastLines(s string, n int) string {
 	return strings.Join(ls[max(0, len(ls)-n):], " | ")
 }
 
-func (b *bench) launchPath(name, bin string) (*route, error) {
-	p, l, _, err := b.launch(bin, name)
+// runtimeDir is the launchers' XDG_RUNTIME_DIR: where tether --ssh openssh keeps its
+// ssh master's socket (private to this run).
+func (b *bench) runtimeDir() string {
+	d := filepath.Join(b.dir, "rt")
+	os.MkdirAll(d, 0o700)
+	return d
+}
+
+func (b *bench) launchPath(name, bin string, extra ...string) (*route, error) {
+	p, l, _, err := b.launch(bin, name, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +384,7 @@ func (b *bench) launchPath(name, bin string) (*route, error) {
 	if base == "" {
 		base = "/"
 	}
-	return &route{name: name, bin: bin, proc: p, session: l.Session.ID, auth: "Bearer " + l.Session.Token,
+	return &route{name: name, bin: bin, extra: extra, proc: p, session: l.Session.ID, auth: "Bearer " + l.Session.Token,
 		base: fmt.Sprintf("http://127.0.0.1:%d%s", l.LocalPort, base)}, nil
 }
 
@@ -413,6 +436,13 @@ func (b *bench) teardown() {
 				e2e.StopGroup(p.cmd.Process.Pid, p.done)
 			}
 		}
+		// tether --ssh openssh's master (its ControlPersist would end it in minutes).
+		socks, _ := filepath.Glob(filepath.Join(b.runtimeDir(), "tether", "c-*"))
+		for _, sock := range socks {
+			if !strings.HasSuffix(sock, ".lock") {
+				exec.Command("ssh", "-F", b.sshd.config, "-o", "ControlPath="+sock, "-O", "exit", b.sshd.alias).Run()
+			}
+		}
 		b.sshd.stop()
 	}
 	if b.dir != "" {
@@ -447,7 +477,11 @@ func (b *bench) measure() error {
 		r.summarize()
 	}
 	fmt.Println()
-	printTable(os.Stdout, b.rows, b.o.before != "")
+	var names []string
+	for _, p := range b.paths {
+		names = append(names, p.name)
+	}
+	printTable(os.Stdout, b.rows, names)
 	return b.writeJSON()
 }
 
@@ -466,7 +500,7 @@ func (b *bench) writeJSON() error {
 		"duration": time.Since(b.started).Round(time.Second).String(),
 		"machine": map[string]any{"cpus": runtime.NumCPU(), "cpu": cpuModel(), "kernel": strings.TrimSpace(string(kernel)),
 			"go": runtime.Version(), "openssh": strings.TrimSpace(string(sshV))},
-		"options": map[string]any{"quick": b.o.quick, "rounds": b.o.rounds, "items": b.o.items, "before": b.o.before},
+		"options": map[string]any{"quick": b.o.quick, "rounds": b.o.rounds, "items": b.o.items, "before": b.o.before, "openssh": b.o.openssh},
 		"results": b.rows,
 	}
 	data, err := json.MarshalIndent(doc, "", "  ")

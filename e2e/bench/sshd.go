@@ -84,8 +84,11 @@ func startSSHD(dir string, env []string) (*sshd, error) {
 		if err := os.WriteFile(s.knownHosts, []byte(kh), 0o600); err != nil {
 			return nil, err
 		}
+		// Ciphers: the one tether's own client prefers (and ssh -L is given), so that
+		// tether --ssh openssh's master, which follows the config, uses it too.
 		cc := fmt.Sprintf("Host %s\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n  IdentitiesOnly yes\n"+
-			"  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+			"  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n"+
+			"  Ciphers aes128-gcm@openssh.com\n",
 			s.alias, s.port, u.Username, clientKey, s.knownHosts)
 		if err := os.WriteFile(s.config, []byte(cc), 0o600); err != nil {
 			return nil, err

@@ -8,13 +8,17 @@ import (
 	"strings"
 )
 
-// The paths measured: tether (this tree's build), the --before binary, and OpenSSH's
-// ssh -L.
+// The paths measured: tether (this tree's build), the --before binary, this build with
+// --ssh openssh (the user's ssh through a ControlMaster), and OpenSSH's ssh -L.
 const (
-	pathTether = "tether"
-	pathBefore = "before"
-	pathSSH    = "ssh"
+	pathTether  = "tether"
+	pathBefore  = "before"
+	pathOpenSSH = "openssh"
+	pathSSH     = "ssh"
 )
+
+// columnName is a path's column heading.
+var columnName = map[string]string{pathTether: "tether", pathBefore: "before", pathOpenSSH: "--ssh openssh", pathSSH: "ssh -L"}
 
 // metric is one row of the table.
 type metric struct {
@@ -33,6 +37,8 @@ type row struct {
 	Ratio float64 `json:"ratio,omitempty"`
 	// RatioBefore is tether's median over the --before binary's.
 	RatioBefore float64 `json:"ratio_before,omitempty"`
+	// RatioOpenSSH is --ssh openssh's median over ssh -L's.
+	RatioOpenSSH float64 `json:"ratio_openssh,omitempty"`
 }
 
 // median of xs (0 for none); xs is not modified.
@@ -84,6 +90,9 @@ func (r *row) summarize() {
 	if t, b := r.Median[pathTether], r.Median[pathBefore]; t > 0 && b > 0 {
 		r.RatioBefore = t / b
 	}
+	if o, s := r.Median[pathOpenSSH], r.Median[pathSSH]; o > 0 && s > 0 {
+		r.RatioOpenSSH = o / s
+	}
 }
 
 func fmtValue(v float64, ok bool) string {
@@ -101,44 +110,60 @@ func fmtValue(v float64, ok bool) string {
 	}
 }
 
-// printTable writes the rows as an aligned text table.
-func printTable(w io.Writer, rows []*row, withBefore bool) {
-	head := []string{"item", "unit", "tether", "ssh -L", "spread t/s", "ratio"}
-	if withBefore {
-		head = []string{"item", "unit", "tether", "before", "ssh -L", "spread t/b/s", "ratio", "vs before"}
+// printTable writes the rows as an aligned text table: a column per path measured
+// (in paths' order), the spreads, tether / ssh -L, and --ssh openssh / ssh -L and
+// tether / before when those were measured.
+func printTable(w io.Writer, rows []*row, paths []string) {
+	has := map[string]bool{}
+	for _, p := range paths {
+		has[p] = true
+	}
+	head := []string{"item", "unit"}
+	var letters []string
+	for _, p := range paths {
+		head = append(head, columnName[p])
+		letters = append(letters, p[:1])
+	}
+	head = append(head, "spread "+strings.Join(letters, "/"), "ratio")
+	if has[pathOpenSSH] {
+		head = append(head, "openssh/ssh")
+	}
+	if has[pathBefore] {
+		head = append(head, "vs before")
+	}
+	ratio := func(v float64) string {
+		if v > 0 {
+			return fmt.Sprintf("%.2fx", v)
+		}
+		return "-"
 	}
 	cells := [][]string{head}
 	for _, r := range rows {
-		t, tok := r.Median[pathTether]
-		s, sok := r.Median[pathSSH]
-		b, bok := r.Median[pathBefore]
-		sp := func(k string) string {
-			if _, ok := r.Median[k]; !ok {
-				return "-"
-			}
-			return fmt.Sprintf("%.0f%%", 100*r.Spread[k])
-		}
-		ratio := "-"
-		if r.Ratio > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.Ratio)
-		}
 		unit := r.Unit
 		if r.Higher {
 			unit += " ↑"
 		} else {
 			unit += " ↓"
 		}
-		if withBefore {
-			rb := "-"
-			if r.RatioBefore > 0 {
-				rb = fmt.Sprintf("%.2fx", r.RatioBefore)
+		line := []string{r.Name, unit}
+		var spreads []string
+		for _, p := range paths {
+			v, ok := r.Median[p]
+			line = append(line, fmtValue(v, ok))
+			if ok {
+				spreads = append(spreads, fmt.Sprintf("%.0f%%", 100*r.Spread[p]))
+			} else {
+				spreads = append(spreads, "-")
 			}
-			cells = append(cells, []string{r.Name, unit, fmtValue(t, tok), fmtValue(b, bok), fmtValue(s, sok),
-				sp(pathTether) + "/" + sp(pathBefore) + "/" + sp(pathSSH), ratio, rb})
-		} else {
-			cells = append(cells, []string{r.Name, unit, fmtValue(t, tok), fmtValue(s, sok),
-				sp(pathTether) + "/" + sp(pathSSH), ratio})
 		}
+		line = append(line, strings.Join(spreads, "/"), ratio(r.Ratio))
+		if has[pathOpenSSH] {
+			line = append(line, ratio(r.RatioOpenSSH))
+		}
+		if has[pathBefore] {
+			line = append(line, ratio(r.RatioBefore))
+		}
+		cells = append(cells, line)
 	}
 	width := make([]int, len(head))
 	for _, c := range cells {

@@ -46,7 +46,7 @@ func TestRowRatioAndTable(t *testing.T) {
 	only := &row{metric: metric{Name: "reconnect", Unit: "s"}, Values: map[string][]float64{pathTether: {0.1}}}
 	only.summarize()
 	var b bytes.Buffer
-	printTable(&b, []*row{r, only}, false)
+	printTable(&b, []*row{r, only}, []string{pathTether, pathSSH})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("table has %d lines, want 3:\n%s", len(lines), b.String())
@@ -56,5 +56,16 @@ func TestRowRatioAndTable(t *testing.T) {
 	}
 	if !strings.HasSuffix(lines[2], "-") || !strings.Contains(lines[2], "0.100") {
 		t.Errorf("reconnect line %q: want tether's value and no ratio", lines[2])
+	}
+
+	// With --ssh openssh measured: its column and its ratio to ssh -L.
+	r.Values[pathOpenSSH] = []float64{95, 96, 97}
+	r.summarize()
+	b.Reset()
+	printTable(&b, []*row{r}, []string{pathTether, pathOpenSSH, pathSSH})
+	lines = strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "--ssh openssh") || !strings.Contains(lines[0], "openssh/ssh") ||
+		!strings.Contains(lines[1], "96.00") || !strings.HasSuffix(lines[1], "0.96x") {
+		t.Errorf("with openssh:\n%s", b.String())
 	}
 }

@@ -458,13 +458,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec remote.Record, dial Endpoint) error {
 	switch e.State {
 	case tunnel.Lost:
-		why := ""
-		if cause := errors.Unwrap(e.Err); cause != nil {
-			why = " (" + clip(oneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
-		} else if e.Err != nil {
-			why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
-		}
-		s.status.step("connection to %s lost%s; reconnecting", s.host, why)
+		s.tellLost(e)
 	case tunnel.Reconnecting:
 		if e.Attempt > 1 {
 			s.status.update("connection to %s lost; reconnecting (attempt %d)", s.host, e.Attempt)
@@ -493,6 +487,17 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 		return connectError(s.host, e.Err)
 	}
 	return nil
+}
+
+// tellLost says that the connection was lost, and why.
+func (s *session) tellLost(e tunnel.Event) {
+	why := ""
+	if cause := errors.Unwrap(e.Err); cause != nil {
+		why = " (" + clip(oneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
+	} else if e.Err != nil {
+		why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
+	}
+	s.status.step("connection to %s lost%s; reconnecting", s.host, why)
 }
 
 // forwardGCPercent is the launcher's GC target while it forwards. x/crypto/ssh

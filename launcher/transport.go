@@ -138,6 +138,18 @@ func (s *session) dialOpenSSH(ctx context.Context, u use, onEvent func(tunnel.Ev
 	if u == forwarding {
 		s.status.step("connecting to %s (OpenSSH)", s.host)
 	}
+	if u == forwarding {
+		// The loss is told as it happens, before ssh may ask on the terminal for a
+		// new login (the events channel is read later, by serveLocal's loop).
+		forward := onEvent
+		onEvent = func(e tunnel.Event) {
+			if e.State == tunnel.Lost {
+				s.tellLost(e)
+				return
+			}
+			forward(e)
+		}
+	}
 	c, err := tunnel.DialOpenSSH(ctx, s.o.Host, tunnel.OpenSSHOptions{
 		ConfigFile:  s.o.ConfigFile,
 		Persist:     persist,

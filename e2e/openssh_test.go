@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,5 +365,158 @@ func TestOpenSSHSlurm(t *testing.T) {
 	}
 	if n := logins(site.sshd) - before; n != 2 {
 		t.Errorf("two Slurm launches (one --via-node-ssh) logged in %d times; want 2 (the login node, then the node through it)", n)
+	}
+}
+
+// TestOpenSSHPromptsOnce: a key with a passphrase and no agent. ssh asks for it (here
+// through SSH_ASKPASS, which counts the questions) once for launch, ls, stop and an
+// attach: they share the login. A reconnect that needs a new login asks once more;
+// when that answer is wrong, ssh's own tries run out and the launcher gives up with
+// one line instead of asking again and again.
+func TestOpenSSHPromptsOnce(t *testing.T) {
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	key := filepath.Join(s.Dir, "id_pass")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-C", "tether-e2e", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	ak, _ := os.ReadFile(filepath.Join(s.Dir, "authorized_keys"))
+	writeFile(t, filepath.Join(s.Dir, "authorized_keys"), string(ak)+string(pub), 0o600)
+	cfg := filepath.Join(s.Dir, "ssh_config_pass")
+	block := strings.NewReplacer(s.ClientKey, key, "BatchMode yes", "BatchMode no").Replace(s.ConfigBlock())
+	writeFile(t, cfg, block, 0o600)
+	asked := filepath.Join(s.Dir, "asked")
+	answer := filepath.Join(s.Dir, "answer")
+	writeFile(t, answer, "correct horse\n", 0o600)
+	askpass := filepath.Join(s.Dir, "askpass")
+	writeFile(t, askpass, "#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+asked+"\ncat "+answer+"\n", 0o700)
+	env, _ := openSSHEnv(t, s, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "SSH_AUTH_SOCK=")
+	questions := func() int {
+		b, _ := os.ReadFile(asked)
+		return strings.Count(string(b), "\n")
+	}
+	before := logins(s)
+
+	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", cfg, s.Alias, "--json", "--no-browser"}, true)
+	if err := l.interrupt(t); err != nil {
+		t.Errorf("launcher after Ctrl-C: %v", err)
+	}
+	if out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", cfg, s.Alias); code != 0 || !strings.Contains(out, l.line.Session.ID) {
+		t.Fatalf("ls: exit %d, %q, %q", code, out, errOut)
+	}
+	a := startLauncherEnv(t, env, []string{"attach", "--ssh", "openssh", "-F", cfg, s.Alias, l.line.Session.ID, "--json", "--no-browser"}, true)
+	if status, _, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort), "Authorization", "token "+a.line.Session.Token); status != 200 {
+		t.Errorf("attach: status %d", status)
+	}
+	if n, q := logins(s)-before, questions(); n != 1 || q != 1 {
+		b, _ := os.ReadFile(asked)
+		t.Errorf("launch, ls and attach: %d logins, %d questions (%q); want 1 and 1", n, q, b)
+	}
+
+	// The connection dies: a new login, so one more question.
+	if s.KillConnections() == 0 {
+		t.Fatal("no sshd connection process to kill")
+	}
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(a.stderr.String(), "back: session") }) {
+		t.Fatalf("no reconnect; stderr:\n%s", a.stderr.String())
+	}
+	if q := questions(); q != 2 {
+		t.Errorf("after a reconnect: %d questions in all; want 2", q)
+	}
+
+	// Again, with the wrong answer: ssh asks its NumberOfPasswordPrompts (3) and gives
+	// up; the launcher says so once and exits, asking no more.
+	writeFile(t, answer, "wrong\n", 0o600)
+	if s.KillConnections() == 0 {
+		t.Fatal("no sshd connection process to kill")
+	}
+	err, ok := a.proc.Wait(60 * time.Second)
+	if !ok {
+		t.Fatalf("the launcher keeps going after a refused login; stderr:\n%s", a.stderr.String())
+	}
+	if err == nil {
+		t.Errorf("the launcher exited 0 after a refused login")
+	}
+	t.Logf("after the wrong answer: %d questions in all; the launcher ended with: %s", questions(), lastLines(a.stderr.String(), 2))
+	if q := questions(); q > 2+3 {
+		t.Errorf("%d questions in all after a wrong answer; want at most 5 (ssh's own 3 tries)", q)
+	}
+	mustContain(t, "attach stderr", a.stderr.String(), "refused the login through ssh")
+	if _, errOut, code := runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", cfg, s.Alias, "--all"); code == 0 || !strings.Contains(errOut, "refused the login") {
+		t.Errorf("stop with the wrong passphrase: exit %d, %q; want the refusal", code, errOut)
+	}
+}
+
+// TestOpenSSHPromptOnTerminal: on a terminal (a pty, through script(1)), ssh's
+// passphrase prompt has a line of its own: after "connecting to HOST (OpenSSH)", and,
+// when the connection dies and ssh must log in again, after the line that says so;
+// nothing of tether's lands in the middle of it.
+func TestOpenSSHPromptOnTerminal(t *testing.T) {
+	scriptPath := Need(t, "script", "bsdutils")
+	s := StartSSHD(t, SSHDOptions{})
+	stopAllOnCleanup(t, s)
+	key := filepath.Join(s.Dir, "id_pass")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-C", "tether-e2e", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	ak, _ := os.ReadFile(filepath.Join(s.Dir, "authorized_keys"))
+	writeFile(t, filepath.Join(s.Dir, "authorized_keys"), string(ak)+string(pub), 0o600)
+	cfg := filepath.Join(s.Dir, "ssh_config_pass")
+	writeFile(t, cfg, strings.NewReplacer(s.ClientKey, key, "BatchMode yes", "BatchMode no").Replace(s.ConfigBlock()), 0o600)
+	env, _ := openSSHEnv(t, s, "SSH_AUTH_SOCK=", "SSH_ASKPASS=", "DISPLAY=")
+	base, _ := launcherEnv(t)
+	cmdline := Binary(t) + " launch --ssh openssh -F " + cfg + " " + s.Alias + " --no-browser"
+	cmd := exec.Command(scriptPath, "-q", "-e", "-c", cmdline, "/dev/null")
+	cmd.Env = append(base, env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	p := Start(t, cmd)
+	defer stdin.Close()
+	const prompt = "Enter passphrase for key '"
+	answer := func(n int) {
+		t.Helper()
+		if !WaitFor(30*time.Second, func() bool { return strings.Count(out.String(), prompt) >= n }) {
+			t.Fatalf("no passphrase prompt #%d on the terminal:\n%s", n, out.String())
+		}
+		io.WriteString(stdin, "correct horse\n")
+	}
+	answer(1)
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(out.String(), "tether: ready:") }) {
+		t.Fatalf("not ready:\n%s", out.String())
+	}
+	if s.KillConnections() == 0 {
+		t.Fatal("no sshd connection process to kill")
+	}
+	answer(2)
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(out.String(), "answers again") }) {
+		t.Fatalf("no reconnect:\n%s", out.String())
+	}
+	p.Cmd.Process.Signal(syscall.SIGINT)
+	p.Wait(30 * time.Second)
+	// The terminal's lines (CR LF, a prompt may start with CR).
+	var lines []string
+	for _, l := range strings.Split(strings.ReplaceAll(out.String(), "\r\n", "\n"), "\n") {
+		lines = append(lines, strings.TrimLeft(l, "\r"))
+	}
+	var before []string
+	for i, l := range lines {
+		if strings.Contains(l, prompt) {
+			if !strings.HasPrefix(l, prompt) {
+				t.Errorf("the prompt shares its line: %q", l)
+			}
+			if i > 0 {
+				before = append(before, lines[i-1])
+			}
+		}
+	}
+	want := []string{"tether: connecting to " + s.Alias + " (OpenSSH)", "tether: connection to " + s.Alias + " lost (ssh's master connection ended); reconnecting"}
+	if strings.Join(before, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the lines before the prompts: %q; want %q\nterminal:\n%s", before, want, out.String())
 	}
 }

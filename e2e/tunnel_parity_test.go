@@ -196,9 +196,132 @@ func TestTunnelSSHGParity(t *testing.T) {
 				continue
 			}
 			checked += compareSSHG(t, tc.name, host, string(out), cfg)
+			checked += compareOpenSSHConfig(t, tc.name, host, cfgFile, cfg)
 		}
 	}
 	t.Logf("%d key comparisons against ssh -G", checked)
+}
+
+// compareOpenSSHConfig: the Config the OpenSSH transport builds from ssh -G
+// (tunnel.ResolveOpenSSH) says what the native resolver says, key by key (identity
+// and certificate files aside: ssh -G prints them unexpanded).
+func compareOpenSSHConfig(t *testing.T, name, host, cfgFile string, native *tunnel.Config) int {
+	t.Helper()
+	oc, _, err := tunnel.ResolveOpenSSH(Context(t, 30*time.Second), "ssh", host, cfgFile)
+	if err != nil {
+		t.Errorf("%s / %s: ResolveOpenSSH: %v", name, host, err)
+		return 0
+	}
+	got, want := ourSSHG(oc), ourSSHG(native)
+	n := 0
+	for _, k := range parityKeys {
+		if k == "identityfile" || k == "certificatefile" {
+			continue
+		}
+		w := want[k]
+		if k == "serveraliveinterval" && len(w) == 0 && native.BatchMode && strings.Join(got[k], "") == "300" {
+			w = got[k] // unset: ssh's BatchMode default, which ssh -G prints
+		}
+		if strings.Join(got[k], "\n") != strings.Join(w, "\n") {
+			t.Errorf("%s / %s: %s: ResolveOpenSSH says %q; the native resolver %q", name, host, k, got[k], w)
+		}
+		n++
+	}
+	return n
+}
+
+// openSSHCorpus: configs with what only OpenSSH's ssh honours, for --ssh auto.
+var openSSHCorpus = []struct {
+	name  string
+	cfg   string
+	hosts []string
+}{
+	{
+		name: "ControlMaster, GSSAPI, tokens, OpenSSH-only features",
+		cfg: `
+Host cm
+  ControlMaster auto
+  ControlPath /tmp/cm-%C
+  ControlPersist 10m
+Host cmno
+  ControlMaster no
+  ControlPath none
+Host path
+  ControlPath ~/.ssh/cm-%r@%h:%p
+Host krb
+  GSSAPIAuthentication yes
+  GSSAPIDelegateCredentials yes
+Host token
+  PKCS11Provider /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
+Host fido
+  SecurityKeyProvider /usr/lib/sk-libfido2.so
+Host hb
+  HostbasedAuthentication yes
+Host khc
+  KnownHostsCommand /usr/local/bin/kh %H
+Host canon
+  CanonicalizeHostname yes
+  CanonicalDomains example.com
+Host fdpass
+  ProxyCommand nc %h %p
+  ProxyUseFdpass yes
+Host *.site
+  ControlMaster autoask
+  ControlPath /tmp/site-%C
+`,
+		hosts: []string{"cm", "cmno", "path", "krb", "token", "fido", "hb", "khc", "canon", "fdpass", "node1.site", "plain"},
+	},
+}
+
+// TestOpenSSHNeedsParity: what the native resolver reports as needing OpenSSH
+// (tunnel.Config.OpenSSHNeeds, which --ssh auto reads) matches what ssh -G says the
+// same config sets.
+func TestOpenSSHNeedsParity(t *testing.T) {
+	Need(t, "ssh", "openssh-client")
+	checked := 0
+	for _, tc := range openSSHCorpus {
+		cfgFile := filepath.Join(t.TempDir(), "config")
+		if err := os.WriteFile(cfgFile, []byte(tc.cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, host := range tc.hosts {
+			out, err := exec.Command("ssh", "-G", "-F", cfgFile, host).Output()
+			if err != nil {
+				t.Errorf("%s / %s: ssh -G: %v", tc.name, host, err)
+				continue
+			}
+			g := tunnel.ParseSSHG(out)
+			var want []string
+			for _, c := range []struct {
+				need string
+				set  bool
+			}{
+				{"ControlMaster", g.Get("controlmaster") != "" && g.Get("controlmaster") != "false"},
+				{"ControlPath", g.Get("controlpath") != "" && g.Get("controlpath") != "none"},
+				{"GSSAPIAuthentication", g.Get("gssapiauthentication") == "yes"},
+				{"PKCS11Provider", g.Get("pkcs11provider") != "" && g.Get("pkcs11provider") != "none"},
+				{"SecurityKeyProvider", g.Get("securitykeyprovider") != "" && g.Get("securitykeyprovider") != "internal"},
+				{"HostbasedAuthentication", g.Get("hostbasedauthentication") == "yes"},
+				{"KnownHostsCommand", g.Get("knownhostscommand") != "" && g.Get("knownhostscommand") != "none"},
+				{"CanonicalizeHostname", g.Get("canonicalizehostname") != "" && g.Get("canonicalizehostname") != "false"},
+				{"ProxyUseFdpass", g.Get("proxyusefdpass") == "yes"},
+			} {
+				if c.set {
+					want = append(want, c.need)
+				}
+			}
+			cfg, err := tunnel.Resolve(host, tunnel.ResolveOptions{ConfigFile: cfgFile})
+			if err != nil {
+				t.Errorf("%s / %s: Resolve: %v", tc.name, host, err)
+				continue
+			}
+			if strings.Join(cfg.OpenSSHNeeds, " ") != strings.Join(want, " ") {
+				t.Errorf("%s / %s: the native resolver's OpenSSH needs %q; ssh -G sets %q", tc.name, host, cfg.OpenSSHNeeds, want)
+			}
+			checked++
+		}
+	}
+	t.Logf("%d hosts compared with ssh -G", checked)
 }
 
 // TestTunnelSSHGParityDefaultFiles: without -F, for this machine's own ~/.ssh/config

@@ -45,7 +45,7 @@ func (b *bench) item(name string) error {
 		return b.reconnect()
 	}
 	for _, p := range b.paths {
-		if p.name == pathSSH && p.proc.exited() {
+		if isSSH(p.name) && p.proc.exited() {
 			if err := b.startSSHL(p); err != nil {
 				return err
 			}
@@ -345,6 +345,9 @@ func (b *bench) ws(p *route) error {
 func (b *bench) launchTimes(p *route) error {
 	mLaunch := metric{"launch (installed) / ssh true", "s", false}
 	mFirst := metric{"first launch (upload) / ssh true", "s", false}
+	if p.name == pathSSHSock {
+		return nil // ssh -L itself is timed once, as "ssh"
+	}
 	if p.name == pathSSH {
 		start := time.Now()
 		cmd := exec.CommandContext(b.ctx, "ssh", "-F", b.sshd.config, "-o", "ControlMaster=no", "-o", "ControlPath=none", b.sshd.alias, "true")
@@ -392,7 +395,7 @@ func (b *bench) reconnect() error {
 	}
 	var targets []*route
 	for _, p := range b.paths {
-		if p.name != pathSSH {
+		if !isSSH(p.name) {
 			targets = append(targets, p)
 		}
 	}
@@ -436,7 +439,7 @@ func (b *bench) memory(p *route) error {
 	if hwm, err := statusKB(p.proc.cmd.Process.Pid, "VmHWM:"); err == nil {
 		b.record(metric{"launcher peak RSS (all items)", "MB", false}, p.name, hwm*kb/mb)
 	}
-	if p.name == pathSSH {
+	if isSSH(p.name) {
 		r, err := rssKB(p.proc.cmd.Process.Pid)
 		if err != nil {
 			return err

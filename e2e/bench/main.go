@@ -8,8 +8,10 @@
 // tether / ssh -L. It writes the figures as JSON to bench-results/. Timings are for
 // people: it never fails on a number.
 //
-// With --openssh (the default) it also measures this build with --ssh openssh: the
-// launcher speaking through OpenSSH's ssh and a ControlMaster of its own.
+// With --openssh (the default) it also measures this build with --ssh openssh (the
+// launcher speaking through OpenSSH's ssh and a ControlMaster of its own) and, as the
+// reference for that transport alone, an ssh -L to that session's Unix socket (the
+// same guarded server, so the two differ only in how the bytes reach it).
 //
 //	--quick          small sizes, few rounds (about a minute)
 //	--items a,b      only these items (download, upload, parallel, small, newconn,
@@ -164,9 +166,11 @@ type route struct {
 	name    string
 	bin     string   // the tether binary (empty for ssh -L)
 	extra   []string // more launch arguments (--ssh openssh)
+	target  string   // ssh -L's remote end: "" for the app, else a socket path
 	base    string   // http://127.0.0.1:PORT/BASE/
 	auth    string   // the Authorization header value, if any
 	session string   // the tether session id
+	socket  string   // the tether session's socket on the remote
 	proc    *proc    // the launcher or the ssh -L client
 }
 
@@ -270,7 +274,17 @@ func (b *bench) setup() error {
 	fmt.Sscan(string(port), &b.appPort)
 	s := &route{name: pathSSH}
 	b.paths = append(b.paths, s)
-	return b.startSSHL(s)
+	if err := b.startSSHL(s); err != nil {
+		return err
+	}
+	for _, p := range b.paths {
+		if p.name == pathOpenSSH {
+			k := &route{name: pathSSHSock, target: p.socket, auth: p.auth}
+			b.paths = append(b.paths, k)
+			return b.startSSHL(k)
+		}
+	}
+	return nil
 }
 
 func copyExecutable(from, to string) error {
@@ -308,6 +322,7 @@ type launched struct {
 		PID     int    `json:"pid"`
 		Token   string `json:"token"`
 		BaseURL string `json:"base_url"`
+		Socket  string `json:"socket"`
 	} `json:"session"`
 }
 
@@ -384,7 +399,7 @@ func (b *bench) launchPath(name, bin string, extra ...string) (*route, error) {
 	if base == "" {
 		base = "/"
 	}
-	return &route{name: name, bin: bin, extra: extra, proc: p, session: l.Session.ID, auth: "Bearer " + l.Session.Token,
+	return &route{name: name, bin: bin, extra: extra, proc: p, session: l.Session.ID, socket: l.Session.Socket, auth: "Bearer " + l.Session.Token,
 		base: fmt.Sprintf("http://127.0.0.1:%d%s", l.LocalPort, base)}, nil
 }
 
@@ -394,9 +409,13 @@ func (b *bench) startSSHL(s *route) error {
 	if err != nil {
 		return err
 	}
+	target := fmt.Sprintf("127.0.0.1:%d", b.appPort)
+	if s.target != "" {
+		target = s.target
+	}
 	cmd := exec.Command("ssh", "-F", b.sshd.config, "-N", "-o", "ControlMaster=no", "-o", "ControlPath=none",
 		"-o", "ExitOnForwardFailure=yes", "-o", "Ciphers=aes128-gcm@openssh.com",
-		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lp, b.appPort), b.sshd.alias)
+		"-L", fmt.Sprintf("127.0.0.1:%d:%s", lp, target), b.sshd.alias)
 	logf, err := os.OpenFile(filepath.Join(b.dir, "ssh-L.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -410,7 +429,7 @@ func (b *bench) startSSHL(s *route) error {
 	s.proc, s.base = p, fmt.Sprintf("http://127.0.0.1:%d/", lp)
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !p.exited(); time.Sleep(10 * time.Millisecond) {
-		if resp, err := c.Get(s.base + "small"); err == nil {
+		if resp, err := c.Do(s.request(b.ctx, "GET", "small", nil, 0)); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return nil

@@ -9,16 +9,23 @@ import (
 )
 
 // The paths measured: tether (this tree's build), the --before binary, this build with
-// --ssh openssh (the user's ssh through a ControlMaster), and OpenSSH's ssh -L.
+// --ssh openssh (the user's ssh through a ControlMaster), OpenSSH's ssh -L to the app,
+// and ssh -L to the --ssh openssh session's socket (through the same guarded server:
+// the transports compared alone).
 const (
 	pathTether  = "tether"
 	pathBefore  = "before"
 	pathOpenSSH = "openssh"
 	pathSSH     = "ssh"
+	pathSSHSock = "sock"
 )
 
 // columnName is a path's column heading.
-var columnName = map[string]string{pathTether: "tether", pathBefore: "before", pathOpenSSH: "--ssh openssh", pathSSH: "ssh -L"}
+var columnName = map[string]string{pathTether: "tether", pathBefore: "before", pathOpenSSH: "--ssh openssh", pathSSH: "ssh -L",
+	pathSSHSock: "ssh -L sock"}
+
+// isSSH: the path is a plain ssh -L, not a launcher.
+func isSSH(name string) bool { return name == pathSSH || name == pathSSHSock }
 
 // metric is one row of the table.
 type metric struct {
@@ -39,6 +46,8 @@ type row struct {
 	RatioBefore float64 `json:"ratio_before,omitempty"`
 	// RatioOpenSSH is --ssh openssh's median over ssh -L's.
 	RatioOpenSSH float64 `json:"ratio_openssh,omitempty"`
+	// RatioOpenSSHSock is --ssh openssh's median over ssh -L to its session's socket.
+	RatioOpenSSHSock float64 `json:"ratio_openssh_sock,omitempty"`
 }
 
 // median of xs (0 for none); xs is not modified.
@@ -93,6 +102,9 @@ func (r *row) summarize() {
 	if o, s := r.Median[pathOpenSSH], r.Median[pathSSH]; o > 0 && s > 0 {
 		r.RatioOpenSSH = o / s
 	}
+	if o, s := r.Median[pathOpenSSH], r.Median[pathSSHSock]; o > 0 && s > 0 {
+		r.RatioOpenSSHSock = o / s
+	}
 }
 
 func fmtValue(v float64, ok bool) string {
@@ -122,11 +134,14 @@ func printTable(w io.Writer, rows []*row, paths []string) {
 	var letters []string
 	for _, p := range paths {
 		head = append(head, columnName[p])
-		letters = append(letters, p[:1])
+		letters = append(letters, map[string]string{pathTether: "t", pathBefore: "b", pathOpenSSH: "o", pathSSH: "s", pathSSHSock: "k"}[p])
 	}
 	head = append(head, "spread "+strings.Join(letters, "/"), "ratio")
 	if has[pathOpenSSH] {
 		head = append(head, "openssh/ssh")
+	}
+	if has[pathSSHSock] {
+		head = append(head, "openssh/sock")
 	}
 	if has[pathBefore] {
 		head = append(head, "vs before")
@@ -159,6 +174,9 @@ func printTable(w io.Writer, rows []*row, paths []string) {
 		line = append(line, strings.Join(spreads, "/"), ratio(r.Ratio))
 		if has[pathOpenSSH] {
 			line = append(line, ratio(r.RatioOpenSSH))
+		}
+		if has[pathSSHSock] {
+			line = append(line, ratio(r.RatioOpenSSHSock))
 		}
 		if has[pathBefore] {
 			line = append(line, ratio(r.RatioBefore))

@@ -95,9 +95,10 @@ type OpenSSHClient struct {
 	userPath string   // the user's ControlPath ("" when none)
 	extra    []string // more ssh options (-o ProxyCommand=… for JumpThrough)
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	nudging sync.WaitGroup // the NoDelayExec sessions under way
 
 	mu     sync.Mutex
 	cur    *master
@@ -188,7 +189,9 @@ func (c *OpenSSHClient) nudge(m *master) {
 	if !c.o.NoDelayExec {
 		return
 	}
+	c.nudging.Add(1)
 	go func() {
+		defer c.nudging.Done()
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		defer cancel()
 		c.runOn(ctx, m, "exit 0", nil, nil, nil)
@@ -943,5 +946,6 @@ func (c *OpenSSHClient) Close() error {
 		m.watch.Close()
 	}
 	<-c.done
+	c.nudging.Wait()
 	return nil
 }

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -15,15 +16,46 @@ import (
 // arrive on the client's goroutine).
 type status struct {
 	mu       sync.Mutex
-	w        io.Writer
+	w        io.Writer // where steps go now: out, or held while the user is asked something
+	out      io.Writer // stderr
 	tty      bool
 	open     bool // a step line is on screen without its newline (tty only)
 	last     string
 	lastTick time.Time
+
+	holds int          // questions to the user on screen now (see hold)
+	held  bytes.Buffer // what was said meanwhile
 }
 
 func newStatus(w io.Writer) *status {
-	return &status{w: w, tty: termsafe.IsTerminal(w)}
+	return &status{w: w, out: w, tty: termsafe.IsTerminal(w)}
+}
+
+// hold makes room for a question to the user (a passphrase, a one-time code, a host
+// key): the open step line is finished, so the question starts on a line of its own,
+// and what the launcher says meanwhile (a reconnect's steps, from other goroutines)
+// waits until release, so nothing is written into the line the user types on.
+func (s *status) hold() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open {
+		io.WriteString(s.out, "\n")
+		s.open = false
+	}
+	s.holds++
+	s.w = &s.held
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.holds--; s.holds == 0 {
+				s.w = s.out
+				s.out.Write(s.held.Bytes())
+				s.held.Reset()
+			}
+		})
+	}
 }
 
 // step starts a new step: on a terminal the previous step's line is finished first.

@@ -35,6 +35,7 @@ type benchSession struct {
 	auth     string // Authorization header value
 	statsDir string
 	app      int // the app's PID
+	appPort  int // the app's TCP port on 127.0.0.1
 }
 
 // startBenchSession starts sshd, a Toxiproxy in front of it when withProxy, and a
@@ -71,6 +72,11 @@ func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 		t.Fatalf("app processes under the server %d: %v", b.l.line.Session.PID, apps)
 	}
 	b.app = apps[0]
+	port, err := os.ReadFile(portFile)
+	if err != nil {
+		t.Fatalf("the app did not write its port: %v", err)
+	}
+	fmt.Sscan(string(port), &b.appPort)
 	return b
 }
 
@@ -409,6 +415,16 @@ var faultKinds = []faultKind{
 		}
 		return time.Now(), fmt.Sprintf("SIGKILL %d sshd processes", n), nil
 	}},
+	{"flap", "hard", 2, func(b *benchSession, r *rand.Rand) (time.Time, string, error) {
+		// A flaky link: every connection dies as soon as sshd forks for it, at any
+		// stage (key exchange, authentication, the session check after a reconnect).
+		hold := time.Duration(1000+r.IntN(2000)) * time.Millisecond
+		killed := 0
+		for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+			killed += b.s.KillConnections()
+		}
+		return time.Now(), fmt.Sprintf("every sshd connection process killed at once for %v (%d)", hold, killed), nil
+	}},
 	{"blackhole", "silent", 2, func(b *benchSession, r *rand.Rand) (time.Time, string, error) {
 		hold := time.Duration(2000+r.IntN(10000)) * time.Millisecond
 		for _, dir := range []string{"upstream", "downstream"} {
@@ -524,4 +540,14 @@ func medianMax(ds []time.Duration) (time.Duration, time.Duration) {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2], s[len(s)-1]
+}
+
+// newAuthRequest is a GET of path under the session's base with its token.
+func newAuthRequest(ctx context.Context, b *benchSession, path string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", b.auth)
+	return req, nil
 }

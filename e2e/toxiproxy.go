@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -192,41 +191,3 @@ func (s *SSHD) ThroughProxy(tb testing.TB, p *ToxicProxy, alias string) string {
 	return path
 }
 
-// OpenFDs is the number of open file descriptors of pid (-1 if it cannot be read).
-func OpenFDs(pid int) int {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return -1
-	}
-	return len(ents)
-}
-
-// RSS is pid's resident set size in bytes (VmRSS; -1 if it cannot be read).
-func RSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
-}
-
-// RaiseFileLimit raises this process's soft RLIMIT_NOFILE to its hard limit (children
-// inherit it) and returns the new soft limit.
-func RaiseFileLimit() uint64 {
-	var r syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) != nil {
-		return 0
-	}
-	if r.Cur < r.Max {
-		r.Cur = r.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
-		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
-	}
-	return r.Cur
-}

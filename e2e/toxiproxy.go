@@ -190,4 +190,3 @@ func (s *SSHD) ThroughProxy(tb testing.TB, p *ToxicProxy, alias string) string {
 	writeFile(tb, path, cfg, 0o600)
 	return path
 }
-

@@ -258,3 +258,62 @@ func summarizeFaults(t *testing.T, results []faultResult, elapsed time.Duration)
 			fmtDur(bm)+" / "+fmtDur(bw), fmtDur(fm)+" / "+fmtDur(fw), wsOK, len(byKind[k]), dlOK, len(byKind[k]))
 	}
 }
+
+// TestLaunchSurvivesDropDuringSessionCheck: the connection drops again while the
+// launcher, just reconnected, checks that the session's server still answers (the
+// campaign's flapping link can land there). The launcher must take it as one more
+// drop and reconnect, not give up on the session: the same URL answers again and the
+// launcher is still running.
+func TestLaunchSurvivesDropDuringSessionCheck(t *testing.T) {
+	b := startBenchSession(t, true)
+	if _, err := b.waitAnswers(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	backs := func() int { return strings.Count(b.l.stderr.String(), "back: reconnected to") }
+	for round := 1; round <= 3; round++ {
+		// Slow answers make the check after a reconnect last a few hundred ms.
+		if err := b.proxy.AddToxic("slow", "latency", "downstream", map[string]any{"latency": 400}); err != nil {
+			t.Fatal(err)
+		}
+		before := backs()
+		if b.s.KillConnections() == 0 {
+			t.Fatal("no sshd connection process to kill")
+		}
+		if !waitFor1ms(30*time.Second, func() bool { return backs() > before }) {
+			t.Fatalf("round %d: no reconnect within 30 s; stderr:\n%s", round, b.l.stderr.String())
+		}
+		killed := b.s.KillConnections() // while the check runs
+		if err := b.proxy.RemoveToxic("slow"); err != nil {
+			t.Fatal(err)
+		}
+		backAt, err := b.waitAnswers(15 * time.Second)
+		time.Sleep(time.Second) // a launcher giving up would be gone by now
+		select {
+		case <-b.l.proc.Done():
+			t.Fatalf("round %d: the launcher exited after a drop during its session check; stderr:\n%s", round, b.l.stderr.String())
+		default:
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v; stderr:\n%s", round, err, b.l.stderr.String())
+		}
+		t.Logf("round %d: killed %d sshd processes during the check; the URL answered again at %s", round, killed, backAt.Format("15:04:05.000"))
+		if err := b.appUnchanged(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := b.l.stderr.String(); strings.Contains(s, "does not answer") || strings.Contains(s, "cannot reach") {
+		t.Errorf("the launcher gave up on the session at some point:\n%s", s)
+	}
+}
+
+// waitFor1ms is WaitFor polling every millisecond, for races a 20 ms poll would miss.
+func waitFor1ms(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}

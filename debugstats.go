@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 )
@@ -18,7 +19,10 @@ type debugStats struct {
 	Time       time.Time `json:"time"`
 	Goroutines int       `json:"goroutines"`
 	HeapInuse  uint64    `json:"heap_inuse"`
-	Sys        uint64    `json:"sys"`
+	// HeapLive is the heap that survived the latest collection: the figure to watch
+	// for a leak (HeapInuse swings with the garbage between collections).
+	HeapLive uint64 `json:"heap_live"`
+	Sys      uint64 `json:"sys"`
 }
 
 // statsInterval is how often startStats writes.
@@ -58,7 +62,12 @@ func startStats(args []string) func() {
 func writeStats(base string) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
 	s := debugStats{PID: os.Getpid(), Time: time.Now().UTC(), Goroutines: runtime.NumGoroutine(), HeapInuse: m.HeapInuse, Sys: m.Sys}
+	if live[0].Value.Kind() == metrics.KindUint64 {
+		s.HeapLive = live[0].Value.Uint64()
+	}
 	b, _ := json.Marshal(s)
 	replaceFile(base+".json", func(f *os.File) error { _, err := f.Write(b); return err })
 	replaceFile(base+".goroutines", func(f *os.File) error { return pprof.Lookup("goroutine").WriteTo(f, 1) })

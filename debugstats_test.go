@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ func TestStatsOffByDefault(t *testing.T) {
 func TestStatsWritesCountsAndStacks(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("TETHER_DEBUG_STATS", dir)
+	runtime.GC() // so that there is a live heap to report
 	stop := startStats([]string{"launch", "host"})
 	stop()
 	base := filepath.Join(dir, "tether-launch-"+strconv.Itoa(os.Getpid()))
@@ -29,7 +31,7 @@ func TestStatsWritesCountsAndStacks(t *testing.T) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("%s: %v", b, err)
 	}
-	if s.PID != os.Getpid() || s.Goroutines < 1 || s.HeapInuse == 0 || time.Since(s.Time) > time.Minute {
+	if s.PID != os.Getpid() || s.Goroutines < 1 || s.HeapInuse == 0 || s.HeapLive == 0 || time.Since(s.Time) > time.Minute {
 		t.Errorf("stats %+v", s)
 	}
 	g, err := os.ReadFile(base + ".goroutines")

@@ -140,6 +140,7 @@ type procStats struct {
 	Goroutines int   `json:"goroutines"`
 	RSS        int64 `json:"rss"`
 	HeapInuse  int64 `json:"heap_inuse"`
+	HeapLive   int64 `json:"heap_live"` // what survived the latest GC
 }
 
 // stats reads pid's fds and RSS from /proc and its goroutines and heap from the
@@ -152,12 +153,13 @@ func (b *benchSession) stats(cmd string, pid int) (procStats, error) {
 		Time       time.Time `json:"time"`
 		Goroutines int       `json:"goroutines"`
 		HeapInuse  int64     `json:"heap_inuse"`
+		HeapLive   int64     `json:"heap_live"`
 	}
 	ok := WaitFor(5*time.Second, func() bool {
 		data, err := os.ReadFile(path)
 		return err == nil && json.Unmarshal(data, &st) == nil && st.Time.After(now)
 	})
-	ps := procStats{FDs: OpenFDs(pid), RSS: RSS(pid), Goroutines: st.Goroutines, HeapInuse: st.HeapInuse}
+	ps := procStats{FDs: OpenFDs(pid), RSS: RSS(pid), Goroutines: st.Goroutines, HeapInuse: st.HeapInuse, HeapLive: st.HeapLive}
 	if !ok {
 		return ps, fmt.Errorf("no fresh stats in %s", path)
 	}

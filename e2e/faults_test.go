@@ -219,7 +219,7 @@ func survived(ok bool) string {
 }
 
 func fmtStats(p procStats) string {
-	return fmt.Sprintf("%d fds, %d goroutines, RSS %.1f MB, heap %.1f MB", p.FDs, p.Goroutines, float64(p.RSS)/1e6, float64(p.HeapInuse)/1e6)
+	return fmt.Sprintf("%d fds, %d goroutines, RSS %.1f MB, live heap %.1f MB", p.FDs, p.Goroutines, float64(p.RSS)/1e6, float64(p.HeapLive)/1e6)
 }
 
 func lastLinesOf(s string, n int) string {

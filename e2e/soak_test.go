@@ -121,8 +121,8 @@ func TestSoak(t *testing.T) {
 		reqMu.Unlock()
 		sm := soakSample{At: time.Since(start).Seconds(), Launcher: l, Server: s, Faults: faults, Requests: n}
 		samples = append(samples, sm)
-		t.Logf("%7.0fs  launcher %6.1f MB RSS %6.1f MB heap %3d fds %3d goroutines | server %6.1f MB RSS %6.1f MB heap %3d fds %3d goroutines | %d faults, %d requests",
-			sm.At, mb(l.RSS), mb(l.HeapInuse), l.FDs, l.Goroutines, mb(s.RSS), mb(s.HeapInuse), s.FDs, s.Goroutines, faults, n)
+		t.Logf("%7.0fs  launcher %5.1f MB RSS %5.1f MB live heap %3d fds %3d goroutines | server %5.1f MB RSS %5.1f MB live heap %3d fds %3d goroutines | %d faults, %d requests",
+			sm.At, mb(l.RSS), mb(l.HeapLive), l.FDs, l.Goroutines, mb(s.RSS), mb(s.HeapLive), s.FDs, s.Goroutines, faults, n)
 	}
 	sample()
 	nextSample, nextFault := start.Add(every), start.Add(time.Minute)
@@ -189,7 +189,7 @@ func TestSoak(t *testing.T) {
 	}
 	first, last := steady[0], samples[len(samples)-1]
 	t.Logf("soak %v: %d faults, %d requests, WebSocket and download reopened after each drop", time.Since(start).Round(time.Second), faults, last.Requests)
-	t.Logf("slopes after the warm-up (%d samples from %.0f s): launcher RSS %+.2f MB/h, heap %+.2f MB/h, fds %+.2f/h, goroutines %+.2f/h; server RSS %+.2f MB/h, heap %+.2f MB/h, fds %+.2f/h, goroutines %+.2f/h",
+	t.Logf("slopes after the warm-up (%d samples from %.0f s): launcher RSS %+.2f MB/h, live heap %+.2f MB/h, fds %+.2f/h, goroutines %+.2f/h; server RSS %+.2f MB/h, live heap %+.2f MB/h, fds %+.2f/h, goroutines %+.2f/h",
 		len(steady), first.At, slopes["launcher_rss_mb_per_hour"], slopes["launcher_heap_mb_per_hour"], slopes["launcher_fds_per_hour"], slopes["launcher_goroutines_per_hour"],
 		slopes["server_rss_mb_per_hour"], slopes["server_heap_mb_per_hour"], slopes["server_fds_per_hour"], slopes["server_goroutines_per_hour"])
 	if err := writeSoakJSON(dur, every, seed, samples, slopes); err != nil {

@@ -420,7 +420,9 @@ var faultKinds = []faultKind{
 	{"flap", "hard", 2, func(b *benchSession, r *rand.Rand) (time.Time, string, error) {
 		// A flaky link: every connection dies as soon as sshd forks for it, at any
 		// stage (key exchange, authentication, the session check after a reconnect).
-		hold := time.Duration(1000+r.IntN(2000)) * time.Millisecond
+		// At most 2.5 s: reconnect attempts come at about 0, 0.25, 0.75, 1.75 and
+		// 3.75 s (±20%), so the first one after the flapping is at most 2.4 s later.
+		hold := time.Duration(1000+r.IntN(1500)) * time.Millisecond
 		killed := 0
 		for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
 			killed += b.s.KillConnections()

@@ -27,6 +27,7 @@ const appPool = 256
 // is answered correctly; afterwards the launcher's and the server's open files are
 // back where they were (no leak). Times and RSS are logged.
 func TestTunnelThousandConnections(t *testing.T) {
+	Need(t, "sshd", "openssh-server") // before asking for files this test may not run without
 	// Each connection costs a descriptor in the launcher, two in the server (the
 	// client's and the app's) and one in sshd and in the app: children inherit this.
 	if lim := RaiseFileLimit(); lim < 3*thousand+512 {

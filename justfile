@@ -28,7 +28,7 @@ e2e-apps:
 bench *ARGS:
     go run ./e2e/bench {{ARGS}}
 
-# The fault campaign in full: 100 random drops and spikes through Toxiproxy under a live session (about 12 minutes; CI runs 30). SEED replays a run.
+# The fault campaign in full: 100 random drops and spikes through Toxiproxy under a live session (about 8 minutes; CI runs 30). SEED replays a run.
 faults N="100" SEED="":
     TETHER_E2E=require TETHER_FAULTS={{N}} TETHER_FAULTS_SEED={{SEED}} go test -count=1 -timeout 60m -run TestFaultCampaign -v ./e2e/
 

@@ -429,6 +429,37 @@ var faultKinds = []faultKind{
 		}
 		return time.Now(), fmt.Sprintf("every sshd connection process killed at once for %v (%d)", hold, killed), nil
 	}},
+	{"storm", "hard", 1, func(b *benchSession, r *rand.Rand) (time.Time, string, error) {
+		// Hard drops back to back, the next before the launcher is done with the last.
+		var names []string
+		for n := 3 + r.IntN(4); n > 0; n-- {
+			switch r.IntN(3) {
+			case 0:
+				b.s.KillConnections()
+				names = append(names, "kill")
+			case 1:
+				if err := b.proxy.AddToxic("storm-reset", "reset_peer", "downstream", map[string]any{"timeout": 0}); err != nil {
+					return time.Time{}, "", err
+				}
+				time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
+				if err := b.proxy.RemoveToxic("storm-reset"); err != nil {
+					return time.Time{}, "", err
+				}
+				names = append(names, "reset")
+			default:
+				if err := b.proxy.SetEnabled(false); err != nil {
+					return time.Time{}, "", err
+				}
+				time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
+				if err := b.proxy.SetEnabled(true); err != nil {
+					return time.Time{}, "", err
+				}
+				names = append(names, "close")
+			}
+			time.Sleep(time.Duration(r.IntN(500)) * time.Millisecond)
+		}
+		return time.Now(), "drops 0-0.5 s apart: " + strings.Join(names, ", "), nil
+	}},
 	{"blackhole", "silent", 2, func(b *benchSession, r *rand.Rand) (time.Time, string, error) {
 		hold := time.Duration(2000+r.IntN(10000)) * time.Millisecond
 		for _, dir := range []string{"upstream", "downstream"} {
@@ -520,20 +551,33 @@ func (b *benchSession) getSlow(path string, timeout time.Duration) error {
 	return err
 }
 
-// pickFault draws a fault kind by weight.
+// pickFault draws a fault kind by weight, among those named in TETHER_FAULTS_KINDS
+// (comma-separated; all when unset).
 func pickFault(r *rand.Rand) faultKind {
+	kinds := faultKinds
+	if only := os.Getenv("TETHER_FAULTS_KINDS"); only != "" {
+		kinds = nil
+		for _, k := range faultKinds {
+			if strings.Contains(","+only+",", ","+k.name+",") {
+				kinds = append(kinds, k)
+			}
+		}
+		if len(kinds) == 0 {
+			panic("TETHER_FAULTS_KINDS=" + only + " names no fault kind")
+		}
+	}
 	total := 0
-	for _, k := range faultKinds {
+	for _, k := range kinds {
 		total += k.weight
 	}
 	n := r.IntN(total)
-	for _, k := range faultKinds {
+	for _, k := range kinds {
 		if n < k.weight {
 			return k
 		}
 		n -= k.weight
 	}
-	return faultKinds[len(faultKinds)-1]
+	return kinds[len(kinds)-1]
 }
 
 // median and maximum of durations.

@@ -60,7 +60,8 @@ type faultResult struct {
 // TestFaultCampaign: one `tether launch` session of the bench app through Toxiproxy
 // and sshd, with a WebSocket echoing and a download running all along, goes through a
 // seeded series of random faults: hard drops (RST, FIN after a few bytes, the proxy
-// closed, sshd's connection processes killed), silent drops (every byte dropped for
+// closed, sshd's connection processes killed, a flapping link, a storm of drops back
+// to back), silent drops (every byte dropped for
 // 2-12 s, sshd's processes stopped) and spikes (latency up to 1.5 s each way, tiny
 // segments). After each: a fresh request to the same local URL succeeds (hard: within
 // 5 s of the end of the fault; silent: within 20 s of its start); the app was never
@@ -68,7 +69,7 @@ type faultResult struct {
 // drop, never hung and never delivered a wrong byte. At the end, the launcher's and the
 // server's open files and goroutines have not grown since the first faults.
 // TETHER_FAULTS=N sets the number (default 30; `just faults` runs 100),
-// TETHER_FAULTS_SEED replays a run.
+// TETHER_FAULTS_SEED replays a run, TETHER_FAULTS_KINDS=a,b draws from those kinds only.
 func TestFaultCampaign(t *testing.T) {
 	n, seed := faultCount(t), faultSeed(t)
 	t.Logf("campaign: %d faults, seed %d (replay: TETHER_FAULTS=%d TETHER_FAULTS_SEED=%d go test -run TestFaultCampaign ./e2e/)", n, seed, n, seed)

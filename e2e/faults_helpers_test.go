@@ -42,6 +42,10 @@ type benchSession struct {
 // launch of the bench app through them.
 func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 	t.Helper()
+	var tp *Toxiproxy
+	if withProxy {
+		tp = StartToxiproxy(t) // first: it may skip the test
+	}
 	statsDir := t.TempDir()
 	os.Chmod(statsDir, 0o755)
 	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"TETHER_DEBUG_STATS": statsDir}})
@@ -49,7 +53,6 @@ func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 	b := &benchSession{s: s, alias: s.Alias, statsDir: statsDir}
 	cfg := s.Config
 	if withProxy {
-		tp := StartToxiproxy(t)
 		b.proxy = tp.Proxy("sshd", s.Addr())
 		b.alias = "tether-faults"
 		cfg = s.ThroughProxy(t, b.proxy, b.alias)

@@ -57,12 +57,13 @@ func launcherEnv(t *testing.T) (env []string, opened string) {
 	return env, opened
 }
 
-// startLauncher runs tether with args and, when wantJSON, waits for its JSON line.
-func startLauncher(t *testing.T, args []string, wantJSON bool) *launched {
+// startLauncher runs tether with args (and extraEnv, KEY=VALUE, added to
+// launcherEnv's) and, when wantJSON, waits for its JSON line.
+func startLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *launched {
 	t.Helper()
 	env, opened := launcherEnv(t)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = env
+	cmd.Env = append(env, extraEnv...)
 	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}, opened: opened}
 	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
 	l.proc = Start(t, cmd)

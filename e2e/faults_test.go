@@ -23,7 +23,8 @@ const (
 )
 
 // faultCount is how many faults TestFaultCampaign makes: TETHER_FAULTS (`just faults`
-// sets 100), else 30, which keeps the test near 3 minutes in CI.
+// sets 100), else 20, which keeps the test near 2 minutes in CI (the e2e package must
+// stay well inside go test's 10-minute default timeout).
 func faultCount(t *testing.T) int {
 	if v := os.Getenv("TETHER_FAULTS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -32,7 +33,7 @@ func faultCount(t *testing.T) int {
 		}
 		return n
 	}
-	return 30
+	return 20
 }
 
 // faultSeed is TETHER_FAULTS_SEED (to replay a run), else the clock.

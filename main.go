@@ -33,8 +33,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile(os.Args[1:])
+	stopStats := startStats(os.Args[1:])
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	stopStats()
 	stopProfile()
 	os.Exit(code)
 }

@@ -129,7 +129,9 @@ func Start(tb testing.TB, cmd *exec.Cmd) *Proc {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Setpgid = true
+	// A new session (StartOnTerminal) is a new process group already, and setpgid
+	// would fail on its leader.
+	cmd.SysProcAttr.Setpgid = !cmd.SysProcAttr.Setsid
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("starting %s: %v", cmd.Path, err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // connectionProcesses are sshd's per-connection processes (monitor and session child)
 // serving the connections open now.
-func connectionProcesses(s *SSHD) []int { return Descendants(s.PID(), "sshd") }
+func connectionProcesses(s *SSHD) []int { return s.ConnectionPIDs() }
 
 // TestLaunchSurvivesSilentDrop: the sshd processes serving the launcher's connection
 // are stopped (SIGSTOP: no FIN, no RST, the kernel still ACKs, nothing answers, as a

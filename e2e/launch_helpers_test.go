@@ -57,8 +57,9 @@ func launcherEnv(t *testing.T) (env []string, opened string) {
 	return env, opened
 }
 
-// startLauncher runs tether with args and, when wantJSON, waits for its JSON line.
-func startLauncher(t *testing.T, args []string, wantJSON bool) *launched {
+// startLauncher runs tether with args (and extraEnv, KEY=VALUE, added to
+// launcherEnv's) and, when wantJSON, waits for its JSON line.
+func startLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *launched {
 	t.Helper()
 	return startLauncherEnv(t, nil, args, wantJSON)
 }

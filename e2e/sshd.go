@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,20 +32,32 @@ type SSHD struct {
 	// Home is the remote HOME of sessions (sshd sets it with SetEnv), so nothing the
 	// tests do lands in the real home directory.
 	Home string
-	// ClientKey is the path of the client's private key (ed25519, no passphrase).
+	// ClientKey is the path of the client's private key (ed25519; encrypted with
+	// SSHDOptions.KeyPassphrase when that is set). No key is authorized under Kerberos.
 	ClientKey string
 	// KnownHosts is a known_hosts file holding this server's host keys under
 	// [127.0.0.1]:Port.
 	KnownHosts string
 	// Config is an ssh_config file whose Host Alias reaches this server with ClientKey,
-	// KnownHosts, StrictHostKeyChecking yes and BatchMode yes.
+	// KnownHosts, StrictHostKeyChecking yes and BatchMode yes (BatchMode no when the
+	// login asks something: MFA, KeyPassphrase; under Kerberos: HostName localhost,
+	// GSSAPIAuthentication yes and no key).
 	Config string
 	// HostKeys are the paths of the server's private host keys.
 	HostKeys []string
+	// TOTP computes the one-time passwords the MFA sshd asks for (SSHDOptions.MFA);
+	// nil otherwise.
+	TOTP *TOTP
+	// ClientEnv is what a client needs in its environment on top of its own: the
+	// Kerberos realm and ticket cache (KDC.ClientEnv) under SSHDOptions.Kerberos; empty
+	// otherwise.
+	ClientEnv []string
 
 	tb      testing.TB
 	cmd     *exec.Cmd
+	comm    string // the kernel's name for sshd's processes (the MFA sshd runs under a link)
 	logPath string
+	opts    SSHDOptions
 }
 
 // SSHDOptions tunes StartSSHD.
@@ -57,6 +70,18 @@ type SSHDOptions struct {
 	ExtraConfig []string
 	// Env is set in every session with SetEnv (HOME is always set to Home).
 	Env map[string]string
+
+	// MFA makes the login two-factor, as at HPC centres: the public key, then a TOTP
+	// (AuthenticationMethods publickey,keyboard-interactive:pam; PAM's pam_oath from
+	// libpam-oath checks the code; SSHD.TOTP computes them). Needs root: sshd runs
+	// under a link of its own name, whose PAM service file goes in /etc/pam.d for the
+	// test.
+	MFA bool
+	// KeyPassphrase, when set, encrypts ClientKey with it.
+	KeyPassphrase string
+	// Kerberos makes the login GSSAPI only (gssapi-with-mic, with a ticket from this
+	// realm; no key is authorized), with the realm's host/localhost keytab for sshd.
+	Kerberos *KDC
 }
 
 // StartSSHD starts a throwaway sshd on 127.0.0.1 and stops it by its PID when tb ends.
@@ -65,6 +90,9 @@ func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
 	tb.Helper()
 	sshdPath := Need(tb, "sshd", "openssh-server")
 	Need(tb, "ssh-keygen", "openssh-client")
+	if opts.MFA && opts.Kerberos != nil {
+		tb.Fatal("StartSSHD: MFA and Kerberos together are not supported")
+	}
 	if opts.Alias == "" {
 		opts.Alias = "tether-e2e"
 	}
@@ -82,17 +110,30 @@ func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	s := &SSHD{Alias: opts.Alias, User: u.Username, Dir: dir, Home: filepath.Join(dir, "home"), tb: tb,
 		ClientKey: filepath.Join(dir, "id_ed25519"), KnownHosts: filepath.Join(dir, "known_hosts"),
-		Config: filepath.Join(dir, "ssh_config"), logPath: filepath.Join(dir, "sshd.log")}
+		Config: filepath.Join(dir, "ssh_config"), logPath: filepath.Join(dir, "sshd.log"), opts: opts}
 	if err := os.Mkdir(s.Home, 0o700); err != nil {
 		tb.Fatal(err)
 	}
-	keygen(tb, "ed25519", s.ClientKey)
+	keygenPass(tb, "ed25519", s.ClientKey, opts.KeyPassphrase)
 	for _, typ := range opts.HostKeyTypes {
 		p := filepath.Join(dir, "host_"+typ)
 		keygen(tb, typ, p)
 		s.HostKeys = append(s.HostKeys, p)
 	}
-	copyFile(tb, s.ClientKey+".pub", filepath.Join(dir, "authorized_keys"))
+	if opts.Kerberos == nil {
+		copyFile(tb, s.ClientKey+".pub", filepath.Join(dir, "authorized_keys"))
+	} else {
+		writeFile(tb, filepath.Join(dir, "authorized_keys"), "", 0o600)
+		s.ClientEnv = opts.Kerberos.ClientEnv()
+	}
+	program := sshdPath
+	if opts.MFA {
+		program, s.TOTP = setupMFA(tb, sshdPath, dir, s.User)
+	}
+	s.comm = filepath.Base(program)
+	if len(s.comm) > 15 {
+		s.comm = s.comm[:15] // TASK_COMM_LEN
+	}
 	if os.Geteuid() == 0 {
 		// sshd running as root wants its privilege separation directory.
 		os.MkdirAll("/run/sshd", 0o755)
@@ -106,8 +147,12 @@ func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		cmd := exec.Command(sshdPath, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+		cmd := exec.Command(program, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
 		cmd.Stdout, cmd.Stderr = logf, logf
+		if k := opts.Kerberos; k != nil {
+			// GSSAPI reads the realm from KRB5_CONFIG and accepts with the host keytab.
+			cmd.Env = append(os.Environ(), "KRB5_CONFIG="+k.Config, "KRB5_KTNAME=FILE:"+k.HostKeytab)
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			logf.Close()
@@ -159,9 +204,21 @@ func (s *SSHD) writeConfigs(tb testing.TB, opts SSHDOptions) {
 	}
 	fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(s.Dir, "authorized_keys"))
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.Dir, "sshd.pid"))
-	b.WriteString("StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n" +
-		"KbdInteractiveAuthentication no\nUsePAM no\nLogLevel VERBOSE\nPrintMotd no\n" +
+	b.WriteString("StrictModes no\nPasswordAuthentication no\nLogLevel VERBOSE\nPrintMotd no\n" +
 		"AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\n")
+	switch {
+	case opts.MFA:
+		// The second factor is keyboard-interactive, which prohibit-password refuses
+		// to root (the tests' user).
+		b.WriteString("PermitRootLogin yes\nUsePAM yes\nKbdInteractiveAuthentication yes\n" +
+			"AuthenticationMethods publickey,keyboard-interactive:pam\n")
+	case opts.Kerberos != nil:
+		// Any principal in the keytab, whatever this machine's hostname is.
+		b.WriteString("PermitRootLogin prohibit-password\nUsePAM no\nKbdInteractiveAuthentication no\n" +
+			"GSSAPIAuthentication yes\nGSSAPIStrictAcceptorCheck no\nAuthenticationMethods gssapi-with-mic\n")
+	default:
+		b.WriteString("PermitRootLogin prohibit-password\nUsePAM no\nKbdInteractiveAuthentication no\n")
+	}
 	env := []string{"HOME=" + s.Home}
 	for k, v := range opts.Env {
 		env = append(env, k+"="+v)
@@ -180,6 +237,9 @@ func (s *SSHD) writeConfigs(tb testing.TB, opts SSHDOptions) {
 		}
 		fields := strings.Fields(string(pub))
 		fmt.Fprintf(&kh, "[127.0.0.1]:%d %s %s\n", s.Port, fields[0], fields[1])
+		if opts.Kerberos != nil {
+			fmt.Fprintf(&kh, "[localhost]:%d %s %s\n", s.Port, fields[0], fields[1])
+		}
 	}
 	writeFile(tb, s.KnownHosts, kh.String(), 0o600)
 	writeFile(tb, s.Config, s.ConfigBlock(), 0o600)
@@ -187,10 +247,44 @@ func (s *SSHD) writeConfigs(tb testing.TB, opts SSHDOptions) {
 
 // ConfigBlock is the ssh_config Host block that reaches this server.
 func (s *SSHD) ConfigBlock() string {
+	if s.opts.Kerberos != nil {
+		// The service ticket is for host/localhost: the client must name the host so.
+		return fmt.Sprintf("Host %s\n  HostName localhost\n  Port %d\n  User %s\n"+
+			"  GSSAPIAuthentication yes\n  PubkeyAuthentication no\n  UserKnownHostsFile %s\n"+
+			"  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+			s.Alias, s.Port, s.User, s.KnownHosts)
+	}
+	batch := "yes"
+	if s.opts.MFA || s.opts.KeyPassphrase != "" {
+		batch = "no" // the login asks the user something
+	}
 	return fmt.Sprintf("Host %s\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n"+
 		"  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n"+
-		"  StrictHostKeyChecking yes\n  BatchMode yes\n",
-		s.Alias, s.Port, s.User, s.ClientKey, s.KnownHosts)
+		"  StrictHostKeyChecking yes\n  BatchMode %s\n",
+		s.Alias, s.Port, s.User, s.ClientKey, s.KnownHosts, batch)
+}
+
+// Login is one successful login in sshd's log.
+type Login struct {
+	// Method is how the login ended: "publickey", "keyboard-interactive/pam" (the MFA
+	// sshd's second factor, after a "Partial publickey"), "gssapi-with-mic".
+	Method string
+	// User is the local user logged in.
+	User string
+}
+
+// acceptedRe matches sshd's (LogLevel VERBOSE) line for a completed login; the key
+// checks ("Accepted key ED25519 … found at") and partial successes do not match.
+var acceptedRe = regexp.MustCompile(`(?m)^Accepted (\S+) for (\S+) from `)
+
+// Logins are the logins sshd has accepted so far, in order: one per SSH connection
+// that authenticated (an MFA login counts once, when its second factor passed).
+func (s *SSHD) Logins() []Login {
+	var out []Login
+	for _, m := range acceptedRe.FindAllStringSubmatch(s.Log(), -1) {
+		out = append(out, Login{Method: m[1], User: m[2]})
+	}
+	return out
 }
 
 // Addr is sshd's host:port.
@@ -205,28 +299,43 @@ func (s *SSHD) Log() string {
 	return string(b)
 }
 
+// ConnectionPIDs are sshd's per-connection processes (the privileged monitor and the
+// session's unprivileged child) serving the connections open now.
+func (s *SSHD) ConnectionPIDs() []int { return Descendants(s.PID(), s.comm) }
+
 // KillConnections kills (SIGKILL) every per-connection sshd process (the privileged
 // monitor and the session's unprivileged child), as a dropped network would end them,
 // and returns how many it killed. Commands the sessions started are left alone.
 func (s *SSHD) KillConnections() int {
-	kids := Descendants(s.PID(), "sshd")
+	kids := s.ConnectionPIDs()
 	for _, pid := range kids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	return len(kids)
 }
 
-// SSH runs the OpenSSH client against this server with its config and returns the
-// combined output.
+// SSH runs the OpenSSH client against this server with its config (and ClientEnv) and
+// returns the combined output.
 func (s *SSHD) SSH(args ...string) (string, error) {
 	full := append([]string{"-F", s.Config, s.Alias}, args...)
-	out, err := exec.Command("ssh", full...).CombinedOutput()
+	cmd := exec.Command("ssh", full...)
+	if len(s.ClientEnv) > 0 {
+		cmd.Env = append(os.Environ(), s.ClientEnv...)
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
 func keygen(tb testing.TB, typ, path string) {
 	tb.Helper()
-	args := []string{"-q", "-t", typ, "-N", "", "-C", "tether-e2e", "-f", path}
+	keygenPass(tb, typ, path, "")
+}
+
+// keygenPass makes a key pair, encrypted with passphrase when it is not empty (a test
+// passphrase protects a throwaway key: on ssh-keygen's command line is fine).
+func keygenPass(tb testing.TB, typ, path, passphrase string) {
+	tb.Helper()
+	args := []string{"-q", "-t", typ, "-N", passphrase, "-C", "tether-e2e", "-f", path}
 	if typ == "rsa" {
 		args = append(args, "-b", "2048")
 	}

@@ -5,49 +5,15 @@ package e2e
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 )
-
-// openPTY opens a pseudo-terminal in raw mode (no \n → \r\n, so what the program
-// wrote arrives as it is) and returns its master and the terminal end.
-func openPTY(t *testing.T) (master, tty *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		t.Fatalf("unlocking the pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		t.Fatalf("pty number: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Fatalf("opening /dev/pts/%d: %v", n, err)
-	}
-	if _, err := term.MakeRaw(int(s.Fd())); err != nil {
-		t.Fatalf("raw mode: %v", err)
-	}
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return m, s
-}
 
 // runOnTerminal runs tether with args, its stdout a terminal, and returns what the
 // terminal received, stderr and the exit code.
@@ -60,7 +26,7 @@ func runOnTerminal(t *testing.T, args ...string) (screen, stderr string, code in
 // runOnTerminalEnv is runOnTerminal with tether's environment env.
 func runOnTerminalEnv(t *testing.T, env []string, args ...string) (screen, stderr string, code int) {
 	t.Helper()
-	master, tty := openPTY(t)
+	master, tty := OpenPTY(t)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = env
 	var errb Buffer

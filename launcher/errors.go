@@ -3,6 +3,7 @@ package launcher
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tether-dev/tether/internal/termsafe"
@@ -116,15 +117,7 @@ func connectError(host string, err error) error {
 		return &Error{Msg: fmt.Sprintf("the host key of %s (%s) is marked @revoked in %s:%d; refusing to connect", host, revoked.Fingerprint, revoked.File, revoked.Line),
 			Hint: "ask the host's admin for its current key", Err: err}
 	case errors.As(err, &auth):
-		tried := "no key was found (no agent, no IdentityFile)"
-		if len(auth.Tried) > 0 {
-			tried = "tried " + strings.Join(auth.Tried, ", ")
-		}
-		msg := fmt.Sprintf("%s refused to let %s in (%s)", host, auth.User, tried)
-		if auth.Err != nil && errors.Is(auth.Err, tunnel.ErrNoPrompt) {
-			msg += "; a password or passphrase was needed but tether cannot ask (BatchMode or no terminal)"
-		}
-		return &Error{Msg: msg, Hint: fmt.Sprintf("check that `ssh %s` logs you in without a password (ssh-agent, IdentityFile in ~/.ssh/config)", host), Err: err}
+		return authError(host, auth, err)
 	case errors.As(err, &dial):
 		return &Error{Msg: fmt.Sprintf("cannot reach %s: %s", host, dial.Msg()),
 			Hint: fmt.Sprintf("check the host name, your network or VPN, and that `ssh %s` works", host), Err: err}
@@ -157,6 +150,53 @@ func openSSHError(host string, e *tunnel.OpenSSHError) error {
 		return &Error{Msg: fmt.Sprintf("%s refused the login through ssh: %s", host, said), Hint: check + " (keys, agent, one-time code or Kerberos ticket)", Err: e}
 	}
 	return &Error{Msg: fmt.Sprintf("ssh to %s failed: %s", host, said), Hint: check, Err: e}
+}
+
+// authError words a refused login: what was tried and the next step. A server that
+// takes only what the built-in client cannot do (Kerberos) is sent to OpenSSH's client;
+// an encrypted key that could not be unlocked, to the agent.
+func authError(host string, auth *tunnel.AuthError, err error) error {
+	if auth.Unsupported() {
+		what := strings.Join(auth.ServerMethods, ", ")
+		if slices.Contains(auth.ServerMethods, "gssapi-with-mic") {
+			what += " (Kerberos)"
+		}
+		return &Error{Msg: fmt.Sprintf("%s accepts only %s logins, which tether's built-in SSH client cannot make", host, what),
+			Hint: fmt.Sprintf("use your OpenSSH client with `--ssh openssh` (check that `ssh %s` logs you in)", host), Err: err}
+	}
+	var parts []string
+	if len(auth.Tried) > 0 {
+		parts = append(parts, "tried "+strings.Join(auth.Tried, ", "))
+	}
+	if len(auth.Locked) > 0 {
+		verb := "are"
+		if len(auth.Locked) == 1 {
+			verb = "is"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s encrypted and tether cannot ask for the passphrase (BatchMode, or no terminal)",
+			strings.Join(auth.Locked, ", "), verb))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no key was found (no agent, no IdentityFile)")
+	}
+	msg := fmt.Sprintf("%s refused to let %s in (%s)", host, auth.User, strings.Join(parts, "; "))
+	switch {
+	case auth.Err != nil && errors.Is(auth.Err, tunnel.ErrNoPrompt):
+		if len(auth.Locked) == 0 {
+			msg += "; a password or one-time code was asked for but tether cannot ask (BatchMode, or no terminal)"
+		}
+	case auth.Err != nil:
+		msg += ": " + oneLine(strings.TrimPrefix(auth.Err.Error(), "tunnel: "))
+	}
+	hint := fmt.Sprintf("check that `ssh %s` logs you in without a password (ssh-agent, IdentityFile in ~/.ssh/config)", host)
+	if len(auth.Locked) > 0 {
+		var quoted []string
+		for _, f := range auth.Locked {
+			quoted = append(quoted, tunnel.Quote(f))
+		}
+		hint = fmt.Sprintf("load the key into your ssh agent with `ssh-add %s` and try again, or run tether from a terminal to be asked", strings.Join(quoted, " "))
+	}
+	return &Error{Msg: msg, Hint: hint, Err: err}
 }
 
 // oneLine flattens s to one line of printable text, dropping the escape sequences and

@@ -36,3 +36,56 @@ func TestConnectErrorChangedHostKey(t *testing.T) {
 		t.Errorf("error %T; want *Error with exit 1", err)
 	}
 }
+
+// A refused login says what was tried and the next step in the user's terms: an
+// encrypted key that could not be unlocked goes to the agent (ssh-add FILE), a server
+// that takes only Kerberos goes to OpenSSH's client, and a passphrase given up is said.
+func TestConnectErrorAuth(t *testing.T) {
+	tests := []struct {
+		name string
+		auth *tunnel.AuthError
+		want []string
+		not  []string
+	}{
+		{"encrypted key, no terminal",
+			&tunnel.AuthError{User: "ana", Host: "gpu", Locked: []string{"/home/ana/.ssh/id_ed25519"}, ServerMethods: []string{"publickey"}},
+			[]string{"gpu-box refused to let ana in", "/home/ana/.ssh/id_ed25519 is encrypted and tether cannot ask for the passphrase", "`ssh-add /home/ana/.ssh/id_ed25519`"},
+			[]string{"no key was found", "IdentityFile in"}},
+		{"agent keys refused and an encrypted key",
+			&tunnel.AuthError{User: "ana", Host: "gpu", Tried: []string{"agent key SHA256:abc"}, Locked: []string{"/home/ana/my keys/id"}},
+			[]string{"tried agent key SHA256:abc; /home/ana/my keys/id is encrypted", "`ssh-add '/home/ana/my keys/id'`"},
+			nil},
+		{"Kerberos only",
+			&tunnel.AuthError{User: "ana", Host: "gpu", ServerMethods: []string{"gssapi-with-mic"}},
+			[]string{"gpu-box accepts only gssapi-with-mic (Kerberos) logins", "built-in SSH client cannot", "--ssh openssh", "`ssh gpu-box`"},
+			[]string{"refused"}},
+		{"nothing at all",
+			&tunnel.AuthError{User: "ana", Host: "gpu", ServerMethods: []string{"publickey", "keyboard-interactive"}},
+			[]string{"no key was found (no agent, no IdentityFile)", "check that `ssh gpu-box` logs you in"},
+			[]string{"ssh-add", "--ssh"}},
+		{"wrong passphrase three times",
+			&tunnel.AuthError{User: "ana", Host: "gpu", Tried: []string{"key /k"}, Err: fmt.Errorf("tunnel: wrong passphrase for /k")},
+			[]string{"(tried key /k): wrong passphrase for /k"},
+			[]string{"tunnel:"}},
+		{"a code needed, no terminal",
+			&tunnel.AuthError{User: "ana", Host: "gpu", Tried: []string{"key /k"}, Err: fmt.Errorf("x: %w", tunnel.ErrNoPrompt)},
+			[]string{"a password or one-time code was asked for but tether cannot ask (BatchMode, or no terminal)"},
+			nil},
+	}
+	for _, tt := range tests {
+		msg := connectError("gpu-box", fmt.Errorf("dialing: %w", tt.auth)).Error()
+		for _, w := range tt.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("for %s, got %q; want it to contain %q", tt.name, msg, w)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(msg, n) {
+				t.Errorf("for %s, got %q; want no %q", tt.name, msg, n)
+			}
+		}
+		if strings.Contains(msg, "\n") {
+			t.Errorf("for %s, got more than one line: %q", tt.name, msg)
+		}
+	}
+}

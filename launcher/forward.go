@@ -243,41 +243,55 @@ func authenticated(ctx context.Context, c *http.Client, base, token string) erro
 
 // verify proves, through the local forward, that the session's own server answers
 // (challenge) and takes the token; only then is the URL given to anyone. On failure it
-// looks through the tunnel directly to say why.
+// looks through the tunnel directly to say why, and tries again when the server
+// answers there (the connection had dropped under the first try).
 func (s *session) verify(ctx context.Context, local string, rec remote.Record, dial Endpoint, withAuth bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c := localClient(nil)
 	defer c.CloseIdleConnections()
-	err := challenge(ctx, c, local, rec)
-	if err == nil && withAuth {
-		err = authenticated(ctx, c, local, rec.Token)
-		if err != nil {
-			return &Error{Msg: fmt.Sprintf("session %s on %s: %v", rec.ID, s.host, err), Hint: "stop it with `" + s.cmdline("stop", rec.ID) + "` and launch a new one", Err: err}
+	for try := 1; ; try++ {
+		err := challenge(ctx, c, local, rec)
+		if err == nil && withAuth {
+			err = authenticated(ctx, c, local, rec.Token)
+			if err != nil {
+				return &Error{Msg: fmt.Sprintf("session %s on %s: %v", rec.ID, s.host, err), Hint: "stop it with `" + s.cmdline("stop", rec.ID) + "` and launch a new one", Err: err}
+			}
 		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errImpostor) {
+			return impostorError(s, rec, err)
+		}
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return ctx.Err()
+		}
+		// Why? Look straight through the tunnel (waiting for a reconnect if need be).
+		conn, derr := dial(ctx)
+		if derr != nil {
+			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
+				Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
+		}
+		conn.Close()
+		derr = challenge(ctx, localClient(dial), local, rec)
+		if errors.Is(derr, errImpostor) {
+			return impostorError(s, rec, derr)
+		}
+		// The server answers straight through the tunnel: the connection dropped
+		// under the first try (a flapping link) and is back. Try again.
+		if derr == nil && try < verifyTries && ctx.Err() == nil {
+			c.CloseIdleConnections()
+			continue
+		}
+		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)),
+			Hint: "try `" + s.cmdline("attach", rec.ID) + "` again; `" + s.cmdline("logs", rec.ID) + "` shows the app's output", Err: err}
 	}
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, errImpostor) {
-		return impostorError(s, rec, err)
-	}
-	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return ctx.Err()
-	}
-	// Why? Look straight through the tunnel.
-	conn, derr := dial(ctx)
-	if derr != nil {
-		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
-			Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
-	}
-	conn.Close()
-	if derr := challenge(ctx, localClient(dial), local, rec); errors.Is(derr, errImpostor) {
-		return impostorError(s, rec, derr)
-	}
-	return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)),
-		Hint: "try `" + s.cmdline("attach", rec.ID) + "` again; `" + s.cmdline("logs", rec.ID) + "` shows the app's output", Err: err}
 }
+
+// verifyTries bounds how often verify looks again when the connection keeps dropping
+// under it while the server itself answers.
+const verifyTries = 5
 
 var errSessionGone = errors.New("session gone")
 

@@ -85,7 +85,7 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		}
 		var c *tunnel.Client
 		c, err = tunnel.Dial(ctx, cfg, tunnel.Options{
-			Prompter: o.Prompter,
+			Prompter: s.prompter(),
 			Warn:     prefixWriter{o.Stderr},
 			// sshd turns TCP_NODELAY on only once a session runs a command; without it
 			// small answers through the forward wait up to 40 ms (Nagle + delayed ACK).
@@ -125,7 +125,7 @@ type prefixWriter struct{ w io.Writer }
 
 func (p prefixWriter) Write(b []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if l = oneLine(strings.TrimPrefix(l, "tunnel: ")); l != "" {
+		if l = oneLine(strings.TrimPrefix(strings.TrimPrefix(l, "tunnel: "), "warning: ")); l != "" {
 			fmt.Fprintf(p.w, "tether: warning: %s\n", l)
 		}
 	}

@@ -517,7 +517,7 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 	if cfg.ProxyJump == "" && cfg.ProxyCommand == "" {
 		cfg.ProxyJump = s.o.Host
 	}
-	node, err := tunnel.Dial(ctx, cfg, tunnel.Options{Prompter: s.o.Prompter, Warn: prefixWriter{s.o.Stderr}})
+	node, err := tunnel.Dial(ctx, cfg, tunnel.Options{Prompter: s.prompter(), Warn: prefixWriter{s.o.Stderr}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -15,56 +16,46 @@ import (
 // arrive on the client's goroutine).
 type status struct {
 	mu       sync.Mutex
-	w        io.Writer
+	w        io.Writer // where steps go now: out, or held while the user is asked something
+	out      io.Writer // stderr
 	tty      bool
 	open     bool // a step line is on screen without its newline (tty only)
 	last     string
 	lastTick time.Time
-	held     int    // hold is in force: lines wait in pending
-	pending  []byte // what was written while held
+
+	holds int          // questions to the user on screen now (see hold)
+	held  bytes.Buffer // what was said meanwhile
 }
 
-// maxPending bounds what waits while the output is held.
-const maxPending = 64 << 10
-
-// write writes b, or keeps it for later while the output is held. Called with mu held.
-func (s *status) write(b string) {
-	if s.held > 0 {
-		if len(s.pending)+len(b) <= maxPending {
-			s.pending = append(s.pending, b...)
-		}
-		return
-	}
-	io.WriteString(s.w, b)
+func newStatus(w io.Writer) *status {
+	return &status{w: w, out: w, tty: termsafe.IsTerminal(w)}
 }
 
-// hold keeps the status output off the terminal until release is called: ssh is
-// logging in and may ask the user something there (a passphrase, a one-time code), on
-// a line of its own. The open step's line is finished first; lines written meanwhile
-// appear after release, whole (in-place updates are dropped).
+// hold makes room for a question to the user (a passphrase, a one-time code, a host
+// key): the open step line is finished, so the question starts on a line of its own,
+// and what the launcher says meanwhile (a reconnect's steps, from other goroutines)
+// waits until release, so nothing is written into the line the user types on.
 func (s *status) hold() (release func()) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.open {
-		io.WriteString(s.w, "\n")
+		io.WriteString(s.out, "\n")
 		s.open = false
 	}
-	s.held++
-	s.mu.Unlock()
+	s.holds++
+	s.w = &s.held
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if s.held--; s.held == 0 && len(s.pending) > 0 {
-				s.w.Write(s.pending)
-				s.pending = nil
+			if s.holds--; s.holds == 0 {
+				s.w = s.out
+				s.out.Write(s.held.Bytes())
+				s.held.Reset()
 			}
 		})
 	}
-}
-
-func newStatus(w io.Writer) *status {
-	return &status{w: w, tty: termsafe.IsTerminal(w)}
 }
 
 // step starts a new step: on a terminal the previous step's line is finished first.
@@ -72,16 +63,13 @@ func (s *status) step(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	msg := oneLine(fmt.Sprintf(format, args...))
-	switch {
-	case s.held > 0:
-		s.write("tether: " + msg + "\n")
-	case s.tty:
+	if s.tty {
 		if s.open {
 			io.WriteString(s.w, "\n")
 		}
 		fmt.Fprintf(s.w, "tether: %s", msg)
 		s.open = true
-	default:
+	} else {
 		fmt.Fprintf(s.w, "tether: %s\n", msg)
 	}
 	s.last = msg
@@ -92,7 +80,7 @@ func (s *status) step(format string, args ...any) {
 func (s *status) update(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.tty || s.held > 0 {
+	if !s.tty {
 		return
 	}
 	if time.Since(s.lastTick) < 100*time.Millisecond {
@@ -112,7 +100,7 @@ func (s *status) line(format string, args ...any) {
 		io.WriteString(s.w, "\n")
 		s.open = false
 	}
-	s.write(termsafe.Strip(fmt.Sprintf(format, args...)) + "\n")
+	io.WriteString(s.w, termsafe.Strip(fmt.Sprintf(format, args...))+"\n")
 }
 
 // done finishes the current step's line.

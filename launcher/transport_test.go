@@ -83,32 +83,3 @@ func TestChooseTransport(t *testing.T) {
 		}
 	}
 }
-
-// TestStatusHold: while ssh may prompt on the terminal, the status line is finished
-// and nothing else is written; what came meanwhile follows, whole.
-func TestStatusHold(t *testing.T) {
-	var b bytes.Buffer
-	s := &status{w: &b, tty: true}
-	s.step("connecting to gpu (OpenSSH)")
-	release := s.hold()
-	if b.String() != "tether: connecting to gpu (OpenSSH)\n" {
-		t.Fatalf("after hold: %q; want the step's line finished", b.String())
-	}
-	s.update("connecting: attempt 2")
-	s.step("connection to gpu lost; reconnecting")
-	s.line("tether: a warning")
-	s.done()
-	if b.String() != "tether: connecting to gpu (OpenSSH)\n" {
-		t.Errorf("written while held: %q", b.String())
-	}
-	release()
-	release() // once only
-	want := "tether: connecting to gpu (OpenSSH)\ntether: connection to gpu lost; reconnecting\ntether: a warning\n"
-	if b.String() != want {
-		t.Errorf("after release: %q; want %q", b.String(), want)
-	}
-	s.step("next")
-	if !strings.HasSuffix(b.String(), want+"tether: next") {
-		t.Errorf("after release, steps are live again: %q", b.String())
-	}
-}

@@ -3,12 +3,14 @@ package tunnel
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -41,7 +43,13 @@ type AuthError struct {
 	User, Host string
 	// Tried lists what was offered: "agent key SHA256:…", "key ~/.ssh/id_ed25519", …
 	Tried []string
-	Err   error
+	// Locked lists encrypted identity files left out because tether could not ask for
+	// their passphrase (BatchMode, or no terminal).
+	Locked []string
+	// ServerMethods are the methods the server last said it would accept
+	// ("publickey", "gssapi-with-mic", …); empty if it never said.
+	ServerMethods []string
+	Err           error
 }
 
 func (e *AuthError) Error() string {
@@ -51,11 +59,44 @@ func (e *AuthError) Error() string {
 	} else {
 		s += " (tried " + strings.Join(e.Tried, ", ") + ")"
 	}
+	if len(e.Locked) > 0 {
+		s += "; encrypted keys not used (cannot ask for their passphrase): " + strings.Join(e.Locked, ", ")
+	}
+	if len(e.ServerMethods) > 0 {
+		s += "; the server accepts " + strings.Join(e.ServerMethods, ", ")
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
 	return s
 }
+
+// NativeMethods are the authentication methods tether's own SSH client speaks. A
+// server that accepts none of them (only gssapi-with-mic, say) needs OpenSSH's client.
+var NativeMethods = []string{"publickey", "keyboard-interactive", "password"}
+
+// Unsupported reports whether the server said which methods it accepts and none of
+// them is one tether's own client speaks.
+func (e *AuthError) Unsupported() bool {
+	if len(e.ServerMethods) == 0 {
+		return false
+	}
+	for _, m := range e.ServerMethods {
+		if slices.Contains(NativeMethods, m) {
+			return false
+		}
+	}
+	return true
+}
+
+// noAnswerError marks a login the user did not complete at a prompt (gave up, or a
+// wrong passphrase three times): redialing would only ask again, so it is final.
+type noAnswerError struct{ err error }
+
+func (e *noAnswerError) Error() string { return e.err.Error() }
+func (e *noAnswerError) Unwrap() error { return e.err }
+
+func noAnswer(err error) error { return &noAnswerError{err} }
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
@@ -63,7 +104,26 @@ func (e *AuthError) Unwrap() error { return e.Err }
 type authState struct {
 	methods []ssh.AuthMethod
 	tried   []string
+	locked  []string // encrypted identity files skipped: no way to ask
 	agent   io.Closer
+
+	mu            sync.Mutex
+	serverMethods []string // what the server last said it accepts
+}
+
+// callback records what the server accepts (for AuthError) and leaves the choice of
+// the next method to x/crypto.
+func (a *authState) callback(ctx *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+	a.mu.Lock()
+	a.serverMethods = ctx.AllowedMethods
+	a.mu.Unlock()
+	return nil, nil
+}
+
+func (a *authState) methodsOffered() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.serverMethods)
 }
 
 func (a *authState) Close() {
@@ -93,7 +153,8 @@ func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
 		add(s, "key "+ssh.FingerprintSHA256(s.PublicKey()))
 	}
 
-	files, pubs := loadIdentities(cfg, p, warn)
+	files, pubs, locked := loadIdentities(cfg, p, warn)
+	a.locked = locked
 	wanted := map[string]bool{}
 	for _, k := range pubs {
 		wanted[string(k.Marshal())] = true
@@ -140,10 +201,18 @@ func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
 				if len(questions) == 0 {
 					return nil, nil
 				}
-				return p.KeyboardInteractive(cfg.User, host, name, instruction, questions, echos)
+				answers, err := p.KeyboardInteractive(cfg.User, host, name, instruction, questions, echos)
+				if err != nil {
+					return nil, noAnswer(fmt.Errorf("tunnel: answering %s@%s: %w", cfg.User, host, err))
+				}
+				return answers, nil
 			}), 3),
 			ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
-				return p.Password(cfg.User, host)
+				pw, err := p.Password(cfg.User, host)
+				if err != nil {
+					return "", noAnswer(fmt.Errorf("tunnel: password for %s@%s: %w", cfg.User, host, err))
+				}
+				return pw, nil
 			}), 3))
 	} else {
 		// Fail at once, with the reason, when the server wants a typed answer.
@@ -181,8 +250,9 @@ type identity struct {
 // loadIdentities reads IdentityFiles (skipping missing ones) and attaches certificates:
 // FILE-cert.pub and any CertificateFile whose key matches. pubs are the public keys of
 // identity files whose private half is not there (FILE.pub, certificates): under
-// IdentitiesOnly they still select agent keys, as in OpenSSH.
-func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pubs []ssh.PublicKey) {
+// IdentitiesOnly they still select agent keys, as in OpenSSH. locked are the encrypted
+// files left out because there is no way to ask for their passphrase.
+func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pubs []ssh.PublicKey, locked []string) {
 	var certs []*ssh.Certificate
 	for _, f := range cfg.CertificateFiles {
 		if c := readCert(f); c != nil {
@@ -205,6 +275,9 @@ func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pu
 		}
 		s, err := loadKeyFile(f, p, cfg.BatchMode)
 		if err != nil {
+			if errors.Is(err, ErrNoPrompt) {
+				locked = append(locked, f)
+			}
 			if !errors.Is(err, os.ErrNotExist) {
 				warnf(warn, "skipping identity %s: %v", f, err)
 			}
@@ -223,7 +296,7 @@ func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pu
 		}
 		ids = append(ids, identity{label: f, pub: s.PublicKey(), signer: s})
 	}
-	return ids, pubs
+	return ids, pubs, locked
 }
 
 func readCert(path string) *ssh.Certificate {
@@ -239,10 +312,32 @@ func readCert(path string) *ssh.Certificate {
 	return c
 }
 
+// decrypted holds the private keys this process has decrypted, by the SHA-256 of their
+// encrypted file, so that a passphrase is asked once per process: reconnects, jump
+// hosts and a second connection to the same host reuse the key. Decrypted keys live in
+// this process's memory only, never on disk; a changed key file is asked for again.
+var decrypted = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]ssh.Signer
+}{m: map[[sha256.Size]byte]ssh.Signer{}}
+
+func decryptedKey(sum [sha256.Size]byte) ssh.Signer {
+	decrypted.Lock()
+	defer decrypted.Unlock()
+	return decrypted.m[sum]
+}
+
+func rememberKey(sum [sha256.Size]byte, s ssh.Signer) {
+	decrypted.Lock()
+	defer decrypted.Unlock()
+	decrypted.m[sum] = s
+}
+
 // loadKeyFile returns a signer for a private key file. An encrypted key whose public
 // half is known (FILE.pub, or the openssh format's clear header) becomes a lazy signer
 // that asks for the passphrase only when the server has accepted the key, as OpenSSH
-// does; without a prompter such a key is skipped.
+// does, and once per process (see decrypted); without a prompter such a key is skipped
+// unless this process already decrypted it.
 func loadKeyFile(path string, p Prompter, batch bool) (ssh.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -256,6 +351,10 @@ func loadKeyFile(path string, p Prompter, batch bool) (ssh.Signer, error) {
 	if !errors.As(err, &missing) {
 		return nil, err
 	}
+	sum := sha256.Sum256(b)
+	if s := decryptedKey(sum); s != nil {
+		return s, nil
+	}
 	if p == nil || batch {
 		return nil, fmt.Errorf("the key is encrypted and tether cannot ask for its passphrase: %w", ErrNoPrompt)
 	}
@@ -265,7 +364,7 @@ func loadKeyFile(path string, p Prompter, batch bool) (ssh.Signer, error) {
 			pub, _, _, _, _ = ssh.ParseAuthorizedKey(pb)
 		}
 	}
-	ls := &lazySigner{path: path, pem: b, prompter: p}
+	ls := &lazySigner{path: path, pem: b, sum: sum, prompter: p}
 	if pub == nil {
 		// No public half to offer first: ask now.
 		if err := ls.load(); err != nil {
@@ -281,6 +380,7 @@ func loadKeyFile(path string, p Prompter, batch bool) (ssh.Signer, error) {
 type lazySigner struct {
 	path     string
 	pem      []byte
+	sum      [sha256.Size]byte
 	pub      ssh.PublicKey
 	prompter Prompter
 
@@ -295,16 +395,22 @@ func (l *lazySigner) load() error {
 	if l.signer != nil || l.err != nil {
 		return l.err
 	}
+	if s := decryptedKey(l.sum); s != nil {
+		// Another connection of this process asked meanwhile.
+		l.signer = s
+		return nil
+	}
 	for range 3 {
 		pass, err := l.prompter.Passphrase(l.path)
 		if err != nil {
-			l.err = fmt.Errorf("tunnel: passphrase for %s: %w", l.path, err)
+			l.err = noAnswer(fmt.Errorf("tunnel: passphrase for %s: %w", l.path, err))
 			return l.err
 		}
 		s, err := ssh.ParsePrivateKeyWithPassphrase(l.pem, pass)
 		clear(pass)
 		if err == nil {
 			l.signer = s
+			rememberKey(l.sum, s)
 			return nil
 		}
 		if !errors.Is(err, x509.IncorrectPasswordError) {
@@ -312,7 +418,7 @@ func (l *lazySigner) load() error {
 			return l.err
 		}
 	}
-	l.err = fmt.Errorf("tunnel: wrong passphrase for %s", l.path)
+	l.err = noAnswer(fmt.Errorf("tunnel: wrong passphrase for %s", l.path))
 	return l.err
 }
 
@@ -405,12 +511,15 @@ func (t *TerminalPrompter) KeyboardInteractive(user, host, name, instruction str
 	}
 	answers := make([]string, len(questions))
 	for i, q := range questions {
+		// As OpenSSH: the question says who asks, for a prompt that comes at a
+		// reconnect, long after the command was typed.
+		q = fmt.Sprintf("(%s@%s) %s", sanitize(user), sanitize(host), sanitize(q))
 		var err error
 		if i < len(echos) && echos[i] {
-			answers[i], err = t.line(sanitize(q))
+			answers[i], err = t.line(q)
 		} else {
 			var b []byte
-			b, err = t.secret(sanitize(q))
+			b, err = t.secret(q)
 			answers[i] = string(b)
 		}
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -102,6 +103,8 @@ type Client struct {
 
 	started bool // supervise is running (set once by Dial)
 
+	asking atomic.Int32 // questions to the user open now (see conn)
+
 	backoff func(attempt int) time.Duration // test hook
 }
 
@@ -176,7 +179,7 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 	defer wd.stop()
 	d := &dialer{o: c.o}
 	if c.prompter != nil {
-		d.prompter = pausingPrompter{p: c.prompter, wd: wd}
+		d.prompter = pausingPrompter{p: c.prompter, wd: wd, asking: &c.asking}
 	}
 	cc, err := d.connect(ctx, c.cfg)
 	if err != nil {
@@ -286,7 +289,9 @@ func permanent(err error) bool {
 }
 
 // conn returns the live connection, waiting (bounded by ReconnectWait and ctx) while
-// the client reconnects.
+// the client reconnects. While the user is being asked something for the new login (a
+// one-time code, a passphrase) the wait goes on: the browser tab keeps waiting for the
+// answer instead of failing behind the prompt.
 func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	t := time.NewTimer(c.o.ReconnectWait)
 	defer t.Stop()
@@ -309,6 +314,10 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 		case <-c.ctx.Done():
 			return nil, ErrClosed
 		case <-t.C:
+			if c.asking.Load() > 0 {
+				t.Reset(c.o.ReconnectWait)
+				continue
+			}
 			return nil, fmt.Errorf("tunnel: connection to %s lost; still reconnecting after %v", c.cfg.Alias, c.o.ReconnectWait)
 		}
 	}
@@ -447,6 +456,7 @@ func (d *dialer) handshake(ctx context.Context, cfg *Config, tr *transport) (*cl
 		Auth:              auth.methods,
 		HostKeyCallback:   hk.check,
 		HostKeyAlgorithms: hk.algos,
+		AuthCallback:      auth.callback,
 		Config:            ssh.Config{Ciphers: preferredCiphers},
 		ClientVersion:     "SSH-2.0-tether",
 	}
@@ -488,12 +498,17 @@ func classifyHandshake(cfg *Config, auth *authState, err error) error {
 		return unknown
 	case errors.As(err, &revoked):
 		return revoked
-	case errors.Is(err, ErrNoPrompt), strings.Contains(err.Error(), "unable to authenticate"):
+	case errors.Is(err, ErrNoPrompt), errors.As(err, new(*noAnswerError)), strings.Contains(err.Error(), "unable to authenticate"):
 		var cause error
-		if errors.Is(err, ErrNoPrompt) {
+		var na *noAnswerError
+		switch {
+		case errors.As(err, &na):
+			cause = na // what the user was asked and did not answer, without x/crypto's words
+		case errors.Is(err, ErrNoPrompt):
 			cause = err
 		}
-		return &AuthError{User: cfg.User, Host: cfg.Alias, Tried: auth.tried, Err: cause}
+		return &AuthError{User: cfg.User, Host: cfg.Alias, Tried: auth.tried, Locked: auth.locked,
+			ServerMethods: auth.methodsOffered(), Err: cause}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return fmt.Errorf("tunnel: ssh handshake with %s: the connection was closed (is it an ssh server? a ProxyCommand that failed?): %w", cfg.Alias, err)
 	}
@@ -587,32 +602,39 @@ func (w *watchdog) stop() {
 	w.t.Stop()
 }
 
-// pausingPrompter stops the connect clock while the user answers.
+// pausingPrompter stops the connect clock while the user answers, and counts the
+// questions open (conn keeps waiting meanwhile).
 type pausingPrompter struct {
-	p  Prompter
-	wd *watchdog
+	p      Prompter
+	wd     *watchdog
+	asking *atomic.Int32
+}
+
+func (p pausingPrompter) pause() (resume func()) {
+	p.wd.pause()
+	p.asking.Add(1)
+	return func() {
+		p.asking.Add(-1)
+		p.wd.resume()
+	}
 }
 
 func (p pausingPrompter) Passphrase(f string) ([]byte, error) {
-	p.wd.pause()
-	defer p.wd.resume()
+	defer p.pause()()
 	return p.p.Passphrase(f)
 }
 
 func (p pausingPrompter) Password(u, h string) (string, error) {
-	p.wd.pause()
-	defer p.wd.resume()
+	defer p.pause()()
 	return p.p.Password(u, h)
 }
 
 func (p pausingPrompter) KeyboardInteractive(u, h, name, instr string, q []string, e []bool) ([]string, error) {
-	p.wd.pause()
-	defer p.wd.resume()
+	defer p.pause()()
 	return p.p.KeyboardInteractive(u, h, name, instr, q, e)
 }
 
 func (p pausingPrompter) ConfirmHostKey(h, msg string) (bool, error) {
-	p.wd.pause()
-	defer p.wd.resume()
+	defer p.pause()()
 	return p.p.ConfirmHostKey(h, msg)
 }

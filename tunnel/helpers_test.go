@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,6 +282,28 @@ func (f *fakePrompter) all() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return strings.Join(f.asked, "\n")
+}
+
+// scriptedPrompter answers keyboard-interactive rounds with answers[i] for the i-th
+// call (the last one again after that).
+type scriptedPrompter struct {
+	fakePrompter
+	answers []func() ([]string, error)
+	n       atomic.Int32
+}
+
+func (s *scriptedPrompter) KeyboardInteractive(u, h, name, instr string, q []string, echos []bool) ([]string, error) {
+	i := int(s.n.Add(1)) - 1
+	return s.answers[min(i, len(s.answers)-1)]()
+}
+
+func (s *scriptedPrompter) calls() int { return int(s.n.Load()) }
+
+// forgetDecryptedKeys empties the process's cache of decrypted keys.
+func forgetDecryptedKeys() {
+	decrypted.Lock()
+	clear(decrypted.m)
+	decrypted.Unlock()
 }
 
 // echoUnix serves an echo server on a Unix socket in a temp dir.

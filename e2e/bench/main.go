@@ -44,8 +44,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "app" {
-		if err := runApp(os.Args[2:]); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == e2e.BenchAppArg {
+		if err := e2e.RunBenchApp(os.Args[2:]); err != nil {
 			fmt.Fprintf(os.Stderr, "bench app: %v\n", err)
 			os.Exit(1)
 		}

@@ -1,6 +1,6 @@
-//go:build linux
+//go:build unix
 
-package main
+package e2e
 
 import (
 	"fmt"
@@ -10,21 +10,28 @@ import (
 	"os"
 	pathpkg "path"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// The app both paths reach, run as `bench app PORT PORTFILE` (tether starts it with
-// {port}; the bench reads PORTFILE to point ssh -L at it). It matches on the last
-// path element, so it works under any base URL:
+// BenchAppArg, as the first argument of the e2e test binary (TestMain) or of `go run
+// ./e2e/bench`, runs RunBenchApp instead of the tests or the bench.
+const BenchAppArg = "app"
+
+// RunBenchApp is the app the bench, the fault campaign and the soak reach, run as
+// `PROGRAM app PORT PORTFILE` (tether starts it with {port}; the bench reads PORTFILE
+// to point ssh -L at it). It matches on the last path element, so it works under any
+// base URL:
 //
 //	GET  .../bytes?n=N  N bytes (Content-Length set)
 //	POST .../upload     reads the body, answers its length
 //	GET  .../small      a fixed 128-byte body
 //	GET  .../ws         WebSocket echo
-func runApp(args []string) error {
+//	GET  .../hold?ms=N  waits N ms (at most a minute), then a fixed 128-byte body
+func RunBenchApp(args []string) error {
 	if len(args) != 2 {
-		return fmt.Errorf("usage: bench app PORT PORTFILE")
+		return fmt.Errorf("usage: app PORT PORTFILE")
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", args[0]))
 	if err != nil {
@@ -69,6 +76,19 @@ func runApp(args []string) error {
 			}
 			fmt.Fprint(w, n)
 		case "small":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(small)
+		case "hold":
+			ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+			if err != nil || ms < 0 || ms > 60000 {
+				http.Error(w, "bad ms", http.StatusBadRequest)
+				return
+			}
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
 			w.Header().Set("Content-Type", "text/plain")
 			w.Write(small)
 		case "ws":

@@ -50,13 +50,16 @@ type forwardDialer interface {
 }
 
 // forwardEndpoint is recordEndpoint for the browser's connections: through c's
-// DialForward when it has one.
+// DialForward when it has one. That dial is a local connection to ssh's master, which
+// cannot hang as a channel open can: it is not cut into dialAttempts, and so waits as
+// long as the transport waits for a new master (while ssh asks for a new login's
+// code, for as long as that takes: the browser's request then goes through).
 func forwardEndpoint(c Conn, rec remote.Record) Endpoint {
 	fd, ok := c.(forwardDialer)
 	if !ok {
 		return recordEndpoint(c, rec)
 	}
-	e := boundedDialFunc(fd.DialForward, "unix", rec.Socket)
+	e := Endpoint(func(ctx context.Context) (net.Conn, error) { return fd.DialForward(ctx, "unix", rec.Socket) })
 	if rec.TLS {
 		e = PinnedTLS(e, rec)
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,6 +100,7 @@ type OpenSSHClient struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	nudging sync.WaitGroup // the NoDelayExec sessions under way
+	login   atomic.Int32   // ssh logins under way (they may be asking the user)
 
 	mu     sync.Mutex
 	cur    *master
@@ -382,6 +384,8 @@ func (c *OpenSSHClient) startMaster(ctx context.Context) error {
 		done := c.o.Terminal()
 		defer done()
 	}
+	c.login.Add(1)
+	defer c.login.Add(-1)
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
@@ -523,7 +527,9 @@ func (c *OpenSSHClient) reconnect() (*master, error) {
 }
 
 // master returns the master in use, waiting (bounded by ReconnectWait and ctx) while
-// the client reconnects.
+// the client reconnects. While ssh is logging in (it may be asking the user for a code
+// or passphrase) the wait goes on: the browser's request waits for the answer instead
+// of failing behind the prompt.
 func (c *OpenSSHClient) master(ctx context.Context) (*master, error) {
 	t := time.NewTimer(c.o.ReconnectWait)
 	defer t.Stop()
@@ -546,6 +552,10 @@ func (c *OpenSSHClient) master(ctx context.Context) (*master, error) {
 		case <-c.ctx.Done():
 			return nil, ErrClosed
 		case <-t.C:
+			if c.login.Load() > 0 {
+				t.Reset(c.o.ReconnectWait)
+				continue
+			}
 			return nil, fmt.Errorf("tunnel: connection to %s lost; still reconnecting after %v", c.cfg.Alias, c.o.ReconnectWait)
 		}
 	}

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // A client of OpenSSH's connection multiplexing (ControlMaster), speaking the master's
@@ -45,8 +47,9 @@ const (
 
 // muxConn is one connection to a master's control socket.
 type muxConn struct {
-	c   *net.UnixConn
-	rid uint32
+	c        *net.UnixConn
+	rid      uint32
+	timedOut atomic.Bool // bound's muxTimeout closed it
 }
 
 // MuxError is the master's refusal of a request (MUX_S_FAILURE or
@@ -121,14 +124,28 @@ func dialMux(ctx context.Context, path string) (*muxConn, error) {
 	return m, nil
 }
 
-// bound closes the connection when ctx ends, until the returned stop is called.
+// muxTimeout bounds each exchange with a master (hello, a request and its reply, a
+// session's or stdio forward's opening, which waits for the server): a master that
+// stopped (SIGSTOP) still accepts connections, and would hang the caller otherwise.
+var muxTimeout = 20 * time.Second
+
+// bound closes the connection when ctx ends or muxTimeout passes, until the returned
+// stop is called.
 func (m *muxConn) bound(ctx context.Context) (stop func() bool) {
-	return context.AfterFunc(ctx, func() { m.c.Close() })
+	t := time.AfterFunc(muxTimeout, func() { m.timedOut.Store(true); m.c.Close() })
+	cancel := context.AfterFunc(ctx, func() { m.c.Close() })
+	return func() bool {
+		a, b := t.Stop(), cancel()
+		return a && b
+	}
 }
 
 func (m *muxConn) ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return ctx.Err()
+	case m.timedOut.Load():
+		return fmt.Errorf("the ssh master did not answer within %v", muxTimeout)
 	}
 	return err
 }

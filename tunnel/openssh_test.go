@@ -405,3 +405,33 @@ func TestClassifySSH(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterWaitsForLogin: while the client has no master, calls wait up to
+// ReconnectWait, and longer while ssh is logging in (it may be asking the user): the
+// browser's request then goes through once the answer is in.
+func TestMasterWaitsForLogin(t *testing.T) {
+	c := &OpenSSHClient{cfg: &Config{Alias: "fake"}, o: OpenSSHOptions{ReconnectWait: 200 * time.Millisecond}, up: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer c.cancel()
+	start := time.Now()
+	if _, err := c.master(context.Background()); err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("no master and no login: %v after %v; want an error after ReconnectWait", err, time.Since(start))
+	}
+	c.login.Add(1)
+	got := make(chan error, 1)
+	start = time.Now()
+	go func() { _, err := c.master(context.Background()); got <- err }()
+	select {
+	case err := <-got:
+		t.Fatalf("gave up while ssh was logging in: %v after %v", err, time.Since(start))
+	case <-time.After(time.Second): // five ReconnectWaits
+	}
+	c.mu.Lock()
+	c.cur = &master{path: "m", dead: make(chan struct{})}
+	close(c.up)
+	c.mu.Unlock()
+	c.login.Add(-1)
+	if err := <-got; err != nil {
+		t.Errorf("after the login: %v", err)
+	}
+}

@@ -61,13 +61,6 @@ func launcherEnv(t *testing.T) (env []string, opened string) {
 // launcherEnv's) and, when wantJSON, waits for its JSON line.
 func startLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *launched {
 	t.Helper()
-	return startLauncherEnv(t, nil, args, wantJSON)
-}
-
-// startLauncherEnv is startLauncher with extra environment variables (they win over
-// launcherEnv's).
-func startLauncherEnv(t *testing.T, extraEnv, args []string, wantJSON bool) *launched {
-	t.Helper()
 	env, opened := launcherEnv(t)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(env, extraEnv...)

@@ -19,7 +19,7 @@ func TestOpenSSHNoDelay(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
 	stopAllOnCleanup(t, s)
 	env, _ := openSSHEnv(t, s)
-	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	if v, err := sshdNoDelay(t, s); err != nil {
 		if Required() && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
 			t.Fatalf("TETHER_E2E=require: cannot inspect sshd's sockets: %v", err)

@@ -123,7 +123,7 @@ func TestOpenSSHKerberos(t *testing.T) {
 	Need(t, "klist", "krb5-user")
 	k.Kinit(t)
 	env, _ := openSSHEnv(t, s, s.ClientEnv...)
-	l := startLauncherEnv(t, env, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	killSessionOnCleanup(t, l.line.Session.PID)
 	mustContain(t, "launcher stderr", l.stderr.String(),
 		"tether: using OpenSSH's ssh for "+s.Alias+" (your config sets GSSAPIAuthentication yes and you have a Kerberos ticket)")

@@ -90,7 +90,7 @@ func TestOpenSSHLaunch(t *testing.T) {
 	stopAllOnCleanup(t, s)
 	env, dir := openSSHEnv(t, s)
 	before := logins(s)
-	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	tok := l.line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
 	if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
@@ -152,7 +152,7 @@ func TestOpenSSHUsesUserMaster(t *testing.T) {
 	}
 	before := logins(s)
 
-	l := startLauncherEnv(t, env, []string{"launch", "-F", cfg, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "-F", cfg, s.Alias, "--json", "--no-browser"}, true, env...)
 	if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 		t.Fatalf("GET through the user's master: %d %.200q", status, body)
 	}
@@ -187,7 +187,7 @@ func TestOpenSSHOwnMasterPersist(t *testing.T) {
 	stopAllOnCleanup(t, s)
 	env, dir := openSSHEnv(t, s, "TETHER_SSH_PERSIST=5s")
 	before := logins(s)
-	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	if err := l.interrupt(t); err != nil {
 		t.Errorf("launcher exit after Ctrl-C: %v", err)
 	}
@@ -226,7 +226,7 @@ func TestOpenSSHReconnect(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
 	stopAllOnCleanup(t, s)
 	env, _ := openSSHEnv(t, s)
-	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
 	answers := func() bool {
 		status, body, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
@@ -264,7 +264,7 @@ func TestOpenSSHSilentDrop(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
 	stopAllOnCleanup(t, s)
 	env, _ := openSSHEnv(t, s)
-	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
 	answers := func() bool {
 		status, _, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
@@ -341,7 +341,7 @@ func TestOpenSSHSlurm(t *testing.T) {
 	before := logins(site.sshd)
 	for _, extra := range [][]string{nil, {"--via-node-ssh"}} {
 		args := site.args("launch", append([]string{"--ssh", "openssh", "--slurm", "-t 5", "--json", "--rm", "--no-browser"}, extra...)...)
-		l := startLauncherEnv(t, env, args, false)
+		l := startLauncher(t, args, false, env...)
 		if !WaitFor(90*time.Second, func() bool {
 			select {
 			case <-l.proc.Done():
@@ -398,14 +398,14 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 	}
 	before := logins(s)
 
-	l := startLauncherEnv(t, env, []string{"launch", "--ssh", "openssh", "-F", cfg, s.Alias, "--json", "--no-browser"}, true)
+	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", cfg, s.Alias, "--json", "--no-browser"}, true, env...)
 	if err := l.interrupt(t); err != nil {
 		t.Errorf("launcher after Ctrl-C: %v", err)
 	}
 	if out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", cfg, s.Alias); code != 0 || !strings.Contains(out, l.line.Session.ID) {
 		t.Fatalf("ls: exit %d, %q, %q", code, out, errOut)
 	}
-	a := startLauncherEnv(t, env, []string{"attach", "--ssh", "openssh", "-F", cfg, s.Alias, l.line.Session.ID, "--json", "--no-browser"}, true)
+	a := startLauncher(t, []string{"attach", "--ssh", "openssh", "-F", cfg, s.Alias, l.line.Session.ID, "--json", "--no-browser"}, true, env...)
 	if status, _, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort), "Authorization", "token "+a.line.Session.Token); status != 200 {
 		t.Errorf("attach: status %d", status)
 	}

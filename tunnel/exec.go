@@ -161,6 +161,17 @@ func (e *UploadError) Error() string {
 // file is removed. A remotePath starting with "~/" is relative to the remote home.
 // progress, when set, is called with the bytes sent so far.
 func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, remotePath string, progress func(written int64)) error {
+	return upload(ctx, func(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+		return c.run(ctx, command, stdin, stdout, stderr, false)
+	}, r, size, remotePath, progress)
+}
+
+// runFunc runs a remote shell command with the given stdio, as Client.Run.
+type runFunc func(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+
+// upload is Upload over any way to run a remote command (tether's own SSH client, or
+// OpenSSH's through its master): the same script, the same checks.
+func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePath string, progress func(written int64)) error {
 	if remotePath == "" || strings.HasSuffix(remotePath, "/") {
 		return fmt.Errorf("tunnel: upload: bad remote path %q", remotePath)
 	}
@@ -212,7 +223,7 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, remotePath
 	pr := &progressReader{r: io.LimitReader(body, size), n: &written, f: progress}
 	var stderr capWriter
 	stderr.limit, stderr.over = 4096, func() {}
-	status, err := c.run(ctx, "/bin/sh -c "+Quote(script), pr, io.Discard, &stderr, false)
+	status, err := run(ctx, "/bin/sh -c "+Quote(script), pr, io.Discard, &stderr)
 	if err != nil {
 		return fmt.Errorf("tunnel: upload to %s: %w", remotePath, err)
 	}

@@ -76,8 +76,9 @@ func filePayload(p, platform string) (*payload, error) {
 	return &payload{Name: p, Platform: platform, Size: fi.Size(), Sum: sum, path: p}, nil
 }
 
-// The release's builds: in the launcher's package directory builds/, written by
-// internal/release and embedded under the build tag tether_release (builds_release.go),
+// The release's builds: the launcher's package directory builds/, supplied by
+// internal/release (go build -overlay) and embedded under the build tag tether_release
+// (builds_release.go),
 // as tether-OS-ARCH.gz and a SHA256SUMS file ("SHA-256  tether-OS-ARCH", the sums of
 // the decompressed files, as sha256sum prints them).
 const (

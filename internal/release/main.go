@@ -15,9 +15,9 @@
 // SOURCE_DATE_EPOCH), written with archive/tar, archive/zip and compress/gzip, so macOS
 // and GNU tar make no difference.
 //
-// The Linux builds reach the launcher through launcher/builds/ (git-ignored), which
-// this command fills for each launcher and removes at the end; the launcher embeds it
-// under the build tag tether_release. One release at a time per checkout.
+// The Linux builds reach the launcher as launcher/builds/ through go build -overlay
+// (the source tree is not written); the launcher embeds them under the build tag
+// tether_release.
 package main
 
 import (
@@ -29,6 +29,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -157,7 +158,7 @@ func release(ctx context.Context, o options) error {
 				continue
 			}
 			bin := filepath.Join(work, "server", "tether-"+s.OS+"-"+s.Arch)
-			if err := goBuild(ctx, o, commit, s, bin, false); err != nil {
+			if err := goBuild(ctx, o, commit, s, bin, ""); err != nil {
 				return err
 			}
 			b, err := os.ReadFile(bin)
@@ -174,26 +175,34 @@ func release(ctx context.Context, o options) error {
 		}
 	}
 
-	embedDir := filepath.Join(o.Root, "launcher", "builds")
-	defer os.RemoveAll(embedDir)
 	var archives []string
 	for _, t := range targets {
-		// What this launcher embeds: its carried builds and their sums, nothing else.
-		if err := os.RemoveAll(embedDir); err != nil {
+		// What this launcher embeds, its carried builds and their sums, reaches
+		// launcher/builds through an overlay: the source tree is not touched.
+		embed := filepath.Join(work, "embed-"+t.OS+"-"+t.Arch)
+		if err := os.MkdirAll(embed, 0o755); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(embedDir, 0o755); err != nil {
-			return err
-		}
+		overlay := map[string]string{}
 		var sums strings.Builder
 		for _, s := range carried(t) {
-			name := "tether-" + s.OS + "-" + s.Arch
-			if err := os.WriteFile(filepath.Join(embedDir, name+".gz"), built[s].gz, 0o644); err != nil {
+			name := "tether-" + s.OS + "-" + s.Arch + ".gz"
+			if err := os.WriteFile(filepath.Join(embed, name), built[s].gz, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(&sums, "%s  %s\n", built[s].sum, name)
+			overlay[filepath.Join(o.Root, "launcher", "builds", name)] = filepath.Join(embed, name)
+			fmt.Fprintf(&sums, "%s  %s\n", built[s].sum, strings.TrimSuffix(name, ".gz"))
 		}
-		if err := os.WriteFile(filepath.Join(embedDir, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(embed, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+			return err
+		}
+		overlay[filepath.Join(o.Root, "launcher", "builds", "SHA256SUMS")] = filepath.Join(embed, "SHA256SUMS")
+		js, err := json.Marshal(map[string]any{"Replace": overlay})
+		if err != nil {
+			return err
+		}
+		overlayFile := filepath.Join(work, "overlay-"+t.OS+"-"+t.Arch+".json")
+		if err := os.WriteFile(overlayFile, js, 0o644); err != nil {
 			return err
 		}
 		exe := "tether"
@@ -201,7 +210,7 @@ func release(ctx context.Context, o options) error {
 			exe = "tether.exe"
 		}
 		bin := filepath.Join(work, t.OS+"-"+t.Arch, exe)
-		if err := goBuild(ctx, o, commit, t, bin, true); err != nil {
+		if err := goBuild(ctx, o, commit, t, bin, overlayFile); err != nil {
 			return err
 		}
 		readme, err := os.ReadFile(filepath.Join(o.Root, "README.md"))
@@ -281,16 +290,17 @@ func sourceStamp(ctx context.Context, root string) (commit string, when time.Tim
 	return commit, when
 }
 
-// goBuild builds tether for p into out: static, trimmed, reproducible; withBuilds
-// embeds launcher/builds (the launchers), without it a plain server build.
-func goBuild(ctx context.Context, o options, commit string, p platform, out string, withBuilds bool) error {
+// goBuild builds tether for p into out: static, trimmed, reproducible. With an
+// overlay (the launchers) it embeds the launcher/builds files the overlay supplies;
+// without, it is a plain server build.
+func goBuild(ctx context.Context, o options, commit string, p platform, out, overlay string) error {
 	ldflags := "-s -w -buildid= -X main.version=" + o.Version
 	if commit != "" {
 		ldflags += " -X main.commit=" + commit
 	}
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out}
-	if withBuilds {
-		args = append(args, "-tags", "tether_release")
+	if overlay != "" {
+		args = append(args, "-tags", "tether_release", "-overlay", overlay)
 	}
 	args = append(args, ".")
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -302,7 +312,7 @@ func goBuild(ctx context.Context, o options, commit string, p platform, out stri
 		return fmt.Errorf("go build for %s: %v\n%s", p, err, b)
 	}
 	what := "server"
-	if withBuilds {
+	if overlay != "" {
 		what = "launcher"
 	}
 	fmt.Fprintf(o.Log, "release: built the %s %s in %.1fs\n", p, what, time.Since(start).Seconds())

@@ -327,3 +327,38 @@ func TestToolchainBuildFailsInOneLine(t *testing.T) {
 		t.Errorf("left in the cache: %v", left)
 	}
 }
+
+// Where the toolchain keeps its builds, per laptop platform (macOS and Windows
+// answered on any machine), and the same as os.UserCacheDir on this one.
+func TestUserCacheDir(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	for _, tt := range []struct {
+		goos string
+		env  func(string) string
+		want string // "" for an error
+	}{
+		{"darwin", env("HOME", "/Users/ada", "XDG_CACHE_HOME", "/x"), "/Users/ada/Library/Caches"},
+		{"darwin", env(), ""},
+		{"windows", env("LocalAppData", `C:\Users\ada\AppData\Local`, "HOME", "/h"), `C:\Users\ada\AppData\Local`},
+		{"windows", env("HOME", "/h"), ""},
+		{"linux", env("HOME", "/home/ada"), "/home/ada/.cache"},
+		{"linux", env("HOME", "/home/ada", "XDG_CACHE_HOME", "/scratch/ada/cache"), "/scratch/ada/cache"},
+		{"freebsd", env("HOME", "/home/ada", "XDG_CACHE_HOME", "relative"), ""},
+	} {
+		got, err := userCacheDir(tt.goos, tt.env)
+		if tt.want == "" && err == nil || tt.want != "" && got != tt.want {
+			t.Errorf("for %s, got %q, %v; want %q", tt.goos, got, err, tt.want)
+		}
+	}
+	want, werr := os.UserCacheDir()
+	got, err := userCacheDir(runtime.GOOS, os.Getenv)
+	if got != want || (err == nil) != (werr == nil) {
+		t.Errorf("on %s: %q, %v; os.UserCacheDir says %q, %v", runtime.GOOS, got, err, want, werr)
+	}
+}

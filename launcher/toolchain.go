@@ -46,11 +46,43 @@ func sourceVersion(version string) bool {
 // cache directory (on Linux $XDG_CACHE_HOME or ~/.cache, on macOS ~/Library/Caches, on
 // Windows %LocalAppData%).
 func buildCacheDir(version string) (string, error) {
-	dir, err := os.UserCacheDir()
+	dir, err := userCacheDir(runtime.GOOS, os.Getenv)
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(dir, "tether", "build", safeVersion(version)), nil
+}
+
+// userCacheDir is os.UserCacheDir for goos, so that every platform's answer is tested
+// on any (TestUserCacheDir checks it against os.UserCacheDir on the platform it runs).
+func userCacheDir(goos string, getenv func(string) string) (string, error) {
+	var dir string
+	switch goos {
+	case "windows":
+		if dir = getenv("LocalAppData"); dir == "" {
+			return "", errors.New("%LocalAppData% is not defined")
+		}
+	case "darwin", "ios":
+		if dir = getenv("HOME"); dir == "" {
+			return "", errors.New("$HOME is not defined")
+		}
+		dir += "/Library/Caches"
+	case "plan9":
+		if dir = getenv("home"); dir == "" {
+			return "", errors.New("$home is not defined")
+		}
+		dir += "/lib/cache"
+	default:
+		if dir = getenv("XDG_CACHE_HOME"); dir == "" {
+			if dir = getenv("HOME"); dir == "" {
+				return "", errors.New("neither $XDG_CACHE_HOME nor $HOME is defined")
+			}
+			dir += "/.cache"
+		} else if !filepath.IsAbs(dir) {
+			return "", errors.New("path in $XDG_CACHE_HOME is relative")
+		}
+	}
+	return dir, nil
 }
 
 // cachedBuilds lists the builds of version made earlier (for the probe's sums: the

@@ -37,15 +37,38 @@ type payload struct {
 	Size     int64  // the installed file's size
 	Sum      string // its SHA-256, hex
 	path     string // the file to send; "" for an embedded build
-	gz       []byte // the gzip stream of an embedded build
+
+	// An embedded build: its gzip stream is read from fsys only when it is sent.
+	fsys   fs.FS
+	gzName string
+	GzSize int64
+}
+
+// compressed is an embedded build's gzip stream; nil for a file.
+func (p *payload) compressed() ([]byte, error) {
+	if p.fsys == nil {
+		return nil, nil
+	}
+	gz, err := fs.ReadFile(p.fsys, p.gzName)
+	if err == nil && int64(len(gz)) != p.GzSize {
+		err = fmt.Errorf("%d bytes, not %d", len(gz), p.GzSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	return gz, nil
 }
 
 // plain opens the payload's installed content; seekable, so Upload hashes it in place.
 func (p *payload) plain() (io.ReadSeekCloser, error) {
-	if p.gz == nil {
+	if p.fsys == nil {
 		return os.Open(p.path)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(p.gz))
+	gz, err := p.compressed()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
@@ -87,7 +110,8 @@ const (
 )
 
 // embedded lists the builds the release put inside this executable (none in any other
-// build), read once. A variable for tests.
+// build), read once; their compressed content stays in the executable until a build is
+// sent. A variable for tests.
 var embedded = sync.OnceValue(func() map[string]*payload {
 	return readEmbedded(embeddedFS)
 })
@@ -110,16 +134,38 @@ func readEmbedded(fsys fs.FS) map[string]*payload {
 			continue
 		}
 		platform := strings.Replace(strings.TrimPrefix(f[1], "tether-"), "-", "/", 1)
-		gz, err := fs.ReadFile(fsys, path.Join(embeddedDir, f[1]+".gz"))
-		if err != nil || len(gz) < 18 {
+		name := path.Join(embeddedDir, f[1]+".gz")
+		gzSize, size, err := gzipSizes(fsys, name)
+		if err != nil {
 			continue
 		}
-		// gzip's trailer ends with the size mod 2^32: every build is far below 4 GB.
-		size := int64(binary.LittleEndian.Uint32(gz[len(gz)-4:]))
 		out[platform] = &payload{Name: "the " + platform + " build inside this tether", Platform: platform,
-			Size: size, Sum: strings.ToLower(f[0]), gz: gz}
+			Size: size, Sum: strings.ToLower(f[0]), fsys: fsys, gzName: name, GzSize: gzSize}
 	}
 	return out
+}
+
+// gzipSizes reads the size of the gzip stream in fsys at name and, from its trailer,
+// of what it decompresses to (mod 2^32: every build is far below 4 GB).
+func gzipSizes(fsys fs.FS, name string) (gzSize, size int64, err error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok || st.Size() < 18 {
+		return 0, 0, fmt.Errorf("%s: not a gzip stream", name)
+	}
+	var trailer [4]byte
+	if _, err := ra.ReadAt(trailer[:], st.Size()-4); err != nil {
+		return 0, 0, err
+	}
+	return st.Size(), int64(binary.LittleEndian.Uint32(trailer[:])), nil
 }
 
 // payload picks what to install for the remote platform of p (see the list above).

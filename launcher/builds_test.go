@@ -133,7 +133,7 @@ func TestPayloadEmbedded(t *testing.T) {
 		goarch = otherArch()
 	}
 	pl, err := payloadFor(t, b, "linux", goarch)
-	if err != nil || pl.gz == nil || pl.path != "" {
+	if err != nil || pl.fsys == nil || pl.path != "" {
 		t.Fatalf("linux/%s: %+v, %v; want the embedded build", goarch, pl, err)
 	}
 	r, err := pl.plain()
@@ -141,8 +141,9 @@ func TestPayloadEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := io.ReadAll(r)
-	if h := sha256.Sum256(got); hex.EncodeToString(h[:]) != pl.Sum || int64(len(got)) != pl.Size || len(pl.gz) >= len(got) {
-		t.Errorf("plain content: %d bytes, sum %x; payload says %d bytes, %s (%d compressed)", len(got), h, pl.Size, pl.Sum, len(pl.gz))
+	gz, err := pl.compressed()
+	if h := sha256.Sum256(got); err != nil || hex.EncodeToString(h[:]) != pl.Sum || int64(len(got)) != pl.Size || int64(len(gz)) != pl.GzSize || len(gz) >= len(got) {
+		t.Errorf("plain content: %d bytes, sum %x; payload says %d bytes, %s (%d compressed, %d read: %v)", len(got), h, pl.Size, pl.Sum, pl.GzSize, len(gz), err)
 	}
 	// A cross build beside the launcher still wins.
 	beside := filepath.Join(dir, "tether-linux-"+goarch)

@@ -570,9 +570,13 @@ func (l *session) install(ctx context.Context, p *probe) error {
 	}
 	err = tunnel.ErrNoGzip
 	gu, compressed := l.conn.(gzipUploader)
-	if compressed = compressed && pl.gz != nil; compressed {
-		err = send(int64(len(pl.gz)), " compressed, "+byteSize(size)+" installed", func(progress func(int64)) error {
-			return gu.UploadGzip(ctx, bytes.NewReader(pl.gz), int64(len(pl.gz)), pl.Sum, target, progress)
+	if compressed = compressed && pl.fsys != nil; compressed {
+		gz, gerr := pl.compressed()
+		if gerr != nil {
+			return errorf("reinstall tether", "cannot read %v", gerr)
+		}
+		err = send(int64(len(gz)), " compressed, "+byteSize(size)+" installed", func(progress func(int64)) error {
+			return gu.UploadGzip(ctx, bytes.NewReader(gz), int64(len(gz)), pl.Sum, target, progress)
 		})
 	}
 	if errors.Is(err, tunnel.ErrNoGzip) {

@@ -34,12 +34,12 @@ type CLI struct {
 	ShowVersion versionFlag `name:"version" help:"Print the version, the commit and the Go version, and exit."`
 }
 
-// VersionCmd prints the version line, as --version does.
+// VersionCmd prints the version text, as --version does.
 type VersionCmd struct{}
 
 // Run prints the version.
 func (VersionCmd) Run(env *Env) error {
-	_, err := fmt.Fprintln(env.Stdout, versionLine(env.Version, commit, readBuildInfo()))
+	_, err := fmt.Fprint(env.Stdout, versionText(env.Version, commit, readBuildInfo()))
 	return err
 }
 

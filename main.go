@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		kong.Description("Put a web app running on a remote machine into your local browser, over SSH."),
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"version": v, "versionline": versionLine(v, commit, bi)},
+		kong.Vars{"version": v, "versiontext": versionText(v, commit, bi)},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.Bind(&Env{Version: v, Stdout: stdout, Stderr: stderr}),
 	)

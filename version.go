@@ -31,11 +31,13 @@ func buildVersion(ldflags string, bi *debug.BuildInfo) string {
 // commit then gives the same bytes from any checkout.
 var commit string
 
-// versionLine is what `tether --version` and `tether version` print, on one line: the
-// version, the commit it was built from (when the build recorded one), the Go that built
-// it and the platform. It starts with "tether " (the remote probe checks that).
-func versionLine(v, commit string, bi *debug.BuildInfo) string {
-	var about []string
+// versionText is what `tether --version` and `tether version` print: "tether VERSION"
+// on the first line, as before (scripts and the remote probe read it), then the commit
+// it was built from, when the build recorded one, and the Go that built it with the
+// platform.
+func versionText(v, commit string, bi *debug.BuildInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tether %s\n", v)
 	rev, dirty := commit, ""
 	if rev == "" {
 		rev = vcsSetting(bi, "vcs.revision")
@@ -50,14 +52,14 @@ func versionLine(v, commit string, bi *debug.BuildInfo) string {
 		if len(rev) > 12 {
 			rev = rev[:12]
 		}
-		about = append(about, "commit "+rev+dirty)
+		fmt.Fprintf(&b, "commit %s%s\n", rev, dirty)
 	}
 	goVersion := runtime.Version()
 	if bi != nil && bi.GoVersion != "" {
 		goVersion = bi.GoVersion
 	}
-	about = append(about, goVersion, runtime.GOOS+"/"+runtime.GOARCH)
-	return fmt.Sprintf("tether %s (%s)", v, strings.Join(about, ", "))
+	fmt.Fprintf(&b, "%s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
+	return b.String()
 }
 
 func vcsSetting(bi *debug.BuildInfo, key string) string {
@@ -84,12 +86,12 @@ func readBuildInfo() *debug.BuildInfo {
 // errVersionShown ends the parse after --version printed the version: exit 0.
 var errVersionShown = errors.New("version shown")
 
-// versionFlag is --version: it prints the version line and stops, whatever else the
+// versionFlag is --version: it prints the version text and stops, whatever else the
 // command line holds (kong's own VersionFlag would call os.Exit below main).
 type versionFlag bool
 
-// BeforeReset prints the version line.
+// BeforeReset prints the version text.
 func (versionFlag) BeforeReset(app *kong.Kong, vars kong.Vars) error {
-	fmt.Fprintln(app.Stdout, vars["versionline"])
+	fmt.Fprint(app.Stdout, vars["versiontext"])
 	return errVersionShown
 }

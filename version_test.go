@@ -32,7 +32,7 @@ func TestBuildVersion(t *testing.T) {
 	}
 }
 
-func TestVersionLine(t *testing.T) {
+func TestVersionText(t *testing.T) {
 	plat := runtime.GOOS + "/" + runtime.GOARCH
 	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Settings: []debug.BuildSetting{
 		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
@@ -41,30 +41,31 @@ func TestVersionLine(t *testing.T) {
 		bi        *debug.BuildInfo
 		want      string
 	}{
-		{"v1.2.3", "fedcba9876543210fedc", bi, "tether v1.2.3 (commit fedcba987654, go1.26.8, " + plat + ")"},
-		{"v1.2.3", "fedcba9876543210fedc+dirty", nil, "tether v1.2.3 (commit fedcba987654+dirty, " + runtime.Version() + ", " + plat + ")"},
-		{"dev", "", bi, "tether dev (commit 0123456789ab+dirty, go1.26.8, " + plat + ")"},
-		{"v1.2.3", "", &debug.BuildInfo{GoVersion: "go1.26.8"}, "tether v1.2.3 (go1.26.8, " + plat + ")"},
+		{"v1.2.3", "fedcba9876543210fedc", bi, "tether v1.2.3\ncommit fedcba987654\ngo1.26.8 " + plat + "\n"},
+		{"v1.2.3", "fedcba9876543210fedc+dirty", nil, "tether v1.2.3\ncommit fedcba987654+dirty\n" + runtime.Version() + " " + plat + "\n"},
+		{"dev", "", bi, "tether dev\ncommit 0123456789ab+dirty\ngo1.26.8 " + plat + "\n"},
+		{"v1.2.3", "", &debug.BuildInfo{GoVersion: "go1.26.8"}, "tether v1.2.3\ngo1.26.8 " + plat + "\n"},
 	}
 	for _, tt := range tests {
-		if got := versionLine(tt.v, tt.commit, tt.bi); got != tt.want {
+		if got := versionText(tt.v, tt.commit, tt.bi); got != tt.want {
 			t.Errorf("for %q %q, got %q; want %q", tt.v, tt.commit, got, tt.want)
 		}
 	}
 }
 
-// --version prints the version line and exits 0, with or without a command, like the
-// version command does.
+// --version prints the version text and exits 0, with or without a command, like the
+// version command does; its first line is "tether VERSION", as it always was.
 func TestVersionFlag(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"launch", "--version"}, {"version"}} {
 		var out, errw bytes.Buffer
 		code := run(context.Background(), args, &out, &errw)
-		want := versionLine(buildVersion(version, readBuildInfo()), commit, readBuildInfo()) + "\n"
+		v := buildVersion(version, readBuildInfo())
+		want := versionText(v, commit, readBuildInfo())
 		if code != 0 || out.String() != want || errw.Len() != 0 {
 			t.Errorf("for %q, got %d %q %q; want 0 %q", args, code, out.String(), errw.String(), want)
 		}
-		if !strings.HasPrefix(out.String(), "tether ") {
-			t.Errorf("for %q, the line does not start with \"tether \" (the remote probe checks it): %q", args, out.String())
+		if !strings.HasPrefix(out.String(), "tether "+v+"\n") {
+			t.Errorf("for %q, the first line is not \"tether %s\" (the remote probe and scripts read it): %q", args, v, out.String())
 		}
 	}
 }

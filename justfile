@@ -1,7 +1,8 @@
 # tether's recipes. `just` lists them.
 
 version := `git describe --tags --always --dirty 2>/dev/null || echo dev`
-ldflags := "-s -w -X main.version=" + version
+commit := `git rev-parse HEAD 2>/dev/null || true`
+ldflags := "-s -w -X main.version=" + version + " -X main.commit=" + commit
 
 # List the recipes.
 default:

@@ -1,7 +1,8 @@
 # tether's recipes. `just` lists them.
 
 version := `git describe --tags --always --dirty 2>/dev/null || echo dev`
-ldflags := "-s -w -X main.version=" + version
+commit := `git rev-parse HEAD 2>/dev/null || true`
+ldflags := "-s -w -X main.version=" + version + " -X main.commit=" + commit
 
 # List the recipes.
 default:
@@ -40,7 +41,11 @@ soak DUR="30m":
 microbench:
     go test -run '^$' -bench . -benchmem ./tunnel/ ./tokenserver/
 
-# Build release binaries into dist/ (the launcher uploads tether-<os>-<arch> from beside itself).
+# The release: dist/tether_VERSION_OS_ARCH.tar.gz (.zip for Windows) for linux/amd64, linux/arm64, darwin/amd64, darwin/arm64 and windows/amd64, and dist/checksums.txt; the same commit, VERSION and Go give the same bytes.
+release VERSION:
+    go run ./internal/release {{VERSION}}
+
+# Build plain binaries into dist/ (the launcher uploads tether-<os>-<arch> from beside itself).
 cross:
     #!/usr/bin/env bash
     set -euo pipefail

@@ -61,8 +61,14 @@ func launcherEnv(t *testing.T) (env []string, opened string) {
 // launcherEnv's) and, when wantJSON, waits for its JSON line.
 func startLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *launched {
 	t.Helper()
+	return startLauncherBin(t, Binary(t), args, wantJSON, extraEnv...)
+}
+
+// startLauncherBin is startLauncher with the tether at bin.
+func startLauncherBin(t *testing.T, bin string, args []string, wantJSON bool, extraEnv ...string) *launched {
+	t.Helper()
 	env, opened := launcherEnv(t)
-	cmd := exec.Command(Binary(t), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(env, extraEnv...)
 	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}, opened: opened}
 	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr

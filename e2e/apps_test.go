@@ -277,9 +277,30 @@ func notebookRuns42(t *testing.T, l *launched) (context.Context, context.Context
 		fail("the kernel connecting", err)
 	}
 	t.Logf("kernel connected after %s", fmtDur(time.Since(start)))
-	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(`.CodeMirror`)), chromedp.KeyEvent("print(6*7)"),
-		chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift))); err != nil {
+	// A click lands in the cell's editor only once CodeMirror is wired up; typed
+	// before that, "p" opens the command palette instead. Click until the notebook
+	// says it is in edit mode, then type, and run the cell once it holds the text.
+	editing := false
+	for i := 0; i < 20 && !editing; i++ {
+		if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(`.CodeMirror`))); err != nil {
+			fail("clicking the cell", err)
+		}
+		editing, _ = chromedp.Run(tctx, chromedp.Evaluate[bool](`Jupyter.notebook.mode === "edit"`))
+		if !editing {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if !editing {
+		fail("the cell's editor", fmt.Errorf("the notebook never entered edit mode"))
+	}
+	if err := chromedp.Do(tctx, chromedp.KeyEvent("print(6*7)")); err != nil {
 		fail("typing the cell", err)
+	}
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`Jupyter.notebook.get_cell(0).get_text() === "print(6*7)"`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		fail("the typed cell", err)
+	}
+	if err := chromedp.Do(tctx, chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift))); err != nil {
+		fail("running the cell", err)
 	}
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`!!document.querySelector(".output_subarea pre") && document.querySelector(".output_subarea pre").innerText.trim() === "42"`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the output 42", err)

@@ -49,7 +49,7 @@ func listPackages(t *testing.T) map[string]listedPackage {
 // launcher → remote → tokenserver, and nothing else between our packages.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
-	for _, name := range []string{"launcher", "remote", "tunnel", "tokenserver", "e2e"} {
+	for _, name := range []string{"launcher", "remote", "tunnel", "tokenserver", "e2e", "profile"} {
 		if _, ok := pkgs[name]; !ok {
 			t.Errorf("package %s is missing", name)
 		}
@@ -62,6 +62,9 @@ func TestImportRules(t *testing.T) {
 		// Shared leaves: what launcher and remote both need, knowing neither.
 		"internal/localpeer": {module + "/"},
 		"internal/termsafe":  {module + "/"},
+		// Host profiles: the config file's format and rules, knowing no command;
+		// the CLI gives it the flags.
+		"profile": {module + "/launcher", module + "/remote", module + "/tunnel", module + "/tokenserver", module + "/e2e"},
 	}
 	for name, bad := range forbidden {
 		p := pkgs[name]

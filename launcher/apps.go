@@ -65,7 +65,10 @@ func presetExecs() []string {
 // remote) is ignored; a missing closing line is an error.
 func parseDetection(r io.Reader, asked []string) (map[string]string, error) {
 	found := map[string]string{}
-	br := bufio.NewReaderSize(r, 64<<10)
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
 	for i := 0; i < 1000; i++ {
 		line, err := readLine(br, maxLine)
 		if err == errLineTooLong {
@@ -144,14 +147,20 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	var stderr strings.Builder
 	done := make(chan error, 1)
 	go func() {
-		status, err := s.conn.Run(ctx, detectCommand(execs), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
+		status, err := s.conn.Run(ctx, withSiteProfiles(detectCommand(execs), o.Profiles != nil), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
 		if err == nil && status != 0 {
 			err = fmt.Errorf("exit status %d", status)
 		}
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	found, perr := parseDetection(pr, execs)
+	br := bufio.NewReaderSize(pr, 64<<10)
+	found, perr := parseDetection(br, execs)
+	var site SiteProfiles
+	var serr error
+	if perr == nil && o.Profiles != nil {
+		site, serr = readSite(br)
+	}
 	go io.Copy(io.Discard, pr)
 	runErr := <-done
 	if perr != nil {
@@ -189,5 +198,11 @@ func Apps(ctx context.Context, o AppsOptions) error {
 			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, strings.Join(looks, ", "))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || o.Profiles == nil {
+		return err
+	}
+	if serr != nil {
+		return errorf("try again", "could not read the site profiles on %s: %s", s.host, serr)
+	}
+	return o.Profiles(s.o.Stdout, site)
 }

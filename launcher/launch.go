@@ -41,6 +41,11 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	}
 	defer s.close()
 	s.demo = demo
+	if o.SiteProfile != nil {
+		if o, err = s.applySiteProfile(ctx, o); err != nil {
+			return err
+		}
+	}
 	if o.App == "" {
 		if hint := remote.PortHint(o.Command); hint != "" {
 			s.status.line("tether: %s", hint)

@@ -78,6 +78,11 @@ type LaunchOptions struct {
 	IdleTimeout time.Duration
 	// Slurm, when Enabled, runs the session in a Slurm job on a compute node.
 	Slurm SlurmOptions
+	// SiteProfile, when set, is called once connected with the host's site profiles
+	// (read over that connection) and returns the options to launch with and a line
+	// saying what it applied. Only the remote side's options are taken from them:
+	// Options and ForwardOptions stay as they were.
+	SiteProfile func(SiteProfiles) (LaunchOptions, string, error)
 }
 
 // AttachOptions are `tether attach`'s.
@@ -134,6 +139,9 @@ type LogsOptions struct {
 type AppsOptions struct {
 	Options
 	JSON bool
+	// Profiles, when set, lists the profiles after the apps (text output), given the
+	// host's site profiles, read in the same exec as the apps.
+	Profiles func(w io.Writer, site SiteProfiles) error
 }
 
 // DemoOptions are `tether demo`'s.

@@ -48,6 +48,7 @@ type LaunchCmd struct {
 	appFlags
 	exposeFlags
 	slurmFlags
+	profileFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
@@ -57,19 +58,29 @@ type LaunchCmd struct {
 
 // Run launches.
 func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
-	app, command := splitApp(kctx.Args, c.positionals())
-	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
-		return &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
-	}
-	so, err := c.slurmFlags.options()
+	o, err := c.launchOptions(env, kctx)
 	if err != nil {
 		return err
 	}
-	return launcher.Launch(ctx, launcher.LaunchOptions{
+	o.SiteProfile = c.siteProfile(env, kctx)
+	return launcher.Launch(ctx, o)
+}
+
+// launchOptions are the launcher's options from the flags (after the profiles).
+func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.LaunchOptions, error) {
+	app, command := splitApp(kctx.Args, c.positionals())
+	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
+		return launcher.LaunchOptions{}, &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
+	}
+	so, err := c.slurmFlags.options()
+	if err != nil {
+		return launcher.LaunchOptions{}, err
+	}
+	return launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
 		ReadyTimeout: c.ReadyTimeout, Slurm: so,
-	})
+	}, nil
 }
 
 // positionals are the words after HOST as given (kong splits them between App and
@@ -104,6 +115,7 @@ func splitApp(raw, positionals []string) (app string, rest []string) {
 
 // AppsCmd is `tether apps [--json]`, or `tether apps HOST [--json]`.
 type AppsCmd struct {
+	appsProfiles
 	JSON       bool   `name:"json" help:"Print JSON instead of a table."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
@@ -116,7 +128,8 @@ func (c *AppsCmd) Run(ctx context.Context, env *Env) error {
 	case 0:
 		return remote.ListPresets(env.Stdout, c.JSON)
 	case 1:
-		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}), JSON: c.JSON})
+		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}), JSON: c.JSON,
+			Profiles: c.profilesLister(env)})
 	}
 	return &remote.UsageError{Msg: "apps takes at most one argument, a HOST"}
 }

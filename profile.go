@@ -491,9 +491,11 @@ func (st *profileState) noProfile(sp launcher.SiteProfiles, site []*profile.Prof
 	}
 	msg := fmt.Sprintf("no profile %q for %s: %s, %s", st.site, safeWord(st.host), mine, theirs)
 	if len(problems) > 0 {
-		msg += "; " + problems[0]
-		if len(problems) > 1 {
-			msg += fmt.Sprintf(" (and %d more problems: tether apps %s lists them)", len(problems)-1, safeWord(st.host))
+		// The profile may be in a file that was left out: say which were, and why.
+		const most = 3
+		msg += "; left out there: " + strings.Join(problems[:min(len(problems), most)], "; ")
+		if len(problems) > most {
+			msg += fmt.Sprintf(" (and %d more: tether apps %s lists them)", len(problems)-most, safeWord(st.host))
 		}
 	}
 	return &remote.UsageError{Msg: msg}

@@ -421,3 +421,41 @@ func TestAppsListsProfiles(t *testing.T) {
 		t.Error("apps --json lists profiles")
 	}
 }
+
+// TestReadmeProfileExamples: the README's example config and site file parse, and the
+// line it shows is what tether prints for them.
+func TestReadmeProfileExamples(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "### Host profiles")
+	if !ok {
+		t.Fatal("README has no Host profiles section")
+	}
+	var blocks []string
+	for rest := section; ; {
+		_, after, ok := strings.Cut(rest, "```yaml\n")
+		if !ok {
+			break
+		}
+		block, tail, _ := strings.Cut(after, "```")
+		blocks, rest = append(blocks, block), tail
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("%d yaml blocks in the section; want the config and the site file", len(blocks))
+	}
+	withConfig(t, blocks[0])
+	_, kctx, stderr, err := parseCLI(t, "launch", "hpc", "--profile", "gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(section, "    $ tether launch hpc --profile gpu\n    "+stderr) {
+		t.Errorf("README shows another line than %q", stderr)
+	}
+	site := launcher.SiteProfiles{Dir: "/etc/tether/profiles.d", Files: []launcher.SiteFile{{Path: "/etc/tether/profiles.d/cluster.yaml", Data: []byte(blocks[1])}}}
+	ps, problems := parseSite(site, (&profileState{launch: launchFlags(kctx.Model)}).checker(true))
+	if len(ps) != 1 || len(problems) != 0 {
+		t.Errorf("the site example: %v %v", ps, problems)
+	}
+}

@@ -256,6 +256,9 @@ func (s *session) applySiteProfile(ctx context.Context, o LaunchOptions) (Launch
 	s.status.step("reading the site profiles on %s", s.host)
 	sp, err := s.siteProfiles(ctx)
 	s.status.done()
+	if ctx.Err() != nil {
+		return o, &Error{Msg: "interrupted; nothing was started", Code: 130}
+	}
 	if err != nil {
 		return o, err
 	}

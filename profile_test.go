@@ -151,6 +151,13 @@ func TestProfilePrecedence(t *testing.T) {
 		t.Errorf("--no-profile --profile: %v", err)
 	}
 
+	// slurm: "" makes batch jobs the default on a login node (sbatch's own defaults).
+	withConfig(t, "hosts:\n  login:\n    slurm: \"\"\n")
+	if _, kctx, stderr, err := parseCLI(t, "launch", "login"); err != nil || flagValue(kctx, "slurm") != "{true }" || stderr != "tether: defaults for login: --slurm \"\"\n" {
+		t.Errorf(`slurm: "": %v %s %q`, err, flagValue(kctx, "slurm"), stderr)
+	}
+	withConfig(t, testConfig)
+
 	// Another host gets the "*" block only.
 	cli, _, stderr, _ = parseCLI(t, "launch", "elsewhere")
 	if cli.Launch.ReadyTimeout != 10*time.Minute || cli.Launch.Port != 0 || stderr != "tether: defaults for elsewhere: --ready-timeout 10m\n" {

@@ -153,8 +153,10 @@ func TestProfilePrecedence(t *testing.T) {
 
 	// slurm: "" makes batch jobs the default on a login node (sbatch's own defaults).
 	withConfig(t, "hosts:\n  login:\n    slurm: \"\"\n")
-	if _, kctx, stderr, err := parseCLI(t, "launch", "login"); err != nil || flagValue(kctx, "slurm") != "{true }" || stderr != "tether: defaults for login: --slurm \"\"\n" {
-		t.Errorf(`slurm: "": %v %s %q`, err, flagValue(kctx, "slurm"), stderr)
+	if _, kctx, stderr, err := parseCLI(t, "launch", "login"); err != nil {
+		t.Errorf(`slurm: "": %v`, err)
+	} else if v := flagValue(kctx, "slurm"); v != "{true }" || stderr != "tether: defaults for login: --slurm \"\"\n" {
+		t.Errorf(`slurm: "": %s %q`, v, stderr)
 	}
 	withConfig(t, testConfig)
 

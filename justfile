@@ -31,11 +31,11 @@ bench *ARGS:
 
 # The fault campaign in full: 100 random drops and spikes through Toxiproxy under a live session (about 8 minutes; CI runs 30). SEED replays a run.
 faults N="100" SEED="":
-    TETHER_E2E=require TETHER_FAULTS={{N}} TETHER_FAULTS_SEED={{SEED}} go test -count=1 -timeout 60m -run TestFaultCampaign -v ./e2e/
+    TETHER_E2E=require TETHER_FAULTS={{N}} TETHER_FAULTS_SEED={{SEED}} go test -count=1 -timeout 60m -run TestFaultCampaign -v ./e2e/faults/
 
 # 30 minutes (or DUR) of mixed traffic and a fault a minute through one session, sampling memory, fds and goroutines every 30 s (not in CI).
 soak DUR="30m":
-    TETHER_E2E=require TETHER_SOAK={{DUR}} go test -count=1 -timeout 2h -run TestSoak -v ./e2e/
+    TETHER_E2E=require TETHER_SOAK={{DUR}} go test -count=1 -timeout 2h -run TestSoak -v ./e2e/faults/
 
 # Go micro-benchmarks of the packages.
 microbench:

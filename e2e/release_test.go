@@ -43,7 +43,7 @@ func releaseArchive(t *testing.T, goos, goarch string) string {
 			return
 		}
 		cmd := exec.Command("go", "run", "./internal/release", "-out", releaseDir, "-only", "linux/amd64,windows/amd64", Version)
-		cmd.Dir = moduleRoot()
+		cmd.Dir = ModuleRoot()
 		out, err := cmd.CombinedOutput()
 		releaseLog = string(out)
 		if err != nil {
@@ -246,26 +246,26 @@ func TestReleaseLauncherOntoArm64(t *testing.T) {
 		t.Fatalf("the archive holds %v; want tether and README.md only", names)
 	}
 	bin := filepath.Join(dir, "tether")
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	stopAllWith(t, bin, s, append(env, offline...))
 
 	start := time.Now()
-	l := startLauncherBin(t, bin, []string{"launch", "-F", s.Config, s.Alias, "--json"}, true, offline...)
+	l := StartLauncherBin(t, bin, []string{"launch", "-F", s.Config, s.Alias, "--json"}, true, offline...)
 	first := time.Since(start)
-	t.Logf("first launch onto the arm64 remote (install included): %s\n%s", fmtDur(first), l.stderr.String())
-	errOut := l.stderr.String()
-	mustContain(t, "stderr", errOut, "installing tether on "+s.Alias+" (linux/arm64, ", " compressed, ")
+	t.Logf("first launch onto the arm64 remote (install included): %s\n%s", FmtDur(first), l.Stderr.String())
+	errOut := l.Stderr.String()
+	MustContain(t, "stderr", errOut, "installing tether on "+s.Alias+" (linux/arm64, ", " compressed, ")
 	if strings.Contains(errOut, "building tether") {
 		t.Errorf("the release launcher built instead of installing what it carries:\n%s", errOut)
 	}
 	installed := installedOn(t, s)
-	assertArm64Server(t, l.line.Session.PID, installed)
+	assertArm64Server(t, l.Line.Session.PID, installed)
 
 	ctx := Browser(t)
-	if err := chromedp.Do(timeout(ctx, 30*time.Second), chromedp.Navigate(l.line.URL)); err != nil {
+	if err := chromedp.Do(timeout(ctx, 30*time.Second), chromedp.Navigate(l.Line.URL)); err != nil {
 		t.Fatal(err)
 	}
-	want := "tether session " + l.line.Session.ID
+	want := "tether session " + l.Line.Session.ID
 	var title string
 	WaitFor(15*time.Second, func() bool {
 		title, _ = chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Title())
@@ -274,17 +274,17 @@ func TestReleaseLauncherOntoArm64(t *testing.T) {
 	if title != want {
 		t.Errorf("Chromium: title %q; want %q", title, want)
 	}
-	if err := l.interrupt(t); err != nil {
+	if err := l.Interrupt(t); err != nil {
 		t.Fatalf("launcher after SIGINT: %v", err)
 	}
 
 	// The second time, nothing is installed: the probe finds the arm64 build, checks
 	// its SHA-256 and runs it.
 	start = time.Now()
-	a := startLauncherBin(t, bin, []string{"attach", "-F", s.Config, s.Alias, l.line.Session.ID, "--json", "--no-browser"}, true, offline...)
-	t.Logf("attach to it (installed already): %s", fmtDur(time.Since(start)))
-	if strings.Contains(a.stderr.String(), "installing") || a.line.Session.ID != l.line.Session.ID {
-		t.Errorf("attach: %+v\n%s", a.line.Session, a.stderr.String())
+	a := StartLauncherBin(t, bin, []string{"attach", "-F", s.Config, s.Alias, l.Line.Session.ID, "--json", "--no-browser"}, true, offline...)
+	t.Logf("attach to it (installed already): %s", FmtDur(time.Since(start)))
+	if strings.Contains(a.Stderr.String(), "installing") || a.Line.Session.ID != l.Line.Session.ID {
+		t.Errorf("attach: %+v\n%s", a.Line.Session, a.Stderr.String())
 	}
 }
 
@@ -302,7 +302,7 @@ func moduleProxy(t *testing.T, version string) []string {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	root := moduleRoot()
+	root := ModuleRoot()
 	files, err := exec.Command("git", "-C", root, "ls-files", "-co", "--exclude-standard").Output()
 	if err != nil {
 		skipOrFail(t, fmt.Sprintf("git ls-files in %s (the module's files): %v", root, err))
@@ -349,25 +349,25 @@ func TestLaunchBuildsWithLocalToolchain(t *testing.T) {
 	goEnv := moduleProxy(t, Version)
 	cache := t.TempDir()
 	env := append(goEnv, "XDG_CACHE_HOME="+cache)
-	launcherSide, _ := launcherEnv(t)
+	launcherSide, _ := LauncherEnv(t)
 	stopAllWith(t, Binary(t), s, append(launcherSide, env...))
 
 	start := time.Now()
-	l := startLauncherBin(t, Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	t.Logf("first launch onto the arm64 remote, building with the local toolchain: %s\n%s", fmtDur(time.Since(start)), l.stderr.String())
+	l := StartLauncherBin(t, Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	t.Logf("first launch onto the arm64 remote, building with the local toolchain: %s\n%s", FmtDur(time.Since(start)), l.Stderr.String())
 	kept := filepath.Join(cache, "tether", "build", Version, "tether-linux-arm64")
-	mustContain(t, "stderr", l.stderr.String(),
+	MustContain(t, "stderr", l.Stderr.String(),
 		"building tether "+Version+" for linux/arm64 with the local Go toolchain (once: it is kept in "+filepath.Dir(kept)+")",
 		"installing tether on "+s.Alias+" (linux/arm64, ")
 	installed := installedOn(t, s)
 	if a, b := fileSum(t, kept), fileSum(t, installed); a != b {
 		t.Errorf("installed %s (%s) is not the kept build %s (%s)", installed, b, kept, a)
 	}
-	assertArm64Server(t, l.line.Session.PID, installed)
-	if status, body, _ := fetch(t, strings.TrimSuffix(l.line.URL, "?token="+l.line.Session.Token), "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether session") {
+	assertArm64Server(t, l.Line.Session.PID, installed)
+	if status, body, _ := Fetch(t, strings.TrimSuffix(l.Line.URL, "?token="+l.Line.Session.Token), "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether session") {
 		t.Errorf("the app through the tunnel: %d %.200q", status, body)
 	}
-	if err := l.interrupt(t); err != nil {
+	if err := l.Interrupt(t); err != nil {
 		t.Fatalf("launcher after SIGINT: %v", err)
 	}
 	stop := exec.Command(Binary(t), "stop", "-F", s.Config, s.Alias, "--all")
@@ -377,11 +377,11 @@ func TestLaunchBuildsWithLocalToolchain(t *testing.T) {
 	}
 	os.Remove(installed)
 
-	l2 := startLauncherBin(t, Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	if e := l2.stderr.String(); strings.Contains(e, "building") || !strings.Contains(e, "installing tether on "+s.Alias+" (linux/arm64, ") {
+	l2 := StartLauncherBin(t, Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	if e := l2.Stderr.String(); strings.Contains(e, "building") || !strings.Contains(e, "installing tether on "+s.Alias+" (linux/arm64, ") {
 		t.Errorf("the second install of %s: want the kept build installed without building:\n%s", Version, e)
 	}
-	if err := l2.interrupt(t); err != nil {
+	if err := l2.Interrupt(t); err != nil {
 		t.Fatalf("launcher after SIGINT: %v", err)
 	}
 }

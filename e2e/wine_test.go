@@ -38,11 +38,11 @@ func winePrefix(t *testing.T) []string {
 	if out, err := boot.CombinedOutput(); err != nil {
 		t.Fatalf("wineboot -i: %v\n%s", err, out)
 	}
-	t.Logf("wineboot: %s", fmtDur(time.Since(start)))
+	t.Logf("wineboot: %s", FmtDur(time.Since(start)))
 	system32 := filepath.Join(prefix, "drive_c", "windows", "system32")
 	dll := filepath.Join(system32, "bcryptprimitives.dll")
 	if _, err := os.Stat(dll); err != nil {
-		src := filepath.Join(moduleRoot(), "e2e", "testdata", "wine", "bcryptprimitives.c")
+		src := filepath.Join(ModuleRoot(), "e2e", "testdata", "wine", "bcryptprimitives.c")
 		if out, err := exec.Command(gcc, "-shared", "-O2", "-s", "-o", dll, src, "-ladvapi32").CombinedOutput(); err != nil {
 			t.Fatalf("building the ProcessPrng shim: %v\n%s", err, out)
 		}
@@ -59,12 +59,12 @@ func TestWindowsLauncherUnderWine(t *testing.T) {
 	}
 	env := winePrefix(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	dir := unpack(t, releaseArchive(t, "windows", "amd64"))
 	exe := filepath.Join(dir, "tether.exe")
 	getExe := filepath.Join(t.TempDir(), "get.exe")
 	build := exec.Command("go", "build", "-trimpath", "-o", getExe, "./e2e/testdata/wine/get")
-	build.Dir = moduleRoot()
+	build.Dir = ModuleRoot()
 	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building get.exe: %v\n%s", err, out)
@@ -72,55 +72,55 @@ func TestWindowsLauncherUnderWine(t *testing.T) {
 
 	cmd := exec.Command(Need(t, "wine", "wine64"), exe, "launch", "-F", s.Config, s.Alias, "--json", "--no-browser")
 	cmd.Env = append(env, "TETHER_BROWSER=")
-	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}}
-	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
+	l := &Launched{Stdout: &Buffer{}, Stderr: &Buffer{}}
+	cmd.Stdout, cmd.Stderr = l.Stdout, l.Stderr
 	start := time.Now()
-	l.proc = Start(t, cmd)
+	l.Proc = Start(t, cmd)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("tether.exe stderr:\n%s", l.stderr.String())
+			t.Logf("tether.exe stderr:\n%s", l.Stderr.String())
 		}
 	})
 	if !WaitFor(2*time.Minute, func() bool {
 		select {
-		case <-l.proc.Done():
+		case <-l.Proc.Done():
 			return true
 		default:
 		}
-		return strings.Contains(l.stdout.String(), "\n")
+		return strings.Contains(l.Stdout.String(), "\n")
 	}) {
 		t.Fatalf("no JSON line from tether.exe launch")
 	}
-	if err := jsonUnmarshal(strings.TrimSpace(l.stdout.String()), &l.line); err != nil {
-		t.Fatalf("JSON line %q: %v\n%s", l.stdout.String(), err, l.stderr.String())
+	if err := jsonUnmarshal(strings.TrimSpace(l.Stdout.String()), &l.Line); err != nil {
+		t.Fatalf("JSON line %q: %v\n%s", l.Stdout.String(), err, l.Stderr.String())
 	}
-	t.Logf("tether.exe launch under wine: %s\n%s", fmtDur(time.Since(start)), l.stderr.String())
-	mustContain(t, "stderr", l.stderr.String(), "installing tether on "+s.Alias+" (linux/amd64, ", " compressed, ")
+	t.Logf("tether.exe launch under wine: %s\n%s", FmtDur(time.Since(start)), l.Stderr.String())
+	MustContain(t, "stderr", l.Stderr.String(), "installing tether on "+s.Alias+" (linux/amd64, ", " compressed, ")
 	// The URL works for a Windows program of the same user (wine runs it); a Linux
 	// process, which Windows cannot name, is refused like another user's.
-	tok := l.line.Session.Token
-	base := strings.TrimSuffix(l.line.URL, "?token="+tok)
+	tok := l.Line.Session.Token
+	base := strings.TrimSuffix(l.Line.URL, "?token="+tok)
 	get := exec.Command(Need(t, "wine", "wine64"), getExe, base)
 	get.Env = append(env, "TETHER_TOKEN="+tok)
 	out, err := get.Output()
-	if status, body, _ := strings.Cut(string(out), "\n"); err != nil || status != "200" || !strings.Contains(body, "tether session "+l.line.Session.ID) {
+	if status, body, _ := strings.Cut(string(out), "\n"); err != nil || status != "200" || !strings.Contains(body, "tether session "+l.Line.Session.ID) {
 		t.Errorf("the app through tether.exe's tunnel, from a Windows program: %v %.300q", err, out)
 	}
-	if status, _, _ := fetch(t, base, "Authorization", "token "+tok); status == 200 {
+	if status, _, _ := Fetch(t, base, "Authorization", "token "+tok); status == 200 {
 		t.Errorf("a process Windows cannot name got through")
 	}
 	// Ctrl-C: wine turns SIGINT into a console CTRL_C_EVENT, which Go delivers as
 	// os.Interrupt.
-	l.proc.Cmd.Process.Signal(syscall.SIGINT)
-	err, ok := l.proc.Wait(30 * time.Second)
+	l.Proc.Cmd.Process.Signal(syscall.SIGINT)
+	err, ok := l.Proc.Wait(30 * time.Second)
 	if !ok {
-		t.Fatalf("tether.exe did not exit after SIGINT; stderr:\n%s", l.stderr.String())
+		t.Fatalf("tether.exe did not exit after SIGINT; stderr:\n%s", l.Stderr.String())
 	}
 	if err != nil {
 		t.Errorf("tether.exe after SIGINT: %v", err)
 	}
-	mustContain(t, "stderr after Ctrl-C", l.stderr.String(), "detached", l.line.Session.ID)
-	if list := sessionsOn(t, s); len(list) != 1 || list[0]["state"] != "running" {
+	MustContain(t, "stderr after Ctrl-C", l.Stderr.String(), "detached", l.Line.Session.ID)
+	if list := SessionsOn(t, s); len(list) != 1 || list[0]["state"] != "running" {
 		t.Errorf("after Ctrl-C: %v; want the session running", list)
 	}
 }

@@ -57,6 +57,35 @@ func TestMain(m *testing.M) {
 			}
 			go func() { time.Sleep(5 * time.Second); c.Close() }()
 		}
+	case "listen-record":
+		// Listen on 127.0.0.1:0, print the port, then a line for every connection
+		// accepted ("conn") and every read ("got N: BYTES"), until killed.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("listen:", err)
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(0)
+			}
+			fmt.Println("conn")
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						fmt.Printf("got %d: %q\n", n, buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
 	case "impostor":
 		os.Exit(runImpostor(os.Getenv("TETHER_REMOTE_TEST_MARKER"), os.Getenv("TETHER_REMOTE_TEST_IMPOSTOR") == "always"))
 	case "connect":

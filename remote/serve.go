@@ -435,6 +435,8 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			progress("note: --listen " + o.Listen + " reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls")
 		}
 	}
+	// The user's other loopback ports, behind the gate (ports.go).
+	reach := newPortReacher()
 	if o.App != nil {
 		if appLog, err = openCappedLog(sess.logPath(), defaultLogCap); err != nil {
 			return fmt.Errorf("opening the app log: %w", err)
@@ -462,6 +464,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			Host: plan.host, Secrets: plan.secrets}
 		if plan.network == "tcp" {
 			up.CheckConn = checkAppConn
+			reach.deny(int(plan.addrPort.Port()), "the session's app itself: open the session's own URL")
 		}
 		handler = tokenserver.NewProxy(up, logger)
 	} else if o.staticDir != "" {
@@ -479,6 +482,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 	srv, err := tokenserver.New(tokenserver.Options{
 		Token: token, NoAuth: token == "", SessionID: sess.ID, BaseURL: o.BaseURL,
 		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
+		Ports: reach.options(o.NoPortProxy),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the guarded server: %w", err)
@@ -497,6 +501,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
 		}
 		listeners = append(listeners, tln)
+		reach.deny(tln.Addr().(*net.TCPAddr).Port, "this tether server's own")
 		sf.URL = listenURL(tln.Addr().(*net.TCPAddr), o.Listen, tlsConf != nil, o.BaseURL)
 		if sf.JobID != "" {
 			sf.Addr = strings.TrimSuffix(strings.TrimPrefix(sf.URL, "https://"), o.BaseURL)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -47,6 +48,7 @@ type LaunchCmd struct {
 	forwardFlags
 	appFlags
 	exposeFlags
+	portProxyFlags
 	slurmFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
@@ -68,7 +70,7 @@ func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error
 	return launcher.Launch(ctx, launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		ReadyTimeout: c.ReadyTimeout, Slurm: so,
+		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy,
 	})
 }
 
@@ -163,6 +165,37 @@ type attachSlurmFlags struct {
 func (c *AttachCmd) Run(ctx context.Context, env *Env) error {
 	return launcher.Attach(ctx, launcher.AttachOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(), Target: c.Target,
+		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
+	})
+}
+
+// ForwardCmd is `tether forward HOST [ID|NAME] PORT [--local-port N]`.
+type ForwardCmd struct {
+	hostFlags
+	LocalPort  int      `name:"local-port" placeholder:"N" help:"Listen on this port of 127.0.0.1 (default: PORT's number when it is free here, else a free one)."`
+	JSON       bool     `name:"json" help:"Print one line of JSON {local_port, port, session} on stdout once the local port listens."`
+	ViaNodeSSH bool     `name:"via-node-ssh" help:"For a Slurm session: reach its node over SSH (ProxyJump through HOST) and the server's Unix socket there."`
+	Host       string   `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
+	Args       []string `arg:"" name:"id-port" help:"[ID|NAME] PORT: the session (default: the only or newest running one) and the port of yours on HOST's loopback."`
+}
+
+// Run forwards.
+func (c *ForwardCmd) Run(ctx context.Context, env *Env) error {
+	target, portArg := "", ""
+	switch len(c.Args) {
+	case 1:
+		portArg = c.Args[0]
+	case 2:
+		target, portArg = c.Args[0], c.Args[1]
+	default:
+		return &remote.UsageError{Msg: "forward takes HOST, then a session id or name (optional) and a PORT, e.g. tether forward gpu-box 5432"}
+	}
+	port, err := strconv.Atoi(portArg)
+	if err != nil {
+		return &remote.UsageError{Msg: fmt.Sprintf("%q is not a port number; give the port on %s's loopback, e.g. tether forward %s 5432", portArg, c.Host, c.Host)}
+	}
+	return launcher.ForwardPort(ctx, launcher.ForwardPortOptions{
+		Options: hostOptions(env, c.Host, c.hostFlags), Target: target, Port: port, LocalPort: c.LocalPort, JSON: c.JSON,
 		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
 	})
 }

@@ -263,3 +263,54 @@ func TestServeSecondaryPorts(t *testing.T) {
 		t.Errorf("--no-port-proxy: %d %.100q; want the app's 404", code, body)
 	}
 }
+
+// TETHER_NO_AUTH=1 with --listen lets every user of the machine reach the server: they
+// get the app (what the user asked for), but not the user's other ports through it.
+// Another user asks the server for a forward stream and for proxy/PORT/ to our
+// listener; neither reaches it. Without --listen (the socket only: our user's) the
+// ports are served as with a token.
+func TestServeNoAuthListenServesNoOtherPorts(t *testing.T) {
+	tempRoot(t)
+	t.Setenv("TETHER_NO_AUTH", "1")
+	port, accepted := ownListener(t, "tcp4", "127.0.0.1:0")
+	ps := strconv.Itoa(port)
+	r := startServe(t, ServeOptions{Listen: "127.0.0.1:0"})
+	defer r.stop(t)
+	if !strings.Contains(r.stderr.String(), "your other loopback ports are not served") {
+		t.Errorf("no note that ports are off: %q", r.stderr.String())
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(r.rec.URL, "http://"), "/")
+	for _, req := range []string{
+		"GET /_tether/forward/" + ps + " HTTP/1.1\r\nHost: " + addr + "\r\nOrigin: http://" + addr + "\r\nConnection: Upgrade\r\nUpgrade: tether-forward\r\n\r\n",
+		"GET /proxy/" + ps + "/ HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n",
+	} {
+		var out syncBuffer
+		env := []string{"TETHER_REMOTE_TEST_HELPER=raw-request", "TETHER_REMOTE_TEST_ADDR=" + addr, "TETHER_REMOTE_TEST_REQUEST=" + req}
+		who := "another user (uid 65534)"
+		if isRoot() {
+			asUser(t, nobody, &out, env...)
+			waitUntil(t, 10*time.Second, "the helper's answer", func() bool {
+				return strings.Contains(out.String(), "status") || strings.Contains(out.String(), "dial:")
+			})
+			time.Sleep(300 * time.Millisecond) // its "probe", after a 101
+		} else {
+			who = "a client" // the server cannot tell users apart on TCP; the point is the same
+			cmd := exec.Command(helperBinary(t), "-test.run=^$")
+			cmd.Env, cmd.Stdout = env, &out
+			cmd.Run()
+		}
+		if got := out.String(); !strings.Contains(got, "status") || strings.Contains(got, " 101 ") || strings.Contains(got, " 200 ") {
+			t.Errorf("%s asked %q: %s; want a refusal", who, strings.SplitN(req, "\r\n", 2)[0], got)
+		}
+	}
+	if n := accepted(); n != 0 {
+		t.Errorf("our listener on port %d accepted %d connections through a server without a token", port, n)
+	}
+
+	// The socket only: our user's alone, so the ports are served.
+	r2 := startServe(t, ServeOptions{})
+	defer r2.stop(t)
+	if code, body := fetch(t, socketClient(r2.rec.Socket, nil), "http://localhost/_tether/forward/"+ps, ""); code != 200 {
+		t.Errorf("TETHER_NO_AUTH=1 on the socket only: forward check %d %q; want 200", code, body)
+	}
+}

@@ -305,6 +305,9 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 
 	if noAuth() {
 		fmt.Fprintln(o.Stderr, "tether: WARNING: TETHER_NO_AUTH=1: no token is required; any user of this machine who can reach the server can use the app")
+		if o.Listen != "" {
+			fmt.Fprintln(o.Stderr, "tether: note: with TETHER_NO_AUTH=1 and --listen, your other loopback ports are not served (proxy/PORT/, tether forward)")
+		}
 	}
 	token, err := resolveToken(&o)
 	if err != nil {
@@ -479,10 +482,16 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		handler = newBuiltinApp(sess.ID, sf.Host, o.BaseURL, started, touch)
 	}
 
+	// Without a token, a TCP listener lets every user of the machine in: they get the
+	// app (the user asked for that), but not the user's other ports besides.
+	var ports *tokenserver.Ports
+	if token != "" || o.Listen == "" {
+		ports = reach.options(o.NoPortProxy)
+	}
 	srv, err := tokenserver.New(tokenserver.Options{
 		Token: token, NoAuth: token == "", SessionID: sess.ID, BaseURL: o.BaseURL,
 		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
-		Ports: reach.options(o.NoPortProxy),
+		Ports: ports,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the guarded server: %w", err)

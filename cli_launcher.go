@@ -190,14 +190,29 @@ func (c *ForwardCmd) Run(ctx context.Context, env *Env) error {
 	default:
 		return &remote.UsageError{Msg: "forward takes HOST, then a session id or name (optional) and a PORT, e.g. tether forward gpu-box 5432"}
 	}
-	port, err := strconv.Atoi(portArg)
-	if err != nil {
-		return &remote.UsageError{Msg: fmt.Sprintf("%q is not a port number; give the port on %s's loopback, e.g. tether forward %s 5432", portArg, c.Host, c.Host)}
+	port, ok := parsePortArg(portArg)
+	if !ok {
+		return &remote.UsageError{Msg: fmt.Sprintf("%q is not a port number (1-65535, plain digits); give the port on %s's loopback, e.g. tether forward %s 5432", portArg, c.Host, c.Host)}
 	}
 	return launcher.ForwardPort(ctx, launcher.ForwardPortOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), Target: target, Port: port, LocalPort: c.LocalPort, JSON: c.JSON,
 		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
 	})
+}
+
+// parsePortArg reads a port as the server's forward path takes it: plain digits, no
+// sign, no leading zero, 1-65535 ("+80" and "080" are not quietly port 80).
+func parsePortArg(a string) (int, bool) {
+	if a == "" || len(a) > 5 || a[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] < '0' || a[i] > '9' {
+			return 0, false
+		}
+	}
+	n, _ := strconv.Atoi(a)
+	return n, n <= 65535
 }
 
 // DemoCmd is `tether demo [--no-browser] [--json]`.

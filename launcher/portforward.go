@@ -246,7 +246,14 @@ func serverWords(body string) string {
 // free here, else on a port the system picks.
 func listenForward(local, port int) (net.Listener, error) {
 	if local != 0 {
-		return listenLocal(local)
+		ln, err := listenLocal(local)
+		var e *Error
+		if errors.As(err, &e) {
+			// listenLocal speaks of launch's --port; here it is --local-port.
+			e.Hint = strings.ReplaceAll(e.Hint, "--port", "--local-port")
+			e.Msg = strings.ReplaceAll(e.Msg, "--port", "--local-port")
+		}
+		return ln, err
 	}
 	if ln, err := listenLocal(port); err == nil {
 		return ln, nil

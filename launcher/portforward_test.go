@@ -250,3 +250,32 @@ func mustHave(t *testing.T, s, sub string) {
 		t.Errorf("%q lacks %q", s, sub)
 	}
 }
+
+// A --local-port that is taken or out of range is refused in forward's own words
+// (--local-port, not launch's --port).
+func TestListenForwardNamesLocalPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	for _, local := range []int{port, 70000} {
+		ln, err := listenForward(local, 5432)
+		if ln != nil {
+			ln.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "--local-port") || strings.Contains(err.Error(), "--port") {
+			t.Errorf("--local-port %d: %v; want an error naming --local-port only", local, err)
+		}
+	}
+	// 0: PORT's number when free, else any free port.
+	ln, err := listenForward(0, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ln.Addr().(*net.TCPAddr).Port; got == port || got == 0 {
+		t.Errorf("with %d taken, listened on %d", port, got)
+	}
+	ln.Close()
+}

@@ -314,3 +314,21 @@ func TestServeNoAuthListenServesNoOtherPorts(t *testing.T) {
 		t.Errorf("TETHER_NO_AUTH=1 on the socket only: forward check %d %q; want 200", code, body)
 	}
 }
+
+// The server's own --listen port is not a secondary port: proxy/PORT/ and a forward
+// check of it are refused saying why (a request to itself would only go round).
+func TestServeRefusesItsOwnListenPort(t *testing.T) {
+	tempRoot(t)
+	r := startServe(t, ServeOptions{Listen: "127.0.0.1:0"})
+	defer r.stop(t)
+	_, ps, err := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(r.rec.URL, "http://"), "/"))
+	if err != nil {
+		t.Fatalf("URL %q: %v", r.rec.URL, err)
+	}
+	c := socketClient(r.rec.Socket, nil)
+	for _, p := range []string{"/proxy/" + ps + "/", "/proxy/absolute/" + ps + "/", "/_tether/forward/" + ps} {
+		if code, body := fetch(t, c, "http://localhost"+p, r.rec.Token); code != 403 || !strings.Contains(body, "port "+ps+" is this tether server's own") {
+			t.Errorf("%s: %d %q; want 403 naming the server's own port", p, code, body)
+		}
+	}
+}

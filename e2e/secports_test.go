@@ -375,10 +375,11 @@ type forwardLine struct {
 	Session   string `json:"session"`
 }
 
-// startForward runs `tether forward ... --json` and waits for its line.
+// startForward runs `tether forward ... --json` (args from "forward" on) and waits for
+// its line.
 func startForward(t *testing.T, args []string, env ...string) (*launched, forwardLine) {
 	t.Helper()
-	l := startLauncher(t, append([]string{"forward"}, append(args, "--json")...), false, env...)
+	l := startLauncher(t, append(args, "--json"), false, env...)
 	var line forwardLine
 	if !WaitFor(60*time.Second, func() bool {
 		select {
@@ -441,7 +442,7 @@ func TestForwardE2E(t *testing.T) {
 
 	t.Run("native", func(t *testing.T) {
 		start := time.Now()
-		f, line := startForward(t, []string{"-F", s.Config, s.Alias, id, strconv.Itoa(port)})
+		f, line := startForward(t, []string{"forward", "-F", s.Config, s.Alias, id, strconv.Itoa(port)})
 		if line.Port != port || line.Session != id {
 			t.Errorf("forward line %+v; want port %d, session %s", line, port, id)
 		}
@@ -460,7 +461,7 @@ func TestForwardE2E(t *testing.T) {
 	t.Run("openssh", func(t *testing.T) {
 		start := time.Now()
 		env, _ := openSSHEnv(t, s)
-		f, line := startForward(t, []string{"--ssh", "openssh", "-F", s.Config, s.Alias, id, strconv.Itoa(port)}, env...)
+		f, line := startForward(t, []string{"forward", "--ssh", "openssh", "-F", s.Config, s.Alias, id, strconv.Itoa(port)}, env...)
 		moveBytes(t, line.LocalPort, 1<<20)
 		f.interrupt(t)
 		t.Logf("openssh forward: %s", fmtDur(time.Since(start)))
@@ -484,7 +485,7 @@ func TestForwardE2E(t *testing.T) {
 
 	t.Run("port changes hands", func(t *testing.T) {
 		start := time.Now()
-		f, line := startForward(t, []string{"-F", s.Config, s.Alias, id, strconv.Itoa(port)})
+		f, line := startForward(t, []string{"forward", "-F", s.Config, s.Alias, id, strconv.Itoa(port)})
 		moveBytes(t, line.LocalPort, 10)
 		// Our program goes; another user takes its port number.
 		stopProgram()
@@ -516,4 +517,35 @@ func TestForwardE2E(t *testing.T) {
 	}
 	l.interrupt(t)
 	t.Logf("forward test: %s in all", fmtDur(time.Since(began)))
+}
+
+// TestForwardSlurmE2E: `tether forward` to a Slurm session reaches the node's server
+// (node:port in TLS pinned to the record, through the login node) and moves bytes to a
+// raw program of ours on the node; another user's port there is refused.
+func TestForwardSlurmE2E(t *testing.T) {
+	began := time.Now()
+	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
+	l := site.launch(t, "-p debug -t 5", "--no-browser")
+	id := l.line.Session.ID
+	l.interrupt(t) // detached: the job keeps running
+	port, _ := rawServer(t)
+	f, line := startForward(t, site.args("forward", id, strconv.Itoa(port)))
+	d := moveBytes(t, line.LocalPort, 1<<20)
+	t.Logf("1 MiB to the node's program and its digest back in %s", fmtDur(d))
+	f.interrupt(t)
+
+	u := OtherUser(t)
+	uport, printed := otherUsersListener(t, u, 0)
+	_, errOut, code := runTether(t, site.args("forward", id, strconv.Itoa(uport))...)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by another user, %s (uid %d), not by you; nothing was sent to it", u.Name, u.UID)) {
+		t.Errorf("forward to %s's port on the node: exit %d, stderr %q", u.Name, code, errOut)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if p := printed(); p != "" {
+		t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
+	}
+	if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
+		t.Errorf("stop: exit %d: %s", code, errOut)
+	}
+	t.Logf("slurm forward test: %s in all", fmtDur(time.Since(began)))
 }

@@ -549,3 +549,57 @@ func TestForwardSlurmE2E(t *testing.T) {
 	}
 	t.Logf("slurm forward test: %s in all", fmtDur(time.Since(began)))
 }
+
+// TestCodeServerPortRoutesE2E: code-server has port proxies of its own at /proxy/PORT/
+// and /absproxy/PORT/, which connect to any port, another user's too. Through tether
+// both paths are the gate's: another user's port is refused (their listener sees
+// nothing) and code-server never gets the request; a port of ours answers, with the
+// whole path for absproxy/ as code-server would pass it.
+func TestCodeServerPortRoutesE2E(t *testing.T) {
+	cs := codeServerPath(t)
+	began := time.Now()
+	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
+	stopAllOnCleanup(t, s)
+	l := launchPreset(t, s, "code-server")
+	tok := l.line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+
+	u := OtherUser(t)
+	uport, printed := otherUsersListener(t, u, 0)
+	want := fmt.Sprintf("403 Forbidden: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it", uport, u.Name, u.UID)
+	for _, p := range []string{"absproxy/%d/", "absproxy/%d/x?y=1", "proxy/%d/"} {
+		p = fmt.Sprintf(p, uport)
+		if code, body, _ := fetch(t, base+p, "Authorization", "token "+tok); code != 403 || strings.TrimSpace(body) != want {
+			t.Errorf("%s (another user's port, through code-server's route): %d %.200q; want 403 %q", p, code, body, want)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if p := printed(); p != "" {
+		t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
+	}
+
+	var mu sync.Mutex
+	var got []string
+	ours := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.RequestURI)
+		mu.Unlock()
+		io.WriteString(w, "ours")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ours.Serve(ln)
+	t.Cleanup(func() { ours.Close() })
+	oport := ln.Addr().(*net.TCPAddr).Port
+	if code, body, _ := fetch(t, fmt.Sprintf("%sabsproxy/%d/a?b=1", base, oport), "Authorization", "token "+tok); code != 200 || body != "ours" {
+		t.Errorf("absproxy/%d/ (ours): %d %.200q", oport, code, body)
+	}
+	mu.Lock()
+	if len(got) != 1 || got[0] != fmt.Sprintf("/absproxy/%d/a?b=1", oport) {
+		t.Errorf("our program saw %q; want the whole path", got)
+	}
+	mu.Unlock()
+	t.Logf("code-server port routes test: %s in all", fmtDur(time.Since(began)))
+}

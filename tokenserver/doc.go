@@ -19,9 +19,10 @@
 //	GET  {BaseURL}_tether/forward/PORT       with Options.Ports, a header token and
 //	                                         Upgrade: tether-forward: a raw stream to PORT
 //
-// With Options.Ports, authenticated requests under {BaseURL}proxy/PORT/ and
-// {BaseURL}proxy/absolute/PORT/ go to another loopback port of the machine instead of
-// the app (ports.go): a port number only, never a host, and only where Ports allows.
+// With Options.Ports, authenticated requests under {BaseURL}proxy/PORT/,
+// {BaseURL}proxy/absolute/PORT/ and {BaseURL}absproxy/PORT/ go to another loopback port
+// of the machine instead of the app (ports.go): a port number only, never a host, and
+// only where Ports allows.
 //
 // A page load with ?token= or a one-time ?code= (MintLoginCode) gets the session
 // cookie and is sent on to the same URL without it.

@@ -22,9 +22,12 @@ import (
 //
 //	{BaseURL}proxy/PORT/PATH           → PORT gets /PATH (the prefix stripped; it is in X-Forwarded-Prefix)
 //	{BaseURL}proxy/absolute/PORT/PATH  → PORT gets the whole path, prefix included
+//	{BaseURL}absproxy/PORT/PATH        → the same, in code-server's spelling
 //	{BaseURL}_tether/forward/PORT      → a raw TCP stream to PORT (`tether forward`)
 //
-// These are jupyter-server-proxy's URL forms, less its proxy/HOST:PORT/: the request
+// These are jupyter-server-proxy's URL forms, less its proxy/HOST:PORT/, and
+// code-server's (its /proxy/PORT/ is the first; its /absproxy/PORT/ is taken here too,
+// or code-server would reach any user's port there, unchecked): the request
 // names a port number and nothing else, never a host (jupyter-server-proxy's SSRF,
 // CVE-2022-21697), and the gate dials only what Ports.Dial dials. Which ports may be
 // reached is Ports' to decide (the remote side: a listener of the session's own user,
@@ -51,8 +54,8 @@ type Ports struct {
 	// Check tells, without connecting, whether port may be reached now: nil, or
 	// (usually) a *PortError. `tether forward` asks before it listens locally.
 	Check func(port int) error
-	// LeaveProxyToApp hands {BaseURL}proxy/ to the App like any other path (the app's
-	// own /proxy/, e.g. jupyter-server-proxy's) instead of serving secondary ports
+	// LeaveProxyToApp hands {BaseURL}proxy/ and {BaseURL}absproxy/ to the App like any
+	// other path (the app's own, e.g. jupyter-server-proxy's) instead of serving secondary ports
 	// there; forward streams are served either way.
 	LeaveProxyToApp bool
 }
@@ -72,7 +75,7 @@ func (e *PortError) text() string {
 }
 
 const (
-	textPortPath = "400 Bad Request: proxy/ takes a port number of this machine's loopback, as proxy/PORT/ or proxy/absolute/PORT/ (1-65535; no host, no dot segments).\n"
+	textPortPath = "400 Bad Request: proxy/ takes a port number of this machine's loopback, as proxy/PORT/, proxy/absolute/PORT/ or absproxy/PORT/ (1-65535; no host, no dot segments).\n"
 	textFwdPath  = "400 Bad Request: a forward stream is " + forwardPrefix + "PORT (1-65535).\n"
 	textFwdAuth  = "403 Forbidden: forward streams take the token in an Authorization header only (tether forward sends it).\n"
 	textFwdProto = "400 Bad Request: a forward stream needs Connection: Upgrade and Upgrade: " + ForwardProtocol + ".\n"
@@ -83,7 +86,7 @@ const (
 // portRoute is a request's secondary port, parsed from its escaped path.
 type portRoute struct {
 	port     int
-	absolute bool   // proxy/absolute/PORT: the whole path goes to the port
+	absolute bool   // proxy/absolute/PORT or absproxy/PORT: the whole path goes to the port
 	prefix   string // the escaped path up to and including PORT
 	rest     string // the escaped path after PORT: "" or "/…"
 }
@@ -100,8 +103,13 @@ func (s *Server) under(p, name string) bool {
 	return in(p) || in(path.Clean("/"+p))
 }
 
-// servesProxy reports whether {base}proxy/ is ours (secondary ports) rather than the app's.
+// servesProxy reports whether {base}proxy/ and {base}absproxy/ are ours (secondary
+// ports) rather than the app's.
 func (s *Server) servesProxy() bool { return s.ports != nil && !s.ports.LeaveProxyToApp }
+
+// isPortPath reports whether p (decoded, in any spelling) is under {base}proxy/ or
+// {base}absproxy/.
+func (s *Server) isPortPath(p string) bool { return s.under(p, "proxy") || s.under(p, "absproxy") }
 
 // isForward reports whether p is a forward stream's path (in any spelling).
 func (s *Server) isForward(p string) bool {
@@ -137,17 +145,23 @@ func hasDotSegment(escaped string) bool {
 	return false
 }
 
-// parsePortRoute parses {base}proxy/PORT[/…] or {base}proxy/absolute/PORT[/…] from an
-// escaped path, strictly: the prefix written plainly, the port as parsePort reads it,
-// no dot segment anywhere.
+// parsePortRoute parses {base}proxy/PORT[/…], {base}proxy/absolute/PORT[/…] or
+// {base}absproxy/PORT[/…] from an escaped path, strictly: the prefix written plainly,
+// the port as parsePort reads it, no dot segment anywhere.
 func (s *Server) parsePortRoute(escaped string) (portRoute, bool) {
-	rest, ok := strings.CutPrefix(escaped, s.base+"proxy/")
-	if !ok || hasDotSegment(escaped) {
+	if hasDotSegment(escaped) {
 		return portRoute{}, false
 	}
 	var rt portRoute
-	if r, ok := strings.CutPrefix(rest, "absolute/"); ok {
-		rt.absolute, rest = true, r
+	rest, ok := strings.CutPrefix(escaped, s.base+"proxy/")
+	if ok {
+		if r, abs := strings.CutPrefix(rest, "absolute/"); abs {
+			rt.absolute, rest = true, r
+		}
+	} else if rest, ok = strings.CutPrefix(escaped, s.base+"absproxy/"); ok {
+		rt.absolute = true
+	} else {
+		return portRoute{}, false
 	}
 	num, after := rest, ""
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
@@ -162,7 +176,8 @@ func (s *Server) parsePortRoute(escaped string) (portRoute, bool) {
 	return rt, true
 }
 
-// servePort answers an authenticated, stripped request under {base}proxy/.
+// servePort answers an authenticated, stripped request under {base}proxy/ or
+// {base}absproxy/.
 func (s *Server) servePort(w *appWriter, r *http.Request) {
 	rt, ok := s.parsePortRoute(r.URL.EscapedPath())
 	if !ok {

@@ -130,6 +130,7 @@ func TestPortProxyForms(t *testing.T) {
 		{"/proxy/8050/status?x=1&y=%2F", "/status?x=1&y=%2F", "/proxy/8050"},
 		{"/proxy/8050/a%2Fb/c", "/a%2Fb/c", "/proxy/8050"},
 		{"/proxy/absolute/8050/status?x=1", "/proxy/absolute/8050/status?x=1", ""},
+		{"/absproxy/8050/status?x=1", "/absproxy/8050/status?x=1", ""},
 	}
 	for _, tt := range tests {
 		resp, body := doReq(t, "GET", base+tt.path, "Cookie", ck.Name+"="+ck.Value, "X-Forwarded-Prefix", "/evil", "Authorization", "token "+g.token)
@@ -203,6 +204,7 @@ func TestPortProxyRedirects(t *testing.T) {
 	tests := []struct{ path, want string }{
 		{"/proxy/8050?q=1", "/proxy/8050/?q=1"},
 		{"/proxy/absolute/8050", "/proxy/absolute/8050/"},
+		{"/absproxy/8050?q=1", "/absproxy/8050/?q=1"},
 		{"/proxy/8050/", "/proxy/8050/status?a=1"},
 		{"/proxy/absolute/8050/", "/status?a=1"},  // the program knows its full path there: as it is
 		{"/proxy/8050/away", "//other.example/x"}, // not a path: left as it is
@@ -232,6 +234,8 @@ func TestPortProxySSRF(t *testing.T) {
 		"/proxy/evil.example/", "/proxy/http:%2f%2fevil.example/", "/proxy/absolute/localhost:22/",
 		"/proxy/absolute/127.0.0.2:80/", "/proxy/absolute/0/", "/proxy/absolute/", "/proxy/", "/proxy",
 		"/proxy//8050/", "/%70roxy/8050/", "/%70roxy/localhost:22/", "/x/../proxy/8050/", "/proxy/absolute/%2e%2e/",
+		"/absproxy/localhost:22/", "/absproxy/0/", "/absproxy/08050/", "/absproxy/+8050/", "/absproxy/", "/absproxy",
+		"/absproxy/%2e%2e/", "/absproxy/8050/../8051/", "/absproxy/absolute/8050/", "/%61bsproxy/8050/", "/absproxy//8050/",
 	} {
 		for _, method := range []string{"GET", "POST"} {
 			resp, body := doReq(t, method, base+p, "Authorization", "token "+g.token)
@@ -380,11 +384,46 @@ func TestPortProxyRefusals(t *testing.T) {
 	mustNotContain(t, "logs", logs, g.token)
 }
 
+// code-server's absproxy/PORT/ is served by the gate as proxy/absolute/PORT/ is: a
+// port Ports refuses (another user's) is refused, and the app (code-server, whose own
+// absproxy would connect to any port) never sees the request.
+func TestPortProxyAbsproxyIsChecked(t *testing.T) {
+	g, fp, backend, base := portGate(t, nil, func(o *Options) { o.BaseURL = "/cs/" })
+	fp.refuse = map[int]*PortError{9000: {Status: 403, Msg: "port 9000 on this machine is held by another user, bob (uid 1001), not by you; nothing was sent to it"}}
+	for _, p := range []string{"/cs/absproxy/9000/", "/cs/absproxy/9000/x?y=1"} {
+		resp, body := doReq(t, "GET", base+p, "Authorization", "token "+g.token)
+		if resp.StatusCode != 403 || !strings.Contains(body, "held by another user") {
+			t.Errorf("%s: %d %q; want the 403 refusal", p, resp.StatusCode, body)
+		}
+	}
+	// A WebSocket by the cookie, with the page's own Origin, is refused the same way.
+	host := strings.TrimPrefix(base, "http://")
+	ck := g.cookie(host)
+	resp, _ := doReq(t, "GET", base+"/cs/absproxy/9000/ws", "Cookie", ck.Name+"="+ck.Value, "Origin", base, "Connection", "Upgrade",
+		"Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if resp.StatusCode != 403 {
+		t.Errorf("WebSocket to absproxy/9000/: %d; want 403", resp.StatusCode)
+	}
+	if n := g.app.count(); n != 0 {
+		t.Errorf("the app saw %d absproxy/ requests; want none", n)
+	}
+	// Our own port: the whole path, as code-server's absproxy passes it.
+	if resp, body := doReq(t, "GET", base+"/cs/absproxy/8050/a?b=1", "Authorization", "token "+g.token); resp.StatusCode != 200 || body != "app ok" ||
+		backend.last(t).RequestURI != "/cs/absproxy/8050/a?b=1" || backend.last(t).Header.Get("X-Forwarded-Prefix") != "" {
+		t.Errorf("absproxy/8050/: %d %q, the port saw %+v", resp.StatusCode, body, backend.last(t))
+	}
+	// absproxy/ outside the base URL is the app's.
+	doReq(t, "GET", base+"/absproxy/9000/", "Authorization", "token "+g.token)
+	if n := g.app.count(); n != 1 {
+		t.Errorf("the app saw %d requests; want the one outside the base URL", n)
+	}
+}
+
 // With LeaveProxyToApp, {base}proxy/ is the app's (jupyter-server-proxy's own), as it
 // was before tether served ports; forward streams are still tether's.
 func TestPortProxyLeftToApp(t *testing.T) {
 	g, fp, backend, base := portGate(t, nil, func(o *Options) { o.Ports.LeaveProxyToApp = true })
-	for _, p := range []string{"/proxy/8050/", "/proxy/localhost:8050/x"} {
+	for _, p := range []string{"/proxy/8050/", "/proxy/localhost:8050/x", "/absproxy/8050/"} {
 		resp, body := doReq(t, "GET", base+p, "Authorization", "token "+g.token)
 		if resp.StatusCode != 200 || body != "app ok" || g.app.last(t).RequestURI != p {
 			t.Errorf("%s: %d %q; want the main app", p, resp.StatusCode, body)

@@ -50,9 +50,10 @@ type Options struct {
 	// request's goroutine and must return quickly.
 	OnActivity func()
 	// Ports, if set, serves this machine's other loopback ports behind the gate:
-	// {BaseURL}proxy/PORT/… and {BaseURL}proxy/absolute/PORT/… (HTTP and WebSockets),
-	// and raw streams at {BaseURL}_tether/forward/PORT (see ports.go). Nil: neither;
-	// {BaseURL}proxy/ is the App's like any other path.
+	// {BaseURL}proxy/PORT/…, {BaseURL}proxy/absolute/PORT/… and {BaseURL}absproxy/PORT/…
+	// (HTTP and WebSockets), and raw streams at {BaseURL}_tether/forward/PORT (see
+	// ports.go). Nil: neither; {BaseURL}proxy/ and absproxy/ are the App's like any
+	// other path.
 	Ports *Ports
 }
 
@@ -423,7 +424,7 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 	switch {
 	case s.isForward(r.URL.Path):
 		s.serveForward(w, out, &c)
-	case s.servesProxy() && s.under(r.URL.Path, "proxy"):
+	case s.servesProxy() && s.isPortPath(r.URL.Path):
 		s.servePort(w, out)
 	default:
 		s.serveApp(w, out)

@@ -148,7 +148,7 @@ type exposeFlags struct {
 
 // portProxyFlags: who serves {base_url}proxy/.
 type portProxyFlags struct {
-	NoPortProxy bool `name:"no-port-proxy" help:"Leave {base_url}proxy/... to the app (e.g. its own jupyter-server-proxy) instead of serving your other loopback ports there; tether forward still works."`
+	NoPortProxy bool `name:"no-port-proxy" help:"Leave {base_url}proxy/... and absproxy/... to the app (e.g. its own jupyter-server-proxy) instead of serving your other loopback ports there; tether forward still works."`
 }
 
 // Run starts the guarded server.

@@ -55,7 +55,7 @@ type ServeOptions struct {
 	// address), where anyone who can reach the machine gets to it around the gate; it is
 	// refused otherwise. Serve warns.
 	AllowExposed bool
-	// NoPortProxy leaves {base_url}proxy/ to the app (its own jupyter-server-proxy, say)
+	// NoPortProxy leaves {base_url}proxy/ and absproxy/ to the app (its own jupyter-server-proxy, say)
 	// instead of serving the user's other loopback ports there (ports.go); forward
 	// streams (`tether forward`) are served either way.
 	NoPortProxy bool

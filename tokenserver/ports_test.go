@@ -262,8 +262,24 @@ func TestPortProxySSRF(t *testing.T) {
 	if !strings.Contains(line, " 403 ") {
 		t.Errorf("absolute-form to another host: %q; want 403", line)
 	}
-	if d, _ := fp.calls(); len(d) > 0 {
-		t.Errorf("ports dialled %v", d)
+	// DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends
+	// Host: evil.example; refused before anything else, token or not.
+	for _, p := range []string{"/proxy/8050/", "/absproxy/8050/", "/_tether/forward/8050"} {
+		c2, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+		fmt.Fprintf(c2, "GET %s HTTP/1.1\r\nHost: evil.example:%s\r\nAuthorization: token %s\r\nConnection: close\r\n\r\n", p, port, g.token)
+		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c2).ReadString('\n')
+		c2.Close()
+		if !strings.Contains(line, " 403 ") {
+			t.Errorf("%s with Host evil.example: %q; want 403", p, line)
+		}
+	}
+	if d, c := fp.calls(); len(d) > 0 || len(c) > 0 {
+		t.Errorf("ports dialled %v, checked %v", d, c)
 	}
 }
 

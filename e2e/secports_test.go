@@ -235,9 +235,6 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	t.Logf("the notebook started a Tornado server on port %d (pid %d) after %s", port, pid, fmtDur(time.Since(began)))
 
-	u := OtherUser(t)
-	uport, printed := otherUsersListener(t, u, 0)
-
 	ctx, ws := browse(t, l)
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -302,33 +299,33 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 	// Another user's port: a fetch and a WebSocket from the second server's page (same
 	// origin, the cookie goes along), and the page itself, are refused by the gate with
 	// the user named; their listener gets nothing.
-	ubase := fmt.Sprintf("%sproxy/%d/", base, uport)
-	want := fmt.Sprintf("403 Forbidden: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it", uport, u.Name, u.UID)
-	got, err := chromedp.Run(tctx, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
-		const r = await fetch(%q, {method: "POST", body: "x"});
-		const text = await r.text();
-		const w = await new Promise((res) => {
-			const s = new WebSocket(%q);
-			s.onopen = () => res("open"); s.onerror = () => res("error");
-		});
-		return r.status + " " + w + " " + text.trim(); })()`, ubase+"x", "ws"+strings.TrimPrefix(ubase, "http")+"ws"), chromedp.EvalAwaitPromise))
-	if err != nil || got != "403 error "+want {
-		t.Errorf("a fetch and a WebSocket to another user's port: %q, %v; want %q", got, err, "403 error "+want)
-	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(ubase)); err != nil {
-		fail("another user's port", err)
-	}
-	body, err := chromedp.Run(tctx, chromedp.Text("body"))
-	if err != nil {
-		fail("another user's port's page", err)
-	}
-	if strings.TrimSpace(body) != want {
-		t.Errorf("another user's port in Chromium shows %q; want %q", body, want)
-	}
-	time.Sleep(300 * time.Millisecond) // anything in flight would show by now
-	if p := printed(); p != "" {
-		t.Errorf("%s's listener on port %d saw: %q; want nothing, not even a connection", u.Name, uport, p)
-	}
+	t.Run("another user's port", func(t *testing.T) {
+		u := OtherUser(t)
+		uport, printed := otherUsersListener(t, u, 0)
+		ubase := fmt.Sprintf("%sproxy/%d/", base, uport)
+		want := fmt.Sprintf("403 Forbidden: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it", uport, u.Name, u.UID)
+		got, err := chromedp.Run(tctx, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
+			const r = await fetch(%q, {method: "POST", body: "x"});
+			const text = await r.text();
+			const w = await new Promise((res) => {
+				const s = new WebSocket(%q);
+				s.onopen = () => res("open"); s.onerror = () => res("error");
+			});
+			return r.status + " " + w + " " + text.trim(); })()`, ubase+"x", "ws"+strings.TrimPrefix(ubase, "http")+"ws"), chromedp.EvalAwaitPromise))
+		if err != nil || got != "403 error "+want {
+			t.Errorf("a fetch and a WebSocket to another user's port: %q, %v; want %q", got, err, "403 error "+want)
+		}
+		if err := chromedp.Do(tctx, chromedp.Navigate(ubase)); err != nil {
+			t.Fatalf("Chromium, another user's port: %v", err)
+		}
+		if body, err := chromedp.Run(tctx, chromedp.Text("body")); err != nil || strings.TrimSpace(body) != want {
+			t.Errorf("another user's port in Chromium shows %q (%v); want %q", body, err, want)
+		}
+		time.Sleep(300 * time.Millisecond) // anything in flight would show by now
+		if p := printed(); p != "" {
+			t.Errorf("%s's listener on port %d saw: %q; want nothing, not even a connection", u.Name, uport, p)
+		}
+	})
 	t.Logf("secondary port test: %s in all", fmtDur(time.Since(began)))
 }
 
@@ -438,7 +435,6 @@ func TestForwardE2E(t *testing.T) {
 	l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--json"}, true)
 	id := l.line.Session.ID
 	port, stopProgram := rawServer(t)
-	u := OtherUser(t)
 
 	t.Run("native", func(t *testing.T) {
 		start := time.Now()
@@ -469,6 +465,7 @@ func TestForwardE2E(t *testing.T) {
 
 	t.Run("another user's port", func(t *testing.T) {
 		start := time.Now()
+		u := OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
 		_, errOut, code := runTether(t, "forward", "-F", s.Config, s.Alias, id, strconv.Itoa(uport))
 		want := fmt.Sprintf("tether: cannot forward port %d on %s: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it; forward a port that a program of yours listens on",
@@ -485,6 +482,7 @@ func TestForwardE2E(t *testing.T) {
 
 	t.Run("port changes hands", func(t *testing.T) {
 		start := time.Now()
+		u := OtherUser(t)
 		f, line := startForward(t, []string{"forward", "-F", s.Config, s.Alias, id, strconv.Itoa(port)})
 		moveBytes(t, line.LocalPort, 10)
 		// Our program goes; another user takes its port number.
@@ -534,16 +532,18 @@ func TestForwardSlurmE2E(t *testing.T) {
 	t.Logf("1 MiB to the node's program and its digest back in %s", fmtDur(d))
 	f.interrupt(t)
 
-	u := OtherUser(t)
-	uport, printed := otherUsersListener(t, u, 0)
-	_, errOut, code := runTether(t, site.args("forward", id, strconv.Itoa(uport))...)
-	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by another user, %s (uid %d), not by you; nothing was sent to it", u.Name, u.UID)) {
-		t.Errorf("forward to %s's port on the node: exit %d, stderr %q", u.Name, code, errOut)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if p := printed(); p != "" {
-		t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
-	}
+	t.Run("another user's port", func(t *testing.T) {
+		u := OtherUser(t)
+		uport, printed := otherUsersListener(t, u, 0)
+		_, errOut, code := runTether(t, site.args("forward", id, strconv.Itoa(uport))...)
+		if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by another user, %s (uid %d), not by you; nothing was sent to it", u.Name, u.UID)) {
+			t.Errorf("forward to %s's port on the node: exit %d, stderr %q", u.Name, code, errOut)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if p := printed(); p != "" {
+			t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
+		}
+	})
 	if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}

@@ -31,14 +31,16 @@ type CLI struct {
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
+
+	ShowVersion versionFlag `name:"version" help:"Print the version, the commit and the Go version, and exit."`
 }
 
-// VersionCmd prints the version.
+// VersionCmd prints the version text, as --version does.
 type VersionCmd struct{}
 
 // Run prints the version.
 func (VersionCmd) Run(env *Env) error {
-	_, err := fmt.Fprintf(env.Stdout, "tether %s\n", env.Version)
+	_, err := fmt.Fprint(env.Stdout, versionText(env.Version, commit, readBuildInfo()))
 	return err
 }
 

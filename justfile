@@ -1,7 +1,8 @@
 # tether's recipes. `just` lists them.
 
 version := `git describe --tags --always --dirty 2>/dev/null || echo dev`
-ldflags := "-s -w -X main.version=" + version
+commit := `git rev-parse HEAD 2>/dev/null || true`
+ldflags := "-s -w -X main.version=" + version + " -X main.commit=" + commit
 
 # List the recipes.
 default:
@@ -30,17 +31,21 @@ bench *ARGS:
 
 # The fault campaign in full: 100 random drops and spikes through Toxiproxy under a live session (about 8 minutes; CI runs 30). SEED replays a run.
 faults N="100" SEED="":
-    TETHER_E2E=require TETHER_FAULTS={{N}} TETHER_FAULTS_SEED={{SEED}} go test -count=1 -timeout 60m -run TestFaultCampaign -v ./e2e/
+    TETHER_E2E=require TETHER_FAULTS={{N}} TETHER_FAULTS_SEED={{SEED}} go test -count=1 -timeout 60m -run TestFaultCampaign -v ./e2e/faults/
 
 # 30 minutes (or DUR) of mixed traffic and a fault a minute through one session, sampling memory, fds and goroutines every 30 s (not in CI).
 soak DUR="30m":
-    TETHER_E2E=require TETHER_SOAK={{DUR}} go test -count=1 -timeout 2h -run TestSoak -v ./e2e/
+    TETHER_E2E=require TETHER_SOAK={{DUR}} go test -count=1 -timeout 2h -run TestSoak -v ./e2e/faults/
 
 # Go micro-benchmarks of the packages.
 microbench:
     go test -run '^$' -bench . -benchmem ./tunnel/ ./tokenserver/
 
-# Build release binaries into dist/ (the launcher uploads tether-<os>-<arch> from beside itself).
+# The release: dist/tether_VERSION_OS_ARCH.tar.gz (.zip for Windows) for linux/amd64, linux/arm64, darwin/amd64, darwin/arm64 and windows/amd64, and dist/checksums.txt; the same commit, VERSION and Go give the same bytes.
+release VERSION:
+    go run ./internal/release {{VERSION}}
+
+# Build plain binaries into dist/ (the launcher uploads tether-<os>-<arch> from beside itself).
 cross:
     #!/usr/bin/env bash
     set -euo pipefail

@@ -19,7 +19,8 @@ import (
 	"github.com/tether-dev/tether/remote"
 )
 
-// version is set at build time: -ldflags "-X main.version=$(git describe)".
+// version is set at build time: -ldflags "-X main.version=$(git describe)". Without
+// it, buildVersion takes the module version a `go install` recorded.
 var version = "dev"
 
 func main() {
@@ -62,21 +63,26 @@ func procsFor(args []string, current int, env string) int {
 // run parses args, runs the chosen command and maps its error to an exit code: 0 ok,
 // 1 failure (one line on stderr), 2 usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	bi := readBuildInfo()
+	v := buildVersion(version, bi)
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("tether"),
 		kong.Description("Put a web app running on a remote machine into your local browser, over SSH."),
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"version": version},
+		kong.Vars{"version": v, "versiontext": versionText(v, commit, bi)},
 		kong.BindTo(ctx, (*context.Context)(nil)),
-		kong.Bind(&Env{Version: version, Stdout: stdout, Stderr: stderr}),
+		kong.Bind(&Env{Version: v, Stdout: stdout, Stderr: stderr}),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "tether: %v\n", err)
 		return 1
 	}
 	kctx, err := parser.Parse(args)
+	if errors.Is(err, errVersionShown) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tether: %v\n", err)
 		return 2

@@ -51,24 +51,24 @@ func codeServerPath(t *testing.T) string {
 
 // launchPreset runs `tether launch HOST APP --no-browser --json [-- extra...]` and
 // returns the launcher once its URL works.
-func launchPreset(t *testing.T, s *SSHD, app string, extra ...string) *launched {
+func launchPreset(t *testing.T, s *SSHD, app string, extra ...string) *Launched {
 	t.Helper()
 	args := []string{"launch", "-F", s.Config, s.Alias, app, "--no-browser", "--json"}
 	if len(extra) > 0 {
 		args = append(append(args, "--"), extra...)
 	}
 	start := time.Now()
-	l := startLauncher(t, args, true)
-	if l.line.Session.ID == "" {
-		t.Fatalf("launch %s: no session in %+v; stderr:\n%s", app, l.line, l.stderr.String())
+	l := StartLauncher(t, args, true)
+	if l.Line.Session.ID == "" {
+		t.Fatalf("launch %s: no session in %+v; stderr:\n%s", app, l.Line, l.Stderr.String())
 	}
-	t.Logf("launch %s: URL ready after %s", app, fmtDur(time.Since(start)))
+	t.Logf("launch %s: URL ready after %s", app, FmtDur(time.Since(start)))
 	return l
 }
 
 // appSocket is the app's own socket beside the session's server socket.
-func appSocket(l *launched) string {
-	return filepath.Join(filepath.Dir(l.line.Session.Socket), "app.sock")
+func appSocket(l *Launched) string {
+	return filepath.Join(filepath.Dir(l.Line.Session.Socket), "app.sock")
 }
 
 // direct sends a request straight to the app's socket, as another process of the
@@ -139,7 +139,7 @@ func (w *wsWatch) String() string {
 }
 
 // browse opens the launcher's URL in a fresh Chromium with WebSocket watching on.
-func browse(t *testing.T, l *launched) (context.Context, *wsWatch) {
+func browse(t *testing.T, l *Launched) (context.Context, *wsWatch) {
 	t.Helper()
 	ctx := Browser(t)
 	return ctx, watchWebSockets(t, ctx) // chromedp enables the network domain
@@ -164,15 +164,15 @@ func shot(t *testing.T, ctx context.Context, name string) {
 func TestPresetJupyterE2E(t *testing.T) {
 	Need(t, "jupyter-notebook", "jupyter-notebook")
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	began := time.Now()
 	l := launchPreset(t, s, "jupyter")
-	rec := l.line.Session
+	rec := l.Line.Session
 	if len(rec.Command) == 0 || !strings.HasSuffix(rec.Command[0], "jupyter-notebook") {
 		t.Fatalf("the jupyter preset should pick Debian's jupyter-notebook: %q", rec.Command)
 	}
 	tok := rec.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 
 	// The app's door: its socket answers only with the secret.
 	sock := appSocket(l)
@@ -207,7 +207,7 @@ func TestPresetJupyterE2E(t *testing.T) {
 		t.Errorf("the token is on a command line: %q", p)
 	}
 	// Through the gate: Jupyter writes its token into its pages; the browser gets none.
-	code, body, _ := fetch(t, base+"tree", "Authorization", "token "+tok)
+	code, body, _ := Fetch(t, base+"tree", "Authorization", "token "+tok)
 	if code != 200 || !strings.Contains(body, "notebook_list") || strings.Contains(body, string(secret)) {
 		t.Errorf("GET /tree through the gate: %d, secret present: %v", code, strings.Contains(body, string(secret)))
 	}
@@ -220,14 +220,14 @@ func TestPresetJupyterE2E(t *testing.T) {
 	if strings.Contains(s.Log(), string(secret)) || strings.Contains(s.Log(), tok) {
 		t.Errorf("a secret is in sshd's log")
 	}
-	t.Logf("jupyter preset test: %s in all", fmtDur(time.Since(began)))
+	t.Logf("jupyter preset test: %s in all", FmtDur(time.Since(began)))
 
 	// Stopping the session takes the app (and its kernel) with it, and its secret file.
 	procs := Descendants(rec.PID, "")
 	if len(procs) < 2 {
 		t.Errorf("processes under the server %d: %v; want Jupyter and its kernel", rec.PID, procs)
 	}
-	if _, errOut, code := runTether(t, "stop", "-F", s.Config, s.Alias, rec.ID); code != 0 {
+	if _, errOut, code := RunTether(t, "stop", "-F", s.Config, s.Alias, rec.ID); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
 	if !WaitFor(15*time.Second, func() bool { _, err := os.Stat(secretFile); return os.IsNotExist(err) }) {
@@ -238,31 +238,31 @@ func TestPresetJupyterE2E(t *testing.T) {
 			t.Errorf("process %d (under Jupyter) outlived the session", pid)
 		}
 	}
-	l.interrupt(t)
+	l.Interrupt(t)
 }
 
 // notebookRuns42 drives the classic notebook UI in Chromium through the launcher's
 // URL: the tree loads (no token left in the address bar), a new notebook opens, its
 // Python kernel connects over a WebSocket through the gate, and print(6*7) shows 42.
-func notebookRuns42(t *testing.T, l *launched) (context.Context, context.Context) {
+func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context) {
 	t.Helper()
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 	ctx, ws := browse(t, l)
 	tctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancel)
 	start := time.Now()
 	fail := func(step string, err error) {
 		shot(t, ctx, "jupyter")
-		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, fmtDur(time.Since(start)), err, ws)
+		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, FmtDur(time.Since(start)), err, ws)
 	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(l.line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
+	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
 		fail("the notebook list", err)
 	}
 	loc, _ := chromedp.Run(tctx, chromedp.Location())
 	if strings.TrimSuffix(loc, "?") != base+"tree" { // Jupyter redirects / to tree?
 		t.Errorf("landed on %q; want %q (no token in the address bar)", loc, base+"tree")
 	}
-	t.Logf("tree visible after %s", fmtDur(time.Since(start)))
+	t.Logf("tree visible after %s", FmtDur(time.Since(start)))
 	path, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(async () => {
 		const x = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
 		const r = await fetch("api/contents", {method: "POST", headers: {"Content-Type": "application/json", "X-XSRFToken": x}, body: JSON.stringify({type: "notebook"})});
@@ -276,15 +276,36 @@ func notebookRuns42(t *testing.T, l *launched) (context.Context, context.Context
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`typeof Jupyter !== "undefined" && !!Jupyter.notebook && !!Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
 		fail("the kernel connecting", err)
 	}
-	t.Logf("kernel connected after %s", fmtDur(time.Since(start)))
-	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(`.CodeMirror`)), chromedp.KeyEvent("print(6*7)"),
-		chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift))); err != nil {
+	t.Logf("kernel connected after %s", FmtDur(time.Since(start)))
+	// A click lands in the cell's editor only once CodeMirror is wired up; typed
+	// before that, "p" opens the command palette instead. Click until the notebook
+	// says it is in edit mode, then type, and run the cell once it holds the text.
+	editing := false
+	for i := 0; i < 20 && !editing; i++ {
+		if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(`.CodeMirror`))); err != nil {
+			fail("clicking the cell", err)
+		}
+		editing, _ = chromedp.Run(tctx, chromedp.Evaluate[bool](`Jupyter.notebook.mode === "edit"`))
+		if !editing {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if !editing {
+		fail("the cell's editor", fmt.Errorf("the notebook never entered edit mode"))
+	}
+	if err := chromedp.Do(tctx, chromedp.KeyEvent("print(6*7)")); err != nil {
 		fail("typing the cell", err)
+	}
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`Jupyter.notebook.get_cell(0).get_text() === "print(6*7)"`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		fail("the typed cell", err)
+	}
+	if err := chromedp.Do(tctx, chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift))); err != nil {
+		fail("running the cell", err)
 	}
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`!!document.querySelector(".output_subarea pre") && document.querySelector(".output_subarea pre").innerText.trim() === "42"`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the output 42", err)
 	}
-	t.Logf("print(6*7) showed 42 after %s", fmtDur(time.Since(start)))
+	t.Logf("print(6*7) showed 42 after %s", FmtDur(time.Since(start)))
 	if !ws.upgraded("/api/kernels/") {
 		t.Errorf("no kernel WebSocket got 101: %s", ws)
 	}
@@ -314,10 +335,10 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 			}
 			os.Symlink(real, filepath.Join(bin, tt.exe))
 			s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": bin}})
-			stopAllOnCleanup(t, s)
+			StopAllOnCleanup(t, s)
 			began := time.Now()
 			l := launchPreset(t, s, tt.preset)
-			if c := l.line.Session.Command; len(c) == 0 || c[0] != filepath.Join(bin, tt.exe) {
+			if c := l.Line.Session.Command; len(c) == 0 || c[0] != filepath.Join(bin, tt.exe) {
 				t.Fatalf("the %s preset ran %q; want %s", tt.preset, c, tt.exe)
 			}
 			if code, _ := direct(t, appSocket(l), "GET", "/api/kernels"); code != http.StatusForbidden {
@@ -327,8 +348,8 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 			if tt.exe == "jupyter-server" {
 				kernelProtocolThroughGate(t, l)
 			}
-			t.Logf("%s preset on %s: %s in all", tt.preset, tt.exe, fmtDur(time.Since(began)))
-			l.interrupt(t)
+			t.Logf("%s preset on %s: %s in all", tt.preset, tt.exe, FmtDur(time.Since(began)))
+			l.Interrupt(t)
 		})
 	}
 }
@@ -337,13 +358,13 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 // subprotocol and offers Jupyter's kernel protocol gets the app's choice
 // (v1.kernel.websocket.jupyter.org, which Jupyter Server 1.23 selects) back through the
 // gate, with tether's entries taken out on the way in.
-func kernelProtocolThroughGate(t *testing.T, l *launched) {
+func kernelProtocolThroughGate(t *testing.T, l *Launched) {
 	t.Helper()
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("127.0.0.1:%d", l.line.LocalPort)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
 	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "token "+tok)
-	resp, err := noRedirect.Do(req)
+	resp, err := NoRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +396,7 @@ func kernelProtocolThroughGate(t *testing.T, l *launched) {
 func TestPresetShinyE2E(t *testing.T) {
 	Need(t, "R", "r-cran-shiny")
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	app := filepath.Join(s.Home, "my app") // a space: paths go by environment, not into R code
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
@@ -396,15 +417,15 @@ shinyApp(ui, server)
 	start := time.Now()
 	fail := func(step string, err error) {
 		shot(t, ctx, "shiny")
-		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, fmtDur(time.Since(start)), err, ws)
+		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, FmtDur(time.Since(start)), err, ws)
 	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(l.line.URL)); err != nil {
+	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL)); err != nil {
 		fail("loading", err)
 	}
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`!!document.querySelector("#out") && document.querySelector("#out").innerText.includes("hello, world")`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the first render", err)
 	}
-	t.Logf("rendered after %s", fmtDur(time.Since(start)))
+	t.Logf("rendered after %s", FmtDur(time.Since(start)))
 	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(`#name`), chromedp.NodeVisible), chromedp.KeyEvent(kb.End),
 		chromedp.KeyEvent(strings.Repeat(kb.Backspace, 5)), chromedp.KeyEvent("tether")); err != nil {
 		fail("typing", err)
@@ -412,12 +433,12 @@ shinyApp(ui, server)
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`document.querySelector("#out").innerText.includes("hello, tether")`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the reaction", err)
 	}
-	t.Logf("reacted to the input after %s", fmtDur(time.Since(start)))
+	t.Logf("reacted to the input after %s", FmtDur(time.Since(start)))
 	if !ws.upgraded("/websocket/") {
 		t.Errorf("Shiny's WebSocket did not get 101: %s", ws)
 	}
-	t.Logf("shiny preset test: %s in all", fmtDur(time.Since(began)))
-	l.interrupt(t)
+	t.Logf("shiny preset test: %s in all", FmtDur(time.Since(began)))
+	l.Interrupt(t)
 }
 
 // TestPresetCodeServerE2E: `tether launch HOST code-server` runs code-server from npm
@@ -427,7 +448,7 @@ shinyApp(ui, server)
 func TestPresetCodeServerE2E(t *testing.T) {
 	cs := codeServerPath(t)
 	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	work := filepath.Join(s.Home, "project")
 	os.MkdirAll(work, 0o755)
 	writeFile(t, filepath.Join(work, "hello.txt"), "hello from tether\n", 0o644)
@@ -450,32 +471,32 @@ func TestPresetCodeServerE2E(t *testing.T) {
 	start := time.Now()
 	fail := func(step string, err error) {
 		shot(t, ctx, "code-server")
-		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, fmtDur(time.Since(start)), err, ws)
+		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, FmtDur(time.Since(start)), err, ws)
 	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(l.line.URL), chromedp.WaitVisible(chromedp.CSS(`.monaco-workbench`))); err != nil {
+	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`.monaco-workbench`))); err != nil {
 		fail("the workbench", err)
 	}
-	t.Logf("workbench visible after %s", fmtDur(time.Since(start)))
+	t.Logf("workbench visible after %s", FmtDur(time.Since(start)))
 	if !WaitFor(45*time.Second, func() bool { return ws.upgraded("reconnectionToken=") }) {
 		fail("the WebSocket", fmt.Errorf("no code-server WebSocket got 101"))
 	}
-	t.Logf("WebSocket connected after %s", fmtDur(time.Since(start)))
+	t.Logf("WebSocket connected after %s", FmtDur(time.Since(start)))
 	// The remote side works: the explorer lists the folder's file.
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`document.body.innerText.includes("hello.txt")`, chromedp.WithPollingTimeout(45*time.Second))); err != nil {
 		fail("the file explorer", err)
 	}
-	t.Logf("explorer shows the folder after %s", fmtDur(time.Since(start)))
+	t.Logf("explorer shows the folder after %s", FmtDur(time.Since(start)))
 	if msg, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('.monaco-dialog-box, .notification-toast')).map(e => e.innerText).join(" // ")`)); strings.Contains(msg, "failed to connect") || strings.Contains(msg, "1006") {
 		t.Errorf("code-server reports a connection failure: %q", msg)
 	}
-	t.Logf("code-server preset test: %s in all", fmtDur(time.Since(began)))
+	t.Logf("code-server preset test: %s in all", FmtDur(time.Since(began)))
 	// code-server forks an extension host that outlives a TERM to its parent; stopping
 	// the session ends the app's whole process group.
-	procs := Descendants(l.line.Session.PID, "")
+	procs := Descendants(l.Line.Session.PID, "")
 	if len(procs) < 2 {
 		t.Errorf("processes under the server: %v; want code-server and its helpers", procs)
 	}
-	if _, errOut, code := runTether(t, "stop", "-F", s.Config, s.Alias, l.line.Session.ID); code != 0 {
+	if _, errOut, code := RunTether(t, "stop", "-F", s.Config, s.Alias, l.Line.Session.ID); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
 	for _, pid := range procs {
@@ -483,14 +504,14 @@ func TestPresetCodeServerE2E(t *testing.T) {
 			t.Errorf("process %d (under code-server) outlived the session", pid)
 		}
 	}
-	l.interrupt(t)
+	l.Interrupt(t)
 }
 
 // TestPresetStaticE2E: `tether launch HOST static -- DIR` serves the directory
 // read-only: a file comes back, writes are refused, traversal and hidden files too.
 func TestPresetStaticE2E(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	site := filepath.Join(s.Home, "site")
 	os.MkdirAll(site, 0o755)
 	writeFile(t, filepath.Join(site, "index.txt"), "static hello\n", 0o644)
@@ -498,18 +519,18 @@ func TestPresetStaticE2E(t *testing.T) {
 	writeFile(t, filepath.Join(s.Home, "outside.txt"), "outside\n", 0o644)
 	began := time.Now()
 	l := launchPreset(t, s, "static", site)
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	if code, body, _ := fetch(t, base+"index.txt", "Authorization", "token "+tok); code != 200 || body != "static hello\n" {
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	if code, body, _ := Fetch(t, base+"index.txt", "Authorization", "token "+tok); code != 200 || body != "static hello\n" {
 		t.Errorf("GET index.txt: %d %q", code, body)
 	}
-	if code, body, _ := fetch(t, base, "Authorization", "token "+tok); code != 200 || !strings.Contains(body, "index.txt") || strings.Contains(body, ".secret") {
+	if code, body, _ := Fetch(t, base, "Authorization", "token "+tok); code != 200 || !strings.Contains(body, "index.txt") || strings.Contains(body, ".secret") {
 		t.Errorf("GET /: %d %.200q", code, body)
 	}
 	for _, m := range []string{"PUT", "POST", "DELETE"} {
 		req, _ := http.NewRequest(m, base+"index.txt", strings.NewReader("overwritten"))
 		req.Header.Set("Authorization", "token "+tok)
-		resp, err := noRedirect.Do(req)
+		resp, err := NoRedirect.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -522,22 +543,22 @@ func TestPresetStaticE2E(t *testing.T) {
 		t.Errorf("the file changed: %q", b)
 	}
 	for _, p := range []string{"../outside.txt", "%2e%2e/outside.txt", "..%2foutside.txt", ".secret", "%2esecret"} {
-		if code, body, _ := fetch(t, base+p, "Authorization", "token "+tok); code == 200 || strings.Contains(body, "outside") || strings.Contains(body, "hidden") {
+		if code, body, _ := Fetch(t, base+p, "Authorization", "token "+tok); code == 200 || strings.Contains(body, "outside") || strings.Contains(body, "hidden") {
 			t.Errorf("GET %s: %d %.80q", p, code, body)
 		}
 	}
-	if code, _, _ := fetch(t, base+"index.txt"); code != http.StatusUnauthorized {
+	if code, _, _ := Fetch(t, base+"index.txt"); code != http.StatusUnauthorized {
 		t.Errorf("without the token: %d", code)
 	}
 	ctx := Browser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(l.line.URL+"")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(l.Line.URL+"")); err != nil {
 		t.Fatal(err)
 	}
 	if txt, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil || !strings.Contains(txt, "index.txt") {
 		t.Errorf("Chromium: %q %v", txt, err)
 	}
-	t.Logf("static preset test: %s in all", fmtDur(time.Since(began)))
-	l.interrupt(t)
+	t.Logf("static preset test: %s in all", FmtDur(time.Since(began)))
+	l.Interrupt(t)
 }
 
 // TestAppsHostE2E: `tether apps HOST` says which presets the remote has, over one
@@ -547,13 +568,13 @@ func TestAppsHostE2E(t *testing.T) {
 	Need(t, "R", "r-cran-shiny")
 	s := StartSSHD(t, SSHDOptions{})
 	start := time.Now()
-	out, errOut, code := runTether(t, "apps", "-F", s.Config, s.Alias)
-	t.Logf("tether apps HOST: %s", fmtDur(time.Since(start)))
+	out, errOut, code := RunTether(t, "apps", "-F", s.Config, s.Alias)
+	t.Logf("tether apps HOST: %s", FmtDur(time.Since(start)))
 	if code != 0 {
 		t.Fatalf("apps: exit %d: %s", code, errOut)
 	}
-	mustContain(t, "apps HOST", out, "jupyter ", "Jupyter Notebook: /usr/bin/jupyter-notebook", "R Shiny: /usr/bin/R", "static ", "built in")
-	out, errOut, code = runTether(t, "apps", "-F", s.Config, s.Alias, "--json")
+	MustContain(t, "apps HOST", out, "jupyter ", "Jupyter Notebook: /usr/bin/jupyter-notebook", "R Shiny: /usr/bin/R", "static ", "built in")
+	out, errOut, code = RunTether(t, "apps", "-F", s.Config, s.Alias, "--json")
 	var list []struct {
 		App, Flavour, Path string
 		Found              bool
@@ -577,13 +598,13 @@ func TestAppsHostE2E(t *testing.T) {
 	}
 
 	// A preset the remote lacks: one line saying so, exit 1, nothing left running.
-	stopAllOnCleanup(t, s)
-	_, errOut, code = runTether(t, "launch", "-F", s.Config, s.Alias, "marimo", "--no-browser")
+	StopAllOnCleanup(t, s)
+	_, errOut, code = RunTether(t, "launch", "-F", s.Config, s.Alias, "marimo", "--no-browser")
 	t.Logf("launch marimo where it is missing: exit %d: %s", code, strings.TrimSpace(errOut))
 	if code != 1 || !strings.Contains(errOut, "marimo is not installed") || !strings.Contains(errOut, "tether apps") {
 		t.Errorf("launching a preset that is not installed: exit %d, %q", code, errOut)
 	}
-	if list := sessionsOn(t, s); len(list) != 0 {
+	if list := SessionsOn(t, s); len(list) != 0 {
 		t.Errorf("sessions left: %v", list)
 	}
 }
@@ -632,5 +653,5 @@ func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
 			t.Errorf("process %d (Jupyter or its kernel) outlived its killed server", pid)
 		}
 	}
-	t.Logf("all gone %s after kill -9 of the server", fmtDur(time.Since(killed)))
+	t.Logf("all gone %s after kill -9 of the server", FmtDur(time.Since(killed)))
 }

@@ -89,7 +89,7 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 	needPython(t)
 	u := OtherUser(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	mark := marker("impostor")
 	var seen Buffer
 	imp := u.Command("/usr/bin/python3", "-c", impostorScript, mark)
@@ -103,10 +103,10 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--app-secret-env", "APP_SECRET",
 		"--app-header", "Authorization: Bearer {app_secret}", "--"}, app...)
 	start := time.Now()
-	l := startLauncher(t, args, true)
-	t.Logf("ready after %s", fmtDur(time.Since(start)))
-	base := strings.TrimSuffix(l.line.URL[:strings.Index(l.line.URL, "?")], "/") + "/"
-	status, body, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
+	l := StartLauncher(t, args, true)
+	t.Logf("ready after %s", FmtDur(time.Since(start)))
+	base := strings.TrimSuffix(l.Line.URL[:strings.Index(l.Line.URL, "?")], "/") + "/"
+	status, body, _ := Fetch(t, base, "Authorization", "token "+l.Line.Session.Token)
 	if status != http.StatusOK || !strings.Contains(body, httpServerTitle) {
 		t.Errorf("through the local URL: %d %.200q; want the real app", status, body)
 	}
@@ -118,16 +118,16 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 		t.Errorf("the impostor received requests:\n%s", got)
 	}
 	port := strings.Fields(got[strings.Index(got, "took ")+5:])[0]
-	errOut := l.stderr.String()
-	mustContain(t, "the launcher's stderr", errOut, "warning: the app's port 127.0.0.1:"+port+" is held by another user, "+u.Name,
+	errOut := l.Stderr.String()
+	MustContain(t, "the launcher's stderr", errOut, "warning: the app's port 127.0.0.1:"+port+" is held by another user, "+u.Name,
 		"starting the app again on another port")
 	for _, line := range strings.Split(errOut, "\n") {
 		if strings.Contains(line, "warning:") {
 			t.Logf("launcher: %s", line)
 		}
 	}
-	l.interrupt(t)
-	t.Logf("done after %s", fmtDur(time.Since(start)))
+	l.Interrupt(t)
+	t.Logf("done after %s", FmtDur(time.Since(start)))
 }
 
 // TestLaunchExposedAppRefused: an app listening on every interface is refused with the
@@ -136,26 +136,26 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 func TestLaunchExposedAppRefused(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	dir := filepath.Join(t.TempDir(), marker("exposed"))
 	os.Mkdir(dir, 0o755)
 	// http.server without --bind listens on 0.0.0.0; the directory marks its argv.
 	app := []string{"/usr/bin/python3", "-m", "http.server", "{port}", "--directory", dir}
 	launchFails(t, "exposed app", 30*time.Second, append([]string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--"}, app...),
 		"could not start", "listens on 0.0.0.0:", "without the token", "--bind 127.0.0.1", "--allow-exposed", "nothing was left running")
-	if list := sessionsOn(t, s); len(list) != 0 {
+	if list := SessionsOn(t, s); len(list) != 0 {
 		t.Errorf("a refused app left sessions: %v", list)
 	}
 	if p := ProcessesWith(dir); len(p) > 0 {
 		t.Errorf("a refused app left processes: %q", p)
 	}
 
-	l := startLauncher(t, append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--allow-exposed", "--"}, app...), true)
-	if status, _, _ := fetch(t, strings.Replace(l.line.URL, "?token=", "?x=", 1), "Authorization", "token "+l.line.Session.Token); status != http.StatusOK {
+	l := StartLauncher(t, append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--allow-exposed", "--"}, app...), true)
+	if status, _, _ := Fetch(t, strings.Replace(l.Line.URL, "?token=", "?x=", 1), "Authorization", "token "+l.Line.Session.Token); status != http.StatusOK {
 		t.Errorf("with --allow-exposed: %d", status)
 	}
-	mustContain(t, "the launcher's stderr", l.stderr.String(), "warning: the app listens on 0.0.0.0:", "--allow-exposed")
-	l.interrupt(t)
+	MustContain(t, "the launcher's stderr", l.Stderr.String(), "warning: the app listens on 0.0.0.0:", "--allow-exposed")
+	l.Interrupt(t)
 }
 
 // TestSlurmLaunchExposedAppRefused: the job's serve on the node makes the same check;
@@ -168,11 +168,11 @@ func TestSlurmLaunchExposedAppRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), marker("slurm-exposed"))
 	os.Mkdir(dir, 0o755)
 	app := []string{"--", "/usr/bin/python3", "-m", "http.server", "{port}", "--directory", dir}
-	_, errOut, code := runTether(t, site.args("launch", append([]string{"--slurm", "", "--no-browser"}, app...)...)...)
+	_, errOut, code := RunTether(t, site.args("launch", append([]string{"--slurm", "", "--no-browser"}, app...)...)...)
 	if code != 1 {
 		t.Errorf("exit %d; want 1; stderr:\n%s", code, errOut)
 	}
-	mustContain(t, "the error", lastLine(errOut), "listens on 0.0.0.0:", "--bind 127.0.0.1", "--allow-exposed")
+	MustContain(t, "the error", lastLine(errOut), "listens on 0.0.0.0:", "--bind 127.0.0.1", "--allow-exposed")
 	t.Logf("slurm launch: %s", lastLine(errOut))
 	if q := site.activeJobs(t); len(q) > 0 {
 		t.Errorf("jobs left in the queue: %v", q)
@@ -184,9 +184,9 @@ func TestSlurmLaunchExposedAppRefused(t *testing.T) {
 		t.Errorf("processes left: %q", p)
 	}
 
-	l := startLauncher(t, site.args("launch", append([]string{"--slurm", "", "--json", "--no-browser", "--allow-exposed"}, app...)...), true)
-	if status, _, _ := fetch(t, strings.Replace(l.line.URL, "?token=", "?x=", 1), "Authorization", "token "+l.line.Session.Token); status != http.StatusOK {
+	l := StartLauncher(t, site.args("launch", append([]string{"--slurm", "", "--json", "--no-browser", "--allow-exposed"}, app...)...), true)
+	if status, _, _ := Fetch(t, strings.Replace(l.Line.URL, "?token=", "?x=", 1), "Authorization", "token "+l.Line.Session.Token); status != http.StatusOK {
 		t.Errorf("with --allow-exposed through Slurm: %d", status)
 	}
-	l.interrupt(t)
+	l.Interrupt(t)
 }

@@ -76,7 +76,7 @@ func Binary(tb testing.TB) string {
 		}
 		buildPath = filepath.Join(buildDir, "tether")
 		cmd := exec.Command("go", "build", "-o", buildPath, "-ldflags", "-X main.version="+Version, ".")
-		cmd.Dir = moduleRoot()
+		cmd.Dir = ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -96,7 +96,7 @@ func Cleanup() {
 	}
 }
 
-func moduleRoot() string {
+func ModuleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(filepath.Dir(file))
 }

@@ -133,7 +133,7 @@ func TestHostKnownByAnotherKeyType(t *testing.T) {
 	if out, err := exec.Command("ssh-keygen", "-R", addr, "-f", kh).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen -R: %v\n%s", err, out)
 	}
-	if _, errOut, code := runTether(t, "ls", "-F", cfgFile, s.Alias); code != 0 {
+	if _, errOut, code := RunTether(t, "ls", "-F", cfgFile, s.Alias); code != 0 {
 		t.Fatalf("after ssh-keygen -R: exit %d: %s", code, errOut)
 	}
 	if b, _ := os.ReadFile(kh); !strings.Contains(string(b), "ecdsa-sha2-nistp256") {

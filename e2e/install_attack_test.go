@@ -95,12 +95,12 @@ func TestPlantedBinaryInSharedCacheDirectory(t *testing.T) {
 		bin, filepath.Dir(bin), bin, remoteName(t), evilProgram(marker), bin, remoteName(t)))
 
 	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"XDG_CACHE_HOME": shared}})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	launchFails(t, "planted bin directory", 15*time.Second, []string{"launch", "-F", s.Config, s.Alias, "--no-browser"},
 		"on "+s.Alias+", "+bin+" belongs to "+attacker.Name+", not to you", "will not run programs from it", "set XDG_CACHE_HOME on "+s.Alias)
 	noMarker(t, marker)
 	// Every command goes through the same check.
-	_, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias)
+	_, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias)
 	if code != 1 || !strings.Contains(errOut, "belongs to "+attacker.Name) {
 		t.Errorf("tether ls: exit %d, %q; want the same refusal", code, errOut)
 	}
@@ -123,10 +123,10 @@ func TestSwappedBinaryInWorldWritableDirectory(t *testing.T) {
 	os.Chmod(bin, 0o777)
 
 	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"XDG_CACHE_HOME": shared}})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	want := []string{"on " + s.Alias + ", " + bin + " is writable by other users (mode 0777, owner root)", "`chmod 700 " + bin + "`", "set XDG_CACHE_HOME on " + s.Alias + " to a private directory"}
 	// The first command would install tether there.
-	_, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias)
+	_, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias)
 	if code != 1 || !strings.Contains(errOut, want[0]) {
 		t.Errorf("tether ls: exit %d, %q; want the refusal", code, errOut)
 	}
@@ -144,7 +144,7 @@ func TestSwappedBinaryInWorldWritableDirectory(t *testing.T) {
 	// ours) with its own copy.
 	os.Chmod(bin, 0o700)
 	os.Chmod(filepath.Dir(bin), 0o700)
-	_, errOut, code = runTether(t, "ls", "-F", s.Config, s.Alias)
+	_, errOut, code = RunTether(t, "ls", "-F", s.Config, s.Alias)
 	if code != 0 || !strings.Contains(errOut, "is not the tether this launcher installed") {
 		t.Errorf("after chmod 700: exit %d, %q; want the planted file replaced", code, errOut)
 	}
@@ -179,7 +179,7 @@ func TestOpenParentOfInstallDirectory(t *testing.T) {
 func TestTamperedBinaryInPrivateDirectoryIsReplaced(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
 	marker := markerFile(t)
-	if _, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias); code != 0 {
+	if _, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias); code != 0 {
 		t.Fatalf("first ls: exit %d: %s", code, errOut)
 	}
 	installed := filepath.Join(s.Home, ".cache", "tether", "bin", remoteName(t))
@@ -190,19 +190,19 @@ func TestTamperedBinaryInPrivateDirectoryIsReplaced(t *testing.T) {
 	if err := os.WriteFile(installed, []byte(evilProgram(marker)), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias)
+	_, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias)
 	noMarker(t, marker)
 	if code != 0 {
 		t.Fatalf("ls after tampering: exit %d: %s", code, errOut)
 	}
-	mustContain(t, "stderr", errOut, "tether: on "+s.Alias+", "+installed+" is not the tether this launcher installed", "replacing it", "installing tether on "+s.Alias)
+	MustContain(t, "stderr", errOut, "tether: on "+s.Alias+", "+installed+" is not the tether this launcher installed", "replacing it", "installing tether on "+s.Alias)
 	if got := fileSum(t, installed); got != binarySum(t) {
 		t.Errorf("after the reinstall the sum is %s, want %s", got, binarySum(t))
 	}
 	// Truncated (a copy cut short by a full disk): the same.
 	b, _ := os.ReadFile(installed)
 	os.WriteFile(installed, b[:len(b)/2], 0o700)
-	if _, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(errOut, "replacing it") {
+	if _, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(errOut, "replacing it") {
 		t.Errorf("truncated: exit %d, %q", code, errOut)
 	}
 }

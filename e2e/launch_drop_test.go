@@ -22,17 +22,17 @@ func connectionProcesses(s *SSHD) []int { return s.ConnectionPIDs() }
 func TestLaunchSurvivesSilentDrop(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
-	l := startLauncher(t, args, true)
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	apps := Descendants(l.line.Session.PID, "python3")
+	l := StartLauncher(t, args, true)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	apps := Descendants(l.Line.Session.PID, "python3")
 	if len(apps) != 1 {
-		t.Fatalf("app processes under the server %d: %v", l.line.Session.PID, apps)
+		t.Fatalf("app processes under the server %d: %v", l.Line.Session.PID, apps)
 	}
 	answers := func() bool {
-		status, body, _ := fetch(t, base, "Authorization", "token "+tok)
+		status, body, _ := Fetch(t, base, "Authorization", "token "+tok)
 		return status == 200 && strings.Contains(body, httpServerTitle)
 	}
 	if !answers() {
@@ -52,12 +52,12 @@ func TestLaunchSurvivesSilentDrop(t *testing.T) {
 				syscall.Kill(pid, syscall.SIGCONT)
 			}
 		})
-		lostBefore := strings.Count(l.stderr.String(), "lost")
+		lostBefore := strings.Count(l.Stderr.String(), "lost")
 		start := time.Now()
 		var lostAfter time.Duration
 		lostSeen := make(chan time.Duration, 1)
 		go func() {
-			if WaitFor(90*time.Second, func() bool { return strings.Count(l.stderr.String(), "lost") > lostBefore }) {
+			if WaitFor(90*time.Second, func() bool { return strings.Count(l.Stderr.String(), "lost") > lostBefore }) {
 				lostSeen <- time.Since(start)
 			}
 		}()
@@ -69,23 +69,23 @@ func TestLaunchSurvivesSilentDrop(t *testing.T) {
 		case <-time.After(time.Second):
 			lostAfter = -1
 		}
-		t.Logf("round %d: stopped %d sshd processes; \"lost\" line after %s, the URL answered again after %s", round, len(frozen), fmtDur(lostAfter), fmtDur(took))
+		t.Logf("round %d: stopped %d sshd processes; \"lost\" line after %s, the URL answered again after %s", round, len(frozen), FmtDur(lostAfter), FmtDur(took))
 		if !back {
-			t.Fatalf("round %d: the URL did not come back within 90 s; stderr:\n%s", round, l.stderr.String())
+			t.Fatalf("round %d: the URL did not come back within 90 s; stderr:\n%s", round, l.Stderr.String())
 		}
 		if took > 20*time.Second {
-			t.Errorf("round %d: %s to come back; want at most 20 s", round, fmtDur(took))
+			t.Errorf("round %d: %s to come back; want at most 20 s", round, FmtDur(took))
 		}
 		if lostAfter < 0 || lostAfter > took {
-			t.Errorf("round %d: no \"lost\" line before the URL came back (%s); stderr:\n%s", round, fmtDur(lostAfter), l.stderr.String())
+			t.Errorf("round %d: no \"lost\" line before the URL came back (%s); stderr:\n%s", round, FmtDur(lostAfter), l.Stderr.String())
 		}
-		mustContain(t, "launcher stderr", l.stderr.String(), "connection to "+s.Alias+" lost", "reconnecting")
+		MustContain(t, "launcher stderr", l.Stderr.String(), "connection to "+s.Alias+" lost", "reconnecting")
 		for _, pid := range frozen {
 			syscall.Kill(pid, syscall.SIGKILL)
 			syscall.Kill(pid, syscall.SIGCONT)
 		}
 	}
-	if now := Descendants(l.line.Session.PID, "python3"); len(now) != 1 || now[0] != apps[0] || !Alive(l.line.Session.PID) {
+	if now := Descendants(l.Line.Session.PID, "python3"); len(now) != 1 || now[0] != apps[0] || !Alive(l.Line.Session.PID) {
 		t.Errorf("the app was restarted: before %v, after %v", apps, now)
 	}
 }

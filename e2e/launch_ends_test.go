@@ -21,12 +21,12 @@ func quitApp(quit string) []string {
 
 // waitExit waits up to limit for the launcher to exit on its own and returns how long
 // it took.
-func (l *launched) waitExit(t *testing.T, limit time.Duration, what string) (time.Duration, error) {
+func (l *Launched) waitExit(t *testing.T, limit time.Duration, what string) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
-	err, ok := l.proc.Wait(limit)
+	err, ok := l.Proc.Wait(limit)
 	if !ok {
-		t.Fatalf("the attached launcher still runs %s after %s; stderr:\n%s", limit, what, l.stderr.String())
+		t.Fatalf("the attached launcher still runs %s after %s; stderr:\n%s", limit, what, l.Stderr.String())
 	}
 	return time.Since(start), err
 }
@@ -37,16 +37,16 @@ func (l *launched) waitExit(t *testing.T, limit time.Duration, what string) (tim
 func TestLaunchEndsWhenSessionStoppedElsewhere(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
-	l := startLauncher(t, args, true)
-	id := l.line.Session.ID
-	if _, errOut, code := runTether(t, "stop", "-F", s.Config, s.Alias, id); code != 0 {
+	l := StartLauncher(t, args, true)
+	id := l.Line.Session.ID
+	if _, errOut, code := RunTether(t, "stop", "-F", s.Config, s.Alias, id); code != 0 {
 		t.Fatalf("stop: exit %d: %s", code, errOut)
 	}
 	took, err := l.waitExit(t, 10*time.Second, "tether stop")
-	e := l.stderr.String()
-	t.Logf("the launcher exited %s after `tether stop` returned (%v); stderr:\n%s", fmtDur(took), err, e)
+	e := l.Stderr.String()
+	t.Logf("the launcher exited %s after `tether stop` returned (%v); stderr:\n%s", FmtDur(took), err, e)
 	last := lastLine(e)
 	want := fmt.Sprintf("session %s on %s ended", id, s.Alias)
 	if !strings.Contains(last, want) || !strings.Contains(last, "stopped") {
@@ -66,21 +66,21 @@ func TestLaunchEndsWhenSessionStoppedElsewhere(t *testing.T) {
 func TestLaunchEndsWhenAppQuits(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	quit := filepath.Join(s.Dir, "quit-now")
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, quitApp(quit)...)
-	l := startLauncher(t, args, true)
-	id := l.line.Session.ID
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	if status, _, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token); status != 200 {
+	l := StartLauncher(t, args, true)
+	id := l.Line.Session.ID
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	if status, _, _ := Fetch(t, base, "Authorization", "token "+l.Line.Session.Token); status != 200 {
 		t.Fatalf("the app does not answer: %d", status)
 	}
 	if err := os.WriteFile(quit, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	took, err := l.waitExit(t, 10*time.Second, "the app quit")
-	e := l.stderr.String()
-	t.Logf("the launcher exited %s after the app was told to quit (%v); stderr:\n%s", fmtDur(took), err, e)
+	e := l.Stderr.String()
+	t.Logf("the launcher exited %s after the app was told to quit (%v); stderr:\n%s", FmtDur(took), err, e)
 	last := lastLine(e)
 	want := fmt.Sprintf("session %s on %s ended: the app exited with status 0", id, s.Alias)
 	if !strings.Contains(last, want) || !strings.Contains(e, "goodbye from the app: quit requested") {
@@ -100,16 +100,16 @@ func TestLaunchEndsWhenAppQuits(t *testing.T) {
 func TestLaunchEndsWhenServerKilled(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
-	l := startLauncher(t, args, true)
-	id := l.line.Session.ID
-	if err := syscall.Kill(l.line.Session.PID, syscall.SIGKILL); err != nil {
+	l := StartLauncher(t, args, true)
+	id := l.Line.Session.ID
+	if err := syscall.Kill(l.Line.Session.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	took, err := l.waitExit(t, 10*time.Second, "its server was killed")
-	e := l.stderr.String()
-	t.Logf("the launcher exited %s after the server was killed (%v); stderr:\n%s", fmtDur(took), err, e)
+	e := l.Stderr.String()
+	t.Logf("the launcher exited %s after the server was killed (%v); stderr:\n%s", FmtDur(took), err, e)
 	want := fmt.Sprintf("session %s on %s ended: its server is gone", id, s.Alias)
 	if last := lastLine(e); !strings.Contains(last, want) {
 		t.Errorf("last line %q: want %q", last, want)

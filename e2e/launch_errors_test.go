@@ -19,7 +19,7 @@ func launchFails(t *testing.T, name string, limit time.Duration, args []string, 
 	t.Helper()
 	Binary(t) // built before the clock starts
 	start := time.Now()
-	out, errOut, code := runTether(t, args...)
+	out, errOut, code := RunTether(t, args...)
 	el := time.Since(start)
 	last := strings.TrimSpace(errOut)
 	if i := strings.LastIndexByte(last, '\n'); i >= 0 {
@@ -34,9 +34,9 @@ func launchFails(t *testing.T, name string, limit time.Duration, args []string, 
 		}
 	}
 	if el > limit {
-		t.Errorf("%s: took %s, want under %s", name, fmtDur(el), limit)
+		t.Errorf("%s: took %s, want under %s", name, FmtDur(el), limit)
 	}
-	t.Logf("%s (%s): %s", name, fmtDur(el), last)
+	t.Logf("%s (%s): %s", name, FmtDur(el), last)
 	return errOut
 }
 
@@ -104,10 +104,10 @@ func TestLaunchConnectErrors(t *testing.T) {
 
 func TestLaunchAppFailsToStart(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	errOut := launchFails(t, "app fails", 20*time.Second, []string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--", "/bin/sh", "-c", "echo boom-from-the-app >&2; exit 3"}, "could not start", "exit")
-	mustContain(t, "stderr", errOut, "boom-from-the-app")
-	if list := sessionsOn(t, s); len(list) != 0 {
+	MustContain(t, "stderr", errOut, "boom-from-the-app")
+	if list := SessionsOn(t, s); len(list) != 0 {
 		t.Errorf("a failed app left sessions: %v", list)
 	}
 }

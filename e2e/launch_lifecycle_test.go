@@ -29,7 +29,7 @@ func sessionProcesses(marker string) []string { return ProcessesWith(marker) }
 // root holds no session directory.
 func noSessionLeft(t *testing.T, s *SSHD) {
 	t.Helper()
-	if list := sessionsOn(t, s); len(list) != 0 {
+	if list := SessionsOn(t, s); len(list) != 0 {
 		t.Errorf("tether ls %s shows %v; want nothing", s.Alias, list)
 	}
 	if des, _ := os.ReadDir(stateRootOf(s)); len(des) != 0 {
@@ -89,42 +89,42 @@ func TestLaunchInterruptedWhileAppStarts(t *testing.T) {
 	s, cfg := sshdForUser(t, u)
 	s.Config = cfg // every tether command of this test logs in as u
 	s.Home = u.Home
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	const marker = "47.125"
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--"}, slowApp(marker)...)
-	l := startLauncher(t, args, false)
+	l := StartLauncher(t, args, false)
 	if !WaitFor(30*time.Second, func() bool { return len(sessionProcesses(marker)) > 0 }) {
-		t.Fatalf("the app never started; stderr:\n%s", l.stderr.String())
+		t.Fatalf("the app never started; stderr:\n%s", l.Stderr.String())
 	}
 	// While the app starts, ls shows the session as starting (its server writes the
 	// record right after it starts).
 	var list []map[string]any
-	if !WaitFor(10*time.Second, func() bool { list = sessionsOn(t, s); return len(list) > 0 }) ||
+	if !WaitFor(10*time.Second, func() bool { list = SessionsOn(t, s); return len(list) > 0 }) ||
 		len(list) != 1 || list[0]["state"] != "starting" {
 		t.Errorf("tether ls %s --json while the app starts: %v; want one session, state starting", s.Alias, list)
 	}
-	out, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias)
+	out, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias)
 	if code != 0 || !strings.Contains(out, "starting") {
 		t.Errorf("tether ls %s while the app starts: exit %d, %q %q; want the session shown as starting", s.Alias, code, out, errOut)
 	}
 	start := time.Now()
-	if err := l.interrupt(t); err == nil {
-		t.Errorf("the interrupted launch exited 0; stderr:\n%s", l.stderr.String())
+	if err := l.Interrupt(t); err == nil {
+		t.Errorf("the interrupted launch exited 0; stderr:\n%s", l.Stderr.String())
 	}
 	exited := time.Since(start)
 	gone := WaitFor(20*time.Second, func() bool { return len(sessionProcesses(marker)) == 0 })
 	took := time.Since(start)
-	t.Logf("launcher exited %s after SIGINT; the remote app was gone after %s", fmtDur(exited), fmtDur(took))
+	t.Logf("launcher exited %s after SIGINT; the remote app was gone after %s", FmtDur(exited), FmtDur(took))
 	if !gone {
-		t.Fatalf("20 s after Ctrl-C the remote still runs: %q\nlauncher stderr:\n%s", sessionProcesses(marker), l.stderr.String())
+		t.Fatalf("20 s after Ctrl-C the remote still runs: %q\nlauncher stderr:\n%s", sessionProcesses(marker), l.Stderr.String())
 	}
 	if took > 8*time.Second {
-		t.Errorf("the remote app outlived Ctrl-C by %s; want a few seconds", fmtDur(took))
+		t.Errorf("the remote app outlived Ctrl-C by %s; want a few seconds", FmtDur(took))
 	}
 	noSessionLeft(t, s)
-	e := l.stderr.String()
+	e := l.Stderr.String()
 	t.Logf("launcher stderr:\n%s", e)
-	mustContain(t, "launcher stderr", e, "interrupted; nothing was left running on "+s.Alias)
+	MustContain(t, "launcher stderr", e, "interrupted; nothing was left running on "+s.Alias)
 	if strings.Contains(e, "tether attach") {
 		t.Errorf("the interrupted launch suggests an attach:\n%s", e)
 	}
@@ -136,8 +136,8 @@ func TestLaunchInterruptedWhileAppStarts(t *testing.T) {
 func TestLaunchReadyTimeoutFlag(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
-	help, _, _ := runTether(t, "launch", "--help")
+	StopAllOnCleanup(t, s)
+	help, _, _ := RunTether(t, "launch", "--help")
 	if !strings.Contains(help, "--ready-timeout") {
 		t.Errorf("launch --help does not document --ready-timeout:\n%s", help)
 	}
@@ -145,14 +145,14 @@ func TestLaunchReadyTimeoutFlag(t *testing.T) {
 	Binary(t)
 	start := time.Now()
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--ready-timeout", "2s", "--"}, slowApp(marker)...)
-	_, errOut, code := runTether(t, args...)
+	_, errOut, code := RunTether(t, args...)
 	took := time.Since(start)
-	t.Logf("launch --ready-timeout 2s failed after %s:\n%s", fmtDur(took), errOut)
+	t.Logf("launch --ready-timeout 2s failed after %s:\n%s", FmtDur(took), errOut)
 	if code != 1 {
 		t.Errorf("exit %d; want 1", code)
 	}
 	if took < 2*time.Second || took > 10*time.Second {
-		t.Errorf("failed after %s; want about 2 s", fmtDur(took))
+		t.Errorf("failed after %s; want about 2 s", FmtDur(took))
 	}
 	last := lastLine(errOut)
 	if !strings.HasPrefix(last, "tether: ") || !strings.Contains(last, "not ready after 2s") || !strings.Contains(last, "--ready-timeout") {

@@ -37,28 +37,28 @@ func needPython(t *testing.T) {
 func TestLaunchE2E(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--"}, httpServerApp...)
-	l := startLauncher(t, args, true)
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	if !eqSecret(l.line.URL, base+"?token="+tok) || len(tok) < 40 || l.line.Session.ID == "" {
-		t.Fatalf("JSON line: %+v", l.line)
+	l := StartLauncher(t, args, true)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	if !EqSecret(l.Line.URL, base+"?token="+tok) || len(tok) < 40 || l.Line.Session.ID == "" {
+		t.Fatalf("JSON line: %+v", l.Line)
 	}
 
 	// Token in the URL: a 303 to the clean URL with the cookie.
-	status, _, resp := fetch(t, l.line.URL)
+	status, _, resp := Fetch(t, l.Line.URL)
 	if status != http.StatusSeeOther || resp == nil || strings.Contains(resp.Header.Get("Location"), tok) || len(resp.Cookies()) == 0 {
 		t.Fatalf("GET ?token=: status %d, response %+v", status, resp)
 	}
 	cookie := resp.Cookies()[0]
-	if status, body, _ := fetch(t, base, "Cookie", cookie.Name+"="+cookie.Value); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Cookie", cookie.Name+"="+cookie.Value); status != 200 || !strings.Contains(body, httpServerTitle) {
 		t.Errorf("with the cookie: %d %.200q", status, body)
 	}
-	if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
 		t.Errorf("with the header: %d %.200q", status, body)
 	}
-	if status, body, _ := fetch(t, base, "Accept", "text/html"); status != http.StatusUnauthorized || strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Accept", "text/html"); status != http.StatusUnauthorized || strings.Contains(body, httpServerTitle) {
 		t.Errorf("without credentials: %d %.200q", status, body)
 	}
 	// The login form.
@@ -66,7 +66,7 @@ func TestLaunchE2E(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, base+"_tether/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", strings.TrimSuffix(base, "/"))
-	if resp, err := noRedirect.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
+	if resp, err := NoRedirect.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
 		t.Errorf("login form: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
@@ -82,7 +82,7 @@ func TestLaunchE2E(t *testing.T) {
 
 	// The opener got a one-time code URL, not the token.
 	var target string
-	if !WaitFor(10*time.Second, func() bool { ts := openedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
+	if !WaitFor(10*time.Second, func() bool { ts := OpenedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
 		t.Fatalf("the launcher opened no browser")
 	}
 	if strings.Contains(target, tok) || !strings.HasPrefix(target, base+"?code=") {
@@ -107,7 +107,7 @@ func TestLaunchE2E(t *testing.T) {
 		t.Errorf("Chromium: title %q at %q; want %q at %q", title, loc, httpServerTitle, base)
 	}
 	// The same code again (a browser without the cookie): refused.
-	if status, body, _ := fetch(t, target, "Accept", "text/html", "Sec-Fetch-Mode", "navigate"); status == http.StatusSeeOther || strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, target, "Accept", "text/html", "Sec-Fetch-Mode", "navigate"); status == http.StatusSeeOther || strings.Contains(body, httpServerTitle) {
 		t.Errorf("reusing the code: status %d", status)
 	}
 	if ctx2 := Browser(t); ctx2 != nil {
@@ -119,49 +119,49 @@ func TestLaunchE2E(t *testing.T) {
 	}
 
 	// Ctrl-C detaches: exit 0, the session keeps running, the user is told how to return.
-	id := l.line.Session.ID
-	if err := l.interrupt(t); err != nil {
+	id := l.Line.Session.ID
+	if err := l.Interrupt(t); err != nil {
 		t.Fatalf("launcher after SIGINT: %v", err)
 	}
-	mustContain(t, "stderr after Ctrl-C", l.stderr.String(), "tether attach", id, "tether stop")
-	list := sessionsOn(t, s)
+	MustContain(t, "stderr after Ctrl-C", l.Stderr.String(), "tether attach", id, "tether stop")
+	list := SessionsOn(t, s)
 	if len(list) != 1 || list[0]["id"] != id || list[0]["state"] != "running" {
 		t.Fatalf("after detach: %v", list)
 	}
 
 	// attach brings it back (nothing local needed: a fresh HOME, the token read over SSH).
-	a := startLauncher(t, []string{"attach", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
-	if a.line.Session.ID != id || !eqSecret(a.line.Session.Token, tok) {
-		t.Fatalf("attach found %+v", a.line.Session)
+	a := StartLauncher(t, []string{"attach", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true)
+	if a.Line.Session.ID != id || !EqSecret(a.Line.Session.Token, tok) {
+		t.Fatalf("attach found %+v", a.Line.Session)
 	}
-	if status, body, _ := fetch(t, strings.TrimSuffix(a.line.URL, "?token="+tok), "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, strings.TrimSuffix(a.Line.URL, "?token="+tok), "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
 		t.Errorf("after attach: %d %.100q", status, body)
 	}
-	if len(openedTargets(a)) != 0 {
+	if len(OpenedTargets(a)) != 0 {
 		t.Errorf("--no-browser opened a browser")
 	}
 
 	// logs and stop over SSH.
-	out, errOut, code2 := runTether(t, "logs", "-F", s.Config, s.Alias, id)
+	out, errOut, code2 := RunTether(t, "logs", "-F", s.Config, s.Alias, id)
 	if code2 != 0 || !strings.Contains(out, "GET /") {
 		t.Errorf("logs: exit %d, stdout %q, stderr %q", code2, out, errOut)
 	}
-	out, errOut, code2 = runTether(t, "ls", "-F", s.Config, s.Alias)
+	out, errOut, code2 = RunTether(t, "ls", "-F", s.Config, s.Alias)
 	if code2 != 0 || !strings.Contains(out, id) {
 		t.Errorf("ls: exit %d, stdout %q, stderr %q", code2, out, errOut)
 	}
-	if _, errOut, code2 = runTether(t, "stop", "-F", s.Config, s.Alias, id); code2 != 0 {
+	if _, errOut, code2 = RunTether(t, "stop", "-F", s.Config, s.Alias, id); code2 != 0 {
 		t.Errorf("stop: exit %d: %s", code2, errOut)
 	}
-	for _, r := range sessionsOn(t, s) {
+	for _, r := range SessionsOn(t, s) {
 		if r["id"] == id {
 			t.Errorf("after stop: %v", r)
 		}
 	}
-	if _, _, code2 = runTether(t, "stop", "-F", s.Config, s.Alias, "nosuchid"); code2 != 1 {
+	if _, _, code2 = RunTether(t, "stop", "-F", s.Config, s.Alias, "nosuchid"); code2 != 1 {
 		t.Errorf("stop of an unknown session: exit %d, want 1", code2)
 	}
-	a.interrupt(t)
+	a.Interrupt(t)
 }
 
 // TestLaunchSurvivesDroppedConnections kills sshd's per-connection processes twice
@@ -170,14 +170,14 @@ func TestLaunchE2E(t *testing.T) {
 func TestLaunchSurvivesDroppedConnections(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
-	l := startLauncher(t, args, true)
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	apps := Descendants(l.line.Session.PID, "python3")
+	l := StartLauncher(t, args, true)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	apps := Descendants(l.Line.Session.PID, "python3")
 	if len(apps) != 1 {
-		t.Fatalf("app processes under the server %d: %v", l.line.Session.PID, apps)
+		t.Fatalf("app processes under the server %d: %v", l.Line.Session.PID, apps)
 	}
 	for round := 1; round <= 2; round++ {
 		if n := s.KillConnections(); n == 0 {
@@ -185,22 +185,22 @@ func TestLaunchSurvivesDroppedConnections(t *testing.T) {
 		}
 		start := time.Now()
 		ok := WaitFor(15*time.Second, func() bool {
-			status, body, _ := fetch(t, base, "Authorization", "token "+tok)
+			status, body, _ := Fetch(t, base, "Authorization", "token "+tok)
 			return status == 200 && strings.Contains(body, httpServerTitle)
 		})
 		if !ok {
-			t.Fatalf("round %d: the URL did not come back within 15 s; stderr:\n%s", round, l.stderr.String())
+			t.Fatalf("round %d: the URL did not come back within 15 s; stderr:\n%s", round, l.Stderr.String())
 		}
-		t.Logf("round %d: the local URL answered again %s after the connection was killed", round, fmtDur(time.Since(start)))
+		t.Logf("round %d: the local URL answered again %s after the connection was killed", round, FmtDur(time.Since(start)))
 		if el := time.Since(start); el > 5*time.Second {
-			t.Errorf("round %d: %s to come back; want seconds", round, fmtDur(el))
+			t.Errorf("round %d: %s to come back; want seconds", round, FmtDur(el))
 		}
 	}
-	if now := Descendants(l.line.Session.PID, "python3"); len(now) != 1 || now[0] != apps[0] || !Alive(l.line.Session.PID) {
+	if now := Descendants(l.Line.Session.PID, "python3"); len(now) != 1 || now[0] != apps[0] || !Alive(l.Line.Session.PID) {
 		t.Errorf("the app was restarted: before %v, after %v", apps, now)
 	}
-	WaitFor(5*time.Second, func() bool { return strings.Count(l.stderr.String(), "back:") >= 2 })
-	mustContain(t, "launcher status", l.stderr.String(), "reconnecting", "back:")
+	WaitFor(5*time.Second, func() bool { return strings.Count(l.Stderr.String(), "back:") >= 2 })
+	MustContain(t, "launcher status", l.Stderr.String(), "reconnecting", "back:")
 }
 
 // TestLaunchChangedHostKey: a changed host key makes launch fail within seconds with a
@@ -220,7 +220,7 @@ func TestLaunchChangedHostKey(t *testing.T) {
 
 	Binary(t) // built before the clock starts
 	start := time.Now()
-	_, errOut, code := runTether(t, "launch", "-F", s.Config, s.Alias, "--no-browser")
+	_, errOut, code := RunTether(t, "launch", "-F", s.Config, s.Alias, "--no-browser")
 	el := time.Since(start)
 	if code != 1 || !strings.Contains(strings.ToLower(errOut), "host key") || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
 		t.Errorf("exit %d, stderr %q: want exit 1 and one line about the host key", code, errOut)
@@ -242,7 +242,7 @@ func TestLaunchChangedHostKey(t *testing.T) {
 		}
 	}
 	if el > 5*time.Second {
-		t.Errorf("took %s; want seconds", fmtDur(el))
+		t.Errorf("took %s; want seconds", FmtDur(el))
 	}
 	if _, err := os.Stat(s.Home + "/.cache"); !os.IsNotExist(err) {
 		t.Errorf("something was installed or started on the remote: %v", err)
@@ -255,7 +255,7 @@ func TestLaunchChangedHostKey(t *testing.T) {
 // TestDemoE2E: `tether demo --no-browser --json` works with nothing set up, and stops
 // its session and cleans up on exit.
 func TestDemoE2E(t *testing.T) {
-	l := startLauncher(t, []string{"demo", "--no-browser", "--json"}, true)
+	l := StartLauncher(t, []string{"demo", "--no-browser", "--json"}, true)
 	checkDemo(t, l)
 }
 
@@ -263,36 +263,36 @@ func TestDemoE2E(t *testing.T) {
 // does not try xdg-open; it says why on stderr and prints the URL with the token on
 // stdout for the user to open by hand.
 func TestDemoNoDisplayPrintsURL(t *testing.T) {
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	env = append(env, "TETHER_BROWSER=", "DISPLAY=", "WAYLAND_DISPLAY=")
 	cmd := exec.Command(Binary(t), "demo")
 	cmd.Env = env
-	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}}
-	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
-	l.proc = Start(t, cmd)
-	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.stdout.String(), "\n") }) {
-		t.Fatalf("demo without a display printed no URL; stderr:\n%s", l.stderr.String())
+	l := &Launched{Stdout: &Buffer{}, Stderr: &Buffer{}}
+	cmd.Stdout, cmd.Stderr = l.Stdout, l.Stderr
+	l.Proc = Start(t, cmd)
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.Stdout.String(), "\n") }) {
+		t.Fatalf("demo without a display printed no URL; stderr:\n%s", l.Stderr.String())
 	}
-	url := strings.TrimSpace(l.stdout.String())
+	url := strings.TrimSpace(l.Stdout.String())
 	i := strings.Index(url, "?token=")
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || i < 0 {
 		t.Fatalf("stdout %q; want the local URL with the token", url)
 	}
 	tok := url[i+len("?token="):]
-	if status, _, _ := fetch(t, url[:i], "Authorization", "token "+tok); status != 200 {
+	if status, _, _ := Fetch(t, url[:i], "Authorization", "token "+tok); status != 200 {
 		t.Errorf("the printed URL's token: %d; want 200", status)
 	}
-	if !WaitFor(10*time.Second, func() bool { return strings.Contains(l.stderr.String(), "ready") }) {
-		t.Fatalf("no ready line; stderr:\n%s", l.stderr.String())
+	if !WaitFor(10*time.Second, func() bool { return strings.Contains(l.Stderr.String(), "ready") }) {
+		t.Fatalf("no ready line; stderr:\n%s", l.Stderr.String())
 	}
-	e := l.stderr.String()
-	mustContain(t, "demo stderr", e, "could not open a browser (no graphical display")
+	e := l.Stderr.String()
+	MustContain(t, "demo stderr", e, "could not open a browser (no graphical display")
 	if strings.Contains(e, tok) {
 		t.Errorf("stderr holds the token:\n%s", e)
 	}
-	l.proc.Cmd.Process.Signal(syscall.SIGINT)
-	if err, ok := l.proc.Wait(30 * time.Second); !ok || err != nil {
-		t.Fatalf("demo after Ctrl-C: exited %v, %v; stderr:\n%s", ok, err, l.stderr.String())
+	l.Proc.Cmd.Process.Signal(syscall.SIGINT)
+	if err, ok := l.Proc.Wait(30 * time.Second); !ok || err != nil {
+		t.Fatalf("demo after Ctrl-C: exited %v, %v; stderr:\n%s", ok, err, l.Stderr.String())
 	}
 }
 
@@ -302,48 +302,48 @@ func TestDemoGoRun(t *testing.T) {
 		t.Skip("builds the module with go run")
 	}
 	Need(t, "go", "golang")
-	env, opened := launcherEnv(t)
-	cmd := execGoRun(t, env)
-	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}, opened: opened}
-	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
-	l.proc = Start(t, cmd)
-	if !WaitFor(90*time.Second, func() bool { return strings.Contains(l.stdout.String(), "\n") }) {
-		t.Fatalf("go run . demo: no JSON line; stderr:\n%s", l.stderr.String())
+	env, opened := LauncherEnv(t)
+	cmd := ExecGoRun(t, env)
+	l := &Launched{Stdout: &Buffer{}, Stderr: &Buffer{}, Opened: opened}
+	cmd.Stdout, cmd.Stderr = l.Stdout, l.Stderr
+	l.Proc = Start(t, cmd)
+	if !WaitFor(90*time.Second, func() bool { return strings.Contains(l.Stdout.String(), "\n") }) {
+		t.Fatalf("go run . demo: no JSON line; stderr:\n%s", l.Stderr.String())
 	}
-	if err := jsonUnmarshal(l.stdout.String(), &l.line); err != nil {
+	if err := jsonUnmarshal(l.Stdout.String(), &l.Line); err != nil {
 		t.Fatal(err)
 	}
 	// go run waits for its child; the group gets Ctrl-C as from a terminal.
-	syscall.Kill(-l.proc.Cmd.Process.Pid, syscall.SIGINT)
+	syscall.Kill(-l.Proc.Cmd.Process.Pid, syscall.SIGINT)
 	checkDemoAfter(t, l, false)
 }
 
-func checkDemo(t *testing.T, l *launched) {
+func checkDemo(t *testing.T, l *Launched) {
 	t.Helper()
-	tok := l.line.Session.Token
-	status, body, _ := fetch(t, strings.TrimSuffix(l.line.URL, "?token="+tok), "Authorization", "token "+tok)
+	tok := l.Line.Session.Token
+	status, body, _ := Fetch(t, strings.TrimSuffix(l.Line.URL, "?token="+tok), "Authorization", "token "+tok)
 	if status != 200 || body == "" {
 		t.Errorf("demo URL: %d %.100q", status, body)
 	}
 	if p := ProcessesWith(tok); len(p) > 0 {
 		t.Errorf("the token is on a command line: %q", p)
 	}
-	l.proc.Cmd.Process.Signal(syscall.SIGINT)
+	l.Proc.Cmd.Process.Signal(syscall.SIGINT)
 	checkDemoAfter(t, l, true)
 }
 
-func checkDemoAfter(t *testing.T, l *launched, direct bool) {
+func checkDemoAfter(t *testing.T, l *Launched, direct bool) {
 	t.Helper()
-	err, ok := l.proc.Wait(30 * time.Second)
+	err, ok := l.Proc.Wait(30 * time.Second)
 	// `go run` itself exits 1 when it got SIGINT, whatever its child did.
 	if !ok || err != nil && direct {
-		t.Fatalf("demo after Ctrl-C: exited %v, %v; stderr:\n%s", ok, err, l.stderr.String())
+		t.Fatalf("demo after Ctrl-C: exited %v, %v; stderr:\n%s", ok, err, l.Stderr.String())
 	}
-	mustContain(t, "demo stderr", l.stderr.String(), "stopped session "+l.line.Session.ID)
-	if _, err := os.Stat(l.line.Session.Socket); !os.IsNotExist(err) {
-		t.Errorf("the demo session's socket %s is still there", l.line.Session.Socket)
+	MustContain(t, "demo stderr", l.Stderr.String(), "stopped session "+l.Line.Session.ID)
+	if _, err := os.Stat(l.Line.Session.Socket); !os.IsNotExist(err) {
+		t.Errorf("the demo session's socket %s is still there", l.Line.Session.Socket)
 	}
-	if Alive(l.line.Session.PID) {
-		t.Errorf("the demo server %d is still running", l.line.Session.PID)
+	if Alive(l.Line.Session.PID) {
+		t.Errorf("the demo server %d is still running", l.Line.Session.PID)
 	}
 }

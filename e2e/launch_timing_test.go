@@ -15,7 +15,7 @@ import (
 // true` (issue 7 benchmarks these properly).
 func TestLaunchTimings(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	Binary(t) // built before the clock starts
 	median := func(ds []time.Duration) time.Duration {
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
@@ -31,28 +31,28 @@ func TestLaunchTimings(t *testing.T) {
 	}
 	launchOnce := func() time.Duration {
 		start := time.Now()
-		l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--rm"}, true)
+		l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--rm"}, true)
 		el := time.Since(start)
-		l.interrupt(t)
+		l.Interrupt(t)
 		return el
 	}
 	first := launchOnce()
 	// Reconnect: from killing the SSH connection to the local URL answering again.
-	l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--rm"}, true)
-	tok := l.line.Session.Token
-	base := strings.TrimSuffix(l.line.URL, "?token="+tok)
+	l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--rm"}, true)
+	tok := l.Line.Session.Token
+	base := strings.TrimSuffix(l.Line.URL, "?token="+tok)
 	var back []time.Duration
 	for i := 0; i < 3; i++ {
 		s.KillConnections()
 		start := time.Now()
-		WaitFor(15*time.Second, func() bool { status, _, _ := fetch(t, base, "Authorization", "token "+tok); return status == 200 })
+		WaitFor(15*time.Second, func() bool { status, _, _ := Fetch(t, base, "Authorization", "token "+tok); return status == 200 })
 		back = append(back, time.Since(start))
 	}
-	l.interrupt(t)
+	l.Interrupt(t)
 	var again []time.Duration
 	for i := 0; i < 5; i++ {
 		again = append(again, launchOnce())
 	}
 	t.Logf("ssh HOST true: median %s; tether launch (built-in app) to a verified URL: first (upload) %s, binary in place median %s (%v); reconnect to a working URL: %v",
-		fmtDur(median(sshTrue)), fmtDur(first), fmtDur(median(again)), again, back)
+		FmtDur(median(sshTrue)), FmtDur(first), FmtDur(median(again)), again, back)
 }

@@ -87,15 +87,15 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 	curl := Need(t, "curl", "curl")
 	other := OtherUser(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--"}, httpServerApp...)
-	l := startLauncher(t, args, true)
-	tok, id, port := l.line.Session.Token, l.line.Session.ID, l.line.LocalPort
+	l := StartLauncher(t, args, true)
+	tok, id, port := l.Line.Session.Token, l.Line.Session.ID, l.Line.LocalPort
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	// The owner's Chromium signs in with the one-time code the launcher opened.
 	var target string
-	if !WaitFor(10*time.Second, func() bool { ts := openedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
+	if !WaitFor(10*time.Second, func() bool { ts := OpenedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
 		t.Fatalf("the launcher opened no browser")
 	}
 	ctx := Browser(t)
@@ -116,12 +116,12 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 	chromiumShows("after signing in")
 
 	// The owner's Go client signs in with the token: the real session cookie.
-	status, _, resp := fetch(t, l.line.URL)
+	status, _, resp := Fetch(t, l.Line.URL)
 	if status != 303 || resp == nil || len(resp.Cookies()) == 0 {
 		t.Fatalf("GET ?token=: status %d", status)
 	}
 	cookie := resp.Cookies()[0].Name + "=" + resp.Cookies()[0].Value
-	if status, body, _ := fetch(t, base, "Cookie", cookie); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Cookie", cookie); status != 200 || !strings.Contains(body, httpServerTitle) {
 		t.Fatalf("the owner with the cookie: %d %.200q", status, body)
 	}
 
@@ -147,12 +147,12 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 	for _, a := range attacks {
 		req := "GET " + a.path + " HTTP/1.1\r\nHost: " + host + "\r\n" + a.header + "\r\nConnection: close\r\n\r\n"
 		if a.pause {
-			l.proc.Cmd.Process.Signal(syscall.SIGSTOP)
+			l.Proc.Cmd.Process.Signal(syscall.SIGSTOP)
 		}
 		got := replayAs(t, other, port, req, a.closeAtOnce)
 		if a.pause {
 			time.Sleep(200 * time.Millisecond)
-			l.proc.Cmd.Process.Signal(syscall.SIGCONT)
+			l.Proc.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 		t.Logf("%s as %s: %s", a.name, other.Name, strings.ReplaceAll(got, tok, "TOKEN"))
 		if !a.closeAtOnce && (strings.Contains(got, "HTTP/") || !strings.HasPrefix(got, "read 0 ") && !strings.HasPrefix(got, "connect failed")) {
@@ -177,7 +177,7 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 	// up to date) and none of the other user's.
 	var logs string
 	WaitFor(10*time.Second, func() bool {
-		logs, _, _ = runTether(t, "logs", "-F", s.Config, s.Alias, id)
+		logs, _, _ = RunTether(t, "logs", "-F", s.Config, s.Alias, id)
 		return strings.Contains(logs, ownerPath)
 	})
 	if !strings.Contains(logs, ownerPath) {
@@ -189,7 +189,7 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 
 	// The launcher told the owner, once for that user (the next ones are counted for a
 	// minute); a connection closed before it was looked at is told as such (or as gone).
-	errOut := l.stderr.String()
+	errOut := l.Stderr.String()
 	uidNote := fmt.Sprintf("refused a connection to local port %d from another user of this machine, %s (uid %d)", port, other.Name, other.UID)
 	if n := strings.Count(errOut, uidNote); n != 1 {
 		t.Errorf("stderr tells %d times of %s; want once:\n%s", n, other.Name, errOut)
@@ -206,5 +206,5 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 	if strings.Contains(errOut, tok) || strings.Contains(errOut, cookie) {
 		t.Errorf("a secret is on the launcher's stderr")
 	}
-	l.interrupt(t)
+	l.Interrupt(t)
 }

@@ -20,7 +20,7 @@ import (
 // is a pipe (the --json line, ls's output).
 func tetherOnTerminal(t *testing.T, extraEnv []string, args ...string) (*Terminal, *Buffer) {
 	t.Helper()
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(env, extraEnv...)
 	var stdout Buffer
@@ -68,7 +68,7 @@ func checkPromptLines(t *testing.T, screen, question string) {
 }
 
 // waitJSONLine waits for the launcher's --json line on stdout.
-func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) launchLine {
+func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) LaunchLine {
 	t.Helper()
 	if !WaitFor(60*time.Second, func() bool {
 		select {
@@ -80,7 +80,7 @@ func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) launchLine {
 	}) || !strings.Contains(stdout.String(), "\n") {
 		t.Fatalf("no JSON line; terminal:\n%s", term.Screen())
 	}
-	var line launchLine
+	var line LaunchLine
 	if err := json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &line); err != nil {
 		t.Fatalf("JSON line %q: %v", stdout.String(), err)
 	}
@@ -103,7 +103,7 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 	killSessionOnCleanup(t, line.Session.PID)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort)
 	tok := line.Session.Token
-	if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
 		t.Fatalf("the URL does not answer after launch: %d %.200s", status, body)
 	}
 	if got := s.Logins(); len(got) != 1 || got[0].Method != "keyboard-interactive/pam" {
@@ -208,7 +208,7 @@ func TestNativePassphraseOncePerProcess(t *testing.T) {
 	killSessionOnCleanup(t, line.Session.PID)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort)
 	answers := func() bool {
-		status, body, _ := fetch(t, base, "Authorization", "token "+line.Session.Token)
+		status, body, _ := Fetch(t, base, "Authorization", "token "+line.Session.Token)
 		return status == 200 && strings.Contains(body, httpServerTitle)
 	}
 	if !answers() {
@@ -240,7 +240,7 @@ func TestNativePassphraseOncePerProcess(t *testing.T) {
 // the fix (ssh-add), not "no key was found".
 func TestNativeEncryptedKeyWithoutTerminal(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{KeyPassphrase: "correct horse battery"})
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	cmd := exec.Command(Binary(t), "ls", "-F", s.Config, s.Alias)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
@@ -268,7 +268,7 @@ func TestNativeEncryptedKeyWithoutTerminal(t *testing.T) {
 	if len(errLines) != 1 {
 		t.Fatalf("want one error line; got %q", errLines)
 	}
-	mustContain(t, "the error", errLines[0], "tether: "+s.Alias+" refused to let "+s.User+" in",
+	MustContain(t, "the error", errLines[0], "tether: "+s.Alias+" refused to let "+s.User+" in",
 		s.ClientKey+" is encrypted", "`ssh-add "+s.ClientKey+"`")
 	if strings.Contains(errLines[0], "no key was found") {
 		t.Errorf("the error says no key was found: %s", errLines[0])

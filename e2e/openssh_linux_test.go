@@ -17,9 +17,9 @@ import (
 // answers do not wait 40 ms for a delayed ACK.
 func TestOpenSSHNoDelay(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	env, _ := openSSHEnv(t, s)
-	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	l := StartLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	if v, err := sshdNoDelay(t, s); err != nil {
 		if Required() && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
 			t.Fatalf("TETHER_E2E=require: cannot inspect sshd's sockets: %v", err)
@@ -31,8 +31,8 @@ func TestOpenSSHNoDelay(t *testing.T) {
 	if s.KillConnections() == 0 {
 		t.Fatal("no sshd connection process to kill")
 	}
-	if !WaitFor(30*time.Second, func() bool { return strings.Contains(l.stderr.String(), "back: session") }) {
-		t.Fatalf("no reconnect; stderr:\n%s", l.stderr.String())
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(l.Stderr.String(), "back: session") }) {
+		t.Fatalf("no reconnect; stderr:\n%s", l.Stderr.String())
 	}
 	if !WaitFor(10*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return allSet(v) }) {
 		v, _ := sshdNoDelay(t, s)

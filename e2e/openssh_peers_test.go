@@ -26,10 +26,10 @@ func TestOpenSSHMFA(t *testing.T) {
 	answerPrompt(t, term, TOTPPrompt, 1, s.TOTP.Next(t))
 	line := waitJSONLine(t, term, stdout)
 	killSessionOnCleanup(t, line.Session.PID)
-	if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort), "Authorization", "token "+line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+	if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort), "Authorization", "token "+line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 		t.Fatalf("after launch: %d %.200q", status, body)
 	}
-	mustContain(t, "launch's terminal", term.Screen(), "tether: connecting to "+s.Alias+" (OpenSSH)")
+	MustContain(t, "launch's terminal", term.Screen(), "tether: connecting to "+s.Alias+" (OpenSSH)")
 
 	// The launcher dies outright; attach comes back through the master it left.
 	syscall.Kill(term.Proc.Cmd.Process.Pid, syscall.SIGKILL)
@@ -37,10 +37,10 @@ func TestOpenSSHMFA(t *testing.T) {
 	aterm, aout := tetherOnTerminal(t, env, "attach", "--ssh", "openssh", "-F", s.Config, s.Alias, line.Session.ID, "--json", "--no-browser")
 	aline := waitJSONLine(t, aterm, aout)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", aline.LocalPort)
-	if status, _, _ := fetch(t, base, "Authorization", "token "+aline.Session.Token); status != 200 {
+	if status, _, _ := Fetch(t, base, "Authorization", "token "+aline.Session.Token); status != 200 {
 		t.Fatalf("after attach: status %d", status)
 	}
-	if out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(out, line.Session.ID) {
+	if out, errOut, code := RunTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(out, line.Session.ID) {
 		t.Fatalf("ls: exit %d, %q, %q", code, out, errOut)
 	}
 	logins := s.Logins()
@@ -62,7 +62,7 @@ func TestOpenSSHMFA(t *testing.T) {
 	waited := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		status, _, _ := fetch(t, base+"?during-the-login", "Authorization", "token "+aline.Session.Token)
+		status, _, _ := Fetch(t, base+"?during-the-login", "Authorization", "token "+aline.Session.Token)
 		waited <- result{status, time.Since(start)}
 	}()
 	if !aterm.WaitFor(TOTPPrompt, 1, 30*time.Second) {
@@ -80,7 +80,7 @@ func TestOpenSSHMFA(t *testing.T) {
 		if r.status != 200 {
 			t.Errorf("the request made during the drop: status %d", r.status)
 		}
-		t.Logf("the request made during the drop answered %s after it (the code typed about 1 s after the question)", fmtDur(r.at))
+		t.Logf("the request made during the drop answered %s after it (the code typed about 1 s after the question)", FmtDur(r.at))
 	case <-time.After(60 * time.Second):
 		t.Fatal("the request made during the drop never answered")
 	}
@@ -95,7 +95,7 @@ func TestOpenSSHMFA(t *testing.T) {
 		}
 	}
 
-	if out, errOut, code := runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, line.Session.ID); code != 0 || !strings.Contains(out, "stopped") {
+	if out, errOut, code := RunTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, line.Session.ID); code != 0 || !strings.Contains(out, "stopped") {
 		t.Fatalf("stop: exit %d, %q, %q", code, out, errOut)
 	}
 	time.Sleep(time.Second) // nothing asks again
@@ -123,20 +123,20 @@ func TestOpenSSHKerberos(t *testing.T) {
 	Need(t, "klist", "krb5-user")
 	k.Kinit(t)
 	env, _ := openSSHEnv(t, s, s.ClientEnv...)
-	l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	killSessionOnCleanup(t, l.line.Session.PID)
-	mustContain(t, "launcher stderr", l.stderr.String(),
+	l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	killSessionOnCleanup(t, l.Line.Session.PID)
+	MustContain(t, "launcher stderr", l.Stderr.String(),
 		"tether: using OpenSSH's ssh for "+s.Alias+" (your config sets GSSAPIAuthentication yes and you have a Kerberos ticket)")
-	if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+	if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 		t.Fatalf("through the Kerberos login: %d %.200q", status, body)
 	}
-	if err := l.interrupt(t); err != nil {
+	if err := l.Interrupt(t); err != nil {
 		t.Errorf("launcher after Ctrl-C: %v", err)
 	}
-	if out, errOut, code := runTetherEnv(t, env, "ls", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(out, l.line.Session.ID) {
+	if out, errOut, code := RunTetherEnv(t, env, "ls", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(out, l.Line.Session.ID) {
 		t.Fatalf("ls: exit %d, %q, %q", code, out, errOut)
 	}
-	if out, errOut, code := runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.line.Session.ID); code != 0 || !strings.Contains(out, "stopped") {
+	if out, errOut, code := RunTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.Line.Session.ID); code != 0 || !strings.Contains(out, "stopped") {
 		t.Fatalf("stop: exit %d, %q, %q", code, out, errOut)
 	}
 	if got := s.Logins(); len(got) != 1 || got[0] != (Login{Method: "gssapi-with-mic", User: s.User}) {
@@ -145,7 +145,7 @@ func TestOpenSSHKerberos(t *testing.T) {
 	// Without a ticket auto stays native: the config alone (GSSAPIAuthentication yes, as
 	// Debian sets for every host) is no reason, and the native refusal points to ssh.
 	noTicket := append(append([]string{}, env...), "KRB5CCNAME=FILE:"+k.Dir+"/no-such-ccache")
-	_, errOut, code := runTetherEnv(t, noTicket, "ls", "-F", s.Config, s.Alias)
+	_, errOut, code := RunTetherEnv(t, noTicket, "ls", "-F", s.Config, s.Alias)
 	if code == 0 || strings.Contains(errOut, "using OpenSSH") || !strings.Contains(errOut, "--ssh openssh") {
 		t.Errorf("without a ticket: exit %d, stderr %q; want native's refusal pointing to --ssh openssh", code, errOut)
 	}

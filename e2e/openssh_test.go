@@ -87,16 +87,16 @@ func ownMasters(dir string) []string {
 // so.
 func TestOpenSSHLaunch(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	env, dir := openSSHEnv(t, s)
 	before := logins(s)
-	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-	if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
+	l := StartLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
 		t.Fatalf("GET %s through the OpenSSH transport: %d %.200q", base, status, body)
 	}
-	if status, _, _ := fetch(t, base); status != 401 {
+	if status, _, _ := Fetch(t, base); status != 401 {
 		t.Errorf("without the token: status %d, want 401", status)
 	}
 	if ps := ProcessesWith(tok); len(ps) > 0 {
@@ -105,13 +105,13 @@ func TestOpenSSHLaunch(t *testing.T) {
 	if len(ownMasters(dir)) != 1 {
 		t.Errorf("tether's own masters under %s: %v; want one", dir, ownMasters(dir))
 	}
-	mustContain(t, "launcher stderr", l.stderr.String(), "connecting to "+s.Alias+" (OpenSSH)")
+	MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to "+s.Alias+" (OpenSSH)")
 
-	out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias)
-	if code != 0 || !strings.Contains(out, l.line.Session.ID) {
+	out, errOut, code := RunTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias)
+	if code != 0 || !strings.Contains(out, l.Line.Session.ID) {
 		t.Fatalf("ls --ssh openssh: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	out, errOut, code = runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.line.Session.ID)
+	out, errOut, code = RunTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.Line.Session.ID)
 	if code != 0 || !strings.Contains(out, "stopped") {
 		t.Fatalf("stop --ssh openssh: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -119,14 +119,14 @@ func TestOpenSSHLaunch(t *testing.T) {
 		t.Errorf("launch + ls + stop logged in %d times; want 1 (tether's own master)", n)
 	}
 	// The launcher notices the stop within its 3 s socket check.
-	err, ok := l.proc.Wait(30 * time.Second)
+	err, ok := l.Proc.Wait(30 * time.Second)
 	if !ok {
-		t.Fatalf("the launcher did not exit after its session was stopped; stderr:\n%s", l.stderr.String())
+		t.Fatalf("the launcher did not exit after its session was stopped; stderr:\n%s", l.Stderr.String())
 	}
 	if err != nil {
-		t.Errorf("launcher exit: %v; stderr:\n%s", err, l.stderr.String())
+		t.Errorf("launcher exit: %v; stderr:\n%s", err, l.Stderr.String())
 	}
-	mustContain(t, "launcher stderr", l.stderr.String(), "ended: it was stopped")
+	MustContain(t, "launcher stderr", l.Stderr.String(), "ended: it was stopped")
 	if left, _ := filepath.Glob(filepath.Join(dir, "tether", "f-*")); len(left) > 0 {
 		t.Errorf("forward sockets left behind after the launcher exited: %v", left)
 	}
@@ -137,7 +137,7 @@ func TestOpenSSHLaunch(t *testing.T) {
 // its launch, ls and stop add no login and start no master of tether's.
 func TestOpenSSHUsesUserMaster(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	env, dir := openSSHEnv(t, s)
 	cp := filepath.Join(dir, "u-%C")
 	cfg := filepath.Join(s.Dir, "ssh_config_cm")
@@ -152,23 +152,23 @@ func TestOpenSSHUsesUserMaster(t *testing.T) {
 	}
 	before := logins(s)
 
-	l := startLauncher(t, []string{"launch", "-F", cfg, s.Alias, "--json", "--no-browser"}, true, env...)
-	if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+	l := StartLauncher(t, []string{"launch", "-F", cfg, s.Alias, "--json", "--no-browser"}, true, env...)
+	if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 		t.Fatalf("GET through the user's master: %d %.200q", status, body)
 	}
-	mustContain(t, "launcher stderr", l.stderr.String(),
+	MustContain(t, "launcher stderr", l.Stderr.String(),
 		"tether: using OpenSSH's ssh for "+s.Alias+" (your config sets ControlMaster and ControlPath)")
-	if n := strings.Count(l.stderr.String(), "using OpenSSH's ssh"); n != 1 {
-		t.Errorf("the choice was told %d times; want once:\n%s", n, l.stderr.String())
+	if n := strings.Count(l.Stderr.String(), "using OpenSSH's ssh"); n != 1 {
+		t.Errorf("the choice was told %d times; want once:\n%s", n, l.Stderr.String())
 	}
-	if err := l.interrupt(t); err != nil {
+	if err := l.Interrupt(t); err != nil {
 		t.Errorf("launcher exit after Ctrl-C: %v", err)
 	}
-	out, errOut, code := runTetherEnv(t, env, "ls", "-F", cfg, s.Alias)
-	if code != 0 || !strings.Contains(out, l.line.Session.ID) {
+	out, errOut, code := RunTetherEnv(t, env, "ls", "-F", cfg, s.Alias)
+	if code != 0 || !strings.Contains(out, l.Line.Session.ID) {
 		t.Fatalf("ls: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if _, errOut, code = runTetherEnv(t, env, "stop", "-F", cfg, s.Alias, "--all"); code != 0 {
+	if _, errOut, code = RunTetherEnv(t, env, "stop", "-F", cfg, s.Alias, "--all"); code != 0 {
 		t.Fatalf("stop --all: exit %d: %s", code, errOut)
 	}
 	if n := logins(s) - before; n != 0 {
@@ -184,19 +184,19 @@ func TestOpenSSHUsesUserMaster(t *testing.T) {
 // ControlPersist (TETHER_SSH_PERSIST, here 5 s) after the last of them.
 func TestOpenSSHOwnMasterPersist(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	env, dir := openSSHEnv(t, s, "TETHER_SSH_PERSIST=5s")
 	before := logins(s)
-	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	if err := l.interrupt(t); err != nil {
+	l := StartLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	if err := l.Interrupt(t); err != nil {
 		t.Errorf("launcher exit after Ctrl-C: %v", err)
 	}
-	mustContain(t, "launcher stderr", l.stderr.String(), "come back: tether attach -F "+s.Config+" --ssh openssh "+s.Alias)
-	out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias)
-	if code != 0 || !strings.Contains(out, l.line.Session.ID) {
+	MustContain(t, "launcher stderr", l.Stderr.String(), "come back: tether attach -F "+s.Config+" --ssh openssh "+s.Alias)
+	out, errOut, code := RunTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", s.Config, s.Alias)
+	if code != 0 || !strings.Contains(out, l.Line.Session.ID) {
 		t.Fatalf("ls: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if _, errOut, code = runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.line.Session.ID); code != 0 {
+	if _, errOut, code = RunTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", s.Config, s.Alias, l.Line.Session.ID); code != 0 {
 		t.Fatalf("stop: exit %d: %s", code, errOut)
 	}
 	last := time.Now()
@@ -210,9 +210,9 @@ func TestOpenSSHOwnMasterPersist(t *testing.T) {
 	}
 	gone := WaitFor(30*time.Second, func() bool { return !Alive(pids[0]) })
 	took := time.Since(last)
-	t.Logf("the master (pid %d) exited %s after the last command (ControlPersist 5 s)", pids[0], fmtDur(took))
+	t.Logf("the master (pid %d) exited %s after the last command (ControlPersist 5 s)", pids[0], FmtDur(took))
 	if !gone {
-		t.Fatalf("tether's master (pid %d) still runs %s after its last use (ControlPersist 5 s)", pids[0], fmtDur(took))
+		t.Fatalf("tether's master (pid %d) still runs %s after its last use (ControlPersist 5 s)", pids[0], FmtDur(took))
 	}
 	if _, err := os.Lstat(masters[0]); err == nil {
 		t.Errorf("the master's control socket %s is still there", masters[0])
@@ -224,12 +224,12 @@ func TestOpenSSHOwnMasterPersist(t *testing.T) {
 // more login, no prompt), and the same local URL answers, the app never restarted.
 func TestOpenSSHReconnect(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	env, _ := openSSHEnv(t, s)
-	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	l := StartLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 	answers := func() bool {
-		status, body, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
+		status, body, _ := Fetch(t, base, "Authorization", "token "+l.Line.Session.Token)
 		return status == 200 && strings.Contains(body, "tether's built-in app")
 	}
 	if !answers() {
@@ -240,19 +240,19 @@ func TestOpenSSHReconnect(t *testing.T) {
 		t.Fatal("no sshd connection process to kill")
 	}
 	start := time.Now()
-	if !WaitFor(30*time.Second, func() bool { return strings.Contains(l.stderr.String(), "back: session") }) {
-		t.Fatalf("no reconnect within 30 s; stderr:\n%s", l.stderr.String())
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(l.Stderr.String(), "back: session") }) {
+		t.Fatalf("no reconnect within 30 s; stderr:\n%s", l.Stderr.String())
 	}
 	if !WaitFor(15*time.Second, answers) {
-		t.Fatalf("the URL does not answer after the reconnect; stderr:\n%s", l.stderr.String())
+		t.Fatalf("the URL does not answer after the reconnect; stderr:\n%s", l.Stderr.String())
 	}
-	t.Logf("answering again %s after the connection was killed", fmtDur(time.Since(start)))
-	mustContain(t, "launcher stderr", l.stderr.String(), "connection to "+s.Alias+" lost (ssh's master connection ended); reconnecting")
+	t.Logf("answering again %s after the connection was killed", FmtDur(time.Since(start)))
+	MustContain(t, "launcher stderr", l.Stderr.String(), "connection to "+s.Alias+" lost (ssh's master connection ended); reconnecting")
 	if n := logins(s) - before; n != 1 {
 		t.Errorf("the reconnect logged in %d times; want 1", n)
 	}
-	if !Alive(l.line.Session.PID) {
-		t.Errorf("the session's server (pid %d) is gone", l.line.Session.PID)
+	if !Alive(l.Line.Session.PID) {
+		t.Errorf("the session's server (pid %d) is gone", l.Line.Session.PID)
 	}
 }
 
@@ -262,12 +262,12 @@ func TestOpenSSHReconnect(t *testing.T) {
 // connection was lost, reconnects, and the URL answers again.
 func TestOpenSSHSilentDrop(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	env, _ := openSSHEnv(t, s)
-	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	l := StartLauncher(t, []string{"launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 	answers := func() bool {
-		status, _, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token)
+		status, _, _ := Fetch(t, base, "Authorization", "token "+l.Line.Session.Token)
 		return status == 200
 	}
 	if !answers() {
@@ -287,18 +287,18 @@ func TestOpenSSHSilentDrop(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.stderr.String(), "lost") }) {
-		t.Fatalf("no \"lost\" line within 60 s of a silent drop; stderr:\n%s", l.stderr.String())
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(l.Stderr.String(), "lost") }) {
+		t.Fatalf("no \"lost\" line within 60 s of a silent drop; stderr:\n%s", l.Stderr.String())
 	}
 	lost := time.Since(start)
 	if !WaitFor(60*time.Second, answers) {
-		t.Fatalf("the URL did not answer again; stderr:\n%s", l.stderr.String())
+		t.Fatalf("the URL did not answer again; stderr:\n%s", l.Stderr.String())
 	}
-	t.Logf("silent drop: \"lost\" after %s, answering again after %s", fmtDur(lost), fmtDur(time.Since(start)))
+	t.Logf("silent drop: \"lost\" after %s, answering again after %s", FmtDur(lost), FmtDur(time.Since(start)))
 	if lost > 25*time.Second {
-		t.Errorf("the drop was noticed after %s; want about 16 s (ServerAliveInterval 4, CountMax 3)", fmtDur(lost))
+		t.Errorf("the drop was noticed after %s; want about 16 s (ServerAliveInterval 4, CountMax 3)", FmtDur(lost))
 	}
-	mustContain(t, "launcher stderr", l.stderr.String(), "connection to "+s.Alias+" lost", "reconnecting")
+	MustContain(t, "launcher stderr", l.Stderr.String(), "connection to "+s.Alias+" lost", "reconnecting")
 }
 
 // TestSSHAutoStaysNative: with a config that asks for nothing OpenSSH-only, auto uses
@@ -308,7 +308,7 @@ func TestSSHAutoStaysNative(t *testing.T) {
 	env, dir := openSSHEnv(t, s)
 	before := logins(s)
 	for range 2 {
-		out, errOut, code := runTetherEnv(t, env, "ls", "-F", s.Config, s.Alias)
+		out, errOut, code := RunTetherEnv(t, env, "ls", "-F", s.Config, s.Alias)
 		if code != 0 || strings.Contains(errOut, "OpenSSH") {
 			t.Fatalf("ls (auto): exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
@@ -322,7 +322,7 @@ func TestSSHAutoStaysNative(t *testing.T) {
 	// TETHER_SSH=openssh picks OpenSSH without a flag.
 	before = logins(s)
 	for range 2 {
-		if out, errOut, code := runTetherEnv(t, append(env, "TETHER_SSH=openssh"), "ls", "-F", s.Config, s.Alias); code != 0 {
+		if out, errOut, code := RunTetherEnv(t, append(env, "TETHER_SSH=openssh"), "ls", "-F", s.Config, s.Alias); code != 0 {
 			t.Fatalf("TETHER_SSH=openssh ls: exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
 	}
@@ -341,26 +341,26 @@ func TestOpenSSHSlurm(t *testing.T) {
 	before := logins(site.sshd)
 	for _, extra := range [][]string{nil, {"--via-node-ssh"}} {
 		args := site.args("launch", append([]string{"--ssh", "openssh", "--slurm", "-t 5", "--json", "--rm", "--no-browser"}, extra...)...)
-		l := startLauncher(t, args, false, env...)
+		l := StartLauncher(t, args, false, env...)
 		if !WaitFor(90*time.Second, func() bool {
 			select {
-			case <-l.proc.Done():
+			case <-l.Proc.Done():
 				return true
 			default:
 			}
-			return strings.Contains(l.stdout.String(), "\n")
-		}) || json.Unmarshal([]byte(l.stdout.String()), &l.line) != nil {
-			t.Fatalf("tether %s: no JSON line; stderr:\n%s", strings.Join(args, " "), l.stderr.String())
+			return strings.Contains(l.Stdout.String(), "\n")
+		}) || json.Unmarshal([]byte(l.Stdout.String()), &l.Line) != nil {
+			t.Fatalf("tether %s: no JSON line; stderr:\n%s", strings.Join(args, " "), l.Stderr.String())
 		}
-		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-		if status, body, _ := fetch(t, base, "Authorization", "token "+l.line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+		if status, body, _ := Fetch(t, base, "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 			t.Errorf("%v: through ssh's master: %d %.200q", extra, status, body)
 		}
 		if extra != nil {
-			mustContain(t, "launcher stderr", l.stderr.String(), "connecting to node "+site.slurm.Node+" through "+site.sshd.Alias+" (OpenSSH)")
+			MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to node "+site.slurm.Node+" through "+site.sshd.Alias+" (OpenSSH)")
 		}
-		if err := l.interrupt(t); err != nil {
-			t.Errorf("%v: launcher after Ctrl-C (--rm): %v\n%s", extra, err, l.stderr.String())
+		if err := l.Interrupt(t); err != nil {
+			t.Errorf("%v: launcher after Ctrl-C (--rm): %v\n%s", extra, err, l.Stderr.String())
 		}
 	}
 	if n := logins(site.sshd) - before; n != 2 {
@@ -375,7 +375,7 @@ func TestOpenSSHSlurm(t *testing.T) {
 // one line instead of asking again and again.
 func TestOpenSSHPromptsOnce(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	key := filepath.Join(s.Dir, "id_pass")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-C", "tether-e2e", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
@@ -398,15 +398,15 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 	}
 	before := logins(s)
 
-	l := startLauncher(t, []string{"launch", "--ssh", "openssh", "-F", cfg, s.Alias, "--json", "--no-browser"}, true, env...)
-	if err := l.interrupt(t); err != nil {
+	l := StartLauncher(t, []string{"launch", "--ssh", "openssh", "-F", cfg, s.Alias, "--json", "--no-browser"}, true, env...)
+	if err := l.Interrupt(t); err != nil {
 		t.Errorf("launcher after Ctrl-C: %v", err)
 	}
-	if out, errOut, code := runTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", cfg, s.Alias); code != 0 || !strings.Contains(out, l.line.Session.ID) {
+	if out, errOut, code := RunTetherEnv(t, env, "ls", "--ssh", "openssh", "-F", cfg, s.Alias); code != 0 || !strings.Contains(out, l.Line.Session.ID) {
 		t.Fatalf("ls: exit %d, %q, %q", code, out, errOut)
 	}
-	a := startLauncher(t, []string{"attach", "--ssh", "openssh", "-F", cfg, s.Alias, l.line.Session.ID, "--json", "--no-browser"}, true, env...)
-	if status, _, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort), "Authorization", "token "+a.line.Session.Token); status != 200 {
+	a := StartLauncher(t, []string{"attach", "--ssh", "openssh", "-F", cfg, s.Alias, l.Line.Session.ID, "--json", "--no-browser"}, true, env...)
+	if status, _, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.Line.LocalPort), "Authorization", "token "+a.Line.Session.Token); status != 200 {
 		t.Errorf("attach: status %d", status)
 	}
 	if n, q := logins(s)-before, questions(); n != 1 || q != 1 {
@@ -418,8 +418,8 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 	if s.KillConnections() == 0 {
 		t.Fatal("no sshd connection process to kill")
 	}
-	if !WaitFor(30*time.Second, func() bool { return strings.Contains(a.stderr.String(), "back: session") }) {
-		t.Fatalf("no reconnect; stderr:\n%s", a.stderr.String())
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(a.Stderr.String(), "back: session") }) {
+		t.Fatalf("no reconnect; stderr:\n%s", a.Stderr.String())
 	}
 	if q := questions(); q != 2 {
 		t.Errorf("after a reconnect: %d questions in all; want 2", q)
@@ -431,19 +431,19 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 	if s.KillConnections() == 0 {
 		t.Fatal("no sshd connection process to kill")
 	}
-	err, ok := a.proc.Wait(60 * time.Second)
+	err, ok := a.Proc.Wait(60 * time.Second)
 	if !ok {
-		t.Fatalf("the launcher keeps going after a refused login; stderr:\n%s", a.stderr.String())
+		t.Fatalf("the launcher keeps going after a refused login; stderr:\n%s", a.Stderr.String())
 	}
 	if err == nil {
 		t.Errorf("the launcher exited 0 after a refused login")
 	}
-	t.Logf("after the wrong answer: %d questions in all; the launcher ended with: %s", questions(), lastLines(a.stderr.String(), 2))
+	t.Logf("after the wrong answer: %d questions in all; the launcher ended with: %s", questions(), lastLines(a.Stderr.String(), 2))
 	if q := questions(); q > 2+3 {
 		t.Errorf("%d questions in all after a wrong answer; want at most 5 (ssh's own 3 tries)", q)
 	}
-	mustContain(t, "attach stderr", a.stderr.String(), "refused the login through ssh")
-	if _, errOut, code := runTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", cfg, s.Alias, "--all"); code == 0 || !strings.Contains(errOut, "refused the login") {
+	MustContain(t, "attach stderr", a.Stderr.String(), "refused the login through ssh")
+	if _, errOut, code := RunTetherEnv(t, env, "stop", "--ssh", "openssh", "-F", cfg, s.Alias, "--all"); code == 0 || !strings.Contains(errOut, "refused the login") {
 		t.Errorf("stop with the wrong passphrase: exit %d, %q; want the refusal", code, errOut)
 	}
 }
@@ -455,7 +455,7 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 func TestOpenSSHPromptOnTerminal(t *testing.T) {
 	scriptPath := Need(t, "script", "bsdutils")
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	key := filepath.Join(s.Dir, "id_pass")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-C", "tether-e2e", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
@@ -466,7 +466,7 @@ func TestOpenSSHPromptOnTerminal(t *testing.T) {
 	cfg := filepath.Join(s.Dir, "ssh_config_pass")
 	writeFile(t, cfg, strings.NewReplacer(s.ClientKey, key, "BatchMode yes", "BatchMode no").Replace(s.ConfigBlock()), 0o600)
 	env, _ := openSSHEnv(t, s, "SSH_AUTH_SOCK=", "SSH_ASKPASS=", "DISPLAY=")
-	base, _ := launcherEnv(t)
+	base, _ := LauncherEnv(t)
 	cmdline := Binary(t) + " launch --ssh openssh -F " + cfg + " " + s.Alias + " --no-browser"
 	cmd := exec.Command(scriptPath, "-q", "-e", "-c", cmdline, "/dev/null")
 	cmd.Env = append(base, env...)

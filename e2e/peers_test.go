@@ -37,7 +37,7 @@ func TestMFAPeerWithOpenSSH(t *testing.T) {
 	if got := s.Logins(); len(got) != 1 || got[0] != (Login{Method: "keyboard-interactive/pam", User: s.User}) {
 		t.Fatalf("logins after one: %+v; want one keyboard-interactive/pam", got)
 	}
-	mustContain(t, "sshd log", s.Log(), "Partial publickey for "+s.User)
+	MustContain(t, "sshd log", s.Log(), "Partial publickey for "+s.User)
 
 	// pam_oath takes each code once.
 	screen, exit = login(first)
@@ -91,7 +91,7 @@ func TestKerberosPeerWithOpenSSH(t *testing.T) {
 	if got := s.Logins(); len(got) != 1 || got[0] != (Login{Method: "gssapi-with-mic", User: s.User}) {
 		t.Fatalf("logins: %+v; want one gssapi-with-mic", got)
 	}
-	mustContain(t, "sshd log", s.Log(), "Accepted gssapi-with-mic for "+s.User+" from 127.0.0.1 port")
+	MustContain(t, "sshd log", s.Log(), "Accepted gssapi-with-mic for "+s.User+" from 127.0.0.1 port")
 	if !strings.Contains(s.Log(), ": "+k.Principal) {
 		t.Errorf("sshd did not log the principal %s:\n%s", k.Principal, s.Log())
 	}
@@ -101,7 +101,7 @@ func TestKerberosPeerWithOpenSSH(t *testing.T) {
 	}
 
 	// The native stack has no GSSAPI: a clear refusal that names the way out, no login.
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	cmd = exec.Command(Binary(t), "ls", "-F", s.Config, s.Alias)
 	cmd.Env = append(append(env, "TETHER_SSH=native"), s.ClientEnv...)
 	var stdout, stderr Buffer
@@ -111,7 +111,7 @@ func TestKerberosPeerWithOpenSSH(t *testing.T) {
 		t.Fatalf("tether ls (native) at the Kerberos host: err %v (finished: %v); stdout %q stderr %q", err, ok, stdout.String(), stderr.String())
 	}
 	t.Logf("native at the Kerberos host: %s", strings.TrimSpace(stderr.String()))
-	mustContain(t, "native tether's error", stderr.String(), "tether: "+s.Alias+" accepts only gssapi-with-mic (Kerberos) logins", "--ssh openssh")
+	MustContain(t, "native tether's error", stderr.String(), "tether: "+s.Alias+" accepts only gssapi-with-mic (Kerberos) logins", "--ssh openssh")
 	if n := len(s.Logins()); n != 2 {
 		t.Errorf("%d logins after the native attempt; want still 2", n)
 	}

@@ -92,12 +92,12 @@ func TestServeGuardsARealApp(t *testing.T) {
 	}
 
 	// Ctrl-C: the app and the session go away.
-	apps := Descendants(s.proc.Cmd.Process.Pid, "python3")
+	apps := Descendants(s.Proc.Cmd.Process.Pid, "python3")
 	if len(apps) != 1 {
 		t.Fatalf("app processes: %v", apps)
 	}
-	s.proc.Cmd.Process.Signal(syscall.SIGINT)
-	if _, ok := s.proc.Wait(15 * time.Second); !ok {
+	s.Proc.Cmd.Process.Signal(syscall.SIGINT)
+	if _, ok := s.Proc.Wait(15 * time.Second); !ok {
 		t.Fatal("tether serve did not stop on SIGINT")
 	}
 	if Alive(apps[0]) {
@@ -206,14 +206,14 @@ func TestServeAppExitEndsServer(t *testing.T) {
 srv = socketserver.TCPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 print("serving", flush=True); time.sleep(1.0); print("giving up now", file=sys.stderr, flush=True); sys.exit(3)`, "{port}")
-	err, ok := s.proc.Wait(20 * time.Second)
+	err, ok := s.Proc.Wait(20 * time.Second)
 	if !ok {
 		t.Fatal("tether serve did not end when its app exited")
 	}
 	if err == nil {
 		t.Error("tether serve exited 0 after its app failed")
 	}
-	out := s.stderr.String()
+	out := s.Stderr.String()
 	if !strings.Contains(out, "exited with status 3") || !strings.Contains(out, "giving up now") {
 		t.Errorf("stderr lacks the exit status and the app's last output:\n%s", out)
 	}

@@ -41,9 +41,9 @@ func stateEnv(t *testing.T, extra ...string) (env []string, root string) {
 
 // served is a foreground `tether serve --json` started by startServe.
 type served struct {
-	proc   *Proc
+	Proc   *Proc
 	rec    remote.Record
-	stderr *Buffer
+	Stderr *Buffer
 }
 
 // startServe starts `tether serve --json ARGS` in the foreground and waits for its
@@ -67,7 +67,7 @@ func startServe(t *testing.T, env []string, args ...string) *served {
 	if err != nil {
 		t.Fatalf("ready record %q: %v", line, err)
 	}
-	return &served{proc: p, rec: rec, stderr: stderr}
+	return &served{Proc: p, rec: rec, Stderr: stderr}
 }
 
 // readLine reads one line from r within timeout.

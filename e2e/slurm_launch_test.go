@@ -50,7 +50,7 @@ func slurmSiteOn(t *testing.T, s *Slurm, alias string, env map[string]string) *s
 	site := &slurmSite{slurm: s, sshd: d, config: cfg}
 	t.Cleanup(func() {
 		// Whatever a failed check left: every session (and so every job) on the login node.
-		env, _ := launcherEnv(t)
+		env, _ := LauncherEnv(t)
 		cmd := site.tetherCmd(env, "stop", "--all")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if cmd.Start() == nil {
@@ -81,44 +81,44 @@ func (site *slurmSite) tetherCmd(env []string, cmd string, args ...string) *exec
 // launch starts `tether launch --slurm OPTS --json EXTRA…` and waits for its JSON line,
 // logging when the launcher reported the job submitted, running, and the URL working
 // (the JSON line comes once the local URL answered through the tunnel).
-func (site *slurmSite) launch(t *testing.T, sbatch string, extra ...string) *launched {
+func (site *slurmSite) launch(t *testing.T, sbatch string, extra ...string) *Launched {
 	t.Helper()
 	args := site.args("launch", append([]string{"--slurm", sbatch, "--json"}, extra...)...)
 	start := time.Now()
-	l := startLauncher(t, args, false)
+	l := StartLauncher(t, args, false)
 	marks := []string{"submitted job", "is RUNNING", "\n"}
 	at := make([]time.Duration, len(marks))
 	WaitFor(90*time.Second, func() bool {
 		select {
-		case <-l.proc.Done():
+		case <-l.Proc.Done():
 			return true
 		default:
 		}
-		out := l.stderr.String()
+		out := l.Stderr.String()
 		for i, m := range marks[:2] {
 			if at[i] == 0 && strings.Contains(out, m) {
 				at[i] = time.Since(start)
 			}
 		}
-		if strings.Contains(l.stdout.String(), "\n") {
+		if strings.Contains(l.Stdout.String(), "\n") {
 			at[2] = time.Since(start)
 			return true
 		}
 		return false
 	})
-	out := l.stdout.String()
-	if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &l.line) != nil {
-		t.Fatalf("tether %s: stdout %q: want one JSON line; stderr:\n%s", strings.Join(args, " "), out, l.stderr.String())
+	out := l.Stdout.String()
+	if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &l.Line) != nil {
+		t.Fatalf("tether %s: stdout %q: want one JSON line; stderr:\n%s", strings.Join(args, " "), out, l.Stderr.String())
 	}
 	t.Logf("timings from the launcher's start: job submitted %s, RUNNING %s, URL answering %s (RUNNING → URL %s)",
-		fmtDur(at[0]), fmtDur(at[1]), fmtDur(at[2]), fmtDur(at[2]-at[1]))
+		FmtDur(at[0]), FmtDur(at[1]), FmtDur(at[2]), FmtDur(at[2]-at[1]))
 	return l
 }
 
 // jobOf returns the squeue line of the session's job, by the job id in ls --json.
 func (site *slurmSite) sessions(t *testing.T) []map[string]any {
 	t.Helper()
-	out, errOut, code := runTether(t, site.args("ls", "--json")...)
+	out, errOut, code := RunTether(t, site.args("ls", "--json")...)
 	if code != 0 {
 		t.Fatalf("tether ls --json: exit %d: %s", code, errOut)
 	}
@@ -169,9 +169,9 @@ func (site *slurmSite) sessionDir(id string) string {
 }
 
 // waitStderr waits until the launcher's stderr holds s.
-func waitStderr(t *testing.T, l *launched, s string, timeout time.Duration) bool {
+func waitStderr(t *testing.T, l *Launched, s string, timeout time.Duration) bool {
 	t.Helper()
-	return WaitFor(timeout, func() bool { return strings.Contains(l.stderr.String(), s) })
+	return WaitFor(timeout, func() bool { return strings.Contains(l.Stderr.String(), s) })
 }
 
 // TestSlurmLaunch is issue 8's end-to-end check, on one real Slurm cluster (clusters are
@@ -190,9 +190,9 @@ func TestSlurmLaunch(t *testing.T) {
 
 	t.Run("launch, browser, ls, detach, attach, logs, stop", func(t *testing.T) {
 		l := site.launch(t, "-p debug -t 30") // the first job of a fresh cluster: ~3 s to its first scheduling pass
-		sess := l.line.Session
+		sess := l.Line.Session
 		tok := sess.Token
-		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 
 		// squeue shows the job, running on the node, named after the session.
 		j, ok := site.jobNamed(t, sess.ID)
@@ -200,7 +200,7 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Fatalf("squeue: %+v (found %v)", j, ok)
 		}
 		var rec map[string]any
-		json.Unmarshal([]byte(strings.TrimSpace(l.stdout.String())), &struct {
+		json.Unmarshal([]byte(strings.TrimSpace(l.Stdout.String())), &struct {
 			Session *map[string]any `json:"session"`
 		}{&rec})
 		if rec["job_id"] != j.ID || rec["node"] != s.Node || rec["tls"] != true || !strings.HasPrefix(fmt.Sprint(rec["url"]), "https://") || rec["addr"] == "" {
@@ -208,10 +208,10 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 
 		// The app answers through the local URL: plain http here, TLS on the hop.
-		if status, body, _ := fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
+		if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, "tether's built-in app") {
 			t.Errorf("with the token: %d %.200q", status, body)
 		}
-		if status, _, _ := fetch(t, base, "Accept", "text/html"); status != 401 {
+		if status, _, _ := Fetch(t, base, "Accept", "text/html"); status != 401 {
 			t.Errorf("without the token: %d", status)
 		}
 		// The token is in no command line and not in the job's output file.
@@ -225,7 +225,7 @@ func TestSlurmLaunch(t *testing.T) {
 		// Chromium, through the launcher's one-time code: the built-in page and its
 		// WebSocket (cookie + Origin checks through the TLS hop).
 		var target string
-		if !WaitFor(10*time.Second, func() bool { ts := openedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
+		if !WaitFor(10*time.Second, func() bool { ts := OpenedTargets(l); target = strings.Join(ts, " "); return len(ts) > 0 }) {
 			t.Fatalf("the launcher opened no browser")
 		}
 		ctx := Browser(t)
@@ -266,8 +266,8 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 
 		// ls over SSH: the job, its state, node and time left.
-		out, errOut, code := runTether(t, site.args("ls")...)
-		mustContain(t, "ls", out, sess.ID, "running", "job "+j.ID+" RUNNING on "+s.Node, " left")
+		out, errOut, code := RunTether(t, site.args("ls")...)
+		MustContain(t, "ls", out, sess.ID, "running", "job "+j.ID+" RUNNING on "+s.Node, " left")
 		if code != 0 {
 			t.Errorf("ls: exit %d: %s", code, errOut)
 		}
@@ -278,24 +278,24 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 
 		// Detach (Ctrl-C): exit 0, the job keeps running, the user is told how to come back.
-		if err := l.interrupt(t); err != nil {
+		if err := l.Interrupt(t); err != nil {
 			t.Fatalf("launcher after SIGINT: %v", err)
 		}
-		mustContain(t, "stderr after Ctrl-C", l.stderr.String(), "detached", "tether attach", sess.ID)
+		MustContain(t, "stderr after Ctrl-C", l.Stderr.String(), "detached", "tether attach", sess.ID)
 		if j2, _ := site.jobNamed(t, sess.ID); j2.State != "RUNNING" {
 			t.Fatalf("after detach the job is %+v", j2)
 		}
 
 		// attach from "another laptop" (a fresh HOME; only SSH).
-		a := startLauncher(t, site.args("attach", "--json", "--no-browser"), true)
-		if a.line.Session.ID != sess.ID || !eqSecret(a.line.Session.Token, tok) {
-			t.Fatalf("attach found %+v", a.line.Session)
+		a := StartLauncher(t, site.args("attach", "--json", "--no-browser"), true)
+		if a.Line.Session.ID != sess.ID || !EqSecret(a.Line.Session.Token, tok) {
+			t.Fatalf("attach found %+v", a.Line.Session)
 		}
-		abase := fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort)
-		if status, body, _ := fetch(t, abase, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, sess.ID) {
+		abase := fmt.Sprintf("http://127.0.0.1:%d/", a.Line.LocalPort)
+		if status, body, _ := Fetch(t, abase, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("after attach: %d %.100q", status, body)
 		}
-		mustContain(t, "attach stderr", a.stderr.String(), "job "+j.ID+" runs on "+s.Node)
+		MustContain(t, "attach stderr", a.Stderr.String(), "job "+j.ID+" runs on "+s.Node)
 		// A dropped SSH connection: the launcher reconnects to the login node and the same
 		// local URL answers again (the TLS hop and the job's watch start over).
 		if n := site.sshd.KillConnections(); n == 0 {
@@ -303,17 +303,17 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 		dropped := time.Now()
 		if !WaitFor(20*time.Second, func() bool {
-			status, body, _ := fetch(t, abase, "Authorization", "token "+tok)
+			status, body, _ := Fetch(t, abase, "Authorization", "token "+tok)
 			return status == 200 && strings.Contains(body, sess.ID)
 		}) {
-			t.Fatalf("the URL did not come back after the connection was killed; stderr:\n%s", a.stderr.String())
+			t.Fatalf("the URL did not come back after the connection was killed; stderr:\n%s", a.Stderr.String())
 		}
-		t.Logf("the local URL answered again %s after the SSH connection was killed", fmtDur(time.Since(dropped)))
-		a.interrupt(t)
+		t.Logf("the local URL answered again %s after the SSH connection was killed", FmtDur(time.Since(dropped)))
+		a.Interrupt(t)
 
 		// logs: the job's output file and the app log.
-		out, errOut, code = runTether(t, site.args("logs", sess.ID)...)
-		mustContain(t, "logs", out, "==> job "+j.ID+" output", "ready on "+s.Node, "==> app log")
+		out, errOut, code = RunTether(t, site.args("logs", sess.ID)...)
+		MustContain(t, "logs", out, "==> job "+j.ID+" output", "ready on "+s.Node, "==> app log")
 		if code != 0 {
 			t.Errorf("logs: exit %d: %s", code, errOut)
 		}
@@ -323,7 +323,7 @@ func TestSlurmLaunch(t *testing.T) {
 		if len(pids) == 0 {
 			t.Fatalf("scontrol listpids %s: no processes", j.ID)
 		}
-		_, errOut, code = runTether(t, site.args("stop", sess.ID)...)
+		_, errOut, code = RunTether(t, site.args("stop", sess.ID)...)
 		if code != 0 {
 			t.Fatalf("stop: exit %d: %s", code, errOut)
 		}
@@ -347,9 +347,9 @@ func TestSlurmLaunch(t *testing.T) {
 		needPython(t)
 		logins := strings.Count(site.sshd.Log(), "Accepted publickey")
 		l := site.launch(t, "-t 1", append([]string{"--via-node-ssh", "--rm", "--no-browser", "--"}, httpServerApp...)...)
-		sess := l.line.Session
-		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-		if status, body, _ := fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, httpServerTitle) {
+		sess := l.Line.Session
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+		if status, body, _ := Fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, httpServerTitle) {
 			t.Errorf("through the node's socket: %d %.200q", status, body)
 		}
 		// Three logins: the login node, then the node through it (ProxyJump: the jump
@@ -358,9 +358,9 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("%d SSH logins; want 3 (login node, jump, node)", n)
 		}
 		// A one-minute job: the launcher warns at once (both warnings due: one line).
-		mustContain(t, "launcher stderr", l.stderr.String(), "connecting to node "+s.Node+" through "+site.sshd.Alias,
+		MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to node "+s.Node+" through "+site.sshd.Alias,
 			"reaches its time limit in about 1 minute")
-		if n := strings.Count(l.stderr.String(), "reaches its time limit"); n != 1 {
+		if n := strings.Count(l.Stderr.String(), "reaches its time limit"); n != 1 {
 			t.Errorf("%d walltime warnings; want 1", n)
 		}
 		j, _ := site.jobNamed(t, sess.ID)
@@ -375,15 +375,15 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("scontrol listpids %s: %v, %d of them the app; want the app among them", j.ID, pids, apps)
 		}
 		// --rm: Ctrl-C stops the session, which is scancel.
-		if err := l.interrupt(t); err != nil {
-			t.Fatalf("launcher after SIGINT: %v\n%s", err, l.stderr.String())
+		if err := l.Interrupt(t); err != nil {
+			t.Fatalf("launcher after SIGINT: %v\n%s", err, l.Stderr.String())
 		}
 		for _, pid := range pids {
 			if Alive(pid) {
 				t.Errorf("process %d of job %s is alive after --rm stopped it", pid, j.ID)
 			}
 		}
-		mustContain(t, "launcher stderr", l.stderr.String(), "stopped session "+sess.ID)
+		MustContain(t, "launcher stderr", l.Stderr.String(), "stopped session "+sess.ID)
 		if j2, ok := site.jobNamed(t, sess.ID); ok && j2.State != "CANCELLED" {
 			t.Errorf("job %s after --rm: %+v", j.ID, j2)
 		}
@@ -394,20 +394,20 @@ func TestSlurmLaunch(t *testing.T) {
 
 	t.Run("a preset in the job: jupyter", func(t *testing.T) {
 		Need(t, "jupyter-notebook", "jupyter-notebook")
-		l := startLauncher(t, site.args("launch", "jupyter", "--slurm", "-t 10", "--json", "--no-browser"), true)
-		rec := l.line.Session
-		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
-		if code, body, _ := fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {
+		l := StartLauncher(t, site.args("launch", "jupyter", "--slurm", "-t 10", "--json", "--no-browser"), true)
+		rec := l.Line.Session
+		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+		if code, body, _ := Fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {
 			t.Errorf("Jupyter in the job, through the gate: %d %.200q", code, body)
 		}
 		if j, ok := site.jobNamed(t, rec.ID); !ok || j.State != "RUNNING" {
 			t.Errorf("the job: %+v", j)
 		}
-		if _, errOut, code := runTether(t, site.args("stop", rec.ID)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.args("stop", rec.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
-		l.proc.Cmd.Process.Signal(syscall.SIGINT)
-		l.proc.Wait(30 * time.Second)
+		l.Proc.Cmd.Process.Signal(syscall.SIGINT)
+		l.Proc.Wait(30 * time.Second)
 	})
 
 	// Nothing queued and no session left on the login node.
@@ -423,50 +423,50 @@ func TestSlurmLaunch(t *testing.T) {
 
 	t.Run("bad partition: Slurm's words, at once", func(t *testing.T) {
 		start := time.Now()
-		_, errOut, code := runTether(t, site.args("launch", "--slurm", "-p nosuch", "--no-browser")...)
-		t.Logf("bad partition refused in %s", fmtDur(time.Since(start)))
+		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "-p nosuch", "--no-browser")...)
+		t.Logf("bad partition refused in %s", FmtDur(time.Since(start)))
 		last := lastLine(errOut)
 		if code != 1 || !strings.HasPrefix(last, "tether: could not submit the job on "+site.sshd.Alias) {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
-		mustContain(t, "the error", last, "invalid partition specified: nosuch", "Invalid partition name specified", "sinfo -s", "nothing was submitted")
+		MustContain(t, "the error", last, "invalid partition specified: nosuch", "Invalid partition name specified", "sinfo -s", "nothing was submitted")
 		nothingLeft(t)
 	})
 
 	t.Run("never starts: time over the partition's limit", func(t *testing.T) {
 		// EnforcePartLimits=NO: sbatch accepts the job, which would pend forever.
-		_, errOut, code := runTether(t, site.args("launch", "--slurm", "-p debug -t 5:00:00", "--no-browser")...)
+		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "-p debug -t 5:00:00", "--no-browser")...)
 		last := lastLine(errOut)
 		if code != 1 {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
-		mustContain(t, "the error", last, "can never start: Slurm says Partition", "it was cancelled", "ask for less time with -t")
+		MustContain(t, "the error", last, "can never start: Slurm says Partition", "it was cancelled", "ask for less time with -t")
 		t.Logf("the error: %s", last)
 		nothingLeft(t)
 	})
 
 	t.Run("the app fails in the job: its output", func(t *testing.T) {
-		_, errOut, code := runTether(t, site.args("launch", "--slurm", "", "--no-browser", "--", "sh", "-c", "echo boom-from-the-app >&2; exit 3")...)
+		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "", "--no-browser", "--", "sh", "-c", "echo boom-from-the-app >&2; exit 3")...)
 		if code != 1 {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
-		mustContain(t, "stderr", errOut, "boom-from-the-app", "output (")
-		mustContain(t, "the error", lastLine(errOut), "before tether was ready on "+s.Node, "exited with status 3", "nothing was left queued or running")
+		MustContain(t, "stderr", errOut, "boom-from-the-app", "output (")
+		MustContain(t, "the error", lastLine(errOut), "before tether was ready on "+s.Node, "exited with status 3", "nothing was left queued or running")
 		nothingLeft(t)
 	})
 
 	t.Run("pending: its reason, Ctrl-C cancels, --detach-pending, attach", func(t *testing.T) {
 		blocker := s.FillNode(t)
 		// Ctrl-C without --detach-pending, not on a terminal: the job is cancelled.
-		l := startLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser"), false)
+		l := StartLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser"), false)
 		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
-			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.stderr.String())
+			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.Stderr.String())
 		}
-		err := l.interrupt(t)
+		err := l.Interrupt(t)
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 			t.Errorf("exit %v; want 130", err)
 		}
-		mustContain(t, "stderr", l.stderr.String(), "not a terminal, so cancelling it", "nothing is left queued")
+		MustContain(t, "stderr", l.Stderr.String(), "not a terminal, so cancelling it", "nothing is left queued")
 		if q := site.activeJobs(t); len(q) != 1 || q[0] != blocker+" blocker RUNNING" {
 			t.Errorf("queue after Ctrl-C: %v; want the blocker alone", q)
 		}
@@ -481,10 +481,10 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Fatalf("no question after Ctrl-C on a terminal; output:\n%s", tty.out.String())
 		}
 		tty.in.Write([]byte("n\n"))
-		if _, ok := tty.proc.Wait(30 * time.Second); !ok {
+		if _, ok := tty.Proc.Wait(30 * time.Second); !ok {
 			t.Fatalf("tether did not exit after the answer; output:\n%s", tty.out.String())
 		}
-		mustContain(t, "terminal", tty.out.String(), "cancel job", "(PENDING)? [Y/n]", "stays queued")
+		MustContain(t, "terminal", tty.out.String(), "cancel job", "(PENDING)? [Y/n]", "stays queued")
 		list := site.sessions(t)
 		if len(list) != 1 || list[0]["state"] != "pending" {
 			t.Fatalf("after answering n: %v", list)
@@ -494,7 +494,7 @@ func TestSlurmLaunch(t *testing.T) {
 		if queued.State != "PENDING" {
 			t.Errorf("after answering n the job is %+v", queued)
 		}
-		if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
 			t.Errorf("stop of a pending job: exit %d: %s", code, errOut)
 		}
 		if j, ok := site.jobNamed(t, id); ok && j.State != "CANCELLED" {
@@ -502,14 +502,14 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 
 		// --detach-pending: Ctrl-C leaves it queued.
-		l = startLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser", "--detach-pending"), false)
+		l = StartLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser", "--detach-pending"), false)
 		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
-			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.stderr.String())
+			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.Stderr.String())
 		}
-		if err := l.interrupt(t); err != nil {
+		if err := l.Interrupt(t); err != nil {
 			t.Errorf("exit %v; want 0", err)
 		}
-		mustContain(t, "stderr", l.stderr.String(), "stays queued", "attach when it runs: tether attach")
+		MustContain(t, "stderr", l.Stderr.String(), "stays queued", "attach when it runs: tether attach")
 		list = site.sessions(t)
 		if len(list) != 1 || list[0]["state"] != "pending" {
 			t.Fatalf("sessions: %v", list)
@@ -519,24 +519,24 @@ func TestSlurmLaunch(t *testing.T) {
 		if job["state"] != "PENDING" || job["reason"] != "Resources" {
 			t.Errorf("ls --json job: %v", job)
 		}
-		out, _, _ := runTether(t, site.args("ls")...)
-		mustContain(t, "ls", out, id, "pending", "PENDING (Resources)", "limit 1:00:00")
+		out, _, _ := RunTether(t, site.args("ls")...)
+		MustContain(t, "ls", out, id, "pending", "PENDING (Resources)", "limit 1:00:00")
 
 		// attach waits for it; once the blocker goes, the session comes up.
-		a := startLauncher(t, site.args("attach", id, "--json", "--no-browser"), false)
+		a := StartLauncher(t, site.args("attach", id, "--json", "--no-browser"), false)
 		if !waitStderr(t, a, "PENDING (Resources)", 30*time.Second) {
-			t.Fatalf("attach shows no PENDING (Resources) line; stderr:\n%s", a.stderr.String())
+			t.Fatalf("attach shows no PENDING (Resources) line; stderr:\n%s", a.Stderr.String())
 		}
 		if err := s.Scancel(blocker); err != nil {
 			t.Fatal(err)
 		}
-		if !WaitFor(60*time.Second, func() bool { return strings.Contains(a.stdout.String(), "\n") }) {
-			t.Fatalf("attach: no JSON line once the job could run; stderr:\n%s", a.stderr.String())
+		if !WaitFor(60*time.Second, func() bool { return strings.Contains(a.Stdout.String(), "\n") }) {
+			t.Fatalf("attach: no JSON line once the job could run; stderr:\n%s", a.Stderr.String())
 		}
-		if err := json.Unmarshal([]byte(a.stdout.String()), &a.line); err != nil || a.line.Session.ID != id {
-			t.Fatalf("attach: %q %v", a.stdout.String(), err)
+		if err := json.Unmarshal([]byte(a.Stdout.String()), &a.Line); err != nil || a.Line.Session.ID != id {
+			t.Fatalf("attach: %q %v", a.Stdout.String(), err)
 		}
-		if status, _, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.line.LocalPort), "Authorization", "token "+a.line.Session.Token); status != 200 {
+		if status, _, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.Line.LocalPort), "Authorization", "token "+a.Line.Session.Token); status != 200 {
 			t.Errorf("after attach: %d", status)
 		}
 
@@ -548,18 +548,18 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 		err = nil
 		select {
-		case <-a.proc.Done():
-			err, _ = a.proc.Wait(time.Second)
+		case <-a.Proc.Done():
+			err, _ = a.Proc.Wait(time.Second)
 		case <-time.After(30 * time.Second):
-			t.Fatalf("the attached launcher did not notice the job's end; stderr:\n%s", a.stderr.String())
+			t.Fatalf("the attached launcher did not notice the job's end; stderr:\n%s", a.Stderr.String())
 		}
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 			t.Errorf("attach after the job ended: %v; want exit 1", err)
 		}
-		mustContain(t, "attach's last line", lastLine(a.stderr.String()), "session "+id+" on "+site.sshd.Alias+" has ended: job "+j.ID+" was cancelled (CANCELLED)", "tether logs")
-		out, _, _ = runTether(t, site.args("ls")...)
-		mustContain(t, "ls", out, id, "ended (stopped by a signal)", "job "+j.ID+" CANCELLED")
-		if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
+		MustContain(t, "attach's last line", lastLine(a.Stderr.String()), "session "+id+" on "+site.sshd.Alias+" has ended: job "+j.ID+" was cancelled (CANCELLED)", "tether logs")
+		out, _, _ = RunTether(t, site.args("ls")...)
+		MustContain(t, "ls", out, id, "ended (stopped by a signal)", "job "+j.ID+" CANCELLED")
+		if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		nothingLeft(t)
@@ -575,7 +575,7 @@ func lastLine(s string) string {
 // onTerminal is tether run on a pseudo-terminal (util-linux script): in carries keys
 // (Ctrl-C is byte 3), out what the terminal shows.
 type onTerminal struct {
-	proc *Proc
+	Proc *Proc
 	in   io.WriteCloser
 	out  *Buffer
 }
@@ -587,7 +587,7 @@ func startOnTerminal(t *testing.T, args []string) *onTerminal {
 	for _, a := range args {
 		line += " '" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	cmd := exec.Command(script, "-q", "-e", "-c", line, "/dev/null")
 	cmd.Env = append(env, "TERM=dumb")
 	in, err := cmd.StdinPipe()
@@ -596,7 +596,7 @@ func startOnTerminal(t *testing.T, args []string) *onTerminal {
 	}
 	term := &onTerminal{in: in, out: &Buffer{}}
 	cmd.Stdout, cmd.Stderr = term.out, term.out
-	term.proc = Start(t, cmd)
+	term.Proc = Start(t, cmd)
 	// script runs tether in a session of its own: stop it by PID too.
 	pid := cmd.Process.Pid
 	t.Cleanup(func() {

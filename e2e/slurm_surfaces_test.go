@@ -88,7 +88,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 
 		// The launcher: a usage error (exit 2) before it even connects.
 		for _, c := range cases {
-			_, errOut, code := runTether(t, site.args("launch", "--slurm", c.slurm, "--no-browser")...)
+			_, errOut, code := RunTether(t, site.args("launch", "--slurm", c.slurm, "--no-browser")...)
 			want := fmt.Sprintf("tether: --slurm option %s (sbatch reads it as %s) is tether's own: ", c.word, c.as)
 			if code != 2 || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("launch --slurm %q: exit %d, stderr %q; want exit 2 and one line starting %q", c.slurm, code, errOut, want)
@@ -118,7 +118,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		})
 		os.WriteFile(filepath.Join(leak, "input"), []byte("not for the job\n"), 0o600)
 		l := envSite.launch(t, "-t 10", "--no-browser")
-		sess := l.line.Session
+		sess := l.Line.Session
 		j, ok := envSite.jobNamed(t, sess.ID)
 		if !ok || j.State != "RUNNING" {
 			t.Fatalf("no running job named tether-%s: %+v", sess.ID, j)
@@ -126,7 +126,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		if jobs := envSite.activeJobs(t); len(jobs) != 1 || jobs[0] != j.ID+" tether-"+sess.ID+" RUNNING" {
 			t.Errorf("the queue holds %q; want the session's one job (not an array, not renamed)", jobs)
 		}
-		if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
+		if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("the app: %d %.100q", status, body)
 		}
 		b, err := os.ReadFile(filepath.Join(envSite.sessionDir(sess.ID), "job.out"))
@@ -140,10 +140,10 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			}
 			t.Errorf("the job wrote outside its session directory: %v", names)
 		}
-		if _, errOut, code := runTether(t, envSite.args("stop", sess.ID)...); code != 0 {
+		if _, errOut, code := RunTether(t, envSite.args("stop", sess.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
-		l.interrupt(t)
+		l.Interrupt(t)
 		if jobs := envSite.activeJobs(t); len(jobs) != 0 {
 			t.Errorf("jobs left: %v", jobs)
 		}
@@ -151,13 +151,13 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 
 	t.Run("junk connections to the node's server", func(t *testing.T) {
 		l := site.launch(t, "-t 10", "--no-browser")
-		sess := l.line.Session
+		sess := l.Line.Session
 		var line struct {
 			Session struct {
 				Addr string `json:"addr"`
 			} `json:"session"`
 		}
-		json.Unmarshal([]byte(l.stdout.String()), &line)
+		json.Unmarshal([]byte(l.Stdout.String()), &line)
 		addr := line.Session.Addr
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -246,13 +246,13 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			t.Errorf("over their caps: job.out %d bytes (1 MiB), server.log %d bytes (8 MiB)", size(jobOut), size(srvLog))
 		}
 		// The session still works, for its owner.
-		if status, body, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
+		if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("after the junk: %d %.100q", status, body)
 		}
-		if _, errOut, code := runTether(t, site.args("stop", sess.ID)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.args("stop", sess.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
-		l.interrupt(t)
+		l.Interrupt(t)
 	})
 }
 

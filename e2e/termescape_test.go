@@ -19,7 +19,7 @@ import (
 // terminal received, stderr and the exit code.
 func runOnTerminal(t *testing.T, args ...string) (screen, stderr string, code int) {
 	t.Helper()
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	return runOnTerminalEnv(t, env, args...)
 }
 
@@ -79,18 +79,18 @@ const hostileOutput = `BEFORE-LINE\n` +
 func TestRemoteOutputOnATerminal(t *testing.T) {
 	needPython(t)
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app.sh")
 	os.WriteFile(app, []byte("printf '"+hostileOutput+"'\nexec /usr/bin/python3 -m http.server \"$1\" --bind 127.0.0.1\n"), 0o755)
-	l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--", "/bin/sh", app, "{port}"}, true)
-	id := l.line.Session.ID
-	l.interrupt(t) // detach; the session keeps running
+	l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--", "/bin/sh", app, "{port}"}, true)
+	id := l.Line.Session.ID
+	l.Interrupt(t) // detach; the session keeps running
 
 	// A pipe gets the app's bytes unchanged.
 	var raw string
 	WaitFor(10*time.Second, func() bool {
-		raw, _, _ = runTether(t, "logs", "-F", s.Config, s.Alias, id)
+		raw, _, _ = RunTether(t, "logs", "-F", s.Config, s.Alias, id)
 		return strings.Contains(raw, "AFTER-LINE")
 	})
 	for _, want := range []string{"\x1b]52;c;ZXZpbCBjbGlwYm9hcmQ=\x07", "\x1b]0;pwned-title\x07", "\x1b[2J", "\xc2\x9b2J", "\x9b2J", "\x1b[31mRED-TEXT\x1b[0m"} {
@@ -105,7 +105,7 @@ func TestRemoteOutputOnATerminal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("logs on a terminal: exit %d: %s", code, errOut)
 	}
-	mustContain(t, "logs on a terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "CONCEAL\x1b[8m-ED\x1b[m\nAFTER-LINE\n")
+	MustContain(t, "logs on a terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "CONCEAL\x1b[8m-ED\x1b[m\nAFTER-LINE\n")
 	checkScreen(t, "logs", screen)
 
 	// On the remote itself, `tether logs ID` on a terminal is filtered the same way.
@@ -115,7 +115,7 @@ func TestRemoteOutputOnATerminal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("logs on the remote's terminal: exit %d: %s", code, errOut)
 	}
-	mustContain(t, "logs on the remote's terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "CONCEAL\x1b[8m-ED\x1b[m\nAFTER-LINE\n")
+	MustContain(t, "logs on the remote's terminal", screen, "BEFORE-LINE\n", "\x1b[31mRED-TEXT\x1b[0m\n", "CONCEAL\x1b[8m-ED\x1b[m\nAFTER-LINE\n")
 	checkScreen(t, "remote logs", screen)
 
 	screen, errOut, code = runOnTerminal(t, "ls", "-F", s.Config, s.Alias)

@@ -33,6 +33,9 @@ func TestOpenersWithoutDisplay(t *testing.T) {
 		{"freebsd, no display", env(), "freebsd", nil},
 		{"linux, no display, BROWSER", env("BROWSER", "w3m"), "linux", [][]string{{"w3m", u}}},
 		{"darwin needs no DISPLAY", env(), "darwin", [][]string{{"open", u}}},
+		{"darwin never tries xdg-open", env("DISPLAY", ":0"), "darwin", [][]string{{"open", u}}},
+		{"darwin, BROWSER first", env("BROWSER", "firefox %s"), "darwin", [][]string{{"firefox", u}, {"open", u}}},
+		{"windows", env("DISPLAY", ":0"), "windows", [][]string{{"rundll32", "url.dll,FileProtocolHandler", u}}},
 		{"TETHER_BROWSER wins", env("TETHER_BROWSER", "cap -x", "DISPLAY", ":0"), "linux", [][]string{{"cap", "-x", u}}},
 	} {
 		if got := openers(u, c.env, c.goos); !reflect.DeepEqual(got, c.want) {

@@ -153,6 +153,9 @@ func (fs *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "the app")
 }
 
+// noRemoteBinary as LaunchOptions.RemoteBinary makes startLaunch leave it empty.
+const noRemoteBinary = "\x00none"
+
 // launchBG runs Launch until the returned cancel; wait returns its error.
 type run struct {
 	stdout, stderr *syncBuf
@@ -182,8 +185,11 @@ func startLaunch(t *testing.T, f *fakeRemote, o LaunchOptions) *run {
 	t.Helper()
 	r := &run{stdout: &syncBuf{}, stderr: &syncBuf{}, opened: make(chan string, 4), done: make(chan error, 1)}
 	o.SSH, o.Host, o.Version, o.Stdout, o.Stderr = f.cfg, "fakehost", "test", r.stdout, r.stderr
-	if o.RemoteBinary == "" {
+	switch o.RemoteBinary {
+	case "":
 		o.RemoteBinary = f.bin
+	case noRemoteBinary:
+		o.RemoteBinary = "" // as the user runs it: what to install is tether's choice
 	}
 	if o.Open == nil {
 		o.Open = func(target string) error { r.opened <- target; return nil }

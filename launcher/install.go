@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -368,13 +368,14 @@ func goPlatform(sysname, machine string) (goos, goarch string) {
 	return goos, goarch
 }
 
-// build is the local file to install on the remote and the name it gets there.
+// build is what this launcher installs on remotes, and the name it gets there.
 type build struct {
 	Version string
 	Sum     string // first 12 hex digits of Self's SHA-256: the remote name's suffix
 	// Sums are the full SHA-256 of every file this launcher may install under that
-	// name: Self, and the cross builds beside it (another platform gets one of those).
-	// The probe runs the installed file only when its SHA-256 is one of them.
+	// name: Self, the cross builds beside it, the builds inside it and those the local
+	// toolchain made for this version (another platform gets one of those). The probe
+	// runs the installed file only when its SHA-256 is one of them.
 	Sums   []string
 	Self   string // this executable (or --remote-binary) whose sum names the install
 	forced bool   // --remote-binary: upload Self whatever the remote platform
@@ -424,10 +425,13 @@ func newBuild(version, remoteBinary string) (*build, error) {
 	}
 	b := &build{Version: safeVersion(version), Sum: sum[:12], Sums: []string{sum}, Self: self, forced: forced}
 	if !forced {
-		for _, c := range crossBuilds(self) {
+		for _, c := range append(crossBuilds(self), cachedBuilds(version)...) {
 			if s, err := fileSHA256(c); err == nil {
 				b.addSum(s)
 			}
+		}
+		for _, e := range embedded() {
+			b.addSum(e.Sum)
 		}
 	}
 	return b, nil
@@ -508,72 +512,89 @@ func fileSHA256(p string) (string, error) {
 	return s, nil
 }
 
-// localFile picks what to upload for the remote platform: --remote-binary as given;
-// this executable when the platforms match; else tether-<os>-<arch> beside this
-// executable or in dist/ beside it (what `just cross` builds).
-func (b *build) localFile(p *probe, host string) (string, error) {
-	if b.forced {
-		return b.Self, nil
-	}
-	if p.GOOS == "" || p.GOARCH == "" {
-		return "", errorf("tether runs on Linux, macOS and the BSDs (amd64, arm64, 386, arm, ppc64le, s390x, riscv64); give a build with --remote-binary FILE if you have one",
-			"%s runs %s on %s, for which tether has no build", host, clip(oneLine(p.OS), 40), clip(oneLine(p.Arch), 40))
-	}
-	if p.GOOS == runtime.GOOS && p.GOARCH == runtime.GOARCH {
-		return b.Self, nil
-	}
-	name := "tether-" + p.GOOS + "-" + p.GOARCH
-	tried := crossCandidates(b.Self, p.GOOS, p.GOARCH)
-	for _, c := range tried {
-		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
-			return c, nil
-		}
-	}
-	return "", errorf(fmt.Sprintf("build it with `just cross` (or GOOS=%s GOARCH=%s go build -o %s .) and put it beside tether, or pass --remote-binary FILE", p.GOOS, p.GOARCH, name),
-		"%s is %s/%s but there is no %s beside this tether (looked for %s)", host, p.GOOS, p.GOARCH, name, strings.Join(tried, " and "))
+// gzipUploader is a connection that can send a file compressed (tunnel.Client): the
+// remote decompresses it and checks the SHA-256 of the result.
+type gzipUploader interface {
+	UploadGzip(ctx context.Context, gz io.Reader, size int64, sum, remotePath string, progress func(int64)) error
 }
 
-// install uploads the build for p's platform to p.Dir, showing progress. On failure
-// the directories the upload created are removed again (empty ones only).
+// install uploads the build for p's platform to p.Dir, showing progress: compressed
+// when the build is carried so and the connection can (about 40% of the bytes), plain
+// otherwise. On failure the directories the upload created are removed again (empty
+// ones only).
 func (l *session) install(ctx context.Context, p *probe) error {
-	local, err := l.build.localFile(p, l.host)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(local)
-	if err != nil {
-		return errorf("check the file", "cannot read %s: %v", local, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := fi.Size()
-	// The probe runs what it finds only when its SHA-256 is one this launcher knows.
-	if sum, err := fileSHA256(local); err == nil {
-		l.build.addSum(sum)
-	}
 	if !p.Writable {
 		return errorf(fmt.Sprintf("make it writable, or point XDG_CACHE_HOME on %s to a writable directory", l.host),
 			"cannot install tether on %s: %s is not writable", l.host, p.Existing)
 	}
+	pl, err := l.build.payload(ctx, p, l.host, l.status)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			err = errorf("check the file", "cannot read the tether build for %s: %v", l.host, err)
+		}
+		return err
+	}
+	// The probe runs what it finds only when its SHA-256 is one this launcher knows.
+	l.build.addSum(pl.Sum)
+	size := pl.Size
 	if p.FreeKB >= 0 && p.FreeKB*1024 < size+size/4 {
 		return errorf(fmt.Sprintf("free some space there, or point XDG_CACHE_HOME on %s to a disk with room", l.host),
 			"cannot install tether on %s: the disk holding %s is full (%s free, %s needed)", l.host, p.Existing, byteSize(p.FreeKB*1024), byteSize(size))
 	}
 	target := path.Join(p.Dir, l.build.remoteName())
-	l.status.step("installing tether on %s (%s, %s)", l.host, p.GOOS+"/"+p.GOARCH, byteSize(size))
-	start := time.Now()
-	progress := func(n int64) {
-		el := time.Since(start).Seconds()
-		rate := ""
-		if el > 0.05 {
-			rate = ", " + byteSize(int64(float64(n)/el)) + "/s"
-		}
-		l.status.update("installing tether on %s: %s of %s%s", l.host, byteSize(n), byteSize(size), rate)
+	platform := p.GOOS + "/" + p.GOARCH
+	if pl.Platform != "" {
+		platform = pl.Platform
 	}
-	err = l.conn.Upload(ctx, f, size, target, progress)
+	send := func(sent int64, what string, up func(progress func(int64)) error) error {
+		l.status.step("installing tether on %s (%s, %s%s)", l.host, platform, byteSize(sent), what)
+		start := time.Now()
+		err := up(func(n int64) {
+			el := time.Since(start).Seconds()
+			rate := ""
+			if el > 0.05 {
+				rate = ", " + byteSize(int64(float64(n)/el)) + "/s"
+			}
+			l.status.update("installing tether on %s: %s of %s%s", l.host, byteSize(n), byteSize(sent), rate)
+		})
+		if err == nil {
+			el := time.Since(start)
+			l.status.update("installing tether on %s: %s in %.1fs (%s/s)", l.host, byteSize(sent), el.Seconds(), byteSize(int64(float64(sent)/max(el.Seconds(), 0.001))))
+			l.status.done()
+		}
+		return err
+	}
+	err = tunnel.ErrNoGzip
+	gu, compressed := l.conn.(gzipUploader)
+	if compressed = compressed && pl.fsys != nil; compressed {
+		gz, gerr := pl.compressed()
+		if gerr != nil {
+			return errorf("reinstall tether", "cannot read %v", gerr)
+		}
+		err = send(int64(len(gz)), " compressed, "+byteSize(size)+" installed", func(progress func(int64)) error {
+			return gu.UploadGzip(ctx, bytes.NewReader(gz), int64(len(gz)), pl.Sum, target, progress)
+		})
+	}
+	if errors.Is(err, tunnel.ErrNoGzip) {
+		// Plain: the build is not carried compressed, this connection cannot send it
+		// so, or the remote has no gzip.
+		what := ""
+		if compressed {
+			what = ", uncompressed: no gzip there"
+		}
+		var f io.ReadSeekCloser
+		if f, err = pl.plain(); err != nil {
+			return errorf("check the file", "cannot read %s: %v", pl.Name, err)
+		}
+		defer f.Close()
+		err = send(size, what, func(progress func(int64)) error {
+			return l.conn.Upload(ctx, f, size, target, progress)
+		})
+	}
 	if err != nil {
 		l.removeCreatedDirs(p)
 		if ctx.Err() != nil {
@@ -581,9 +602,6 @@ func (l *session) install(ctx context.Context, p *probe) error {
 		}
 		return uploadError(l.host, p, err)
 	}
-	el := time.Since(start)
-	l.status.update("installing tether on %s: %s in %.1fs (%s/s)", l.host, byteSize(size), el.Seconds(), byteSize(int64(float64(size)/max(el.Seconds(), 0.001))))
-	l.status.done()
 	return nil
 }
 

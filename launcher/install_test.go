@@ -528,42 +528,6 @@ func TestGoPlatform(t *testing.T) {
 	}
 }
 
-func TestLocalFile(t *testing.T) {
-	dir := t.TempDir()
-	self := filepath.Join(dir, "tether")
-	os.WriteFile(self, []byte("self"), 0o700)
-	b := &build{Version: "v1", Sum: "abcdef012345", Self: self}
-	if f, err := b.localFile(&probe{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH}, "h"); err != nil || f != self {
-		t.Errorf("same platform: %q, %v; want this executable", f, err)
-	}
-	other := "riscv64"
-	if runtime.GOARCH == other {
-		other = "s390x"
-	}
-	_, err := b.localFile(&probe{GOOS: "linux", GOARCH: other}, "gpu-box")
-	if err == nil || !strings.Contains(err.Error(), "tether-linux-"+other) || !strings.Contains(err.Error(), "just cross") {
-		t.Errorf("missing cross build: %v; want an error naming tether-linux-%s and how to build it", err, other)
-	}
-	os.MkdirAll(filepath.Join(dir, "dist"), 0o755)
-	cross := filepath.Join(dir, "dist", "tether-linux-"+other)
-	os.WriteFile(cross, []byte("cross"), 0o700)
-	if f, err := b.localFile(&probe{GOOS: "linux", GOARCH: other}, "h"); err != nil || f != cross {
-		t.Errorf("cross build in dist/: %q, %v", f, err)
-	}
-	beside := filepath.Join(dir, "tether-linux-"+other)
-	os.WriteFile(beside, []byte("cross"), 0o700)
-	if f, _ := b.localFile(&probe{GOOS: "linux", GOARCH: other}, "h"); f != beside {
-		t.Errorf("a build beside the executable wins: got %q", f)
-	}
-	if _, err := b.localFile(&probe{OS: "Plan9", Arch: "mips", GOOS: "", GOARCH: ""}, "h"); err == nil || !strings.Contains(err.Error(), "no build") {
-		t.Errorf("unknown platform: %v", err)
-	}
-	forced := &build{Self: "/x/my-tether", forced: true}
-	if f, _ := forced.localFile(&probe{GOOS: "linux", GOARCH: other}, "h"); f != "/x/my-tether" {
-		t.Errorf("--remote-binary: %q", f)
-	}
-}
-
 func TestSafeVersion(t *testing.T) {
 	for in, want := range map[string]string{"v1.2.3": "v1.2.3", "": "dev", "v1/../x y": "v1_.._x_y", "v1-3-gabc-dirty": "v1-3-gabc-dirty"} {
 		if got := safeVersion(in); got != want {

@@ -18,7 +18,12 @@ type procStat struct {
 }
 
 func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// "/proc/./PID": qemu-user (an arm64 tether on an x86 host, through binfmt_misc)
+	// answers /proc/self/stat and /proc/<its own pid>/stat with a made-up line (state 0,
+	// no session, a start time of its own), so a server would record an identity that
+	// ls, attach and stop never see, and its session would look dead. It only
+	// recognises those two spellings.
+	b, err := os.ReadFile("/proc/./" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return procStat{}, err
 	}

@@ -182,7 +182,38 @@ func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePat
 		return err
 	}
 	defer cleanup()
+	return send(ctx, run, body, size, sum, false, remotePath, progress)
+}
 
+// ErrNoGzip is wrapped by UploadGzip's error when the remote has no gzip: nothing was
+// created there, and Upload of the decompressed content may be tried instead.
+var ErrNoGzip = errors.New("gzip is not installed on the remote")
+
+// UploadGzip is Upload of a file sent compressed: gz is size bytes of a gzip stream,
+// which the remote decompresses (gzip -dc) into the temporary file; sum is the SHA-256
+// (hex) of the decompressed content, which the remote checks before the file is made
+// executable and renamed into place, as Upload does. progress counts compressed bytes.
+// A remote without gzip gets nothing and the error wraps ErrNoGzip.
+func (c *Client) UploadGzip(ctx context.Context, gz io.Reader, size int64, sum, remotePath string, progress func(written int64)) error {
+	return uploadGzip(ctx, func(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+		return c.run(ctx, command, stdin, stdout, stderr, false)
+	}, gz, size, sum, remotePath, progress)
+}
+
+// uploadGzip is UploadGzip over any way to run a remote command.
+func uploadGzip(ctx context.Context, run runFunc, gz io.Reader, size int64, sum, remotePath string, progress func(written int64)) error {
+	if remotePath == "" || strings.HasSuffix(remotePath, "/") {
+		return fmt.Errorf("tunnel: upload: bad remote path %q", remotePath)
+	}
+	if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size || strings.ToLower(sum) != sum {
+		return fmt.Errorf("tunnel: upload: %q is not a SHA-256 in lowercase hex", sum)
+	}
+	return send(ctx, run, gz, size, sum, true, remotePath, progress)
+}
+
+// send runs the upload script: size bytes of body go to a temporary file beside
+// remotePath (through gzip -dc when gunzip is set), whose SHA-256 must be sum.
+func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum string, gunzip bool, remotePath string, progress func(written int64)) error {
 	target := Quote(remotePath)
 	if strings.HasPrefix(remotePath, "~/") {
 		target = `"$HOME"/` + Quote(remotePath[2:])
@@ -197,8 +228,15 @@ func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePat
 	var nonce [6]byte
 	rand.Read(nonce[:])
 	tmp := qdir + "/" + Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
+	receive, needGzip := `cat > "$tmp" || exit 1`, ":"
+	if gunzip {
+		// Checked before anything is created, so that the caller may send it plain.
+		needGzip = `command -v gzip >/dev/null 2>&1 || { echo "gzip is not installed" >&2; exit 7; }`
+		receive = `gzip -dc > "$tmp" || exit 1`
+	}
 	script := strings.Join([]string{
 		"umask 077",
+		needGzip,
 		"if [ -d " + target + " ]; then echo " + Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
 		"mkdir -p -- " + qdir + " || exit 1",
 		// The directory must be ours and writable by no one else: another user who can
@@ -209,7 +247,7 @@ func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePat
 		`case $(ls -ldn -- "$d") in ?????w*|????????w*) echo "$d is writable by other users" >&2; exit 6;; esac`,
 		"tmp=" + tmp,
 		`trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE`,
-		`cat > "$tmp" || exit 1`,
+		receive,
 		`if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum < "$tmp")` +
 			`; elif command -v shasum >/dev/null 2>&1; then sum=$(shasum -a 256 < "$tmp")` +
 			`; else echo "neither sha256sum nor shasum is installed" >&2; exit 4; fi`,
@@ -226,6 +264,9 @@ func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePat
 	status, err := run(ctx, "/bin/sh -c "+Quote(script), pr, io.Discard, &stderr)
 	if err != nil {
 		return fmt.Errorf("tunnel: upload to %s: %w", remotePath, err)
+	}
+	if status == 7 && gunzip {
+		return fmt.Errorf("tunnel: upload to %s: %w", remotePath, ErrNoGzip)
 	}
 	if status != 0 {
 		return &UploadError{Path: remotePath, Status: status, Stderr: string(stderr.bytes())}

@@ -693,6 +693,12 @@ func (c *OpenSSHClient) Upload(ctx context.Context, r io.Reader, size int64, rem
 	return upload(ctx, c.Run, r, size, remotePath, progress)
 }
 
+// UploadGzip is Client.UploadGzip through the master: the file goes compressed and is
+// checked by the SHA-256 of what it decompresses to.
+func (c *OpenSSHClient) UploadGzip(ctx context.Context, gz io.Reader, size int64, sum, remotePath string, progress func(written int64)) error {
+	return uploadGzip(ctx, c.Run, gz, size, sum, remotePath, progress)
+}
+
 // DialContext opens a connection from the remote host: "unix" to a socket path,
 // "tcp" to host:port. A refusal by the server is an *ssh.OpenChannelError, as with
 // Client. "tcp" is a stdio forward, which the master confirms or refuses. "unix" goes

@@ -19,16 +19,16 @@ import (
 )
 
 // launched is a `tether launch`/`attach`/`demo` process run with --json.
-type launched struct {
-	proc   *Proc
-	stdout *Buffer
-	stderr *Buffer
-	line   launchLine
-	opened string // the file the opener (TETHER_BROWSER) writes its arguments to
+type Launched struct {
+	Proc   *Proc
+	Stdout *Buffer
+	Stderr *Buffer
+	Line   LaunchLine
+	Opened string // the file the opener (TETHER_BROWSER) writes its arguments to
 }
 
 // launchLine is the --json line (DESIGN.md's contract).
-type launchLine struct {
+type LaunchLine struct {
 	URL       string `json:"url"`
 	LocalPort int    `json:"local_port"`
 	Session   struct {
@@ -45,7 +45,7 @@ type launchLine struct {
 
 // launcherEnv is the local environment for the launcher: a throwaway HOME (nothing of
 // the real one is read or written) and TETHER_BROWSER capturing what would be opened.
-func launcherEnv(t *testing.T) (env []string, opened string) {
+func LauncherEnv(t *testing.T) (env []string, opened string) {
 	t.Helper()
 	dir := t.TempDir()
 	opened = filepath.Join(dir, "opened")
@@ -59,17 +59,23 @@ func launcherEnv(t *testing.T) (env []string, opened string) {
 
 // startLauncher runs tether with args (and extraEnv, KEY=VALUE, added to
 // launcherEnv's) and, when wantJSON, waits for its JSON line.
-func startLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *launched {
+func StartLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *Launched {
 	t.Helper()
-	env, opened := launcherEnv(t)
-	cmd := exec.Command(Binary(t), args...)
+	return StartLauncherBin(t, Binary(t), args, wantJSON, extraEnv...)
+}
+
+// startLauncherBin is startLauncher with the tether at bin.
+func StartLauncherBin(t *testing.T, bin string, args []string, wantJSON bool, extraEnv ...string) *Launched {
+	t.Helper()
+	env, opened := LauncherEnv(t)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(env, extraEnv...)
-	l := &launched{stdout: &Buffer{}, stderr: &Buffer{}, opened: opened}
-	cmd.Stdout, cmd.Stderr = l.stdout, l.stderr
-	l.proc = Start(t, cmd)
+	l := &Launched{Stdout: &Buffer{}, Stderr: &Buffer{}, Opened: opened}
+	cmd.Stdout, cmd.Stderr = l.Stdout, l.Stderr
+	l.Proc = Start(t, cmd)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("tether %s stderr:\n%s", strings.Join(args, " "), l.stderr.String())
+			t.Logf("tether %s stderr:\n%s", strings.Join(args, " "), l.Stderr.String())
 		}
 	})
 	if !wantJSON {
@@ -77,45 +83,45 @@ func startLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...strin
 	}
 	if !WaitFor(60*time.Second, func() bool {
 		select {
-		case <-l.proc.Done():
+		case <-l.Proc.Done():
 			return true
 		default:
 		}
-		return strings.Contains(l.stdout.String(), "\n")
+		return strings.Contains(l.Stdout.String(), "\n")
 	}) {
 		t.Fatalf("no JSON line from tether %s", strings.Join(args, " "))
 	}
-	out := l.stdout.String()
+	out := l.Stdout.String()
 	if !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
-		t.Fatalf("tether %s: stdout %q: want one JSON line (stderr: %s)", strings.Join(args, " "), out, l.stderr.String())
+		t.Fatalf("tether %s: stdout %q: want one JSON line (stderr: %s)", strings.Join(args, " "), out, l.Stderr.String())
 	}
-	if err := json.Unmarshal([]byte(out), &l.line); err != nil {
+	if err := json.Unmarshal([]byte(out), &l.Line); err != nil {
 		t.Fatalf("JSON line %q: %v", out, err)
 	}
 	return l
 }
 
 // interrupt sends SIGINT to the launcher (Ctrl-C) and waits for it to exit.
-func (l *launched) interrupt(t *testing.T) error {
+func (l *Launched) Interrupt(t *testing.T) error {
 	t.Helper()
-	l.proc.Cmd.Process.Signal(syscall.SIGINT)
-	err, ok := l.proc.Wait(30 * time.Second)
+	l.Proc.Cmd.Process.Signal(syscall.SIGINT)
+	err, ok := l.Proc.Wait(30 * time.Second)
 	if !ok {
-		t.Fatalf("the launcher did not exit after SIGINT; stderr:\n%s", l.stderr.String())
+		t.Fatalf("the launcher did not exit after SIGINT; stderr:\n%s", l.Stderr.String())
 	}
 	return err
 }
 
 // runTether runs a short tether command and returns stdout, stderr and the exit code.
-func runTether(t *testing.T, args ...string) (string, string, int) {
+func RunTether(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	return runTetherEnv(t, nil, args...)
+	return RunTetherEnv(t, nil, args...)
 }
 
 // runTetherEnv is runTether with extra environment variables.
-func runTetherEnv(t *testing.T, extraEnv []string, args ...string) (string, string, int) {
+func RunTetherEnv(t *testing.T, extraEnv []string, args ...string) (string, string, int) {
 	t.Helper()
-	env, _ := launcherEnv(t)
+	env, _ := LauncherEnv(t)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(env, extraEnv...)
 	var out, errb Buffer
@@ -135,10 +141,10 @@ func runTetherEnv(t *testing.T, extraEnv []string, args ...string) (string, stri
 }
 
 // noRedirect is a client that shows redirects instead of following them.
-var noRedirect = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+var NoRedirect = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // fetch GETs url with optional headers and returns status, body and the response.
-func fetch(t *testing.T, url string, header ...string) (int, string, *http.Response) {
+func Fetch(t *testing.T, url string, header ...string) (int, string, *http.Response) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -147,7 +153,7 @@ func fetch(t *testing.T, url string, header ...string) (int, string, *http.Respo
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := noRedirect.Do(req)
+	resp, err := NoRedirect.Do(req)
 	if err != nil {
 		return 0, err.Error(), nil
 	}
@@ -157,8 +163,8 @@ func fetch(t *testing.T, url string, header ...string) (int, string, *http.Respo
 }
 
 // openedTargets returns what the launcher asked the opener to open.
-func openedTargets(l *launched) []string {
-	b, _ := os.ReadFile(l.opened)
+func OpenedTargets(l *Launched) []string {
+	b, _ := os.ReadFile(l.Opened)
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	for sc.Scan() {
@@ -168,9 +174,9 @@ func openedTargets(l *launched) []string {
 }
 
 // sessionsOn lists the sessions on the sshd's "remote" with `tether ls HOST --json`.
-func sessionsOn(t *testing.T, s *SSHD) []map[string]any {
+func SessionsOn(t *testing.T, s *SSHD) []map[string]any {
 	t.Helper()
-	out, errOut, code := runTether(t, "ls", "-F", s.Config, s.Alias, "--json")
+	out, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias, "--json")
 	if code != 0 {
 		t.Fatalf("tether ls %s --json: exit %d: %s", s.Alias, code, errOut)
 	}
@@ -183,9 +189,9 @@ func sessionsOn(t *testing.T, s *SSHD) []map[string]any {
 
 // stopAllOnCleanup stops every session on the remote when the test ends, by the
 // remote's own `tether stop --all` run as the launcher would.
-func stopAllOnCleanup(t *testing.T, s *SSHD) {
+func StopAllOnCleanup(t *testing.T, s *SSHD) {
 	t.Cleanup(func() {
-		env, _ := launcherEnv(t)
+		env, _ := LauncherEnv(t)
 		cmd := exec.Command(Binary(t), "stop", "-F", s.Config, s.Alias, "--all")
 		cmd.Env = env
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -202,7 +208,7 @@ func stopAllOnCleanup(t *testing.T, s *SSHD) {
 	})
 }
 
-func mustContain(t *testing.T, what, s string, subs ...string) {
+func MustContain(t *testing.T, what, s string, subs ...string) {
 	t.Helper()
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {
@@ -212,16 +218,16 @@ func mustContain(t *testing.T, what, s string, subs ...string) {
 }
 
 // eqSecret compares secrets in constant time (tokenserver's lint wants it everywhere).
-func eqSecret(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+func EqSecret(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-func fmtDur(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+func FmtDur(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
 // execGoRun is `go run . demo --no-browser --json` in the module, with the Go caches of
 // this process (HOME is a throwaway one).
-func execGoRun(t *testing.T, env []string) *exec.Cmd {
+func ExecGoRun(t *testing.T, env []string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("go", "run", ".", "demo", "--no-browser", "--json")
-	cmd.Dir = moduleRoot()
+	cmd.Dir = ModuleRoot()
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT"} {
 		out, err := exec.Command("go", "env", k).Output()
 		if err == nil && strings.TrimSpace(string(out)) != "" {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package faults
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // thousand is how many connections TestTunnelThousandConnections opens at once.
@@ -27,10 +29,10 @@ const appPool = 256
 // is answered correctly; afterwards the launcher's and the server's open files are
 // back where they were (no leak). Times and RSS are logged.
 func TestTunnelThousandConnections(t *testing.T) {
-	Need(t, "sshd", "openssh-server") // before asking for files this test may not run without
+	e2e.Need(t, "sshd", "openssh-server") // before asking for files this test may not run without
 	// Each connection costs a descriptor in the launcher, two in the server (the
 	// client's and the app's) and one in sshd and in the app: children inherit this.
-	if lim := RaiseFileLimit(); lim < 3*thousand+512 {
+	if lim := e2e.RaiseFileLimit(); lim < 3*thousand+512 {
 		t.Fatalf("RLIMIT_NOFILE is %d; this test needs %d open files: raise the hard limit (ulimit -Hn)", lim, 3*thousand+512)
 	}
 	b := startBenchSession(t, false)
@@ -59,8 +61,8 @@ func TestTunnelThousandConnections(t *testing.T) {
 		go func() {
 			defer close(sampled)
 			for sampleCtx.Err() == nil {
-				l := procStats{FDs: OpenFDs(lpid), RSS: RSS(lpid)}
-				s := procStats{FDs: OpenFDs(spid), RSS: RSS(spid)}
+				l := procStats{FDs: e2e.OpenFDs(lpid), RSS: e2e.RSS(lpid)}
+				s := procStats{FDs: e2e.OpenFDs(spid), RSS: e2e.RSS(spid)}
 				peakMu.Lock()
 				peakL.FDs, peakL.RSS = max(peakL.FDs, l.FDs), max(peakL.RSS, l.RSS)
 				peakS.FDs, peakS.RSS = max(peakS.FDs, s.FDs), max(peakS.RSS, s.RSS)
@@ -77,7 +79,7 @@ func TestTunnelThousandConnections(t *testing.T) {
 			p50, p99, worst = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 		}
 		t.Logf("%s: %d requests at once, %d answered correctly in %s (per request: p50 %s, p99 %s, worst %s); peak launcher %d fds, RSS %.1f MB; peak server %d fds, RSS %.1f MB",
-			phase.name, thousand, len(lat), fmtDur(took), fmtDur(p50), fmtDur(p99), fmtDur(worst),
+			phase.name, thousand, len(lat), e2e.FmtDur(took), e2e.FmtDur(p50), e2e.FmtDur(p99), e2e.FmtDur(worst),
 			peakL.FDs, float64(peakL.RSS)/1e6, peakS.FDs, float64(peakS.RSS)/1e6)
 		for i, f := range failures {
 			if i == 10 {
@@ -93,14 +95,14 @@ func TestTunnelThousandConnections(t *testing.T) {
 			t.Errorf("%s: the launcher had at most %d fds open (idle %d): the %d connections were not all open at once", phase.name, peakL.FDs, idleL.FDs, thousand)
 		}
 		if took > 60*time.Second {
-			t.Errorf("%s: %s to answer %d requests; want well under a minute", phase.name, fmtDur(took), thousand)
+			t.Errorf("%s: %s to answer %d requests; want well under a minute", phase.name, e2e.FmtDur(took), thousand)
 		}
 		// Every connection is closed again on both sides, but for the server's pool
 		// of idle keep-alive connections to the app (tokenserver's proxy keeps up to
 		// appPool for 90 s).
 		var endL, endS, pooled int
-		if !WaitFor(15*time.Second, func() bool {
-			endL, endS, pooled = OpenFDs(lpid), OpenFDs(spid), SocketsTo(spid, b.appPort)
+		if !e2e.WaitFor(15*time.Second, func() bool {
+			endL, endS, pooled = e2e.OpenFDs(lpid), e2e.OpenFDs(spid), e2e.SocketsTo(spid, b.appPort)
 			return endL <= idleL.FDs+2 && endS-pooled <= idleS.FDs+2 && pooled <= appPool
 		}) {
 			t.Errorf("%s: 15 s later the launcher has %d fds (idle %d), the server %d (idle %d) of which %d to the app (pool at most %d)",
@@ -109,7 +111,7 @@ func TestTunnelThousandConnections(t *testing.T) {
 	}
 	endL, _ := b.stats("launch", lpid)
 	endS, _ := b.stats("serve", spid)
-	pooled := SocketsTo(spid, b.appPort)
+	pooled := e2e.SocketsTo(spid, b.appPort)
 	t.Logf("after: launcher %s; server %s (%d idle connections to the app)", fmtStats(endL), fmtStats(endS), pooled)
 	// A pooled connection has two goroutines (its read and write loops).
 	if endL.Goroutines > idleL.Goroutines+4 || endS.Goroutines-2*pooled > idleS.Goroutines+4 {
@@ -156,13 +158,13 @@ func thousandRequests(b *benchSession, path string) ([]time.Duration, []string, 
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				failures = append(failures, fmt.Sprintf("after %s: %v", fmtDur(d), err))
+				failures = append(failures, fmt.Sprintf("after %s: %v", e2e.FmtDur(d), err))
 				return
 			}
 			lat = append(lat, d)
 		}()
 	}
-	WaitFor(10*time.Second, func() bool { return ready.Load() == thousand })
+	e2e.WaitFor(10*time.Second, func() bool { return ready.Load() == thousand })
 	start := time.Now()
 	close(release)
 	wg.Wait()

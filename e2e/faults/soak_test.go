@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package faults
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // soakSample is one row of the soak's table.
@@ -261,7 +263,7 @@ func (b *benchSession) getBytes(n int) error {
 func writeSoakJSON(dur, every time.Duration, seed uint64, samples []soakSample, slopes map[string]float64) error {
 	path := os.Getenv("TETHER_SOAK_OUT")
 	if path == "" {
-		dir := filepath.Join(moduleRoot(), "bench-results")
+		dir := filepath.Join(e2e.ModuleRoot(), "bench-results")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}

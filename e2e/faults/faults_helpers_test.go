@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package faults
 
 import (
 	"context"
@@ -21,16 +21,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // benchSession is one `tether launch` of the bench app (this test binary run as its
 // app: TestMain) through sshd, optionally through a Toxiproxy, with
 // TETHER_DEBUG_STATS on for the launcher and the server.
 type benchSession struct {
-	s        *SSHD
-	proxy    *ToxicProxy // nil: straight to sshd
+	s        *e2e.SSHD
+	proxy    *e2e.ToxicProxy // nil: straight to sshd
 	alias    string
-	l        *launched
+	l        *e2e.Launched
 	base     string // http://127.0.0.1:PORT/BASE/
 	auth     string // Authorization header value
 	statsDir string
@@ -42,14 +44,14 @@ type benchSession struct {
 // launch of the bench app through them.
 func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 	t.Helper()
-	var tp *Toxiproxy
+	var tp *e2e.Toxiproxy
 	if withProxy {
-		tp = StartToxiproxy(t) // first: it may skip the test
+		tp = e2e.StartToxiproxy(t) // first: it may skip the test
 	}
 	statsDir := t.TempDir()
 	os.Chmod(statsDir, 0o755)
-	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"TETHER_DEBUG_STATS": statsDir}})
-	stopAllOnCleanup(t, s)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"TETHER_DEBUG_STATS": statsDir}})
+	e2e.StopAllOnCleanup(t, s)
 	b := &benchSession{s: s, alias: s.Alias, statsDir: statsDir}
 	cfg := s.Config
 	if withProxy {
@@ -62,17 +64,17 @@ func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 		t.Fatal(err)
 	}
 	portFile := filepath.Join(t.TempDir(), "app.port")
-	args := []string{"launch", "-F", cfg, b.alias, "--json", "--no-browser", "--", self, BenchAppArg, "{port}", portFile}
-	b.l = startLauncher(t, args, true, "TETHER_DEBUG_STATS="+statsDir)
-	base := b.l.line.Session.BaseURL
+	args := []string{"launch", "-F", cfg, b.alias, "--json", "--no-browser", "--", self, e2e.BenchAppArg, "{port}", portFile}
+	b.l = e2e.StartLauncher(t, args, true, "TETHER_DEBUG_STATS="+statsDir)
+	base := b.l.Line.Session.BaseURL
 	if base == "" {
 		base = "/"
 	}
-	b.base = fmt.Sprintf("http://127.0.0.1:%d%s", b.l.line.LocalPort, base)
-	b.auth = "token " + b.l.line.Session.Token
-	apps := Descendants(b.l.line.Session.PID, "e2e.test")
+	b.base = fmt.Sprintf("http://127.0.0.1:%d%s", b.l.Line.LocalPort, base)
+	b.auth = "token " + b.l.Line.Session.Token
+	apps := e2e.Descendants(b.l.Line.Session.PID, "faults.test")
 	if len(apps) != 1 {
-		t.Fatalf("app processes under the server %d: %v", b.l.line.Session.PID, apps)
+		t.Fatalf("app processes under the server %d: %v", b.l.Line.Session.PID, apps)
 	}
 	b.app = apps[0]
 	port, err := os.ReadFile(portFile)
@@ -83,20 +85,20 @@ func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 	return b
 }
 
-func (b *benchSession) launcherPID() int { return b.l.proc.Cmd.Process.Pid }
-func (b *benchSession) serverPID() int   { return b.l.line.Session.PID }
+func (b *benchSession) launcherPID() int { return b.l.Proc.Cmd.Process.Pid }
+func (b *benchSession) serverPID() int   { return b.l.Line.Session.PID }
 
 // lost counts the launcher's "connection to HOST lost" lines so far.
 func (b *benchSession) lost() int {
-	return strings.Count(b.l.stderr.String(), "connection to "+b.alias+" lost")
+	return strings.Count(b.l.Stderr.String(), "connection to "+b.alias+" lost")
 }
 
 // appUnchanged reports whether the app and its server are the same processes as at
 // the start (never restarted).
 func (b *benchSession) appUnchanged() error {
-	now := Descendants(b.serverPID(), "e2e.test")
-	if !Alive(b.serverPID()) || len(now) != 1 || now[0] != b.app {
-		return fmt.Errorf("the app was restarted or is gone: server %d alive %v, app before %d, now %v", b.serverPID(), Alive(b.serverPID()), b.app, now)
+	now := e2e.Descendants(b.serverPID(), "faults.test")
+	if !e2e.Alive(b.serverPID()) || len(now) != 1 || now[0] != b.app {
+		return fmt.Errorf("the app was restarted or is gone: server %d alive %v, app before %d, now %v", b.serverPID(), e2e.Alive(b.serverPID()), b.app, now)
 	}
 	return nil
 }
@@ -158,11 +160,11 @@ func (b *benchSession) stats(cmd string, pid int) (procStats, error) {
 		HeapInuse  int64     `json:"heap_inuse"`
 		HeapLive   int64     `json:"heap_live"`
 	}
-	ok := WaitFor(5*time.Second, func() bool {
+	ok := e2e.WaitFor(5*time.Second, func() bool {
 		data, err := os.ReadFile(path)
 		return err == nil && json.Unmarshal(data, &st) == nil && st.Time.After(now)
 	})
-	ps := procStats{FDs: OpenFDs(pid), RSS: RSS(pid), Goroutines: st.Goroutines, HeapInuse: st.HeapInuse, HeapLive: st.HeapLive}
+	ps := procStats{FDs: e2e.OpenFDs(pid), RSS: e2e.RSS(pid), Goroutines: st.Goroutines, HeapInuse: st.HeapInuse, HeapLive: st.HeapLive}
 	if !ok {
 		return ps, fmt.Errorf("no fresh stats in %s", path)
 	}
@@ -378,7 +380,7 @@ type faultKind struct {
 // waitLost waits up to limit for the launcher to report one more lost connection
 // than before.
 func (b *benchSession) waitLost(before int, limit time.Duration) bool {
-	return WaitFor(limit, func() bool { return b.lost() > before })
+	return e2e.WaitFor(limit, func() bool { return b.lost() > before })
 }
 
 // faultKinds: hard drops (RST, FIN, the server's processes killed), silent drops
@@ -480,7 +482,7 @@ var faultKinds = []faultKind{
 	{"sigstop_sshd", "silent", 1, func(b *benchSession, r *rand.Rand) (time.Time, string, error) {
 		start := time.Now()
 		before := b.lost()
-		frozen := connectionProcesses(b.s)
+		frozen := b.s.ConnectionPIDs()
 		if len(frozen) == 0 {
 			return time.Time{}, "", errors.New("no sshd connection process to stop")
 		}

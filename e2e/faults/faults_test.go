@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package faults
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // Fault campaign bounds: a fresh request must succeed this soon after a hard drop
@@ -73,7 +75,7 @@ type faultResult struct {
 // TETHER_FAULTS_SEED replays a run, TETHER_FAULTS_KINDS=a,b draws from those kinds only.
 func TestFaultCampaign(t *testing.T) {
 	n, seed := faultCount(t), faultSeed(t)
-	t.Logf("campaign: %d faults, seed %d (replay: TETHER_FAULTS=%d TETHER_FAULTS_SEED=%d go test -run TestFaultCampaign ./e2e/)", n, seed, n, seed)
+	t.Logf("campaign: %d faults, seed %d (replay: TETHER_FAULTS=%d TETHER_FAULTS_SEED=%d go test -run TestFaultCampaign ./e2e/faults/)", n, seed, n, seed)
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	b := startBenchSession(t, true)
 	if _, err := b.waitAnswers(10 * time.Second); err != nil {
@@ -94,7 +96,7 @@ func TestFaultCampaign(t *testing.T) {
 	go func() { defer wg.Done(); b.runDownload(ctx, dl) }()
 	stopTraffic := func() { cancel(); wg.Wait() }
 	t.Cleanup(stopTraffic)
-	if !WaitFor(15*time.Second, func() bool { return ws.okSince(time.Time{}) && dl.okSince(time.Time{}) }) {
+	if !e2e.WaitFor(15*time.Second, func() bool { return ws.okSince(time.Time{}) && dl.okSince(time.Time{}) }) {
 		t.Fatal("the WebSocket and the download did not start")
 	}
 
@@ -112,22 +114,22 @@ func TestFaultCampaign(t *testing.T) {
 		}
 		backAt, err := b.waitAnswers(30 * time.Second)
 		if err != nil {
-			t.Fatalf("fault %d (%s: %s): %v; launcher stderr:\n%s", i, k.name, detail, err, b.l.stderr.String())
+			t.Fatalf("fault %d (%s: %s): %v; launcher stderr:\n%s", i, k.name, detail, err, b.l.Stderr.String())
 		}
 		res := faultResult{kind: k.name, class: k.class, detail: detail, took: restored.Sub(t0),
 			back: max(0, backAt.Sub(restored)), fromStart: backAt.Sub(t0)}
 		switch k.class {
 		case "hard":
 			if res.back > hardBound {
-				t.Errorf("fault %d (%s: %s): the URL answered %s after the fault ended; want ≤ %v", i, k.name, detail, fmtDur(res.back), hardBound)
+				t.Errorf("fault %d (%s: %s): the URL answered %s after the fault ended; want ≤ %v", i, k.name, detail, e2e.FmtDur(res.back), hardBound)
 			}
 		case "silent":
 			if res.fromStart > silentBound {
-				t.Errorf("fault %d (%s: %s): the URL answered %s after the silence began; want ≤ %v", i, k.name, detail, fmtDur(res.fromStart), silentBound)
+				t.Errorf("fault %d (%s: %s): the URL answered %s after the silence began; want ≤ %v", i, k.name, detail, e2e.FmtDur(res.fromStart), silentBound)
 			}
 		case "spike":
 			if res.back > hardBound {
-				t.Errorf("fault %d (%s: %s): the URL answered %s after the spike; want ≤ %v", i, k.name, detail, fmtDur(res.back), hardBound)
+				t.Errorf("fault %d (%s: %s): the URL answered %s after the spike; want ≤ %v", i, k.name, detail, e2e.FmtDur(res.back), hardBound)
 			}
 		}
 		if err := b.appUnchanged(); err != nil {
@@ -136,22 +138,22 @@ func TestFaultCampaign(t *testing.T) {
 		// The streams work again: after a spike, the same ones; after a drop (which
 		// ends the SSH connection and every channel on it), reopened ones.
 		if k.class == "spike" {
-			if !WaitFor(15*time.Second, func() bool { return ws.okSince(backAt) && dl.okSince(backAt) }) {
+			if !e2e.WaitFor(15*time.Second, func() bool { return ws.okSince(backAt) && dl.okSince(backAt) }) {
 				t.Errorf("fault %d (%s: %s): the WebSocket (%v) or the download (%v) made no progress within 15 s of the spike",
 					i, k.name, detail, ws.okSince(backAt), dl.okSince(backAt))
 			}
 			res.wsSurvived, res.dlSurvived = !ws.failedSince(t0), !dl.failedSince(t0)
 			if !res.wsSurvived || !res.dlSurvived {
 				t.Errorf("fault %d (%s: %s): a spike broke the WebSocket (%v) or the download (%v); launcher stderr:\n%s",
-					i, k.name, detail, !res.wsSurvived, !res.dlSurvived, lastLinesOf(b.l.stderr.String(), 6))
+					i, k.name, detail, !res.wsSurvived, !res.dlSurvived, lastLinesOf(b.l.Stderr.String(), 6))
 			}
-		} else if !WaitFor(20*time.Second, func() bool { return ws.reopenedSince(t0) && dl.reopenedSince(t0) }) {
+		} else if !e2e.WaitFor(20*time.Second, func() bool { return ws.reopenedSince(t0) && dl.reopenedSince(t0) }) {
 			t.Errorf("fault %d (%s: %s): the WebSocket (%v) or the download (%v) was not reopened and working within 20 s of the URL",
 				i, k.name, detail, ws.reopenedSince(t0), dl.reopenedSince(t0))
 		}
 		results = append(results, res)
 		t.Logf("fault %3d %-12s %-6s back %6s after the fault, %6s from its start; ws %s, download %s; %s", i, k.name, k.class,
-			fmtDur(res.back), fmtDur(res.fromStart), survived(res.wsSurvived), survived(res.dlSurvived), detail)
+			e2e.FmtDur(res.back), e2e.FmtDur(res.fromStart), survived(res.wsSurvived), survived(res.dlSurvived), detail)
 		if i == warmAt {
 			warmL, _ = b.stats("launch", lpid)
 			warmS, _ = b.stats("serve", spid)
@@ -178,18 +180,18 @@ func TestFaultCampaign(t *testing.T) {
 	}
 	// And idle again, as before the traffic started.
 	var idleEndL, idleEndS procStats
-	WaitFor(10*time.Second, func() bool {
+	e2e.WaitFor(10*time.Second, func() bool {
 		idleEndL, _ = b.stats("launch", lpid)
 		idleEndS, _ = b.stats("serve", spid)
 		return idleEndL.FDs <= idleL.FDs && idleEndS.FDs <= idleS.FDs &&
 			idleEndL.Goroutines <= idleL.Goroutines+2 && idleEndS.Goroutines <= idleS.Goroutines+2
 	})
-	sshdConns := len(connectionProcesses(b.s))
+	sshdConns := len(b.s.ConnectionPIDs())
 
 	summarizeFaults(t, results, elapsed)
 	t.Logf("launcher: idle %s | after %d faults %s | after all %s | idle at the end %s", fmtStats(idleL), warmAt, fmtStats(warmL), fmtStats(endL), fmtStats(idleEndL))
 	t.Logf("server:   idle %s | after %d faults %s | after all %s | idle at the end %s", fmtStats(idleS), warmAt, fmtStats(warmS), fmtStats(endS), fmtStats(idleEndS))
-	t.Logf("sshd connection processes at the end: %d; launcher: %d lost, %d back", sshdConns, b.lost(), strings.Count(b.l.stderr.String(), "back:"))
+	t.Logf("sshd connection processes at the end: %d; launcher: %d lost, %d back", sshdConns, b.lost(), strings.Count(b.l.Stderr.String(), "back:"))
 	// Growth bounds: a few fds and goroutines of slack for timing (a request in flight,
 	// a keepalive); a leak per fault would exceed them within the campaign.
 	for _, c := range []struct {
@@ -257,7 +259,7 @@ func summarizeFaults(t *testing.T, results []faultResult, elapsed time.Duration)
 		bm, bw := medianMax(back)
 		fm, fw := medianMax(from)
 		t.Logf("  %-12s %-6s %5d  %-27s %-27s %d/%d, %d/%d", k, byKind[k][0].class, len(byKind[k]),
-			fmtDur(bm)+" / "+fmtDur(bw), fmtDur(fm)+" / "+fmtDur(fw), wsOK, len(byKind[k]), dlOK, len(byKind[k]))
+			e2e.FmtDur(bm)+" / "+e2e.FmtDur(bw), e2e.FmtDur(fm)+" / "+e2e.FmtDur(fw), wsOK, len(byKind[k]), dlOK, len(byKind[k]))
 	}
 }
 
@@ -271,7 +273,7 @@ func TestLaunchSurvivesDropDuringSessionCheck(t *testing.T) {
 	if _, err := b.waitAnswers(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	backs := func() int { return strings.Count(b.l.stderr.String(), "back: reconnected to") }
+	backs := func() int { return strings.Count(b.l.Stderr.String(), "back: reconnected to") }
 	for round := 1; round <= 3; round++ {
 		// Slow answers make the check after a reconnect last a few hundred ms.
 		if err := b.proxy.AddToxic("slow", "latency", "downstream", map[string]any{"latency": 400}); err != nil {
@@ -282,7 +284,7 @@ func TestLaunchSurvivesDropDuringSessionCheck(t *testing.T) {
 			t.Fatal("no sshd connection process to kill")
 		}
 		if !waitFor1ms(30*time.Second, func() bool { return backs() > before }) {
-			t.Fatalf("round %d: no reconnect within 30 s; stderr:\n%s", round, b.l.stderr.String())
+			t.Fatalf("round %d: no reconnect within 30 s; stderr:\n%s", round, b.l.Stderr.String())
 		}
 		killed := b.s.KillConnections() // while the check runs
 		if err := b.proxy.RemoveToxic("slow"); err != nil {
@@ -291,19 +293,19 @@ func TestLaunchSurvivesDropDuringSessionCheck(t *testing.T) {
 		backAt, err := b.waitAnswers(15 * time.Second)
 		time.Sleep(time.Second) // a launcher giving up would be gone by now
 		select {
-		case <-b.l.proc.Done():
-			t.Fatalf("round %d: the launcher exited after a drop during its session check; stderr:\n%s", round, b.l.stderr.String())
+		case <-b.l.Proc.Done():
+			t.Fatalf("round %d: the launcher exited after a drop during its session check; stderr:\n%s", round, b.l.Stderr.String())
 		default:
 		}
 		if err != nil {
-			t.Fatalf("round %d: %v; stderr:\n%s", round, err, b.l.stderr.String())
+			t.Fatalf("round %d: %v; stderr:\n%s", round, err, b.l.Stderr.String())
 		}
 		t.Logf("round %d: killed %d sshd processes during the check; the URL answered again at %s", round, killed, backAt.Format("15:04:05.000"))
 		if err := b.appUnchanged(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s := b.l.stderr.String(); strings.Contains(s, "does not answer") || strings.Contains(s, "cannot reach") {
+	if s := b.l.Stderr.String(); strings.Contains(s, "does not answer") || strings.Contains(s, "cannot reach") {
 		t.Errorf("the launcher gave up on the session at some point:\n%s", s)
 	}
 }

@@ -131,13 +131,13 @@ func otherUsersListener(t *testing.T, u User, port int) (int, func() string) {
 // runInKernel starts a kernel of the launched Jupyter through the gate (the token in
 // Authorization, as a script would send it) and runs code in it; it returns what the
 // code printed.
-func runInKernel(t *testing.T, l *launched, code string) string {
+func runInKernel(t *testing.T, l *Launched, code string) string {
 	t.Helper()
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("127.0.0.1:%d", l.line.LocalPort)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
 	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "token "+tok)
-	resp, err := noRedirect.Do(req)
+	resp, err := NoRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +214,10 @@ func TestSecondaryPortJupyterE2E(t *testing.T) {
 	Need(t, "jupyter-notebook", "jupyter-notebook")
 	began := time.Now()
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	l := launchPreset(t, s, "jupyter")
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
@@ -233,7 +233,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 		t.Fatalf("the notebook did not start the second server: %q (is python3-tornado there?)", out)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	t.Logf("the notebook started a Tornado server on port %d (pid %d) after %s", port, pid, fmtDur(time.Since(began)))
+	t.Logf("the notebook started a Tornado server on port %d (pid %d) after %s", port, pid, FmtDur(time.Since(began)))
 
 	ctx, ws := browse(t, l)
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -242,7 +242,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 		shot(t, ctx, "secondary-port")
 		t.Fatalf("Chromium, %s: %v (websockets %s)", step, err, ws)
 	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(l.line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
+	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
 		fail("the notebook list", err)
 	}
 	pstart := time.Now()
@@ -255,7 +255,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 		txt, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 		fail("the second server's WebSocket echo", fmt.Errorf("%v; page: %q", err, txt))
 	}
-	t.Logf("Chromium: proxy/%d/ loaded and its WebSocket echoed after %s", port, fmtDur(time.Since(pstart)))
+	t.Logf("Chromium: proxy/%d/ loaded and its WebSocket echoed after %s", port, FmtDur(time.Since(pstart)))
 	if loc, _ := chromedp.Run(tctx, chromedp.Location()); loc != pbase {
 		t.Errorf("landed on %q; want %q", loc, pbase)
 	}
@@ -326,7 +326,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 			t.Errorf("%s's listener on port %d saw: %q; want nothing, not even a connection", u.Name, uport, p)
 		}
 	})
-	t.Logf("secondary port test: %s in all", fmtDur(time.Since(began)))
+	t.Logf("secondary port test: %s in all", FmtDur(time.Since(began)))
 }
 
 // rawServer is a TCP program of ours that is not HTTP: it says hello, reads until the
@@ -374,22 +374,22 @@ type forwardLine struct {
 
 // startForward runs `tether forward ... --json` (args from "forward" on) and waits for
 // its line.
-func startForward(t *testing.T, args []string, env ...string) (*launched, forwardLine) {
+func startForward(t *testing.T, args []string, env ...string) (*Launched, forwardLine) {
 	t.Helper()
-	l := startLauncher(t, append(args, "--json"), false, env...)
+	l := StartLauncher(t, append(args, "--json"), false, env...)
 	var line forwardLine
 	if !WaitFor(60*time.Second, func() bool {
 		select {
-		case <-l.proc.Done():
+		case <-l.Proc.Done():
 			return true
 		default:
 		}
-		return strings.Contains(l.stdout.String(), "\n")
+		return strings.Contains(l.Stdout.String(), "\n")
 	}) {
-		t.Fatalf("no JSON line from tether forward; stderr:\n%s", l.stderr.String())
+		t.Fatalf("no JSON line from tether forward; stderr:\n%s", l.Stderr.String())
 	}
-	if err := json.Unmarshal([]byte(l.stdout.String()), &line); err != nil || line.LocalPort == 0 {
-		t.Fatalf("tether forward: stdout %q (%v); stderr:\n%s", l.stdout.String(), err, l.stderr.String())
+	if err := json.Unmarshal([]byte(l.Stdout.String()), &line); err != nil || line.LocalPort == 0 {
+		t.Fatalf("tether forward: stdout %q (%v); stderr:\n%s", l.Stdout.String(), err, l.Stderr.String())
 	}
 	return l, line
 }
@@ -431,9 +431,9 @@ func moveBytes(t *testing.T, localPort, n int) time.Duration {
 func TestForwardE2E(t *testing.T) {
 	began := time.Now()
 	s := StartSSHD(t, SSHDOptions{})
-	stopAllOnCleanup(t, s)
-	l := startLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--json"}, true)
-	id := l.line.Session.ID
+	StopAllOnCleanup(t, s)
+	l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--json"}, true)
+	id := l.Line.Session.ID
 	port, stopProgram := rawServer(t)
 
 	t.Run("native", func(t *testing.T) {
@@ -443,15 +443,15 @@ func TestForwardE2E(t *testing.T) {
 			t.Errorf("forward line %+v; want port %d, session %s", line, port, id)
 		}
 		d := moveBytes(t, line.LocalPort, 4<<20)
-		t.Logf("4 MiB through the forward and back its digest in %s", fmtDur(d))
+		t.Logf("4 MiB through the forward and back its digest in %s", FmtDur(d))
 		moveBytes(t, line.LocalPort, 10) // a second connection: a second stream
-		mustContain(t, "forward's stderr", f.stderr.String(), fmt.Sprintf("forwarding 127.0.0.1:%d to port %d on %s (session %s)", line.LocalPort, port, s.Alias, id))
-		if p := ProcessesWith(l.line.Session.Token); len(p) > 0 {
+		MustContain(t, "forward's stderr", f.Stderr.String(), fmt.Sprintf("forwarding 127.0.0.1:%d to port %d on %s (session %s)", line.LocalPort, port, s.Alias, id))
+		if p := ProcessesWith(l.Line.Session.Token); len(p) > 0 {
 			t.Errorf("the token is on a command line: %q", p)
 		}
-		f.interrupt(t)
-		mustContain(t, "forward's stderr", f.stderr.String(), "stopped forwarding port "+strconv.Itoa(port))
-		t.Logf("native forward: %s", fmtDur(time.Since(start)))
+		f.Interrupt(t)
+		MustContain(t, "forward's stderr", f.Stderr.String(), "stopped forwarding port "+strconv.Itoa(port))
+		t.Logf("native forward: %s", FmtDur(time.Since(start)))
 	})
 
 	t.Run("openssh", func(t *testing.T) {
@@ -459,15 +459,15 @@ func TestForwardE2E(t *testing.T) {
 		env, _ := openSSHEnv(t, s)
 		f, line := startForward(t, []string{"forward", "--ssh", "openssh", "-F", s.Config, s.Alias, id, strconv.Itoa(port)}, env...)
 		moveBytes(t, line.LocalPort, 1<<20)
-		f.interrupt(t)
-		t.Logf("openssh forward: %s", fmtDur(time.Since(start)))
+		f.Interrupt(t)
+		t.Logf("openssh forward: %s", FmtDur(time.Since(start)))
 	})
 
 	t.Run("another user's port", func(t *testing.T) {
 		start := time.Now()
 		u := OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
-		_, errOut, code := runTether(t, "forward", "-F", s.Config, s.Alias, id, strconv.Itoa(uport))
+		_, errOut, code := RunTether(t, "forward", "-F", s.Config, s.Alias, id, strconv.Itoa(uport))
 		want := fmt.Sprintf("tether: cannot forward port %d on %s: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it; forward a port that a program of yours listens on",
 			uport, s.Alias, uport, u.Name, u.UID)
 		if code != 1 || !strings.Contains(errOut, want) {
@@ -477,7 +477,7 @@ func TestForwardE2E(t *testing.T) {
 		if p := printed(); p != "" {
 			t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
 		}
-		t.Logf("refused: %s", fmtDur(time.Since(start)))
+		t.Logf("refused: %s", FmtDur(time.Since(start)))
 	})
 
 	t.Run("port changes hands", func(t *testing.T) {
@@ -500,21 +500,21 @@ func TestForwardE2E(t *testing.T) {
 			t.Errorf("the local connection read %q from another user's port", rest)
 		}
 		want := fmt.Sprintf("a connection to port %d on %s was closed: port %d on this machine is held by another user, %s (uid %d)", port, s.Alias, port, u.Name, u.UID)
-		if !WaitFor(10*time.Second, func() bool { return strings.Contains(f.stderr.String(), want) }) {
-			t.Errorf("forward's stderr lacks %q:\n%s", want, f.stderr.String())
+		if !WaitFor(10*time.Second, func() bool { return strings.Contains(f.Stderr.String(), want) }) {
+			t.Errorf("forward's stderr lacks %q:\n%s", want, f.Stderr.String())
 		}
 		time.Sleep(300 * time.Millisecond)
 		if p := printed(); p != "" {
 			t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
 		}
-		f.interrupt(t)
-		t.Logf("port changed hands: %s", fmtDur(time.Since(start)))
+		f.Interrupt(t)
+		t.Logf("port changed hands: %s", FmtDur(time.Since(start)))
 	})
-	if bytes.Contains([]byte(s.Log()), []byte(l.line.Session.Token)) {
+	if bytes.Contains([]byte(s.Log()), []byte(l.Line.Session.Token)) {
 		t.Errorf("the token is in sshd's log")
 	}
-	l.interrupt(t)
-	t.Logf("forward test: %s in all", fmtDur(time.Since(began)))
+	l.Interrupt(t)
+	t.Logf("forward test: %s in all", FmtDur(time.Since(began)))
 }
 
 // TestForwardSlurmE2E: `tether forward` to a Slurm session reaches the node's server
@@ -523,19 +523,22 @@ func TestForwardE2E(t *testing.T) {
 func TestForwardSlurmE2E(t *testing.T) {
 	began := time.Now()
 	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
+	t.Logf("cluster and login node up after %s", FmtDur(time.Since(began)))
 	l := site.launch(t, "-p debug -t 5", "--no-browser")
-	id := l.line.Session.ID
-	l.interrupt(t) // detached: the job keeps running
+	id := l.Line.Session.ID
+	l.Interrupt(t) // detached: the job keeps running
 	port, _ := rawServer(t)
+	fstart := time.Now()
 	f, line := startForward(t, site.args("forward", id, strconv.Itoa(port)))
+	t.Logf("forward listening after %s", FmtDur(time.Since(fstart)))
 	d := moveBytes(t, line.LocalPort, 1<<20)
-	t.Logf("1 MiB to the node's program and its digest back in %s", fmtDur(d))
-	f.interrupt(t)
+	t.Logf("1 MiB to the node's program and its digest back in %s", FmtDur(d))
+	f.Interrupt(t)
 
 	t.Run("another user's port", func(t *testing.T) {
 		u := OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
-		_, errOut, code := runTether(t, site.args("forward", id, strconv.Itoa(uport))...)
+		_, errOut, code := RunTether(t, site.args("forward", id, strconv.Itoa(uport))...)
 		if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by another user, %s (uid %d), not by you; nothing was sent to it", u.Name, u.UID)) {
 			t.Errorf("forward to %s's port on the node: exit %d, stderr %q", u.Name, code, errOut)
 		}
@@ -544,10 +547,12 @@ func TestForwardSlurmE2E(t *testing.T) {
 			t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
 		}
 	})
-	if _, errOut, code := runTether(t, site.args("stop", id)...); code != 0 {
+	stopped := time.Now()
+	if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
-	t.Logf("slurm forward test: %s in all", fmtDur(time.Since(began)))
+	t.Logf("stop (scancel, waiting for the job to go): %s", FmtDur(time.Since(stopped)))
+	t.Logf("slurm forward test: %s in all", FmtDur(time.Since(began)))
 }
 
 // TestCodeServerPortRoutesE2E: code-server has port proxies of its own at /proxy/PORT/
@@ -559,17 +564,17 @@ func TestCodeServerPortRoutesE2E(t *testing.T) {
 	cs := codeServerPath(t)
 	began := time.Now()
 	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
-	stopAllOnCleanup(t, s)
+	StopAllOnCleanup(t, s)
 	l := launchPreset(t, s, "code-server")
-	tok := l.line.Session.Token
-	base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
+	tok := l.Line.Session.Token
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 
 	u := OtherUser(t)
 	uport, printed := otherUsersListener(t, u, 0)
 	want := fmt.Sprintf("403 Forbidden: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it", uport, u.Name, u.UID)
 	for _, p := range []string{"absproxy/%d/", "absproxy/%d/x?y=1", "proxy/%d/"} {
 		p = fmt.Sprintf(p, uport)
-		if code, body, _ := fetch(t, base+p, "Authorization", "token "+tok); code != 403 || strings.TrimSpace(body) != want {
+		if code, body, _ := Fetch(t, base+p, "Authorization", "token "+tok); code != 403 || strings.TrimSpace(body) != want {
 			t.Errorf("%s (another user's port, through code-server's route): %d %.200q; want 403 %q", p, code, body, want)
 		}
 	}
@@ -593,7 +598,7 @@ func TestCodeServerPortRoutesE2E(t *testing.T) {
 	go ours.Serve(ln)
 	t.Cleanup(func() { ours.Close() })
 	oport := ln.Addr().(*net.TCPAddr).Port
-	if code, body, _ := fetch(t, fmt.Sprintf("%sabsproxy/%d/a?b=1", base, oport), "Authorization", "token "+tok); code != 200 || body != "ours" {
+	if code, body, _ := Fetch(t, fmt.Sprintf("%sabsproxy/%d/a?b=1", base, oport), "Authorization", "token "+tok); code != 200 || body != "ours" {
 		t.Errorf("absproxy/%d/ (ours): %d %.200q", oport, code, body)
 	}
 	mu.Lock()
@@ -601,5 +606,5 @@ func TestCodeServerPortRoutesE2E(t *testing.T) {
 		t.Errorf("our program saw %q; want the whole path", got)
 	}
 	mu.Unlock()
-	t.Logf("code-server port routes test: %s in all", fmtDur(time.Since(began)))
+	t.Logf("code-server port routes test: %s in all", FmtDur(time.Since(began)))
 }

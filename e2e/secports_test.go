@@ -268,15 +268,13 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 
 	// What the second server saw: the browser's Host and Origin, nothing of ours.
 	b, _ := os.ReadFile(reqLog)
-	var seen []struct {
+	type request struct {
 		URI     string            `json:"uri"`
 		Headers map[string]string `json:"headers"`
 	}
+	var seen []request
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r struct {
-			URI     string            `json:"uri"`
-			Headers map[string]string `json:"headers"`
-		}
+		var r request
 		if json.Unmarshal([]byte(line), &r) == nil {
 			seen = append(seen, r)
 		}

@@ -27,6 +27,7 @@ type CLI struct {
 	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine, or on HOST."`
 	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
 	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
+	Forward ForwardCmd `cmd:"" help:"Forward a local port to a port of yours on HOST's loopback (raw TCP: a database, a debugger), through a session."`
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
@@ -132,6 +133,7 @@ type ServeCmd struct {
 	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
 	appFlags
 	exposeFlags
+	portProxyFlags
 	Command []string `arg:"" optional:"" name:"command" help:"The app's command line after --; may use {port}, {host}, {base_url}, {socket} and {app_secret_file}. With --app: the preset's extra arguments. None: the built-in app."`
 }
 
@@ -146,6 +148,11 @@ type exposeFlags struct {
 	AllowExposed bool `name:"allow-exposed" help:"Run the app even if it listens beyond loopback (0.0.0.0, ::, a real address), where anyone who can reach the machine gets to it without the token (refused otherwise)."`
 }
 
+// portProxyFlags: who serves {base_url}proxy/.
+type portProxyFlags struct {
+	NoPortProxy bool `name:"no-port-proxy" help:"Leave {base_url}proxy/... and absproxy/... to the app (e.g. its own jupyter-server-proxy) instead of serving your other loopback ports there; tether forward still works."`
+}
+
 // Run starts the guarded server.
 func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 	return remote.Serve(ctx, remote.ServeOptions{
@@ -154,6 +161,6 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
 		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
+		NoPortProxy: c.NoPortProxy, Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -47,6 +48,7 @@ type LaunchCmd struct {
 	forwardFlags
 	appFlags
 	exposeFlags
+	portProxyFlags
 	slurmFlags
 	profileFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
@@ -79,7 +81,7 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	return launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		ReadyTimeout: c.ReadyTimeout, Slurm: so,
+		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy,
 	}, nil
 }
 
@@ -178,6 +180,52 @@ func (c *AttachCmd) Run(ctx context.Context, env *Env) error {
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(), Target: c.Target,
 		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
 	})
+}
+
+// ForwardCmd is `tether forward HOST [ID|NAME] PORT [--local-port N]`.
+type ForwardCmd struct {
+	hostFlags
+	LocalPort  int      `name:"local-port" placeholder:"N" help:"Listen on this port of 127.0.0.1 (default: PORT's number when it is free here, else a free one)."`
+	JSON       bool     `name:"json" help:"Print one line of JSON {local_port, port, session} on stdout once the local port listens."`
+	ViaNodeSSH bool     `name:"via-node-ssh" help:"For a Slurm session: reach its node over SSH (ProxyJump through HOST) and the server's Unix socket there."`
+	Host       string   `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
+	Args       []string `arg:"" name:"id-port" help:"[ID|NAME] PORT: the session (default: the only or newest running one) and the port of yours on HOST's loopback."`
+}
+
+// Run forwards.
+func (c *ForwardCmd) Run(ctx context.Context, env *Env) error {
+	target, portArg := "", ""
+	switch len(c.Args) {
+	case 1:
+		portArg = c.Args[0]
+	case 2:
+		target, portArg = c.Args[0], c.Args[1]
+	default:
+		return &remote.UsageError{Msg: "forward takes HOST, then a session id or name (optional) and a PORT, e.g. tether forward gpu-box 5432"}
+	}
+	port, ok := parsePortArg(portArg)
+	if !ok {
+		return &remote.UsageError{Msg: fmt.Sprintf("%q is not a port number (1-65535, plain digits); give the port on %s's loopback, e.g. tether forward %s 5432", portArg, c.Host, c.Host)}
+	}
+	return launcher.ForwardPort(ctx, launcher.ForwardPortOptions{
+		Options: hostOptions(env, c.Host, c.hostFlags), Target: target, Port: port, LocalPort: c.LocalPort, JSON: c.JSON,
+		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
+	})
+}
+
+// parsePortArg reads a port as the server's forward path takes it: plain digits, no
+// sign, no leading zero, 1-65535 ("+80" and "080" are not quietly port 80).
+func parsePortArg(a string) (int, bool) {
+	if a == "" || len(a) > 5 || a[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] < '0' || a[i] > '9' {
+			return 0, false
+		}
+	}
+	n, _ := strconv.Atoi(a)
+	return n, n <= 65535
 }
 
 // DemoCmd is `tether demo [--no-browser] [--json]`.

@@ -83,6 +83,34 @@ func TestRemoteCommandForms(t *testing.T) {
 	}
 }
 
+// TestForwardForms: `forward HOST [ID] PORT` takes PORT as plain digits, 1-65535;
+// anything else is a usage error naming it, before any connection.
+func TestForwardForms(t *testing.T) {
+	t.Setenv("TETHER_STATE_DIR", t.TempDir())
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"forward", "-F", "none", "no-such-host.invalid", "5432"}, 1, "cannot reach no-such-host.invalid"},
+		{[]string{"forward", "-F", "none", "no-such-host.invalid", "abcdefgh", "5432"}, 1, "cannot reach no-such-host.invalid"},
+		{[]string{"forward", "-F", "none", "gpu-box", "+80"}, 2, `"+80" is not a port number`},
+		{[]string{"forward", "-F", "none", "gpu-box", "080"}, 2, `"080" is not a port number`},
+		{[]string{"forward", "-F", "none", "gpu-box", "0"}, 2, `"0" is not a port number`},
+		{[]string{"forward", "-F", "none", "gpu-box", "65536"}, 2, `"65536" is not a port number`},
+		{[]string{"forward", "-F", "none", "gpu-box", "ID", " 80"}, 2, `" 80" is not a port number`},
+		{[]string{"forward", "-F", "none", "gpu-box", "0x50"}, 2, `"0x50" is not a port number`},
+		{[]string{"forward", "-F", "none", "gpu-box", "a", "b", "80"}, 2, "forward takes HOST"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(errb.String(), tt.want) || code == 2 && strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("for %q, got %d %q; want %d and %q", tt.args, code, errb.String(), tt.code, tt.want)
+		}
+	}
+}
+
 // TestLaunchAppForms: `launch HOST APP [-- EXTRA]` picks the preset only when its name
 // comes before any --; after -- every word is literal (how to run a command that is
 // named like a preset); a first word that names no preset is a command, as before.

@@ -72,6 +72,8 @@ type LaunchOptions struct {
 	AppHeaders   []string
 	// AllowExposed is serve's --allow-exposed: run an app that listens beyond loopback.
 	AllowExposed bool
+	// NoPortProxy is serve's --no-port-proxy: {base_url}proxy/ and absproxy/ go to the app.
+	NoPortProxy bool
 	// ReadyTimeout is how long serve waits for the app (0: serve's default, 5 minutes).
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.

@@ -3,9 +3,11 @@
 package remote
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,8 +59,54 @@ func TestMain(m *testing.M) {
 			}
 			go func() { time.Sleep(5 * time.Second); c.Close() }()
 		}
+	case "listen-record":
+		// Listen on 127.0.0.1:0, print the port, then a line for every connection
+		// accepted ("conn") and every read ("got N: BYTES"), until killed.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("listen:", err)
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(0)
+			}
+			fmt.Println("conn")
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						fmt.Printf("got %d: %q\n", n, buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
 	case "impostor":
 		os.Exit(runImpostor(os.Getenv("TETHER_REMOTE_TEST_MARKER"), os.Getenv("TETHER_REMOTE_TEST_IMPOSTOR") == "always"))
+	case "raw-request":
+		// Send the raw HTTP request in the environment to the TCP address in the
+		// environment, then "probe" behind it; print the answer's status line.
+		c, err := net.DialTimeout("tcp", os.Getenv("TETHER_REMOTE_TEST_ADDR"), 2*time.Second)
+		if err != nil {
+			fmt.Println("dial:", err)
+			os.Exit(0)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, os.Getenv("TETHER_REMOTE_TEST_REQUEST"))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		fmt.Printf("status %q %v\n", strings.TrimSpace(line), err)
+		if strings.Contains(line, " 101 ") {
+			c.Write([]byte("probe"))
+			time.Sleep(200 * time.Millisecond)
+		}
+		os.Exit(0)
 	case "connect":
 		// Dial the Unix socket named in the environment and report what happened.
 		c, err := net.DialTimeout("unix", os.Getenv("TETHER_REMOTE_TEST_SOCKET"), 2*time.Second)

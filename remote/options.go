@@ -55,6 +55,10 @@ type ServeOptions struct {
 	// address), where anyone who can reach the machine gets to it around the gate; it is
 	// refused otherwise. Serve warns.
 	AllowExposed bool
+	// NoPortProxy leaves {base_url}proxy/ and absproxy/ to the app (its own jupyter-server-proxy, say)
+	// instead of serving the user's other loopback ports there (ports.go); forward
+	// streams (`tether forward`) are served either way.
+	NoPortProxy bool
 	// Version is the tether version recorded in the ready record.
 	Version string
 	// CancelOnEOF, with Detach, abandons the start when stdin reaches EOF before the

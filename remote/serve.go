@@ -305,6 +305,9 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 
 	if noAuth() {
 		fmt.Fprintln(o.Stderr, "tether: WARNING: TETHER_NO_AUTH=1: no token is required; any user of this machine who can reach the server can use the app")
+		if o.Listen != "" {
+			fmt.Fprintln(o.Stderr, "tether: note: with TETHER_NO_AUTH=1 and --listen, your other loopback ports are not served (proxy/PORT/, tether forward)")
+		}
 	}
 	token, err := resolveToken(&o)
 	if err != nil {
@@ -435,6 +438,8 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			progress("note: --listen " + o.Listen + " reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls")
 		}
 	}
+	// The user's other loopback ports, behind the gate (ports.go).
+	reach := newPortReacher()
 	if o.App != nil {
 		if appLog, err = openCappedLog(sess.logPath(), defaultLogCap); err != nil {
 			return fmt.Errorf("opening the app log: %w", err)
@@ -462,6 +467,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			Host: plan.host, Secrets: plan.secrets}
 		if plan.network == "tcp" {
 			up.CheckConn = checkAppConn
+			reach.deny(int(plan.addrPort.Port()), "the session's app itself: open the session's own URL")
 		}
 		handler = tokenserver.NewProxy(up, logger)
 	} else if o.staticDir != "" {
@@ -476,9 +482,16 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		handler = newBuiltinApp(sess.ID, sf.Host, o.BaseURL, started, touch)
 	}
 
+	// Without a token, a TCP listener lets every user of the machine in: they get the
+	// app (the user asked for that), but not the user's other ports besides.
+	var ports *tokenserver.Ports
+	if token != "" || o.Listen == "" {
+		ports = reach.options(o.NoPortProxy)
+	}
 	srv, err := tokenserver.New(tokenserver.Options{
 		Token: token, NoAuth: token == "", SessionID: sess.ID, BaseURL: o.BaseURL,
 		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
+		Ports: ports,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the guarded server: %w", err)
@@ -497,6 +510,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
 		}
 		listeners = append(listeners, tln)
+		reach.deny(tln.Addr().(*net.TCPAddr).Port, "this tether server's own")
 		sf.URL = listenURL(tln.Addr().(*net.TCPAddr), o.Listen, tlsConf != nil, o.BaseURL)
 		if sf.JobID != "" {
 			sf.Addr = strings.TrimSuffix(strings.TrimPrefix(sf.URL, "https://"), o.BaseURL)

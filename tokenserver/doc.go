@@ -16,6 +16,13 @@
 //	GET  {BaseURL}_tether/login              the login form (200)
 //	POST {BaseURL}_tether/login              token=…&next=… → cookie, 303 to next
 //	GET  {BaseURL}_tether/challenge?nonce=N  ChallengeResponse(token, N), no auth
+//	GET  {BaseURL}_tether/forward/PORT       with Options.Ports, a header token and
+//	                                         Upgrade: tether-forward: a raw stream to PORT
+//
+// With Options.Ports, authenticated requests under {BaseURL}proxy/PORT/,
+// {BaseURL}proxy/absolute/PORT/ and {BaseURL}absproxy/PORT/ go to another loopback port
+// of the machine instead of the app (ports.go): a port number only, never a host, and
+// only where Ports allows.
 //
 // A page load with ?token= or a one-time ?code= (MintLoginCode) gets the session
 // cookie and is sent on to the same URL without it.

@@ -49,6 +49,12 @@ type Options struct {
 	// upgraded (WebSocket) connections, at most about once a second. It runs on the
 	// request's goroutine and must return quickly.
 	OnActivity func()
+	// Ports, if set, serves this machine's other loopback ports behind the gate:
+	// {BaseURL}proxy/PORT/…, {BaseURL}proxy/absolute/PORT/… and {BaseURL}absproxy/PORT/…
+	// (HTTP and WebSockets), and raw streams at {BaseURL}_tether/forward/PORT (see
+	// ports.go). Nil: neither; {BaseURL}proxy/ and absproxy/ are the App's like any
+	// other path.
+	Ports *Ports
 }
 
 // Server is the gate: every request goes through ServeHTTP, in this order — Host
@@ -70,6 +76,8 @@ type Server struct {
 	guard      *connGuard // TCP connections not yet authenticated
 	onActivity func()
 	lastActive atomic.Int64 // UnixNano of the last OnActivity call
+	ports      *Ports
+	portProxy  http.Handler // to secondary ports; nil without ports
 
 	// now is the clock; tests replace it.
 	now func() time.Time
@@ -158,6 +166,14 @@ func New(o Options) (*Server, error) {
 	}
 	s.log = newRedactingLogger(o.Logger, s.redact)
 	s.guard = newConnGuard(maxPendingPerSource, maxPending, signInTimeout, s.log)
+	if o.Ports != nil {
+		if o.Ports.Dial == nil || o.Ports.Check == nil {
+			return nil, errors.New("tokenserver: Options.Ports needs Dial and Check")
+		}
+		p := *o.Ports
+		s.ports = &p
+		s.portProxy = s.newPortProxy()
+	}
 	if tlsConfig != nil && o.Token != "" {
 		hint := OwnerHint(o.Token)
 		s.guard.hint = []byte(hint)
@@ -354,8 +370,8 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusMethodNotAllowed, "CONNECT", textMethod)
 		return
 	}
-	// Our own endpoints: never proxied.
-	if s.isReserved(r.URL.Path) {
+	// Our own endpoints: never proxied. Forward streams pass the checks below first.
+	if s.isReserved(r.URL.Path) && !s.isForward(r.URL.Path) {
 		s.serveReserved(w, r)
 		return
 	}
@@ -402,9 +418,17 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 	if !cookieIssued.IsZero() && s.now().Sub(cookieIssued) > cookieRefreshAfter && !isUpgrade(r) {
 		http.SetCookie(w, s.newCookie(r)) // sliding expiry
 	}
-	// 4. Strip our credentials, 5. hand over to the app.
+	// 4. Strip our credentials, 5. hand over to the app, or to a secondary port.
 	w.nameJupyter = c.proto.present
-	s.serveApp(w, s.stripped(r, &c))
+	out := s.stripped(r, &c)
+	switch {
+	case s.isForward(r.URL.Path):
+		s.serveForward(w, out, &c)
+	case s.servesProxy() && s.isPortPath(r.URL.Path):
+		s.servePort(w, out)
+	default:
+		s.serveApp(w, out)
+	}
 }
 
 // credentials is what a request presents, parsed but not yet checked.

@@ -171,6 +171,9 @@ func newProfileState(kctx *kong.Context) (*profileState, *profileFlags, error) {
 			st.host = cmd.Args[0]
 		}
 		all = false
+	case *ForwardCmd:
+		st.host = cmd.Host
+		all = false
 	}
 	if st.host == "" {
 		return nil, nil, nil

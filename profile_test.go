@@ -185,7 +185,7 @@ func slurmIs(kctx *kong.Context, want string) bool {
 }
 
 // TestProfileOtherCommands: attach takes the host's defaults for its flags; ls, stop,
-// logs and apps HOST take only how to reach the host; commands on this machine none.
+// logs, apps and forward HOST take only how to reach the host; commands on this machine none.
 func TestProfileOtherCommands(t *testing.T) {
 	withConfig(t, testConfig)
 	cli, _, stderr, err := parseCLI(t, "attach", "hpc")
@@ -195,7 +195,7 @@ func TestProfileOtherCommands(t *testing.T) {
 	if stderr != "tether: defaults for hpc: --ssh openssh --port 8888 --via-node-ssh\n" {
 		t.Errorf("attach stderr %q", stderr)
 	}
-	for _, args := range [][]string{{"ls", "hpc"}, {"stop", "hpc", "abc"}, {"stop", "hpc", "--all"}, {"logs", "hpc", "abc"}, {"apps", "hpc"}} {
+	for _, args := range [][]string{{"ls", "hpc"}, {"stop", "hpc", "abc"}, {"stop", "hpc", "--all"}, {"logs", "hpc", "abc"}, {"apps", "hpc"}, {"forward", "hpc", "8787"}} {
 		cli, _, stderr, err := parseCLI(t, args...)
 		var ssh string
 		switch args[0] {
@@ -207,6 +207,8 @@ func TestProfileOtherCommands(t *testing.T) {
 			ssh = cli.Logs.SSH
 		case "apps":
 			ssh = cli.Apps.SSH
+		case "forward":
+			ssh = cli.Forward.SSH
 		}
 		if err != nil || ssh != "openssh" || stderr != "" {
 			t.Errorf("%q: %v ssh %q stderr %q", args, err, ssh, stderr)

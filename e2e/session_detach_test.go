@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,7 +51,7 @@ func detachOverSSH(t *testing.T, s *SSHD, args ...string) remote.Record {
 	return rec
 }
 
-func stateRootOf(s *SSHD) string { return filepath.Join(s.Home, ".cache", "tether", "run") }
+func stateRootOf(s *SSHD) string { return SessionRoot(s.Home) }
 
 func lsOverSSH(t *testing.T, s *SSHD) []remote.Record {
 	t.Helper()

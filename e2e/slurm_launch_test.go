@@ -165,7 +165,7 @@ func (site *slurmSite) activeJobs(t *testing.T) []string {
 
 // sessionDir is where the login node keeps the session (the test sshd's HOME).
 func (site *slurmSite) sessionDir(id string) string {
-	return filepath.Join(site.sshd.Home, ".cache", "tether", "slurm", id)
+	return filepath.Join(SlurmSessionRoot(site.sshd.Home), id)
 }
 
 // waitStderr waits until the launcher's stderr holds s.

@@ -57,19 +57,16 @@ func localSessions() (root string, mine []entry, others map[string]int, err erro
 	if err != nil {
 		return "", nil, nil, err
 	}
-	all, err := scan(root)
+	all, err := scanRoots(root, false)
 	if err != nil {
 		return "", nil, nil, err
 	}
 	// Slurm sessions live in their own root on the shared home, and count as this
 	// host's wherever their job runs: ls, stop and logs on the login node handle them.
 	if sroot, err := slurmRoot(false); err == nil && sroot != root {
-		if more, err := scan(sroot); err == nil && len(more) > 0 {
+		if more, err := scanRoots(sroot, true); err == nil && len(more) > 0 {
 			all = append(all, more...)
-			sort.SliceStable(all, func(i, j int) bool {
-				a, b := all[i].rec, all[j].rec
-				return a != nil && b != nil && a.Started.Before(b.Started)
-			})
+			sortEntries(all)
 		}
 	}
 	host := hostname()

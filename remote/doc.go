@@ -4,14 +4,15 @@
 // with the launcher.
 //
 // A session lives in a 0700 directory named by its id under a per-user root
-// ($TETHER_STATE_DIR, else $XDG_RUNTIME_DIR/tether, else ~/.cache/tether/run):
+// ($TETHER_STATE_DIR, else $XDG_STATE_HOME/tether/sessions, which outlives the login;
+// see statedirs.go, also for the places earlier versions used):
 // session.json (the record, 0600, written atomically), server.sock (the guarded
 // server), app.sock (an app bound by {socket}), app.log and server.log (capped). A
 // session is judged alive by its server's pid, start time and boot id, never by the
 // pid alone.
 //
 // A Slurm session (launch --slurm; `slurm submit`, `slurm watch`, serve
-// --slurm-session) lives under ~/.cache/tether/slurm (or $TETHER_STATE_DIR) on the
+// --slurm-session) lives under $XDG_STATE_HOME/tether/slurm (or $TETHER_STATE_DIR) on the
 // home the login node shares with the compute nodes; its directory also holds job.sh
 // (the batch script) and job.out (the job's output: tether's own few lines, capped,
 // since Slurm holds that file open; the app's output is in app.log), its sockets are

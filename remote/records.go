@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 )
@@ -180,12 +179,6 @@ func scan(root string) ([]entry, error) {
 		}
 		out = append(out, entry{s: s, rec: rec, err: err})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].rec, out[j].rec
-		if a != nil && b != nil && !a.Started.Equal(b.Started) {
-			return a.Started.Before(b.Started)
-		}
-		return out[i].s.ID < out[j].s.ID
-	})
+	sortEntries(out)
 	return out, nil
 }

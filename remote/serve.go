@@ -600,7 +600,7 @@ func appFailure(msg string, tail []string, id string, kept bool) error {
 }
 
 func nameTaken(root, name string) error {
-	all, err := scan(root)
+	all, err := scanRoots(root, false)
 	if err != nil {
 		return err
 	}

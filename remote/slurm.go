@@ -43,18 +43,18 @@ const (
 )
 
 // slurmRoot is where Slurm sessions live: $TETHER_STATE_DIR, else
-// ~/.cache/tether/slurm. Never $XDG_RUNTIME_DIR: the job on the node must see the
-// directory the login node made, so it has to be on the (shared) home.
+// $XDG_STATE_HOME/tether/slurm (statedirs.go). Never $XDG_RUNTIME_DIR: the job on the
+// node must see the directory the login node made, so it has to be on the (shared) home.
 func slurmRoot(create bool) (string, error) {
 	root := os.Getenv("TETHER_STATE_DIR")
 	if root != "" {
 		return stateRoot(create)
 	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return "", errors.New("cannot find a place for Slurm sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
+	p, err := slurmRootPath()
+	if err != nil {
+		return "", err
 	}
-	return privateRoot(filepath.Join(home, ".cache", "tether", "slurm"), create)
+	return privateRoot(p, create)
 }
 
 func (s *session) slurmOutput() string { return filepath.Join(s.Dir, slurmOutputFile) }
@@ -304,7 +304,7 @@ func scancel(jobID, sessionID string) error {
 
 // slurmNameTaken refuses a name already used by a Slurm session whose job is not over.
 func slurmNameTaken(ctx context.Context, root, name string) error {
-	all, err := scan(root)
+	all, err := scanRoots(root, true)
 	if err != nil {
 		return err
 	}
@@ -669,7 +669,7 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 	if !idPattern.MatchString(o.Target) {
 		return usagef("slurm watch needs a session id")
 	}
-	s := &session{ID: o.Target, Root: root, Dir: filepath.Join(root, o.Target), SockDir: filepath.Join(root, o.Target)}
+	s := findSlurmSession(root, o.Target)
 	sf, err := readRecord(s.recordPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -70,6 +70,9 @@ func childArgs(o ServeOptions) []string {
 	if o.AllowExposed {
 		args = append(args, "--allow-exposed")
 	}
+	if o.NoPortProxy {
+		args = append(args, "--no-port-proxy")
+	}
 	if len(o.Command) > 0 {
 		args = append(args, "--")
 		args = append(args, o.Command...)

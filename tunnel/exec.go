@@ -197,6 +197,8 @@ func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePat
 	var nonce [6]byte
 	rand.Read(nonce[:])
 	tmp := qdir + "/" + Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
+	// One line: the login shell that sshd hands the command to may be csh or tcsh,
+	// which take no newline inside a single-quoted word.
 	script := strings.Join([]string{
 		"umask 077",
 		"if [ -d " + target + " ]; then echo " + Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
@@ -218,7 +220,7 @@ func upload(ctx context.Context, run runFunc, r io.Reader, size int64, remotePat
 		`chmod 700 "$tmp" || exit 1`,
 		`mv -f -- "$tmp" ` + target + ` || exit 1`,
 		`trap - EXIT`,
-	}, "\n")
+	}, "; ")
 	var written atomic.Int64
 	pr := &progressReader{r: io.LimitReader(body, size), n: &written, f: progress}
 	var stderr capWriter

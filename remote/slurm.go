@@ -615,6 +615,14 @@ func (r slurmReporter) failed(_ string, tail []string) {
 	}
 }
 
+// setupFailed puts the login shell's and the setup's output in the job's output file,
+// where the launcher shows it from.
+func (r slurmReporter) setupFailed(_ string, tail []string) {
+	if len(tail) > 0 {
+		fmt.Fprintf(r.w, "tether: %s:\n%s", tailHeading("setup"), indent(tail))
+	}
+}
+
 // jobOutputCap bounds what the job's server writes to the job's output file.
 const jobOutputCap = 1 << 20
 

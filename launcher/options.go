@@ -72,6 +72,10 @@ type LaunchOptions struct {
 	AppHeaders   []string
 	// AllowExposed is serve's --allow-exposed: run an app that listens beyond loopback.
 	AllowExposed bool
+	// Setup is a script run in the user's login shell on the remote (or in the batch
+	// job on the node) right before the app, in the same shell (launch --setup). It
+	// travels on the remote command's stdin, never on a command line.
+	Setup string
 	// ReadyTimeout is how long serve waits for the app (0: serve's default, 5 minutes).
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.

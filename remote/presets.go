@@ -329,8 +329,9 @@ func (e errNotFound) Error() string {
 	} else if path == "" {
 		path = os.Getenv("PATH")
 	}
-	return fmt.Sprintf("%s is not installed on this machine: %s found on %s (%s); install it (%s), load it with --setup (e.g. --setup 'module load NAME' or 'conda activate ENV'), or run `tether apps HOST` to see which apps HOST has",
-		e.p.Name, what, where, path, e.p.Install)
+	// The advice comes before the PATH, which may be long enough to be clipped.
+	return fmt.Sprintf("%s is not installed on this machine: %s found on %s; install it (%s), load it with --setup 'module load NAME' (or 'conda activate ENV'), or run `tether apps HOST` to see which apps HOST has (PATH: %s)",
+		e.p.Name, what, where, e.p.Install, path)
 }
 
 // resolvedPreset is a preset made concrete: the app to run (spec), or the directory

@@ -183,7 +183,8 @@ func watchCommandLines(marker string) (stop func() []string) {
 // tether-e2e/1.0' -- tether-e2e-envapp {port}` for a bash user (environment-modules,
 // set up by /etc/profile.d as Debian installs it), a zsh user (Lmod, set up by
 // ~/.zshrc) and a tcsh user (environment-modules, set up by /etc/csh/login.d; the
-// setup in csh syntax). The app exists only on the PATH the module makes; through the
+// setup in csh syntax; the zsh user's launch goes through OpenSSH's ssh, --ssh
+// openssh). The app exists only on the PATH the module makes; through the
 // gate it shows the module's variable, and the setup's cd and umask. The setup is on
 // no command line while it runs (polled in every process's argv), and its file is gone
 // once the app runs. A setup whose `module load` fails (Lmod in bash, an unknown
@@ -220,13 +221,14 @@ func TestLaunchSetupModules(t *testing.T) {
 		u            User
 		cfg          string
 		setup        string
+		openssh      bool // through the user's own ssh (--ssh openssh): its argv is checked too
 	}{
 		{"bash, environment-modules", "environment-modules", bashU, cfgs[0],
-			"module use " + m.envModules() + "\nmodule load tether-e2e/1.0 && cd ~/work && umask 027\n"},
-		{"zsh, Lmod", "lmod", zshU, cfgs[1],
-			"module use " + m.lmod() + " && module load tether-e2e/1.0 && cd ~/work && umask 027"},
+			"module use " + m.envModules() + "\nmodule load tether-e2e/1.0 && cd ~/work && umask 027\n", false},
+		{"zsh, Lmod, --ssh openssh", "lmod", zshU, cfgs[1],
+			"module use " + m.lmod() + " && module load tether-e2e/1.0 && cd ~/work && umask 027", true},
 		{"tcsh, environment-modules", "environment-modules", tcshU, cfgs[2],
-			"module use " + m.envModules() + "\nmodule load tether-e2e/1.0\ncd ~/work\numask 027\n"},
+			"module use " + m.envModules() + "\nmodule load tether-e2e/1.0\ncd ~/work\numask 027\n", false},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -239,15 +241,20 @@ func TestLaunchSetupModules(t *testing.T) {
 			} else {
 				setup = "echo " + marker + "\n" + setup
 			}
+			args := []string{"launch", "-F", c.cfg, s.Alias, "--no-browser", "--json", "--setup", setup, "--", envAppName, "{port}"}
+			var env []string
+			if c.openssh {
+				env, _ = openSSHEnv(t, s)
+				args = append([]string{args[0], "--ssh", "openssh"}, args[1:]...)
+			}
 			stop := watchCommandLines(marker)
 			start := time.Now()
-			l := startLauncher(t, []string{"launch", "-F", c.cfg, s.Alias, "--no-browser", "--json",
-				"--setup", setup, "--", envAppName, "{port}"}, true)
+			l := startLauncher(t, args, true, env...)
 			took := time.Since(start)
 			seen := stop()
 			t.Logf("%s: URL ready %s after the launch", c.name, fmtDur(took))
 			// The launcher's own argv holds the script (the user typed it there); no
-			// process of the remote side may.
+			// other process may: not ssh (--ssh openssh), not the remote side.
 			var remote []string
 			for _, p := range seen {
 				if !strings.HasPrefix(p, fmt.Sprint(l.proc.Cmd.Process.Pid)+": ") {

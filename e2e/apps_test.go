@@ -312,10 +312,19 @@ func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context
 	return ctx, tctx
 }
 
+// setLoginPATH makes path the PATH of the login shell of s's user (root's bash, HOME
+// s.Home): ~/.profile sets it after /etc/profile, as a user's own would. Apps start
+// in the login shell's environment (serve --login-shell), so a test that gives the
+// remote a PATH of its own sets it there, beside SSHDOptions.Env's plain-exec PATH.
+func setLoginPATH(t *testing.T, s *SSHD, path string) {
+	t.Helper()
+	writeFile(t, filepath.Join(s.Home, ".profile"), "PATH='"+path+"'\nexport PATH\n", 0o600)
+}
+
 // TestPresetJupyterFlavoursE2E: where jupyter-notebook is not installed, the jupyter
 // preset runs Jupyter Server (nbclassic's UI at /tree) and the notebook preset runs
-// NbClassic; both through the same gate, to the same 42. The remote PATH holds only
-// what the flavour needs.
+// NbClassic; both through the same gate, to the same 42. The remote PATH (the plain
+// one and the login shell's) holds only what the flavour needs.
 func TestPresetJupyterFlavoursE2E(t *testing.T) {
 	for _, tt := range []struct{ preset, exe string }{{"jupyter", "jupyter-server"}, {"notebook", "jupyter-nbclassic"}} {
 		t.Run(tt.exe, func(t *testing.T) {
@@ -335,6 +344,7 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 			}
 			os.Symlink(real, filepath.Join(bin, tt.exe))
 			s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": bin}})
+			setLoginPATH(t, s, bin)
 			StopAllOnCleanup(t, s)
 			began := time.Now()
 			l := launchPreset(t, s, tt.preset)
@@ -448,6 +458,7 @@ shinyApp(ui, server)
 func TestPresetCodeServerE2E(t *testing.T) {
 	cs := codeServerPath(t)
 	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
+	setLoginPATH(t, s, filepath.Dir(cs)+":/usr/local/bin:/usr/bin:/bin")
 	StopAllOnCleanup(t, s)
 	work := filepath.Join(s.Home, "project")
 	os.MkdirAll(work, 0o755)

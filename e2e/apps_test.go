@@ -39,7 +39,7 @@ func codeServerPath(t *testing.T) string {
 		}
 		p = filepath.Join(dir, "code-server-4.100.3", "node_modules", ".bin", "code-server")
 	}
-	if !isExecutable(p) {
+	if !IsExecutable(p) {
 		msg := "code-server not found at " + p + ": run `bash .ci/install-apps` (or `just e2e-apps`)"
 		if Required() || os.Getenv("TETHER_E2E_APPS") == "1" {
 			t.Fatal(msg)
@@ -318,7 +318,7 @@ func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context
 // remote a PATH of its own sets it there, beside SSHDOptions.Env's plain-exec PATH.
 func setLoginPATH(t *testing.T, s *SSHD, path string) {
 	t.Helper()
-	writeFile(t, filepath.Join(s.Home, ".profile"), "PATH='"+path+"'\nexport PATH\n", 0o600)
+	WriteFile(t, filepath.Join(s.Home, ".profile"), "PATH='"+path+"'\nexport PATH\n", 0o600)
 }
 
 // TestPresetJupyterFlavoursE2E: where jupyter-notebook is not installed, the jupyter
@@ -411,7 +411,7 @@ func TestPresetShinyE2E(t *testing.T) {
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(app, "app.R"), `library(shiny)
+	WriteFile(t, filepath.Join(app, "app.R"), `library(shiny)
 ui <- fluidPage(textInput("name", "Name", value = "world"), textOutput("out"))
 server <- function(input, output, session) { output$out <- renderText(paste0("hello, ", input$name)) }
 shinyApp(ui, server)
@@ -462,7 +462,7 @@ func TestPresetCodeServerE2E(t *testing.T) {
 	StopAllOnCleanup(t, s)
 	work := filepath.Join(s.Home, "project")
 	os.MkdirAll(work, 0o755)
-	writeFile(t, filepath.Join(work, "hello.txt"), "hello from tether\n", 0o644)
+	WriteFile(t, filepath.Join(work, "hello.txt"), "hello from tether\n", 0o644)
 	began := time.Now()
 	l := launchPreset(t, s, "code-server", work)
 	sock := appSocket(l)
@@ -525,9 +525,9 @@ func TestPresetStaticE2E(t *testing.T) {
 	StopAllOnCleanup(t, s)
 	site := filepath.Join(s.Home, "site")
 	os.MkdirAll(site, 0o755)
-	writeFile(t, filepath.Join(site, "index.txt"), "static hello\n", 0o644)
-	writeFile(t, filepath.Join(site, ".secret"), "hidden\n", 0o644)
-	writeFile(t, filepath.Join(s.Home, "outside.txt"), "outside\n", 0o644)
+	WriteFile(t, filepath.Join(site, "index.txt"), "static hello\n", 0o644)
+	WriteFile(t, filepath.Join(site, ".secret"), "hidden\n", 0o644)
+	WriteFile(t, filepath.Join(s.Home, "outside.txt"), "outside\n", 0o644)
 	began := time.Now()
 	l := launchPreset(t, s, "static", site)
 	tok := l.Line.Session.Token
@@ -628,7 +628,7 @@ func TestAppsHostE2E(t *testing.T) {
 func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
 	Need(t, "jupyter-notebook", "jupyter-notebook")
 	s := StartSSHD(t, SSHDOptions{})
-	rec := detachOverSSH(t, s, "--app", "jupyter")
+	rec := DetachOverSSH(t, s, "--app", "jupyter")
 	code, body := direct(t, rec.Socket, "POST", rec.BaseURL+"api/kernels", "Authorization", "token "+rec.Token)
 	if code != http.StatusCreated {
 		t.Fatalf("starting a kernel through the gate: %d %.200q", code, body)
@@ -646,7 +646,7 @@ func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
 		t.Fatalf("no kernel process under the server %d", rec.PID)
 	}
 	procs := Descendants(rec.PID, "")
-	killSessionOnCleanup(t, rec.PID) // again, now that the kernel is there
+	KillSessionOnCleanup(t, rec.PID) // again, now that the kernel is there
 	sid := func(pid int) string {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))

@@ -99,7 +99,7 @@ func sshdForUsers(t *testing.T, opts SSHDOptions, users ...User) (*SSHD, []strin
 // While it starts, `tether ls HOST` shows the session as starting. The login is an
 // ordinary user's, as users have it (see sshdForUser).
 func TestLaunchInterruptedWhileAppStarts(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	u := OtherUser(t)
 	s, cfg := sshdForUser(t, u)
 	s.Config = cfg // every tether command of this test logs in as u
@@ -149,7 +149,7 @@ func TestLaunchInterruptedWhileAppStarts(t *testing.T) {
 // fails in about 2 s with one clear line naming the flag, and leaves nothing running;
 // the flag is in launch's help.
 func TestLaunchReadyTimeoutFlag(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
 	help, _, _ := RunTether(t, "launch", "--help")

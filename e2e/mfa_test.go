@@ -94,16 +94,16 @@ func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) LaunchLine {
 // drop (a Chromium tab reloaded) waits for the new login and then loads. sshd's log
 // counts one login per process plus one for the reconnect.
 func TestNativeMFALaunchLsStop(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{MFA: true})
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, HTTPServerApp...)
 	term, stdout := tetherOnTerminal(t, nil, args...)
 	answerPrompt(t, term, TOTPPrompt, 1, s.TOTP.Next(t))
 	line := waitJSONLine(t, term, stdout)
-	killSessionOnCleanup(t, line.Session.PID)
+	KillSessionOnCleanup(t, line.Session.PID)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort)
 	tok := line.Session.Token
-	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, HTTPServerTitle) {
 		t.Fatalf("the URL does not answer after launch: %d %.200s", status, body)
 	}
 	if got := s.Logins(); len(got) != 1 || got[0].Method != "keyboard-interactive/pam" {
@@ -115,11 +115,11 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 
 	// Chromium opens the session (the URL's token becomes its cookie).
 	ctx := Browser(t)
-	if err := chromedp.Do(timeout(ctx, 30*time.Second), chromedp.Navigate(line.URL)); err != nil {
+	if err := chromedp.Do(WithTimeout(ctx, 30*time.Second), chromedp.Navigate(line.URL)); err != nil {
 		t.Fatalf("Chromium opening %s: %v", base, err)
 	}
-	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != httpServerTitle {
-		t.Fatalf("Chromium: title %q; want %q", title, httpServerTitle)
+	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != HTTPServerTitle {
+		t.Fatalf("Chromium: title %q; want %q", title, HTTPServerTitle)
 	}
 
 	// The network drops; the tab is reloaded and waits while tether logs in again.
@@ -128,7 +128,7 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 	}
 	loaded := make(chan error, 1)
 	reloaded := time.Now()
-	go func() { loaded <- chromedp.Do(timeout(ctx, 90*time.Second), chromedp.Navigate(base)) }()
+	go func() { loaded <- chromedp.Do(WithTimeout(ctx, 90*time.Second), chromedp.Navigate(base)) }()
 	if !term.WaitFor(TOTPPrompt, 2, 30*time.Second) {
 		t.Fatalf("no second prompt after the drop; terminal:\n%s", term.Screen())
 	}
@@ -144,8 +144,8 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the tab reloaded during the drop: %v", err)
 		}
-		if title, _ := chromedp.Run(ctx, chromedp.Title()); title != httpServerTitle {
-			t.Fatalf("the tab reloaded during the drop shows %q; want %q", title, httpServerTitle)
+		if title, _ := chromedp.Run(ctx, chromedp.Title()); title != HTTPServerTitle {
+			t.Fatalf("the tab reloaded during the drop shows %q; want %q", title, HTTPServerTitle)
 		}
 		t.Logf("the tab reloaded during the drop loaded %v after the reload", time.Since(reloaded).Round(time.Millisecond))
 	case <-time.After(90 * time.Second):
@@ -199,17 +199,17 @@ const passphrasePrompt = "Enter passphrase for key"
 // logs in again with the key it already decrypted (no second question) and the URL
 // answers again.
 func TestNativePassphraseOncePerProcess(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{KeyPassphrase: "correct horse battery"})
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, HTTPServerApp...)
 	term, stdout := tetherOnTerminal(t, nil, args...)
 	answerPrompt(t, term, passphrasePrompt, 1, "correct horse battery")
 	line := waitJSONLine(t, term, stdout)
-	killSessionOnCleanup(t, line.Session.PID)
+	KillSessionOnCleanup(t, line.Session.PID)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort)
 	answers := func() bool {
 		status, body, _ := Fetch(t, base, "Authorization", "token "+line.Session.Token)
-		return status == 200 && strings.Contains(body, httpServerTitle)
+		return status == 200 && strings.Contains(body, HTTPServerTitle)
 	}
 	if !answers() {
 		t.Fatal("the URL does not answer after launch")

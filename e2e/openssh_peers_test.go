@@ -25,7 +25,7 @@ func TestOpenSSHMFA(t *testing.T) {
 	term, stdout := tetherOnTerminal(t, env, "launch", "--ssh", "openssh", "-F", s.Config, s.Alias, "--json", "--no-browser")
 	answerPrompt(t, term, TOTPPrompt, 1, s.TOTP.Next(t))
 	line := waitJSONLine(t, term, stdout)
-	killSessionOnCleanup(t, line.Session.PID)
+	KillSessionOnCleanup(t, line.Session.PID)
 	if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort), "Authorization", "token "+line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 		t.Fatalf("after launch: %d %.200q", status, body)
 	}
@@ -124,7 +124,7 @@ func TestOpenSSHKerberos(t *testing.T) {
 	k.Kinit(t)
 	env, _ := openSSHEnv(t, s, s.ClientEnv...)
 	l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	killSessionOnCleanup(t, l.Line.Session.PID)
+	KillSessionOnCleanup(t, l.Line.Session.PID)
 	MustContain(t, "launcher stderr", l.Stderr.String(),
 		"tether: using OpenSSH's ssh for "+s.Alias+" (your config sets GSSAPIAuthentication yes and you have a Kerberos ticket)")
 	if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {

@@ -141,7 +141,7 @@ func TestOpenSSHUsesUserMaster(t *testing.T) {
 	env, dir := openSSHEnv(t, s)
 	cp := filepath.Join(dir, "u-%C")
 	cfg := filepath.Join(s.Dir, "ssh_config_cm")
-	writeFile(t, cfg, s.ConfigBlock()+"  ControlMaster auto\n  ControlPath "+cp+"\n", 0o600)
+	WriteFile(t, cfg, s.ConfigBlock()+"  ControlMaster auto\n  ControlPath "+cp+"\n", 0o600)
 	master := exec.Command("ssh", "-F", cfg, "-MNf", "-o", "ControlPersist=120", s.Alias)
 	if out, err := master.CombinedOutput(); err != nil {
 		t.Fatalf("the user's master (ssh -MNf): %v\n%s", err, out)
@@ -336,11 +336,11 @@ func TestSSHAutoStaysNative(t *testing.T) {
 // --via-node-ssh a master to the node is reached through the login node's (no second
 // login there): two logins for both launches.
 func TestOpenSSHSlurm(t *testing.T) {
-	site := startSlurmSite(t, SlurmOptions{})
-	env, _ := openSSHEnv(t, site.sshd)
-	before := logins(site.sshd)
+	site := StartSlurmSite(t, SlurmOptions{})
+	env, _ := openSSHEnv(t, site.SSHD)
+	before := logins(site.SSHD)
 	for _, extra := range [][]string{nil, {"--via-node-ssh"}} {
-		args := site.args("launch", append([]string{"--ssh", "openssh", "--slurm", "-t 5", "--json", "--rm", "--no-browser"}, extra...)...)
+		args := site.Args("launch", append([]string{"--ssh", "openssh", "--slurm", "-t 5", "--json", "--rm", "--no-browser"}, extra...)...)
 		l := StartLauncher(t, args, false, env...)
 		if !WaitFor(90*time.Second, func() bool {
 			select {
@@ -357,13 +357,13 @@ func TestOpenSSHSlurm(t *testing.T) {
 			t.Errorf("%v: through ssh's master: %d %.200q", extra, status, body)
 		}
 		if extra != nil {
-			MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to node "+site.slurm.Node+" through "+site.sshd.Alias+" (OpenSSH)")
+			MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to node "+site.Slurm.Node+" through "+site.SSHD.Alias+" (OpenSSH)")
 		}
 		if err := l.Interrupt(t); err != nil {
 			t.Errorf("%v: launcher after Ctrl-C (--rm): %v\n%s", extra, err, l.Stderr.String())
 		}
 	}
-	if n := logins(site.sshd) - before; n != 2 {
+	if n := logins(site.SSHD) - before; n != 2 {
 		t.Errorf("two Slurm launches (one --via-node-ssh) logged in %d times; want 2 (the login node, then the node through it)", n)
 	}
 }
@@ -382,15 +382,15 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 	}
 	pub, _ := os.ReadFile(key + ".pub")
 	ak, _ := os.ReadFile(filepath.Join(s.Dir, "authorized_keys"))
-	writeFile(t, filepath.Join(s.Dir, "authorized_keys"), string(ak)+string(pub), 0o600)
+	WriteFile(t, filepath.Join(s.Dir, "authorized_keys"), string(ak)+string(pub), 0o600)
 	cfg := filepath.Join(s.Dir, "ssh_config_pass")
 	block := strings.NewReplacer(s.ClientKey, key, "BatchMode yes", "BatchMode no").Replace(s.ConfigBlock())
-	writeFile(t, cfg, block, 0o600)
+	WriteFile(t, cfg, block, 0o600)
 	asked := filepath.Join(s.Dir, "asked")
 	answer := filepath.Join(s.Dir, "answer")
-	writeFile(t, answer, "correct horse\n", 0o600)
+	WriteFile(t, answer, "correct horse\n", 0o600)
 	askpass := filepath.Join(s.Dir, "askpass")
-	writeFile(t, askpass, "#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+asked+"\ncat "+answer+"\n", 0o700)
+	WriteFile(t, askpass, "#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+asked+"\ncat "+answer+"\n", 0o700)
 	env, _ := openSSHEnv(t, s, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "SSH_AUTH_SOCK=")
 	questions := func() int {
 		b, _ := os.ReadFile(asked)
@@ -427,7 +427,7 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 
 	// Again, with the wrong answer: ssh asks its NumberOfPasswordPrompts (3) and gives
 	// up; the launcher says so once and exits, asking no more.
-	writeFile(t, answer, "wrong\n", 0o600)
+	WriteFile(t, answer, "wrong\n", 0o600)
 	if s.KillConnections() == 0 {
 		t.Fatal("no sshd connection process to kill")
 	}
@@ -438,7 +438,7 @@ func TestOpenSSHPromptsOnce(t *testing.T) {
 	if err == nil {
 		t.Errorf("the launcher exited 0 after a refused login")
 	}
-	t.Logf("after the wrong answer: %d questions in all; the launcher ended with: %s", questions(), lastLines(a.Stderr.String(), 2))
+	t.Logf("after the wrong answer: %d questions in all; the launcher ended with: %s", questions(), LastLines(a.Stderr.String(), 2))
 	if q := questions(); q > 2+3 {
 		t.Errorf("%d questions in all after a wrong answer; want at most 5 (ssh's own 3 tries)", q)
 	}
@@ -462,9 +462,9 @@ func TestOpenSSHPromptOnTerminal(t *testing.T) {
 	}
 	pub, _ := os.ReadFile(key + ".pub")
 	ak, _ := os.ReadFile(filepath.Join(s.Dir, "authorized_keys"))
-	writeFile(t, filepath.Join(s.Dir, "authorized_keys"), string(ak)+string(pub), 0o600)
+	WriteFile(t, filepath.Join(s.Dir, "authorized_keys"), string(ak)+string(pub), 0o600)
 	cfg := filepath.Join(s.Dir, "ssh_config_pass")
-	writeFile(t, cfg, strings.NewReplacer(s.ClientKey, key, "BatchMode yes", "BatchMode no").Replace(s.ConfigBlock()), 0o600)
+	WriteFile(t, cfg, strings.NewReplacer(s.ClientKey, key, "BatchMode yes", "BatchMode no").Replace(s.ConfigBlock()), 0o600)
 	env, _ := openSSHEnv(t, s, "SSH_AUTH_SOCK=", "SSH_ASKPASS=", "DISPLAY=")
 	base, _ := LauncherEnv(t)
 	cmdline := Binary(t) + " launch --ssh openssh -F " + cfg + " " + s.Alias + " --no-browser"

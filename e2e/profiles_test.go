@@ -37,19 +37,19 @@ func TestHostProfilesE2E(t *testing.T) {
 	env, dir := openSSHEnv(t, s)
 
 	cfgHome := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	config := fmt.Sprintf("hosts:\n  %s:\n    ssh: openssh\n    ssh-config: %s\n    port: %d\n    app: static\nprofiles:\n  mine:\n    name: from-my-profile\n",
 		s.Alias, s.Config, port)
 	cfgPath := filepath.Join(cfgHome, "tether", "config.yaml")
 	os.MkdirAll(filepath.Dir(cfgPath), 0o700)
-	writeFile(t, cfgPath, config, 0o600)
+	WriteFile(t, cfgPath, config, 0o600)
 	cfgBefore, _ := os.Stat(cfgPath)
 	env = append(env, "XDG_CONFIG_HOME="+cfgHome)
 
-	writeFile(t, filepath.Join(site, "lab.yaml"), "profiles:\n  small:\n    name: from-site\n    ready-timeout: 2m\n  mine:\n    name: not-used\n", 0o644)
-	writeFile(t, filepath.Join(site, "open.yaml"), "profiles:\n  open:\n    name: planted\n", 0o644)
+	WriteFile(t, filepath.Join(site, "lab.yaml"), "profiles:\n  small:\n    name: from-site\n    ready-timeout: 2m\n  mine:\n    name: not-used\n", 0o644)
+	WriteFile(t, filepath.Join(site, "open.yaml"), "profiles:\n  open:\n    name: planted\n", 0o644)
 	os.Chmod(filepath.Join(site, "open.yaml"), 0o666)
-	writeFile(t, filepath.Join(site, "laptop.yaml"), "profiles:\n  grab:\n    remote-binary: /etc/hostname\n", 0o644)
+	WriteFile(t, filepath.Join(site, "laptop.yaml"), "profiles:\n  grab:\n    remote-binary: /etc/hostname\n", 0o644)
 
 	// apps HOST: the presets and the profiles, over one login, nothing installed.
 	start := time.Now()
@@ -94,7 +94,7 @@ func TestHostProfilesE2E(t *testing.T) {
 
 	// A site profile: the flags given (--port) win over the host's defaults.
 	start = time.Now()
-	other := freePort(t)
+	other := FreePort(t)
 	l2 := StartLauncher(t, []string{"launch", s.Alias, "--profile", "small", "--port", fmt.Sprint(other), "--json", "--no-browser"}, true, env...)
 	t.Logf("launch --profile small (site): URL ready after %s", FmtDur(time.Since(start)))
 	if l2.Line.LocalPort != other || l2.Line.Session.Name != "from-site" {

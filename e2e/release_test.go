@@ -262,13 +262,13 @@ func TestReleaseLauncherOntoArm64(t *testing.T) {
 	assertArm64Server(t, l.Line.Session.PID, installed)
 
 	ctx := Browser(t)
-	if err := chromedp.Do(timeout(ctx, 30*time.Second), chromedp.Navigate(l.Line.URL)); err != nil {
+	if err := chromedp.Do(WithTimeout(ctx, 30*time.Second), chromedp.Navigate(l.Line.URL)); err != nil {
 		t.Fatal(err)
 	}
 	want := "tether session " + l.Line.Session.ID
 	var title string
 	WaitFor(15*time.Second, func() bool {
-		title, _ = chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Title())
+		title, _ = chromedp.Run(WithTimeout(ctx, 5*time.Second), chromedp.Title())
 		return title == want
 	})
 	if title != want {
@@ -360,7 +360,7 @@ func TestLaunchBuildsWithLocalToolchain(t *testing.T) {
 		"building tether "+Version+" for linux/arm64 with the local Go toolchain (once: it is kept in "+filepath.Dir(kept)+")",
 		"installing tether on "+s.Alias+" (linux/arm64, ")
 	installed := installedOn(t, s)
-	if a, b := fileSum(t, kept), fileSum(t, installed); a != b {
+	if a, b := FileSum(t, kept), FileSum(t, installed); a != b {
 		t.Errorf("installed %s (%s) is not the kept build %s (%s)", installed, b, kept, a)
 	}
 	assertArm64Server(t, l.Line.Session.PID, installed)

@@ -103,7 +103,7 @@ func otherUsersListener(t *testing.T, u User, port int) (int, func() string) {
 	// The system's python3: a user's own (pyenv's shims under /root) is not another
 	// user's to run.
 	py := "/usr/bin/python3"
-	if !isExecutable(py) {
+	if !IsExecutable(py) {
 		py = Need(t, "python3", "python3")
 	}
 	args := []string{"-c", recorderPy} // no file: the test's temporary directories are ours alone
@@ -520,14 +520,14 @@ func TestForwardE2E(t *testing.T) {
 // raw program of ours on the node; another user's port there is refused.
 func TestForwardSlurmE2E(t *testing.T) {
 	began := time.Now()
-	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
+	site := StartSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
 	t.Logf("cluster and login node up after %s", FmtDur(time.Since(began)))
-	l := site.launch(t, "-p debug -t 5", "--no-browser")
+	l := site.Launch(t, "-p debug -t 5", "--no-browser")
 	id := l.Line.Session.ID
 	l.Interrupt(t) // detached: the job keeps running
 	port, _ := rawServer(t)
 	fstart := time.Now()
-	f, line := startForward(t, site.args("forward", id, strconv.Itoa(port)))
+	f, line := startForward(t, site.Args("forward", id, strconv.Itoa(port)))
 	t.Logf("forward listening after %s", FmtDur(time.Since(fstart)))
 	d := moveBytes(t, line.LocalPort, 1<<20)
 	t.Logf("1 MiB to the node's program and its digest back in %s", FmtDur(d))
@@ -536,7 +536,7 @@ func TestForwardSlurmE2E(t *testing.T) {
 	t.Run("another user's port", func(t *testing.T) {
 		u := OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
-		_, errOut, code := RunTether(t, site.args("forward", id, strconv.Itoa(uport))...)
+		_, errOut, code := RunTether(t, site.Args("forward", id, strconv.Itoa(uport))...)
 		if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by another user, %s (uid %d), not by you; nothing was sent to it", u.Name, u.UID)) {
 			t.Errorf("forward to %s's port on the node: exit %d, stderr %q", u.Name, code, errOut)
 		}
@@ -546,7 +546,7 @@ func TestForwardSlurmE2E(t *testing.T) {
 		}
 	})
 	stopped := time.Now()
-	if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
+	if _, errOut, code := RunTether(t, site.Args("stop", id)...); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
 	t.Logf("stop (scancel, waiting for the job to go): %s", FmtDur(time.Since(stopped)))

@@ -30,7 +30,7 @@ const lmodInit = "/usr/share/lmod/lmod/init"
 // needLmod skips (or fails under TETHER_E2E=require) without Lmod.
 func needLmod(t *testing.T) {
 	t.Helper()
-	if !isExecutable("/usr/share/lmod/lmod/libexec/lmod") {
+	if !IsExecutable("/usr/share/lmod/lmod/libexec/lmod") {
 		msg := "Lmod not found under /usr/share/lmod: .ci/run unpacks Debian's lmod package there (it conflicts with environment-modules as a package)"
 		if Required() {
 			t.Fatalf("TETHER_E2E=require: %s", msg)
@@ -93,10 +93,10 @@ func newModuleTree(t *testing.T) moduleTree {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, filepath.Join(m.bin(), envAppName), envAppSource, 0o755)
-	writeFile(t, filepath.Join(m.envModules(), "tether-e2e", "1.0"), "#%Module1.0\n"+
+	WriteFile(t, filepath.Join(m.bin(), envAppName), envAppSource, 0o755)
+	WriteFile(t, filepath.Join(m.envModules(), "tether-e2e", "1.0"), "#%Module1.0\n"+
 		"setenv E2E_MODULE_SYSTEM environment-modules\nprepend-path PATH "+m.bin()+"\n", 0o644)
-	writeFile(t, filepath.Join(m.lmod(), "tether-e2e", "1.0.lua"),
+	WriteFile(t, filepath.Join(m.lmod(), "tether-e2e", "1.0.lua"),
 		`setenv("E2E_MODULE_SYSTEM", "lmod")`+"\n"+`prepend_path("PATH", "`+m.bin()+`")`+"\n", 0o644)
 	return m
 }
@@ -191,7 +191,7 @@ func watchCommandLines(marker string) (stop func() []string) {
 // version) ends the launch at once with one `tether:` error line and Lmod's own words,
 // and leaves no process, session or file.
 func TestLaunchSetupModules(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	needEnvModules(t)
 	needLmod(t)
 	m := newModuleTree(t)
@@ -361,12 +361,12 @@ func TestLaunchPresetFromLoginShell(t *testing.T) {
 	// jupyter-notebook as pip installs a console script into an environment; and a
 	// kernel of the environment's own, as `python -m ipykernel install --sys-prefix`.
 	py := filepath.Join(venv, "bin", "python3")
-	writeFile(t, filepath.Join(venv, "bin", "jupyter-notebook"), "#!"+py+"\nimport sys\nfrom notebook.notebookapp import main\nsys.exit(main())\n", 0o755)
+	WriteFile(t, filepath.Join(venv, "bin", "jupyter-notebook"), "#!"+py+"\nimport sys\nfrom notebook.notebookapp import main\nsys.exit(main())\n", 0o755)
 	kdir := filepath.Join(venv, "share", "jupyter", "kernels", "tether-venv")
 	if err := os.MkdirAll(kdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(kdir, "kernel.json"), `{"argv": ["`+py+`", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python (tether venv)", "language": "python"}`, 0o644)
+	WriteFile(t, filepath.Join(kdir, "kernel.json"), `{"argv": ["`+py+`", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python (tether venv)", "language": "python"}`, 0o644)
 	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", u.UID, u.GID), venv).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v %s", err, out)
 	}
@@ -417,9 +417,9 @@ func TestLaunchPresetFromLoginShell(t *testing.T) {
 // that fails in the job ends the launch with its output and leaves no job queued and
 // no session.
 func TestSlurmSetupInJob(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	needEnvModules(t)
-	site := startSlurmSite(t, SlurmOptions{})
+	site := StartSlurmSite(t, SlurmOptions{})
 	m := newModuleTree(t)
 	Binary(t)
 
@@ -427,7 +427,7 @@ func TestSlurmSetupInJob(t *testing.T) {
 		marker := randomMarker("setup-marker-")
 		setup := "echo " + marker + "\nmodule use " + m.envModules() + " && module load tether-e2e/1.0"
 		stop := watchCommandLines(marker)
-		l := site.launch(t, "-t 5", "--no-browser", "--setup", setup, "--", envAppName, "{port}")
+		l := site.Launch(t, "-t 5", "--no-browser", "--setup", setup, "--", envAppName, "{port}")
 		seen := stop()
 		for _, p := range seen {
 			if !strings.HasPrefix(p, fmt.Sprint(l.Proc.Cmd.Process.Pid)+": ") {
@@ -439,26 +439,26 @@ func TestSlurmSetupInJob(t *testing.T) {
 			t.Errorf("the app saw E2E_MODULE_SYSTEM=%q, PATH=%q; want the module's", got, saw.Env["PATH"])
 		}
 		id := l.Line.Session.ID
-		j, ok := site.jobNamed(t, id)
+		j, ok := site.JobNamed(t, id)
 		if !ok || saw.Env["SLURM_JOB_ID"] != j.ID || j.State != "RUNNING" {
 			t.Errorf("the app saw SLURM_JOB_ID=%q; the session's job is %+v (found %v)", saw.Env["SLURM_JOB_ID"], j, ok)
 		}
-		fi, err := os.Stat(filepath.Join(site.sessionDir(id), "setup.sh"))
+		fi, err := os.Stat(filepath.Join(site.SessionDir(id), "setup.sh"))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("the job's setup file: %v %v; want mode 0600", fi, err)
 		}
-		if b, _ := os.ReadFile(filepath.Join(site.sessionDir(id), "job.out")); !strings.Contains(string(b), "environment is your login shell's") {
+		if b, _ := os.ReadFile(filepath.Join(site.SessionDir(id), "job.out")); !strings.Contains(string(b), "environment is your login shell's") {
 			t.Logf("job output:\n%s", b)
 		}
 		l.Interrupt(t)
-		if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.Args("stop", id)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 	})
 
 	t.Run("a failing setup in the job", func(t *testing.T) {
 		start := time.Now()
-		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "-t 5", "--no-browser",
+		_, errOut, code := RunTether(t, site.Args("launch", "--slurm", "-t 5", "--no-browser",
 			"--setup", "echo preparing the node\nmodule load no-such-module/1.0", "--", envAppName, "{port}")...)
 		t.Logf("failed in %s; stderr:\n%s", FmtDur(time.Since(start)), errOut)
 		if code != 1 {
@@ -466,10 +466,10 @@ func TestSlurmSetupInJob(t *testing.T) {
 		}
 		MustContain(t, "stderr", errOut, "preparing the node", "no-such-module/1.0")
 		MustContain(t, "the error", lastLine(errOut), "the setup failed in your login shell (bash) with status 1", "fix --setup", "nothing was left queued or running")
-		if q := site.activeJobs(t); len(q) > 0 {
+		if q := site.ActiveJobs(t); len(q) > 0 {
 			t.Errorf("jobs left in the queue: %v", q)
 		}
-		if list := site.sessions(t); len(list) > 0 {
+		if list := site.Sessions(t); len(list) > 0 {
 			t.Errorf("sessions left: %v", list)
 		}
 	})

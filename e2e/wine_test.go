@@ -91,7 +91,7 @@ func TestWindowsLauncherUnderWine(t *testing.T) {
 	}) {
 		t.Fatalf("no JSON line from tether.exe launch")
 	}
-	if err := jsonUnmarshal(strings.TrimSpace(l.Stdout.String()), &l.Line); err != nil {
+	if err := JSONUnmarshal(strings.TrimSpace(l.Stdout.String()), &l.Line); err != nil {
 		t.Fatalf("JSON line %q: %v\n%s", l.Stdout.String(), err, l.Stderr.String())
 	}
 	t.Logf("tether.exe launch under wine: %s\n%s", FmtDur(time.Since(start)), l.Stderr.String())

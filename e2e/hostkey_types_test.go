@@ -104,7 +104,7 @@ func TestHostKnownByAnotherKeyType(t *testing.T) {
 			}
 
 			// tether's SSH, with a prompter that would say yes: never asked.
-			cfg := resolve(t, cfgFile, s.Alias)
+			cfg := Resolve(t, cfgFile, s.Alias)
 			cfg.BatchMode = false
 			p := &hostPrompter{answer: true}
 			_, err = tunnel.Dial(Context(t, 30*time.Second), cfg, tunnel.Options{Prompter: p})

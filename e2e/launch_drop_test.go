@@ -39,7 +39,7 @@ func TestLaunchSurvivesSilentDrop(t *testing.T) {
 		t.Fatal("the URL does not answer before the drop")
 	}
 	for round := 1; round <= 2; round++ {
-		frozen := connectionProcesses(s)
+		frozen := s.ConnectionPIDs()
 		if len(frozen) == 0 {
 			t.Fatalf("round %d: no sshd connection process", round)
 		}

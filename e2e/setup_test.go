@@ -244,7 +244,7 @@ func TestLaunchSetupModules(t *testing.T) {
 			args := []string{"launch", "-F", c.cfg, s.Alias, "--no-browser", "--json", "--setup", setup, "--", envAppName, "{port}"}
 			var env []string
 			if c.openssh {
-				env, _ = openSSHEnv(t, s)
+				env, _ = OpenSSHEnv(t, s)
 				args = append([]string{args[0], "--ssh", "openssh"}, args[1:]...)
 			}
 			stop := watchCommandLines(marker)

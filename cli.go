@@ -131,6 +131,9 @@ type ServeCmd struct {
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
 	SlurmSession string        `name:"slurm-session" hidden:"" placeholder:"DIR" help:"Internal: serve a Slurm session as its job's step (the job script passes it)."`
 	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
+	LoginShell   bool          `name:"login-shell" help:"Start the app in the environment of your login shell, as a terminal starts it (profile, bashrc/zshrc/tcshrc, modules, conda): presets are looked for on its PATH (launch always asks for this)."`
+	SetupFile    string        `name:"setup-file" placeholder:"FILE" help:"Run this script (a file only you may write) in your login shell right before the app, in the same shell, e.g. module load and conda activate; implies --login-shell. A failing script ends the start with its output."`
+	SetupStdin   bool          `name:"setup-stdin" hidden:"" help:"Internal: read the setup script from stdin (one frame), as the launcher sends it."`
 	appFlags
 	exposeFlags
 	portProxyFlags
@@ -162,5 +165,6 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
 		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
 		NoPortProxy: c.NoPortProxy, Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
+		LoginShell: c.LoginShell, SetupFile: c.SetupFile, SetupStdin: c.SetupStdin,
 	})
 }

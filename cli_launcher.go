@@ -53,6 +53,7 @@ type LaunchCmd struct {
 	profileFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
+	Setup        string        `name:"setup" placeholder:"SCRIPT" help:"Run SCRIPT in your login shell on HOST (with --slurm: in the job, on the node) right before the app, in the same shell, e.g. 'module load cuda/12 && conda activate ml'. It travels over SSH on stdin, never on a command line; if it fails, the launch ends with its output."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
 	App          string        `arg:"" optional:"" name:"app" help:"A preset: jupyter, code-server, shiny, static, ... (see tether apps). None: tether's built-in app."`
 	Command      []string      `arg:"" optional:"" name:"command" help:"After APP: its extra arguments (flags after --). Without APP, after --: a command line that may use {port}, {host}, {base_url}, {socket} and {app_secret_file}."`
@@ -78,11 +79,32 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	if err != nil {
 		return launcher.LaunchOptions{}, err
 	}
+	if err := checkSetup(c.Setup, app, command); err != nil {
+		return launcher.LaunchOptions{}, err
+	}
 	return launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy,
+		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup,
 	}, nil
+}
+
+// checkSetup refuses a --setup that cannot be run, or has no app to prepare.
+func checkSetup(setup, app string, command []string) error {
+	if setup == "" {
+		return nil
+	}
+	if err := remote.CheckSetup(setup); err != nil {
+		return err
+	}
+	if p, ok := remote.LookupPreset(app); app == "" && len(command) == 0 || ok && p.Kind != remote.KindApp {
+		what := "tether's built-in page"
+		if app != "" {
+			what = "the " + app + " preset"
+		}
+		return &remote.UsageError{Msg: "--setup prepares the app's environment, but " + what + " runs no app; drop --setup, or name an app"}
+	}
+	return nil
 }
 
 // positionals are the words after HOST as given (kong splits them between App and

@@ -20,11 +20,13 @@ type SlurmSubmitCmd struct {
 	Name   string   `placeholder:"N" help:"The session's name."`
 	Sbatch []string `name:"sbatch" sep:"none" placeholder:"ARG" help:"One sbatch argument (repeatable, in order)."`
 	Serve  []string `name:"serve" sep:"none" placeholder:"ARG" help:"One argument of the job's tether serve (repeatable, in order)."`
+	// SetupStdin: the launcher sends launch --setup's script on stdin, never in argv.
+	SetupStdin bool `name:"setup-stdin" help:"Read a setup script from stdin (one frame) for the job's serve to run in the login shell on the node."`
 }
 
 // Run submits.
 func (c *SlurmSubmitCmd) Run(ctx context.Context, env *Env) error {
-	return remote.SlurmSubmit(ctx, remote.SlurmSubmitOptions{Name: c.Name, Sbatch: c.Sbatch, Serve: c.Serve,
+	return remote.SlurmSubmit(ctx, remote.SlurmSubmitOptions{Name: c.Name, Sbatch: c.Sbatch, Serve: c.Serve, SetupStdin: c.SetupStdin,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr})
 }
 

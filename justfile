@@ -23,7 +23,7 @@ e2e:
 # Install the real apps (Jupyter, Shiny from Debian; code-server from npm) and run the preset tests against them.
 e2e-apps:
     bash .ci/install-apps
-    TETHER_E2E=require TETHER_E2E_APPS=1 go test -count=1 -run 'TestPreset|TestAppsHost' -v ./e2e/
+    TETHER_E2E=require TETHER_E2E_APPS=1 go test -count=1 -run 'TestPreset|TestAppsHost' -v ./e2e/apps/
 
 # Compare tether with OpenSSH `ssh -L` side by side on loopback (needs sshd).
 bench *ARGS:

@@ -29,6 +29,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == remote.AppSupervisorArg {
 		os.Exit(remote.RunAppSupervisor(os.Args[2:]))
 	}
+	// The end of the login shell serve runs for the app's environment (launch --setup):
+	// the same kind of hidden mode.
+	if len(os.Args) > 1 && os.Args[1] == remote.LoginEnvArg {
+		os.Exit(remote.RunLoginEnvDump(os.Args[2:]))
+	}
 	if n := procsFor(os.Args[1:], runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n > 0 {
 		runtime.GOMAXPROCS(n)
 	}

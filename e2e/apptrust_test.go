@@ -86,7 +86,7 @@ func marker(what string) string {
 // receive nothing (no probe, no request, no secret); the launcher's terminal says who
 // held the port, and the session serves the real app on a fresh port.
 func TestLaunchAppPortImpostor(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	u := OtherUser(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
@@ -107,7 +107,7 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 	t.Logf("ready after %s", FmtDur(time.Since(start)))
 	base := strings.TrimSuffix(l.Line.URL[:strings.Index(l.Line.URL, "?")], "/") + "/"
 	status, body, _ := Fetch(t, base, "Authorization", "token "+l.Line.Session.Token)
-	if status != http.StatusOK || !strings.Contains(body, httpServerTitle) {
+	if status != http.StatusOK || !strings.Contains(body, HTTPServerTitle) {
 		t.Errorf("through the local URL: %d %.200q; want the real app", status, body)
 	}
 	got := seen.String()
@@ -134,7 +134,7 @@ func TestLaunchAppPortImpostor(t *testing.T) {
 // one-line fix on the launcher's terminal and leaves nothing behind; with
 // --allow-exposed it runs, with a warning there.
 func TestLaunchExposedAppRefused(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
 	dir := filepath.Join(t.TempDir(), marker("exposed"))
@@ -162,29 +162,29 @@ func TestLaunchExposedAppRefused(t *testing.T) {
 // the refusal reaches the launcher's terminal and nothing is left queued or running;
 // --allow-exposed passes through the Slurm path.
 func TestSlurmLaunchExposedAppRefused(t *testing.T) {
-	needPython(t)
-	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
+	NeedPython(t)
+	site := StartSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
 	Binary(t)
 	dir := filepath.Join(t.TempDir(), marker("slurm-exposed"))
 	os.Mkdir(dir, 0o755)
 	app := []string{"--", "/usr/bin/python3", "-m", "http.server", "{port}", "--directory", dir}
-	_, errOut, code := RunTether(t, site.args("launch", append([]string{"--slurm", "", "--no-browser"}, app...)...)...)
+	_, errOut, code := RunTether(t, site.Args("launch", append([]string{"--slurm", "", "--no-browser"}, app...)...)...)
 	if code != 1 {
 		t.Errorf("exit %d; want 1; stderr:\n%s", code, errOut)
 	}
 	MustContain(t, "the error", lastLine(errOut), "listens on 0.0.0.0:", "--bind 127.0.0.1", "--allow-exposed")
 	t.Logf("slurm launch: %s", lastLine(errOut))
-	if q := site.activeJobs(t); len(q) > 0 {
+	if q := site.ActiveJobs(t); len(q) > 0 {
 		t.Errorf("jobs left in the queue: %v", q)
 	}
-	if list := site.sessions(t); len(list) > 0 {
+	if list := site.Sessions(t); len(list) > 0 {
 		t.Errorf("sessions left: %v", list)
 	}
 	if p := ProcessesWith(dir); len(p) > 0 {
 		t.Errorf("processes left: %q", p)
 	}
 
-	l := StartLauncher(t, site.args("launch", append([]string{"--slurm", "", "--json", "--no-browser", "--allow-exposed"}, app...)...), true)
+	l := StartLauncher(t, site.Args("launch", append([]string{"--slurm", "", "--json", "--no-browser", "--allow-exposed"}, app...)...), true)
 	if status, _, _ := Fetch(t, strings.Replace(l.Line.URL, "?token=", "?x=", 1), "Authorization", "token "+l.Line.Session.Token); status != http.StatusOK {
 		t.Errorf("with --allow-exposed through Slurm: %d", status)
 	}

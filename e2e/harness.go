@@ -44,14 +44,14 @@ func FindProgram(program string) (string, error) {
 		return path, nil
 	}
 	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin"} {
-		if p := filepath.Join(dir, program); isExecutable(p) {
+		if p := filepath.Join(dir, program); IsExecutable(p) {
 			return p, nil
 		}
 	}
 	return "", fmt.Errorf("%s not found", program)
 }
 
-func isExecutable(p string) bool {
+func IsExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }

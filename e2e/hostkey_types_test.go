@@ -64,7 +64,7 @@ func otherTypeServer(t *testing.T) *SSHD {
 		t.Fatal(err)
 	}
 	f := strings.Fields(string(pub))
-	writeFile(t, s.KnownHosts, fmt.Sprintf("[127.0.0.1]:%d %s %s\n", s.Port, f[0], f[1]), 0o600)
+	WriteFile(t, s.KnownHosts, fmt.Sprintf("[127.0.0.1]:%d %s %s\n", s.Port, f[0], f[1]), 0o600)
 	return s
 }
 
@@ -74,7 +74,7 @@ func knownHostsCopy(t *testing.T, s *SSHD, mode string) (cfgFile, kh string) {
 	t.Helper()
 	orig, _ := os.ReadFile(s.KnownHosts)
 	kh = filepath.Join(t.TempDir(), "known_hosts")
-	writeFile(t, kh, string(orig), 0o600)
+	WriteFile(t, kh, string(orig), 0o600)
 	cfgFile = writeConfig(t, s, s.KnownHosts, kh, "StrictHostKeyChecking yes", "StrictHostKeyChecking "+mode)
 	return cfgFile, kh
 }
@@ -104,7 +104,7 @@ func TestHostKnownByAnotherKeyType(t *testing.T) {
 			}
 
 			// tether's SSH, with a prompter that would say yes: never asked.
-			cfg := resolve(t, cfgFile, s.Alias)
+			cfg := Resolve(t, cfgFile, s.Alias)
 			cfg.BatchMode = false
 			p := &hostPrompter{answer: true}
 			_, err = tunnel.Dial(Context(t, 30*time.Second), cfg, tunnel.Options{Prompter: p})

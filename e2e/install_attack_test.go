@@ -149,7 +149,7 @@ func TestSwappedBinaryInWorldWritableDirectory(t *testing.T) {
 		t.Errorf("after chmod 700: exit %d, %q; want the planted file replaced", code, errOut)
 	}
 	noMarker(t, marker)
-	if got := fileSum(t, filepath.Join(bin, remoteName(t))); got != binarySum(t) {
+	if got := FileSum(t, filepath.Join(bin, remoteName(t))); got != binarySum(t) {
 		t.Errorf("installed sum %s, want %s", got, binarySum(t))
 	}
 }
@@ -183,7 +183,7 @@ func TestTamperedBinaryInPrivateDirectoryIsReplaced(t *testing.T) {
 		t.Fatalf("first ls: exit %d: %s", code, errOut)
 	}
 	installed := filepath.Join(s.Home, ".cache", "tether", "bin", remoteName(t))
-	if got := fileSum(t, installed); got != binarySum(t) {
+	if got := FileSum(t, installed); got != binarySum(t) {
 		t.Fatalf("installed sum %s, want %s", got, binarySum(t))
 	}
 	// Same owner, same mode, other content.
@@ -196,7 +196,7 @@ func TestTamperedBinaryInPrivateDirectoryIsReplaced(t *testing.T) {
 		t.Fatalf("ls after tampering: exit %d: %s", code, errOut)
 	}
 	MustContain(t, "stderr", errOut, "tether: on "+s.Alias+", "+installed+" is not the tether this launcher installed", "replacing it", "installing tether on "+s.Alias)
-	if got := fileSum(t, installed); got != binarySum(t) {
+	if got := FileSum(t, installed); got != binarySum(t) {
 		t.Errorf("after the reinstall the sum is %s, want %s", got, binarySum(t))
 	}
 	// Truncated (a copy cut short by a full disk): the same.
@@ -205,18 +205,6 @@ func TestTamperedBinaryInPrivateDirectoryIsReplaced(t *testing.T) {
 	if _, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias); code != 0 || !strings.Contains(errOut, "replacing it") {
 		t.Errorf("truncated: exit %d, %q", code, errOut)
 	}
-}
-
-func fileSum(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // The session directories get the same rule: TETHER_STATE_DIR in a directory others

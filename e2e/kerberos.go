@@ -75,7 +75,7 @@ func StartKDC(tb testing.TB) *KDC {
 	}
 	// sshd lets a principal in as a local user when the user's k5login lists it; the
 	// file lives here (k5login_directory), not in the user's real home.
-	writeFile(tb, filepath.Join(dir, "k5login", k.User), k.Principal+"\n", 0o600)
+	WriteFile(tb, filepath.Join(dir, "k5login", k.User), k.Principal+"\n", 0o600)
 
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -117,7 +117,7 @@ func StartKDC(tb testing.TB) *KDC {
 }
 
 func (k *KDC) writeConfigs(tb testing.TB) {
-	writeFile(tb, k.Config, fmt.Sprintf(`[libdefaults]
+	WriteFile(tb, k.Config, fmt.Sprintf(`[libdefaults]
   default_realm = %[1]s
   dns_lookup_kdc = false
   dns_lookup_realm = false
@@ -131,7 +131,7 @@ func (k *KDC) writeConfigs(tb testing.TB) {
 [domain_realm]
   localhost = %[1]s
 `, k.Realm, k.Port, filepath.Join(k.Dir, "k5login")), 0o644)
-	writeFile(tb, k.profile, fmt.Sprintf(`[kdcdefaults]
+	WriteFile(tb, k.profile, fmt.Sprintf(`[kdcdefaults]
   kdc_ports = %[2]d
   kdc_tcp_ports = %[2]d
 [realms]
@@ -211,7 +211,7 @@ func (k *KDC) waitListening(exited <-chan struct{}) bool {
 func freeUDPAndTCPPort(tb testing.TB) int {
 	tb.Helper()
 	for range 20 {
-		p := freePort(tb)
+		p := FreePort(tb)
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err == nil {
 			u.Close()

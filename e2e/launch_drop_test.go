@@ -20,10 +20,10 @@ func connectionProcesses(s *SSHD) []int { return s.ConnectionPIDs() }
 // must say "connection to HOST lost; reconnecting" promptly and the same URL must
 // answer again within 20 s, with the app never restarted.
 func TestLaunchSurvivesSilentDrop(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, HTTPServerApp...)
 	l := StartLauncher(t, args, true)
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
@@ -33,13 +33,13 @@ func TestLaunchSurvivesSilentDrop(t *testing.T) {
 	}
 	answers := func() bool {
 		status, body, _ := Fetch(t, base, "Authorization", "token "+tok)
-		return status == 200 && strings.Contains(body, httpServerTitle)
+		return status == 200 && strings.Contains(body, HTTPServerTitle)
 	}
 	if !answers() {
 		t.Fatal("the URL does not answer before the drop")
 	}
 	for round := 1; round <= 2; round++ {
-		frozen := connectionProcesses(s)
+		frozen := s.ConnectionPIDs()
 		if len(frozen) == 0 {
 			t.Fatalf("round %d: no sshd connection process", round)
 		}

@@ -35,10 +35,10 @@ func (l *Launched) waitExit(t *testing.T, limit time.Duration, what string) (tim
 // process makes the attached launcher exit within 10 s, saying the session was
 // stopped, and suggest no attach.
 func TestLaunchEndsWhenSessionStoppedElsewhere(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, HTTPServerApp...)
 	l := StartLauncher(t, args, true)
 	id := l.Line.Session.ID
 	if _, errOut, code := RunTether(t, "stop", "-F", s.Config, s.Alias, id); code != 0 {
@@ -64,7 +64,7 @@ func TestLaunchEndsWhenSessionStoppedElsewhere(t *testing.T) {
 // makes the attached launcher exit within 10 s with the status and the app's last
 // output.
 func TestLaunchEndsWhenAppQuits(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
 	quit := filepath.Join(s.Dir, "quit-now")
@@ -98,10 +98,10 @@ func TestLaunchEndsWhenAppQuits(t *testing.T) {
 // cleanup, its socket file left behind) makes the attached launcher exit 1 within 10 s
 // saying the server is gone.
 func TestLaunchEndsWhenServerKilled(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, HTTPServerApp...)
 	l := StartLauncher(t, args, true)
 	id := l.Line.Session.ID
 	if err := syscall.Kill(l.Line.Session.PID, syscall.SIGKILL); err != nil {

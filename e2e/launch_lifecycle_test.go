@@ -43,39 +43,54 @@ func noSessionLeft(t *testing.T, s *SSHD) {
 // separation) and honours the client's signal requests, which it refuses for root.
 func sshdForUser(t *testing.T, u User) (*SSHD, string) {
 	t.Helper()
+	s, cfgs := sshdForUsers(t, SSHDOptions{}, u)
+	return s, cfgs[0]
+}
+
+// sshdForUsers is sshdForUser for several users of one sshd (opts as StartSSHD's; a
+// Match block per user is added to its ExtraConfig): one ssh_config per user, in order.
+func sshdForUsers(t *testing.T, opts SSHDOptions, users ...User) (*SSHD, []string) {
+	t.Helper()
 	// useradd leaves the account locked ("!" password), which sshd refuses outright;
 	// "*" still matches no password, so only the key logs in.
 	usermod := Need(t, "usermod", "passwd")
-	if out, err := exec.Command(usermod, "-p", "*", u.Name).CombinedOutput(); err != nil {
-		t.Fatalf("usermod -p '*' %s: %v\n%s", u.Name, err, out)
+	opts.ExtraConfig = append([]string{}, opts.ExtraConfig...)
+	for _, u := range users {
+		if out, err := exec.Command(usermod, "-p", "*", u.Name).CombinedOutput(); err != nil {
+			t.Fatalf("usermod -p '*' %s: %v\n%s", u.Name, err, out)
+		}
+		opts.ExtraConfig = append(opts.ExtraConfig,
+			"Match User "+u.Name,
+			"  AuthorizedKeysFile "+filepath.Join(u.Home, ".ssh", "authorized_keys"),
+			"  SetEnv HOME="+u.Home)
 	}
-	s := StartSSHD(t, SSHDOptions{ExtraConfig: []string{
-		"Match User " + u.Name,
-		"  AuthorizedKeysFile " + filepath.Join(u.Home, ".ssh", "authorized_keys"),
-		"  SetEnv HOME=" + u.Home,
-	}})
-	ssh := filepath.Join(u.Home, ".ssh")
+	s := StartSSHD(t, opts)
 	pub, err := os.ReadFile(s.ClientKey + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(ssh, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ssh, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{ssh, filepath.Join(ssh, "authorized_keys")} {
-		if err := os.Chown(p, u.UID, u.GID); err != nil {
+	var cfgs []string
+	for _, u := range users {
+		ssh := filepath.Join(u.Home, ".ssh")
+		if err := os.MkdirAll(ssh, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(ssh, "authorized_keys"), pub, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{ssh, filepath.Join(ssh, "authorized_keys")} {
+			if err := os.Chown(p, u.UID, u.GID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg := filepath.Join(s.Dir, "ssh_config_"+u.Name)
+		block := strings.Replace(s.ConfigBlock(), "  User "+s.User+"\n", "  User "+u.Name+"\n", 1)
+		if err := os.WriteFile(cfg, []byte(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, cfg)
 	}
-	cfg := filepath.Join(s.Dir, "ssh_config_"+u.Name)
-	block := strings.Replace(s.ConfigBlock(), "  User "+s.User+"\n", "  User "+u.Name+"\n", 1)
-	if err := os.WriteFile(cfg, []byte(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return s, cfg
+	return s, cfgs
 }
 
 // TestLaunchInterruptedWhileAppStarts: Ctrl-C while the remote app is still starting
@@ -84,7 +99,7 @@ func sshdForUser(t *testing.T, u User) (*SSHD, string) {
 // While it starts, `tether ls HOST` shows the session as starting. The login is an
 // ordinary user's, as users have it (see sshdForUser).
 func TestLaunchInterruptedWhileAppStarts(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	u := OtherUser(t)
 	s, cfg := sshdForUser(t, u)
 	s.Config = cfg // every tether command of this test logs in as u
@@ -134,7 +149,7 @@ func TestLaunchInterruptedWhileAppStarts(t *testing.T) {
 // fails in about 2 s with one clear line naming the flag, and leaves nothing running;
 // the flag is in launch's help.
 func TestLaunchReadyTimeoutFlag(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
 	help, _, _ := RunTether(t, "launch", "--help")

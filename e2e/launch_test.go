@@ -17,28 +17,16 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// The app the launch tests run on the "remote": Python's static file server, whose page
-// title is known.
-var httpServerApp = []string{"/usr/bin/python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"}
-
-const httpServerTitle = "Directory listing for /"
-
-func needPython(t *testing.T) {
-	if _, err := os.Stat(httpServerApp[0]); err != nil {
-		Need(t, "python3-for-launch-tests", "python3")
-	}
-}
-
 // TestLaunchE2E is the product as users meet it, against a real sshd: launch → the local
 // URL serves the app (token, cookie, login and header flows); no token in any
 // /proc/*/cmdline or in sshd's log; the browser is opened on a one-time code (Chromium
 // lands on a clean URL, a reused code fails); Ctrl-C leaves the session running;
 // attach brings it back; logs and stop work over SSH.
 func TestLaunchE2E(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--"}, HTTPServerApp...)
 	l := StartLauncher(t, args, true)
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
@@ -52,13 +40,13 @@ func TestLaunchE2E(t *testing.T) {
 		t.Fatalf("GET ?token=: status %d, response %+v", status, resp)
 	}
 	cookie := resp.Cookies()[0]
-	if status, body, _ := Fetch(t, base, "Cookie", cookie.Name+"="+cookie.Value); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Cookie", cookie.Name+"="+cookie.Value); status != 200 || !strings.Contains(body, HTTPServerTitle) {
 		t.Errorf("with the cookie: %d %.200q", status, body)
 	}
-	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, HTTPServerTitle) {
 		t.Errorf("with the header: %d %.200q", status, body)
 	}
-	if status, body, _ := Fetch(t, base, "Accept", "text/html"); status != http.StatusUnauthorized || strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Accept", "text/html"); status != http.StatusUnauthorized || strings.Contains(body, HTTPServerTitle) {
 		t.Errorf("without credentials: %d %.200q", status, body)
 	}
 	// The login form.
@@ -100,20 +88,20 @@ func TestLaunchE2E(t *testing.T) {
 	var loc, title string
 	WaitFor(10*time.Second, func() bool {
 		title, _ = chromedp.Run(ctx, chromedp.Title())
-		return title == httpServerTitle
+		return title == HTTPServerTitle
 	})
 	loc, _ = chromedp.Run(ctx, chromedp.Location())
-	if title != httpServerTitle || loc != base || strings.Contains(loc, code) || strings.Contains(loc, tok) {
-		t.Errorf("Chromium: title %q at %q; want %q at %q", title, loc, httpServerTitle, base)
+	if title != HTTPServerTitle || loc != base || strings.Contains(loc, code) || strings.Contains(loc, tok) {
+		t.Errorf("Chromium: title %q at %q; want %q at %q", title, loc, HTTPServerTitle, base)
 	}
 	// The same code again (a browser without the cookie): refused.
-	if status, body, _ := Fetch(t, target, "Accept", "text/html", "Sec-Fetch-Mode", "navigate"); status == http.StatusSeeOther || strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, target, "Accept", "text/html", "Sec-Fetch-Mode", "navigate"); status == http.StatusSeeOther || strings.Contains(body, HTTPServerTitle) {
 		t.Errorf("reusing the code: status %d", status)
 	}
 	if ctx2 := Browser(t); ctx2 != nil {
 		chromedp.Do(ctx2, chromedp.Navigate(target))
 		title2, _ := chromedp.Run(ctx2, chromedp.Title())
-		if title2 == httpServerTitle {
+		if title2 == HTTPServerTitle {
 			t.Errorf("a second browser got in with the used code")
 		}
 	}
@@ -134,7 +122,7 @@ func TestLaunchE2E(t *testing.T) {
 	if a.Line.Session.ID != id || !EqSecret(a.Line.Session.Token, tok) {
 		t.Fatalf("attach found %+v", a.Line.Session)
 	}
-	if status, body, _ := Fetch(t, strings.TrimSuffix(a.Line.URL, "?token="+tok), "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, strings.TrimSuffix(a.Line.URL, "?token="+tok), "Authorization", "token "+tok); status != 200 || !strings.Contains(body, HTTPServerTitle) {
 		t.Errorf("after attach: %d %.100q", status, body)
 	}
 	if len(OpenedTargets(a)) != 0 {
@@ -168,10 +156,10 @@ func TestLaunchE2E(t *testing.T) {
 // while the launcher runs: the same local URL answers again within seconds each time,
 // and the app was never restarted.
 func TestLaunchSurvivesDroppedConnections(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, HTTPServerApp...)
 	l := StartLauncher(t, args, true)
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
@@ -186,7 +174,7 @@ func TestLaunchSurvivesDroppedConnections(t *testing.T) {
 		start := time.Now()
 		ok := WaitFor(15*time.Second, func() bool {
 			status, body, _ := Fetch(t, base, "Authorization", "token "+tok)
-			return status == 200 && strings.Contains(body, httpServerTitle)
+			return status == 200 && strings.Contains(body, HTTPServerTitle)
 		})
 		if !ok {
 			t.Fatalf("round %d: the URL did not come back within 15 s; stderr:\n%s", round, l.Stderr.String())
@@ -310,7 +298,7 @@ func TestDemoGoRun(t *testing.T) {
 	if !WaitFor(90*time.Second, func() bool { return strings.Contains(l.Stdout.String(), "\n") }) {
 		t.Fatalf("go run . demo: no JSON line; stderr:\n%s", l.Stderr.String())
 	}
-	if err := jsonUnmarshal(l.Stdout.String(), &l.Line); err != nil {
+	if err := JSONUnmarshal(l.Stdout.String(), &l.Line); err != nil {
 		t.Fatal(err)
 	}
 	// go run waits for its child; the group gets Ctrl-C as from a terminal.

@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// launched is a `tether launch`/`attach`/`demo` process run with --json.
+// Launched is a `tether launch`/`attach`/`demo` process run with --json.
 type Launched struct {
 	Proc   *Proc
 	Stdout *Buffer
@@ -27,7 +27,7 @@ type Launched struct {
 	Opened string // the file the opener (TETHER_BROWSER) writes its arguments to
 }
 
-// launchLine is the --json line (DESIGN.md's contract).
+// LaunchLine is the --json line (DESIGN.md's contract).
 type LaunchLine struct {
 	URL       string `json:"url"`
 	LocalPort int    `json:"local_port"`
@@ -43,7 +43,7 @@ type LaunchLine struct {
 	} `json:"session"`
 }
 
-// launcherEnv is the local environment for the launcher: a throwaway HOME (nothing of
+// LauncherEnv is the local environment for the launcher: a throwaway HOME (nothing of
 // the real one is read or written) and TETHER_BROWSER capturing what would be opened.
 func LauncherEnv(t *testing.T) (env []string, opened string) {
 	t.Helper()
@@ -57,14 +57,14 @@ func LauncherEnv(t *testing.T) (env []string, opened string) {
 	return env, opened
 }
 
-// startLauncher runs tether with args (and extraEnv, KEY=VALUE, added to
+// StartLauncher runs tether with args (and extraEnv, KEY=VALUE, added to
 // launcherEnv's) and, when wantJSON, waits for its JSON line.
 func StartLauncher(t *testing.T, args []string, wantJSON bool, extraEnv ...string) *Launched {
 	t.Helper()
 	return StartLauncherBin(t, Binary(t), args, wantJSON, extraEnv...)
 }
 
-// startLauncherBin is startLauncher with the tether at bin.
+// StartLauncherBin is startLauncher with the tether at bin.
 func StartLauncherBin(t *testing.T, bin string, args []string, wantJSON bool, extraEnv ...string) *Launched {
 	t.Helper()
 	env, opened := LauncherEnv(t)
@@ -101,7 +101,7 @@ func StartLauncherBin(t *testing.T, bin string, args []string, wantJSON bool, ex
 	return l
 }
 
-// interrupt sends SIGINT to the launcher (Ctrl-C) and waits for it to exit.
+// Interrupt sends SIGINT to the launcher (Ctrl-C) and waits for it to exit.
 func (l *Launched) Interrupt(t *testing.T) error {
 	t.Helper()
 	l.Proc.Cmd.Process.Signal(syscall.SIGINT)
@@ -112,13 +112,13 @@ func (l *Launched) Interrupt(t *testing.T) error {
 	return err
 }
 
-// runTether runs a short tether command and returns stdout, stderr and the exit code.
+// RunTether runs a short tether command and returns stdout, stderr and the exit code.
 func RunTether(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	return RunTetherEnv(t, nil, args...)
 }
 
-// runTetherEnv is runTether with extra environment variables.
+// RunTetherEnv is runTether with extra environment variables.
 func RunTetherEnv(t *testing.T, extraEnv []string, args ...string) (string, string, int) {
 	t.Helper()
 	env, _ := LauncherEnv(t)
@@ -140,10 +140,10 @@ func RunTetherEnv(t *testing.T, extraEnv []string, args ...string) (string, stri
 	return out.String(), errb.String(), code
 }
 
-// noRedirect is a client that shows redirects instead of following them.
+// NoRedirect is a client that shows redirects instead of following them.
 var NoRedirect = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-// fetch GETs url with optional headers and returns status, body and the response.
+// Fetch GETs url with optional headers and returns status, body and the response.
 func Fetch(t *testing.T, url string, header ...string) (int, string, *http.Response) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -162,7 +162,7 @@ func Fetch(t *testing.T, url string, header ...string) (int, string, *http.Respo
 	return resp.StatusCode, string(b), resp
 }
 
-// openedTargets returns what the launcher asked the opener to open.
+// OpenedTargets returns what the launcher asked the opener to open.
 func OpenedTargets(l *Launched) []string {
 	b, _ := os.ReadFile(l.Opened)
 	var out []string
@@ -173,7 +173,7 @@ func OpenedTargets(l *Launched) []string {
 	return out
 }
 
-// sessionsOn lists the sessions on the sshd's "remote" with `tether ls HOST --json`.
+// SessionsOn lists the sessions on the sshd's "remote" with `tether ls HOST --json`.
 func SessionsOn(t *testing.T, s *SSHD) []map[string]any {
 	t.Helper()
 	out, errOut, code := RunTether(t, "ls", "-F", s.Config, s.Alias, "--json")
@@ -187,7 +187,7 @@ func SessionsOn(t *testing.T, s *SSHD) []map[string]any {
 	return list
 }
 
-// stopAllOnCleanup stops every session on the remote when the test ends, by the
+// StopAllOnCleanup stops every session on the remote when the test ends, by the
 // remote's own `tether stop --all` run as the launcher would.
 func StopAllOnCleanup(t *testing.T, s *SSHD) {
 	t.Cleanup(func() {
@@ -217,12 +217,12 @@ func MustContain(t *testing.T, what, s string, subs ...string) {
 	}
 }
 
-// eqSecret compares secrets in constant time (tokenserver's lint wants it everywhere).
+// EqSecret compares secrets in constant time (tokenserver's lint wants it everywhere).
 func EqSecret(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 func FmtDur(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
-// execGoRun is `go run . demo --no-browser --json` in the module, with the Go caches of
+// ExecGoRun is `go run . demo --no-browser --json` in the module, with the Go caches of
 // this process (HOME is a throwaway one).
 func ExecGoRun(t *testing.T, env []string) *exec.Cmd {
 	t.Helper()

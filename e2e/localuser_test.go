@@ -83,12 +83,12 @@ func replayAs(t *testing.T, u User, port int, req string, closeAtOnce bool) stri
 // forwarded (no HTTP answer; the app never sees the request), says so once, naming the
 // user, and the owner's Chromium, Go client and curl keep working.
 func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	curl := Need(t, "curl", "curl")
 	other := OtherUser(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--"}, httpServerApp...)
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--"}, HTTPServerApp...)
 	l := StartLauncher(t, args, true)
 	tok, id, port := l.Line.Session.Token, l.Line.Session.ID, l.Line.LocalPort
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -107,10 +107,10 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 		var title string
 		WaitFor(10*time.Second, func() bool {
 			title, _ = chromedp.Run(ctx, chromedp.Title())
-			return title == httpServerTitle
+			return title == HTTPServerTitle
 		})
-		if title != httpServerTitle {
-			t.Errorf("Chromium %s: title %q; want %q", what, title, httpServerTitle)
+		if title != HTTPServerTitle {
+			t.Errorf("Chromium %s: title %q; want %q", what, title, HTTPServerTitle)
 		}
 	}
 	chromiumShows("after signing in")
@@ -121,7 +121,7 @@ func TestLaunchRefusesOtherLocalUsers(t *testing.T) {
 		t.Fatalf("GET ?token=: status %d", status)
 	}
 	cookie := resp.Cookies()[0].Name + "=" + resp.Cookies()[0].Value
-	if status, body, _ := Fetch(t, base, "Cookie", cookie); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := Fetch(t, base, "Cookie", cookie); status != 200 || !strings.Contains(body, HTTPServerTitle) {
 		t.Fatalf("the owner with the cookie: %d %.200q", status, body)
 	}
 

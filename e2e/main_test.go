@@ -19,8 +19,5 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	Cleanup()
-	if releaseDir != "" {
-		os.RemoveAll(releaseDir) // the release archives (release_test.go)
-	}
 	os.Exit(code)
 }

@@ -73,18 +73,18 @@ func TestServeGuardsARealApp(t *testing.T) {
 	if title, _ := chromedp.Run(fresh, chromedp.Title()); !strings.Contains(title, "sign in") {
 		t.Fatalf("fresh profile: title %q; want the login page", title)
 	}
-	if err := chromedp.Do(timeout(fresh, 20*time.Second),
+	if err := chromedp.Do(WithTimeout(fresh, 20*time.Second),
 		chromedp.SendKeys(`input[name="token"]`, rec.Token),
 		chromedp.Submit(`input[name="token"]`),
 	); err != nil {
 		t.Fatal(err)
 	}
 	WaitFor(10*time.Second, func() bool {
-		title, _ := chromedp.Run(timeout(fresh, 2*time.Second), chromedp.Title())
+		title, _ := chromedp.Run(WithTimeout(fresh, 2*time.Second), chromedp.Title())
 		return title == appTitle
 	})
-	if title, _ := chromedp.Run(timeout(fresh, 5*time.Second), chromedp.Title()); title != appTitle {
-		html, _ := chromedp.Run(timeout(fresh, 5*time.Second), chromedp.OuterHTML("html"))
+	if title, _ := chromedp.Run(WithTimeout(fresh, 5*time.Second), chromedp.Title()); title != appTitle {
+		html, _ := chromedp.Run(WithTimeout(fresh, 5*time.Second), chromedp.OuterHTML("html"))
 		t.Errorf("after the login form: title %q; want %q\n%s", title, appTitle, html)
 	}
 	if loc, _ := chromedp.Run(fresh, chromedp.Location()); strings.Contains(loc, rec.Token) {

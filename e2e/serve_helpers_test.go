@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,42 +119,6 @@ func get(t *testing.T, c *http.Client, url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// killSessionOnCleanup makes sure a detached session's server and app end with the
-// test: their PIDs, found now, are killed when it ends if they still run this
-// binary's server or its app (checked by start time, so a reused PID is left alone).
-func killSessionOnCleanup(t *testing.T, serverPID int) {
-	t.Helper()
-	type proc struct {
-		pid   int
-		start string
-	}
-	var procs []proc
-	for _, pid := range append([]int{serverPID}, Descendants(serverPID, "")...) {
-		procs = append(procs, proc{pid, startTime(pid)})
-	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			if p.start != "" && startTime(p.pid) == p.start && Alive(p.pid) {
-				syscall.Kill(p.pid, syscall.SIGKILL)
-			}
-		}
-	})
-}
-
-// startTime is field 22 of /proc/PID/stat, "" if the process is gone.
-func startTime(pid int) string {
-	b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // tether runs the binary to completion with env and returns its stdout, failing the
@@ -185,13 +147,3 @@ func tetherRun(t *testing.T, env []string, args ...string) (string, string, erro
 	}
 	return stdout.String(), stderr.String(), err
 }
-
-// timeout bounds one chromedp step, so a page that never loads fails the test instead
-// of hanging it.
-func timeout(ctx context.Context, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	_ = cancel // released when the deadline passes
-	return ctx
-}
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -14,53 +14,16 @@ import (
 	"github.com/tether-dev/tether/remote"
 )
 
-// sshRun runs `ssh HOST ARGS...` through the harness's sshd and returns stdout and
-// stderr apart (the ready record is on stdout, progress on stderr).
-func sshRun(t *testing.T, s *SSHD, timeout time.Duration, args ...string) (stdout, stderr string, err error, took time.Duration) {
-	t.Helper()
-	cmd := exec.Command("ssh", append([]string{"-F", s.Config, s.Alias}, args...)...)
-	var out, errb Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	p := Start(t, cmd)
-	err, ok := p.Wait(timeout)
-	if !ok {
-		t.Fatalf("ssh %s did not return within %s (a detached server holding the channel?)\nstderr:\n%s", strings.Join(args, " "), timeout, errb.String())
-	}
-	return out.String(), errb.String(), err, time.Since(start)
-}
-
-// detachOverSSH starts a detached session through sshd and returns its record; the
-// session's processes are killed by PID when the test ends if still there.
-func detachOverSSH(t *testing.T, s *SSHD, args ...string) remote.Record {
-	t.Helper()
-	full := append([]string{Binary(t), "serve", "--detach", "--json"}, args...)
-	out, errOut, err, took := sshRun(t, s, 30*time.Second, full...)
-	if err != nil {
-		t.Fatalf("detach: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
-	}
-	if strings.Count(out, "\n") != 1 {
-		t.Errorf("--json printed %d lines on stdout; want exactly one:\n%s", strings.Count(out, "\n"), out)
-	}
-	rec, err := remote.DecodeRecord([]byte(strings.TrimSpace(out)))
-	if err != nil {
-		t.Fatalf("ready record %q: %v", out, err)
-	}
-	killSessionOnCleanup(t, rec.PID)
-	t.Logf("detached session %s in %s", rec.ID, took.Round(time.Millisecond))
-	return rec
-}
-
 func stateRootOf(s *SSHD) string { return SessionRoot(s.Home) }
 
 func lsOverSSH(t *testing.T, s *SSHD) []remote.Record {
 	t.Helper()
-	out, errOut, err, _ := sshRun(t, s, 30*time.Second, Binary(t), "ls", "--json")
+	out, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "ls", "--json")
 	if err != nil {
 		t.Fatalf("ls --json: %v\n%s%s", err, out, errOut)
 	}
 	var list []remote.Record
-	if err := jsonUnmarshal(out, &list); err != nil {
+	if err := JSONUnmarshal(out, &list); err != nil {
 		t.Fatalf("ls --json printed %q: %v", out, err)
 	}
 	return list
@@ -83,7 +46,7 @@ var pyServer = []string{"--", "python3", "-m", "http.server", "{port}", "--bind"
 // is shrugged off, and stop removes everything.
 func TestSessionDetachOverSSH(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	rec := detachOverSSH(t, s, append([]string{"--name", "web"}, pyServer...)...)
+	rec := DetachOverSSH(t, s, append([]string{"--name", "web"}, pyServer...)...)
 	if rec.Name != "web" || rec.URL != "" || !strings.HasPrefix(rec.Socket, stateRootOf(s)) {
 		t.Errorf("record: %+v", rec)
 	}
@@ -134,7 +97,7 @@ func TestSessionDetachOverSSH(t *testing.T) {
 	}
 
 	// stop: no process, socket, record or directory left.
-	out, errOut, err, _ := sshRun(t, s, 30*time.Second, Binary(t), "stop", "web")
+	out, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "stop", "web")
 	if err != nil || !strings.Contains(out, "stopped "+rec.ID) {
 		t.Fatalf("stop: %v\n%s%s", err, out, errOut)
 	}
@@ -168,7 +131,7 @@ func TestSessionSurvivesConnectionDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	killSessionOnCleanup(t, rec.PID)
+	KillSessionOnCleanup(t, rec.PID)
 	// The connection's own leftovers (the remote sleep) are killed by PID at the end.
 	sleepers := Descendants(s.PID(), "sleep")
 	t.Cleanup(func() {
@@ -189,7 +152,7 @@ func TestSessionSurvivesConnectionDeath(t *testing.T) {
 	if st := stateOf(lsOverSSH(t, s), rec.ID); st != remote.StateRunning {
 		t.Errorf("ls: %s; want running", st)
 	}
-	if _, errOut, err, _ := sshRun(t, s, 30*time.Second, Binary(t), "stop", "--all"); err != nil {
+	if _, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "stop", "--all"); err != nil {
 		t.Fatalf("stop --all: %v\n%s", err, errOut)
 	}
 	if Alive(rec.PID) {
@@ -202,7 +165,7 @@ func TestSessionSurvivesConnectionDeath(t *testing.T) {
 // running) until stop or --prune clears it.
 func TestSessionKilledServerTakesItsApp(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	rec := detachOverSSH(t, s, "--", "sh", "-c",
+	rec := DetachOverSSH(t, s, "--", "sh", "-c",
 		`'(trap "" TERM; exec sleep 300) & exec python3 -m http.server {port} --bind 127.0.0.1'`)
 	apps := Descendants(rec.PID, "python3")
 	kids := Descendants(rec.PID, "sleep")
@@ -218,11 +181,11 @@ func TestSessionKilledServerTakesItsApp(t *testing.T) {
 	if st := stateOf(lsOverSSH(t, s), rec.ID); st != remote.StateDead {
 		t.Errorf("ls: %s; want dead", st)
 	}
-	out, errOut, err, _ := sshRun(t, s, 30*time.Second, Binary(t), "ls")
+	out, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "ls")
 	if err != nil || !strings.Contains(out, rec.ID) || !strings.Contains(out, "dead") {
 		t.Errorf("ls: %v\n%s%s", err, out, errOut)
 	}
-	if _, errOut, err, _ := sshRun(t, s, 30*time.Second, Binary(t), "ls", "--prune"); err != nil || !strings.Contains(errOut, "pruned "+rec.ID) {
+	if _, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "ls", "--prune"); err != nil || !strings.Contains(errOut, "pruned "+rec.ID) {
 		t.Errorf("ls --prune: %v\n%s", err, errOut)
 	}
 	if des, _ := os.ReadDir(stateRootOf(s)); len(des) != 0 {
@@ -235,7 +198,7 @@ func TestSessionKilledServerTakesItsApp(t *testing.T) {
 // directory.
 func TestSessionFailingAppDetach(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	out, errOut, err, took := sshRun(t, s, 30*time.Second, Binary(t), "serve", "--detach", "--json", "--",
+	out, errOut, err, took := SSHRun(t, s, 30*time.Second, Binary(t), "serve", "--detach", "--json", "--",
 		"sh", "-c", "'echo loading config; echo \"error: no such notebook dir-xyzzy\" >&2; exit 7'")
 	if err == nil {
 		t.Fatalf("detach of a failing app succeeded:\n%s", out)

@@ -25,7 +25,7 @@ func TestSessionsAreIndependent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("record %q: %v", out, err)
 		}
-		killSessionOnCleanup(t, rec.PID)
+		KillSessionOnCleanup(t, rec.PID)
 		return rec
 	}
 	a := start("--name", "first")
@@ -57,7 +57,7 @@ func TestSessionsAreIndependent(t *testing.T) {
 		t.Errorf("second after first stopped: %d", code)
 	}
 	var list []remote.Record
-	if err := jsonUnmarshal(tether(t, env, "ls", "--json"), &list); err != nil || len(list) != 1 || list[0].ID != b.ID || list[0].State != "running" {
+	if err := JSONUnmarshal(tether(t, env, "ls", "--json"), &list); err != nil || len(list) != 1 || list[0].ID != b.ID || list[0].State != "running" {
 		t.Errorf("ls after stopping first: %+v %v", list, err)
 	}
 	tether(t, env, "stop", "--all")

@@ -190,9 +190,9 @@ func StartSlurm(tb testing.TB, opts SlurmOptions) *Slurm {
 	if !s.Loopback {
 		tb.Logf("slurm: %s does not resolve to loopback only, so slurmctld and slurmd listen on all addresses", s.Node)
 	}
-	s.CtldPort, s.SlurmdPort = freePort(tb), freePort(tb)
+	s.CtldPort, s.SlurmdPort = FreePort(tb), FreePort(tb)
 	for s.SlurmdPort == s.CtldPort {
-		s.SlurmdPort = freePort(tb)
+		s.SlurmdPort = FreePort(tb)
 	}
 	if opts.EnforcePartLimits == "" {
 		opts.EnforcePartLimits = "ALL"
@@ -202,7 +202,7 @@ func StartSlurm(tb testing.TB, opts SlurmOptions) *Slurm {
 	// munged, with a fresh key.
 	key := make([]byte, 1024)
 	rand.Read(key)
-	writeFile(tb, filepath.Join(dir, "munge", "munge.key"), string(key), 0o600)
+	WriteFile(tb, filepath.Join(dir, "munge", "munge.key"), string(key), 0o600)
 	munged := exec.Command(bins["munged"], "--foreground", "--socket="+s.MungeSocket,
 		"--key-file="+filepath.Join(dir, "munge", "munge.key"),
 		"--pid-file="+filepath.Join(dir, "munge", "munged.pid"),
@@ -408,15 +408,15 @@ func (s *Slurm) writeConfigs(tb testing.TB, opts SlurmOptions) {
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}
-	writeFile(tb, s.Conf, b.String(), 0o644)
+	WriteFile(tb, s.Conf, b.String(), 0o644)
 	cgroupPlugin := "cgroup/v1"
 	if s.Proctrack != "proctrack/cgroup" {
 		cgroupPlugin = "autodetect"
 	}
-	writeFile(tb, filepath.Join(d, "cgroup.conf"),
+	WriteFile(tb, filepath.Join(d, "cgroup.conf"),
 		"CgroupPlugin="+cgroupPlugin+"\nCgroupAutomount=no\nIgnoreSystemd=yes\n", 0o644)
-	writeFile(tb, filepath.Join(d, "gres.conf"), fmt.Sprintf("AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\n", s.Node), 0o644)
-	writeFile(tb, filepath.Join(d, "plugstack.conf"), "", 0o644)
+	WriteFile(tb, filepath.Join(d, "gres.conf"), fmt.Sprintf("AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\n", s.Node), 0o644)
+	WriteFile(tb, filepath.Join(d, "plugstack.conf"), "", 0o644)
 }
 
 // startDaemon starts a daemon in the foreground with its output in logDir/logName and

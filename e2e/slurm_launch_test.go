@@ -20,154 +20,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// slurmSite is a test "cluster site": a real Slurm cluster on this machine and a real
-// sshd playing its login node (sessions get SLURM_CONF through SetEnv), with an
-// ssh_config naming the login node (Alias) and the compute node (the cluster's node
-// name, reached on the same sshd: the node is this machine).
-type slurmSite struct {
-	slurm  *Slurm
-	sshd   *SSHD
-	config string // ssh_config with both hosts
-}
-
-func startSlurmSite(t *testing.T, opts SlurmOptions) *slurmSite {
-	t.Helper()
-	return slurmSiteOn(t, StartSlurm(t, opts), "hpc-login", nil)
-}
-
-// slurmSiteOn is a login node of cluster s: an sshd named alias whose sessions get
-// SLURM_CONF and env.
-func slurmSiteOn(t *testing.T, s *Slurm, alias string, env map[string]string) *slurmSite {
-	t.Helper()
-	sessEnv := map[string]string{"SLURM_CONF": s.Conf}
-	for k, v := range env {
-		sessEnv[k] = v
-	}
-	d := StartSSHD(t, SSHDOptions{Alias: alias, Env: sessEnv})
-	node := strings.Replace(d.ConfigBlock(), "Host "+d.Alias+"\n", "Host "+s.Node+"\n", 1)
-	cfg := filepath.Join(d.Dir, "ssh_config_site")
-	writeFile(t, cfg, d.ConfigBlock()+node, 0o600)
-	site := &slurmSite{slurm: s, sshd: d, config: cfg}
-	t.Cleanup(func() {
-		// Whatever a failed check left: every session (and so every job) on the login node.
-		env, _ := LauncherEnv(t)
-		cmd := site.tetherCmd(env, "stop", "--all")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if cmd.Start() == nil {
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(60 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-	})
-	return site
-}
-
-// args puts the site's ssh_config and the login node first: tether CMD -F CONFIG HOST ARGS.
-func (site *slurmSite) args(cmd string, args ...string) []string {
-	return append([]string{cmd, "-F", site.config, site.sshd.Alias}, args...)
-}
-
-func (site *slurmSite) tetherCmd(env []string, cmd string, args ...string) *exec.Cmd {
-	c := exec.Command(Binary(site.slurm.tb), site.args(cmd, args...)...)
-	c.Env = env
-	return c
-}
-
-// launch starts `tether launch --slurm OPTS --json EXTRA…` and waits for its JSON line,
-// logging when the launcher reported the job submitted, running, and the URL working
-// (the JSON line comes once the local URL answered through the tunnel).
-func (site *slurmSite) launch(t *testing.T, sbatch string, extra ...string) *Launched {
-	t.Helper()
-	args := site.args("launch", append([]string{"--slurm", sbatch, "--json"}, extra...)...)
-	start := time.Now()
-	l := StartLauncher(t, args, false)
-	marks := []string{"submitted job", "is RUNNING", "\n"}
-	at := make([]time.Duration, len(marks))
-	WaitFor(90*time.Second, func() bool {
-		select {
-		case <-l.Proc.Done():
-			return true
-		default:
-		}
-		out := l.Stderr.String()
-		for i, m := range marks[:2] {
-			if at[i] == 0 && strings.Contains(out, m) {
-				at[i] = time.Since(start)
-			}
-		}
-		if strings.Contains(l.Stdout.String(), "\n") {
-			at[2] = time.Since(start)
-			return true
-		}
-		return false
-	})
-	out := l.Stdout.String()
-	if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &l.Line) != nil {
-		t.Fatalf("tether %s: stdout %q: want one JSON line; stderr:\n%s", strings.Join(args, " "), out, l.Stderr.String())
-	}
-	t.Logf("timings from the launcher's start: job submitted %s, RUNNING %s, URL answering %s (RUNNING → URL %s)",
-		FmtDur(at[0]), FmtDur(at[1]), FmtDur(at[2]), FmtDur(at[2]-at[1]))
-	return l
-}
-
-// jobOf returns the squeue line of the session's job, by the job id in ls --json.
-func (site *slurmSite) sessions(t *testing.T) []map[string]any {
-	t.Helper()
-	out, errOut, code := RunTether(t, site.args("ls", "--json")...)
-	if code != 0 {
-		t.Fatalf("tether ls --json: exit %d: %s", code, errOut)
-	}
-	var list []map[string]any
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatalf("ls --json output %q: %v", out, err)
-	}
-	return list
-}
-
-// jobNamed finds the job named tether-ID in the whole queue (finished jobs included).
-func (site *slurmSite) jobNamed(t *testing.T, id string) (Job, bool) {
-	t.Helper()
-	out, _, err := site.slurm.Run("squeue", "-h", "-t", "all", "-n", "tether-"+id, "-o", SqueueFormat)
-	if err != nil {
-		t.Fatalf("squeue: %v", err)
-	}
-	line := strings.TrimSpace(out)
-	if line == "" {
-		return Job{}, false
-	}
-	f := strings.SplitN(line, "|", 8)
-	if len(f) != 8 {
-		t.Fatalf("squeue line %q", line)
-	}
-	return Job{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]}, true
-}
-
-// activeJobs is the queue's jobs that are not over, one "ID NAME STATE" each.
-func (site *slurmSite) activeJobs(t *testing.T) []string {
-	t.Helper()
-	out, _, err := site.slurm.Run("squeue", "-h", "-o", "%i %j %T")
-	if err != nil {
-		t.Fatalf("squeue: %v", err)
-	}
-	var jobs []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if l != "" {
-			jobs = append(jobs, l)
-		}
-	}
-	return jobs
-}
-
-// sessionDir is where the login node keeps the session (the test sshd's HOME).
-func (site *slurmSite) sessionDir(id string) string {
-	return filepath.Join(SlurmSessionRoot(site.sshd.Home), id)
-}
-
 // waitStderr waits until the launcher's stderr holds s.
 func waitStderr(t *testing.T, l *Launched, s string, timeout time.Duration) bool {
 	t.Helper()
@@ -184,18 +36,18 @@ func waitStderr(t *testing.T, l *Launched, s string, timeout time.Duration) bool
 // a job whose app fails shows its output. EnforcePartLimits=NO, Slurm's own default,
 // so an over-limit job is queued (and must be recognised as never starting).
 func TestSlurmLaunch(t *testing.T) {
-	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
-	s := site.slurm
+	site := StartSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
+	s := site.Slurm
 	Binary(t)
 
 	t.Run("launch, browser, ls, detach, attach, logs, stop", func(t *testing.T) {
-		l := site.launch(t, "-p debug -t 30") // the first job of a fresh cluster: ~3 s to its first scheduling pass
+		l := site.Launch(t, "-p debug -t 30") // the first job of a fresh cluster: ~3 s to its first scheduling pass
 		sess := l.Line.Session
 		tok := sess.Token
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 
 		// squeue shows the job, running on the node, named after the session.
-		j, ok := site.jobNamed(t, sess.ID)
+		j, ok := site.JobNamed(t, sess.ID)
 		if !ok || j.State != "RUNNING" || j.Node != s.Node || j.Partition != "debug" {
 			t.Fatalf("squeue: %+v (found %v)", j, ok)
 		}
@@ -218,7 +70,7 @@ func TestSlurmLaunch(t *testing.T) {
 		if p := ProcessesWith(tok); len(p) > 0 {
 			t.Errorf("the token is on a command line: %q", p)
 		}
-		if b, err := os.ReadFile(filepath.Join(site.sessionDir(sess.ID), "job.out")); err != nil || strings.Contains(string(b), tok) || !strings.Contains(string(b), "ready on "+s.Node) {
+		if b, err := os.ReadFile(filepath.Join(site.SessionDir(sess.ID), "job.out")); err != nil || strings.Contains(string(b), tok) || !strings.Contains(string(b), "ready on "+s.Node) {
 			t.Errorf("job output: %v %q", err, b)
 		}
 
@@ -229,30 +81,30 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Fatalf("the launcher opened no browser")
 		}
 		ctx := Browser(t)
-		if err := chromedp.Do(timeout(ctx, 20*time.Second), chromedp.Navigate(target)); err != nil {
+		if err := chromedp.Do(WithTimeout(ctx, 20*time.Second), chromedp.Navigate(target)); err != nil {
 			t.Fatal(err)
 		}
 		var ws string
 		WaitFor(15*time.Second, func() bool {
-			ws, _ = chromedp.Run(timeout(ctx, 2*time.Second), chromedp.Text("#ws"))
+			ws, _ = chromedp.Run(WithTimeout(ctx, 2*time.Second), chromedp.Text("#ws"))
 			return ws == "connected"
 		})
-		loc, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Location())
-		host, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Text("#host"))
+		loc, _ := chromedp.Run(WithTimeout(ctx, 5*time.Second), chromedp.Location())
+		host, _ := chromedp.Run(WithTimeout(ctx, 5*time.Second), chromedp.Text("#host"))
 		if ws != "connected" || loc != base || !strings.HasPrefix(host, s.Node) {
-			html, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.OuterHTML("html"))
+			html, _ := chromedp.Run(WithTimeout(ctx, 5*time.Second), chromedp.OuterHTML("html"))
 			t.Errorf("Chromium: WebSocket %q, at %q (want %q), host %q\n%s", ws, loc, base, host, html)
 		}
 		// A reload works by the cookie alone (the one-time code is spent).
-		if err := chromedp.Do(timeout(ctx, 20*time.Second), chromedp.Navigate(base)); err != nil {
+		if err := chromedp.Do(WithTimeout(ctx, 20*time.Second), chromedp.Navigate(base)); err != nil {
 			t.Fatal(err)
 		}
-		if title, _ := chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Title()); !strings.Contains(title, sess.ID) {
+		if title, _ := chromedp.Run(WithTimeout(ctx, 5*time.Second), chromedp.Title()); !strings.Contains(title, sess.ID) {
 			t.Errorf("reload by cookie: title %q", title)
 		}
 		// The server saw TLS, so its cookie is Secure and __Host-: Chromium keeps it for
 		// http://127.0.0.1 (a potentially trustworthy origin).
-		cookies, err := chromedp.Run(timeout(ctx, 5*time.Second), func(ctx context.Context, tg *chromedp.Target) (network.GetCookiesResult, error) {
+		cookies, err := chromedp.Run(WithTimeout(ctx, 5*time.Second), func(ctx context.Context, tg *chromedp.Target) (network.GetCookiesResult, error) {
 			return cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
 		})
 		var ours []string
@@ -266,12 +118,12 @@ func TestSlurmLaunch(t *testing.T) {
 		}
 
 		// ls over SSH: the job, its state, node and time left.
-		out, errOut, code := RunTether(t, site.args("ls")...)
+		out, errOut, code := RunTether(t, site.Args("ls")...)
 		MustContain(t, "ls", out, sess.ID, "running", "job "+j.ID+" RUNNING on "+s.Node, " left")
 		if code != 0 {
 			t.Errorf("ls: exit %d: %s", code, errOut)
 		}
-		for _, r := range site.sessions(t) {
+		for _, r := range site.Sessions(t) {
 			if r["id"] == sess.ID && (r["state"] != "running" || r["job_id"] != j.ID || r["node"] != s.Node) {
 				t.Errorf("ls --json: %v", r)
 			}
@@ -282,12 +134,12 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Fatalf("launcher after SIGINT: %v", err)
 		}
 		MustContain(t, "stderr after Ctrl-C", l.Stderr.String(), "detached", "tether attach", sess.ID)
-		if j2, _ := site.jobNamed(t, sess.ID); j2.State != "RUNNING" {
+		if j2, _ := site.JobNamed(t, sess.ID); j2.State != "RUNNING" {
 			t.Fatalf("after detach the job is %+v", j2)
 		}
 
 		// attach from "another laptop" (a fresh HOME; only SSH).
-		a := StartLauncher(t, site.args("attach", "--json", "--no-browser"), true)
+		a := StartLauncher(t, site.Args("attach", "--json", "--no-browser"), true)
 		if a.Line.Session.ID != sess.ID || !EqSecret(a.Line.Session.Token, tok) {
 			t.Fatalf("attach found %+v", a.Line.Session)
 		}
@@ -298,7 +150,7 @@ func TestSlurmLaunch(t *testing.T) {
 		MustContain(t, "attach stderr", a.Stderr.String(), "job "+j.ID+" runs on "+s.Node)
 		// A dropped SSH connection: the launcher reconnects to the login node and the same
 		// local URL answers again (the TLS hop and the job's watch start over).
-		if n := site.sshd.KillConnections(); n == 0 {
+		if n := site.SSHD.KillConnections(); n == 0 {
 			t.Fatal("no sshd connection process to kill")
 		}
 		dropped := time.Now()
@@ -312,7 +164,7 @@ func TestSlurmLaunch(t *testing.T) {
 		a.Interrupt(t)
 
 		// logs: the job's output file and the app log.
-		out, errOut, code = RunTether(t, site.args("logs", sess.ID)...)
+		out, errOut, code = RunTether(t, site.Args("logs", sess.ID)...)
 		MustContain(t, "logs", out, "==> job "+j.ID+" output", "ready on "+s.Node, "==> app log")
 		if code != 0 {
 			t.Errorf("logs: exit %d: %s", code, errOut)
@@ -323,11 +175,11 @@ func TestSlurmLaunch(t *testing.T) {
 		if len(pids) == 0 {
 			t.Fatalf("scontrol listpids %s: no processes", j.ID)
 		}
-		_, errOut, code = RunTether(t, site.args("stop", sess.ID)...)
+		_, errOut, code = RunTether(t, site.Args("stop", sess.ID)...)
 		if code != 0 {
 			t.Fatalf("stop: exit %d: %s", code, errOut)
 		}
-		if j2, ok := site.jobNamed(t, sess.ID); ok && !strings.Contains("CANCELLED COMPLETED", j2.State) {
+		if j2, ok := site.JobNamed(t, sess.ID); ok && !strings.Contains("CANCELLED COMPLETED", j2.State) {
 			t.Errorf("after stop the job is %+v", j2)
 		}
 		for _, pid := range pids {
@@ -335,7 +187,7 @@ func TestSlurmLaunch(t *testing.T) {
 				t.Errorf("process %d of job %s is alive after stop", pid, j.ID)
 			}
 		}
-		if _, err := os.Stat(site.sessionDir(sess.ID)); !os.IsNotExist(err) {
+		if _, err := os.Stat(site.SessionDir(sess.ID)); !os.IsNotExist(err) {
 			t.Errorf("the session directory is still there: %v", err)
 		}
 		if _, err := os.Stat(sess.Socket); !os.IsNotExist(err) {
@@ -344,26 +196,26 @@ func TestSlurmLaunch(t *testing.T) {
 	})
 
 	t.Run("via node ssh, an app, walltime warning, --rm", func(t *testing.T) {
-		needPython(t)
-		logins := strings.Count(site.sshd.Log(), "Accepted publickey")
-		l := site.launch(t, "-t 1", append([]string{"--via-node-ssh", "--rm", "--no-browser", "--"}, httpServerApp...)...)
+		NeedPython(t)
+		logins := strings.Count(site.SSHD.Log(), "Accepted publickey")
+		l := site.Launch(t, "-t 1", append([]string{"--via-node-ssh", "--rm", "--no-browser", "--"}, HTTPServerApp...)...)
 		sess := l.Line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
-		if status, body, _ := Fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, httpServerTitle) {
+		if status, body, _ := Fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, HTTPServerTitle) {
 			t.Errorf("through the node's socket: %d %.200q", status, body)
 		}
 		// Three logins: the login node, then the node through it (ProxyJump: the jump
 		// host's own connection, and the node's).
-		if n := strings.Count(site.sshd.Log(), "Accepted publickey") - logins; n != 3 {
+		if n := strings.Count(site.SSHD.Log(), "Accepted publickey") - logins; n != 3 {
 			t.Errorf("%d SSH logins; want 3 (login node, jump, node)", n)
 		}
 		// A one-minute job: the launcher warns at once (both warnings due: one line).
-		MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to node "+s.Node+" through "+site.sshd.Alias,
+		MustContain(t, "launcher stderr", l.Stderr.String(), "connecting to node "+s.Node+" through "+site.SSHD.Alias,
 			"reaches its time limit in about 1 minute")
 		if n := strings.Count(l.Stderr.String(), "reaches its time limit"); n != 1 {
 			t.Errorf("%d walltime warnings; want 1", n)
 		}
-		j, _ := site.jobNamed(t, sess.ID)
+		j, _ := site.JobNamed(t, sess.ID)
 		pids := s.JobPIDs(j.ID)
 		apps := 0
 		for _, pid := range pids {
@@ -384,26 +236,26 @@ func TestSlurmLaunch(t *testing.T) {
 			}
 		}
 		MustContain(t, "launcher stderr", l.Stderr.String(), "stopped session "+sess.ID)
-		if j2, ok := site.jobNamed(t, sess.ID); ok && j2.State != "CANCELLED" {
+		if j2, ok := site.JobNamed(t, sess.ID); ok && j2.State != "CANCELLED" {
 			t.Errorf("job %s after --rm: %+v", j.ID, j2)
 		}
-		if _, err := os.Stat(site.sessionDir(sess.ID)); !os.IsNotExist(err) {
+		if _, err := os.Stat(site.SessionDir(sess.ID)); !os.IsNotExist(err) {
 			t.Errorf("the session directory is still there: %v", err)
 		}
 	})
 
 	t.Run("a preset in the job: jupyter", func(t *testing.T) {
 		Need(t, "jupyter-notebook", "jupyter-notebook")
-		l := StartLauncher(t, site.args("launch", "jupyter", "--slurm", "-t 10", "--json", "--no-browser"), true)
+		l := StartLauncher(t, site.Args("launch", "jupyter", "--slurm", "-t 10", "--json", "--no-browser"), true)
 		rec := l.Line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 		if code, body, _ := Fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {
 			t.Errorf("Jupyter in the job, through the gate: %d %.200q", code, body)
 		}
-		if j, ok := site.jobNamed(t, rec.ID); !ok || j.State != "RUNNING" {
+		if j, ok := site.JobNamed(t, rec.ID); !ok || j.State != "RUNNING" {
 			t.Errorf("the job: %+v", j)
 		}
-		if _, errOut, code := RunTether(t, site.args("stop", rec.ID)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.Args("stop", rec.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		l.Proc.Cmd.Process.Signal(syscall.SIGINT)
@@ -413,20 +265,20 @@ func TestSlurmLaunch(t *testing.T) {
 	// Nothing queued and no session left on the login node.
 	nothingLeft := func(t *testing.T) {
 		t.Helper()
-		if q := site.activeJobs(t); len(q) > 0 {
+		if q := site.ActiveJobs(t); len(q) > 0 {
 			t.Errorf("jobs left in the queue: %v", q)
 		}
-		if list := site.sessions(t); len(list) > 0 {
+		if list := site.Sessions(t); len(list) > 0 {
 			t.Errorf("sessions left: %v", list)
 		}
 	}
 
 	t.Run("bad partition: Slurm's words, at once", func(t *testing.T) {
 		start := time.Now()
-		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "-p nosuch", "--no-browser")...)
+		_, errOut, code := RunTether(t, site.Args("launch", "--slurm", "-p nosuch", "--no-browser")...)
 		t.Logf("bad partition refused in %s", FmtDur(time.Since(start)))
 		last := lastLine(errOut)
-		if code != 1 || !strings.HasPrefix(last, "tether: could not submit the job on "+site.sshd.Alias) {
+		if code != 1 || !strings.HasPrefix(last, "tether: could not submit the job on "+site.SSHD.Alias) {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
 		MustContain(t, "the error", last, "invalid partition specified: nosuch", "Invalid partition name specified", "sinfo -s", "nothing was submitted")
@@ -435,7 +287,7 @@ func TestSlurmLaunch(t *testing.T) {
 
 	t.Run("never starts: time over the partition's limit", func(t *testing.T) {
 		// EnforcePartLimits=NO: sbatch accepts the job, which would pend forever.
-		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "-p debug -t 5:00:00", "--no-browser")...)
+		_, errOut, code := RunTether(t, site.Args("launch", "--slurm", "-p debug -t 5:00:00", "--no-browser")...)
 		last := lastLine(errOut)
 		if code != 1 {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
@@ -446,7 +298,7 @@ func TestSlurmLaunch(t *testing.T) {
 	})
 
 	t.Run("the app fails in the job: its output", func(t *testing.T) {
-		_, errOut, code := RunTether(t, site.args("launch", "--slurm", "", "--no-browser", "--", "sh", "-c", "echo boom-from-the-app >&2; exit 3")...)
+		_, errOut, code := RunTether(t, site.Args("launch", "--slurm", "", "--no-browser", "--", "sh", "-c", "echo boom-from-the-app >&2; exit 3")...)
 		if code != 1 {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
@@ -458,7 +310,7 @@ func TestSlurmLaunch(t *testing.T) {
 	t.Run("pending: its reason, Ctrl-C cancels, --detach-pending, attach", func(t *testing.T) {
 		blocker := s.FillNode(t)
 		// Ctrl-C without --detach-pending, not on a terminal: the job is cancelled.
-		l := StartLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser"), false)
+		l := StartLauncher(t, site.Args("launch", "--slurm", "-p debug", "--json", "--no-browser"), false)
 		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
 			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.Stderr.String())
 		}
@@ -467,12 +319,12 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("exit %v; want 130", err)
 		}
 		MustContain(t, "stderr", l.Stderr.String(), "not a terminal, so cancelling it", "nothing is left queued")
-		if q := site.activeJobs(t); len(q) != 1 || q[0] != blocker+" blocker RUNNING" {
+		if q := site.ActiveJobs(t); len(q) != 1 || q[0] != blocker+" blocker RUNNING" {
 			t.Errorf("queue after Ctrl-C: %v; want the blocker alone", q)
 		}
 
 		// On a terminal, Ctrl-C asks; "n" leaves the job queued; stop cancels it.
-		tty := startOnTerminal(t, site.args("launch", "--slurm", "-p debug", "--no-browser"))
+		tty := startOnTerminal(t, site.Args("launch", "--slurm", "-p debug", "--no-browser"))
 		if !WaitFor(30*time.Second, func() bool { return strings.Contains(tty.out.String(), "PENDING (Resources)") }) {
 			t.Fatalf("on a terminal: no PENDING (Resources); output:\n%s", tty.out.String())
 		}
@@ -485,24 +337,24 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Fatalf("tether did not exit after the answer; output:\n%s", tty.out.String())
 		}
 		MustContain(t, "terminal", tty.out.String(), "cancel job", "(PENDING)? [Y/n]", "stays queued")
-		list := site.sessions(t)
+		list := site.Sessions(t)
 		if len(list) != 1 || list[0]["state"] != "pending" {
 			t.Fatalf("after answering n: %v", list)
 		}
 		id := fmt.Sprint(list[0]["id"])
-		queued, _ := site.jobNamed(t, id)
+		queued, _ := site.JobNamed(t, id)
 		if queued.State != "PENDING" {
 			t.Errorf("after answering n the job is %+v", queued)
 		}
-		if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.Args("stop", id)...); code != 0 {
 			t.Errorf("stop of a pending job: exit %d: %s", code, errOut)
 		}
-		if j, ok := site.jobNamed(t, id); ok && j.State != "CANCELLED" {
+		if j, ok := site.JobNamed(t, id); ok && j.State != "CANCELLED" {
 			t.Errorf("after stop: %+v", j)
 		}
 
 		// --detach-pending: Ctrl-C leaves it queued.
-		l = StartLauncher(t, site.args("launch", "--slurm", "-p debug", "--json", "--no-browser", "--detach-pending"), false)
+		l = StartLauncher(t, site.Args("launch", "--slurm", "-p debug", "--json", "--no-browser", "--detach-pending"), false)
 		if !waitStderr(t, l, "PENDING (Resources)", 30*time.Second) {
 			t.Fatalf("no PENDING (Resources) line; stderr:\n%s", l.Stderr.String())
 		}
@@ -510,7 +362,7 @@ func TestSlurmLaunch(t *testing.T) {
 			t.Errorf("exit %v; want 0", err)
 		}
 		MustContain(t, "stderr", l.Stderr.String(), "stays queued", "attach when it runs: tether attach")
-		list = site.sessions(t)
+		list = site.Sessions(t)
 		if len(list) != 1 || list[0]["state"] != "pending" {
 			t.Fatalf("sessions: %v", list)
 		}
@@ -519,11 +371,11 @@ func TestSlurmLaunch(t *testing.T) {
 		if job["state"] != "PENDING" || job["reason"] != "Resources" {
 			t.Errorf("ls --json job: %v", job)
 		}
-		out, _, _ := RunTether(t, site.args("ls")...)
+		out, _, _ := RunTether(t, site.Args("ls")...)
 		MustContain(t, "ls", out, id, "pending", "PENDING (Resources)", "limit 1:00:00")
 
 		// attach waits for it; once the blocker goes, the session comes up.
-		a := StartLauncher(t, site.args("attach", id, "--json", "--no-browser"), false)
+		a := StartLauncher(t, site.Args("attach", id, "--json", "--no-browser"), false)
 		if !waitStderr(t, a, "PENDING (Resources)", 30*time.Second) {
 			t.Fatalf("attach shows no PENDING (Resources) line; stderr:\n%s", a.Stderr.String())
 		}
@@ -542,7 +394,7 @@ func TestSlurmLaunch(t *testing.T) {
 
 		// The job ends under the attached launcher (scancel here, as its time limit
 		// would): the launcher says so, with the reason, and exits.
-		j, _ := site.jobNamed(t, id)
+		j, _ := site.JobNamed(t, id)
 		if err := s.Scancel(j.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -556,10 +408,10 @@ func TestSlurmLaunch(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 			t.Errorf("attach after the job ended: %v; want exit 1", err)
 		}
-		MustContain(t, "attach's last line", lastLine(a.Stderr.String()), "session "+id+" on "+site.sshd.Alias+" has ended: job "+j.ID+" was cancelled (CANCELLED)", "tether logs")
-		out, _, _ = RunTether(t, site.args("ls")...)
+		MustContain(t, "attach's last line", lastLine(a.Stderr.String()), "session "+id+" on "+site.SSHD.Alias+" has ended: job "+j.ID+" was cancelled (CANCELLED)", "tether logs")
+		out, _, _ = RunTether(t, site.Args("ls")...)
 		MustContain(t, "ls", out, id, "ended (stopped by a signal)", "job "+j.ID+" CANCELLED")
-		if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.Args("stop", id)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		nothingLeft(t)

@@ -27,7 +27,7 @@ import (
 // cluster network do not grow the job's output file or the session's logs.
 func TestSlurmClusterSurfaces(t *testing.T) {
 	s := StartSlurm(t, SlurmOptions{})
-	site := slurmSiteOn(t, s, "hpc-login", nil)
+	site := SlurmSiteOn(t, s, "hpc-login", nil)
 	Binary(t)
 
 	allJobs := func(t *testing.T) []string {
@@ -88,7 +88,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 
 		// The launcher: a usage error (exit 2) before it even connects.
 		for _, c := range cases {
-			_, errOut, code := RunTether(t, site.args("launch", "--slurm", c.slurm, "--no-browser")...)
+			_, errOut, code := RunTether(t, site.Args("launch", "--slurm", c.slurm, "--no-browser")...)
 			want := fmt.Sprintf("tether: --slurm option %s (sbatch reads it as %s) is tether's own: ", c.word, c.as)
 			if code != 2 || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("launch --slurm %q: exit %d, stderr %q; want exit 2 and one line starting %q", c.slurm, code, errOut, want)
@@ -101,14 +101,14 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		if entries, _ := os.ReadDir(leak); len(entries) > 0 {
 			t.Errorf("a job wrote outside its session directory: %v", entries)
 		}
-		if list := site.sessions(t); len(list) > 0 {
+		if list := site.Sessions(t); len(list) > 0 {
 			t.Errorf("sessions left: %v", list)
 		}
 	})
 
 	t.Run("SBATCH_ variables in the login environment", func(t *testing.T) {
 		leak := t.TempDir()
-		envSite := slurmSiteOn(t, s, "hpc-login-env", map[string]string{
+		envSite := SlurmSiteOn(t, s, "hpc-login-env", map[string]string{
 			"SBATCH_OUTPUT":    filepath.Join(leak, "output"),
 			"SBATCH_ERROR":     filepath.Join(leak, "error"),
 			"SBATCH_JOB_NAME":  "renamed",
@@ -117,19 +117,19 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			"SBATCH_INPUT":     filepath.Join(leak, "input"),
 		})
 		os.WriteFile(filepath.Join(leak, "input"), []byte("not for the job\n"), 0o600)
-		l := envSite.launch(t, "-t 10", "--no-browser")
+		l := envSite.Launch(t, "-t 10", "--no-browser")
 		sess := l.Line.Session
-		j, ok := envSite.jobNamed(t, sess.ID)
+		j, ok := envSite.JobNamed(t, sess.ID)
 		if !ok || j.State != "RUNNING" {
 			t.Fatalf("no running job named tether-%s: %+v", sess.ID, j)
 		}
-		if jobs := envSite.activeJobs(t); len(jobs) != 1 || jobs[0] != j.ID+" tether-"+sess.ID+" RUNNING" {
+		if jobs := envSite.ActiveJobs(t); len(jobs) != 1 || jobs[0] != j.ID+" tether-"+sess.ID+" RUNNING" {
 			t.Errorf("the queue holds %q; want the session's one job (not an array, not renamed)", jobs)
 		}
 		if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("the app: %d %.100q", status, body)
 		}
-		b, err := os.ReadFile(filepath.Join(envSite.sessionDir(sess.ID), "job.out"))
+		b, err := os.ReadFile(filepath.Join(envSite.SessionDir(sess.ID), "job.out"))
 		if err != nil || !strings.Contains(string(b), "ready on "+s.Node) {
 			t.Errorf("the job's output file in the session directory: %v %q; want the server's ready line", err, b)
 		}
@@ -140,17 +140,17 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			}
 			t.Errorf("the job wrote outside its session directory: %v", names)
 		}
-		if _, errOut, code := RunTether(t, envSite.args("stop", sess.ID)...); code != 0 {
+		if _, errOut, code := RunTether(t, envSite.Args("stop", sess.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		l.Interrupt(t)
-		if jobs := envSite.activeJobs(t); len(jobs) != 0 {
+		if jobs := envSite.ActiveJobs(t); len(jobs) != 0 {
 			t.Errorf("jobs left: %v", jobs)
 		}
 	})
 
 	t.Run("junk connections to the node's server", func(t *testing.T) {
-		l := site.launch(t, "-t 10", "--no-browser")
+		l := site.Launch(t, "-t 10", "--no-browser")
 		sess := l.Line.Session
 		var line struct {
 			Session struct {
@@ -166,7 +166,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 			t.Skipf("the node's server listens on %s, not on loopback: this test sends junk only to loopback", addr)
 		}
-		dir := site.sessionDir(sess.ID)
+		dir := site.SessionDir(sess.ID)
 		jobOut, srvLog := filepath.Join(dir, "job.out"), filepath.Join(dir, "server.log")
 		size := func(p string) int64 {
 			fi, err := os.Stat(p)
@@ -236,11 +236,11 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		}
 		if outNew > 0 {
 			b, _ := os.ReadFile(jobOut)
-			t.Errorf("the job's output file grew %d lines (%d bytes) from %d junk connections; want none. It ends:\n%s", outNew, outGrew, n, lastLines(string(b), 5))
+			t.Errorf("the job's output file grew %d lines (%d bytes) from %d junk connections; want none. It ends:\n%s", outNew, outGrew, n, LastLines(string(b), 5))
 		}
 		if logNew > 3 {
 			b, _ := os.ReadFile(srvLog)
-			t.Errorf("server.log grew %d lines from %d junk connections; want at most 3. It ends:\n%s", logNew, n, lastLines(string(b), 5))
+			t.Errorf("server.log grew %d lines from %d junk connections; want at most 3. It ends:\n%s", logNew, n, LastLines(string(b), 5))
 		}
 		if size(jobOut) > 1<<20+4096 || size(srvLog) > 8<<20 {
 			t.Errorf("over their caps: job.out %d bytes (1 MiB), server.log %d bytes (8 MiB)", size(jobOut), size(srvLog))
@@ -249,7 +249,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("after the junk: %d %.100q", status, body)
 		}
-		if _, errOut, code := RunTether(t, site.args("stop", sess.ID)...); code != 0 {
+		if _, errOut, code := RunTether(t, site.Args("stop", sess.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		l.Interrupt(t)
@@ -262,13 +262,4 @@ func splitWords(s string) ([]string, error) {
 		return nil, fmt.Errorf("%q needs quoting", s)
 	}
 	return strings.Fields(s), nil
-}
-
-// lastLines is the last n lines of s.
-func lastLines(s string, n int) string {
-	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(ls) > n {
-		ls = ls[len(ls)-n:]
-	}
-	return strings.Join(ls, "\n")
 }

@@ -170,7 +170,7 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 	})
 	dir := t.TempDir()
 	script := filepath.Join(dir, "job.sh")
-	writeFile(t, script, "#!/bin/bash\n"+
+	WriteFile(t, script, "#!/bin/bash\n"+
 		"( setsid bash -c 'exec -a "+marker+"-escaped sleep 300' & )\n"+
 		"exec -a "+marker+"-foreground sleep 300\n", 0o755)
 	id := s.MustSbatch(t, "-o", filepath.Join(dir, "job.out"), script)
@@ -371,7 +371,7 @@ func TestSlurmForegroundProgram(t *testing.T) {
 
 	ok := s.MustSbatch(t, "-o", file("ok.out"), "--wrap", "exec "+bin+" version")
 	failing := s.MustSbatch(t, "-o", file("fail.out"), "--wrap", "echo about to fail; exit 3")
-	writeFile(t, file("serve.sh"), `#!/bin/bash
+	WriteFile(t, file("serve.sh"), `#!/bin/bash
 trap 'echo "got SIGTERM"; exit 143' TERM
 echo serving
 while :; do sleep 0.1; done

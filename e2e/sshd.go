@@ -123,7 +123,7 @@ func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
 	if opts.Kerberos == nil {
 		copyFile(tb, s.ClientKey+".pub", filepath.Join(dir, "authorized_keys"))
 	} else {
-		writeFile(tb, filepath.Join(dir, "authorized_keys"), "", 0o600)
+		WriteFile(tb, filepath.Join(dir, "authorized_keys"), "", 0o600)
 		s.ClientEnv = opts.Kerberos.ClientEnv()
 	}
 	program := sshdPath
@@ -141,7 +141,7 @@ func StartSSHD(tb testing.TB, opts SSHDOptions) *SSHD {
 
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		s.Port = freePort(tb)
+		s.Port = FreePort(tb)
 		s.writeConfigs(tb, opts)
 		logf, err := os.Create(s.logPath)
 		if err != nil {
@@ -227,7 +227,7 @@ func (s *SSHD) writeConfigs(tb testing.TB, opts SSHDOptions) {
 	for _, l := range opts.ExtraConfig {
 		b.WriteString(l + "\n")
 	}
-	writeFile(tb, filepath.Join(s.Dir, "sshd_config"), b.String(), 0o600)
+	WriteFile(tb, filepath.Join(s.Dir, "sshd_config"), b.String(), 0o600)
 
 	var kh strings.Builder
 	for _, k := range s.HostKeys {
@@ -241,8 +241,8 @@ func (s *SSHD) writeConfigs(tb testing.TB, opts SSHDOptions) {
 			fmt.Fprintf(&kh, "[localhost]:%d %s %s\n", s.Port, fields[0], fields[1])
 		}
 	}
-	writeFile(tb, s.KnownHosts, kh.String(), 0o600)
-	writeFile(tb, s.Config, s.ConfigBlock(), 0o600)
+	WriteFile(tb, s.KnownHosts, kh.String(), 0o600)
+	WriteFile(tb, s.Config, s.ConfigBlock(), 0o600)
 }
 
 // ConfigBlock is the ssh_config Host block that reaches this server.
@@ -344,7 +344,7 @@ func keygenPass(tb testing.TB, typ, path, passphrase string) {
 	}
 }
 
-func freePort(tb testing.TB) int {
+func FreePort(tb testing.TB) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -354,7 +354,7 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func writeFile(tb testing.TB, path, content string, mode os.FileMode) {
+func WriteFile(tb testing.TB, path, content string, mode os.FileMode) {
 	tb.Helper()
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		tb.Fatal(err)
@@ -367,5 +367,5 @@ func copyFile(tb testing.TB, from, to string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	writeFile(tb, to, string(b), 0o600)
+	WriteFile(tb, to, string(b), 0o600)
 }

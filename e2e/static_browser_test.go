@@ -83,7 +83,7 @@ func TestStaticFilesSandboxed(t *testing.T) {
 	ctx := Browser(t)
 	run := func(a ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(timeout(ctx, 20*time.Second), a...); err != nil {
+		if err := chromedp.Do(WithTimeout(ctx, 20*time.Second), a...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -77,7 +77,7 @@ const hostileOutput = `BEFORE-LINE\n` +
 // title, screen clear or C1 control); to a pipe the bytes are unchanged. `ls HOST` and
 // `stop HOST` go the same way.
 func TestRemoteOutputOnATerminal(t *testing.T) {
-	needPython(t)
+	NeedPython(t)
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
 	dir := t.TempDir()

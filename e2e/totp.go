@@ -110,9 +110,9 @@ func setupMFA(tb testing.TB, sshdPath, dir, user string) (program string, t *TOT
 		tb.Fatal(err)
 	}
 	users := filepath.Join(dir, "users.oath")
-	writeFile(tb, users, fmt.Sprintf("HOTP/T30/6\t%s\t-\t%s\n", user, t.secret), 0o600)
+	WriteFile(tb, users, fmt.Sprintf("HOTP/T30/6\t%s\t-\t%s\n", user, t.secret), 0o600)
 	service := filepath.Join("/etc/pam.d", name)
-	writeFile(tb, service, fmt.Sprintf("# tether e2e: the MFA sshd of test process %d (removed when its test ends)\n"+
+	WriteFile(tb, service, fmt.Sprintf("# tether e2e: the MFA sshd of test process %d (removed when its test ends)\n"+
 		"auth required %s usersfile=%s window=%d digits=6\n"+
 		"account required pam_permit.so\nsession required pam_permit.so\npassword required pam_deny.so\n",
 		os.Getpid(), module, users, TOTPWindow), 0o644)

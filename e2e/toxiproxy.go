@@ -48,7 +48,7 @@ func StartToxiproxy(tb testing.TB) *Toxiproxy {
 	}
 	var last string
 	for attempt := 0; attempt < 5; attempt++ {
-		port := freePort(tb)
+		port := FreePort(tb)
 		log := &Buffer{}
 		cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", strconv.Itoa(port))
 		cmd.Stdout, cmd.Stderr = log, log
@@ -181,12 +181,12 @@ func (s *SSHD) ThroughProxy(tb testing.TB, p *ToxicProxy, alias string) string {
 	}
 	dir := tb.TempDir()
 	khPath := filepath.Join(dir, "known_hosts")
-	writeFile(tb, khPath, kh.String(), 0o600)
+	WriteFile(tb, khPath, kh.String(), 0o600)
 	cfg := fmt.Sprintf("Host %s\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n"+
 		"  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n"+
 		"  StrictHostKeyChecking yes\n  BatchMode yes\n",
 		alias, p.Port(), s.User, s.ClientKey, khPath)
 	path := filepath.Join(dir, "ssh_config")
-	writeFile(tb, path, cfg, 0o600)
+	WriteFile(tb, path, cfg, 0o600)
 	return path
 }

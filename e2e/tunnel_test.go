@@ -20,25 +20,6 @@ import (
 	"github.com/tether-dev/tether/tunnel"
 )
 
-func resolve(t *testing.T, cfgFile, host string) *tunnel.Config {
-	t.Helper()
-	cfg, err := tunnel.Resolve(host, tunnel.ResolveOptions{ConfigFile: cfgFile, Warn: os.Stderr})
-	if err != nil {
-		t.Fatalf("Resolve %s: %v", host, err)
-	}
-	return cfg
-}
-
-func dialT(t *testing.T, cfg *tunnel.Config, o tunnel.Options) *tunnel.Client {
-	t.Helper()
-	c, err := tunnel.Dial(Context(t, 30*time.Second), cfg, o)
-	if err != nil {
-		t.Fatalf("Dial %s: %v", cfg.Alias, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func remoteHome(t *testing.T, c *tunnel.Client) string {
 	t.Helper()
 	out, errOut, st, err := c.Output(Context(t, 20*time.Second), []string{"sh", "-c", `printf %s "$HOME"`}, 4096)
@@ -126,7 +107,7 @@ func forwardT(t *testing.T, c *tunnel.Client, network, addr string) string {
 // Unix socket and to loopback TCP.
 func TestTunnelKeyFile(t *testing.T) {
 	s := StartSSHD(t, SSHDOptions{})
-	c := dialT(t, resolve(t, s.Config, s.Alias), tunnel.Options{})
+	c := DialT(t, Resolve(t, s.Config, s.Alias), tunnel.Options{})
 	if h := remoteHome(t, c); h != s.Home {
 		t.Fatalf("remote HOME %q; want %q", h, s.Home)
 	}
@@ -183,7 +164,7 @@ func TestTunnelAgent(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := dialT(t, resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	c := DialT(t, Resolve(t, cfgFile, s.Alias), tunnel.Options{})
 	if h := remoteHome(t, c); h != s.Home {
 		t.Fatalf("remote HOME %q", h)
 	}
@@ -191,12 +172,12 @@ func TestTunnelAgent(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", a.Socket)
 	block = strings.Replace(block, "IdentityAgent "+a.Socket, "IdentityAgent SSH_AUTH_SOCK", 1)
 	os.WriteFile(cfgFile, []byte(block), 0o600)
-	c2 := dialT(t, resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	c2 := DialT(t, Resolve(t, cfgFile, s.Alias), tunnel.Options{})
 	remoteHome(t, c2)
 	// IdentityAgent none: no key at all, refused with an AuthError.
 	block = strings.Replace(block, "IdentityAgent SSH_AUTH_SOCK", "IdentityAgent none", 1)
 	os.WriteFile(cfgFile, []byte(block), 0o600)
-	_, err = tunnel.Dial(Context(t, 20*time.Second), resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	_, err = tunnel.Dial(Context(t, 20*time.Second), Resolve(t, cfgFile, s.Alias), tunnel.Options{})
 	var ae *tunnel.AuthError
 	if !errors.As(err, &ae) {
 		t.Fatalf("IdentityAgent none: %v; want AuthError", err)
@@ -225,7 +206,7 @@ func TestTunnelProxyJump(t *testing.T) {
 	if out, err := exec.Command("ssh", "-F", cfgFile, "target", "echo", "ok").CombinedOutput(); err != nil {
 		t.Fatalf("OpenSSH itself cannot do this jump: %v\n%s", err, out)
 	}
-	c := dialT(t, resolve(t, cfgFile, "target"), tunnel.Options{})
+	c := DialT(t, Resolve(t, cfgFile, "target"), tunnel.Options{})
 	if h := remoteHome(t, c); h != target.Home {
 		t.Fatalf("landed in %q; want the target's %q", h, target.Home)
 	}
@@ -239,7 +220,7 @@ func TestTunnelProxyJump(t *testing.T) {
 	if err := os.WriteFile(target.KnownHosts, []byte(wrong), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := tunnel.Dial(Context(t, 20*time.Second), resolve(t, cfgFile, "target"), tunnel.Options{})
+	_, err := tunnel.Dial(Context(t, 20*time.Second), Resolve(t, cfgFile, "target"), tunnel.Options{})
 	var ce *tunnel.HostKeyChangedError
 	if !errors.As(err, &ce) || ce.Host != fmt.Sprintf("[127.0.0.1]:%d", target.Port) {
 		t.Fatalf("wrong target key: %v; want HostKeyChangedError for the target", err)
@@ -256,7 +237,7 @@ func TestTunnelProxyCommand(t *testing.T) {
 	jumpCfg := filepath.Join(t.TempDir(), "jump_config")
 	os.WriteFile(jumpCfg, []byte(jump.ConfigBlock()), 0o600)
 	cfgFile := jumpConfig(t, jump, target, "ProxyCommand ssh -F "+jumpCfg+" -W %h:%p jump")
-	c := dialT(t, resolve(t, cfgFile, "target"), tunnel.Options{})
+	c := DialT(t, Resolve(t, cfgFile, "target"), tunnel.Options{})
 	if h := remoteHome(t, c); h != target.Home {
 		t.Fatalf("landed in %q; want %q", h, target.Home)
 	}
@@ -276,7 +257,7 @@ func TestTunnelChangedHostKey(t *testing.T) {
 		t.Fatalf("OpenSSH does not refuse it either: %v\n%s", err, out)
 	}
 	for _, mode := range []string{"yes", "accept-new", "ask"} {
-		cfg := resolve(t, s.Config, s.Alias)
+		cfg := Resolve(t, s.Config, s.Alias)
 		cfg.StrictHostKeyChecking = mode
 		_, err := tunnel.Dial(Context(t, 20*time.Second), cfg, tunnel.Options{})
 		var ce *tunnel.HostKeyChangedError
@@ -297,7 +278,7 @@ func TestTunnelReconnect(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
 	evc := make(chan tunnel.Event, 100)
-	c := dialT(t, resolve(t, s.Config, s.Alias), tunnel.Options{OnEvent: func(e tunnel.Event) {
+	c := DialT(t, Resolve(t, s.Config, s.Alias), tunnel.Options{OnEvent: func(e tunnel.Event) {
 		mu.Lock()
 		log = append(log, e.State.String())
 		mu.Unlock()
@@ -379,7 +360,7 @@ func TestTunnelUserCertificate(t *testing.T) {
 	cfgFile := filepath.Join(dir, "config")
 	block := strings.Replace(s.ConfigBlock(), "IdentityFile "+s.ClientKey, "IdentityFile "+key, 1)
 	os.WriteFile(cfgFile, []byte(block), 0o600)
-	c := dialT(t, resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	c := DialT(t, Resolve(t, cfgFile, s.Alias), tunnel.Options{})
 	if h := remoteHome(t, c); h != s.Home {
 		t.Fatalf("remote HOME %q", h)
 	}
@@ -388,13 +369,13 @@ func TestTunnelUserCertificate(t *testing.T) {
 	if err := os.Rename(key+"-cert.pub", moved); err != nil {
 		t.Fatal(err)
 	}
-	_, err := tunnel.Dial(Context(t, 20*time.Second), resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	_, err := tunnel.Dial(Context(t, 20*time.Second), Resolve(t, cfgFile, s.Alias), tunnel.Options{})
 	var ae *tunnel.AuthError
 	if !errors.As(err, &ae) {
 		t.Fatalf("without the certificate: %v; want AuthError", err)
 	}
 	block = strings.Replace(block, "IdentityFile "+key, "IdentityFile "+key+"\n  CertificateFile "+moved, 1)
 	os.WriteFile(cfgFile, []byte(block), 0o600)
-	c2 := dialT(t, resolve(t, cfgFile, s.Alias), tunnel.Options{})
+	c2 := DialT(t, Resolve(t, cfgFile, s.Alias), tunnel.Options{})
 	remoteHome(t, c2)
 }

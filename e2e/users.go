@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -26,6 +27,17 @@ type User struct {
 // TETHER_E2E=require (CI runs as root).
 func OtherUser(tb testing.TB) User {
 	tb.Helper()
+	return OtherUserWithShell(tb, "/bin/sh")
+}
+
+// OtherUserWithShell is OtherUser with shell as its login shell: a program name (the
+// Debian package of the same name provides it: "tcsh", "zsh", "bash") or a path. A
+// tcsh or zsh user is for the login-shell environment (launch --setup); the home
+// starts from /etc/skel, as useradd makes it. A shell that is not installed skips (or
+// fails under TETHER_E2E=require).
+func OtherUserWithShell(tb testing.TB, shell string) User {
+	tb.Helper()
+	shell = Need(tb, shell, filepath.Base(shell))
 	if os.Getuid() != 0 {
 		msg := "another Unix user is needed for this attack and only root can make one; run the tests as root"
 		if Required() {
@@ -38,7 +50,7 @@ func OtherUser(tb testing.TB) User {
 	var b [4]byte
 	rand.Read(b[:])
 	name := "tether-x" + hex.EncodeToString(b[:])
-	if out, err := exec.Command(useradd, "--create-home", "--shell", "/bin/sh", "--user-group", name).CombinedOutput(); err != nil {
+	if out, err := exec.Command(useradd, "--create-home", "--shell", shell, "--user-group", name).CombinedOutput(); err != nil {
 		tb.Fatalf("useradd %s: %v\n%s", name, err, out)
 	}
 	u, err := user.Lookup(name)

@@ -3,6 +3,8 @@ package launcher
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,31 +20,71 @@ import (
 
 // `tether apps HOST`: which presets HOST has, found over one SSH exec by a small
 // /bin/sh script (tether need not be installed there). It looks up each preset's
-// executables with `command -v` in the environment the remote tether serve would get,
-// so what it finds is what `tether launch HOST APP` would run.
+// executables with `command -v` on the PATH of the user's login shell, started as a
+// terminal starts it (interactive and login), which is where `tether launch HOST APP`
+// looks (serve --login-shell), so what it finds is what launch would run.
+//
+// That shell runs the user's startup files, which may print anything, wait for input
+// or hang. Its stdin is /dev/null (csh and tcsh read the two commands from a pipe
+// that then ends), its stderr is dropped, and what it prints before a marker holding
+// a random nonce (a startup file cannot print it by chance) is skipped; the line after
+// the marker is the PATH. Where `timeout` exists (coreutils, busybox) the shell and
+// what it started get 15 s, then SIGKILL (an interactive shell ignores SIGTERM);
+// Apps' own deadline bounds the rest. A shell that gives no PATH (no answer in time,
+// `exit` in a startup file, or a shell tether does not speak, such as fish) leaves the
+// script on its own PATH, and `tether apps` says so.
 
 const (
 	appTag     = "tether-app v1 "
 	appDoneTag = "tether-apps-done v1"
+	appEnvTag  = "tether-apps-env v1 "
 )
 
-// detectScript is the detection script for the given executable names: one line
-// "tether-app v1 N PATH" for each name found (N its 1-based index, so that no name,
-// whatever it holds, is ever parsed back), then a closing line. Each name is quoted
-// with tunnel.Quote and only ever used as "$e"; for the presets' own names the script
-// holds no backslashes and no newlines, like the probe script, so any login shell
-// passes it through unchanged.
-func detectScript(execs []string) string {
+// loginShellWait bounds the login shell in the detection script (seconds).
+var loginShellWait = 15
+
+// loginPathScript sets PATH to the PATH of the user's login shell ($SHELL) and prints
+// "tether-apps-env v1 login", or prints "tether-apps-env v1 plain" and leaves PATH
+// alone. POSIX shells take -i -l -c; csh and tcsh take -l only alone, so they read the
+// two commands on stdin. The marker starts a line of its own (a startup file's prompt
+// may have left one open). L returns as soon as it has the line after the marker: a
+// process a startup file left running with the pipe open does not hold it up.
+func loginPathScript(nonce string) string {
+	marker := "tether-login-path-" + nonce
+	return `L() { while IFS= read -r l; do if [ "$l" = ` + marker + ` ]; then IFS= read -r l && printf '%s' "$l"; return; fi; done; }; ` +
+		`P=; T=; command -v timeout >/dev/null 2>&1 && T='timeout -s KILL ` + strconv.Itoa(loginShellWait) + `'; case "${SHELL##*/}" in ` +
+		`csh|tcsh) P=$(echo 'echo; echo ` + marker + `; printenv PATH' | $T "$SHELL" -l 2>/dev/null | L);; ` +
+		`sh|bash|dash|zsh|ksh|ksh93|mksh|pdksh|ash|yash) P=$($T "$SHELL" -i -l -c 'echo; echo ` + marker + `; printenv PATH' </dev/null 2>/dev/null | L);; esac; ` +
+		`case "$P" in /*) PATH=$P; echo '` + appEnvTag + `login';; *) echo '` + appEnvTag + `plain';; esac; `
+}
+
+// detectScript is the detection script for the given executable names: the login
+// shell's PATH first (loginPathScript, with nonce), then one line "tether-app v1 N
+// PATH" for each name found (N its 1-based index, so that no name, whatever it holds,
+// is ever parsed back), then a closing line. Each name is quoted with tunnel.Quote and
+// only ever used as "$e"; for the presets' own names the script holds no backslashes
+// and no newlines, like the probe script, so any login shell passes it through
+// unchanged.
+func detectScript(execs []string, nonce string) string {
 	var quoted []string
 	for _, e := range execs {
 		quoted = append(quoted, tunnel.Quote(e))
 	}
-	return `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
+	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
 }
 
 // detectCommand is the exec command line running detectScript with /bin/sh.
-func detectCommand(execs []string) string {
-	return tunnel.QuoteCommand([]string{"/bin/sh", "-c", detectScript(execs)})
+func detectCommand(execs []string, nonce string) string {
+	return tunnel.QuoteCommand([]string{"/bin/sh", "-c", detectScript(execs, nonce)})
+}
+
+// newNonce is 16 random hex digits.
+func newNonce() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // presetExecs lists every executable the presets look for, once each, in order.
@@ -60,15 +102,32 @@ func presetExecs() []string {
 	return out
 }
 
+// detection is what the script found: name → path, and whether it looked on the
+// login shell's PATH.
+type detection struct {
+	found map[string]string
+	login bool
+}
+
 // parseDetection reads the script's output: name → path for the names we asked about
 // (by index) whose path is a clean absolute path. Anything else (a chatty login shell, a hostile
 // remote) is ignored; a missing closing line is an error.
 func parseDetection(r io.Reader, asked []string) (map[string]string, error) {
+	d, err := parseDetectionEnv(r, asked)
+	if err != nil {
+		return nil, err
+	}
+	return d.found, nil
+}
+
+// parseDetectionEnv is parseDetection with the environment line.
+func parseDetectionEnv(r io.Reader, asked []string) (*detection, error) {
 	found := map[string]string{}
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
+	d := &detection{found: found}
 	for i := 0; i < 1000; i++ {
 		line, err := readLine(br, maxLine)
 		if err == errLineTooLong {
@@ -78,7 +137,11 @@ func parseDetection(r io.Reader, asked []string) (map[string]string, error) {
 			return nil, fmt.Errorf("the detection script did not finish")
 		}
 		if line == appDoneTag {
-			return found, nil
+			return d, nil
+		}
+		if line == appEnvTag+"login" {
+			d.login = true
+			continue
 		}
 		rest, ok := strings.CutPrefix(line, appTag)
 		if !ok {
@@ -141,13 +204,17 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	}
 	defer s.close()
 	execs := presetExecs()
+	nonce, err := newNonce()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pr, pw := io.Pipe()
 	var stderr strings.Builder
 	done := make(chan error, 1)
 	go func() {
-		status, err := s.conn.Run(ctx, withSiteProfiles(detectCommand(execs), o.Profiles != nil), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
+		status, err := s.conn.Run(ctx, withSiteProfiles(detectCommand(execs, nonce), o.Profiles != nil), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
 		if err == nil && status != 0 {
 			err = fmt.Errorf("exit status %d", status)
 		}
@@ -155,7 +222,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		done <- err
 	}()
 	br := bufio.NewReaderSize(pr, 64<<10)
-	found, perr := parseDetection(br, execs)
+	det, perr := parseDetectionEnv(br, execs)
 	var site SiteProfiles
 	var serr error
 	if perr == nil && o.Profiles != nil {
@@ -173,7 +240,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		}
 		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
 	}
-	list := matchPresets(found)
+	list := matchPresets(det.found)
 	if o.JSON {
 		b, err := json.Marshal(list)
 		if err != nil {
@@ -198,8 +265,17 @@ func Apps(ctx context.Context, o AppsOptions) error {
 			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, strings.Join(looks, ", "))
 		}
 	}
-	if err := tw.Flush(); err != nil || o.Profiles == nil {
+	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if !det.login {
+		// launch falls back the same way, with a note.
+		if _, err := fmt.Fprintf(s.o.Stdout, "\n(your login shell on %s did not answer (or is one tether does not speak, such as fish), so this is the PATH of a plain `ssh %s COMMAND`)\n", oneLine(s.host), oneLine(s.host)); err != nil {
+			return err
+		}
+	}
+	if o.Profiles == nil {
+		return nil
 	}
 	if serr != nil {
 		// The apps stand; the user's own profiles are still listed.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The detection script quotes every name (a name with a space, a quote, a $ or a
@@ -17,7 +18,7 @@ func TestDetectScript(t *testing.T) {
 		t.Skip("runs /bin/sh")
 	}
 	names := []string{"jupyter-lab", "it's here", "$(touch pwned)", "`touch pwned`", "a;touch pwned", "absent", "tool"}
-	if script := detectScript(presetExecs()); strings.ContainsAny(script, "\\\n") {
+	if script := detectScript(presetExecs(), "0123456789abcdef"); strings.ContainsAny(script, "\\\n") {
 		t.Errorf("the script holds a backslash or newline: %s", script)
 	}
 	bin := t.TempDir()
@@ -30,12 +31,12 @@ func TestDetectScript(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "tool"), []byte("not executable"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/bin/sh", "-c", detectCommand(names))
+	cmd := exec.Command("/bin/sh", "-c", detectCommand(names, "0123456789abcdef"))
 	cmd.Dir = work
 	cmd.Env = []string{"PATH=" + bin}
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("running %s: %v", detectCommand(names), err)
+		t.Fatalf("running %s: %v", detectCommand(names, "0123456789abcdef"), err)
 	}
 	found, err := parseDetection(strings.NewReader(string(out)), names)
 	if err != nil {
@@ -54,6 +55,77 @@ func TestDetectScript(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(work, "pwned")); err == nil {
 		t.Error("a name was run as a command")
+	}
+}
+
+// The detection script looks on the PATH of the user's login shell, read past what its
+// startup files print (a fake marker too) and whatever they ask; a login shell that
+// hangs is cut off (where `timeout` exists) and the script falls back to its own PATH,
+// saying so; so does a shell it does not speak.
+func TestDetectScriptLoginShell(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("runs /bin/sh")
+	}
+	sysPath := "/usr/local/bin:/usr/bin:/bin"
+	type shellCase struct {
+		shell, file, rc string
+		wantLogin       bool
+	}
+	const noise = "echo tether-login-path; echo /fake/path; echo tether-login-path-0000000000000000; echo /fake/path; echo noise >&2; "
+	cases := []shellCase{
+		{"bash", ".bashrc", "case $- in *i*) ;; *) return;; esac\n" + noise + "printf 'Project? '; read -r answer\nPATH=\"$HOME/rcbin:$PATH\"\n", true},
+		{"zsh", ".zshrc", noise + "read -r answer\npath=($HOME/rcbin $path)\n", true},
+		{"tcsh", ".login", "echo tether-login-path-0000000000000000\necho noise\nsetenv PATH $HOME/rcbin:$PATH\n", true},
+		{"bash", ".bashrc", "sleep 300.125\n", false}, // hangs
+	}
+	for _, c := range cases {
+		name := c.shell
+		if !c.wantLogin {
+			name += "-hangs"
+		}
+		t.Run(name, func(t *testing.T) {
+			shell, err := exec.LookPath(c.shell)
+			if err != nil {
+				t.Skipf("%s is not installed", c.shell)
+			}
+			if !c.wantLogin {
+				if _, err := exec.LookPath("timeout"); err != nil {
+					t.Skip("no timeout(1) here: Apps' deadline is the bound")
+				}
+				old := loginShellWait
+				loginShellWait = 1
+				t.Cleanup(func() { loginShellWait = old })
+			}
+			home := t.TempDir()
+			rcbin := filepath.Join(home, "rcbin")
+			os.Mkdir(rcbin, 0o700)
+			if err := os.WriteFile(filepath.Join(rcbin, "marimo"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(home, ".profile"), []byte(". \"$HOME/.bashrc\"\n"), 0o600)
+			if err := os.WriteFile(filepath.Join(home, c.file), []byte(c.rc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			names := []string{"marimo", "sh"}
+			cmd := exec.Command("/bin/sh", "-c", detectCommand(names, "0123456789abcdef"))
+			cmd.Env = []string{"PATH=" + sysPath, "HOME=" + home, "SHELL=" + shell}
+			start := time.Now()
+			out, err := cmd.Output()
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("running the script: %v", err)
+			}
+			d, err := parseDetectionEnv(strings.NewReader(string(out)), names)
+			if err != nil {
+				t.Fatalf("%v in %q", err, out)
+			}
+			if d.login != c.wantLogin || (d.found["marimo"] != "") != c.wantLogin || d.found["sh"] == "" {
+				t.Errorf("login %v, found %q; want login %v (output %q)", d.login, d.found, c.wantLogin, out)
+			}
+			if took > 10*time.Second {
+				t.Errorf("took %s", took)
+			}
+		})
 	}
 }
 

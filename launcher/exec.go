@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,12 @@ type runResult struct {
 // ran, consume gets what it wrote to stdout after the probe line; its error is returned
 // as consumeErr. stderrLine, when set, sees each line of stderr as it arrives.
 func (l *session) runScript(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (res runResult, consumeErr error) {
+	return l.runScriptInput(ctx, args, nil, consume, stderrLine)
+}
+
+// runScriptInput is runScript with input sent first on the command's stdin (the
+// setup frame: the remote tether reads it before anything else).
+func (l *session) runScriptInput(ctx context.Context, args []string, input []byte, consume func(*bufio.Reader) error, stderrLine func(string)) (res runResult, consumeErr error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pr, pw := io.Pipe()
@@ -56,7 +63,11 @@ func (l *session) runScript(ctx context.Context, args []string, consume func(*bu
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), args), held, pw, tail)
+		var stdin io.Reader = held
+		if len(input) > 0 {
+			stdin = io.MultiReader(bytes.NewReader(input), held)
+		}
+		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), args), stdin, pw, tail)
 		tail.flush()
 		pw.Close()
 	}()
@@ -196,7 +207,13 @@ func (t *lineTail) lastError() string {
 // first time. consume and stderrLine are as for runScript. An unsafe install directory
 // or a remote without any SHA-256 tool is refused: nothing is installed or run.
 func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
-	res, cerr := l.runScript(ctx, args, consume, stderrLine)
+	return l.ensureInput(ctx, args, nil, consume, stderrLine)
+}
+
+// ensureInput is ensure with input sent first on the remote command's stdin, on each
+// run of the script.
+func (l *session) ensureInput(ctx context.Context, args []string, input []byte, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
+	res, cerr := l.runScriptInput(ctx, args, input, consume, stderrLine)
 	if res.probe == nil {
 		return res, l.scriptError(ctx, res)
 	}
@@ -217,7 +234,7 @@ func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio
 		return res, err
 	}
 	was := res.probe.State
-	res, cerr = l.runScript(ctx, args, consume, stderrLine)
+	res, cerr = l.runScriptInput(ctx, args, input, consume, stderrLine)
 	if res.probe == nil {
 		return res, l.scriptError(ctx, res)
 	}

@@ -40,7 +40,7 @@ const fakeTether = `#!/bin/sh
 echo "$*" >> "$FAKE/calls"
 case "$1" in
 version) echo "tether fake" ;;
-serve) cat "$FAKE/serve.out" 2>/dev/null; cat "$FAKE/serve.err" >&2 2>/dev/null; exit $(cat "$FAKE/serve.status" 2>/dev/null || echo 0) ;;
+serve) case "$*" in *--setup-stdin*) head -n 2 > "$FAKE/stdin" ;; esac; cat "$FAKE/serve.out" 2>/dev/null; cat "$FAKE/serve.err" >&2 2>/dev/null; exit $(cat "$FAKE/serve.status" 2>/dev/null || echo 0) ;;
 stop) echo "stopped $2" ;;
 ls) cat "$FAKE/ls.out" ;;
 logs) echo "app line 1"; echo "app line 2" ;;
@@ -276,7 +276,7 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 		t.Fatal("no browser opened")
 	}
 	// The command reached serve argument by argument.
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof -- python3 -m http.server {port}") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --login-shell -- python3 -m http.server {port}") {
 		t.Errorf("remote calls: %q", c)
 	}
 	// Ctrl-C detaches: the session is not stopped, and the user learns how to come back.
@@ -321,8 +321,31 @@ func TestLaunchShowsServeWarnings(t *testing.T) {
 	if n := strings.Count(e, "no {port} or {socket}"); n != 1 {
 		t.Errorf("the port hint is shown %d times; want once:\n%s", n, e)
 	}
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --allow-exposed -- python3 -m http.server") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --login-shell --allow-exposed -- python3 -m http.server") {
 		t.Errorf("remote calls: %q", c)
+	}
+	r.cancel()
+	r.wait(t)
+}
+
+// --setup reaches serve on stdin, one frame ahead of the held-open rest, and never on
+// its command line.
+func TestLaunchSetupGoesOnStdin(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	fs := startFakeServer(t, false)
+	f.write("serve.out", recordLine(t, fs.rec)+"\n")
+	const setup = "module load cuda/12 && conda activate ml # secret-ish\n"
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{NoBrowser: true}, Setup: setup,
+		Command: []string{"app", "{port}"}})
+	waitFor(t, "the URL", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
+	c := f.calls()
+	if !strings.Contains(c, "serve --detach --json --cancel-on-eof --setup-stdin --login-shell -- app {port}") || strings.Contains(c, "module") {
+		t.Errorf("remote calls: %q; want --setup-stdin and no script", c)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.dir, "stdin"))
+	if string(b) != string(remote.SetupFrame(setup)) {
+		t.Errorf("serve read %q on stdin; want the frame %q", b, remote.SetupFrame(setup))
 	}
 	r.cancel()
 	r.wait(t)

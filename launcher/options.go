@@ -74,6 +74,10 @@ type LaunchOptions struct {
 	AllowExposed bool
 	// NoPortProxy is serve's --no-port-proxy: {base_url}proxy/ and absproxy/ go to the app.
 	NoPortProxy bool
+	// Setup is a script run in the user's login shell on the remote (or in the batch
+	// job on the node) right before the app, in the same shell (launch --setup). It
+	// travels on the remote command's stdin, never on a command line.
+	Setup string
 	// ReadyTimeout is how long serve waits for the app (0: serve's default, 5 minutes).
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.

@@ -144,7 +144,13 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	// --cancel-on-eof: runScript holds the channel's stdin open until the record is
 	// read, so if we go away first (Ctrl-C, lost connection) the remote start is
 	// abandoned and leaves nothing behind.
-	args := append([]string{"serve", "--detach", "--json", "--cancel-on-eof"}, serveArgs(o)...)
+	args := []string{"serve", "--detach", "--json", "--cancel-on-eof"}
+	var input []byte
+	if o.Setup != "" {
+		args = append(args, "--setup-stdin")
+		input = remote.SetupFrame(o.Setup)
+	}
+	args = append(args, serveArgs(o)...)
 	ready := remote.DefaultReadyTimeout
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
@@ -183,7 +189,7 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 			s.status.update("starting %s on %s: %s", what, s.host, clip(m, 80))
 		}
 	}
-	res, err := s.ensure(ctx, args, consume, progress)
+	res, err := s.ensureInput(ctx, args, input, consume, progress)
 	if rec != nil {
 		s.status.done()
 		return *rec, nil
@@ -218,8 +224,11 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	}
 	// serve's own advice is replaced by ours, which also says nothing was left behind.
 	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
-	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)),
-		Hint: "fix the command and try again (nothing was left running)"}
+	hint := "fix the command and try again (nothing was left running)"
+	if o.Setup != "" && setupFailure(msg) {
+		hint = setupHint(s.host, false)
+	}
+	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)), Hint: hint}
 }
 
 // errStartStopped: the start was interrupted and the remote confirmed it stopped what
@@ -229,7 +238,9 @@ var errStartStopped = errors.New("the start was stopped")
 // serveArgs are `tether serve`'s arguments for the app of a launch (name, timeouts,
 // -- COMMAND), the same whether serve runs detached on the host or in a Slurm job.
 func serveArgs(o LaunchOptions) []string {
-	var args []string
+	// The app starts in the environment of the user's login shell, as in a terminal
+	// there: an SSH exec's has no modules, no conda, no ~/.bashrc.
+	args := []string{"--login-shell"}
 	if o.Name != "" {
 		args = append(args, "--name", o.Name)
 	}
@@ -272,12 +283,16 @@ func appWhat(o LaunchOptions) string {
 	return "tether's built-in app"
 }
 
-// printAppOutput prints the app's last output lines that serve passed on stderr.
+// printAppOutput prints the output lines that serve passed on stderr after a failed
+// start: the app's last ones, or the setup's (with the login shell's).
 func (s *session) printAppOutput(lines []string) {
-	from := -1
+	from, whose := -1, "the app's last output"
 	for i, l := range lines {
-		if strings.Contains(l, "the app's last output") {
-			from = i + 1
+		switch {
+		case strings.Contains(l, "the app's last output"):
+			from, whose = i+1, "the app's last output"
+		case strings.Contains(l, "the setup's output"):
+			from, whose = i+1, "the setup's output (in your login shell)"
 		}
 	}
 	if from < 0 {
@@ -293,7 +308,7 @@ func (s *session) printAppOutput(lines []string) {
 	if from >= end {
 		return
 	}
-	s.status.line("tether: the app's last output on %s:", s.host)
+	s.status.line("tether: %s on %s:", whose, s.host)
 	for _, l := range lines[from:end] {
 		s.status.line("  %s", clip(strings.TrimSpace(l), 300))
 	}

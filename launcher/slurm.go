@@ -96,6 +96,11 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 // argument its own argument.
 func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.SlurmSubmitted, error) {
 	args := []string{"slurm", "submit"}
+	var input []byte
+	if o.Setup != "" {
+		args = append(args, "--setup-stdin")
+		input = remote.SetupFrame(o.Setup)
+	}
 	if o.Name != "" {
 		args = append(args, "--name="+o.Name)
 	}
@@ -108,7 +113,7 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.Slur
 	s.status.step("submitting a Slurm job for %s on %s", appWhat(o), s.host)
 	var sub *remote.SlurmSubmitted
 	var subErr error
-	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
+	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
 		for i := 0; i < maxProbeLines; i++ {
 			line, err := readLine(br, maxLine)
 			if err != nil {
@@ -387,7 +392,11 @@ func (s *session) endedBeforeReady(ev remote.SlurmEvent) error {
 	if ev.Message != "" {
 		msg += ": " + clip(oneLine(ev.Message), 200)
 	}
-	return &Error{Msg: msg, Hint: "fix the command or the --slurm options and try again (nothing was left queued or running)"}
+	hint := "fix the command or the --slurm options and try again (nothing was left queued or running)"
+	if setupFailure(ev.Exit) {
+		hint = setupHint(s.host, true)
+	}
+	return &Error{Msg: msg, Hint: hint}
 }
 
 func nodeOf(j remote.JobStatus) string {

@@ -36,11 +36,22 @@ type appPlan struct {
 	host      tokenserver.HostPolicy
 	secrets   []string // values the browser must never see (the app's own secret)
 	files     []string // written for the app; removed when the session ends
+	// From the login shell (LoginShell): the app's working directory (empty: serve's),
+	// its umask (-1: serve's), and the shell's name for messages (empty: no login shell).
+	dir   string
+	umask int
+	shell string
 }
 
-// plan expands spec for a session: it picks the port (the kernel's choice on
-// 127.0.0.1:0) or the socket path, and builds argv and environment.
+// plan expands spec for a session in serve's own environment.
 func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
+	return spec.planIn(s, baseURL, nil)
+}
+
+// planIn expands spec for a session: it picks the port (the kernel's choice on
+// 127.0.0.1:0) or the socket path, and builds argv and environment, on top of the
+// login shell's environment se (nil: serve's own).
+func (spec AppSpec) planIn(s *session, baseURL string, se *shellEnv) (*appPlan, error) {
 	if len(spec.Command) == 0 {
 		return nil, errors.New("no command")
 	}
@@ -58,7 +69,11 @@ func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
 	for k, v := range spec.Vars {
 		vars[k] = v
 	}
-	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host}
+	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host, umask: -1}
+	base := os.Environ()
+	if se != nil {
+		base, p.dir, p.umask, p.shell = se.env, se.dir, se.umask, se.shell
+	}
 	secret, err := spec.secret(s, vars)
 	if err != nil {
 		return nil, err
@@ -103,7 +118,7 @@ func (spec AppSpec) plan(s *session, baseURL string) (*appPlan, error) {
 		}
 		extraEnv = append(extraEnv, k+"="+expand(v, secretVars))
 	}
-	p.env = appEnv(os.Environ(), extraEnv)
+	p.env = appEnv(base, extraEnv)
 	if len(spec.Header) > 0 {
 		p.header = http.Header{}
 		for k, vs := range spec.Header {
@@ -231,10 +246,19 @@ type appProc struct {
 // the app runs.
 func startApp(p *appPlan, out io.Writer) (*appProc, error) {
 	path, err := exec.LookPath(p.argv[0])
+	if p.shell != "" {
+		// The login shell's PATH, from its working directory: what typing the command
+		// there would run.
+		path, err = lookPathIn(p.argv[0], pathVar(p.env), p.dir)
+		if err != nil {
+			return nil, fmt.Errorf("cannot run the app: %s is not on the PATH of your login shell (%s): %s", p.argv[0], p.shell, pathVar(p.env))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot run the app: %w", err)
 	}
 	cmd := appCommand(p, path)
+	cmd.Dir = p.dir
 	cmd.WaitDelay = 2 * time.Second
 	ap := &appProc{done: make(chan struct{}), tail: newTail(16 << 10)}
 	cmd.Stdout = io.MultiWriter(out, ap.tail)

@@ -32,6 +32,9 @@ type readyMsg struct {
 	Ready    *Record  `json:"ready,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	Tail     []string `json:"tail,omitempty"`
+	// TailOf says whose output Tail is: "setup" (the login shell and the setup),
+	// otherwise the app's.
+	TailOf string `json:"tail_of,omitempty"`
 }
 
 // childArgs is the background server's command line: the same serve options as
@@ -63,6 +66,13 @@ func childArgs(o ServeOptions) []string {
 	add("name", o.Name)
 	add("ready-timeout", o.ReadyTimeout.String())
 	add("app", o.AppName)
+	if o.LoginShell {
+		args = append(args, "--login-shell")
+	}
+	if o.Setup != "" {
+		// The script itself follows on the child's stdin, never in its argv.
+		args = append(args, "--setup-stdin")
+	}
 	add("app-secret-env", o.AppSecretEnv)
 	for _, h := range o.AppHeaders {
 		add("app-header", h)
@@ -103,11 +113,29 @@ func detach(ctx context.Context, o ServeOptions) error {
 	}
 	cmd := exec.Command(exe, childArgs(o)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	var setupR, setupW *os.File
+	if o.Setup != "" {
+		if setupR, setupW, err = os.Pipe(); err != nil {
+			w.Close()
+			devnull.Close()
+			return err
+		}
+		cmd.Stdin = setupR
+	}
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	w.Close()
 	devnull.Close()
+	if setupR != nil {
+		setupR.Close()
+		// The child reads the frame first thing; a child that died does not, and the
+		// write fails (EPIPE) rather than block.
+		go func() {
+			setupW.Write(SetupFrame(o.Setup))
+			setupW.Close()
+		}()
+	}
 	if err != nil {
 		return fmt.Errorf("cannot start the background server: %w", err)
 	}
@@ -170,7 +198,7 @@ func detach(ctx context.Context, o ServeOptions) error {
 			case m.Error != "":
 				waitExit(false)
 				if len(m.Tail) > 0 {
-					fmt.Fprintf(o.Stderr, "tether: the app's last output:\n%s", indent(lastLines(joinLines(m.Tail), 20)))
+					fmt.Fprintf(o.Stderr, "tether: %s:\n%s", tailHeading(m.TailOf), indent(lastLines(joinLines(m.Tail), 20)))
 				}
 				return errors.New(sanitizeLine(m.Error))
 			}
@@ -248,6 +276,20 @@ func (p *pipeReporter) ready(r Record) {
 func (p *pipeReporter) failed(msg string, tail []string) {
 	p.send(readyMsg{Error: msg, Tail: tail})
 	p.finish()
+}
+
+func (p *pipeReporter) setupFailed(msg string, tail []string) {
+	p.send(readyMsg{Error: msg, Tail: tail, TailOf: "setup"})
+	p.finish()
+}
+
+// tailHeading introduces the output lines shown after a failed start. The launcher
+// recognises both wordings.
+func tailHeading(of string) string {
+	if of == "setup" {
+		return "the setup's output (in your login shell)"
+	}
+	return "the app's last output"
 }
 
 func (p *pipeReporter) finish() {

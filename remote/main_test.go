@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == AppSupervisorArg {
 		os.Exit(RunAppSupervisor(os.Args[2:])) // what main does for the real binary
 	}
+	if len(os.Args) > 1 && os.Args[1] == LoginEnvArg {
+		os.Exit(RunLoginEnvDump(os.Args[2:])) // the end of the login shell (loginenv.go)
+	}
 	switch os.Getenv("TETHER_REMOTE_TEST_HELPER") {
 	case "":
 		os.Exit(m.Run())

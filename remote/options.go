@@ -59,6 +59,21 @@ type ServeOptions struct {
 	// instead of serving the user's other loopback ports there (ports.go); forward
 	// streams (`tether forward`) are served either way.
 	NoPortProxy bool
+	// LoginShell starts the app in the environment of the user's login shell, as a
+	// terminal starts it (interactive and login: /etc/profile and its profile.d, the
+	// module system, ~/.profile, ~/.bashrc with its conda block, ~/.zshrc, ~/.tcshrc):
+	// presets are looked for on that shell's PATH, and the app gets its environment,
+	// working directory and umask. The launcher always asks for it: the environment of
+	// an SSH exec has none of this. A shell that fails or hangs (30 s) falls back to
+	// the plain environment with a note, unless there is a Setup.
+	LoginShell bool
+	// Setup is a script run in that login shell right before the app, in the same
+	// shell (module load, conda activate, cd); a failing Setup ends the start with its
+	// output. It comes from SetupFile (a file no one else may write) or SetupStdin (a
+	// frame on stdin, see SetupFrame), never from a command line; it implies LoginShell.
+	Setup      string
+	SetupFile  string
+	SetupStdin bool
 	// Version is the tether version recorded in the ready record.
 	Version string
 	// CancelOnEOF, with Detach, abandons the start when stdin reaches EOF before the
@@ -82,6 +97,7 @@ type ServeOptions struct {
 
 	preset    *resolvedPreset // the resolved --app
 	staticDir string          // the static preset's directory (absolute)
+	shellEnv  *shellEnv       // the login shell's environment, once known
 }
 
 // LsOptions are the options of `tether ls`.

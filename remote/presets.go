@@ -311,16 +311,27 @@ func (p Preset) Execs() []string {
 	return out
 }
 
-// errNotFound: none of a preset's executables is on PATH.
-type errNotFound struct{ p Preset }
+// errNotFound: none of a preset's executables is on PATH (serve's own, or the login
+// shell's when shell is set).
+type errNotFound struct {
+	p           Preset
+	path, shell string
+}
 
 func (e errNotFound) Error() string {
 	what := "none of " + strings.Join(e.p.Execs(), ", ") + " was"
 	if len(e.p.Execs()) == 1 {
 		what = e.p.Execs()[0] + " was not"
 	}
-	return fmt.Sprintf("%s is not installed on this machine: %s found on PATH (%s); install it (%s), or run `tether apps HOST` to see which apps HOST has",
-		e.p.Name, what, os.Getenv("PATH"), e.p.Install)
+	where, path := "PATH", e.path
+	if e.shell != "" {
+		where = "the PATH of your login shell (" + e.shell + ")"
+	} else if path == "" {
+		path = os.Getenv("PATH")
+	}
+	// The advice comes before the PATH, which may be long enough to be clipped.
+	return fmt.Sprintf("%s is not installed on this machine: %s found on %s; install it (%s), load it with --setup 'module load NAME' (or 'conda activate ENV'), or run `tether apps HOST` to see which apps HOST has (PATH: %s)",
+		e.p.Name, what, where, e.p.Install, path)
 }
 
 // resolvedPreset is a preset made concrete: the app to run (spec), or the directory
@@ -393,7 +404,7 @@ func (p Preset) resolve(extra []string, baseURL string, lookPath func(string) (s
 		r.spec = spec
 		return r, nil
 	}
-	return nil, errNotFound{p}
+	return nil, errNotFound{p: p}
 }
 
 // currentUser is the login name rserver wants (--server-user, USER).

@@ -101,11 +101,21 @@ func (o *ServeOptions) normalize() error {
 	} else if os.Getenv("TETHER_TOKEN") != "" && o.TokenFile != "" {
 		return usagef("both TETHER_TOKEN and --token-file give a token; use one")
 	}
+	if err := o.loadSetup(); err != nil {
+		return err
+	}
 	if err := o.resolveApp(); err != nil {
 		return err
 	}
 	if o.App != nil && o.AppName == "" {
 		o.Command = o.App.Command
+	}
+	if o.Setup != "" && o.App == nil {
+		what := "tether's built-in page runs"
+		if o.staticDir != "" {
+			what = "the static preset runs"
+		}
+		return usagef("--setup prepares the app's environment, but %s no app; drop --setup", what)
 	}
 	return nil
 }
@@ -252,6 +262,9 @@ type reporter interface {
 	progress(msg string)
 	ready(rec Record)
 	failed(msg string, tail []string)
+	// setupFailed is failed for a setup (or login shell) that failed before the app
+	// started; tail is its output.
+	setupFailed(msg string, tail []string)
 }
 
 // serve runs the session in this process until ctx ends, the app exits or the idle
@@ -452,6 +465,18 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		if slurmJob {
 			progress("the app's output goes to " + sess.logPath())
 		}
+		if o.LoginShell {
+			began := time.Now()
+			if err := o.prepareShellEnv(ctx, sess.Dir, out, rep, progress); err != nil {
+				return err
+			}
+			// The app's wait counts from the start, setup included.
+			o.ReadyTimeout = max(o.ReadyTimeout-time.Since(began), time.Second)
+			sf.Command = o.recordCommand()
+			if err := writeRecord(sess, sf); err != nil {
+				return err
+			}
+		}
 		plan, running, err := o.runApp(ctx, sess, sf, out, rep, progress)
 		if plan != nil {
 			defer removeAppFiles(plan.files)
@@ -648,6 +673,9 @@ func (t *terminalReporter) ready(r Record) {
 // failed prints nothing more: in the foreground the app's output is on the terminal
 // already, and the error that ends serve says what happened.
 func (t *terminalReporter) failed(string, []string) {}
+
+// setupFailed prints nothing more either: the setup's output went to the terminal.
+func (t *terminalReporter) setupFailed(string, []string) {}
 
 func printBanner(w io.Writer, r Record, detached bool) {
 	name := ""

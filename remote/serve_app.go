@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -48,8 +49,13 @@ func (o *ServeOptions) resolveApp() error {
 	if err != nil {
 		return err
 	}
-	r, err := p.resolve(o.Command, o.BaseURL, lookPathFunc)
+	r, err := p.resolve(o.Command, o.BaseURL, o.lookPath())
 	if err != nil {
+		var nf errNotFound
+		if errors.As(err, &nf) && o.shellEnv != nil {
+			nf.path, nf.shell = pathVar(o.shellEnv.env), o.shellEnv.shell
+			return nf
+		}
 		return err // a usage error (exit 2), or errNotFound (exit 1)
 	}
 	o.preset = r
@@ -65,6 +71,20 @@ func (o *ServeOptions) resolveApp() error {
 		o.IdleTimeout = p.IdleTimeout
 	}
 	return nil
+}
+
+// lookPath is how presets find their executables: on the login shell's PATH once it
+// is known; before that, with LoginShell, any name passes (the arguments are checked
+// now, the executable once the shell has answered); else on serve's own PATH.
+func (o *ServeOptions) lookPath() func(string) (string, error) {
+	switch {
+	case o.shellEnv != nil:
+		se := o.shellEnv
+		return func(file string) (string, error) { return lookPathIn(file, pathVar(se.env), se.dir) }
+	case o.LoginShell:
+		return func(file string) (string, error) { return file, nil }
+	}
+	return lookPathFunc
 }
 
 // PortHint is a one-line note for a COMMAND of the user's own (not a preset) that

@@ -29,7 +29,7 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 	)
 	for attempt := 1; ; attempt++ {
 		var err error
-		if plan, err = o.App.plan(sess, o.BaseURL); err != nil {
+		if plan, err = o.App.planIn(sess, o.BaseURL, o.shellEnv); err != nil {
 			return nil, nil, err
 		}
 		if o.AppName != "" {

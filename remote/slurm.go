@@ -75,6 +75,10 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 	if err := CheckSbatchArgs(o.Sbatch); err != nil {
 		return usagef("--slurm %v", err)
 	}
+	setup, err := o.readSetup()
+	if err != nil {
+		return err
+	}
 	env, err := sbatchEnv(os.Environ())
 	if err != nil {
 		return usagef("%v", err)
@@ -127,7 +131,11 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 	if err := writeRecord(sess, sf); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(self, sess.Dir, o.Serve)); err != nil {
+	serve, err := withJobSetup(sess.Dir, setup, o.Serve)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(self, sess.Dir, serve)); err != nil {
 		return err
 	}
 
@@ -612,6 +620,14 @@ func (r slurmReporter) ready(rec Record) {
 func (r slurmReporter) failed(_ string, tail []string) {
 	if len(tail) > 0 {
 		fmt.Fprintf(r.w, "tether: the app's last output:\n%s", indent(tail))
+	}
+}
+
+// setupFailed puts the login shell's and the setup's output in the job's output file,
+// where the launcher shows it from.
+func (r slurmReporter) setupFailed(_ string, tail []string) {
+	if len(tail) > 0 {
+		fmt.Fprintf(r.w, "tether: %s:\n%s", tailHeading("setup"), indent(tail))
 	}
 }
 

@@ -246,6 +246,9 @@ type SlurmSubmitOptions struct {
 	Serve []string
 	// Version is recorded in the queued record.
 	Version string
+	// SetupStdin reads a setup script (launch --setup) from Stdin first, one frame (see
+	// SetupFrame); the job's serve runs it in the login shell on the node.
+	SetupStdin bool
 	// Stdin is watched: if it closes before the job id is reported (the launcher went
 	// away), the job is cancelled and nothing is left. nil means os.Stdin.
 	Stdin  io.Reader

@@ -22,9 +22,18 @@ const AppSupervisorArg = "_app-supervisor"
 // app's process-group leader, with the real app as its child.
 func supervisorCommand(p *appPlan, path string, grace time.Duration) *exec.Cmd {
 	args := append([]string{"tether", AppSupervisorArg, strconv.Itoa(os.Getpid()), grace.String(), path}, p.argv...)
-	return &exec.Cmd{Path: "/proc/self/exe", Args: args, Env: p.env,
+	env := p.env
+	if p.umask >= 0 {
+		// The login shell's umask, which the supervisor takes out of the environment
+		// and sets before it starts the app.
+		env = append(append([]string{}, p.env...), supervisorUmaskVar+"="+strconv.FormatInt(int64(p.umask), 8))
+	}
+	return &exec.Cmd{Path: "/proc/self/exe", Args: args, Env: env,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}}
 }
+
+// supervisorUmaskVar carries the app's umask (octal) to the supervisor.
+const supervisorUmaskVar = "TETHER_APP_UMASK"
 
 // RunAppSupervisor is the app's process-group leader, started by the server:
 //
@@ -58,6 +67,12 @@ func RunAppSupervisor(args []string) int {
 		// The server died before we got here.
 		endGroup(grace)
 		return 1
+	}
+	if v, ok := os.LookupEnv(supervisorUmaskVar); ok {
+		os.Unsetenv(supervisorUmaskVar)
+		if m, err := strconv.ParseUint(v, 8, 32); err == nil && m <= 0o777 {
+			syscall.Umask(int(m))
+		}
 	}
 	// Orphans of the app (a kernel in a session of its own whose parent died) become
 	// our children, so that ending the app's tree finds them too.

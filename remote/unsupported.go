@@ -29,3 +29,9 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) error { return errUn
 
 // SlurmWatch is not available on this system.
 func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error { return errUnsupported }
+
+// LoginEnvArg is the hidden first argument of the login shell's environment dump.
+const LoginEnvArg = "_login-env"
+
+// RunLoginEnvDump exists on Unix only.
+func RunLoginEnvDump(args []string) int { return 2 }

@@ -709,3 +709,32 @@ func TestStalledNetwork(t *testing.T) {
 	}
 	conn2.Close()
 }
+
+// TestUploadThroughCsh: the upload command works when the remote login shell is tcsh
+// (sshd runs `$SHELL -c COMMAND`), which refuses a newline inside a single-quoted word.
+func TestUploadThroughCsh(t *testing.T) {
+	tcsh, err := exec.LookPath("tcsh")
+	if err != nil {
+		t.Skip("tcsh is not installed")
+	}
+	dir := t.TempDir()
+	run := func(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+		cmd := exec.CommandContext(ctx, tcsh, "-c", command)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), nil
+		}
+		return 0, err
+	}
+	data := []byte("#!/bin/sh\necho it's me\n")
+	target := filepath.Join(dir, "a b", "c'd", "tether")
+	if err := upload(context.Background(), run, bytes.NewReader(data), int64(len(data)), target, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("content %q, %v", got, err)
+	}
+	assertNoTemp(t, dir)
+}

@@ -234,6 +234,8 @@ func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum stri
 		needGzip = `command -v gzip >/dev/null 2>&1 || { echo "gzip is not installed" >&2; exit 7; }`
 		receive = `gzip -dc > "$tmp" || exit 1`
 	}
+	// One line: the login shell that sshd hands the command to may be csh or tcsh,
+	// which take no newline inside a single-quoted word.
 	script := strings.Join([]string{
 		"umask 077",
 		needGzip,
@@ -256,7 +258,7 @@ func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum stri
 		`chmod 700 "$tmp" || exit 1`,
 		`mv -f -- "$tmp" ` + target + ` || exit 1`,
 		`trap - EXIT`,
-	}, "\n")
+	}, "; ")
 	var written atomic.Int64
 	pr := &progressReader{r: io.LimitReader(body, size), n: &written, f: progress}
 	var stderr capWriter

@@ -1,6 +1,6 @@
 //go:build linux
 
-package e2e
+package openssh
 
 import (
 	"encoding/json"
@@ -13,19 +13,21 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // tetherOnTerminal runs tether as a user at a terminal does: the terminal is its
 // controlling terminal (where it asks for codes and passphrases) and its stderr; stdout
 // is a pipe (the --json line, ls's output).
-func tetherOnTerminal(t *testing.T, extraEnv []string, args ...string) (*Terminal, *Buffer) {
+func tetherOnTerminal(t *testing.T, extraEnv []string, args ...string) (*e2e.Terminal, *e2e.Buffer) {
 	t.Helper()
-	env, _ := LauncherEnv(t)
-	cmd := exec.Command(Binary(t), args...)
+	env, _ := e2e.LauncherEnv(t)
+	cmd := exec.Command(e2e.Binary(t), args...)
 	cmd.Env = append(env, extraEnv...)
-	var stdout Buffer
+	var stdout e2e.Buffer
 	cmd.Stdout = &stdout
-	term := StartOnTerminal(t, cmd)
+	term := e2e.StartOnTerminal(t, cmd)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("tether %s: terminal:\n%s\nstdout:\n%s", strings.Join(args, " "), term.Screen(), stdout.String())
@@ -37,7 +39,7 @@ func tetherOnTerminal(t *testing.T, extraEnv []string, args ...string) (*Termina
 // answerPrompt waits for the n-th prompt (a line holding question) on term, checks it
 // stands on its own line (nothing before it but OpenSSH's "(user@host) "), and types
 // answer.
-func answerPrompt(t *testing.T, term *Terminal, question string, n int, answer string) {
+func answerPrompt(t *testing.T, term *e2e.Terminal, question string, n int, answer string) {
 	t.Helper()
 	if !term.WaitFor(question, n, 30*time.Second) {
 		t.Fatalf("prompt %d (%q) never came; terminal:\n%s", n, question, term.Screen())
@@ -68,9 +70,9 @@ func checkPromptLines(t *testing.T, screen, question string) {
 }
 
 // waitJSONLine waits for the launcher's --json line on stdout.
-func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) LaunchLine {
+func waitJSONLine(t *testing.T, term *e2e.Terminal, stdout *e2e.Buffer) e2e.LaunchLine {
 	t.Helper()
-	if !WaitFor(60*time.Second, func() bool {
+	if !e2e.WaitFor(60*time.Second, func() bool {
 		select {
 		case <-term.Proc.Done():
 			return true
@@ -80,7 +82,7 @@ func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) LaunchLine {
 	}) || !strings.Contains(stdout.String(), "\n") {
 		t.Fatalf("no JSON line; terminal:\n%s", term.Screen())
 	}
-	var line LaunchLine
+	var line e2e.LaunchLine
 	if err := json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &line); err != nil {
 		t.Fatalf("JSON line %q: %v", stdout.String(), err)
 	}
@@ -94,32 +96,32 @@ func waitJSONLine(t *testing.T, term *Terminal, stdout *Buffer) LaunchLine {
 // drop (a Chromium tab reloaded) waits for the new login and then loads. sshd's log
 // counts one login per process plus one for the reconnect.
 func TestNativeMFALaunchLsStop(t *testing.T) {
-	needPython(t)
-	s := StartSSHD(t, SSHDOptions{MFA: true})
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	e2e.NeedPython(t)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{MFA: true})
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, e2e.HTTPServerApp...)
 	term, stdout := tetherOnTerminal(t, nil, args...)
-	answerPrompt(t, term, TOTPPrompt, 1, s.TOTP.Next(t))
+	answerPrompt(t, term, e2e.TOTPPrompt, 1, s.TOTP.Next(t))
 	line := waitJSONLine(t, term, stdout)
-	killSessionOnCleanup(t, line.Session.PID)
+	e2e.KillSessionOnCleanup(t, line.Session.PID)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort)
 	tok := line.Session.Token
-	if status, body, _ := Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, httpServerTitle) {
+	if status, body, _ := e2e.Fetch(t, base, "Authorization", "token "+tok); status != 200 || !strings.Contains(body, e2e.HTTPServerTitle) {
 		t.Fatalf("the URL does not answer after launch: %d %.200s", status, body)
 	}
 	if got := s.Logins(); len(got) != 1 || got[0].Method != "keyboard-interactive/pam" {
 		t.Fatalf("logins after launch: %+v; want one keyboard-interactive/pam", got)
 	}
-	if n := strings.Count(term.Screen(), TOTPPrompt); n != 1 {
+	if n := strings.Count(term.Screen(), e2e.TOTPPrompt); n != 1 {
 		t.Fatalf("the code was asked %d times for one login", n)
 	}
 
 	// Chromium opens the session (the URL's token becomes its cookie).
-	ctx := Browser(t)
-	if err := chromedp.Do(timeout(ctx, 30*time.Second), chromedp.Navigate(line.URL)); err != nil {
+	ctx := e2e.Browser(t)
+	if err := chromedp.Do(e2e.WithTimeout(ctx, 30*time.Second), chromedp.Navigate(line.URL)); err != nil {
 		t.Fatalf("Chromium opening %s: %v", base, err)
 	}
-	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != httpServerTitle {
-		t.Fatalf("Chromium: title %q; want %q", title, httpServerTitle)
+	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != e2e.HTTPServerTitle {
+		t.Fatalf("Chromium: title %q; want %q", title, e2e.HTTPServerTitle)
 	}
 
 	// The network drops; the tab is reloaded and waits while tether logs in again.
@@ -128,8 +130,8 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 	}
 	loaded := make(chan error, 1)
 	reloaded := time.Now()
-	go func() { loaded <- chromedp.Do(timeout(ctx, 90*time.Second), chromedp.Navigate(base)) }()
-	if !term.WaitFor(TOTPPrompt, 2, 30*time.Second) {
+	go func() { loaded <- chromedp.Do(e2e.WithTimeout(ctx, 90*time.Second), chromedp.Navigate(base)) }()
+	if !term.WaitFor(e2e.TOTPPrompt, 2, 30*time.Second) {
 		t.Fatalf("no second prompt after the drop; terminal:\n%s", term.Screen())
 	}
 	time.Sleep(500 * time.Millisecond) // the tab is waiting, not failing
@@ -138,21 +140,21 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 		t.Fatalf("the tab finished loading (%v) before the code was given", err)
 	default:
 	}
-	answerPrompt(t, term, TOTPPrompt, 2, s.TOTP.Next(t))
+	answerPrompt(t, term, e2e.TOTPPrompt, 2, s.TOTP.Next(t))
 	select {
 	case err := <-loaded:
 		if err != nil {
 			t.Fatalf("the tab reloaded during the drop: %v", err)
 		}
-		if title, _ := chromedp.Run(ctx, chromedp.Title()); title != httpServerTitle {
-			t.Fatalf("the tab reloaded during the drop shows %q; want %q", title, httpServerTitle)
+		if title, _ := chromedp.Run(ctx, chromedp.Title()); title != e2e.HTTPServerTitle {
+			t.Fatalf("the tab reloaded during the drop shows %q; want %q", title, e2e.HTTPServerTitle)
 		}
 		t.Logf("the tab reloaded during the drop loaded %v after the reload", time.Since(reloaded).Round(time.Millisecond))
 	case <-time.After(90 * time.Second):
 		t.Fatal("the tab reloaded during the drop never loaded")
 	}
 	time.Sleep(time.Second) // nothing asks again once the connection is back
-	if n := strings.Count(term.Screen(), TOTPPrompt); n != 2 {
+	if n := strings.Count(term.Screen(), e2e.TOTPPrompt); n != 2 {
 		t.Fatalf("the code was asked %d times for two logins", n)
 	}
 	if n := len(s.Logins()); n != 2 {
@@ -161,22 +163,22 @@ func TestNativeMFALaunchLsStop(t *testing.T) {
 
 	// ls and stop: one login each, one prompt each.
 	lsTerm, lsOut := tetherOnTerminal(t, nil, "ls", "-F", s.Config, s.Alias)
-	answerPrompt(t, lsTerm, TOTPPrompt, 1, s.TOTP.Next(t))
+	answerPrompt(t, lsTerm, e2e.TOTPPrompt, 1, s.TOTP.Next(t))
 	if code := lsTerm.Wait(60 * time.Second); code != 0 || !strings.Contains(lsOut.String(), line.Session.ID) {
 		t.Fatalf("ls: exit %d, stdout %q", code, lsOut.String())
 	}
-	if n := strings.Count(lsTerm.Screen(), TOTPPrompt); n != 1 {
+	if n := strings.Count(lsTerm.Screen(), e2e.TOTPPrompt); n != 1 {
 		t.Errorf("ls asked for the code %d times", n)
 	}
 	stopTerm, _ := tetherOnTerminal(t, nil, "stop", "-F", s.Config, s.Alias, line.Session.ID)
-	answerPrompt(t, stopTerm, TOTPPrompt, 1, s.TOTP.Next(t))
+	answerPrompt(t, stopTerm, e2e.TOTPPrompt, 1, s.TOTP.Next(t))
 	if code := stopTerm.Wait(60 * time.Second); code != 0 {
 		t.Fatalf("stop: exit %d", code)
 	}
-	if n := strings.Count(stopTerm.Screen(), TOTPPrompt); n != 1 {
+	if n := strings.Count(stopTerm.Screen(), e2e.TOTPPrompt); n != 1 {
 		t.Errorf("stop asked for the code %d times", n)
 	}
-	if !WaitFor(10*time.Second, func() bool { return !Alive(line.Session.PID) }) {
+	if !e2e.WaitFor(10*time.Second, func() bool { return !e2e.Alive(line.Session.PID) }) {
 		t.Errorf("the session's server %d still runs after stop", line.Session.PID)
 	}
 	logins := s.Logins()
@@ -199,17 +201,17 @@ const passphrasePrompt = "Enter passphrase for key"
 // logs in again with the key it already decrypted (no second question) and the URL
 // answers again.
 func TestNativePassphraseOncePerProcess(t *testing.T) {
-	needPython(t)
-	s := StartSSHD(t, SSHDOptions{KeyPassphrase: "correct horse battery"})
-	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, httpServerApp...)
+	e2e.NeedPython(t)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{KeyPassphrase: "correct horse battery"})
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser", "--"}, e2e.HTTPServerApp...)
 	term, stdout := tetherOnTerminal(t, nil, args...)
 	answerPrompt(t, term, passphrasePrompt, 1, "correct horse battery")
 	line := waitJSONLine(t, term, stdout)
-	killSessionOnCleanup(t, line.Session.PID)
+	e2e.KillSessionOnCleanup(t, line.Session.PID)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", line.LocalPort)
 	answers := func() bool {
-		status, body, _ := Fetch(t, base, "Authorization", "token "+line.Session.Token)
-		return status == 200 && strings.Contains(body, httpServerTitle)
+		status, body, _ := e2e.Fetch(t, base, "Authorization", "token "+line.Session.Token)
+		return status == 200 && strings.Contains(body, e2e.HTTPServerTitle)
 	}
 	if !answers() {
 		t.Fatal("the URL does not answer after launch")
@@ -219,7 +221,7 @@ func TestNativePassphraseOncePerProcess(t *testing.T) {
 			t.Fatalf("round %d: no sshd connection process to kill", round)
 		}
 		start := time.Now()
-		back := WaitFor(30*time.Second, func() bool {
+		back := e2e.WaitFor(30*time.Second, func() bool {
 			return strings.Count(term.Screen(), passphrasePrompt) > 1 || answers()
 		})
 		if n := strings.Count(term.Screen(), passphrasePrompt); n != 1 {
@@ -239,14 +241,14 @@ func TestNativePassphraseOncePerProcess(t *testing.T) {
 // ask on (a script, cron): the login fails at once with one line that names the key and
 // the fix (ssh-add), not "no key was found".
 func TestNativeEncryptedKeyWithoutTerminal(t *testing.T) {
-	s := StartSSHD(t, SSHDOptions{KeyPassphrase: "correct horse battery"})
-	env, _ := LauncherEnv(t)
-	cmd := exec.Command(Binary(t), "ls", "-F", s.Config, s.Alias)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{KeyPassphrase: "correct horse battery"})
+	env, _ := e2e.LauncherEnv(t)
+	cmd := exec.Command(e2e.Binary(t), "ls", "-F", s.Config, s.Alias)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
-	var stdout, stderr Buffer
+	var stdout, stderr e2e.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	p := Start(t, cmd)
+	p := e2e.Start(t, cmd)
 	err, ok := p.Wait(30 * time.Second)
 	if !ok {
 		t.Fatal("tether ls did not finish without a terminal")
@@ -268,7 +270,7 @@ func TestNativeEncryptedKeyWithoutTerminal(t *testing.T) {
 	if len(errLines) != 1 {
 		t.Fatalf("want one error line; got %q", errLines)
 	}
-	MustContain(t, "the error", errLines[0], "tether: "+s.Alias+" refused to let "+s.User+" in",
+	e2e.MustContain(t, "the error", errLines[0], "tether: "+s.Alias+" refused to let "+s.User+" in",
 		s.ClientKey+" is encrypted", "`ssh-add "+s.ClientKey+"`")
 	if strings.Contains(errLines[0], "no key was found") {
 		t.Errorf("the error says no key was found: %s", errLines[0])

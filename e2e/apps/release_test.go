@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package apps
 
 import (
 	"archive/tar"
@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // The release as users get it: the archives `just release` writes, for the launcher
@@ -42,8 +44,8 @@ func releaseArchive(t *testing.T, goos, goarch string) string {
 		if releaseErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "run", "./internal/release", "-out", releaseDir, "-only", "linux/amd64,windows/amd64", Version)
-		cmd.Dir = ModuleRoot()
+		cmd := exec.Command("go", "run", "./internal/release", "-out", releaseDir, "-only", "linux/amd64,windows/amd64", e2e.Version)
+		cmd.Dir = e2e.ModuleRoot()
 		out, err := cmd.CombinedOutput()
 		releaseLog = string(out)
 		if err != nil {
@@ -53,7 +55,7 @@ func releaseArchive(t *testing.T, goos, goarch string) string {
 	if releaseErr != nil {
 		t.Fatal(releaseErr)
 	}
-	name := fmt.Sprintf("tether_%s_%s_%s.tar.gz", Version, goos, goarch)
+	name := fmt.Sprintf("tether_%s_%s_%s.tar.gz", e2e.Version, goos, goarch)
 	if goos == "windows" {
 		name = strings.TrimSuffix(name, ".tar.gz") + ".zip"
 	}
@@ -131,7 +133,7 @@ func unpack(t *testing.T, p string) string {
 // skipOrFail skips t with msg, or fails it under TETHER_E2E=require.
 func skipOrFail(t *testing.T, msg string) {
 	t.Helper()
-	if Required() {
+	if e2e.Required() {
 		t.Fatalf("TETHER_E2E=require: %s", msg)
 	}
 	t.Skip(msg)
@@ -143,7 +145,7 @@ func skipOrFail(t *testing.T, msg string) {
 // only where the kernel will not mount binfmt_misc (a container without the privilege).
 func needArm64(t *testing.T) {
 	t.Helper()
-	Need(t, "qemu-aarch64-static", "qemu-user-static")
+	e2e.Need(t, "qemu-aarch64-static", "qemu-user-static")
 	const fsdir = "/proc/sys/fs/binfmt_misc"
 	if _, err := os.Stat(filepath.Join(fsdir, "status")); err != nil {
 		if out, err := exec.Command("mount", "-t", "binfmt_misc", "binfmt_misc", fsdir).CombinedOutput(); err != nil {
@@ -152,7 +154,7 @@ func needArm64(t *testing.T) {
 	}
 	entry := filepath.Join(fsdir, "qemu-aarch64")
 	if b, err := os.ReadFile(entry); err != nil || !strings.HasPrefix(string(b), "enabled") {
-		upd := Need(t, "update-binfmts", "binfmt-support")
+		upd := e2e.Need(t, "update-binfmts", "binfmt-support")
 		if out, err := exec.Command(upd, "--enable", "qemu-aarch64").CombinedOutput(); err != nil {
 			skipOrFail(t, fmt.Sprintf("update-binfmts --enable qemu-aarch64: %v: %s", err, out))
 		}
@@ -164,7 +166,7 @@ func needArm64(t *testing.T) {
 
 // arm64SSHD is an sshd whose sessions see an aarch64 machine: `uname -m` says so (a
 // shim first on PATH), and arm64 programs run, through qemu.
-func arm64SSHD(t *testing.T) *SSHD {
+func arm64SSHD(t *testing.T) *e2e.SSHD {
 	t.Helper()
 	needArm64(t)
 	shim := t.TempDir()
@@ -173,12 +175,12 @@ func arm64SSHD(t *testing.T) *SSHD {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(shim, "uname"), []byte("#!/bin/sh\ncase \"$1\" in -m) echo aarch64;; -s) echo Linux;; *) exec "+realUname+" \"$@\";; esac\n"), 0o755)
-	return StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": shim + ":/usr/local/bin:/usr/bin:/bin"}})
+	return e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"PATH": shim + ":/usr/local/bin:/usr/bin:/bin"}})
 }
 
 // stopAllWith stops every session on s when the test ends, with the tether at bin (the
 // harness's own binary would have to install itself on an arm64 remote first).
-func stopAllWith(t *testing.T, bin string, s *SSHD, env []string) {
+func stopAllWith(t *testing.T, bin string, s *e2e.SSHD, env []string) {
 	t.Cleanup(func() {
 		cmd := exec.Command(bin, "stop", "-F", s.Config, s.Alias, "--all")
 		cmd.Env = env
@@ -200,7 +202,7 @@ func stopAllWith(t *testing.T, bin string, s *SSHD, env []string) {
 var offline = []string{"GOPROXY=off", "GOTOOLCHAIN=local", "GOSUMDB=off"}
 
 // installedOn returns the tether the launcher installed in s's remote home (exactly one).
-func installedOn(t *testing.T, s *SSHD) string {
+func installedOn(t *testing.T, s *e2e.SSHD) string {
 	t.Helper()
 	found, _ := filepath.Glob(filepath.Join(s.Home, ".cache", "tether", "bin", "tether-*"))
 	if len(found) != 1 {
@@ -246,29 +248,29 @@ func TestReleaseLauncherOntoArm64(t *testing.T) {
 		t.Fatalf("the archive holds %v; want tether and README.md only", names)
 	}
 	bin := filepath.Join(dir, "tether")
-	env, _ := LauncherEnv(t)
+	env, _ := e2e.LauncherEnv(t)
 	stopAllWith(t, bin, s, append(env, offline...))
 
 	start := time.Now()
-	l := StartLauncherBin(t, bin, []string{"launch", "-F", s.Config, s.Alias, "--json"}, true, offline...)
+	l := e2e.StartLauncherBin(t, bin, []string{"launch", "-F", s.Config, s.Alias, "--json"}, true, offline...)
 	first := time.Since(start)
-	t.Logf("first launch onto the arm64 remote (install included): %s\n%s", FmtDur(first), l.Stderr.String())
+	t.Logf("first launch onto the arm64 remote (install included): %s\n%s", e2e.FmtDur(first), l.Stderr.String())
 	errOut := l.Stderr.String()
-	MustContain(t, "stderr", errOut, "installing tether on "+s.Alias+" (linux/arm64, ", " compressed, ")
+	e2e.MustContain(t, "stderr", errOut, "installing tether on "+s.Alias+" (linux/arm64, ", " compressed, ")
 	if strings.Contains(errOut, "building tether") {
 		t.Errorf("the release launcher built instead of installing what it carries:\n%s", errOut)
 	}
 	installed := installedOn(t, s)
 	assertArm64Server(t, l.Line.Session.PID, installed)
 
-	ctx := Browser(t)
-	if err := chromedp.Do(timeout(ctx, 30*time.Second), chromedp.Navigate(l.Line.URL)); err != nil {
+	ctx := e2e.Browser(t)
+	if err := chromedp.Do(e2e.WithTimeout(ctx, 30*time.Second), chromedp.Navigate(l.Line.URL)); err != nil {
 		t.Fatal(err)
 	}
 	want := "tether session " + l.Line.Session.ID
 	var title string
-	WaitFor(15*time.Second, func() bool {
-		title, _ = chromedp.Run(timeout(ctx, 5*time.Second), chromedp.Title())
+	e2e.WaitFor(15*time.Second, func() bool {
+		title, _ = chromedp.Run(e2e.WithTimeout(ctx, 5*time.Second), chromedp.Title())
 		return title == want
 	})
 	if title != want {
@@ -281,8 +283,8 @@ func TestReleaseLauncherOntoArm64(t *testing.T) {
 	// The second time, nothing is installed: the probe finds the arm64 build, checks
 	// its SHA-256 and runs it.
 	start = time.Now()
-	a := StartLauncherBin(t, bin, []string{"attach", "-F", s.Config, s.Alias, l.Line.Session.ID, "--json", "--no-browser"}, true, offline...)
-	t.Logf("attach to it (installed already): %s", FmtDur(time.Since(start)))
+	a := e2e.StartLauncherBin(t, bin, []string{"attach", "-F", s.Config, s.Alias, l.Line.Session.ID, "--json", "--no-browser"}, true, offline...)
+	t.Logf("attach to it (installed already): %s", e2e.FmtDur(time.Since(start)))
 	if strings.Contains(a.Stderr.String(), "installing") || a.Line.Session.ID != l.Line.Session.ID {
 		t.Errorf("attach: %+v\n%s", a.Line.Session, a.Stderr.String())
 	}
@@ -302,7 +304,7 @@ func moduleProxy(t *testing.T, version string) []string {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	root := ModuleRoot()
+	root := e2e.ModuleRoot()
 	files, err := exec.Command("git", "-C", root, "ls-files", "-co", "--exclude-standard").Output()
 	if err != nil {
 		skipOrFail(t, fmt.Sprintf("git ls-files in %s (the module's files): %v", root, err))
@@ -344,42 +346,42 @@ func moduleProxy(t *testing.T, version string) []string {
 // installs it; the arm64 server runs it. A second install of the same version (the
 // remote's copy removed) uses the kept build without building again.
 func TestLaunchBuildsWithLocalToolchain(t *testing.T) {
-	Need(t, "go", "golang")
+	e2e.Need(t, "go", "golang")
 	s := arm64SSHD(t)
-	goEnv := moduleProxy(t, Version)
+	goEnv := moduleProxy(t, e2e.Version)
 	cache := t.TempDir()
 	env := append(goEnv, "XDG_CACHE_HOME="+cache)
-	launcherSide, _ := LauncherEnv(t)
-	stopAllWith(t, Binary(t), s, append(launcherSide, env...))
+	launcherSide, _ := e2e.LauncherEnv(t)
+	stopAllWith(t, e2e.Binary(t), s, append(launcherSide, env...))
 
 	start := time.Now()
-	l := StartLauncherBin(t, Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
-	t.Logf("first launch onto the arm64 remote, building with the local toolchain: %s\n%s", FmtDur(time.Since(start)), l.Stderr.String())
-	kept := filepath.Join(cache, "tether", "build", Version, "tether-linux-arm64")
-	MustContain(t, "stderr", l.Stderr.String(),
-		"building tether "+Version+" for linux/arm64 with the local Go toolchain (once: it is kept in "+filepath.Dir(kept)+")",
+	l := e2e.StartLauncherBin(t, e2e.Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	t.Logf("first launch onto the arm64 remote, building with the local toolchain: %s\n%s", e2e.FmtDur(time.Since(start)), l.Stderr.String())
+	kept := filepath.Join(cache, "tether", "build", e2e.Version, "tether-linux-arm64")
+	e2e.MustContain(t, "stderr", l.Stderr.String(),
+		"building tether "+e2e.Version+" for linux/arm64 with the local Go toolchain (once: it is kept in "+filepath.Dir(kept)+")",
 		"installing tether on "+s.Alias+" (linux/arm64, ")
 	installed := installedOn(t, s)
-	if a, b := fileSum(t, kept), fileSum(t, installed); a != b {
+	if a, b := e2e.FileSum(t, kept), e2e.FileSum(t, installed); a != b {
 		t.Errorf("installed %s (%s) is not the kept build %s (%s)", installed, b, kept, a)
 	}
 	assertArm64Server(t, l.Line.Session.PID, installed)
-	if status, body, _ := Fetch(t, strings.TrimSuffix(l.Line.URL, "?token="+l.Line.Session.Token), "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether session") {
+	if status, body, _ := e2e.Fetch(t, strings.TrimSuffix(l.Line.URL, "?token="+l.Line.Session.Token), "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "tether session") {
 		t.Errorf("the app through the tunnel: %d %.200q", status, body)
 	}
 	if err := l.Interrupt(t); err != nil {
 		t.Fatalf("launcher after SIGINT: %v", err)
 	}
-	stop := exec.Command(Binary(t), "stop", "-F", s.Config, s.Alias, "--all")
+	stop := exec.Command(e2e.Binary(t), "stop", "-F", s.Config, s.Alias, "--all")
 	stop.Env = append(launcherSide, env...)
 	if out, err := stop.CombinedOutput(); err != nil {
 		t.Fatalf("tether stop %s --all: %v %s", s.Alias, err, out)
 	}
 	os.Remove(installed)
 
-	l2 := StartLauncherBin(t, Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
+	l2 := e2e.StartLauncherBin(t, e2e.Binary(t), []string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, true, env...)
 	if e := l2.Stderr.String(); strings.Contains(e, "building") || !strings.Contains(e, "installing tether on "+s.Alias+" (linux/arm64, ") {
-		t.Errorf("the second install of %s: want the kept build installed without building:\n%s", Version, e)
+		t.Errorf("the second install of %s: want the kept build installed without building:\n%s", e2e.Version, e)
 	}
 	if err := l2.Interrupt(t); err != nil {
 		t.Fatalf("launcher after SIGINT: %v", err)

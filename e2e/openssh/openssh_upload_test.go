@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package openssh
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/tunnel"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // TestOpenSSHUploadGzip: the OpenSSH transport sends a carried build compressed, as
@@ -21,10 +23,10 @@ import (
 // of their size), through the master, checked by the SHA-256 of what it decompresses
 // to on the remote.
 func TestOpenSSHUploadGzip(t *testing.T) {
-	s := StartSSHD(t, SSHDOptions{})
-	_, dir := openSSHEnv(t, s)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	_, dir := e2e.OpenSSHEnv(t, s)
 	t.Setenv("XDG_RUNTIME_DIR", dir)
-	ctx := Context(t, time.Minute)
+	ctx := e2e.Context(t, time.Minute)
 	c, err := tunnel.DialOpenSSH(ctx, s.Alias, tunnel.OpenSSHOptions{ConfigFile: s.Config, Persist: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)

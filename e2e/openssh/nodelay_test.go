@@ -1,6 +1,6 @@
 //go:build linux
 
-package e2e
+package openssh
 
 import (
 	"errors"
@@ -15,15 +15,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tether-dev/tether/tunnel"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // sshdNoDelay reads TCP_NODELAY of every connected socket that sshd's per-connection
 // processes hold on s.Port, by duplicating them with pidfd_getfd (the processes are
 // this test's descendants, so ptrace rules allow it). It returns one value per socket.
-func sshdNoDelay(t *testing.T, s *SSHD) ([]int, error) {
+func sshdNoDelay(t *testing.T, s *e2e.SSHD) ([]int, error) {
 	t.Helper()
 	var values []int
-	for _, pid := range Descendants(s.PID(), "sshd") {
+	for _, pid := range e2e.Descendants(s.PID(), "sshd") {
 		pidfd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // gone already
@@ -69,8 +71,8 @@ func allSet(v []int) bool {
 // and tunnel's NoDelayExec makes it set TCP_NODELAY, on the first connection and on
 // the one that replaces it after the connection dies.
 func TestNoDelayExec(t *testing.T) {
-	s := StartSSHD(t, SSHDOptions{})
-	cfg := resolve(t, s.Config, s.Alias)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	cfg := e2e.Resolve(t, s.Config, s.Alias)
 
 	// Something to forward to that is not sshd (a forwarded connection to sshd's own
 	// port would add a socket of its own to the count).
@@ -90,8 +92,8 @@ func TestNoDelayExec(t *testing.T) {
 	}()
 	target := ln.Addr().String()
 
-	plain := dialT(t, cfg, tunnel.Options{})
-	conn, err := plain.DialContext(Context(t, 10*time.Second), "tcp", target)
+	plain := e2e.DialT(t, cfg, tunnel.Options{})
+	conn, err := plain.DialContext(e2e.Context(t, 10*time.Second), "tcp", target)
 	if err != nil {
 		t.Fatalf("forward through the plain connection: %v", err)
 	}
@@ -102,7 +104,7 @@ func TestNoDelayExec(t *testing.T) {
 		// pidfd_getfd needs Linux 5.6 and ptrace rights over sshd: a kernel or
 		// sandbox limit, not a missing package, so it skips even under
 		// TETHER_E2E=require, saying why.
-		if Required() && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
+		if e2e.Required() && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
 			t.Fatalf("TETHER_E2E=require: cannot inspect sshd's sockets: %v", err)
 		}
 		t.Skipf("cannot inspect sshd's sockets here (pidfd_getfd): %v", err)
@@ -111,12 +113,12 @@ func TestNoDelayExec(t *testing.T) {
 		t.Fatalf("a forwarding-only connection: TCP_NODELAY on sshd's sockets = %v; want found and off (the premise of NoDelayExec)", v)
 	}
 	plain.Close()
-	if !WaitFor(5*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return len(v) == 0 }) {
+	if !e2e.WaitFor(5*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return len(v) == 0 }) {
 		t.Fatal("the plain connection's sshd processes did not go away")
 	}
 
-	c := dialT(t, cfg, tunnel.Options{NoDelayExec: true})
-	if !WaitFor(10*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return allSet(v) }) {
+	c := e2e.DialT(t, cfg, tunnel.Options{NoDelayExec: true})
+	if !e2e.WaitFor(10*time.Second, func() bool { v, _ := sshdNoDelay(t, s); return allSet(v) }) {
 		v, _ := sshdNoDelay(t, s)
 		t.Fatalf("with NoDelayExec, TCP_NODELAY on sshd's sockets = %v; want all on", v)
 	}
@@ -125,8 +127,8 @@ func TestNoDelayExec(t *testing.T) {
 	}
 	// The replacement connection is made on demand or by the supervisor; ask for a
 	// channel so the test does not depend on which.
-	if !WaitFor(20*time.Second, func() bool {
-		conn, err := c.DialContext(Context(t, 5*time.Second), "tcp", target)
+	if !e2e.WaitFor(20*time.Second, func() bool {
+		conn, err := c.DialContext(e2e.Context(t, 5*time.Second), "tcp", target)
 		if err != nil {
 			return false
 		}

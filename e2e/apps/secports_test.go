@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package apps
 
 import (
 	"bufio"
@@ -25,6 +25,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // Secondary ports: the other servers a session's user runs on the remote's loopback
@@ -98,24 +100,24 @@ while True:
 
 // otherUsersListener runs recorderPy as u (on port, or a fresh one with 0) and returns
 // its port and what it has printed since.
-func otherUsersListener(t *testing.T, u User, port int) (int, func() string) {
+func otherUsersListener(t *testing.T, u e2e.User, port int) (int, func() string) {
 	t.Helper()
 	// The system's python3: a user's own (pyenv's shims under /root) is not another
 	// user's to run.
 	py := "/usr/bin/python3"
-	if !isExecutable(py) {
-		py = Need(t, "python3", "python3")
+	if !e2e.IsExecutable(py) {
+		py = e2e.Need(t, "python3", "python3")
 	}
 	args := []string{"-c", recorderPy} // no file: the test's temporary directories are ours alone
 	if port != 0 {
 		args = append(args, strconv.Itoa(port))
 	}
 	cmd := u.Command(py, args...)
-	out := &Buffer{}
+	out := &e2e.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	Start(t, cmd)
+	e2e.Start(t, cmd)
 	var first string
-	if !WaitFor(10*time.Second, func() bool {
+	if !e2e.WaitFor(10*time.Second, func() bool {
 		first, _, _ = strings.Cut(out.String(), "\n")
 		return strings.Contains(out.String(), "\n")
 	}) {
@@ -131,13 +133,13 @@ func otherUsersListener(t *testing.T, u User, port int) (int, func() string) {
 // runInKernel starts a kernel of the launched Jupyter through the gate (the token in
 // Authorization, as a script would send it) and runs code in it; it returns what the
 // code printed.
-func runInKernel(t *testing.T, l *Launched, code string) string {
+func runInKernel(t *testing.T, l *e2e.Launched, code string) string {
 	t.Helper()
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
 	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "token "+tok)
-	resp, err := NoRedirect.Do(req)
+	resp, err := e2e.NoRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +213,10 @@ func runInKernel(t *testing.T, l *Launched, code string) string {
 // refused with the message naming that user, for the page, a fetch and a WebSocket,
 // and gets not even a connection.
 func TestSecondaryPortJupyterE2E(t *testing.T) {
-	Need(t, "jupyter-notebook", "jupyter-notebook")
+	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
 	began := time.Now()
-	s := StartSSHD(t, SSHDOptions{})
-	StopAllOnCleanup(t, s)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	e2e.StopAllOnCleanup(t, s)
 	l := launchPreset(t, s, "jupyter")
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
@@ -233,7 +235,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 		t.Fatalf("the notebook did not start the second server: %q (is python3-tornado there?)", out)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	t.Logf("the notebook started a Tornado server on port %d (pid %d) after %s", port, pid, FmtDur(time.Since(began)))
+	t.Logf("the notebook started a Tornado server on port %d (pid %d) after %s", port, pid, e2e.FmtDur(time.Since(began)))
 
 	ctx, ws := browse(t, l)
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -255,7 +257,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 		txt, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 		fail("the second server's WebSocket echo", fmt.Errorf("%v; page: %q", err, txt))
 	}
-	t.Logf("Chromium: proxy/%d/ loaded and its WebSocket echoed after %s", port, FmtDur(time.Since(pstart)))
+	t.Logf("Chromium: proxy/%d/ loaded and its WebSocket echoed after %s", port, e2e.FmtDur(time.Since(pstart)))
 	if loc, _ := chromedp.Run(tctx, chromedp.Location()); loc != pbase {
 		t.Errorf("landed on %q; want %q", loc, pbase)
 	}
@@ -298,7 +300,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 	// origin, the cookie goes along), and the page itself, are refused by the gate with
 	// the user named; their listener gets nothing.
 	t.Run("another user's port", func(t *testing.T) {
-		u := OtherUser(t)
+		u := e2e.OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
 		ubase := fmt.Sprintf("%sproxy/%d/", base, uport)
 		want := fmt.Sprintf("403 Forbidden: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it", uport, u.Name, u.UID)
@@ -324,7 +326,7 @@ print("second", p.pid, p.stdout.readline().strip(), flush=True)`, script, reqLog
 			t.Errorf("%s's listener on port %d saw: %q; want nothing, not even a connection", u.Name, uport, p)
 		}
 	})
-	t.Logf("secondary port test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("secondary port test: %s in all", e2e.FmtDur(time.Since(began)))
 }
 
 // rawServer is a TCP program of ours that is not HTTP: it says hello, reads until the
@@ -372,11 +374,11 @@ type forwardLine struct {
 
 // startForward runs `tether forward ... --json` (args from "forward" on) and waits for
 // its line.
-func startForward(t *testing.T, args []string, env ...string) (*Launched, forwardLine) {
+func startForward(t *testing.T, args []string, env ...string) (*e2e.Launched, forwardLine) {
 	t.Helper()
-	l := StartLauncher(t, append(args, "--json"), false, env...)
+	l := e2e.StartLauncher(t, append(args, "--json"), false, env...)
 	var line forwardLine
-	if !WaitFor(60*time.Second, func() bool {
+	if !e2e.WaitFor(60*time.Second, func() bool {
 		select {
 		case <-l.Proc.Done():
 			return true
@@ -428,9 +430,9 @@ func moveBytes(t *testing.T, localPort, n int) time.Duration {
 // while the forward runs is refused per connection; their listener gets nothing.
 func TestForwardE2E(t *testing.T) {
 	began := time.Now()
-	s := StartSSHD(t, SSHDOptions{})
-	StopAllOnCleanup(t, s)
-	l := StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--json"}, true)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	e2e.StopAllOnCleanup(t, s)
+	l := e2e.StartLauncher(t, []string{"launch", "-F", s.Config, s.Alias, "--no-browser", "--json"}, true)
 	id := l.Line.Session.ID
 	port, stopProgram := rawServer(t)
 
@@ -441,31 +443,31 @@ func TestForwardE2E(t *testing.T) {
 			t.Errorf("forward line %+v; want port %d, session %s", line, port, id)
 		}
 		d := moveBytes(t, line.LocalPort, 4<<20)
-		t.Logf("4 MiB through the forward and back its digest in %s", FmtDur(d))
+		t.Logf("4 MiB through the forward and back its digest in %s", e2e.FmtDur(d))
 		moveBytes(t, line.LocalPort, 10) // a second connection: a second stream
-		MustContain(t, "forward's stderr", f.Stderr.String(), fmt.Sprintf("forwarding 127.0.0.1:%d to port %d on %s (session %s)", line.LocalPort, port, s.Alias, id))
-		if p := ProcessesWith(l.Line.Session.Token); len(p) > 0 {
+		e2e.MustContain(t, "forward's stderr", f.Stderr.String(), fmt.Sprintf("forwarding 127.0.0.1:%d to port %d on %s (session %s)", line.LocalPort, port, s.Alias, id))
+		if p := e2e.ProcessesWith(l.Line.Session.Token); len(p) > 0 {
 			t.Errorf("the token is on a command line: %q", p)
 		}
 		f.Interrupt(t)
-		MustContain(t, "forward's stderr", f.Stderr.String(), "stopped forwarding port "+strconv.Itoa(port))
-		t.Logf("native forward: %s", FmtDur(time.Since(start)))
+		e2e.MustContain(t, "forward's stderr", f.Stderr.String(), "stopped forwarding port "+strconv.Itoa(port))
+		t.Logf("native forward: %s", e2e.FmtDur(time.Since(start)))
 	})
 
 	t.Run("openssh", func(t *testing.T) {
 		start := time.Now()
-		env, _ := openSSHEnv(t, s)
+		env, _ := e2e.OpenSSHEnv(t, s)
 		f, line := startForward(t, []string{"forward", "--ssh", "openssh", "-F", s.Config, s.Alias, id, strconv.Itoa(port)}, env...)
 		moveBytes(t, line.LocalPort, 1<<20)
 		f.Interrupt(t)
-		t.Logf("openssh forward: %s", FmtDur(time.Since(start)))
+		t.Logf("openssh forward: %s", e2e.FmtDur(time.Since(start)))
 	})
 
 	t.Run("another user's port", func(t *testing.T) {
 		start := time.Now()
-		u := OtherUser(t)
+		u := e2e.OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
-		_, errOut, code := RunTether(t, "forward", "-F", s.Config, s.Alias, id, strconv.Itoa(uport))
+		_, errOut, code := e2e.RunTether(t, "forward", "-F", s.Config, s.Alias, id, strconv.Itoa(uport))
 		want := fmt.Sprintf("tether: cannot forward port %d on %s: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it; forward a port that a program of yours listens on",
 			uport, s.Alias, uport, u.Name, u.UID)
 		if code != 1 || !strings.Contains(errOut, want) {
@@ -475,12 +477,12 @@ func TestForwardE2E(t *testing.T) {
 		if p := printed(); p != "" {
 			t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
 		}
-		t.Logf("refused: %s", FmtDur(time.Since(start)))
+		t.Logf("refused: %s", e2e.FmtDur(time.Since(start)))
 	})
 
 	t.Run("port changes hands", func(t *testing.T) {
 		start := time.Now()
-		u := OtherUser(t)
+		u := e2e.OtherUser(t)
 		f, line := startForward(t, []string{"forward", "-F", s.Config, s.Alias, id, strconv.Itoa(port)})
 		moveBytes(t, line.LocalPort, 10)
 		// Our program goes; another user takes its port number.
@@ -498,7 +500,7 @@ func TestForwardE2E(t *testing.T) {
 			t.Errorf("the local connection read %q from another user's port", rest)
 		}
 		want := fmt.Sprintf("a connection to port %d on %s was closed: port %d on this machine is held by another user, %s (uid %d)", port, s.Alias, port, u.Name, u.UID)
-		if !WaitFor(10*time.Second, func() bool { return strings.Contains(f.Stderr.String(), want) }) {
+		if !e2e.WaitFor(10*time.Second, func() bool { return strings.Contains(f.Stderr.String(), want) }) {
 			t.Errorf("forward's stderr lacks %q:\n%s", want, f.Stderr.String())
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -506,13 +508,13 @@ func TestForwardE2E(t *testing.T) {
 			t.Errorf("%s's listener saw %q; want nothing", u.Name, p)
 		}
 		f.Interrupt(t)
-		t.Logf("port changed hands: %s", FmtDur(time.Since(start)))
+		t.Logf("port changed hands: %s", e2e.FmtDur(time.Since(start)))
 	})
 	if bytes.Contains([]byte(s.Log()), []byte(l.Line.Session.Token)) {
 		t.Errorf("the token is in sshd's log")
 	}
 	l.Interrupt(t)
-	t.Logf("forward test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("forward test: %s in all", e2e.FmtDur(time.Since(began)))
 }
 
 // TestForwardSlurmE2E: `tether forward` to a Slurm session reaches the node's server
@@ -520,23 +522,23 @@ func TestForwardE2E(t *testing.T) {
 // raw program of ours on the node; another user's port there is refused.
 func TestForwardSlurmE2E(t *testing.T) {
 	began := time.Now()
-	site := startSlurmSite(t, SlurmOptions{EnforcePartLimits: "NO"})
-	t.Logf("cluster and login node up after %s", FmtDur(time.Since(began)))
-	l := site.launch(t, "-p debug -t 5", "--no-browser")
+	site := e2e.StartSlurmSite(t, e2e.SlurmOptions{EnforcePartLimits: "NO"})
+	t.Logf("cluster and login node up after %s", e2e.FmtDur(time.Since(began)))
+	l := site.Launch(t, "-p debug -t 5", "--no-browser")
 	id := l.Line.Session.ID
 	l.Interrupt(t) // detached: the job keeps running
 	port, _ := rawServer(t)
 	fstart := time.Now()
-	f, line := startForward(t, site.args("forward", id, strconv.Itoa(port)))
-	t.Logf("forward listening after %s", FmtDur(time.Since(fstart)))
+	f, line := startForward(t, site.Args("forward", id, strconv.Itoa(port)))
+	t.Logf("forward listening after %s", e2e.FmtDur(time.Since(fstart)))
 	d := moveBytes(t, line.LocalPort, 1<<20)
-	t.Logf("1 MiB to the node's program and its digest back in %s", FmtDur(d))
+	t.Logf("1 MiB to the node's program and its digest back in %s", e2e.FmtDur(d))
 	f.Interrupt(t)
 
 	t.Run("another user's port", func(t *testing.T) {
-		u := OtherUser(t)
+		u := e2e.OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
-		_, errOut, code := RunTether(t, site.args("forward", id, strconv.Itoa(uport))...)
+		_, errOut, code := e2e.RunTether(t, site.Args("forward", id, strconv.Itoa(uport))...)
 		if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by another user, %s (uid %d), not by you; nothing was sent to it", u.Name, u.UID)) {
 			t.Errorf("forward to %s's port on the node: exit %d, stderr %q", u.Name, code, errOut)
 		}
@@ -546,11 +548,11 @@ func TestForwardSlurmE2E(t *testing.T) {
 		}
 	})
 	stopped := time.Now()
-	if _, errOut, code := RunTether(t, site.args("stop", id)...); code != 0 {
+	if _, errOut, code := e2e.RunTether(t, site.Args("stop", id)...); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
-	t.Logf("stop (scancel, waiting for the job to go): %s", FmtDur(time.Since(stopped)))
-	t.Logf("slurm forward test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("stop (scancel, waiting for the job to go): %s", e2e.FmtDur(time.Since(stopped)))
+	t.Logf("slurm forward test: %s in all", e2e.FmtDur(time.Since(began)))
 }
 
 // TestCodeServerPortRoutesE2E: code-server has port proxies of its own at /proxy/PORT/
@@ -561,18 +563,19 @@ func TestForwardSlurmE2E(t *testing.T) {
 func TestCodeServerPortRoutesE2E(t *testing.T) {
 	cs := codeServerPath(t)
 	began := time.Now()
-	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
-	StopAllOnCleanup(t, s)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
+	setLoginPATH(t, s, filepath.Dir(cs)+":/usr/local/bin:/usr/bin:/bin")
+	e2e.StopAllOnCleanup(t, s)
 	l := launchPreset(t, s, "code-server")
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 
-	u := OtherUser(t)
+	u := e2e.OtherUser(t)
 	uport, printed := otherUsersListener(t, u, 0)
 	want := fmt.Sprintf("403 Forbidden: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it", uport, u.Name, u.UID)
 	for _, p := range []string{"absproxy/%d/", "absproxy/%d/x?y=1", "proxy/%d/"} {
 		p = fmt.Sprintf(p, uport)
-		if code, body, _ := Fetch(t, base+p, "Authorization", "token "+tok); code != 403 || strings.TrimSpace(body) != want {
+		if code, body, _ := e2e.Fetch(t, base+p, "Authorization", "token "+tok); code != 403 || strings.TrimSpace(body) != want {
 			t.Errorf("%s (another user's port, through code-server's route): %d %.200q; want 403 %q", p, code, body, want)
 		}
 	}
@@ -596,7 +599,7 @@ func TestCodeServerPortRoutesE2E(t *testing.T) {
 	go ours.Serve(ln)
 	t.Cleanup(func() { ours.Close() })
 	oport := ln.Addr().(*net.TCPAddr).Port
-	if code, body, _ := Fetch(t, fmt.Sprintf("%sabsproxy/%d/a?b=1", base, oport), "Authorization", "token "+tok); code != 200 || body != "ours" {
+	if code, body, _ := e2e.Fetch(t, fmt.Sprintf("%sabsproxy/%d/a?b=1", base, oport), "Authorization", "token "+tok); code != 200 || body != "ours" {
 		t.Errorf("absproxy/%d/ (ours): %d %.200q", oport, code, body)
 	}
 	mu.Lock()
@@ -604,5 +607,5 @@ func TestCodeServerPortRoutesE2E(t *testing.T) {
 		t.Errorf("our program saw %q; want the whole path", got)
 	}
 	mu.Unlock()
-	t.Logf("code-server port routes test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("code-server port routes test: %s in all", e2e.FmtDur(time.Since(began)))
 }

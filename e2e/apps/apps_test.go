@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package apps
 
 import (
 	"context"
@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/gorilla/websocket"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // The presets against the real apps, through a real sshd, with the built binary:
@@ -39,9 +41,9 @@ func codeServerPath(t *testing.T) string {
 		}
 		p = filepath.Join(dir, "code-server-4.100.3", "node_modules", ".bin", "code-server")
 	}
-	if !isExecutable(p) {
+	if !e2e.IsExecutable(p) {
 		msg := "code-server not found at " + p + ": run `bash .ci/install-apps` (or `just e2e-apps`)"
-		if Required() || os.Getenv("TETHER_E2E_APPS") == "1" {
+		if e2e.Required() || os.Getenv("TETHER_E2E_APPS") == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -51,23 +53,23 @@ func codeServerPath(t *testing.T) string {
 
 // launchPreset runs `tether launch HOST APP --no-browser --json [-- extra...]` and
 // returns the launcher once its URL works.
-func launchPreset(t *testing.T, s *SSHD, app string, extra ...string) *Launched {
+func launchPreset(t *testing.T, s *e2e.SSHD, app string, extra ...string) *e2e.Launched {
 	t.Helper()
 	args := []string{"launch", "-F", s.Config, s.Alias, app, "--no-browser", "--json"}
 	if len(extra) > 0 {
 		args = append(append(args, "--"), extra...)
 	}
 	start := time.Now()
-	l := StartLauncher(t, args, true)
+	l := e2e.StartLauncher(t, args, true)
 	if l.Line.Session.ID == "" {
 		t.Fatalf("launch %s: no session in %+v; stderr:\n%s", app, l.Line, l.Stderr.String())
 	}
-	t.Logf("launch %s: URL ready after %s", app, FmtDur(time.Since(start)))
+	t.Logf("launch %s: URL ready after %s", app, e2e.FmtDur(time.Since(start)))
 	return l
 }
 
 // appSocket is the app's own socket beside the session's server socket.
-func appSocket(l *Launched) string {
+func appSocket(l *e2e.Launched) string {
 	return filepath.Join(filepath.Dir(l.Line.Session.Socket), "app.sock")
 }
 
@@ -139,9 +141,9 @@ func (w *wsWatch) String() string {
 }
 
 // browse opens the launcher's URL in a fresh Chromium with WebSocket watching on.
-func browse(t *testing.T, l *Launched) (context.Context, *wsWatch) {
+func browse(t *testing.T, l *e2e.Launched) (context.Context, *wsWatch) {
 	t.Helper()
-	ctx := Browser(t)
+	ctx := e2e.Browser(t)
 	return ctx, watchWebSockets(t, ctx) // chromedp enables the network domain
 }
 
@@ -162,9 +164,9 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // The app refuses a request that reaches its socket without the injected secret; the
 // secret is in no command line and never reaches the browser.
 func TestPresetJupyterE2E(t *testing.T) {
-	Need(t, "jupyter-notebook", "jupyter-notebook")
-	s := StartSSHD(t, SSHDOptions{})
-	StopAllOnCleanup(t, s)
+	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	e2e.StopAllOnCleanup(t, s)
 	began := time.Now()
 	l := launchPreset(t, s, "jupyter")
 	rec := l.Line.Session
@@ -200,14 +202,14 @@ func TestPresetJupyterE2E(t *testing.T) {
 	if code, _ := direct(t, sock, "GET", "/api/kernels", "Authorization", "token "+string(secret)); code != http.StatusOK {
 		t.Errorf("direct GET with the app's secret: %d; want 200 (the secret is what the proxy injects)", code)
 	}
-	if p := ProcessesWith(string(secret)); len(p) > 0 {
+	if p := e2e.ProcessesWith(string(secret)); len(p) > 0 {
 		t.Errorf("the app's secret is on a command line: %q", p)
 	}
-	if p := ProcessesWith(tok); len(p) > 0 {
+	if p := e2e.ProcessesWith(tok); len(p) > 0 {
 		t.Errorf("the token is on a command line: %q", p)
 	}
 	// Through the gate: Jupyter writes its token into its pages; the browser gets none.
-	code, body, _ := Fetch(t, base+"tree", "Authorization", "token "+tok)
+	code, body, _ := e2e.Fetch(t, base+"tree", "Authorization", "token "+tok)
 	if code != 200 || !strings.Contains(body, "notebook_list") || strings.Contains(body, string(secret)) {
 		t.Errorf("GET /tree through the gate: %d, secret present: %v", code, strings.Contains(body, string(secret)))
 	}
@@ -220,21 +222,21 @@ func TestPresetJupyterE2E(t *testing.T) {
 	if strings.Contains(s.Log(), string(secret)) || strings.Contains(s.Log(), tok) {
 		t.Errorf("a secret is in sshd's log")
 	}
-	t.Logf("jupyter preset test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("jupyter preset test: %s in all", e2e.FmtDur(time.Since(began)))
 
 	// Stopping the session takes the app (and its kernel) with it, and its secret file.
-	procs := Descendants(rec.PID, "")
+	procs := e2e.Descendants(rec.PID, "")
 	if len(procs) < 2 {
 		t.Errorf("processes under the server %d: %v; want Jupyter and its kernel", rec.PID, procs)
 	}
-	if _, errOut, code := RunTether(t, "stop", "-F", s.Config, s.Alias, rec.ID); code != 0 {
+	if _, errOut, code := e2e.RunTether(t, "stop", "-F", s.Config, s.Alias, rec.ID); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
-	if !WaitFor(15*time.Second, func() bool { _, err := os.Stat(secretFile); return os.IsNotExist(err) }) {
+	if !e2e.WaitFor(15*time.Second, func() bool { _, err := os.Stat(secretFile); return os.IsNotExist(err) }) {
 		t.Errorf("the app's secret file outlived the session")
 	}
 	for _, pid := range procs {
-		if !WaitFor(10*time.Second, func() bool { return !Alive(pid) }) {
+		if !e2e.WaitFor(10*time.Second, func() bool { return !e2e.Alive(pid) }) {
 			t.Errorf("process %d (under Jupyter) outlived the session", pid)
 		}
 	}
@@ -244,7 +246,7 @@ func TestPresetJupyterE2E(t *testing.T) {
 // notebookRuns42 drives the classic notebook UI in Chromium through the launcher's
 // URL: the tree loads (no token left in the address bar), a new notebook opens, its
 // Python kernel connects over a WebSocket through the gate, and print(6*7) shows 42.
-func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context) {
+func notebookRuns42(t *testing.T, l *e2e.Launched) (context.Context, context.Context) {
 	t.Helper()
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
 	ctx, ws := browse(t, l)
@@ -253,7 +255,7 @@ func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context
 	start := time.Now()
 	fail := func(step string, err error) {
 		shot(t, ctx, "jupyter")
-		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, FmtDur(time.Since(start)), err, ws)
+		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, e2e.FmtDur(time.Since(start)), err, ws)
 	}
 	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
 		fail("the notebook list", err)
@@ -262,7 +264,7 @@ func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context
 	if strings.TrimSuffix(loc, "?") != base+"tree" { // Jupyter redirects / to tree?
 		t.Errorf("landed on %q; want %q (no token in the address bar)", loc, base+"tree")
 	}
-	t.Logf("tree visible after %s", FmtDur(time.Since(start)))
+	t.Logf("tree visible after %s", e2e.FmtDur(time.Since(start)))
 	path, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(async () => {
 		const x = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
 		const r = await fetch("api/contents", {method: "POST", headers: {"Content-Type": "application/json", "X-XSRFToken": x}, body: JSON.stringify({type: "notebook"})});
@@ -276,7 +278,7 @@ func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`typeof Jupyter !== "undefined" && !!Jupyter.notebook && !!Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
 		fail("the kernel connecting", err)
 	}
-	t.Logf("kernel connected after %s", FmtDur(time.Since(start)))
+	t.Logf("kernel connected after %s", e2e.FmtDur(time.Since(start)))
 	// A click lands in the cell's editor only once CodeMirror is wired up; typed
 	// before that, "p" opens the command palette instead. Click until the notebook
 	// says it is in edit mode, then type, and run the cell once it holds the text.
@@ -305,21 +307,30 @@ func notebookRuns42(t *testing.T, l *Launched) (context.Context, context.Context
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`!!document.querySelector(".output_subarea pre") && document.querySelector(".output_subarea pre").innerText.trim() === "42"`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the output 42", err)
 	}
-	t.Logf("print(6*7) showed 42 after %s", FmtDur(time.Since(start)))
+	t.Logf("print(6*7) showed 42 after %s", e2e.FmtDur(time.Since(start)))
 	if !ws.upgraded("/api/kernels/") {
 		t.Errorf("no kernel WebSocket got 101: %s", ws)
 	}
 	return ctx, tctx
 }
 
+// setLoginPATH makes path the PATH of the login shell of s's user (root's bash, HOME
+// s.Home): ~/.profile sets it after /etc/profile, as a user's own would. Apps start
+// in the login shell's environment (serve --login-shell), so a test that gives the
+// remote a PATH of its own sets it there, beside SSHDOptions.Env's plain-exec PATH.
+func setLoginPATH(t *testing.T, s *e2e.SSHD, path string) {
+	t.Helper()
+	e2e.WriteFile(t, filepath.Join(s.Home, ".profile"), "PATH='"+path+"'\nexport PATH\n", 0o600)
+}
+
 // TestPresetJupyterFlavoursE2E: where jupyter-notebook is not installed, the jupyter
 // preset runs Jupyter Server (nbclassic's UI at /tree) and the notebook preset runs
-// NbClassic; both through the same gate, to the same 42. The remote PATH holds only
-// what the flavour needs.
+// NbClassic; both through the same gate, to the same 42. The remote PATH (the plain
+// one and the login shell's) holds only what the flavour needs.
 func TestPresetJupyterFlavoursE2E(t *testing.T) {
 	for _, tt := range []struct{ preset, exe string }{{"jupyter", "jupyter-server"}, {"notebook", "jupyter-nbclassic"}} {
 		t.Run(tt.exe, func(t *testing.T) {
-			real := Need(t, tt.exe, "jupyter-server")
+			real := e2e.Need(t, tt.exe, "jupyter-server")
 			// Everything of /usr/bin but the other Jupyter entry points.
 			bin := t.TempDir()
 			ents, err := os.ReadDir("/usr/bin")
@@ -334,8 +345,9 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 				}
 			}
 			os.Symlink(real, filepath.Join(bin, tt.exe))
-			s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": bin}})
-			StopAllOnCleanup(t, s)
+			s := e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"PATH": bin}})
+			setLoginPATH(t, s, bin)
+			e2e.StopAllOnCleanup(t, s)
 			began := time.Now()
 			l := launchPreset(t, s, tt.preset)
 			if c := l.Line.Session.Command; len(c) == 0 || c[0] != filepath.Join(bin, tt.exe) {
@@ -348,7 +360,7 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 			if tt.exe == "jupyter-server" {
 				kernelProtocolThroughGate(t, l)
 			}
-			t.Logf("%s preset on %s: %s in all", tt.preset, tt.exe, FmtDur(time.Since(began)))
+			t.Logf("%s preset on %s: %s in all", tt.preset, tt.exe, e2e.FmtDur(time.Since(began)))
 			l.Interrupt(t)
 		})
 	}
@@ -358,13 +370,13 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 // subprotocol and offers Jupyter's kernel protocol gets the app's choice
 // (v1.kernel.websocket.jupyter.org, which Jupyter Server 1.23 selects) back through the
 // gate, with tether's entries taken out on the way in.
-func kernelProtocolThroughGate(t *testing.T, l *Launched) {
+func kernelProtocolThroughGate(t *testing.T, l *e2e.Launched) {
 	t.Helper()
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
 	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "token "+tok)
-	resp, err := NoRedirect.Do(req)
+	resp, err := e2e.NoRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,14 +406,14 @@ func kernelProtocolThroughGate(t *testing.T, l *Launched) {
 // WebSocket through the gate); a request to the app's socket without Shiny's shared
 // secret is refused.
 func TestPresetShinyE2E(t *testing.T) {
-	Need(t, "R", "r-cran-shiny")
-	s := StartSSHD(t, SSHDOptions{})
-	StopAllOnCleanup(t, s)
+	e2e.Need(t, "R", "r-cran-shiny")
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	e2e.StopAllOnCleanup(t, s)
 	app := filepath.Join(s.Home, "my app") // a space: paths go by environment, not into R code
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(app, "app.R"), `library(shiny)
+	e2e.WriteFile(t, filepath.Join(app, "app.R"), `library(shiny)
 ui <- fluidPage(textInput("name", "Name", value = "world"), textOutput("out"))
 server <- function(input, output, session) { output$out <- renderText(paste0("hello, ", input$name)) }
 shinyApp(ui, server)
@@ -417,7 +429,7 @@ shinyApp(ui, server)
 	start := time.Now()
 	fail := func(step string, err error) {
 		shot(t, ctx, "shiny")
-		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, FmtDur(time.Since(start)), err, ws)
+		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, e2e.FmtDur(time.Since(start)), err, ws)
 	}
 	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL)); err != nil {
 		fail("loading", err)
@@ -425,7 +437,7 @@ shinyApp(ui, server)
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`!!document.querySelector("#out") && document.querySelector("#out").innerText.includes("hello, world")`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the first render", err)
 	}
-	t.Logf("rendered after %s", FmtDur(time.Since(start)))
+	t.Logf("rendered after %s", e2e.FmtDur(time.Since(start)))
 	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(`#name`), chromedp.NodeVisible), chromedp.KeyEvent(kb.End),
 		chromedp.KeyEvent(strings.Repeat(kb.Backspace, 5)), chromedp.KeyEvent("tether")); err != nil {
 		fail("typing", err)
@@ -433,11 +445,11 @@ shinyApp(ui, server)
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`document.querySelector("#out").innerText.includes("hello, tether")`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		fail("the reaction", err)
 	}
-	t.Logf("reacted to the input after %s", FmtDur(time.Since(start)))
+	t.Logf("reacted to the input after %s", e2e.FmtDur(time.Since(start)))
 	if !ws.upgraded("/websocket/") {
 		t.Errorf("Shiny's WebSocket did not get 101: %s", ws)
 	}
-	t.Logf("shiny preset test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("shiny preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	l.Interrupt(t)
 }
 
@@ -447,11 +459,12 @@ shinyApp(ui, server)
 // browser's Host through).
 func TestPresetCodeServerE2E(t *testing.T) {
 	cs := codeServerPath(t)
-	s := StartSSHD(t, SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
-	StopAllOnCleanup(t, s)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"PATH": filepath.Dir(cs) + ":/usr/local/bin:/usr/bin:/bin"}})
+	setLoginPATH(t, s, filepath.Dir(cs)+":/usr/local/bin:/usr/bin:/bin")
+	e2e.StopAllOnCleanup(t, s)
 	work := filepath.Join(s.Home, "project")
 	os.MkdirAll(work, 0o755)
-	writeFile(t, filepath.Join(work, "hello.txt"), "hello from tether\n", 0o644)
+	e2e.WriteFile(t, filepath.Join(work, "hello.txt"), "hello from tether\n", 0o644)
 	began := time.Now()
 	l := launchPreset(t, s, "code-server", work)
 	sock := appSocket(l)
@@ -471,36 +484,36 @@ func TestPresetCodeServerE2E(t *testing.T) {
 	start := time.Now()
 	fail := func(step string, err error) {
 		shot(t, ctx, "code-server")
-		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, FmtDur(time.Since(start)), err, ws)
+		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, e2e.FmtDur(time.Since(start)), err, ws)
 	}
 	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`.monaco-workbench`))); err != nil {
 		fail("the workbench", err)
 	}
-	t.Logf("workbench visible after %s", FmtDur(time.Since(start)))
-	if !WaitFor(45*time.Second, func() bool { return ws.upgraded("reconnectionToken=") }) {
+	t.Logf("workbench visible after %s", e2e.FmtDur(time.Since(start)))
+	if !e2e.WaitFor(45*time.Second, func() bool { return ws.upgraded("reconnectionToken=") }) {
 		fail("the WebSocket", fmt.Errorf("no code-server WebSocket got 101"))
 	}
-	t.Logf("WebSocket connected after %s", FmtDur(time.Since(start)))
+	t.Logf("WebSocket connected after %s", e2e.FmtDur(time.Since(start)))
 	// The remote side works: the explorer lists the folder's file.
 	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`document.body.innerText.includes("hello.txt")`, chromedp.WithPollingTimeout(45*time.Second))); err != nil {
 		fail("the file explorer", err)
 	}
-	t.Logf("explorer shows the folder after %s", FmtDur(time.Since(start)))
+	t.Logf("explorer shows the folder after %s", e2e.FmtDur(time.Since(start)))
 	if msg, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('.monaco-dialog-box, .notification-toast')).map(e => e.innerText).join(" // ")`)); strings.Contains(msg, "failed to connect") || strings.Contains(msg, "1006") {
 		t.Errorf("code-server reports a connection failure: %q", msg)
 	}
-	t.Logf("code-server preset test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("code-server preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	// code-server forks an extension host that outlives a TERM to its parent; stopping
 	// the session ends the app's whole process group.
-	procs := Descendants(l.Line.Session.PID, "")
+	procs := e2e.Descendants(l.Line.Session.PID, "")
 	if len(procs) < 2 {
 		t.Errorf("processes under the server: %v; want code-server and its helpers", procs)
 	}
-	if _, errOut, code := RunTether(t, "stop", "-F", s.Config, s.Alias, l.Line.Session.ID); code != 0 {
+	if _, errOut, code := e2e.RunTether(t, "stop", "-F", s.Config, s.Alias, l.Line.Session.ID); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)
 	}
 	for _, pid := range procs {
-		if !WaitFor(10*time.Second, func() bool { return !Alive(pid) }) {
+		if !e2e.WaitFor(10*time.Second, func() bool { return !e2e.Alive(pid) }) {
 			t.Errorf("process %d (under code-server) outlived the session", pid)
 		}
 	}
@@ -510,27 +523,27 @@ func TestPresetCodeServerE2E(t *testing.T) {
 // TestPresetStaticE2E: `tether launch HOST static -- DIR` serves the directory
 // read-only: a file comes back, writes are refused, traversal and hidden files too.
 func TestPresetStaticE2E(t *testing.T) {
-	s := StartSSHD(t, SSHDOptions{})
-	StopAllOnCleanup(t, s)
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	e2e.StopAllOnCleanup(t, s)
 	site := filepath.Join(s.Home, "site")
 	os.MkdirAll(site, 0o755)
-	writeFile(t, filepath.Join(site, "index.txt"), "static hello\n", 0o644)
-	writeFile(t, filepath.Join(site, ".secret"), "hidden\n", 0o644)
-	writeFile(t, filepath.Join(s.Home, "outside.txt"), "outside\n", 0o644)
+	e2e.WriteFile(t, filepath.Join(site, "index.txt"), "static hello\n", 0o644)
+	e2e.WriteFile(t, filepath.Join(site, ".secret"), "hidden\n", 0o644)
+	e2e.WriteFile(t, filepath.Join(s.Home, "outside.txt"), "outside\n", 0o644)
 	began := time.Now()
 	l := launchPreset(t, s, "static", site)
 	tok := l.Line.Session.Token
 	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
-	if code, body, _ := Fetch(t, base+"index.txt", "Authorization", "token "+tok); code != 200 || body != "static hello\n" {
+	if code, body, _ := e2e.Fetch(t, base+"index.txt", "Authorization", "token "+tok); code != 200 || body != "static hello\n" {
 		t.Errorf("GET index.txt: %d %q", code, body)
 	}
-	if code, body, _ := Fetch(t, base, "Authorization", "token "+tok); code != 200 || !strings.Contains(body, "index.txt") || strings.Contains(body, ".secret") {
+	if code, body, _ := e2e.Fetch(t, base, "Authorization", "token "+tok); code != 200 || !strings.Contains(body, "index.txt") || strings.Contains(body, ".secret") {
 		t.Errorf("GET /: %d %.200q", code, body)
 	}
 	for _, m := range []string{"PUT", "POST", "DELETE"} {
 		req, _ := http.NewRequest(m, base+"index.txt", strings.NewReader("overwritten"))
 		req.Header.Set("Authorization", "token "+tok)
-		resp, err := NoRedirect.Do(req)
+		resp, err := e2e.NoRedirect.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -543,38 +556,38 @@ func TestPresetStaticE2E(t *testing.T) {
 		t.Errorf("the file changed: %q", b)
 	}
 	for _, p := range []string{"../outside.txt", "%2e%2e/outside.txt", "..%2foutside.txt", ".secret", "%2esecret"} {
-		if code, body, _ := Fetch(t, base+p, "Authorization", "token "+tok); code == 200 || strings.Contains(body, "outside") || strings.Contains(body, "hidden") {
+		if code, body, _ := e2e.Fetch(t, base+p, "Authorization", "token "+tok); code == 200 || strings.Contains(body, "outside") || strings.Contains(body, "hidden") {
 			t.Errorf("GET %s: %d %.80q", p, code, body)
 		}
 	}
-	if code, _, _ := Fetch(t, base+"index.txt"); code != http.StatusUnauthorized {
+	if code, _, _ := e2e.Fetch(t, base+"index.txt"); code != http.StatusUnauthorized {
 		t.Errorf("without the token: %d", code)
 	}
-	ctx := Browser(t)
+	ctx := e2e.Browser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(l.Line.URL+"")); err != nil {
 		t.Fatal(err)
 	}
 	if txt, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil || !strings.Contains(txt, "index.txt") {
 		t.Errorf("Chromium: %q %v", txt, err)
 	}
-	t.Logf("static preset test: %s in all", FmtDur(time.Since(began)))
+	t.Logf("static preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	l.Interrupt(t)
 }
 
 // TestAppsHostE2E: `tether apps HOST` says which presets the remote has, over one
 // exec, with nothing of tether installed there.
 func TestAppsHostE2E(t *testing.T) {
-	Need(t, "jupyter-notebook", "jupyter-notebook")
-	Need(t, "R", "r-cran-shiny")
-	s := StartSSHD(t, SSHDOptions{})
+	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
+	e2e.Need(t, "R", "r-cran-shiny")
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
 	start := time.Now()
-	out, errOut, code := RunTether(t, "apps", "-F", s.Config, s.Alias)
-	t.Logf("tether apps HOST: %s", FmtDur(time.Since(start)))
+	out, errOut, code := e2e.RunTether(t, "apps", "-F", s.Config, s.Alias)
+	t.Logf("tether apps HOST: %s", e2e.FmtDur(time.Since(start)))
 	if code != 0 {
 		t.Fatalf("apps: exit %d: %s", code, errOut)
 	}
-	MustContain(t, "apps HOST", out, "jupyter ", "Jupyter Notebook: /usr/bin/jupyter-notebook", "R Shiny: /usr/bin/R", "static ", "built in")
-	out, errOut, code = RunTether(t, "apps", "-F", s.Config, s.Alias, "--json")
+	e2e.MustContain(t, "apps HOST", out, "jupyter ", "Jupyter Notebook: /usr/bin/jupyter-notebook", "R Shiny: /usr/bin/R", "static ", "built in")
+	out, errOut, code = e2e.RunTether(t, "apps", "-F", s.Config, s.Alias, "--json")
 	var list []struct {
 		App, Flavour, Path string
 		Found              bool
@@ -598,13 +611,13 @@ func TestAppsHostE2E(t *testing.T) {
 	}
 
 	// A preset the remote lacks: one line saying so, exit 1, nothing left running.
-	StopAllOnCleanup(t, s)
-	_, errOut, code = RunTether(t, "launch", "-F", s.Config, s.Alias, "marimo", "--no-browser")
+	e2e.StopAllOnCleanup(t, s)
+	_, errOut, code = e2e.RunTether(t, "launch", "-F", s.Config, s.Alias, "marimo", "--no-browser")
 	t.Logf("launch marimo where it is missing: exit %d: %s", code, strings.TrimSpace(errOut))
 	if code != 1 || !strings.Contains(errOut, "marimo is not installed") || !strings.Contains(errOut, "tether apps") {
 		t.Errorf("launching a preset that is not installed: exit %d, %q", code, errOut)
 	}
-	if list := SessionsOn(t, s); len(list) != 0 {
+	if list := e2e.SessionsOn(t, s); len(list) != 0 {
 		t.Errorf("sessions left: %v", list)
 	}
 }
@@ -615,17 +628,17 @@ func TestAppsHostE2E(t *testing.T) {
 // this checks the user's view; TestAppGroupDiesWithItsServer in remote checks that the
 // supervisor ends such descendants itself.)
 func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
-	Need(t, "jupyter-notebook", "jupyter-notebook")
-	s := StartSSHD(t, SSHDOptions{})
-	rec := detachOverSSH(t, s, "--app", "jupyter")
+	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
+	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
+	rec := e2e.DetachOverSSH(t, s, "--app", "jupyter")
 	code, body := direct(t, rec.Socket, "POST", rec.BaseURL+"api/kernels", "Authorization", "token "+rec.Token)
 	if code != http.StatusCreated {
 		t.Fatalf("starting a kernel through the gate: %d %.200q", code, body)
 	}
 	var kernels []int
-	if !WaitFor(30*time.Second, func() bool {
+	if !e2e.WaitFor(30*time.Second, func() bool {
 		kernels = nil
-		for _, pid := range Descendants(rec.PID, "") {
+		for _, pid := range e2e.Descendants(rec.PID, "") {
 			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "ipykernel") {
 				kernels = append(kernels, pid)
 			}
@@ -634,8 +647,8 @@ func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
 	}) {
 		t.Fatalf("no kernel process under the server %d", rec.PID)
 	}
-	procs := Descendants(rec.PID, "")
-	killSessionOnCleanup(t, rec.PID) // again, now that the kernel is there
+	procs := e2e.Descendants(rec.PID, "")
+	e2e.KillSessionOnCleanup(t, rec.PID) // again, now that the kernel is there
 	sid := func(pid int) string {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
@@ -649,9 +662,9 @@ func TestPresetJupyterKernelDiesWithKilledServer(t *testing.T) {
 	killed := time.Now()
 	syscall.Kill(rec.PID, syscall.SIGKILL)
 	for _, pid := range procs {
-		if !WaitFor(15*time.Second, func() bool { return !Alive(pid) }) {
+		if !e2e.WaitFor(15*time.Second, func() bool { return !e2e.Alive(pid) }) {
 			t.Errorf("process %d (Jupyter or its kernel) outlived its killed server", pid)
 		}
 	}
-	t.Logf("all gone %s after kill -9 of the server", FmtDur(time.Since(killed)))
+	t.Logf("all gone %s after kill -9 of the server", e2e.FmtDur(time.Since(killed)))
 }

@@ -51,6 +51,7 @@ type LaunchCmd struct {
 	portProxyFlags
 	slurmFlags
 	profileFlags
+	lifecycleFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
 	Setup        string        `name:"setup" placeholder:"SCRIPT" help:"Run SCRIPT in your login shell on HOST (with --slurm: in the job, on the node) right before the app, in the same shell, e.g. 'module load cuda/12 && conda activate ml'. It travels over SSH on stdin, never on a command line; if it fails, the launch ends with its output."`
@@ -85,7 +86,7 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	return launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup,
+		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup, New: c.New,
 	}, nil
 }
 

@@ -22,11 +22,12 @@ type SlurmSubmitCmd struct {
 	Serve  []string `name:"serve" sep:"none" placeholder:"ARG" help:"One argument of the job's tether serve (repeatable, in order)."`
 	// SetupStdin: the launcher sends launch --setup's script on stdin, never in argv.
 	SetupStdin bool `name:"setup-stdin" help:"Read a setup script from stdin (one frame) for the job's serve to run in the login shell on the node."`
+	Reuse      bool `name:"reuse" help:"Print a queued or running session of the same app and options, if there is one, instead of submitting another job."`
 }
 
 // Run submits.
 func (c *SlurmSubmitCmd) Run(ctx context.Context, env *Env) error {
-	return remote.SlurmSubmit(ctx, remote.SlurmSubmitOptions{Name: c.Name, Sbatch: c.Sbatch, Serve: c.Serve, SetupStdin: c.SetupStdin,
+	return remote.SlurmSubmit(ctx, remote.SlurmSubmitOptions{Name: c.Name, Sbatch: c.Sbatch, Serve: c.Serve, SetupStdin: c.SetupStdin, Reuse: c.Reuse,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr})
 }
 

@@ -59,7 +59,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		case err != nil:
 			return err
 		}
-		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, true)
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, !s.reused)
 	}
 	rec, err := s.start(ctx, o)
 	if err != nil {
@@ -68,7 +68,8 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		}
 		return err
 	}
-	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, true)
+	s.sayReused(o, rec)
+	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, !s.reused)
 }
 
 // interrupted is the error of a launch that Ctrl-C ended before it was ready; clean

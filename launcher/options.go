@@ -84,6 +84,9 @@ type LaunchOptions struct {
 	IdleTimeout time.Duration
 	// Slurm, when Enabled, runs the session in a Slurm job on a compute node.
 	Slurm SlurmOptions
+	// New starts another session even when one of the same app runs on the host (by
+	// default launch attaches to it: see reuse.go).
+	New bool
 	// SiteProfile, when set, is called once connected with the host's site profiles
 	// (read over that connection) and returns the options to launch with and a line
 	// saying what it applied. Only the remote side's options are taken from them:

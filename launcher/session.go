@@ -27,6 +27,9 @@ type session struct {
 	// endpoint reaches the session's server when not by its record's Unix socket
 	// through conn (Slurm); nil otherwise.
 	endpoint Endpoint
+	// reused: the launch attached to a session of the same app that was there
+	// already, instead of starting one (reuse.go).
+	reused bool
 }
 
 // How a session's connection is used: forwarding (launch, attach, demo: long-lived,
@@ -145,6 +148,9 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	// read, so if we go away first (Ctrl-C, lost connection) the remote start is
 	// abandoned and leaves nothing behind.
 	args := []string{"serve", "--detach", "--json", "--cancel-on-eof"}
+	if s.reuses(o) {
+		args = append(args, "--reuse")
+	}
 	var input []byte
 	if o.Setup != "" {
 		args = append(args, "--setup-stdin")

@@ -83,19 +83,24 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 		}
 		return remote.Record{}, err
 	}
-	s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)
+	if !s.sayReusedJob(o, sub) {
+		s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)
+	}
 	ready := remote.DefaultReadyTimeout
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
 	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID}
-	return s.waitSlurm(ctx, o.Slurm, ready, true)
+	return s.waitSlurm(ctx, o.Slurm, ready, !s.reused)
 }
 
 // submitSlurm runs `tether slurm submit` on the host, every sbatch option and serve
 // argument its own argument.
 func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.SlurmSubmitted, error) {
 	args := []string{"slurm", "submit"}
+	if s.reuses(o) {
+		args = append(args, "--reuse")
+	}
 	var input []byte
 	if o.Setup != "" {
 		args = append(args, "--setup-stdin")

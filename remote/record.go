@@ -50,6 +50,9 @@ type Record struct {
 	App string `json:"app,omitempty"`
 	// Version is the version of the tether binary serving the session.
 	Version string `json:"version"`
+	// Reused is set only on the answer of `serve --reuse`: the session was running
+	// already, the newest of this many of the same app (see reuse.go).
+	Reused int `json:"reused,omitempty"`
 	// State is set by `ls` only: starting (the server waits for the app), running,
 	// app-exited or dead; for Slurm sessions also pending (queued, or started but not
 	// ready yet) and ended (the job is over).

@@ -39,6 +39,9 @@ type sessionFile struct {
 	// Slurm marks a Slurm session (launch --slurm), from its submit on: it lives in the
 	// Slurm root and is judged by squeue, not by its server's pid.
 	Slurm bool `json:"slurm,omitempty"`
+	// Request is what the session was asked to run, for launch to find it again
+	// (reuse.go); nil in records of earlier versions.
+	Request *appRequest `json:"request,omitempty"`
 	// Exit says how the app ended, once it has.
 	Exit  string    `json:"exit,omitempty"`
 	Ended time.Time `json:"ended,omitzero"`

@@ -108,6 +108,11 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.Reuse {
+		if done, err := reuseSlurm(ctx, o, root, setup); done || err != nil {
+			return err
+		}
+	}
 	if o.Name != "" {
 		if err := slurmNameTaken(ctx, root, o.Name); err != nil {
 			return err
@@ -126,7 +131,7 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 	sf := &sessionFile{
 		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve),
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
-		Phase: phaseQueued, Slurm: true,
+		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, setup),
 	}
 	if err := writeRecord(sess, sf); err != nil {
 		return err
@@ -857,7 +862,7 @@ func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 		return err
 	}
 	o.Listen = net.JoinHostPort(host, "0")
-	sf.Slurm, sf.JobID, sf.Node = true, queued.JobID, node
+	sf.Slurm, sf.JobID, sf.Node, sf.Request = true, queued.JobID, node, queued.Request
 	if sf.Name == "" {
 		sf.Name = queued.Name
 	}

@@ -249,6 +249,9 @@ type SlurmSubmitOptions struct {
 	// SetupStdin reads a setup script (launch --setup) from Stdin first, one frame (see
 	// SetupFrame); the job's serve runs it in the login shell on the node.
 	SetupStdin bool
+	// Reuse answers with a queued or running Slurm session of the same app, submitted
+	// with the same options, instead of submitting another job (reuse.go).
+	Reuse bool
 	// Stdin is watched: if it closes before the job id is reported (the launcher went
 	// away), the job is cancelled and nothing is left. nil means os.Stdin.
 	Stdin  io.Reader
@@ -261,6 +264,9 @@ type SlurmSubmitted struct {
 	ID     string `json:"id"`
 	JobID  string `json:"job_id"`
 	Output string `json:"output"`
+	// Reused is set when no job was submitted: the session is one of this many queued
+	// or running ones of the same app (the running, else the newest).
+	Reused int `json:"reused,omitempty"`
 }
 
 // SlurmError is Slurm refusing or failing something; Msg holds Slurm's own words.

@@ -1,0 +1,200 @@
+//go:build unix
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 15, Lifecycle: the second, third and hundredth launch.
+
+// launchJSON starts `tether launch -F CONFIG HOST --json --no-browser EXTRA...` and
+// waits for its JSON line; env is added to the launcher's environment.
+func launchJSON(t *testing.T, s *SSHD, env []string, extra ...string) *Launched {
+	t.Helper()
+	args := append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, extra...)
+	l := StartLauncher(t, args, true, env...)
+	if l.Line.Session.ID == "" {
+		t.Fatalf("tether %s: no session in %q; stderr:\n%s", strings.Join(args, " "), l.Stdout.String(), l.Stderr.String())
+	}
+	return l
+}
+
+// detach interrupts a launcher (Ctrl-C once the URL works: the session keeps running).
+func detach(t *testing.T, l *Launched) {
+	t.Helper()
+	if err := l.Interrupt(t); err != nil {
+		t.Fatalf("detach: %v; stderr:\n%s", err, l.Stderr.String())
+	}
+}
+
+// sessionIDs are the ids `tether ls HOST --json` lists, with their states.
+func sessionIDs(t *testing.T, s *SSHD) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	for _, r := range SessionsOn(t, s) {
+		ids[fmt.Sprint(r["id"])] = fmt.Sprint(r["state"])
+	}
+	return ids
+}
+
+// TestLaunchSameAppTwice: launching the same command on the same host again attaches
+// to the running session (one line says so, naming it and --new) instead of starting a
+// second server; --new starts another, and the next launch takes the newest; another
+// command is another app; a launch while the same app is still starting waits for it
+// and attaches to it.
+func TestLaunchSameAppTwice(t *testing.T) {
+	NeedPython(t)
+	s := StartSSHD(t, SSHDOptions{})
+	StopAllOnCleanup(t, s)
+	app := append([]string{"--"}, HTTPServerApp...)
+
+	first := launchJSON(t, s, nil, app...)
+	a := first.Line.Session.ID
+	detach(t, first)
+
+	again := launchJSON(t, s, nil, app...)
+	if got := again.Line.Session.ID; got != a {
+		t.Errorf("the second launch of the same command got session %s; want %s, the running one", got, a)
+	}
+	MustContain(t, "the second launch's stderr", again.Stderr.String(),
+		"already runs on "+s.Alias+" as session "+a, "attaching to it (--new starts another)")
+	if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", again.Line.LocalPort), "Authorization", "token "+again.Line.Session.Token); status != 200 || !strings.Contains(body, HTTPServerTitle) {
+		t.Errorf("the reused session's URL: %d %.100q", status, body)
+	}
+	detach(t, again)
+	if ids := sessionIDs(t, s); len(ids) != 1 || ids[a] != "running" {
+		t.Fatalf("after launching the same command twice: %v; want %s alone, running", ids, a)
+	}
+
+	// --new: another session; the next plain launch takes the newest of the two.
+	fresh := launchJSON(t, s, nil, append([]string{"--new"}, app...)...)
+	b := fresh.Line.Session.ID
+	if b == a || strings.Contains(fresh.Stderr.String(), "already runs") {
+		t.Errorf("launch --new got session %s (first %s); stderr:\n%s", b, a, fresh.Stderr.String())
+	}
+	detach(t, fresh)
+	newest := launchJSON(t, s, nil, app...)
+	if got := newest.Line.Session.ID; got != b {
+		t.Errorf("with two sessions of the app, launch got %s; want the newest, %s", got, b)
+	}
+	MustContain(t, "stderr", newest.Stderr.String(), "as session "+b, "attaching to the newest of 2")
+	detach(t, newest)
+
+	// Another command (one more argument) is another app.
+	other := launchJSON(t, s, nil, append(app, "--directory", "/")...)
+	c := other.Line.Session.ID
+	if c == a || c == b {
+		t.Errorf("another command got session %s; want a new one", c)
+	}
+	detach(t, other)
+	if ids := sessionIDs(t, s); len(ids) != 3 {
+		t.Errorf("sessions: %v; want 3 (%s, %s, %s)", ids, a, b, c)
+	}
+
+	// A launch while the same app is still starting waits for it and attaches to it.
+	slow := append([]string{"--"}, slowApp("2.125")...)
+	starter := StartLauncher(t, append([]string{"launch", "-F", s.Config, s.Alias, "--json", "--no-browser"}, slow...), false)
+	if !WaitFor(20*time.Second, func() bool {
+		for _, st := range sessionIDs(t, s) {
+			if st == "starting" {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the slow app's session never showed as starting; stderr:\n%s", starter.Stderr.String())
+	}
+	waiter := launchJSON(t, s, nil, slow...)
+	if !WaitFor(30*time.Second, func() bool { return strings.Contains(starter.Stdout.String(), "\n") }) {
+		t.Fatalf("the first launch of the slow app never got ready; stderr:\n%s", starter.Stderr.String())
+	}
+	if !strings.Contains(starter.Stdout.String(), `"id":"`+waiter.Line.Session.ID+`"`) {
+		t.Errorf("the launch made while the app started got session %s; the starting launch's line: %s", waiter.Line.Session.ID, starter.Stdout.String())
+	}
+	MustContain(t, "the waiting launch's stderr", waiter.Stderr.String(), "already runs on "+s.Alias+" as session "+waiter.Line.Session.ID)
+	if ids := sessionIDs(t, s); len(ids) != 4 {
+		t.Errorf("sessions: %v; want 4 (one for the slow app)", ids)
+	}
+	detach(t, waiter)
+	detach(t, starter)
+}
+
+// TestSlurmLaunchSameAppTwice: with --slurm, a launch of the same app with the same
+// sbatch options attaches to the session whose job runs, or waits with one still
+// queued, instead of submitting another job; a session whose job has ended is never
+// reused.
+func TestSlurmLaunchSameAppTwice(t *testing.T) {
+	site := StartSlurmSite(t, SlurmOptions{})
+	s := site.Slurm
+	Binary(t)
+
+	first := site.Launch(t, "-p debug -t 30", "--no-browser")
+	a := first.Line.Session.ID
+	detach(t, first)
+	again := site.Launch(t, "-p debug -t 30", "--no-browser")
+	if got := again.Line.Session.ID; got != a {
+		t.Errorf("the second launch got session %s; want %s, whose job runs", got, a)
+	}
+	MustContain(t, "stderr", again.Stderr.String(), "already submitted on "+site.SSHD.Alias+" with these options, as session "+a, "(--new submits another)")
+	if strings.Contains(again.Stderr.String(), "submitted job") {
+		t.Errorf("the second launch submitted a job:\n%s", again.Stderr.String())
+	}
+	if q := site.ActiveJobs(t); len(q) != 1 {
+		t.Errorf("the queue: %v; want the one job of session %s", q, a)
+	}
+	detach(t, again)
+
+	// Its job ends: the next launch submits a new one.
+	j, _ := site.JobNamed(t, a)
+	if err := s.Scancel(j.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, j.ID, 30*time.Second, "CANCELLED")
+	after := site.Launch(t, "-p debug -t 30", "--no-browser")
+	b := after.Line.Session.ID
+	if b == a || strings.Contains(after.Stderr.String(), "already submitted") || !strings.Contains(after.Stderr.String(), "submitted job") {
+		t.Errorf("after session %s's job ended, launch got session %s; stderr:\n%s", a, b, after.Stderr.String())
+	}
+	if err := after.Interrupt(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := RunTether(t, site.Args("stop", b)...); code != 0 {
+		t.Fatalf("stop %s: exit %d: %s", b, code, errOut)
+	}
+
+	// A job still queued is waited for, not doubled.
+	blocker := s.FillNode(t)
+	queued := StartLauncher(t, site.Args("launch", "--slurm", "-p debug -t 30", "--json", "--no-browser", "--detach-pending"), false)
+	if !waitStderr(t, queued, "PENDING (Resources)", 30*time.Second) {
+		t.Fatalf("no PENDING line; stderr:\n%s", queued.Stderr.String())
+	}
+	detach(t, queued)
+	var c string
+	for _, r := range site.Sessions(t) {
+		if r["state"] == "pending" {
+			c = fmt.Sprint(r["id"])
+		}
+	}
+	waiter := StartLauncher(t, site.Args("launch", "--slurm", "-p debug -t 30", "--json", "--no-browser"), false)
+	if !waitStderr(t, waiter, "PENDING (Resources)", 30*time.Second) {
+		t.Fatalf("the second launch shows no PENDING line; stderr:\n%s", waiter.Stderr.String())
+	}
+	MustContain(t, "the second launch's stderr", waiter.Stderr.String(), "already submitted on "+site.SSHD.Alias+" with these options, as session "+c)
+	if q := site.ActiveJobs(t); len(q) != 2 {
+		t.Errorf("the queue: %v; want the blocker and session %s's job", q, c)
+	}
+	if err := s.Scancel(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if !WaitFor(60*time.Second, func() bool { return strings.Contains(waiter.Stdout.String(), "\n") }) {
+		t.Fatalf("no JSON line once the job could run; stderr:\n%s", waiter.Stderr.String())
+	}
+	if !strings.Contains(waiter.Stdout.String(), `"id":"`+c+`"`) {
+		t.Errorf("the waiting launch's line: %s; want session %s", waiter.Stdout.String(), c)
+	}
+	detach(t, waiter)
+}

@@ -1,0 +1,288 @@
+//go:build unix
+
+package remote
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Same app twice (DESIGN.md): `tether launch HOST APP|-- CMD` attaches to a running
+// session of the same app instead of starting a second one beside it. The launcher
+// asks with `serve --reuse` (or `slurm submit --reuse`); this side, which knows each
+// session's request and state, answers with the session to reuse or starts a new one
+// as usual, in the same exec: no round trip more for a launch.
+//
+// "The same app" is the same request (appRequest): the same preset and arguments, or
+// the same command as given (placeholders unexpanded); the same base URL and working
+// directory; the same environment (the login shell's, and the same --setup script:
+// its SHA-256 is kept, not the script); the same options that shape the app or its
+// gate (listen address, socket, TLS, --app-secret-env, --app-header, --allow-exposed,
+// --no-port-proxy); and for a Slurm session the same sbatch options. A --name, when given, must be the session's
+// name too. The timeouts are not part of it (a running session does not restart for
+// them), nor is who asks: sessions are per user, and per host (the host's own, or
+// Slurm sessions submitted from it).
+//
+// Which one: the newest running session. None running, the newest one still starting
+// is waited for (another launch, or a slow app) and reused once ready; if it fails or
+// is stopped meanwhile, a new one is started. A Slurm session is reused while Slurm
+// lists its job as pending or running; one whose job is over (or that squeue cannot
+// confirm) never is.
+
+// appRequest is what a session was asked to run, as its start gave it.
+type appRequest struct {
+	// App is the preset (serve --app), empty for a command or the built-in app.
+	App string `json:"app,omitempty"`
+	// Args are the preset's extra arguments, or the command as given.
+	Args []string `json:"args,omitempty"`
+	// BaseURL is the path the server serves under.
+	BaseURL string `json:"base_url,omitempty"`
+	// Dir is the working directory the app started in.
+	Dir string `json:"dir,omitempty"`
+	// Options are serve's other options that shape the app or its gate, as flags.
+	Options []string `json:"options,omitempty"`
+	// Batch are the scheduler's options of a Slurm session (sbatch's words).
+	Batch []string `json:"batch,omitempty"`
+}
+
+// same reports whether a and b ask for the same app in the same way.
+func (a *appRequest) same(b *appRequest) bool {
+	return a != nil && b != nil && a.App == b.App && slices.Equal(a.Args, b.Args) && a.BaseURL == b.BaseURL &&
+		a.Dir == b.Dir && slices.Equal(a.Options, b.Options) && slices.Equal(a.Batch, b.Batch)
+}
+
+// request is what serve was asked to run (o normalized: the base URL cleaned, the
+// socket path absolute, TLS set by a certificate).
+func (o *ServeOptions) request() *appRequest {
+	r := &appRequest{App: o.AppName, Args: slices.Clone(o.Command), BaseURL: o.BaseURL, Dir: workDir()}
+	flag := func(name string, on bool) {
+		if on {
+			r.Options = append(r.Options, "--"+name)
+		}
+	}
+	value := func(name, v string) {
+		if v != "" {
+			r.Options = append(r.Options, "--"+name+"="+v)
+		}
+	}
+	value("listen", o.Listen)
+	value("socket", o.Socket)
+	flag("tls", o.TLS)
+	value("tls-cert", o.TLSCert)
+	for _, h := range o.AllowHosts {
+		value("allow-host", h)
+	}
+	value("app-secret-env", o.AppSecretEnv)
+	for _, h := range o.AppHeaders {
+		value("app-header", h)
+	}
+	flag("allow-exposed", o.AllowExposed)
+	flag("no-port-proxy", o.NoPortProxy)
+	flag("no-auth", noAuth())
+	flag("login-shell", o.LoginShell)
+	value("setup-sha256", setupDigest(o.Setup))
+	return r
+}
+
+// setupDigest stands for a setup script in a request: its SHA-256, empty for none.
+func setupDigest(setup string) string {
+	if setup == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(setup))
+	return hex.EncodeToString(sum[:])
+}
+
+// slurmRequest is what a Slurm submit asks for: serve's words in the job (without the
+// name and timeouts), the setup script's digest and sbatch's words.
+func slurmRequest(o SlurmSubmitOptions, setup string) *appRequest {
+	r := &appRequest{App: serveApp(o.Serve), Args: serveCommand(o.Serve), BaseURL: "/", Dir: workDir(),
+		Batch: slices.Clone(o.Sbatch)}
+	for i := 0; i < len(o.Serve); i++ {
+		a := o.Serve[i]
+		if a == "--" {
+			break
+		}
+		switch name, _, withValue := strings.Cut(a, "="); name {
+		case "--name", "--ready-timeout", "--idle-timeout", "--app":
+			if !withValue {
+				i++ // its value is the next word
+			}
+			continue
+		}
+		r.Options = append(r.Options, a)
+	}
+	if d := setupDigest(setup); d != "" {
+		r.Options = append(r.Options, "--setup-sha256="+d)
+	}
+	return r
+}
+
+func workDir() string {
+	d, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	return d
+}
+
+// reuse answers a --reuse start with a running session of the same app, waiting for
+// one that is still starting; done says it answered (or failed), otherwise the caller
+// starts a new session.
+func reuse(ctx context.Context, o *ServeOptions) (done bool, err error) {
+	_, mine, _, err := localSessions()
+	if err != nil {
+		return false, nil // the start says what is wrong with the state root
+	}
+	want := o.request()
+	var running, starting []entry
+	for _, e := range mine {
+		if e.rec == nil || e.rec.isSlurm() || !want.same(e.rec.Request) || o.Name != "" && e.rec.Name != o.Name {
+			continue
+		}
+		switch sessionState(e) {
+		case StateRunning:
+			running = append(running, e)
+		case StateStarting:
+			starting = append(starting, e)
+		}
+	}
+	// mine is oldest first.
+	if n := len(running); n > 0 {
+		return true, answerReused(o, running[n-1].rec.Record, n)
+	}
+	if len(starting) == 0 {
+		return false, nil
+	}
+	e := starting[len(starting)-1]
+	fmt.Fprintf(o.Stderr, "tether: session %s of the same app is starting; waiting for it\n", e.s.ID)
+	sf, err := waitStarted(ctx, o, e)
+	if err != nil {
+		return true, err
+	}
+	if sf == nil {
+		fmt.Fprintf(o.Stderr, "tether: session %s did not start; starting another\n", e.s.ID)
+		return false, nil
+	}
+	return true, answerReused(o, sf.Record, 1)
+}
+
+// reuseWait is how often a starting session's record is read while waiting for it.
+var reuseWait = 100 * time.Millisecond
+
+// waitStarted waits for a starting session to run: its record, or nil when it failed,
+// was stopped or is still not ready after o.ReadyTimeout. An error means the caller
+// went away or ctx ended.
+func waitStarted(ctx context.Context, o *ServeOptions, e entry) (*sessionFile, error) {
+	var gone <-chan struct{}
+	if o.CancelOnEOF {
+		gone = watchEOF(o.Stdin)
+	}
+	deadline := time.NewTimer(o.ReadyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(reuseWait)
+	defer tick.Stop()
+	for {
+		sf, err := readRecord(e.s.recordPath())
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil
+		case err == nil:
+			switch sessionState(entry{s: e.s, rec: sf}) {
+			case StateRunning:
+				return sf, nil
+			case StateStarting:
+			default:
+				return nil, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.New("interrupted while waiting for session " + e.s.ID + " to start; nothing was started")
+		case <-gone:
+			return nil, errors.New("the caller went away (stdin closed) while waiting for session " + e.s.ID + " to start; nothing was started")
+		case <-deadline.C:
+			return nil, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// answerReused prints rec as serve's answer, marked reused (of n of the same app).
+func answerReused(o *ServeOptions, rec Record, n int) error {
+	rec.State, rec.Job, rec.Exit, rec.AppOutput = "", nil, "", nil
+	rec.Reused = n
+	if !o.JSON {
+		fmt.Fprintf(o.Stderr, "tether: session %s runs the same app already\n", rec.ID)
+		printBanner(o.Stderr, rec, true)
+		return nil
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
+	return err
+}
+
+// reuseSlurm answers a --reuse submit with a Slurm session of the same app and options
+// whose job Slurm lists as running or pending: the running one, else the newest. done
+// says it answered; otherwise the caller submits a job.
+func reuseSlurm(ctx context.Context, o SlurmSubmitOptions, root, setup string) (done bool, err error) {
+	all, err := scanRoots(root, true)
+	if err != nil {
+		return false, nil
+	}
+	want := slurmRequest(o, setup)
+	var cands []entry
+	for _, e := range all {
+		sf := e.rec
+		if sf.isSlurm() && sf.JobID != "" && sf.Phase != phaseEnded && sf.Phase != phaseAppExited &&
+			want.same(sf.Request) && (o.Name == "" || sf.Name == o.Name) {
+			cands = append(cands, e)
+		}
+	}
+	if len(cands) == 0 {
+		return false, nil
+	}
+	jobs, err := slurmJobsOf(ctx, cands)
+	if err != nil {
+		return false, nil // squeue cannot say which jobs are alive: reuse none
+	}
+	var running, waiting []entry
+	for _, e := range cands {
+		j, ok := jobs[e.rec.JobID]
+		switch {
+		case !ok || JobEnded(j.State) || j.State == "COMPLETING":
+		case slurmState(e, jobs) == StateRunning:
+			running = append(running, e)
+		case JobPending(j.State) || j.State == "RUNNING":
+			waiting = append(waiting, e)
+		}
+	}
+	n := len(running) + len(waiting)
+	var pick entry
+	switch {
+	case len(running) > 0:
+		pick = running[len(running)-1]
+	case len(waiting) > 0:
+		pick = waiting[len(waiting)-1]
+	default:
+		return false, nil
+	}
+	b, err := json.Marshal(SlurmSubmitted{ID: pick.s.ID, JobID: pick.rec.JobID, Output: pick.s.slurmOutput(), Reused: n})
+	if err != nil {
+		return true, err
+	}
+	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
+	return true, err
+}

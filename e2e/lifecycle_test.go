@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +198,84 @@ func TestSlurmLaunchSameAppTwice(t *testing.T) {
 		t.Errorf("the waiting launch's line: %s; want session %s", waiter.Stdout.String(), c)
 	}
 	detach(t, waiter)
+}
+
+// laptopState is a state directory for the launcher shared by several tether runs of a
+// test (each gets a throwaway HOME), so they remember local ports as one laptop does.
+func laptopState(t *testing.T) []string {
+	return []string{"XDG_STATE_HOME=" + t.TempDir()}
+}
+
+// TestStableLocalPorts: attach comes back on the local port the session had last time
+// on this laptop, and so does a launch that reuses the session; a port taken meanwhile
+// is said so and another is used; --port wins and is remembered.
+func TestStableLocalPorts(t *testing.T) {
+	NeedPython(t)
+	s := StartSSHD(t, SSHDOptions{})
+	StopAllOnCleanup(t, s)
+	laptop := laptopState(t)
+	app := append([]string{"--"}, HTTPServerApp...)
+	attach := func(extra ...string) *Launched {
+		t.Helper()
+		return StartLauncher(t, append([]string{"attach", "-F", s.Config, s.Alias, "--json", "--no-browser"}, extra...), true, laptop...)
+	}
+	works := func(l *Launched) {
+		t.Helper()
+		url := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+		if status, body, _ := Fetch(t, url, "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, HTTPServerTitle) {
+			t.Errorf("%s: %d %.100q", url, status, body)
+		}
+	}
+
+	first := launchJSON(t, s, laptop, app...)
+	port, id := first.Line.LocalPort, first.Line.Session.ID
+	detach(t, first)
+
+	back := attach()
+	if back.Line.LocalPort != port || back.Line.Session.ID != id {
+		t.Errorf("attach: session %s on port %d; want %s on %d, last time's", back.Line.Session.ID, back.Line.LocalPort, id, port)
+	}
+	works(back)
+
+	// While it holds the port, another attach says so and takes another.
+	second := attach(id)
+	if second.Line.LocalPort == port {
+		t.Errorf("a second attach got port %d too", port)
+	}
+	MustContain(t, "the second attach's stderr", second.Stderr.String(),
+		fmt.Sprintf("local port %d, session %s's last time, is in use here; using %d this time", port, id, second.Line.LocalPort))
+	works(second)
+	detach(t, second)
+	detach(t, back)
+
+	// A launch of the same app reuses the session, and its port.
+	relaunch := launchJSON(t, s, laptop, app...)
+	if relaunch.Line.Session.ID != id || relaunch.Line.LocalPort != port {
+		t.Errorf("launch again: session %s on port %d; want %s on %d", relaunch.Line.Session.ID, relaunch.Line.LocalPort, id, port)
+	}
+	detach(t, relaunch)
+
+	// --port N wins, and is the port next time.
+	ln := freePort(t)
+	given := attach("--port", fmt.Sprint(ln))
+	if given.Line.LocalPort != ln {
+		t.Errorf("attach --port %d: port %d", ln, given.Line.LocalPort)
+	}
+	detach(t, given)
+	if next := attach(); next.Line.LocalPort != ln {
+		t.Errorf("attach after --port %d: port %d; want %d", ln, next.Line.LocalPort, ln)
+	} else {
+		detach(t, next)
+	}
+}
+
+// freePort is a loopback port free now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

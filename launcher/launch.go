@@ -31,7 +31,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer func() { ln.Close() }() // stablePort may replace it
 	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -59,6 +59,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		case err != nil:
 			return err
 		}
+		ln = s.stablePort(ln, rec, o.ForwardOptions)
 		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, !s.reused)
 	}
 	rec, err := s.start(ctx, o)
@@ -69,6 +70,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		return err
 	}
 	s.sayReused(o, rec)
+	ln = s.stablePort(ln, rec, o.ForwardOptions)
 	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, !s.reused)
 }
 
@@ -99,7 +101,7 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer func() { ln.Close() }() // stablePort may replace it
 	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
 		return err
@@ -118,6 +120,7 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	if note != "" {
 		s.status.line("tether: %s", note)
 	}
+	ln = s.stablePort(ln, rec, o.ForwardOptions)
 	if rec.JobID != "" {
 		rec, err := s.attachSlurm(ctx, rec, o.Slurm)
 		switch {

@@ -46,7 +46,8 @@ func (VersionCmd) Run(env *Env) error {
 
 // LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json]`.
 type LsCmd struct {
-	JSON       bool   `name:"json" help:"Print an array of ready records with their state."`
+	JSON       bool   `name:"json" help:"Print an array of ready records with their state (tokens included; with HOST, local_port where this laptop remembers one)."`
+	ShowToken  bool   `name:"show-token" help:"Show each session's token in the table (hidden by default: ls output ends up in screen shares and pasted logs)."`
 	Prune      bool   `help:"Remove dead and app-exited sessions (this machine only)."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
@@ -57,12 +58,12 @@ type LsCmd struct {
 func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 	switch len(c.Args) {
 	case 0:
-		return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, Stdout: env.Stdout, Stderr: env.Stderr})
+		return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, ShowToken: c.ShowToken, Stdout: env.Stdout, Stderr: env.Stderr})
 	case 1:
 		if c.Prune {
 			return &remote.UsageError{Msg: "--prune works on this machine only; run `tether ls --prune` there"}
 		}
-		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON)
+		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.ShowToken)
 	}
 	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
 }

@@ -267,8 +267,8 @@ func (c *DemoCmd) Run(ctx context.Context, env *Env) error {
 	})
 }
 
-func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json bool) error {
-	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json})
+func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json, showToken bool) error {
+	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json, ShowToken: showToken})
 }
 
 func stopHost(ctx context.Context, env *Env, host string, h hostFlags, target string, all bool) error {

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -278,4 +279,80 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestLsHostTable: `tether ls HOST` shows a table with each session's name, app and
+// the local URL this laptop remembers for it, and no token (--show-token shows them);
+// `ls HOST --json` keeps the contract's fields, tokens included, and adds local_port.
+func TestLsHostTable(t *testing.T) {
+	NeedPython(t)
+	s := StartSSHD(t, SSHDOptions{})
+	StopAllOnCleanup(t, s)
+	laptop := laptopState(t)
+	web := launchJSON(t, s, laptop, append([]string{"--name", "web", "--"}, HTTPServerApp...)...)
+	detach(t, web)
+	page := launchJSON(t, s, nil, "builtin") // from another laptop: no local URL here
+	detach(t, page)
+	ls := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := RunTetherEnv(t, laptop, append([]string{"ls", "-F", s.Config, s.Alias}, args...)...)
+		if code != 0 {
+			t.Fatalf("tether ls %s %v: exit %d: %s", s.Alias, args, code, errOut)
+		}
+		return out
+	}
+
+	out := ls()
+	rows := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		rows[f[0]] = strings.Join(f, " ")
+	}
+	want := map[string]string{
+		"ID":                 "ID NAME APP STATE STARTED LOCAL URL",
+		web.Line.Session.ID:  fmt.Sprintf("%s web %s running", web.Line.Session.ID, strings.Join(HTTPServerApp, " ")[:39]+"…"),
+		page.Line.Session.ID: page.Line.Session.ID + " - builtin running",
+	}
+	for id, w := range want {
+		if !strings.HasPrefix(rows[id], w) {
+			t.Errorf("ls row %s: %q; want it to start %q\n%s", id, rows[id], w, out)
+		}
+	}
+	if !strings.HasSuffix(rows[web.Line.Session.ID], fmt.Sprintf(" ago http://127.0.0.1:%d/", web.Line.LocalPort)) || !strings.HasSuffix(rows[page.Line.Session.ID], " ago -") {
+		t.Errorf("local URLs: want web's port %d and none for the other:\n%s", web.Line.LocalPort, out)
+	}
+	for _, tok := range []string{web.Line.Session.Token, page.Line.Session.Token} {
+		if strings.Contains(out, tok) {
+			t.Errorf("ls shows a token:\n%s", out)
+		}
+	}
+	if strings.Contains(out, "--bind 127.0.0.1") || len(rows) != 3 {
+		t.Errorf("ls shows more than a row per session:\n%s", out)
+	}
+
+	if out := ls("--show-token"); !strings.Contains(out, "TOKEN") || !strings.Contains(out, web.Line.Session.Token) || !strings.Contains(out, page.Line.Session.Token) {
+		t.Errorf("ls --show-token:\n%s", out)
+	}
+
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(ls("--json")), &list); err != nil || len(list) != 2 {
+		t.Fatalf("ls --json: %v %v", list, err)
+	}
+	for _, r := range list {
+		for _, k := range []string{"id", "name", "pid", "host", "socket", "url", "token", "base_url", "tls", "cert_sha256", "command", "started", "version", "state"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("ls --json record %v lacks %q", r["id"], k)
+			}
+		}
+		switch r["id"] {
+		case web.Line.Session.ID:
+			if r["token"] != web.Line.Session.Token || r["local_port"] != float64(web.Line.LocalPort) {
+				t.Errorf("ls --json of web: token or local_port wrong: %v", r)
+			}
+		case page.Line.Session.ID:
+			if _, ok := r["local_port"]; ok || r["app"] != "builtin" {
+				t.Errorf("ls --json of the built-in page: %v", r)
+			}
+		}
+	}
 }

@@ -185,7 +185,7 @@ func decodeListing(raw []byte) ([]remote.Record, error) {
 			// Slurm sessions are listed before their server is ready, and after.
 			if r.JobID != "" && r.ValidateQueued() == nil {
 				out = append(out, remote.Record{ID: r.ID, Name: r.Name, State: r.State, JobID: r.JobID, Node: r.Node,
-					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version})
+					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version, Exit: clip(oneLine(r.Exit), 200)})
 				continue
 			}
 			// Dead sessions may have partial records; keep their id for messages.
@@ -321,15 +321,6 @@ func describeAll(rs []remote.Record) string {
 		parts = append(parts, describe(r))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// Ls is `tether ls HOST [--json]`: the remote `tether ls`, output passed through.
-func Ls(ctx context.Context, o LsOptions) error {
-	args := []string{"ls"}
-	if o.JSON {
-		args = append(args, "--json")
-	}
-	return passThrough(ctx, o.Options, args)
 }
 
 // Stop is `tether stop HOST ID|NAME|--all`.

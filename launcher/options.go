@@ -128,6 +128,8 @@ type SlurmOptions struct {
 type LsOptions struct {
 	Options
 	JSON bool
+	// ShowToken shows each session's token in the table (--json always has it).
+	ShowToken bool
 }
 
 // StopOptions are `tether stop HOST`'s.

@@ -64,18 +64,5 @@ func startedAgo(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return ", started " + age(time.Since(t)) + " ago"
-}
-
-// age rounds a duration for people: 42s, 5m, 3h, 2d.
-func age(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", max(0, int(d.Seconds())))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return ", started " + remote.HumanAge(time.Since(t)) + " ago"
 }

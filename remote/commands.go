@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -94,7 +95,6 @@ func Ls(ctx context.Context, o LsOptions) error {
 		return err
 	}
 	var list []Record
-	var shown []entry
 	jobs := slurmJobsFor(ctx, mine, o.Stderr)
 	for _, e := range mine {
 		if e.rec == nil && e.err != nil && !errors.Is(e.err, fs.ErrNotExist) {
@@ -119,13 +119,14 @@ func Ls(ctx context.Context, o LsOptions) error {
 			if j, ok := jobs[r.JobID]; ok && r.JobID != "" {
 				r.Job = &j
 			}
-			if st == StateAppExited {
+			if st == StateAppExited || st == StateEnded {
 				r.Exit = sanitizeLine(clipTo(e.rec.Exit, 200))
+			}
+			if st == StateAppExited {
 				r.AppOutput = logTail(e.s.logPath(), 10)
 			}
 		}
 		list = append(list, r)
-		shown = append(shown, e)
 	}
 	if o.JSON {
 		if list == nil {
@@ -141,54 +142,24 @@ func Ls(ctx context.Context, o LsOptions) error {
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
-	}
-	for i, r := range list {
-		printSession(o.Stdout, r, shown[i].rec)
+	} else {
+		t := TableOptions{ShowToken: o.ShowToken}
+		if slices.ContainsFunc(list, func(r Record) bool { return tcpURL(r) != "" }) {
+			t.URLTitle, t.URL = "URL", tcpURL
+		}
+		WriteSessions(o.Stdout, list, t)
 	}
 	noteOthers(o.Stderr, others)
 	return nil
 }
 
-func printSession(w io.Writer, r Record, sf *sessionFile) {
-	name := ""
-	if r.Name != "" {
-		name = fmt.Sprintf(" %q", r.Name)
+// tcpURL is the URL a person opens for a session listening on TCP here (serve
+// --listen); empty for others (a Slurm node's address is for the launcher).
+func tcpURL(r Record) string {
+	if r.JobID != "" {
+		return ""
 	}
-	state := r.State
-	if sf != nil && r.State == StateAppExited && sf.Exit != "" {
-		state += " (" + sf.Exit + ")"
-	}
-	age := ""
-	if !r.Started.IsZero() {
-		age = "  started " + roundAge(time.Since(r.Started)) + " ago"
-	}
-	if sf.isSlurm() {
-		if sf.Exit != "" && (r.State == StateEnded || r.State == StateAppExited) {
-			state = r.State + " (" + sf.Exit + ")"
-		}
-		job := "job not submitted yet"
-		if r.JobID != "" {
-			job = describeJob(r.JobID, r.Job)
-		}
-		fmt.Fprintf(w, "%s%s  %s  %s%s  %s\n", r.ID, name, state, job, age, commandLine(r.Command))
-		if r.State == StateRunning && r.URL != "" {
-			fmt.Fprintf(w, "  node:   %s at %s (TLS, sha256 %s…)\n", r.Node, r.Addr, r.CertSHA256[:min(16, len(r.CertSHA256))])
-		}
-		return
-	}
-	fmt.Fprintf(w, "%s%s  %s%s  %s\n", r.ID, name, state, age, commandLine(r.Command))
-	if sf == nil {
-		return
-	}
-	if r.URL != "" {
-		fmt.Fprintf(w, "  url:    %s?token=%s\n", r.URL, r.Token)
-	}
-	if r.State == StateRunning {
-		fmt.Fprintf(w, "  socket: %s\n", r.Socket)
-		if r.URL == "" {
-			fmt.Fprintf(w, "  token:  %s\n", r.Token)
-		}
-	}
+	return r.URL
 }
 
 func commandLine(cmd []string) string {
@@ -196,17 +167,6 @@ func commandLine(cmd []string) string {
 		return "(built-in app)"
 	}
 	return sanitizeLine(strings.Join(cmd, " "))
-}
-
-func roundAge(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return d.Round(time.Minute).String()
-	default:
-		return d.Round(time.Hour).String()
-	}
 }
 
 // noteOthers says how many sessions the (shared) state root holds for other hosts.

@@ -107,10 +107,12 @@ type ServeOptions struct {
 
 // LsOptions are the options of `tether ls`.
 type LsOptions struct {
-	JSON   bool // an array of ready records with state, on one line
-	Prune  bool // remove dead and app-exited sessions first
-	Stdout io.Writer
-	Stderr io.Writer
+	JSON  bool // an array of ready records with state, on one line
+	Prune bool // remove dead and app-exited sessions first
+	// ShowToken shows each session's token in the table (JSON always has it).
+	ShowToken bool
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // StopOptions are the options of `tether stop`.

@@ -481,29 +481,6 @@ func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
 	return err
 }
 
-// describeJob is ls's words for a Slurm session's job: "job 5 RUNNING on vm, 59:58
-// left" or "job 6 PENDING (Resources), limit 1:00:00".
-func describeJob(jobID string, j *JobStatus) string {
-	if j == nil || j.State == "" {
-		return "job " + jobID + " (no longer listed by squeue)"
-	}
-	s := "job " + jobID + " " + j.State
-	if j.Reason != "" && j.Reason != "None" {
-		s += " (" + sanitizeLine(j.Reason) + ")"
-	}
-	if j.Node != "" && !JobPending(j.State) {
-		s += " on " + j.Node
-	}
-	switch {
-	case JobEnded(j.State) || j.State == "COMPLETING":
-	case JobPending(j.State) && j.TimeLeft != "":
-		s += ", limit " + j.TimeLeft
-	case j.TimeLeft != "":
-		s += ", " + j.TimeLeft + " left"
-	}
-	return s
-}
-
 // openSlurmSession is the job's side: the session directory the submit made (passed as
 // --slurm-session), checked to be ours and this job's.
 func openSlurmSession(dir string) (*session, *sessionFile, error) {

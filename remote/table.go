@@ -19,9 +19,9 @@ import (
 // and where to open it, not the app's internal command line (a preset's is long and
 // says nothing the preset's name does not).
 //
-//	ID        NAME  APP                  STATE    STARTED  LOCAL URL
-//	k3x7m2qa  lab   jupyter              running  3h ago   http://127.0.0.1:41234/
-//	p5r2d6vb  -     python3 -m http.se…  running  5m ago   -
+//	ID        NAME  APP               STATE    STARTED  LOCAL URL
+//	k3x7m2qa  lab   jupyter           running  3h ago   http://127.0.0.1:41234/
+//	p5r2d6vb  -     python3 train.py  running  5m ago   -
 
 // TableOptions say what the table shows besides each session's id, name, app, state
 // and age.

@@ -346,7 +346,7 @@ func TestLsHostTable(t *testing.T) {
 		}
 		switch r["id"] {
 		case web.Line.Session.ID:
-			if r["token"] != web.Line.Session.Token || r["local_port"] != float64(web.Line.LocalPort) {
+			if !EqSecret(fmt.Sprint(r["token"]), web.Line.Session.Token) || r["local_port"] != float64(web.Line.LocalPort) {
 				t.Errorf("ls --json of web: token or local_port wrong: %v", r)
 			}
 		case page.Line.Session.ID:

@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestLsHost(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || strings.Count(out, "\n") != 1 || len(got) != 2 {
 		t.Fatalf("ls HOST --json: %q: %v", out, err)
 	}
-	if got[0]["local_port"] != float64(41234) || got[0]["token"] != a.Token || got[0]["app"] != "jupyter" || got[0]["socket"] != a.Socket {
+	if got[0]["local_port"] != float64(41234) || !eqSecret(fmt.Sprint(got[0]["token"]), a.Token) || got[0]["app"] != "jupyter" || got[0]["socket"] != a.Socket {
 		t.Errorf("ls HOST --json's first record: %v", got[0])
 	}
 	if _, ok := got[1]["local_port"]; ok {

@@ -29,7 +29,7 @@ type CLI struct {
 	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
-	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
+	Batch   BatchCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm, --sge, --pbs, --lsf and --batch."`
 }
 
 // VersionCmd prints the version.
@@ -126,7 +126,7 @@ type ServeCmd struct {
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
-	SlurmSession string        `name:"slurm-session" hidden:"" placeholder:"DIR" help:"Internal: serve a Slurm session as its job's step (the job script passes it)."`
+	BatchSession string        `name:"batch-session" hidden:"" placeholder:"DIR" help:"Internal: serve a batch session as its job's step (the job script passes it)."`
 	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
 	appFlags
 	exposeFlags
@@ -152,6 +152,6 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Command: c.Command,
 		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
+		Version: env.Version, BatchSession: c.BatchSession, Stdout: env.Stdout, Stderr: env.Stderr,
 	})
 }

@@ -458,7 +458,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 				return err
 			}
 		case ev := <-s.slurmEvents():
-			if err := s.onSlurmEvent(ev, rec); err != nil {
+			if err := s.onBatchEvent(ev, rec); err != nil {
 				return err
 			}
 		case <-s.slurmTick():

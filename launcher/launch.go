@@ -46,7 +46,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 			s.status.line("tether: %s", hint)
 		}
 	}
-	if o.Slurm.Enabled {
+	if o.Batch.Kind != "" {
 		rec, err := s.startSlurm(ctx, o)
 		switch {
 		case errors.Is(err, errDetachedPending):
@@ -54,7 +54,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		case err != nil:
 			return err
 		}
-		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, true)
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Batch, true)
 	}
 	rec, err := s.start(ctx, o)
 	if err != nil {
@@ -113,14 +113,14 @@ func Attach(ctx context.Context, o AttachOptions) error {
 		s.status.line("tether: %s", note)
 	}
 	if rec.JobID != "" {
-		rec, err := s.attachSlurm(ctx, rec, o.Slurm)
+		rec, err := s.attachSlurm(ctx, rec, o.Batch)
 		switch {
 		case errors.Is(err, errDetachedPending):
 			return nil
 		case err != nil:
 			return err
 		}
-		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, false)
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Batch, false)
 	}
 	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, false)
 }

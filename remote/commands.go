@@ -119,7 +119,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 		if e.rec != nil {
 			r = e.rec.Record
 			r.State = st
-			if j, ok := jobs[r.JobID]; ok && r.JobID != "" {
+			if j, ok := jobs[jobKey(e.rec)]; ok && r.JobID != "" {
 				r.Job = &j
 			}
 			if st == StateAppExited {

@@ -1,4 +1,4 @@
-package remote
+package batch
 
 import (
 	"slices"
@@ -116,7 +116,7 @@ func TestCheckSbatchArgsReadsLikeGetoptLong(t *testing.T) {
 // short letter alone, with its value attached, and at the end of a bundle.
 func TestCheckSbatchArgsEveryOwnedSpelling(t *testing.T) {
 	for _, opt := range sbatchOptions {
-		if tetherOwned[opt.long] == "" {
+		if sbatchOwned[opt.long] == "" {
 			continue
 		}
 		var words [][]string
@@ -152,7 +152,7 @@ func TestSbatchOptionTable(t *testing.T) {
 			shorts[o.short] = o.long
 		}
 	}
-	for name := range tetherOwned {
+	for name := range sbatchOwned {
 		if !seen[name] {
 			t.Errorf("tether owns --%s, which is not in the table", name)
 		}

@@ -14,14 +14,16 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
 
-// Slurm sessions (launch --slurm). Over SSH to the login node, `tether slurm submit`
-// queues a batch job whose step is `tether serve` in the foreground on a compute node;
-// `tether slurm watch` reports the job's state and then the ready record (read over
+// Batch sessions (launch --slurm, --sge, --pbs, --lsf, --batch). Over SSH to the login
+// node, `tether batch submit` queues a batch job with the scheduler's submit command
+// (package batch), whose step is `tether serve` in the foreground on a compute node;
+// `tether batch watch` reports the job's state and then the ready record (read over
 // SSH: the token never leaves it). The launcher then forwards its local port through
 // the login node to node:port (direct-tcpip) and speaks TLS pinned to the record's
 // cert_sha256 over that channel, or, with --via-node-ssh, hops to the node by SSH
@@ -31,9 +33,13 @@ import (
 // errDetachedPending: the user left a pending job queued; launch ends without error.
 var errDetachedPending = errors.New("left queued")
 
-// slurmState is what a session knows of its Slurm job while it serves.
+// slurmState is what a session knows of its batch job while it serves.
 type slurmState struct {
 	id, jobID string
+	sched     batch.Scheduler
+	// opts are the scheduler's options as given (launch), for the hint to start anew.
+	opts      string
+	optsKnown bool
 	watch     *slurmWatch
 	wall      walltime
 	tick      *time.Ticker
@@ -41,7 +47,7 @@ type slurmState struct {
 	last      remote.JobStatus
 }
 
-func (s *session) slurmEvents() <-chan remote.SlurmEvent {
+func (s *session) slurmEvents() <-chan remote.BatchEvent {
 	if s.slurm == nil || s.slurm.watch == nil {
 		return nil
 	}
@@ -75,7 +81,11 @@ func (s *session) closeSlurm() {
 // after which nothing is left queued or running (errDetachedPending when the user left
 // the job queued).
 func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Record, error) {
-	sub, err := s.submitSlurm(ctx, o)
+	words, sched, err := BatchArgs(o.Batch.Kind, o.Batch.Options)
+	if err != nil {
+		return remote.Record{}, err
+	}
+	sub, err := s.submitSlurm(ctx, o, sched, words)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The submit on the host sees its stdin close and cancels a job it queued.
@@ -88,25 +98,25 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
-	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID}
-	return s.waitSlurm(ctx, o.Slurm, ready, true)
+	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, opts: o.Batch.Options, optsKnown: true}
+	return s.waitSlurm(ctx, o.Batch, ready, true)
 }
 
-// submitSlurm runs `tether slurm submit` on the host, every sbatch option and serve
-// argument its own argument.
-func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.SlurmSubmitted, error) {
-	args := []string{"slurm", "submit"}
+// submitSlurm runs `tether batch submit` on the host, every option of the submit
+// command and every serve argument its own argument.
+func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (remote.BatchSubmitted, error) {
+	args := []string{"batch", "submit", "--scheduler=" + sched.Name()}
 	if o.Name != "" {
 		args = append(args, "--name="+o.Name)
 	}
-	for _, a := range o.Slurm.Sbatch {
-		args = append(args, "--sbatch="+a)
+	for _, a := range words {
+		args = append(args, "--option="+a)
 	}
 	for _, a := range serveArgs(o) {
 		args = append(args, "--serve="+a)
 	}
-	s.status.step("submitting a Slurm job for %s on %s", appWhat(o), s.host)
-	var sub *remote.SlurmSubmitted
+	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
+	var sub *remote.BatchSubmitted
 	var subErr error
 	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
 		for i := 0; i < maxProbeLines; i++ {
@@ -117,7 +127,7 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.Slur
 			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
 				continue
 			}
-			var got remote.SlurmSubmitted
+			var got remote.BatchSubmitted
 			if err := json.Unmarshal([]byte(line), &got); err != nil || !validID(got.ID) || !validJobID(got.JobID) || !cleanAbs(got.Output) {
 				subErr = fmt.Errorf("%s sent a bad answer to the submit: %.100q", s.host, line)
 				return nil
@@ -132,64 +142,33 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.Slur
 		return *sub, nil
 	}
 	if err != nil {
-		return remote.SlurmSubmitted{}, err
+		return remote.BatchSubmitted{}, err
 	}
 	if ctx.Err() != nil {
-		return remote.SlurmSubmitted{}, ctx.Err()
+		return remote.BatchSubmitted{}, ctx.Err()
 	}
 	if subErr != nil {
-		return remote.SlurmSubmitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
+		return remote.BatchSubmitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
 	}
 	msg := res.stderr.lastError()
 	if msg == "" && res.err != nil {
 		msg = "lost the connection while submitting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 	}
 	if msg == "" {
-		msg = fmt.Sprintf("tether slurm submit exited with status %d", res.status)
+		msg = fmt.Sprintf("tether batch submit exited with status %d", res.status)
 	}
-	return remote.SlurmSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(msg, 400)),
-		Hint: sbatchHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
+	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(msg, 400)),
+		Hint: sched.SubmitHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
 }
 
-func validJobID(id string) bool {
-	if id == "" || len(id) > 20 {
-		return false
-	}
-	for _, c := range id {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// sbatchHint is the next step after sbatch refused a job, by what Slurm said.
-func sbatchHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := tunnel.Quote(host)
-	switch {
-	case strings.Contains(low, "account"), strings.Contains(low, "qos"), strings.Contains(low, "association"):
-		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
-	case strings.Contains(low, "partition"):
-		return "pick a partition with -p; `ssh " + h + " sinfo -s` lists them"
-	case strings.Contains(low, "invalid --time"):
-		return "write -t as MINUTES, H:MM:SS or D-HH:MM:SS"
-	case strings.Contains(low, "time limit"):
-		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
-	case strings.Contains(low, "node configuration"), strings.Contains(low, "processors"), strings.Contains(low, "gres"), strings.Contains(low, "memory"):
-		return "ask for what a node has; `ssh " + h + " sinfo -o '%P %c %m %G'` shows CPUs, memory and GPUs per partition"
-	case strings.Contains(low, "sbatch is not on"):
-		return "launch on a Slurm login node, or drop --slurm"
-	}
-	return "check the --slurm options (they are sbatch's)"
-}
+func validJobID(id string) bool { return batch.JobIDPattern.MatchString(id) }
 
 // waitSlurm shows the job's progress until its server is ready. Ctrl-C while waiting
 // cancels the job (asking first on a terminal) or, with DetachPending, leaves it
 // queued. A reason that can never resolve, a job that ends, or a server that does not
 // get ready in time is an error, and the job is cancelled and its session removed.
 // launched says this command submitted the job.
-func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Duration, launched bool) (rec remote.Record, err error) {
+func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Duration, launched bool) (rec remote.Record, err error) {
 	st := s.slurm
 	if st.watch == nil {
 		st.watch = s.startWatch(st.id)
@@ -230,15 +209,15 @@ func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Dur
 			case "job":
 				st.last = ev.Job
 				st.wall.observe(ev.Job.TimeLeft, time.Now())
-				if why, never := remote.NeverStarts(ev.Job.Reason); never && remote.JobPending(ev.Job.State) {
+				if why, never := st.sched.NeverStarts(ev.Job); never {
 					s.status.done()
 					done := "it was cancelled"
-					hint := reasonHint(ev.Job.Reason, s.host)
+					hint := st.sched.ReasonHint(ev.Job.Reason, s.host)
 					if !launched {
 						done = "it stays queued"
 						hint = "cancel it with `" + s.cmdline("stop", st.id) + "`, then " + hint
 					}
-					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: Slurm says %s (%s); %s", st.jobID, clip(oneLine(ev.Job.Reason), 100), why, done),
+					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), clip(oneLine(ev.Job.Reason), 100), why, done),
 						Hint: hint})
 				}
 				if line := waitingLine(ev.Job, s.host); line != shown {
@@ -276,28 +255,10 @@ func waitingLine(j remote.JobStatus, host string) string {
 	return fmt.Sprintf("job %s is %s", j.JobID, j.State)
 }
 
-// reasonHint is the next step for a pending reason that never resolves.
-func reasonHint(reason, host string) string {
-	h := tunnel.Quote(host)
-	switch {
-	case strings.Contains(reason, "Time"), strings.Contains(reason, "Wall"):
-		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
-	case reason == "PartitionConfig":
-		return "ask for less time with -t, or fewer nodes or CPUs, within the partition's limits; `ssh " + h + " sinfo -o '%P %l %D %c'` shows them"
-	case strings.Contains(reason, "Account"), strings.Contains(reason, "QOS"), strings.HasPrefix(reason, "Assoc"):
-		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
-	case strings.HasPrefix(reason, "Partition"):
-		return "change -p or the resources asked for; `ssh " + h + " sinfo -s` lists the partitions"
-	case strings.Contains(reason, "Dependency"):
-		return "check --dependency"
-	}
-	return "change the --slurm options (they are sbatch's)"
-}
-
 // interruptedWaiting handles Ctrl-C before the server is ready: leave the job queued
 // (DetachPending, the user's answer, or an attach), else cancel it. The returned error
 // is errDetachedPending or the interruption (the caller cancels the job).
-func (s *session) interruptedWaiting(so SlurmOptions, launched bool) error {
+func (s *session) interruptedWaiting(so BatchOptions, launched bool) error {
 	st := s.slurm
 	what := fmt.Sprintf("job %s", st.jobID)
 	if st.last.State != "" {
@@ -352,7 +313,7 @@ func terminalConfirm(w io.Writer) func(string) (bool, bool) {
 
 // endedBeforeReady explains a job that ended before its server was ready, with the
 // last lines of its output file.
-func (s *session) endedBeforeReady(ev remote.SlurmEvent) error {
+func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
 	st := s.slurm
 	j := ev.Job
 	how := remote.EndedHow(j.State)
@@ -398,7 +359,7 @@ func nodeOf(j remote.JobStatus) string {
 }
 
 // printJobOutput shows the last lines of the job's output file.
-func (s *session) printJobOutput(ev remote.SlurmEvent) {
+func (s *session) printJobOutput(ev remote.BatchEvent) {
 	if len(ev.Output) == 0 {
 		return
 	}
@@ -411,7 +372,7 @@ func (s *session) printJobOutput(ev remote.SlurmEvent) {
 // slurmWatch is `tether slurm watch ID` running on the host, restarted after a lost
 // connection, its events on a channel.
 type slurmWatch struct {
-	events chan remote.SlurmEvent
+	events chan remote.BatchEvent
 	done   chan struct{} // closed when the watch gives up (after "ended", or failing)
 	err    error         // why it gave up, when not after "ended"
 	cancel context.CancelFunc
@@ -424,7 +385,7 @@ func (w *slurmWatch) failure(s *session) error {
 	if w.err != nil {
 		return w.err
 	}
-	return errorf("try `"+s.cmdline("ls")+"`", "lost track of the Slurm job on %s", s.host)
+	return errorf("try `"+s.cmdline("ls")+"`", "lost track of the batch job on %s", s.host)
 }
 
 // startWatch runs the watch until stopped or the job ends. A watch cut off by a lost
@@ -432,14 +393,14 @@ func (w *slurmWatch) failure(s *session) error {
 // refuses ends with the remote's words.
 func (s *session) startWatch(id string) *slurmWatch {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &slurmWatch{events: make(chan remote.SlurmEvent, 64), done: make(chan struct{}), cancel: cancel}
+	w := &slurmWatch{events: make(chan remote.BatchEvent, 64), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(w.done)
 		failures := 0
 		for ctx.Err() == nil {
 			ended := false
 			got := false
-			res, err := s.ensure(ctx, []string{"slurm", "watch", id}, func(br *bufio.Reader) error {
+			res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
 				for {
 					line, err := readLine(br, maxRecordLine)
 					if err != nil {
@@ -448,7 +409,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 					if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
 						continue
 					}
-					var ev remote.SlurmEvent
+					var ev remote.BatchEvent
 					if json.Unmarshal([]byte(line), &ev) != nil || ev.Validate() != nil {
 						continue
 					}
@@ -468,7 +429,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 				return
 			}
 			if err == nil && res.err == nil && res.status != 0 {
-				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the Slurm job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
+				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
 				return
 			}
 			if got {
@@ -482,7 +443,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 				} else if res.err != nil {
 					why = oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 				}
-				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the Slurm job on %s: %s", s.host, clip(why, 200))
+				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, clip(why, 200))
 				return
 			}
 			select {
@@ -564,9 +525,9 @@ func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, ho
 	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec), nil
 }
 
-// onSlurmEvent handles the watch while the session is served: time left (warnings
+// onBatchEvent handles the watch while the session is served: time left (warnings
 // come from the ticker), notes, and the job's end.
-func (s *session) onSlurmEvent(ev remote.SlurmEvent, rec remote.Record) error {
+func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 	st := s.slurm
 	switch ev.Event {
 	case "note":
@@ -675,8 +636,12 @@ func (s *session) slurmReadyLine(rec remote.Record) {
 
 // attachSlurm waits for a pending Slurm session to be ready (Ctrl-C leaves it queued),
 // or starts watching a running one.
-func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so SlurmOptions) (remote.Record, error) {
-	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID}
+func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOptions) (remote.Record, error) {
+	sched, err := batch.Lookup(rec.Scheduler)
+	if err != nil {
+		return remote.Record{}, errorf("update tether", "session %s on %s: %v", rec.ID, s.host, err)
+	}
+	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID, sched: sched}
 	if rec.Job != nil {
 		s.slurm.last = *rec.Job
 	}
@@ -693,7 +658,7 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so SlurmOp
 
 // serveSlurm serves a ready Slurm session: the endpoint through the login node (or the
 // node itself), the walltime ticker, then serveLocal.
-func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so SlurmOptions, launched bool) error {
+func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so BatchOptions, launched bool) error {
 	dial, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH)
 	if err != nil {
 		if launched {
@@ -721,7 +686,7 @@ func (s *session) slurmWatchDone() <-chan struct{} {
 func (s *session) slurmWatchLost(rec remote.Record) error {
 	w := s.slurm.watch
 	for len(w.events) > 0 {
-		if err := s.onSlurmEvent(<-w.events, rec); err != nil {
+		if err := s.onBatchEvent(<-w.events, rec); err != nil {
 			return err
 		}
 	}

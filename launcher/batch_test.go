@@ -12,7 +12,7 @@ import (
 	"github.com/tether-dev/tether/remote"
 )
 
-func TestSplitSbatchOptions(t *testing.T) {
+func TestSplitOptions(t *testing.T) {
 	tests := []struct {
 		in   string
 		want []string
@@ -40,7 +40,7 @@ func TestSplitSbatchOptions(t *testing.T) {
 		{"-p\u00a0gpu", []string{"-p\u00a0gpu"}}, // only ASCII blanks separate, as in sh
 	}
 	for _, tt := range tests {
-		got, err := SplitSbatchOptions(tt.in)
+		got, err := SplitOptions(tt.in)
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("for %q, got %q, %v; want %q", tt.in, got, err, tt.want)
 		}
@@ -69,13 +69,13 @@ func TestSplitSbatchOptions(t *testing.T) {
 		{`-t 1\`, "ends with a backslash"},
 	}
 	for _, tt := range refused {
-		got, err := SplitSbatchOptions(tt.in)
+		got, err := SplitOptions(tt.in)
 		if err == nil || !strings.Contains(err.Error(), tt.why) {
 			t.Errorf("for %q, got %q, %v; want an error about %s", tt.in, got, err, tt.why)
 		}
 	}
 	// Expansions are refused with the way out.
-	_, err := SplitSbatchOptions("-D $HOME")
+	_, err := SplitOptions("-D $HOME")
 	if err == nil || !strings.Contains(err.Error(), "without a shell") || !strings.Contains(err.Error(), "single quotes") {
 		t.Errorf("error %v: want it to say tether uses no shell and how to quote", err)
 	}
@@ -183,20 +183,20 @@ func testSession(buf *bytes.Buffer) *session {
 func TestEndedBeforeReady(t *testing.T) {
 	tests := []struct {
 		name      string
-		ev        remote.SlurmEvent
+		ev        remote.BatchEvent
 		msg, hint []string
 		printed   string
 	}{
 		{"binary not on the node",
-			remote.SlurmEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
 				ExitCode: "97:0", OutputSeen: true, OutputPath: "/h/x/job.out", Output: []string{"tether: /h/.cache/tether/bin/t is not on node n1"}},
 			[]string{"job 42 on n1 could not run tether", "not visible on the node"}, []string{"share your home directory with hpc"}, "is not on node n1"},
 		{"output file not there",
-			remote.SlurmEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "JobLaunchFailure", Node: "n1"},
+			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "JobLaunchFailure", Node: "n1"},
 				ExitCode: "0:53", OutputPath: "/h/x/job.out"},
 			[]string{"job 42 failed (JobLaunchFailure, exit code 0:53)", "/h/x/job.out is not on hpc", "cannot see the session directory"}, []string{"share your home directory"}, ""},
 		{"the app failed",
-			remote.SlurmEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
 				ExitCode: "1:0", OutputSeen: true, Output: []string{"boom"}, Phase: "ended",
 				Exit: `the app exited with status 3 before it was ready (last output: "boom"); check the command and try again`},
 			[]string{"job 42 failed (NonZeroExitCode) before tether was ready on n1: the app exited with status 3"}, []string{"nothing was left queued or running"}, "  | boom"},
@@ -236,16 +236,16 @@ func TestInterruptedWaiting(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		so       SlurmOptions
+		so       BatchOptions
 		launched bool
 		leave    bool
 		says     string
 	}{
-		{"detach-pending", SlurmOptions{DetachPending: true, Confirm: ask(true, true)}, true, true, "stays queued"},
-		{"no terminal", SlurmOptions{Confirm: ask(false, false)}, true, false, "not a terminal, so cancelling it"},
-		{"answered yes", SlurmOptions{Confirm: ask(true, true)}, true, false, ""},
-		{"answered no", SlurmOptions{Confirm: ask(false, true)}, true, true, "attach when it runs: tether attach hpc abcdefgh"},
-		{"attach", SlurmOptions{Confirm: ask(true, true)}, false, true, "cancel it:           tether stop hpc abcdefgh"},
+		{"detach-pending", BatchOptions{DetachPending: true, Confirm: ask(true, true)}, true, true, "stays queued"},
+		{"no terminal", BatchOptions{Confirm: ask(false, false)}, true, false, "not a terminal, so cancelling it"},
+		{"answered yes", BatchOptions{Confirm: ask(true, true)}, true, false, ""},
+		{"answered no", BatchOptions{Confirm: ask(false, true)}, true, true, "attach when it runs: tether attach hpc abcdefgh"},
+		{"attach", BatchOptions{Confirm: ask(true, true)}, false, true, "cancel it:           tether stop hpc abcdefgh"},
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
@@ -313,29 +313,5 @@ func TestDecodeListingSlurm(t *testing.T) {
 	ended.State = remote.StateEnded
 	if _, _, err := pickSession([]remote.Record{ended}, "pendingg", s); err == nil || !strings.Contains(err.Error(), "has ended") {
 		t.Errorf("attach to an ended session: %v", err)
-	}
-}
-
-func TestSbatchHints(t *testing.T) {
-	for msg, want := range map[string]string{
-		"sbatch refused the job: invalid partition specified: nosuch; Batch job submission failed: Invalid partition name specified": "sinfo -s",
-		"sbatch refused the job: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)":       "less time with -t",
-		"sbatch refused the job: Invalid --time specification":                                                                       "MINUTES, H:MM:SS",
-		"sbatch refused the job: Batch job submission failed: Invalid account or account/partition combination specified":            "sacctmgr",
-		"sbatch refused the job: Batch job submission failed: Requested node configuration is not available":                         "sinfo -o '%P %c %m %G'",
-		"sbatch is not on login1's PATH: is it a Slurm login node?":                                                                  "drop --slurm",
-	} {
-		if got := sbatchHint(msg, "hpc"); !strings.Contains(got, want) {
-			t.Errorf("for %q, got %q; want %q", msg, got, want)
-		}
-	}
-	for reason, want := range map[string]string{
-		"PartitionTimeLimit": "less time with -t", "PartitionConfig": "less time with -t, or fewer nodes",
-		"InvalidAccount": "sacctmgr", "InvalidQOS": "sacctmgr", "QOSMaxWallDurationPerJobLimit": "less time",
-		"DependencyNeverSatisfied": "--dependency",
-	} {
-		if got := reasonHint(reason, "hpc"); !strings.Contains(got, want) {
-			t.Errorf("for %s, got %q; want %q", reason, got, want)
-		}
 	}
 }

@@ -30,7 +30,7 @@ var qsubCheck = &wordCheck{
 	opts: map[string]int{
 		"-a": 1, "-ac": 1, "-adds": 3, "-ar": 1, "-A": 1, "-b": 1, "-binding": -1, "-c": 1, "-ckpt": 1,
 		"-clear": 0, "-clearp": 1, "-clears": 2, "-cwd": 0, "-dc": 1, "-display": 1, "-dl": 1, "-hard": 0,
-		"-h": 0, "-hold_jid": 1, "-hold_jid_ad": 1, "-inherit": 0, "-jc": 1, "-js": 1, "-jsv": 1,
+		"-hold_jid": 1, "-hold_jid_ad": 1, "-inherit": 0, "-jc": 1, "-js": 1, "-jsv": 1,
 		"-l": 1, "-m": 1, "-M": 1, "-masterl": 1, "-masterq": 1, "-mods": 3, "-mbind": 1,
 		"-notify": 0, "-now": 1, "-noshell": 0, "-nostdin": 0, "-ot": 1, "-P": 1, "-p": 1, "-pe": 2,
 		"-pty": 1, "-q": 1, "-R": 1, "-r": 1, "-rou": 1, "-rdi": 1, "-sc": 1, "-shell": 1, "-si": 1,
@@ -51,6 +51,7 @@ var qsubCheck = &wordCheck{
 		"-sync":   "tether watches the job itself (qsub -sync y would not return until the job ends)",
 		"-terse":  "tether passes it to read the job id",
 		"-@":      "tether cannot check the options in that file; give them here",
+		"-h":      "a held job never starts by itself; tether waits for the job it submits",
 		"-help":   "it makes qsub print something and submit nothing",
 		"-verify": "it makes qsub print something and submit nothing",
 	},
@@ -62,11 +63,12 @@ var qsubCheck = &wordCheck{
 // CheckOptions judges the --sge words as qsub reads them.
 func (SGE) CheckOptions(args []string) error { return qsubCheck.check(args) }
 
-// tetherQsubFirst come before the user's options (the user's win): the job runs in the
+// tetherQsubFirst come before the user's options (the user's win): the job gets the
+// login environment (-V, as sbatch's default --export=ALL gives it) and runs in the
 // login session's directory, as sbatch's do, and qsub refuses a job no queue could
 // ever run (rather than leaving it waiting forever); `-w n` in the options turns that
 // off. tetherQsubArgs come after them and win.
-var tetherQsubFirst = []string{"-cwd", "-w", "e"}
+var tetherQsubFirst = []string{"-V", "-cwd", "-w", "e"}
 
 func tetherQsubArgs(name, output string) []string {
 	return []string{"-terse", "-sync", "n", "-N", name, "-o", output, "-j", "y", "-i", "/dev/null", "-S", "/bin/sh", "-b", "n"}

@@ -212,6 +212,8 @@ func StartSGE(tb testing.TB) *SGE {
 			l = "shell /bin/sh"
 		case "pe_list":
 			l = "pe_list NONE"
+		case "load_thresholds":
+			l = "load_thresholds NONE" // the machine's load (other tests) never blocks the queue
 		}
 		qb.WriteString(l + "\n")
 	}
@@ -233,7 +235,16 @@ func StartSGE(tb testing.TB) *SGE {
 	g.mustRun(tb, "qconf", "-Msconf", filepath.Join(dir, "sched"))
 
 	execd := g.startDaemon(tb, bins["sge_execd"], "execd.out")
-	tb.Cleanup(g.drain) // runs before sge_execd is stopped
+	tb.Cleanup(func() {
+		// Runs before the daemons' own stop (TERM, then KILL after 5 s): the jobs go
+		// first; then the daemons get KILL at once, since sge_qmaster takes over 5 s
+		// to shut down on TERM and the cell's state is thrown away anyway.
+		g.drain()
+		for _, p := range []*Proc{execd, qmaster} {
+			p.Cmd.Process.Signal(syscall.SIGKILL)
+			p.Wait(5 * time.Second)
+		}
+	})
 	var states string
 	if !WaitFor(30*time.Second, func() bool {
 		select {

@@ -40,6 +40,9 @@ type slurmState struct {
 	// opts are the scheduler's options as given (launch), for the hint to start anew.
 	opts      string
 	optsKnown bool
+	// since is when the job was submitted (launch) or the session started (attach),
+	// for the time it has waited.
+	since time.Time
 	watch     *slurmWatch
 	wall      walltime
 	tick      *time.Ticker
@@ -85,6 +88,7 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if err != nil {
 		return remote.Record{}, err
 	}
+	submitted := time.Now()
 	sub, err := s.submitSlurm(ctx, o, sched, words)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -98,7 +102,7 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
-	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, opts: o.Batch.Options, optsKnown: true}
+	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, opts: o.Batch.Options, optsKnown: true, since: submitted}
 	return s.waitSlurm(ctx, o.Batch, ready, true)
 }
 
@@ -183,9 +187,18 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 		return remote.Record{}, err
 	}
 	var readyBy <-chan time.Time
-	shown := ""
+	shown, shownKey := "", ""
+	// While the job waits, the line says for how long: on a terminal updated every
+	// second, elsewhere a new line when it changes (at most one a minute, or when the
+	// state, the reason or the expected start does).
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			if st.last.JobID != "" && remote.JobPending(st.last.State) {
+				s.status.update("%s", waitingLine(st.last, st.sched.Title(), time.Since(st.since), time.Now(), false))
+			}
 		case <-ctx.Done():
 			s.status.done()
 			return cleanup(s.interruptedWaiting(so, launched))
@@ -220,8 +233,11 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), clip(oneLine(ev.Job.Reason), 100), why, done),
 						Hint: hint})
 				}
-				if line := waitingLine(ev.Job, s.host); line != shown {
-					shown = line
+				now := time.Now()
+				line := waitingLine(ev.Job, st.sched.Title(), now.Sub(st.since), now, !s.status.tty)
+				key := ev.Job.State + "|" + ev.Job.Native + "|" + ev.Job.Reason + "|" + ev.Job.Start + "|" + ev.Job.Node
+				if s.status.tty && key != shownKey || !s.status.tty && line != shown {
+					shown, shownKey = line, key
 					s.status.step("%s", line)
 				}
 				if ev.Job.State == "RUNNING" && readyBy == nil {
@@ -240,19 +256,52 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 	}
 }
 
-// waitingLine is the status line for a job that is not ready yet.
-func waitingLine(j remote.JobStatus, host string) string {
+// waitingLine is the status line for a job that is not ready yet: its state in the
+// scheduler's words, why it waits, for how long (in whole minutes when coarse: lines
+// that are not rewritten in place), and when the scheduler expects it to start.
+func waitingLine(j remote.JobStatus, sched string, waited time.Duration, now time.Time, coarse bool) string {
 	switch {
 	case remote.JobPending(j.State):
-		reason := ""
+		line := fmt.Sprintf("job %s is %s", j.JobID, j.StateWords())
 		if j.Reason != "" && j.Reason != "None" {
-			reason = " (" + clip(oneLine(j.Reason), 100) + ")"
+			line += " (" + clip(oneLine(j.Reason), 100) + ")"
 		}
-		return fmt.Sprintf("job %s is %s%s on %s; waiting for Slurm (Ctrl-C to stop waiting)", j.JobID, j.State, reason, host)
+		line += ", waiting " + waitedFor(waited, coarse)
+		if start, err := time.Parse(time.RFC3339, j.Start); err == nil && start.After(now) {
+			line += fmt.Sprintf("; %s expects it to start at %s (in %s)", sched, startAt(start, now), waitedFor(start.Sub(now), true))
+		}
+		return line + " (Ctrl-C to stop waiting)"
 	case j.State == "RUNNING":
-		return fmt.Sprintf("job %s is RUNNING on %s; starting tether serve there", j.JobID, j.Node)
+		return fmt.Sprintf("job %s is RUNNING on %s; starting tether serve there", j.JobID, nodeOf(j))
 	}
-	return fmt.Sprintf("job %s is %s", j.JobID, j.State)
+	return fmt.Sprintf("job %s is %s", j.JobID, j.StateWords())
+}
+
+// waitedFor says a duration for people: "12s", "3m05s", "1h02m"; coarse drops the
+// seconds past the first minute.
+func waitedFor(d time.Duration, coarse bool) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		if coarse {
+			return "under a minute"
+		}
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour && coarse:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	}
+	return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+}
+
+// startAt is an expected start time: the clock time today, or the date too.
+func startAt(t, now time.Time) string {
+	t = t.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04")
+	}
+	return t.Format("Mon Jan 2 15:04")
 }
 
 // interruptedWaiting handles Ctrl-C before the server is ready: leave the job queued
@@ -641,7 +690,7 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOp
 	if err != nil {
 		return remote.Record{}, errorf("update tether", "session %s on %s: %v", rec.ID, s.host, err)
 	}
-	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID, sched: sched}
+	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID, sched: sched, since: rec.Started}
 	if rec.Job != nil {
 		s.slurm.last = *rec.Job
 	}

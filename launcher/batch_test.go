@@ -315,3 +315,37 @@ func TestDecodeListingSlurm(t *testing.T) {
 		t.Errorf("attach to an ended session: %v", err)
 	}
 }
+
+// The line while a job waits says for how long and when the scheduler expects it to
+// start, in the scheduler's words, and never "PENDING on HOST" (which read as if the
+// job waited on the login node).
+func TestWaitingLine(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.Local)
+	start := now.Add(25 * time.Minute).Format(time.RFC3339)
+	tests := []struct {
+		job    remote.JobStatus
+		waited time.Duration
+		coarse bool
+		want   []string
+	}{
+		{remote.JobStatus{JobID: "7", State: "PENDING", Reason: "Resources", Start: start}, 65 * time.Second, false,
+			[]string{"job 7 is PENDING (Resources), waiting 1m05s; Slurm expects it to start at 12:25 (in 25m) (Ctrl-C to stop waiting)"}},
+		{remote.JobStatus{JobID: "7", State: "PENDING", Reason: "Priority"}, 3*time.Minute + 5*time.Second, true,
+			[]string{"job 7 is PENDING (Priority), waiting 3m (Ctrl-C to stop waiting)"}},
+		{remote.JobStatus{JobID: "8", State: "PENDING", Native: "qw"}, 5 * time.Second, false,
+			[]string{"job 8 is PENDING (qw), waiting 5s (Ctrl-C"}},
+		{remote.JobStatus{JobID: "8", State: "RUNNING", Node: "node17"}, 0, false,
+			[]string{"job 8 is RUNNING on node17; starting tether serve there"}},
+	}
+	for _, tt := range tests {
+		got := waitingLine(tt.job, "Slurm", tt.waited, now, tt.coarse)
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("for %+v, got %q; want %q", tt.job, got, w)
+			}
+		}
+		if strings.Contains(got, " on hpc") || strings.Contains(got, "on login") {
+			t.Errorf("for %+v, got %q: names the login node", tt.job, got)
+		}
+	}
+}

@@ -43,11 +43,11 @@ type slurmState struct {
 	// since is when the job was submitted (launch) or the session started (attach),
 	// for the time it has waited.
 	since time.Time
-	watch     *slurmWatch
-	wall      walltime
-	tick      *time.Ticker
-	node      Conn // --via-node-ssh
-	last      remote.JobStatus
+	watch *slurmWatch
+	wall  walltime
+	tick  *time.Ticker
+	node  Conn // --via-node-ssh
+	last  remote.JobStatus
 }
 
 func (s *session) slurmEvents() <-chan remote.BatchEvent {

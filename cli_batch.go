@@ -23,11 +23,12 @@ type BatchSubmitCmd struct {
 	Name      string   `placeholder:"N" help:"The session's name."`
 	Option    []string `name:"option" sep:"none" placeholder:"ARG" help:"One argument of the submit command (repeatable, in order)."`
 	Serve     []string `name:"serve" sep:"none" placeholder:"ARG" help:"One argument of the job's tether serve (repeatable, in order)."`
+	ViaNode   bool     `name:"via-node-ssh" help:"Record that the launcher reaches the session by SSH to its node."`
 }
 
 // Run submits.
 func (c *BatchSubmitCmd) Run(ctx context.Context, env *Env) error {
-	return remote.BatchSubmit(ctx, remote.BatchSubmitOptions{Scheduler: c.Scheduler, Name: c.Name, Options: c.Option, Serve: c.Serve,
+	return remote.BatchSubmit(ctx, remote.BatchSubmitOptions{Scheduler: c.Scheduler, Name: c.Name, Options: c.Option, Serve: c.Serve, ViaNodeSSH: c.ViaNode,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr})
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +89,11 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if err != nil {
 		return remote.Record{}, err
 	}
+	if o.Batch.ViaNodeSSH {
+		if err := s.checkNodeHop(ctx); err != nil {
+			return remote.Record{}, err
+		}
+	}
 	submitted := time.Now()
 	sub, err := s.submitSlurm(ctx, o, sched, words)
 	if err != nil {
@@ -115,6 +121,9 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	}
 	for _, a := range words {
 		args = append(args, "--option="+a)
+	}
+	if o.Batch.ViaNodeSSH {
+		args = append(args, "--via-node-ssh")
 	}
 	for _, a := range serveArgs(o) {
 		args = append(args, "--serve="+a)
@@ -221,7 +230,7 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 				s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
 			case "job":
 				st.last = ev.Job
-				st.wall.observe(ev.Job.TimeLeft, time.Now())
+				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 				if why, never := st.sched.NeverStarts(ev.Job); never {
 					s.status.done()
 					done := "it was cancelled"
@@ -246,7 +255,7 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 			case "ready":
 				s.status.done()
 				st.last = ev.Job
-				st.wall.observe(ev.Job.TimeLeft, time.Now())
+				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 				return *ev.Session, nil
 			case "ended":
 				s.status.done()
@@ -520,7 +529,7 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 	}
 	s.status.step("connecting to node %s through %s (ProxyJump)", rec.Node, s.host)
 	defer s.status.done()
-	cfg, err := tunnel.Resolve(rec.Node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, Warn: prefixWriter{s.o.Stderr}})
+	cfg, err := s.nodeConfig(rec.Node)
 	if err != nil {
 		return nil, connectError(rec.Node, err)
 	}
@@ -544,6 +553,61 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec), nil
 }
 
+// nodeConfig resolves a compute node's ssh_config the way the launcher reaches it: a
+// node whose config names no User logs in as the login host's User (the same account
+// on the same cluster), not as the laptop's user, which is ssh's default.
+func (s *session) nodeConfig(node string) (*tunnel.Config, error) {
+	warn := prefixWriter{s.o.Stderr}
+	login, err := tunnel.Resolve(s.o.Host, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile})
+	if err != nil {
+		return nil, err
+	}
+	return tunnel.Resolve(node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, DefaultUser: login.User, Warn: warn})
+}
+
+// checkNodeHop is --via-node-ssh's check before anything is submitted: the login node
+// must let tether through to another machine's sshd (direct-tcpip), which the hop to
+// the node needs. It opens a channel through the connection it has to the login
+// node's own SSH address and reads the server's banner; no login. A site that refuses
+// it would otherwise cost a job submitted and cancelled on every try.
+func (s *session) checkNodeHop(ctx context.Context) error {
+	if s.o.SSH != nil {
+		return usageError("--via-node-ssh needs a host from ssh_config")
+	}
+	var addr string
+	if oc, ok := s.conn.(*tunnel.OpenSSHClient); ok {
+		addr = net.JoinHostPort(oc.Config().HostName, strconv.Itoa(oc.Config().Port))
+	} else {
+		cfg, err := tunnel.Resolve(s.o.Host, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile})
+		if err != nil {
+			return connectError(s.o.Host, err)
+		}
+		addr = net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
+	}
+	s.status.step("checking that %s lets tether through to its nodes (--via-node-ssh)", s.host)
+	defer s.status.done()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := s.conn.DialContext(cctx, "tcp", addr)
+	if err == nil {
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		banner := make([]byte, 4)
+		_, err = io.ReadFull(c, banner)
+		if err == nil && string(banner) != "SSH-" {
+			err = fmt.Errorf("%s answered %q, not an SSH server", addr, banner)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+			Hint: "leave --via-node-ssh out to reach the node through " + s.host + " (the site may allow only that), or ask the site whether SSH to nodes running your jobs is allowed"}
+	}
+	return nil
+}
+
 // nodeEndpointOpenSSH is slurmEndpoint's --via-node-ssh through the user's ssh: a
 // master to the node, reached through the login node's master (no second login
 // there) unless the node's config says how.
@@ -557,6 +621,7 @@ func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, ho
 	node, err := tunnel.DialOpenSSH(ctx, rec.Node, tunnel.OpenSSHOptions{
 		ConfigFile: s.o.ConfigFile, Persist: persist, Warn: prefixWriter{s.o.Stderr},
 		Terminal: s.status.hold, LoginOutput: termsafe.Writer(s.o.Stderr), JumpThrough: host,
+		DefaultUser: host.Config().User,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -583,7 +648,7 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 		s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
 	case "job", "ready":
 		st.last = ev.Job
-		st.wall.observe(ev.Job.TimeLeft, time.Now())
+		st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 		s.checkWalltime()
 	case "ended":
 		how := remote.EndedHow(ev.Job.State)
@@ -613,12 +678,17 @@ var walltimeWarnings = []time.Duration{10 * time.Minute, 2 * time.Minute}
 // walltime tracks when the job will reach its time limit, from squeue's time left, and
 // which warnings are due.
 type walltime struct {
-	end    time.Time // zero: no limit, or not known yet
-	warned []bool    // per walltimeWarnings
+	end    time.Time     // zero: no limit, or not known yet
+	limit  time.Duration // the job's whole time limit; zero: not known
+	warned []bool        // per walltimeWarnings
 }
 
-// observe takes a time-left sample (squeue's %L) taken at now.
-func (w *walltime) observe(timeLeft string, now time.Time) {
+// observe takes a time-left sample (squeue's %L) taken at now, with the job's whole
+// time limit (%l; empty when the scheduler does not say).
+func (w *walltime) observe(timeLeft, timeLimit string, now time.Time) {
+	if l, err := remote.ParseTimeLeft(timeLimit); err == nil {
+		w.limit = l
+	}
 	d, err := remote.ParseTimeLeft(timeLeft)
 	switch {
 	case errors.Is(err, remote.ErrNoTimeLimit):
@@ -651,12 +721,21 @@ func (w *walltime) due(now time.Time) (time.Duration, bool) {
 	}
 	due := false
 	for i, t := range walltimeWarnings {
-		if left <= t && !w.warned[i] {
+		if left <= t && !w.warned[i] && w.applies(t) {
 			w.warned[i] = true
 			due = true
 		}
 	}
 	return left, due
+}
+
+// applies says whether the warning t minutes before the end is for this job: not for
+// a job whose whole limit is t or less (a -t 10 job would be warned at its start that
+// it has 10 minutes left), except that a job shorter than every warning gets one, at
+// once. Without a known limit (an older remote) every warning applies.
+func (w *walltime) applies(t time.Duration) bool {
+	shortest := walltimeWarnings[len(walltimeWarnings)-1]
+	return w.limit <= 0 || w.limit > t || w.limit <= shortest
 }
 
 // roundLeft says a time left for people: "about 10 minutes", "about 1 minute", "less
@@ -699,7 +778,7 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOp
 	}
 	s.slurm.watch = s.startWatch(rec.ID)
 	if rec.Job != nil {
-		s.slurm.wall.observe(rec.Job.TimeLeft, time.Now())
+		s.slurm.wall.observe(rec.Job.TimeLeft, rec.Job.TimeLimit, time.Now())
 	}
 	rec.State, rec.Job = "", nil
 	return rec, nil
@@ -708,6 +787,7 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOp
 // serveSlurm serves a ready Slurm session: the endpoint through the login node (or the
 // node itself), the walltime ticker, then serveLocal.
 func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so BatchOptions, launched bool) error {
+	s.viaNode = so.ViaNodeSSH
 	dial, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH)
 	if err != nil {
 		if launched {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,7 +110,7 @@ func TestSbatchArgs(t *testing.T) {
 func TestWalltimeWarnings(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	var w walltime
-	w.observe("4:00:00", t0)
+	w.observe("4:00:00", "", t0)
 	steps := []struct {
 		at   time.Duration
 		want bool
@@ -129,7 +131,7 @@ func TestWalltimeWarnings(t *testing.T) {
 
 	// Less time left than both warnings: one warning, once.
 	var short walltime
-	short.observe("0:58", t0)
+	short.observe("0:58", "", t0)
 	left, due := short.due(t0)
 	if !due || left != 58*time.Second || roundLeft(left) != "about 1 minute" {
 		t.Errorf("58 s left: due %v, left %v (%s)", due, left, roundLeft(left))
@@ -140,27 +142,48 @@ func TestWalltimeWarnings(t *testing.T) {
 
 	// No limit, or squeue's INVALID: no warning; INVALID keeps the last good sample.
 	var none walltime
-	none.observe("UNLIMITED", t0)
+	none.observe("UNLIMITED", "", t0)
 	if _, due := none.due(t0.Add(1000 * time.Hour)); due {
 		t.Error("a warning for an UNLIMITED job")
 	}
 	var keep walltime
-	keep.observe("15:00", t0)
-	keep.observe("INVALID", t0.Add(time.Minute))
+	keep.observe("15:00", "", t0)
+	keep.observe("INVALID", "", t0.Add(time.Minute))
 	if _, due := keep.due(t0.Add(5 * time.Minute)); !due {
 		t.Error("INVALID lost the end time")
 	}
 
 	// A time limit extended past a warning's point (scontrol update) re-arms it.
 	var ext walltime
-	ext.observe("9:00", t0)
+	ext.observe("9:00", "", t0)
 	if _, due := ext.due(t0); !due {
 		t.Fatal("no 10-minute warning with 9 minutes left")
 	}
 	t1 := t0.Add(time.Minute)
-	ext.observe("1:00:00", t1)
+	ext.observe("1:00:00", "", t1)
 	if _, due := ext.due(t1.Add(50 * time.Minute)); !due {
 		t.Error("an extended job is not warned again at 10 minutes")
+	}
+
+	// A -t 10 job: its 10-minute warning would come at its start (9:59 left); it gets
+	// the 2-minute one only. A -t 2 job, shorter than every warning, gets one at once.
+	var ten walltime
+	ten.observe("9:59", "10:00", t0)
+	if _, due := ten.due(t0); due {
+		t.Error("a -t 10 job is warned at its start")
+	}
+	if _, due := ten.due(t0.Add(7*time.Minute + 59*time.Second)); !due {
+		t.Error("a -t 10 job is not warned 2 minutes before its end")
+	}
+	var two walltime
+	two.observe("1:59", "2:00", t0)
+	if _, due := two.due(t0); !due {
+		t.Error("a -t 2 job is not warned at once")
+	}
+	var long walltime
+	long.observe("9:00", "1:00:00", t0) // attached late to a one-hour job
+	if _, due := long.due(t0); !due {
+		t.Error("no 10-minute warning for a one-hour job with 9 minutes left")
 	}
 
 	for d, want := range map[time.Duration]string{
@@ -347,5 +370,30 @@ func TestWaitingLine(t *testing.T) {
 		if strings.Contains(got, " on hpc") || strings.Contains(got, "on login") {
 			t.Errorf("for %+v, got %q: names the login node", tt.job, got)
 		}
+	}
+}
+
+// --via-node-ssh logs in to a node whose ssh_config names no User as the login host's
+// User (the same account on the cluster), not as the laptop's user; a node block that
+// names a User keeps it. The hint to come back says --via-node-ssh again.
+func TestNodeConfigUserAndComeBack(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte("Host hpc\n  HostName 127.0.0.1\n  User alice\nHost gpu*\n  User bob\nHost *\n  IdentityFile "+filepath.Join(dir, "key")+"\n"), 0o600)
+	var buf bytes.Buffer
+	s := testSession(&buf)
+	s.o.ConfigFile = cfg
+	for node, want := range map[string]string{"node17": "alice", "gpu3": "bob"} {
+		c, err := s.nodeConfig(node)
+		if err != nil || c.User != want {
+			t.Errorf("for node %s, got %+v, %v; want user %s", node, c, err, want)
+		}
+	}
+	if got := s.cmdline("attach", "abcdefgh"); strings.Contains(got, "--via-node-ssh") {
+		t.Errorf("without --via-node-ssh: %q", got)
+	}
+	s.viaNode = true
+	if got := s.cmdline("attach", "abcdefgh"); got != "tether attach -F "+cfg+" hpc --via-node-ssh abcdefgh" {
+		t.Errorf("with --via-node-ssh: %q", got)
 	}
 }

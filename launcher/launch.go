@@ -113,6 +113,8 @@ func Attach(ctx context.Context, o AttachOptions) error {
 		s.status.line("tether: %s", note)
 	}
 	if rec.JobID != "" {
+		// A session launched with --via-node-ssh says so: attach reaches it the same way.
+		o.Batch.ViaNodeSSH = o.Batch.ViaNodeSSH || rec.ViaNodeSSH
 		rec, err := s.attachSlurm(ctx, rec, o.Batch)
 		switch {
 		case errors.Is(err, errDetachedPending):

@@ -121,7 +121,7 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 		}
 	}()
 	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve), Scheduler: schedName(sched),
+		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve), Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH,
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
 		Phase: phaseQueued, Slurm: true,
 	}
@@ -834,7 +834,7 @@ func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 		return err
 	}
 	o.Listen = net.JoinHostPort(host, "0")
-	sf.Slurm, sf.JobID, sf.Node, sf.Scheduler = true, queued.JobID, node, queued.Scheduler
+	sf.Slurm, sf.JobID, sf.Node, sf.Scheduler, sf.ViaNodeSSH = true, queued.JobID, node, queued.Scheduler, queued.ViaNodeSSH
 	if sf.Name == "" {
 		sf.Name = queued.Name
 	}

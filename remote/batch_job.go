@@ -51,6 +51,8 @@ type BatchSubmitOptions struct {
 	// Options are the user's options of the scheduler's submit command, one argument
 	// each.
 	Options []string
+	// ViaNodeSSH records that the launcher reaches the session by SSH to its node.
+	ViaNodeSSH bool
 	// Serve are the arguments of `tether serve` in the job (flags, then -- COMMAND).
 	Serve []string
 	// Version is recorded in the queued record.

@@ -71,6 +71,9 @@ type Record struct {
 	JobID string `json:"job_id,omitempty"`
 	// Node is the compute node the job runs on.
 	Node string `json:"node,omitempty"`
+	// ViaNodeSSH says the session was launched with --via-node-ssh: the launcher
+	// reaches it by SSH to its node, and attach does the same without being told.
+	ViaNodeSSH bool `json:"via_node_ssh,omitempty"`
 	// Addr is the node's address and the kernel-chosen port the server listens on
 	// (IP:PORT); URL is https://Addr{base_url}.
 	Addr string `json:"addr,omitempty"`

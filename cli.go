@@ -41,10 +41,10 @@ func (VersionCmd) Run(env *Env) error {
 	return err
 }
 
-// LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json]`.
+// LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json] [--prune]`.
 type LsCmd struct {
 	JSON       bool   `name:"json" help:"Print an array of ready records with their state."`
-	Prune      bool   `help:"Remove dead and app-exited sessions (this machine only)."`
+	Prune      bool   `help:"Remove dead, app-exited and ended sessions (their records and logs), here or on HOST."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
 	Args []string `arg:"" optional:"" name:"host" help:"A remote host (an ssh destination)."`
@@ -56,10 +56,7 @@ func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 	case 0:
 		return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, Stdout: env.Stdout, Stderr: env.Stderr})
 	case 1:
-		if c.Prune {
-			return &remote.UsageError{Msg: "--prune works on this machine only; run `tether ls --prune` there"}
-		}
-		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON)
+		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.Prune)
 	}
 	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
 }

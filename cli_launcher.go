@@ -209,8 +209,8 @@ func (c *DemoCmd) Run(ctx context.Context, env *Env) error {
 	})
 }
 
-func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json bool) error {
-	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json})
+func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json, prune bool) error {
+	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json, Prune: prune})
 }
 
 func stopHost(ctx context.Context, env *Env, host string, h hostFlags, target string, all bool) error {

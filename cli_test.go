@@ -55,7 +55,7 @@ func TestRemoteCommandForms(t *testing.T) {
 		{[]string{"stop", "-F", "none", "no-such-host.invalid", "abcdefgh"}, 1, "cannot reach"},
 		{[]string{"stop", "-F", "none", "no-such-host.invalid", "--all"}, 1, "cannot reach"},
 		{[]string{"logs", "-F", "none", "no-such-host.invalid", "abcdefgh"}, 1, "cannot reach"},
-		{[]string{"ls", "--prune", "gpu-box"}, 2, "this machine only"},
+		{[]string{"ls", "--prune", "-F", "none", "no-such-host.invalid"}, 1, "cannot reach no-such-host.invalid"},
 		{[]string{"ls", "--ssh", "putty", "-F", "none", "gpu-box"}, 2, "--ssh putty: choose native, openssh or auto"},
 		{[]string{"stop", "--ssh=bogus", "gpu-box", "abcdefgh"}, 2, "--ssh bogus: choose native, openssh or auto"},
 		{[]string{"logs", "--ssh", "x", "gpu-box", "abcdefgh"}, 2, "choose native, openssh or auto"},

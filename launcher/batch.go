@@ -655,13 +655,43 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 		if ev.Job.State != "" {
 			how += " (" + ev.Job.State + ")"
 		}
+		if ev.Removed {
+			// `tether stop` (another terminal) cancelled the job and removed the session,
+			// its logs with it: there is nothing for `tether logs` to show.
+			return &Error{Msg: fmt.Sprintf("session %s on %s was stopped (tether stop): job %s was cancelled and the session removed, its logs with it", rec.ID, s.host, st.jobID),
+				Hint: "start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
+		}
 		msg := fmt.Sprintf("session %s on %s has ended: job %s %s", rec.ID, s.host, st.jobID, how)
 		if ev.Exit != "" && ev.Exit != "stopped" && ev.Exit != "stopped by a signal" {
 			msg += "; " + clip(oneLine(ev.Exit), 200)
 		}
-		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `tether launch " + tunnel.Quote(s.host) + " --slurm …`", Err: errSessionGone}
+		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
 	}
 	return nil
+}
+
+// relaunchLine is the command that starts a session like r again: the same scheduler
+// and options (the record keeps them), --via-node-ssh if it had it, the same preset.
+func (s *session) relaunchLine(r remote.Record) string {
+	line := s.cmdline("launch")
+	if r.JobID != "" {
+		opts := joinOptions(r.BatchOptions)
+		flag := "--slurm"
+		if sched, err := batch.Lookup(r.Scheduler); err == nil {
+			flag = sched.Flag()
+			if _, site := sched.(batch.Site); site {
+				flag, opts = "--batch", strings.TrimSpace(sched.Name()+" "+opts)
+			}
+		}
+		line += " " + flag + " " + tunnel.Quote(opts)
+		if r.ViaNodeSSH {
+			line += " --via-node-ssh"
+		}
+	}
+	if r.App != "" {
+		line += " " + tunnel.Quote(r.App)
+	}
+	return line
 }
 
 // checkWalltime prints the walltime warnings that are due.

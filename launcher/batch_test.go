@@ -397,3 +397,34 @@ func TestNodeConfigUserAndComeBack(t *testing.T) {
 		t.Errorf("with --via-node-ssh: %q", got)
 	}
 }
+
+// The hint to start a session anew names the real scheduler options (the record keeps
+// them), not a literal "…".
+func TestRelaunchLine(t *testing.T) {
+	var buf bytes.Buffer
+	s := testSession(&buf)
+	tests := []struct {
+		rec  remote.Record
+		want string
+	}{
+		{remote.Record{JobID: "5", BatchOptions: []string{"-p", "gpu", "-t", "10"}, App: "jupyter"}, "tether launch hpc --slurm '-p gpu -t 10' jupyter"},
+		{remote.Record{JobID: "5"}, "tether launch hpc --slurm ''"},
+		{remote.Record{JobID: "5", Scheduler: "sge", BatchOptions: []string{"-q", "all.q", "-l", "h_rt=1:00:00"}, ViaNodeSSH: true}, "tether launch hpc --sge '-q all.q -l h_rt=1:00:00' --via-node-ssh"},
+		{remote.Record{JobID: "5", Scheduler: "mysite", BatchOptions: []string{"--comment", "a b"}}, `tether launch hpc --batch 'mysite --comment '\''a b'\'''`},
+		{remote.Record{}, "tether launch hpc"},
+	}
+	for _, tt := range tests {
+		got := s.relaunchLine(tt.rec)
+		if got != tt.want {
+			t.Errorf("for %+v, got %q; want %q", tt.rec, got, tt.want)
+		}
+		if strings.Contains(got, "…") {
+			t.Errorf("%q holds a literal …", got)
+		}
+	}
+	// What the hint gives back splits into the same options.
+	words, err := SplitOptions("mysite --comment 'a b'")
+	if err != nil || len(words) != 3 || words[2] != "a b" {
+		t.Errorf("split back: %q, %v", words, err)
+	}
+}

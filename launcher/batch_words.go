@@ -145,3 +145,17 @@ func SbatchArgs(s string) ([]string, error) {
 	words, _, err := BatchArgs("slurm", s)
 	return words, err
 }
+
+// joinOptions writes scheduler options back as one string that SplitOptions splits
+// into the same words: a word of safe characters as it is, others in single quotes.
+func joinOptions(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+			q[i] = w
+		} else {
+			q[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}

@@ -276,7 +276,7 @@ func pickSession(recs []remote.Record, target string, s *session) (remote.Record
 			return r, "", nil
 		}
 	case remote.StateEnded:
-		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `tether launch "+host+" --slurm …`",
+		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `"+s.relaunchLine(r)+"`",
 			"session %s on %s has ended (%s)", r.ID, host, describeJobOf(r))
 	case remote.StateAppExited:
 		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows why; start it again with `tether launch "+host+"`",
@@ -321,6 +321,9 @@ func Ls(ctx context.Context, o LsOptions) error {
 	args := []string{"ls"}
 	if o.JSON {
 		args = append(args, "--json")
+	}
+	if o.Prune {
+		args = append(args, "--prune")
 	}
 	return passThrough(ctx, o.Options, args)
 }
@@ -371,7 +374,11 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
+	}, func(line string) {
+		// The remote words its hints for itself; the laptop's command names the host.
+		line = strings.ReplaceAll(line, "`tether ls --prune`", "`"+s.cmdline("ls", "--prune")+"`")
+		fmt.Fprintln(s.o.Stderr, line)
+	})
 	if err != nil {
 		return err
 	}

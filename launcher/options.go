@@ -118,6 +118,8 @@ type BatchOptions struct {
 type LsOptions struct {
 	Options
 	JSON bool
+	// Prune removes the host's dead, app-exited and ended sessions (ls --prune there).
+	Prune bool
 }
 
 // StopOptions are `tether stop HOST`'s.

@@ -121,7 +121,7 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 		}
 	}()
 	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve), Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH,
+		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve), Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
 		Phase: phaseQueued, Slurm: true,
 	}
@@ -249,6 +249,33 @@ func runBatch(ctx context.Context, env []string, name string, args ...string) (s
 	}
 	return out.String(), nil
 }
+
+// batchHostNote is the one line serve says when it runs on a batch cluster's login
+// node rather than in a job there: a user who forgot --slurm would otherwise run the
+// app on the login node without a word. Empty elsewhere, and inside a job.
+func batchHostNote(getenv func(string) string) string {
+	for _, v := range []string{"SLURM_JOB_ID", "JOB_ID", "PBS_JOBID", "LSB_JOBID"} {
+		if getenv(v) != "" {
+			return "" // a job's own step (an interactive job's shell): the app runs on a node
+		}
+	}
+	var title, flag, prog string
+	switch {
+	case lookPath("sbatch"):
+		title, flag, prog = "Slurm", "--slurm", "sbatch"
+	case lookPath("qsub") && getenv("SGE_ROOT") != "":
+		title, flag, prog = "Grid Engine", "--sge", "qsub"
+	case lookPath("qsub"):
+		title, flag, prog = "PBS", "--pbs", "qsub"
+	case lookPath("bsub"):
+		title, flag, prog = "LSF", "--lsf", "bsub"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("note: this host submits %s jobs (%s is on PATH): the app runs on it, not on a compute node; launch with %s \"OPTIONS\" to run it in a batch job", title, prog, flag)
+}
+
+func lookPath(name string) bool { _, err := exec.LookPath(name); return err == nil }
 
 // submitProgram is the scheduler's submit command, for messages.
 func submitProgram(s batch.Scheduler) string {
@@ -421,7 +448,9 @@ var slurmStopWait = 90 * time.Second
 // slurmLogs prints the job's output file and then the app's log.
 func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
 	fmt.Fprintf(o.Stdout, "==> job %s output (%s) <==\n", e.rec.JobID, e.s.slurmOutput())
-	if f, err := copyLog(o.Stdout, e.s.slurmOutput()); err == nil {
+	jf := &appTailFilter{w: o.Stdout}
+	if f, err := copyLog(jf, e.s.slurmOutput()); err == nil {
+		jf.flush()
 		f.Close()
 	} else if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintln(o.Stdout, "(none yet: the job has not started)")
@@ -463,6 +492,46 @@ func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
 		return nil
 	}
 	return err
+}
+
+// appTailFilter writes the job's output file without the app's last lines that the
+// job's server copied there when the app ended ("tether: the app's last output:" and
+// its "  | " lines): logs shows them in the app log that follows, and printed them
+// twice.
+type appTailFilter struct {
+	w       io.Writer
+	partial []byte
+	inTail  bool
+}
+
+func (f *appTailFilter) Write(p []byte) (int, error) {
+	f.partial = append(f.partial, p...)
+	for {
+		i := bytes.IndexByte(f.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := f.partial[:i+1]
+		switch {
+		case bytes.HasPrefix(line, []byte("tether: the app's last output:")):
+			f.inTail = true
+			io.WriteString(f.w, "tether: the app ended; its last output is in the app log below\n")
+		case f.inTail && bytes.HasPrefix(line, []byte("  | ")):
+		default:
+			f.inTail = false
+			f.w.Write(line)
+		}
+		f.partial = f.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+// flush writes a last line without its newline.
+func (f *appTailFilter) flush() {
+	if len(f.partial) > 0 && !(f.inTail && bytes.HasPrefix(f.partial, []byte("  | "))) {
+		f.w.Write(f.partial)
+	}
+	f.partial = nil
 }
 
 // describeJob is ls's words for a Slurm session's job: "job 5 RUNNING on vm, 59:58
@@ -706,7 +775,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 				lastPhase, lastAsked = sf.Phase, time.Time{}
 			}
 		} else if errors.Is(err, fs.ErrNotExist) {
-			return send(BatchEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State},
+			return send(BatchEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State}, Removed: true,
 				Message: "the session's directory is gone (stopped)"})
 		}
 		if sf.JobID == "" {
@@ -835,6 +904,7 @@ func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 	}
 	o.Listen = net.JoinHostPort(host, "0")
 	sf.Slurm, sf.JobID, sf.Node, sf.Scheduler, sf.ViaNodeSSH = true, queued.JobID, node, queued.Scheduler, queued.ViaNodeSSH
+	sf.BatchOptions = queued.BatchOptions
 	if sf.Name == "" {
 		sf.Name = queued.Name
 	}

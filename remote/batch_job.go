@@ -92,9 +92,11 @@ type BatchEvent struct {
 	Output     []string `json:"output,omitempty"`
 	OutputPath string   `json:"output_path,omitempty"`
 	OutputSeen bool     `json:"output_seen,omitempty"`
-	ExitCode   string   `json:"exit_code,omitempty"`
-	Phase      string   `json:"phase,omitempty"`
-	Exit       string   `json:"exit,omitempty"`
+	// Removed: the session's directory is gone (tether stop removed it, and its logs).
+	Removed  bool   `json:"removed,omitempty"`
+	ExitCode string `json:"exit_code,omitempty"`
+	Phase    string `json:"phase,omitempty"`
+	Exit     string `json:"exit,omitempty"`
 }
 
 // BatchWatchOptions are the options of the hidden `tether batch watch ID`.

@@ -71,6 +71,9 @@ type Record struct {
 	JobID string `json:"job_id,omitempty"`
 	// Node is the compute node the job runs on.
 	Node string `json:"node,omitempty"`
+	// BatchOptions are the scheduler's options the session was submitted with (one
+	// word each), for the hint to start another like it.
+	BatchOptions []string `json:"batch_options,omitempty"`
 	// ViaNodeSSH says the session was launched with --via-node-ssh: the launcher
 	// reaches it by SSH to its node, and attach does the same without being told.
 	ViaNodeSSH bool `json:"via_node_ssh,omitempty"`
@@ -204,6 +207,9 @@ func (r *Record) validateSlurm() error {
 	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
 		return bad("scheduler", "%q is not a scheduler name", clip(r.Scheduler))
 	}
+	if err := validBatchOptions(r.BatchOptions); err != nil {
+		return bad("batch_options", "%v", err)
+	}
 	if !r.TLS {
 		return bad("tls", "is off for a Slurm session (its server is reachable from the cluster network)")
 	}
@@ -280,6 +286,9 @@ func (r *Record) ValidateQueued() error {
 	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
 		return fmt.Errorf("remote: invalid record: scheduler %q is not a scheduler name", clip(r.Scheduler))
 	}
+	if err := validBatchOptions(r.BatchOptions); err != nil {
+		return fmt.Errorf("remote: invalid record: batch_options %v", err)
+	}
 	if r.App != "" && !appNamePattern.MatchString(r.App) {
 		return fmt.Errorf("remote: invalid record: app %q is not a preset name", clip(r.App))
 	}
@@ -297,6 +306,19 @@ func (r *Record) ValidateQueued() error {
 		return fmt.Errorf("remote: invalid record: state %q for a queued Slurm session", clip(r.State))
 	}
 	return r.validateListed()
+}
+
+// validBatchOptions checks the options a record says its job was submitted with.
+func validBatchOptions(opts []string) error {
+	if len(opts) > 256 {
+		return fmt.Errorf("has %d words", len(opts))
+	}
+	for _, o := range opts {
+		if len(o) > 4096 || hasControl(o) {
+			return fmt.Errorf("has a word over 4 KiB or with control characters")
+		}
+	}
+	return nil
 }
 
 // DecodeRecord parses one ready-record line (as printed by `tether serve --json`) and

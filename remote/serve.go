@@ -435,6 +435,11 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			progress("note: --listen " + o.Listen + " reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls")
 		}
 	}
+	if !slurmJob {
+		if note := batchHostNote(os.Getenv); note != "" {
+			progress(note)
+		}
+	}
 	if o.App != nil {
 		if appLog, err = openCappedLog(sess.logPath(), defaultLogCap); err != nil {
 			return fmt.Errorf("opening the app log: %w", err)

@@ -12,6 +12,20 @@ import (
 type BatchCmd struct {
 	Submit BatchSubmitCmd `cmd:"" help:"Make a batch session and submit its job; print {id, job_id, output}."`
 	Watch  BatchWatchCmd  `cmd:"" help:"Print a batch session's job state, then its ready record, as JSON lines until the job ends."`
+	Check  BatchCheckCmd  `cmd:"" help:"Judge a submit command's options as tether does (for a site's wrapper, see batch/site); exit 2 with the reason when refused."`
+}
+
+// BatchCheckCmd is `tether batch check --scheduler S [--option=ARG]...`: a site's
+// wrapper around a scheduler tether knows runs it ($TETHER_BIN) to refuse the options
+// tether refuses, read the way that scheduler reads them.
+type BatchCheckCmd struct {
+	Scheduler string   `placeholder:"S" required:"" help:"The scheduler whose submit command reads the options: slurm, sge, pbs or lsf."`
+	Option    []string `name:"option" sep:"none" placeholder:"ARG" help:"One argument of the submit command (repeatable, in order)."`
+}
+
+// Run checks.
+func (c *BatchCheckCmd) Run(env *Env) error {
+	return remote.BatchCheck(c.Scheduler, c.Option)
 }
 
 // BatchSubmitCmd is `tether batch submit [--scheduler S] [--name N] [--option=ARG]...

@@ -113,7 +113,7 @@ type qstatJSON struct {
 }
 
 type pbsJob struct {
-	Name          string                     `json:"Job_Name"`
+	Name          json.RawMessage            `json:"Job_Name"` // a number when the name is one
 	State         string                     `json:"job_state"`
 	ExecHost      string                     `json:"exec_host"`
 	Comment       string                     `json:"comment"`
@@ -178,7 +178,7 @@ func parseQstatJSON(out string, now time.Time) (map[string]Job, error) {
 		if !JobIDPattern.MatchString(id) || !nativePattern.MatchString(pj.State) {
 			continue
 		}
-		j := Job{JobID: id, Name: pj.Name, Native: pj.State, State: pbsState(pj.State, rawString(pj.ExitStatus))}
+		j := Job{JobID: id, Name: rawString(pj.Name), Native: pj.State, State: pbsState(pj.State, rawString(pj.ExitStatus))}
 		if IsPending(j.State) {
 			j.Reason = sanitize(pj.Comment)
 			if t, err := time.ParseInLocation(pbsTime, rawString(pj.Estimated["start_time"]), time.Local); err == nil {

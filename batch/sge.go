@@ -112,9 +112,11 @@ type qstatJob struct {
 // qstatDetail is what tether reads of `qstat -j ID -xml`: why a job waits or failed.
 type qstatDetail struct {
 	Jobs []struct {
-		Number  string   `xml:"JB_job_number"`
-		Errors  []string `xml:"JB_ja_tasks>ulong_sublist>JAT_message_list>QIM_message"`
-		Errors2 []string `xml:"JB_ja_tasks>element>JAT_message_list>QIM_message"`
+		Number string `xml:"JB_job_number"`
+		// The task's messages (a job in error state says why there), under
+		// ulong_sublist in 8.1.9's output, element in others'.
+		Errors  []string `xml:"JB_ja_tasks>ulong_sublist>JAT_message_list>ulong_sublist>QIM_message"`
+		Errors2 []string `xml:"JB_ja_tasks>element>JAT_message_list>element>QIM_message"`
 	} `xml:"djob_info>element"`
 	Messages []string `xml:"messages>element>SME_message_list>element>MES_message"`
 	Global   []string `xml:"messages>element>SME_global_message_list>element>MES_message"`

@@ -39,7 +39,7 @@ type Site struct {
 }
 
 func (s Site) Name() string  { return s.SiteName }
-func (s Site) Title() string { return "the site's " + s.SiteName + " scheduler" }
+func (s Site) Title() string { return s.SiteName }
 func (s Site) Flag() string  { return "--batch " + s.SiteName }
 func (s Site) prog() string  { return "tether-batch-" + s.SiteName }
 

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -127,6 +128,42 @@ func TestSlurmUX(t *testing.T) {
 		}
 		if list := site.sessions(t); len(list) != 0 {
 			t.Errorf("after --prune: %v", list)
+		}
+	})
+
+	t.Run("a site's wrapper from the template", func(t *testing.T) {
+		// batch/site/tether-batch-template.sh installed as tether-batch-mysite on the
+		// login node's PATH, as a site would.
+		bin := t.TempDir()
+		tmpl, err := os.ReadFile(filepath.Join(moduleRoot(), "batch", "site", "tether-batch-template.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(bin, "tether-batch-mysite"), string(tmpl), 0o755)
+		os.Chmod(bin, 0o755)
+		wsite := slurmSiteOnSSHD(t, s, StartSSHD(t, SSHDOptions{Alias: "hpc-site", Env: map[string]string{
+			"SLURM_CONF": s.Conf, "PATH": bin + ":" + os.Getenv("PATH")}}))
+		before := tetherJobs(t, s)
+		_, errOut, code := runTether(t, wsite.args("launch", "--batch", "mysite -t 10 --out=/tmp/x", "--no-browser")...)
+		if code != 2 && code != 1 || !strings.Contains(errOut, "--out=/tmp/x (sbatch reads it as --output) is tether's own") || !strings.Contains(errOut, "nothing was submitted") {
+			t.Errorf("the wrapper's refusal: exit %d: %s", code, errOut)
+		}
+		if after := tetherJobs(t, s); after != before {
+			t.Errorf("a refused option submitted a job")
+		}
+		l := startLauncher(t, wsite.args("launch", "--batch", "mysite -t 10", "--json", "--no-browser"), true)
+		if status, _, _ := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort), "Authorization", "token "+l.line.Session.Token); status != 200 {
+			t.Errorf("through the site's wrapper: %d", status)
+		}
+		out, _, _ := runTether(t, wsite.args("ls")...)
+		mustContain(t, "ls", out, l.line.Session.ID, "running", "RUNNING on "+s.Node, " left")
+		l.interrupt(t)
+		mustContain(t, "launcher", l.stderr.String(), "submitting a mysite job")
+		if _, errOut, code := runTether(t, wsite.args("stop", l.line.Session.ID)...); code != 0 {
+			t.Errorf("stop: exit %d: %s", code, errOut)
+		}
+		if j, ok := site.jobNamed(t, l.line.Session.ID); ok && j.State != "CANCELLED" {
+			t.Errorf("after stop: %+v", j)
 		}
 	})
 

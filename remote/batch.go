@@ -135,8 +135,10 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	gone := watchEOF(o.Stdin)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	// TETHER_BIN lets a site's wrapper ask this tether to judge its options (batch
+	// check; see batch/site).
 	jobID, err := sched.Submit(sctx, runBatch, batch.Submission{Options: o.Options, Name: jobName(sess.ID),
-		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: os.Environ()})
+		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: append(os.Environ(), "TETHER_BIN="+self)})
 	if err != nil {
 		var ue *batch.UsageError
 		var ce *batch.CommandError
@@ -248,6 +250,19 @@ func runBatch(ctx context.Context, env []string, name string, args ...string) (s
 		return out.String(), &batch.CommandError{Name: name, Stderr: errb.String(), Err: err}
 	}
 	return out.String(), nil
+}
+
+// BatchCheck is `tether batch check`: the options judged as the scheduler's submit
+// command reads them; a refusal is a usage error (exit 2) in the flag's words.
+func BatchCheck(scheduler string, options []string) error {
+	sched, err := batch.Lookup(scheduler)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := sched.CheckOptions(options); err != nil {
+		return usagef("%s %v", sched.Flag(), err)
+	}
+	return nil
 }
 
 // batchHostNote is the one line serve says when it runs on a batch cluster's login

@@ -252,19 +252,6 @@ func runBatch(ctx context.Context, env []string, name string, args ...string) (s
 	return out.String(), nil
 }
 
-// BatchCheck is `tether batch check`: the options judged as the scheduler's submit
-// command reads them; a refusal is a usage error (exit 2) in the flag's words.
-func BatchCheck(scheduler string, options []string) error {
-	sched, err := batch.Lookup(scheduler)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if err := sched.CheckOptions(options); err != nil {
-		return usagef("%s %v", sched.Flag(), err)
-	}
-	return nil
-}
-
 // batchHostNote is the one line serve says when it runs on a batch cluster's login
 // node rather than in a job there: a user who forgot --slurm would otherwise run the
 // app on the login node without a word. Empty elsewhere, and inside a job.

@@ -146,3 +146,16 @@ func (ev *BatchEvent) Validate() error {
 	}
 	return nil
 }
+
+// BatchCheck is `tether batch check`: the options judged as the scheduler's submit
+// command reads them; a refusal is a usage error (exit 2) in the flag's words.
+func BatchCheck(scheduler string, options []string) error {
+	sched, err := batch.Lookup(scheduler)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := sched.CheckOptions(options); err != nil {
+		return usagef("%s %v", sched.Flag(), err)
+	}
+	return nil
+}

@@ -79,7 +79,8 @@ func (site *sgeSite) nothingLeft(t *testing.T) {
 // job's state while it waits, the node and its time left; ls, logs, detach, attach and
 // stop (qdel, nothing left); options tether owns are refused before anything is
 // submitted; qsub's refusals come with its words and nothing queued; Ctrl-C while the
-// job waits deletes it; and the jupyter preset runs in a job, warned of its time limit.
+// job waits deletes it; a job shorter than the walltime warnings gets one at once; and
+// the jupyter preset runs in a job.
 func TestSGELaunch(t *testing.T) {
 	site := startSGESite(t)
 	g := site.sge
@@ -87,7 +88,9 @@ func TestSGELaunch(t *testing.T) {
 
 	t.Run("launch, ls, logs, detach, attach, stop", func(t *testing.T) {
 		start := time.Now()
-		l := startLauncher(t, site.args("launch", "--sge", "-q all.q -l h_rt=0:30:00", "--json", "--no-browser"), true)
+		// A 90-second h_rt: shorter than every walltime warning, so one comes at once,
+		// from the time left Grid Engine's start time and h_rt give.
+		l := startLauncher(t, site.args("launch", "--sge", "-q all.q -l h_rt=0:01:30", "--json", "--no-browser"), true)
 		t.Logf("URL answering %s after the launcher started", fmtDur(time.Since(start)))
 		sess := l.line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
@@ -98,6 +101,9 @@ func TestSGELaunch(t *testing.T) {
 			t.Errorf("without the token: %d", status)
 		}
 		mustContain(t, "launcher stderr", l.stderr.String(), "submitted job", "Grid Engine", "runs on "+g.Host, " left")
+		if !waitStderr(t, l, "reaches its time limit in about", 10*time.Second) {
+			t.Errorf("no walltime warning for a 90 s job; stderr:\n%s", l.stderr.String())
+		}
 		if p := ProcessesWith(sess.Token); len(p) > 0 {
 			t.Errorf("the token is on a command line: %q", p)
 		}
@@ -198,12 +204,8 @@ func TestSGELaunch(t *testing.T) {
 
 	t.Run("the jupyter preset in a job", func(t *testing.T) {
 		Need(t, "jupyter-notebook", "jupyter-notebook")
-		// A 90-second h_rt: shorter than every walltime warning, so one comes at once,
-		// from the time left Grid Engine's start time and h_rt give.
-		l := startLauncher(t, site.args("launch", "jupyter", "--sge", "-q all.q -l h_rt=0:01:30", "--json", "--no-browser"), true)
-		if !waitStderr(t, l, "reaches its time limit in about", 10*time.Second) {
-			t.Errorf("no walltime warning for a 90 s job; stderr:\n%s", l.stderr.String())
-		}
+		// Issue 14's own words: tether launch hpc --sge "-q all.q" jupyter.
+		l := startLauncher(t, site.args("launch", "--sge", "-q all.q", "jupyter", "--json", "--no-browser"), true)
 		rec := l.line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.line.LocalPort)
 		if code, body, _ := fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {

@@ -38,9 +38,6 @@ var errDetachedPending = errors.New("left queued")
 type slurmState struct {
 	id, jobID string
 	sched     batch.Scheduler
-	// opts are the scheduler's options as given (launch), for the hint to start anew.
-	opts      string
-	optsKnown bool
 	// since is when the job was submitted (launch) or the session started (attach),
 	// for the time it has waited.
 	since time.Time
@@ -108,7 +105,7 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
-	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, opts: o.Batch.Options, optsKnown: true, since: submitted}
+	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, since: submitted}
 	return s.waitSlurm(ctx, o.Batch, ready, true)
 }
 
@@ -406,7 +403,7 @@ func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
 	if ev.Message != "" {
 		msg += ": " + clip(oneLine(ev.Message), 200)
 	}
-	return &Error{Msg: msg, Hint: "fix the command or the --slurm options and try again (nothing was left queued or running)"}
+	return &Error{Msg: msg, Hint: "fix the command or the " + st.sched.Flag() + " options and try again (nothing was left queued or running)"}
 }
 
 func nodeOf(j remote.JobStatus) string {

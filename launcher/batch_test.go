@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/remote"
 )
 
@@ -198,7 +199,7 @@ func TestWalltimeWarnings(t *testing.T) {
 
 func testSession(buf *bytes.Buffer) *session {
 	return &session{host: "hpc", o: Options{Host: "hpc", Stderr: buf, Stdout: buf}, status: newStatus(buf),
-		slurm: &slurmState{id: "abcdefgh", jobID: "42"}}
+		slurm: &slurmState{id: "abcdefgh", jobID: "42", sched: batch.Slurm{}}}
 }
 
 // A job that ends before its server is ready: why, in words, with its output; the

@@ -54,7 +54,7 @@ func slurmRoot(create bool) (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil || home == "" {
-		return "", errors.New("cannot find a place for Slurm sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
+		return "", errors.New("cannot find a place for batch sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
 	}
 	return privateRoot(filepath.Join(home, ".cache", "tether", "slurm"), create)
 }
@@ -740,12 +740,12 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 	sf, err := readRecord(s.recordPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no Slurm session %s on %s", o.Target, hostname())
+			return fmt.Errorf("no batch session %s on %s", o.Target, hostname())
 		}
 		return err
 	}
 	if !sf.isSlurm() {
-		return fmt.Errorf("session %s is not a Slurm session", o.Target)
+		return fmt.Errorf("session %s is not a batch session", o.Target)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -886,7 +886,7 @@ func (o *ServeOptions) normalizeSlurm() error {
 		return usagef("--batch-session runs in the foreground: it is the job's step")
 	}
 	if noAuth() {
-		return usagef("TETHER_NO_AUTH=1 is refused in a Slurm job: its server listens on the cluster network")
+		return usagef("TETHER_NO_AUTH=1 is refused in a batch job: its server listens on the cluster network")
 	}
 	if o.Listen != "" || o.Socket != "" {
 		return usagef("--batch-session picks its own address and socket; drop --listen and --socket")

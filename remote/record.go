@@ -211,7 +211,7 @@ func (r *Record) validateSlurm() error {
 		return bad("batch_options", "%v", err)
 	}
 	if !r.TLS {
-		return bad("tls", "is off for a Slurm session (its server is reachable from the cluster network)")
+		return bad("tls", "is off for a batch session (its server is reachable from the cluster network)")
 	}
 	host, port, err := net.SplitHostPort(r.Addr)
 	if err != nil || net.ParseIP(host) == nil || strings.Contains(host, "%") {
@@ -303,7 +303,7 @@ func (r *Record) ValidateQueued() error {
 	switch r.State {
 	case StatePending, StateEnded, StateDead:
 	default:
-		return fmt.Errorf("remote: invalid record: state %q for a queued Slurm session", clip(r.State))
+		return fmt.Errorf("remote: invalid record: state %q for a queued batch session", clip(r.State))
 	}
 	return r.validateListed()
 }

@@ -571,28 +571,37 @@ func (s *session) checkNodeHop(ctx context.Context) error {
 	if s.o.SSH != nil {
 		return usageError("--via-node-ssh needs a host from ssh_config")
 	}
-	var addr string
+	var host string
+	port := 22
 	if oc, ok := s.conn.(*tunnel.OpenSSHClient); ok {
-		addr = net.JoinHostPort(oc.Config().HostName, strconv.Itoa(oc.Config().Port))
+		host, port = oc.Config().HostName, oc.Config().Port
 	} else {
 		cfg, err := tunnel.Resolve(s.o.Host, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile})
 		if err != nil {
 			return connectError(s.o.Host, err)
 		}
-		addr = net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
+		host, port = cfg.HostName, cfg.Port
 	}
 	s.status.step("checking that %s lets tether through to its nodes (--via-node-ssh)", s.host)
 	defer s.status.done()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	c, err := s.conn.DialContext(cctx, "tcp", addr)
-	if err == nil {
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		banner := make([]byte, 4)
-		_, err = io.ReadFull(c, banner)
-		if err == nil && string(banner) != "SSH-" {
-			err = fmt.Errorf("%s answered %q, not an SSH server", addr, banner)
+	// The login node's own sshd, as the laptop names it, else as the login node itself
+	// reaches it (a name that leads through a gateway may not resolve inside).
+	var err error
+	tried := map[string]bool{}
+	for _, addr := range []string{net.JoinHostPort(host, strconv.Itoa(port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "127.0.0.1:22"} {
+		if tried[addr] {
+			continue
+		}
+		tried[addr] = true
+		e := readSSHBanner(ctx, s.conn, addr)
+		if e == nil {
+			return nil
+		}
+		if err == nil {
+			err = e
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	if err != nil {
@@ -601,6 +610,27 @@ func (s *session) checkNodeHop(ctx context.Context) error {
 		}
 		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
 			Hint: "leave --via-node-ssh out to reach the node through " + s.host + " (the site may allow only that), or ask the site whether SSH to nodes running your jobs is allowed"}
+	}
+	return nil
+}
+
+// readSSHBanner opens a channel to addr through c and reads the start of an SSH
+// server's banner, within 10 seconds.
+func readSSHBanner(ctx context.Context, c Conn, addr string) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := c.DialContext(cctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	banner := make([]byte, 4)
+	if _, err := io.ReadFull(conn, banner); err != nil {
+		return err
+	}
+	if string(banner) != "SSH-" {
+		return fmt.Errorf("%s answered %q, not an SSH server", addr, banner)
 	}
 	return nil
 }

@@ -74,6 +74,7 @@ var sbatchOwned = map[string]string{
 	"array":     "tether runs one job per session",
 	"wrap":      "the job runs tether serve from the script tether writes",
 	"wait":      "tether watches the job itself (sbatch would not return until the job ends)",
+	"hold":      "a held job never starts by itself; tether waits for the job it submits",
 	"parsable":  "tether passes it to read the job id",
 	"test-only": "tether submits the job for real",
 	"clusters":  "tether asks squeue and scancel about the job on their default cluster; set SLURM_CLUSTERS in your login environment on the cluster instead, which sbatch, squeue and scancel all read",

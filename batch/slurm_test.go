@@ -132,7 +132,7 @@ func TestCheckSbatchArgs(t *testing.T) {
 		nil,
 		{"-p", "gpu", "--gres=gpu:1", "-t", "4:00:00"},
 		{"-pgpu", "-t1:00:00", "-N", "1", "--exclusive", "-A", "proj"},
-		{"--partition", "gpu", "--hold", "--mem=4G", "-c", "4", "--export=ALL", "--comment", "-dashed"},
+		{"--partition", "gpu", "--mem=4G", "-c", "4", "--export=ALL", "--comment", "-dashed"},
 		{"--chdir", "/scratch/me"},
 	}
 	for _, args := range ok {
@@ -149,6 +149,7 @@ func TestCheckSbatchArgs(t *testing.T) {
 		"error":         {"--error", "x"},
 		"wrap":          {"--wrap=echo"},
 		"wait":          {"-W"},
+		"hold":          {"--hold"},
 		"array":         {"--array=1-4"},
 		"test only":     {"--test-only"},
 		"help":          {"--help"},

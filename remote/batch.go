@@ -21,15 +21,18 @@ import (
 	"github.com/tether-dev/tether/batch"
 )
 
-// Slurm sessions. `tether launch HOST --slurm "OPTIONS"` runs `tether slurm submit` on
-// the login node: it makes the session's directory on the shared home (the record says
-// phase "queued"), writes the job script and submits it with sbatch. The job's step is
-// `tether serve --batch-session DIR` in the foreground for the job's whole life (no
-// daemon, so scancel and the time limit end everything): it listens on the node's
+// Batch sessions. `tether launch HOST --slurm "OPTIONS"` (or --sge, --pbs, --lsf,
+// --batch) runs `tether batch submit --scheduler=S` on the login node: it makes the
+// session's directory on the shared home (the record says phase "queued" and names
+// the scheduler), writes the job script and submits it with the scheduler's submit
+// command (package batch, through runBatch). The job's step is `tether serve
+// --batch-session DIR` in the foreground for the job's whole life (no daemon, so
+// cancelling the job and its time limit end everything): it listens on the node's
 // address (TLS always, token required) and writes the ready record into DIR, with the
 // node, the address and the job id. `tether batch watch ID` reports the job's state
-// and then the record to the launcher, over SSH. ls, stop and logs find these sessions
-// in the Slurm root and judge them by squeue; stop is scancel.
+// and then the record to the launcher, over SSH. ls, stop and logs find these
+// sessions in the batch root and judge them by their scheduler; stop cancels the job.
+// (Names here say slurm where they predate the other schedulers.)
 
 const (
 	slurmOutputFile = "job.out"

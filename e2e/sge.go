@@ -19,8 +19,11 @@ import (
 
 // SGE is a real single-node Grid Engine cell on this machine (Debian's gridengine
 // 8.1.9): sge_qmaster and sge_execd started by the harness in the foreground from a
-// temp SGE_ROOT of their own, on loopback ports chosen free, with one queue (all.q)
-// on the one host. Clients reach it through Env (SGE_ROOT, SGE_CELL and the ports);
+// temp SGE_ROOT of their own, on ports chosen free, with one queue (all.q) on the one
+// host. Every client reaches them on 127.0.0.1 (the cell's host is localhost); the
+// daemons themselves listen on all addresses (0.0.0.0, seen with ss: Grid Engine's
+// commlib has no setting to bind one), like Slurm's where the host's name does not
+// resolve to loopback. Clients reach it through Env (SGE_ROOT, SGE_CELL and the ports);
 // nothing under /var/lib/gridengine or /var/spool/gridengine is read or written but
 // the programs themselves. Everything is stopped by PID when the test ends, and the
 // temp root (spools, logs) is removed.

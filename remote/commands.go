@@ -119,7 +119,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 		if e.rec != nil {
 			r = e.rec.Record
 			r.State = st
-			if j, ok := jobs[r.JobID]; ok && r.JobID != "" {
+			if j, ok := jobs[jobKey(e.rec)]; ok && r.JobID != "" {
 				r.Job = &j
 			}
 			if st == StateAppExited {
@@ -145,8 +145,16 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if len(list) == 0 {
 		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
 	}
+	over := 0
 	for i, r := range list {
 		printSession(o.Stdout, r, shown[i].rec)
+		if r.State == StateDead || r.State == StateAppExited || r.State == StateEnded {
+			over++
+		}
+	}
+	if over > 0 {
+		// Ended batch sessions keep their records and logs until pruned: say how.
+		fmt.Fprintf(o.Stderr, "tether: %d of these sessions are over; `tether ls --prune` removes them (and their logs)\n", over)
 	}
 	noteOthers(o.Stderr, others)
 	return nil
@@ -173,13 +181,13 @@ func printSession(w io.Writer, r Record, sf *sessionFile) {
 		if r.JobID != "" {
 			job = describeJob(r.JobID, r.Job)
 		}
-		fmt.Fprintf(w, "%s%s  %s  %s%s  %s\n", r.ID, name, state, job, age, commandLine(r.Command))
+		fmt.Fprintf(w, "%s%s  %s  %s%s  %s\n", r.ID, name, state, job, age, appLine(r))
 		if r.State == StateRunning && r.URL != "" {
 			fmt.Fprintf(w, "  node:   %s at %s (TLS, sha256 %s…)\n", r.Node, r.Addr, r.CertSHA256[:min(16, len(r.CertSHA256))])
 		}
 		return
 	}
-	fmt.Fprintf(w, "%s%s  %s%s  %s\n", r.ID, name, state, age, commandLine(r.Command))
+	fmt.Fprintf(w, "%s%s  %s%s  %s\n", r.ID, name, state, age, appLine(r))
 	if sf == nil {
 		return
 	}
@@ -192,6 +200,15 @@ func printSession(w io.Writer, r Record, sf *sessionFile) {
 			fmt.Fprintf(w, "  token:  %s\n", r.Token)
 		}
 	}
+}
+
+// appLine is what ls says a session runs: its command line, else its preset (a
+// queued batch session's record has the preset's name only), else the built-in app.
+func appLine(r Record) string {
+	if len(r.Command) == 0 && r.App != "" {
+		return "(" + r.App + ")"
+	}
+	return commandLine(r.Command)
 }
 
 func commandLine(cmd []string) string {

@@ -432,7 +432,11 @@ func slurmState(e entry, jobs map[string]JobStatus) string {
 // processes gone), and removes the session's directory.
 func stopSlurmEntry(ctx context.Context, e entry) error {
 	if sf := e.rec; sf != nil && sf.JobID != "" {
+		// Said before the job ends, so that a watching launcher, which may see the
+		// cancelled job before the directory goes, knows the logs go with it.
+		writeFileAtomic(e.s.Dir, stoppingFile, nil)
 		if err := cancelJob(sf, e.s.ID); err != nil {
+			os.Remove(filepath.Join(e.s.Dir, stoppingFile))
 			return fmt.Errorf("cancelling job %s: %w", sf.JobID, err)
 		}
 		var last JobStatus
@@ -453,6 +457,10 @@ func stopSlurmEntry(ctx context.Context, e entry) error {
 	}
 	return nil
 }
+
+// stoppingFile, in a batch session's directory, says `tether stop` is cancelling its
+// job and will remove the session.
+const stoppingFile = "stopping"
 
 // slurmStopWait bounds the wait for a cancelled job to end: Slurm's KillWait (30 s by
 // default) between SIGTERM and SIGKILL, plus the epilog.
@@ -831,6 +839,9 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 						j = JobStatus{JobID: sf.JobID}
 					}
 					if JobEnded(j.State) {
+						if _, err := os.Lstat(filepath.Join(s.Dir, stoppingFile)); err == nil {
+							return send(BatchEvent{Event: "ended", Job: j, Removed: true, Message: "stopped (tether stop): the session and its logs are being removed"})
+						}
 						return send(slurmEnded(ctx, s, sf, j))
 					}
 					changed := j.State != last.State || j.Reason != last.Reason || j.Node != last.Node

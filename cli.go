@@ -30,7 +30,7 @@ type CLI struct {
 	Forward ForwardCmd `cmd:"" help:"Forward a local port to a port of yours on HOST's loopback (raw TCP: a database, a debugger), through a session."`
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
-	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
+	Batch   BatchCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm, --sge, --pbs, --lsf and --batch."`
 
 	ShowVersion versionFlag `name:"version" help:"Print the version, the commit and the Go version, and exit."`
 }
@@ -44,11 +44,11 @@ func (VersionCmd) Run(env *Env) error {
 	return err
 }
 
-// LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json]`.
+// LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json] [--prune]`.
 type LsCmd struct {
 	JSON       bool   `name:"json" help:"Print an array of ready records with their state (tokens included; with HOST, local_port where this laptop remembers one)."`
 	ShowToken  bool   `name:"show-token" help:"Show each session's token in the table (hidden by default: ls output ends up in screen shares and pasted logs)."`
-	Prune      bool   `help:"Remove dead and app-exited sessions (this machine only)."`
+	Prune      bool   `help:"Remove dead, app-exited and ended sessions (their records and logs), here or on HOST."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
 	Args []string `arg:"" optional:"" name:"host" help:"A remote host (an ssh destination)."`
@@ -60,10 +60,7 @@ func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 	case 0:
 		return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, ShowToken: c.ShowToken, Stdout: env.Stdout, Stderr: env.Stderr})
 	case 1:
-		if c.Prune {
-			return &remote.UsageError{Msg: "--prune works on this machine only; run `tether ls --prune` there"}
-		}
-		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.ShowToken)
+		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.Prune, c.ShowToken)
 	}
 	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
 }
@@ -131,7 +128,7 @@ type ServeCmd struct {
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
 	Reuse        bool          `name:"reuse" hidden:"" help:"Internal: answer with a running session of the same app, if there is one, instead of starting another."`
-	SlurmSession string        `name:"slurm-session" hidden:"" placeholder:"DIR" help:"Internal: serve a Slurm session as its job's step (the job script passes it)."`
+	BatchSession string        `name:"batch-session" hidden:"" placeholder:"DIR" help:"Internal: serve a batch session as its job's step (the job script passes it)."`
 	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
 	LoginShell   bool          `name:"login-shell" help:"Start the app in the environment of your login shell, as a terminal starts it (profile, bashrc/zshrc/tcshrc, modules, conda): presets are looked for on its PATH (launch always asks for this)."`
 	SetupFile    string        `name:"setup-file" placeholder:"FILE" help:"Run this script (a file only you may write) in your login shell right before the app, in the same shell, e.g. module load and conda activate; implies --login-shell. A failing script ends the start with its output."`
@@ -166,7 +163,7 @@ func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Reuse: c.Reuse, Command: c.Command,
 		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		NoPortProxy: c.NoPortProxy, Version: env.Version, SlurmSession: c.SlurmSession, Stdout: env.Stdout, Stderr: env.Stderr,
+		NoPortProxy: c.NoPortProxy, Version: env.Version, BatchSession: c.BatchSession, Stdout: env.Stdout, Stderr: env.Stderr,
 		LoginShell: c.LoginShell, SetupFile: c.SetupFile, SetupStdin: c.SetupStdin,
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -49,12 +50,12 @@ type LaunchCmd struct {
 	appFlags
 	exposeFlags
 	portProxyFlags
-	slurmFlags
+	batchFlags
 	profileFlags
 	lifecycleFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
-	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with --slurm: once the job runs)."`
-	Setup        string        `name:"setup" placeholder:"SCRIPT" help:"Run SCRIPT in your login shell on HOST (with --slurm: in the job, on the node) right before the app, in the same shell, e.g. 'module load cuda/12 && conda activate ml'. It travels over SSH on stdin, never on a command line; if it fails, the launch ends with its output."`
+	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with a batch job: once the job runs)."`
+	Setup        string        `name:"setup" placeholder:"SCRIPT" help:"Run SCRIPT in your login shell on HOST (with a batch job: in the job, on the node) right before the app, in the same shell, e.g. 'module load cuda/12 && conda activate ml'. It travels over SSH on stdin, never on a command line; if it fails, the launch ends with its output."`
 	Host         string        `arg:"" name:"host" help:"The remote machine: an ssh destination or ~/.ssh/config alias."`
 	App          string        `arg:"" optional:"" name:"app" help:"A preset: jupyter, code-server, shiny, static, ... (see tether apps). None: tether's built-in app."`
 	Command      []string      `arg:"" optional:"" name:"command" help:"After APP: its extra arguments (flags after --). Without APP, after --: a command line that may use {port}, {host}, {base_url}, {socket} and {app_secret_file}."`
@@ -76,7 +77,7 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
 		return launcher.LaunchOptions{}, &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
 	}
-	so, err := c.slurmFlags.options()
+	so, err := c.batchFlags.options()
 	if err != nil {
 		return launcher.LaunchOptions{}, err
 	}
@@ -86,7 +87,7 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	return launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		ReadyTimeout: c.ReadyTimeout, Slurm: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup, New: c.New,
+		ReadyTimeout: c.ReadyTimeout, Batch: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup, New: c.New,
 	}, nil
 }
 
@@ -159,27 +160,52 @@ func (c *AppsCmd) Run(ctx context.Context, env *Env) error {
 	return &remote.UsageError{Msg: "apps takes at most one argument, a HOST"}
 }
 
-// slurmFlags run the session in a Slurm batch job on a compute node, HOST being the
-// cluster's login node.
-type slurmFlags struct {
-	Slurm         sbatchOptions `name:"slurm" placeholder:"\"SBATCH OPTIONS\"" help:"Run the app in a Slurm batch job on a compute node, HOST being the login node; the options are sbatch's, split like a shell's words but never run through one, e.g. \"-p gpu --gres=gpu:1 -t 4:00:00\" (\"\" for the defaults)."`
-	ViaNodeSSH    bool          `name:"via-node-ssh" help:"With --slurm: reach the node over SSH (ProxyJump through HOST) and the server's Unix socket there, where the site allows SSH to nodes running your jobs."`
-	DetachPending bool          `name:"detach-pending" help:"With --slurm: Ctrl-C while the job waits in the queue leaves it queued (come back with tether attach) instead of cancelling it."`
+// batchFlags run the session in a batch job on a compute node, HOST being the
+// cluster's login node: one flag per scheduler, each taking the submit command's
+// options as one string, and --batch for a site's wrapper.
+type batchFlags struct {
+	Slurm         schedOptions `name:"slurm" placeholder:"\"SBATCH OPTIONS\"" help:"Run the app in a Slurm batch job on a compute node, HOST being the login node; the options are sbatch's, split like a shell's words but never run through one, e.g. \"-p gpu --gres=gpu:1 -t 4:00:00\" (\"\" for the defaults)."`
+	SGE           schedOptions `name:"sge" placeholder:"\"QSUB OPTIONS\"" help:"Like --slurm, for Grid Engine: the options are its qsub's, e.g. \"-q all.q -l h_rt=4:00:00\"."`
+	PBS           schedOptions `name:"pbs" placeholder:"\"QSUB OPTIONS\"" help:"Like --slurm, for PBS Pro and OpenPBS (unverified: written from their documentation): the options are its qsub's, e.g. \"-q workq -l walltime=4:00:00\"."`
+	LSF           schedOptions `name:"lsf" placeholder:"\"BSUB OPTIONS\"" help:"Like --slurm, for LSF (unverified: written from its documentation): the options are bsub's, e.g. \"-q normal -W 4:00\"."`
+	Batch         schedOptions `name:"batch" placeholder:"\"NAME OPTIONS\"" help:"Like --slurm, through the site's wrapper tether-batch-NAME on HOST (or a scheduler by name: slurm, sge, pbs, lsf); the first word names it, the rest are its options."`
+	ViaNodeSSH    bool         `name:"via-node-ssh" help:"With a batch job: reach the node over SSH (ProxyJump through HOST, as the User HOST logs in as) and the server's Unix socket there, where the site allows SSH to nodes running your jobs."`
+	DetachPending bool         `name:"detach-pending" help:"With a batch job: Ctrl-C while the job waits in the queue leaves it queued (come back with tether attach) instead of cancelling it."`
 }
 
-func (f slurmFlags) options() (launcher.SlurmOptions, error) {
-	so := launcher.SlurmOptions{ViaNodeSSH: f.ViaNodeSSH, DetachPending: f.DetachPending}
-	if !f.Slurm.set {
-		if f.ViaNodeSSH || f.DetachPending {
-			return so, &remote.UsageError{Msg: "--via-node-ssh and --detach-pending go with --slurm \"SBATCH OPTIONS\""}
+// options are the launcher's batch options: which scheduler, and its options as
+// given (the launcher splits and checks them).
+func (f batchFlags) options() (launcher.BatchOptions, error) {
+	so := launcher.BatchOptions{ViaNodeSSH: f.ViaNodeSSH, DetachPending: f.DetachPending}
+	set := []string{}
+	for _, c := range []struct {
+		flag string
+		o    schedOptions
+		kind string
+	}{{"--slurm", f.Slurm, "slurm"}, {"--sge", f.SGE, "sge"}, {"--pbs", f.PBS, "pbs"}, {"--lsf", f.LSF, "lsf"}, {"--batch", f.Batch, ""}} {
+		if !c.o.set {
+			continue
 		}
-		return so, nil
+		set = append(set, c.flag)
+		so.Kind, so.Options = c.kind, c.o.value
+		if c.kind == "" {
+			name, rest, _ := strings.Cut(strings.TrimSpace(c.o.value), " ")
+			if name == "" {
+				return so, &remote.UsageError{Msg: "--batch needs the scheduler's name first, e.g. --batch \"mysite -q gpu\""}
+			}
+			so.Kind, so.Options = name, rest
+		}
 	}
-	words, err := launcher.SbatchArgs(f.Slurm.value)
-	if err != nil {
-		return so, err
+	switch {
+	case len(set) > 1:
+		return so, &remote.UsageError{Msg: strings.Join(set, " and ") + " each pick a scheduler; give one"}
+	case len(set) == 0 && (f.ViaNodeSSH || f.DetachPending):
+		return so, &remote.UsageError{Msg: "--via-node-ssh and --detach-pending go with a batch job: --slurm, --sge, --pbs, --lsf or --batch \"OPTIONS\""}
+	case len(set) == 1:
+		if _, _, err := launcher.BatchArgs(so.Kind, so.Options); err != nil {
+			return so, err
+		}
 	}
-	so.Enabled, so.Sbatch = true, words
 	return so, nil
 }
 
@@ -192,16 +218,16 @@ type AttachCmd struct {
 	Target string `arg:"" optional:"" name:"id" help:"The session's id (or a unique prefix) or name; default: the only or newest running one."`
 }
 
-// attachSlurmFlags say how attach reaches a Slurm session.
+// attachSlurmFlags say how attach reaches a batch session.
 type attachSlurmFlags struct {
-	ViaNodeSSH bool `name:"via-node-ssh" help:"For a Slurm session: reach its node over SSH (ProxyJump through HOST) and the server's Unix socket there."`
+	ViaNodeSSH bool `name:"via-node-ssh" help:"For a batch session: reach its node over SSH (ProxyJump through HOST) and the server's Unix socket there (a session launched with --via-node-ssh remembers it)."`
 }
 
 // Run attaches.
 func (c *AttachCmd) Run(ctx context.Context, env *Env) error {
 	return launcher.Attach(ctx, launcher.AttachOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(), Target: c.Target,
-		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
+		Batch: launcher.BatchOptions{ViaNodeSSH: c.ViaNodeSSH},
 	})
 }
 
@@ -232,7 +258,7 @@ func (c *ForwardCmd) Run(ctx context.Context, env *Env) error {
 	}
 	return launcher.ForwardPort(ctx, launcher.ForwardPortOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), Target: target, Port: port, LocalPort: c.LocalPort, JSON: c.JSON,
-		Slurm: launcher.SlurmOptions{ViaNodeSSH: c.ViaNodeSSH},
+		Batch: launcher.BatchOptions{ViaNodeSSH: c.ViaNodeSSH},
 	})
 }
 
@@ -267,8 +293,8 @@ func (c *DemoCmd) Run(ctx context.Context, env *Env) error {
 	})
 }
 
-func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json, showToken bool) error {
-	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json, ShowToken: showToken})
+func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json, prune, showToken bool) error {
+	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json, Prune: prune, ShowToken: showToken})
 }
 
 func stopHost(ctx context.Context, env *Env, host string, h hostFlags, target string, all bool) error {
@@ -279,19 +305,20 @@ func logsHost(ctx context.Context, env *Env, host string, h hostFlags, target st
 	return launcher.Logs(ctx, launcher.LogsOptions{Options: hostOptions(env, host, h), Target: target, Follow: follow})
 }
 
-// sbatchOptions is --slurm's value: one argument holding sbatch's options, which
-// starts with a hyphen more often than not (--slurm "-p gpu -t 1:00:00"), so it takes
-// the next argument whatever it looks like. Set tells --slurm "" from no --slurm.
-type sbatchOptions struct {
+// schedOptions is --slurm's value (and --sge's, --pbs's, --lsf's, --batch's): one
+// argument holding the submit command's options, which starts with a hyphen more often
+// than not (--slurm "-p gpu -t 1:00:00"), so it takes the next argument whatever it
+// looks like. Set tells --slurm "" from no --slurm.
+type schedOptions struct {
 	set   bool
 	value string
 }
 
 // Decode takes the next argument as the value.
-func (o *sbatchOptions) Decode(ctx *kong.DecodeContext) error {
+func (o *schedOptions) Decode(ctx *kong.DecodeContext) error {
 	t := ctx.Scan.Pop()
 	if t.IsEOL() || t.String() == "--" {
-		return fmt.Errorf("give sbatch's options as one argument, e.g. --slurm \"-p gpu -t 1:00:00\" (\"\" for the defaults)")
+		return fmt.Errorf("give the scheduler's options as one argument, e.g. --slurm \"-p gpu -t 1:00:00\" or --sge \"-q all.q\" (\"\" for the defaults)")
 	}
 	o.set, o.value = true, t.String()
 	return nil

@@ -46,10 +46,11 @@ func listPackages(t *testing.T) map[string]listedPackage {
 }
 
 // TestImportRules keeps the arrows of DESIGN.md pointing one way: launcher → tunnel,
-// launcher → remote → tokenserver, and nothing else between our packages.
+// launcher → remote → tokenserver, launcher → batch and remote → batch (the schedulers,
+// a leaf), and nothing else between our packages.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
-	for _, name := range []string{"launcher", "remote", "tunnel", "tokenserver", "e2e", "profile"} {
+	for _, name := range []string{"launcher", "remote", "tunnel", "tokenserver", "batch", "e2e", "profile"} {
 		if _, ok := pkgs[name]; !ok {
 			t.Errorf("package %s is missing", name)
 		}
@@ -57,8 +58,10 @@ func TestImportRules(t *testing.T) {
 	forbidden := map[string][]string{
 		"tokenserver": {module + "/"},
 		"tunnel":      {module + "/"},
-		"remote":      {module + "/tunnel", module + "/launcher", "golang.org/x/crypto/ssh"},
-		"launcher":    {module + "/e2e"},
+		// The schedulers' vocabulary: remote drives it, the launcher checks options with it.
+		"batch":    {module + "/"},
+		"remote":   {module + "/tunnel", module + "/launcher", "golang.org/x/crypto/ssh"},
+		"launcher": {module + "/e2e"},
 		// Shared leaves: what launcher and remote both need, knowing neither.
 		"internal/localpeer": {module + "/"},
 		"internal/termsafe":  {module + "/"},

@@ -356,3 +356,13 @@ func TestLsHostTable(t *testing.T) {
 		}
 	}
 }
+
+// lineWith is the first line of s holding sub ("" if none).
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}

@@ -474,3 +474,53 @@ func TestSlurmSetupInJob(t *testing.T) {
 		}
 	})
 }
+
+// TestLaunchSetupModuleJupyter is issue 14's own command: `tether launch HOST --setup
+// 'module load python' jupyter`, where the only Jupyter the preset may pick is the one
+// the module puts first on PATH (a wrapper in the module's bin, so the session's command
+// names it): the preset is looked for after the setup ran, in the same login shell.
+func TestLaunchSetupModuleJupyter(t *testing.T) {
+	real := Need(t, "jupyter-notebook", "jupyter-notebook")
+	needEnvModules(t)
+	u := OtherUserWithShell(t, "bash")
+	s, cfgs := sshdForUsers(t, SSHDOptions{}, u)
+	Binary(t)
+
+	dir, err := os.MkdirTemp("", "tether-modules-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin, mods := filepath.Join(dir, "python", "bin"), filepath.Join(dir, "modulefiles", "python")
+	for _, d := range []string{bin, mods} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jupyter := filepath.Join(bin, "jupyter-notebook")
+	WriteFile(t, jupyter, "#!/bin/sh\nexec "+real+` "$@"`+"\n", 0o755)
+	WriteFile(t, filepath.Join(mods, "3.11"), "#%Module1.0\nprepend-path PATH "+bin+"\n", 0o644)
+	// The site's module path, as a site's profile.d would set it for every login shell.
+	appendTo(t, u, ".bashrc", "module use "+filepath.Join(dir, "modulefiles")+"\n")
+
+	start := time.Now()
+	l := StartLauncher(t, []string{"launch", "-F", cfgs[0], s.Alias, "--setup", "module load python", "jupyter", "--no-browser", "--json"}, true)
+	t.Logf("launch --setup 'module load python' jupyter: URL ready after %s", FmtDur(time.Since(start)))
+	t.Cleanup(func() { RunTether(t, "stop", "-F", cfgs[0], s.Alias, "--all") })
+	if c := l.Line.Session.Command; len(c) == 0 || c[0] != jupyter {
+		t.Errorf("the jupyter preset ran %q; want the module's %s", c, jupyter)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
+	if code, body, _ := Fetch(t, base+"api/kernels", "Authorization", "token "+l.Line.Session.Token); code != 200 {
+		t.Errorf("GET api/kernels through the gate: %d %.300q", code, body)
+	}
+	l.Interrupt(t)
+
+	// Without the setup, the plain login shell has only the system's Jupyter.
+	l2 := StartLauncher(t, []string{"launch", "-F", cfgs[0], s.Alias, "jupyter", "--no-browser", "--json"}, true)
+	if c := l2.Line.Session.Command; len(c) == 0 || c[0] == jupyter {
+		t.Errorf("without --setup the preset ran %q; want the system's Jupyter", c)
+	}
+	l2.Interrupt(t)
+}

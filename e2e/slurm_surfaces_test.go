@@ -65,9 +65,9 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"slurm", "submit"}
+			args := []string{"batch", "submit", "--scheduler=slurm"}
 			for _, w := range words {
-				args = append(args, "--sbatch="+w)
+				args = append(args, "--option="+w)
 			}
 			cmd := exec.Command(Binary(t), append(args, "--serve=--")...)
 			cmd.Env = append(s.Environ(), "HOME="+t.TempDir())
@@ -78,11 +78,11 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			err, ok := p.Wait(60 * time.Second)
 			stdin.Close()
 			if !ok {
-				t.Fatalf("slurm submit --slurm %q did not finish", c.slurm)
+				t.Fatalf("batch submit --slurm %q did not finish", c.slurm)
 			}
 			want := fmt.Sprintf("tether: --slurm option %s (sbatch reads it as %s) is tether's own: ", c.word, c.as)
 			if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 2 || !strings.HasPrefix(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
-				t.Errorf("slurm submit with %q: %v, stdout %q, stderr %q; want exit 2 and one line starting %q", c.slurm, err, stdout.String(), stderr.String(), want)
+				t.Errorf("batch submit with %q: %v, stdout %q, stderr %q; want exit 2 and one line starting %q", c.slurm, err, stdout.String(), stderr.String(), want)
 			}
 		}
 

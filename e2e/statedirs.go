@@ -11,8 +11,8 @@ func SessionRoot(home string) string {
 	return filepath.Join(home, ".local", "state", "tether", "sessions")
 }
 
-// SlurmSessionRoot is where the login node keeps Slurm sessions for such a user:
-// ~/.local/state/tether/slurm.
+// SlurmSessionRoot is where the login node keeps batch (Slurm, Grid Engine...) sessions
+// for such a user: ~/.local/state/tether/batch.
 func SlurmSessionRoot(home string) string {
-	return filepath.Join(home, ".local", "state", "tether", "slurm")
+	return filepath.Join(home, ".local", "state", "tether", "batch")
 }

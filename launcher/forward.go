@@ -316,6 +316,9 @@ func (s *session) cmdline(args ...string) string {
 		parts = append(parts, "--ssh", s.o.SSHMode) // chosen on the command line: again
 	}
 	parts = append(parts, tunnel.Quote(s.host))
+	if args[0] == "attach" && s.viaNode {
+		parts = append(parts, "--via-node-ssh")
+	}
 	for _, a := range args[1:] {
 		parts = append(parts, tunnel.Quote(a))
 	}
@@ -458,7 +461,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 				return err
 			}
 		case ev := <-s.slurmEvents():
-			if err := s.onSlurmEvent(ev, rec); err != nil {
+			if err := s.onBatchEvent(ev, rec); err != nil {
 				return err
 			}
 		case <-s.slurmTick():

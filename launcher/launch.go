@@ -51,7 +51,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 			s.status.line("tether: %s", hint)
 		}
 	}
-	if o.Slurm.Enabled {
+	if o.Batch.Kind != "" {
 		rec, err := s.startSlurm(ctx, o)
 		switch {
 		case errors.Is(err, errDetachedPending):
@@ -59,8 +59,12 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		case err != nil:
 			return err
 		}
+		if s.reused {
+			// Reached the way it was launched, as attach does.
+			o.Batch.ViaNodeSSH = o.Batch.ViaNodeSSH || rec.ViaNodeSSH
+		}
 		ln = s.stablePort(ln, rec, o.ForwardOptions)
-		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, !s.reused)
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Batch, !s.reused)
 	}
 	rec, err := s.start(ctx, o)
 	if err != nil {
@@ -122,14 +126,16 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	}
 	ln = s.stablePort(ln, rec, o.ForwardOptions)
 	if rec.JobID != "" {
-		rec, err := s.attachSlurm(ctx, rec, o.Slurm)
+		// A session launched with --via-node-ssh says so: attach reaches it the same way.
+		o.Batch.ViaNodeSSH = o.Batch.ViaNodeSSH || rec.ViaNodeSSH
+		rec, err := s.attachSlurm(ctx, rec, o.Batch)
 		switch {
 		case errors.Is(err, errDetachedPending):
 			return nil
 		case err != nil:
 			return err
 		}
-		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Slurm, false)
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Batch, false)
 	}
 	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, false)
 }
@@ -283,7 +289,7 @@ func pickSession(recs []remote.Record, target string, s *session) (remote.Record
 			return r, "", nil
 		}
 	case remote.StateEnded:
-		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `tether launch "+host+" --slurm …`",
+		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `"+s.relaunchLine(r)+"`",
 			"session %s on %s has ended (%s)", r.ID, host, describeJobOf(r))
 	case remote.StateAppExited:
 		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows why; start it again with `tether launch "+host+"`",
@@ -369,7 +375,11 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
+	}, func(line string) {
+		// The remote words its hints for itself; the laptop's command names the host.
+		line = strings.ReplaceAll(line, "`tether ls --prune`", "`"+s.cmdline("ls", "--prune")+"`")
+		fmt.Fprintln(s.o.Stderr, line)
+	})
 	if err != nil {
 		return err
 	}

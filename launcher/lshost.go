@@ -14,7 +14,8 @@ import (
 	"github.com/tether-dev/tether/remote"
 )
 
-// Ls is `tether ls HOST [--json] [--show-token]`: the remote's `ls --json`, shown as
+// Ls is `tether ls HOST [--json] [--show-token] [--prune]`: the remote's `ls --json`
+// (after its --prune, which says on stderr what it removed), shown as
 // the session table (remote.WriteSessions: no tokens unless ShowToken, the app by its
 // name, and the local URL this laptop remembers for each session), or passed on as
 // JSON with local_port added where this laptop remembers one. The remote's notes
@@ -27,8 +28,12 @@ func Ls(ctx context.Context, o LsOptions) error {
 	defer s.close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	args := []string{"ls", "--json"}
+	if o.Prune {
+		args = append(args, "--prune")
+	}
 	var raw []byte
-	res, err := s.ensure(ctx, []string{"ls", "--json"}, func(br *bufio.Reader) error {
+	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
 		var err error
 		raw, err = io.ReadAll(io.LimitReader(br, maxListing+1))
 		return err
@@ -61,8 +66,21 @@ func Ls(ctx context.Context, o LsOptions) error {
 		_, err := fmt.Fprintf(stdout, "no tether sessions on %s\n", s.host)
 		return err
 	}
-	return remote.WriteSessions(stdout, recs, remote.TableOptions{URLTitle: "LOCAL URL", ShowToken: o.ShowToken,
-		URL: func(r remote.Record) string { return localURL(ports, r) }})
+	if err := remote.WriteSessions(stdout, recs, remote.TableOptions{URLTitle: "LOCAL URL", ShowToken: o.ShowToken,
+		URL: func(r remote.Record) string { return localURL(ports, r) }}); err != nil {
+		return err
+	}
+	over := 0
+	for _, r := range recs {
+		if r.State == remote.StateDead || r.State == remote.StateAppExited || r.State == remote.StateEnded {
+			over++
+		}
+	}
+	if over > 0 {
+		// Ended batch sessions keep their records and logs until pruned: say how.
+		fmt.Fprintf(s.o.Stderr, "tether: %d of these sessions are over; `%s` removes them (and their logs)\n", over, s.cmdline("ls", "--prune"))
+	}
+	return nil
 }
 
 // localURL is the URL of session r on this laptop, on the port remembered for it

@@ -79,6 +79,23 @@ func TestLsHost(t *testing.T) {
 		t.Errorf("a local_port for a session this laptop has no port for: %v", got[1])
 	}
 
+	// Sessions that are over: the table says how to prune them, naming the host.
+	c := goodRecord()
+	c.ID, c.State, c.Exit = "cdefghij", remote.StateAppExited, "exited with status 1"
+	list, _ = json.Marshal([]remote.Record{a, c})
+	f.write("ls.out", string(list)+"\n")
+	out, errOut, _ := runLsHost(t, f, LsOptions{})
+	if !strings.Contains(out, "app-exited (exited with status 1)") ||
+		errOut != "tether: 1 of these sessions are over; `tether ls fakehost --prune` removes them (and their logs)\n" {
+		t.Errorf("ls HOST with an exited session: %q, stderr %q", out, errOut)
+	}
+
+	// --prune reaches the remote's ls.
+	runLsHost(t, f, LsOptions{Prune: true})
+	if c := f.calls(); !strings.Contains(c, "ls --json --prune\n") {
+		t.Errorf("remote calls: %q; want ls --json --prune", c)
+	}
+
 	f.write("ls.out", "[]\n")
 	if out, _, _ := runLsHost(t, f, LsOptions{}); out != "no tether sessions on fakehost\n" {
 		t.Errorf("no sessions: %q", out)

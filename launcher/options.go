@@ -82,8 +82,8 @@ type LaunchOptions struct {
 	ReadyTimeout time.Duration
 	// IdleTimeout, when set, stops the remote session after that long without use.
 	IdleTimeout time.Duration
-	// Slurm, when Enabled, runs the session in a Slurm job on a compute node.
-	Slurm SlurmOptions
+	// Batch, when its Kind is set, runs the session in a batch job on a compute node.
+	Batch BatchOptions
 	// New starts another session even when one of the same app runs on the host (by
 	// default launch attaches to it: see reuse.go).
 	New bool
@@ -101,18 +101,22 @@ type AttachOptions struct {
 	// Target is a session id, a unique id prefix, or a name; empty picks the only or
 	// the newest running session.
 	Target string
-	// Slurm says how a Slurm session is reached (ViaNodeSSH) and waited for
-	// (DetachPending); Enabled and Sbatch are not used.
-	Slurm SlurmOptions
+	// Batch says how a batch session is reached (ViaNodeSSH) and waited for
+	// (DetachPending); Kind and Options are not used.
+	Batch BatchOptions
 }
 
-// SlurmOptions say how a session runs in a Slurm batch job (launch --slurm) and how the
-// launcher reaches it.
-type SlurmOptions struct {
-	// Enabled runs the session in a batch job submitted on the host (a login node).
-	Enabled bool
-	// Sbatch are sbatch's options, one argument each (see SplitSbatchOptions).
-	Sbatch []string
+// BatchOptions say how a session runs in a batch job on a compute node (launch
+// --slurm, --sge, --pbs, --lsf, --batch) and how the launcher reaches it. A host
+// profile sets Kind and Options as plain strings, as the flags do.
+type BatchOptions struct {
+	// Kind is the scheduler (slurm, sge, pbs, lsf, or a site wrapper's name, see
+	// batch.Lookup); empty runs the session on the host itself.
+	Kind string
+	// Options are the scheduler's submit options as the user wrote them in one string
+	// ("-p gpu -t 1:00:00"), split like a shell's words but never run through one
+	// (SplitOptions) and checked before anything is submitted (BatchArgs).
+	Options string
 	// ViaNodeSSH reaches the server over SSH to its node (ProxyJump through the host)
 	// and its Unix socket there, instead of host → node:port (direct-tcpip) with the
 	// launcher speaking TLS pinned to the record's cert_sha256.
@@ -128,6 +132,8 @@ type SlurmOptions struct {
 type LsOptions struct {
 	Options
 	JSON bool
+	// Prune removes the host's dead, app-exited and ended sessions (ls --prune there).
+	Prune bool
 	// ShowToken shows each session's token in the table (--json always has it).
 	ShowToken bool
 }

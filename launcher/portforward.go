@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -45,8 +46,9 @@ type ForwardPortOptions struct {
 	LocalPort int
 	// JSON prints one line {"local_port", "port", "session"} on stdout once it listens.
 	JSON bool
-	// Slurm says how a Slurm session is reached (ViaNodeSSH).
-	Slurm SlurmOptions
+	// Batch says how a batch session is reached (ViaNodeSSH; the session's record
+	// may ask for it too).
+	Batch BatchOptions
 }
 
 // ForwardLine is what --json prints, as one line, once the local port listens.
@@ -84,7 +86,7 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 	if note != "" {
 		s.status.line("tether: %s", note)
 	}
-	dial, fwd, err := s.portEndpoints(ctx, rec, o.Slurm)
+	dial, fwd, err := s.portEndpoints(ctx, rec, o.Batch)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 
 // portEndpoints are the ways to the session's server: dial for one-off requests (the
 // challenge, the check), fwd for the streams.
-func (s *session) portEndpoints(ctx context.Context, rec remote.Record, so SlurmOptions) (dial, fwd Endpoint, err error) {
+func (s *session) portEndpoints(ctx context.Context, rec remote.Record, so BatchOptions) (dial, fwd Endpoint, err error) {
 	if rec.JobID == "" {
 		return recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec), nil
 	}
@@ -170,8 +172,12 @@ func (s *session) portEndpoints(ctx context.Context, rec remote.Record, so Slurm
 		return nil, nil, errorf("`"+s.cmdline("attach", rec.ID)+"` waits for it; forward once it runs",
 			"session %s on %s is still waiting in the queue (%s)", rec.ID, s.host, describeJobOf(rec))
 	}
-	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID}
-	e, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH)
+	sched, err := batch.Lookup(rec.Scheduler)
+	if err != nil {
+		return nil, nil, errorf("update tether", "session %s on %s: %v", rec.ID, s.host, err)
+	}
+	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID, sched: sched, since: rec.Started}
+	e, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH || rec.ViaNodeSSH)
 	return e, e, err
 }
 

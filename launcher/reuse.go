@@ -11,9 +11,10 @@ import (
 // session of the same app on HOST instead of starting another beside it, and says so
 // in one line; --new starts another. The remote decides which session is the same
 // (remote/reuse.go: the same preset and arguments or command, working directory, base
-// URL, gate options and, for Slurm, sbatch options; the newest running one), in the
-// exec that would otherwise start it, so asking costs nothing. A reused session is not
-// this command's: a failure or Ctrl-C never stops it, a queued job is never cancelled.
+// URL, environment, gate options and, for a batch job, scheduler and options; the
+// newest running one), in the exec that would otherwise start it, so asking costs
+// nothing. A reused session is not this command's: a failure or Ctrl-C never stops
+// it, a queued job is never cancelled.
 //
 // --rm never reuses: it stops its session on exit, which must not be one that was
 // running before. Nor does the demo.
@@ -36,9 +37,9 @@ func (s *session) sayReused(o LaunchOptions, rec remote.Record) {
 		appWhat(o), s.host, sessionName(rec.ID, rec.Name), startedAgo(rec.Started), which)
 }
 
-// sayReusedJob is sayReused for a Slurm submit's answer; it reports whether the
+// sayReusedJob is sayReused for a batch submit's answer; it reports whether the
 // session was there already.
-func (s *session) sayReusedJob(o LaunchOptions, sub remote.SlurmSubmitted) bool {
+func (s *session) sayReusedJob(o LaunchOptions, sub remote.BatchSubmitted) bool {
 	if sub.Reused == 0 {
 		return false
 	}

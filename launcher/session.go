@@ -24,6 +24,9 @@ type session struct {
 	events chan tunnel.Event // connection changes after the first connect (buffered)
 	demo   bool
 	slurm  *slurmState // a Slurm session's job; nil otherwise
+	// viaNode: the session is reached by SSH to its node (--via-node-ssh), which the
+	// hints to come back repeat.
+	viaNode bool
 	// endpoint reaches the session's server when not by its record's Unix socket
 	// through conn (Slurm); nil otherwise.
 	endpoint Endpoint

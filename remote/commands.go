@@ -116,7 +116,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 		if e.rec != nil {
 			r = e.rec.Record
 			r.State = st
-			if j, ok := jobs[r.JobID]; ok && r.JobID != "" {
+			if j, ok := jobs[jobKey(e.rec)]; ok && r.JobID != "" {
 				r.Job = &j
 			}
 			if st == StateAppExited || st == StateEnded {
@@ -148,6 +148,16 @@ func Ls(ctx context.Context, o LsOptions) error {
 			t.URLTitle, t.URL = "URL", tcpURL
 		}
 		WriteSessions(o.Stdout, list, t)
+	}
+	over := 0
+	for _, r := range list {
+		if r.State == StateDead || r.State == StateAppExited || r.State == StateEnded {
+			over++
+		}
+	}
+	if over > 0 {
+		// Ended batch sessions keep their records and logs until pruned: say how.
+		fmt.Fprintf(o.Stderr, "tether: %d of these sessions are over; `tether ls --prune` removes them (and their logs)\n", over)
 	}
 	noteOthers(o.Stderr, others)
 	return nil

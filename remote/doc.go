@@ -11,11 +11,13 @@
 // session is judged alive by its server's pid, start time and boot id, never by the
 // pid alone.
 //
-// A Slurm session (launch --slurm; `slurm submit`, `slurm watch`, serve
-// --slurm-session) lives under $XDG_STATE_HOME/tether/slurm (or $TETHER_STATE_DIR) on the
-// home the login node shares with the compute nodes; its directory also holds job.sh
-// (the batch script) and job.out (the job's output: tether's own few lines, capped,
-// since Slurm holds that file open; the app's output is in app.log), its sockets are
-// in a directory on the node, and it is judged by squeue (its job, named tether-<id>),
-// not by a pid.
+// A batch session (launch --slurm, --sge, --pbs, --lsf or --batch; `batch submit`,
+// `batch watch`, serve --batch-session) lives under $XDG_STATE_HOME/tether/batch (or
+// $TETHER_STATE_DIR) on the home the login node shares with the compute nodes; its
+// directory also holds job.sh (the batch script) and job.out (the job's output:
+// tether's own few lines, capped, since the scheduler holds that file open; the app's
+// output is in app.log), its sockets are in a directory on the node, and it is judged
+// by its scheduler (its job, named tether-<id>; package batch runs the scheduler's
+// commands through runBatch), not by a pid. The record names the scheduler (empty:
+// Slurm).
 package remote

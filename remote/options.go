@@ -91,11 +91,11 @@ type ServeOptions struct {
 	// ReadyFD is set only in the background server that Detach starts: the file
 	// descriptor on which it reports progress and then ready or failure.
 	ReadyFD int
-	// SlurmSession is set only in a Slurm job's step (the script `tether slurm submit`
+	// BatchSession is set only in a Slurm job's step (the script `tether slurm submit`
 	// wrote): the session directory the submit made. The server then listens on the
 	// node's address (TLS, token required) besides its Unix socket, records the node,
 	// address and job id, and keeps the directory when it ends.
-	SlurmSession string
+	BatchSession string
 
 	Stdout io.Writer
 	Stderr io.Writer

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/tokenserver"
 )
 
@@ -63,17 +64,26 @@ type Record struct {
 	Exit      string   `json:"exit,omitempty"`
 	AppOutput []string `json:"app_output,omitempty"`
 
-	// Slurm sessions only (launch --slurm): the server runs in a batch job on a compute
-	// node and listens there on Addr, TLS always on, token required.
+	// Batch sessions only (launch --slurm, --sge, --pbs, --lsf, --batch): the server
+	// runs in a batch job on a compute node and listens there on Addr, TLS always on,
+	// token required.
 	//
-	// JobID is the Slurm job's id (the job is named tether-<id>).
+	// Scheduler is the batch system's name (batch.Lookup); empty is Slurm.
+	Scheduler string `json:"scheduler,omitempty"`
+	// JobID is the job's id (the job is named tether-<id>).
 	JobID string `json:"job_id,omitempty"`
-	// Node is the compute node the job runs on (SLURMD_NODENAME).
+	// Node is the compute node the job runs on.
 	Node string `json:"node,omitempty"`
+	// BatchOptions are the scheduler's options the session was submitted with (one
+	// word each), for the hint to start another like it.
+	BatchOptions []string `json:"batch_options,omitempty"`
+	// ViaNodeSSH says the session was launched with --via-node-ssh: the launcher
+	// reaches it by SSH to its node, and attach does the same without being told.
+	ViaNodeSSH bool `json:"via_node_ssh,omitempty"`
 	// Addr is the node's address and the kernel-chosen port the server listens on
 	// (IP:PORT); URL is https://Addr{base_url}.
 	Addr string `json:"addr,omitempty"`
-	// Job is set by `ls` only, for Slurm sessions: the job as squeue shows it.
+	// Job is set by `ls` only, for batch sessions: the job as the scheduler shows it.
 	Job *JobStatus `json:"job,omitempty"`
 }
 
@@ -98,8 +108,6 @@ var (
 	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
 	hexPattern     = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	appNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-	// nodeListPattern is a Slurm node list as squeue's %N prints it: vm, node[01-04,07].
-	nodeListPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._,\[\]-]{0,255}$`)
 )
 
 // validName reports whether n is acceptable as a session name: 1–64 characters of
@@ -193,14 +201,20 @@ func (r *Record) validateSlurm() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
-	if !jobIDPattern.MatchString(r.JobID) {
-		return bad("job_id", "%q is not a Slurm job id", clip(r.JobID))
+	if !batch.JobIDPattern.MatchString(r.JobID) {
+		return bad("job_id", "%q is not a batch job id", clip(r.JobID))
 	}
 	if !hostPattern.MatchString(r.Node) {
 		return bad("node", "%q is not a node name", clip(r.Node))
 	}
+	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
+		return bad("scheduler", "%q is not a scheduler name", clip(r.Scheduler))
+	}
+	if err := validBatchOptions(r.BatchOptions); err != nil {
+		return bad("batch_options", "%v", err)
+	}
 	if !r.TLS {
-		return bad("tls", "is off for a Slurm session (its server is reachable from the cluster network)")
+		return bad("tls", "is off for a batch session (its server is reachable from the cluster network)")
 	}
 	host, port, err := net.SplitHostPort(r.Addr)
 	if err != nil || net.ParseIP(host) == nil || strings.Contains(host, "%") {
@@ -243,7 +257,7 @@ func (r *Record) validateListed() error {
 		}
 	}
 	if r.Job != nil {
-		if err := r.Job.validate(); err != nil {
+		if err := r.Job.Validate(); err != nil {
 			return bad("job", "%v", err)
 		}
 		if r.Job.JobID != r.JobID {
@@ -266,11 +280,17 @@ func (r *Record) ValidateQueued() error {
 	if r.Name != "" && validName(r.Name) != nil {
 		return fmt.Errorf("remote: invalid record: name %q is not a valid session name", clip(r.Name))
 	}
-	if !jobIDPattern.MatchString(r.JobID) {
-		return fmt.Errorf("remote: invalid record: job_id %q is not a Slurm job id", clip(r.JobID))
+	if !batch.JobIDPattern.MatchString(r.JobID) {
+		return fmt.Errorf("remote: invalid record: job_id %q is not a batch job id", clip(r.JobID))
 	}
 	if r.Node != "" && !hostPattern.MatchString(r.Node) {
 		return fmt.Errorf("remote: invalid record: node %q is not a node name", clip(r.Node))
+	}
+	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
+		return fmt.Errorf("remote: invalid record: scheduler %q is not a scheduler name", clip(r.Scheduler))
+	}
+	if err := validBatchOptions(r.BatchOptions); err != nil {
+		return fmt.Errorf("remote: invalid record: batch_options %v", err)
 	}
 	if r.App != "" && !appNamePattern.MatchString(r.App) {
 		return fmt.Errorf("remote: invalid record: app %q is not a preset name", clip(r.App))
@@ -286,26 +306,19 @@ func (r *Record) ValidateQueued() error {
 	switch r.State {
 	case StatePending, StateEnded, StateDead:
 	default:
-		return fmt.Errorf("remote: invalid record: state %q for a queued Slurm session", clip(r.State))
+		return fmt.Errorf("remote: invalid record: state %q for a queued batch session", clip(r.State))
 	}
 	return r.validateListed()
 }
 
-// validate checks a job status read from a remote that may be hostile: short printable
-// fields of Slurm's shapes.
-func (j *JobStatus) validate() error {
-	if !jobIDPattern.MatchString(j.JobID) {
-		return fmt.Errorf("job id %q", clip(j.JobID))
+// validBatchOptions checks the options a record says its job was submitted with.
+func validBatchOptions(opts []string) error {
+	if len(opts) > 256 {
+		return fmt.Errorf("has %d words", len(opts))
 	}
-	if j.State != "" && !jobStatePattern.MatchString(j.State) {
-		return fmt.Errorf("state %q", clip(j.State))
-	}
-	if j.Node != "" && !nodeListPattern.MatchString(j.Node) {
-		return fmt.Errorf("node %q", clip(j.Node))
-	}
-	for _, f := range []string{j.Name, j.Reason, j.TimeLeft} {
-		if len(f) > 256 || hasControl(f) {
-			return fmt.Errorf("field %q", clip(f))
+	for _, o := range opts {
+		if len(o) > 4096 || hasControl(o) {
+			return fmt.Errorf("has a word over 4 KiB or with control characters")
 		}
 	}
 	return nil

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/batch"
 )
 
 // Same app twice (DESIGN.md): `tether launch HOST APP|-- CMD` attaches to a running
 // session of the same app instead of starting a second one beside it. The launcher
-// asks with `serve --reuse` (or `slurm submit --reuse`); this side, which knows each
+// asks with `serve --reuse` (or `batch submit --reuse`); this side, which knows each
 // session's request and state, answers with the session to reuse or starts a new one
 // as usual, in the same exec: no round trip more for a launch.
 //
@@ -27,16 +29,17 @@ import (
 // directory; the same environment (the login shell's, and the same --setup script:
 // its SHA-256 is kept, not the script); the same options that shape the app or its
 // gate (listen address, socket, TLS, --app-secret-env, --app-header, --allow-exposed,
-// --no-port-proxy); and for a Slurm session the same sbatch options. A --name, when given, must be the session's
-// name too. The timeouts are not part of it (a running session does not restart for
-// them), nor is who asks: sessions are per user, and per host (the host's own, or
-// Slurm sessions submitted from it).
+// --no-port-proxy); and for a batch session the same scheduler and submit options. A
+// --name, when given, must be the session's name too. The timeouts are not part of it
+// (a running session does not restart for them), nor is how the launcher reaches it
+// (--via-node-ssh), nor who asks: sessions are per user, and per host (the host's own,
+// or batch sessions submitted from it).
 //
 // Which one: the newest running session. None running, the newest one still starting
 // is waited for (another launch, or a slow app) and reused once ready; if it fails or
-// is stopped meanwhile, a new one is started. A Slurm session is reused while Slurm
-// lists its job as pending or running; one whose job is over (or that squeue cannot
-// confirm) never is.
+// is stopped meanwhile, a new one is started. A batch session is reused while its
+// scheduler lists its job as pending or running; one whose job is over (or that the
+// scheduler cannot confirm) never is.
 
 // appRequest is what a session was asked to run, as its start gave it.
 type appRequest struct {
@@ -50,7 +53,8 @@ type appRequest struct {
 	Dir string `json:"dir,omitempty"`
 	// Options are serve's other options that shape the app or its gate, as flags.
 	Options []string `json:"options,omitempty"`
-	// Batch are the scheduler's options of a Slurm session (sbatch's words).
+	// Batch are a batch session's scheduler and its submit options (--scheduler=NAME
+	// first, then the options' words).
 	Batch []string `json:"batch,omitempty"`
 }
 
@@ -102,11 +106,15 @@ func setupDigest(setup string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// slurmRequest is what a Slurm submit asks for: serve's words in the job (without the
-// name and timeouts), the setup script's digest and sbatch's words.
-func slurmRequest(o SlurmSubmitOptions, setup string) *appRequest {
+// slurmRequest is what a batch submit asks for: serve's words in the job (without the
+// name and timeouts), the setup script's digest, the scheduler and its options' words.
+func slurmRequest(o BatchSubmitOptions, setup string) *appRequest {
+	sched := o.Scheduler
+	if s, err := batch.Lookup(o.Scheduler); err == nil {
+		sched = s.Name()
+	}
 	r := &appRequest{App: serveApp(o.Serve), Args: serveCommand(o.Serve), BaseURL: "/", Dir: workDir(),
-		Batch: slices.Clone(o.Sbatch)}
+		Batch: append([]string{"--scheduler=" + sched}, o.Options...)}
 	for i := 0; i < len(o.Serve); i++ {
 		a := o.Serve[i]
 		if a == "--" {
@@ -234,10 +242,10 @@ func answerReused(o *ServeOptions, rec Record, n int) error {
 	return err
 }
 
-// reuseSlurm answers a --reuse submit with a Slurm session of the same app and options
-// whose job Slurm lists as running or pending: the running one, else the newest. done
-// says it answered; otherwise the caller submits a job.
-func reuseSlurm(ctx context.Context, o SlurmSubmitOptions, root, setup string) (done bool, err error) {
+// reuseSlurm answers a --reuse submit with a batch session of the same app, scheduler
+// and options whose job the scheduler lists as running or pending: the running one,
+// else the newest. done says it answered; otherwise the caller submits a job.
+func reuseSlurm(ctx context.Context, o BatchSubmitOptions, root, setup string) (done bool, err error) {
 	all, err := scanRoots(root, true)
 	if err != nil {
 		return false, nil
@@ -256,11 +264,11 @@ func reuseSlurm(ctx context.Context, o SlurmSubmitOptions, root, setup string) (
 	}
 	jobs, err := slurmJobsOf(ctx, cands)
 	if err != nil {
-		return false, nil // squeue cannot say which jobs are alive: reuse none
+		return false, nil // the scheduler cannot say which jobs are alive: reuse none
 	}
 	var running, waiting []entry
 	for _, e := range cands {
-		j, ok := jobs[e.rec.JobID]
+		j, ok := jobs[jobKey(e.rec)]
 		switch {
 		case !ok || JobEnded(j.State) || j.State == "COMPLETING":
 		case slurmState(e, jobs) == StateRunning:
@@ -279,7 +287,7 @@ func reuseSlurm(ctx context.Context, o SlurmSubmitOptions, root, setup string) (
 	default:
 		return false, nil
 	}
-	b, err := json.Marshal(SlurmSubmitted{ID: pick.s.ID, JobID: pick.rec.JobID, Output: pick.s.slurmOutput(), Reused: n})
+	b, err := json.Marshal(BatchSubmitted{ID: pick.s.ID, JobID: pick.rec.JobID, Output: pick.s.slurmOutput(), Reused: n})
 	if err != nil {
 		return true, err
 	}

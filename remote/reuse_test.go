@@ -172,24 +172,29 @@ func TestReuseWaitEndsWhenTheCallerGoes(t *testing.T) {
 }
 
 func TestSlurmRequestWords(t *testing.T) {
-	a := slurmRequest(SlurmSubmitOptions{Sbatch: []string{"-p", "gpu"},
+	a := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"},
 		Serve: []string{"--name", "lab", "--ready-timeout", "15m0s", "--idle-timeout=1h", "--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
 	if a.App != "jupyter" || !slices.Equal(a.Args, []string{"--notebook-dir=/data"}) || !slices.Equal(a.Options, []string{"--no-port-proxy"}) ||
-		!slices.Equal(a.Batch, []string{"-p", "gpu"}) {
+		!slices.Equal(a.Batch, []string{"--scheduler=slurm", "-p", "gpu"}) {
 		t.Errorf("slurmRequest: %+v", a)
 	}
-	b := slurmRequest(SlurmSubmitOptions{Sbatch: []string{"-p", "gpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
+	b := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
 	if !a.same(b) {
 		t.Errorf("a request with another name and timeouts: %+v; want the same as %+v", b, a)
 	}
-	c := slurmRequest(SlurmSubmitOptions{Sbatch: []string{"-p", "cpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
+	c := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "cpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
 	if a.same(c) {
 		t.Errorf("a request with other sbatch options is the same")
 	}
 	serve := []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}
-	d := slurmRequest(SlurmSubmitOptions{Sbatch: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
-	e := slurmRequest(SlurmSubmitOptions{Sbatch: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
+	d := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
+	e := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
 	if a.same(d) || !d.same(e) || strings.Contains(strings.Join(d.Options, " "), "module") {
 		t.Errorf("with a setup script: %+v; want another request than without, the same as with the same script, and not the script itself", d)
+	}
+	// The same options for another scheduler are another request.
+	f := slurmRequest(BatchSubmitOptions{Scheduler: "pbs", Options: []string{"-p", "gpu"}, Serve: serve}, "")
+	if f.same(b) {
+		t.Errorf("the same words for PBS and for Slurm are the same request: %+v", f)
 	}
 }

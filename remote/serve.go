@@ -35,7 +35,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err := o.normalize(); err != nil {
 		return err
 	}
-	if o.Reuse && o.ReadyFD == 0 && o.SlurmSession == "" {
+	if o.Reuse && o.ReadyFD == 0 && o.BatchSession == "" {
 		if done, err := reuse(ctx, &o); done || err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func (o *ServeOptions) normalize() error {
 			return usagef("--listen %q: %v; use HOST:PORT such as 127.0.0.1:0", o.Listen, err)
 		}
 	}
-	if o.SlurmSession != "" {
+	if o.BatchSession != "" {
 		if err := o.normalizeSlurm(); err != nil {
 			return err
 		}
@@ -276,10 +276,10 @@ type reporter interface {
 // timeout passes.
 func serve(ctx context.Context, o ServeOptions) (err error) {
 	var rep reporter = &terminalReporter{o: &o}
-	slurmJob := o.SlurmSession != ""
+	slurmJob := o.BatchSession != ""
 	if slurmJob {
 		// Stderr is the job's output file: bounded (see jobOutput).
-		o.Stderr = newJobOutput(o.Stderr, jobOutputCap, o.SlurmSession)
+		o.Stderr = newJobOutput(o.Stderr, jobOutputCap, o.BatchSession)
 		rep = slurmReporter{w: o.Stderr}
 	}
 	background := o.ReadyFD > 0
@@ -353,8 +353,8 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		root   string
 		queued *sessionFile // a Slurm session's record as its submit wrote it
 	)
-	if o.SlurmSession != "" {
-		if sess, queued, err = openSlurmSession(o.SlurmSession); err != nil {
+	if o.BatchSession != "" {
+		if sess, queued, err = openBatchSession(o.BatchSession); err != nil {
 			return err
 		}
 		root = sess.Root
@@ -417,7 +417,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 	if queued != nil {
 		// A Slurm job's server: the session stays (record, logs, the job's output) for
 		// ls, logs and the launcher, until `tether stop` or `ls --prune`.
-		defer func() { endSlurmSession(sess, sf, err) }()
+		defer func() { endBatchSession(sess, sf, err) }()
 		if err := o.startSlurm(sf, queued); err != nil {
 			return err
 		}
@@ -454,6 +454,11 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		}
 		if tlsConf == nil {
 			progress("note: --listen " + o.Listen + " reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls")
+		}
+	}
+	if !slurmJob {
+		if note := batchHostNote(os.Getenv); note != "" {
+			progress(note)
 		}
 	}
 	// The user's other loopback ports, behind the gate (ports.go).

@@ -18,7 +18,7 @@ import (
 const jobSetupFile = "setup.sh"
 
 // readSetup reads the setup frame from stdin when SetupStdin asks for it.
-func (o *SlurmSubmitOptions) readSetup() (string, error) {
+func (o *BatchSubmitOptions) readSetup() (string, error) {
 	if !o.SetupStdin {
 		return "", nil
 	}

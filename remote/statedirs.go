@@ -24,7 +24,7 @@ import (
 //
 //	$TETHER_STATE_DIR                         everything, when set (as before)
 //	$XDG_STATE_HOME/tether/sessions           sessions on this machine
-//	$XDG_STATE_HOME/tether/slurm              Slurm sessions (on the home the nodes share)
+//	$XDG_STATE_HOME/tether/batch              batch sessions (on the home the nodes share)
 //
 // XDG puts sockets in the runtime directory, for its short path and private mode; tether
 // keeps them in the session's own 0700 directory instead (same privacy, the lifetime of
@@ -33,7 +33,7 @@ import (
 // the record names (shortSocketDir).
 //
 // Sessions started by earlier versions live in $XDG_RUNTIME_DIR/tether or
-// ~/.cache/tether/run (Slurm: ~/.cache/tether/slurm). A running server keeps writing
+// ~/.cache/tether/run (batch sessions: ~/.cache/tether/slurm). A running server keeps writing
 // where it started, so they are not moved: ls, stop, logs, attach and launch's reuse
 // still find them there (legacyRoots) until they end, and nothing new goes there.
 
@@ -57,14 +57,15 @@ func stateRootPath() (string, error) {
 	return filepath.Join(base, "tether", "sessions"), nil
 }
 
-// slurmRootPath is the root of Slurm sessions when TETHER_STATE_DIR is not set:
-// $XDG_STATE_HOME/tether/slurm, on the home directory the compute nodes share.
+// slurmRootPath is the root of batch sessions (Slurm, Grid Engine, PBS, LSF, a site's
+// wrapper) when TETHER_STATE_DIR is not set: $XDG_STATE_HOME/tether/batch, on the home
+// directory the compute nodes share.
 func slurmRootPath() (string, error) {
 	base, err := xdgStateHome()
 	if err != nil {
-		return "", errors.New("cannot find a place for Slurm sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
+		return "", errors.New("cannot find a place for batch sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
 	}
-	return filepath.Join(base, "tether", "slurm"), nil
+	return filepath.Join(base, "tether", "batch"), nil
 }
 
 // xdgStateHome is $XDG_STATE_HOME when it is an absolute path (the XDG base directory

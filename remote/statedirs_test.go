@@ -26,11 +26,11 @@ func xdgHome(t *testing.T) (home, runtime string) {
 
 func TestSlurmRootFollowsXDGState(t *testing.T) {
 	home, _ := xdgHome(t)
-	if got, err := slurmRootPath(); err != nil || got != filepath.Join(home, ".local", "state", "tether", "slurm") {
-		t.Errorf("slurm root: %q, %v; want ~/.local/state/tether/slurm", got, err)
+	if got, err := slurmRootPath(); err != nil || got != filepath.Join(home, ".local", "state", "tether", "batch") {
+		t.Errorf("batch root: %q, %v; want ~/.local/state/tether/batch", got, err)
 	}
 	t.Setenv("XDG_STATE_HOME", "/srv/st")
-	if got, err := slurmRootPath(); err != nil || got != "/srv/st/tether/slurm" {
+	if got, err := slurmRootPath(); err != nil || got != "/srv/st/tether/batch" {
 		t.Errorf("slurm root with XDG_STATE_HOME=/srv/st: %q, %v", got, err)
 	}
 	t.Setenv("TETHER_STATE_DIR", "/srv/all")

@@ -112,13 +112,13 @@ func stateText(r Record) string {
 	return r.State
 }
 
-// describeJob is ls's words for a Slurm session's job: "job 5 RUNNING on vm, 59:58
+// describeJob is ls's words for a batch session's job: "job 5 RUNNING on vm, 59:58
 // left" or "job 6 PENDING (Resources), limit 1:00:00".
 func describeJob(jobID string, j *JobStatus) string {
 	if j == nil || j.State == "" {
-		return "job " + jobID + " (no longer listed by squeue)"
+		return "job " + jobID + " (no longer listed by the scheduler)"
 	}
-	s := "job " + jobID + " " + j.State
+	s := "job " + jobID + " " + j.StateWords()
 	if j.Reason != "" && j.Reason != "None" {
 		s += " (" + cell(j.Reason, 100) + ")"
 	}

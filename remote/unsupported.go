@@ -24,11 +24,11 @@ func Stop(ctx context.Context, o StopOptions) error { return errUnsupported }
 // Logs is not available on this system.
 func Logs(ctx context.Context, o LogsOptions) error { return errUnsupported }
 
-// SlurmSubmit is not available on this system.
-func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) error { return errUnsupported }
+// BatchSubmit is not available on this system.
+func BatchSubmit(ctx context.Context, o BatchSubmitOptions) error { return errUnsupported }
 
-// SlurmWatch is not available on this system.
-func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error { return errUnsupported }
+// BatchWatch is not available on this system.
+func BatchWatch(ctx context.Context, o BatchWatchOptions) error { return errUnsupported }
 
 // LoginEnvArg is the hidden first argument of the login shell's environment dump.
 const LoginEnvArg = "_login-env"

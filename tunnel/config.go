@@ -85,6 +85,10 @@ type ResolveOptions struct {
 	SystemConfigFile string
 	// Home and User default to the current user's; tests set them.
 	Home, User string
+	// DefaultUser is the remote user when neither the command nor the config names
+	// one (empty: the local user, as ssh): a compute node logs in as its login host's
+	// User.
+	DefaultUser string
 	// Warn receives one-line warnings (skipped Match criteria); nil discards them.
 	Warn io.Writer
 }
@@ -460,6 +464,9 @@ func (r *resolver) remoteUser(s *settings, cmdUser string) string {
 	}
 	if u, ok := s.get("user"); ok {
 		return u
+	}
+	if r.o.DefaultUser != "" {
+		return r.o.DefaultUser
 	}
 	return r.localUser
 }

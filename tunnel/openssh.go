@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,6 +82,9 @@ type OpenSSHOptions struct {
 	// as ssh -J would but without another login): a compute node behind its login
 	// node.
 	JumpThrough *OpenSSHClient
+	// DefaultUser, when set, is the user for a host whose config names none (ssh -G
+	// then says the local user): a compute node logs in as the login host's User.
+	DefaultUser string
 }
 
 // OpenSSHClient is a connection to one host through the user's ssh: a ControlMaster,
@@ -158,6 +162,14 @@ func DialOpenSSH(ctx context.Context, host string, o OpenSSHOptions) (*OpenSSHCl
 	var extra []string
 	if j := o.JumpThrough; j != nil && cfg.ProxyJump == "" && cfg.ProxyCommand == "" {
 		extra = []string{"-o", "ProxyCommand=" + j.proxyCommand()}
+	}
+	if u, err := user.Current(); err == nil && o.DefaultUser != "" && cfg.User == u.Username && o.DefaultUser != u.Username {
+		if err := ValidUser(o.DefaultUser); err != nil {
+			return nil, err
+		}
+		extra = append(extra, "-o", "User="+o.DefaultUser)
+	}
+	if len(extra) > 0 {
 		if cfg, g, err = resolveOpenSSH(ctx, prog, host, o.ConfigFile, extra); err != nil {
 			return nil, err
 		}

@@ -27,6 +27,7 @@ type OpenSSHOptions struct {
 	LoginOutput   io.Writer
 	NoDelayExec   bool
 	JumpThrough   *OpenSSHClient
+	DefaultUser   string
 }
 
 // OpenSSHClient is not available here.

@@ -1,4 +1,4 @@
-package remote
+package batch
 
 import (
 	"slices"
@@ -55,7 +55,7 @@ func TestCheckSbatchArgsReadsLikeGetoptLong(t *testing.T) {
 		{[]string{"job.sh"}, []string{`word "job.sh" is not an sbatch option`}},
 		{[]string{"-p", "gpu", "job.sh"}, []string{`"job.sh"`}},
 		{[]string{"--exclusive", "job.sh"}, []string{`"job.sh"`}},
-		{[]string{"-H", "job.sh"}, []string{`"job.sh"`}},
+		{[]string{"-Q", "job.sh"}, []string{`"job.sh"`}},
 		{[]string{"-"}, []string{`word "-"`}},
 		{[]string{"--=x"}, []string{`word "--=x"`}},
 		{[]string{"-p", "gpu", "--"}, []string{`"--" ends sbatch's options`}},
@@ -64,7 +64,9 @@ func TestCheckSbatchArgsReadsLikeGetoptLong(t *testing.T) {
 		{[]string{"-N1", "--partition"}, []string{"--partition needs a value"}},
 		{[]string{"-vp"}, []string{"-vp needs a value"}},
 		// Odd forms.
-		{[]string{"--hold=yes"}, []string{"--hold takes no value"}},
+		{[]string{"--quiet=yes"}, []string{"--quiet takes no value"}},
+		{[]string{"--hold"}, []string{"--hold is tether's own", "never starts"}},
+		{[]string{"-QH"}, []string{"sbatch reads it as --hold"}},
 		{[]string{"-y"}, []string{"no option -y"}},
 		{[]string{"-vy"}, []string{"no option -y"}},
 		{[]string{"--comment=a\x00b"}, []string{"NUL"}},
@@ -95,9 +97,9 @@ func TestCheckSbatchArgsReadsLikeGetoptLong(t *testing.T) {
 		nil,
 		{"-p", "gpu", "--gres=gpu:1", "-t", "4:00:00", "-N1", "-c4", "--mem=8G"},
 		{"-pgpu", "-t1:00:00", "-N", "1", "--exclusive", "-A", "proj"},
-		{"--partition", "gpu", "--hold", "--mem=4G", "-c", "4", "--export=ALL", "--comment", "-dashed"},
+		{"--partition", "gpu", "--mem=4G", "-c", "4", "--export=ALL", "--comment", "-dashed"},
 		{"--chdir", "/scratch/me"},
-		{"-D/scratch/me", "-vQ", "-Qv", "-vp", "gpu", "-Hkv"},                            // -k takes an optional value: -kv is -k=v
+		{"-D/scratch/me", "-vQ", "-Qv", "-vp", "gpu", "-Qkv"},                            // -k takes an optional value: -kv is -k=v
 		{"--part=gpu", "--cpus-per-t=4", "--ntasks-per-n", "4", "--mem", "4G", "--quie"}, // unambiguous prefixes of options tether leaves alone
 		{"--gpus-per-node=1", "--ntasks-per-node", "4", "--dependency=afterok:12", "--open-mode=append"},
 		{"--requeue", "--get-user-env", "--exclusive=user", "--nice=10", "--propagate"},
@@ -116,7 +118,7 @@ func TestCheckSbatchArgsReadsLikeGetoptLong(t *testing.T) {
 // short letter alone, with its value attached, and at the end of a bundle.
 func TestCheckSbatchArgsEveryOwnedSpelling(t *testing.T) {
 	for _, opt := range sbatchOptions {
-		if tetherOwned[opt.long] == "" {
+		if sbatchOwned[opt.long] == "" {
 			continue
 		}
 		var words [][]string
@@ -152,7 +154,7 @@ func TestSbatchOptionTable(t *testing.T) {
 			shorts[o.short] = o.long
 		}
 	}
-	for name := range tetherOwned {
+	for name := range sbatchOwned {
 		if !seen[name] {
 			t.Errorf("tether owns --%s, which is not in the table", name)
 		}

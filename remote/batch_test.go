@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/batch"
 )
 
 // The job script passes every argument of serve through sh unchanged (single quotes),
@@ -34,7 +36,7 @@ func TestSlurmScript(t *testing.T) {
 	}
 	b, _ := os.ReadFile(got)
 	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	want := append([]string{"serve", "--slurm-session=/sessions/abcd2345"}, serve...)
+	want := append([]string{"serve", "--batch-session=/sessions/abcd2345"}, serve...)
 	if !reflect.DeepEqual(args, want) {
 		t.Errorf("tether got %q; want %q", args, want)
 	}
@@ -66,7 +68,7 @@ func fakeSlurm(t *testing.T, bodies map[string]string) string {
 	return dir
 }
 
-func TestSlurmSubmit(t *testing.T) {
+func TestBatchSubmit(t *testing.T) {
 	root := tempRoot(t)
 	// SBATCH_* variables in the login environment that would change what tether owns.
 	t.Setenv("SBATCH_OUTPUT", "/tmp/elsewhere")
@@ -77,12 +79,12 @@ func TestSlurmSubmit(t *testing.T) {
 	var out bytes.Buffer
 	held, release := io.Pipe()
 	defer release.Close()
-	err := SlurmSubmit(context.Background(), SlurmSubmitOptions{Name: "lab", Sbatch: []string{"-p", "gpu", "--comment", "a b"},
+	err := BatchSubmit(context.Background(), BatchSubmitOptions{Name: "lab", Options: []string{"-p", "gpu", "--comment", "a b"},
 		Serve: []string{"--name", "lab", "--", "app", "{port}"}, Version: "v9", Stdin: held, Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sub SlurmSubmitted
+	var sub BatchSubmitted
 	if err := json.Unmarshal(out.Bytes(), &sub); err != nil || sub.JobID != "123" || !idPattern.MatchString(sub.ID) {
 		t.Fatalf("submit printed %q (%v)", out.String(), err)
 	}
@@ -111,7 +113,7 @@ func TestSlurmSubmit(t *testing.T) {
 	// sbatch refuses: Slurm's words, nothing left.
 	fakeSlurm(t, map[string]string{"sbatch": "echo 'sbatch: error: invalid partition specified: nosuch' >&2; echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2; exit 1"})
 	before, _ := os.ReadDir(root)
-	err = SlurmSubmit(context.Background(), SlurmSubmitOptions{Sbatch: []string{"-p", "nosuch"}, Stdin: strings.NewReader(""), Stdout: io.Discard})
+	err = BatchSubmit(context.Background(), BatchSubmitOptions{Options: []string{"-p", "nosuch"}, Stdin: strings.NewReader(""), Stdout: io.Discard})
 	if err == nil || err.Error() != "sbatch refused the job: invalid partition specified: nosuch; Batch job submission failed: Invalid partition name specified" {
 		t.Errorf("refusal: %v", err)
 	}
@@ -121,7 +123,7 @@ func TestSlurmSubmit(t *testing.T) {
 
 	// The launcher went away while sbatch ran: the job is cancelled, nothing is left.
 	fake = fakeSlurm(t, map[string]string{"sbatch": "sleep 0.3; echo 124", "scancel": "exit 0"})
-	err = SlurmSubmit(context.Background(), SlurmSubmitOptions{Stdin: strings.NewReader(""), Stdout: io.Discard})
+	err = BatchSubmit(context.Background(), BatchSubmitOptions{Stdin: strings.NewReader(""), Stdout: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "the job was cancelled") {
 		t.Errorf("caller gone: %v", err)
 	}
@@ -133,7 +135,7 @@ func TestSlurmSubmit(t *testing.T) {
 	}
 
 	// Options tether sets itself are refused before anything happens.
-	if err := SlurmSubmit(context.Background(), SlurmSubmitOptions{Sbatch: []string{"-o", "x"}}); err == nil {
+	if err := BatchSubmit(context.Background(), BatchSubmitOptions{Options: []string{"-o", "x"}}); err == nil {
 		t.Error("-o accepted")
 	}
 }
@@ -172,7 +174,7 @@ func TestSlurmState(t *testing.T) {
 		if tt.job != nil {
 			j := *tt.job
 			j.JobID = tt.jobID
-			jobs[tt.jobID] = j
+			jobs["/"+tt.jobID] = j
 		}
 		if tt.nilQ {
 			jobs = nil
@@ -189,16 +191,16 @@ func TestSlurmJobsOfChecksTheName(t *testing.T) {
 	root := tempRoot(t)
 	s1, sf1 := fakeSession(t, root, func(sf *sessionFile) { sf.JobID, sf.Slurm = "5", true })
 	s2, sf2 := fakeSession(t, root, func(sf *sessionFile) { sf.JobID, sf.Slurm = "6", true })
-	fake := fakeSlurm(t, map[string]string{"squeue": "echo '5|tether-" + s1.ID + "|RUNNING|n1|9:00|None'; echo '6|someone-else|RUNNING|n1|9:00|None'"})
+	fake := fakeSlurm(t, map[string]string{"squeue": "echo '5|tether-" + s1.ID + "|RUNNING|n1|9:00|1:00:00|N/A|None'; echo '6|someone-else|RUNNING|n1|9:00|1:00:00|N/A|None'"})
 	jobs, err := slurmJobsOf(context.Background(), []entry{{s: s1, rec: sf1}, {s: s2, rec: sf2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := jobs["5"]; !ok || len(jobs) != 1 {
+	if _, ok := jobs["/5"]; !ok || len(jobs) != 1 {
 		t.Errorf("jobs %+v; want job 5 alone", jobs)
 	}
 	log, _ := os.ReadFile(filepath.Join(fake, "squeue.log"))
-	if !strings.Contains(string(log), "5,6") || !strings.Contains(string(log), squeueFormat) {
+	if !strings.Contains(string(log), "5,6") || !strings.Contains(string(log), "%i|%j|%T|%N|%L|%l|%S|%r") {
 		t.Errorf("squeue got %q", log)
 	}
 }
@@ -216,7 +218,7 @@ func TestSlurmListenHost(t *testing.T) {
 	}
 	if mine != "" {
 		fakeSlurm(t, map[string]string{"scontrol": "echo 'NodeName=n1 Arch=x86_64 NodeAddr=" + mine + " NodeHostName=n1 State=MIXED'"})
-		if got, err := slurmListenHost(context.Background(), "n1"); err != nil || got != mine {
+		if got, err := slurmListenHost(context.Background(), batch.Slurm{}, "n1"); err != nil || got != mine {
 			t.Errorf("NodeAddr %s of this machine: got %q, %v", mine, got, err)
 		}
 	}
@@ -224,7 +226,7 @@ func TestSlurmListenHost(t *testing.T) {
 	// node's name: here "localhost", loopback.
 	for _, body := range []string{"echo 'NodeName=n1 NodeAddr=192.0.2.1 State=IDLE'", "echo 'slurm_load_node error: Invalid node name specified' >&2; exit 1"} {
 		fakeSlurm(t, map[string]string{"scontrol": body})
-		got, err := slurmListenHost(context.Background(), "localhost")
+		got, err := slurmListenHost(context.Background(), batch.Slurm{}, "localhost")
 		if ip := net.ParseIP(got); err != nil || ip == nil || mine == "" && !ip.IsLoopback() || got == "192.0.2.1" {
 			t.Errorf("scontrol %q: got %q, %v", body, got, err)
 		}

@@ -4,25 +4,25 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/batch"
 )
 
-// SplitSbatchOptions splits the --slurm string into sbatch's arguments the way a POSIX
-// shell splits words, without a shell: blanks separate words; 'single quotes' keep
+// SplitOptions splits a scheduler's options string (--slurm "…", --sge "…") into the
+// submit command's arguments the way a POSIX shell splits words, without a shell: blanks separate words; 'single quotes' keep
 // everything; "double quotes" keep everything but \" \\ \$ \` and backslash-newline;
 // a backslash outside quotes keeps the next character. What a shell would expand or
 // interpret — $VAR, $(…), `…`, unquoted | & ; < > ( ), * and ? globs, a leading ~ or
-// # — is refused rather than passed on changed: tether runs sbatch with these words as
-// its arguments and never through a shell, so it cannot honour them. Slurm node lists
+// # — is refused rather than passed on changed: tether runs the submit command with
+// these words as its arguments and never through a shell, so it cannot honour them. Slurm node lists
 // such as node[01-04] pass as written (as a shell passes a glob that matches nothing).
-func SplitSbatchOptions(s string) ([]string, error) {
+func SplitOptions(s string) ([]string, error) {
 	var (
 		words   []string
 		cur     strings.Builder
 		inWord  bool // a word has begun (an empty quoted word counts)
 		rs      = []rune(s)
 		refused = func(what, why string) error {
-			return fmt.Errorf("%s %s, but tether passes the options to sbatch without a shell; %s", what, why, "write the value out, or put it in single quotes to pass it as it is")
+			return fmt.Errorf("%s %s, but tether passes the options to the scheduler without a shell; %s", what, why, "write the value out, or put it in single quotes to pass it as it is")
 		}
 	)
 	for i := 0; i < len(rs); i++ {
@@ -121,16 +121,41 @@ func dollarWord(rs []rune, i int) string {
 	return string(rs[i:end])
 }
 
-// SbatchArgs turns the --slurm string into sbatch's arguments (SplitSbatchOptions) and
-// refuses, read as sbatch reads them (remote.CheckSbatchArgs), options tether sets
-// itself or that would break the session: usage errors.
-func SbatchArgs(s string) ([]string, error) {
-	words, err := SplitSbatchOptions(s)
+// BatchArgs turns a scheduler's options string into the submit command's arguments
+// (SplitOptions) and refuses, read as that command reads them (the scheduler's
+// CheckOptions), options tether sets itself or that would break the session: usage
+// errors naming the flag.
+func BatchArgs(kind, s string) ([]string, batch.Scheduler, error) {
+	sched, err := batch.Lookup(kind)
 	if err != nil {
-		return nil, usageError("--slurm: %v", err)
+		return nil, nil, usageError("%v", err)
 	}
-	if err := remote.CheckSbatchArgs(words); err != nil {
-		return nil, usageError("--slurm %v", err)
+	words, err := SplitOptions(s)
+	if err != nil {
+		return nil, nil, usageError("%s: %v", sched.Flag(), err)
 	}
-	return words, nil
+	if err := sched.CheckOptions(words); err != nil {
+		return nil, nil, usageError("%s %v", sched.Flag(), err)
+	}
+	return words, sched, nil
+}
+
+// SbatchArgs is BatchArgs for Slurm.
+func SbatchArgs(s string) ([]string, error) {
+	words, _, err := BatchArgs("slurm", s)
+	return words, err
+}
+
+// joinOptions writes scheduler options back as one string that SplitOptions splits
+// into the same words: a word of safe characters as it is, others in single quotes.
+func joinOptions(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+			q[i] = w
+		} else {
+			q[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
 }

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/remote"
 )
 
-func TestSplitSbatchOptions(t *testing.T) {
+func TestSplitOptions(t *testing.T) {
 	tests := []struct {
 		in   string
 		want []string
@@ -40,7 +43,7 @@ func TestSplitSbatchOptions(t *testing.T) {
 		{"-p\u00a0gpu", []string{"-p\u00a0gpu"}}, // only ASCII blanks separate, as in sh
 	}
 	for _, tt := range tests {
-		got, err := SplitSbatchOptions(tt.in)
+		got, err := SplitOptions(tt.in)
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("for %q, got %q, %v; want %q", tt.in, got, err, tt.want)
 		}
@@ -69,13 +72,13 @@ func TestSplitSbatchOptions(t *testing.T) {
 		{`-t 1\`, "ends with a backslash"},
 	}
 	for _, tt := range refused {
-		got, err := SplitSbatchOptions(tt.in)
+		got, err := SplitOptions(tt.in)
 		if err == nil || !strings.Contains(err.Error(), tt.why) {
 			t.Errorf("for %q, got %q, %v; want an error about %s", tt.in, got, err, tt.why)
 		}
 	}
 	// Expansions are refused with the way out.
-	_, err := SplitSbatchOptions("-D $HOME")
+	_, err := SplitOptions("-D $HOME")
 	if err == nil || !strings.Contains(err.Error(), "without a shell") || !strings.Contains(err.Error(), "single quotes") {
 		t.Errorf("error %v: want it to say tether uses no shell and how to quote", err)
 	}
@@ -108,7 +111,7 @@ func TestSbatchArgs(t *testing.T) {
 func TestWalltimeWarnings(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	var w walltime
-	w.observe("4:00:00", t0)
+	w.observe("4:00:00", "", t0)
 	steps := []struct {
 		at   time.Duration
 		want bool
@@ -129,7 +132,7 @@ func TestWalltimeWarnings(t *testing.T) {
 
 	// Less time left than both warnings: one warning, once.
 	var short walltime
-	short.observe("0:58", t0)
+	short.observe("0:58", "", t0)
 	left, due := short.due(t0)
 	if !due || left != 58*time.Second || roundLeft(left) != "about 1 minute" {
 		t.Errorf("58 s left: due %v, left %v (%s)", due, left, roundLeft(left))
@@ -140,27 +143,48 @@ func TestWalltimeWarnings(t *testing.T) {
 
 	// No limit, or squeue's INVALID: no warning; INVALID keeps the last good sample.
 	var none walltime
-	none.observe("UNLIMITED", t0)
+	none.observe("UNLIMITED", "", t0)
 	if _, due := none.due(t0.Add(1000 * time.Hour)); due {
 		t.Error("a warning for an UNLIMITED job")
 	}
 	var keep walltime
-	keep.observe("15:00", t0)
-	keep.observe("INVALID", t0.Add(time.Minute))
+	keep.observe("15:00", "", t0)
+	keep.observe("INVALID", "", t0.Add(time.Minute))
 	if _, due := keep.due(t0.Add(5 * time.Minute)); !due {
 		t.Error("INVALID lost the end time")
 	}
 
 	// A time limit extended past a warning's point (scontrol update) re-arms it.
 	var ext walltime
-	ext.observe("9:00", t0)
+	ext.observe("9:00", "", t0)
 	if _, due := ext.due(t0); !due {
 		t.Fatal("no 10-minute warning with 9 minutes left")
 	}
 	t1 := t0.Add(time.Minute)
-	ext.observe("1:00:00", t1)
+	ext.observe("1:00:00", "", t1)
 	if _, due := ext.due(t1.Add(50 * time.Minute)); !due {
 		t.Error("an extended job is not warned again at 10 minutes")
+	}
+
+	// A -t 10 job: its 10-minute warning would come at its start (9:59 left); it gets
+	// the 2-minute one only. A -t 2 job, shorter than every warning, gets one at once.
+	var ten walltime
+	ten.observe("9:59", "10:00", t0)
+	if _, due := ten.due(t0); due {
+		t.Error("a -t 10 job is warned at its start")
+	}
+	if _, due := ten.due(t0.Add(7*time.Minute + 59*time.Second)); !due {
+		t.Error("a -t 10 job is not warned 2 minutes before its end")
+	}
+	var two walltime
+	two.observe("1:59", "2:00", t0)
+	if _, due := two.due(t0); !due {
+		t.Error("a -t 2 job is not warned at once")
+	}
+	var long walltime
+	long.observe("9:00", "1:00:00", t0) // attached late to a one-hour job
+	if _, due := long.due(t0); !due {
+		t.Error("no 10-minute warning for a one-hour job with 9 minutes left")
 	}
 
 	for d, want := range map[time.Duration]string{
@@ -175,7 +199,7 @@ func TestWalltimeWarnings(t *testing.T) {
 
 func testSession(buf *bytes.Buffer) *session {
 	return &session{host: "hpc", o: Options{Host: "hpc", Stderr: buf, Stdout: buf}, status: newStatus(buf),
-		slurm: &slurmState{id: "abcdefgh", jobID: "42"}}
+		slurm: &slurmState{id: "abcdefgh", jobID: "42", sched: batch.Slurm{}}}
 }
 
 // A job that ends before its server is ready: why, in words, with its output; the
@@ -183,20 +207,20 @@ func testSession(buf *bytes.Buffer) *session {
 func TestEndedBeforeReady(t *testing.T) {
 	tests := []struct {
 		name      string
-		ev        remote.SlurmEvent
+		ev        remote.BatchEvent
 		msg, hint []string
 		printed   string
 	}{
 		{"binary not on the node",
-			remote.SlurmEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
 				ExitCode: "97:0", OutputSeen: true, OutputPath: "/h/x/job.out", Output: []string{"tether: /h/.cache/tether/bin/t is not on node n1"}},
 			[]string{"job 42 on n1 could not run tether", "not visible on the node"}, []string{"share your home directory with hpc"}, "is not on node n1"},
 		{"output file not there",
-			remote.SlurmEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "JobLaunchFailure", Node: "n1"},
+			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "JobLaunchFailure", Node: "n1"},
 				ExitCode: "0:53", OutputPath: "/h/x/job.out"},
 			[]string{"job 42 failed (JobLaunchFailure, exit code 0:53)", "/h/x/job.out is not on hpc", "cannot see the session directory"}, []string{"share your home directory"}, ""},
 		{"the app failed",
-			remote.SlurmEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
 				ExitCode: "1:0", OutputSeen: true, Output: []string{"boom"}, Phase: "ended",
 				Exit: `the app exited with status 3 before it was ready (last output: "boom"); check the command and try again`},
 			[]string{"job 42 failed (NonZeroExitCode) before tether was ready on n1: the app exited with status 3"}, []string{"nothing was left queued or running"}, "  | boom"},
@@ -236,16 +260,16 @@ func TestInterruptedWaiting(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		so       SlurmOptions
+		so       BatchOptions
 		launched bool
 		leave    bool
 		says     string
 	}{
-		{"detach-pending", SlurmOptions{DetachPending: true, Confirm: ask(true, true)}, true, true, "stays queued"},
-		{"no terminal", SlurmOptions{Confirm: ask(false, false)}, true, false, "not a terminal, so cancelling it"},
-		{"answered yes", SlurmOptions{Confirm: ask(true, true)}, true, false, ""},
-		{"answered no", SlurmOptions{Confirm: ask(false, true)}, true, true, "attach when it runs: tether attach hpc abcdefgh"},
-		{"attach", SlurmOptions{Confirm: ask(true, true)}, false, true, "cancel it:           tether stop hpc abcdefgh"},
+		{"detach-pending", BatchOptions{DetachPending: true, Confirm: ask(true, true)}, true, true, "stays queued"},
+		{"no terminal", BatchOptions{Confirm: ask(false, false)}, true, false, "not a terminal, so cancelling it"},
+		{"answered yes", BatchOptions{Confirm: ask(true, true)}, true, false, ""},
+		{"answered no", BatchOptions{Confirm: ask(false, true)}, true, true, "attach when it runs: tether attach hpc abcdefgh"},
+		{"attach", BatchOptions{Confirm: ask(true, true)}, false, true, "cancel it:           tether stop hpc abcdefgh"},
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
@@ -316,26 +340,92 @@ func TestDecodeListingSlurm(t *testing.T) {
 	}
 }
 
-func TestSbatchHints(t *testing.T) {
-	for msg, want := range map[string]string{
-		"sbatch refused the job: invalid partition specified: nosuch; Batch job submission failed: Invalid partition name specified": "sinfo -s",
-		"sbatch refused the job: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)":       "less time with -t",
-		"sbatch refused the job: Invalid --time specification":                                                                       "MINUTES, H:MM:SS",
-		"sbatch refused the job: Batch job submission failed: Invalid account or account/partition combination specified":            "sacctmgr",
-		"sbatch refused the job: Batch job submission failed: Requested node configuration is not available":                         "sinfo -o '%P %c %m %G'",
-		"sbatch is not on login1's PATH: is it a Slurm login node?":                                                                  "drop --slurm",
-	} {
-		if got := sbatchHint(msg, "hpc"); !strings.Contains(got, want) {
-			t.Errorf("for %q, got %q; want %q", msg, got, want)
+// The line while a job waits says for how long and when the scheduler expects it to
+// start, in the scheduler's words, and never "PENDING on HOST" (which read as if the
+// job waited on the login node).
+func TestWaitingLine(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.Local)
+	start := now.Add(25 * time.Minute).Format(time.RFC3339)
+	tests := []struct {
+		job    remote.JobStatus
+		waited time.Duration
+		coarse bool
+		want   []string
+	}{
+		{remote.JobStatus{JobID: "7", State: "PENDING", Reason: "Resources", Start: start}, 65 * time.Second, false,
+			[]string{"job 7 is PENDING (Resources), waiting 1m05s; Slurm expects it to start at 12:25 (in 25m) (Ctrl-C to stop waiting)"}},
+		{remote.JobStatus{JobID: "7", State: "PENDING", Reason: "Priority"}, 3*time.Minute + 5*time.Second, true,
+			[]string{"job 7 is PENDING (Priority), waiting 3m (Ctrl-C to stop waiting)"}},
+		{remote.JobStatus{JobID: "8", State: "PENDING", Native: "qw"}, 5 * time.Second, false,
+			[]string{"job 8 is PENDING (qw), waiting 5s (Ctrl-C"}},
+		{remote.JobStatus{JobID: "8", State: "RUNNING", Node: "node17"}, 0, false,
+			[]string{"job 8 is RUNNING on node17; starting tether serve there"}},
+	}
+	for _, tt := range tests {
+		got := waitingLine(tt.job, "Slurm", tt.waited, now, tt.coarse)
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("for %+v, got %q; want %q", tt.job, got, w)
+			}
+		}
+		if strings.Contains(got, " on hpc") || strings.Contains(got, "on login") {
+			t.Errorf("for %+v, got %q: names the login node", tt.job, got)
 		}
 	}
-	for reason, want := range map[string]string{
-		"PartitionTimeLimit": "less time with -t", "PartitionConfig": "less time with -t, or fewer nodes",
-		"InvalidAccount": "sacctmgr", "InvalidQOS": "sacctmgr", "QOSMaxWallDurationPerJobLimit": "less time",
-		"DependencyNeverSatisfied": "--dependency",
-	} {
-		if got := reasonHint(reason, "hpc"); !strings.Contains(got, want) {
-			t.Errorf("for %s, got %q; want %q", reason, got, want)
+}
+
+// --via-node-ssh logs in to a node whose ssh_config names no User as the login host's
+// User (the same account on the cluster), not as the laptop's user; a node block that
+// names a User keeps it. The hint to come back says --via-node-ssh again.
+func TestNodeConfigUserAndComeBack(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte("Host hpc\n  HostName 127.0.0.1\n  User alice\nHost gpu*\n  User bob\nHost *\n  IdentityFile "+filepath.Join(dir, "key")+"\n"), 0o600)
+	var buf bytes.Buffer
+	s := testSession(&buf)
+	s.o.ConfigFile = cfg
+	for node, want := range map[string]string{"node17": "alice", "gpu3": "bob"} {
+		c, err := s.nodeConfig(node)
+		if err != nil || c.User != want {
+			t.Errorf("for node %s, got %+v, %v; want user %s", node, c, err, want)
 		}
+	}
+	if got := s.cmdline("attach", "abcdefgh"); strings.Contains(got, "--via-node-ssh") {
+		t.Errorf("without --via-node-ssh: %q", got)
+	}
+	s.viaNode = true
+	if got := s.cmdline("attach", "abcdefgh"); got != "tether attach -F "+cfg+" hpc --via-node-ssh abcdefgh" {
+		t.Errorf("with --via-node-ssh: %q", got)
+	}
+}
+
+// The hint to start a session anew names the real scheduler options (the record keeps
+// them), not a literal "…".
+func TestRelaunchLine(t *testing.T) {
+	var buf bytes.Buffer
+	s := testSession(&buf)
+	tests := []struct {
+		rec  remote.Record
+		want string
+	}{
+		{remote.Record{JobID: "5", BatchOptions: []string{"-p", "gpu", "-t", "10"}, App: "jupyter"}, "tether launch hpc --slurm '-p gpu -t 10' jupyter"},
+		{remote.Record{JobID: "5"}, "tether launch hpc --slurm ''"},
+		{remote.Record{JobID: "5", Scheduler: "sge", BatchOptions: []string{"-q", "all.q", "-l", "h_rt=1:00:00"}, ViaNodeSSH: true}, "tether launch hpc --sge '-q all.q -l h_rt=1:00:00' --via-node-ssh"},
+		{remote.Record{JobID: "5", Scheduler: "mysite", BatchOptions: []string{"--comment", "a b"}}, `tether launch hpc --batch 'mysite --comment '\''a b'\'''`},
+		{remote.Record{}, "tether launch hpc"},
+	}
+	for _, tt := range tests {
+		got := s.relaunchLine(tt.rec)
+		if got != tt.want {
+			t.Errorf("for %+v, got %q; want %q", tt.rec, got, tt.want)
+		}
+		if strings.Contains(got, "…") {
+			t.Errorf("%q holds a literal …", got)
+		}
+	}
+	// What the hint gives back splits into the same options.
+	words, err := SplitOptions("mysite --comment 'a b'")
+	if err != nil || len(words) != 3 || words[2] != "a b" {
+		t.Errorf("split back: %q, %v", words, err)
 	}
 }

@@ -17,17 +17,22 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tether-dev/tether/batch"
 )
 
-// Slurm sessions. `tether launch HOST --slurm "OPTIONS"` runs `tether slurm submit` on
-// the login node: it makes the session's directory on the shared home (the record says
-// phase "queued"), writes the job script and submits it with sbatch. The job's step is
-// `tether serve --slurm-session DIR` in the foreground for the job's whole life (no
-// daemon, so scancel and the time limit end everything): it listens on the node's
+// Batch sessions. `tether launch HOST --slurm "OPTIONS"` (or --sge, --pbs, --lsf,
+// --batch) runs `tether batch submit --scheduler=S` on the login node: it makes the
+// session's directory on the shared home (the record says phase "queued" and names
+// the scheduler), writes the job script and submits it with the scheduler's submit
+// command (package batch, through runBatch). The job's step is `tether serve
+// --batch-session DIR` in the foreground for the job's whole life (no daemon, so
+// cancelling the job and its time limit end everything): it listens on the node's
 // address (TLS always, token required) and writes the ready record into DIR, with the
-// node, the address and the job id. `tether slurm watch ID` reports the job's state
-// and then the record to the launcher, over SSH. ls, stop and logs find these sessions
-// in the Slurm root and judge them by squeue; stop is scancel.
+// node, the address and the job id. `tether batch watch ID` reports the job's state
+// and then the record to the launcher, over SSH. ls, stop and logs find these
+// sessions in the batch root and judge them by their scheduler; stop cancels the job.
+// (Names here say slurm where they predate the other schedulers.)
 
 const (
 	slurmOutputFile = "job.out"
@@ -43,7 +48,7 @@ const (
 )
 
 // slurmRoot is where Slurm sessions live: $TETHER_STATE_DIR, else
-// $XDG_STATE_HOME/tether/slurm (statedirs.go). Never $XDG_RUNTIME_DIR: the job on the
+// $XDG_STATE_HOME/tether/batch (statedirs.go). Never $XDG_RUNTIME_DIR: the job on the
 // node must see the directory the login node made, so it has to be on the (shared) home.
 func slurmRoot(create bool) (string, error) {
 	root := os.Getenv("TETHER_STATE_DIR")
@@ -65,23 +70,23 @@ func (sf *sessionFile) isSlurm() bool { return sf != nil && (sf.Slurm || sf.JobI
 // jobName is the Slurm job name of a session.
 func jobName(id string) string { return "tether-" + id }
 
-// SlurmSubmit is `tether slurm submit`: it makes the session directory, writes the job
-// script and submits it, then prints a SlurmSubmitted line. On any failure nothing is
-// left: no directory, no job.
-func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
+// BatchSubmit is `tether batch submit`: it makes the session directory, writes the job
+// script and submits it with the scheduler's submit command, then prints a
+// BatchSubmitted line. On any failure nothing is left: no directory, no job.
+func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
-	if err := CheckSbatchArgs(o.Sbatch); err != nil {
-		return usagef("--slurm %v", err)
+	sched, err := batch.Lookup(o.Scheduler)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := sched.CheckOptions(o.Options); err != nil {
+		return usagef("%s %v", sched.Flag(), err)
 	}
 	setup, err := o.readSetup()
 	if err != nil {
 		return err
-	}
-	env, err := sbatchEnv(os.Environ())
-	if err != nil {
-		return usagef("%v", err)
 	}
 	if o.Name != "" {
 		if err := validName(o.Name); err != nil {
@@ -93,9 +98,8 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 			return usagef("an argument of the app's command holds a NUL byte")
 		}
 	}
-	sbatch, err := exec.LookPath("sbatch")
-	if err != nil {
-		return fmt.Errorf("sbatch is not on %s's PATH: is it a Slurm login node? (load Slurm's module in your shell's startup file if the site uses modules)", hostname())
+	if _, err := exec.LookPath(submitProgram(sched)); err != nil {
+		return fmt.Errorf("%s is not on %s's PATH: is it a %s login node? (load the scheduler's module in your shell's startup file if the site uses modules)", submitProgram(sched), hostname(), sched.Title())
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -129,7 +133,7 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 		}
 	}()
 	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve),
+		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve), Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
 		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, setup),
 	}
@@ -145,38 +149,37 @@ func SlurmSubmit(ctx context.Context, o SlurmSubmitOptions) (err error) {
 	}
 
 	gone := watchEOF(o.Stdin)
-	args := append(append(append([]string{}, o.Sbatch...), tetherSbatchArgs(jobName(sess.ID), sess.slurmOutput())...),
-		filepath.Join(sess.Dir, slurmScriptFile))
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(sctx, sbatch, args...)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &limitWriter{w: &out, n: 64 << 10}, &limitWriter{w: &errb, n: 64 << 10}
-	runErr := cmd.Run()
-	if runErr != nil {
-		if sctx.Err() != nil && ctx.Err() == nil {
-			return &SlurmError{Msg: "sbatch did not answer within 2 minutes (is slurmctld reachable?); nothing was submitted"}
+	// TETHER_BIN lets a site's wrapper ask this tether to judge its options (batch
+	// check; see batch/site).
+	jobID, err := sched.Submit(sctx, runBatch, batch.Submission{Options: o.Options, Name: jobName(sess.ID),
+		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: append(os.Environ(), "TETHER_BIN="+self)})
+	if err != nil {
+		var ue *batch.UsageError
+		var ce *batch.CommandError
+		switch {
+		case errors.As(err, &ue):
+			return usagef("%s", ue.Msg)
+		case sctx.Err() != nil && ctx.Err() == nil:
+			return &BatchError{Msg: fmt.Sprintf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sched))}
+		case errors.As(err, &ce):
+			return &BatchError{Msg: ce.Name + " refused the job: " + ce.Words()}
 		}
-		return &SlurmError{Msg: "sbatch refused the job: " + slurmWords(errb.String(), runErr)}
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-	jobID, _, _ := strings.Cut(strings.TrimSpace(line), ";") // "ID;cluster" on multi-cluster setups
-	if !jobIDPattern.MatchString(jobID) {
-		return &SlurmError{Msg: fmt.Sprintf("sbatch printed %q, not a job id; check for a job named %s with squeue", clip(line), jobName(sess.ID))}
+		return &BatchError{Msg: fmt.Sprintf("%v; check for a job named %s", err, jobName(sess.ID))}
 	}
 	sf.JobID = jobID
 	if err := writeRecord(sess, sf); err != nil {
-		scancel(jobID, sess.ID)
+		cancelJob(sf, sess.ID)
 		return err
 	}
 	select {
 	case <-gone:
-		scancel(jobID, sess.ID)
+		cancelJob(sf, sess.ID)
 		return errors.New("the launcher went away (stdin closed) while the job was submitted; the job was cancelled")
 	default:
 	}
-	b, _ := json.Marshal(SlurmSubmitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
+	b, _ := json.Marshal(BatchSubmitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
 	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
 	return err
 }
@@ -218,7 +221,7 @@ func slurmScript(bin, dir string, serve []string) []byte {
 	b.WriteString("if [ ! -x \"$b\" ]; then\n")
 	b.WriteString("  echo \"tether: $b is not on node $(hostname): the nodes do not see the login node's home directory (or XDG_CACHE_HOME)\" >&2\n")
 	fmt.Fprintf(&b, "  exit %d\nfi\n", exitNotVisible)
-	b.WriteString("exec \"$b\" serve --slurm-session=" + shQuote(dir))
+	b.WriteString("exec \"$b\" serve --batch-session=" + shQuote(dir))
 	for _, a := range serve {
 		b.WriteString(" " + shQuote(a))
 	}
@@ -228,31 +231,6 @@ func slurmScript(bin, dir string, serve []string) []byte {
 
 // shQuote quotes s for a POSIX shell: single quotes, with ' as '\”.
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// slurmWords is a Slurm command's error output as one line: its lines joined, each
-// without the "sbatch: error: " prefix.
-func slurmWords(stderr string, err error) string {
-	var parts []string
-	for _, l := range strings.Split(stderr, "\n") {
-		l = strings.TrimSpace(sanitizeLine(l))
-		for _, p := range []string{"sbatch: error: ", "squeue: error: ", "scancel: error: ", "sbatch: ", "squeue: ", "scancel: "} {
-			if rest, ok := strings.CutPrefix(l, p); ok {
-				l = rest
-				break
-			}
-		}
-		if l != "" {
-			parts = append(parts, l)
-		}
-	}
-	if len(parts) > 6 {
-		parts = parts[len(parts)-6:]
-	}
-	if len(parts) == 0 {
-		return err.Error()
-	}
-	return strings.Join(parts, "; ")
-}
 
 type limitWriter struct {
 	w io.Writer
@@ -268,51 +246,98 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// runSlurm runs a Slurm client command (30 s at most) and returns its stdout; a failure
-// carries Slurm's words.
-func runSlurm(ctx context.Context, name string, args ...string) (string, error) {
+// runBatch runs a scheduler's client command (30 s at most) and returns its stdout; a
+// failure is a *batch.CommandError with the command's words. env nil: this process's.
+func runBatch(ctx context.Context, env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%s is not on %s's PATH", name, hostname())
+		return "", &batch.CommandError{Name: name, Err: fmt.Errorf("%s is not on %s's PATH", name, hostname())}
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &limitWriter{w: &out, n: 4 << 20}, &limitWriter{w: &errb, n: 64 << 10}
 	if err := cmd.Run(); err != nil {
-		return out.String(), &SlurmError{Msg: name + ": " + slurmWords(errb.String(), err)}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no answer within 30 s: %w", ctx.Err())
+		}
+		return out.String(), &batch.CommandError{Name: name, Stderr: errb.String(), Err: err}
 	}
 	return out.String(), nil
 }
 
-// squeueJobs asks squeue about jobs by id (finished ones included while Slurm still
-// lists them). Jobs squeue does not know are simply absent; a job whose name is not
-// tether-<session> (an id reused after a cluster restart) is left out by the callers.
-func squeueJobs(ctx context.Context, ids []string) (map[string]JobStatus, error) {
-	if len(ids) == 0 {
-		return map[string]JobStatus{}, nil
-	}
-	out, err := runSlurm(ctx, "squeue", "-h", "-t", "all", "-j", strings.Join(ids, ","), "-o", squeueFormat)
-	if err != nil {
-		// One unknown id makes squeue fail ("Invalid job id specified"): it ended long
-		// ago. Several ids with some unknown are listed without complaint.
-		if strings.Contains(err.Error(), "Invalid job id") {
-			return map[string]JobStatus{}, nil
+// batchHostNote is the one line serve says when it runs on a batch cluster's login
+// node rather than in a job there: a user who forgot --slurm would otherwise run the
+// app on the login node without a word. Empty elsewhere, and inside a job.
+func batchHostNote(getenv func(string) string) string {
+	for _, v := range []string{"SLURM_JOB_ID", "JOB_ID", "PBS_JOBID", "LSB_JOBID"} {
+		if getenv(v) != "" {
+			return "" // a job's own step (an interactive job's shell): the app runs on a node
 		}
-		return nil, err
 	}
-	return parseSqueue(out)
+	var title, flag, prog string
+	switch {
+	case lookPath("sbatch"):
+		title, flag, prog = "Slurm", "--slurm", "sbatch"
+	case lookPath("qsub") && getenv("SGE_ROOT") != "":
+		title, flag, prog = "Grid Engine", "--sge", "qsub"
+	case lookPath("qsub"):
+		title, flag, prog = "PBS", "--pbs", "qsub"
+	case lookPath("bsub"):
+		title, flag, prog = "LSF", "--lsf", "bsub"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("note: this host submits %s jobs (%s is on PATH): the app runs on it, not on a compute node; launch with %s \"OPTIONS\" to run it in a batch job", title, prog, flag)
 }
 
-// scancel cancels the session's job: by id and name, so an id reused by another job is
-// never hit. Slurm's answer for a job already gone is not an error.
-func scancel(jobID, sessionID string) error {
-	_, err := runSlurm(context.Background(), "scancel", "--name="+jobName(sessionID), jobID)
-	if err != nil && strings.Contains(err.Error(), "Invalid job id") {
-		return nil
+func lookPath(name string) bool { _, err := exec.LookPath(name); return err == nil }
+
+// submitProgram is the scheduler's submit command, for messages.
+func submitProgram(s batch.Scheduler) string {
+	switch s.Name() {
+	case "slurm":
+		return "sbatch"
+	case "sge", "pbs":
+		return "qsub"
+	case "lsf":
+		return "bsub"
 	}
-	return err
+	return "tether-batch-" + s.Name()
+}
+
+// schedName is the scheduler's name as records keep it: empty for Slurm (records
+// made before tether knew other schedulers have none).
+func schedName(s batch.Scheduler) string {
+	if s.Name() == "slurm" {
+		return ""
+	}
+	return s.Name()
+}
+
+// schedulerOf is the scheduler of a batch session's record.
+func schedulerOf(sf *sessionFile) batch.Scheduler {
+	s, err := batch.Lookup(sf.Scheduler)
+	if err != nil {
+		return batch.Slurm{} // Validate refused such a record; not reached
+	}
+	return s
+}
+
+// jobKey keys a batch session's job in the maps jobsOf returns.
+func jobKey(sf *sessionFile) string { return sf.Scheduler + "/" + sf.JobID }
+
+// queryJobs asks the session's scheduler about its job.
+func queryJob(ctx context.Context, sf *sessionFile) (map[string]JobStatus, error) {
+	return schedulerOf(sf).Status(ctx, runBatch, []string{sf.JobID})
+}
+
+// cancelJob cancels the session's job: by id and name, so an id reused by another job
+// is never hit. A job already gone is not an error.
+func cancelJob(sf *sessionFile, sessionID string) error {
+	return schedulerOf(sf).Cancel(context.Background(), runBatch, sf.JobID, jobName(sessionID))
 }
 
 // slurmNameTaken refuses a name already used by a Slurm session whose job is not over.
@@ -335,34 +360,38 @@ func slurmNameTaken(ctx context.Context, root, name string) error {
 		return nil // squeue is down: sbatch will say so
 	}
 	for _, e := range same {
-		if j, ok := jobs[e.rec.JobID]; ok && !JobEnded(j.State) {
-			return fmt.Errorf("a Slurm session named %q exists (%s, job %s %s); stop it with `tether stop %s` or pick another --name", name, e.s.ID, j.JobID, j.State, name)
+		if j, ok := jobs[jobKey(e.rec)]; ok && !JobEnded(j.State) {
+			return fmt.Errorf("a batch session named %q exists (%s, job %s %s); stop it with `tether stop %s` or pick another --name", name, e.s.ID, j.JobID, j.State, name)
 		}
 	}
 	return nil
 }
 
-// slurmJobsOf asks squeue about the jobs of these Slurm sessions, keyed by job id,
-// keeping only jobs named after their session.
+// slurmJobsOf asks the schedulers about the jobs of these batch sessions (once per
+// scheduler), keyed by jobKey, keeping only jobs named after their session.
 func slurmJobsOf(ctx context.Context, es []entry) (map[string]JobStatus, error) {
-	var ids []string
+	ids := map[string][]string{}
 	want := map[string]string{}
 	for _, e := range es {
 		if e.rec.isSlurm() && e.rec.JobID != "" {
-			ids = append(ids, e.rec.JobID)
-			want[e.rec.JobID] = jobName(e.s.ID)
+			ids[e.rec.Scheduler] = append(ids[e.rec.Scheduler], e.rec.JobID)
+			want[jobKey(e.rec)] = jobName(e.s.ID)
 		}
 	}
-	jobs, err := squeueJobs(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	for id, j := range jobs {
-		if want[id] != j.Name {
-			delete(jobs, id)
+	all := map[string]JobStatus{}
+	for name, list := range ids {
+		jobs, err := schedulerOf(&sessionFile{Record: Record{Scheduler: name}}).Status(ctx, runBatch, list)
+		if err != nil {
+			return nil, err
+		}
+		for id, j := range jobs {
+			k := name + "/" + id
+			if want[k] == j.Name {
+				all[k] = j
+			}
 		}
 	}
-	return jobs, nil
+	return all, nil
 }
 
 // slurmState judges a Slurm session: pending until its server is ready, running while
@@ -392,7 +421,7 @@ func slurmState(e entry, jobs map[string]JobStatus) string {
 		}
 		return StatePending
 	}
-	j, ok := jobs[sf.JobID]
+	j, ok := jobs[jobKey(sf)]
 	switch {
 	case !ok || JobEnded(j.State) || j.State == "COMPLETING":
 		return StateEnded
@@ -408,12 +437,16 @@ func slurmState(e entry, jobs map[string]JobStatus) string {
 // processes gone), and removes the session's directory.
 func stopSlurmEntry(ctx context.Context, e entry) error {
 	if sf := e.rec; sf != nil && sf.JobID != "" {
-		if err := scancel(sf.JobID, e.s.ID); err != nil {
+		// Said before the job ends, so that a watching launcher, which may see the
+		// cancelled job before the directory goes, knows the logs go with it.
+		writeFileAtomic(e.s.Dir, stoppingFile, nil)
+		if err := cancelJob(sf, e.s.ID); err != nil {
+			os.Remove(filepath.Join(e.s.Dir, stoppingFile))
 			return fmt.Errorf("cancelling job %s: %w", sf.JobID, err)
 		}
 		var last JobStatus
 		if !waitGone(ctx, slurmStopWait, func() bool {
-			jobs, err := squeueJobs(ctx, []string{sf.JobID})
+			jobs, err := queryJob(ctx, sf)
 			if err != nil {
 				return false
 			}
@@ -421,7 +454,7 @@ func stopSlurmEntry(ctx context.Context, e entry) error {
 			last = j
 			return !ok || j.Name != jobName(e.s.ID) || JobEnded(j.State)
 		}) {
-			return fmt.Errorf("job %s is still %s %s after scancel; check `squeue -j %s`", sf.JobID, last.State, slurmStopWait, sf.JobID)
+			return fmt.Errorf("job %s is still %s %s after it was cancelled; check it with the scheduler's own commands", sf.JobID, last.StateWords(), slurmStopWait)
 		}
 	}
 	if err := e.s.remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -430,6 +463,10 @@ func stopSlurmEntry(ctx context.Context, e entry) error {
 	return nil
 }
 
+// stoppingFile, in a batch session's directory, says `tether stop` is cancelling its
+// job and will remove the session.
+const stoppingFile = "stopping"
+
 // slurmStopWait bounds the wait for a cancelled job to end: Slurm's KillWait (30 s by
 // default) between SIGTERM and SIGKILL, plus the epilog.
 var slurmStopWait = 90 * time.Second
@@ -437,7 +474,9 @@ var slurmStopWait = 90 * time.Second
 // slurmLogs prints the job's output file and then the app's log.
 func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
 	fmt.Fprintf(o.Stdout, "==> job %s output (%s) <==\n", e.rec.JobID, e.s.slurmOutput())
-	if f, err := copyLog(o.Stdout, e.s.slurmOutput()); err == nil {
+	jf := &appTailFilter{w: o.Stdout}
+	if f, err := copyLog(jf, e.s.slurmOutput()); err == nil {
+		jf.flush()
 		f.Close()
 	} else if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintln(o.Stdout, "(none yet: the job has not started)")
@@ -481,15 +520,51 @@ func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
 	return err
 }
 
-// openSlurmSession is the job's side: the session directory the submit made (passed as
-// --slurm-session), checked to be ours and this job's.
-func openSlurmSession(dir string) (*session, *sessionFile, error) {
-	jobID := os.Getenv("SLURM_JOB_ID")
-	if !jobIDPattern.MatchString(jobID) {
-		return nil, nil, usagef("--slurm-session runs only inside the Slurm job `tether launch --slurm` submitted (SLURM_JOB_ID is not set)")
+// appTailFilter writes the job's output file without the app's last lines that the
+// job's server copied there when the app ended ("tether: the app's last output:" and
+// its "  | " lines): logs shows them in the app log that follows, and printed them
+// twice.
+type appTailFilter struct {
+	w       io.Writer
+	partial []byte
+	inTail  bool
+}
+
+func (f *appTailFilter) Write(p []byte) (int, error) {
+	f.partial = append(f.partial, p...)
+	for {
+		i := bytes.IndexByte(f.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := f.partial[:i+1]
+		switch {
+		case bytes.HasPrefix(line, []byte("tether: the app's last output:")):
+			f.inTail = true
+			io.WriteString(f.w, "tether: the app ended; its last output is in the app log below\n")
+		case f.inTail && bytes.HasPrefix(line, []byte("  | ")):
+		default:
+			f.inTail = false
+			f.w.Write(line)
+		}
+		f.partial = f.partial[i+1:]
 	}
+	return len(p), nil
+}
+
+// flush writes a last line without its newline.
+func (f *appTailFilter) flush() {
+	if len(f.partial) > 0 && !(f.inTail && bytes.HasPrefix(f.partial, []byte("  | "))) {
+		f.w.Write(f.partial)
+	}
+	f.partial = nil
+}
+
+// openBatchSession is the job's side: the session directory the submit made (passed as
+// --batch-session), checked to be ours and this job's.
+func openBatchSession(dir string) (*session, *sessionFile, error) {
 	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !idPattern.MatchString(filepath.Base(dir)) {
-		return nil, nil, usagef("--slurm-session %q is not a session directory", dir)
+		return nil, nil, usagef("--batch-session %q is not a session directory", dir)
 	}
 	if err := checkPrivateDir(dir); err != nil {
 		return nil, nil, err
@@ -511,7 +586,17 @@ func openSlurmSession(dir string) (*session, *sessionFile, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !sf.isSlurm() || sf.ID != s.ID {
-		return nil, nil, fmt.Errorf("%s is not a Slurm session's directory", dir)
+		return nil, nil, fmt.Errorf("%s is not a batch session's directory", dir)
+	}
+	sched := schedulerOf(sf)
+	jobID, _ := sched.InJob(os.Getenv)
+	switch {
+	case jobID == "" && sched.Name() == "slurm":
+		return nil, nil, usagef("--batch-session runs only inside the batch job `tether launch --slurm` submitted (SLURM_JOB_ID is not set)")
+	case jobID == "" && sf.JobID == "":
+		return nil, nil, usagef("--batch-session runs only inside the batch job `tether launch %s` submitted", sched.Flag())
+	case jobID == "":
+		jobID = sf.JobID // a scheduler (or site wrapper) that names no job in the job's environment
 	}
 	if sf.JobID != "" && sf.JobID != jobID {
 		return nil, nil, fmt.Errorf("session %s belongs to job %s, not to this job %s", s.ID, sf.JobID, jobID)
@@ -530,15 +615,8 @@ func openSlurmSession(dir string) (*session, *sessionFile, error) {
 // controller uses to reach it), then what the node's name resolves to; only addresses
 // of this machine's interfaces count, non-loopback ones before loopback (a cluster whose
 // login node is the node itself).
-func slurmListenHost(ctx context.Context, node string) (string, error) {
-	var names []string
-	if out, err := runSlurm(ctx, "scontrol", "-o", "show", "node", node); err == nil {
-		for _, f := range strings.Fields(out) {
-			if v, ok := strings.CutPrefix(f, "NodeAddr="); ok && v != "" {
-				names = append(names, v)
-			}
-		}
-	}
+func slurmListenHost(ctx context.Context, sched batch.Scheduler, node string) (string, error) {
+	names := sched.NodeAddrs(ctx, runBatch, node)
 	names = append(names, node, hostname())
 	var ips []net.IP
 	for _, name := range names {
@@ -576,9 +654,9 @@ func slurmListenHost(ctx context.Context, node string) (string, error) {
 	return "", fmt.Errorf("cannot find node %s's address: none of %s is an address of this machine", node, strings.Join(names, ", "))
 }
 
-// slurmNode is the node's name as Slurm knows it.
-func slurmNode() string {
-	if n := os.Getenv("SLURMD_NODENAME"); hostPattern.MatchString(n) {
+// slurmNode is the node's name as the scheduler knows it, else the host's short name.
+func slurmNode(sched batch.Scheduler) string {
+	if _, n := sched.InJob(os.Getenv); hostPattern.MatchString(n) {
 		return n
 	}
 	h := hostname()
@@ -657,26 +735,26 @@ var (
 	slurmWatchRunning = 15 * time.Second
 )
 
-// SlurmWatch is `tether slurm watch ID`: one JSON line per event until the job ends or
+// BatchWatch is `tether batch watch ID`: one JSON line per event until the job ends or
 // the caller goes away.
-func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
+func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 	root, err := slurmRoot(false)
 	if err != nil {
 		return err
 	}
 	if !idPattern.MatchString(o.Target) {
-		return usagef("slurm watch needs a session id")
+		return usagef("batch watch needs a session id")
 	}
 	s := findSlurmSession(root, o.Target)
 	sf, err := readRecord(s.recordPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no Slurm session %s on %s", o.Target, hostname())
+			return fmt.Errorf("no batch session %s on %s", o.Target, hostname())
 		}
 		return err
 	}
 	if !sf.isSlurm() {
-		return fmt.Errorf("session %s is not a Slurm session", o.Target)
+		return fmt.Errorf("session %s is not a batch session", o.Target)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -689,7 +767,7 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 		}
 	}()
 	enc := json.NewEncoder(o.Stdout)
-	send := func(ev SlurmEvent) error { return enc.Encode(ev) }
+	send := func(ev BatchEvent) error { return enc.Encode(ev) }
 
 	var (
 		last      JobStatus
@@ -708,7 +786,7 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 				lastPhase, lastAsked = sf.Phase, time.Time{}
 			}
 		} else if errors.Is(err, fs.ErrNotExist) {
-			return send(SlurmEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State},
+			return send(BatchEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State}, Removed: true,
 				Message: "the session's directory is gone (stopped)"})
 		}
 		if sf.JobID == "" {
@@ -725,14 +803,14 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 			}
 			if time.Since(lastAsked) >= interval {
 				lastAsked = time.Now()
-				jobs, err := squeueJobs(ctx, []string{sf.JobID})
+				jobs, err := queryJob(ctx, sf)
 				switch {
 				case ctx.Err() != nil:
 					return nil
 				case err != nil:
 					failures++
 					if failures == 3 || failures%30 == 0 {
-						if err := send(SlurmEvent{Event: "note", Job: last, Message: oneLineOf(err.Error())}); err != nil {
+						if err := send(BatchEvent{Event: "note", Job: last, Message: oneLineOf(err.Error())}); err != nil {
 							return nil
 						}
 					}
@@ -743,11 +821,14 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 						j = JobStatus{JobID: sf.JobID}
 					}
 					if JobEnded(j.State) {
+						if _, err := os.Lstat(filepath.Join(s.Dir, stoppingFile)); err == nil {
+							return send(BatchEvent{Event: "ended", Job: j, Removed: true, Message: "stopped (tether stop): the session and its logs are being removed"})
+						}
 						return send(slurmEnded(ctx, s, sf, j))
 					}
 					changed := j.State != last.State || j.Reason != last.Reason || j.Node != last.Node
 					if changed || time.Since(lastSent) >= time.Minute {
-						if err := send(SlurmEvent{Event: "job", Job: j}); err != nil {
+						if err := send(BatchEvent{Event: "job", Job: j}); err != nil {
 							return nil
 						}
 						lastSent = time.Now()
@@ -759,7 +840,7 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 				rec := sf.Record
 				rec.State, rec.Job = "", nil
 				if rec.Validate() == nil {
-					if err := send(SlurmEvent{Event: "ready", Job: last, Session: &rec}); err != nil {
+					if err := send(BatchEvent{Event: "ready", Job: last, Session: &rec}); err != nil {
 						return nil
 					}
 					readySent = true
@@ -775,18 +856,14 @@ func SlurmWatch(ctx context.Context, o SlurmWatchOptions) error {
 }
 
 // slurmEnded is the last event: how the job ended, with its output's last lines.
-func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j JobStatus) SlurmEvent {
-	ev := SlurmEvent{Event: "ended", Job: j, OutputPath: s.slurmOutput(), Phase: sf.Phase, Exit: sf.Exit}
+func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j JobStatus) BatchEvent {
+	ev := BatchEvent{Event: "ended", Job: j, OutputPath: s.slurmOutput(), Phase: sf.Phase, Exit: sf.Exit}
 	if b, err := readTail(s.slurmOutput(), 64<<10); err == nil {
 		ev.OutputSeen = true
 		ev.Output = lastLines(string(b), 20)
 	}
-	if out, err := runSlurm(ctx, "scontrol", "-o", "show", "job", sf.JobID); err == nil {
-		for _, f := range strings.Fields(out) {
-			if v, ok := strings.CutPrefix(f, "ExitCode="); ok && len(v) < 16 {
-				ev.ExitCode = v
-			}
-		}
+	if v := schedulerOf(sf).Finished(ctx, runBatch, sf.JobID); len(v) < 16 {
+		ev.ExitCode = v
 	}
 	if r, err := readRecord(s.recordPath()); err == nil {
 		ev.Phase, ev.Exit = r.Phase, r.Exit
@@ -818,13 +895,13 @@ func oneLineOf(s string) string { return strings.Join(strings.Fields(sanitizeLin
 // normalizeSlurm checks serve's options in a Slurm job: foreground, a token, TLS.
 func (o *ServeOptions) normalizeSlurm() error {
 	if o.Detach || o.ReadyFD > 0 {
-		return usagef("--slurm-session runs in the foreground: it is the job's step")
+		return usagef("--batch-session runs in the foreground: it is the job's step")
 	}
 	if noAuth() {
-		return usagef("TETHER_NO_AUTH=1 is refused in a Slurm job: its server listens on the cluster network")
+		return usagef("TETHER_NO_AUTH=1 is refused in a batch job: its server listens on the cluster network")
 	}
 	if o.Listen != "" || o.Socket != "" {
-		return usagef("--slurm-session picks its own address and socket; drop --listen and --socket")
+		return usagef("--batch-session picks its own address and socket; drop --listen and --socket")
 	}
 	o.TLS = true
 	return nil
@@ -833,13 +910,16 @@ func (o *ServeOptions) normalizeSlurm() error {
 // startSlurm fills in the job's side of the record and the listen address: the node's
 // address, a port the kernel picks.
 func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
-	node := slurmNode()
-	host, err := slurmListenHost(context.Background(), node)
+	sched := schedulerOf(queued)
+	node := slurmNode(sched)
+	host, err := slurmListenHost(context.Background(), sched, node)
 	if err != nil {
 		return err
 	}
 	o.Listen = net.JoinHostPort(host, "0")
-	sf.Slurm, sf.JobID, sf.Node, sf.Request = true, queued.JobID, node, queued.Request
+	sf.Slurm, sf.JobID, sf.Node, sf.Scheduler, sf.ViaNodeSSH = true, queued.JobID, node, queued.Scheduler, queued.ViaNodeSSH
+	sf.Request = queued.Request
+	sf.BatchOptions = queued.BatchOptions
 	if sf.Name == "" {
 		sf.Name = queued.Name
 	}
@@ -849,10 +929,10 @@ func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 	return nil
 }
 
-// endSlurmSession records how the job's server ended (the token cleared: nobody can
+// endBatchSession records how the job's server ended (the token cleared: nobody can
 // use it any more) and removes the node-local socket directory. The session directory
 // stays for ls and logs.
-func endSlurmSession(s *session, sf *sessionFile, err error) {
+func endBatchSession(s *session, sf *sessionFile, err error) {
 	if sf.Phase != phaseAppExited {
 		sf.Phase = phaseEnded
 		if sf.Exit == "" && err != nil {
@@ -887,7 +967,7 @@ func slurmJobsFor(ctx context.Context, es []entry, stderr io.Writer) map[string]
 	}
 	jobs, err := slurmJobsOf(ctx, es)
 	if err != nil {
-		fmt.Fprintf(stderr, "tether: cannot ask Slurm about the jobs of Slurm sessions (%s); their states below come from their records\n", oneLineOf(err.Error()))
+		fmt.Fprintf(stderr, "tether: cannot ask the scheduler about the jobs of batch sessions (%s); their states below come from their records\n", oneLineOf(err.Error()))
 		return nil
 	}
 	return jobs

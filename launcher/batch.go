@@ -9,19 +9,22 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
 
-// Slurm sessions (launch --slurm). Over SSH to the login node, `tether slurm submit`
-// queues a batch job whose step is `tether serve` in the foreground on a compute node;
-// `tether slurm watch` reports the job's state and then the ready record (read over
+// Batch sessions (launch --slurm, --sge, --pbs, --lsf, --batch). Over SSH to the login
+// node, `tether batch submit` queues a batch job with the scheduler's submit command
+// (package batch), whose step is `tether serve` in the foreground on a compute node;
+// `tether batch watch` reports the job's state and then the ready record (read over
 // SSH: the token never leaves it). The launcher then forwards its local port through
 // the login node to node:port (direct-tcpip) and speaks TLS pinned to the record's
 // cert_sha256 over that channel, or, with --via-node-ssh, hops to the node by SSH
@@ -31,17 +34,21 @@ import (
 // errDetachedPending: the user left a pending job queued; launch ends without error.
 var errDetachedPending = errors.New("left queued")
 
-// slurmState is what a session knows of its Slurm job while it serves.
+// slurmState is what a session knows of its batch job while it serves.
 type slurmState struct {
 	id, jobID string
-	watch     *slurmWatch
-	wall      walltime
-	tick      *time.Ticker
-	node      Conn // --via-node-ssh
-	last      remote.JobStatus
+	sched     batch.Scheduler
+	// since is when the job was submitted (launch) or the session started (attach),
+	// for the time it has waited.
+	since time.Time
+	watch *slurmWatch
+	wall  walltime
+	tick  *time.Ticker
+	node  Conn // --via-node-ssh
+	last  remote.JobStatus
 }
 
-func (s *session) slurmEvents() <-chan remote.SlurmEvent {
+func (s *session) slurmEvents() <-chan remote.BatchEvent {
 	if s.slurm == nil || s.slurm.watch == nil {
 		return nil
 	}
@@ -75,7 +82,17 @@ func (s *session) closeSlurm() {
 // after which nothing is left queued or running (errDetachedPending when the user left
 // the job queued).
 func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Record, error) {
-	sub, err := s.submitSlurm(ctx, o)
+	words, sched, err := BatchArgs(o.Batch.Kind, o.Batch.Options)
+	if err != nil {
+		return remote.Record{}, err
+	}
+	if o.Batch.ViaNodeSSH {
+		if err := s.checkNodeHop(ctx); err != nil {
+			return remote.Record{}, err
+		}
+	}
+	submitted := time.Now()
+	sub, err := s.submitSlurm(ctx, o, sched, words)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The submit on the host sees its stdin close and cancels a job it queued.
@@ -90,14 +107,14 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
-	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID}
-	return s.waitSlurm(ctx, o.Slurm, ready, !s.reused)
+	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, since: submitted}
+	return s.waitSlurm(ctx, o.Batch, ready, !s.reused)
 }
 
-// submitSlurm runs `tether slurm submit` on the host, every sbatch option and serve
-// argument its own argument.
-func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.SlurmSubmitted, error) {
-	args := []string{"slurm", "submit"}
+// submitSlurm runs `tether batch submit` on the host, every option of the submit
+// command and every serve argument its own argument.
+func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (remote.BatchSubmitted, error) {
+	args := []string{"batch", "submit", "--scheduler=" + sched.Name()}
 	if s.reuses(o) {
 		args = append(args, "--reuse")
 	}
@@ -109,14 +126,17 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.Slur
 	if o.Name != "" {
 		args = append(args, "--name="+o.Name)
 	}
-	for _, a := range o.Slurm.Sbatch {
-		args = append(args, "--sbatch="+a)
+	for _, a := range words {
+		args = append(args, "--option="+a)
+	}
+	if o.Batch.ViaNodeSSH {
+		args = append(args, "--via-node-ssh")
 	}
 	for _, a := range serveArgs(o) {
 		args = append(args, "--serve="+a)
 	}
-	s.status.step("submitting a Slurm job for %s on %s", appWhat(o), s.host)
-	var sub *remote.SlurmSubmitted
+	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
+	var sub *remote.BatchSubmitted
 	var subErr error
 	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
 		for i := 0; i < maxProbeLines; i++ {
@@ -127,7 +147,7 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.Slur
 			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
 				continue
 			}
-			var got remote.SlurmSubmitted
+			var got remote.BatchSubmitted
 			if err := json.Unmarshal([]byte(line), &got); err != nil || !validID(got.ID) || !validJobID(got.JobID) || !cleanAbs(got.Output) {
 				subErr = fmt.Errorf("%s sent a bad answer to the submit: %.100q", s.host, line)
 				return nil
@@ -142,64 +162,33 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions) (remote.Slur
 		return *sub, nil
 	}
 	if err != nil {
-		return remote.SlurmSubmitted{}, err
+		return remote.BatchSubmitted{}, err
 	}
 	if ctx.Err() != nil {
-		return remote.SlurmSubmitted{}, ctx.Err()
+		return remote.BatchSubmitted{}, ctx.Err()
 	}
 	if subErr != nil {
-		return remote.SlurmSubmitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
+		return remote.BatchSubmitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
 	}
 	msg := res.stderr.lastError()
 	if msg == "" && res.err != nil {
 		msg = "lost the connection while submitting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 	}
 	if msg == "" {
-		msg = fmt.Sprintf("tether slurm submit exited with status %d", res.status)
+		msg = fmt.Sprintf("tether batch submit exited with status %d", res.status)
 	}
-	return remote.SlurmSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(msg, 400)),
-		Hint: sbatchHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
+	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(msg, 400)),
+		Hint: sched.SubmitHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
 }
 
-func validJobID(id string) bool {
-	if id == "" || len(id) > 20 {
-		return false
-	}
-	for _, c := range id {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// sbatchHint is the next step after sbatch refused a job, by what Slurm said.
-func sbatchHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := tunnel.Quote(host)
-	switch {
-	case strings.Contains(low, "account"), strings.Contains(low, "qos"), strings.Contains(low, "association"):
-		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
-	case strings.Contains(low, "partition"):
-		return "pick a partition with -p; `ssh " + h + " sinfo -s` lists them"
-	case strings.Contains(low, "invalid --time"):
-		return "write -t as MINUTES, H:MM:SS or D-HH:MM:SS"
-	case strings.Contains(low, "time limit"):
-		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
-	case strings.Contains(low, "node configuration"), strings.Contains(low, "processors"), strings.Contains(low, "gres"), strings.Contains(low, "memory"):
-		return "ask for what a node has; `ssh " + h + " sinfo -o '%P %c %m %G'` shows CPUs, memory and GPUs per partition"
-	case strings.Contains(low, "sbatch is not on"):
-		return "launch on a Slurm login node, or drop --slurm"
-	}
-	return "check the --slurm options (they are sbatch's)"
-}
+func validJobID(id string) bool { return batch.JobIDPattern.MatchString(id) }
 
 // waitSlurm shows the job's progress until its server is ready. Ctrl-C while waiting
 // cancels the job (asking first on a terminal) or, with DetachPending, leaves it
 // queued. A reason that can never resolve, a job that ends, or a server that does not
 // get ready in time is an error, and the job is cancelled and its session removed.
 // launched says this command submitted the job.
-func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Duration, launched bool) (rec remote.Record, err error) {
+func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Duration, launched bool) (rec remote.Record, err error) {
 	st := s.slurm
 	if st.watch == nil {
 		st.watch = s.startWatch(st.id)
@@ -214,9 +203,18 @@ func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Dur
 		return remote.Record{}, err
 	}
 	var readyBy <-chan time.Time
-	shown := ""
+	shown, shownKey := "", ""
+	// While the job waits, the line says for how long: on a terminal updated every
+	// second, elsewhere a new line when it changes (at most one a minute, or when the
+	// state, the reason or the expected start does).
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			if st.last.JobID != "" && remote.JobPending(st.last.State) {
+				s.status.update("%s", waitingLine(st.last, st.sched.Title(), time.Since(st.since), time.Now(), false))
+			}
 		case <-ctx.Done():
 			s.status.done()
 			return cleanup(s.interruptedWaiting(so, launched))
@@ -239,20 +237,23 @@ func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Dur
 				s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
 			case "job":
 				st.last = ev.Job
-				st.wall.observe(ev.Job.TimeLeft, time.Now())
-				if why, never := remote.NeverStarts(ev.Job.Reason); never && remote.JobPending(ev.Job.State) {
+				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
+				if why, never := st.sched.NeverStarts(ev.Job); never {
 					s.status.done()
 					done := "it was cancelled"
-					hint := reasonHint(ev.Job.Reason, s.host)
+					hint := st.sched.ReasonHint(ev.Job.Reason, s.host)
 					if !launched {
 						done = "it stays queued"
 						hint = "cancel it with `" + s.cmdline("stop", st.id) + "`, then " + hint
 					}
-					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: Slurm says %s (%s); %s", st.jobID, clip(oneLine(ev.Job.Reason), 100), why, done),
+					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), clip(oneLine(ev.Job.Reason), 100), why, done),
 						Hint: hint})
 				}
-				if line := waitingLine(ev.Job, s.host); line != shown {
-					shown = line
+				now := time.Now()
+				line := waitingLine(ev.Job, st.sched.Title(), now.Sub(st.since), now, !s.status.tty)
+				key := ev.Job.State + "|" + ev.Job.Native + "|" + ev.Job.Reason + "|" + ev.Job.Start + "|" + ev.Job.Node
+				if s.status.tty && key != shownKey || !s.status.tty && line != shown {
+					shown, shownKey = line, key
 					s.status.step("%s", line)
 				}
 				if ev.Job.State == "RUNNING" && readyBy == nil {
@@ -261,7 +262,7 @@ func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Dur
 			case "ready":
 				s.status.done()
 				st.last = ev.Job
-				st.wall.observe(ev.Job.TimeLeft, time.Now())
+				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 				return *ev.Session, nil
 			case "ended":
 				s.status.done()
@@ -271,43 +272,58 @@ func (s *session) waitSlurm(ctx context.Context, so SlurmOptions, ready time.Dur
 	}
 }
 
-// waitingLine is the status line for a job that is not ready yet.
-func waitingLine(j remote.JobStatus, host string) string {
+// waitingLine is the status line for a job that is not ready yet: its state in the
+// scheduler's words, why it waits, for how long (in whole minutes when coarse: lines
+// that are not rewritten in place), and when the scheduler expects it to start.
+func waitingLine(j remote.JobStatus, sched string, waited time.Duration, now time.Time, coarse bool) string {
 	switch {
 	case remote.JobPending(j.State):
-		reason := ""
+		line := fmt.Sprintf("job %s is %s", j.JobID, j.StateWords())
 		if j.Reason != "" && j.Reason != "None" {
-			reason = " (" + clip(oneLine(j.Reason), 100) + ")"
+			line += " (" + clip(oneLine(j.Reason), 100) + ")"
 		}
-		return fmt.Sprintf("job %s is %s%s on %s; waiting for Slurm (Ctrl-C to stop waiting)", j.JobID, j.State, reason, host)
+		line += ", waiting " + waitedFor(waited, coarse)
+		if start, err := time.Parse(time.RFC3339, j.Start); err == nil && start.After(now) {
+			line += fmt.Sprintf("; %s expects it to start at %s (in %s)", sched, startAt(start, now), waitedFor(start.Sub(now), true))
+		}
+		return line + " (Ctrl-C to stop waiting)"
 	case j.State == "RUNNING":
-		return fmt.Sprintf("job %s is RUNNING on %s; starting tether serve there", j.JobID, j.Node)
+		return fmt.Sprintf("job %s is RUNNING on %s; starting tether serve there", j.JobID, nodeOf(j))
 	}
-	return fmt.Sprintf("job %s is %s", j.JobID, j.State)
+	return fmt.Sprintf("job %s is %s", j.JobID, j.StateWords())
 }
 
-// reasonHint is the next step for a pending reason that never resolves.
-func reasonHint(reason, host string) string {
-	h := tunnel.Quote(host)
+// waitedFor says a duration for people: "12s", "3m05s", "1h02m"; coarse drops the
+// seconds past the first minute.
+func waitedFor(d time.Duration, coarse bool) string {
+	d = d.Round(time.Second)
 	switch {
-	case strings.Contains(reason, "Time"), strings.Contains(reason, "Wall"):
-		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
-	case reason == "PartitionConfig":
-		return "ask for less time with -t, or fewer nodes or CPUs, within the partition's limits; `ssh " + h + " sinfo -o '%P %l %D %c'` shows them"
-	case strings.Contains(reason, "Account"), strings.Contains(reason, "QOS"), strings.HasPrefix(reason, "Assoc"):
-		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
-	case strings.HasPrefix(reason, "Partition"):
-		return "change -p or the resources asked for; `ssh " + h + " sinfo -s` lists the partitions"
-	case strings.Contains(reason, "Dependency"):
-		return "check --dependency"
+	case d < time.Minute:
+		if coarse {
+			return "under a minute"
+		}
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour && coarse:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
 	}
-	return "change the --slurm options (they are sbatch's)"
+	return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+}
+
+// startAt is an expected start time: the clock time today, or the date too.
+func startAt(t, now time.Time) string {
+	t = t.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04")
+	}
+	return t.Format("Mon Jan 2 15:04")
 }
 
 // interruptedWaiting handles Ctrl-C before the server is ready: leave the job queued
 // (DetachPending, the user's answer, or an attach), else cancel it. The returned error
 // is errDetachedPending or the interruption (the caller cancels the job).
-func (s *session) interruptedWaiting(so SlurmOptions, launched bool) error {
+func (s *session) interruptedWaiting(so BatchOptions, launched bool) error {
 	st := s.slurm
 	what := fmt.Sprintf("job %s", st.jobID)
 	if st.last.State != "" {
@@ -362,7 +378,7 @@ func terminalConfirm(w io.Writer) func(string) (bool, bool) {
 
 // endedBeforeReady explains a job that ended before its server was ready, with the
 // last lines of its output file.
-func (s *session) endedBeforeReady(ev remote.SlurmEvent) error {
+func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
 	st := s.slurm
 	j := ev.Job
 	how := remote.EndedHow(j.State)
@@ -397,7 +413,7 @@ func (s *session) endedBeforeReady(ev remote.SlurmEvent) error {
 	if ev.Message != "" {
 		msg += ": " + clip(oneLine(ev.Message), 200)
 	}
-	hint := "fix the command or the --slurm options and try again (nothing was left queued or running)"
+	hint := "fix the command or the " + st.sched.Flag() + " options and try again (nothing was left queued or running)"
 	if setupFailure(ev.Exit) {
 		hint = setupHint(s.host, true)
 	}
@@ -412,7 +428,7 @@ func nodeOf(j remote.JobStatus) string {
 }
 
 // printJobOutput shows the last lines of the job's output file.
-func (s *session) printJobOutput(ev remote.SlurmEvent) {
+func (s *session) printJobOutput(ev remote.BatchEvent) {
 	if len(ev.Output) == 0 {
 		return
 	}
@@ -425,7 +441,7 @@ func (s *session) printJobOutput(ev remote.SlurmEvent) {
 // slurmWatch is `tether slurm watch ID` running on the host, restarted after a lost
 // connection, its events on a channel.
 type slurmWatch struct {
-	events chan remote.SlurmEvent
+	events chan remote.BatchEvent
 	done   chan struct{} // closed when the watch gives up (after "ended", or failing)
 	err    error         // why it gave up, when not after "ended"
 	cancel context.CancelFunc
@@ -438,7 +454,7 @@ func (w *slurmWatch) failure(s *session) error {
 	if w.err != nil {
 		return w.err
 	}
-	return errorf("try `"+s.cmdline("ls")+"`", "lost track of the Slurm job on %s", s.host)
+	return errorf("try `"+s.cmdline("ls")+"`", "lost track of the batch job on %s", s.host)
 }
 
 // startWatch runs the watch until stopped or the job ends. A watch cut off by a lost
@@ -446,14 +462,14 @@ func (w *slurmWatch) failure(s *session) error {
 // refuses ends with the remote's words.
 func (s *session) startWatch(id string) *slurmWatch {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &slurmWatch{events: make(chan remote.SlurmEvent, 64), done: make(chan struct{}), cancel: cancel}
+	w := &slurmWatch{events: make(chan remote.BatchEvent, 64), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(w.done)
 		failures := 0
 		for ctx.Err() == nil {
 			ended := false
 			got := false
-			res, err := s.ensure(ctx, []string{"slurm", "watch", id}, func(br *bufio.Reader) error {
+			res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
 				for {
 					line, err := readLine(br, maxRecordLine)
 					if err != nil {
@@ -462,7 +478,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 					if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
 						continue
 					}
-					var ev remote.SlurmEvent
+					var ev remote.BatchEvent
 					if json.Unmarshal([]byte(line), &ev) != nil || ev.Validate() != nil {
 						continue
 					}
@@ -482,7 +498,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 				return
 			}
 			if err == nil && res.err == nil && res.status != 0 {
-				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the Slurm job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
+				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
 				return
 			}
 			if got {
@@ -496,7 +512,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 				} else if res.err != nil {
 					why = oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 				}
-				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the Slurm job on %s: %s", s.host, clip(why, 200))
+				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, clip(why, 200))
 				return
 			}
 			select {
@@ -524,7 +540,7 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 	}
 	s.status.step("connecting to node %s through %s (ProxyJump)", rec.Node, s.host)
 	defer s.status.done()
-	cfg, err := tunnel.Resolve(rec.Node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, Warn: prefixWriter{s.o.Stderr}})
+	cfg, err := s.nodeConfig(rec.Node)
 	if err != nil {
 		return nil, connectError(rec.Node, err)
 	}
@@ -548,6 +564,91 @@ func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode 
 	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec), nil
 }
 
+// nodeConfig resolves a compute node's ssh_config the way the launcher reaches it: a
+// node whose config names no User logs in as the login host's User (the same account
+// on the same cluster), not as the laptop's user, which is ssh's default.
+func (s *session) nodeConfig(node string) (*tunnel.Config, error) {
+	warn := prefixWriter{s.o.Stderr}
+	login, err := tunnel.Resolve(s.o.Host, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile})
+	if err != nil {
+		return nil, err
+	}
+	return tunnel.Resolve(node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, DefaultUser: login.User, Warn: warn})
+}
+
+// checkNodeHop is --via-node-ssh's check before anything is submitted: the login node
+// must let tether through to another machine's sshd (direct-tcpip), which the hop to
+// the node needs. It opens a channel through the connection it has to the login
+// node's own SSH address and reads the server's banner; no login. A site that refuses
+// it would otherwise cost a job submitted and cancelled on every try.
+func (s *session) checkNodeHop(ctx context.Context) error {
+	if s.o.SSH != nil {
+		return usageError("--via-node-ssh needs a host from ssh_config")
+	}
+	var host string
+	port := 22
+	if oc, ok := s.conn.(*tunnel.OpenSSHClient); ok {
+		host, port = oc.Config().HostName, oc.Config().Port
+	} else {
+		cfg, err := tunnel.Resolve(s.o.Host, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile})
+		if err != nil {
+			return connectError(s.o.Host, err)
+		}
+		host, port = cfg.HostName, cfg.Port
+	}
+	s.status.step("checking that %s lets tether through to its nodes (--via-node-ssh)", s.host)
+	defer s.status.done()
+	// The login node's own sshd, as the laptop names it, else as the login node itself
+	// reaches it (a name that leads through a gateway may not resolve inside).
+	var err error
+	tried := map[string]bool{}
+	for _, addr := range []string{net.JoinHostPort(host, strconv.Itoa(port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "127.0.0.1:22"} {
+		if tried[addr] {
+			continue
+		}
+		tried[addr] = true
+		e := readSSHBanner(ctx, s.conn, addr)
+		if e == nil {
+			return nil
+		}
+		if err == nil {
+			err = e
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+			Hint: "leave --via-node-ssh out to reach the node through " + s.host + " (the site may allow only that), or ask the site whether SSH to nodes running your jobs is allowed"}
+	}
+	return nil
+}
+
+// readSSHBanner opens a channel to addr through c and reads the start of an SSH
+// server's banner, within 10 seconds.
+func readSSHBanner(ctx context.Context, c Conn, addr string) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := c.DialContext(cctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	banner := make([]byte, 4)
+	if _, err := io.ReadFull(conn, banner); err != nil {
+		return err
+	}
+	if string(banner) != "SSH-" {
+		return fmt.Errorf("%s answered %q, not an SSH server", addr, banner)
+	}
+	return nil
+}
+
 // nodeEndpointOpenSSH is slurmEndpoint's --via-node-ssh through the user's ssh: a
 // master to the node, reached through the login node's master (no second login
 // there) unless the node's config says how.
@@ -561,6 +662,7 @@ func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, ho
 	node, err := tunnel.DialOpenSSH(ctx, rec.Node, tunnel.OpenSSHOptions{
 		ConfigFile: s.o.ConfigFile, Persist: persist, Warn: prefixWriter{s.o.Stderr},
 		Terminal: s.status.hold, LoginOutput: termsafe.Writer(s.o.Stderr), JumpThrough: host,
+		DefaultUser: host.Config().User,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -578,29 +680,59 @@ func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, ho
 	return PinnedTLS(boundedDial(node, "unix", rec.Socket), rec), nil
 }
 
-// onSlurmEvent handles the watch while the session is served: time left (warnings
+// onBatchEvent handles the watch while the session is served: time left (warnings
 // come from the ticker), notes, and the job's end.
-func (s *session) onSlurmEvent(ev remote.SlurmEvent, rec remote.Record) error {
+func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 	st := s.slurm
 	switch ev.Event {
 	case "note":
 		s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
 	case "job", "ready":
 		st.last = ev.Job
-		st.wall.observe(ev.Job.TimeLeft, time.Now())
+		st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 		s.checkWalltime()
 	case "ended":
 		how := remote.EndedHow(ev.Job.State)
 		if ev.Job.State != "" {
 			how += " (" + ev.Job.State + ")"
 		}
+		if ev.Removed {
+			// `tether stop` (another terminal) cancelled the job and removed the session,
+			// its logs with it: there is nothing for `tether logs` to show.
+			return &Error{Msg: fmt.Sprintf("session %s on %s was stopped (tether stop): job %s was cancelled and the session removed, its logs with it", rec.ID, s.host, st.jobID),
+				Hint: "start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
+		}
 		msg := fmt.Sprintf("session %s on %s has ended: job %s %s", rec.ID, s.host, st.jobID, how)
 		if ev.Exit != "" && ev.Exit != "stopped" && ev.Exit != "stopped by a signal" {
 			msg += "; " + clip(oneLine(ev.Exit), 200)
 		}
-		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `tether launch " + tunnel.Quote(s.host) + " --slurm …`", Err: errSessionGone}
+		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
 	}
 	return nil
+}
+
+// relaunchLine is the command that starts a session like r again: the same scheduler
+// and options (the record keeps them), --via-node-ssh if it had it, the same preset.
+func (s *session) relaunchLine(r remote.Record) string {
+	line := s.cmdline("launch")
+	if r.JobID != "" {
+		opts := joinOptions(r.BatchOptions)
+		flag := "--slurm"
+		if sched, err := batch.Lookup(r.Scheduler); err == nil {
+			flag = sched.Flag()
+			if _, site := sched.(batch.Site); site {
+				flag, opts = "--batch", strings.TrimSpace(sched.Name()+" "+opts)
+			}
+		}
+		line += " " + flag + " " + tunnel.Quote(opts)
+		if r.ViaNodeSSH {
+			line += " --via-node-ssh"
+		}
+	}
+	if r.App != "" {
+		line += " " + tunnel.Quote(r.App)
+	}
+	return line
 }
 
 // checkWalltime prints the walltime warnings that are due.
@@ -617,12 +749,17 @@ var walltimeWarnings = []time.Duration{10 * time.Minute, 2 * time.Minute}
 // walltime tracks when the job will reach its time limit, from squeue's time left, and
 // which warnings are due.
 type walltime struct {
-	end    time.Time // zero: no limit, or not known yet
-	warned []bool    // per walltimeWarnings
+	end    time.Time     // zero: no limit, or not known yet
+	limit  time.Duration // the job's whole time limit; zero: not known
+	warned []bool        // per walltimeWarnings
 }
 
-// observe takes a time-left sample (squeue's %L) taken at now.
-func (w *walltime) observe(timeLeft string, now time.Time) {
+// observe takes a time-left sample (squeue's %L) taken at now, with the job's whole
+// time limit (%l; empty when the scheduler does not say).
+func (w *walltime) observe(timeLeft, timeLimit string, now time.Time) {
+	if l, err := remote.ParseTimeLeft(timeLimit); err == nil {
+		w.limit = l
+	}
 	d, err := remote.ParseTimeLeft(timeLeft)
 	switch {
 	case errors.Is(err, remote.ErrNoTimeLimit):
@@ -655,12 +792,21 @@ func (w *walltime) due(now time.Time) (time.Duration, bool) {
 	}
 	due := false
 	for i, t := range walltimeWarnings {
-		if left <= t && !w.warned[i] {
+		if left <= t && !w.warned[i] && w.applies(t) {
 			w.warned[i] = true
 			due = true
 		}
 	}
 	return left, due
+}
+
+// applies says whether the warning t minutes before the end is for this job: not for
+// a job whose whole limit is t or less (a -t 10 job would be warned at its start that
+// it has 10 minutes left), except that a job shorter than every warning gets one, at
+// once. Without a known limit (an older remote) every warning applies.
+func (w *walltime) applies(t time.Duration) bool {
+	shortest := walltimeWarnings[len(walltimeWarnings)-1]
+	return w.limit <= 0 || w.limit > t || w.limit <= shortest
 }
 
 // roundLeft says a time left for people: "about 10 minutes", "about 1 minute", "less
@@ -689,8 +835,12 @@ func (s *session) slurmReadyLine(rec remote.Record) {
 
 // attachSlurm waits for a pending Slurm session to be ready (Ctrl-C leaves it queued),
 // or starts watching a running one.
-func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so SlurmOptions) (remote.Record, error) {
-	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID}
+func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOptions) (remote.Record, error) {
+	sched, err := batch.Lookup(rec.Scheduler)
+	if err != nil {
+		return remote.Record{}, errorf("update tether", "session %s on %s: %v", rec.ID, s.host, err)
+	}
+	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID, sched: sched, since: rec.Started}
 	if rec.Job != nil {
 		s.slurm.last = *rec.Job
 	}
@@ -699,7 +849,7 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so SlurmOp
 	}
 	s.slurm.watch = s.startWatch(rec.ID)
 	if rec.Job != nil {
-		s.slurm.wall.observe(rec.Job.TimeLeft, time.Now())
+		s.slurm.wall.observe(rec.Job.TimeLeft, rec.Job.TimeLimit, time.Now())
 	}
 	rec.State, rec.Job = "", nil
 	return rec, nil
@@ -707,7 +857,8 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so SlurmOp
 
 // serveSlurm serves a ready Slurm session: the endpoint through the login node (or the
 // node itself), the walltime ticker, then serveLocal.
-func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so SlurmOptions, launched bool) error {
+func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so BatchOptions, launched bool) error {
+	s.viaNode = so.ViaNodeSSH
 	dial, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH)
 	if err != nil {
 		if launched {
@@ -735,7 +886,7 @@ func (s *session) slurmWatchDone() <-chan struct{} {
 func (s *session) slurmWatchLost(rec remote.Record) error {
 	w := s.slurm.watch
 	for len(w.events) > 0 {
-		if err := s.onSlurmEvent(<-w.events, rec); err != nil {
+		if err := s.onBatchEvent(<-w.events, rec); err != nil {
 			return err
 		}
 	}

@@ -79,7 +79,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tether: %v\n", err)
 		return 1
 	}
-	kctx, err := parser.Parse(args)
+	ar := arrangeArgs(parser.Model, args)
+	kctx, err := parser.Parse(ar.parse)
+	if kctx != nil {
+		kctx.Args = ar.logical // where the user's -- was (launch: APP or COMMAND)
+	}
 	if errors.Is(err, errVersionShown) {
 		return 0
 	}

@@ -151,7 +151,7 @@ func (s *session) list(ctx context.Context) ([]remote.Record, error) {
 		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, clip(oneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
 	}
 	if res.status != 0 {
-		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(res.stderr.lastError(), 200))
+		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(s.words(res.stderr.lastError()), 200))
 	}
 	if len(raw) > maxListing {
 		return nil, errorf("try `"+s.cmdline("ls")+"`", "the session list from %s is too long", s.host)
@@ -374,7 +374,7 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
+	}, func(line string) { fmt.Fprintln(s.o.Stderr, s.words(line)) })
 	if err != nil {
 		return err
 	}

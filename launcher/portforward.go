@@ -213,7 +213,7 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Recor
 // portRefusal is the error for a port the session's server would not forward: its own
 // words (the text after "STATUS TEXT: "), and the next step.
 func (s *session) portRefusal(rec remote.Record, port, status int, body string) error {
-	msg := serverWords(body)
+	msg := s.words(serverWords(body))
 	hint := ""
 	switch {
 	case status == http.StatusNotFound:

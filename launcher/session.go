@@ -101,7 +101,7 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, connectError(s.host, err)
+		return nil, suggestHost(o, err, connectError(s.host, err))
 	}
 	s.conn = client
 	h := <-hc
@@ -177,7 +177,7 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 			// serve's warnings and notes (who holds the app's port, where the app
 			// listens) stay on screen; other progress only updates the status line.
 			if (strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ")) && m != shown {
-				s.status.line("tether: %s: %s", s.host, clip(m, 400))
+				s.status.line("tether: %s: %s", s.host, clip(s.words(m), 400))
 				return
 			}
 			s.status.update("starting %s on %s: %s", what, s.host, clip(m, 80))
@@ -216,10 +216,15 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	default:
 		msg = fmt.Sprintf("tether serve exited with status %d without a ready record", res.status)
 	}
-	// serve's own advice is replaced by ours, which also says nothing was left behind.
+	// serve's own advice is replaced by ours, which also says nothing was left behind;
+	// "fix the command" only when the command is what failed (the app exited).
+	hint := "nothing was left running"
+	if commandFailed(msg) {
+		hint = "fix the command and try again (nothing was left running)"
+	}
 	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
-	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)),
-		Hint: "fix the command and try again (nothing was left running)"}
+	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(s.words(msg), 500)),
+		Hint: hint}
 }
 
 // errStartStopped: the start was interrupted and the remote confirmed it stopped what
@@ -348,7 +353,7 @@ func (s *session) stopRemote(id string) error {
 		return res.err
 	}
 	if res.status != 0 {
-		return fmt.Errorf("%s", clip(res.stderr.lastError(), 200))
+		return fmt.Errorf("%s", clip(s.words(res.stderr.lastError()), 200))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,4 +102,34 @@ func TestWordsE2E(t *testing.T) {
 		l.Interrupt(t)
 	})
 	t.Logf("TestWordsE2E took %s", FmtDur(time.Since(start)))
+}
+
+// TestHomeTildeE2E: `launch HOST static ~/site` serves the remote's ~/site both ways:
+// typed plainly (the laptop's shell made it /home/laptop-user/site, which tether hands
+// back as ~/site, saying so) and quoted (serve expands the ~ on the remote).
+func TestHomeTildeE2E(t *testing.T) {
+	start := time.Now()
+	s := StartSSHD(t, SSHDOptions{})
+	StopAllOnCleanup(t, s)
+	site := filepath.Join(s.Home, "site")
+	os.Mkdir(site, 0o700)
+	os.WriteFile(filepath.Join(site, "index.html"), []byte("remote home site\n"), 0o600)
+	laptop := t.TempDir() // the laptop's HOME: another directory than the remote's
+	for _, tt := range []struct{ name, arg, note string }{
+		{"expanded by the laptop's shell", filepath.Join(laptop, "site"), "is this computer's home (your shell expanded ~); " + s.Alias + " gets ~/site"},
+		{"quoted", "~/site", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := StartLauncher(t, []string{"launch", s.Alias, "static", tt.arg, "-F", s.Config, "--json", "--no-browser"}, true, "HOME="+laptop)
+			code, body, _ := Fetch(t, "http://127.0.0.1:"+strconv.Itoa(l.Line.LocalPort)+"/index.html", "Authorization", "token "+l.Line.Session.Token)
+			if code != 200 || body != "remote home site\n" {
+				t.Errorf("GET /index.html: %d %q; want the remote's ~/site/index.html", code, body)
+			}
+			if tt.note != "" && !strings.Contains(l.Stderr.String(), tt.note) {
+				t.Errorf("stderr lacks the note %q:\n%s", tt.note, l.Stderr.String())
+			}
+			l.Interrupt(t)
+		})
+	}
+	t.Logf("TestHomeTildeE2E took %s", FmtDur(time.Since(start)))
 }

@@ -26,6 +26,9 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	if err := checkForward(o.ForwardOptions); err != nil {
 		return err
 	}
+	if !demo && o.Stderr != nil {
+		o.Command = remoteHome(o.Command, o.Host, o.Stderr) // ~ the laptop's shell expanded
+	}
 	// The local port first: a port in use fails before anything starts on the remote.
 	ln, err := listenLocal(o.Port)
 	if err != nil {

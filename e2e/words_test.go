@@ -26,6 +26,7 @@ func finalLine(s string) string {
 // (the host as typed, each command as it runs from here), a forgotten session id said
 // so, and "fix the command" only when the command is what failed.
 func TestWordsE2E(t *testing.T) {
+	Binary(t) // built before the clock starts
 	start := time.Now()
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)
@@ -77,6 +78,20 @@ func TestWordsE2E(t *testing.T) {
 			}
 		}
 	})
+	t.Run("apps HOST -F cfg", func(t *testing.T) {
+		out, errOut, code := RunTether(t, "apps", host, "-F", cfg)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if strings.Contains(out, "rserver, rserver") {
+			t.Errorf("apps says rserver twice:\n%s", out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "rstudio") && strings.Contains(l, "not found") && !strings.Contains(l, "looked for rserver on PATH and /usr/lib/rstudio-server/bin/rserver") {
+				t.Errorf("rstudio line: %q", l)
+			}
+		}
+	})
 	t.Run("app exits", func(t *testing.T) {
 		_, errOut, code := RunTether(t, "launch", host, "-F", cfg, "--no-browser", "--", "false")
 		if code != 1 || !strings.HasSuffix(finalLine(errOut), "; fix the command and try again (nothing was left running)") {
@@ -108,6 +123,7 @@ func TestWordsE2E(t *testing.T) {
 // typed plainly (the laptop's shell made it /home/laptop-user/site, which tether hands
 // back as ~/site, saying so) and quoted (serve expands the ~ on the remote).
 func TestHomeTildeE2E(t *testing.T) {
+	Binary(t)
 	start := time.Now()
 	s := StartSSHD(t, SSHDOptions{})
 	StopAllOnCleanup(t, s)

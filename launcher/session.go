@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-dev/tether/remote"
@@ -158,8 +159,10 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	defer context.AfterFunc(ctx, func() { s.status.step("stopping the start on %s", s.host) })()
 	var rec *remote.Record
 	var recErr error
+	var starting atomic.Int64 // the "starting" step's number, once shown
+	began := time.Now()
 	consume := func(br *bufio.Reader) error {
-		s.status.step("starting %s on %s", what, s.host)
+		starting.Store(int64(s.status.step("starting %s on %s", what, s.host)))
 		r, err := readRecord(br)
 		if err != nil {
 			recErr = err // judged below, with serve's exit status and stderr
@@ -180,11 +183,14 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 				s.status.line("tether: %s: %s", s.host, clip(s.words(m), 400))
 				return
 			}
-			s.status.update("starting %s on %s: %s", what, s.host, clip(m, 80))
+			if m != shown {
+				s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, clip(s.words(m), 80))
+			}
 		}
 	}
 	res, err := s.ensure(ctx, args, consume, progress)
 	if rec != nil {
+		s.status.finish(int(starting.Load()), "started %s on %s in %.1fs", what, s.host, time.Since(began).Seconds())
 		s.status.done()
 		return *rec, nil
 	}

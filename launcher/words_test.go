@@ -79,3 +79,37 @@ func TestSuggestHost(t *testing.T) {
 		t.Errorf("refused: got %q", err)
 	}
 }
+
+// TestLookedFor: `tether apps HOST` names what it looked for once each ("looked for
+// rserver, rserver" before: a fixed path shown by its base name).
+func TestLookedFor(t *testing.T) {
+	tests := []struct {
+		execs []string
+		want  string
+	}{
+		{[]string{"rserver", "/usr/lib/rstudio-server/bin/rserver"}, "rserver on PATH and /usr/lib/rstudio-server/bin/rserver"},
+		{[]string{"jupyter-lab", "jupyter-notebook", "jupyter-server"}, "jupyter-lab, jupyter-notebook, jupyter-server"},
+		{[]string{"code-server"}, "code-server"},
+		{[]string{"/opt/a/x", "/opt/b/x"}, "/opt/a/x and /opt/b/x"},
+	}
+	for _, tt := range tests {
+		if got := lookedFor(tt.execs); got != tt.want {
+			t.Errorf("for %q, got %q; want %q", tt.execs, got, tt.want)
+		}
+	}
+	for _, p := range remote.Presets() {
+		if execs := p.Execs(); len(execs) > 1 {
+			got := lookedFor(execs)
+			for i, a := range execs {
+				for _, b := range execs[i+1:] {
+					if a == b {
+						t.Errorf("%s looks for %q twice", p.Name, a)
+					}
+				}
+			}
+			if strings.Count(got, "rserver, rserver") > 0 {
+				t.Errorf("%s: %q", p.Name, got)
+			}
+		}
+	}
+}

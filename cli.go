@@ -22,18 +22,19 @@ type Env struct {
 // CLI is the command line; each command's flags and Run live with the package that
 // owns it.
 type CLI struct {
-	Serve      ServeCmd      `cmd:"" help:"Run a guarded server in front of an app on this machine (the remote side)."`
-	Launch     LaunchCmd     `cmd:"" help:"Start a web app on a remote machine and open it in your browser, over SSH."`
-	Attach     AttachCmd     `cmd:"" help:"Reopen a session running on a remote machine (from any laptop that can ssh there)."`
-	Demo       DemoCmd       `cmd:"" help:"The whole flow with nothing to set up: a throwaway SSH server on 127.0.0.1 plays the remote."`
-	Ls         LsCmd         `cmd:"" help:"List your tether sessions on this machine, or on HOST."`
-	Stop       StopCmd       `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
-	Logs       LogsCmd       `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
-	Forward    ForwardCmd    `cmd:"" help:"Forward a local port to a port of yours on HOST's loopback (raw TCP: a database, a debugger), through a session."`
-	Apps       AppsCmd       `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
-	Version    VersionCmd    `cmd:"" help:"Print the version."`
-	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish): tether completion --help says how to install it."`
-	Slurm      SlurmCmd      `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
+	Serve   ServeCmd   `cmd:"" help:"Run a guarded server in front of an app on this machine (the remote side)."`
+	Launch  LaunchCmd  `cmd:"" help:"Start a web app on a remote machine and open it in your browser, over SSH."`
+	Attach  AttachCmd  `cmd:"" help:"Reopen a session running on a remote machine (from any laptop that can ssh there)."`
+	Demo    DemoCmd    `cmd:"" help:"The whole flow with nothing to set up: a throwaway SSH server on 127.0.0.1 plays the remote."`
+	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine, or on HOST."`
+	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
+	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`
+	Forward ForwardCmd `cmd:"" help:"Forward a local port to a port of yours on HOST's loopback (raw TCP: a database, a debugger), through a session."`
+	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+	Slurm   SlurmCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm."`
+
+	completionCmds // tether completion (cli_completion.go)
 
 	ShowVersion versionFlag `name:"version" help:"Print the version, the commit and the Go version, and exit."`
 }

@@ -31,6 +31,11 @@ const completeArg = "__complete"
 // filesDirective asks the shell to complete file names.
 const filesDirective = ":files"
 
+// completionCmds is embedded in CLI: the completion command.
+type completionCmds struct {
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish): tether completion --help says how to install it."`
+}
+
 // CompletionCmd is `tether completion bash|zsh|fish`.
 type CompletionCmd struct {
 	Shell string `arg:"" enum:"bash,zsh,fish" help:"bash, zsh or fish."`

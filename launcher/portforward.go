@@ -105,7 +105,9 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 	}
 
 	tell := newRefusalTeller(s.status.line)
-	stream := forwardStream(fwd, rec, o.Port, func(err error) { tell.tell(s.host, o.Port, err) })
+	stream := forwardStream(fwd, rec, o.Port, func(err error) {
+		tell.tell(s.host, o.Port, errors.New(s.words(strings.TrimPrefix(err.Error(), "tunnel: "))))
+	})
 	fctx, stopForward := context.WithCancel(context.Background())
 	fwdDone := make(chan error, 1)
 	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), stream) }()

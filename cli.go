@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/tether-dev/tether/remote"
 )
 
@@ -31,6 +33,8 @@ type CLI struct {
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Batch   BatchCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm, --sge, --pbs, --lsf and --batch."`
+
+	completionCmds // tether completion (cli_completion.go)
 
 	ShowVersion versionFlag `name:"version" help:"Print the version, the commit and the Go version, and exit."`
 }
@@ -74,7 +78,7 @@ type StopCmd struct {
 }
 
 // Run stops sessions.
-func (c *StopCmd) Run(ctx context.Context, env *Env) error {
+func (c *StopCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 	switch {
 	case len(c.Args) == 2 && !c.All:
 		return stopHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.Args[1], false)
@@ -87,7 +91,13 @@ func (c *StopCmd) Run(ctx context.Context, env *Env) error {
 	if len(c.Args) == 1 {
 		target = c.Args[0]
 	}
-	return remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, Stdout: env.Stdout, Stderr: env.Stderr})
+	stop := func() error {
+		return remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, Stdout: env.Stdout, Stderr: env.Stderr})
+	}
+	if target != "" && !dashed(kctx) {
+		return oneWord("stop", target, hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, stop)
+	}
+	return stop()
 }
 
 // LogsCmd is `tether logs ID|NAME [-f]`, or `tether logs HOST ID|NAME [-f]`.
@@ -99,10 +109,16 @@ type LogsCmd struct {
 }
 
 // Run prints the logs.
-func (c *LogsCmd) Run(ctx context.Context, env *Env) error {
+func (c *LogsCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 	switch len(c.Args) {
 	case 1:
-		return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
+		logs := func() error {
+			return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
+		}
+		if dashed(kctx) {
+			return logs()
+		}
+		return oneWord("logs", c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, logs)
 	case 2:
 		return logsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.Args[1], c.Follow)
 	default:

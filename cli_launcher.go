@@ -73,6 +73,9 @@ func (c *LaunchCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error
 
 // launchOptions are the launcher's options from the flags (after the profiles).
 func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.LaunchOptions, error) {
+	if err := presetTypo(c.Host, kctx.Args, c.positionals()); err != nil {
+		return launcher.LaunchOptions{}, err
+	}
 	app, command := splitApp(kctx.Args, c.positionals())
 	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
 		return launcher.LaunchOptions{}, &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}

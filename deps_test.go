@@ -63,8 +63,9 @@ func TestImportRules(t *testing.T) {
 		"remote":   {module + "/tunnel", module + "/launcher", "golang.org/x/crypto/ssh"},
 		"launcher": {module + "/e2e"},
 		// Shared leaves: what launcher and remote both need, knowing neither.
-		"internal/localpeer": {module + "/"},
-		"internal/termsafe":  {module + "/"},
+		"internal/localpeer":  {module + "/"},
+		"internal/termsafe":   {module + "/"},
+		"internal/didyoumean": {module + "/"},
 		// Host profiles: the config file's format and rules, knowing no command;
 		// the CLI gives it the flags.
 		"profile": {module + "/launcher", module + "/remote", module + "/tunnel", module + "/tokenserver", module + "/e2e"},

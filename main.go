@@ -84,7 +84,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tether: %v\n", err)
 		return 1
 	}
-	kctx, err := parser.Parse(args)
+	if len(args) > 0 && args[0] == completeArg {
+		complete(parser.Model, args[1:], stdout)
+		return 0
+	}
+	if len(args) == 0 {
+		// Bare `tether` is how people ask what it does: the help, on stdout, and exit
+		// 0 as kubectl and gh do (nothing went wrong; git's 1 and go's 2 treat it as an
+		// error). A command line with words but no command is still a usage error.
+		kctx, err := kong.Trace(parser, nil)
+		if err == nil {
+			err = kctx.PrintUsage(false)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tether: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	ar := arrangeArgs(parser.Model, args)
+	kctx, err := parser.Parse(ar.parse)
+	if kctx != nil {
+		kctx.Args = ar.logical // where the user's -- was (launch: APP or COMMAND)
+	}
 	if errors.Is(err, errVersionShown) {
 		return 0
 	}

@@ -258,11 +258,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		case a.Found:
 			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, oneLine(a.Path))
 		default:
-			looks := make([]string, len(a.LooksFor))
-			for i, e := range a.LooksFor {
-				looks[i] = path.Base(e)
-			}
-			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, strings.Join(looks, ", "))
+			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, lookedFor(a.LooksFor))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -282,4 +278,30 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		fmt.Fprintf(s.o.Stderr, "tether: could not read the site profiles on %s: %s\n", s.host, oneLine(serr.Error()))
 	}
 	return o.Profiles(s.o.Stdout, site)
+}
+
+// lookedFor names the executables looked for: a name on PATH as it is, a fixed path
+// whole ("rserver on PATH and /usr/lib/rstudio-server/bin/rserver", not "rserver,
+// rserver").
+func lookedFor(execs []string) string {
+	var onPath, fixed []string
+	for _, e := range execs {
+		if path.IsAbs(e) {
+			fixed = append(fixed, e)
+		} else {
+			onPath = append(onPath, e)
+		}
+	}
+	var parts []string
+	if len(onPath) > 0 {
+		parts = append(parts, strings.Join(onPath, ", "))
+		if len(fixed) > 0 {
+			parts[0] += " on PATH"
+		}
+	}
+	parts = append(parts, fixed...)
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }

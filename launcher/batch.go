@@ -177,7 +177,7 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	if msg == "" {
 		msg = fmt.Sprintf("tether batch submit exited with status %d", res.status)
 	}
-	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(msg, 400)),
+	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(s.words(msg), 400)),
 		Hint: sched.SubmitHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
 }
 
@@ -234,7 +234,7 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 		case ev := <-st.watch.events:
 			switch ev.Event {
 			case "note":
-				s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
+				s.status.line("tether: warning: %s", clip(s.words(oneLine(ev.Message)), 300))
 			case "job":
 				st.last = ev.Job
 				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
@@ -411,7 +411,7 @@ func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
 		msg += ": " + strings.TrimSuffix(clip(oneLine(ev.Exit), 300), "; check the command and try again")
 	}
 	if ev.Message != "" {
-		msg += ": " + clip(oneLine(ev.Message), 200)
+		msg += ": " + clip(s.words(oneLine(ev.Message)), 200)
 	}
 	hint := "fix the command or the " + st.sched.Flag() + " options and try again (nothing was left queued or running)"
 	if setupFailure(ev.Exit) {
@@ -686,7 +686,7 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 	st := s.slurm
 	switch ev.Event {
 	case "note":
-		s.status.line("tether: warning: %s", clip(oneLine(ev.Message), 300))
+		s.status.line("tether: warning: %s", clip(s.words(oneLine(ev.Message)), 300))
 	case "job", "ready":
 		st.last = ev.Job
 		st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())

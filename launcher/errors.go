@@ -106,6 +106,9 @@ func connectError(host string, err error) error {
 			hint += fmt.Sprintf(": `ssh-keygen -R %s -f %s`", tunnel.Quote(changed.Host), tunnel.Quote(k.File))
 		}
 		return &Error{Msg: msg, Hint: hint, Err: err}
+	case errors.As(err, &unknown) && unknown.Declined:
+		return &Error{Msg: fmt.Sprintf("the host key of %s (%s %s) is not known and you did not accept it; nothing was started", host, unknown.Type, unknown.Fingerprint),
+			Hint: fmt.Sprintf("if the fingerprint is right (the host's admin can tell), answer yes next time, or record it with `ssh %s`", host), Err: err}
 	case errors.As(err, &unknown):
 		reason := oneLine(unknown.Reason)
 		if reason == "" {
@@ -144,7 +147,7 @@ func openSSHError(host string, e *tunnel.OpenSSHError) error {
 		return &Error{Msg: fmt.Sprintf("cannot reach %s: ssh says: %s", host, said),
 			Hint: fmt.Sprintf("check the host name, your network or VPN, and that `ssh %s` works", host), Err: e}
 	case tunnel.SSHHostKey:
-		return &Error{Msg: fmt.Sprintf("ssh refused the host key of %s: %s; nothing was started", host, said),
+		return &Error{Msg: fmt.Sprintf("ssh refused the host key of %s: %s; nothing was started", host, strings.TrimRight(said, ".")),
 			Hint: fmt.Sprintf("run `ssh %s` to see the key and fix known_hosts (if the key changed, ask the host's admin first)", host), Err: e}
 	case tunnel.SSHAuth:
 		return &Error{Msg: fmt.Sprintf("%s refused the login through ssh: %s", host, said), Hint: check + " (keys, agent, one-time code or Kerberos ticket)", Err: e}
@@ -176,6 +179,16 @@ func authError(host string, auth *tunnel.AuthError, err error) error {
 		parts = append(parts, fmt.Sprintf("%s %s encrypted and tether cannot ask for the passphrase (BatchMode, or no terminal)",
 			strings.Join(auth.Locked, ", "), verb))
 	}
+	var skipped []string // not unlocked, and not said already by auth.Err
+	var pe *tunnel.PassphraseError
+	for _, f := range auth.NotUnlocked {
+		if !errors.As(auth.Err, &pe) || pe.File != f {
+			skipped = append(skipped, f)
+		}
+	}
+	if len(skipped) > 0 {
+		parts = append(parts, strings.Join(skipped, ", ")+" not unlocked (no passphrase given, or a wrong one)")
+	}
 	if len(parts) == 0 {
 		parts = append(parts, "no key was found (no agent, no IdentityFile)")
 	}
@@ -189,12 +202,15 @@ func authError(host string, auth *tunnel.AuthError, err error) error {
 		msg += ": " + oneLine(strings.TrimPrefix(auth.Err.Error(), "tunnel: "))
 	}
 	hint := fmt.Sprintf("check that `ssh %s` logs you in without a password (ssh-agent, IdentityFile in ~/.ssh/config)", host)
-	if len(auth.Locked) > 0 {
+	if keys := append(slices.Clone(auth.Locked), auth.NotUnlocked...); len(keys) > 0 {
 		var quoted []string
-		for _, f := range auth.Locked {
+		for _, f := range keys {
 			quoted = append(quoted, tunnel.Quote(f))
 		}
-		hint = fmt.Sprintf("load the key into your ssh agent with `ssh-add %s` and try again, or run tether from a terminal to be asked", strings.Join(quoted, " "))
+		hint = fmt.Sprintf("load the key into your ssh agent with `ssh-add %s` (it asks for the passphrase once) and try again", strings.Join(quoted, " "))
+		if len(auth.NotUnlocked) == 0 {
+			hint += ", or run tether from a terminal to be asked"
+		}
 	}
 	return &Error{Msg: msg, Hint: hint, Err: err}
 }

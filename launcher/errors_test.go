@@ -67,6 +67,14 @@ func TestConnectErrorAuth(t *testing.T) {
 			&tunnel.AuthError{User: "ana", Host: "gpu", Tried: []string{"key /k"}, Err: fmt.Errorf("tunnel: wrong passphrase for /k")},
 			[]string{"(tried key /k): wrong passphrase for /k"},
 			[]string{"tunnel:"}},
+		{"wrong passphrase three times: to the agent",
+			&tunnel.AuthError{User: "ana", Host: "gpu", Tried: []string{"key /k"}, NotUnlocked: []string{"/k"}, Err: &tunnel.PassphraseError{File: "/k", Wrong: true}},
+			[]string{"(tried key /k): wrong passphrase for /k", "`ssh-add /k`"},
+			[]string{"IdentityFile", "no key was found"}},
+		{"encrypted key not unlocked (Enter at the prompt, no public half): no 'no IdentityFile'",
+			&tunnel.AuthError{User: "ana", Host: "gpu", NotUnlocked: []string{"/home/ana/.ssh/id_rsa"}},
+			[]string{"gpu-box refused to let ana in (/home/ana/.ssh/id_rsa not unlocked (no passphrase given, or a wrong one))", "`ssh-add /home/ana/.ssh/id_rsa`"},
+			[]string{"IdentityFile", "no key was found", "from a terminal"}},
 		{"a code needed, no terminal",
 			&tunnel.AuthError{User: "ana", Host: "gpu", Tried: []string{"key /k"}, Err: fmt.Errorf("x: %w", tunnel.ErrNoPrompt)},
 			[]string{"a password or one-time code was asked for but tether cannot ask (BatchMode, or no terminal)"},
@@ -87,5 +95,19 @@ func TestConnectErrorAuth(t *testing.T) {
 		if strings.Contains(msg, "\n") {
 			t.Errorf("for %s, got more than one line: %q", tt.name, msg)
 		}
+	}
+}
+
+// TestConnectErrorHostKeyDeclined: answering no to the host key question is said as
+// that, not as "tether may not ask (not confirmed)".
+func TestConnectErrorHostKeyDeclined(t *testing.T) {
+	msg := connectError("gpu-box", &tunnel.HostKeyUnknownError{Host: "gpu", Type: "ssh-ed25519", Fingerprint: "SHA256:abc", Reason: "not confirmed", Declined: true}).Error()
+	want := "the host key of gpu-box (ssh-ed25519 SHA256:abc) is not known and you did not accept it; nothing was started; if the fingerprint is right"
+	if !strings.HasPrefix(msg, want) || strings.Contains(msg, "may not ask") {
+		t.Errorf("got %q; want it to start %q", msg, want)
+	}
+	msg = connectError("gpu-box", &tunnel.OpenSSHError{Host: "gpu-box", Kind: tunnel.SSHHostKey, Lines: []string{"Host key verification failed."}}).Error()
+	if !strings.Contains(msg, "Host key verification failed; nothing was started") {
+		t.Errorf("openssh: got %q", msg)
 	}
 }

@@ -551,7 +551,7 @@ func (l *session) install(ctx context.Context, p *probe) error {
 		platform = pl.Platform
 	}
 	send := func(sent int64, what string, up func(progress func(int64)) error) error {
-		l.status.step("installing tether on %s (%s, %s%s)", l.host, platform, byteSize(sent), what)
+		seq := l.status.step("installing tether on %s (%s, %s%s)", l.host, platform, byteSize(sent), what)
 		start := time.Now()
 		err := up(func(n int64) {
 			el := time.Since(start).Seconds()
@@ -559,11 +559,13 @@ func (l *session) install(ctx context.Context, p *probe) error {
 			if el > 0.05 {
 				rate = ", " + byteSize(int64(float64(n)/el)) + "/s"
 			}
-			l.status.update("installing tether on %s: %s of %s%s", l.host, byteSize(n), byteSize(sent), rate)
+			l.status.updateStep(seq, "installing tether on %s: %s of %s%s", l.host, byteSize(n), byteSize(sent), rate)
 		})
 		if err == nil {
 			el := time.Since(start)
-			l.status.update("installing tether on %s: %s in %.1fs (%s/s)", l.host, byteSize(sent), el.Seconds(), byteSize(int64(float64(sent)/max(el.Seconds(), 0.001))))
+			// Not rate-limited: the last progress shown may be far behind (the first
+			// 32 kB of a fast upload, then nothing within 100 ms).
+			l.status.finish(seq, "installed tether on %s: %s in %.1fs (%s/s)", l.host, byteSize(sent), el.Seconds(), byteSize(int64(float64(sent)/max(el.Seconds(), 0.001))))
 			l.status.done()
 		}
 		return err

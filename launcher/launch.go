@@ -26,6 +26,9 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	if err := checkForward(o.ForwardOptions); err != nil {
 		return err
 	}
+	if !demo && o.Stderr != nil {
+		o.Command = remoteHome(o.Command, o.Host, o.Stderr) // ~ the laptop's shell expanded
+	}
 	// The local port first: a port in use fails before anything starts on the remote.
 	ln, err := listenLocal(o.Port)
 	if err != nil {
@@ -161,7 +164,7 @@ func (s *session) list(ctx context.Context) ([]remote.Record, error) {
 		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, clip(oneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
 	}
 	if res.status != 0 {
-		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(res.stderr.lastError(), 200))
+		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(s.words(res.stderr.lastError()), 200))
 	}
 	if len(raw) > maxListing {
 		return nil, errorf("try `"+s.cmdline("ls")+"`", "the session list from %s is too long", s.host)
@@ -375,11 +378,7 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, func(line string) {
-		// The remote words its hints for itself; the laptop's command names the host.
-		line = strings.ReplaceAll(line, "`tether ls --prune`", "`"+s.cmdline("ls", "--prune")+"`")
-		fmt.Fprintln(s.o.Stderr, line)
-	})
+	}, func(line string) { fmt.Fprintln(s.o.Stderr, s.words(line)) })
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,8 @@ import (
 // the session table (remote.WriteSessions: no tokens unless ShowToken, the app by its
 // name, and the local URL this laptop remembers for each session), or passed on as
 // JSON with local_port added where this laptop remembers one. The remote's notes
-// (sessions of other hosts, a squeue that did not answer) go to stderr as it says them.
+// (sessions of other hosts, a scheduler that did not answer) go to stderr in the
+// laptop's words (words.go).
 func Ls(ctx context.Context, o LsOptions) error {
 	s, err := open(ctx, o.Options, oneCommand)
 	if err != nil {
@@ -37,7 +38,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 		var err error
 		raw, err = io.ReadAll(io.LimitReader(br, maxListing+1))
 		return err
-	}, func(line string) { fmt.Fprintln(s.o.Stderr, line) })
+	}, func(line string) { fmt.Fprintln(s.o.Stderr, s.words(line)) })
 	switch {
 	case err != nil:
 		return err

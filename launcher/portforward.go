@@ -107,7 +107,9 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 	}
 
 	tell := newRefusalTeller(s.status.line)
-	stream := forwardStream(fwd, rec, o.Port, func(err error) { tell.tell(s.host, o.Port, err) })
+	stream := forwardStream(fwd, rec, o.Port, func(err error) {
+		tell.tell(s.host, o.Port, errors.New(s.words(strings.TrimPrefix(err.Error(), "tunnel: "))))
+	})
 	fctx, stopForward := context.WithCancel(context.Background())
 	fwdDone := make(chan error, 1)
 	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), stream) }()
@@ -219,7 +221,7 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Recor
 // portRefusal is the error for a port the session's server would not forward: its own
 // words (the text after "STATUS TEXT: "), and the next step.
 func (s *session) portRefusal(rec remote.Record, port, status int, body string) error {
-	msg := serverWords(body)
+	msg := s.words(serverWords(body))
 	hint := ""
 	switch {
 	case status == http.StatusNotFound:

@@ -182,7 +182,7 @@ func TestForwardPortRefused(t *testing.T) {
 		port int
 		want []string
 	}{
-		{9000, []string{"cannot forward port 9000 on fakehost: port 9000 on this machine is held by another user, bob (uid 1001)", "forward a port that a program of yours listens on"}},
+		{9000, []string{"cannot forward port 9000 on fakehost: port 9000 on fakehost is held by another user, bob (uid 1001)", "forward a port that a program of yours listens on"}},
 		{9001, []string{"cannot forward port 9001 on fakehost: nothing listens on port 9001", "start the program on fakehost first (on 127.0.0.1:9001)"}},
 	} {
 		_, _, done, _ := runForward(t, f, ForwardPortOptions{Port: tt.port})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-dev/tether/remote"
@@ -107,7 +108,7 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, connectError(s.host, err)
+		return nil, suggestHost(o, err, connectError(s.host, err))
 	}
 	s.conn = client
 	h := <-hc
@@ -173,8 +174,10 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	defer context.AfterFunc(ctx, func() { s.status.step("stopping the start on %s", s.host) })()
 	var rec *remote.Record
 	var recErr error
+	var starting atomic.Int64 // the "starting" step's number, once shown
+	began := time.Now()
 	consume := func(br *bufio.Reader) error {
-		s.status.step("starting %s on %s", what, s.host)
+		starting.Store(int64(s.status.step("starting %s on %s", what, s.host)))
 		r, err := readRecord(br)
 		if err != nil {
 			recErr = err // judged below, with serve's exit status and stderr
@@ -192,14 +195,17 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 			// serve's warnings and notes (who holds the app's port, where the app
 			// listens) stay on screen; other progress only updates the status line.
 			if (strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ")) && m != shown {
-				s.status.line("tether: %s: %s", s.host, clip(m, 400))
+				s.status.line("tether: %s: %s", s.host, clip(s.words(m), 400))
 				return
 			}
-			s.status.update("starting %s on %s: %s", what, s.host, clip(m, 80))
+			if m != shown {
+				s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, clip(s.words(m), 80))
+			}
 		}
 	}
 	res, err := s.ensureInput(ctx, args, input, consume, progress)
 	if rec != nil {
+		s.status.finish(int(starting.Load()), "started %s on %s in %.1fs", what, s.host, time.Since(began).Seconds())
 		s.status.done()
 		return *rec, nil
 	}
@@ -231,13 +237,18 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	default:
 		msg = fmt.Sprintf("tether serve exited with status %d without a ready record", res.status)
 	}
-	// serve's own advice is replaced by ours, which also says nothing was left behind.
+	// serve's own advice is replaced by ours, which also says nothing was left behind;
+	// "fix the command" only when the command is what failed (the app exited).
+	hint := "nothing was left running"
+	if commandFailed(msg) {
+		hint = "fix the command and try again (nothing was left running)"
+	}
 	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
-	hint := "fix the command and try again (nothing was left running)"
 	if o.Setup != "" && setupFailure(msg) {
 		hint = setupHint(s.host, false)
 	}
-	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(msg, 300)), Hint: hint}
+	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(s.words(msg), 500)),
+		Hint: hint}
 }
 
 // errStartStopped: the start was interrupted and the remote confirmed it stopped what
@@ -372,7 +383,7 @@ func (s *session) stopRemote(id string) error {
 		return res.err
 	}
 	if res.status != 0 {
-		return fmt.Errorf("%s", clip(res.stderr.lastError(), 200))
+		return fmt.Errorf("%s", clip(s.words(res.stderr.lastError()), 200))
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ type status struct {
 	open     bool // a step line is on screen without its newline (tty only)
 	last     string
 	lastTick time.Time
+	seq      int // the current step's number (step returns it)
 
 	holds int          // questions to the user on screen now (see hold)
 	held  bytes.Buffer // what was said meanwhile
@@ -59,9 +60,11 @@ func (s *status) hold() (release func()) {
 }
 
 // step starts a new step: on a terminal the previous step's line is finished first.
-func (s *status) step(format string, args ...any) {
+// It returns the step's number, for updateStep and finish.
+func (s *status) step(format string, args ...any) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seq++
 	msg := oneLine(fmt.Sprintf(format, args...))
 	if s.tty {
 		if s.open {
@@ -73,14 +76,44 @@ func (s *status) step(format string, args ...any) {
 		fmt.Fprintf(s.w, "tether: %s\n", msg)
 	}
 	s.last = msg
+	return s.seq
 }
 
 // update rewrites the current step's line on a terminal (rate-limited to 10 a second);
-// elsewhere it prints nothing, so logs stay short.
+// elsewhere it prints nothing, so logs stay short. A line already finished (a note or
+// a question came after it) is not reopened.
 func (s *status) update(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.tty {
+	s.updateLocked(format, args...)
+}
+
+// updateStep is update for step seq only: progress that arrives once another step
+// began (the start's last lines after "stopping the start") is dropped, rather than
+// written over that step as a stale "starting …".
+func (s *status) updateStep(seq int, format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq == s.seq {
+		s.updateLocked(format, args...)
+	}
+}
+
+// finish ends step seq's line with what came of it ("installed … in 1.2s"), whatever
+// the rate limit dropped before: on a terminal the line is rewritten, elsewhere
+// nothing more is printed. A step no longer current is left as it is.
+func (s *status) finish(seq int, format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq != s.seq || !s.tty || !s.open {
+		return
+	}
+	fmt.Fprintf(s.w, "\r\x1b[Ktether: %s\n", oneLine(fmt.Sprintf(format, args...)))
+	s.open = false
+}
+
+func (s *status) updateLocked(format string, args ...any) {
+	if !s.tty || !s.open {
 		return
 	}
 	if time.Since(s.lastTick) < 100*time.Millisecond {

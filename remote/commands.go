@@ -237,7 +237,7 @@ func resolve(mine []entry, ref string) (entry, error) {
 	if len(byPrefix) > 1 {
 		return entry{}, fmt.Errorf("%q matches %d sessions (%s); use more of the id", ref, len(byPrefix), ids(byPrefix))
 	}
-	return entry{}, fmt.Errorf("no session %q on %s; run `tether ls` to see yours", clip(ref), hostname())
+	return entry{}, &NoSessionError{Ref: ref, Host: hostname()}
 }
 
 func ids(es []entry) string {

@@ -14,3 +14,10 @@ func (e *UsageError) ExitCode() int { return 2 }
 func usagef(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
 }
+
+// NoSessionError: no session of this user here has the id, name or id prefix Ref.
+type NoSessionError struct{ Ref, Host string }
+
+func (e *NoSessionError) Error() string {
+	return fmt.Sprintf("no session %q on %s; run `tether ls` to see yours", clip(e.Ref), e.Host)
+}

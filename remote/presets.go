@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tether-dev/tether/internal/didyoumean"
 	"github.com/tether-dev/tether/tokenserver"
 )
 
@@ -421,7 +422,11 @@ func presetByName(name string) (Preset, error) {
 	if p, ok := LookupPreset(name); ok {
 		return p, nil
 	}
-	return Preset{}, usagef("unknown app %q; the presets are %s (`tether apps` describes them); to run a command use `-- COMMAND`", name, strings.Join(PresetNames(), ", "))
+	guess := ""
+	if near := didyoumean.Closest(name, PresetNames()); len(near) > 0 {
+		guess = didyoumean.Phrase(near) + " "
+	}
+	return Preset{}, usagef("unknown app %q; %sthe presets are %s (`tether apps` describes them); to run a command use `-- COMMAND`", name, guess, strings.Join(PresetNames(), ", "))
 }
 
 // lookPathFunc is exec.LookPath; tests replace it.

@@ -225,7 +225,7 @@ func TestPresetArguments(t *testing.T) {
 			t.Errorf("%s %q base %s: got %+v, %v", tt.preset, tt.extra, tt.base, r, err)
 		}
 	}
-	if _, err := presetByName("jupyterr"); err == nil || !strings.Contains(err.Error(), "jupyter, notebook, code-server") {
+	if _, err := presetByName("jupyterr"); err == nil || !strings.Contains(err.Error(), "did you mean jupyter? the presets are jupyter, notebook, code-server") {
 		t.Errorf("unknown preset: %v", err)
 	}
 }

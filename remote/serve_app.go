@@ -26,6 +26,7 @@ func validHeaderValue(v string) bool {
 // before anything starts: an unknown preset, bad arguments or an app that is not
 // installed fail at once.
 func (o *ServeOptions) resolveApp() error {
+	o.Command = expandHome(o.Command)
 	if o.AppName == "" {
 		if len(o.Command) == 0 {
 			if o.AppSecretEnv != "" || len(o.AppHeaders) > 0 {

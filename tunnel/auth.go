@@ -46,6 +46,9 @@ type AuthError struct {
 	// Locked lists encrypted identity files left out because tether could not ask for
 	// their passphrase (BatchMode, or no terminal).
 	Locked []string
+	// NotUnlocked lists encrypted identity files whose passphrase was asked for but
+	// not given (an empty answer, the prompt ended) or wrong three times.
+	NotUnlocked []string
 	// ServerMethods are the methods the server last said it would accept
 	// ("publickey", "gssapi-with-mic", …); empty if it never said.
 	ServerMethods []string
@@ -54,13 +57,16 @@ type AuthError struct {
 
 func (e *AuthError) Error() string {
 	s := fmt.Sprintf("tunnel: permission denied for %s@%s", e.User, e.Host)
-	if len(e.Tried) == 0 {
+	if len(e.Tried) == 0 && len(e.Locked)+len(e.NotUnlocked) == 0 {
 		s += " (no key found: no agent, no IdentityFile)"
-	} else {
+	} else if len(e.Tried) > 0 {
 		s += " (tried " + strings.Join(e.Tried, ", ") + ")"
 	}
 	if len(e.Locked) > 0 {
 		s += "; encrypted keys not used (cannot ask for their passphrase): " + strings.Join(e.Locked, ", ")
+	}
+	if len(e.NotUnlocked) > 0 {
+		s += "; encrypted keys not unlocked (no passphrase given, or a wrong one): " + strings.Join(e.NotUnlocked, ", ")
 	}
 	if len(e.ServerMethods) > 0 {
 		s += "; the server accepts " + strings.Join(e.ServerMethods, ", ")
@@ -98,6 +104,26 @@ func (e *noAnswerError) Unwrap() error { return e.err }
 
 func noAnswer(err error) error { return &noAnswerError{err} }
 
+// PassphraseError: an encrypted key was not unlocked. As with ssh, an empty answer
+// skips the key.
+type PassphraseError struct {
+	File  string
+	Wrong bool  // a wrong passphrase three times; else none was given
+	Err   error // why the prompt ended, when it did
+}
+
+func (e *PassphraseError) Error() string {
+	switch {
+	case e.Wrong:
+		return "tunnel: wrong passphrase for " + e.File
+	case e.Err != nil:
+		return fmt.Sprintf("tunnel: passphrase for %s: %v", e.File, e.Err)
+	}
+	return "tunnel: no passphrase given for " + e.File
+}
+
+func (e *PassphraseError) Unwrap() error { return e.Err }
+
 func (e *AuthError) Unwrap() error { return e.Err }
 
 // authState is what one dial offers, in OpenSSH's order.
@@ -105,6 +131,7 @@ type authState struct {
 	methods []ssh.AuthMethod
 	tried   []string
 	locked  []string // encrypted identity files skipped: no way to ask
+	skipped []string // encrypted identity files not unlocked (no or a wrong passphrase)
 	agent   io.Closer
 
 	mu            sync.Mutex
@@ -153,8 +180,8 @@ func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
 		add(s, "key "+ssh.FingerprintSHA256(s.PublicKey()))
 	}
 
-	files, pubs, locked := loadIdentities(cfg, p, warn)
-	a.locked = locked
+	files, pubs, locked, skipped := loadIdentities(cfg, p, warn)
+	a.locked, a.skipped = locked, skipped
 	wanted := map[string]bool{}
 	for _, k := range pubs {
 		wanted[string(k.Marshal())] = true
@@ -252,7 +279,7 @@ type identity struct {
 // identity files whose private half is not there (FILE.pub, certificates): under
 // IdentitiesOnly they still select agent keys, as in OpenSSH. locked are the encrypted
 // files left out because there is no way to ask for their passphrase.
-func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pubs []ssh.PublicKey, locked []string) {
+func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pubs []ssh.PublicKey, locked, skipped []string) {
 	var certs []*ssh.Certificate
 	for _, f := range cfg.CertificateFiles {
 		if c := readCert(f); c != nil {
@@ -278,6 +305,9 @@ func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pu
 			if errors.Is(err, ErrNoPrompt) {
 				locked = append(locked, f)
 			}
+			if errors.As(err, new(*PassphraseError)) {
+				skipped = append(skipped, f)
+			}
 			if !errors.Is(err, os.ErrNotExist) {
 				warnf(warn, "skipping identity %s: %v", f, err)
 			}
@@ -296,7 +326,7 @@ func loadIdentities(cfg *Config, p Prompter, warn io.Writer) (ids []identity, pu
 		}
 		ids = append(ids, identity{label: f, pub: s.PublicKey(), signer: s})
 	}
-	return ids, pubs, locked
+	return ids, pubs, locked, skipped
 }
 
 func readCert(path string) *ssh.Certificate {
@@ -403,7 +433,11 @@ func (l *lazySigner) load() error {
 	for range 3 {
 		pass, err := l.prompter.Passphrase(l.path)
 		if err != nil {
-			l.err = noAnswer(fmt.Errorf("tunnel: passphrase for %s: %w", l.path, err))
+			l.err = noAnswer(&PassphraseError{File: l.path, Err: err})
+			return l.err
+		}
+		if len(pass) == 0 {
+			l.err = noAnswer(&PassphraseError{File: l.path}) // as ssh: Enter skips the key
 			return l.err
 		}
 		s, err := ssh.ParsePrivateKeyWithPassphrase(l.pem, pass)
@@ -418,7 +452,7 @@ func (l *lazySigner) load() error {
 			return l.err
 		}
 	}
-	l.err = noAnswer(fmt.Errorf("tunnel: wrong passphrase for %s", l.path))
+	l.err = noAnswer(&PassphraseError{File: l.path, Wrong: true})
 	return l.err
 }
 

@@ -128,6 +128,17 @@ func TestEncryptedKey(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Errorf("wrong passphrase: %T %v; want an AuthError (final: a redial would ask again)", err, err)
 	}
+	// An empty answer skips the key, as in ssh: asked once, and the AuthError names the
+	// key not unlocked (not x/crypto's "bcrypt_pbkdf: empty password").
+	forgetDecryptedKeys()
+	empty := &fakePrompter{passphrase: ""}
+	err = dialErr(cfg, empty)
+	if !errors.As(err, &ae) || !slices.Contains(ae.NotUnlocked, good) || strings.Contains(err.Error(), "bcrypt") {
+		t.Errorf("empty passphrase: %T %v; want an AuthError naming %s not unlocked", err, err, good)
+	}
+	if n := strings.Count(empty.all(), "passphrase "+good); n != 1 {
+		t.Errorf("empty passphrase: asked %d times; want 1", n)
+	}
 	// Without a way to ask, the encrypted keys are skipped with a warning and named.
 	var warn strings.Builder
 	cfg.BatchMode = true

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -507,7 +508,11 @@ func classifyHandshake(cfg *Config, auth *authState, err error) error {
 		case errors.Is(err, ErrNoPrompt):
 			cause = err
 		}
-		return &AuthError{User: cfg.User, Host: cfg.Alias, Tried: auth.tried, Locked: auth.locked,
+		skipped := auth.skipped
+		if pe := (*PassphraseError)(nil); errors.As(err, &pe) && !slices.Contains(skipped, pe.File) {
+			skipped = append(slices.Clone(skipped), pe.File)
+		}
+		return &AuthError{User: cfg.User, Host: cfg.Alias, Tried: auth.tried, Locked: auth.locked, NotUnlocked: skipped,
 			ServerMethods: auth.methodsOffered(), Err: cause}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return fmt.Errorf("tunnel: ssh handshake with %s: the connection was closed (is it an ssh server? a ProxyCommand that failed?): %w", cfg.Alias, err)

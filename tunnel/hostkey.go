@@ -72,6 +72,8 @@ type HostKeyUnknownError struct {
 	Type        string
 	Fingerprint string
 	Reason      string
+	// Declined: the user was asked whether to trust the key and said no.
+	Declined bool
 }
 
 func (e *HostKeyUnknownError) Error() string {
@@ -388,7 +390,7 @@ func (hc *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 		return unknown
 	}
 	if !ok {
-		unknown.Reason = "not confirmed"
+		unknown.Reason, unknown.Declined = "not confirmed", true
 		return unknown
 	}
 	return hc.record(key)

@@ -64,6 +64,9 @@ func TestHostKeyUnknown(t *testing.T) {
 			if !tt.wantOK && !errors.As(err, &ue) {
 				t.Fatalf("for %s, got %v; want HostKeyUnknownError", name, err)
 			}
+			if declined := tt.mode == "ask" && !tt.batch && tt.prompter != nil && !tt.prompter.confirm; !tt.wantOK && ue.Declined != declined {
+				t.Errorf("for %s, Declined is %v; want %v", name, ue.Declined, declined)
+			}
 			if !tt.wantOK && !strings.Contains(err.Error(), fp) {
 				t.Errorf("error lacks the fingerprint: %v", err)
 			}

@@ -468,8 +468,8 @@ func TestForwardE2E(t *testing.T) {
 		u := e2e.OtherUser(t)
 		uport, printed := otherUsersListener(t, u, 0)
 		_, errOut, code := e2e.RunTether(t, "forward", "-F", s.Config, s.Alias, id, strconv.Itoa(uport))
-		want := fmt.Sprintf("tether: cannot forward port %d on %s: port %d on this machine is held by another user, %s (uid %d), not by you; nothing was sent to it; forward a port that a program of yours listens on",
-			uport, s.Alias, uport, u.Name, u.UID)
+		want := fmt.Sprintf("tether: cannot forward port %d on %s: port %d on %s is held by another user, %s (uid %d), not by you; nothing was sent to it; forward a port that a program of yours listens on",
+			uport, s.Alias, uport, s.Alias, u.Name, u.UID)
 		if code != 1 || !strings.Contains(errOut, want) {
 			t.Errorf("forward to %s's port: exit %d, stderr %q; want 1 and %q", u.Name, code, errOut, want)
 		}
@@ -499,7 +499,7 @@ func TestForwardE2E(t *testing.T) {
 		if len(rest) > 0 {
 			t.Errorf("the local connection read %q from another user's port", rest)
 		}
-		want := fmt.Sprintf("a connection to port %d on %s was closed: port %d on this machine is held by another user, %s (uid %d)", port, s.Alias, port, u.Name, u.UID)
+		want := fmt.Sprintf("a connection to port %d on %s was closed: port %d on %s is held by another user, %s (uid %d)", port, s.Alias, port, s.Alias, u.Name, u.UID)
 		if !e2e.WaitFor(10*time.Second, func() bool { return strings.Contains(f.Stderr.String(), want) }) {
 			t.Errorf("forward's stderr lacks %q:\n%s", want, f.Stderr.String())
 		}

@@ -177,15 +177,11 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 		rec = &r
 		return nil
 	}
-	shown := ""
-	if o.App == "" {
-		shown = remote.PortHint(o.Command) // Launch printed it already
-	}
 	progress := func(line string) {
 		if m, ok := strings.CutPrefix(line, "tether: "); ok {
 			// serve's warnings and notes (who holds the app's port, where the app
 			// listens) stay on screen; other progress only updates the status line.
-			if (strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ")) && m != shown {
+			if strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ") {
 				s.status.line("tether: %s: %s", s.host, clip(m, 400))
 				return
 			}

@@ -45,6 +45,7 @@ type appPlan struct {
 	// the app's own port (portless.go), and found is where it was found.
 	findPort bool
 	found    *foundPort
+	uiPath   string // AppSpec.UIPath
 }
 
 // plan expands spec for a session in serve's own environment.
@@ -73,7 +74,7 @@ func (spec AppSpec) planIn(s *session, baseURL string, se *shellEnv) (*appPlan, 
 	for k, v := range spec.Vars {
 		vars[k] = v
 	}
-	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host, umask: -1}
+	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host, umask: -1, uiPath: spec.UIPath}
 	base := os.Environ()
 	if se != nil {
 		base, p.dir, p.umask, p.shell = se.env, se.dir, se.umask, se.shell
@@ -489,7 +490,10 @@ func (pr *prober) ready(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	return pr.uiReady(ctx)
 }
 
 // noteErr keeps a probe's failure for the timeout message when it is more than the app

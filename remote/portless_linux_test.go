@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,13 +43,6 @@ for step in sys.argv[1:]:
         threading.Thread(target=serve, args=(r,), daemon=True).start()
 time.sleep(3600)
 `
-
-func needPython3(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("needs python3")
-	}
-}
 
 // portsOf are the ports portsApp printed, by kind, in order.
 func portsOf(out string) map[string][]string {

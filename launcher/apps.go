@@ -70,7 +70,7 @@ func detectScript(execs []string, nonce string) string {
 	for _, e := range execs {
 		quoted = append(quoted, tunnel.Quote(e))
 	}
-	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
+	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; ` + uiScript(execs) + `echo '` + appDoneTag + `'`
 }
 
 // detectCommand is the exec command line running detectScript with /bin/sh.
@@ -107,6 +107,10 @@ func presetExecs() []string {
 type detection struct {
 	found map[string]string
 	login bool
+	// ui is the UI the Python of the Jupyter Server found can import (uiScript), "" for
+	// none; uiKnown says whether it answered.
+	ui      string
+	uiKnown bool
 }
 
 // parseDetection reads the script's output: name → path for the names we asked about
@@ -143,6 +147,9 @@ func parseDetectionEnv(r io.Reader, asked []string) (*detection, error) {
 			d.login = true
 			continue
 		}
+		if d.parseUI(line) {
+			continue
+		}
 		rest, ok := strings.CutPrefix(line, appTag)
 		if !ok {
 			continue
@@ -169,6 +176,8 @@ type AppFound struct {
 	// LooksFor lists the executables looked for, when none was found.
 	LooksFor []string `json:"looks_for,omitempty"`
 	BuiltIn  bool     `json:"built_in,omitempty"`
+	// Problem says why an executable found does not count (a Jupyter Server without a UI).
+	Problem string `json:"problem,omitempty"`
 }
 
 // matchPresets says, for each preset, which flavour the found executables give: the
@@ -240,7 +249,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		}
 		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
 	}
-	list := matchPresets(det.found)
+	list := matchPresetsUI(det)
 	if o.JSON {
 		b, err := json.Marshal(list)
 		if err != nil {
@@ -257,6 +266,8 @@ func Apps(ctx context.Context, o AppsOptions) error {
 			fmt.Fprintf(tw, "%s\tbuilt in\n", a.App)
 		case a.Found:
 			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, oneLine(a.Path))
+		case a.Problem != "":
+			fmt.Fprintf(tw, "%s\tnot usable: %s\n", a.App, oneLine(a.Problem))
 		default:
 			looks := make([]string, len(a.LooksFor))
 			for i, e := range a.LooksFor {

@@ -257,7 +257,8 @@ func notebookRuns42(t *testing.T, l *e2e.Launched) (context.Context, context.Con
 		shot(t, ctx, "jupyter")
 		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, e2e.FmtDur(time.Since(start)), err, ws)
 	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
+	firstPageOK(t, tctx, l.Line.URL, fail)
+	if err := chromedp.Do(tctx, chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
 		fail("the notebook list", err)
 	}
 	loc, _ := chromedp.Run(tctx, chromedp.Location())
@@ -331,6 +332,9 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 	for _, tt := range []struct{ preset, exe string }{{"jupyter", "jupyter-server"}, {"notebook", "jupyter-nbclassic"}} {
 		t.Run(tt.exe, func(t *testing.T) {
 			real := e2e.Need(t, tt.exe, "jupyter-server")
+			if tt.exe == "jupyter-server" {
+				needPythonModule(t, real, "nbclassic", "python3-nbclassic") // its UI at /tree
+			}
 			// Everything of /usr/bin but the other Jupyter entry points.
 			bin := t.TempDir()
 			ents, err := os.ReadDir("/usr/bin")

@@ -164,7 +164,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // The app refuses a request that reaches its socket without the injected secret; the
 // secret is in no command line and never reaches the browser.
 func TestPresetJupyterE2E(t *testing.T) {
-	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
+	needClassicNotebook(t)
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
 	e2e.StopAllOnCleanup(t, s)
 	began := time.Now()
@@ -410,7 +410,7 @@ func kernelProtocolThroughGate(t *testing.T, l *e2e.Launched) {
 // WebSocket through the gate); a request to the app's socket without Shiny's shared
 // secret is refused.
 func TestPresetShinyE2E(t *testing.T) {
-	e2e.Need(t, "R", "r-cran-shiny")
+	needRPackage(t, "shiny", "r-cran-shiny")
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
 	e2e.StopAllOnCleanup(t, s)
 	app := filepath.Join(s.Home, "my app") // a space: paths go by environment, not into R code

@@ -42,26 +42,6 @@ func scriptPython(t *testing.T, exe string) []string {
 	return f
 }
 
-// needPythonModule skips t (fails it under TETHER_E2E=require) unless the Python that
-// runs exe can import module: the app's UI lives there, and without it the test
-// would only meet Jupyter's 404 page.
-func needPythonModule(t *testing.T, exe, module, debianPackage string) {
-	t.Helper()
-	py := scriptPython(t, exe)
-	if py == nil {
-		t.Fatalf("%s is not a Python script", exe)
-	}
-	out, err := exec.Command(py[0], append(py[1:], "-c", "import "+module)...).CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s's Python (%s) cannot import %s: install it there (Debian: apt-get install -y %s): %s", exe, py[0], module, debianPackage, e2e.LastLines(string(out), 1))
-	if e2e.Required() {
-		t.Fatalf("TETHER_E2E=require: %s", msg)
-	}
-	t.Skip(msg)
-}
-
 // firstPageOK loads url in the browser and fails at once (through fail) when the page
 // it lands on is a 404: an app with no page to show, which no waiting will change.
 func firstPageOK(t *testing.T, ctx context.Context, url string, fail func(string, error)) {

@@ -43,19 +43,22 @@ const (
 // loginShellWait bounds the login shell in the detection script (seconds).
 var loginShellWait = 15
 
-// loginPathScript sets PATH to the PATH of the user's login shell ($SHELL) and prints
-// "tether-apps-env v1 login", or prints "tether-apps-env v1 plain" and leaves PATH
-// alone. POSIX shells take -i -l -c; csh and tcsh take -l only alone, so they read the
-// two commands on stdin. The marker starts a line of its own (a startup file's prompt
-// may have left one open). L returns as soon as it has the line after the marker: a
-// process a startup file left running with the pipe open does not hold it up.
+// loginPathScript sets PATH (and PYTHONPATH, for uiScript's Python) to those of the
+// user's login shell ($SHELL) and prints "tether-apps-env v1 login", or prints
+// "tether-apps-env v1 plain" and leaves them alone. POSIX shells take -i -l -c; csh
+// and tcsh take -l only alone, so they read the commands on stdin. The marker starts a
+// line of its own (a startup file's prompt may have left one open); the shell prints
+// PATH, the marker again and PYTHONPATH (an empty line when unset), and L returns as
+// soon as it has them: a process a startup file left running with the pipe open does
+// not hold it up. L joins the two with the marker, which no path holds.
 func loginPathScript(nonce string) string {
 	marker := "tether-login-path-" + nonce
-	return `L() { while IFS= read -r l; do if [ "$l" = ` + marker + ` ]; then IFS= read -r l && printf '%s' "$l"; return; fi; done; }; ` +
-		`P=; T=; command -v timeout >/dev/null 2>&1 && T='timeout -s KILL ` + strconv.Itoa(loginShellWait) + `'; case "${SHELL##*/}" in ` +
-		`csh|tcsh) P=$(echo 'echo; echo ` + marker + `; printenv PATH' | $T "$SHELL" -l 2>/dev/null | L);; ` +
-		`sh|bash|dash|zsh|ksh|ksh93|mksh|pdksh|ash|yash) P=$($T "$SHELL" -i -l -c 'echo; echo ` + marker + `; printenv PATH' </dev/null 2>/dev/null | L);; esac; ` +
-		`case "$P" in /*) PATH=$P; echo '` + appEnvTag + `login';; *) echo '` + appEnvTag + `plain';; esac; `
+	return `L() { while IFS= read -r l; do if [ "$l" = ` + marker + ` ]; then IFS= read -r l && printf '%s' "$l" && IFS= read -r m && [ "$m" = ` + marker + ` ] && IFS= read -r m && printf '%s%s' ` + marker + ` "$m"; return; fi; done; }; ` +
+		`X=; P=; PP=; T=; command -v timeout >/dev/null 2>&1 && T='timeout -s KILL ` + strconv.Itoa(loginShellWait) + `'; case "${SHELL##*/}" in ` +
+		`csh|tcsh) X=$(echo 'echo; echo ` + marker + `; printenv PATH; echo ` + marker + `; printenv PYTHONPATH || echo' | $T "$SHELL" -l 2>/dev/null | L);; ` +
+		`sh|bash|dash|zsh|ksh|ksh93|mksh|pdksh|ash|yash) X=$($T "$SHELL" -i -l -c 'echo; echo ` + marker + `; printenv PATH; echo ` + marker + `; printenv PYTHONPATH || echo' </dev/null 2>/dev/null | L);; esac; ` +
+		`P=${X%%` + marker + `*}; case "$X" in *` + marker + `*) PP=${X#*` + marker + `};; esac; ` +
+		`case "$P" in /*) PATH=$P; if [ -n "$PP" ]; then PYTHONPATH=$PP; export PYTHONPATH; else unset PYTHONPATH; fi; echo '` + appEnvTag + `login';; *) echo '` + appEnvTag + `plain';; esac; `
 }
 
 // detectScript is the detection script for the given executable names: the login

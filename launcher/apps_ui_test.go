@@ -86,3 +86,43 @@ func TestMatchPresetsJupyterUI(t *testing.T) {
 		t.Errorf("the Notebook beside a Jupyter Server without a UI: %+v", a)
 	}
 }
+
+// The Python is asked with the PYTHONPATH of the login shell, as serve asks it (a UI
+// that only ~/.profile puts on PYTHONPATH counts), for each shell syntax.
+func TestDetectScriptJupyterUILoginPYTHONPATH(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("runs /bin/sh")
+	}
+	execs := presetExecs()
+	for _, c := range []struct{ shell, file, rc string }{
+		{"bash", ".profile", "PATH=BIN:$PATH; PYTHONPATH=/login/pp; export PATH PYTHONPATH\n"},
+		{"zsh", ".zshrc", "export PATH=BIN:$PATH PYTHONPATH=/login/pp\n"},
+		{"tcsh", ".login", "setenv PATH BIN:$PATH\nsetenv PYTHONPATH /login/pp\n"},
+	} {
+		t.Run(c.shell, func(t *testing.T) {
+			shell, err := exec.LookPath(c.shell)
+			if err != nil {
+				t.Skipf("%s is not installed", c.shell)
+			}
+			home, bin := t.TempDir(), t.TempDir()
+			// The startup files may reset PATH (Debian's /etc/profile does): ours first.
+			os.WriteFile(filepath.Join(home, c.file), []byte(strings.ReplaceAll(c.rc, "BIN", bin)), 0o600)
+			py := filepath.Join(bin, "python3")
+			os.WriteFile(py, []byte("#!/bin/sh\n[ \"$PYTHONPATH\" = /login/pp ] && echo 'tether-jupyter-ui v1 - - nbclassic' || echo 'tether-jupyter-ui v1 - - -'\n"), 0o755)
+			os.WriteFile(filepath.Join(bin, "jupyter-server"), []byte("#!"+py+"\n"), 0o755)
+			cmd := exec.Command("/bin/sh", "-c", detectCommand(execs, "0123456789abcdef"))
+			cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + home, "SHELL=" + shell, "PYTHONPATH=/plain"}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("running the script: %v", err)
+			}
+			d, err := parseDetectionEnv(strings.NewReader(string(out)), execs)
+			if err != nil {
+				t.Fatalf("%v in %q", err, out)
+			}
+			if !d.login || d.ui != "nbclassic" || d.found["jupyter-server"] != filepath.Join(bin, "jupyter-server") {
+				t.Errorf("login %v, ui %q (known %v); want the login shell's PYTHONPATH to reach the Python (output %q)", d.login, d.ui, d.uiKnown, out)
+			}
+		})
+	}
+}

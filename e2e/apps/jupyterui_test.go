@@ -108,7 +108,9 @@ func jupyterServerOnlyVenv(t *testing.T, real string) string {
 // seconds saying what to install, leaving nothing; on the old code apps listed it and
 // launch opened Jupyter's 404 page. A jupyter-server behind a wrapper script (its
 // Python unknown) starts, and its 404 on /tree ends the launch once the server is
-// ready.
+// ready. The same Jupyter Server with NbClassic on the PYTHONPATH that only the login
+// shell sets (~/.profile) has its UI, for apps and launch: the question is asked in
+// that environment.
 func TestJupyterServerWithoutUIE2E(t *testing.T) {
 	real := e2e.Need(t, "jupyter-server", "jupyter-server")
 	venvBin := jupyterServerOnlyVenv(t, real)
@@ -183,5 +185,36 @@ func TestJupyterServerWithoutUIE2E(t *testing.T) {
 		if took > 30*time.Second {
 			t.Errorf("took %s; want seconds", e2e.FmtDur(took))
 		}
+	})
+	t.Run("its UI on the login shell's PYTHONPATH", func(t *testing.T) {
+		// NbClassic (and the Notebook 6 it builds on) only where ~/.profile points.
+		site, err := exec.Command(scriptPython(t, real)[0], "-c", "import nbclassic, os; print(os.path.dirname(os.path.dirname(os.path.realpath(nbclassic.__file__))))").Output()
+		if err != nil {
+			t.Skipf("no nbclassic beside %s to lend: %v", real, err)
+		}
+		lib := t.TempDir()
+		ents, _ := os.ReadDir(strings.TrimSpace(string(site)))
+		for _, e := range ents {
+			if regexp.MustCompile(`^(nbclassic|notebook)([-.]|$)`).MatchString(e.Name()) {
+				os.Symlink(filepath.Join(strings.TrimSpace(string(site)), e.Name()), filepath.Join(lib, e.Name()))
+			}
+		}
+		os.Remove(filepath.Join(bin, "jupyter-server"))
+		os.Symlink(filepath.Join(venvBin, "jupyter-server"), filepath.Join(bin, "jupyter-server"))
+		e2e.WriteFile(t, filepath.Join(s.Home, ".profile"), "PATH='"+bin+"'\nPYTHONPATH='"+lib+"'\nexport PATH PYTHONPATH\n", 0o600)
+		out, _, _ := e2e.RunTether(t, "apps", "-F", s.Config, s.Alias)
+		e2e.MustContain(t, "tether apps", out, "Jupyter Server with NbClassic: "+filepath.Join(bin, "jupyter-server"))
+		start := time.Now()
+		l := launchPreset(t, s, "jupyter")
+		took := time.Since(start)
+		if c := l.Line.Session.Command; len(c) == 0 || c[0] != filepath.Join(bin, "jupyter-server") {
+			t.Errorf("the session runs %q; want the venv's Jupyter Server", c)
+		}
+		base := strings.TrimSuffix(l.Line.URL[:strings.Index(l.Line.URL, "?")], "/") + "/"
+		if status, body, _ := e2e.Fetch(t, base+"tree", "Authorization", "token "+l.Line.Session.Token); status != 200 || !strings.Contains(body, "notebook_list") {
+			t.Errorf("GET /tree through the gate: %d %.200q; want NbClassic's page", status, body)
+		}
+		t.Logf("launch jupyter with NbClassic from the login shell's PYTHONPATH: URL working after %s", e2e.FmtDur(took))
+		l.Interrupt(t)
 	})
 }

@@ -32,7 +32,10 @@ import (
 //     (in the order the looks saw them; of ports one look saw first, the lowest); a
 //     port that does not answer HTTP is taken only after findSettle, a moment for one
 //     that does to appear;
-//   - every connection to it is judged as a {port} app's are (checkAppConn).
+//   - before it is used, every listener a connection to the chosen address reaches
+//     must be the app's (verifyListener), and every connection to it is judged as a
+//     {port} app's are (checkAppConn); the HTTP check among several ports sends a
+//     bare HEAD (none of the app's headers) on connections judged the same way.
 //
 // Listing the sockets costs a read of /proc/net/tcp{,6}; matching them to the app's
 // processes (a read of every /proc/PID/stat and the app's descriptors) is done only when

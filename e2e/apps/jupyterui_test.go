@@ -190,7 +190,11 @@ func TestJupyterServerWithoutUIE2E(t *testing.T) {
 		// NbClassic (and the Notebook 6 it builds on) only where ~/.profile points.
 		site, err := exec.Command(scriptPython(t, real)[0], "-c", "import nbclassic, os; print(os.path.dirname(os.path.dirname(os.path.realpath(nbclassic.__file__))))").Output()
 		if err != nil {
-			t.Skipf("no nbclassic beside %s to lend: %v", real, err)
+			msg := fmt.Sprintf("%s's Python has no nbclassic to put on the login shell's PYTHONPATH (Debian: apt-get install -y python3-nbclassic): %v", real, err)
+			if e2e.Required() {
+				t.Fatalf("TETHER_E2E=require: %s", msg)
+			}
+			t.Skip(msg)
 		}
 		lib := t.TempDir()
 		ents, _ := os.ReadDir(strings.TrimSpace(string(site)))

@@ -49,11 +49,6 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 			return err
 		}
 	}
-	if o.App == "" {
-		if hint := remote.PortHint(o.Command); hint != "" {
-			s.status.line("tether: %s", hint)
-		}
-	}
 	if o.Batch.Kind != "" {
 		rec, err := s.startSlurm(ctx, o)
 		switch {

@@ -186,21 +186,15 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 		rec = &r
 		return nil
 	}
-	shown := ""
-	if o.App == "" {
-		shown = remote.PortHint(o.Command) // Launch printed it already
-	}
 	progress := func(line string) {
 		if m, ok := strings.CutPrefix(line, "tether: "); ok {
 			// serve's warnings and notes (who holds the app's port, where the app
 			// listens) stay on screen; other progress only updates the status line.
-			if (strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ")) && m != shown {
+			if strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ") {
 				s.status.line("tether: %s: %s", s.host, clip(s.words(m), 400))
 				return
 			}
-			if m != shown {
-				s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, clip(s.words(m), 80))
-			}
+			s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, clip(s.words(m), 80))
 		}
 	}
 	res, err := s.ensureInput(ctx, args, input, consume, progress)

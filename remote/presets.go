@@ -47,6 +47,9 @@ type Flavour struct {
 	// without it they are appended. An element that is exactly "{arg}" is removed when
 	// the preset's argument is empty.
 	Command []string
+	// JupyterUI: the executable is Jupyter Server, which has pages only with a UI in
+	// its Python environment (jupyterui.go); {ui_page} is that UI's page.
+	JupyterUI bool
 }
 
 // PresetArg is a preset's one optional positional argument: the first extra argument
@@ -113,11 +116,11 @@ const shinyCode = `secret <- Sys.getenv("TETHER_APP_SECRET"); Sys.unsetenv("TETH
 var presets = []Preset{
 	{
 		Name:        "jupyter",
-		Description: "Jupyter: JupyterLab, else the Notebook, else Jupyter Server",
+		Description: "Jupyter: JupyterLab, else the Notebook, else Jupyter Server with a UI",
 		Flavours: []Flavour{
 			{Name: "JupyterLab", Exec: "jupyter-lab", Command: []string{"jupyter-lab", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "{args}"}},
 			{Name: "Jupyter Notebook", Exec: "jupyter-notebook", Command: []string{"jupyter-notebook", "--no-browser", "--allow-root", "--sock={socket}", "--NotebookApp.base_url={base_url}", "--ServerApp.base_url={base_url}", "{args}"}},
-			{Name: "Jupyter Server", Exec: "jupyter-server", Command: []string{"jupyter-server", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "--ServerApp.default_url=/tree", "{args}"}},
+			{Name: "Jupyter Server", Exec: "jupyter-server", Command: []string{"jupyter-server", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "--ServerApp.default_url=/{ui_page}", "{args}"}, JupyterUI: true},
 		},
 		Bind:         BindSocket,
 		Env:          jupyterEnv,
@@ -347,6 +350,12 @@ type resolvedPreset struct {
 // resolve finds the preset's app with lookPath and builds its AppSpec from the extra
 // arguments. Mistakes in the arguments are usage errors.
 func (p Preset) resolve(extra []string, baseURL string, lookPath func(string) (string, error)) (*resolvedPreset, error) {
+	return p.resolveIn(extra, baseURL, lookPath, nil)
+}
+
+// resolveIn is resolve in the login shell's environment se (nil: serve's own), where
+// a flavour's executable may be asked what it has (JupyterUI).
+func (p Preset) resolveIn(extra []string, baseURL string, lookPath func(string) (string, error), se *shellEnv) (*resolvedPreset, error) {
 	arg, rest := "", extra
 	if p.Arg != nil {
 		arg = p.Arg.Default
@@ -375,12 +384,20 @@ func (p Preset) resolve(extra []string, baseURL string, lookPath func(string) (s
 		r.static = arg
 		return r, nil
 	}
+	var noUI error
 	for _, f := range p.Flavours {
 		path, err := lookPath(f.Exec)
 		if err != nil {
 			continue
 		}
-		r.flavour = f.Name
+		ui := flavourUI{}
+		if f.JupyterUI {
+			if ui, err = jupyterFlavourUI(p, path, se); err != nil {
+				noUI = err
+				continue
+			}
+		}
+		r.flavour = f.Name + ui.suffix
 		argv := []string{path}
 		sawArgs := false
 		for _, a := range f.Command[1:] {
@@ -399,11 +416,14 @@ func (p Preset) resolve(extra []string, baseURL string, lookPath func(string) (s
 		if !sawArgs {
 			argv = append(argv, rest...)
 		}
-		vars := map[string]string{"arg": arg, "user": currentUser()}
+		vars := map[string]string{"arg": arg, "user": currentUser(), "ui_page": ui.page}
 		spec := &AppSpec{Command: argv, Bind: p.Bind, Env: p.Env, Header: p.Header, ReadyPath: p.ReadyPath,
-			Vars: vars, Files: p.Files, Host: p.Host}
+			Vars: vars, Files: p.Files, Host: p.Host, UIPath: ui.check}
 		r.spec = spec
 		return r, nil
+	}
+	if noUI != nil {
+		return nil, noUI
 	}
 	return nil, errNotFound{p: p}
 }

@@ -441,7 +441,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		rep.progress(msg)
 	}
 	if o.AppName == "" {
-		if hint := PortHint(o.Command); hint != "" {
+		if hint := portNote(o.Command, findsPorts); hint != "" {
 			progress(hint)
 		}
 	}

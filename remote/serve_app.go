@@ -50,7 +50,7 @@ func (o *ServeOptions) resolveApp() error {
 	if err != nil {
 		return err
 	}
-	r, err := p.resolve(o.Command, o.BaseURL, o.lookPath())
+	r, err := p.resolveIn(o.Command, o.BaseURL, o.lookPath(), o.shellEnv)
 	if err != nil {
 		var nf errNotFound
 		if errors.As(err, &nf) && o.shellEnv != nil {

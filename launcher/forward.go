@@ -359,6 +359,11 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 		}
 	}()
 
+	// From here this goroutine owns the connection's events: what happened before is
+	// told now, in order, and a connection that failed for good ends here, before ready.
+	if err := s.handOff(); err != nil {
+		return err
+	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	local := "http://127.0.0.1:" + strconv.Itoa(port) + rec.BaseURL
 	s.status.step("checking session %s's server through the tunnel", rec.ID)
@@ -446,12 +451,14 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 		case ferr := <-fwdDone:
 			fwdDone <- ferr
 			return errorf("try again", "forwarding local port %d stopped: %v", port, ferr)
-		case e := <-s.events:
-			if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
-				if errors.Is(err, errEndedCleanly) {
-					return nil
+		case <-s.events.ready():
+			for e, ok := s.events.next(); ok; e, ok = s.events.next() {
+				if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
+					if errors.Is(err, errEndedCleanly) {
+						return nil
+					}
+					return err
 				}
-				return err
 			}
 		case <-refused:
 			if err := s.sessionEnded(ctx, rec, &deadSeen); err != nil {

@@ -224,6 +224,9 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 			}
 			s.status.done()
 			return cleanup(st.watch.failure(s))
+		case <-s.connGaveUp():
+			s.status.done()
+			return cleanup(s.stopPump())
 		case <-readyBy:
 			s.status.done()
 			hint := "the job was cancelled; check the app's start with `tether serve -- COMMAND` on the node"

@@ -57,12 +57,13 @@ func (c *connEvents) next() (tunnel.Event, bool) {
 type pump struct {
 	stop   chan struct{}
 	done   chan struct{}
+	gaveUp chan struct{} // closed when the pump met a Failed event
 	once   sync.Once
 	failed error // set by the pump goroutine before done closes
 }
 
 func (s *session) startPump() {
-	p := &pump{stop: make(chan struct{}), done: make(chan struct{})}
+	p := &pump{stop: make(chan struct{}), done: make(chan struct{}), gaveUp: make(chan struct{})}
 	s.pump = p
 	go func() {
 		defer close(p.done)
@@ -79,6 +80,7 @@ func (s *session) startPump() {
 				}
 				if err := s.tellBeforeServing(e); err != nil {
 					p.failed = err
+					close(p.gaveUp)
 					return
 				}
 			}
@@ -108,6 +110,15 @@ func (s *session) handOff() error {
 			return err
 		}
 	}
+}
+
+// connGaveUp is closed when the transport gave up for good before serving (stopPump
+// then returns why); nil without a pump. A batch job's wait ends on it.
+func (s *session) connGaveUp() <-chan struct{} {
+	if s.pump == nil {
+		return nil
+	}
+	return s.pump.gaveUp
 }
 
 // stopPump stops the pump and waits for it, leaving what it had not taken in the queue;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,51 @@ func TestConnectionFailedIsNeverDropped(t *testing.T) {
 	}
 	if strings.Contains(out, "tether: ready:") {
 		t.Errorf("ready line printed after the connection failed:\n%s", out)
+	}
+}
+
+// The queue keeps every event in order; only a run of Reconnecting coalesces, into its
+// latest attempt.
+func TestConnEventsOrderAndCoalescing(t *testing.T) {
+	q := newConnEvents()
+	in := []tunnel.Event{{State: tunnel.Lost}, {State: tunnel.Reconnecting, Attempt: 1}, {State: tunnel.Reconnecting, Attempt: 2},
+		{State: tunnel.Reconnecting, Attempt: 3}, {State: tunnel.Back}}
+	for i := 0; i < 100; i++ {
+		for _, e := range in {
+			q.add(e)
+		}
+	}
+	q.add(tunnel.Event{State: tunnel.Failed})
+	<-q.ready()
+	var got []string
+	for e, ok := q.next(); ok; e, ok = q.next() {
+		got = append(got, e.State.String()+strconv.Itoa(e.Attempt))
+	}
+	if len(got) != 301 || got[0] != "lost0" || got[1] != "reconnecting3" || got[2] != "back0" || got[300] != "failed0" {
+		t.Fatalf("queue gave %d events, first %v, last %q", len(got), got[:3], got[len(got)-1])
+	}
+}
+
+// The pump that owns the events before serving ends a batch job's wait when the
+// connection fails for good (connGaveUp), and says why.
+func TestPumpGivesUpOnFailed(t *testing.T) {
+	var out syncBuf
+	s := &session{host: "h", status: newStatus(&out), events: newConnEvents()}
+	s.startPump()
+	s.events.add(tunnel.Event{State: tunnel.Lost, Err: errors.New("tunnel: connection lost")})
+	s.events.add(tunnel.Event{State: tunnel.Failed, Err: &tunnel.AuthError{User: "u", Host: "h"}})
+	select {
+	case <-s.connGaveUp():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pump did not give up on Failed")
+	}
+	if err := s.stopPump(); err == nil {
+		t.Fatal("stopPump: no error after Failed")
+	}
+	if err := s.handOff(); err == nil {
+		t.Fatal("handOff: no error after Failed")
+	}
+	if !strings.Contains(out.String(), "connection to h lost") {
+		t.Errorf("the loss was not told: %q", out.String())
 	}
 }

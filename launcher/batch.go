@@ -450,7 +450,12 @@ type slurmWatch struct {
 	cancel context.CancelFunc
 }
 
-func (w *slurmWatch) stop() { w.cancel() }
+// stop ends the watch and waits for its goroutine (its owner is the session: waitSlurm
+// or closeSlurm stops it).
+func (w *slurmWatch) stop() {
+	w.cancel()
+	<-w.done
+}
 
 // failure is the error for a watch that gave up.
 func (w *slurmWatch) failure(s *session) error {

@@ -1,6 +1,8 @@
 package launcher
 
 import (
+	"context"
+	"net"
 	"sync"
 
 	"github.com/tether-dev/tether/tunnel"
@@ -48,6 +50,31 @@ func (c *connEvents) next() (tunnel.Event, bool) {
 	c.q[0] = tunnel.Event{}
 	c.q = c.q[1:]
 	return e, true
+}
+
+// localForward is tunnel.Forward running on a listener, owned by the command that
+// started it: stop ends it and waits for it (any number of times); done is closed
+// when it has returned by itself or been stopped, and err then says why.
+type localForward struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done closes
+}
+
+func startForward(ln net.Listener, say func(string, ...any), e Endpoint) *localForward {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &localForward{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		f.err = tunnel.Forward(ctx, ownerOnly(ln, say), e)
+	}()
+	return f
+}
+
+// stop ends the forwarding and waits for it to return.
+func (f *localForward) stop() {
+	f.cancel()
+	<-f.done
 }
 
 // pump is the owner of a forwarding session's connection events from connect until

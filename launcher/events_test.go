@@ -170,3 +170,27 @@ func TestPumpGivesUpOnFailed(t *testing.T) {
 		t.Errorf("the loss was not told: %q", out.String())
 	}
 }
+
+// A batch job's watch has an owner: stop returns once its goroutine has ended (it ran
+// on context.Background, cancelled and never waited for).
+func TestSlurmWatchStopWaits(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	s, err := open(context.Background(), Options{SSH: f.cfg, Host: "fakehost", Version: "test", RemoteBinary: f.bin}, oneCommand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	for i := 0; i < 5; i++ {
+		// The fake knows no `batch watch`: it says nothing and exits 0, and the watch
+		// tries again; stop it at different points of that loop.
+		w := s.startWatch("abcdefgh")
+		time.Sleep(time.Duration(i) * 30 * time.Millisecond)
+		w.stop()
+		select {
+		case <-w.done:
+		default:
+			t.Fatalf("round %d: stop returned while the watch's goroutine still ran", i)
+		}
+	}
+}

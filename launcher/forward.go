@@ -335,13 +335,10 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	if dial == nil {
 		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
 	}
-	fctx, stopForward := context.WithCancel(context.Background())
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), fwd) }()
+	lf := startForward(ln, s.status.line, fwd)
 	stopped := false
 	defer func() {
-		stopForward()
-		<-fwdDone
+		lf.stop()
 		cleaned := false
 		if err != nil && launched && !stopped && !errors.Is(err, errSessionGone) {
 			if serr := s.stopRemote(rec.ID); serr != nil {
@@ -433,9 +430,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 	for {
 		select {
 		case <-ctx.Done():
-			stopForward()
-			<-fwdDone
-			fwdDone <- nil
+			lf.stop()
 			if fo.Rm || s.demo {
 				stopped = true
 				if err := s.stopRemote(rec.ID); err != nil {
@@ -448,9 +443,8 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 			s.status.line("  come back: %s", s.cmdline("attach", rec.ID))
 			s.status.line("  stop it:   %s", s.cmdline("stop", rec.ID))
 			return nil
-		case ferr := <-fwdDone:
-			fwdDone <- ferr
-			return errorf("try again", "forwarding local port %d stopped: %v", port, ferr)
+		case <-lf.done:
+			return errorf("try again", "forwarding local port %d stopped: %v", port, lf.err)
 		case <-s.events.ready():
 			for e, ok := s.events.next(); ok; e, ok = s.events.next() {
 				if err := s.onEvent(ctx, e, local, rec, dial); err != nil {

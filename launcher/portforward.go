@@ -114,13 +114,8 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 	stream := forwardStream(fwd, rec, o.Port, func(err error) {
 		tell.tell(s.host, o.Port, errors.New(s.words(strings.TrimPrefix(err.Error(), "tunnel: "))))
 	})
-	fctx, stopForward := context.WithCancel(context.Background())
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), stream) }()
-	defer func() {
-		stopForward()
-		<-fwdDone
-	}()
+	lf := startForward(ln, s.status.line, stream)
+	defer lf.stop()
 
 	if o.JSON {
 		b, _ := json.Marshal(ForwardLine{LocalPort: local, Port: o.Port, Session: rec.ID})
@@ -140,9 +135,8 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 		case <-ctx.Done():
 			s.status.line("tether: stopped forwarding port %d; session %s keeps running on %s", o.Port, rec.ID, s.host)
 			return nil
-		case ferr := <-fwdDone:
-			fwdDone <- ferr
-			return errorf("try again", "forwarding local port %d stopped: %v", local, ferr)
+		case <-lf.done:
+			return errorf("try again", "forwarding local port %d stopped: %v", local, lf.err)
 		case <-s.events.ready():
 			for e, ok := s.events.next(); ok; e, ok = s.events.next() {
 				switch e.State {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,5 +194,29 @@ func TestSlurmWatchStopWaits(t *testing.T) {
 		default:
 			t.Fatalf("round %d: stop returned while the watch's goroutine still ran", i)
 		}
+	}
+}
+
+// The GC policy is the program's (main decides it per command); library code leaves
+// the runtime's settings alone: serving a session set GOGC=400 and a 32 MiB memory
+// limit for the whole process (any program or test that imported the launcher).
+func TestServingLeavesGCPolicyAlone(t *testing.T) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOGC or GOMEMLIMIT set for this test run")
+	}
+	before := debug.SetGCPercent(100)
+	debug.SetGCPercent(before)
+	limit := debug.SetMemoryLimit(-1)
+	ready, detach := attachWithEvents(t, nil)
+	if out, err := ready(); err != nil {
+		t.Fatalf("attach: %v\n%s", err, out)
+	}
+	if err, out := detach(); err != nil {
+		t.Fatalf("detach: %v\n%s", err, out)
+	}
+	now := debug.SetGCPercent(before)
+	nowLimit := debug.SetMemoryLimit(limit)
+	if now != before || nowLimit != limit {
+		t.Errorf("serving changed the process's GC policy: GOGC %d -> %d, memory limit %d -> %d", before, now, limit, nowLimit)
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -330,7 +328,6 @@ func (s *session) cmdline(args ...string) string {
 // launched says this command started the session, which then must not outlive a
 // failure here.
 func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, launched bool) (err error) {
-	forwardGC()
 	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
 		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
@@ -519,24 +516,4 @@ func (s *session) tellLost(e tunnel.Event) {
 		why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
 	}
 	s.status.step("connection to %s lost%s; reconnecting", s.host, why)
-}
-
-// forwardGCPercent is the launcher's GC target while it forwards. x/crypto/ssh
-// allocates a fresh buffer for every packet it reads, so a download makes garbage at
-// the link's speed while the live heap stays a few MB: at the default GOGC=100 the
-// collector runs hundreds of times a second, and returning the memory (madvise) alone
-// took 7-8% of the launcher's CPU.
-const forwardGCPercent = 400
-
-// forwardMemoryLimit caps what the higher GC target may cost: near it the collector
-// runs as often as it must (several parallel downloads keep more live data).
-const forwardMemoryLimit = 32 << 20
-
-// forwardGC sets forwardGCPercent and forwardMemoryLimit unless GOGC or GOMEMLIMIT is
-// in the environment.
-func forwardGC() {
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(forwardGCPercent)
-		debug.SetMemoryLimit(forwardMemoryLimit)
-	}
 }

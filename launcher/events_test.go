@@ -220,3 +220,32 @@ func TestServingLeavesGCPolicyAlone(t *testing.T) {
 		t.Errorf("serving changed the process's GC policy: GOGC %d -> %d, memory limit %d -> %d", before, now, limit, nowLimit)
 	}
 }
+
+// A question on the terminal that times out takes nothing typed afterwards: the next
+// reader gets the next line (a goroutine left reading used to swallow it).
+func TestConfirmTimeoutSwallowsNothing(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var out syncBuf
+	start := time.Now()
+	yes, ok := confirmFrom(r, &out, 100*time.Millisecond)
+	if !ok || !yes {
+		t.Fatalf("no answer: yes %v ok %v; want the default, yes", yes, ok)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the question waited %v", took)
+	}
+	w.WriteString("n\nnext line\n")
+	if yes, ok := confirmFrom(r, &out, 5*time.Second); !ok || yes {
+		t.Fatalf("the answer typed after a timed-out question: yes %v ok %v; want no", yes, ok)
+	}
+	rest := make([]byte, 64)
+	n, _ := r.Read(rest)
+	if string(rest[:n]) != "next line\n" {
+		t.Errorf("after the answer the input holds %q; want the next line untouched", rest[:n])
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tether-dev/tether/internal/didyoumean"
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -54,12 +55,12 @@ func allForm(h hostFlags, cmd, host string) string {
 func hostCmd(h hostFlags, cmd, host string, args ...string) string {
 	parts := []string{"tether", cmd}
 	if h.ConfigFile != "" {
-		parts = append(parts, "-F", tunnel.Quote(h.ConfigFile))
+		parts = append(parts, "-F", shquote.Quote(h.ConfigFile))
 	}
 	if h.SSH != "" {
-		parts = append(parts, "--ssh", tunnel.Quote(h.SSH))
+		parts = append(parts, "--ssh", shquote.Quote(h.SSH))
 	}
-	parts = append(parts, tunnel.Quote(host))
+	parts = append(parts, shquote.Quote(host))
 	return strings.Join(append(parts, args...), " ")
 }
 
@@ -96,13 +97,13 @@ func presetTypo(host string, raw, positionals []string) error {
 		return nil
 	}
 	return &remote.UsageError{Msg: fmt.Sprintf("%s is not an app preset; %s (`tether apps` lists them); to run a program named %s, put it after --: `tether launch %s -- %s`",
-		word, didyoumean.Phrase(near), word, tunnel.Quote(host), strings.Join(quoteAll(positionals), " "))}
+		word, didyoumean.Phrase(near), word, shquote.Quote(host), strings.Join(quoteAll(positionals), " "))}
 }
 
 func quoteAll(words []string) []string {
 	out := make([]string, len(words))
 	for i, w := range words {
-		out[i] = tunnel.Quote(w)
+		out[i] = shquote.Quote(w)
 	}
 	return out
 }

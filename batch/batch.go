@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Scheduler is one batch system as tether drives it: the options of its submit command
@@ -92,7 +94,7 @@ func (e *CommandError) Words() string {
 	prefixes := []string{e.Name + ": error: ", e.Name + ": ERROR: ", e.Name + ": "}
 	var parts []string
 	for _, l := range strings.Split(e.Stderr, "\n") {
-		l = strings.TrimSpace(sanitize(l))
+		l = strings.TrimSpace(termsafe.OneLine(l))
 		for _, p := range prefixes {
 			if rest, ok := strings.CutPrefix(l, p); ok {
 				l = strings.TrimSpace(rest)
@@ -166,25 +168,25 @@ var (
 // fields of the shapes above.
 func (j *Job) Validate() error {
 	if !JobIDPattern.MatchString(j.JobID) {
-		return fmt.Errorf("job id %q", clip(j.JobID))
+		return fmt.Errorf("job id %q", termsafe.Clip(j.JobID, 64))
 	}
 	if j.State != "" && !statePattern.MatchString(j.State) {
-		return fmt.Errorf("state %q", clip(j.State))
+		return fmt.Errorf("state %q", termsafe.Clip(j.State, 64))
 	}
 	if j.Native != "" && !nativePattern.MatchString(j.Native) {
-		return fmt.Errorf("native state %q", clip(j.Native))
+		return fmt.Errorf("native state %q", termsafe.Clip(j.Native, 64))
 	}
 	if j.Node != "" && !nodeListPattern.MatchString(j.Node) {
-		return fmt.Errorf("node %q", clip(j.Node))
+		return fmt.Errorf("node %q", termsafe.Clip(j.Node, 64))
 	}
 	if j.Start != "" {
 		if _, err := time.Parse(time.RFC3339, j.Start); err != nil {
-			return fmt.Errorf("start %q", clip(j.Start))
+			return fmt.Errorf("start %q", termsafe.Clip(j.Start, 64))
 		}
 	}
 	for _, f := range []string{j.Name, j.Reason, j.TimeLeft, j.TimeLimit} {
-		if len(f) > 256 || hasControl(f) {
-			return fmt.Errorf("field %q", clip(f))
+		if len(f) > 256 || termsafe.HasControl(f) {
+			return fmt.Errorf("field %q", termsafe.Clip(f, 64))
 		}
 	}
 	return nil
@@ -269,7 +271,7 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	if d, r, ok := strings.Cut(s, "-"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil || !allDigits(d) || len(d) > 5 {
-			return 0, fmt.Errorf("time %q: bad days", clip(s))
+			return 0, fmt.Errorf("time %q: bad days", termsafe.Clip(s, 64))
 		}
 		days, rest = n, r
 	}
@@ -279,10 +281,10 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
 		if err != nil || !allDigits(p) || len(p) > 6 {
-			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
+			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", termsafe.Clip(s, 64))
 		}
 		if i > 0 && (len(p) != 2 || n > 59) {
-			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
+			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", termsafe.Clip(s, 64))
 		}
 		nums[i] = n
 	}
@@ -296,10 +298,10 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	case len(nums) == 3: // H:MM:SS, D-HH:MM:SS
 		h, m, sec = nums[0], nums[1], nums[2]
 	default:
-		return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
+		return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", termsafe.Clip(s, 64))
 	}
 	if s != rest && h > 23 {
-		return 0, fmt.Errorf("time %q: hours over 23 after days", clip(s))
+		return 0, fmt.Errorf("time %q: hours over 23 after days", termsafe.Clip(s, 64))
 	}
 	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, nil
 }
@@ -327,12 +329,12 @@ func parseClock(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	parts := strings.Split(s, ":")
 	if len(parts) > 3 || s == "" {
-		return 0, fmt.Errorf("time %q is not [[H:]M:]S", clip(s))
+		return 0, fmt.Errorf("time %q is not [[H:]M:]S", termsafe.Clip(s, 64))
 	}
 	var total int64
 	for _, p := range parts {
 		if !allDigits(p) || len(p) > 9 {
-			return 0, fmt.Errorf("time %q is not [[H:]M:]S", clip(s))
+			return 0, fmt.Errorf("time %q is not [[H:]M:]S", termsafe.Clip(s, 64))
 		}
 		n, _ := strconv.ParseInt(p, 10, 64)
 		total = total*60 + n
@@ -380,36 +382,9 @@ func Lookup(name string) (Scheduler, error) {
 		return s, nil
 	}
 	if !sitePattern.MatchString(name) {
-		return nil, fmt.Errorf("%q is not a scheduler name: use slurm, sge, pbs, lsf, or a site's wrapper name (lowercase letters, digits, - and _)", clip(name))
+		return nil, fmt.Errorf("%q is not a scheduler name: use slurm, sge, pbs, lsf, or a site's wrapper name (lowercase letters, digits, - and _)", termsafe.Clip(name, 64))
 	}
 	return Site{SiteName: name}, nil
-}
-
-// sanitize drops control characters (a scheduler's output is shown to people).
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// clip shortens a hostile value before it goes into an error message.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // firstLine is s's first non-empty line, trimmed.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // LSF is IBM Spectrum LSF: bsub, `bjobs -json -o FIELDS`, bkill. Written from the LSF
@@ -82,7 +84,7 @@ func (LSF) Submit(ctx context.Context, run Runner, s Submission) (string, error)
 	}
 	m := bsubAnswer.FindStringSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("bsub printed %q, not a job id", clip(firstLine(out)))
+		return "", fmt.Errorf("bsub printed %q, not a job id", termsafe.Clip(firstLine(out), 64))
 	}
 	return m[1], nil
 }
@@ -178,7 +180,7 @@ func parseBjobsJSON(out string) (map[string]Job, error) {
 		j := Job{JobID: id, Name: r["JOB_NAME"], Native: r["STAT"], State: lsfState(r["STAT"], r["EXIT_CODE"])}
 		j.TimeLimit = runLimitLSF(r["RUNTIMELIMIT"])
 		if IsPending(j.State) {
-			j.Reason = sanitize(strings.TrimSpace(strings.TrimSuffix(r["PEND_REASON"], ";")))
+			j.Reason = termsafe.OneLine(strings.TrimSpace(strings.TrimSuffix(r["PEND_REASON"], ";")))
 			j.Start = lsfTime(r["ESTIMATED_START_TIME"], now)
 			j.TimeLeft = j.TimeLimit
 		} else {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // PBS is PBS Professional and OpenPBS: qsub, `qstat -f -F json`, qdel. Written from the
@@ -74,7 +76,7 @@ func (PBS) CheckOptions(args []string) error {
 			k, _, _ := strings.Cut(strings.TrimSpace(attr), "=")
 			switch strings.ToLower(k) {
 			case "block":
-				return fmt.Errorf("option -W %s is tether's own: block=true makes qsub wait until the job ends; tether watches the job itself; drop it", clip(v))
+				return fmt.Errorf("option -W %s is tether's own: block=true makes qsub wait until the job ends; tether watches the job itself; drop it", termsafe.Clip(v, 64))
 			case "depend", "stagein", "stageout", "sandbox", "umask", "group_list", "run_count", "release_nodes_on_stageout", "pwd", "max_run_subjobs", "create_resv_from_job", "tolerate_node_failures":
 			default:
 				// Unknown attributes go to the server, which refuses them itself.
@@ -101,7 +103,7 @@ func (PBS) Submit(ctx context.Context, run Runner, s Submission) (string, error)
 	}
 	id := firstLine(out)
 	if !JobIDPattern.MatchString(id) || !allDigits(strings.SplitN(strings.SplitN(id, ".", 2)[0], "[", 2)[0]) {
-		return "", fmt.Errorf("qsub printed %q, not a job id", clip(id))
+		return "", fmt.Errorf("qsub printed %q, not a job id", termsafe.Clip(id, 64))
 	}
 	return id, nil
 }
@@ -180,7 +182,7 @@ func parseQstatJSON(out string, now time.Time) (map[string]Job, error) {
 		}
 		j := Job{JobID: id, Name: rawString(pj.Name), Native: pj.State, State: pbsState(pj.State, rawString(pj.ExitStatus))}
 		if IsPending(j.State) {
-			j.Reason = sanitize(pj.Comment)
+			j.Reason = termsafe.OneLine(pj.Comment)
 			if t, err := time.ParseInLocation(pbsTime, rawString(pj.Estimated["start_time"]), time.Local); err == nil {
 				j.Start = t.Format(time.RFC3339)
 			}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // SGE is Grid Engine (Sun/Oracle Grid Engine, Son of Grid Engine, Open Grid Scheduler):
@@ -84,7 +86,7 @@ func (SGE) Submit(ctx context.Context, run Runner, s Submission) (string, error)
 	line := firstLine(out)
 	id, _, _ := strings.Cut(line, ".") // an array job would print ID.1-3:1
 	if !allDigits(id) || len(id) > 20 {
-		return "", fmt.Errorf("qsub printed %q, not a job id", clip(line))
+		return "", fmt.Errorf("qsub printed %q, not a job id", termsafe.Clip(line, 64))
 	}
 	return id, nil
 }
@@ -258,7 +260,7 @@ func qstatReason(out string) string {
 	}
 	var out2 []string
 	for _, m := range msgs {
-		if m = strings.TrimSpace(sanitize(m)); m != "" && !contains(out2, m) {
+		if m = strings.TrimSpace(termsafe.OneLine(m)); m != "" && !contains(out2, m) {
 			out2 = append(out2, m)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Site is a site's own scheduler wrapper: a program named tether-batch-NAME on the
@@ -52,7 +54,7 @@ func (s Site) CheckOptions(args []string) error {
 		}
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("word %q is not an option: give options only (tether writes the job script itself)", clip(args[0]))
+		return fmt.Errorf("word %q is not an option: give options only (tether writes the job script itself)", termsafe.Clip(args[0], 64))
 	}
 	return nil
 }
@@ -65,7 +67,7 @@ func (s Site) Submit(ctx context.Context, run Runner, sub Submission) (string, e
 	}
 	id := firstLine(out)
 	if !JobIDPattern.MatchString(id) {
-		return "", fmt.Errorf("%s printed %q, not a job id", s.prog(), clip(id))
+		return "", fmt.Errorf("%s printed %q, not a job id", s.prog(), termsafe.Clip(id, 64))
 	}
 	return id, nil
 }
@@ -89,7 +91,7 @@ func (s Site) Status(ctx context.Context, run Runner, ids []string) (map[string]
 			continue
 		}
 		j := Job{JobID: f[0], Name: f[1], State: f[2], Node: f[3], TimeLeft: f[4], TimeLimit: f[5],
-			Start: localTime(f[6], "2006-01-02T15:04:05"), Reason: sanitize(f[7])}
+			Start: localTime(f[6], "2006-01-02T15:04:05"), Reason: termsafe.OneLine(f[7])}
 		if j.Validate() != nil || j.State == "" {
 			continue
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Slurm is Slurm: sbatch, squeue, scancel and scontrol, checked against Slurm 22.05
@@ -30,7 +32,7 @@ func (Slurm) Submit(ctx context.Context, run Runner, s Submission) (string, erro
 	line := firstLine(out)
 	id, _, _ := strings.Cut(line, ";") // "ID;cluster" on multi-cluster setups
 	if !allDigits(id) || len(id) > 20 {
-		return "", fmt.Errorf("sbatch printed %q, not a job id", clip(line))
+		return "", fmt.Errorf("sbatch printed %q, not a job id", termsafe.Clip(line, 64))
 	}
 	return id, nil
 }
@@ -84,15 +86,15 @@ func parseSqueue(out string) (map[string]Job, error) {
 func parseSqueueLine(line string) (Job, error) {
 	f := strings.SplitN(line, "|", 8)
 	if len(f) != 8 {
-		return Job{}, fmt.Errorf("squeue line %q has %d fields; want 8", clip(line), len(f))
+		return Job{}, fmt.Errorf("squeue line %q has %d fields; want 8", termsafe.Clip(line, 64), len(f))
 	}
 	j := Job{JobID: f[0], Name: f[1], State: f[2], Node: f[3], TimeLeft: f[4], TimeLimit: f[5],
 		Start: localTime(f[6], "2006-01-02T15:04:05"), Reason: strings.TrimSpace(f[7])}
 	if !allDigits(j.JobID) || len(j.JobID) > 20 {
-		return Job{}, fmt.Errorf("squeue line %q: job id %q", clip(line), clip(j.JobID))
+		return Job{}, fmt.Errorf("squeue line %q: job id %q", termsafe.Clip(line, 64), termsafe.Clip(j.JobID, 64))
 	}
 	if !statePattern.MatchString(j.State) {
-		return Job{}, fmt.Errorf("squeue line %q: state %q", clip(line), clip(j.State))
+		return Job{}, fmt.Errorf("squeue line %q: state %q", termsafe.Clip(line, 64), termsafe.Clip(j.State, 64))
 	}
 	if j.Node == "(null)" {
 		j.Node = ""

@@ -14,8 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
-	"github.com/tether-dev/tether/tunnel"
 )
 
 // `tether apps HOST`: which presets HOST has, found over one SSH exec by a small
@@ -68,14 +69,14 @@ func loginPathScript(nonce string) string {
 func detectScript(execs []string, nonce string) string {
 	var quoted []string
 	for _, e := range execs {
-		quoted = append(quoted, tunnel.Quote(e))
+		quoted = append(quoted, shquote.Quote(e))
 	}
 	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
 }
 
 // detectCommand is the exec command line running detectScript with /bin/sh.
 func detectCommand(execs []string, nonce string) string {
-	return tunnel.QuoteCommand([]string{"/bin/sh", "-c", detectScript(execs, nonce)})
+	return shquote.Join([]string{"/bin/sh", "-c", detectScript(execs, nonce)})
 }
 
 // newNonce is 16 random hex digits.
@@ -233,10 +234,10 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	if perr != nil {
 		why := perr.Error()
 		if runErr != nil {
-			why = clip(oneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
+			why = termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
 		}
 		if e := strings.TrimSpace(stderr.String()); e != "" {
-			why += ": " + clip(oneLine(e), 200)
+			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)
 		}
 		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
 	}
@@ -250,13 +251,13 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(s.o.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "APP\tON %s\n", strings.ToUpper(oneLine(s.host)))
+	fmt.Fprintf(tw, "APP\tON %s\n", strings.ToUpper(termsafe.OneLine(s.host)))
 	for _, a := range list {
 		switch {
 		case a.BuiltIn:
 			fmt.Fprintf(tw, "%s\tbuilt in\n", a.App)
 		case a.Found:
-			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, oneLine(a.Path))
+			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, termsafe.OneLine(a.Path))
 		default:
 			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, lookedFor(a.LooksFor))
 		}
@@ -266,7 +267,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	}
 	if !det.login {
 		// launch falls back the same way, with a note.
-		if _, err := fmt.Fprintf(s.o.Stdout, "\n(your login shell on %s did not answer (or is one tether does not speak, such as fish), so this is the PATH of a plain `ssh %s COMMAND`)\n", oneLine(s.host), oneLine(s.host)); err != nil {
+		if _, err := fmt.Fprintf(s.o.Stdout, "\n(your login shell on %s did not answer (or is one tether does not speak, such as fish), so this is the PATH of a plain `ssh %s COMMAND`)\n", termsafe.OneLine(s.host), termsafe.OneLine(s.host)); err != nil {
 			return err
 		}
 	}
@@ -275,7 +276,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	}
 	if serr != nil {
 		// The apps stand; the user's own profiles are still listed.
-		fmt.Fprintf(s.o.Stderr, "tether: could not read the site profiles on %s: %s\n", s.host, oneLine(serr.Error()))
+		fmt.Fprintf(s.o.Stderr, "tether: could not read the site profiles on %s: %s\n", s.host, termsafe.OneLine(serr.Error()))
 	}
 	return o.Profiles(s.o.Stdout, site)
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
@@ -167,12 +168,12 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	}
 	msg := res.stderr.lastError()
 	if msg == "" && res.err != nil {
-		msg = "lost the connection while submitting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+		msg = "lost the connection while submitting: " + termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 	}
 	if msg == "" {
 		msg = fmt.Sprintf("tether batch submit exited with status %d", res.status)
 	}
-	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(s.words(msg), 400)),
+	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(s.words(msg), 400)),
 		Hint: sched.SubmitHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
 }
 
@@ -229,7 +230,7 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 		case ev := <-st.watch.events:
 			switch ev.Event {
 			case "note":
-				s.status.line("tether: warning: %s", clip(s.words(oneLine(ev.Message)), 300))
+				s.status.line("tether: warning: %s", termsafe.Clip(s.words(termsafe.OneLine(ev.Message)), 300))
 			case "job":
 				st.last = ev.Job
 				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
@@ -241,7 +242,7 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 						done = "it stays queued"
 						hint = "cancel it with `" + s.cmdline("stop", st.id) + "`, then " + hint
 					}
-					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), clip(oneLine(ev.Job.Reason), 100), why, done),
+					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), termsafe.Clip(termsafe.OneLine(ev.Job.Reason), 100), why, done),
 						Hint: hint})
 				}
 				now := time.Now()
@@ -275,7 +276,7 @@ func waitingLine(j remote.JobStatus, sched string, waited time.Duration, now tim
 	case remote.JobPending(j.State):
 		line := fmt.Sprintf("job %s is %s", j.JobID, j.StateWords())
 		if j.Reason != "" && j.Reason != "None" {
-			line += " (" + clip(oneLine(j.Reason), 100) + ")"
+			line += " (" + termsafe.Clip(termsafe.OneLine(j.Reason), 100) + ")"
 		}
 		line += ", waiting " + waitedFor(waited, coarse)
 		if start, err := time.Parse(time.RFC3339, j.Start); err == nil && start.After(now) {
@@ -379,14 +380,14 @@ func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
 	how := remote.EndedHow(j.State)
 	detail := ""
 	if j.Reason != "" && j.Reason != "None" {
-		detail = clip(oneLine(j.Reason), 80)
+		detail = termsafe.Clip(termsafe.OneLine(j.Reason), 80)
 	}
 	// Slurm's ExitCode is status:signal.
 	if status := ev.ExitCode; status != "" && status != "0:0" && ev.Exit == "" {
 		if detail != "" {
 			detail += ", "
 		}
-		detail += "exit code " + clip(oneLine(status), 16)
+		detail += "exit code " + termsafe.Clip(termsafe.OneLine(status), 16)
 	}
 	if detail != "" {
 		how += " (" + detail + ")"
@@ -397,16 +398,16 @@ func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
 		return &Error{Msg: fmt.Sprintf("job %s on %s could not run tether: the tether installed on %s is not visible on the node", st.jobID, nodeOf(j), s.host), Hint: shared}
 	}
 	if !ev.OutputSeen && j.State != "CANCELLED" && ev.Message == "" {
-		return &Error{Msg: fmt.Sprintf("job %s %s, and its output file %s is not on %s: the node cannot see the session directory", st.jobID, how, clip(oneLine(ev.OutputPath), 200), s.host), Hint: shared}
+		return &Error{Msg: fmt.Sprintf("job %s %s, and its output file %s is not on %s: the node cannot see the session directory", st.jobID, how, termsafe.Clip(termsafe.OneLine(ev.OutputPath), 200), s.host), Hint: shared}
 	}
 	s.printJobOutput(ev)
 	msg := fmt.Sprintf("job %s %s before tether was ready on %s", st.jobID, how, nodeOf(j))
 	if ev.Exit != "" && ev.Exit != "stopped" {
 		// serve's own advice is replaced by ours.
-		msg += ": " + strings.TrimSuffix(clip(oneLine(ev.Exit), 300), "; check the command and try again")
+		msg += ": " + strings.TrimSuffix(termsafe.Clip(termsafe.OneLine(ev.Exit), 300), "; check the command and try again")
 	}
 	if ev.Message != "" {
-		msg += ": " + clip(s.words(oneLine(ev.Message)), 200)
+		msg += ": " + termsafe.Clip(s.words(termsafe.OneLine(ev.Message)), 200)
 	}
 	hint := "fix the command or the " + st.sched.Flag() + " options and try again (nothing was left queued or running)"
 	if setupFailure(ev.Exit) {
@@ -427,9 +428,9 @@ func (s *session) printJobOutput(ev remote.BatchEvent) {
 	if len(ev.Output) == 0 {
 		return
 	}
-	s.status.line("tether: the last lines of job %s's output (%s on %s):", s.slurm.jobID, clip(oneLine(ev.OutputPath), 200), s.host)
+	s.status.line("tether: the last lines of job %s's output (%s on %s):", s.slurm.jobID, termsafe.Clip(termsafe.OneLine(ev.OutputPath), 200), s.host)
 	for _, l := range ev.Output {
-		s.status.line("  | %s", clip(oneLine(l), 300))
+		s.status.line("  | %s", termsafe.Clip(termsafe.OneLine(l), 300))
 	}
 }
 
@@ -493,7 +494,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 				return
 			}
 			if err == nil && res.err == nil && res.status != 0 {
-				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
+				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, termsafe.Clip(res.stderr.lastError(), 300))
 				return
 			}
 			if got {
@@ -503,11 +504,11 @@ func (s *session) startWatch(id string) *slurmWatch {
 			if failures > 20 {
 				why := "no answer"
 				if err != nil {
-					why = oneLine(err.Error())
+					why = termsafe.OneLine(err.Error())
 				} else if res.err != nil {
-					why = oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+					why = termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 				}
-				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, clip(why, 200))
+				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
 				return
 			}
 			select {
@@ -617,7 +618,7 @@ func (s *session) checkNodeHop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
 			Hint: "leave --via-node-ssh out to reach the node through " + s.host + " (the site may allow only that), or ask the site whether SSH to nodes running your jobs is allowed"}
 	}
 	return nil
@@ -681,7 +682,7 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 	st := s.slurm
 	switch ev.Event {
 	case "note":
-		s.status.line("tether: warning: %s", clip(s.words(oneLine(ev.Message)), 300))
+		s.status.line("tether: warning: %s", termsafe.Clip(s.words(termsafe.OneLine(ev.Message)), 300))
 	case "job", "ready":
 		st.last = ev.Job
 		st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
@@ -699,7 +700,7 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 		}
 		msg := fmt.Sprintf("session %s on %s has ended: job %s %s", rec.ID, s.host, st.jobID, how)
 		if ev.Exit != "" && ev.Exit != "stopped" && ev.Exit != "stopped by a signal" {
-			msg += "; " + clip(oneLine(ev.Exit), 200)
+			msg += "; " + termsafe.Clip(termsafe.OneLine(ev.Exit), 200)
 		}
 		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
 	}
@@ -719,13 +720,13 @@ func (s *session) relaunchLine(r remote.Record) string {
 				flag, opts = "--batch", strings.TrimSpace(sched.Name()+" "+opts)
 			}
 		}
-		line += " " + flag + " " + tunnel.Quote(opts)
+		line += " " + flag + " " + shquote.Quote(opts)
 		if r.ViaNodeSSH {
 			line += " --via-node-ssh"
 		}
 	}
 	if r.App != "" {
-		line += " " + tunnel.Quote(r.App)
+		line += " " + shquote.Quote(r.App)
 	}
 	return line
 }
@@ -900,7 +901,7 @@ func describeJobOf(r remote.Record) string {
 	}
 	d := "job " + r.JobID + " " + r.Job.State
 	if r.Job.Reason != "" && r.Job.Reason != "None" {
-		d += " (" + clip(oneLine(r.Job.Reason), 60) + ")"
+		d += " (" + termsafe.Clip(termsafe.OneLine(r.Job.Reason), 60) + ")"
 	}
 	if r.Job.Node != "" && !remote.JobPending(r.Job.State) {
 		d += " on " + r.Job.Node

@@ -9,8 +9,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
-	"github.com/tether-dev/tether/tunnel"
 )
 
 // A session can end while a launcher is attached to it: `tether stop` from another
@@ -131,7 +132,7 @@ func (s *session) ended(rec remote.Record, r *remote.Record) error {
 		s.status.line("tether: %s: it was stopped (`tether stop`, or its idle timeout)", what)
 		return errEndedCleanly
 	case r.State == remote.StateAppExited:
-		how := oneLine(r.Exit)
+		how := termsafe.OneLine(r.Exit)
 		if how == "" {
 			how = "ended"
 		}
@@ -139,16 +140,16 @@ func (s *session) ended(rec remote.Record, r *remote.Record) error {
 		if n := len(r.AppOutput); n > 0 {
 			s.status.line("tether: the app's last output on %s:", s.host)
 			for _, l := range r.AppOutput {
-				s.status.line("  %s", clip(oneLine(l), 300))
+				s.status.line("  %s", termsafe.Clip(termsafe.OneLine(l), 300))
 			}
-			last = fmt.Sprintf(" (last output: %q)", clip(oneLine(r.AppOutput[n-1]), 100))
+			last = fmt.Sprintf(" (last output: %q)", termsafe.Clip(termsafe.OneLine(r.AppOutput[n-1]), 100))
 		}
-		msg := fmt.Sprintf("%s: the app %s%s", what, clip(how, 100), last)
+		msg := fmt.Sprintf("%s: the app %s%s", what, termsafe.Clip(how, 100), last)
 		if how == "exited with status 0" {
 			s.status.line("tether: %s", msg)
 			return errEndedCleanly
 		}
-		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start it again with `tether launch " + tunnel.Quote(s.host) + "`", Err: errSessionGone}
+		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start it again with `tether launch " + shquote.Quote(s.host) + "`", Err: errSessionGone}
 	case r.State == remote.StateDead:
 		return &Error{Msg: what + ": its server is gone (killed, or the machine restarted)",
 			Hint: "`" + s.cmdline("logs", rec.ID) + "` may say why; `" + s.cmdline("stop", rec.ID) + "` clears it", Err: errSessionGone}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Conn is what the launcher needs of an SSH connection; *tunnel.Client has it all.
@@ -162,7 +164,7 @@ func (t *lineTail) Write(p []byte) (int, error) {
 }
 
 func (t *lineTail) emit() {
-	l := oneLine(string(t.partial))
+	l := termsafe.OneLine(string(t.partial))
 	t.partial = t.partial[:0]
 	t.lines = append(t.lines, l)
 	if len(t.lines) > t.n {
@@ -270,12 +272,12 @@ func (l *session) scriptError(ctx context.Context, res runResult) error {
 		return ctx.Err()
 	}
 	if res.err != nil && !errors.Is(res.err, errNoProbe) {
-		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)),
 			Hint: "check the network and try again", Err: res.err}
 	}
 	msg := l.host + " did not answer tether's check"
 	if e := res.stderr.lastError(); e != "" {
-		msg += ": " + clip(e, 200)
+		msg += ": " + termsafe.Clip(e, 200)
 	} else if res.status > 0 {
 		msg += fmt.Sprintf(" (exit status %d)", res.status)
 	}

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -273,7 +275,7 @@ func (s *session) verify(ctx context.Context, local string, rec remote.Record, d
 		// Why? Look straight through the tunnel (waiting for a reconnect if need be).
 		conn, derr := dial(ctx)
 		if derr != nil {
-			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
+			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
 				Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
 		}
 		conn.Close()
@@ -287,7 +289,7 @@ func (s *session) verify(ctx context.Context, local string, rec remote.Record, d
 			c.CloseIdleConnections()
 			continue
 		}
-		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)),
+		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(err.Error()), 200)),
 			Hint: "try `" + s.cmdline("attach", rec.ID) + "` again; `" + s.cmdline("logs", rec.ID) + "` shows the app's output", Err: err}
 	}
 }
@@ -310,17 +312,17 @@ func (s *session) cmdline(args ...string) string {
 	}
 	parts := []string{"tether", args[0]}
 	if s.o.ConfigFile != "" {
-		parts = append(parts, "-F", tunnel.Quote(s.o.ConfigFile))
+		parts = append(parts, "-F", shquote.Quote(s.o.ConfigFile))
 	}
 	if s.o.SSHMode == SSHNative || s.o.SSHMode == SSHOpenSSH {
 		parts = append(parts, "--ssh", s.o.SSHMode) // chosen on the command line: again
 	}
-	parts = append(parts, tunnel.Quote(s.host))
+	parts = append(parts, shquote.Quote(s.host))
 	if args[0] == "attach" && s.viaNode {
 		parts = append(parts, "--via-node-ssh")
 	}
 	for _, a := range args[1:] {
-		parts = append(parts, tunnel.Quote(a))
+		parts = append(parts, shquote.Quote(a))
 	}
 	return strings.Join(parts, " ")
 }
@@ -389,7 +391,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 		// It goes to the user's terminal only, never to a log.
 		var oerr error
 		if cleanup, oerr = s.openBrowser(fo, local, rec); oerr != nil {
-			why := clip(oneLine(oerr.Error()), 200)
+			why := termsafe.Clip(termsafe.OneLine(oerr.Error()), 200)
 			if fo.JSON {
 				s.status.line("tether: could not open a browser (%s); open the url of the JSON line yourself", why)
 			} else {
@@ -498,7 +500,7 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 					return err
 				}
 				return &Error{Msg: fmt.Sprintf("session %s on %s is gone (stopped, or the machine restarted)", rec.ID, s.host),
-					Hint: "start a new one with `tether launch " + tunnel.Quote(s.host) + "`; `" + s.cmdline("ls") + "` lists what is running", Err: errSessionGone}
+					Hint: "start a new one with `tether launch " + shquote.Quote(s.host) + "`; `" + s.cmdline("ls") + "` lists what is running", Err: errSessionGone}
 			}
 			return err
 		}
@@ -513,9 +515,9 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 func (s *session) tellLost(e tunnel.Event) {
 	why := ""
 	if cause := errors.Unwrap(e.Err); cause != nil {
-		why = " (" + clip(oneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
+		why = " (" + termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
 	} else if e.Err != nil {
-		why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
+		why = " (" + termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
 	}
 	s.status.step("connection to %s lost%s; reconnecting", s.host, why)
 }

@@ -153,10 +153,10 @@ func (s *session) list(ctx context.Context) ([]remote.Record, error) {
 		return nil, err
 	}
 	if res.err != nil {
-		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, clip(oneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
+		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, termsafe.Clip(termsafe.OneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
 	}
 	if res.status != 0 {
-		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(s.words(res.stderr.lastError()), 200))
+		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, termsafe.Clip(s.words(res.stderr.lastError()), 200))
 	}
 	if len(raw) > maxListing {
 		return nil, errorf("try `"+s.cmdline("ls")+"`", "the session list from %s is too long", s.host)
@@ -213,7 +213,7 @@ func validID(id string) bool {
 }
 
 func safeName(n string) string {
-	if len(n) > 64 || oneLine(n) != n || strings.ContainsAny(n, " ") {
+	if len(n) > 64 || termsafe.OneLine(n) != n || strings.ContainsAny(n, " ") {
 		return ""
 	}
 	return n
@@ -304,7 +304,7 @@ func describe(r remote.Record) string {
 	if r.State != "" && r.State != remote.StateRunning {
 		d += " " + r.State
 	} else if len(r.Command) > 0 {
-		d += " " + clip(oneLine(strings.Join(r.Command, " ")), 40)
+		d += " " + termsafe.Clip(termsafe.OneLine(strings.Join(r.Command, " ")), 40)
 	}
 	if !r.Started.IsZero() {
 		d += ", started " + r.Started.Local().Format("Jan 2 15:04")
@@ -390,7 +390,7 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 		return nil // Ctrl-C on `logs -f`
 	}
 	if res.err != nil {
-		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)), Hint: "try again", Err: res.err}
+		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)), Hint: "try again", Err: res.err}
 	}
 	if res.status != 0 {
 		return &ExitStatusError{Status: res.status}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -198,7 +200,7 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Recor
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return ctx.Err()
 		}
-		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
 			Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+remote.ForwardPath(rec.BaseURL, port), nil)
@@ -208,7 +210,7 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Recor
 	req.Header.Set("Authorization", "token "+rec.Token)
 	resp, err := c.Do(req)
 	if err != nil {
-		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)), Hint: "try again", Err: err}
+		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(err.Error()), 200)), Hint: "try again", Err: err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -226,7 +228,7 @@ func (s *session) portRefusal(rec remote.Record, port, status int, body string) 
 	switch {
 	case status == http.StatusNotFound:
 		msg = fmt.Sprintf("session %s on %s runs a tether without forwarding", rec.ID, s.host)
-		hint = "start a new session (`tether launch " + tunnel.Quote(s.host) + "`) and forward through it"
+		hint = "start a new session (`tether launch " + shquote.Quote(s.host) + "`) and forward through it"
 	case status == http.StatusUnauthorized || status == http.StatusTooManyRequests:
 		hint = "stop it with `" + s.cmdline("stop", rec.ID) + "` and launch a new one"
 	case strings.Contains(msg, "another user"):
@@ -247,7 +249,7 @@ func serverWords(body string) string {
 	if i := strings.Index(line, ": "); i >= 0 && i < 40 {
 		line = line[i+2:]
 	}
-	return clip(oneLine(line), 300)
+	return termsafe.Clip(termsafe.OneLine(line), 300)
 }
 
 // listenForward listens on 127.0.0.1:local, or with local 0 on port's number when it is
@@ -360,7 +362,7 @@ func newRefusalTeller(line func(string, ...any)) *refusalTeller {
 }
 
 func (t *refusalTeller) tell(host string, port int, err error) {
-	why := clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 300)
+	why := termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 300)
 	t.mu.Lock()
 	last, seen := t.told[why]
 	now := t.now()

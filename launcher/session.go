@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -129,7 +130,7 @@ type prefixWriter struct{ w io.Writer }
 
 func (p prefixWriter) Write(b []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if l = oneLine(strings.TrimPrefix(strings.TrimPrefix(l, "tunnel: "), "warning: ")); l != "" {
+		if l = termsafe.OneLine(strings.TrimPrefix(strings.TrimPrefix(l, "tunnel: "), "warning: ")); l != "" {
 			fmt.Fprintf(p.w, "tether: warning: %s\n", l)
 		}
 	}
@@ -189,11 +190,11 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 			// serve's warnings and notes (who holds the app's port, where the app
 			// listens) stay on screen; other progress only updates the status line.
 			if (strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ")) && m != shown {
-				s.status.line("tether: %s: %s", s.host, clip(s.words(m), 400))
+				s.status.line("tether: %s: %s", s.host, termsafe.Clip(s.words(m), 400))
 				return
 			}
 			if m != shown {
-				s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, clip(s.words(m), 80))
+				s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, termsafe.Clip(s.words(m), 80))
 			}
 		}
 	}
@@ -224,10 +225,10 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	switch {
 	case msg != "":
 	case res.err != nil:
-		msg = "lost the connection while starting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+		msg = "lost the connection while starting: " + termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
 	case recErr != nil && !errors.Is(recErr, io.EOF):
 		return remote.Record{}, errorf("the remote tether may be damaged or hostile; try `tether ls "+s.host+"`",
-			"%s sent a bad ready record: %s", s.host, clip(oneLine(recErr.Error()), 200))
+			"%s sent a bad ready record: %s", s.host, termsafe.Clip(termsafe.OneLine(recErr.Error()), 200))
 	default:
 		msg = fmt.Sprintf("tether serve exited with status %d without a ready record", res.status)
 	}
@@ -241,7 +242,7 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	if o.Setup != "" && setupFailure(msg) {
 		hint = setupHint(s.host, false)
 	}
-	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(s.words(msg), 500)),
+	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, termsafe.Clip(s.words(msg), 500)),
 		Hint: hint}
 }
 
@@ -290,9 +291,9 @@ func serveArgs(o LaunchOptions) []string {
 func appWhat(o LaunchOptions) string {
 	switch {
 	case o.App != "":
-		return clip(oneLine(strings.Join(append([]string{o.App}, o.Command...), " ")), 60)
+		return termsafe.Clip(termsafe.OneLine(strings.Join(append([]string{o.App}, o.Command...), " ")), 60)
 	case len(o.Command) > 0:
-		return clip(oneLine(strings.Join(o.Command, " ")), 60)
+		return termsafe.Clip(termsafe.OneLine(strings.Join(o.Command, " ")), 60)
 	}
 	return "tether's built-in app"
 }
@@ -324,7 +325,7 @@ func (s *session) printAppOutput(lines []string) {
 	}
 	s.status.line("tether: %s on %s:", whose, s.host)
 	for _, l := range lines[from:end] {
-		s.status.line("  %s", clip(strings.TrimSpace(l), 300))
+		s.status.line("  %s", termsafe.Clip(strings.TrimSpace(l), 300))
 	}
 }
 
@@ -377,7 +378,7 @@ func (s *session) stopRemote(id string) error {
 		return res.err
 	}
 	if res.status != 0 {
-		return fmt.Errorf("%s", clip(s.words(res.stderr.lastError()), 200))
+		return fmt.Errorf("%s", termsafe.Clip(s.words(res.stderr.lastError()), 200))
 	}
 	return nil
 }

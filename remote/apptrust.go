@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/localpeer"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Trusting a TCP app's port, and seeing where the app listens.
@@ -77,7 +78,7 @@ func procName(pid int) string {
 	if err != nil {
 		return ""
 	}
-	return ", " + sanitizeLine(strings.TrimSpace(string(b)))
+	return ", " + termsafe.Line(strings.TrimSpace(string(b)))
 }
 
 // checkAppConn judges a new connection to a TCP app before anything is sent on it: the

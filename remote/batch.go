@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Batch sessions. `tether launch HOST --slurm "OPTIONS"` (or --sge, --pbs, --lsf,
@@ -212,20 +214,17 @@ func slurmScript(bin, dir string, serve []string) []byte {
 	b.WriteString("#!/bin/sh\n")
 	fmt.Fprintf(&b, "# tether session %s: the step is `tether serve` in the foreground for the job's\n", filepath.Base(dir))
 	b.WriteString("# whole life (no daemon), so scancel and the time limit end all of it.\n")
-	fmt.Fprintf(&b, "b=%s\n", shQuote(bin))
+	fmt.Fprintf(&b, "b=%s\n", shquote.Quote(bin))
 	b.WriteString("if [ ! -x \"$b\" ]; then\n")
 	b.WriteString("  echo \"tether: $b is not on node $(hostname): the nodes do not see the login node's home directory (or XDG_CACHE_HOME)\" >&2\n")
 	fmt.Fprintf(&b, "  exit %d\nfi\n", exitNotVisible)
-	b.WriteString("exec \"$b\" serve --batch-session=" + shQuote(dir))
+	b.WriteString("exec \"$b\" serve --batch-session=" + shquote.Quote(dir))
 	for _, a := range serve {
-		b.WriteString(" " + shQuote(a))
+		b.WriteString(" " + shquote.Quote(a))
 	}
 	b.WriteString("\n")
 	return []byte(b.String())
 }
-
-// shQuote quotes s for a POSIX shell: single quotes, with ' as '\”.
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 type limitWriter struct {
 	w io.Writer
@@ -563,7 +562,7 @@ func describeJob(jobID string, j *JobStatus) string {
 	}
 	s := "job " + jobID + " " + j.StateWords()
 	if j.Reason != "" && j.Reason != "None" {
-		s += " (" + sanitizeLine(j.Reason) + ")"
+		s += " (" + termsafe.Line(j.Reason) + ")"
 	}
 	if j.Node != "" && !JobPending(j.State) {
 		s += " on " + j.Node
@@ -828,7 +827,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 				case err != nil:
 					failures++
 					if failures == 3 || failures%30 == 0 {
-						if err := send(BatchEvent{Event: "note", Job: last, Message: oneLineOf(err.Error())}); err != nil {
+						if err := send(BatchEvent{Event: "note", Job: last, Message: termsafe.OneLine(err.Error())}); err != nil {
 							return nil
 						}
 					}
@@ -908,8 +907,6 @@ func readTail(path string, n int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, n))
 }
 
-func oneLineOf(s string) string { return strings.Join(strings.Fields(sanitizeLine(s)), " ") }
-
 // normalizeSlurm checks serve's options in a Slurm job: foreground, a token, TLS.
 func (o *ServeOptions) normalizeSlurm() error {
 	if o.Detach || o.ReadyFD > 0 {
@@ -953,7 +950,7 @@ func endBatchSession(s *session, sf *sessionFile, err error) {
 	if sf.Phase != phaseAppExited {
 		sf.Phase = phaseEnded
 		if sf.Exit == "" && err != nil {
-			sf.Exit = oneLineOf(err.Error())
+			sf.Exit = termsafe.OneLine(err.Error())
 			if len(sf.Exit) > 300 {
 				sf.Exit = sf.Exit[:300] + "…"
 			}
@@ -984,7 +981,7 @@ func slurmJobsFor(ctx context.Context, es []entry, stderr io.Writer) map[string]
 	}
 	jobs, err := slurmJobsOf(ctx, es)
 	if err != nil {
-		fmt.Fprintf(stderr, "tether: cannot ask the scheduler about the jobs of batch sessions (%s); their states below come from their records\n", oneLineOf(err.Error()))
+		fmt.Fprintf(stderr, "tether: cannot ask the scheduler about the jobs of batch sessions (%s); their states below come from their records\n", termsafe.OneLine(err.Error()))
 		return nil
 	}
 	return jobs

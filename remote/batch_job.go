@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // What tether reads of a batch scheduler lives in package batch (Slurm, Grid Engine,
@@ -119,7 +120,7 @@ func (ev *BatchEvent) Validate() error {
 	switch ev.Event {
 	case "job", "ready", "note", "ended":
 	default:
-		return fmt.Errorf("remote: unknown batch event %q", clip(ev.Event))
+		return fmt.Errorf("remote: unknown batch event %q", termsafe.Clip(ev.Event, 64))
 	}
 	if ev.Job != (JobStatus{}) {
 		if err := ev.Job.Validate(); err != nil {

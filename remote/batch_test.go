@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
 )
 
 // The job script passes every argument of serve through sh unchanged (single quotes),
@@ -26,7 +27,7 @@ func TestSlurmScript(t *testing.T) {
 	dir := t.TempDir()
 	got := filepath.Join(dir, "args")
 	bin := filepath.Join(dir, "it's a tether")
-	os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+shQuote(got+".pid")+"\nprintf '%s\\0' \"$@\" > "+shQuote(got)+"\n"), 0o700)
+	os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+shquote.Quote(got+".pid")+"\nprintf '%s\\0' \"$@\" > "+shquote.Quote(got)+"\n"), 0o700)
 	serve := []string{"--name", "lab", "--", "sh", "-c", "echo \"$HOME\" `id` $(id); exit 3", "it's", "a\nb", `back\slash`, "", "*", "--x=~"}
 	script := filepath.Join(dir, "job.sh")
 	os.WriteFile(script, slurmScript(bin, "/sessions/abcd2345", serve), 0o600)
@@ -59,7 +60,7 @@ func fakeSlurm(t *testing.T, bodies map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range bodies {
-		script := "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " + shQuote(filepath.Join(dir, name+".log")) + "\n" + body + "\n"
+		script := "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " + shquote.Quote(filepath.Join(dir, name+".log")) + "\n" + body + "\n"
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o700); err != nil {
 			t.Fatal(err)
 		}

@@ -123,7 +123,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 				r.Job = &j
 			}
 			if st == StateAppExited {
-				r.Exit = sanitizeLine(clipTo(e.rec.Exit, 200))
+				r.Exit = termsafe.Line(termsafe.Clip(e.rec.Exit, 200))
 				r.AppOutput = logTail(e.s.logPath(), 10)
 			}
 		}
@@ -215,7 +215,7 @@ func commandLine(cmd []string) string {
 	if len(cmd) == 0 {
 		return "(built-in app)"
 	}
-	return sanitizeLine(strings.Join(cmd, " "))
+	return termsafe.Line(strings.Join(cmd, " "))
 }
 
 func roundAge(d time.Duration) string {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // The detached start. The parent (`tether serve --detach`) re-executes itself as the
@@ -178,7 +180,7 @@ func detach(ctx context.Context, o ServeOptions) error {
 				waitExit(false)
 				return errors.New("the background server exited before it was ready; run `tether serve` without --detach to see why")
 			case m.Progress != "":
-				fmt.Fprintf(o.Stderr, "tether: %s\n", sanitizeLine(m.Progress))
+				fmt.Fprintf(o.Stderr, "tether: %s\n", termsafe.Line(m.Progress))
 			case m.Ready != nil:
 				// Go on without waiting: the server now lives on its own.
 				cmd.Process.Release()
@@ -197,7 +199,7 @@ func detach(ctx context.Context, o ServeOptions) error {
 				if len(m.Tail) > 0 {
 					fmt.Fprintf(o.Stderr, "tether: %s:\n%s", tailHeading(m.TailOf), indent(lastLines(joinLines(m.Tail), 20)))
 				}
-				return errors.New(sanitizeLine(m.Error))
+				return errors.New(termsafe.Line(m.Error))
 			}
 		case <-ctx.Done():
 			waitExit(true)

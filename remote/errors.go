@@ -1,6 +1,10 @@
 package remote
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tether-dev/tether/internal/termsafe"
+)
 
 // UsageError is a mistake in how a command was called. Its ExitCode is 2, which the
 // root command maps to the process's exit status.
@@ -19,5 +23,5 @@ func usagef(format string, args ...any) error {
 type NoSessionError struct{ Ref, Host string }
 
 func (e *NoSessionError) Error() string {
-	return fmt.Sprintf("no session %q on %s; run `tether ls` to see yours", clip(e.Ref), e.Host)
+	return fmt.Sprintf("no session %q on %s; run `tether ls` to see yours", termsafe.Clip(e.Ref, 64), e.Host)
 }

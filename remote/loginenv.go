@@ -16,6 +16,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // The environment before the app. On an HPC login node or a GPU box the app a user
@@ -262,7 +265,7 @@ func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, prog
 		return fail(false, "your login shell (%s) gave a malformed environment: %v", sh.name, err)
 	}
 	if status != "0" {
-		return fail(true, "the setup failed in your login shell (%s) with status %s", sh.name, clip(status))
+		return fail(true, "the setup failed in your login shell (%s) with status %s", sh.name, termsafe.Clip(status, 64))
 	}
 	se.shell, se.took = sh.name, took
 	return se, nil
@@ -270,7 +273,7 @@ func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, prog
 
 // loginDriver is the shell's -c string: only paths, quoted in the shell's syntax.
 func loginDriver(sh loginShell, bin, setupFile, envFile string) (string, error) {
-	quote := shQuote
+	quote := shquote.Quote
 	if sh.csh {
 		quote = cshQuote
 	}
@@ -351,7 +354,7 @@ func RunLoginEnvDump(args []string) int {
 	var b bytes.Buffer
 	status := strings.TrimSpace(args[1])
 	if _, err := strconv.Atoi(status); err != nil {
-		status = "?" + clip(status)
+		status = "?" + termsafe.Clip(status, 64)
 	}
 	for _, s := range []string{envFileMagic, status, dir, strconv.FormatInt(int64(um), 8)} {
 		b.WriteString(s)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tokenserver"
 )
 
@@ -132,26 +133,26 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
 	if !idPattern.MatchString(r.ID) {
-		return bad("id", "%q is not 8 characters of [a-z2-7]", clip(r.ID))
+		return bad("id", "%q is not 8 characters of [a-z2-7]", termsafe.Clip(r.ID, 64))
 	}
 	if r.Name != "" && validName(r.Name) != nil {
-		return bad("name", "%q is not a valid session name", clip(r.Name))
+		return bad("name", "%q is not a valid session name", termsafe.Clip(r.Name, 64))
 	}
 	if r.PID <= 0 || r.PID > 1<<22 {
 		return bad("pid", "%d is out of range", r.PID)
 	}
 	if !hostPattern.MatchString(r.Host) {
-		return bad("host", "%q is not a hostname", clip(r.Host))
+		return bad("host", "%q is not a hostname", termsafe.Clip(r.Host, 64))
 	}
-	if !path.IsAbs(r.Socket) || path.Clean(r.Socket) != r.Socket || len(r.Socket) > maxSocketPath || hasControl(r.Socket) {
-		return bad("socket", "%q is not a clean absolute path of at most %d bytes", clip(r.Socket), maxSocketPath)
+	if !path.IsAbs(r.Socket) || path.Clean(r.Socket) != r.Socket || len(r.Socket) > maxSocketPath || termsafe.HasControl(r.Socket) {
+		return bad("socket", "%q is not a clean absolute path of at most %d bytes", termsafe.Clip(r.Socket, 64), maxSocketPath)
 	}
 	if err := validTokenFormat(r.Token); err != nil {
 		return bad("token", "is malformed")
 	}
 	if !strings.HasPrefix(r.BaseURL, "/") || !strings.HasSuffix(r.BaseURL, "/") || strings.Contains(r.BaseURL, "//") ||
-		len(r.BaseURL) > 256 || hasControl(r.BaseURL) || strings.ContainsAny(r.BaseURL, "?#\\ ") {
-		return bad("base_url", "%q is not a path starting and ending with /", clip(r.BaseURL))
+		len(r.BaseURL) > 256 || termsafe.HasControl(r.BaseURL) || strings.ContainsAny(r.BaseURL, "?#\\ ") {
+		return bad("base_url", "%q is not a path starting and ending with /", termsafe.Clip(r.BaseURL, 64))
 	}
 	if r.JobID == "" {
 		if r.Node != "" || r.Addr != "" {
@@ -159,14 +160,14 @@ func (r *Record) Validate() error {
 		}
 		if r.URL != "" {
 			if err := validLoopbackURL(r.URL, r.TLS); err != nil {
-				return bad("url", "%q: %v", clip(r.URL), err)
+				return bad("url", "%q: %v", termsafe.Clip(r.URL, 64), err)
 			}
 		}
 	} else if err := r.validateSlurm(); err != nil {
 		return err
 	}
 	if r.TLS && !hexPattern.MatchString(r.CertSHA256) {
-		return bad("cert_sha256", "%q is not 64 lowercase hex digits", clip(r.CertSHA256))
+		return bad("cert_sha256", "%q is not 64 lowercase hex digits", termsafe.Clip(r.CertSHA256, 64))
 	}
 	if !r.TLS && r.CertSHA256 != "" {
 		return bad("cert_sha256", "is set without tls")
@@ -183,10 +184,10 @@ func (r *Record) Validate() error {
 		return bad("started", "is missing")
 	}
 	if r.App != "" && !appNamePattern.MatchString(r.App) {
-		return bad("app", "%q is not a preset name", clip(r.App))
+		return bad("app", "%q is not a preset name", termsafe.Clip(r.App, 64))
 	}
-	if len(r.Version) > 128 || hasControl(r.Version) {
-		return bad("version", "%q is not a version", clip(r.Version))
+	if len(r.Version) > 128 || termsafe.HasControl(r.Version) {
+		return bad("version", "%q is not a version", termsafe.Clip(r.Version, 64))
 	}
 	return r.validateListed()
 }
@@ -199,13 +200,13 @@ func (r *Record) validateSlurm() error {
 		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
 	if !batch.JobIDPattern.MatchString(r.JobID) {
-		return bad("job_id", "%q is not a batch job id", clip(r.JobID))
+		return bad("job_id", "%q is not a batch job id", termsafe.Clip(r.JobID, 64))
 	}
 	if !hostPattern.MatchString(r.Node) {
-		return bad("node", "%q is not a node name", clip(r.Node))
+		return bad("node", "%q is not a node name", termsafe.Clip(r.Node, 64))
 	}
 	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
-		return bad("scheduler", "%q is not a scheduler name", clip(r.Scheduler))
+		return bad("scheduler", "%q is not a scheduler name", termsafe.Clip(r.Scheduler, 64))
 	}
 	if err := validBatchOptions(r.BatchOptions); err != nil {
 		return bad("batch_options", "%v", err)
@@ -215,14 +216,14 @@ func (r *Record) validateSlurm() error {
 	}
 	host, port, err := net.SplitHostPort(r.Addr)
 	if err != nil || net.ParseIP(host) == nil || strings.Contains(host, "%") {
-		return bad("addr", "%q is not IP:PORT", clip(r.Addr))
+		return bad("addr", "%q is not IP:PORT", termsafe.Clip(r.Addr, 64))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return bad("addr", "%q: port out of range", clip(r.Addr))
+		return bad("addr", "%q: port out of range", termsafe.Clip(r.Addr, 64))
 	}
 	u, err := url.Parse(r.URL)
 	if err != nil || u.Scheme != "https" || u.Host != r.Addr || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || u.Path != r.BaseURL {
-		return bad("url", "%q is not https://%s%s", clip(r.URL), clip(r.Addr), clip(r.BaseURL))
+		return bad("url", "%q is not https://%s%s", termsafe.Clip(r.URL, 64), termsafe.Clip(r.Addr, 64), termsafe.Clip(r.BaseURL, 64))
 	}
 	return nil
 }
@@ -240,17 +241,17 @@ func (r *Record) validateListed() error {
 			return bad("state", "%q without job_id", r.State)
 		}
 	default:
-		return bad("state", "%q is unknown", clip(r.State))
+		return bad("state", "%q is unknown", termsafe.Clip(r.State, 64))
 	}
-	if len(r.Exit) > 200 || hasControl(r.Exit) {
-		return bad("exit", "%q is not one short line", clip(r.Exit))
+	if len(r.Exit) > 200 || termsafe.HasControl(r.Exit) {
+		return bad("exit", "%q is not one short line", termsafe.Clip(r.Exit, 64))
 	}
 	if len(r.AppOutput) > maxAppOutput {
 		return bad("app_output", "has %d lines, more than %d", len(r.AppOutput), maxAppOutput)
 	}
 	for _, l := range r.AppOutput {
-		if len(l) > 2048 || hasControl(l) {
-			return bad("app_output", "line %q is too long or holds control characters", clip(l))
+		if len(l) > 2048 || termsafe.HasControl(l) {
+			return bad("app_output", "line %q is too long or holds control characters", termsafe.Clip(l, 64))
 		}
 	}
 	if r.Job != nil {
@@ -258,7 +259,7 @@ func (r *Record) validateListed() error {
 			return bad("job", "%v", err)
 		}
 		if r.Job.JobID != r.JobID {
-			return bad("job", "is job %q, not the session's %q", clip(r.Job.JobID), clip(r.JobID))
+			return bad("job", "is job %q, not the session's %q", termsafe.Clip(r.Job.JobID, 64), termsafe.Clip(r.JobID, 64))
 		}
 	}
 	return nil
@@ -272,27 +273,27 @@ func (r *Record) ValidateQueued() error {
 		return errors.New("remote: no record")
 	}
 	if !idPattern.MatchString(r.ID) {
-		return fmt.Errorf("remote: invalid record: id %q is not 8 characters of [a-z2-7]", clip(r.ID))
+		return fmt.Errorf("remote: invalid record: id %q is not 8 characters of [a-z2-7]", termsafe.Clip(r.ID, 64))
 	}
 	if r.Name != "" && validName(r.Name) != nil {
-		return fmt.Errorf("remote: invalid record: name %q is not a valid session name", clip(r.Name))
+		return fmt.Errorf("remote: invalid record: name %q is not a valid session name", termsafe.Clip(r.Name, 64))
 	}
 	if !batch.JobIDPattern.MatchString(r.JobID) {
-		return fmt.Errorf("remote: invalid record: job_id %q is not a batch job id", clip(r.JobID))
+		return fmt.Errorf("remote: invalid record: job_id %q is not a batch job id", termsafe.Clip(r.JobID, 64))
 	}
 	if r.Node != "" && !hostPattern.MatchString(r.Node) {
-		return fmt.Errorf("remote: invalid record: node %q is not a node name", clip(r.Node))
+		return fmt.Errorf("remote: invalid record: node %q is not a node name", termsafe.Clip(r.Node, 64))
 	}
 	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
-		return fmt.Errorf("remote: invalid record: scheduler %q is not a scheduler name", clip(r.Scheduler))
+		return fmt.Errorf("remote: invalid record: scheduler %q is not a scheduler name", termsafe.Clip(r.Scheduler, 64))
 	}
 	if err := validBatchOptions(r.BatchOptions); err != nil {
 		return fmt.Errorf("remote: invalid record: batch_options %v", err)
 	}
 	if r.App != "" && !appNamePattern.MatchString(r.App) {
-		return fmt.Errorf("remote: invalid record: app %q is not a preset name", clip(r.App))
+		return fmt.Errorf("remote: invalid record: app %q is not a preset name", termsafe.Clip(r.App, 64))
 	}
-	if len(r.Version) > 128 || hasControl(r.Version) || len(r.Command) > 4096 {
+	if len(r.Version) > 128 || termsafe.HasControl(r.Version) || len(r.Command) > 4096 {
 		return errors.New("remote: invalid record: version or command")
 	}
 	for _, a := range r.Command {
@@ -303,7 +304,7 @@ func (r *Record) ValidateQueued() error {
 	switch r.State {
 	case StatePending, StateEnded, StateDead:
 	default:
-		return fmt.Errorf("remote: invalid record: state %q for a queued batch session", clip(r.State))
+		return fmt.Errorf("remote: invalid record: state %q for a queued batch session", termsafe.Clip(r.State, 64))
 	}
 	return r.validateListed()
 }
@@ -314,7 +315,7 @@ func validBatchOptions(opts []string) error {
 		return fmt.Errorf("has %d words", len(opts))
 	}
 	for _, o := range opts {
-		if len(o) > 4096 || hasControl(o) {
+		if len(o) > 4096 || termsafe.HasControl(o) {
 			return fmt.Errorf("has a word over 4 KiB or with control characters")
 		}
 	}
@@ -374,21 +375,4 @@ func validLoopbackURL(s string, tls bool) error {
 		}
 	}
 	return nil
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// clip shortens a hostile value before it goes into an error message.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Phases a session's record goes through, written by its server.
@@ -173,7 +175,7 @@ func scan(root string) ([]entry, error) {
 		s := &session{ID: de.Name(), Root: root, Dir: dir, SockDir: dir}
 		rec, err := readRecord(s.recordPath())
 		if err == nil && rec.ID != s.ID {
-			rec, err = nil, fmt.Errorf("%s names session %q", s.recordPath(), clip(rec.ID))
+			rec, err = nil, fmt.Errorf("%s names session %q", s.recordPath(), termsafe.Clip(rec.ID, 64))
 		}
 		if rec != nil && rec.SocketDir != "" && isShortSocketDir(rec.SocketDir, s.ID) {
 			s.SockDir = rec.SocketDir

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tokenserver"
 )
 
@@ -146,7 +147,7 @@ func normalizeBaseURL(b string) (string, error) {
 		b += "/"
 	}
 	u, err := url.Parse(b)
-	if err != nil || u.Path != b || strings.Contains(b, "//") || hasControl(b) || strings.ContainsAny(b, " \\") || len(b) > 256 {
+	if err != nil || u.Path != b || strings.Contains(b, "//") || termsafe.HasControl(b) || strings.ContainsAny(b, " \\") || len(b) > 256 {
 		return "", usagef("--base-url %q is not a plain path such as /lab/", b)
 	}
 	for _, seg := range strings.Split(b, "/") {
@@ -621,7 +622,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 func appFailure(msg string, tail []string, id string, kept bool) error {
 	last := ""
 	if len(tail) > 0 {
-		last = fmt.Sprintf(" (last output: %q)", clip(tail[len(tail)-1]))
+		last = fmt.Sprintf(" (last output: %q)", termsafe.Clip(tail[len(tail)-1], 64))
 	}
 	if kept {
 		return fmt.Errorf("%s%s; `tether logs %s` shows its output, `tether ls --prune` clears the session", msg, last, id)

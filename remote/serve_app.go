@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 func validHeaderValue(v string) bool {
 	for _, c := range v {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+		if c != '\t' && termsafe.IsControl(c) {
 			return false
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 )
@@ -341,7 +342,7 @@ func (c *OpenSSHClient) proxyCommand() string {
 		path = c.cur.path
 	}
 	c.mu.Unlock()
-	pct := func(s string) string { return strings.ReplaceAll(Quote(s), "%", "%%") }
+	pct := func(s string) string { return strings.ReplaceAll(shquote.Quote(s), "%", "%%") }
 	cmd := []string{pct(c.prog)}
 	if c.o.ConfigFile != "" {
 		cmd = append(cmd, "-F", pct(c.o.ConfigFile))

@@ -17,6 +17,7 @@ import (
 	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
 )
 
 // `tether apps HOST`: which presets HOST has, found over one SSH exec by a small
@@ -234,7 +235,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	if perr != nil {
 		why := perr.Error()
 		if runErr != nil {
-			why = termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
+			why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
 		}
 		if e := strings.TrimSpace(stderr.String()); e != "" {
 			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)

@@ -168,7 +168,7 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	}
 	msg := res.stderr.lastError()
 	if msg == "" && res.err != nil {
-		msg = "lost the connection while submitting: " + termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+		msg = "lost the connection while submitting: " + termsafe.OneLine(tunnel.Message(res.err))
 	}
 	if msg == "" {
 		msg = fmt.Sprintf("tether batch submit exited with status %d", res.status)
@@ -506,7 +506,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 				if err != nil {
 					why = termsafe.OneLine(err.Error())
 				} else if res.err != nil {
-					why = termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+					why = termsafe.OneLine(tunnel.Message(res.err))
 				}
 				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
 				return
@@ -618,7 +618,7 @@ func (s *session) checkNodeHop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 200)),
 			Hint: "leave --via-node-ssh out to reach the node through " + s.host + " (the site may allow only that), or ask the site whether SSH to nodes running your jobs is allowed"}
 	}
 	return nil

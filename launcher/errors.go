@@ -126,12 +126,12 @@ func connectError(host string, err error) error {
 		return &Error{Msg: fmt.Sprintf("cannot reach %s: %s", host, dial.Msg()),
 			Hint: fmt.Sprintf("check the host name, your network or VPN, and that `ssh %s` works", host), Err: err}
 	case errors.As(err, &cfgErr):
-		return &Error{Msg: fmt.Sprintf("ssh config problem: %s", termsafe.OneLine(strings.TrimPrefix(cfgErr.Error(), "tunnel: "))),
+		return &Error{Msg: fmt.Sprintf("ssh config problem: %s", termsafe.OneLine(tunnel.Message(cfgErr))),
 			Hint: "fix that line of your ssh config", Err: err}
 	case errors.Is(err, tunnel.ErrInvalidName):
-		return &Error{Msg: termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), Hint: "use a plain host name or ssh_config alias", Code: 2, Err: err}
+		return &Error{Msg: termsafe.OneLine(tunnel.Message(err)), Hint: "use a plain host name or ssh_config alias", Code: 2, Err: err}
 	}
-	return &Error{Msg: fmt.Sprintf("cannot connect to %s: %s", host, termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: "))),
+	return &Error{Msg: fmt.Sprintf("cannot connect to %s: %s", host, termsafe.OneLine(tunnel.Message(err))),
 		Hint: fmt.Sprintf("check that `ssh %s` works", host), Err: err}
 }
 
@@ -200,7 +200,7 @@ func authError(host string, auth *tunnel.AuthError, err error) error {
 			msg += "; a password or one-time code was asked for but tether cannot ask (BatchMode, or no terminal)"
 		}
 	case auth.Err != nil:
-		msg += ": " + termsafe.OneLine(strings.TrimPrefix(auth.Err.Error(), "tunnel: "))
+		msg += ": " + termsafe.OneLine(tunnel.Message(auth.Err))
 	}
 	hint := fmt.Sprintf("check that `ssh %s` logs you in without a password (ssh-agent, IdentityFile in ~/.ssh/config)", host)
 	if keys := append(slices.Clone(auth.Locked), auth.NotUnlocked...); len(keys) > 0 {

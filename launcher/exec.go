@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/tunnel"
 )
 
 // Conn is what the launcher needs of an SSH connection; *tunnel.Client has it all.
@@ -272,7 +273,7 @@ func (l *session) scriptError(ctx context.Context, res runResult) error {
 		return ctx.Err()
 	}
 	if res.err != nil && !errors.Is(res.err, errNoProbe) {
-		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)),
 			Hint: "check the network and try again", Err: res.err}
 	}
 	msg := l.host + " did not answer tether's check"

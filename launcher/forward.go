@@ -275,7 +275,7 @@ func (s *session) verify(ctx context.Context, local string, rec remote.Record, d
 		// Why? Look straight through the tunnel (waiting for a reconnect if need be).
 		conn, derr := dial(ctx)
 		if derr != nil {
-			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
+			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(derr)), 200)),
 				Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
 		}
 		conn.Close()
@@ -515,9 +515,9 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 func (s *session) tellLost(e tunnel.Event) {
 	why := ""
 	if cause := errors.Unwrap(e.Err); cause != nil {
-		why = " (" + termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
+		why = " (" + termsafe.Clip(termsafe.OneLine(tunnel.Message(cause)), 100) + ")"
 	} else if e.Err != nil {
-		why = " (" + termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
+		why = " (" + termsafe.Clip(termsafe.OneLine(tunnel.Message(e.Err)), 100) + ")"
 	}
 	s.status.step("connection to %s lost%s; reconnecting", s.host, why)
 }

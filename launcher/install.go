@@ -625,7 +625,7 @@ func uploadError(host string, p *probe, err error) error {
 		return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s is not writable (%s)", host, p.Dir, termsafe.Clip(termsafe.OneLine(text), 160)),
 			Hint: fmt.Sprintf("make it writable, or point XDG_CACHE_HOME on %s to a writable directory", host), Err: err}
 	}
-	return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s", host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+	return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s", host, termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 200)),
 		Hint: "try again; if it keeps failing, check the remote disk and home directory", Err: err}
 }
 

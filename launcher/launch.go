@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
 )
 
 // Launch is `tether launch HOST [-- COMMAND]`: connect, install tether on the remote if
@@ -390,7 +391,7 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 		return nil // Ctrl-C on `logs -f`
 	}
 	if res.err != nil {
-		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)), Hint: "try again", Err: res.err}
+		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)), Hint: "try again", Err: res.err}
 	}
 	if res.status != 0 {
 		return &ExitStatusError{Status: res.status}

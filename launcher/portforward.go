@@ -110,7 +110,7 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 
 	tell := newRefusalTeller(s.status.line)
 	stream := forwardStream(fwd, rec, o.Port, func(err error) {
-		tell.tell(s.host, o.Port, errors.New(s.words(strings.TrimPrefix(err.Error(), "tunnel: "))))
+		tell.tell(s.host, o.Port, errors.New(s.words(tunnel.Message(err))))
 	})
 	fctx, stopForward := context.WithCancel(context.Background())
 	fwdDone := make(chan error, 1)
@@ -200,7 +200,7 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Recor
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return ctx.Err()
 		}
-		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 200)),
 			Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+remote.ForwardPath(rec.BaseURL, port), nil)
@@ -362,7 +362,7 @@ func newRefusalTeller(line func(string, ...any)) *refusalTeller {
 }
 
 func (t *refusalTeller) tell(host string, port int, err error) {
-	why := termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 300)
+	why := termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 300)
 	t.mu.Lock()
 	last, seen := t.told[why]
 	now := t.now()

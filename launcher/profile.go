@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/tunnel"
 )
 
 // Site profiles: files a site ships on its login node, in /etc/tether/profiles.d, that
@@ -240,7 +241,7 @@ func (s *session) siteProfiles(ctx context.Context) (SiteProfiles, error) {
 	if perr != nil {
 		why := perr.Error()
 		if runErr != nil {
-			why = termsafe.Clip(termsafe.OneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
+			why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
 		}
 		if e := strings.TrimSpace(stderr.String()); e != "" {
 			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)

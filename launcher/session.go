@@ -125,12 +125,13 @@ func (s *session) close() {
 	}
 }
 
-// prefixWriter prints tunnel's one-line warnings as tether's.
+// prefixWriter prints tunnel's one-line warnings (each a line without a prefix) as
+// tether's.
 type prefixWriter struct{ w io.Writer }
 
 func (p prefixWriter) Write(b []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if l = termsafe.OneLine(strings.TrimPrefix(strings.TrimPrefix(l, "tunnel: "), "warning: ")); l != "" {
+		if l = termsafe.OneLine(l); l != "" {
 			fmt.Fprintf(p.w, "tether: warning: %s\n", l)
 		}
 	}
@@ -225,7 +226,7 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	switch {
 	case msg != "":
 	case res.err != nil:
-		msg = "lost the connection while starting: " + termsafe.OneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+		msg = "lost the connection while starting: " + termsafe.OneLine(tunnel.Message(res.err))
 	case recErr != nil && !errors.Is(recErr, io.EOF):
 		return remote.Record{}, errorf("the remote tether may be damaged or hostile; try `tether ls "+s.host+"`",
 			"%s sent a bad ready record: %s", s.host, termsafe.Clip(termsafe.OneLine(recErr.Error()), 200))

@@ -478,7 +478,7 @@ func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm st
 
 func warnf(w io.Writer, format string, args ...any) {
 	if w != nil {
-		fmt.Fprintf(w, "tunnel: warning: "+format+"\n", args...)
+		fmt.Fprintf(w, format+"\n", args...)
 	}
 }
 

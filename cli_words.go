@@ -12,6 +12,7 @@ import (
 	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // One word after stop or logs is a session of this machine (`tether stop ID` on the
@@ -89,10 +90,10 @@ func presetTypo(host string, raw, positionals []string) error {
 		return nil // everything came after --: a command, taken literally
 	}
 	word := positionals[0]
-	if _, ok := remote.LookupPreset(word); ok || strings.ContainsAny(word, "/{}=") {
+	if _, ok := wire.LookupPreset(word); ok || strings.ContainsAny(word, "/{}=") {
 		return nil
 	}
-	near := didyoumean.Closest(word, remote.PresetNames())
+	near := didyoumean.Closest(word, wire.PresetNames())
 	if len(near) == 0 {
 		return nil
 	}

@@ -52,12 +52,14 @@ func listPackages(t *testing.T) map[string]listedPackage {
 var textLeaves = []string{"internal/termsafe", "internal/shquote"}
 
 // TestImportRules keeps the arrows of DESIGN.md pointing one way: launcher → tunnel,
-// launcher → remote → tokenserver, launcher → batch and remote → batch (the schedulers,
-// a leaf), and nothing else between our packages. Each package lists the packages of
-// ours it may depend on (directly or not); anything else is an error.
+// launcher → wire ← remote → tokenserver, both sides → batch (the schedulers, a leaf),
+// and nothing else between our packages: the launcher and the remote share the
+// vocabulary of what crosses SSH (wire) and nothing of each other. Each package lists
+// the packages of ours it may depend on (directly or not, tests included); anything
+// else is an error.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
-	for _, name := range []string{"launcher", "remote", "tunnel", "tokenserver", "batch", "e2e", "profile"} {
+	for _, name := range []string{"launcher", "remote", "wire", "tunnel", "tokenserver", "batch", "e2e", "profile"} {
 		if _, ok := pkgs[name]; !ok {
 			t.Errorf("package %s is missing", name)
 		}
@@ -68,9 +70,12 @@ func TestImportRules(t *testing.T) {
 		// SSH: knows nothing of the CLI or of the remote side.
 		"tunnel": textLeaves,
 		// The schedulers' vocabulary: remote drives it, the launcher checks options with it.
-		"batch":    textLeaves,
-		"remote":   append([]string{"tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
-		"launcher": append([]string{"tunnel", "remote", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
+		"batch": textLeaves,
+		// The vocabulary both sides speak: only leaves (the gate's rules for tokens, base
+		// URLs and Host names; the scheduler's job).
+		"wire":     append([]string{"tokenserver", "batch"}, textLeaves...),
+		"remote":   append([]string{"wire", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
+		"launcher": append([]string{"wire", "tunnel", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
 		// Shared leaves: what launcher and remote both need, knowing neither.
 		"internal/localpeer":  nil,
 		"internal/termsafe":   nil,

@@ -44,14 +44,15 @@ type Scheduler interface {
 	// Finished says how an ended job finished when the scheduler still knows: its exit
 	// code as "status:signal" (Slurm's ExitCode), else "".
 	Finished(ctx context.Context, run Runner, id string) string
-	// NeverStarts reports that a pending job can never start as submitted, and why in
-	// words.
-	NeverStarts(j Job) (why string, ok bool)
-	// SubmitHint is the next step after the scheduler refused a job with msg; host is
-	// the login node as the user typed it. ReasonHint is the next step for a job that
-	// never starts, by its reason.
-	SubmitHint(msg, host string) string
-	ReasonHint(reason, host string) string
+	// NeverStarts reports that a pending job can never start as submitted: why in
+	// words, and the next step, from one table of reasons with their hints; host is
+	// the login node as the user typed it.
+	NeverStarts(j Job, host string) (Never, bool)
+	// SubmitHint is the next step after the scheduler refused a job, saying said (its
+	// own words). NoSubmitHint is the next step when the submit command is not on the
+	// login node's PATH.
+	SubmitHint(said, host string) string
+	NoSubmitHint(host string) string
 }
 
 // Submission is one job to submit.
@@ -397,12 +398,39 @@ func firstLine(s string) string {
 	return ""
 }
 
-// quote quotes s for a POSIX shell when it needs it (for commands in hints).
-func quote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
+// Never is a pending job that can never start as submitted: Why says so in words, Hint
+// is the next step.
+type Never struct{ Why, Hint string }
+
+// neverRule is one row of a scheduler's table of reasons a job never starts: the
+// reasons it matches, why in words, and the next step (the reason given, the login
+// node as the user typed it).
+type neverRule struct {
+	match func(reason string) bool
+	why   string
+	hint  func(reason, host string) string
+}
+
+// is matches these reasons exactly.
+func is(reasons ...string) func(string) bool {
+	return func(r string) bool {
+		for _, x := range reasons {
+			if r == x {
+				return true
+			}
+		}
+		return false
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// lookup finds reason's row.
+func lookup(table []neverRule, reason, host string) (Never, bool) {
+	for _, r := range table {
+		if r.match(reason) {
+			return Never{Why: r.why, Hint: r.hint(reason, host)}, true
+		}
+	}
+	return Never{}, false
 }
 
 // localTime parses a scheduler's wall-clock time written without a zone (squeue's %S,

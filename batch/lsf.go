@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
 )
 
@@ -276,36 +277,39 @@ func (LSF) Finished(ctx context.Context, run Runner, id string) string {
 	return ""
 }
 
-// NeverStarts: LSF's pending reasons that no wait resolves.
-func (LSF) NeverStarts(j Job) (string, bool) {
-	if !IsPending(j.State) {
-		return "", false
-	}
-	for _, r := range []string{"New job is waiting for scheduling", "Job's requirements for resource reservation not satisfied"} {
-		if strings.HasPrefix(j.Reason, r) {
-			return "", false
+// lsfNever: LSF's pending reasons that no wait resolves (not the ones that wait for
+// scheduling or a reservation).
+var lsfNever = []neverRule{
+	{func(r string) bool {
+		for _, w := range []string{"New job is waiting for scheduling", "Job's requirements for resource reservation not satisfied"} {
+			if strings.HasPrefix(r, w) {
+				return false
+			}
 		}
-	}
-	if strings.Contains(j.Reason, "exceeds the queue's") || strings.Contains(j.Reason, "can never") {
-		return "LSF says the job does not fit the queue's limits", true
-	}
-	return "", false
+		return strings.Contains(r, "exceeds the queue's") || strings.Contains(r, "can never")
+	}, "LSF says the job does not fit the queue's limits", func(_, host string) string {
+		return "change the --lsf options (they are bsub's); `ssh " + shquote.Quote(host) + " bjobs -l JOB` shows what LSF says"
+	}},
 }
 
-func (LSF) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+// NeverStarts: lsfNever.
+func (LSF) NeverStarts(j Job, host string) (Never, bool) {
+	if !IsPending(j.State) {
+		return Never{}, false
+	}
+	return lookup(lsfNever, j.Reason, host)
+}
+
+func (LSF) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "queue"):
 		return "pick a queue with -q; `ssh " + h + " bqueues` lists them"
 	case strings.Contains(low, "run limit"), strings.Contains(low, "runlimit"):
 		return "ask for less time with -W; `ssh " + h + " bqueues -l QUEUE` shows a queue's limits"
-	case strings.Contains(low, "bsub is not on"):
-		return "launch on an LSF login node, or drop --lsf"
 	}
 	return "check the --lsf options (they are bsub's)"
 }
 
-func (LSF) ReasonHint(reason, host string) string {
-	return "change the --lsf options (they are bsub's); `ssh " + quote(host) + " bjobs -l JOB` shows what LSF says"
-}
+func (LSF) NoSubmitHint(string) string { return "launch on an LSF login node, or drop --lsf" }

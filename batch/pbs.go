@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
 )
 
@@ -290,18 +291,25 @@ func (p PBS) Finished(ctx context.Context, run Runner, id string) string {
 	return ""
 }
 
-// NeverStarts: the scheduler's comment "Can Never Run: …" says the job as submitted
-// never fits.
-func (PBS) NeverStarts(j Job) (string, bool) {
-	if IsPending(j.State) && strings.HasPrefix(j.Reason, "Can Never Run") {
-		return "PBS says the job can never run as submitted", true
-	}
-	return "", false
+// pbsNever: the scheduler's comment "Can Never Run: …" says the job as submitted never
+// fits.
+var pbsNever = []neverRule{
+	{func(r string) bool { return strings.HasPrefix(r, "Can Never Run") }, "PBS says the job can never run as submitted", func(_, host string) string {
+		return "change the --pbs options (they are qsub's); `ssh " + shquote.Quote(host) + " qstat -f JOB` shows what PBS says"
+	}},
 }
 
-func (PBS) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+// NeverStarts: pbsNever.
+func (PBS) NeverStarts(j Job, host string) (Never, bool) {
+	if !IsPending(j.State) {
+		return Never{}, false
+	}
+	return lookup(pbsNever, j.Reason, host)
+}
+
+func (PBS) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "unknown queue"):
 		return "pick a queue with -q; `ssh " + h + " qstat -Q` lists them"
@@ -309,12 +317,8 @@ func (PBS) SubmitHint(msg, host string) string {
 		return "ask for less with -l (walltime, ncpus, mem); `ssh " + h + " qstat -Qf QUEUE` shows a queue's limits"
 	case strings.Contains(low, "unknown resource"):
 		return "check the -l resources; `ssh " + h + " pbsnodes -a` shows what nodes have"
-	case strings.Contains(low, "qsub is not on"):
-		return "launch on a PBS login node, or drop --pbs"
 	}
 	return "check the --pbs options (they are qsub's)"
 }
 
-func (PBS) ReasonHint(reason, host string) string {
-	return "change the --pbs options (they are qsub's); `ssh " + quote(host) + " qstat -f JOB` shows what PBS says"
-}
+func (PBS) NoSubmitHint(string) string { return "launch on a PBS login node, or drop --pbs" }

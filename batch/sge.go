@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
 )
 
@@ -328,17 +329,23 @@ func (SGE) Finished(ctx context.Context, run Runner, id string) string {
 }
 
 // NeverStarts: a job in error state (Eqw) waits for someone to fix it and clear the
-// error; as tether submitted it, it never runs.
-func (SGE) NeverStarts(j Job) (string, bool) {
-	if IsPending(j.State) && strings.Contains(j.Native, "E") {
-		return "the job is in Grid Engine's error state", true
+// error; as tether submitted it, it never runs. Its reason (qstat -j's error) picks
+// the next step.
+func (SGE) NeverStarts(j Job, host string) (Never, bool) {
+	if !IsPending(j.State) || !strings.Contains(j.Native, "E") {
+		return Never{}, false
 	}
-	return "", false
+	n := Never{Why: "the job is in Grid Engine's error state",
+		Hint: "check the --sge options (they are qsub's); `ssh " + shquote.Quote(host) + " qstat -j JOB` shows what Grid Engine says"}
+	if strings.Contains(j.Reason, "output file") || strings.Contains(j.Reason, "working directory") || strings.Contains(j.Reason, "shell") {
+		n.Hint = "the node cannot use a path the job needs (the session directory on the shared home?); check it on a node"
+	}
+	return n, true
 }
 
-func (SGE) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+func (SGE) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "unknown queue"):
 		return "pick a queue with -q; `ssh " + h + " qconf -sql` lists them"
@@ -348,15 +355,10 @@ func (SGE) SubmitHint(msg, host string) string {
 		return "check -P; `ssh " + h + " qconf -sprjl` lists the projects"
 	case strings.Contains(low, "parallel environment"):
 		return "check -pe; `ssh " + h + " qconf -spl` lists the parallel environments"
-	case strings.Contains(low, "qsub is not on"):
-		return "launch on a Grid Engine login node (with SGE_ROOT set in your login environment), or drop --sge"
 	}
 	return "check the --sge options (they are qsub's)"
 }
 
-func (SGE) ReasonHint(reason, host string) string {
-	if strings.Contains(reason, "output file") || strings.Contains(reason, "working directory") || strings.Contains(reason, "shell") {
-		return "the node cannot use a path the job needs (the session directory on the shared home?); check it on a node"
-	}
-	return "check the --sge options (they are qsub's); `ssh " + quote(host) + " qstat -j JOB` shows what Grid Engine says"
+func (SGE) NoSubmitHint(string) string {
+	return "launch on a Grid Engine login node (with SGE_ROOT set in your login environment), or drop --sge"
 }

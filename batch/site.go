@@ -116,21 +116,21 @@ func (Site) InJob(getenv func(string) string) (string, string) {
 func (Site) NodeAddrs(context.Context, Runner, string) []string { return nil }
 func (Site) Finished(context.Context, Runner, string) string    { return "" }
 
-// NeverStarts: Slurm's reasons, which a wrapper around Slurm passes on.
-func (Site) NeverStarts(j Job) (string, bool) {
+// NeverStarts: Slurm's reasons (a wrapper around Slurm passes them on), with the
+// site's own next step.
+func (s Site) NeverStarts(j Job, host string) (Never, bool) {
 	if !IsPending(j.State) {
-		return "", false
+		return Never{}, false
 	}
-	return slurmNeverStarts(j.Reason)
+	n, ok := lookup(slurmNever, j.Reason, host)
+	n.Hint = "change the options of " + s.Flag()
+	return n, ok
 }
 
-func (s Site) SubmitHint(msg, host string) string {
-	if strings.Contains(msg, "not on") {
-		return "the site's wrapper " + s.prog() + " is not installed on " + host + "; ask the site, or pick --slurm, --sge, --pbs or --lsf"
-	}
+func (s Site) SubmitHint(said, host string) string {
 	return "check the options of " + s.Flag() + " (the site's wrapper " + s.prog() + " reads them)"
 }
 
-func (s Site) ReasonHint(reason, host string) string {
-	return "change the options of " + s.Flag()
+func (s Site) NoSubmitHint(host string) string {
+	return "the site's wrapper " + s.prog() + " is not installed on " + host + "; ask the site, or pick --slurm, --sge, --pbs or --lsf"
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // `tether apps HOST`: which presets HOST has, found over one SSH exec by a small
@@ -93,7 +93,7 @@ func newNonce() (string, error) {
 func presetExecs() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, p := range remote.Presets() {
+	for _, p := range wire.Presets() {
 		for _, e := range p.Execs() {
 			if !seen[e] {
 				seen[e] = true
@@ -177,9 +177,9 @@ type AppFound struct {
 // first in the preset's order, as serve picks it.
 func matchPresets(found map[string]string) []AppFound {
 	var out []AppFound
-	for _, p := range remote.Presets() {
+	for _, p := range wire.Presets() {
 		a := AppFound{App: p.Name}
-		if p.Kind != remote.KindApp {
+		if p.Kind != wire.KindApp {
 			a.Found, a.BuiltIn = true, true
 			out = append(out, a)
 			continue

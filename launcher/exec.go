@@ -191,16 +191,14 @@ func (t *lineTail) Lines() []string {
 	return append([]string(nil), t.lines...)
 }
 
-// lastError is the last line that looks like tether's own error, without its prefix.
-func (t *lineTail) lastError() string {
+// lastLine is the last line that is not blank: what the remote shell said last (the
+// probe script's own stderr, before any tether runs).
+func (t *lineTail) lastLine() string {
 	ls := t.Lines()
 	for i := len(ls) - 1; i >= 0; i-- {
-		if s, ok := strings.CutPrefix(ls[i], "tether: "); ok {
-			return s
+		if strings.TrimSpace(ls[i]) != "" {
+			return ls[i]
 		}
-	}
-	if len(ls) > 0 {
-		return ls[len(ls)-1]
 	}
 	return ""
 }
@@ -277,7 +275,7 @@ func (l *session) scriptError(ctx context.Context, res runResult) error {
 			Hint: "check the network and try again", Err: res.err}
 	}
 	msg := l.host + " did not answer tether's check"
-	if e := res.stderr.lastError(); e != "" {
+	if e := res.stderr.lastLine(); e != "" {
 		msg += ": " + termsafe.Clip(e, 200)
 	} else if res.status > 0 {
 		msg += fmt.Sprintf(" (exit status %d)", res.status)

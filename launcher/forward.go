@@ -25,8 +25,8 @@ import (
 
 	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Endpoint opens one connection to a session's server. Forwarding, verification and
@@ -37,7 +37,7 @@ type Endpoint func(ctx context.Context) (net.Conn, error)
 // recordEndpoint reaches the server the record names: its Unix socket through the SSH
 // connection (direct-streamlocal), inside TLS pinned to cert_sha256 when the record says
 // TLS.
-func recordEndpoint(c Conn, rec remote.Record) Endpoint {
+func recordEndpoint(c Conn, rec wire.Record) Endpoint {
 	e := boundedDial(c, "unix", rec.Socket)
 	if rec.TLS {
 		e = PinnedTLS(e, rec)
@@ -56,7 +56,7 @@ type forwardDialer interface {
 // cannot hang as a channel open can: it is not cut into dialAttempts, and so waits as
 // long as the transport waits for a new master (while ssh asks for a new login's
 // code, for as long as that takes: the browser's request then goes through).
-func forwardEndpoint(c Conn, rec remote.Record) Endpoint {
+func forwardEndpoint(c Conn, rec wire.Record) Endpoint {
 	fd, ok := c.(forwardDialer)
 	if !ok {
 		return recordEndpoint(c, rec)
@@ -104,12 +104,12 @@ func boundedDialFunc(dial func(ctx context.Context, network, addr string) (net.C
 
 // PinnedTLS wraps e in a TLS client that accepts exactly the certificate whose DER
 // SHA-256 is rec's cert_sha256 (hex), as delivered over SSH in the ready record: no CA,
-// no name check, nothing else trusted. It names remote.ForwardedServerName (SNI): the
+// no name check, nothing else trusted. It names wire.ForwardedServerName (SNI): the
 // browser gets plain http from the local forward, and the server's Origin checks must
 // compare with that. It offers the session's owner hint besides http/1.1 (ALPN), so
 // that the server keeps this connection through a flood of others' that have not
 // signed in (a node's server in Slurm mode, which every user of the cluster reaches).
-func PinnedTLS(e Endpoint, rec remote.Record) Endpoint {
+func PinnedTLS(e Endpoint, rec wire.Record) Endpoint {
 	want, err := hex.DecodeString(rec.CertSHA256)
 	hint := rec.OwnerHint()
 	return func(ctx context.Context) (net.Conn, error) {
@@ -122,7 +122,7 @@ func PinnedTLS(e Endpoint, rec remote.Record) Endpoint {
 		}
 		conf := &tls.Config{
 			MinVersion:         tls.VersionTLS12,
-			ServerName:         remote.ForwardedServerName,
+			ServerName:         wire.ForwardedServerName,
 			NextProtos:         []string{"http/1.1", hint},
 			InsecureSkipVerify: true, // replaced by the pin below
 			VerifyConnection: func(cs tls.ConnectionState) error {
@@ -170,9 +170,9 @@ func listenLocal(port int) (net.Listener, error) {
 
 // JSONLine is what --json prints, as one line, once the local URL works.
 type JSONLine struct {
-	URL       string        `json:"url"`
-	LocalPort int           `json:"local_port"`
-	Session   remote.Record `json:"session"`
+	URL       string      `json:"url"`
+	LocalPort int         `json:"local_port"`
+	Session   wire.Record `json:"session"`
 }
 
 // errImpostor: whatever answered on the session's socket did not prove it holds the
@@ -197,7 +197,7 @@ func localClient(dial Endpoint) *http.Client {
 // challenge asks the server at base (…/{base_url}) for the answer to a fresh nonce and
 // compares it in constant time with what the real server, holding the token, answers.
 // Nothing secret is sent.
-func challenge(ctx context.Context, c *http.Client, base string, rec remote.Record) error {
+func challenge(ctx context.Context, c *http.Client, base string, rec wire.Record) error {
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -250,7 +250,7 @@ func authenticated(ctx context.Context, c *http.Client, base, token string) erro
 // (challenge) and takes the token; only then is the URL given to anyone. On failure it
 // looks through the tunnel directly to say why, and tries again when the server
 // answers there (the connection had dropped under the first try).
-func (s *session) verify(ctx context.Context, local string, rec remote.Record, dial Endpoint, withAuth bool) error {
+func (s *session) verify(ctx context.Context, local string, rec wire.Record, dial Endpoint, withAuth bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c := localClient(nil)
@@ -300,7 +300,7 @@ const verifyTries = 5
 
 var errSessionGone = errors.New("session gone")
 
-func impostorError(s *session, rec remote.Record, err error) error {
+func impostorError(s *session, rec wire.Record, err error) error {
 	return &Error{Msg: fmt.Sprintf("whatever listens on session %s's socket on %s (%s) did not prove it is tether's server (%v); nothing was sent to it and no browser was opened",
 		rec.ID, s.host, rec.Socket, err), Hint: "someone else may control that socket: check who owns it, then `" + s.cmdline("stop", rec.ID) + "`", Err: errImpostor}
 }
@@ -331,7 +331,7 @@ func (s *session) cmdline(args ...string) string {
 // browser) and stays until ctx ends (detach, or --rm: stop) or the session is gone.
 // launched says this command started the session, which then must not outlive a
 // failure here.
-func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, launched bool) (err error) {
+func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Record, fo ForwardOptions, launched bool) (err error) {
 	forwardGC()
 	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
@@ -477,7 +477,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 }
 
 // onEvent shows a connection change; after a reconnect it checks the session again.
-func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec remote.Record, dial Endpoint) error {
+func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec wire.Record, dial Endpoint) error {
 	switch e.State {
 	case tunnel.Lost:
 		s.tellLost(e)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // The job script passes every argument of serve through sh unchanged (single quotes),
@@ -28,7 +29,8 @@ func TestSlurmScript(t *testing.T) {
 	got := filepath.Join(dir, "args")
 	bin := filepath.Join(dir, "it's a tether")
 	os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+shquote.Quote(got+".pid")+"\nprintf '%s\\0' \"$@\" > "+shquote.Quote(got)+"\n"), 0o700)
-	serve := []string{"--name", "lab", "--", "sh", "-c", "echo \"$HOME\" `id` $(id); exit 3", "it's", "a\nb", `back\slash`, "", "*", "--x=~"}
+	command := []string{"sh", "-c", "echo \"$HOME\" `id` $(id); exit 3", "it's", "a\nb", `back\slash`, "", "*", "--x=~"}
+	serve := wire.Serve{Name: "it's lab", BatchSession: "/sessions/abcd2345", Command: command}
 	script := filepath.Join(dir, "job.sh")
 	os.WriteFile(script, slurmScript(bin, "/sessions/abcd2345", serve), 0o600)
 	cmd := exec.Command("/bin/sh", script)
@@ -37,7 +39,7 @@ func TestSlurmScript(t *testing.T) {
 	}
 	b, _ := os.ReadFile(got)
 	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	want := append([]string{"serve", "--batch-session=/sessions/abcd2345"}, serve...)
+	want := append([]string{"serve", "--batch-session=/sessions/abcd2345", "--name=it's lab", "--"}, command...)
 	if !reflect.DeepEqual(args, want) {
 		t.Errorf("tether got %q; want %q", args, want)
 	}
@@ -85,8 +87,8 @@ func TestBatchSubmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sub BatchSubmitted
-	if err := json.Unmarshal(out.Bytes(), &sub); err != nil || sub.JobID != "123" || !idPattern.MatchString(sub.ID) {
+	var sub wire.Submitted
+	if err := json.Unmarshal(out.Bytes(), &sub); err != nil || sub.JobID != "123" || !wire.ValidID(sub.ID) {
 		t.Fatalf("submit printed %q (%v)", out.String(), err)
 	}
 	dir := filepath.Join(root, sub.ID)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Phases a session's record goes through, written by its server.
@@ -43,8 +44,11 @@ type sessionFile struct {
 	// Slurm root and is judged by squeue, not by its server's pid.
 	Slurm bool `json:"slurm,omitempty"`
 	// Exit says how the app ended, once it has.
-	Exit  string    `json:"exit,omitempty"`
-	Ended time.Time `json:"ended,omitzero"`
+	Exit string `json:"exit,omitempty"`
+	// Why is why a batch session's server ended when it did not stop on request (the
+	// app exited, the setup failed, the idle timeout): what `batch watch` reports.
+	Why   *wire.Failure `json:"why,omitempty"`
+	Ended time.Time     `json:"ended,omitzero"`
 }
 
 // writeFileAtomic writes data to dir/name so that readers see the old content or the
@@ -131,11 +135,11 @@ func readRecord(path string) (*sessionFile, error) {
 	if err := checkPrivateFile(f, path); err != nil {
 		return nil, err
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordLength+1))
+	b, err := io.ReadAll(io.LimitReader(f, wire.MaxRecordLength+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxRecordLength {
+	if len(b) > wire.MaxRecordLength {
 		return nil, fmt.Errorf("%s is too large", path)
 	}
 	var sf sessionFile
@@ -165,7 +169,7 @@ func scan(root string) ([]entry, error) {
 	}
 	var out []entry
 	for _, de := range des {
-		if !idPattern.MatchString(de.Name()) {
+		if !wire.ValidID(de.Name()) {
 			continue
 		}
 		dir := filepath.Join(root, de.Name())

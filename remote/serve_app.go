@@ -52,7 +52,7 @@ func (o *ServeOptions) resolveApp() error {
 	if err != nil {
 		return err
 	}
-	r, err := p.resolve(o.Command, o.BaseURL, o.lookPath())
+	r, err := resolvePreset(p, o.Command, o.BaseURL, o.lookPath())
 	if err != nil {
 		var nf errNotFound
 		if errors.As(err, &nf) && o.shellEnv != nil {
@@ -106,7 +106,7 @@ func PortHint(command []string) string {
 			return ""
 		}
 	}
-	return "note: the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT (tether sets PORT) or on {socket}; put {port} where it takes its port, e.g. -- python3 -m http.server {port}"
+	return "the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT (tether sets PORT) or on {socket}; put {port} where it takes its port, e.g. -- python3 -m http.server {port}"
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)

@@ -370,8 +370,8 @@ func OneLine(s string) string {
 }
 
 // Line is s as one line that keeps its spacing (an app's output line, indented): escape
-// sequences removed whole, line breaks as spaces, other control characters but tabs
-// dropped, invalid UTF-8 as U+FFFD.
+// sequences removed whole, line breaks and tabs as spaces, other control characters
+// dropped, invalid UTF-8 as U+FFFD. What it returns has no control character.
 func Line(s string) string {
 	s = Strip(s)
 	if strings.IndexFunc(s, IsControl) < 0 {
@@ -379,10 +379,8 @@ func Line(s string) string {
 	}
 	return strings.Map(func(r rune) rune {
 		switch {
-		case r == '\n':
+		case r == '\n' || r == '\t':
 			return ' '
-		case r == '\t':
-			return r
 		case IsControl(r):
 			return -1
 		}

@@ -223,7 +223,7 @@ func TestTextHelpers(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"  File \"x.py\", line 1\x1b[31m\x07": "  File \"x.py\", line 1",
-		"a\tb\x00c":                           "a\tbc",
+		"a\tb\x00c":                           "a bc",
 	} {
 		if got := Line(in); got != want {
 			t.Errorf("Line(%q) = %q; want %q", in, got, want)

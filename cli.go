@@ -51,8 +51,9 @@ func (VersionCmd) Run(env *Env) error {
 
 // LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json] [--prune]`.
 type LsCmd struct {
-	JSON       bool   `name:"json" help:"Print an array of ready records with their state (a failure as one JSON line)."`
+	JSON       bool   `name:"json" help:"Print an array of ready records with their state (tokens included; with HOST, local_port where this laptop remembers one; a failure as one JSON line)."`
 	JSONNotes  bool   `name:"json-notes" hidden:"" help:"Internal: notes and the failure on stderr as JSON lines, for a launcher."`
+	ShowToken  bool   `name:"show-token" help:"Show each session's token in the table (hidden by default: ls output ends up in screen shares and pasted logs)."`
 	Prune      bool   `help:"Remove dead, app-exited and ended sessions (their records and logs), here or on HOST."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
@@ -63,10 +64,10 @@ type LsCmd struct {
 func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 	switch len(c.Args) {
 	case 0:
-		err := remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, JSONNotes: c.JSONNotes, Prune: c.Prune, Stdout: env.Stdout, Stderr: env.Stderr})
+		err := remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, JSONNotes: c.JSONNotes, Prune: c.Prune, ShowToken: c.ShowToken, Stdout: env.Stdout, Stderr: env.Stderr})
 		return reported(err, env, c.JSON, c.JSONNotes)
 	case 1:
-		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.Prune)
+		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.Prune, c.ShowToken)
 	}
 	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
 }
@@ -150,6 +151,7 @@ type ServeCmd struct {
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
+	Reuse        bool          `name:"reuse" hidden:"" help:"Internal: answer with a running session of the same app, if there is one, instead of starting another."`
 	BatchSession string        `name:"batch-session" hidden:"" placeholder:"DIR" help:"Internal: serve a batch session as its job's step (the job script passes it)."`
 	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
 	LoginShell   bool          `name:"login-shell" help:"Start the app in the environment of your login shell, as a terminal starts it (profile, bashrc/zshrc/tcshrc, modules, conda): presets are looked for on its PATH (launch always asks for this)."`
@@ -191,7 +193,7 @@ func (c *ServeCmd) wire() wire.Serve {
 		Listen: c.Listen, Socket: c.Socket, TokenFile: c.TokenFile, BaseURL: c.BaseURL,
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, JSONNotes: c.JSONNotes, Detach: c.Detach,
-		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, BatchSession: c.BatchSession,
+		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Reuse: c.Reuse, BatchSession: c.BatchSession,
 		SetupStdin: c.SetupStdin, SetupFile: c.SetupFile, LoginShell: c.LoginShell, App: c.App,
 		AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
 		NoPortProxy: c.NoPortProxy, Command: c.Command,

@@ -40,11 +40,12 @@ type BatchSubmitCmd struct {
 	ViaNode   bool     `name:"via-node-ssh" help:"Record that the launcher reaches the session by SSH to its node."`
 	// SetupStdin: the launcher sends launch --setup's script on stdin, never in argv.
 	SetupStdin bool `name:"setup-stdin" help:"Read a setup script from stdin (one frame) for the job's serve to run in the login shell on the node."`
+	Reuse      bool `name:"reuse" help:"Print a queued or running session of the same app and options, if there is one, instead of submitting another job."`
 }
 
 // Run submits.
 func (c *BatchSubmitCmd) Run(ctx context.Context, env *Env) error {
-	err := remote.BatchSubmit(ctx, remote.BatchSubmitOptions{Scheduler: c.Scheduler, Name: c.Name, Options: c.Option, Serve: c.Serve, ViaNodeSSH: c.ViaNode, SetupStdin: c.SetupStdin,
+	err := remote.BatchSubmit(ctx, remote.BatchSubmitOptions{Scheduler: c.Scheduler, Name: c.Name, Options: c.Option, Serve: c.Serve, ViaNodeSSH: c.ViaNode, SetupStdin: c.SetupStdin, Reuse: c.Reuse,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr})
 	return reported(err, env, true, false)
 }

@@ -53,6 +53,7 @@ type LaunchCmd struct {
 	portProxyFlags
 	batchFlags
 	profileFlags
+	lifecycleFlags
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" help:"How long to wait for the app to be ready, e.g. 15m for an app slower than the default 5m to start (with a batch job: once the job runs)."`
 	Setup        string        `name:"setup" placeholder:"SCRIPT" help:"Run SCRIPT in your login shell on HOST (with a batch job: in the job, on the node) right before the app, in the same shell, e.g. 'module load cuda/12 && conda activate ml'. It travels over SSH on stdin, never on a command line; if it fails, the launch ends with its output."`
@@ -90,7 +91,7 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	return launcher.LaunchOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), ForwardOptions: c.forwardFlags.options(),
 		Name: c.Name, Command: command, App: app, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		ReadyTimeout: c.ReadyTimeout, Batch: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup,
+		ReadyTimeout: c.ReadyTimeout, Batch: so, NoPortProxy: c.NoPortProxy, Setup: c.Setup, New: c.New,
 	}, nil
 }
 
@@ -296,8 +297,8 @@ func (c *DemoCmd) Run(ctx context.Context, env *Env) error {
 	})
 }
 
-func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json, prune bool) error {
-	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json, Prune: prune})
+func lsHost(ctx context.Context, env *Env, host string, h hostFlags, json, prune, showToken bool) error {
+	return launcher.Ls(ctx, launcher.LsOptions{Options: hostOptions(env, host, h), JSON: json, Prune: prune, ShowToken: showToken})
 }
 
 func stopHost(ctx context.Context, env *Env, host string, h hostFlags, target string, all bool) error {

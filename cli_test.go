@@ -49,7 +49,7 @@ func TestServeFlagsParse(t *testing.T) {
 func TestServeGrammar(t *testing.T) {
 	full := wire.Serve{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true, TLSCert: "/c.pem", TLSKey: "/k.pem",
 		AllowHosts: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
-		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, BatchSession: "/b/abcd2345",
+		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
 		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S",
 		AppHeaders: []string{"A: b", "C: {app_secret}"}, AllowExposed: true, NoPortProxy: true,
 		Command: []string{"--port={port}", "--", "x y", "-z"}}

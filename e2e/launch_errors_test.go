@@ -62,7 +62,7 @@ func nothingOnRemote(t *testing.T, s *SSHD, cacheDir string) {
 	for _, e := range entries {
 		t.Errorf("left behind in %s: %s", bin, e.Name())
 	}
-	run := filepath.Join(s.Home, ".cache", "tether", "run")
+	run := SessionRoot(s.Home)
 	if entries, _ := os.ReadDir(run); len(entries) > 0 {
 		t.Errorf("a session directory was left in %s: %v", run, entries)
 	}

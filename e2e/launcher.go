@@ -190,9 +190,15 @@ func SessionsOn(t *testing.T, s *SSHD) []map[string]any {
 // StopAllOnCleanup stops every session on the remote when the test ends, by the
 // remote's own `tether stop --all` run as the launcher would.
 func StopAllOnCleanup(t *testing.T, s *SSHD) {
+	StopAllOnCleanupWith(t, 30*time.Second, "stop", "-F", s.Config, s.Alias, "--all")
+}
+
+// StopAllOnCleanupWith runs `tether ARGS` (a stop --all) when the test ends, killing it
+// after limit: what a failed check left behind goes with the test.
+func StopAllOnCleanupWith(t *testing.T, limit time.Duration, args ...string) {
 	t.Cleanup(func() {
 		env, _ := LauncherEnv(t)
-		cmd := exec.Command(Binary(t), "stop", "-F", s.Config, s.Alias, "--all")
+		cmd := exec.Command(Binary(t), args...)
 		cmd.Env = env
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err == nil {
@@ -200,7 +206,7 @@ func StopAllOnCleanup(t *testing.T, s *SSHD) {
 			go func() { cmd.Wait(); close(done) }()
 			select {
 			case <-done:
-			case <-time.After(30 * time.Second):
+			case <-time.After(limit):
 				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 				<-done
 			}

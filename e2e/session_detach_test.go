@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,7 +16,7 @@ import (
 	"github.com/tether-dev/tether/wire"
 )
 
-func stateRootOf(s *SSHD) string { return filepath.Join(s.Home, ".cache", "tether", "run") }
+func stateRootOf(s *SSHD) string { return SessionRoot(s.Home) }
 
 func lsOverSSH(t *testing.T, s *SSHD) []wire.Record {
 	t.Helper()

@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -34,23 +33,8 @@ func startSGESite(t *testing.T) *sgeSite {
 	cfg := filepath.Join(d.Dir, "ssh_config_site")
 	WriteFile(t, cfg, d.ConfigBlock(), 0o600)
 	site := &sgeSite{sge: g, sshd: d, config: cfg}
-	t.Cleanup(func() {
-		// Whatever a failed check left: every session (and so every job).
-		env, _ := LauncherEnv(t)
-		cmd := exec.Command(Binary(t), site.args("stop", "--all")...)
-		cmd.Env = env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if cmd.Start() == nil {
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(60 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-	})
+	// Whatever a failed check left: every session (and so every job).
+	StopAllOnCleanupWith(t, 60*time.Second, site.args("stop", "--all")...)
 	return site
 }
 
@@ -60,7 +44,7 @@ func (site *sgeSite) args(cmd string, args ...string) []string {
 
 // sessionDir is where the login node keeps a batch session.
 func (site *sgeSite) sessionDir(id string) string {
-	return filepath.Join(site.sshd.Home, ".cache", "tether", "slurm", id)
+	return filepath.Join(SlurmSessionRoot(site.sshd.Home), id)
 }
 
 // nothingLeft: no job in the cell and no session on the login node.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -112,7 +111,7 @@ func TestSlurmUX(t *testing.T) {
 		}
 		id := fmt.Sprint(list[0]["id"])
 		out, _, _ := RunTether(t, site.Args("ls")...)
-		if !strings.Contains(out, "(jupyter)") || strings.Contains(out, "built-in app") {
+		if row := lineWith(out, id); !strings.Contains(row, " jupyter ") || strings.Contains(row, "builtin") {
 			t.Errorf("ls of a pending jupyter session:\n%s", out)
 		}
 		// The job ends outside tether (scancel): the session is over, and stays listed
@@ -142,7 +141,7 @@ func TestSlurmUX(t *testing.T) {
 		}
 		WriteFile(t, filepath.Join(bin, "tether-batch-mysite"), string(tmpl), 0o755)
 		os.Chmod(bin, 0o755)
-		wsite := slurmSiteOnSSHD(t, s, StartSSHD(t, SSHDOptions{Alias: "hpc-site", Env: map[string]string{
+		wsite := SlurmSiteOnSSHD(t, s, StartSSHD(t, SSHDOptions{Alias: "hpc-site", Env: map[string]string{
 			"SLURM_CONF": s.Conf, "PATH": bin + ":" + os.Getenv("PATH")}}))
 		before := tetherJobs(t, s)
 		_, errOut, code := RunTether(t, wsite.Args("launch", "--batch", "mysite -t 10 --out=/tmp/x", "--no-browser")...)
@@ -180,7 +179,7 @@ func TestSlurmUX(t *testing.T) {
 	})
 
 	t.Run("--via-node-ssh where the login node lets nobody through: nothing submitted", func(t *testing.T) {
-		closed := slurmSiteOnSSHD(t, s, StartSSHD(t, SSHDOptions{Alias: "hpc-closed", Env: map[string]string{"SLURM_CONF": s.Conf},
+		closed := SlurmSiteOnSSHD(t, s, StartSSHD(t, SSHDOptions{Alias: "hpc-closed", Env: map[string]string{"SLURM_CONF": s.Conf},
 			ExtraConfig: []string{"Match all", "AllowTcpForwarding no"}})) // Match: sshd keeps a setting's first value
 		before := tetherJobs(t, s)
 		_, errOut, code := RunTether(t, closed.Args("launch", "--slurm", "-t 10", "--via-node-ssh", "--no-browser")...)
@@ -202,29 +201,4 @@ func tetherJobs(t *testing.T, s *Slurm) int {
 		t.Fatal(err)
 	}
 	return strings.Count(out, "tether-")
-}
-
-// slurmSiteOnSSHD is a login node of cluster s played by d.
-func slurmSiteOnSSHD(t *testing.T, s *Slurm, d *SSHD) *SlurmSite {
-	t.Helper()
-	node := strings.Replace(d.ConfigBlock(), "Host "+d.Alias+"\n", "Host "+s.Node+"\n", 1)
-	cfg := filepath.Join(d.Dir, "ssh_config_site")
-	WriteFile(t, cfg, d.ConfigBlock()+node, 0o600)
-	site := &SlurmSite{Slurm: s, SSHD: d, Config: cfg}
-	t.Cleanup(func() {
-		env, _ := LauncherEnv(t)
-		cmd := site.TetherCmd(env, "stop", "--all")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if cmd.Start() == nil {
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(60 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-	})
-	return site
 }

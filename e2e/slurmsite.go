@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -36,27 +35,19 @@ func SlurmSiteOn(t *testing.T, s *Slurm, alias string, env map[string]string) *S
 	for k, v := range env {
 		sessEnv[k] = v
 	}
-	d := StartSSHD(t, SSHDOptions{Alias: alias, Env: sessEnv})
+	return SlurmSiteOnSSHD(t, s, StartSSHD(t, SSHDOptions{Alias: alias, Env: sessEnv}))
+}
+
+// SlurmSiteOnSSHD is a login node of cluster s played by d (whose sessions must get
+// SLURM_CONF), with an ssh_config naming it and the cluster's node.
+func SlurmSiteOnSSHD(t *testing.T, s *Slurm, d *SSHD) *SlurmSite {
+	t.Helper()
 	node := strings.Replace(d.ConfigBlock(), "Host "+d.Alias+"\n", "Host "+s.Node+"\n", 1)
 	cfg := filepath.Join(d.Dir, "ssh_config_site")
 	WriteFile(t, cfg, d.ConfigBlock()+node, 0o600)
 	site := &SlurmSite{Slurm: s, SSHD: d, Config: cfg}
-	t.Cleanup(func() {
-		// Whatever a failed check left: every session (and so every job) on the login node.
-		env, _ := LauncherEnv(t)
-		cmd := site.TetherCmd(env, "stop", "--all")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if cmd.Start() == nil {
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(60 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-	})
+	// Whatever a failed check left: every session (and so every job) on the login node.
+	StopAllOnCleanupWith(t, 60*time.Second, site.Args("stop", "--all")...)
 	return site
 }
 
@@ -158,5 +149,5 @@ func (site *SlurmSite) ActiveJobs(t *testing.T) []string {
 
 // SessionDir is where the login node keeps the session (the test sshd's HOME).
 func (site *SlurmSite) SessionDir(id string) string {
-	return filepath.Join(site.SSHD.Home, ".cache", "tether", "slurm", id)
+	return filepath.Join(SlurmSessionRoot(site.SSHD.Home), id)
 }

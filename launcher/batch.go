@@ -101,13 +101,15 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (wire.Record,
 		}
 		return wire.Record{}, err
 	}
-	s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)
+	if !s.sayReusedJob(o, sub) {
+		s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)
+	}
 	ready := wire.DefaultReadyTimeout
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
 	s.slurm = &slurmState{id: sub.ID, jobID: sub.JobID, sched: sched, since: submitted}
-	return s.waitSlurm(ctx, o.Batch, ready, true)
+	return s.waitSlurm(ctx, o.Batch, ready, !s.reused)
 }
 
 // submitSlurm runs `tether batch submit` on the host, every option of the submit
@@ -115,6 +117,9 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (wire.Record,
 // job it queued (wire.Submitted), or why not (wire.Failure), which is worded here.
 func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (wire.Submitted, error) {
 	args := []string{"batch", "submit", "--scheduler=" + sched.Name()}
+	if s.reuses(o) {
+		args = append(args, "--reuse")
+	}
 	var input []byte
 	if o.Setup != "" {
 		args = append(args, "--setup-stdin")

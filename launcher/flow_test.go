@@ -276,7 +276,7 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 		t.Fatal("no browser opened")
 	}
 	// The command reached serve argument by argument.
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --login-shell -- python3 -m http.server {port}") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --login-shell -- python3 -m http.server {port}") {
 		t.Errorf("remote calls: %q", c)
 	}
 	// Ctrl-C detaches: the session is not stopped, and the user learns how to come back.
@@ -325,7 +325,7 @@ func TestLaunchShowsServeWarnings(t *testing.T) {
 	if strings.Contains(e, "chatter") || strings.Contains(e, "this machine") || strings.Contains(e, "{\"level") {
 		t.Errorf("stderr shows what is not serve's notes, or them unworded:\n%s", e)
 	}
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --login-shell --allow-exposed -- python3 -m http.server") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --login-shell --allow-exposed -- python3 -m http.server") {
 		t.Errorf("remote calls: %q", c)
 	}
 	r.cancel()
@@ -344,7 +344,7 @@ func TestLaunchSetupGoesOnStdin(t *testing.T) {
 		Command: []string{"app", "{port}"}})
 	waitFor(t, "the URL", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
 	c := f.calls()
-	if !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --setup-stdin --login-shell -- app {port}") || strings.Contains(c, "module") {
+	if !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --setup-stdin --login-shell -- app {port}") || strings.Contains(c, "module") {
 		t.Errorf("remote calls: %q; want --setup-stdin and no script", c)
 	}
 	b, _ := os.ReadFile(filepath.Join(f.dir, "stdin"))

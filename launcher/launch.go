@@ -35,7 +35,7 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer func() { ln.Close() }() // stablePort may replace it
 	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -58,7 +58,12 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		case err != nil:
 			return err
 		}
-		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Batch, true)
+		if s.reused {
+			// Reached the way it was launched, as attach does.
+			o.Batch.ViaNodeSSH = o.Batch.ViaNodeSSH || rec.ViaNodeSSH
+		}
+		ln = s.stablePort(ln, rec, o.ForwardOptions)
+		return s.serveSlurm(ctx, ln, rec, o.ForwardOptions, o.Batch, !s.reused)
 	}
 	rec, err := s.start(ctx, o)
 	if err != nil {
@@ -67,7 +72,9 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 		}
 		return err
 	}
-	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, true)
+	s.sayReused(o, rec)
+	ln = s.stablePort(ln, rec, o.ForwardOptions)
+	return s.serveLocal(ctx, ln, rec, o.ForwardOptions, !s.reused)
 }
 
 // interrupted is the error of a launch that Ctrl-C ended before it was ready; clean
@@ -97,7 +104,7 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer func() { ln.Close() }() // stablePort may replace it
 	s, err := open(ctx, o.Options, forwarding)
 	if err != nil {
 		return err
@@ -116,6 +123,7 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	if note != "" {
 		s.status.line("tether: %s", note)
 	}
+	ln = s.stablePort(ln, rec, o.ForwardOptions)
 	if rec.JobID != "" {
 		// A session launched with --via-node-ssh says so: attach reaches it the same way.
 		o.Batch.ViaNodeSSH = o.Batch.ViaNodeSSH || rec.ViaNodeSSH
@@ -200,7 +208,7 @@ func decodeListing(raw []byte) ([]wire.Record, error) {
 			// Slurm sessions are listed before their server is ready, and after.
 			if r.JobID != "" && r.ValidateQueued() == nil {
 				out = append(out, wire.Record{ID: r.ID, Name: r.Name, State: r.State, JobID: r.JobID, Node: r.Node,
-					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version})
+					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version, Exit: termsafe.Clip(termsafe.OneLine(r.Exit), 200)})
 				continue
 			}
 			// Dead sessions may have partial records; keep their id for messages.
@@ -338,18 +346,6 @@ func describeAll(rs []wire.Record) string {
 	return strings.Join(parts, "; ")
 }
 
-// Ls is `tether ls HOST [--json]`: the remote `tether ls`, output passed through.
-func Ls(ctx context.Context, o LsOptions) error {
-	args := []string{"ls"}
-	if o.JSON {
-		args = append(args, "--json")
-	}
-	if o.Prune {
-		args = append(args, "--prune")
-	}
-	return passThrough(ctx, o.Options, args)
-}
-
 // Stop is `tether stop HOST ID|NAME|--all`.
 func Stop(ctx context.Context, o StopOptions) error {
 	switch {
@@ -400,10 +396,27 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, func(line string) {
+	}, s.relayNotes(&failed))
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil // Ctrl-C on `logs -f`
+	}
+	if res.err != nil {
+		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)), Hint: "try again", Err: res.err}
+	}
+	return s.remoteStatus(res.status, failed)
+}
+
+// relayNotes is the stderr handler of a remote command run with --json-notes: its
+// notes said here in the laptop's words, its failure kept in *failed (the command's
+// error, worded by remoteStatus), any other line (a login shell's) shown as it is.
+func (s *session) relayNotes(failed **wire.Failure) func(string) {
+	return func(line string) {
 		if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
 			if err == nil {
-				failed = f
+				*failed = f
 			}
 			return
 		}
@@ -414,21 +427,17 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 			return
 		}
 		fmt.Fprintln(s.o.Stderr, termsafe.OneLine(line))
-	})
-	if err != nil {
-		return err
 	}
-	if ctx.Err() != nil {
-		return nil // Ctrl-C on `logs -f`
+}
+
+// remoteStatus is the error of a remote command that exited with status: its failure
+// in the laptop's words, or its status alone (it said nothing as data).
+func (s *session) remoteStatus(status int, failed *wire.Failure) error {
+	switch {
+	case status == 0:
+		return nil
+	case failed != nil:
+		return &Error{Msg: termsafe.Clip(s.sayFailure(failed), 500), Code: failed.ExitCode()}
 	}
-	if res.err != nil {
-		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)), Hint: "try again", Err: res.err}
-	}
-	if res.status != 0 {
-		if failed != nil {
-			return &Error{Msg: termsafe.Clip(s.sayFailure(failed), 500), Code: failed.ExitCode()}
-		}
-		return &ExitStatusError{Status: res.status}
-	}
-	return nil
+	return &ExitStatusError{Status: status}
 }

@@ -20,7 +20,17 @@ func TestMain(m *testing.M) {
 	if os.Getenv("TETHER_LAUNCHER_TEST_HELPER") == "connect" {
 		os.Exit(helperConnect(os.Getenv("TETHER_LAUNCHER_TEST_ADDR")))
 	}
-	os.Exit(m.Run())
+	// Launches remember their local ports (localports.go): in a directory of the
+	// tests', never in the home directory of whoever runs them.
+	state, err := os.MkdirTemp("", "tether-launcher-state-")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
+	code := m.Run()
+	os.RemoveAll(state)
+	os.Exit(code)
 }
 
 // helperConnect sends a request with a (made-up) session cookie and prints what it

@@ -84,6 +84,9 @@ type LaunchOptions struct {
 	IdleTimeout time.Duration
 	// Batch, when its Kind is set, runs the session in a batch job on a compute node.
 	Batch BatchOptions
+	// New starts another session even when one of the same app runs on the host (by
+	// default launch attaches to it: see reuse.go).
+	New bool
 	// SiteProfile, when set, is called once connected with the host's site profiles
 	// (read over that connection) and returns the options to launch with and a line
 	// saying what it applied. Only the remote side's options are taken from them:
@@ -131,6 +134,8 @@ type LsOptions struct {
 	JSON bool
 	// Prune removes the host's dead, app-exited and ended sessions (ls --prune there).
 	Prune bool
+	// ShowToken shows each session's token in the table (--json always has it).
+	ShowToken bool
 }
 
 // StopOptions are `tether stop HOST`'s.

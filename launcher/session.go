@@ -32,6 +32,9 @@ type session struct {
 	// endpoint reaches the session's server when not by its record's Unix socket
 	// through conn (Slurm); nil otherwise.
 	endpoint Endpoint
+	// reused: the launch attached to a session of the same app that was there
+	// already, instead of starting one (reuse.go).
+	reused bool
 }
 
 // How a session's connection is used: forwarding (launch, attach, demo: long-lived,
@@ -154,6 +157,7 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (wire.Record, erro
 	// abandoned and leaves nothing behind.
 	sv := serveOf(o)
 	sv.Detach, sv.JSON, sv.JSONNotes, sv.CancelOnEOF = true, true, true, true
+	sv.Reuse = s.reuses(o)
 	var input []byte
 	if o.Setup != "" {
 		sv.SetupStdin = true

@@ -52,18 +52,18 @@ const (
 )
 
 // slurmRoot is where Slurm sessions live: $TETHER_STATE_DIR, else
-// ~/.cache/tether/slurm. Never $XDG_RUNTIME_DIR: the job on the node must see the
-// directory the login node made, so it has to be on the (shared) home.
+// $XDG_STATE_HOME/tether/batch (statedirs.go). Never $XDG_RUNTIME_DIR: the job on the
+// node must see the directory the login node made, so it has to be on the (shared) home.
 func slurmRoot(create bool) (string, error) {
 	root := os.Getenv("TETHER_STATE_DIR")
 	if root != "" {
 		return stateRoot(create)
 	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return "", errors.New("cannot find a place for batch sessions: HOME is not set; set TETHER_STATE_DIR to a private directory on a file system the nodes share")
+	p, err := slurmRootPath()
+	if err != nil {
+		return "", err
 	}
-	return privateRoot(filepath.Join(home, ".cache", "tether", "slurm"), create)
+	return privateRoot(p, create)
 }
 
 func (s *session) slurmOutput() string { return filepath.Join(s.Dir, slurmOutputFile) }
@@ -132,6 +132,11 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.Reuse {
+		if done, err := reuseSlurm(ctx, o, serve, root, setup); done || err != nil {
+			return err
+		}
+	}
 	if serve.Name != "" {
 		if err := slurmNameTaken(ctx, root, serve.Name); err != nil {
 			return err
@@ -150,7 +155,7 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	sf := &sessionFile{
 		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
-		Phase: phaseQueued, Slurm: true,
+		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, setup),
 	}
 	if sf.Command == nil {
 		sf.Command = []string{}
@@ -329,7 +334,7 @@ func cancelJob(sf *sessionFile, sessionID string) error {
 
 // slurmNameTaken refuses a name already used by a Slurm session whose job is not over.
 func slurmNameTaken(ctx context.Context, root, name string) error {
-	all, err := scan(root)
+	all, err := scanRoots(root, true)
 	if err != nil {
 		return err
 	}
@@ -550,29 +555,6 @@ func (f *appTailFilter) flush() {
 	f.partial = nil
 }
 
-// describeJob is ls's words for a Slurm session's job: "job 5 RUNNING on vm, 59:58
-// left" or "job 6 PENDING (Resources), limit 1:00:00".
-func describeJob(jobID string, j *JobStatus) string {
-	if j == nil || j.State == "" {
-		return "job " + jobID + " (no longer listed by the scheduler)"
-	}
-	s := "job " + jobID + " " + j.StateWords()
-	if j.Reason != "" && j.Reason != "None" {
-		s += " (" + termsafe.Line(j.Reason) + ")"
-	}
-	if j.Node != "" && !JobPending(j.State) {
-		s += " on " + j.Node
-	}
-	switch {
-	case JobEnded(j.State) || j.State == "COMPLETING":
-	case JobPending(j.State) && j.TimeLeft != "":
-		s += ", limit " + j.TimeLeft
-	case j.TimeLeft != "":
-		s += ", " + j.TimeLeft + " left"
-	}
-	return s
-}
-
 // openBatchSession is the job's side: the session directory the submit made (passed as
 // --batch-session), checked to be ours and this job's.
 func openBatchSession(dir string) (*session, *sessionFile, error) {
@@ -752,7 +734,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 	if !wire.ValidID(o.Target) {
 		return usagef("batch watch needs a session id")
 	}
-	s := &session{ID: o.Target, Root: root, Dir: filepath.Join(root, o.Target), SockDir: filepath.Join(root, o.Target)}
+	s := findSlurmSession(root, o.Target)
 	sf, err := readRecord(s.recordPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -926,6 +908,7 @@ func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 	}
 	o.Listen = net.JoinHostPort(host, "0")
 	sf.Slurm, sf.JobID, sf.Node, sf.Scheduler, sf.ViaNodeSSH = true, queued.JobID, node, queued.Scheduler, queued.ViaNodeSSH
+	sf.Request = queued.Request
 	sf.BatchOptions = queued.BatchOptions
 	if sf.Name == "" {
 		sf.Name = queued.Name

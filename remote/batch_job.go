@@ -44,6 +44,9 @@ type BatchSubmitOptions struct {
 	Serve []string
 	// Version is recorded in the queued record.
 	Version string
+	// Reuse answers with a queued or running batch session of the same app, submitted
+	// with the same options, instead of submitting another job (reuse.go).
+	Reuse bool
 	// SetupStdin reads a setup script (launch --setup) from Stdin first, one frame (see
 	// SetupFrame); the job's serve runs it in the login shell on the node.
 	SetupStdin bool

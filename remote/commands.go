@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -58,19 +59,16 @@ func localSessions() (root string, mine []entry, others map[string]int, err erro
 	if err != nil {
 		return "", nil, nil, err
 	}
-	all, err := scan(root)
+	all, err := scanRoots(root, false)
 	if err != nil {
 		return "", nil, nil, err
 	}
 	// Slurm sessions live in their own root on the shared home, and count as this
 	// host's wherever their job runs: ls, stop and logs on the login node handle them.
 	if sroot, err := slurmRoot(false); err == nil && sroot != root {
-		if more, err := scan(sroot); err == nil && len(more) > 0 {
+		if more, err := scanRoots(sroot, true); err == nil && len(more) > 0 {
 			all = append(all, more...)
-			sort.SliceStable(all, func(i, j int) bool {
-				a, b := all[i].rec, all[j].rec
-				return a != nil && b != nil && a.Started.Before(b.Started)
-			})
+			sortEntries(all)
 		}
 	}
 	host := hostname()
@@ -98,7 +96,6 @@ func Ls(ctx context.Context, o LsOptions) error {
 		return err
 	}
 	var list []Record
-	var shown []entry
 	say := noter{o.Stderr, o.JSONNotes}
 	jobs := slurmJobsFor(ctx, mine, say)
 	for _, e := range mine {
@@ -124,13 +121,14 @@ func Ls(ctx context.Context, o LsOptions) error {
 			if j, ok := jobs[jobKey(e.rec)]; ok && r.JobID != "" {
 				r.Job = &j
 			}
-			if st == StateAppExited {
+			if st == StateAppExited || st == StateEnded {
 				r.Exit = termsafe.Line(termsafe.Clip(e.rec.Exit, 200))
+			}
+			if st == StateAppExited {
 				r.AppOutput = logTail(e.s.logPath(), 10)
 			}
 		}
 		list = append(list, r)
-		shown = append(shown, e)
 	}
 	if o.JSON {
 		if list == nil {
@@ -146,10 +144,15 @@ func Ls(ctx context.Context, o LsOptions) error {
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
+	} else {
+		t := wire.TableOptions{ShowToken: o.ShowToken}
+		if slices.ContainsFunc(list, func(r Record) bool { return tcpURL(r) != "" }) {
+			t.URLTitle, t.URL = "URL", tcpURL
+		}
+		wire.WriteSessions(o.Stdout, list, t)
 	}
 	over := 0
-	for i, r := range list {
-		printSession(o.Stdout, r, shown[i].rec)
+	for _, r := range list {
 		if r.State == StateDead || r.State == StateAppExited || r.State == StateEnded {
 			over++
 		}
@@ -162,55 +165,13 @@ func Ls(ctx context.Context, o LsOptions) error {
 	return nil
 }
 
-func printSession(w io.Writer, r Record, sf *sessionFile) {
-	name := ""
-	if r.Name != "" {
-		name = fmt.Sprintf(" %q", r.Name)
+// tcpURL is the URL a person opens for a session listening on TCP here (serve
+// --listen); empty for others (a Slurm node's address is for the launcher).
+func tcpURL(r Record) string {
+	if r.JobID != "" {
+		return ""
 	}
-	state := r.State
-	if sf != nil && r.State == StateAppExited && sf.Exit != "" {
-		state += " (" + sf.Exit + ")"
-	}
-	age := ""
-	if !r.Started.IsZero() {
-		age = "  started " + roundAge(time.Since(r.Started)) + " ago"
-	}
-	if sf.isSlurm() {
-		if sf.Exit != "" && (r.State == StateEnded || r.State == StateAppExited) {
-			state = r.State + " (" + sf.Exit + ")"
-		}
-		job := "job not submitted yet"
-		if r.JobID != "" {
-			job = describeJob(r.JobID, r.Job)
-		}
-		fmt.Fprintf(w, "%s%s  %s  %s%s  %s\n", r.ID, name, state, job, age, appLine(r))
-		if r.State == StateRunning && r.URL != "" {
-			fmt.Fprintf(w, "  node:   %s at %s (TLS, sha256 %s…)\n", r.Node, r.Addr, r.CertSHA256[:min(16, len(r.CertSHA256))])
-		}
-		return
-	}
-	fmt.Fprintf(w, "%s%s  %s%s  %s\n", r.ID, name, state, age, appLine(r))
-	if sf == nil {
-		return
-	}
-	if r.URL != "" {
-		fmt.Fprintf(w, "  url:    %s?token=%s\n", r.URL, r.Token)
-	}
-	if r.State == StateRunning {
-		fmt.Fprintf(w, "  socket: %s\n", r.Socket)
-		if r.URL == "" {
-			fmt.Fprintf(w, "  token:  %s\n", r.Token)
-		}
-	}
-}
-
-// appLine is what ls says a session runs: its command line, else its preset (a
-// queued batch session's record has the preset's name only), else the built-in app.
-func appLine(r Record) string {
-	if len(r.Command) == 0 && r.App != "" {
-		return "(" + r.App + ")"
-	}
-	return commandLine(r.Command)
+	return r.URL
 }
 
 func commandLine(cmd []string) string {
@@ -218,17 +179,6 @@ func commandLine(cmd []string) string {
 		return "(built-in app)"
 	}
 	return termsafe.Line(strings.Join(cmd, " "))
-}
-
-func roundAge(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return d.Round(time.Minute).String()
-	default:
-		return d.Round(time.Hour).String()
-	}
 }
 
 // noteOthers says how many sessions the (shared) state root holds for other hosts.

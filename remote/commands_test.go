@@ -103,11 +103,27 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 		t.Errorf("ls did not mention the other host's session: %q", errOut)
 	}
 
+	// The table: one row each, the TCP URL without its token; the token only with
+	// --show-token.
 	out, _ = runLs(t, LsOptions{})
-	for _, want := range []string{running.ID + ` "lab"  running`, starting.ID + "  starting", "http://127.0.0.1:4242/?token=" + strings.Repeat("t", 43), dead.ID, "dead", "app-exited (exited with status 1)"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("ls output lacks %q:\n%s", want, out)
+	rows := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			rows[f[0]] = strings.Join(f, " ")
 		}
+	}
+	for id, want := range map[string]string{"ID": "ID NAME APP STATE STARTED URL", running.ID: running.ID + " lab app running 0s ago http://127.0.0.1:4242/",
+		starting.ID: starting.ID + " - app starting", dead.ID: dead.ID + " - app dead", exited.ID: exited.ID + " - app app-exited (exited with status 1)"} {
+		if !strings.HasPrefix(rows[id], want) {
+			t.Errorf("ls row of %s: %q; want it to start %q; all:\n%s", id, rows[id], want, out)
+		}
+	}
+	if len(rows) != 5 || strings.Contains(out, strings.Repeat("t", 43)) {
+		t.Errorf("ls output: want a header and 4 rows, no token:\n%s", out)
+	}
+	out, _ = runLs(t, LsOptions{ShowToken: true})
+	if !strings.Contains(out, "TOKEN") || !strings.Contains(out, "http://127.0.0.1:4242/  "+strings.Repeat("t", 43)) {
+		t.Errorf("ls --show-token:\n%s", out)
 	}
 
 	_, errOut = runLs(t, LsOptions{Prune: true})

@@ -82,6 +82,11 @@ type ServeOptions struct {
 	// so nobody would learn of the session. The background server is stopped and
 	// nothing is left. Stdin is not read after ready.
 	CancelOnEOF bool
+	// Reuse, when a session of this user on this host runs the same app the same way
+	// (reuse.go), answers with that session's record (Reused set) instead of starting
+	// another: launch's "same app twice". A matching session still starting is waited
+	// for.
+	Reuse bool
 	// Stdin is watched for CancelOnEOF; nil means os.Stdin.
 	Stdin io.Reader
 	// ReadyFD is set only in the background server that Detach starts: the file
@@ -107,6 +112,8 @@ type LsOptions struct {
 	JSON      bool // an array of ready records with state, on one line
 	JSONNotes bool
 	Prune     bool // remove dead and app-exited sessions first
+	// ShowToken shows each session's token in the table (JSON always has it).
+	ShowToken bool
 	Stdout    io.Writer
 	Stderr    io.Writer
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 
@@ -43,6 +42,9 @@ type sessionFile struct {
 	// Slurm marks a Slurm session (launch --slurm), from its submit on: it lives in the
 	// Slurm root and is judged by squeue, not by its server's pid.
 	Slurm bool `json:"slurm,omitempty"`
+	// Request is what the session was asked to run, for launch to find it again
+	// (reuse.go); nil in records of earlier versions.
+	Request *appRequest `json:"request,omitempty"`
 	// Exit says how the app ended, once it has.
 	Exit string `json:"exit,omitempty"`
 	// Why is why a batch session's server ended when it did not stop on request (the
@@ -186,12 +188,6 @@ func scan(root string) ([]entry, error) {
 		}
 		out = append(out, entry{s: s, rec: rec, err: err})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].rec, out[j].rec
-		if a != nil && b != nil && !a.Started.Equal(b.Started) {
-			return a.Started.Before(b.Started)
-		}
-		return out[i].s.ID < out[j].s.ID
-	})
+	sortEntries(out)
 	return out, nil
 }

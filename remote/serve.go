@@ -36,6 +36,11 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err := o.normalize(); err != nil {
 		return err
 	}
+	if o.Reuse && o.ReadyFD == 0 && o.BatchSession == "" {
+		if done, err := reuse(ctx, &o); done || err != nil {
+			return err
+		}
+	}
 	if o.Detach && o.ReadyFD == 0 {
 		return detach(ctx, o)
 	}
@@ -353,7 +358,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		Record: Record{ID: sess.ID, Name: o.Name, PID: os.Getpid(), Host: hostname(), Socket: sockPath,
 			Token: token, BaseURL: o.BaseURL, TLS: tlsConf != nil, CertSHA256: certSHA,
 			Command: o.recordCommand(), Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version, App: o.AppName},
-		Phase: phaseStarting, ServerStart: self,
+		Phase: phaseStarting, ServerStart: self, Request: o.request(),
 	}
 	if sf.Command == nil {
 		sf.Command = []string{}
@@ -588,7 +593,7 @@ func appFailure(how, when string, tail []string, id string, kept bool) *wire.Fai
 }
 
 func nameTaken(root, name string) error {
-	all, err := scan(root)
+	all, err := scanRoots(root, false)
 	if err != nil {
 		return err
 	}

@@ -343,10 +343,10 @@ func TestNormalizeBaseURL(t *testing.T) {
 func TestChildArgs(t *testing.T) {
 	o := ServeOptions{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
 		AllowHosts: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", ReadyTimeout: time.Minute,
-		AllowExposed: true, Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
+		AllowExposed: true, NoPortProxy: true, Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
 	got := strings.Join(childArgs(o), "|")
 	want := "serve|--ready-fd=3|--listen=127.0.0.1:0|--socket=/s/x.sock|--token-file=/t/f|--base-url=/lab/|--tls|" +
-		"--allow-host=a.example|--allow-host=b,c|--name=n|--ready-timeout=1m0s|--idle-timeout=1h0m0s|--allow-exposed|--|jupyter|lab|--port={port}|--|x y"
+		"--allow-host=a.example|--allow-host=b,c|--name=n|--ready-timeout=1m0s|--idle-timeout=1h0m0s|--allow-exposed|--no-port-proxy|--|jupyter|lab|--port={port}|--|x y"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -30,9 +30,9 @@ const (
 )
 
 // stateRoot returns the per-user root of session directories: $TETHER_STATE_DIR, else
-// $XDG_RUNTIME_DIR/tether, else ~/.cache/tether/run. When create is set a missing root
-// is made (0700). The root is refused when it is a symlink, not a directory, owned by
-// another user or writable by group or others.
+// $XDG_STATE_HOME/tether/sessions (~/.local/state/tether/sessions; see statedirs.go).
+// When create is set a missing root is made (0700). The root is refused when it is a
+// symlink, not a directory, owned by another user or writable by group or others.
 func stateRoot(create bool) (string, error) {
 	root, err := stateRootPath()
 	if err != nil {
@@ -97,29 +97,6 @@ func checkAncestors(dir string) (string, error) {
 		}
 	}
 	return filepath.Join(parent, filepath.Base(dir)), nil
-}
-
-func stateRootPath() (string, error) {
-	if d := os.Getenv("TETHER_STATE_DIR"); d != "" {
-		if !filepath.IsAbs(d) {
-			abs, err := filepath.Abs(d)
-			if err != nil {
-				return "", fmt.Errorf("TETHER_STATE_DIR=%q: %w", d, err)
-			}
-			d = abs
-		}
-		return filepath.Clean(d), nil
-	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			return filepath.Join(d, "tether"), nil
-		}
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return "", errors.New("cannot find a place for session state: HOME is not set; set TETHER_STATE_DIR to a private directory")
-	}
-	return filepath.Join(home, ".cache", "tether", "run"), nil
 }
 
 // checkPrivateDir refuses a directory that another user could tamper with: a symlink,
@@ -199,7 +176,7 @@ func newSession(root string) (*session, error) {
 			os.Remove(dir)
 			return nil, err
 		}
-		if len(s.socketPath()) > wire.MaxSocketPath {
+		if len(s.socketPath()) > wire.MaxSocketPath || !socketsWork(dir) {
 			sd, err := shortSocketDir(id)
 			if err != nil {
 				os.Remove(dir)
@@ -222,7 +199,7 @@ func shortSocketDir(id string) (string, error) {
 	}
 	dir, err := os.MkdirTemp(base, "tether-"+id+"-")
 	if err != nil {
-		return "", fmt.Errorf("the session directory's path is too long for a Unix socket and no short private directory could be made in %s: %w; set TETHER_STATE_DIR to a shorter path", base, err)
+		return "", fmt.Errorf("the session directory cannot hold a Unix socket (its path is too long, or its file system takes none) and no short private directory could be made in %s: %w; set TETHER_STATE_DIR to a shorter path on a local disk", base, err)
 	}
 	if err := checkPrivateDir(dir); err != nil {
 		os.Remove(dir)

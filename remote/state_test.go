@@ -13,23 +13,28 @@ import (
 
 func TestStateRootResolution(t *testing.T) {
 	home := t.TempDir()
-	xdg := t.TempDir()
+	runtime := t.TempDir()
 	t.Setenv("HOME", home)
+	def := filepath.Join(home, ".local", "state", "tether", "sessions")
 	tests := []struct {
-		state, xdg, want string
+		state, xdgState, runtime, want string
 	}{
-		{state: "/srv/x/state", xdg: xdg, want: "/srv/x/state"},
-		{xdg: xdg, want: filepath.Join(xdg, "tether")},
-		{xdg: "", want: filepath.Join(home, ".cache", "tether", "run")},
-		{xdg: "/nonexistent-xdg", want: filepath.Join(home, ".cache", "tether", "run")},
-		{xdg: "relative/dir", want: filepath.Join(home, ".cache", "tether", "run")},
+		{state: "/srv/x/state", xdgState: "/srv/st", runtime: runtime, want: "/srv/x/state"},
+		{xdgState: "/srv/st", runtime: runtime, want: "/srv/st/tether/sessions"},
+		{runtime: runtime, want: def}, // never the runtime dir: logind removes it at logout
+		{xdgState: "relative/dir", want: def},
+		{},
 	}
 	for _, tt := range tests {
+		if tt.want == "" {
+			tt.want = def
+		}
 		t.Setenv("TETHER_STATE_DIR", tt.state)
-		t.Setenv("XDG_RUNTIME_DIR", tt.xdg)
+		t.Setenv("XDG_STATE_HOME", tt.xdgState)
+		t.Setenv("XDG_RUNTIME_DIR", tt.runtime)
 		got, err := stateRootPath()
 		if err != nil || got != tt.want {
-			t.Errorf("for TETHER_STATE_DIR=%q XDG_RUNTIME_DIR=%q, got %q, %v; want %q", tt.state, tt.xdg, got, err, tt.want)
+			t.Errorf("for TETHER_STATE_DIR=%q XDG_STATE_HOME=%q XDG_RUNTIME_DIR=%q, got %q, %v; want %q", tt.state, tt.xdgState, tt.runtime, got, err, tt.want)
 		}
 	}
 }
@@ -39,6 +44,7 @@ func TestStateRootCreatedPrivate(t *testing.T) {
 	t.Setenv("HOME", home)
 	t.Setenv("TETHER_STATE_DIR", "")
 	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_STATE_HOME", "")
 	root, err := stateRoot(true)
 	if err != nil {
 		t.Fatal(err)
@@ -159,8 +165,9 @@ func TestStateRootRefusesUnsafeParents(t *testing.T) {
 	t.Setenv("HOME", home)
 	t.Setenv("TETHER_STATE_DIR", "")
 	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_STATE_HOME", "")
 	if _, err := stateRoot(true); err != nil {
-		t.Errorf("~/.cache/tether/run with an open directory above home: %v; want accepted", err)
+		t.Errorf("~/.local/state/tether/sessions with an open directory above home: %v; want accepted", err)
 	}
 	// But home itself is checked.
 	os.Chmod(home, 0o777)

@@ -15,11 +15,15 @@ type Submitted struct {
 	ID     string `json:"id"`
 	JobID  string `json:"job_id"`
 	Output string `json:"output"`
+	// Reused is set when no job was submitted (batch submit --reuse): the session is
+	// one of this many queued or running ones of the same app (the running, else the
+	// newest).
+	Reused int `json:"reused,omitempty"`
 }
 
 // Validate checks a submit's answer from a remote that may be hostile.
 func (s *Submitted) Validate() error {
-	if !ValidID(s.ID) || !batch.JobIDPattern.MatchString(s.JobID) || !path.IsAbs(s.Output) || path.Clean(s.Output) != s.Output || termsafe.HasControl(s.Output) || len(s.Output) > 4096 {
+	if !ValidID(s.ID) || !batch.JobIDPattern.MatchString(s.JobID) || s.Reused < 0 || !path.IsAbs(s.Output) || path.Clean(s.Output) != s.Output || termsafe.HasControl(s.Output) || len(s.Output) > 4096 {
 		return errors.New("wire: invalid submit answer")
 	}
 	return nil

@@ -52,6 +52,9 @@ type Record struct {
 	App string `json:"app,omitempty"`
 	// Version is the version of the tether binary serving the session.
 	Version string `json:"version"`
+	// Reused is set only on the answer of `serve --reuse`: the session was running
+	// already, the newest of this many of the same app (see reuse.go).
+	Reused int `json:"reused,omitempty"`
 	// State is set by `ls` only: starting (the server waits for the app), running,
 	// app-exited or dead; for Slurm sessions also pending (queued, or started but not
 	// ready yet) and ended (the job is over).
@@ -138,6 +141,9 @@ func (r *Record) Validate() error {
 	}
 	if r.Name != "" && CheckName(r.Name) != nil {
 		return bad("name", "%q is not a valid session name", termsafe.Clip(r.Name, 64))
+	}
+	if r.Reused < 0 || r.Reused > 1<<20 {
+		return bad("reused", "%d is out of range", r.Reused)
 	}
 	if r.PID <= 0 || r.PID > 1<<22 {
 		return bad("pid", "%d is out of range", r.PID)

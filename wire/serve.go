@@ -33,8 +33,10 @@ type Serve struct {
 	// ReadyFD, CancelOnEOF, BatchSession and SetupStdin are internal: the pipe a
 	// detached server reports on, a start abandoned when stdin ends, a batch job's
 	// session directory, the setup script framed on stdin.
-	ReadyFD      int
-	CancelOnEOF  bool
+	ReadyFD     int
+	CancelOnEOF bool
+	// Reuse answers with a running session of the same app instead of starting one.
+	Reuse        bool
 	BatchSession string
 	SetupStdin   bool
 	SetupFile    string
@@ -65,6 +67,7 @@ var serveFlags = []serveFlag{
 	{name: "json", boolf: func(s *Serve) *bool { return &s.JSON }},
 	{name: "json-notes", boolf: func(s *Serve) *bool { return &s.JSONNotes }},
 	{name: "cancel-on-eof", boolf: func(s *Serve) *bool { return &s.CancelOnEOF }},
+	{name: "reuse", boolf: func(s *Serve) *bool { return &s.Reuse }},
 	{name: "ready-fd", intf: func(s *Serve) *int { return &s.ReadyFD }},
 	{name: "batch-session", strf: func(s *Serve) *string { return &s.BatchSession }},
 	{name: "setup-stdin", boolf: func(s *Serve) *bool { return &s.SetupStdin }},

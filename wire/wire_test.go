@@ -104,7 +104,7 @@ func TestDecodeNote(t *testing.T) {
 func TestServeArgsRoundTrip(t *testing.T) {
 	s := Serve{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
 		AllowHosts: []string{"a.example", "b.example"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
-		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, BatchSession: "/b/abcd2345",
+		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
 		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S", AppHeaders: []string{"A: b", "C: {app_secret}"},
 		AllowExposed: true, NoPortProxy: true, Command: []string{"--not-a-flag", "--", "-x", "it's"}}
 	got, err := ParseServe(s.Args())

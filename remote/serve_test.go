@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -337,6 +338,30 @@ func TestNormalizeBaseURL(t *testing.T) {
 		if got, err := wire.BaseURL(in); err != nil || got != want {
 			t.Errorf("for %q, got %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// TestServeOptionsWire: serve's options and its command line (wire.Serve) carry the
+// same things: every field of a full command line comes back through ServeOptions.
+func TestServeOptionsWire(t *testing.T) {
+	full := wire.Serve{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
+		AllowHosts: []string{"a.example"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
+		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
+		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S",
+		AppHeaders: []string{"A: b"}, AllowExposed: true, NoPortProxy: true, Command: []string{"x"}}
+	v := reflect.ValueOf(full)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() && v.Type().Field(i).Name != "TLSCert" && v.Type().Field(i).Name != "TLSKey" {
+			t.Errorf("wire.Serve.%s is not set in the test", v.Type().Field(i).Name)
+		}
+	}
+	o := ServeOptionsOf(full)
+	if got := o.wire(); !reflect.DeepEqual(got, full) {
+		t.Errorf("through ServeOptions:\n got %+v\nwant %+v", got, full)
+	}
+	withCert := wire.Serve{TLSCert: "/c.pem", TLSKey: "/k.pem"}
+	if o := ServeOptionsOf(withCert); !reflect.DeepEqual(o.wire(), withCert) {
+		t.Errorf("a certificate: %+v", o.wire())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -423,6 +424,24 @@ func TestLaunchAppFailsToStart(t *testing.T) {
 	}
 	if len(r.opened) != 0 || r.stdout.String() != "" {
 		t.Errorf("a failed launch printed or opened something")
+	}
+}
+
+// Inputs are judged once, before anything starts: serve's flags by serve's own rules
+// (wire.Serve.Check), on the laptop, so a bad one costs no connection at all.
+func TestLaunchJudgesServeFlagsFirst(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	for _, o := range []LaunchOptions{{Name: "bad name"}, {Name: "abcd2345"}, {IdleTimeout: -time.Second}} {
+		r := startLaunch(t, f, o)
+		err := r.wait(t)
+		var le *Error
+		if !errors.As(err, &le) || le.ExitCode() != 2 || !strings.Contains(err.Error(), "session name") && !strings.Contains(err.Error(), "--idle-timeout") {
+			t.Errorf("%+v: got %v; want a usage error", o, err)
+		}
+	}
+	if c := f.calls(); c != "" {
+		t.Errorf("the remote was reached: %q", c)
 	}
 }
 

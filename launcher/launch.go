@@ -27,6 +27,12 @@ func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	if err := checkForward(o.ForwardOptions); err != nil {
 		return err
 	}
+	// serve's flags are judged here, before anything connects or starts, by the rules
+	// serve itself applies (wire.Serve.Check): a bad --name or the like costs no login,
+	// install or queued job.
+	if err := serveOf(o).Check(); err != nil {
+		return &Error{Msg: wire.FailureOf(err).Said.String(), Code: 2, Err: err}
+	}
 	if !demo && o.Stderr != nil {
 		o.Command = remoteHome(o.Command, o.Host, o.Stderr) // ~ the laptop's shell expanded
 	}

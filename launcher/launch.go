@@ -218,7 +218,7 @@ func decodeListing(raw []byte) ([]wire.Record, error) {
 				continue
 			}
 			// Dead sessions may have partial records; keep their id for messages.
-			if r.State != "" && r.State != wire.StateRunning && validID(r.ID) {
+			if r.State != "" && r.State != wire.StateRunning && wire.ValidID(r.ID) {
 				out = append(out, wire.Record{ID: r.ID, Name: safeName(r.Name), State: r.State})
 			}
 			continue
@@ -228,20 +228,9 @@ func decodeListing(raw []byte) ([]wire.Record, error) {
 	return out, nil
 }
 
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
+// safeName is a name from a partial record when it is a valid session name, else "".
 func safeName(n string) string {
-	if len(n) > 64 || termsafe.OneLine(n) != n || strings.ContainsAny(n, " ") {
+	if wire.CheckName(n) != nil {
 		return ""
 	}
 	return n

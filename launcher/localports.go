@@ -105,7 +105,7 @@ func (b *portBook) entries() []portEntry {
 	}
 	out := c.Ports[:0]
 	for _, e := range c.Ports {
-		if e.Port > 0 && e.Port <= 65535 && validID(e.ID) && e.Host != "" {
+		if e.Port > 0 && e.Port <= 65535 && wire.ValidID(e.ID) && e.Host != "" {
 			out = append(out, e)
 		}
 	}
@@ -181,7 +181,7 @@ func writePrivateFile(dir, name string, data []byte) error {
 // which is then used instead (and ln closed). The port used is remembered; a
 // remembered port that is taken is said so and kept for next time.
 func (s *session) stablePort(ln net.Listener, rec wire.Record, fo ForwardOptions) net.Listener {
-	if s.demo || !validID(rec.ID) {
+	if s.demo || !wire.ValidID(rec.ID) {
 		return ln
 	}
 	book, err := openPortBook()

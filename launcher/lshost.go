@@ -120,7 +120,7 @@ func withLocalPorts(raw []byte, ports map[string]int) ([]byte, error) {
 	}
 	for _, it := range items {
 		var id string
-		if json.Unmarshal(it["id"], &id) == nil && validID(id) {
+		if json.Unmarshal(it["id"], &id) == nil && wire.ValidID(id) {
 			if p, ok := ports[id]; ok {
 				it["local_port"] = json.RawMessage(strconv.Itoa(p))
 			}

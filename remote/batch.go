@@ -738,7 +738,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 	sf, err := readRecord(s.recordPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no batch session %s on %s", o.Target, hostname())
+			return wire.Fail(wire.FailNoSession, wire.Textf("no batch session %s on %v", o.Target, wire.Machine(hostname())), nil)
 		}
 		return err
 	}

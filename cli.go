@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Env is what every command gets besides its flags: the build's version and where its
@@ -50,7 +51,8 @@ func (VersionCmd) Run(env *Env) error {
 
 // LsCmd is `tether ls [--json] [--prune]` here, or `tether ls HOST [--json] [--prune]`.
 type LsCmd struct {
-	JSON       bool   `name:"json" help:"Print an array of ready records with their state (tokens included; with HOST, local_port where this laptop remembers one)."`
+	JSON       bool   `name:"json" help:"Print an array of ready records with their state (tokens included; with HOST, local_port where this laptop remembers one; a failure as one JSON line)."`
+	JSONNotes  bool   `name:"json-notes" hidden:"" help:"Internal: notes and the failure on stderr as JSON lines, for a launcher."`
 	ShowToken  bool   `name:"show-token" help:"Show each session's token in the table (hidden by default: ls output ends up in screen shares and pasted logs)."`
 	Prune      bool   `help:"Remove dead, app-exited and ended sessions (their records and logs), here or on HOST."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
@@ -62,7 +64,8 @@ type LsCmd struct {
 func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 	switch len(c.Args) {
 	case 0:
-		return remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, Prune: c.Prune, ShowToken: c.ShowToken, Stdout: env.Stdout, Stderr: env.Stderr})
+		err := remote.Ls(ctx, remote.LsOptions{JSON: c.JSON, JSONNotes: c.JSONNotes, Prune: c.Prune, ShowToken: c.ShowToken, Stdout: env.Stdout, Stderr: env.Stderr})
+		return reported(err, env, c.JSON, c.JSONNotes)
 	case 1:
 		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.Prune, c.ShowToken)
 	}
@@ -72,6 +75,7 @@ func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 // StopCmd is `tether stop ID|NAME|--all`, or `tether stop HOST ID|NAME|--all`.
 type StopCmd struct {
 	All        bool   `help:"Stop every session."`
+	JSONNotes  bool   `name:"json-notes" hidden:"" help:"Internal: notes and the failure on stderr as JSON lines, for a launcher."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
 	Args []string `arg:"" optional:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
@@ -92,7 +96,8 @@ func (c *StopCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 		target = c.Args[0]
 	}
 	stop := func() error {
-		return remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, Stdout: env.Stdout, Stderr: env.Stderr})
+		err := remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, JSONNotes: c.JSONNotes, Stdout: env.Stdout, Stderr: env.Stderr})
+		return reported(err, env, false, c.JSONNotes)
 	}
 	if target != "" && !dashed(kctx) {
 		return oneWord("stop", target, hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, stop)
@@ -103,6 +108,7 @@ func (c *StopCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 // LogsCmd is `tether logs ID|NAME [-f]`, or `tether logs HOST ID|NAME [-f]`.
 type LogsCmd struct {
 	Follow     bool   `short:"f" help:"Keep printing the app's output until the session ends."`
+	JSONNotes  bool   `name:"json-notes" hidden:"" help:"Internal: the failure on stderr as a JSON line, for a launcher."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
 	Args []string `arg:"" name:"id" help:"The session's id or name; HOST ID for a remote machine."`
@@ -113,7 +119,8 @@ func (c *LogsCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 	switch len(c.Args) {
 	case 1:
 		logs := func() error {
-			return remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
+			err := remote.Logs(ctx, remote.LogsOptions{Target: c.Args[0], Follow: c.Follow, Stdout: env.Stdout, Stderr: env.Stderr})
+			return reported(err, env, false, c.JSONNotes)
 		}
 		if dashed(kctx) {
 			return logs()
@@ -138,7 +145,8 @@ type ServeCmd struct {
 	AllowHost    []string      `name:"allow-host" placeholder:"NAME" sep:"none" help:"Accept this Host name besides loopback ones and, with --listen beyond loopback, its address and this machine's name (repeatable)."`
 	IdleTimeout  time.Duration `name:"idle-timeout" placeholder:"DUR" help:"Stop the session after this long without requests or WebSocket traffic."`
 	Name         string        `placeholder:"N" help:"A name for the session, usable wherever its id is."`
-	JSON         bool          `name:"json" help:"Print the ready record as one line of JSON on stdout."`
+	JSON         bool          `name:"json" help:"Print the ready record as one line of JSON on stdout (a failure as one line too: error, hint, app_output)."`
+	JSONNotes    bool          `name:"json-notes" hidden:"" help:"Internal: progress, notes and the failure on stderr as JSON lines, for a launcher."`
 	Detach       bool          `help:"Run in the background and return once ready; the session outlives this terminal and SSH connection."`
 	ReadyTimeout time.Duration `name:"ready-timeout" placeholder:"DUR" default:"5m" help:"How long to wait for the app to be ready."`
 	ReadyFD      int           `name:"ready-fd" hidden:"" help:"Internal: the pipe a detached server reports on."`
@@ -173,13 +181,53 @@ type portProxyFlags struct {
 
 // Run starts the guarded server.
 func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
-	return remote.Serve(ctx, remote.ServeOptions{
+	o := remote.ServeOptionsOf(c.wire())
+	o.Version, o.Stdout, o.Stderr = env.Version, env.Stdout, env.Stderr
+	return reported(remote.Serve(ctx, o), env, c.JSON, c.JSONNotes)
+}
+
+// wire is the command line kong read, as the launcher writes it (wire.Serve): one
+// grammar, which TestServeGrammar holds kong's flags to.
+func (c *ServeCmd) wire() wire.Serve {
+	return wire.Serve{
 		Listen: c.Listen, Socket: c.Socket, TokenFile: c.TokenFile, BaseURL: c.BaseURL,
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
-		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, Detach: c.Detach,
-		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Reuse: c.Reuse, Command: c.Command,
-		AppName: c.App, AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
-		NoPortProxy: c.NoPortProxy, Version: env.Version, BatchSession: c.BatchSession, Stdout: env.Stdout, Stderr: env.Stderr,
-		LoginShell: c.LoginShell, SetupFile: c.SetupFile, SetupStdin: c.SetupStdin,
-	})
+		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, JSONNotes: c.JSONNotes, Detach: c.Detach,
+		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Reuse: c.Reuse, BatchSession: c.BatchSession,
+		SetupStdin: c.SetupStdin, SetupFile: c.SetupFile, LoginShell: c.LoginShell, App: c.App,
+		AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
+		NoPortProxy: c.NoPortProxy, Command: c.Command,
+	}
 }
+
+// reported prints a failed command's failure as data (wire.Failure) where its caller
+// reads it: one JSON line on stdout for --json (serve, ls) and the hidden batch
+// commands, and with --json-notes on stderr in place of the "tether: …" line (which
+// is then not printed).
+func reported(err error, env *Env, onStdout, notes bool) error {
+	if err == nil {
+		return nil
+	}
+	f := wire.FailureOf(err)
+	if onStdout {
+		env.Stdout.Write(f.Line())
+	}
+	if !notes {
+		return err
+	}
+	if !onStdout {
+		env.Stderr.Write(f.Line())
+	}
+	return &silentError{err: err, code: f.ExitCode()}
+}
+
+// silentError is a failure already told (as data): nothing more is printed.
+type silentError struct {
+	err  error
+	code int
+}
+
+func (e *silentError) Error() string { return e.err.Error() }
+func (e *silentError) Unwrap() error { return e.err }
+func (e *silentError) Silent() bool  { return true }
+func (e *silentError) ExitCode() int { return e.code }

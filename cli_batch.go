@@ -10,8 +10,8 @@ import (
 // by the launcher on the login node over SSH; hidden, since people use launch, attach,
 // ls, stop and logs.
 type BatchCmd struct {
-	Submit BatchSubmitCmd `cmd:"" help:"Make a batch session and submit its job; print {id, job_id, output}."`
-	Watch  BatchWatchCmd  `cmd:"" help:"Print a batch session's job state, then its ready record, as JSON lines until the job ends."`
+	Submit BatchSubmitCmd `cmd:"" help:"Make a batch session and submit its job; print {id, job_id, output}, or a failure line {error, hint, …}."`
+	Watch  BatchWatchCmd  `cmd:"" help:"Print a batch session's job state, then its ready record, as JSON lines until the job ends (a failure line if it cannot)."`
 	Check  BatchCheckCmd  `cmd:"" help:"Judge a submit command's options as tether does (for a site's wrapper, see batch/site); exit 2 with the reason when refused."`
 }
 
@@ -45,8 +45,9 @@ type BatchSubmitCmd struct {
 
 // Run submits.
 func (c *BatchSubmitCmd) Run(ctx context.Context, env *Env) error {
-	return remote.BatchSubmit(ctx, remote.BatchSubmitOptions{Scheduler: c.Scheduler, Name: c.Name, Options: c.Option, Serve: c.Serve, ViaNodeSSH: c.ViaNode, SetupStdin: c.SetupStdin, Reuse: c.Reuse,
+	err := remote.BatchSubmit(ctx, remote.BatchSubmitOptions{Scheduler: c.Scheduler, Name: c.Name, Options: c.Option, Serve: c.Serve, ViaNodeSSH: c.ViaNode, SetupStdin: c.SetupStdin, Reuse: c.Reuse,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr})
+	return reported(err, env, true, false)
 }
 
 // BatchWatchCmd is `tether batch watch ID`.
@@ -56,5 +57,6 @@ type BatchWatchCmd struct {
 
 // Run watches.
 func (c *BatchWatchCmd) Run(ctx context.Context, env *Env) error {
-	return remote.BatchWatch(ctx, remote.BatchWatchOptions{Target: c.ID, Stdout: env.Stdout, Stderr: env.Stderr})
+	err := remote.BatchWatch(ctx, remote.BatchWatchOptions{Target: c.ID, Stdout: env.Stdout, Stderr: env.Stderr})
+	return reported(err, env, true, false)
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Shell completion. `tether completion bash|zsh|fish` prints a small script that asks
@@ -204,7 +204,7 @@ func flagValues(f *kong.Flag) []string {
 	case "ssh":
 		return []string{"native", "openssh", "auto"}
 	case "app":
-		return remote.PresetNames()
+		return wire.PresetNames()
 	}
 	if f.Enum != "" {
 		var out []string
@@ -250,7 +250,7 @@ func positionalValues(cmd string, i int, dash bool, configFile string) []string 
 		case 0:
 			return hosts()
 		case 1:
-			return remote.PresetNames()
+			return wire.PresetNames()
 		}
 		return []string{filesDirective}
 	case "attach", "forward", "ls", "apps", "stop", "logs":

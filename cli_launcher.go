@@ -11,6 +11,7 @@ import (
 
 	"github.com/tether-dev/tether/launcher"
 	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // hostFlags are the flags of every command that reaches a HOST over SSH.
@@ -99,10 +100,10 @@ func checkSetup(setup, app string, command []string) error {
 	if setup == "" {
 		return nil
 	}
-	if err := remote.CheckSetup(setup); err != nil {
+	if err := wire.CheckSetup(setup); err != nil {
 		return err
 	}
-	if p, ok := remote.LookupPreset(app); app == "" && len(command) == 0 || ok && p.Kind != remote.KindApp {
+	if p, ok := wire.LookupPreset(app); app == "" && len(command) == 0 || ok && p.Kind != wire.KindApp {
 		what := "tether's built-in page"
 		if app != "" {
 			what = "the " + app + " preset"
@@ -136,7 +137,7 @@ func splitApp(raw, positionals []string) (app string, rest []string) {
 	if len(positionals)-after <= 0 {
 		return "", positionals
 	}
-	if _, ok := remote.LookupPreset(positionals[0]); !ok {
+	if _, ok := wire.LookupPreset(positionals[0]); !ok {
 		return "", positionals
 	}
 	return positionals[0], positionals[1:]
@@ -155,7 +156,7 @@ type AppsCmd struct {
 func (c *AppsCmd) Run(ctx context.Context, env *Env) error {
 	switch len(c.Args) {
 	case 0:
-		return remote.ListPresets(env.Stdout, c.JSON)
+		return wire.ListPresets(env.Stdout, c.JSON)
 	case 1:
 		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}), JSON: c.JSON,
 			Profiles: c.profilesLister(env)})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/tether-dev/tether/wire"
 )
 
 // TestServeFlagsParse: the contract's serve flags, in the shape the detached server
@@ -40,6 +41,79 @@ func TestServeFlagsParse(t *testing.T) {
 	}
 	if cli.Serve.BaseURL != "/" || cli.Serve.ReadyTimeout != 5*time.Minute || len(cli.Serve.Command) != 0 {
 		t.Errorf("defaults: %+v", cli.Serve)
+	}
+}
+
+// TestServeGrammar: the one grammar of serve's command line (wire.Serve, which the
+// launcher, a detaching serve and batch submit write and batch submit reads) is the one
+// kong reads here: every field set, written by Args, comes back through kong the same.
+func TestServeGrammar(t *testing.T) {
+	full := wire.Serve{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true, TLSCert: "/c.pem", TLSKey: "/k.pem",
+		AllowHosts: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
+		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
+		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S",
+		AppHeaders: []string{"A: b", "C: {app_secret}"}, AllowExposed: true, NoPortProxy: true,
+		Command: []string{"--port={port}", "--", "x y", "-z"}}
+	// Every field of wire.Serve is set above (a new one must be added to both kong's
+	// ServeCmd and this test).
+	v := reflect.ValueOf(full)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("wire.Serve.%s is not set in the test", v.Type().Field(i).Name)
+		}
+	}
+	for _, s := range []wire.Serve{full, {}, {Name: "only", Command: []string{"app"}}} {
+		var cli CLI
+		p, err := kong.New(&cli, kong.Vars{"version": "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Parse(append([]string{"serve"}, s.Args()...)); err != nil {
+			t.Fatalf("kong refused %q: %v", s.Args(), err)
+		}
+		got := cli.Serve.wire()
+		// kong's defaults: the base URL "/" and the ready timeout.
+		if s.BaseURL == "" {
+			s.BaseURL = "/"
+		}
+		if s.ReadyTimeout == 0 {
+			s.ReadyTimeout = 5 * time.Minute
+		}
+		if s.Command == nil {
+			s.Command = []string{}
+		}
+		if got.Command == nil {
+			got.Command = []string{}
+		}
+		if !reflect.DeepEqual(got, s) {
+			t.Errorf("through kong:\n got %+v\nwant %+v", got, s)
+		}
+	}
+}
+
+// serve --json prints exactly one JSON line on stdout when it fails too (DESIGN.md:
+// error, hint, app_output), besides the line on stderr; exit status 2 for a usage
+// error. --json-notes puts it on stderr instead of the "tether: …" line.
+func TestServeJSONFailure(t *testing.T) {
+	t.Setenv("TETHER_STATE_DIR", t.TempDir())
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--json", "--base-url", "/a+b/", "--", "true"}, &out, &errb)
+	if code != 2 || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("exit %d, stdout %q; want 2 and one line", code, out.String())
+	}
+	f, ok, err := wire.DecodeFailure(out.Bytes())
+	if !ok || err != nil || f.Kind != wire.FailUsage || !strings.Contains(f.Msg, `--base-url "/a+b/"`) {
+		t.Errorf("stdout %q: %+v %v %v", out.String(), f, ok, err)
+	}
+	if !strings.HasPrefix(errb.String(), "tether: --base-url") {
+		t.Errorf("stderr %q; want the line for a person", errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = run(context.Background(), []string{"stop", "--json-notes", "--", "nosuch"}, &out, &errb)
+	f, ok, err = wire.DecodeFailure(errb.Bytes())
+	if code != 1 || out.Len() != 0 || !ok || err != nil || f.Kind != wire.FailNoSession || strings.Contains(errb.String(), "tether: ") {
+		t.Errorf("stop --json-notes: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tether-dev/tether/internal/didyoumean"
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // One word after stop or logs is a session of this machine (`tether stop ID` on the
@@ -54,12 +56,12 @@ func allForm(h hostFlags, cmd, host string) string {
 func hostCmd(h hostFlags, cmd, host string, args ...string) string {
 	parts := []string{"tether", cmd}
 	if h.ConfigFile != "" {
-		parts = append(parts, "-F", tunnel.Quote(h.ConfigFile))
+		parts = append(parts, "-F", shquote.Quote(h.ConfigFile))
 	}
 	if h.SSH != "" {
-		parts = append(parts, "--ssh", tunnel.Quote(h.SSH))
+		parts = append(parts, "--ssh", shquote.Quote(h.SSH))
 	}
-	parts = append(parts, tunnel.Quote(host))
+	parts = append(parts, shquote.Quote(host))
 	return strings.Join(append(parts, args...), " ")
 }
 
@@ -88,21 +90,21 @@ func presetTypo(host string, raw, positionals []string) error {
 		return nil // everything came after --: a command, taken literally
 	}
 	word := positionals[0]
-	if _, ok := remote.LookupPreset(word); ok || strings.ContainsAny(word, "/{}=") {
+	if _, ok := wire.LookupPreset(word); ok || strings.ContainsAny(word, "/{}=") {
 		return nil
 	}
-	near := didyoumean.Closest(word, remote.PresetNames())
+	near := didyoumean.Closest(word, wire.PresetNames())
 	if len(near) == 0 {
 		return nil
 	}
 	return &remote.UsageError{Msg: fmt.Sprintf("%s is not an app preset; %s (`tether apps` lists them); to run a program named %s, put it after --: `tether launch %s -- %s`",
-		word, didyoumean.Phrase(near), word, tunnel.Quote(host), strings.Join(quoteAll(positionals), " "))}
+		word, didyoumean.Phrase(near), word, shquote.Quote(host), strings.Join(quoteAll(positionals), " "))}
 }
 
 func quoteAll(words []string) []string {
 	out := make([]string, len(words))
 	for i, w := range words {
-		out[i] = tunnel.Quote(w)
+		out[i] = shquote.Quote(w)
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,43 +46,64 @@ func listPackages(t *testing.T) map[string]listedPackage {
 	return pkgs
 }
 
+// textLeaves are the small shared leaves for text that any package may use: one
+// definition of a control character, one way to flatten and clip a line, one shell
+// quoting rule. They import nothing of ours.
+var textLeaves = []string{"internal/termsafe", "internal/shquote"}
+
 // TestImportRules keeps the arrows of DESIGN.md pointing one way: launcher → tunnel,
-// launcher → remote → tokenserver, launcher → batch and remote → batch (the schedulers,
-// a leaf), and nothing else between our packages.
+// launcher → wire ← remote → tokenserver, both sides → batch (the schedulers, a leaf),
+// and nothing else between our packages: the launcher and the remote share the
+// vocabulary of what crosses SSH (wire) and nothing of each other. Each package lists
+// the packages of ours it may depend on (directly or not, tests included); anything
+// else is an error.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
-	for _, name := range []string{"launcher", "remote", "tunnel", "tokenserver", "batch", "e2e", "profile"} {
+	for _, name := range []string{"launcher", "remote", "wire", "tunnel", "tokenserver", "batch", "e2e", "profile"} {
 		if _, ok := pkgs[name]; !ok {
 			t.Errorf("package %s is missing", name)
 		}
 	}
-	forbidden := map[string][]string{
-		"tokenserver": {module + "/"},
-		"tunnel":      {module + "/"},
+	allowed := map[string][]string{
+		// The gate knows nothing of tether's other parts.
+		"tokenserver": nil,
+		// SSH: knows nothing of the CLI or of the remote side.
+		"tunnel": textLeaves,
 		// The schedulers' vocabulary: remote drives it, the launcher checks options with it.
-		"batch":    {module + "/"},
-		"remote":   {module + "/tunnel", module + "/launcher", "golang.org/x/crypto/ssh"},
-		"launcher": {module + "/e2e"},
+		"batch": textLeaves,
+		// The vocabulary both sides speak: only leaves (the gate's rules for tokens, base
+		// URLs and Host names; the scheduler's job).
+		"wire":     append([]string{"tokenserver", "batch"}, textLeaves...),
+		"remote":   append([]string{"wire", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
+		"launcher": append([]string{"wire", "tunnel", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
 		// Shared leaves: what launcher and remote both need, knowing neither.
-		"internal/localpeer":  {module + "/"},
-		"internal/termsafe":   {module + "/"},
-		"internal/didyoumean": {module + "/"},
+		"internal/localpeer":  nil,
+		"internal/termsafe":   nil,
+		"internal/shquote":    nil,
+		"internal/didyoumean": nil,
 		// Host profiles: the config file's format and rules, knowing no command;
 		// the CLI gives it the flags.
-		"profile": {module + "/launcher", module + "/remote", module + "/tunnel", module + "/tokenserver", module + "/e2e"},
+		"profile": textLeaves,
 	}
-	for name, bad := range forbidden {
-		p := pkgs[name]
+	for name, ok := range allowed {
+		p, found := pkgs[name]
+		if !found {
+			t.Errorf("package %s is missing", name)
+			continue
+		}
 		imports := append(append(append([]string{}, p.Deps...), p.TestImports...), p.XTestImports...)
 		for _, imp := range imports {
-			if imp == p.ImportPath {
-				continue // the package's own external test package imports it
+			rel, ours := strings.CutPrefix(imp, module+"/")
+			if !ours || imp == p.ImportPath || slices.Contains(ok, rel) {
+				continue
 			}
-			for _, b := range bad {
-				if imp == b || strings.HasPrefix(imp, b) && (strings.HasSuffix(b, "/") || strings.HasPrefix(imp, b+"/")) {
-					t.Errorf("%s imports %s, which DESIGN.md forbids", name, imp)
-				}
-			}
+			t.Errorf("%s depends on %s, which DESIGN.md forbids", name, rel)
+		}
+	}
+	// The remote side never speaks SSH itself.
+	for _, imp := range pkgs["remote"].Deps {
+		if imp == "golang.org/x/crypto/ssh" || strings.HasPrefix(imp, "golang.org/x/crypto/ssh/") {
+			t.Errorf("remote depends on %s, which DESIGN.md forbids", imp)
 		}
 	}
 }

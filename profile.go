@@ -16,6 +16,7 @@ import (
 	"github.com/tether-dev/tether/launcher"
 	"github.com/tether-dev/tether/profile"
 	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Host profiles on the command line. The user's config file (package profile) gives
@@ -242,7 +243,7 @@ func (st *profileState) checker(site bool) profile.Checker {
 			if s.List || len(s.Values) != 1 {
 				return errors.New("names one preset (tether apps lists them)")
 			}
-			if _, ok := remote.LookupPreset(s.Values[0]); !ok {
+			if _, ok := wire.LookupPreset(s.Values[0]); !ok {
 				return fmt.Errorf("%q is not a preset (tether apps lists them)", clipValue(s.Values[0]))
 			}
 			return nil

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Scheduler is one batch system as tether drives it: the options of its submit command
@@ -42,14 +44,15 @@ type Scheduler interface {
 	// Finished says how an ended job finished when the scheduler still knows: its exit
 	// code as "status:signal" (Slurm's ExitCode), else "".
 	Finished(ctx context.Context, run Runner, id string) string
-	// NeverStarts reports that a pending job can never start as submitted, and why in
-	// words.
-	NeverStarts(j Job) (why string, ok bool)
-	// SubmitHint is the next step after the scheduler refused a job with msg; host is
-	// the login node as the user typed it. ReasonHint is the next step for a job that
-	// never starts, by its reason.
-	SubmitHint(msg, host string) string
-	ReasonHint(reason, host string) string
+	// NeverStarts reports that a pending job can never start as submitted: why in
+	// words, and the next step, from one table of reasons with their hints; host is
+	// the login node as the user typed it.
+	NeverStarts(j Job, host string) (Never, bool)
+	// SubmitHint is the next step after the scheduler refused a job, saying said (its
+	// own words). NoSubmitHint is the next step when the submit command is not on the
+	// login node's PATH.
+	SubmitHint(said, host string) string
+	NoSubmitHint(host string) string
 }
 
 // Submission is one job to submit.
@@ -92,7 +95,7 @@ func (e *CommandError) Words() string {
 	prefixes := []string{e.Name + ": error: ", e.Name + ": ERROR: ", e.Name + ": "}
 	var parts []string
 	for _, l := range strings.Split(e.Stderr, "\n") {
-		l = strings.TrimSpace(sanitize(l))
+		l = strings.TrimSpace(termsafe.OneLine(l))
 		for _, p := range prefixes {
 			if rest, ok := strings.CutPrefix(l, p); ok {
 				l = strings.TrimSpace(rest)
@@ -166,25 +169,25 @@ var (
 // fields of the shapes above.
 func (j *Job) Validate() error {
 	if !JobIDPattern.MatchString(j.JobID) {
-		return fmt.Errorf("job id %q", clip(j.JobID))
+		return fmt.Errorf("job id %q", termsafe.Clip(j.JobID, 64))
 	}
 	if j.State != "" && !statePattern.MatchString(j.State) {
-		return fmt.Errorf("state %q", clip(j.State))
+		return fmt.Errorf("state %q", termsafe.Clip(j.State, 64))
 	}
 	if j.Native != "" && !nativePattern.MatchString(j.Native) {
-		return fmt.Errorf("native state %q", clip(j.Native))
+		return fmt.Errorf("native state %q", termsafe.Clip(j.Native, 64))
 	}
 	if j.Node != "" && !nodeListPattern.MatchString(j.Node) {
-		return fmt.Errorf("node %q", clip(j.Node))
+		return fmt.Errorf("node %q", termsafe.Clip(j.Node, 64))
 	}
 	if j.Start != "" {
 		if _, err := time.Parse(time.RFC3339, j.Start); err != nil {
-			return fmt.Errorf("start %q", clip(j.Start))
+			return fmt.Errorf("start %q", termsafe.Clip(j.Start, 64))
 		}
 	}
 	for _, f := range []string{j.Name, j.Reason, j.TimeLeft, j.TimeLimit} {
-		if len(f) > 256 || hasControl(f) {
-			return fmt.Errorf("field %q", clip(f))
+		if len(f) > 256 || termsafe.HasControl(f) {
+			return fmt.Errorf("field %q", termsafe.Clip(f, 64))
 		}
 	}
 	return nil
@@ -269,7 +272,7 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	if d, r, ok := strings.Cut(s, "-"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil || !allDigits(d) || len(d) > 5 {
-			return 0, fmt.Errorf("time %q: bad days", clip(s))
+			return 0, fmt.Errorf("time %q: bad days", termsafe.Clip(s, 64))
 		}
 		days, rest = n, r
 	}
@@ -279,10 +282,10 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
 		if err != nil || !allDigits(p) || len(p) > 6 {
-			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
+			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", termsafe.Clip(s, 64))
 		}
 		if i > 0 && (len(p) != 2 || n > 59) {
-			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
+			return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", termsafe.Clip(s, 64))
 		}
 		nums[i] = n
 	}
@@ -296,10 +299,10 @@ func ParseTimeLeft(s string) (time.Duration, error) {
 	case len(nums) == 3: // H:MM:SS, D-HH:MM:SS
 		h, m, sec = nums[0], nums[1], nums[2]
 	default:
-		return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", clip(s))
+		return 0, fmt.Errorf("time %q is not M:SS, H:MM:SS or D-HH:MM:SS", termsafe.Clip(s, 64))
 	}
 	if s != rest && h > 23 {
-		return 0, fmt.Errorf("time %q: hours over 23 after days", clip(s))
+		return 0, fmt.Errorf("time %q: hours over 23 after days", termsafe.Clip(s, 64))
 	}
 	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, nil
 }
@@ -327,12 +330,12 @@ func parseClock(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	parts := strings.Split(s, ":")
 	if len(parts) > 3 || s == "" {
-		return 0, fmt.Errorf("time %q is not [[H:]M:]S", clip(s))
+		return 0, fmt.Errorf("time %q is not [[H:]M:]S", termsafe.Clip(s, 64))
 	}
 	var total int64
 	for _, p := range parts {
 		if !allDigits(p) || len(p) > 9 {
-			return 0, fmt.Errorf("time %q is not [[H:]M:]S", clip(s))
+			return 0, fmt.Errorf("time %q is not [[H:]M:]S", termsafe.Clip(s, 64))
 		}
 		n, _ := strconv.ParseInt(p, 10, 64)
 		total = total*60 + n
@@ -380,36 +383,9 @@ func Lookup(name string) (Scheduler, error) {
 		return s, nil
 	}
 	if !sitePattern.MatchString(name) {
-		return nil, fmt.Errorf("%q is not a scheduler name: use slurm, sge, pbs, lsf, or a site's wrapper name (lowercase letters, digits, - and _)", clip(name))
+		return nil, fmt.Errorf("%q is not a scheduler name: use slurm, sge, pbs, lsf, or a site's wrapper name (lowercase letters, digits, - and _)", termsafe.Clip(name, 64))
 	}
 	return Site{SiteName: name}, nil
-}
-
-// sanitize drops control characters (a scheduler's output is shown to people).
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// clip shortens a hostile value before it goes into an error message.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // firstLine is s's first non-empty line, trimmed.
@@ -422,12 +398,39 @@ func firstLine(s string) string {
 	return ""
 }
 
-// quote quotes s for a POSIX shell when it needs it (for commands in hints).
-func quote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
+// Never is a pending job that can never start as submitted: Why says so in words, Hint
+// is the next step.
+type Never struct{ Why, Hint string }
+
+// neverRule is one row of a scheduler's table of reasons a job never starts: the
+// reasons it matches, why in words, and the next step (the reason given, the login
+// node as the user typed it).
+type neverRule struct {
+	match func(reason string) bool
+	why   string
+	hint  func(reason, host string) string
+}
+
+// is matches these reasons exactly.
+func is(reasons ...string) func(string) bool {
+	return func(r string) bool {
+		for _, x := range reasons {
+			if r == x {
+				return true
+			}
+		}
+		return false
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// lookup finds reason's row.
+func lookup(table []neverRule, reason, host string) (Never, bool) {
+	for _, r := range table {
+		if r.match(reason) {
+			return Never{Why: r.why, Hint: r.hint(reason, host)}, true
+		}
+	}
+	return Never{}, false
 }
 
 // localTime parses a scheduler's wall-clock time written without a zone (squeue's %S,

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // How tether judges a submit command's words when the command reads them with
@@ -119,12 +121,12 @@ func (g *getoptCheck) checkFrom(args []string, i, unknown int) error {
 		case a == "--":
 			return fmt.Errorf("word \"--\" ends %s's options; give options only", g.prog)
 		case a == "-" || !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--="):
-			return fmt.Errorf("word %q is not %s option: give options only (tether writes the job script itself)", clip(a), article(g.prog))
+			return fmt.Errorf("word %q is not %s option: give options only (tether writes the job script itself)", termsafe.Clip(a, 64), article(g.prog))
 		case strings.HasPrefix(a, "--") && !g.longs:
 			if a == "--version" {
 				return fmt.Errorf("option %s is tether's own: it makes %s print something and submit nothing; drop it", a, g.prog)
 			}
-			return fmt.Errorf("option %s: %s takes no long options; write the option's letter", clip(a), g.prog)
+			return fmt.Errorf("option %s: %s takes no long options; write the option's letter", termsafe.Clip(a, 64), g.prog)
 		case strings.HasPrefix(a, "--"):
 			next, err := g.checkLong(a, args[i+1:])
 			if err != nil {
@@ -135,7 +137,7 @@ func (g *getoptCheck) checkFrom(args []string, i, unknown int) error {
 				i++
 			case nextEither:
 				if unknown++; unknown > maxUnknown {
-					return fmt.Errorf("option %s: over %d options tether does not know; write them as --opt=VALUE", clip(a), maxUnknown)
+					return fmt.Errorf("option %s: over %d options tether does not know; write them as --opt=VALUE", termsafe.Clip(a, 64), maxUnknown)
 				}
 				if err := g.checkFrom(args, i+2, unknown); err != nil {
 					return err // read with the next word as its value
@@ -180,18 +182,18 @@ func (g *getoptCheck) checkLong(a string, rest []string) (nextWord, error) {
 		if owned := g.ownedPrefixOf(name); len(owned) > 0 {
 			// Not an exact name, and it could be read as an option tether owns.
 			return 0, fmt.Errorf("option %s (%s may read it as %s) is tether's own: %s; drop it",
-				clip(a), g.prog, strings.Join(owned, " or "), g.owned[strings.TrimPrefix(owned[0], "--")])
+				termsafe.Clip(a, 64), g.prog, strings.Join(owned, " or "), g.owned[strings.TrimPrefix(owned[0], "--")])
 		}
 	}
 	switch {
 	case len(candidates) > 1:
-		return 0, fmt.Errorf("option %s is ambiguous: %s could read it as %s; write the option out in full", clip(a), g.prog, strings.Join(candidates, ", "))
+		return 0, fmt.Errorf("option %s is ambiguous: %s could read it as %s; write the option out in full", termsafe.Clip(a, 64), g.prog, strings.Join(candidates, ", "))
 	case !known && hasValue:
 		return nextOption, nil
 	case !known && len(rest) == 0:
-		return 0, fmt.Errorf("option %s is not one tether knows of %s (a site's plugin?): if it takes a value write %s=VALUE, else put it before another option", clip(a), g.prog, clip(a))
+		return 0, fmt.Errorf("option %s is not one tether knows of %s (a site's plugin?): if it takes a value write %s=VALUE, else put it before another option", termsafe.Clip(a, 64), g.prog, termsafe.Clip(a, 64))
 	case !known && !strings.HasPrefix(rest[0], "-"):
-		return 0, fmt.Errorf("option %s is not one tether knows of %s (a site's plugin?), so tether cannot tell whether %q is its value or a script; write %s=%s", clip(a), g.prog, clip(rest[0]), clip(a), clip(rest[0]))
+		return 0, fmt.Errorf("option %s is not one tether knows of %s (a site's plugin?), so tether cannot tell whether %q is its value or a script; write %s=%s", termsafe.Clip(a, 64), g.prog, termsafe.Clip(rest[0], 64), termsafe.Clip(a, 64), termsafe.Clip(rest[0], 64))
 	case !known:
 		return nextEither, nil
 	}
@@ -201,12 +203,12 @@ func (g *getoptCheck) checkLong(a string, rest []string) (nextWord, error) {
 	switch opt.arg {
 	case noArg:
 		if hasValue {
-			return 0, fmt.Errorf("option %s: --%s takes no value", clip(a), opt.long)
+			return 0, fmt.Errorf("option %s: --%s takes no value", termsafe.Clip(a, 64), opt.long)
 		}
 	case reqArg:
 		if !hasValue {
 			if len(rest) == 0 {
-				return 0, fmt.Errorf("option %s needs a value", clip(a))
+				return 0, fmt.Errorf("option %s needs a value", termsafe.Clip(a, 64))
 			}
 			return nextValue, nil
 		}
@@ -220,7 +222,7 @@ func (g *getoptCheck) checkShorts(a string, haveNext bool) (takesNext bool, err 
 	for j := 1; j < len(a); j++ {
 		opt, ok := g.short(a[j])
 		if !ok {
-			return false, fmt.Errorf("option %s: %s has no option -%c that tether knows; use the option's long name", clip(a), g.prog, a[j])
+			return false, fmt.Errorf("option %s: %s has no option -%c that tether knows; use the option's long name", termsafe.Clip(a, 64), g.prog, a[j])
 		}
 		if why := g.ownedWhy(opt); why != "" {
 			return false, g.ownedError(a, opt, why)
@@ -231,7 +233,7 @@ func (g *getoptCheck) checkShorts(a string, haveNext bool) (takesNext bool, err 
 				return false, nil // the rest of the word is its value
 			}
 			if !haveNext {
-				return false, fmt.Errorf("option %s needs a value", clip(a))
+				return false, fmt.Errorf("option %s needs a value", termsafe.Clip(a, 64))
 			}
 			return true, nil
 		case optArg:
@@ -248,7 +250,7 @@ func (g *getoptCheck) ownedError(a string, opt option, why string) error {
 	if a != opt.name() && !strings.HasPrefix(a, opt.name()+"=") {
 		reads = " (" + g.prog + " reads it as " + opt.name() + ")"
 	}
-	return fmt.Errorf("option %s%s is tether's own: %s; drop it", clip(a), reads, why)
+	return fmt.Errorf("option %s%s is tether's own: %s; drop it", termsafe.Clip(a, 64), reads, why)
 }
 
 // wordCheck is a command that reads each option as a whole word, its values as the
@@ -279,23 +281,23 @@ func (w *wordCheck) checkFrom(args []string, i, unknown int) error {
 			return errors.New("option holds a NUL byte or is over 4 KiB")
 		}
 		if a == "-" || !strings.HasPrefix(a, "-") {
-			return fmt.Errorf("word %q is not %s option: give options only (tether writes the job script itself)", clip(a), article(w.prog))
+			return fmt.Errorf("word %q is not %s option: give options only (tether writes the job script itself)", termsafe.Clip(a, 64), article(w.prog))
 		}
 		if why, ok := w.owned[a]; ok {
-			return fmt.Errorf("option %s is tether's own: %s; drop it", clip(a), why)
+			return fmt.Errorf("option %s is tether's own: %s; drop it", termsafe.Clip(a, 64), why)
 		}
 		n, known := w.opts[a]
 		if !known {
 			// Unknown: the next word may be its value or an option of its own.
 			if i+1 == len(args) {
 				// tether's own options follow: one of them could become its value.
-				return fmt.Errorf("option %s is not one tether knows of %s: if it takes a value give it one, else put it before another option", clip(a), w.prog)
+				return fmt.Errorf("option %s is not one tether knows of %s: if it takes a value give it one, else put it before another option", termsafe.Clip(a, 64), w.prog)
 			}
 			if !strings.HasPrefix(args[i+1], "-") {
-				return fmt.Errorf("option %s is not one tether knows of %s, so tether cannot tell whether %q is its value or a script; check the option's name (%s's options are whole words)", clip(a), w.prog, clip(args[i+1]), w.prog)
+				return fmt.Errorf("option %s is not one tether knows of %s, so tether cannot tell whether %q is its value or a script; check the option's name (%s's options are whole words)", termsafe.Clip(a, 64), w.prog, termsafe.Clip(args[i+1], 64), w.prog)
 			}
 			if unknown++; unknown > maxUnknown {
-				return fmt.Errorf("option %s: over %d options tether does not know", clip(a), maxUnknown)
+				return fmt.Errorf("option %s: over %d options tether does not know", termsafe.Clip(a, 64), maxUnknown)
 			}
 			if err := w.checkFrom(args, i+2, unknown); err != nil {
 				return err
@@ -313,11 +315,11 @@ func (w *wordCheck) checkFrom(args []string, i, unknown int) error {
 			}
 		}
 		if i+n >= len(args) {
-			return fmt.Errorf("option %s needs %s", clip(a), map[bool]string{true: "a value", false: "two values"}[n == 1])
+			return fmt.Errorf("option %s needs %s", termsafe.Clip(a, 64), map[bool]string{true: "a value", false: "two values"}[n == 1])
 		}
 		for k := 1; k <= n; k++ {
 			if why := w.ownedValue[a][args[i+k]]; why != "" {
-				return fmt.Errorf("option %s %s is tether's own: %s; drop it", clip(a), clip(args[i+k]), why)
+				return fmt.Errorf("option %s %s is tether's own: %s; drop it", termsafe.Clip(a, 64), termsafe.Clip(args[i+k], 64), why)
 			}
 			if strings.ContainsRune(args[i+k], 0) {
 				return errors.New("option holds a NUL byte")

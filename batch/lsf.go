@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // LSF is IBM Spectrum LSF: bsub, `bjobs -json -o FIELDS`, bkill. Written from the LSF
@@ -82,7 +85,7 @@ func (LSF) Submit(ctx context.Context, run Runner, s Submission) (string, error)
 	}
 	m := bsubAnswer.FindStringSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("bsub printed %q, not a job id", clip(firstLine(out)))
+		return "", fmt.Errorf("bsub printed %q, not a job id", termsafe.Clip(firstLine(out), 64))
 	}
 	return m[1], nil
 }
@@ -178,7 +181,7 @@ func parseBjobsJSON(out string) (map[string]Job, error) {
 		j := Job{JobID: id, Name: r["JOB_NAME"], Native: r["STAT"], State: lsfState(r["STAT"], r["EXIT_CODE"])}
 		j.TimeLimit = runLimitLSF(r["RUNTIMELIMIT"])
 		if IsPending(j.State) {
-			j.Reason = sanitize(strings.TrimSpace(strings.TrimSuffix(r["PEND_REASON"], ";")))
+			j.Reason = termsafe.OneLine(strings.TrimSpace(strings.TrimSuffix(r["PEND_REASON"], ";")))
 			j.Start = lsfTime(r["ESTIMATED_START_TIME"], now)
 			j.TimeLeft = j.TimeLimit
 		} else {
@@ -274,36 +277,39 @@ func (LSF) Finished(ctx context.Context, run Runner, id string) string {
 	return ""
 }
 
-// NeverStarts: LSF's pending reasons that no wait resolves.
-func (LSF) NeverStarts(j Job) (string, bool) {
-	if !IsPending(j.State) {
-		return "", false
-	}
-	for _, r := range []string{"New job is waiting for scheduling", "Job's requirements for resource reservation not satisfied"} {
-		if strings.HasPrefix(j.Reason, r) {
-			return "", false
+// lsfNever: LSF's pending reasons that no wait resolves (not the ones that wait for
+// scheduling or a reservation).
+var lsfNever = []neverRule{
+	{func(r string) bool {
+		for _, w := range []string{"New job is waiting for scheduling", "Job's requirements for resource reservation not satisfied"} {
+			if strings.HasPrefix(r, w) {
+				return false
+			}
 		}
-	}
-	if strings.Contains(j.Reason, "exceeds the queue's") || strings.Contains(j.Reason, "can never") {
-		return "LSF says the job does not fit the queue's limits", true
-	}
-	return "", false
+		return strings.Contains(r, "exceeds the queue's") || strings.Contains(r, "can never")
+	}, "LSF says the job does not fit the queue's limits", func(_, host string) string {
+		return "change the --lsf options (they are bsub's); `ssh " + shquote.Quote(host) + " bjobs -l JOB` shows what LSF says"
+	}},
 }
 
-func (LSF) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+// NeverStarts: lsfNever.
+func (LSF) NeverStarts(j Job, host string) (Never, bool) {
+	if !IsPending(j.State) {
+		return Never{}, false
+	}
+	return lookup(lsfNever, j.Reason, host)
+}
+
+func (LSF) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "queue"):
 		return "pick a queue with -q; `ssh " + h + " bqueues` lists them"
 	case strings.Contains(low, "run limit"), strings.Contains(low, "runlimit"):
 		return "ask for less time with -W; `ssh " + h + " bqueues -l QUEUE` shows a queue's limits"
-	case strings.Contains(low, "bsub is not on"):
-		return "launch on an LSF login node, or drop --lsf"
 	}
 	return "check the --lsf options (they are bsub's)"
 }
 
-func (LSF) ReasonHint(reason, host string) string {
-	return "change the --lsf options (they are bsub's); `ssh " + quote(host) + " bjobs -l JOB` shows what LSF says"
-}
+func (LSF) NoSubmitHint(string) string { return "launch on an LSF login node, or drop --lsf" }

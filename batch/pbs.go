@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // PBS is PBS Professional and OpenPBS: qsub, `qstat -f -F json`, qdel. Written from the
@@ -74,7 +77,7 @@ func (PBS) CheckOptions(args []string) error {
 			k, _, _ := strings.Cut(strings.TrimSpace(attr), "=")
 			switch strings.ToLower(k) {
 			case "block":
-				return fmt.Errorf("option -W %s is tether's own: block=true makes qsub wait until the job ends; tether watches the job itself; drop it", clip(v))
+				return fmt.Errorf("option -W %s is tether's own: block=true makes qsub wait until the job ends; tether watches the job itself; drop it", termsafe.Clip(v, 64))
 			case "depend", "stagein", "stageout", "sandbox", "umask", "group_list", "run_count", "release_nodes_on_stageout", "pwd", "max_run_subjobs", "create_resv_from_job", "tolerate_node_failures":
 			default:
 				// Unknown attributes go to the server, which refuses them itself.
@@ -101,7 +104,7 @@ func (PBS) Submit(ctx context.Context, run Runner, s Submission) (string, error)
 	}
 	id := firstLine(out)
 	if !JobIDPattern.MatchString(id) || !allDigits(strings.SplitN(strings.SplitN(id, ".", 2)[0], "[", 2)[0]) {
-		return "", fmt.Errorf("qsub printed %q, not a job id", clip(id))
+		return "", fmt.Errorf("qsub printed %q, not a job id", termsafe.Clip(id, 64))
 	}
 	return id, nil
 }
@@ -180,7 +183,7 @@ func parseQstatJSON(out string, now time.Time) (map[string]Job, error) {
 		}
 		j := Job{JobID: id, Name: rawString(pj.Name), Native: pj.State, State: pbsState(pj.State, rawString(pj.ExitStatus))}
 		if IsPending(j.State) {
-			j.Reason = sanitize(pj.Comment)
+			j.Reason = termsafe.OneLine(pj.Comment)
 			if t, err := time.ParseInLocation(pbsTime, rawString(pj.Estimated["start_time"]), time.Local); err == nil {
 				j.Start = t.Format(time.RFC3339)
 			}
@@ -288,18 +291,25 @@ func (p PBS) Finished(ctx context.Context, run Runner, id string) string {
 	return ""
 }
 
-// NeverStarts: the scheduler's comment "Can Never Run: …" says the job as submitted
-// never fits.
-func (PBS) NeverStarts(j Job) (string, bool) {
-	if IsPending(j.State) && strings.HasPrefix(j.Reason, "Can Never Run") {
-		return "PBS says the job can never run as submitted", true
-	}
-	return "", false
+// pbsNever: the scheduler's comment "Can Never Run: …" says the job as submitted never
+// fits.
+var pbsNever = []neverRule{
+	{func(r string) bool { return strings.HasPrefix(r, "Can Never Run") }, "PBS says the job can never run as submitted", func(_, host string) string {
+		return "change the --pbs options (they are qsub's); `ssh " + shquote.Quote(host) + " qstat -f JOB` shows what PBS says"
+	}},
 }
 
-func (PBS) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+// NeverStarts: pbsNever.
+func (PBS) NeverStarts(j Job, host string) (Never, bool) {
+	if !IsPending(j.State) {
+		return Never{}, false
+	}
+	return lookup(pbsNever, j.Reason, host)
+}
+
+func (PBS) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "unknown queue"):
 		return "pick a queue with -q; `ssh " + h + " qstat -Q` lists them"
@@ -307,12 +317,8 @@ func (PBS) SubmitHint(msg, host string) string {
 		return "ask for less with -l (walltime, ncpus, mem); `ssh " + h + " qstat -Qf QUEUE` shows a queue's limits"
 	case strings.Contains(low, "unknown resource"):
 		return "check the -l resources; `ssh " + h + " pbsnodes -a` shows what nodes have"
-	case strings.Contains(low, "qsub is not on"):
-		return "launch on a PBS login node, or drop --pbs"
 	}
 	return "check the --pbs options (they are qsub's)"
 }
 
-func (PBS) ReasonHint(reason, host string) string {
-	return "change the --pbs options (they are qsub's); `ssh " + quote(host) + " qstat -f JOB` shows what PBS says"
-}
+func (PBS) NoSubmitHint(string) string { return "launch on a PBS login node, or drop --pbs" }

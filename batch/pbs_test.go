@@ -45,10 +45,10 @@ func TestPBSStatus(t *testing.T) {
 	if f.calls[0] != "qstat -x -f -F json 101.pbs-head 102.pbs-head 99.pbs-head 103.pbs-head" {
 		t.Errorf("calls: %q", f.calls)
 	}
-	if _, ok := p.NeverStarts(jobs["103.pbs-head"]); !ok {
+	if _, ok := p.NeverStarts(jobs["103.pbs-head"], "hpc"); !ok {
 		t.Error("Can Never Run is not never-starting")
 	}
-	if _, ok := p.NeverStarts(jobs["102.pbs-head"]); ok {
+	if _, ok := p.NeverStarts(jobs["102.pbs-head"], "hpc"); ok {
 		t.Error("Not Running is never-starting")
 	}
 	if got := p.Finished(context.Background(), f.run, "99.pbs-head"); got != "-29:0" {

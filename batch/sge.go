@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // SGE is Grid Engine (Sun/Oracle Grid Engine, Son of Grid Engine, Open Grid Scheduler):
@@ -84,7 +87,7 @@ func (SGE) Submit(ctx context.Context, run Runner, s Submission) (string, error)
 	line := firstLine(out)
 	id, _, _ := strings.Cut(line, ".") // an array job would print ID.1-3:1
 	if !allDigits(id) || len(id) > 20 {
-		return "", fmt.Errorf("qsub printed %q, not a job id", clip(line))
+		return "", fmt.Errorf("qsub printed %q, not a job id", termsafe.Clip(line, 64))
 	}
 	return id, nil
 }
@@ -258,7 +261,7 @@ func qstatReason(out string) string {
 	}
 	var out2 []string
 	for _, m := range msgs {
-		if m = strings.TrimSpace(sanitize(m)); m != "" && !contains(out2, m) {
+		if m = strings.TrimSpace(termsafe.OneLine(m)); m != "" && !contains(out2, m) {
 			out2 = append(out2, m)
 		}
 	}
@@ -326,17 +329,23 @@ func (SGE) Finished(ctx context.Context, run Runner, id string) string {
 }
 
 // NeverStarts: a job in error state (Eqw) waits for someone to fix it and clear the
-// error; as tether submitted it, it never runs.
-func (SGE) NeverStarts(j Job) (string, bool) {
-	if IsPending(j.State) && strings.Contains(j.Native, "E") {
-		return "the job is in Grid Engine's error state", true
+// error; as tether submitted it, it never runs. Its reason (qstat -j's error) picks
+// the next step.
+func (SGE) NeverStarts(j Job, host string) (Never, bool) {
+	if !IsPending(j.State) || !strings.Contains(j.Native, "E") {
+		return Never{}, false
 	}
-	return "", false
+	n := Never{Why: "the job is in Grid Engine's error state",
+		Hint: "check the --sge options (they are qsub's); `ssh " + shquote.Quote(host) + " qstat -j JOB` shows what Grid Engine says"}
+	if strings.Contains(j.Reason, "output file") || strings.Contains(j.Reason, "working directory") || strings.Contains(j.Reason, "shell") {
+		n.Hint = "the node cannot use a path the job needs (the session directory on the shared home?); check it on a node"
+	}
+	return n, true
 }
 
-func (SGE) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+func (SGE) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "unknown queue"):
 		return "pick a queue with -q; `ssh " + h + " qconf -sql` lists them"
@@ -346,15 +355,10 @@ func (SGE) SubmitHint(msg, host string) string {
 		return "check -P; `ssh " + h + " qconf -sprjl` lists the projects"
 	case strings.Contains(low, "parallel environment"):
 		return "check -pe; `ssh " + h + " qconf -spl` lists the parallel environments"
-	case strings.Contains(low, "qsub is not on"):
-		return "launch on a Grid Engine login node (with SGE_ROOT set in your login environment), or drop --sge"
 	}
 	return "check the --sge options (they are qsub's)"
 }
 
-func (SGE) ReasonHint(reason, host string) string {
-	if strings.Contains(reason, "output file") || strings.Contains(reason, "working directory") || strings.Contains(reason, "shell") {
-		return "the node cannot use a path the job needs (the session directory on the shared home?); check it on a node"
-	}
-	return "check the --sge options (they are qsub's); `ssh " + quote(host) + " qstat -j JOB` shows what Grid Engine says"
+func (SGE) NoSubmitHint(string) string {
+	return "launch on a Grid Engine login node (with SGE_ROOT set in your login environment), or drop --sge"
 }

@@ -51,10 +51,10 @@ func TestSGEStatus(t *testing.T) {
 	if r := qstatReason(testdata(t, "sge/qstat-j-eqw.xml")); r != `error: can't open output file "/nonexistent/dir/x": No such file or directory` {
 		t.Errorf("Eqw reason: %q", r)
 	}
-	if why, ok := (SGE{}).NeverStarts(Job{State: "PENDING", Native: "Eqw"}); !ok || why == "" {
+	if n, ok := (SGE{}).NeverStarts(Job{State: "PENDING", Native: "Eqw"}, "hpc"); !ok || n.Why == "" || n.Hint == "" {
 		t.Error("Eqw is not never-starting")
 	}
-	if _, ok := (SGE{}).NeverStarts(Job{State: "PENDING", Native: "qw"}); ok {
+	if _, ok := (SGE{}).NeverStarts(Job{State: "PENDING", Native: "qw"}, "hpc"); ok {
 		t.Error("qw is never-starting")
 	}
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Site is a site's own scheduler wrapper: a program named tether-batch-NAME on the
@@ -52,7 +54,7 @@ func (s Site) CheckOptions(args []string) error {
 		}
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("word %q is not an option: give options only (tether writes the job script itself)", clip(args[0]))
+		return fmt.Errorf("word %q is not an option: give options only (tether writes the job script itself)", termsafe.Clip(args[0], 64))
 	}
 	return nil
 }
@@ -65,7 +67,7 @@ func (s Site) Submit(ctx context.Context, run Runner, sub Submission) (string, e
 	}
 	id := firstLine(out)
 	if !JobIDPattern.MatchString(id) {
-		return "", fmt.Errorf("%s printed %q, not a job id", s.prog(), clip(id))
+		return "", fmt.Errorf("%s printed %q, not a job id", s.prog(), termsafe.Clip(id, 64))
 	}
 	return id, nil
 }
@@ -89,7 +91,7 @@ func (s Site) Status(ctx context.Context, run Runner, ids []string) (map[string]
 			continue
 		}
 		j := Job{JobID: f[0], Name: f[1], State: f[2], Node: f[3], TimeLeft: f[4], TimeLimit: f[5],
-			Start: localTime(f[6], "2006-01-02T15:04:05"), Reason: sanitize(f[7])}
+			Start: localTime(f[6], "2006-01-02T15:04:05"), Reason: termsafe.OneLine(f[7])}
 		if j.Validate() != nil || j.State == "" {
 			continue
 		}
@@ -114,21 +116,21 @@ func (Site) InJob(getenv func(string) string) (string, string) {
 func (Site) NodeAddrs(context.Context, Runner, string) []string { return nil }
 func (Site) Finished(context.Context, Runner, string) string    { return "" }
 
-// NeverStarts: Slurm's reasons, which a wrapper around Slurm passes on.
-func (Site) NeverStarts(j Job) (string, bool) {
+// NeverStarts: Slurm's reasons (a wrapper around Slurm passes them on), with the
+// site's own next step.
+func (s Site) NeverStarts(j Job, host string) (Never, bool) {
 	if !IsPending(j.State) {
-		return "", false
+		return Never{}, false
 	}
-	return slurmNeverStarts(j.Reason)
+	n, ok := lookup(slurmNever, j.Reason, host)
+	n.Hint = "change the options of " + s.Flag()
+	return n, ok
 }
 
-func (s Site) SubmitHint(msg, host string) string {
-	if strings.Contains(msg, "not on") {
-		return "the site's wrapper " + s.prog() + " is not installed on " + host + "; ask the site, or pick --slurm, --sge, --pbs or --lsf"
-	}
+func (s Site) SubmitHint(said, host string) string {
 	return "check the options of " + s.Flag() + " (the site's wrapper " + s.prog() + " reads them)"
 }
 
-func (s Site) ReasonHint(reason, host string) string {
-	return "change the options of " + s.Flag()
+func (s Site) NoSubmitHint(host string) string {
+	return "the site's wrapper " + s.prog() + " is not installed on " + host + "; ask the site, or pick --slurm, --sge, --pbs or --lsf"
 }

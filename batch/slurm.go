@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Slurm is Slurm: sbatch, squeue, scancel and scontrol, checked against Slurm 22.05
@@ -30,7 +33,7 @@ func (Slurm) Submit(ctx context.Context, run Runner, s Submission) (string, erro
 	line := firstLine(out)
 	id, _, _ := strings.Cut(line, ";") // "ID;cluster" on multi-cluster setups
 	if !allDigits(id) || len(id) > 20 {
-		return "", fmt.Errorf("sbatch printed %q, not a job id", clip(line))
+		return "", fmt.Errorf("sbatch printed %q, not a job id", termsafe.Clip(line, 64))
 	}
 	return id, nil
 }
@@ -84,15 +87,15 @@ func parseSqueue(out string) (map[string]Job, error) {
 func parseSqueueLine(line string) (Job, error) {
 	f := strings.SplitN(line, "|", 8)
 	if len(f) != 8 {
-		return Job{}, fmt.Errorf("squeue line %q has %d fields; want 8", clip(line), len(f))
+		return Job{}, fmt.Errorf("squeue line %q has %d fields; want 8", termsafe.Clip(line, 64), len(f))
 	}
 	j := Job{JobID: f[0], Name: f[1], State: f[2], Node: f[3], TimeLeft: f[4], TimeLimit: f[5],
 		Start: localTime(f[6], "2006-01-02T15:04:05"), Reason: strings.TrimSpace(f[7])}
 	if !allDigits(j.JobID) || len(j.JobID) > 20 {
-		return Job{}, fmt.Errorf("squeue line %q: job id %q", clip(line), clip(j.JobID))
+		return Job{}, fmt.Errorf("squeue line %q: job id %q", termsafe.Clip(line, 64), termsafe.Clip(j.JobID, 64))
 	}
 	if !statePattern.MatchString(j.State) {
-		return Job{}, fmt.Errorf("squeue line %q: state %q", clip(line), clip(j.State))
+		return Job{}, fmt.Errorf("squeue line %q: state %q", termsafe.Clip(line, 64), termsafe.Clip(j.State, 64))
 	}
 	if j.Node == "(null)" {
 		j.Node = ""
@@ -148,49 +151,57 @@ func (Slurm) Finished(ctx context.Context, run Runner, id string) string {
 	return ""
 }
 
-// neverStarts are the pending reasons that cannot resolve by waiting: the job as
-// submitted never fits. (Resources, Priority, Dependency, QOS*PerUser*, AssocGrp*,
-// JobHeld*, ReqNodeNotAvail… do resolve, or need the user or an admin to act on
-// something else.)
-var neverStarts = map[string]string{
-	"PartitionTimeLimit":       "the requested time limit is over the partition's maximum",
-	"PartitionConfig":          "the request does not fit the partition's configuration (time, nodes or other limits)",
-	"PartitionNodeLimit":       "the number of nodes requested is outside the partition's limits",
-	"InvalidAccount":           "the account is not valid for you",
-	"InvalidQOS":               "the QOS is not valid for you",
-	"AccountNotAllowed":        "the partition does not allow your account",
-	"QOSNotAllowed":            "the partition does not allow this QOS",
-	"BadConstraints":           "the job's constraints can never be satisfied",
-	"DependencyNeverSatisfied": "a dependency of the job will never be satisfied",
+// slurmNever is the table of the pending reasons that cannot resolve by waiting (the
+// job as submitted never fits), with their next steps. Per-job limits of an account
+// or QOS (AssocMax…PerJob…, QOSMax…PerJob…) count too: the job alone is over them.
+// (Resources, Priority, Dependency, QOS*PerUser*, AssocGrp*, JobHeld*, ReqNodeNotAvail…
+// do resolve, or need the user or an admin to act on something else.)
+var slurmNever = []neverRule{
+	{is("PartitionTimeLimit"), "the requested time limit is over the partition's maximum", slurmTimeHint},
+	{is("PartitionConfig"), "the request does not fit the partition's configuration (time, nodes or other limits)", func(_, host string) string {
+		return "ask for less time with -t, or fewer nodes or CPUs, within the partition's limits; `ssh " + shquote.Quote(host) + " sinfo -o '%P %l %D %c'` shows them"
+	}},
+	{is("PartitionNodeLimit"), "the number of nodes requested is outside the partition's limits", func(_, host string) string {
+		return "change -p or the resources asked for; `ssh " + shquote.Quote(host) + " sinfo -s` lists the partitions"
+	}},
+	{is("InvalidAccount"), "the account is not valid for you", slurmAccountHint},
+	{is("InvalidQOS"), "the QOS is not valid for you", slurmAccountHint},
+	{is("AccountNotAllowed"), "the partition does not allow your account", slurmAccountHint},
+	{is("QOSNotAllowed"), "the partition does not allow this QOS", slurmAccountHint},
+	{is("BadConstraints"), "the job's constraints can never be satisfied", func(string, string) string { return "change the --slurm options (they are sbatch's)" }},
+	{is("DependencyNeverSatisfied"), "a dependency of the job will never be satisfied", func(string, string) string { return "check --dependency" }},
+	{func(r string) bool {
+		return (strings.HasPrefix(r, "AssocMax") || strings.HasPrefix(r, "QOSMax")) && strings.Contains(r, "PerJob")
+	}, "the job is over a per-job limit of its account or QOS", func(reason, host string) string {
+		if strings.Contains(reason, "Wall") || strings.Contains(reason, "Time") {
+			return slurmTimeHint(reason, host)
+		}
+		return slurmAccountHint(reason, host)
+	}},
+	{func(r string) bool { return strings.HasPrefix(r, "QOSMin") }, "the job is under a minimum its QOS requires", slurmAccountHint},
+}
+
+func slurmTimeHint(_, host string) string {
+	return "ask for less time with -t; `ssh " + shquote.Quote(host) + " sinfo -o '%P %l'` shows each partition's maximum"
+}
+
+func slurmAccountHint(_, host string) string {
+	return "check -A/--account and --qos; `ssh " + shquote.Quote(host) + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
 }
 
 // NeverStarts reports whether a pending job with this reason can never start as
-// submitted, and says why in words. Per-job limits of an account or QOS
-// (AssocMax…PerJob…, QOSMax…PerJob…) count too: the job alone is over them.
-func (Slurm) NeverStarts(j Job) (string, bool) {
+// submitted (slurmNever).
+func (Slurm) NeverStarts(j Job, host string) (Never, bool) {
 	if !IsPending(j.State) {
-		return "", false
+		return Never{}, false
 	}
-	return slurmNeverStarts(j.Reason)
-}
-
-func slurmNeverStarts(reason string) (string, bool) {
-	if why, ok := neverStarts[reason]; ok {
-		return why, true
-	}
-	if (strings.HasPrefix(reason, "AssocMax") || strings.HasPrefix(reason, "QOSMax")) && strings.Contains(reason, "PerJob") {
-		return "the job is over a per-job limit of its account or QOS", true
-	}
-	if strings.HasPrefix(reason, "QOSMin") {
-		return "the job is under a minimum its QOS requires", true
-	}
-	return "", false
+	return lookup(slurmNever, j.Reason, host)
 }
 
 // SubmitHint is the next step after sbatch refused a job, by what Slurm said.
-func (Slurm) SubmitHint(msg, host string) string {
-	low := strings.ToLower(msg)
-	h := quote(host)
+func (Slurm) SubmitHint(said, host string) string {
+	low := strings.ToLower(said)
+	h := shquote.Quote(host)
 	switch {
 	case strings.Contains(low, "account"), strings.Contains(low, "qos"), strings.Contains(low, "association"):
 		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
@@ -202,26 +213,9 @@ func (Slurm) SubmitHint(msg, host string) string {
 		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
 	case strings.Contains(low, "node configuration"), strings.Contains(low, "processors"), strings.Contains(low, "gres"), strings.Contains(low, "memory"):
 		return "ask for what a node has; `ssh " + h + " sinfo -o '%P %c %m %G'` shows CPUs, memory and GPUs per partition"
-	case strings.Contains(low, "sbatch is not on"):
-		return "launch on a Slurm login node, or drop --slurm"
 	}
 	return "check the --slurm options (they are sbatch's)"
 }
 
-// ReasonHint is the next step for a pending reason that never resolves.
-func (Slurm) ReasonHint(reason, host string) string {
-	h := quote(host)
-	switch {
-	case strings.Contains(reason, "Time"), strings.Contains(reason, "Wall"):
-		return "ask for less time with -t; `ssh " + h + " sinfo -o '%P %l'` shows each partition's maximum"
-	case reason == "PartitionConfig":
-		return "ask for less time with -t, or fewer nodes or CPUs, within the partition's limits; `ssh " + h + " sinfo -o '%P %l %D %c'` shows them"
-	case strings.Contains(reason, "Account"), strings.Contains(reason, "QOS"), strings.HasPrefix(reason, "Assoc"):
-		return "check -A/--account and --qos; `ssh " + h + " sacctmgr show assoc user=$USER format=account,partition,qos` lists yours"
-	case strings.HasPrefix(reason, "Partition"):
-		return "change -p or the resources asked for; `ssh " + h + " sinfo -s` lists the partitions"
-	case strings.Contains(reason, "Dependency"):
-		return "check --dependency"
-	}
-	return "change the --slurm options (they are sbatch's)"
-}
+// NoSubmitHint: sbatch is not on the login node's PATH.
+func (Slurm) NoSubmitHint(string) string { return "launch on a Slurm login node, or drop --slurm" }

@@ -3,6 +3,8 @@ package batch
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // How tether judges the --slurm words before sbatch sees them. sbatch parses its
@@ -117,7 +119,7 @@ func sbatchEnv(env []string) ([]string, error) {
 		return ""
 	}
 	if c := get("SBATCH_CLUSTERS"); c != "" && c != get("SLURM_CLUSTERS") {
-		return nil, fmt.Errorf("SBATCH_CLUSTERS=%s in your login environment sends the job to a cluster where squeue and scancel do not look for it; set SLURM_CLUSTERS=%s instead (sbatch, squeue and scancel all read it)", clip(c), clip(c))
+		return nil, fmt.Errorf("SBATCH_CLUSTERS=%s in your login environment sends the job to a cluster where squeue and scancel do not look for it; set SLURM_CLUSTERS=%s instead (sbatch, squeue and scancel all read it)", termsafe.Clip(c, 64), termsafe.Clip(c, 64))
 	}
 	out := make([]string, 0, len(env))
 	for _, kv := range env {

@@ -113,16 +113,16 @@ func TestJobStatesAndReasons(t *testing.T) {
 		"AccountNotAllowed", "QOSNotAllowed", "BadConstraints", "DependencyNeverSatisfied",
 		"QOSMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "QOSMinCpuNotSatisfied"}
 	for _, r := range never {
-		if why, ok := slurmNeverStarts(r); !ok || why == "" {
-			t.Errorf("%s: never starts %v (%q)", r, ok, why)
+		if n, ok := (Slurm{}).NeverStarts(Job{State: "PENDING", Reason: r}, "hpc"); !ok || n.Why == "" || n.Hint == "" {
+			t.Errorf("%s: never starts %v (%+v)", r, ok, n)
 		}
 	}
 	resolves := []string{"None", "", "Resources", "Priority", "Dependency", "BeginTime", "JobHeldUser", "JobHeldAdmin",
 		"QOSMaxCpuPerUserLimit", "AssocGrpCpuLimit", "AssocGrpJobsLimit", "ReqNodeNotAvail, UnavailableNodes:n1", "PartitionDown",
 		"Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions", "Licenses", "Reservation"}
 	for _, r := range resolves {
-		if why, ok := slurmNeverStarts(r); ok {
-			t.Errorf("%s: never starts (%q)", r, why)
+		if n, ok := (Slurm{}).NeverStarts(Job{State: "PENDING", Reason: r}, "hpc"); ok {
+			t.Errorf("%s: never starts (%+v)", r, n)
 		}
 	}
 }
@@ -173,7 +173,6 @@ func TestSbatchHints(t *testing.T) {
 		"sbatch refused the job: Invalid --time specification":                                                                       "MINUTES, H:MM:SS",
 		"sbatch refused the job: Batch job submission failed: Invalid account or account/partition combination specified":            "sacctmgr",
 		"sbatch refused the job: Batch job submission failed: Requested node configuration is not available":                         "sinfo -o '%P %c %m %G'",
-		"sbatch is not on login1's PATH: is it a Slurm login node?":                                                                  "drop --slurm",
 	} {
 		if got := (Slurm{}).SubmitHint(msg, "hpc"); !strings.Contains(got, want) {
 			t.Errorf("for %q, got %q; want %q", msg, got, want)
@@ -184,8 +183,8 @@ func TestSbatchHints(t *testing.T) {
 		"InvalidAccount": "sacctmgr", "InvalidQOS": "sacctmgr", "QOSMaxWallDurationPerJobLimit": "less time",
 		"DependencyNeverSatisfied": "--dependency",
 	} {
-		if got := (Slurm{}).ReasonHint(reason, "hpc"); !strings.Contains(got, want) {
-			t.Errorf("for %s, got %q; want %q", reason, got, want)
+		if got, _ := (Slurm{}).NeverStarts(Job{State: "PENDING", Reason: reason}, "hpc"); !strings.Contains(got.Hint, want) {
+			t.Errorf("for %s, got %q; want %q", reason, got.Hint, want)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // stateEnv returns the environment for a tether process with its own state root, so
@@ -40,7 +40,7 @@ func stateEnv(t *testing.T, extra ...string) (env []string, root string) {
 // served is a foreground `tether serve --json` started by startServe.
 type served struct {
 	Proc   *Proc
-	rec    remote.Record
+	rec    wire.Record
 	Stderr *Buffer
 }
 
@@ -61,7 +61,7 @@ func startServe(t *testing.T, env []string, args ...string) *served {
 	if err != nil {
 		t.Fatalf("no ready record from tether serve: %v\nstderr:\n%s", err, stderr)
 	}
-	rec, err := remote.DecodeRecord([]byte(line))
+	rec, err := wire.DecodeRecord([]byte(line))
 	if err != nil {
 		t.Fatalf("ready record %q: %v", line, err)
 	}

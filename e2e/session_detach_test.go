@@ -3,33 +3,35 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 func stateRootOf(s *SSHD) string { return SessionRoot(s.Home) }
 
-func lsOverSSH(t *testing.T, s *SSHD) []remote.Record {
+func lsOverSSH(t *testing.T, s *SSHD) []wire.Record {
 	t.Helper()
 	out, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "ls", "--json")
 	if err != nil {
 		t.Fatalf("ls --json: %v\n%s%s", err, out, errOut)
 	}
-	var list []remote.Record
+	var list []wire.Record
 	if err := JSONUnmarshal(out, &list); err != nil {
 		t.Fatalf("ls --json printed %q: %v", out, err)
 	}
 	return list
 }
 
-func stateOf(list []remote.Record, id string) string {
+func stateOf(list []wire.Record, id string) string {
 	for _, r := range list {
 		if r.ID == id {
 			return r.State
@@ -61,7 +63,7 @@ func TestSessionDetachOverSSH(t *testing.T) {
 	if len(apps) != 1 {
 		t.Fatalf("the server's app processes: %v", apps)
 	}
-	if st := stateOf(lsOverSSH(t, s), rec.ID); st != remote.StateRunning {
+	if st := stateOf(lsOverSSH(t, s), rec.ID); st != wire.StateRunning {
 		t.Errorf("ls --json: state %q; want running", st)
 	}
 
@@ -127,7 +129,7 @@ func TestSessionSurvivesConnectionDeath(t *testing.T) {
 	if !WaitFor(30*time.Second, func() bool { return strings.Contains(out.String(), "started-sleeping") }) {
 		t.Fatalf("the session did not start:\n%s", out.String())
 	}
-	rec, err := remote.DecodeRecord([]byte(strings.SplitN(out.String(), "\n", 2)[0]))
+	rec, err := wire.DecodeRecord([]byte(strings.SplitN(out.String(), "\n", 2)[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func TestSessionSurvivesConnectionDeath(t *testing.T) {
 	if code, _ := get(t, unixClient(rec.Socket), "http://localhost/", rec.Token); code != http.StatusOK {
 		t.Errorf("after the connection died: %d; want 200", code)
 	}
-	if st := stateOf(lsOverSSH(t, s), rec.ID); st != remote.StateRunning {
+	if st := stateOf(lsOverSSH(t, s), rec.ID); st != wire.StateRunning {
 		t.Errorf("ls: %s; want running", st)
 	}
 	if _, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "stop", "--all"); err != nil {
@@ -178,7 +180,7 @@ func TestSessionKilledServerTakesItsApp(t *testing.T) {
 		t.Fatalf("the app outlived its killed server: python3 alive %v, its TERM-ignoring child alive %v", Alive(apps[0]), Alive(kids[0]))
 	}
 	t.Logf("app and its TERM-ignoring child gone %s after kill -9 of the server", time.Since(killed).Round(100*time.Millisecond))
-	if st := stateOf(lsOverSSH(t, s), rec.ID); st != remote.StateDead {
+	if st := stateOf(lsOverSSH(t, s), rec.ID); st != wire.StateDead {
 		t.Errorf("ls: %s; want dead", st)
 	}
 	out, errOut, err, _ := SSHRun(t, s, 30*time.Second, Binary(t), "ls")
@@ -206,8 +208,16 @@ func TestSessionFailingAppDetach(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("failing took %s; want seconds", took)
 	}
-	if out != "" {
-		t.Errorf("stdout of a failed start: %q; want nothing", out)
+	// DESIGN.md: --json prints exactly one JSON line on failure too: error, hint and
+	// app_output (the app's last lines, which the launcher shows).
+	var failure struct {
+		Error     string   `json:"error"`
+		Hint      string   `json:"hint"`
+		AppOutput []string `json:"app_output"`
+	}
+	if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &failure) != nil || !strings.Contains(failure.Error, "exited with status 7") ||
+		failure.Hint == "" || !slices.Contains(failure.AppOutput, "error: no such notebook dir-xyzzy") {
+		t.Errorf("stdout of a failed start: %q; want one JSON line with error, hint and app_output", out)
 	}
 	for _, want := range []string{"no such notebook dir-xyzzy", "exited with status 7"} {
 		if !strings.Contains(errOut, want) {

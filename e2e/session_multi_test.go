@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // TestSessionsAreIndependent: several detached sessions at once have distinct ids and
@@ -19,9 +19,9 @@ import (
 // app's output.
 func TestSessionsAreIndependent(t *testing.T) {
 	env, _ := stateEnv(t)
-	start := func(args ...string) remote.Record {
+	start := func(args ...string) wire.Record {
 		out := tether(t, env, append([]string{"serve", "--detach", "--json"}, args...)...)
-		rec, err := remote.DecodeRecord([]byte(strings.TrimSpace(out)))
+		rec, err := wire.DecodeRecord([]byte(strings.TrimSpace(out)))
 		if err != nil {
 			t.Fatalf("record %q: %v", out, err)
 		}
@@ -37,7 +37,7 @@ func TestSessionsAreIndependent(t *testing.T) {
 	if _, errOut, err := tetherRun(t, env, "serve", "--detach", "--name", "first"); err == nil || !strings.Contains(errOut, "already running") {
 		t.Errorf("a second session named first: %v %q", err, errOut)
 	}
-	for _, r := range []remote.Record{a, b} {
+	for _, r := range []wire.Record{a, b} {
 		if code, _ := get(t, unixClient(r.Socket), "http://localhost/", r.Token); code != http.StatusOK {
 			t.Errorf("session %s: %d", r.ID, code)
 		}
@@ -56,7 +56,7 @@ func TestSessionsAreIndependent(t *testing.T) {
 	if code, _ := get(t, unixClient(b.Socket), "http://localhost/", b.Token); code != http.StatusOK {
 		t.Errorf("second after first stopped: %d", code)
 	}
-	var list []remote.Record
+	var list []wire.Record
 	if err := JSONUnmarshal(tether(t, env, "ls", "--json"), &list); err != nil || len(list) != 1 || list[0].ID != b.ID || list[0].State != "running" {
 		t.Errorf("ls after stopping first: %+v %v", list, err)
 	}
@@ -73,8 +73,8 @@ func TestSessionReadyTimeout(t *testing.T) {
 	start := time.Now()
 	out, errOut, err := tetherRun(t, env, "serve", "--detach", "--json", "--ready-timeout", "1500ms", "--", "sleep", "37.25")
 	took := time.Since(start)
-	if err == nil || out != "" {
-		t.Fatalf("detach of an app that never listens: %v, stdout %q", err, out)
+	if err == nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"kind":"not-ready"`) {
+		t.Fatalf("detach of an app that never listens: %v, stdout %q; want one failure line", err, out)
 	}
 	if took < time.Second || took > 10*time.Second {
 		t.Errorf("gave up after %s; want about the 1.5s ready timeout", took)

@@ -28,14 +28,15 @@ func TestSlurmUX(t *testing.T) {
 
 	t.Run("forgetting --slurm: one line says so", func(t *testing.T) {
 		l := StartLauncher(t, site.Args("launch", "--json", "--no-browser", "--rm"), true)
-		if n := strings.Count(l.Stderr.String(), "this host submits Slurm jobs"); n != 1 {
+		// serve's note, in the laptop's words: the host as typed.
+		if n := strings.Count(l.Stderr.String(), site.SSHD.Alias+": note: "+site.SSHD.Alias+" submits Slurm jobs"); n != 1 {
 			t.Errorf("%d notes about Slurm; want 1; stderr:\n%s", n, l.Stderr.String())
 		}
 		MustContain(t, "the note", l.Stderr.String(), "runs on it, not on a compute node", `launch with --slurm "OPTIONS"`)
 		l.Interrupt(t)
 		// In a job, no such note.
 		j := site.Launch(t, "-t 10", "--no-browser", "--rm")
-		if strings.Contains(j.Stderr.String(), "this host submits") {
+		if strings.Contains(j.Stderr.String(), "submits Slurm jobs") {
 			t.Errorf("a note in a batch session: %s", j.Stderr.String())
 		}
 		j.Interrupt(t)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // FileSum is the SHA-256 of the file at p, in hex.
@@ -119,7 +119,7 @@ func SSHRun(t *testing.T, s *SSHD, timeout time.Duration, args ...string) (stdou
 
 // DetachOverSSH starts a detached session through sshd and returns its record; the
 // session's processes are killed by PID when the test ends if still there.
-func DetachOverSSH(t *testing.T, s *SSHD, args ...string) remote.Record {
+func DetachOverSSH(t *testing.T, s *SSHD, args ...string) wire.Record {
 	t.Helper()
 	full := append([]string{Binary(t), "serve", "--detach", "--json"}, args...)
 	out, errOut, err, took := SSHRun(t, s, 30*time.Second, full...)
@@ -129,7 +129,7 @@ func DetachOverSSH(t *testing.T, s *SSHD, args ...string) remote.Record {
 	if strings.Count(out, "\n") != 1 {
 		t.Errorf("--json printed %d lines on stdout; want exactly one:\n%s", strings.Count(out, "\n"), out)
 	}
-	rec, err := remote.DecodeRecord([]byte(strings.TrimSpace(out)))
+	rec, err := wire.DecodeRecord([]byte(strings.TrimSpace(out)))
 	if err != nil {
 		t.Fatalf("ready record %q: %v", out, err)
 	}

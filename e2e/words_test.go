@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,4 +151,57 @@ func TestHomeTildeE2E(t *testing.T) {
 		})
 	}
 	t.Logf("TestHomeTildeE2E took %s", FmtDur(time.Since(start)))
+}
+
+// TestFailuresAsDataE2E: what the remote says when a start fails crosses SSH as data
+// (DESIGN.md "Failures are structured"), and inputs are judged before anything
+// starts. serve --json prints exactly one JSON line on failure, error, hint and
+// app_output; a --base-url the gate cannot serve under is a usage error before the
+// app is started (it used to start the app and fail once the app was ready). From a
+// laptop, a remote failure that names a session and a command (a name taken) reads in
+// the laptop's words: the host as typed, the command as it runs from here.
+func TestFailuresAsDataE2E(t *testing.T) {
+	Binary(t)
+	start := time.Now()
+	t.Run("serve --json --base-url the gate refuses", func(t *testing.T) {
+		env, root := stateEnv(t)
+		marker := "/tmp/tether-e2e-baseurl-" + strconv.Itoa(os.Getpid())
+		out, errOut, err := tetherRun(t, env, "serve", "--json", "--base-url", "/a+b/", "--ready-timeout", "20s", "--",
+			"/usr/bin/python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1", "--directory", marker)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("exit %v; want status 2 (a usage error)", err)
+		}
+		var f struct {
+			Error     string   `json:"error"`
+			Hint      *string  `json:"hint"`
+			AppOutput []string `json:"app_output"`
+			Kind      string   `json:"kind"`
+		}
+		if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &f) != nil || f.Hint == nil || f.AppOutput == nil ||
+			f.Kind != "usage" || !strings.Contains(f.Error, `--base-url "/a+b/"`) {
+			t.Errorf("stdout %q; want one JSON line with error, hint, app_output", out)
+		}
+		MustContain(t, "stderr", errOut, `tether: --base-url "/a+b/" has a character other than A-Z a-z 0-9 - . _ ~`)
+		if strings.Contains(errOut, "starting") || len(ProcessesWith(marker)) > 0 {
+			t.Errorf("the app was started before the flag was judged: stderr %q, processes %q", errOut, ProcessesWith(marker))
+		}
+		if des, _ := os.ReadDir(root); len(des) != 0 {
+			t.Errorf("the state root holds %v", des)
+		}
+	})
+	t.Run("a name taken, from the laptop", func(t *testing.T) {
+		s := StartSSHD(t, SSHDOptions{})
+		StopAllOnCleanup(t, s)
+		args := append([]string{"launch", s.Alias, "-F", s.Config, "--json", "--no-browser", "--new", "--name", "nb", "--"}, HTTPServerApp...)
+		l := StartLauncher(t, args, true)
+		_, errOut, code := RunTether(t, args...)
+		want := fmt.Sprintf("a session named \"nb\" is already running (%s); stop it with `tether stop -F %s %s nb` or pick another --name; nothing was left running",
+			l.Line.Session.ID, s.Config, s.Alias)
+		if last := finalLine(errOut); code != 1 || !strings.HasSuffix(last, want) || strings.Contains(errOut, "this machine") {
+			t.Errorf("exit %d, last line %q; want 1 and a line ending %q", code, last, want)
+		}
+		l.Interrupt(t)
+	})
+	t.Logf("TestFailuresAsDataE2E took %s", FmtDur(time.Since(start)))
 }

@@ -14,8 +14,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // `tether apps HOST`: which presets HOST has, found over one SSH exec by a small
@@ -64,21 +66,21 @@ func loginPathScript(nonce string) string {
 // detectScript is the detection script for the given executable names: the login
 // shell's PATH first (loginPathScript, with nonce), then one line "tether-app v1 N
 // PATH" for each name found (N its 1-based index, so that no name, whatever it holds,
-// is ever parsed back), then a closing line. Each name is quoted with tunnel.Quote and
+// is ever parsed back), then a closing line. Each name is quoted with shquote.Quote and
 // only ever used as "$e"; for the presets' own names the script holds no backslashes
 // and no newlines, like the probe script, so any login shell passes it through
 // unchanged.
 func detectScript(execs []string, nonce string) string {
 	var quoted []string
 	for _, e := range execs {
-		quoted = append(quoted, tunnel.Quote(e))
+		quoted = append(quoted, shquote.Quote(e))
 	}
 	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; ` + uiScript(execs) + `echo '` + appDoneTag + `'`
 }
 
 // detectCommand is the exec command line running detectScript with /bin/sh.
 func detectCommand(execs []string, nonce string) string {
-	return tunnel.QuoteCommand([]string{"/bin/sh", "-c", detectScript(execs, nonce)})
+	return shquote.Join([]string{"/bin/sh", "-c", detectScript(execs, nonce)})
 }
 
 // newNonce is 16 random hex digits.
@@ -94,7 +96,7 @@ func newNonce() (string, error) {
 func presetExecs() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, p := range remote.Presets() {
+	for _, p := range wire.Presets() {
 		for _, e := range p.Execs() {
 			if !seen[e] {
 				seen[e] = true
@@ -187,9 +189,9 @@ type AppFound struct {
 // first in the preset's order, as serve picks it.
 func matchPresets(found map[string]string) []AppFound {
 	var out []AppFound
-	for _, p := range remote.Presets() {
+	for _, p := range wire.Presets() {
 		a := AppFound{App: p.Name}
-		if p.Kind != remote.KindApp {
+		if p.Kind != wire.KindApp {
 			a.Found, a.BuiltIn = true, true
 			out = append(out, a)
 			continue
@@ -245,10 +247,10 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	if perr != nil {
 		why := perr.Error()
 		if runErr != nil {
-			why = clip(oneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
+			why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
 		}
 		if e := strings.TrimSpace(stderr.String()); e != "" {
-			why += ": " + clip(oneLine(e), 200)
+			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)
 		}
 		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
 	}
@@ -262,15 +264,15 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(s.o.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "APP\tON %s\n", strings.ToUpper(oneLine(s.host)))
+	fmt.Fprintf(tw, "APP\tON %s\n", strings.ToUpper(termsafe.OneLine(s.host)))
 	for _, a := range list {
 		switch {
 		case a.BuiltIn:
 			fmt.Fprintf(tw, "%s\tbuilt in\n", a.App)
 		case a.Found:
-			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, oneLine(a.Path))
+			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, termsafe.OneLine(a.Path))
 		case a.Problem != "":
-			fmt.Fprintf(tw, "%s\tnot usable: %s\n", a.App, oneLine(a.Problem))
+			fmt.Fprintf(tw, "%s\tnot usable: %s\n", a.App, termsafe.OneLine(a.Problem))
 		default:
 			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, lookedFor(a.LooksFor))
 		}
@@ -280,7 +282,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	}
 	if !det.login {
 		// launch falls back the same way, with a note.
-		if _, err := fmt.Fprintf(s.o.Stdout, "\n(your login shell on %s did not answer (or is one tether does not speak, such as fish), so this is the PATH of a plain `ssh %s COMMAND`)\n", oneLine(s.host), oneLine(s.host)); err != nil {
+		if _, err := fmt.Fprintf(s.o.Stdout, "\n(your login shell on %s did not answer (or is one tether does not speak, such as fish), so this is the PATH of a plain `ssh %s COMMAND`)\n", termsafe.OneLine(s.host), termsafe.OneLine(s.host)); err != nil {
 			return err
 		}
 	}
@@ -289,7 +291,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	}
 	if serr != nil {
 		// The apps stand; the user's own profiles are still listed.
-		fmt.Fprintf(s.o.Stderr, "tether: could not read the site profiles on %s: %s\n", s.host, oneLine(serr.Error()))
+		fmt.Fprintf(s.o.Stderr, "tether: could not read the site profiles on %s: %s\n", s.host, termsafe.OneLine(serr.Error()))
 	}
 	return o.Profiles(s.o.Stdout, site)
 }

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // `tether apps HOST` and Jupyter Server's UI. A Jupyter Server with no UI in its Python
@@ -12,7 +12,7 @@ import (
 // jupyter preset does not count it (remote/jupyterui.go). The detection script asks the
 // same question as serve: it reads the #! line of the jupyter-server it found (a
 // Python, `/usr/bin/env python3` looked up on the same PATH, or pip's `'''exec'` form
-// for long paths), runs that Python with remote.JupyterUIProbe, and passes its one
+// for long paths), runs that Python with wire.JupyterUIProbe, and passes its one
 // line through. A jupyter-server whose Python it cannot tell (a wrapper script) is
 // listed as found, as serve would take it.
 
@@ -21,7 +21,7 @@ import (
 // it holds no backslash and no newline.
 func uiScript(execs []string) string {
 	name := ""
-	for _, p := range remote.Presets() {
+	for _, p := range wire.Presets() {
 		for _, f := range p.Flavours {
 			if f.JupyterUI && slices.Contains(execs, f.Exec) && name == "" {
 				name = f.Exec
@@ -37,15 +37,15 @@ func uiScript(execs []string) string {
 		`env) shift; while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done; [ $# -gt 0 ] && I=$(command -v "$1" 2>/dev/null) && shift;; ` +
 		`sh|bash) case "$L2" in "'''exec' "*) set -- ${L2#"'''exec' "}; I=$(printf '%s' "$1" | tr -d '"'); set --;; esac;; ` +
 		`*) [ $# -gt 0 ] && I=$1 && shift;; esac; ` +
-		`case "${I##*/}" in *python*) $T "$I" "$@" -c '` + remote.JupyterUIProbe + `' </dev/null 2>/dev/null | grep '^tether-jupyter-ui v1 ' | head -n 1;; esac; fi; `
+		`case "${I##*/}" in *python*) $T "$I" "$@" -c '` + wire.JupyterUIProbe + `' </dev/null 2>/dev/null | grep '^` + wire.JupyterUILine + `' | head -n 1;; esac; fi; `
 }
 
 // parseUI takes the probe's line for d; it reports whether line was one.
 func (d *detection) parseUI(line string) bool {
-	if !strings.HasPrefix(line, "tether-jupyter-ui v1 ") {
+	if !strings.HasPrefix(line, wire.JupyterUILine) {
 		return false
 	}
-	d.ui, d.uiKnown = remote.ParseJupyterUI(line)
+	d.ui, d.uiKnown = wire.ParseJupyterUI(line)
 	return true
 }
 
@@ -58,7 +58,7 @@ func matchPresetsUI(d *detection) []AppFound {
 		return list
 	}
 	for i, a := range list {
-		p, _ := remote.LookupPreset(a.App)
+		p, _ := wire.LookupPreset(a.App)
 		for j, f := range p.Flavours {
 			if !f.JupyterUI || !a.Found || a.Flavour != f.Name {
 				continue
@@ -83,7 +83,7 @@ func matchPresetsUI(d *detection) []AppFound {
 
 // uiName is a UI's name for people, "" for none.
 func uiName(key string) string {
-	for _, ui := range remote.JupyterUIs {
+	for _, ui := range wire.JupyterUIs {
 		if ui.Key == key {
 			return ui.Name
 		}

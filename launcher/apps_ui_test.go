@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // The detection script asks the Python named by jupyter-server's #! line (directly,
@@ -34,7 +34,7 @@ func TestDetectScriptJupyterUI(t *testing.T) {
 			bin := t.TempDir()
 			py := filepath.Join(bin, "mypython3")
 			probe := filepath.Join(bin, "probe")
-			os.WriteFile(probe, []byte(remote.JupyterUIProbe), 0o644)
+			os.WriteFile(probe, []byte(wire.JupyterUIProbe), 0o644)
 			os.WriteFile(py, []byte("#!/bin/sh\n[ \"$1\" = -c ] && [ \"$2\" = \"$(cat "+probe+")\" ] && echo 'tether-jupyter-ui v1 "+c.answer+"'\n"), 0o755)
 			os.WriteFile(filepath.Join(bin, "jupyter-server"), []byte(strings.ReplaceAll(c.shebang, "{py}", py)), 0o755)
 			cmd := exec.Command("/bin/sh", "-c", detectCommand(execs, "0123456789abcdef"))

@@ -16,9 +16,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Batch sessions (launch --slurm, --sge, --pbs, --lsf, --batch). Over SSH to the login
@@ -45,10 +46,10 @@ type slurmState struct {
 	wall  walltime
 	tick  *time.Ticker
 	node  Conn // --via-node-ssh
-	last  remote.JobStatus
+	last  wire.JobStatus
 }
 
-func (s *session) slurmEvents() <-chan remote.BatchEvent {
+func (s *session) slurmEvents() <-chan wire.Event {
 	if s.slurm == nil || s.slurm.watch == nil {
 		return nil
 	}
@@ -81,14 +82,14 @@ func (s *session) closeSlurm() {
 // startSlurm submits the job and waits for its server: the ready record, or an error
 // after which nothing is left queued or running (errDetachedPending when the user left
 // the job queued).
-func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Record, error) {
+func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (wire.Record, error) {
 	words, sched, err := BatchArgs(o.Batch.Kind, o.Batch.Options)
 	if err != nil {
-		return remote.Record{}, err
+		return wire.Record{}, err
 	}
 	if o.Batch.ViaNodeSSH {
 		if err := s.checkNodeHop(ctx); err != nil {
-			return remote.Record{}, err
+			return wire.Record{}, err
 		}
 	}
 	submitted := time.Now()
@@ -96,14 +97,14 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 	if err != nil {
 		if ctx.Err() != nil {
 			// The submit on the host sees its stdin close and cancels a job it queued.
-			return remote.Record{}, &Error{Msg: "interrupted while submitting the job", Hint: "`" + s.cmdline("ls") + "` shows whether anything was left", Code: 130}
+			return wire.Record{}, &Error{Msg: "interrupted while submitting the job", Hint: "`" + s.cmdline("ls") + "` shows whether anything was left", Code: 130}
 		}
-		return remote.Record{}, err
+		return wire.Record{}, err
 	}
 	if !s.sayReusedJob(o, sub) {
 		s.status.line("tether: submitted job %s (tether-%s) on %s", sub.JobID, sub.ID, s.host)
 	}
-	ready := remote.DefaultReadyTimeout
+	ready := wire.DefaultReadyTimeout
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
@@ -112,8 +113,9 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (remote.Recor
 }
 
 // submitSlurm runs `tether batch submit` on the host, every option of the submit
-// command and every serve argument its own argument.
-func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (remote.BatchSubmitted, error) {
+// command and every serve argument its own argument. It answers with one line: the
+// job it queued (wire.Submitted), or why not (wire.Failure), which is worded here.
+func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (wire.Submitted, error) {
 	args := []string{"batch", "submit", "--scheduler=" + sched.Name()}
 	if s.reuses(o) {
 		args = append(args, "--reuse")
@@ -121,7 +123,7 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	var input []byte
 	if o.Setup != "" {
 		args = append(args, "--setup-stdin")
-		input = remote.SetupFrame(o.Setup)
+		input = wire.SetupFrame(o.Setup)
 	}
 	if o.Name != "" {
 		args = append(args, "--name="+o.Name)
@@ -132,11 +134,14 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	if o.Batch.ViaNodeSSH {
 		args = append(args, "--via-node-ssh")
 	}
-	for _, a := range serveArgs(o) {
+	sv := serveOf(o)
+	sv.Name = "" // --name above: the session's, which batch submit gives the job's serve
+	for _, a := range sv.Args() {
 		args = append(args, "--serve="+a)
 	}
 	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
-	var sub *remote.BatchSubmitted
+	var sub *wire.Submitted
+	var failed *wire.Failure
 	var subErr error
 	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
 		for i := 0; i < maxProbeLines; i++ {
@@ -147,8 +152,12 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
 				continue
 			}
-			var got remote.BatchSubmitted
-			if err := json.Unmarshal([]byte(line), &got); err != nil || !validID(got.ID) || !validJobID(got.JobID) || !cleanAbs(got.Output) {
+			if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
+				failed, subErr = f, err
+				return nil
+			}
+			var got wire.Submitted
+			if err := json.Unmarshal([]byte(line), &got); err != nil || got.Validate() != nil {
 				subErr = fmt.Errorf("%s sent a bad answer to the submit: %.100q", s.host, line)
 				return nil
 			}
@@ -162,23 +171,28 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 		return *sub, nil
 	}
 	if err != nil {
-		return remote.BatchSubmitted{}, err
+		return wire.Submitted{}, err
 	}
 	if ctx.Err() != nil {
-		return remote.BatchSubmitted{}, ctx.Err()
+		return wire.Submitted{}, ctx.Err()
 	}
 	if subErr != nil {
-		return remote.BatchSubmitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
+		return wire.Submitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
 	}
-	msg := res.stderr.lastError()
-	if msg == "" && res.err != nil {
-		msg = "lost the connection while submitting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+	if failed != nil {
+		hint := sched.SubmitHint(failed.SchedulerSaid, s.host)
+		if failed.Kind == wire.FailNoScheduler {
+			hint = sched.NoSubmitHint(s.host)
+		}
+		return wire.Submitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(s.sayFailure(failed), 400)),
+			Hint: hint + " (nothing was submitted)", Code: failed.ExitCode()}
 	}
-	if msg == "" {
-		msg = fmt.Sprintf("tether batch submit exited with status %d", res.status)
+	msg := fmt.Sprintf("tether batch submit exited with status %d", res.status)
+	if res.err != nil {
+		msg = "lost the connection while submitting: " + termsafe.OneLine(tunnel.Message(res.err))
 	}
-	return remote.BatchSubmitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, clip(s.words(msg), 400)),
-		Hint: sched.SubmitHint(msg, s.host) + " (nothing was submitted)", Code: map[bool]int{true: 2}[res.status == 2]}
+	return wire.Submitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(msg, 400)),
+		Hint: "`" + s.cmdline("ls") + "` shows whether anything was left"}
 }
 
 func validJobID(id string) bool { return batch.JobIDPattern.MatchString(id) }
@@ -188,19 +202,19 @@ func validJobID(id string) bool { return batch.JobIDPattern.MatchString(id) }
 // queued. A reason that can never resolve, a job that ends, or a server that does not
 // get ready in time is an error, and the job is cancelled and its session removed.
 // launched says this command submitted the job.
-func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Duration, launched bool) (rec remote.Record, err error) {
+func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Duration, launched bool) (rec wire.Record, err error) {
 	st := s.slurm
 	if st.watch == nil {
 		st.watch = s.startWatch(st.id)
 	}
-	cleanup := func(err error) (remote.Record, error) {
+	cleanup := func(err error) (wire.Record, error) {
 		st.watch.stop()
 		if launched && !errors.Is(err, errDetachedPending) {
 			if serr := s.stopRemote(st.id); serr != nil {
 				s.status.line("tether: could not remove session %s on %s (%v); remove it with `%s`", st.id, s.host, serr, s.cmdline("stop", st.id))
 			}
 		}
-		return remote.Record{}, err
+		return wire.Record{}, err
 	}
 	var readyBy <-chan time.Time
 	shown, shownKey := "", ""
@@ -212,7 +226,7 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 	for {
 		select {
 		case <-tick.C:
-			if st.last.JobID != "" && remote.JobPending(st.last.State) {
+			if st.last.JobID != "" && batch.IsPending(st.last.State) {
 				s.status.update("%s", waitingLine(st.last, st.sched.Title(), time.Since(st.since), time.Now(), false))
 			}
 		case <-ctx.Done():
@@ -235,21 +249,20 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 			}
 			return cleanup(errorf(hint, "job %s runs on %s but tether serve there was not ready within %v", st.jobID, nodeOf(st.last), ready+readyMargin))
 		case ev := <-st.watch.events:
-			switch ev.Event {
-			case "note":
-				s.status.line("tether: warning: %s", clip(s.words(oneLine(ev.Message)), 300))
-			case "job":
+			switch ev.Kind {
+			case wire.EventNote:
+				s.status.line("tether: warning: %s", termsafe.Clip(s.say(ev.Said), 300))
+			case wire.EventJob:
 				st.last = ev.Job
 				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
-				if why, never := st.sched.NeverStarts(ev.Job); never {
+				if never, ok := st.sched.NeverStarts(ev.Job, s.host); ok {
 					s.status.done()
-					done := "it was cancelled"
-					hint := st.sched.ReasonHint(ev.Job.Reason, s.host)
+					done, hint := "it was cancelled", never.Hint
 					if !launched {
 						done = "it stays queued"
 						hint = "cancel it with `" + s.cmdline("stop", st.id) + "`, then " + hint
 					}
-					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), clip(oneLine(ev.Job.Reason), 100), why, done),
+					return cleanup(&Error{Msg: fmt.Sprintf("job %s can never start: %s says %s (%s); %s", st.jobID, st.sched.Title(), termsafe.Clip(termsafe.OneLine(ev.Job.Reason), 100), never.Why, done),
 						Hint: hint})
 				}
 				now := time.Now()
@@ -262,12 +275,12 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 				if ev.Job.State == "RUNNING" && readyBy == nil {
 					readyBy = time.After(ready + readyMargin)
 				}
-			case "ready":
+			case wire.EventReady:
 				s.status.done()
 				st.last = ev.Job
 				st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 				return *ev.Session, nil
-			case "ended":
+			case wire.EventEnded:
 				s.status.done()
 				return cleanup(s.endedBeforeReady(ev))
 			}
@@ -278,12 +291,12 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 // waitingLine is the status line for a job that is not ready yet: its state in the
 // scheduler's words, why it waits, for how long (in whole minutes when coarse: lines
 // that are not rewritten in place), and when the scheduler expects it to start.
-func waitingLine(j remote.JobStatus, sched string, waited time.Duration, now time.Time, coarse bool) string {
+func waitingLine(j wire.JobStatus, sched string, waited time.Duration, now time.Time, coarse bool) string {
 	switch {
-	case remote.JobPending(j.State):
+	case batch.IsPending(j.State):
 		line := fmt.Sprintf("job %s is %s", j.JobID, j.StateWords())
 		if j.Reason != "" && j.Reason != "None" {
-			line += " (" + clip(oneLine(j.Reason), 100) + ")"
+			line += " (" + termsafe.Clip(termsafe.OneLine(j.Reason), 100) + ")"
 		}
 		line += ", waiting " + waitedFor(waited, coarse)
 		if start, err := time.Parse(time.RFC3339, j.Start); err == nil && start.After(now) {
@@ -427,49 +440,49 @@ func yesAnswer(a string) bool {
 
 // endedBeforeReady explains a job that ended before its server was ready, with the
 // last lines of its output file.
-func (s *session) endedBeforeReady(ev remote.BatchEvent) error {
+func (s *session) endedBeforeReady(ev wire.Event) error {
 	st := s.slurm
 	j := ev.Job
-	how := remote.EndedHow(j.State)
+	how := batch.EndedHow(j.State)
 	detail := ""
 	if j.Reason != "" && j.Reason != "None" {
-		detail = clip(oneLine(j.Reason), 80)
+		detail = termsafe.Clip(termsafe.OneLine(j.Reason), 80)
 	}
 	// Slurm's ExitCode is status:signal.
 	if status := ev.ExitCode; status != "" && status != "0:0" && ev.Exit == "" {
 		if detail != "" {
 			detail += ", "
 		}
-		detail += "exit code " + clip(oneLine(status), 16)
+		detail += "exit code " + termsafe.Clip(termsafe.OneLine(status), 16)
 	}
 	if detail != "" {
 		how += " (" + detail + ")"
 	}
 	shared := "the nodes must share your home directory with " + s.host + " (tether installs itself and keeps the session there); run it where they do"
-	if strings.HasPrefix(ev.ExitCode, "97:") {
+	if ev.NotVisible {
 		s.printJobOutput(ev)
 		return &Error{Msg: fmt.Sprintf("job %s on %s could not run tether: the tether installed on %s is not visible on the node", st.jobID, nodeOf(j), s.host), Hint: shared}
 	}
-	if !ev.OutputSeen && j.State != "CANCELLED" && ev.Message == "" {
-		return &Error{Msg: fmt.Sprintf("job %s %s, and its output file %s is not on %s: the node cannot see the session directory", st.jobID, how, clip(oneLine(ev.OutputPath), 200), s.host), Hint: shared}
+	if !ev.OutputSeen && j.State != "CANCELLED" && len(ev.Said) == 0 {
+		return &Error{Msg: fmt.Sprintf("job %s %s, and its output file %s is not on %s: the node cannot see the session directory", st.jobID, how, termsafe.Clip(termsafe.OneLine(ev.OutputPath), 200), s.host), Hint: shared}
 	}
 	s.printJobOutput(ev)
 	msg := fmt.Sprintf("job %s %s before tether was ready on %s", st.jobID, how, nodeOf(j))
-	if ev.Exit != "" && ev.Exit != "stopped" {
-		// serve's own advice is replaced by ours.
-		msg += ": " + strings.TrimSuffix(clip(oneLine(ev.Exit), 300), "; check the command and try again")
-	}
-	if ev.Message != "" {
-		msg += ": " + clip(s.words(oneLine(ev.Message)), 200)
-	}
 	hint := "fix the command or the " + st.sched.Flag() + " options and try again (nothing was left queued or running)"
-	if setupFailure(ev.Exit) {
-		hint = setupHint(s.host, true)
+	if f := ev.Why; f != nil {
+		// What serve said, without its advice: ours replaces it.
+		msg += ": " + termsafe.Clip(s.say(f.Said), 300)
+		if f.Kind == wire.FailSetupFailed {
+			hint = setupHint(s.host, true)
+		}
+	}
+	if len(ev.Said) > 0 {
+		msg += ": " + termsafe.Clip(s.say(ev.Said), 200)
 	}
 	return &Error{Msg: msg, Hint: hint}
 }
 
-func nodeOf(j remote.JobStatus) string {
+func nodeOf(j wire.JobStatus) string {
 	if j.Node != "" {
 		return j.Node
 	}
@@ -477,20 +490,20 @@ func nodeOf(j remote.JobStatus) string {
 }
 
 // printJobOutput shows the last lines of the job's output file.
-func (s *session) printJobOutput(ev remote.BatchEvent) {
+func (s *session) printJobOutput(ev wire.Event) {
 	if len(ev.Output) == 0 {
 		return
 	}
-	s.status.line("tether: the last lines of job %s's output (%s on %s):", s.slurm.jobID, clip(oneLine(ev.OutputPath), 200), s.host)
+	s.status.line("tether: the last lines of job %s's output (%s on %s):", s.slurm.jobID, termsafe.Clip(termsafe.OneLine(ev.OutputPath), 200), s.host)
 	for _, l := range ev.Output {
-		s.status.line("  | %s", clip(oneLine(l), 300))
+		s.status.line("  | %s", termsafe.Clip(termsafe.OneLine(l), 300))
 	}
 }
 
 // slurmWatch is `tether slurm watch ID` running on the host, restarted after a lost
 // connection, its events on a channel.
 type slurmWatch struct {
-	events chan remote.BatchEvent
+	events chan wire.Event
 	done   chan struct{} // closed when the watch gives up (after "ended", or failing)
 	err    error         // why it gave up, when not after "ended"
 	cancel context.CancelFunc
@@ -516,13 +529,14 @@ func (w *slurmWatch) failure(s *session) error {
 // refuses ends with the remote's words.
 func (s *session) startWatch(id string) *slurmWatch {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &slurmWatch{events: make(chan remote.BatchEvent, 64), done: make(chan struct{}), cancel: cancel}
+	w := &slurmWatch{events: make(chan wire.Event, 64), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(w.done)
 		failures := 0
 		for ctx.Err() == nil {
 			ended := false
 			got := false
+			var failed *wire.Failure
 			res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
 				for {
 					line, err := readLine(br, maxRecordLine)
@@ -532,17 +546,21 @@ func (s *session) startWatch(id string) *slurmWatch {
 					if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
 						continue
 					}
-					var ev remote.BatchEvent
-					if json.Unmarshal([]byte(line), &ev) != nil || ev.Validate() != nil {
+					ev, f, err := wire.DecodeWatchLine([]byte(line))
+					switch {
+					case f != nil:
+						failed = f
+						return nil
+					case ev == nil || err != nil:
 						continue
 					}
 					got = true
 					select {
-					case w.events <- ev:
+					case w.events <- *ev:
 					case <-ctx.Done():
 						return nil
 					}
-					if ev.Event == "ended" {
+					if ev.Kind == wire.EventEnded {
 						ended = true
 						return nil
 					}
@@ -552,7 +570,11 @@ func (s *session) startWatch(id string) *slurmWatch {
 				return
 			}
 			if err == nil && res.err == nil && res.status != 0 {
-				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, clip(res.stderr.lastError(), 300))
+				why := fmt.Sprintf("tether batch watch exited with status %d", res.status)
+				if failed != nil {
+					why = s.sayFailure(failed)
+				}
+				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, termsafe.Clip(why, 300))
 				return
 			}
 			if got {
@@ -562,11 +584,11 @@ func (s *session) startWatch(id string) *slurmWatch {
 			if failures > 20 {
 				why := "no answer"
 				if err != nil {
-					why = oneLine(err.Error())
+					why = termsafe.OneLine(err.Error())
 				} else if res.err != nil {
-					why = oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+					why = termsafe.OneLine(tunnel.Message(res.err))
 				}
-				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, clip(why, 200))
+				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
 				return
 			}
 			select {
@@ -582,7 +604,7 @@ func (s *session) startWatch(id string) *slurmWatch {
 // slurmEndpoint reaches a Slurm session's server: through the host to node:port
 // (direct-tcpip), or by SSH to the node (--via-node-ssh) and the Unix socket there;
 // TLS pinned to the record's certificate either way.
-func (s *session) slurmEndpoint(ctx context.Context, rec remote.Record, viaNode bool) (Endpoint, error) {
+func (s *session) slurmEndpoint(ctx context.Context, rec wire.Record, viaNode bool) (Endpoint, error) {
 	if !viaNode {
 		return PinnedTLS(boundedDial(s.conn, "tcp", rec.Addr), rec), nil
 	}
@@ -676,7 +698,7 @@ func (s *session) checkNodeHop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("--via-node-ssh: %s does not let tether through to another machine's SSH server (%s); nothing was submitted", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 200)),
 			Hint: "leave --via-node-ssh out to reach the node through " + s.host + " (the site may allow only that), or ask the site whether SSH to nodes running your jobs is allowed"}
 	}
 	return nil
@@ -706,7 +728,7 @@ func readSSHBanner(ctx context.Context, c Conn, addr string) error {
 // nodeEndpointOpenSSH is slurmEndpoint's --via-node-ssh through the user's ssh: a
 // master to the node, reached through the login node's master (no second login
 // there) unless the node's config says how.
-func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, host *tunnel.OpenSSHClient) (Endpoint, error) {
+func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec wire.Record, host *tunnel.OpenSSHClient) (Endpoint, error) {
 	persist, err := controlPersist(s.o)
 	if err != nil {
 		return nil, err
@@ -736,17 +758,17 @@ func (s *session) nodeEndpointOpenSSH(ctx context.Context, rec remote.Record, ho
 
 // onBatchEvent handles the watch while the session is served: time left (warnings
 // come from the ticker), notes, and the job's end.
-func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
+func (s *session) onBatchEvent(ev wire.Event, rec wire.Record) error {
 	st := s.slurm
-	switch ev.Event {
-	case "note":
-		s.status.line("tether: warning: %s", clip(s.words(oneLine(ev.Message)), 300))
-	case "job", "ready":
+	switch ev.Kind {
+	case wire.EventNote:
+		s.status.line("tether: warning: %s", termsafe.Clip(s.say(ev.Said), 300))
+	case wire.EventJob, wire.EventReady:
 		st.last = ev.Job
 		st.wall.observe(ev.Job.TimeLeft, ev.Job.TimeLimit, time.Now())
 		s.checkWalltime()
-	case "ended":
-		how := remote.EndedHow(ev.Job.State)
+	case wire.EventEnded:
+		how := batch.EndedHow(ev.Job.State)
 		if ev.Job.State != "" {
 			how += " (" + ev.Job.State + ")"
 		}
@@ -757,8 +779,8 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 				Hint: "start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
 		}
 		msg := fmt.Sprintf("session %s on %s has ended: job %s %s", rec.ID, s.host, st.jobID, how)
-		if ev.Exit != "" && ev.Exit != "stopped" && ev.Exit != "stopped by a signal" {
-			msg += "; " + clip(oneLine(ev.Exit), 200)
+		if ev.Why != nil {
+			msg += "; " + termsafe.Clip(s.say(ev.Why.Said), 200)
 		}
 		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start a new one with `" + s.relaunchLine(rec) + "`", Err: errSessionGone}
 	}
@@ -767,7 +789,7 @@ func (s *session) onBatchEvent(ev remote.BatchEvent, rec remote.Record) error {
 
 // relaunchLine is the command that starts a session like r again: the same scheduler
 // and options (the record keeps them), --via-node-ssh if it had it, the same preset.
-func (s *session) relaunchLine(r remote.Record) string {
+func (s *session) relaunchLine(r wire.Record) string {
 	line := s.cmdline("launch")
 	if r.JobID != "" {
 		opts := joinOptions(r.BatchOptions)
@@ -778,13 +800,13 @@ func (s *session) relaunchLine(r remote.Record) string {
 				flag, opts = "--batch", strings.TrimSpace(sched.Name()+" "+opts)
 			}
 		}
-		line += " " + flag + " " + tunnel.Quote(opts)
+		line += " " + flag + " " + shquote.Quote(opts)
 		if r.ViaNodeSSH {
 			line += " --via-node-ssh"
 		}
 	}
 	if r.App != "" {
-		line += " " + tunnel.Quote(r.App)
+		line += " " + shquote.Quote(r.App)
 	}
 	return line
 }
@@ -811,12 +833,12 @@ type walltime struct {
 // observe takes a time-left sample (squeue's %L) taken at now, with the job's whole
 // time limit (%l; empty when the scheduler does not say).
 func (w *walltime) observe(timeLeft, timeLimit string, now time.Time) {
-	if l, err := remote.ParseTimeLeft(timeLimit); err == nil {
+	if l, err := batch.ParseTimeLeft(timeLimit); err == nil {
 		w.limit = l
 	}
-	d, err := remote.ParseTimeLeft(timeLeft)
+	d, err := batch.ParseTimeLeft(timeLeft)
 	switch {
-	case errors.Is(err, remote.ErrNoTimeLimit):
+	case errors.Is(err, batch.ErrNoTimeLimit):
 		w.end = time.Time{}
 		return
 	case err != nil:
@@ -877,11 +899,11 @@ func roundLeft(d time.Duration) string {
 }
 
 // slurmReadyLine is printed with the ready line: where the job runs and how long it has.
-func (s *session) slurmReadyLine(rec remote.Record) {
+func (s *session) slurmReadyLine(rec wire.Record) {
 	left := ""
-	if _, err := remote.ParseTimeLeft(s.slurm.last.TimeLeft); err == nil {
+	if _, err := batch.ParseTimeLeft(s.slurm.last.TimeLeft); err == nil {
 		left = ", " + s.slurm.last.TimeLeft + " left"
-	} else if errors.Is(err, remote.ErrNoTimeLimit) {
+	} else if errors.Is(err, batch.ErrNoTimeLimit) {
 		left = ", no time limit"
 	}
 	s.status.line("tether: job %s runs on %s (%s)%s", rec.JobID, rec.Node, rec.Addr, left)
@@ -889,17 +911,17 @@ func (s *session) slurmReadyLine(rec remote.Record) {
 
 // attachSlurm waits for a pending Slurm session to be ready (Ctrl-C leaves it queued),
 // or starts watching a running one.
-func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOptions) (remote.Record, error) {
+func (s *session) attachSlurm(ctx context.Context, rec wire.Record, so BatchOptions) (wire.Record, error) {
 	sched, err := batch.Lookup(rec.Scheduler)
 	if err != nil {
-		return remote.Record{}, errorf("update tether", "session %s on %s: %v", rec.ID, s.host, err)
+		return wire.Record{}, errorf("update tether", "session %s on %s: %v", rec.ID, s.host, err)
 	}
 	s.slurm = &slurmState{id: rec.ID, jobID: rec.JobID, sched: sched, since: rec.Started}
 	if rec.Job != nil {
 		s.slurm.last = *rec.Job
 	}
-	if rec.State == remote.StatePending {
-		return s.waitSlurm(ctx, so, remote.DefaultReadyTimeout, false)
+	if rec.State == wire.StatePending {
+		return s.waitSlurm(ctx, so, wire.DefaultReadyTimeout, false)
 	}
 	s.slurm.watch = s.startWatch(rec.ID)
 	if rec.Job != nil {
@@ -911,7 +933,7 @@ func (s *session) attachSlurm(ctx context.Context, rec remote.Record, so BatchOp
 
 // serveSlurm serves a ready Slurm session: the endpoint through the login node (or the
 // node itself), the walltime ticker, then serveLocal.
-func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, so BatchOptions, launched bool) error {
+func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec wire.Record, fo ForwardOptions, so BatchOptions, launched bool) error {
 	s.viaNode = so.ViaNodeSSH
 	dial, err := s.slurmEndpoint(ctx, rec, so.ViaNodeSSH)
 	if err != nil {
@@ -937,7 +959,7 @@ func (s *session) slurmWatchDone() <-chan struct{} {
 // slurmWatchLost handles a watch that gave up while the session is served: events it
 // sent first are handled (the job's end among them); otherwise the session goes on
 // without walltime warnings.
-func (s *session) slurmWatchLost(rec remote.Record) error {
+func (s *session) slurmWatchLost(rec wire.Record) error {
 	w := s.slurm.watch
 	for len(w.events) > 0 {
 		if err := s.onBatchEvent(<-w.events, rec); err != nil {
@@ -950,7 +972,7 @@ func (s *session) slurmWatchLost(rec remote.Record) error {
 }
 
 // describeJobOf is a Slurm session's job for messages: "job 5 PENDING (Resources)".
-func describeJobOf(r remote.Record) string {
+func describeJobOf(r wire.Record) string {
 	if r.JobID == "" {
 		return ""
 	}
@@ -959,9 +981,9 @@ func describeJobOf(r remote.Record) string {
 	}
 	d := "job " + r.JobID + " " + r.Job.State
 	if r.Job.Reason != "" && r.Job.Reason != "None" {
-		d += " (" + clip(oneLine(r.Job.Reason), 60) + ")"
+		d += " (" + termsafe.Clip(termsafe.OneLine(r.Job.Reason), 60) + ")"
 	}
-	if r.Job.Node != "" && !remote.JobPending(r.Job.State) {
+	if r.Job.Node != "" && !batch.IsPending(r.Job.State) {
 		d += " on " + r.Job.Node
 	}
 	return d

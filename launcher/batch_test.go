@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 func TestSplitOptions(t *testing.T) {
@@ -207,23 +207,29 @@ func testSession(buf *bytes.Buffer) *session {
 func TestEndedBeforeReady(t *testing.T) {
 	tests := []struct {
 		name      string
-		ev        remote.BatchEvent
+		ev        wire.Event
 		msg, hint []string
 		printed   string
 	}{
 		{"binary not on the node",
-			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
-				ExitCode: "97:0", OutputSeen: true, OutputPath: "/h/x/job.out", Output: []string{"tether: /h/.cache/tether/bin/t is not on node n1"}},
+			wire.Event{Kind: wire.EventEnded, Job: wire.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+				ExitCode: "97:0", NotVisible: true, OutputSeen: true, OutputPath: "/h/x/job.out", Output: []string{"tether: /h/.cache/tether/bin/t is not on node n1"}},
 			[]string{"job 42 on n1 could not run tether", "not visible on the node"}, []string{"share your home directory with hpc"}, "is not on node n1"},
 		{"output file not there",
-			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "JobLaunchFailure", Node: "n1"},
+			wire.Event{Kind: wire.EventEnded, Job: wire.JobStatus{JobID: "42", State: "FAILED", Reason: "JobLaunchFailure", Node: "n1"},
 				ExitCode: "0:53", OutputPath: "/h/x/job.out"},
 			[]string{"job 42 failed (JobLaunchFailure, exit code 0:53)", "/h/x/job.out is not on hpc", "cannot see the session directory"}, []string{"share your home directory"}, ""},
 		{"the app failed",
-			remote.BatchEvent{Event: "ended", Job: remote.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
-				ExitCode: "1:0", OutputSeen: true, Output: []string{"boom"}, Phase: "ended",
-				Exit: `the app exited with status 3 before it was ready (last output: "boom"); check the command and try again`},
-			[]string{"job 42 failed (NonZeroExitCode) before tether was ready on n1: the app exited with status 3"}, []string{"nothing was left queued or running"}, "  | boom"},
+			wire.Event{Kind: wire.EventEnded, Job: wire.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+				ExitCode: "1:0", OutputSeen: true, Output: []string{"boom"},
+				Exit: `the app exited with status 3 before it was ready (last output: "boom"); check the command and try again`,
+				Why:  wire.Fail(wire.FailAppExited, wire.Plain(`the app exited with status 3 before it was ready (last output: "boom")`), wire.Plain("check the command and try again"))},
+			[]string{"job 42 failed (NonZeroExitCode) before tether was ready on n1: the app exited with status 3"}, []string{"fix the command or the --slurm options", "nothing was left queued or running"}, "  | boom"},
+		{"the setup failed",
+			wire.Event{Kind: wire.EventEnded, Job: wire.JobStatus{JobID: "42", State: "FAILED", Reason: "NonZeroExitCode", Node: "n1"},
+				ExitCode: "1:0", OutputSeen: true, Output: []string{"module: not found"}, Exit: "the setup failed in your login shell (bash) with status 127",
+				Why: &wire.Failure{Kind: wire.FailSetupFailed, Said: wire.Plain("the setup failed in your login shell (bash) with status 127"), OutputOf: wire.OutputSetup}},
+			[]string{"before tether was ready on n1: the setup failed in your login shell (bash) with status 127"}, []string{"fix --setup", "srun --pty"}, "module: not found"},
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
@@ -274,7 +280,7 @@ func TestInterruptedWaiting(t *testing.T) {
 	for _, tt := range tests {
 		var buf bytes.Buffer
 		s := testSession(&buf)
-		s.slurm.last = remote.JobStatus{JobID: "42", State: "PENDING"}
+		s.slurm.last = wire.JobStatus{JobID: "42", State: "PENDING"}
 		err := s.interruptedWaiting(tt.so, tt.launched)
 		if got := errors.Is(err, errDetachedPending); got != tt.leave {
 			t.Errorf("%s: left queued %v (%v); want %v", tt.name, got, err, tt.leave)
@@ -302,7 +308,7 @@ func TestDecodeListingSlurm(t *testing.T) {
 	running.ID, running.JobID, running.Node, running.Addr, running.TLS = "runningg", "8", "n1", "10.0.0.5:41234", true
 	running.CertSHA256 = strings.Repeat("ab", 32)
 	running.URL = "https://10.0.0.5:41234/"
-	running.State = remote.StateRunning
+	running.State = wire.StateRunning
 	badJob := map[string]any{"id": "badjobid", "state": "pending", "job_id": "7; rm", "started": "2026-11-23T12:00:00Z"}
 	badURL := running
 	badURL.ID, badURL.URL = "badurlxx", "https://evil.example:1/"
@@ -311,11 +317,11 @@ func TestDecodeListingSlurm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byID := map[string]remote.Record{}
+	byID := map[string]wire.Record{}
 	for _, r := range recs {
 		byID[r.ID] = r
 	}
-	if p := byID["pendingg"]; p.JobID != "7" || p.State != remote.StatePending || p.Job == nil || p.Job.Reason != "Resources" {
+	if p := byID["pendingg"]; p.JobID != "7" || p.State != wire.StatePending || p.Job == nil || p.Job.Reason != "Resources" {
 		t.Errorf("pending session: %+v", p)
 	}
 	if r := byID["runningg"]; r.Addr != "10.0.0.5:41234" || r.Node != "n1" || !eqSecret(r.Token, running.Token) {
@@ -329,13 +335,13 @@ func TestDecodeListingSlurm(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	s := testSession(&buf)
-	got, _, err := pickSession([]remote.Record{byID["pendingg"]}, "", s)
+	got, _, err := pickSession([]wire.Record{byID["pendingg"]}, "", s)
 	if err != nil || got.ID != "pendingg" {
 		t.Errorf("attach with one pending session: %+v, %v", got, err)
 	}
 	ended := byID["pendingg"]
-	ended.State = remote.StateEnded
-	if _, _, err := pickSession([]remote.Record{ended}, "pendingg", s); err == nil || !strings.Contains(err.Error(), "has ended") {
+	ended.State = wire.StateEnded
+	if _, _, err := pickSession([]wire.Record{ended}, "pendingg", s); err == nil || !strings.Contains(err.Error(), "has ended") {
 		t.Errorf("attach to an ended session: %v", err)
 	}
 }
@@ -347,18 +353,18 @@ func TestWaitingLine(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.Local)
 	start := now.Add(25 * time.Minute).Format(time.RFC3339)
 	tests := []struct {
-		job    remote.JobStatus
+		job    wire.JobStatus
 		waited time.Duration
 		coarse bool
 		want   []string
 	}{
-		{remote.JobStatus{JobID: "7", State: "PENDING", Reason: "Resources", Start: start}, 65 * time.Second, false,
+		{wire.JobStatus{JobID: "7", State: "PENDING", Reason: "Resources", Start: start}, 65 * time.Second, false,
 			[]string{"job 7 is PENDING (Resources), waiting 1m05s; Slurm expects it to start at 12:25 (in 25m) (Ctrl-C to stop waiting)"}},
-		{remote.JobStatus{JobID: "7", State: "PENDING", Reason: "Priority"}, 3*time.Minute + 5*time.Second, true,
+		{wire.JobStatus{JobID: "7", State: "PENDING", Reason: "Priority"}, 3*time.Minute + 5*time.Second, true,
 			[]string{"job 7 is PENDING (Priority), waiting 3m (Ctrl-C to stop waiting)"}},
-		{remote.JobStatus{JobID: "8", State: "PENDING", Native: "qw"}, 5 * time.Second, false,
+		{wire.JobStatus{JobID: "8", State: "PENDING", Native: "qw"}, 5 * time.Second, false,
 			[]string{"job 8 is PENDING (qw), waiting 5s (Ctrl-C"}},
-		{remote.JobStatus{JobID: "8", State: "RUNNING", Node: "node17"}, 0, false,
+		{wire.JobStatus{JobID: "8", State: "RUNNING", Node: "node17"}, 0, false,
 			[]string{"job 8 is RUNNING on node17; starting tether serve there"}},
 	}
 	for _, tt := range tests {
@@ -405,14 +411,14 @@ func TestRelaunchLine(t *testing.T) {
 	var buf bytes.Buffer
 	s := testSession(&buf)
 	tests := []struct {
-		rec  remote.Record
+		rec  wire.Record
 		want string
 	}{
-		{remote.Record{JobID: "5", BatchOptions: []string{"-p", "gpu", "-t", "10"}, App: "jupyter"}, "tether launch hpc --slurm '-p gpu -t 10' jupyter"},
-		{remote.Record{JobID: "5"}, "tether launch hpc --slurm ''"},
-		{remote.Record{JobID: "5", Scheduler: "sge", BatchOptions: []string{"-q", "all.q", "-l", "h_rt=1:00:00"}, ViaNodeSSH: true}, "tether launch hpc --sge '-q all.q -l h_rt=1:00:00' --via-node-ssh"},
-		{remote.Record{JobID: "5", Scheduler: "mysite", BatchOptions: []string{"--comment", "a b"}}, `tether launch hpc --batch 'mysite --comment '\''a b'\'''`},
-		{remote.Record{}, "tether launch hpc"},
+		{wire.Record{JobID: "5", BatchOptions: []string{"-p", "gpu", "-t", "10"}, App: "jupyter"}, "tether launch hpc --slurm '-p gpu -t 10' jupyter"},
+		{wire.Record{JobID: "5"}, "tether launch hpc --slurm ''"},
+		{wire.Record{JobID: "5", Scheduler: "sge", BatchOptions: []string{"-q", "all.q", "-l", "h_rt=1:00:00"}, ViaNodeSSH: true}, "tether launch hpc --sge '-q all.q -l h_rt=1:00:00' --via-node-ssh"},
+		{wire.Record{JobID: "5", Scheduler: "mysite", BatchOptions: []string{"--comment", "a b"}}, `tether launch hpc --batch 'mysite --comment '\''a b'\'''`},
+		{wire.Record{}, "tether launch hpc"},
 	}
 	for _, tt := range tests {
 		got := s.relaunchLine(tt.rec)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/internal/shquote"
 )
 
 // FuzzSplitOptions: the scheduler-options splitter never panics, refuses in one line,
@@ -34,7 +34,7 @@ func FuzzSplitOptions(f *testing.F) {
 		}
 		q := make([]string, len(words))
 		for i, w := range words {
-			q[i] = tunnel.Quote(w)
+			q[i] = shquote.Quote(w)
 		}
 		again, err := SplitOptions(strings.Join(q, " "))
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // How the browser is opened without the token in anyone's argv: the launcher mints a
@@ -35,7 +35,7 @@ var openFileLife = codeTTL + 5*time.Second
 const browserEnv = "TETHER_BROWSER"
 
 // openBrowser opens the session in the browser; cleanup removes the redirect file.
-func (s *session) openBrowser(fo ForwardOptions, local string, rec remote.Record) (cleanup func(), err error) {
+func (s *session) openBrowser(fo ForwardOptions, local string, rec wire.Record) (cleanup func(), err error) {
 	code, err := loginCode(rec, codeTTL)
 	if err != nil {
 		return nil, err

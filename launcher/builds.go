@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Where the build a remote runs comes from, first match wins (build.payload):
@@ -176,7 +178,7 @@ func (b *build) payload(ctx context.Context, p *probe, host string, st *status) 
 	}
 	if p.GOOS == "" || p.GOARCH == "" {
 		return nil, errorf("tether runs on Linux, macOS and the BSDs (amd64, arm64, 386, arm, ppc64le, s390x, riscv64); give a build with --remote-binary FILE if you have one",
-			"%s runs %s on %s, for which tether has no build", host, clip(oneLine(p.OS), 40), clip(oneLine(p.Arch), 40))
+			"%s runs %s on %s, for which tether has no build", host, termsafe.Clip(termsafe.OneLine(p.OS), 40), termsafe.Clip(termsafe.OneLine(p.Arch), 40))
 	}
 	platform := p.GOOS + "/" + p.GOARCH
 	if p.GOOS == runtime.GOOS && p.GOARCH == runtime.GOARCH {

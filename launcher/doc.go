@@ -5,4 +5,10 @@
 // --sge, --pbs, --lsf, --batch; batch.go) is submitted and watched on the login node
 // through `tether batch submit|watch` there, its options judged first with package
 // batch, and reached through the login node (or by SSH to its node).
+//
+// It knows the remote only by package wire, the vocabulary both sides import: the
+// ready record, serve's command line (wire.Serve), and the remote's failures, notes and
+// batch events as data, which it words for the laptop (words.go: the host as the user
+// typed it, each tether command as it runs from here) and decides by their kinds, never
+// by the remote's words (prose_test.go checks that).
 package launcher

@@ -9,8 +9,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/tether-dev/tether/remote"
-	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // A session can end while a launcher is attached to it: `tether stop` from another
@@ -32,7 +33,7 @@ type socketWatch struct {
 	wg      sync.WaitGroup
 }
 
-func (s *session) watchSocket(rec remote.Record) *socketWatch {
+func (s *session) watchSocket(rec wire.Record) *socketWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &socketWatch{refused: make(chan struct{}, 1), cancel: cancel}
 	w.wg.Add(1)
@@ -85,13 +86,13 @@ var errEndedCleanly = errors.New("the session ended")
 // next refusal); errEndedCleanly, after one line saying so; or the error to exit with.
 // A listing that shows the server dead may catch a stop half-way: a second one, a
 // second later, decides (deadSeen counts them across calls).
-func (s *session) sessionEnded(ctx context.Context, rec remote.Record, deadSeen *int) error {
+func (s *session) sessionEnded(ctx context.Context, rec wire.Record, deadSeen *int) error {
 	for {
 		r, ok := s.listed(ctx, rec.ID)
 		if !ok {
 			return nil
 		}
-		if r == nil || r.State != remote.StateDead {
+		if r == nil || r.State != wire.StateDead {
 			return s.ended(rec, r)
 		}
 		if *deadSeen++; *deadSeen >= 2 {
@@ -107,7 +108,7 @@ func (s *session) sessionEnded(ctx context.Context, rec remote.Record, deadSeen 
 
 // listed is the session's entry in `tether ls --json` on the remote (nil: not listed);
 // ok is false when the remote did not answer.
-func (s *session) listed(ctx context.Context, id string) (r *remote.Record, ok bool) {
+func (s *session) listed(ctx context.Context, id string) (r *wire.Record, ok bool) {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	recs, err := s.list(lctx)
 	cancel()
@@ -124,14 +125,14 @@ func (s *session) listed(ctx context.Context, id string) (r *remote.Record, ok b
 
 // ended says why the session ended, given its listing (nil: not listed any more), or
 // returns nil while it runs.
-func (s *session) ended(rec remote.Record, r *remote.Record) error {
+func (s *session) ended(rec wire.Record, r *wire.Record) error {
 	what := fmt.Sprintf("session %s on %s ended", rec.ID, s.host)
 	switch {
 	case r == nil:
 		s.status.line("tether: %s: it was stopped (`tether stop`, or its idle timeout)", what)
 		return errEndedCleanly
-	case r.State == remote.StateAppExited:
-		how := oneLine(r.Exit)
+	case r.State == wire.StateAppExited:
+		how := termsafe.OneLine(r.Exit)
 		if how == "" {
 			how = "ended"
 		}
@@ -139,17 +140,17 @@ func (s *session) ended(rec remote.Record, r *remote.Record) error {
 		if n := len(r.AppOutput); n > 0 {
 			s.status.line("tether: the app's last output on %s:", s.host)
 			for _, l := range r.AppOutput {
-				s.status.line("  %s", clip(oneLine(l), 300))
+				s.status.line("  %s", termsafe.Clip(termsafe.OneLine(l), 300))
 			}
-			last = fmt.Sprintf(" (last output: %q)", clip(oneLine(r.AppOutput[n-1]), 100))
+			last = fmt.Sprintf(" (last output: %q)", termsafe.Clip(termsafe.OneLine(r.AppOutput[n-1]), 100))
 		}
-		msg := fmt.Sprintf("%s: the app %s%s", what, clip(how, 100), last)
-		if how == "exited with status 0" {
+		msg := fmt.Sprintf("%s: the app %s%s", what, termsafe.Clip(how, 100), last)
+		if r.ExitStatus != nil && *r.ExitStatus == 0 {
 			s.status.line("tether: %s", msg)
 			return errEndedCleanly
 		}
-		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start it again with `tether launch " + tunnel.Quote(s.host) + "`", Err: errSessionGone}
-	case r.State == remote.StateDead:
+		return &Error{Msg: msg, Hint: "`" + s.cmdline("logs", rec.ID) + "` shows its output; start it again with `tether launch " + shquote.Quote(s.host) + "`", Err: errSessionGone}
+	case r.State == wire.StateDead:
 		return &Error{Msg: what + ": its server is gone (killed, or the machine restarted)",
 			Hint: "`" + s.cmdline("logs", rec.ID) + "` may say why; `" + s.cmdline("stop", rec.ID) + "` clears it", Err: errSessionGone}
 	}

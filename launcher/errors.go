@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
 )
@@ -103,14 +104,14 @@ func connectError(host string, err error) error {
 		hint := "if the change is expected, check the new fingerprint with the host's admin, then remove the old key"
 		if len(changed.Expected) > 0 {
 			k := changed.Expected[0]
-			hint += fmt.Sprintf(": `ssh-keygen -R %s -f %s`", tunnel.Quote(changed.Host), tunnel.Quote(k.File))
+			hint += fmt.Sprintf(": `ssh-keygen -R %s -f %s`", shquote.Quote(changed.Host), shquote.Quote(k.File))
 		}
 		return &Error{Msg: msg, Hint: hint, Err: err}
 	case errors.As(err, &unknown) && unknown.Declined:
 		return &Error{Msg: fmt.Sprintf("the host key of %s (%s %s) is not known and you did not accept it; nothing was started", host, unknown.Type, unknown.Fingerprint),
 			Hint: fmt.Sprintf("if the fingerprint is right (the host's admin can tell), answer yes next time, or record it with `ssh %s`", host), Err: err}
 	case errors.As(err, &unknown):
-		reason := oneLine(unknown.Reason)
+		reason := termsafe.OneLine(unknown.Reason)
 		if reason == "" {
 			reason = "not allowed to ask"
 		}
@@ -125,18 +126,18 @@ func connectError(host string, err error) error {
 		return &Error{Msg: fmt.Sprintf("cannot reach %s: %s", host, dial.Msg()),
 			Hint: fmt.Sprintf("check the host name, your network or VPN, and that `ssh %s` works", host), Err: err}
 	case errors.As(err, &cfgErr):
-		return &Error{Msg: fmt.Sprintf("ssh config problem: %s", oneLine(strings.TrimPrefix(cfgErr.Error(), "tunnel: "))),
+		return &Error{Msg: fmt.Sprintf("ssh config problem: %s", termsafe.OneLine(tunnel.Message(cfgErr))),
 			Hint: "fix that line of your ssh config", Err: err}
 	case errors.Is(err, tunnel.ErrInvalidName):
-		return &Error{Msg: oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), Hint: "use a plain host name or ssh_config alias", Code: 2, Err: err}
+		return &Error{Msg: termsafe.OneLine(tunnel.Message(err)), Hint: "use a plain host name or ssh_config alias", Code: 2, Err: err}
 	}
-	return &Error{Msg: fmt.Sprintf("cannot connect to %s: %s", host, oneLine(strings.TrimPrefix(err.Error(), "tunnel: "))),
+	return &Error{Msg: fmt.Sprintf("cannot connect to %s: %s", host, termsafe.OneLine(tunnel.Message(err))),
 		Hint: fmt.Sprintf("check that `ssh %s` works", host), Err: err}
 }
 
 // openSSHError words a failure of the user's ssh: what ssh said, and the next step.
 func openSSHError(host string, e *tunnel.OpenSSHError) error {
-	said := clip(oneLine(e.Msg()), 300)
+	said := termsafe.Clip(termsafe.OneLine(e.Msg()), 300)
 	check := fmt.Sprintf("check that `ssh %s` works", host)
 	switch e.Kind {
 	case tunnel.SSHMissing:
@@ -199,13 +200,13 @@ func authError(host string, auth *tunnel.AuthError, err error) error {
 			msg += "; a password or one-time code was asked for but tether cannot ask (BatchMode, or no terminal)"
 		}
 	case auth.Err != nil:
-		msg += ": " + oneLine(strings.TrimPrefix(auth.Err.Error(), "tunnel: "))
+		msg += ": " + termsafe.OneLine(tunnel.Message(auth.Err))
 	}
 	hint := fmt.Sprintf("check that `ssh %s` logs you in without a password (ssh-agent, IdentityFile in ~/.ssh/config)", host)
 	if keys := append(slices.Clone(auth.Locked), auth.NotUnlocked...); len(keys) > 0 {
 		var quoted []string
 		for _, f := range keys {
-			quoted = append(quoted, tunnel.Quote(f))
+			quoted = append(quoted, shquote.Quote(f))
 		}
 		hint = fmt.Sprintf("load the key into your ssh agent with `ssh-add %s` (it asks for the passphrase once) and try again", strings.Join(quoted, " "))
 		if len(auth.NotUnlocked) == 0 {
@@ -213,39 +214,4 @@ func authError(host string, auth *tunnel.AuthError, err error) error {
 		}
 	}
 	return &Error{Msg: msg, Hint: hint, Err: err}
-}
-
-// oneLine flattens s to one line of printable text, dropping the escape sequences and
-// control characters a hostile remote could use to rewrite the terminal (whole: an OSC
-// leaves nothing of itself behind).
-func oneLine(s string) string {
-	var b strings.Builder
-	space := false
-	for _, r := range strings.TrimSpace(termsafe.Strip(s)) {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t' || r == ' ':
-			space = true
-			continue
-		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// clip shortens a line from the remote before it is shown.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && cut < len(s) && s[cut]&0xc0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
 }

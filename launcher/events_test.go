@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // attachWithEvents runs Attach against the fake remote; between connecting and serving
@@ -25,8 +25,8 @@ func attachWithEvents(t *testing.T, evs []tunnel.Event) (ready func() (string, e
 	f.install()
 	fs := startFakeServer(t, false)
 	running := fs.rec
-	running.State = remote.StateRunning
-	list, _ := json.Marshal([]remote.Record{running})
+	running.State = wire.StateRunning
+	list, _ := json.Marshal([]wire.Record{running})
 	f.write("ls.out", string(list)+"\n")
 
 	testHookOpened = func(s *session, onEvent func(tunnel.Event)) {

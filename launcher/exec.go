@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/tunnel"
 )
 
 // Conn is what the launcher needs of an SSH connection; *tunnel.Client has it all.
@@ -167,7 +170,7 @@ func (t *lineTail) Write(p []byte) (int, error) {
 }
 
 func (t *lineTail) emit() {
-	l := oneLine(string(t.partial))
+	l := termsafe.OneLine(string(t.partial))
 	t.partial = t.partial[:0]
 	t.lines = append(t.lines, l)
 	if len(t.lines) > t.n {
@@ -193,16 +196,14 @@ func (t *lineTail) Lines() []string {
 	return append([]string(nil), t.lines...)
 }
 
-// lastError is the last line that looks like tether's own error, without its prefix.
-func (t *lineTail) lastError() string {
+// lastLine is the last line that is not blank: what the remote shell said last (the
+// probe script's own stderr, before any tether runs).
+func (t *lineTail) lastLine() string {
 	ls := t.Lines()
 	for i := len(ls) - 1; i >= 0; i-- {
-		if s, ok := strings.CutPrefix(ls[i], "tether: "); ok {
-			return s
+		if strings.TrimSpace(ls[i]) != "" {
+			return ls[i]
 		}
-	}
-	if len(ls) > 0 {
-		return ls[len(ls)-1]
 	}
 	return ""
 }
@@ -275,12 +276,12 @@ func (l *session) scriptError(ctx context.Context, res runResult) error {
 		return ctx.Err()
 	}
 	if res.err != nil && !errors.Is(res.err, errNoProbe) {
-		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("lost %s while checking the remote: %s", l.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)),
 			Hint: "check the network and try again", Err: res.err}
 	}
 	msg := l.host + " did not answer tether's check"
-	if e := res.stderr.lastError(); e != "" {
-		msg += ": " + clip(e, 200)
+	if e := res.stderr.lastLine(); e != "" {
+		msg += ": " + termsafe.Clip(e, 200)
 	} else if res.status > 0 {
 		msg += fmt.Sprintf(" (exit status %d)", res.status)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,8 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // fakeRemote is the in-process SSH server with a fake tether installed: it runs real
@@ -102,7 +103,7 @@ func (f *fakeRemote) calls() string {
 // fakeServer is what listens on the session's socket: the genuine server (answers the
 // challenge with the token) or an impostor; it records whether it ever saw the token.
 type fakeServer struct {
-	rec       remote.Record
+	rec       wire.Record
 	mu        sync.Mutex
 	sawToken  bool
 	requests  []string
@@ -276,7 +277,7 @@ func TestLaunchJSONAndBrowser(t *testing.T) {
 		t.Fatal("no browser opened")
 	}
 	// The command reached serve argument by argument.
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --reuse --login-shell -- python3 -m http.server {port}") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --login-shell -- python3 -m http.server {port}") {
 		t.Errorf("remote calls: %q", c)
 	}
 	// Ctrl-C detaches: the session is not stopped, and the user learns how to come back.
@@ -302,17 +303,18 @@ func TestLaunchShowsServeWarnings(t *testing.T) {
 	f.install()
 	fs := startFakeServer(t, false)
 	f.write("serve.out", recordLine(t, fs.rec)+"\n")
-	f.write("serve.err", "tether: starting python3 -m http.server 4242\n"+
-		"tether: "+remote.PortHint([]string{"python3", "-m", "http.server"})+"\n"+
-		"tether: warning: the app's port 127.0.0.1:4242 is held by another user, bob (uid 1001), not by the app; nothing was sent to it; starting the app again on another port\n"+
-		"tether: warning: the app listens on 0.0.0.0:4243, where anyone who can reach this machine gets to it without the token (--allow-exposed)\n")
+	f.write("serve.err", "a login shell's chatter\n"+
+		noteLine(t, wire.Stepf("starting python3 -m http.server 4242"))+
+		noteLine(t, wire.Notef("the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT"))+
+		noteLine(t, wire.Warnf("the app's port 127.0.0.1:4242 is held by another user, bob (uid 1001), not by the app; nothing was sent to it; starting the app again on another port"))+
+		noteLine(t, wire.Warnf("the app listens on 0.0.0.0:4243, where anyone who can reach %v gets to it without the token (--allow-exposed)", wire.ThisMachine)))
 	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{NoBrowser: true}, AllowExposed: true,
 		Command: []string{"python3", "-m", "http.server"}})
 	waitFor(t, "the URL", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
 	e := r.stderr.String()
 	for _, want := range []string{
 		"tether: fakehost: warning: the app's port 127.0.0.1:4242 is held by another user, bob (uid 1001)",
-		"tether: fakehost: warning: the app listens on 0.0.0.0:4243",
+		"tether: fakehost: warning: the app listens on 0.0.0.0:4243, where anyone who can reach fakehost gets to it",
 	} {
 		if !strings.Contains(e, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, e)
@@ -321,7 +323,10 @@ func TestLaunchShowsServeWarnings(t *testing.T) {
 	if n := strings.Count(e, "no {port} or {socket}"); n != 1 {
 		t.Errorf("the port hint is shown %d times; want once:\n%s", n, e)
 	}
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --reuse --login-shell --allow-exposed -- python3 -m http.server") {
+	if strings.Contains(e, "chatter") || strings.Contains(e, "this machine") || strings.Contains(e, "{\"level") {
+		t.Errorf("stderr shows what is not serve's notes, or them unworded:\n%s", e)
+	}
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --login-shell --allow-exposed -- python3 -m http.server") {
 		t.Errorf("remote calls: %q", c)
 	}
 	r.cancel()
@@ -340,12 +345,12 @@ func TestLaunchSetupGoesOnStdin(t *testing.T) {
 		Command: []string{"app", "{port}"}})
 	waitFor(t, "the URL", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
 	c := f.calls()
-	if !strings.Contains(c, "serve --detach --json --cancel-on-eof --reuse --setup-stdin --login-shell -- app {port}") || strings.Contains(c, "module") {
+	if !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --setup-stdin --login-shell -- app {port}") || strings.Contains(c, "module") {
 		t.Errorf("remote calls: %q; want --setup-stdin and no script", c)
 	}
 	b, _ := os.ReadFile(filepath.Join(f.dir, "stdin"))
-	if string(b) != string(remote.SetupFrame(setup)) {
-		t.Errorf("serve read %q on stdin; want the frame %q", b, remote.SetupFrame(setup))
+	if string(b) != string(wire.SetupFrame(setup)) {
+		t.Errorf("serve read %q on stdin; want the frame %q", b, wire.SetupFrame(setup))
 	}
 	r.cancel()
 	r.wait(t)
@@ -368,7 +373,7 @@ func TestLaunchRmStopsTheSession(t *testing.T) {
 	if err := r.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	if c := f.calls(); !strings.Contains(c, "stop "+fs.rec.ID) {
+	if c := f.calls(); !strings.Contains(c, "stop --json-notes -- "+fs.rec.ID) {
 		t.Errorf("--rm did not stop the session: %q", c)
 	}
 }
@@ -393,7 +398,7 @@ func TestLaunchImpostorOnSocket(t *testing.T) {
 	if fs.sawToken {
 		t.Errorf("the impostor saw the token; requests: %q", fs.requests)
 	}
-	if !strings.Contains(f.calls(), "stop "+fs.rec.ID) {
+	if !strings.Contains(f.calls(), "stop --json-notes -- "+fs.rec.ID) {
 		t.Errorf("the launched session was not stopped: %q", f.calls())
 	}
 }
@@ -401,20 +406,42 @@ func TestLaunchImpostorOnSocket(t *testing.T) {
 func TestLaunchAppFailsToStart(t *testing.T) {
 	f := newFakeRemote(t)
 	f.install()
-	f.write("serve.err", "tether: starting python3 app.py\ntether: the app's last output:\n  Traceback (most recent call last):\n  ValueError: bad flag \x1b[31m--x\n"+
-		"tether: the app exited with status 2 before it was ready; check the command and try again\n")
+	f.write("serve.err", noteLine(t, wire.Stepf("starting python3 app.py")))
+	// serve's failure is data: the launcher decides by its kind, and words the line.
+	failure := wire.Fail(wire.FailAppExited, wire.Plain("the app exited with status 2 before it was ready"), wire.Plain("check the command and try again"))
+	failure.AppOutput = []string{"Traceback (most recent call last):", "  ValueError: bad flag --x"}
+	f.write("serve.out", string(failure.Line()))
 	f.write("serve.status", "1")
 	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Command: []string{"python3", "app.py"}})
 	err := r.wait(t)
-	if err == nil || !strings.Contains(err.Error(), "the app exited with status 2") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("got %v; want one line with serve's reason", err)
+	want := "could not start python3 app.py on fakehost: the app exited with status 2 before it was ready; fix the command and try again (nothing was left running)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v; want %q", err, want)
 	}
 	e := r.stderr.String()
-	if !strings.Contains(e, "ValueError: bad flag") || strings.Contains(e, "\x1b") {
-		t.Errorf("stderr should show the app's output without escape sequences:\n%q", e)
+	if !strings.Contains(e, "tether: the app's last output on fakehost:\n  Traceback (most recent call last):\n  ValueError: bad flag --x\n") {
+		t.Errorf("stderr should show the app's output:\n%q", e)
 	}
 	if len(r.opened) != 0 || r.stdout.String() != "" {
 		t.Errorf("a failed launch printed or opened something")
+	}
+}
+
+// Inputs are judged once, before anything starts: serve's flags by serve's own rules
+// (wire.Serve.Check), on the laptop, so a bad one costs no connection at all.
+func TestLaunchJudgesServeFlagsFirst(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	for _, o := range []LaunchOptions{{Name: "bad name"}, {Name: "abcd2345"}, {IdleTimeout: -time.Second}} {
+		r := startLaunch(t, f, o)
+		err := r.wait(t)
+		var le *Error
+		if !errors.As(err, &le) || le.ExitCode() != 2 || !strings.Contains(err.Error(), "session name") && !strings.Contains(err.Error(), "--idle-timeout") {
+			t.Errorf("%+v: got %v; want a usage error", o, err)
+		}
+	}
+	if c := f.calls(); c != "" {
+		t.Errorf("the remote was reached: %q", c)
 	}
 }
 
@@ -424,7 +451,7 @@ func TestLaunchHostileRecord(t *testing.T) {
 	f.write("serve.out", `{"id":"abcdefgh","socket":"/etc/passwd","token":"x"}`+"\n")
 	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
 	err := r.wait(t)
-	if err == nil || !strings.Contains(err.Error(), "bad ready record") {
+	if err == nil || !strings.Contains(err.Error(), "sent a bad answer to the start") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -468,8 +495,8 @@ func TestAttachAndPassThrough(t *testing.T) {
 	f.install()
 	fs := startFakeServer(t, false)
 	running := fs.rec
-	running.State = remote.StateRunning
-	list, _ := json.Marshal([]remote.Record{running})
+	running.State = wire.StateRunning
+	list, _ := json.Marshal([]wire.Record{running})
 	f.write("ls.out", string(list)+"\n")
 
 	stdout, stderr := &syncBuf{}, &syncBuf{}
@@ -523,4 +550,14 @@ func TestAttachAndPassThrough(t *testing.T) {
 	if err := Stop(context.Background(), StopOptions{Options: o}); err == nil {
 		t.Errorf("stop without a target: no error")
 	}
+}
+
+// noteLine is a note as serve --json-notes writes it on stderr.
+func noteLine(t *testing.T, n wire.Note) string {
+	t.Helper()
+	b, err := json.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
 }

@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Endpoint opens one connection to a session's server. Forwarding, verification and
@@ -33,7 +35,7 @@ type Endpoint func(ctx context.Context) (net.Conn, error)
 // recordEndpoint reaches the server the record names: its Unix socket through the SSH
 // connection (direct-streamlocal), inside TLS pinned to cert_sha256 when the record says
 // TLS.
-func recordEndpoint(c Conn, rec remote.Record) Endpoint {
+func recordEndpoint(c Conn, rec wire.Record) Endpoint {
 	e := boundedDial(c, "unix", rec.Socket)
 	if rec.TLS {
 		e = PinnedTLS(e, rec)
@@ -52,7 +54,7 @@ type forwardDialer interface {
 // cannot hang as a channel open can: it is not cut into dialAttempts, and so waits as
 // long as the transport waits for a new master (while ssh asks for a new login's
 // code, for as long as that takes: the browser's request then goes through).
-func forwardEndpoint(c Conn, rec remote.Record) Endpoint {
+func forwardEndpoint(c Conn, rec wire.Record) Endpoint {
 	fd, ok := c.(forwardDialer)
 	if !ok {
 		return recordEndpoint(c, rec)
@@ -100,12 +102,12 @@ func boundedDialFunc(dial func(ctx context.Context, network, addr string) (net.C
 
 // PinnedTLS wraps e in a TLS client that accepts exactly the certificate whose DER
 // SHA-256 is rec's cert_sha256 (hex), as delivered over SSH in the ready record: no CA,
-// no name check, nothing else trusted. It names remote.ForwardedServerName (SNI): the
+// no name check, nothing else trusted. It names wire.ForwardedServerName (SNI): the
 // browser gets plain http from the local forward, and the server's Origin checks must
 // compare with that. It offers the session's owner hint besides http/1.1 (ALPN), so
 // that the server keeps this connection through a flood of others' that have not
 // signed in (a node's server in Slurm mode, which every user of the cluster reaches).
-func PinnedTLS(e Endpoint, rec remote.Record) Endpoint {
+func PinnedTLS(e Endpoint, rec wire.Record) Endpoint {
 	want, err := hex.DecodeString(rec.CertSHA256)
 	hint := rec.OwnerHint()
 	return func(ctx context.Context) (net.Conn, error) {
@@ -118,7 +120,7 @@ func PinnedTLS(e Endpoint, rec remote.Record) Endpoint {
 		}
 		conf := &tls.Config{
 			MinVersion:         tls.VersionTLS12,
-			ServerName:         remote.ForwardedServerName,
+			ServerName:         wire.ForwardedServerName,
 			NextProtos:         []string{"http/1.1", hint},
 			InsecureSkipVerify: true, // replaced by the pin below
 			VerifyConnection: func(cs tls.ConnectionState) error {
@@ -166,9 +168,9 @@ func listenLocal(port int) (net.Listener, error) {
 
 // JSONLine is what --json prints, as one line, once the local URL works.
 type JSONLine struct {
-	URL       string        `json:"url"`
-	LocalPort int           `json:"local_port"`
-	Session   remote.Record `json:"session"`
+	URL       string      `json:"url"`
+	LocalPort int         `json:"local_port"`
+	Session   wire.Record `json:"session"`
 }
 
 // errImpostor: whatever answered on the session's socket did not prove it holds the
@@ -193,7 +195,7 @@ func localClient(dial Endpoint) *http.Client {
 // challenge asks the server at base (…/{base_url}) for the answer to a fresh nonce and
 // compares it in constant time with what the real server, holding the token, answers.
 // Nothing secret is sent.
-func challenge(ctx context.Context, c *http.Client, base string, rec remote.Record) error {
+func challenge(ctx context.Context, c *http.Client, base string, rec wire.Record) error {
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -246,7 +248,7 @@ func authenticated(ctx context.Context, c *http.Client, base, token string) erro
 // (challenge) and takes the token; only then is the URL given to anyone. On failure it
 // looks through the tunnel directly to say why, and tries again when the server
 // answers there (the connection had dropped under the first try).
-func (s *session) verify(ctx context.Context, local string, rec remote.Record, dial Endpoint, withAuth bool) error {
+func (s *session) verify(ctx context.Context, local string, rec wire.Record, dial Endpoint, withAuth bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c := localClient(nil)
@@ -271,7 +273,7 @@ func (s *session) verify(ctx context.Context, local string, rec remote.Record, d
 		// Why? Look straight through the tunnel (waiting for a reconnect if need be).
 		conn, derr := dial(ctx)
 		if derr != nil {
-			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(derr.Error(), "tunnel: ")), 200)),
+			return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(derr)), 200)),
 				Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
 		}
 		conn.Close()
@@ -285,7 +287,7 @@ func (s *session) verify(ctx context.Context, local string, rec remote.Record, d
 			c.CloseIdleConnections()
 			continue
 		}
-		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)),
+		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(err.Error()), 200)),
 			Hint: "try `" + s.cmdline("attach", rec.ID) + "` again; `" + s.cmdline("logs", rec.ID) + "` shows the app's output", Err: err}
 	}
 }
@@ -296,7 +298,7 @@ const verifyTries = 5
 
 var errSessionGone = errors.New("session gone")
 
-func impostorError(s *session, rec remote.Record, err error) error {
+func impostorError(s *session, rec wire.Record, err error) error {
 	return &Error{Msg: fmt.Sprintf("whatever listens on session %s's socket on %s (%s) did not prove it is tether's server (%v); nothing was sent to it and no browser was opened",
 		rec.ID, s.host, rec.Socket, err), Hint: "someone else may control that socket: check who owns it, then `" + s.cmdline("stop", rec.ID) + "`", Err: errImpostor}
 }
@@ -308,17 +310,17 @@ func (s *session) cmdline(args ...string) string {
 	}
 	parts := []string{"tether", args[0]}
 	if s.o.ConfigFile != "" {
-		parts = append(parts, "-F", tunnel.Quote(s.o.ConfigFile))
+		parts = append(parts, "-F", shquote.Quote(s.o.ConfigFile))
 	}
 	if s.o.SSHMode == SSHNative || s.o.SSHMode == SSHOpenSSH {
 		parts = append(parts, "--ssh", s.o.SSHMode) // chosen on the command line: again
 	}
-	parts = append(parts, tunnel.Quote(s.host))
+	parts = append(parts, shquote.Quote(s.host))
 	if args[0] == "attach" && s.viaNode {
 		parts = append(parts, "--via-node-ssh")
 	}
 	for _, a := range args[1:] {
-		parts = append(parts, tunnel.Quote(a))
+		parts = append(parts, shquote.Quote(a))
 	}
 	return strings.Join(parts, " ")
 }
@@ -327,7 +329,7 @@ func (s *session) cmdline(args ...string) string {
 // browser) and stays until ctx ends (detach, or --rm: stop) or the session is gone.
 // launched says this command started the session, which then must not outlive a
 // failure here.
-func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Record, fo ForwardOptions, launched bool) (err error) {
+func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Record, fo ForwardOptions, launched bool) (err error) {
 	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
 		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
@@ -388,7 +390,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 		// It goes to the user's terminal only, never to a log.
 		var oerr error
 		if cleanup, oerr = s.openBrowser(fo, local, rec); oerr != nil {
-			why := clip(oneLine(oerr.Error()), 200)
+			why := termsafe.Clip(termsafe.OneLine(oerr.Error()), 200)
 			if fo.JSON {
 				s.status.line("tether: could not open a browser (%s); open the url of the JSON line yourself", why)
 			} else {
@@ -473,7 +475,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec remote.Re
 }
 
 // onEvent shows a connection change; after a reconnect it checks the session again.
-func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec remote.Record, dial Endpoint) error {
+func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec wire.Record, dial Endpoint) error {
 	switch e.State {
 	case tunnel.Lost:
 		s.tellLost(e)
@@ -496,7 +498,7 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 					return err
 				}
 				return &Error{Msg: fmt.Sprintf("session %s on %s is gone (stopped, or the machine restarted)", rec.ID, s.host),
-					Hint: "start a new one with `tether launch " + tunnel.Quote(s.host) + "`; `" + s.cmdline("ls") + "` lists what is running", Err: errSessionGone}
+					Hint: "start a new one with `tether launch " + shquote.Quote(s.host) + "`; `" + s.cmdline("ls") + "` lists what is running", Err: errSessionGone}
 			}
 			return err
 		}
@@ -511,9 +513,9 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 func (s *session) tellLost(e tunnel.Event) {
 	why := ""
 	if cause := errors.Unwrap(e.Err); cause != nil {
-		why = " (" + clip(oneLine(strings.TrimPrefix(cause.Error(), "tunnel: ")), 100) + ")"
+		why = " (" + termsafe.Clip(termsafe.OneLine(tunnel.Message(cause)), 100) + ")"
 	} else if e.Err != nil {
-		why = " (" + clip(oneLine(strings.TrimPrefix(e.Err.Error(), "tunnel: ")), 100) + ")"
+		why = " (" + termsafe.Clip(termsafe.OneLine(tunnel.Message(e.Err)), 100) + ")"
 	}
 	s.status.step("connection to %s lost%s; reconnecting", s.host, why)
 }

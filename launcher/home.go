@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // A ~ typed on the laptop is expanded by the laptop's shell: `tether launch gpu-box
@@ -34,7 +36,7 @@ func remoteHome(command []string, host string, stderr io.Writer) []string {
 			out = append([]string{}, command...)
 		}
 		out[i] = rel
-		fmt.Fprintf(stderr, "tether: note: %s is this computer's home (your shell expanded ~); %s gets %s, your home there\n", oneLine(w), host, rel)
+		fmt.Fprintf(stderr, "tether: note: %s is this computer's home (your shell expanded ~); %s gets %s, your home there\n", termsafe.OneLine(w), host, rel)
 	}
 	if out == nil {
 		return command

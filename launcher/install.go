@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
 )
 
@@ -63,7 +65,7 @@ import (
 //
 // The script holds no backslashes and no newlines, so the login shell that sshd hands it
 // to may be sh, bash, zsh, csh/tcsh or fish: each passes a single-quoted word through
-// unchanged. Its arguments are quoted with tunnel.Quote.
+// unchanged. Its arguments are quoted with shquote.Quote.
 var probeScript = strings.Join([]string{
 	`v="$1"; s="$2"; S="$3"; shift 3; set -f; u=$(id -u);`,
 	// ck DIR: is DIR safe? x=1 for tether's own directories. Sets why and o (owner).
@@ -137,7 +139,7 @@ type unsafeDir struct {
 // scriptCommand is the exec command line: the probe script with its arguments.
 func scriptCommand(version, sum, fullSum string, args []string) string {
 	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum}, args...)
-	return tunnel.QuoteCommand(argv)
+	return shquote.Join(argv)
 }
 
 var errNoProbe = errors.New("no probe line")
@@ -171,10 +173,10 @@ func readProbe(br *bufio.Reader) (*probe, error) {
 	switch p.State {
 	case "ok", "missing", "damaged", "broken", "unsafe", "nohash":
 	default:
-		return nil, fmt.Errorf("malformed probe line (state %q)", clip(oneLine(p.State), 20))
+		return nil, fmt.Errorf("malformed probe line (state %q)", termsafe.Clip(termsafe.OneLine(p.State), 20))
 	}
 	if !cleanAbs(p.Dir) {
-		return nil, fmt.Errorf("the remote install directory %q is not an absolute path (is HOME set there?)", clip(oneLine(p.Dir), 100))
+		return nil, fmt.Errorf("the remote install directory %q is not an absolute path (is HOME set there?)", termsafe.Clip(termsafe.OneLine(p.Dir), 100))
 	}
 	p.GOOS, p.GOARCH = goPlatform(p.OS, p.Arch)
 	switch p.State {
@@ -221,13 +223,13 @@ func readUnsafe(br *bufio.Reader) (*unsafeDir, error) {
 	switch u.Why {
 	case "writable", "open", "owner", "notdir", "unreadable":
 	default:
-		return nil, fmt.Errorf("malformed unsafe line (reason %q)", clip(oneLine(u.Why), 20))
+		return nil, fmt.Errorf("malformed unsafe line (reason %q)", termsafe.Clip(termsafe.OneLine(u.Why), 20))
 	}
 	if g[1] != "yes" && g[1] != "no" || !cleanAbs(u.Path) {
 		return nil, fmt.Errorf("malformed unsafe line")
 	}
-	u.Mode = clip(oneLine(u.Mode), 12)
-	u.Owner = clip(oneLine(u.Owner), 32)
+	u.Mode = termsafe.Clip(termsafe.OneLine(u.Mode), 12)
+	u.Owner = termsafe.Clip(termsafe.OneLine(u.Owner), 32)
 	return u, nil
 }
 
@@ -268,12 +270,12 @@ func unsafeError(host string, u *unsafeDir) error {
 	refuse := "tether will not run programs from it"
 	switch u.Why {
 	case "writable":
-		return errorf(fmt.Sprintf("`chmod 700 %s`, or %s", tunnel.Quote(u.Path), elsewhere),
+		return errorf(fmt.Sprintf("`chmod 700 %s`, or %s", shquote.Quote(u.Path), elsewhere),
 			"on %s, %s is writable by other users (%s); %s", host, u.Path, about, refuse)
 	case "open":
-		fix := fmt.Sprintf("`chmod go-w %s`, or %s", tunnel.Quote(u.Path), elsewhere)
+		fix := fmt.Sprintf("`chmod go-w %s`, or %s", shquote.Quote(u.Path), elsewhere)
 		if !u.Mine {
-			fix = fmt.Sprintf("ask its owner to `chmod +t %s` (or go-w), or %s", tunnel.Quote(u.Path), elsewhere)
+			fix = fmt.Sprintf("ask its owner to `chmod +t %s` (or go-w), or %s", shquote.Quote(u.Path), elsewhere)
 		}
 		return errorf(fix, "on %s, %s is writable by other users without the sticky bit (%s), so they could swap what tether installs below it; %s", host, u.Path, about, refuse)
 	case "owner":
@@ -288,7 +290,7 @@ func unsafeError(host string, u *unsafeDir) error {
 
 // cleanAbs reports whether p is an absolute, clean path without control characters.
 func cleanAbs(p string) bool {
-	return strings.HasPrefix(p, "/") && path.Clean(p) == p && oneLine(p) == p && len(p) < 4096
+	return strings.HasPrefix(p, "/") && path.Clean(p) == p && termsafe.OneLine(p) == p && len(p) < 4096
 }
 
 var errLineTooLong = errors.New("line too long")
@@ -476,7 +478,7 @@ func safeVersion(v string) string {
 	if v == "" {
 		v = "dev"
 	}
-	return clip(v, 64)
+	return termsafe.Clip(v, 64)
 }
 
 var (
@@ -617,13 +619,13 @@ func uploadError(host string, p *probe, err error) error {
 	low := strings.ToLower(text)
 	switch {
 	case strings.Contains(low, "no space left"), strings.Contains(low, "quota exceeded"), strings.Contains(low, "file too large"):
-		return &Error{Msg: fmt.Sprintf("cannot install tether on %s: the disk holding %s is full (%s)", host, p.Dir, clip(oneLine(text), 160)),
+		return &Error{Msg: fmt.Sprintf("cannot install tether on %s: the disk holding %s is full (%s)", host, p.Dir, termsafe.Clip(termsafe.OneLine(text), 160)),
 			Hint: fmt.Sprintf("free some space there, or point XDG_CACHE_HOME on %s to a disk with room; nothing was left behind", host), Err: err}
 	case strings.Contains(low, "permission denied"), strings.Contains(low, "read-only file system"):
-		return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s is not writable (%s)", host, p.Dir, clip(oneLine(text), 160)),
+		return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s is not writable (%s)", host, p.Dir, termsafe.Clip(termsafe.OneLine(text), 160)),
 			Hint: fmt.Sprintf("make it writable, or point XDG_CACHE_HOME on %s to a writable directory", host), Err: err}
 	}
-	return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s", host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+	return &Error{Msg: fmt.Sprintf("cannot install tether on %s: %s", host, termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 200)),
 		Hint: "try again; if it keeps failing, check the remote disk and home directory", Err: err}
 }
 
@@ -639,5 +641,5 @@ func (l *session) removeCreatedDirs(p *probe) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l.conn.Run(ctx, tunnel.QuoteCommand(append([]string{"rmdir", "--"}, dirs...))+" 2>/dev/null", nil, io.Discard, io.Discard)
+	l.conn.Run(ctx, shquote.Join(append([]string{"rmdir", "--"}, dirs...))+" 2>/dev/null", nil, io.Discard, io.Discard)
 }

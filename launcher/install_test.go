@@ -12,7 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // runProbe runs the probe script the way sshd would: the login shell (sh here) gets the
@@ -126,7 +127,7 @@ for a in "$@"; do printf '[%s]\n' "$a"; done
 
 // markerFake is what an attacker plants: it leaves a file behind whenever it runs.
 func markerFake(marker string) string {
-	return "echo ran >> " + tunnel.Quote(marker) + "\n" + echoFake
+	return "echo ran >> " + shquote.Quote(marker) + "\n" + echoFake
 }
 
 func TestProbeScriptRunsInstalledBinaryWithExactArgs(t *testing.T) {
@@ -396,7 +397,7 @@ func TestReadProbeHostile(t *testing.T) {
 	}
 	for _, in := range tests {
 		if p, err := readProbe(bufio.NewReader(strings.NewReader(in))); err == nil {
-			t.Errorf("for %q, got %+v; want an error", clip(in, 80), p)
+			t.Errorf("for %q, got %+v; want an error", termsafe.Clip(in, 80), p)
 		}
 	}
 	// Unknown free space is not an error.
@@ -443,7 +444,7 @@ func TestReadProbeHostileUnsafeLines(t *testing.T) {
 		head + "tether-unsafe v1 open no drwxrwxrwx root " + strings.Repeat("/a", maxLine) + "\n",
 	} {
 		if p, err := readProbe(bufio.NewReader(strings.NewReader(in))); err == nil {
-			t.Errorf("for %q, got %+v %+v; want an error", clip(in, 120), p, p.Unsafe)
+			t.Errorf("for %q, got %+v %+v; want an error", termsafe.Clip(in, 120), p, p.Unsafe)
 		}
 	}
 	// Control characters in the mode or owner never reach the message.
@@ -503,7 +504,7 @@ func FuzzReadProbe(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		p, err := readProbe(bufio.NewReader(strings.NewReader(in)))
 		if err == nil && (!cleanAbs(p.Dir) || (p.State == "missing" || p.State == "damaged" || p.State == "broken") && !cleanAbs(p.Existing) ||
-			p.State == "unsafe" && (p.Unsafe == nil || !cleanAbs(p.Unsafe.Path) || oneLine(p.Unsafe.Owner) != p.Unsafe.Owner)) {
+			p.State == "unsafe" && (p.Unsafe == nil || !cleanAbs(p.Unsafe.Path) || termsafe.OneLine(p.Unsafe.Owner) != p.Unsafe.Owner)) {
 			t.Errorf("accepted unclean paths: %+v", p)
 		}
 	})

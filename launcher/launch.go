@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Launch is `tether launch HOST [-- COMMAND]`: connect, install tether on the remote if
@@ -25,6 +26,12 @@ func Launch(ctx context.Context, o LaunchOptions) error {
 func launch(ctx context.Context, o LaunchOptions, demo bool) error {
 	if err := checkForward(o.ForwardOptions); err != nil {
 		return err
+	}
+	// serve's flags are judged here, before anything connects or starts, by the rules
+	// serve itself applies (wire.Serve.Check): a bad --name or the like costs no login,
+	// install or queued job.
+	if err := serveOf(o).Check(); err != nil {
+		return &Error{Msg: wire.FailureOf(err).Said.String(), Code: 2, Err: err}
 	}
 	if !demo && o.Stderr != nil {
 		o.Command = remoteHome(o.Command, o.Host, o.Stderr) // ~ the laptop's shell expanded
@@ -143,12 +150,12 @@ const maxListing = 8 << 20
 
 // list runs `tether ls --json` on the remote and returns the records that validate
 // (entries that do not are skipped: a broken or hostile remote gets no further).
-func (s *session) list(ctx context.Context) ([]remote.Record, error) {
+func (s *session) list(ctx context.Context) ([]wire.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var raw []byte
 	var readErr error
-	res, err := s.ensure(ctx, []string{"ls", "--json"}, func(br *bufio.Reader) error {
+	res, err := s.ensure(ctx, []string{"ls", "--json", "--json-notes"}, func(br *bufio.Reader) error {
 		raw, readErr = io.ReadAll(io.LimitReader(br, maxListing+1))
 		return readErr
 	}, nil)
@@ -156,10 +163,14 @@ func (s *session) list(ctx context.Context) ([]remote.Record, error) {
 		return nil, err
 	}
 	if res.err != nil {
-		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, clip(oneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
+		return nil, &Error{Msg: fmt.Sprintf("listing sessions on %s failed: %s", s.host, termsafe.Clip(termsafe.OneLine(res.err.Error()), 200)), Hint: "try again", Err: res.err}
 	}
 	if res.status != 0 {
-		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, clip(s.words(res.stderr.lastError()), 200))
+		why := fmt.Sprintf("tether ls exited with status %d", res.status)
+		if f := failureIn(raw); f != nil {
+			why = s.sayFailure(f)
+		}
+		return nil, errorf("try `"+s.cmdline("ls")+"`", "listing sessions on %s failed: %s", s.host, termsafe.Clip(why, 200))
 	}
 	if len(raw) > maxListing {
 		return nil, errorf("try `"+s.cmdline("ls")+"`", "the session list from %s is too long", s.host)
@@ -167,9 +178,23 @@ func (s *session) list(ctx context.Context) ([]remote.Record, error) {
 	return decodeListing(raw)
 }
 
+// failureIn is the failure a remote command printed on stdout (its first line that is
+// JSON), if that is what it printed.
+func failureIn(out []byte) *wire.Failure {
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "{") || strings.HasPrefix(l, "[") {
+			if f, ok, err := wire.DecodeFailure([]byte(l)); ok && err == nil {
+				return f
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
 // decodeListing parses `ls --json` output: a JSON array of records (after any lines a
 // login shell printed). Records that fail validation are dropped.
-func decodeListing(raw []byte) ([]remote.Record, error) {
+func decodeListing(raw []byte) ([]wire.Record, error) {
 	i := strings.IndexByte(string(raw), '[')
 	if i < 0 {
 		return nil, errors.New("the session list is not JSON")
@@ -179,22 +204,22 @@ func decodeListing(raw []byte) ([]remote.Record, error) {
 	if err := dec.Decode(&items); err != nil {
 		return nil, fmt.Errorf("the session list is not JSON: %v", err)
 	}
-	var out []remote.Record
+	var out []wire.Record
 	for _, it := range items {
-		var r remote.Record
+		var r wire.Record
 		if json.Unmarshal(it, &r) != nil {
 			continue
 		}
 		if r.Validate() != nil {
 			// Slurm sessions are listed before their server is ready, and after.
 			if r.JobID != "" && r.ValidateQueued() == nil {
-				out = append(out, remote.Record{ID: r.ID, Name: r.Name, State: r.State, JobID: r.JobID, Node: r.Node,
-					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version, Exit: clip(oneLine(r.Exit), 200)})
+				out = append(out, wire.Record{ID: r.ID, Name: r.Name, State: r.State, JobID: r.JobID, Node: r.Node,
+					Job: r.Job, Command: r.Command, App: r.App, Started: r.Started, Version: r.Version, Exit: termsafe.Clip(termsafe.OneLine(r.Exit), 200)})
 				continue
 			}
 			// Dead sessions may have partial records; keep their id for messages.
-			if r.State != "" && r.State != remote.StateRunning && validID(r.ID) {
-				out = append(out, remote.Record{ID: r.ID, Name: safeName(r.Name), State: r.State})
+			if r.State != "" && r.State != wire.StateRunning && wire.ValidID(r.ID) {
+				out = append(out, wire.Record{ID: r.ID, Name: safeName(r.Name), State: r.State})
 			}
 			continue
 		}
@@ -203,20 +228,9 @@ func decodeListing(raw []byte) ([]remote.Record, error) {
 	return out, nil
 }
 
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
+// safeName is a name from a partial record when it is a valid session name, else "".
 func safeName(n string) string {
-	if len(n) > 64 || oneLine(n) != n || strings.ContainsAny(n, " ") {
+	if wire.CheckName(n) != nil {
 		return ""
 	}
 	return n
@@ -226,10 +240,10 @@ func safeName(n string) string {
 // name is target; with no target the only running one, or the newest (with a note
 // naming the others). No running session, an unknown target or an ambiguous one is an
 // error listing what there is.
-func pickSession(recs []remote.Record, target string, s *session) (remote.Record, string, error) {
-	var running []remote.Record
+func pickSession(recs []wire.Record, target string, s *session) (wire.Record, string, error) {
+	var running []wire.Record
 	for _, r := range recs {
-		if r.State == "" || r.State == remote.StateRunning || r.State == remote.StatePending && r.JobID != "" {
+		if r.State == "" || r.State == wire.StateRunning || r.State == wire.StatePending && r.JobID != "" {
 			running = append(running, r)
 		}
 	}
@@ -242,7 +256,7 @@ func pickSession(recs []remote.Record, target string, s *session) (remote.Record
 			if len(recs) > 0 {
 				msg += " (" + describeAll(recs) + ")"
 			}
-			return remote.Record{}, "", errorf("start one with `tether launch "+host+" -- COMMAND`", "%s", msg)
+			return wire.Record{}, "", errorf("start one with `tether launch "+host+" -- COMMAND`", "%s", msg)
 		case 1:
 			return running[0], "", nil
 		}
@@ -250,7 +264,7 @@ func pickSession(recs []remote.Record, target string, s *session) (remote.Record
 			len(running), host, describe(running[0]), describeAll(running[1:]), s.cmdline("attach", "ID"))
 		return running[0], note, nil
 	}
-	var exact, byName, byPrefix []remote.Record
+	var exact, byName, byPrefix []wire.Record
 	for _, r := range recs {
 		switch {
 		case r.ID == target:
@@ -274,29 +288,29 @@ func pickSession(recs []remote.Record, target string, s *session) (remote.Record
 		if len(recs) > 0 {
 			list = "there are: " + describeAll(recs)
 		}
-		return remote.Record{}, "", errorf("`"+s.cmdline("ls")+"` lists them", "no session %q on %s; %s", target, host, list)
+		return wire.Record{}, "", errorf("`"+s.cmdline("ls")+"` lists them", "no session %q on %s; %s", target, host, list)
 	case len(matches) > 1:
-		return remote.Record{}, "", errorf("name it by its full id", "%q matches %d sessions on %s: %s", target, len(matches), host, describeAll(matches))
+		return wire.Record{}, "", errorf("name it by its full id", "%q matches %d sessions on %s: %s", target, len(matches), host, describeAll(matches))
 	}
 	r := matches[0]
 	switch r.State {
-	case "", remote.StateRunning:
+	case "", wire.StateRunning:
 		return r, "", nil
-	case remote.StatePending:
+	case wire.StatePending:
 		if r.JobID != "" {
 			return r, "", nil
 		}
-	case remote.StateEnded:
-		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `"+s.relaunchLine(r)+"`",
+	case wire.StateEnded:
+		return wire.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows its output; start a new one with `"+s.relaunchLine(r)+"`",
 			"session %s on %s has ended (%s)", r.ID, host, describeJobOf(r))
-	case remote.StateAppExited:
-		return remote.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows why; start it again with `tether launch "+host+"`",
+	case wire.StateAppExited:
+		return wire.Record{}, "", errorf("`"+s.cmdline("logs", r.ID)+"` shows why; start it again with `tether launch "+host+"`",
 			"the app of session %s on %s has exited", r.ID, host)
 	}
-	return remote.Record{}, "", errorf("start a new one with `tether launch "+host+"`", "session %s on %s is %s", r.ID, host, r.State)
+	return wire.Record{}, "", errorf("start a new one with `tether launch "+host+"`", "session %s on %s is %s", r.ID, host, r.State)
 }
 
-func describe(r remote.Record) string {
+func describe(r wire.Record) string {
 	d := r.ID
 	if r.Name != "" {
 		d += " (" + r.Name + ")"
@@ -304,10 +318,10 @@ func describe(r remote.Record) string {
 	if r.JobID != "" {
 		d += " " + describeJobOf(r)
 	}
-	if r.State != "" && r.State != remote.StateRunning {
+	if r.State != "" && r.State != wire.StateRunning {
 		d += " " + r.State
 	} else if len(r.Command) > 0 {
-		d += " " + clip(oneLine(strings.Join(r.Command, " ")), 40)
+		d += " " + termsafe.Clip(termsafe.OneLine(strings.Join(r.Command, " ")), 40)
 	}
 	if !r.Started.IsZero() {
 		d += ", started " + r.Started.Local().Format("Jan 2 15:04")
@@ -315,7 +329,7 @@ func describe(r remote.Record) string {
 	return d
 }
 
-func describeAll(rs []remote.Record) string {
+func describeAll(rs []wire.Record) string {
 	parts := make([]string, 0, len(rs))
 	for i, r := range rs {
 		if i == 10 {
@@ -367,13 +381,17 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 	}
 	defer s.close()
 	stdout := termsafe.Writer(s.o.Stdout)
+	// --json-notes: what tether says there on stderr comes as data (wire.Note, and the
+	// failure as a wire.Failure), worded here; any other line (a login shell's) as it is.
+	args = append(args[:1:1], append([]string{"--json-notes"}, args[1:]...)...)
+	var failed *wire.Failure
 	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
 		_, err := io.Copy(stdout, br)
 		if f, ok := stdout.(*termsafe.Filter); ok {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, func(line string) { fmt.Fprintln(s.o.Stderr, s.words(line)) })
+	}, s.relayNotes(&failed))
 	if err != nil {
 		return err
 	}
@@ -381,10 +399,40 @@ func passThrough(ctx context.Context, o Options, args []string) error {
 		return nil // Ctrl-C on `logs -f`
 	}
 	if res.err != nil {
-		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)), Hint: "try again", Err: res.err}
+		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)), Hint: "try again", Err: res.err}
 	}
-	if res.status != 0 {
-		return &ExitStatusError{Status: res.status}
+	return s.remoteStatus(res.status, failed)
+}
+
+// relayNotes is the stderr handler of a remote command run with --json-notes: its
+// notes said here in the laptop's words, its failure kept in *failed (the command's
+// error, worded by remoteStatus), any other line (a login shell's) shown as it is.
+func (s *session) relayNotes(failed **wire.Failure) func(string) {
+	return func(line string) {
+		if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
+			if err == nil {
+				*failed = f
+			}
+			return
+		}
+		if n, ok, err := wire.DecodeNote([]byte(line)); ok {
+			if err == nil {
+				fmt.Fprintf(s.o.Stderr, "tether: %s\n", n.Say(s.wording()))
+			}
+			return
+		}
+		fmt.Fprintln(s.o.Stderr, termsafe.OneLine(line))
 	}
-	return nil
+}
+
+// remoteStatus is the error of a remote command that exited with status: its failure
+// in the laptop's words, or its status alone (it said nothing as data).
+func (s *session) remoteStatus(status int, failed *wire.Failure) error {
+	switch {
+	case status == 0:
+		return nil
+	case failed != nil:
+		return &Error{Msg: termsafe.Clip(s.sayFailure(failed), 500), Code: failed.ExitCode()}
+	}
+	return &ExitStatusError{Status: status}
 }

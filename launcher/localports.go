@@ -12,7 +12,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Stable local ports. Each attach used to listen on a new free port, so open tabs and
@@ -104,7 +105,7 @@ func (b *portBook) entries() []portEntry {
 	}
 	out := c.Ports[:0]
 	for _, e := range c.Ports {
-		if e.Port > 0 && e.Port <= 65535 && validID(e.ID) && e.Host != "" {
+		if e.Port > 0 && e.Port <= 65535 && wire.ValidID(e.ID) && e.Host != "" {
 			out = append(out, e)
 		}
 	}
@@ -179,13 +180,13 @@ func writePrivateFile(dir, name string, data []byte) error {
 // port) unless this laptop remembers another port for the session that is free now,
 // which is then used instead (and ln closed). The port used is remembered; a
 // remembered port that is taken is said so and kept for next time.
-func (s *session) stablePort(ln net.Listener, rec remote.Record, fo ForwardOptions) net.Listener {
-	if s.demo || !validID(rec.ID) {
+func (s *session) stablePort(ln net.Listener, rec wire.Record, fo ForwardOptions) net.Listener {
+	if s.demo || !wire.ValidID(rec.ID) {
 		return ln
 	}
 	book, err := openPortBook()
 	if err != nil {
-		s.status.line("tether: warning: cannot remember this session's local port: %s", clip(oneLine(err.Error()), 200))
+		s.status.line("tether: warning: cannot remember this session's local port: %s", termsafe.Clip(termsafe.OneLine(err.Error()), 200))
 		return ln
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -199,7 +200,7 @@ func (s *session) stablePort(ln net.Listener, rec remote.Record, fo ForwardOptio
 		ln, port = again, prev
 	}
 	if err := book.remember(s.host, rec.ID, port, time.Now()); err != nil {
-		s.status.line("tether: warning: cannot remember this session's local port: %s", clip(oneLine(err.Error()), 200))
+		s.status.line("tether: warning: cannot remember this session's local port: %s", termsafe.Clip(termsafe.OneLine(err.Error()), 200))
 	}
 	return ln
 }

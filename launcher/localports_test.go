@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 func TestLocalStateDir(t *testing.T) {
@@ -61,25 +61,25 @@ func TestPortBookRemembersPrivately(t *testing.T) {
 	}
 	now := time.Now()
 	for i := range maxRememberedPorts + 10 {
-		if err := b.remember("gpu-box", fmt.Sprintf("a%07d", i), 20000+i, now.Add(time.Duration(i)*time.Second)); err != nil {
+		if err := b.remember("gpu-box", testID(i), 20000+i, now.Add(time.Duration(i)*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b.remember("other", "a0000300", 9999, now.Add(time.Hour))
-	b.remember("gpu-box", "a0000300", 30300, now.Add(2*time.Hour)) // again: updated, not added
-	if p, ok := b.lookup("gpu-box", "a0000300"); !ok || p != 30300 {
+	b.remember("other", testID(300), 9999, now.Add(time.Hour))
+	b.remember("gpu-box", testID(300), 30300, now.Add(2*time.Hour)) // again: updated, not added
+	if p, ok := b.lookup("gpu-box", testID(300)); !ok || p != 30300 {
 		t.Errorf("lookup: %d, %v; want 30300", p, ok)
 	}
-	if p, ok := b.lookup("other", "a0000300"); !ok || p != 9999 {
+	if p, ok := b.lookup("other", testID(300)); !ok || p != 9999 {
 		t.Errorf("the same id on another host: %d, %v; want 9999", p, ok)
 	}
-	if _, ok := b.lookup("gpu-box", "a0000000"); ok {
+	if _, ok := b.lookup("gpu-box", testID(0)); ok {
 		t.Errorf("the least recently used entry is still there (cap %d)", maxRememberedPorts)
 	}
 	if n := len(b.entries()); n != maxRememberedPorts {
 		t.Errorf("%d entries; want %d", n, maxRememberedPorts)
 	}
-	if m := b.forHost("other"); len(m) != 1 || m["a0000300"] != 9999 {
+	if m := b.forHost("other"); len(m) != 1 || m[testID(300)] != 9999 {
 		t.Errorf("forHost(other): %v", m)
 	}
 	if runtime.GOOS != "windows" {
@@ -104,7 +104,7 @@ func TestPortBookRemembersPrivately(t *testing.T) {
 	}
 	// A damaged file is an empty book, and is replaced by the next write.
 	os.WriteFile(filepath.Join(home, "tether", portsFile), []byte("{nonsense"), 0o600)
-	if _, ok := b.lookup("gpu-box", "a0000300"); ok {
+	if _, ok := b.lookup("gpu-box", testID(300)); ok {
 		t.Error("a damaged file gave a port")
 	}
 	if err := b.remember("gpu-box", "abcdefgh", 8888, now); err != nil {
@@ -133,7 +133,7 @@ func TestStablePort(t *testing.T) {
 	stateHome(t)
 	var errb syncBuf
 	s := &session{host: "gpu-box", status: newStatus(&errb)}
-	rec := remote.Record{ID: "abcdefgh"}
+	rec := wire.Record{ID: "abcdefgh"}
 
 	first := freeListener(t)
 	p1 := portOf(first)
@@ -178,4 +178,15 @@ func TestStablePort(t *testing.T) {
 	if strings.Count(errb.String(), "\n") != 1 {
 		t.Errorf("stderr: %q; want one line", errb.String())
 	}
+}
+
+// testID is the i-th of distinct session ids (8 characters of [a-z2-7], wire.ValidID).
+func testID(i int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	b := []byte("aaaaaaaa")
+	for k := 7; k >= 0 && i > 0; k-- {
+		b[k] = alphabet[i%32]
+		i /= 32
+	}
+	return string(b)
 }

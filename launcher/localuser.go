@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/localpeer"
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // Only the user who runs tether may use its local port. Every local user can connect to
@@ -126,7 +127,7 @@ func describePeer(peer localpeer.Socket, err error) (key, who string) {
 	case err != nil && errors.Is(err, localpeer.ErrNotFound):
 		return "gone", "whose other end was already gone"
 	case err != nil:
-		return "error", "because tether cannot tell which user made it (" + oneLine(err.Error()) + ")"
+		return "error", "because tether cannot tell which user made it (" + termsafe.OneLine(err.Error()) + ")"
 	case peer.Inode == 0 && peer.PID == 0 && (peer.UID >= 0 || peer.State != localpeer.Established):
 		// No process holds that end any more (closed at once): Linux names no inode
 		// (and a TIME_WAIT socket as uid 0's), Windows no process.
@@ -136,7 +137,7 @@ func describePeer(peer localpeer.Socket, err error) (key, who string) {
 	case peer.UID >= 0:
 		name := "uid " + strconv.Itoa(peer.UID)
 		if u, err := user.LookupId(strconv.Itoa(peer.UID)); err == nil && u.Username != "" {
-			name = oneLine(u.Username) + " (" + name + ")"
+			name = termsafe.OneLine(u.Username) + " (" + name + ")"
 		}
 		return "uid " + strconv.Itoa(peer.UID), "from another user of this machine, " + name
 	case peer.PID > 0:
@@ -180,7 +181,7 @@ func checkOwnerCheck() error {
 		return nil
 	case err != nil:
 		return errorf("run tether where it may read /proc/net/tcp or use sock_diag netlink (outside this sandbox)",
-			"cannot tell which user opens connections to the local port (%s), so other users of this machine could not be kept out; nothing was started", clip(oneLine(err.Error()), 200))
+			"cannot tell which user opens connections to the local port (%s), so other users of this machine could not be kept out; nothing was started", termsafe.Clip(termsafe.OneLine(err.Error()), 200))
 	case !mine:
 		return errorf("run tether where the kernel's socket table shows your own user (outside this sandbox)",
 			"cannot tell your own connections to the local port from other users' (a test connection of tether's own was not recognised as yours); nothing was started")

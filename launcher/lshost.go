@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Ls is `tether ls HOST [--json] [--show-token] [--prune]`: the remote's `ls --json`
 // (after its --prune, which says on stderr what it removed), shown as
-// the session table (remote.WriteSessions: no tokens unless ShowToken, the app by its
+// the session table (wire.WriteSessions: no tokens unless ShowToken, the app by its
 // name, and the local URL this laptop remembers for each session), or passed on as
 // JSON with local_port added where this laptop remembers one. The remote's notes
 // (sessions of other hosts, a scheduler that did not answer) go to stderr in the
-// laptop's words (words.go).
+// laptop's words (words.go); its failure too.
 func Ls(ctx context.Context, o LsOptions) error {
 	s, err := open(ctx, o.Options, oneCommand)
 	if err != nil {
@@ -29,23 +30,27 @@ func Ls(ctx context.Context, o LsOptions) error {
 	defer s.close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	args := []string{"ls", "--json"}
+	args := []string{"ls", "--json", "--json-notes"}
 	if o.Prune {
 		args = append(args, "--prune")
 	}
 	var raw []byte
+	var failed *wire.Failure
 	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
 		var err error
 		raw, err = io.ReadAll(io.LimitReader(br, maxListing+1))
 		return err
-	}, func(line string) { fmt.Fprintln(s.o.Stderr, s.words(line)) })
+	}, s.relayNotes(&failed))
 	switch {
 	case err != nil:
 		return err
 	case res.err != nil:
-		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, clip(oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: ")), 200)), Hint: "try again", Err: res.err}
+		return &Error{Msg: fmt.Sprintf("lost %s: %s", s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 200)), Hint: "try again", Err: res.err}
 	case res.status != 0:
-		return &ExitStatusError{Status: res.status} // the remote said why, on stderr
+		if failed == nil {
+			failed = failureIn(raw) // ls --json says it on stdout too
+		}
+		return s.remoteStatus(res.status, failed)
 	case len(raw) > maxListing:
 		return errorf("try `"+s.cmdline("ls")+"`", "the session list from %s is too long", s.host)
 	}
@@ -54,26 +59,26 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if o.JSON {
 		b, err := withLocalPorts(raw, ports)
 		if err != nil {
-			return errorf("try `"+s.cmdline("ls")+"`", "%s sent a bad session list: %s", s.host, clip(oneLine(err.Error()), 200))
+			return errorf("try `"+s.cmdline("ls")+"`", "%s sent a bad session list: %s", s.host, termsafe.Clip(termsafe.OneLine(err.Error()), 200))
 		}
 		_, err = fmt.Fprintf(stdout, "%s\n", b)
 		return err
 	}
 	recs, err := decodeListing(raw)
 	if err != nil {
-		return errorf("try `"+s.cmdline("ls")+"`", "%s sent a bad session list: %s", s.host, clip(oneLine(err.Error()), 200))
+		return errorf("try `"+s.cmdline("ls")+"`", "%s sent a bad session list: %s", s.host, termsafe.Clip(termsafe.OneLine(err.Error()), 200))
 	}
 	if len(recs) == 0 {
 		_, err := fmt.Fprintf(stdout, "no tether sessions on %s\n", s.host)
 		return err
 	}
-	if err := remote.WriteSessions(stdout, recs, remote.TableOptions{URLTitle: "LOCAL URL", ShowToken: o.ShowToken,
-		URL: func(r remote.Record) string { return localURL(ports, r) }}); err != nil {
+	if err := wire.WriteSessions(stdout, recs, wire.TableOptions{URLTitle: "LOCAL URL", ShowToken: o.ShowToken,
+		URL: func(r wire.Record) string { return localURL(ports, r) }}); err != nil {
 		return err
 	}
 	over := 0
 	for _, r := range recs {
-		if r.State == remote.StateDead || r.State == remote.StateAppExited || r.State == remote.StateEnded {
+		if r.State == wire.StateDead || r.State == wire.StateAppExited || r.State == wire.StateEnded {
 			over++
 		}
 	}
@@ -86,7 +91,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 
 // localURL is the URL of session r on this laptop, on the port remembered for it
 // (empty when none is).
-func localURL(ports map[string]int, r remote.Record) string {
+func localURL(ports map[string]int, r wire.Record) string {
 	p, ok := ports[r.ID]
 	if !ok {
 		return ""
@@ -115,7 +120,7 @@ func withLocalPorts(raw []byte, ports map[string]int) ([]byte, error) {
 	}
 	for _, it := range items {
 		var id string
-		if json.Unmarshal(it["id"], &id) == nil && validID(id) {
+		if json.Unmarshal(it["id"], &id) == nil && wire.ValidID(id) {
 			if p, ok := ports[id]; ok {
 				it["local_port"] = json.RawMessage(strconv.Itoa(p))
 			}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 func runLsHost(t *testing.T, f *fakeRemote, o LsOptions) (stdout, stderr string, err error) {
@@ -28,10 +28,10 @@ func TestLsHost(t *testing.T) {
 	f := newFakeRemote(t)
 	f.install()
 	a := goodRecord()
-	a.App, a.State, a.Command = "jupyter", remote.StateRunning, []string{"jupyter-lab", "--ServerApp.sock={socket}", "--ServerApp.token_file=/x"}
+	a.App, a.State, a.Command = "jupyter", wire.StateRunning, []string{"jupyter-lab", "--ServerApp.sock={socket}", "--ServerApp.token_file=/x"}
 	b := goodRecord()
-	b.ID, b.Name, b.State, b.Command = "bcdefghi", "", remote.StateRunning, []string{"python3", "-m", "http.server", "{port}"}
-	list, _ := json.Marshal([]remote.Record{a, b})
+	b.ID, b.Name, b.State, b.Command = "bcdefghi", "", wire.StateRunning, []string{"python3", "-m", "http.server", "{port}"}
+	list, _ := json.Marshal([]wire.Record{a, b})
 	f.write("ls.out", "Welcome to the cluster\n"+string(list)+"\n")
 	book, err := openPortBook()
 	if err != nil {
@@ -81,8 +81,8 @@ func TestLsHost(t *testing.T) {
 
 	// Sessions that are over: the table says how to prune them, naming the host.
 	c := goodRecord()
-	c.ID, c.State, c.Exit = "cdefghij", remote.StateAppExited, "exited with status 1"
-	list, _ = json.Marshal([]remote.Record{a, c})
+	c.ID, c.State, c.Exit = "cdefghij", wire.StateAppExited, "exited with status 1"
+	list, _ = json.Marshal([]wire.Record{a, c})
 	f.write("ls.out", string(list)+"\n")
 	out, errOut, _ := runLsHost(t, f, LsOptions{})
 	if !strings.Contains(out, "app-exited (exited with status 1)") ||
@@ -92,8 +92,8 @@ func TestLsHost(t *testing.T) {
 
 	// --prune reaches the remote's ls.
 	runLsHost(t, f, LsOptions{Prune: true})
-	if c := f.calls(); !strings.Contains(c, "ls --json --prune\n") {
-		t.Errorf("remote calls: %q; want ls --json --prune", c)
+	if c := f.calls(); !strings.Contains(c, "ls --json --json-notes --prune\n") {
+		t.Errorf("remote calls: %q; want ls --json --json-notes --prune", c)
 	}
 
 	f.write("ls.out", "[]\n")

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // The launcher's TLS connections to a session's server offer the session's owner hint
@@ -48,7 +48,7 @@ func TestPinnedTLSOffersOwnerHint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	c, err := PinnedTLS(dial, remote.Record{Token: tok, TLS: true, CertSHA256: sum})(ctx)
+	c, err := PinnedTLS(dial, wire.Record{Token: tok, TLS: true, CertSHA256: sum})(ctx)
 	if err != nil {
 		t.Fatalf("PinnedTLS: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestPinnedTLSOffersOwnerHint(t *testing.T) {
 	if sum[:2] == "00" {
 		wrong = "11" + sum[2:]
 	}
-	if _, err := PinnedTLS(dial, remote.Record{Token: tok, TLS: true, CertSHA256: wrong})(ctx); err == nil {
+	if _, err := PinnedTLS(dial, wire.Record{Token: tok, TLS: true, CertSHA256: wrong})(ctx); err == nil {
 		t.Error("a certificate other than the record's was accepted")
 	}
 }

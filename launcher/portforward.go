@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // `tether forward HOST [ID] PORT`: raw TCP to a port of the session's user on HOST's
@@ -112,7 +114,7 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 
 	tell := newRefusalTeller(s.status.line)
 	stream := forwardStream(fwd, rec, o.Port, func(err error) {
-		tell.tell(s.host, o.Port, errors.New(s.words(strings.TrimPrefix(err.Error(), "tunnel: "))))
+		tell.tell(s.host, o.Port, errors.New(s.refusalWords(err)))
 	})
 	lf := startForward(ln, s.status.line, stream)
 	defer lf.stop()
@@ -166,11 +168,11 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 
 // portEndpoints are the ways to the session's server: dial for one-off requests (the
 // challenge, the check), fwd for the streams.
-func (s *session) portEndpoints(ctx context.Context, rec remote.Record, so BatchOptions) (dial, fwd Endpoint, err error) {
+func (s *session) portEndpoints(ctx context.Context, rec wire.Record, so BatchOptions) (dial, fwd Endpoint, err error) {
 	if rec.JobID == "" {
 		return recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec), nil
 	}
-	if rec.State == remote.StatePending {
+	if rec.State == wire.StatePending {
 		return nil, nil, errorf("`"+s.cmdline("attach", rec.ID)+"` waits for it; forward once it runs",
 			"session %s on %s is still waiting in the queue (%s)", rec.ID, s.host, describeJobOf(rec))
 	}
@@ -185,7 +187,7 @@ func (s *session) portEndpoints(ctx context.Context, rec remote.Record, so Batch
 
 // checkPort proves the session's server is the real one (challenge: nothing secret is
 // sent before), then asks it whether port may be forwarded, without connecting to it.
-func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Record, port int) error {
+func (s *session) checkPort(ctx context.Context, dial Endpoint, rec wire.Record, port int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c := localClient(dial)
@@ -198,40 +200,67 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec remote.Recor
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return ctx.Err()
 		}
-		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 200)),
+		return &Error{Msg: fmt.Sprintf("cannot reach session %s's server on %s: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 200)),
 			Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: err}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+remote.ForwardPath(rec.BaseURL, port), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+wire.ForwardPath(rec.BaseURL, port), nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "token "+rec.Token)
+	req.Header.Set("Accept", "application/json") // a refusal as data (wire.Failure)
 	resp, err := c.Do(req)
 	if err != nil {
-		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, clip(oneLine(err.Error()), 200)), Hint: "try again", Err: err}
+		return &Error{Msg: fmt.Sprintf("session %s's server on %s does not answer: %s", rec.ID, s.host, termsafe.Clip(termsafe.OneLine(err.Error()), 200)), Hint: "try again", Err: err}
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	return s.portRefusal(rec, port, resp.StatusCode, string(body))
+	return s.portRefusal(rec, port, refusalOf(resp.StatusCode, resp.Header, body))
 }
 
-// portRefusal is the error for a port the session's server would not forward: its own
-// words (the text after "STATUS TEXT: "), and the next step.
-func (s *session) portRefusal(rec remote.Record, port, status int, body string) error {
-	msg := s.words(serverWords(body))
-	hint := ""
+// refusalOf reads the gate's answer to a port it would not reach: a wire.Failure when
+// the session's server said why as data, else the gate's own one-line text.
+func refusalOf(status int, h http.Header, body []byte) *streamRefused {
+	r := &streamRefused{status: status}
+	if strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		if f, ok, err := wire.DecodeFailure(body); ok && err == nil {
+			r.failure = f
+			return r
+		}
+	}
+	r.words = serverWords(string(body))
+	return r
+}
+
+// refusalWords is why a stream was refused (or failed), in the laptop's words.
+func (s *session) refusalWords(err error) string {
+	var r *streamRefused
+	if errors.As(err, &r) && r.failure != nil {
+		return termsafe.Clip(s.say(r.failure.Said), 300)
+	}
+	return termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 300)
+}
+
+// portRefusal is the error for a port the session's server would not forward: why, and
+// the next step (by the refusal's kind, or the gate's status).
+func (s *session) portRefusal(rec wire.Record, port int, r *streamRefused) error {
+	msg, hint, status := s.refusalWords(r), "", r.status
+	var kind wire.FailKind
+	if r.failure != nil {
+		kind = r.failure.Kind
+	}
 	switch {
 	case status == http.StatusNotFound:
 		msg = fmt.Sprintf("session %s on %s runs a tether without forwarding", rec.ID, s.host)
-		hint = "start a new session (`tether launch " + tunnel.Quote(s.host) + "`) and forward through it"
+		hint = "start a new session (`tether launch " + shquote.Quote(s.host) + "`) and forward through it"
 	case status == http.StatusUnauthorized || status == http.StatusTooManyRequests:
 		hint = "stop it with `" + s.cmdline("stop", rec.ID) + "` and launch a new one"
-	case strings.Contains(msg, "another user"):
+	case kind == wire.FailPortTaken:
 		hint = "forward a port that a program of yours listens on"
-	case strings.Contains(msg, "nothing listens"):
+	case kind == wire.FailPortFree:
 		hint = "start the program on " + s.host + " first (on 127.0.0.1:" + strconv.Itoa(port) + "), or check the port number"
 	}
 	if msg == "" {
@@ -247,7 +276,7 @@ func serverWords(body string) string {
 	if i := strings.Index(line, ": "); i >= 0 && i < 40 {
 		line = line[i+2:]
 	}
-	return clip(oneLine(line), 300)
+	return termsafe.Clip(termsafe.OneLine(line), 300)
 }
 
 // listenForward listens on 127.0.0.1:local, or with local 0 on port's number when it is
@@ -273,9 +302,9 @@ func listenForward(local, port int) (net.Listener, error) {
 // the upgrade request with the token, the server's 101, then the port's bytes both
 // ways. A refusal is told through refused (the server's words) and fails the dial, so
 // the local connection is closed.
-func forwardStream(e Endpoint, rec remote.Record, port int, refused func(error)) Endpoint {
-	req := "GET " + remote.ForwardPath(rec.BaseURL, port) + " HTTP/1.1\r\nHost: localhost\r\n" +
-		"Authorization: token " + rec.Token + "\r\nConnection: Upgrade\r\nUpgrade: " + remote.ForwardProtocol + "\r\n\r\n"
+func forwardStream(e Endpoint, rec wire.Record, port int, refused func(error)) Endpoint {
+	req := "GET " + wire.ForwardPath(rec.BaseURL, port) + " HTTP/1.1\r\nHost: localhost\r\n" +
+		"Authorization: token " + rec.Token + "\r\nAccept: application/json\r\nConnection: Upgrade\r\nUpgrade: " + wire.ForwardProtocol + "\r\n\r\n"
 	return func(ctx context.Context) (net.Conn, error) {
 		c, err := e(ctx)
 		if err != nil {
@@ -305,10 +334,10 @@ func forwardStream(e Endpoint, rec remote.Record, port int, refused func(error))
 			}
 			return nil, err
 		}
-		if resp.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(resp.Header.Get("Upgrade"), remote.ForwardProtocol) {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		if resp.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(resp.Header.Get("Upgrade"), wire.ForwardProtocol) {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 			c.Close()
-			err := &streamRefused{status: resp.StatusCode, words: serverWords(string(body))}
+			err := refusalOf(resp.StatusCode, resp.Header, body)
 			refused(err)
 			return nil, err
 		}
@@ -316,13 +345,18 @@ func forwardStream(e Endpoint, rec remote.Record, port int, refused func(error))
 	}
 }
 
-// streamRefused: the session's server would not open a stream.
+// streamRefused: the session's server would not open a stream (or reach a port): why,
+// as data (failure) or in the gate's own words.
 type streamRefused struct {
-	status int
-	words  string
+	status  int
+	failure *wire.Failure
+	words   string
 }
 
 func (e *streamRefused) Error() string {
+	if e.failure != nil {
+		return e.failure.Said.String()
+	}
 	if e.words == "" {
 		return fmt.Sprintf("the server answered %d", e.status)
 	}
@@ -360,7 +394,7 @@ func newRefusalTeller(line func(string, ...any)) *refusalTeller {
 }
 
 func (t *refusalTeller) tell(host string, port int, err error) {
-	why := clip(oneLine(strings.TrimPrefix(err.Error(), "tunnel: ")), 300)
+	why := termsafe.Clip(termsafe.OneLine(tunnel.Message(err)), 300)
 	t.mu.Lock()
 	last, seen := t.told[why]
 	now := t.now()

@@ -16,15 +16,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // portSession is a session's real gate (tokenserver) on a Unix socket, with Ports
 // reaching one raw TCP program of ours as port 5432 and refusing 9000 as another
 // user's; the fake remote lists it. It records what the program received.
 type portSession struct {
-	rec    remote.Record
+	rec    wire.Record
 	mu     sync.Mutex
 	got    strings.Builder
 	dialed []int
@@ -69,7 +69,7 @@ func startPortSession(t *testing.T, f *fakeRemote) *portSession {
 				ps.dialed = append(ps.dialed, port)
 				ps.mu.Unlock()
 				if port != 5432 {
-					return nil, &tokenserver.PortError{Status: 403, Msg: fmt.Sprintf("port %d on this machine is held by another user, bob (uid 1001), not by you; nothing was sent to it", port)}
+					return nil, portRefused(403, wire.FailPortTaken, wire.Textf("port %d on %v is held by another user, bob (uid 1001), not by you; nothing was sent to it", port, wire.ThisMachine))
 				}
 				var d net.Dialer
 				return d.DialContext(ctx, "tcp", prog.Addr().String())
@@ -79,9 +79,9 @@ func startPortSession(t *testing.T, f *fakeRemote) *portSession {
 				case 5432:
 					return nil
 				case 9000:
-					return &tokenserver.PortError{Status: 403, Msg: "port 9000 on this machine is held by another user, bob (uid 1001), not by you; nothing was sent to it"}
+					return portRefused(403, wire.FailPortTaken, wire.Textf("port 9000 on %v is held by another user, bob (uid 1001), not by you; nothing was sent to it", wire.ThisMachine))
 				}
-				return &tokenserver.PortError{Status: 502, Msg: fmt.Sprintf("nothing listens on port %d on this machine's loopback (127.0.0.1 or ::1)", port)}
+				return portRefused(502, wire.FailPortFree, wire.Textf("nothing listens on port %d on %v's loopback (127.0.0.1 or ::1)", port, wire.ThisMachine))
 			},
 		}})
 	if err != nil {
@@ -94,8 +94,8 @@ func startPortSession(t *testing.T, f *fakeRemote) *portSession {
 	go gate.Serve(ln)
 	t.Cleanup(func() { gate.Shutdown(context.Background()) })
 	running := ps.rec
-	running.State = remote.StateRunning
-	list, _ := json.Marshal([]remote.Record{running})
+	running.State = wire.StateRunning
+	list, _ := json.Marshal([]wire.Record{running})
 	f.write("ls.out", string(list)+"\n")
 	return ps
 }
@@ -278,4 +278,11 @@ func TestListenForwardNamesLocalPort(t *testing.T) {
 		t.Errorf("with %d taken, listened on %d", port, got)
 	}
 	ln.Close()
+}
+
+// portRefused is a refusal as the remote's gate gives it: text for a person, and the
+// same as a wire.Failure for a launcher.
+func portRefused(status int, kind wire.FailKind, said wire.Text) *tokenserver.PortError {
+	f := wire.Fail(kind, said, nil)
+	return &tokenserver.PortError{Status: status, Msg: said.String(), Detail: f.Line()}
 }

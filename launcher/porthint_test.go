@@ -3,26 +3,26 @@ package launcher
 import (
 	"strings"
 	"testing"
+
+	"github.com/tether-dev/tether/wire"
 )
 
-// A launch COMMAND without {port}, {socket} or $PORT gets no note of the launcher's
-// own (the remote's serve knows whether it can find the app's port, and says what it
-// did); serve's note on the port it found stays on the terminal.
+// A launch COMMAND without {port}, {socket} or $PORT: serve says so in a note (it
+// knows the command it runs), which stays on the launcher's terminal in the laptop's
+// words; the launcher adds no note of its own.
 func TestLaunchPortHint(t *testing.T) {
 	f := newFakeRemote(t)
 	f.install()
 	fs := startFakeServer(t, false)
 	f.write("serve.out", recordLine(t, fs.rec)+"\n")
-	found := "note: the app listens on 127.0.0.1:8000; using it; other users of this machine can reach it there without the token (apps that can listen on {socket} are private)"
-	f.write("serve.err", "tether: starting python3 -m http.server\ntether: "+found+"\n")
+	f.write("serve.err", noteLine(t, wire.Notef("the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT (tether sets PORT) or on {socket}")))
 	r := startLaunch(t, f, LaunchOptions{Command: []string{"python3", "-m", "http.server"}})
 	waitFor(t, "the ready line", func() bool { return strings.Contains(r.stderr.String(), "ready") })
 	e := r.stderr.String()
-	if strings.Contains(e, "no {port} or {socket}") {
-		t.Errorf("the launcher printed a note of its own:\n%s", e)
+	if n := strings.Count(e, "no {port} or {socket}"); n != 1 || !strings.Contains(e, "tether: fakehost: note: the command has no {port} or {socket}") {
+		t.Errorf("stderr has serve's note %d times; want once, on its host:\n%s", n, e)
 	}
-	// In the laptop's words: "this machine" is the host as typed.
-	if !strings.Contains(e, "tether: fakehost: "+strings.ReplaceAll(found, "this machine", "fakehost")) {
-		t.Errorf("stderr lacks serve's note on the port it found:\n%s", e)
+	if strings.Index(e, "no {port}") > strings.Index(e, "ready") {
+		t.Errorf("the note came after ready:\n%s", e)
 	}
 }

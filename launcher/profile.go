@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
 )
 
@@ -87,7 +89,7 @@ var siteScript = strings.Join([]string{
 
 // siteCommand is the exec command line running siteScript with /bin/sh.
 func siteCommand() string {
-	return tunnel.QuoteCommand([]string{"/bin/sh", "-c", siteScript})
+	return shquote.Join([]string{"/bin/sh", "-c", siteScript})
 }
 
 var siteFileName = regexp.MustCompile(`^[A-Za-z0-9._-]+\.ya?ml$`)
@@ -190,13 +192,13 @@ func unsafeSiteDir(mode, uid string, above bool) string {
 		return "is not a directory"
 	}
 	if uid != siteOwner && !(above && uid == "0") {
-		return "is owned by uid " + clip(oneLine(uid), 12) + ", not root"
+		return "is owned by uid " + termsafe.Clip(termsafe.OneLine(uid), 12) + ", not root"
 	}
 	if mode[5] == 'w' || mode[8] == 'w' {
 		if above && (mode[9] == 't' || mode[9] == 'T') {
 			return ""
 		}
-		return "is writable by others (" + oneLine(mode[:10]) + ")"
+		return "is writable by others (" + termsafe.OneLine(mode[:10]) + ")"
 	}
 	return ""
 }
@@ -208,9 +210,9 @@ func unsafeSiteFile(mode, uid, size string) string {
 	case len(mode) < 10 || mode[0] != '-':
 		return "not a regular file (symbolic links are not followed)"
 	case uid != siteOwner:
-		return "owned by uid " + clip(oneLine(uid), 12) + ", not root"
+		return "owned by uid " + termsafe.Clip(termsafe.OneLine(uid), 12) + ", not root"
 	case mode[5] == 'w' || mode[8] == 'w':
-		return "writable by others (" + oneLine(mode[:10]) + ")"
+		return "writable by others (" + termsafe.OneLine(mode[:10]) + ")"
 	}
 	if n, err := strconv.Atoi(size); err != nil || n > maxSiteFile {
 		return fmt.Sprintf("larger than %d KiB", maxSiteFile>>10)
@@ -239,10 +241,10 @@ func (s *session) siteProfiles(ctx context.Context) (SiteProfiles, error) {
 	if perr != nil {
 		why := perr.Error()
 		if runErr != nil {
-			why = clip(oneLine(strings.TrimPrefix(runErr.Error(), "tunnel: ")), 200)
+			why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
 		}
 		if e := strings.TrimSpace(stderr.String()); e != "" {
-			why += ": " + clip(oneLine(e), 200)
+			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)
 		}
 		return sp, errorf("try again, or drop --profile", "could not read the site profiles on %s: %s", s.host, why)
 	}

@@ -217,7 +217,7 @@ func TestLaunchSiteProfile(t *testing.T) {
 	if len(seen.Files) != 1 || string(seen.Files[0].Data) != "profiles:\n  small:\n    name: from-site\n" {
 		t.Errorf("the callback saw %+v", seen)
 	}
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --reuse --login-shell --name from-site -- app {port}") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --login-shell --name=from-site -- app {port}") {
 		t.Errorf("remote calls: %q", c)
 	}
 	select {

@@ -4,20 +4,21 @@ import (
 	"bufio"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
-func goodRecord() remote.Record {
-	return remote.Record{ID: "abcdefgh", Name: "lab", PID: 4242, Host: "gpu-box", Socket: "/run/user/1000/tether/abcdefgh/server.sock",
+func goodRecord() wire.Record {
+	return wire.Record{ID: "abcdefgh", Name: "lab", PID: 4242, Host: "gpu-box", Socket: "/run/user/1000/tether/abcdefgh/server.sock",
 		Token: "0123456789abcdefghijABCDEFGHIJ_-0123456789a", BaseURL: "/", Command: []string{"jupyter", "lab"},
 		Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Version: "v1"}
 }
 
-func recordLine(t testing.TB, r remote.Record) string {
+func recordLine(t testing.TB, r wire.Record) string {
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +28,35 @@ func recordLine(t testing.TB, r remote.Record) string {
 
 // eqSecret compares secrets in constant time (tokenserver's lint wants it everywhere).
 func eqSecret(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// readRecord is readAnswer for a record: a failure is an error here.
+func readRecord(br *bufio.Reader) (wire.Record, error) {
+	r, f, err := readAnswer(br)
+	if f != nil {
+		return r, errors.New("a failure: " + f.Error())
+	}
+	return r, err
+}
+
+// serve's answer may be its failure, as data; a hostile one is refused whole.
+func TestReadAnswerFailure(t *testing.T) {
+	f := wire.Fail(wire.FailNameTaken, wire.Textf("a session named %q is already running (abcd2345)", "nb"),
+		wire.Textf("stop it with %v or pick another --name", wire.Tether("stop", "nb")))
+	_, got, err := readAnswer(bufio.NewReader(strings.NewReader("chatter\n" + string(f.Line()))))
+	if err != nil || got == nil || got.Kind != wire.FailNameTaken || got.Advice.String() != "stop it with `tether stop nb` or pick another --name" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for name, line := range map[string]string{
+		"app output escape": `{"error":"x","hint":"","app_output":["\u001b]52;c;ZXZpbA==\u0007"]}`,
+		"too many lines":    `{"error":"x","hint":"","app_output":[` + strings.Repeat(`"a",`, 30) + `"a"]}`,
+		"bad session":       `{"error":"x","hint":"","app_output":[],"session":"../../x"}`,
+		"two kinds in part": `{"error":"x","hint":"","app_output":[],"said":[{"text":"a","machine":"b"}]}`,
+	} {
+		if _, f, err := readAnswer(bufio.NewReader(strings.NewReader(line + "\n"))); err == nil {
+			t.Errorf("%s: accepted %+v", name, f)
+		}
+	}
+}
 
 func TestReadRecord(t *testing.T) {
 	good := recordLine(t, goodRecord())
@@ -41,7 +71,7 @@ func TestReadRecord(t *testing.T) {
 }
 
 func TestReadRecordHostile(t *testing.T) {
-	mod := func(f func(*remote.Record)) string {
+	mod := func(f func(*wire.Record)) string {
 		r := goodRecord()
 		f(&r)
 		return recordLine(t, r)
@@ -53,16 +83,16 @@ func TestReadRecordHostile(t *testing.T) {
 		"trailing":        recordLine(t, goodRecord()) + " {}\n",
 		"too long":        `{"id":"` + strings.Repeat("a", maxRecordLine+10) + "\"}\n",
 		"no record":       strings.Repeat("x\n", maxProbeLines+5),
-		"relative socket": mod(func(r *remote.Record) { r.Socket = "server.sock" }),
-		"socket escapes":  mod(func(r *remote.Record) { r.Socket = "/tmp/../etc/x" }),
-		"bad token":       mod(func(r *remote.Record) { r.Token = "short" }),
-		"token with nl":   mod(func(r *remote.Record) { r.Token = "0123456789abcdef\nSet-Cookie: x" }),
-		"base url":        mod(func(r *remote.Record) { r.BaseURL = "//evil.example/" }),
-		"remote url":      mod(func(r *remote.Record) { r.URL = "http://evil.example:80/" }),
-		"tls no pin":      mod(func(r *remote.Record) { r.TLS = true }),
-		"pid":             mod(func(r *remote.Record) { r.PID = -1 }),
-		"host escapes":    mod(func(r *remote.Record) { r.Host = "x\x1b[2J" }),
-		"not running":     mod(func(r *remote.Record) { r.State = remote.StateDead }),
+		"relative socket": mod(func(r *wire.Record) { r.Socket = "server.sock" }),
+		"socket escapes":  mod(func(r *wire.Record) { r.Socket = "/tmp/../etc/x" }),
+		"bad token":       mod(func(r *wire.Record) { r.Token = "short" }),
+		"token with nl":   mod(func(r *wire.Record) { r.Token = "0123456789abcdef\nSet-Cookie: x" }),
+		"base url":        mod(func(r *wire.Record) { r.BaseURL = "//evil.example/" }),
+		"remote url":      mod(func(r *wire.Record) { r.URL = "http://evil.example:80/" }),
+		"tls no pin":      mod(func(r *wire.Record) { r.TLS = true }),
+		"pid":             mod(func(r *wire.Record) { r.PID = -1 }),
+		"host escapes":    mod(func(r *wire.Record) { r.Host = "x\x1b[2J" }),
+		"not running":     mod(func(r *wire.Record) { r.State = wire.StateDead }),
 	}
 	for name, in := range tests {
 		if rec, err := readRecord(bufio.NewReader(strings.NewReader(in))); err == nil {
@@ -86,9 +116,9 @@ func FuzzReadRecord(f *testing.F) {
 
 func TestDecodeListing(t *testing.T) {
 	a, b := goodRecord(), goodRecord()
-	a.State, b.ID, b.Name, b.State = remote.StateRunning, "zzzzzzzz", "", remote.StateRunning
+	a.State, b.ID, b.Name, b.State = wire.StateRunning, "zzzzzzzz", "", wire.StateRunning
 	hostile := goodRecord()
-	hostile.ID, hostile.Socket, hostile.State = "hhhhhhhh", "relative", remote.StateRunning
+	hostile.ID, hostile.Socket, hostile.State = "hhhhhhhh", "relative", wire.StateRunning
 	raw, _ := json.Marshal([]any{a, b, hostile, map[string]any{"id": "deadbeef", "state": "dead"}, "junk", 42})
 	recs, err := decodeListing(append([]byte("motd line\n"), raw...))
 	if err != nil {
@@ -110,25 +140,25 @@ func TestDecodeListing(t *testing.T) {
 
 func TestPickSession(t *testing.T) {
 	s := &session{host: "gpu-box"}
-	mk := func(id, name, state string, age time.Duration) remote.Record {
+	mk := func(id, name, state string, age time.Duration) wire.Record {
 		r := goodRecord()
 		r.ID, r.Name, r.State, r.Started = id, name, state, time.Now().Add(-age)
 		return r
 	}
-	old := mk("aaaaaaaa", "lab", remote.StateRunning, time.Hour)
-	newer := mk("abbbbbbb", "", remote.StateRunning, time.Minute)
-	exited := mk("cccccccc", "web", remote.StateAppExited, 2*time.Hour)
-	all := []remote.Record{old, newer, exited}
+	old := mk("aaaaaaaa", "lab", wire.StateRunning, time.Hour)
+	newer := mk("abbbbbbb", "", wire.StateRunning, time.Minute)
+	exited := mk("cccccccc", "web", wire.StateAppExited, 2*time.Hour)
+	all := []wire.Record{old, newer, exited}
 
 	tests := []struct {
 		name, target string
-		recs         []remote.Record
+		recs         []wire.Record
 		want         string // id, or "error: substring"
 		note         bool
 	}{
 		{"none", "", nil, "error: no running tether session on gpu-box", false},
-		{"only exited", "", []remote.Record{exited}, "error: cccccccc (web) app-exited", false},
-		{"the only one", "", []remote.Record{old, exited}, "aaaaaaaa", false},
+		{"only exited", "", []wire.Record{exited}, "error: cccccccc (web) app-exited", false},
+		{"the only one", "", []wire.Record{old, exited}, "aaaaaaaa", false},
 		{"newest of several", "", all, "abbbbbbb", true},
 		{"by id", "aaaaaaaa", all, "aaaaaaaa", false},
 		{"by name", "lab", all, "aaaaaaaa", false},

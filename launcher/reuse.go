@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Same app twice (DESIGN.md): `tether launch HOST APP|-- CMD` attaches to a running
@@ -24,7 +24,7 @@ func (s *session) reuses(o LaunchOptions) bool { return !o.New && !o.Rm && !s.de
 
 // sayReused tells that rec, the answer to a start, is a session that was running
 // already (and marks the launch as not having started it); nothing for a new one.
-func (s *session) sayReused(o LaunchOptions, rec remote.Record) {
+func (s *session) sayReused(o LaunchOptions, rec wire.Record) {
 	if rec.Reused == 0 {
 		return
 	}
@@ -39,7 +39,7 @@ func (s *session) sayReused(o LaunchOptions, rec remote.Record) {
 
 // sayReusedJob is sayReused for a batch submit's answer; it reports whether the
 // session was there already.
-func (s *session) sayReusedJob(o LaunchOptions, sub remote.BatchSubmitted) bool {
+func (s *session) sayReusedJob(o LaunchOptions, sub wire.Submitted) bool {
 	if sub.Reused == 0 {
 		return false
 	}
@@ -65,5 +65,5 @@ func startedAgo(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return ", started " + remote.HumanAge(time.Since(t)) + " ago"
+	return ", started " + wire.HumanAge(time.Since(t)) + " ago"
 }

@@ -18,7 +18,7 @@ func TestLaunchReusesASessionOfTheSameApp(t *testing.T) {
 	f.write("serve.out", recordLine(t, rec)+"\n")
 	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, App: "jupyter"})
 	waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
-	if c := f.calls(); !strings.Contains(c, "serve --detach --json --cancel-on-eof --reuse --login-shell --app jupyter") {
+	if c := f.calls(); !strings.Contains(c, "serve --detach --json --json-notes --cancel-on-eof --reuse --login-shell --app=jupyter") {
 		t.Errorf("remote calls: %q", c)
 	}
 	want := "tether: jupyter already runs on fakehost as session abcdefgh (lab), started 3h ago; attaching to the newest of 2 (--new starts another)\n"

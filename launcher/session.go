@@ -10,8 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tether-dev/tether/remote"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // session is one command's connection to a host: the SSH client, the build to run
@@ -139,12 +140,13 @@ func (s *session) close() {
 	}
 }
 
-// prefixWriter prints tunnel's one-line warnings as tether's.
+// prefixWriter prints tunnel's one-line warnings (each a line without a prefix) as
+// tether's.
 type prefixWriter struct{ w io.Writer }
 
 func (p prefixWriter) Write(b []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if l = oneLine(strings.TrimPrefix(strings.TrimPrefix(l, "tunnel: "), "warning: ")); l != "" {
+		if l = termsafe.OneLine(l); l != "" {
 			fmt.Fprintf(p.w, "tether: warning: %s\n", l)
 		}
 	}
@@ -158,22 +160,23 @@ const readyMargin = 45 * time.Second
 const maxRecordLine = 1 << 20
 
 // start runs `tether serve --detach --json` on the remote (installing tether first when
-// needed) and returns the ready record.
-func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, error) {
+// needed) and returns the ready record. serve answers on stdout with one line, the
+// record or its failure (wire.Failure), and says how it goes on stderr in notes
+// (--json-notes): data, which the launcher words for the laptop.
+func (s *session) start(ctx context.Context, o LaunchOptions) (wire.Record, error) {
 	// --cancel-on-eof: runScript holds the channel's stdin open until the record is
 	// read, so if we go away first (Ctrl-C, lost connection) the remote start is
 	// abandoned and leaves nothing behind.
-	args := []string{"serve", "--detach", "--json", "--cancel-on-eof"}
-	if s.reuses(o) {
-		args = append(args, "--reuse")
-	}
+	sv := serveOf(o)
+	sv.Detach, sv.JSON, sv.JSONNotes, sv.CancelOnEOF = true, true, true, true
+	sv.Reuse = s.reuses(o)
 	var input []byte
 	if o.Setup != "" {
-		args = append(args, "--setup-stdin")
-		input = remote.SetupFrame(o.Setup)
+		sv.SetupStdin = true
+		input = wire.SetupFrame(o.Setup)
 	}
-	args = append(args, serveArgs(o)...)
-	ready := remote.DefaultReadyTimeout
+	args := append([]string{"serve"}, sv.Args()...)
+	ready := wire.DefaultReadyTimeout
 	if o.ReadyTimeout > 0 {
 		ready = o.ReadyTimeout
 	}
@@ -184,29 +187,36 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	// Ending the start (Ctrl-C, our own timeout) closes serve's stdin and waits for
 	// it to stop what it started (see graceful): say so meanwhile.
 	defer context.AfterFunc(ctx, func() { s.status.step("stopping the start on %s", s.host) })()
-	var rec *remote.Record
+	var rec *wire.Record
+	var failure *wire.Failure
 	var recErr error
 	var starting atomic.Int64 // the "starting" step's number, once shown
 	began := time.Now()
 	consume := func(br *bufio.Reader) error {
 		starting.Store(int64(s.status.step("starting %s on %s", what, s.host)))
-		r, err := readRecord(br)
-		if err != nil {
-			recErr = err // judged below, with serve's exit status and stderr
-			return nil
+		r, f, err := readAnswer(br)
+		switch {
+		case err != nil:
+			recErr = err // judged below, with serve's exit status
+		case f != nil:
+			failure = f
+		default:
+			rec = &r
 		}
-		rec = &r
 		return nil
 	}
 	progress := func(line string) {
-		if m, ok := strings.CutPrefix(line, "tether: "); ok {
+		n, ok, err := wire.DecodeNote([]byte(line))
+		if !ok || err != nil {
+			return // not serve's (a login shell's chatter), or not a note it could send
+		}
+		switch n.Level {
+		case wire.LevelNote, wire.LevelWarning:
 			// serve's warnings and notes (who holds the app's port, where the app
 			// listens) stay on screen; other progress only updates the status line.
-			if strings.HasPrefix(m, "warning: ") || strings.HasPrefix(m, "note: ") {
-				s.status.line("tether: %s: %s", s.host, clip(s.words(m), 400))
-				return
-			}
-			s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, clip(s.words(m), 80))
+			s.status.line("tether: %s: %s", s.host, termsafe.Clip(n.Say(s.wording()), 400))
+		default:
+			s.status.updateStep(int(starting.Load()), "starting %s on %s: %s", what, s.host, termsafe.Clip(n.Say(s.wording()), 80))
 		}
 	}
 	res, err := s.ensureInput(ctx, args, input, consume, progress)
@@ -217,155 +227,130 @@ func (s *session) start(ctx context.Context, o LaunchOptions) (remote.Record, er
 	}
 	s.status.done()
 	if err != nil {
-		return remote.Record{}, err
+		return wire.Record{}, err
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return remote.Record{}, errorf(fmt.Sprintf("check the command with `tether logs %s ID`, or start it by hand on %s", s.host, s.host),
+		return wire.Record{}, errorf(fmt.Sprintf("check the command with `tether logs %s ID`, or start it by hand on %s", s.host, s.host),
 			"the app did not become ready on %s within %v", s.host, ready+readyMargin)
 	}
 	if ctx.Err() != nil {
 		if res.err == nil && res.probe != nil && res.status >= 0 {
 			// serve saw its stdin end, stopped everything and exited on its own.
-			return remote.Record{}, errStartStopped
+			return wire.Record{}, errStartStopped
 		}
-		return remote.Record{}, ctx.Err()
+		return wire.Record{}, ctx.Err()
 	}
-	// The app (or serve) failed: show what the app said, then one line.
-	s.printAppOutput(res.stderr.Lines())
-	msg := res.stderr.lastError()
+	if failure != nil {
+		return wire.Record{}, s.startFailed(failure, what, o.Setup != "")
+	}
 	switch {
-	case msg != "":
 	case res.err != nil:
-		msg = "lost the connection while starting: " + oneLine(strings.TrimPrefix(res.err.Error(), "tunnel: "))
+		return wire.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: lost the connection while starting: %s", what, s.host, termsafe.Clip(termsafe.OneLine(tunnel.Message(res.err)), 300)),
+			Hint: "nothing was left running", Err: res.err}
 	case recErr != nil && !errors.Is(recErr, io.EOF):
-		return remote.Record{}, errorf("the remote tether may be damaged or hostile; try `tether ls "+s.host+"`",
-			"%s sent a bad ready record: %s", s.host, clip(oneLine(recErr.Error()), 200))
-	default:
-		msg = fmt.Sprintf("tether serve exited with status %d without a ready record", res.status)
+		return wire.Record{}, errorf("the remote tether may be damaged or hostile; try `"+s.cmdline("ls")+"`",
+			"%s sent a bad answer to the start: %s", s.host, termsafe.Clip(termsafe.OneLine(recErr.Error()), 200))
 	}
-	// serve's own advice is replaced by ours, which also says nothing was left behind;
-	// "fix the command" only when the command is what failed (the app exited).
-	hint := "nothing was left running"
-	if commandFailed(msg) {
-		hint = "fix the command and try again (nothing was left running)"
+	return wire.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: tether serve exited with status %d without a ready record", what, s.host, res.status),
+		Hint: "nothing was left running"}
+}
+
+// startFailed words serve's failure for the laptop: the app's (or the setup's) last
+// output, then one line. serve's own advice to fix the command is replaced by the
+// launcher's, which also says nothing was left behind; --setup's when the setup is
+// what failed.
+func (s *session) startFailed(f *wire.Failure, what string, setup bool) error {
+	s.printAppOutput(f)
+	msg, hint := s.sayFailure(f), "nothing was left running"
+	switch f.Kind {
+	case wire.FailAppExited, wire.FailNotReady:
+		msg, hint = s.say(f.Said), "fix the command and try again (nothing was left running)"
+	case wire.FailSetupFailed:
+		msg = s.say(f.Said)
+		if setup {
+			hint = setupHint(s.host, false)
+		}
 	}
-	msg = strings.TrimSuffix(strings.TrimSuffix(msg, "; check the command and try again"), ".")
-	if o.Setup != "" && setupFailure(msg) {
-		hint = setupHint(s.host, false)
-	}
-	return remote.Record{}, &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, clip(s.words(msg), 500)),
-		Hint: hint}
+	return &Error{Msg: fmt.Sprintf("could not start %s on %s: %s", what, s.host, termsafe.Clip(msg, 500)), Hint: hint, Code: f.ExitCode()}
 }
 
 // errStartStopped: the start was interrupted and the remote confirmed it stopped what
 // it had started.
 var errStartStopped = errors.New("the start was stopped")
 
-// serveArgs are `tether serve`'s arguments for the app of a launch (name, timeouts,
-// -- COMMAND), the same whether serve runs detached on the host or in a Slurm job.
-func serveArgs(o LaunchOptions) []string {
-	// The app starts in the environment of the user's login shell, as in a terminal
-	// there: an SSH exec's has no modules, no conda, no ~/.bashrc.
-	args := []string{"--login-shell"}
-	if o.Name != "" {
-		args = append(args, "--name", o.Name)
+// serveOf is `tether serve`'s command line for the app of a launch (name, timeouts,
+// -- COMMAND), the same whether serve runs detached on the host or in a batch job.
+func serveOf(o LaunchOptions) wire.Serve {
+	return wire.Serve{
+		// The app starts in the environment of the user's login shell, as in a terminal
+		// there: an SSH exec's has no modules, no conda, no ~/.bashrc.
+		LoginShell: true, Name: o.Name, ReadyTimeout: o.ReadyTimeout, IdleTimeout: o.IdleTimeout,
+		App: o.App, AppSecretEnv: o.AppSecretEnv, AppHeaders: o.AppHeaders, AllowExposed: o.AllowExposed,
+		NoPortProxy: o.NoPortProxy, Command: o.Command,
 	}
-	if o.ReadyTimeout > 0 {
-		args = append(args, "--ready-timeout", o.ReadyTimeout.String())
-	}
-	if o.IdleTimeout > 0 {
-		args = append(args, "--idle-timeout", o.IdleTimeout.String())
-	}
-	if o.App != "" {
-		args = append(args, "--app", o.App)
-	}
-	if o.AppSecretEnv != "" {
-		args = append(args, "--app-secret-env", o.AppSecretEnv)
-	}
-	for _, h := range o.AppHeaders {
-		args = append(args, "--app-header", h)
-	}
-	if o.AllowExposed {
-		args = append(args, "--allow-exposed")
-	}
-	if o.NoPortProxy {
-		args = append(args, "--no-port-proxy")
-	}
-	if len(o.Command) > 0 {
-		args = append(args, "--")
-		args = append(args, o.Command...)
-	}
-	return args
 }
 
 // appWhat names the app of a launch for messages.
 func appWhat(o LaunchOptions) string {
 	switch {
 	case o.App != "":
-		return clip(oneLine(strings.Join(append([]string{o.App}, o.Command...), " ")), 60)
+		return termsafe.Clip(termsafe.OneLine(strings.Join(append([]string{o.App}, o.Command...), " ")), 60)
 	case len(o.Command) > 0:
-		return clip(oneLine(strings.Join(o.Command, " ")), 60)
+		return termsafe.Clip(termsafe.OneLine(strings.Join(o.Command, " ")), 60)
 	}
 	return "tether's built-in app"
 }
 
-// printAppOutput prints the output lines that serve passed on stderr after a failed
-// start: the app's last ones, or the setup's (with the login shell's).
-func (s *session) printAppOutput(lines []string) {
-	from, whose := -1, "the app's last output"
-	for i, l := range lines {
-		switch {
-		case strings.Contains(l, "the app's last output"):
-			from, whose = i+1, "the app's last output"
-		case strings.Contains(l, "the setup's output"):
-			from, whose = i+1, "the setup's output (in your login shell)"
-		}
-	}
-	if from < 0 {
+// printAppOutput prints the output lines a failure carries: the app's last ones, or
+// the setup's (with the login shell's).
+func (s *session) printAppOutput(f *wire.Failure) {
+	lines := f.AppOutput
+	if len(lines) == 0 {
 		return
 	}
-	end := len(lines)
-	if end > from && strings.HasPrefix(lines[end-1], "tether: ") {
-		end--
+	whose := "the app's last output"
+	if f.OutputOf == wire.OutputSetup {
+		whose = "the setup's output (in your login shell)"
 	}
-	if end-from > 20 {
-		from = end - 20
-	}
-	if from >= end {
-		return
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
 	}
 	s.status.line("tether: %s on %s:", whose, s.host)
-	for _, l := range lines[from:end] {
-		s.status.line("  %s", clip(strings.TrimSpace(l), 300))
+	for _, l := range lines {
+		s.status.line("  %s", termsafe.Clip(strings.TrimSpace(l), 300))
 	}
 }
 
-// readRecord reads the ready record from serve's stdout: the first line that starts
-// with '{' (a login shell may print something first), at most maxRecordLine bytes,
-// decoded and validated as coming from a remote that may be hostile.
-func readRecord(br *bufio.Reader) (remote.Record, error) {
+// readAnswer reads a remote command's one-line answer on stdout: the first line that
+// starts with '{' (a login shell may print something first), at most maxRecordLine
+// bytes: a failure (wire.Failure), else the ready record, decoded and validated as
+// coming from a remote that may be hostile.
+func readAnswer(br *bufio.Reader) (wire.Record, *wire.Failure, error) {
 	for i := 0; i < maxProbeLines; i++ {
 		line, err := readLine(br, maxRecordLine)
 		if errors.Is(err, errLineTooLong) {
-			return remote.Record{}, fmt.Errorf("the ready record is longer than %d bytes", maxRecordLine)
+			return wire.Record{}, nil, fmt.Errorf("the answer is longer than %d bytes", maxRecordLine)
 		}
 		if err != nil {
-			return remote.Record{}, err
+			return wire.Record{}, nil, err
 		}
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
-		rec, err := remote.DecodeRecord([]byte(line))
+		if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
+			return wire.Record{}, f, err
+		}
+		rec, err := wire.DecodeRecord([]byte(line))
 		if err != nil {
-			return remote.Record{}, err
+			return wire.Record{}, nil, err
 		}
-		if rec.State != "" && rec.State != remote.StateRunning {
-			return remote.Record{}, fmt.Errorf("the ready record says the session is %s", rec.State)
+		if rec.State != "" && rec.State != wire.StateRunning {
+			return wire.Record{}, nil, fmt.Errorf("the ready record says the session is %s", rec.State)
 		}
-		return rec, nil
+		return rec, nil, nil
 	}
-	return remote.Record{}, errors.New("no ready record")
+	return wire.Record{}, nil, errors.New("no ready record")
 }
 
 // stopRemote stops the session on the remote (`tether stop ID`), bounded in time, for
@@ -377,11 +362,15 @@ func (s *session) stopRemote(id string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	var out strings.Builder
-	res, err := s.ensure(ctx, []string{"stop", id}, func(br *bufio.Reader) error {
-		_, err := io.Copy(&limitedBuilder{b: &out, n: 4096}, br)
+	var failed *wire.Failure
+	res, err := s.ensure(ctx, []string{"stop", "--json-notes", "--", id}, func(br *bufio.Reader) error {
+		_, err := io.Copy(io.Discard, io.LimitReader(br, 1<<20))
 		return err
-	}, nil)
+	}, func(line string) {
+		if f, ok, err := wire.DecodeFailure([]byte(line)); ok && err == nil {
+			failed = f
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -389,7 +378,10 @@ func (s *session) stopRemote(id string) error {
 		return res.err
 	}
 	if res.status != 0 {
-		return fmt.Errorf("%s", clip(s.words(res.stderr.lastError()), 200))
+		if failed != nil {
+			return errors.New(termsafe.Clip(s.sayFailure(failed), 200))
+		}
+		return fmt.Errorf("tether stop exited with status %d", res.status)
 	}
 	return nil
 }

@@ -2,19 +2,12 @@ package launcher
 
 import (
 	"fmt"
-	"strings"
 )
 
 // launch --setup on the launcher's side: the script goes to the remote tether on the
-// command's stdin (remote.SetupFrame, sent by runScriptInput), never in its argv; a
-// setup that failed there is told apart by serve's words, and the user is pointed at
+// command's stdin (wire.SetupFrame, sent by runScriptInput), never in its argv; a
+// setup that failed there says so by its kind (wire.FailSetupFailed), and the user is pointed at
 // --setup rather than at the command.
-
-// setupFailure tells serve's words for a setup (or the login shell it runs in) that
-// failed.
-func setupFailure(msg string) bool {
-	return strings.HasPrefix(msg, "the setup ") || strings.HasPrefix(msg, "your login shell ")
-}
 
 // setupHint is the advice after a start that failed because of the setup: where to try
 // it by hand (a login on host, or a job on the node), and that nothing was left.

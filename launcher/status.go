@@ -65,7 +65,7 @@ func (s *status) step(format string, args ...any) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	msg := oneLine(fmt.Sprintf(format, args...))
+	msg := termsafe.OneLine(fmt.Sprintf(format, args...))
 	if s.tty {
 		if s.open {
 			io.WriteString(s.w, "\n")
@@ -108,7 +108,7 @@ func (s *status) finish(seq int, format string, args ...any) {
 	if seq != s.seq || !s.tty || !s.open {
 		return
 	}
-	fmt.Fprintf(s.w, "\r\x1b[Ktether: %s\n", oneLine(fmt.Sprintf(format, args...)))
+	fmt.Fprintf(s.w, "\r\x1b[Ktether: %s\n", termsafe.OneLine(fmt.Sprintf(format, args...)))
 	s.open = false
 }
 
@@ -120,7 +120,7 @@ func (s *status) updateLocked(format string, args ...any) {
 		return
 	}
 	s.lastTick = time.Now()
-	fmt.Fprintf(s.w, "\r\x1b[Ktether: %s", oneLine(fmt.Sprintf(format, args...)))
+	fmt.Fprintf(s.w, "\r\x1b[Ktether: %s", termsafe.OneLine(fmt.Sprintf(format, args...)))
 	s.open = true
 }
 

@@ -70,7 +70,7 @@ func TestLostAndWarningWords(t *testing.T) {
 		t.Errorf("got %q; want %q", got, want)
 	}
 	b.Reset()
-	prefixWriter{&b}.Write([]byte("tunnel: warning: ssh_config line 3: Match exec is not supported\nwarning: x\n"))
+	prefixWriter{&b}.Write([]byte("ssh_config line 3: Match exec is not supported\nx\n"))
 	if got, want := b.String(), "tether: warning: ssh_config line 3: Match exec is not supported\ntether: warning: x\n"; got != want {
 		t.Errorf("got %q; want %q", got, want)
 	}

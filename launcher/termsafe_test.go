@@ -5,13 +5,6 @@ import (
 	"testing"
 )
 
-func TestOneLineStripsSequences(t *testing.T) {
-	// oneLine leaves nothing of a sequence behind (it used to drop only the ESC).
-	if got := oneLine("error: \x1b]52;c;ZXZpbA==\x07bad\x1b[2J thing\r\n"); got != "error: bad thing" {
-		t.Errorf("oneLine: got %q", got)
-	}
-}
-
 // status lines drop control sequences carried in their arguments.
 func TestStatusLineStripsControls(t *testing.T) {
 	var b bytes.Buffer

@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // A tether without the build a remote needs (a `go install`ed one: it carries no
@@ -148,7 +150,7 @@ func toolchainBuild(ctx context.Context, version, goos, goarch string, st *statu
 		if releasePlatforms[platform] {
 			instead = fmt.Sprintf("download %s from %s (its tether carries the Linux builds)", releaseArchive(version, runtime.GOOS, runtime.GOARCH), releasesURL)
 		}
-		return &Error{Msg: fmt.Sprintf("building tether %s for %s with the local Go toolchain failed: %s: %s", version, platform, what, clip(detail, 200)),
+		return &Error{Msg: fmt.Sprintf("building tether %s for %s with the local Go toolchain failed: %s: %s", version, platform, what, termsafe.Clip(detail, 200)),
 			Hint: fmt.Sprintf("check that `go mod download %s@%s` works here, or %s", modulePath, version, instead),
 			Err:  err}
 	}
@@ -231,5 +233,5 @@ func tick(st *status, fn func(time.Duration)) (stop func()) {
 // lastLine is the last non-empty line of out, on one line.
 func lastLine(out []byte) string {
 	ls := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return oneLine(strings.TrimSpace(ls[len(ls)-1]))
+	return termsafe.OneLine(strings.TrimSpace(ls[len(ls)-1]))
 }

@@ -77,9 +77,9 @@ func sshMode(flag string) (string, error) {
 		return mode, nil
 	}
 	if from == "--ssh" {
-		return "", usageError("--ssh %s: choose native, openssh or auto", oneLine(mode))
+		return "", usageError("--ssh %s: choose native, openssh or auto", termsafe.OneLine(mode))
 	}
-	return "", usageError("TETHER_SSH=%s: choose native, openssh or auto", oneLine(mode))
+	return "", usageError("TETHER_SSH=%s: choose native, openssh or auto", termsafe.OneLine(mode))
 }
 
 // joinReasons makes one phrase of OpenSSHReasons: "sets ControlMaster and

@@ -8,48 +8,39 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
-// TestWords: what the remote tether says for someone at that machine is relayed in
-// the laptop's words: the host as typed, and each command as it runs from here.
+// TestWords: what the remote tether says for someone at that machine crosses as data
+// (wire.Text) and is said in the laptop's words: the host as typed, and each command as
+// it runs from here.
 func TestWords(t *testing.T) {
 	s := &session{host: "gpu-box", o: Options{Host: "gpu-box", ConfigFile: "/home/me/cfg"}}
-	tests := []struct{ remote, want string }{
-		{(&remote.NoSessionError{Ref: "x", Host: "gpu7.cluster"}).Error(),
+	tests := []struct {
+		said wire.Text
+		want string
+	}{
+		{wire.Textf("no session %q on %v; run %v to see yours", "x", wire.Machine("gpu7.cluster"), wire.Tether("ls")),
 			"no session \"x\" on gpu-box; run `tether ls -F /home/me/cfg gpu-box` to see yours"},
-		{"tether: " + (&remote.NoSessionError{Ref: "x", Host: "gpu7"}).Error(),
-			"tether: no session \"x\" on gpu-box; run `tether ls -F /home/me/cfg gpu-box` to see yours"},
-		{"rstudio is not installed on this machine: none of rserver was found on PATH (/usr/bin); install it (x), or run `tether apps HOST` to see which apps HOST has",
+		{wire.Textf("rstudio is not installed on %v: none of rserver was found on PATH (/usr/bin); install it (x), or run %v to see which apps %v has", wire.ThisMachine, wire.TetherHost("apps"), wire.ThisMachine),
 			"rstudio is not installed on gpu-box: none of rserver was found on PATH (/usr/bin); install it (x), or run `tether apps -F /home/me/cfg gpu-box` to see which apps gpu-box has"},
-		{"the app exited with status 1 (last output: \"boom\"); `tether logs ab12cd34` shows its output, `tether ls --prune` clears the session",
+		{wire.Textf("the app exited with status 1 (last output: %q); %v shows its output, %v clears the session", "boom", wire.Tether("logs", "ab12cd34"), wire.Tether("stop", "ab12cd34")),
 			"the app exited with status 1 (last output: \"boom\"); `tether logs -F /home/me/cfg gpu-box ab12cd34` shows its output, `tether stop -F /home/me/cfg gpu-box ab12cd34` clears the session"},
-		{"a session named \"nb\" is already running (ab12cd34); stop it with `tether stop nb` or pick another --name",
+		{wire.Textf("a session named %q is already running (ab12cd34); stop it with %v or pick another --name", "nb", wire.Tether("stop", "nb")),
 			"a session named \"nb\" is already running (ab12cd34); stop it with `tether stop -F /home/me/cfg gpu-box nb` or pick another --name"},
-		{"2 more sessions on other hosts sharing this state directory (n1, n2): run `tether ls` there",
-			"2 more sessions on other hosts sharing this state directory (n1, n2): run `tether ls HOST` with each of them as HOST"},
-		{"nothing listens on port 5432 on this machine's loopback (127.0.0.1 or ::1)",
+		{wire.Textf("nothing listens on port 5432 on %v's loopback (127.0.0.1 or ::1)", wire.ThisMachine),
 			"nothing listens on port 5432 on gpu-box's loopback (127.0.0.1 or ::1)"},
-		{"warning: the app listens on 0.0.0.0:8000, where anyone who can reach this machine gets to it without the token (--allow-exposed)",
-			"warning: the app listens on 0.0.0.0:8000, where anyone who can reach gpu-box gets to it without the token (--allow-exposed)"},
-		{"plain words stay", "plain words stay"},
+		{wire.Textf("2 of these sessions are over; %v removes them (and their logs)", wire.Tether("ls", "--prune")),
+			"2 of these sessions are over; `tether ls -F /home/me/cfg gpu-box --prune` removes them (and their logs)"},
+		// Plain words stay, and carry nothing that drives a terminal; a command's
+		// arguments are quoted.
+		{wire.Plain("plain words stay \x1b]0;title\x07"), "plain words stay "},
+		{wire.Textf("stop it with %v", wire.Tether("stop", "it's")), "stop it with `tether stop -F /home/me/cfg gpu-box 'it'\\''s'`"},
 	}
 	for _, tt := range tests {
-		if got := s.words(tt.remote); got != tt.want {
-			t.Errorf("for %q,\n got %q;\nwant %q", tt.remote, got, tt.want)
-		}
-	}
-}
-
-func TestCommandFailed(t *testing.T) {
-	for msg, want := range map[string]bool{
-		"the app exited with status 1 before it was ready; check the command and try again": true,
-		"rstudio is not installed on this machine: ...":                                     false,
-		"a session named \"x\" is already running (ab); stop it with `tether stop x`":       false,
-	} {
-		if commandFailed(msg) != want {
-			t.Errorf("for %q, got %v; want %v", msg, !want, want)
+		if got := s.say(tt.said); got != tt.want {
+			t.Errorf("for %q,\n got %q;\nwant %q", tt.said, got, tt.want)
 		}
 	}
 }
@@ -97,7 +88,7 @@ func TestLookedFor(t *testing.T) {
 			t.Errorf("for %q, got %q; want %q", tt.execs, got, tt.want)
 		}
 	}
-	for _, p := range remote.Presets() {
+	for _, p := range wire.Presets() {
 		if execs := p.Execs(); len(execs) > 1 {
 			got := lookedFor(execs)
 			for i, a := range execs {

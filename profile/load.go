@@ -89,12 +89,12 @@ func Load(path string, check Checker) (*Config, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &Error{File: shown, Msg: "cannot read it: " + oneLine(errText(err))}
+		return nil, &Error{File: shown, Msg: "cannot read it: " + termsafe.OneLine(errText(err))}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, &Error{File: shown, Msg: "cannot read it: " + oneLine(errText(err))}
+		return nil, &Error{File: shown, Msg: "cannot read it: " + termsafe.OneLine(errText(err))}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &Error{File: shown, Msg: "not a regular file"}
@@ -104,7 +104,7 @@ func Load(path string, check Checker) (*Config, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
 	if err != nil {
-		return nil, &Error{File: shown, Msg: "cannot read it: " + oneLine(errText(err))}
+		return nil, &Error{File: shown, Msg: "cannot read it: " + termsafe.OneLine(errText(err))}
 	}
 	if len(data) > MaxConfigSize {
 		return nil, &Error{File: shown, Msg: fmt.Sprintf("larger than %d MiB; is it the right file?", MaxConfigSize>>20)}
@@ -118,10 +118,4 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
-}
-
-// oneLine makes text (possibly from a remote file) safe for one terminal line: no
-// escape sequences or control characters, whitespace runs as one space.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(termsafe.Strip(s)), " ")
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -176,7 +177,7 @@ func (p *parser) yamlError(err error, data []byte) error {
 		if strings.Contains(m[2], "cannot start any token") && tabbed(n) {
 			return &Error{File: p.file, Line: n, Msg: tabMsg}
 		}
-		return &Error{File: p.file, Line: n, Msg: oneLine(m[2]) + " (YAML syntax)"}
+		return &Error{File: p.file, Line: n, Msg: termsafe.OneLine(m[2]) + " (YAML syntax)"}
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	if strings.Contains(msg, "cannot start any token") {
@@ -186,7 +187,7 @@ func (p *parser) yamlError(err error, data []byte) error {
 			}
 		}
 	}
-	return &Error{File: p.file, Msg: oneLine(msg) + " (YAML syntax)"}
+	return &Error{File: p.file, Msg: termsafe.OneLine(msg) + " (YAML syntax)"}
 }
 
 // resolve follows an alias (bounded: an alias to an alias chain ends).
@@ -238,7 +239,7 @@ func (p *parser) profiles(n *yaml.Node, into map[string]*Profile, hosts string, 
 			return p.errorf(k, "<< merges settings, not profiles: use it inside a profile")
 		}
 		if !validName.MatchString(k.Value) {
-			return p.errorf(k, "profile name %q: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", clip(k.Value, 40))
+			return p.errorf(k, "profile name %q: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", termsafe.Clip(termsafe.OneLine(k.Value), 40))
 		}
 		settings, err := p.settings(v, "profile "+k.Value, nil)
 		if err != nil {
@@ -344,7 +345,7 @@ func (p *parser) setting(k, v *yaml.Node) (Setting, error) {
 		if errors.Is(err, ErrUnknownKey) {
 			return s, p.unknown(k, err)
 		}
-		return s, p.errorf(k, "%s: %s", k.Value, oneLine(err.Error()))
+		return s, p.errorf(k, "%s: %s", k.Value, termsafe.OneLine(err.Error()))
 	}
 	return s, nil
 }
@@ -355,19 +356,19 @@ func (p *parser) unknown(k *yaml.Node, err error) error {
 	low := strings.ToLower(k.Value)
 	for _, w := range secretWords {
 		if strings.Contains(low, w) {
-			return p.errorf(k, "%s looks like a secret, and tether keeps none in its config file (it is plain text, and tether never reads tokens or passwords from it); remove it", clip(k.Value, 40))
+			return p.errorf(k, "%s looks like a secret, and tether keeps none in its config file (it is plain text, and tether never reads tokens or passwords from it); remove it", termsafe.Clip(termsafe.OneLine(k.Value), 40))
 		}
 	}
 	if low != k.Value {
 		if e := p.check(Setting{Key: low, Values: []string{""}}); e == nil || !errors.Is(e, ErrUnknownKey) {
-			return p.errorf(k, "unknown key %q: keys are flag names in lower case (%s)", clip(k.Value, 40), low)
+			return p.errorf(k, "unknown key %q: keys are flag names in lower case (%s)", termsafe.Clip(termsafe.OneLine(k.Value), 40), low)
 		}
 	}
 	hint := strings.TrimPrefix(strings.TrimPrefix(err.Error(), ErrUnknownKey.Error()), ": ")
 	if hint == "" {
 		hint = "settings are launch flags by their long names (slurm, ssh, port, ...: see tether launch --help), and app"
 	}
-	return p.errorf(k, "unknown key %q: %s", clip(k.Value, 40), hint)
+	return p.errorf(k, "unknown key %q: %s", termsafe.Clip(termsafe.OneLine(k.Value), 40), hint)
 }
 
 func sortedNames(m map[string]*Profile) []string {
@@ -377,15 +378,4 @@ func sortedNames(m map[string]*Profile) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-func clip(s string, n int) string {
-	s = oneLine(s)
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xc0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }

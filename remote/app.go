@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // appPlan is an AppSpec made concrete for one session.
@@ -333,6 +334,24 @@ func describeExit(err error) string {
 	return "ended: " + err.Error()
 }
 
+// exitStatus is the app's exit status when it exited on its own; nil when a signal
+// killed it or it did not run.
+func exitStatus(err error) *int {
+	n := 0
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return nil
+		}
+		n = ee.ExitCode()
+	default:
+		return nil
+	}
+	return &n
+}
+
 // waitReady waits until the app accepts connections (or answers 200 on its ready
 // path), printing a progress line now and then. It fails when the app exits, ctx ends
 // or timeout passes, and with a *portTakenError when a listener that is not the app's
@@ -342,7 +361,7 @@ func describeExit(err error) string {
 // connect (and judge the socket at the other end, checkAppConn), then the listener is
 // matched to the app's processes (verifyListener); only then may a request go, with the
 // app's secret when the ready path needs it, each on a connection judged again.
-func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Duration, progress func(string)) error {
+func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Duration, progress func(wire.Note)) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	what := "the app to listen on " + p.address
@@ -354,7 +373,7 @@ func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Durat
 		what = "the app to listen on " + p.address + " ($PORT) or on a port of its own"
 		pr.finder = newPortFinder(app, p.addrPort.Port())
 	}
-	progress("waiting for " + what)
+	progress(wire.Stepf("waiting for %s", what))
 	nextReport := start.Add(5 * time.Second)
 	pr.client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return pr.dial(ctx) },
@@ -377,7 +396,7 @@ func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Durat
 			return fmt.Errorf("the app was not ready after %s%s; raise --ready-timeout if it is slow to start", timeout.Round(time.Second), why)
 		}
 		if now.After(nextReport) {
-			progress(fmt.Sprintf("still waiting for %s (%s)", what, now.Sub(start).Round(time.Second)))
+			progress(wire.Stepf("still waiting for %s (%s)", what, now.Sub(start).Round(time.Second)))
 			nextReport = now.Add(5 * time.Second)
 		}
 		select {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 func TestExpand(t *testing.T) {
@@ -135,7 +136,7 @@ func TestWaitReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = waitReady(ctx, p, app, time.Minute, func(string) {})
+		err = waitReady(ctx, p, app, time.Minute, func(wire.Note) {})
 		if !errors.Is(err, errAppExited) {
 			t.Fatalf("got %v; want errAppExited", err)
 		}
@@ -155,7 +156,7 @@ func TestWaitReady(t *testing.T) {
 		}
 		defer app.stop(time.Second)
 		start := time.Now()
-		err = waitReady(ctx, p, app, 300*time.Millisecond, func(string) {})
+		err = waitReady(ctx, p, app, 300*time.Millisecond, func(wire.Note) {})
 		if err == nil || !strings.Contains(err.Error(), "--ready-timeout") || time.Since(start) > 3*time.Second {
 			t.Fatalf("got %v after %s", err, time.Since(start))
 		}
@@ -168,7 +169,7 @@ func TestWaitReady(t *testing.T) {
 		}
 		defer app.stop(time.Second)
 		var msgs []string
-		if err := waitReady(ctx, p, app, 20*time.Second, func(m string) { msgs = append(msgs, m) }); err != nil {
+		if err := waitReady(ctx, p, app, 20*time.Second, func(m wire.Note) { msgs = append(msgs, m.String()) }); err != nil {
 			t.Fatal(err)
 		}
 		if len(msgs) == 0 || !strings.Contains(msgs[0], p.address) {
@@ -201,7 +202,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 		}
 		defer app.stop(time.Second)
 		p.readyPath, p.header = "api/status", http.Header{"X-Secret": {"s"}}
-		if err := waitReady(ctx, p, app, 20*time.Second, func(string) {}); err != nil {
+		if err := waitReady(ctx, p, app, 20*time.Second, func(wire.Note) {}); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
 		// The app's output arrives through a pipe: give its last line a moment.

@@ -5,19 +5,26 @@ import (
 	"strings"
 
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
-// Bind says how an app is reached.
-type Bind int
+// Presets and how apps bind are wire's (see wire/presets.go); these are their names
+// here.
+type (
+	Bind       = wire.Bind
+	AppFile    = wire.AppFile
+	Preset     = wire.Preset
+	PresetKind = wire.PresetKind
+	Flavour    = wire.Flavour
+)
 
 const (
-	// BindAuto binds by socket when the command mentions {socket}, else by TCP port.
-	BindAuto Bind = iota
-	// BindTCP gives the app a free port on 127.0.0.1 ({port}, $PORT).
-	BindTCP
-	// BindSocket gives the app a Unix socket path in the session's private directory
-	// ({socket}): other users of the machine cannot reach it.
-	BindSocket
+	BindAuto    = wire.BindAuto
+	BindTCP     = wire.BindTCP
+	BindSocket  = wire.BindSocket
+	KindApp     = wire.KindApp
+	KindStatic  = wire.KindStatic
+	KindBuiltin = wire.KindBuiltin
 )
 
 // AppSpec describes an app as data: how to start it, how it binds, what it gets in its
@@ -54,14 +61,6 @@ type AppSpec struct {
 	// UIPath, when set, is requested (under the base URL) once the app is ready: a 404
 	// there ends the start (an app with no page to show, jupyterui.go).
 	UIPath string
-}
-
-// AppFile is a file written into the session directory for the app.
-type AppFile struct {
-	// Name is a relative path inside the session directory (no "..").
-	Name string
-	// Content is written as is after placeholder expansion.
-	Content string
 }
 
 // expand replaces each {name} of vars in s, in one pass: values are never expanded

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/localpeer"
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Trusting a TCP app's port, and seeing where the app listens.
@@ -77,7 +79,7 @@ func procName(pid int) string {
 	if err != nil {
 		return ""
 	}
-	return ", " + sanitizeLine(strings.TrimSpace(string(b)))
+	return ", " + termsafe.Line(strings.TrimSpace(string(b)))
 }
 
 // checkAppConn judges a new connection to a TCP app before anything is sent on it: the
@@ -188,12 +190,12 @@ func joinAddrs(as []string) string {
 }
 
 // exposedError is the one-line refusal of an app listening beyond loopback.
-func exposedError(addrs []string) string {
-	return fmt.Sprintf("the app listens on %s, where anyone who can reach this machine gets to it without the token; "+
-		"make it listen on 127.0.0.1 (e.g. python3 -m http.server {port} --bind 127.0.0.1) or pass --allow-exposed", joinAddrs(addrs))
+func exposedError(addrs []string) wire.Text {
+	return wire.Textf("the app listens on %s, where anyone who can reach %v gets to it without the token; "+
+		"make it listen on 127.0.0.1 (e.g. python3 -m http.server {port} --bind 127.0.0.1) or pass --allow-exposed", joinAddrs(addrs), wire.ThisMachine)
 }
 
 // exposedWarning is what --allow-exposed runs with.
-func exposedWarning(addrs []string) string {
-	return fmt.Sprintf("warning: the app listens on %s, where anyone who can reach this machine gets to it without the token (--allow-exposed)", joinAddrs(addrs))
+func exposedWarning(addrs []string) wire.Note {
+	return wire.Warnf("the app listens on %s, where anyone who can reach %v gets to it without the token (--allow-exposed)", joinAddrs(addrs), wire.ThisMachine)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/localpeer"
+	"github.com/tether-dev/tether/wire"
 )
 
 const nobody = 65534
@@ -199,7 +200,7 @@ func TestVerifyListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.stop(time.Second)
-	if err := waitReady(context.Background(), p, app, 20*time.Second, func(string) {}); err != nil {
+	if err := waitReady(context.Background(), p, app, 20*time.Second, func(wire.Note) {}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := verifyListener(p.addrPort, app); !ok || err != nil {
@@ -430,7 +431,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.Simpl
 		t.Fatal(err)
 	}
 	defer app.stop(time.Second)
-	if err := waitReady(context.Background(), p, app, 20*time.Second, func(string) {}); err != nil {
+	if err := waitReady(context.Background(), p, app, 20*time.Second, func(wire.Note) {}); err != nil {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(int(p.addrPort.Port()))

@@ -14,11 +14,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Batch sessions. `tether launch HOST --slurm "OPTIONS"` (or --sge, --pbs, --lsf,
@@ -70,9 +74,10 @@ func (sf *sessionFile) isSlurm() bool { return sf != nil && (sf.Slurm || sf.JobI
 // jobName is the Slurm job name of a session.
 func jobName(id string) string { return "tether-" + id }
 
-// BatchSubmit is `tether batch submit`: it makes the session directory, writes the job
-// script and submits it with the scheduler's submit command, then prints a
-// BatchSubmitted line. On any failure nothing is left: no directory, no job.
+// BatchSubmit is `tether batch submit`: it judges the job's serve arguments and the
+// scheduler's options, makes the session directory, writes the job script and submits
+// it with the scheduler's submit command, then prints a wire.Submitted line. On any
+// failure nothing is left: no directory, no job.
 func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
@@ -84,22 +89,37 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	if err := sched.CheckOptions(o.Options); err != nil {
 		return usagef("%s %v", sched.Flag(), err)
 	}
+	// The job's serve, judged now rather than when the job starts on a node (which may
+	// be hours away): its flags, the name, the base URL, the preset.
+	serve, err := wire.ParseServe(o.Serve)
+	if err != nil {
+		return err
+	}
+	if serve.Detach || serve.ReadyFD != 0 || serve.BatchSession != "" || serve.Listen != "" || serve.Socket != "" || serve.SetupStdin || serve.SetupFile != "" {
+		return usagef("batch submit: --detach, --ready-fd, --batch-session, --listen, --socket and the setup flags are the job's own; give the app's flags only")
+	}
+	if o.Name != "" && serve.Name != "" && o.Name != serve.Name {
+		return usagef("batch submit: --name %q and the job's serve --name %q differ", o.Name, serve.Name)
+	}
+	if o.Name != "" {
+		serve.Name = o.Name
+	}
+	if err := serve.Check(); err != nil {
+		return err
+	}
+	if serve.App != "" {
+		if _, err := presetByName(serve.App); err != nil {
+			return err
+		}
+	}
 	setup, err := o.readSetup()
 	if err != nil {
 		return err
 	}
-	if o.Name != "" {
-		if err := validName(o.Name); err != nil {
-			return usagef("%v", err)
-		}
-	}
-	for _, a := range o.Serve {
-		if strings.ContainsRune(a, 0) {
-			return usagef("an argument of the app's command holds a NUL byte")
-		}
-	}
 	if _, err := exec.LookPath(submitProgram(sched)); err != nil {
-		return fmt.Errorf("%s is not on %s's PATH: is it a %s login node? (load the scheduler's module in your shell's startup file if the site uses modules)", submitProgram(sched), hostname(), sched.Title())
+		return wire.Fail(wire.FailNoScheduler,
+			wire.Textf("%s is not on %v's PATH: is it a %s login node?", submitProgram(sched), wire.Machine(hostname()), sched.Title()),
+			wire.Plain("load the scheduler's module in your shell's startup file if the site uses modules"))
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -113,12 +133,12 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 		return err
 	}
 	if o.Reuse {
-		if done, err := reuseSlurm(ctx, o, root, setup); done || err != nil {
+		if done, err := reuseSlurm(ctx, o, serve, root, setup); done || err != nil {
 			return err
 		}
 	}
-	if o.Name != "" {
-		if err := slurmNameTaken(ctx, root, o.Name); err != nil {
+	if serve.Name != "" {
+		if err := slurmNameTaken(ctx, root, serve.Name); err != nil {
 			return err
 		}
 	}
@@ -133,15 +153,18 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 		}
 	}()
 	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, Command: serveCommand(o.Serve), App: serveApp(o.Serve), Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
+		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
-		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, setup),
+		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, setup),
+	}
+	if sf.Command == nil {
+		sf.Command = []string{}
 	}
 	if err := writeRecord(sess, sf); err != nil {
 		return err
 	}
-	serve, err := withJobSetup(sess.Dir, setup, o.Serve)
-	if err != nil {
+	serve.BatchSession = sess.Dir
+	if serve, err = withJobSetup(sess.Dir, setup, serve); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(self, sess.Dir, serve)); err != nil {
@@ -162,11 +185,13 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 		case errors.As(err, &ue):
 			return usagef("%s", ue.Msg)
 		case sctx.Err() != nil && ctx.Err() == nil:
-			return &BatchError{Msg: fmt.Sprintf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sched))}
+			return wire.Fail("", wire.Textf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sched)), nil)
 		case errors.As(err, &ce):
-			return &BatchError{Msg: ce.Name + " refused the job: " + ce.Words()}
+			f := wire.Fail(wire.FailBatchRefused, wire.Textf("%s refused the job: %s", ce.Name, ce.Words()), nil)
+			f.SchedulerSaid = ce.Words()
+			return f
 		}
-		return &BatchError{Msg: fmt.Sprintf("%v; check for a job named %s", err, jobName(sess.ID))}
+		return wire.Fail("", wire.Textf("%v; check for a job named %s", err, jobName(sess.ID)), nil)
 	}
 	sf.JobID = jobID
 	if err := writeRecord(sess, sf); err != nil {
@@ -179,58 +204,25 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 		return errors.New("the launcher went away (stdin closed) while the job was submitted; the job was cancelled")
 	default:
 	}
-	b, _ := json.Marshal(BatchSubmitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
+	b, _ := json.Marshal(wire.Submitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
 	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
 	return err
 }
 
-// serveCommand is the app's command line in serve's arguments (after "--"), for ls to
-// show while the job is queued.
-func serveCommand(serve []string) []string {
-	for i, a := range serve {
-		if a == "--" {
-			return append([]string{}, serve[i+1:]...)
-		}
-	}
-	return []string{}
-}
-
-// serveApp is the preset in serve's arguments (--app NAME), for ls while queued.
-func serveApp(serve []string) string {
-	for i, a := range serve {
-		switch {
-		case a == "--":
-			return ""
-		case a == "--app" && i+1 < len(serve) && appNamePattern.MatchString(serve[i+1]):
-			return serve[i+1]
-		case strings.HasPrefix(a, "--app=") && appNamePattern.MatchString(a[len("--app="):]):
-			return a[len("--app="):]
-		}
-	}
-	return ""
-}
-
 // slurmScript is the batch script: tether serve in the foreground (exec, so it is the
 // step's own process), or a clear message when the binary is not on the node.
-func slurmScript(bin, dir string, serve []string) []byte {
+func slurmScript(bin, dir string, serve wire.Serve) []byte {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
 	fmt.Fprintf(&b, "# tether session %s: the step is `tether serve` in the foreground for the job's\n", filepath.Base(dir))
 	b.WriteString("# whole life (no daemon), so scancel and the time limit end all of it.\n")
-	fmt.Fprintf(&b, "b=%s\n", shQuote(bin))
+	fmt.Fprintf(&b, "b=%s\n", shquote.Quote(bin))
 	b.WriteString("if [ ! -x \"$b\" ]; then\n")
 	b.WriteString("  echo \"tether: $b is not on node $(hostname): the nodes do not see the login node's home directory (or XDG_CACHE_HOME)\" >&2\n")
 	fmt.Fprintf(&b, "  exit %d\nfi\n", exitNotVisible)
-	b.WriteString("exec \"$b\" serve --batch-session=" + shQuote(dir))
-	for _, a := range serve {
-		b.WriteString(" " + shQuote(a))
-	}
-	b.WriteString("\n")
+	b.WriteString("exec \"$b\" serve " + shquote.Join(serve.Args()) + "\n")
 	return []byte(b.String())
 }
-
-// shQuote quotes s for a POSIX shell: single quotes, with ' as '\”.
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 type limitWriter struct {
 	w io.Writer
@@ -271,10 +263,10 @@ func runBatch(ctx context.Context, env []string, name string, args ...string) (s
 // batchHostNote is the one line serve says when it runs on a batch cluster's login
 // node rather than in a job there: a user who forgot --slurm would otherwise run the
 // app on the login node without a word. Empty elsewhere, and inside a job.
-func batchHostNote(getenv func(string) string) string {
+func batchHostNote(getenv func(string) string) wire.Text {
 	for _, v := range []string{"SLURM_JOB_ID", "JOB_ID", "PBS_JOBID", "LSB_JOBID"} {
 		if getenv(v) != "" {
-			return "" // a job's own step (an interactive job's shell): the app runs on a node
+			return nil // a job's own step (an interactive job's shell): the app runs on a node
 		}
 	}
 	var title, flag, prog string
@@ -288,9 +280,9 @@ func batchHostNote(getenv func(string) string) string {
 	case lookPath("bsub"):
 		title, flag, prog = "LSF", "--lsf", "bsub"
 	default:
-		return ""
+		return nil
 	}
-	return fmt.Sprintf("note: this host submits %s jobs (%s is on PATH): the app runs on it, not on a compute node; launch with %s \"OPTIONS\" to run it in a batch job", title, prog, flag)
+	return wire.Textf("%v submits %s jobs (%s is on PATH): the app runs on it, not on a compute node; launch with %s \"OPTIONS\" to run it in a batch job", wire.Machine("this host"), title, prog, flag)
 }
 
 func lookPath(name string) bool { _, err := exec.LookPath(name); return err == nil }
@@ -361,7 +353,10 @@ func slurmNameTaken(ctx context.Context, root, name string) error {
 	}
 	for _, e := range same {
 		if j, ok := jobs[jobKey(e.rec)]; ok && !JobEnded(j.State) {
-			return fmt.Errorf("a batch session named %q exists (%s, job %s %s); stop it with `tether stop %s` or pick another --name", name, e.s.ID, j.JobID, j.State, name)
+			f := wire.Fail(wire.FailNameTaken, wire.Textf("a batch session named %q exists (%s, job %s %s)", name, e.s.ID, j.JobID, j.State),
+				wire.Textf("stop it with %v or pick another --name", wire.Tether("stop", name)))
+			f.Session = e.s.ID
+			return f
 		}
 	}
 	return nil
@@ -563,7 +558,7 @@ func (f *appTailFilter) flush() {
 // openBatchSession is the job's side: the session directory the submit made (passed as
 // --batch-session), checked to be ours and this job's.
 func openBatchSession(dir string) (*session, *sessionFile, error) {
-	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !idPattern.MatchString(filepath.Base(dir)) {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || !wire.ValidID(filepath.Base(dir)) {
 		return nil, nil, usagef("--batch-session %q is not a session directory", dir)
 	}
 	if err := checkPrivateDir(dir); err != nil {
@@ -656,7 +651,7 @@ func slurmListenHost(ctx context.Context, sched batch.Scheduler, node string) (s
 
 // slurmNode is the node's name as the scheduler knows it, else the host's short name.
 func slurmNode(sched batch.Scheduler) string {
-	if _, n := sched.InJob(os.Getenv); hostPattern.MatchString(n) {
+	if _, n := sched.InJob(os.Getenv); wire.ValidHost(n) {
 		return n
 	}
 	h := hostname()
@@ -671,23 +666,17 @@ func slurmNode(sched batch.Scheduler) string {
 // lines when it fails (its whole output is in the session's app log).
 type slurmReporter struct{ w io.Writer }
 
-func (r slurmReporter) progress(msg string) { fmt.Fprintf(r.w, "tether: %s\n", msg) }
+func (r slurmReporter) progress(n wire.Note) { printNote(r.w, n, false) }
 
 func (r slurmReporter) ready(rec Record) {
 	fmt.Fprintf(r.w, "tether: session %s is ready on %s at %s (job %s): %s\n", rec.ID, rec.Node, rec.Addr, rec.JobID, commandLine(rec.Command))
 }
 
-func (r slurmReporter) failed(_ string, tail []string) {
-	if len(tail) > 0 {
-		fmt.Fprintf(r.w, "tether: the app's last output:\n%s", indent(tail))
-	}
-}
-
-// setupFailed puts the login shell's and the setup's output in the job's output file,
-// where the launcher shows it from.
-func (r slurmReporter) setupFailed(_ string, tail []string) {
-	if len(tail) > 0 {
-		fmt.Fprintf(r.w, "tether: %s:\n%s", tailHeading("setup"), indent(tail))
+// failed puts the app's last output, or the login shell's and the setup's, in the
+// job's output file, where the launcher shows it from.
+func (r slurmReporter) failed(f *wire.Failure) {
+	if len(f.AppOutput) > 0 {
+		fmt.Fprintf(r.w, "tether: %s:\n%s", tailHeading(f.OutputOf), indent(f.AppOutput))
 	}
 }
 
@@ -742,14 +731,14 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 	if err != nil {
 		return err
 	}
-	if !idPattern.MatchString(o.Target) {
+	if !wire.ValidID(o.Target) {
 		return usagef("batch watch needs a session id")
 	}
 	s := findSlurmSession(root, o.Target)
 	sf, err := readRecord(s.recordPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no batch session %s on %s", o.Target, hostname())
+			return wire.Fail(wire.FailNoSession, wire.Textf("no batch session %s on %v", o.Target, wire.Machine(hostname())), nil)
 		}
 		return err
 	}
@@ -767,7 +756,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 		}
 	}()
 	enc := json.NewEncoder(o.Stdout)
-	send := func(ev BatchEvent) error { return enc.Encode(ev) }
+	send := func(ev wire.Event) error { return enc.Encode(ev) }
 
 	var (
 		last      JobStatus
@@ -786,8 +775,8 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 				lastPhase, lastAsked = sf.Phase, time.Time{}
 			}
 		} else if errors.Is(err, fs.ErrNotExist) {
-			return send(BatchEvent{Event: "ended", Job: JobStatus{JobID: sf.JobID, State: last.State}, Removed: true,
-				Message: "the session's directory is gone (stopped)"})
+			return send(wire.Event{Kind: wire.EventEnded, Job: JobStatus{JobID: sf.JobID, State: last.State}, Removed: true,
+				Said: wire.Plain("the session's directory is gone (stopped)")})
 		}
 		if sf.JobID == "" {
 			if time.Now().After(waitID) {
@@ -810,7 +799,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 				case err != nil:
 					failures++
 					if failures == 3 || failures%30 == 0 {
-						if err := send(BatchEvent{Event: "note", Job: last, Message: oneLineOf(err.Error())}); err != nil {
+						if err := send(wire.Event{Kind: wire.EventNote, Job: last, Said: wire.Plain(termsafe.OneLine(err.Error()))}); err != nil {
 							return nil
 						}
 					}
@@ -822,13 +811,13 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 					}
 					if JobEnded(j.State) {
 						if _, err := os.Lstat(filepath.Join(s.Dir, stoppingFile)); err == nil {
-							return send(BatchEvent{Event: "ended", Job: j, Removed: true, Message: "stopped (tether stop): the session and its logs are being removed"})
+							return send(wire.Event{Kind: wire.EventEnded, Job: j, Removed: true, Said: wire.Textf("stopped (%v): the session and its logs are being removed", wire.Tether("stop", s.ID))})
 						}
 						return send(slurmEnded(ctx, s, sf, j))
 					}
 					changed := j.State != last.State || j.Reason != last.Reason || j.Node != last.Node
 					if changed || time.Since(lastSent) >= time.Minute {
-						if err := send(BatchEvent{Event: "job", Job: j}); err != nil {
+						if err := send(wire.Event{Kind: wire.EventJob, Job: j}); err != nil {
 							return nil
 						}
 						lastSent = time.Now()
@@ -840,7 +829,7 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 				rec := sf.Record
 				rec.State, rec.Job = "", nil
 				if rec.Validate() == nil {
-					if err := send(BatchEvent{Event: "ready", Job: last, Session: &rec}); err != nil {
+					if err := send(wire.Event{Kind: wire.EventReady, Job: last, Session: &rec}); err != nil {
 						return nil
 					}
 					readySent = true
@@ -855,19 +844,22 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 	}
 }
 
-// slurmEnded is the last event: how the job ended, with its output's last lines.
-func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j JobStatus) BatchEvent {
-	ev := BatchEvent{Event: "ended", Job: j, OutputPath: s.slurmOutput(), Phase: sf.Phase, Exit: sf.Exit}
+// slurmEnded is the last event: how the job ended, with its output's last lines and
+// why its server ended (as it recorded).
+func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j JobStatus) wire.Event {
+	ev := wire.Event{Kind: wire.EventEnded, Job: j, OutputPath: s.slurmOutput()}
 	if b, err := readTail(s.slurmOutput(), 64<<10); err == nil {
 		ev.OutputSeen = true
 		ev.Output = lastLines(string(b), 20)
 	}
 	if v := schedulerOf(sf).Finished(ctx, runBatch, sf.JobID); len(v) < 16 {
 		ev.ExitCode = v
+		ev.NotVisible = strings.HasPrefix(v, strconv.Itoa(exitNotVisible)+":")
 	}
 	if r, err := readRecord(s.recordPath()); err == nil {
-		ev.Phase, ev.Exit = r.Phase, r.Exit
+		sf = r
 	}
+	ev.Exit, ev.Why = termsafe.Clip(termsafe.OneLine(sf.Exit), 300), sf.Why
 	return ev
 }
 
@@ -889,8 +881,6 @@ func readTail(path string, n int64) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(f, n))
 }
-
-func oneLineOf(s string) string { return strings.Join(strings.Fields(sanitizeLine(s)), " ") }
 
 // normalizeSlurm checks serve's options in a Slurm job: foreground, a token, TLS.
 func (o *ServeOptions) normalizeSlurm() error {
@@ -933,10 +923,13 @@ func (o *ServeOptions) startSlurm(sf, queued *sessionFile) error {
 // use it any more) and removes the node-local socket directory. The session directory
 // stays for ls and logs.
 func endBatchSession(s *session, sf *sessionFile, err error) {
+	if err != nil && sf.Why == nil {
+		sf.Why = wire.FailureOf(err)
+	}
 	if sf.Phase != phaseAppExited {
 		sf.Phase = phaseEnded
 		if sf.Exit == "" && err != nil {
-			sf.Exit = oneLineOf(err.Error())
+			sf.Exit = termsafe.OneLine(err.Error())
 			if len(sf.Exit) > 300 {
 				sf.Exit = sf.Exit[:300] + "…"
 			}
@@ -957,7 +950,7 @@ func endBatchSession(s *session, sf *sessionFile, err error) {
 
 // slurmJobsFor asks squeue once about the Slurm sessions among es; nil (with a note on
 // stderr) when squeue fails, so their states come from the records alone.
-func slurmJobsFor(ctx context.Context, es []entry, stderr io.Writer) map[string]JobStatus {
+func slurmJobsFor(ctx context.Context, es []entry, say noter) map[string]JobStatus {
 	any := false
 	for _, e := range es {
 		any = any || e.rec.isSlurm() && e.rec.JobID != ""
@@ -967,7 +960,7 @@ func slurmJobsFor(ctx context.Context, es []entry, stderr io.Writer) map[string]
 	}
 	jobs, err := slurmJobsOf(ctx, es)
 	if err != nil {
-		fmt.Fprintf(stderr, "tether: cannot ask the scheduler about the jobs of batch sessions (%s); their states below come from their records\n", oneLineOf(err.Error()))
+		say.note(wire.Stepf("cannot ask the scheduler about the jobs of batch sessions (%s); their states below come from their records", termsafe.OneLine(err.Error())))
 		return nil
 	}
 	return jobs

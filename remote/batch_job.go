@@ -1,10 +1,7 @@
 package remote
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/tether-dev/tether/batch"
@@ -13,16 +10,6 @@ import (
 // What tether reads of a batch scheduler lives in package batch (Slurm, Grid Engine,
 // PBS, LSF, a site's wrapper); these are the words remote and the launcher say about
 // it. Nothing here runs a command, so the launcher uses it too.
-
-// StatePending and StateEnded are batch sessions' states in ls besides running (and
-// dead): the job is queued (or started, its server not ready yet), or the job is over.
-const (
-	StatePending = "pending"
-	StateEnded   = "ended"
-)
-
-// JobStatus is one batch job as the scheduler shows it, in Slurm's words.
-type JobStatus = batch.Job
 
 // ErrNoTimeLimit is returned by ParseTimeLeft for a job without a time limit.
 var ErrNoTimeLimit = batch.ErrNoTimeLimit
@@ -70,44 +57,6 @@ type BatchSubmitOptions struct {
 	Stderr io.Writer
 }
 
-// BatchSubmitted is the line `tether batch submit` prints once the job is queued.
-type BatchSubmitted struct {
-	ID     string `json:"id"`
-	JobID  string `json:"job_id"`
-	Output string `json:"output"`
-	// Reused is set when no job was submitted: the session is one of this many queued
-	// or running ones of the same app (the running, else the newest).
-	Reused int `json:"reused,omitempty"`
-}
-
-// BatchError is the scheduler refusing or failing something; Msg holds its own words.
-type BatchError struct{ Msg string }
-
-func (e *BatchError) Error() string { return e.Msg }
-
-// BatchEvent is one line of `tether batch watch`: the job's state, the ready record
-// once the server is up, and how the job ended.
-type BatchEvent struct {
-	// Event is "job" (the job's status changed, or a periodic refresh of its time
-	// left), "ready" (Session holds the ready record), "note" (Message says what went
-	// wrong asking Slurm) or "ended" (the job is over; the last event).
-	Event   string    `json:"event"`
-	Job     JobStatus `json:"job"`
-	Session *Record   `json:"session,omitempty"`
-	Message string    `json:"message,omitempty"`
-	// For "ended": the last lines of the job's output file (none when it does not
-	// exist), its path, Slurm's exit code (status:signal) when scontrol knows it, and
-	// how the session's server recorded its end.
-	Output     []string `json:"output,omitempty"`
-	OutputPath string   `json:"output_path,omitempty"`
-	OutputSeen bool     `json:"output_seen,omitempty"`
-	// Removed: the session's directory is gone (tether stop removed it, and its logs).
-	Removed  bool   `json:"removed,omitempty"`
-	ExitCode string `json:"exit_code,omitempty"`
-	Phase    string `json:"phase,omitempty"`
-	Exit     string `json:"exit,omitempty"`
-}
-
 // BatchWatchOptions are the options of the hidden `tether batch watch ID`.
 type BatchWatchOptions struct {
 	Target string
@@ -116,44 +65,6 @@ type BatchWatchOptions struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-}
-
-// Validate checks an event read from a remote that may be hostile: a known kind,
-// job fields of the shapes batch.Job.Validate allows, short printable texts, and for "ready" a valid record of
-// this very job.
-func (ev *BatchEvent) Validate() error {
-	switch ev.Event {
-	case "job", "ready", "note", "ended":
-	default:
-		return fmt.Errorf("remote: unknown batch event %q", clip(ev.Event))
-	}
-	if ev.Job != (JobStatus{}) {
-		if err := ev.Job.Validate(); err != nil {
-			return fmt.Errorf("remote: batch event: job %v", err)
-		}
-	}
-	if ev.Event == "ready" {
-		if ev.Session == nil {
-			return errors.New("remote: batch ready event without a record")
-		}
-		if err := ev.Session.Validate(); err != nil {
-			return err
-		}
-		if ev.Session.JobID != ev.Job.JobID || ev.Session.State != "" {
-			return errors.New("remote: batch ready event: the record is not this job's")
-		}
-	} else if ev.Session != nil {
-		return errors.New("remote: batch event with a record that is not a ready event")
-	}
-	if len(ev.Output) > 50 {
-		return errors.New("remote: batch event: too many output lines")
-	}
-	for _, t := range append([]string{ev.Message, ev.OutputPath, ev.ExitCode, ev.Phase, ev.Exit}, ev.Output...) {
-		if len(t) > 4096 || strings.ContainsRune(t, 0) {
-			return errors.New("remote: batch event: a text is over 4 KiB or holds a NUL byte")
-		}
-	}
-	return nil
 }
 
 // BatchCheck is `tether batch check`: the options judged as the scheduler's submit

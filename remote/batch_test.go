@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/wire"
 )
 
 // The job script passes every argument of serve through sh unchanged (single quotes),
@@ -26,8 +28,9 @@ func TestSlurmScript(t *testing.T) {
 	dir := t.TempDir()
 	got := filepath.Join(dir, "args")
 	bin := filepath.Join(dir, "it's a tether")
-	os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+shQuote(got+".pid")+"\nprintf '%s\\0' \"$@\" > "+shQuote(got)+"\n"), 0o700)
-	serve := []string{"--name", "lab", "--", "sh", "-c", "echo \"$HOME\" `id` $(id); exit 3", "it's", "a\nb", `back\slash`, "", "*", "--x=~"}
+	os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+shquote.Quote(got+".pid")+"\nprintf '%s\\0' \"$@\" > "+shquote.Quote(got)+"\n"), 0o700)
+	command := []string{"sh", "-c", "echo \"$HOME\" `id` $(id); exit 3", "it's", "a\nb", `back\slash`, "", "*", "--x=~"}
+	serve := wire.Serve{Name: "it's lab", BatchSession: "/sessions/abcd2345", Command: command}
 	script := filepath.Join(dir, "job.sh")
 	os.WriteFile(script, slurmScript(bin, "/sessions/abcd2345", serve), 0o600)
 	cmd := exec.Command("/bin/sh", script)
@@ -36,7 +39,7 @@ func TestSlurmScript(t *testing.T) {
 	}
 	b, _ := os.ReadFile(got)
 	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	want := append([]string{"serve", "--batch-session=/sessions/abcd2345"}, serve...)
+	want := append([]string{"serve", "--batch-session=/sessions/abcd2345", "--name=it's lab", "--"}, command...)
 	if !reflect.DeepEqual(args, want) {
 		t.Errorf("tether got %q; want %q", args, want)
 	}
@@ -59,7 +62,7 @@ func fakeSlurm(t *testing.T, bodies map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range bodies {
-		script := "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " + shQuote(filepath.Join(dir, name+".log")) + "\n" + body + "\n"
+		script := "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " + shquote.Quote(filepath.Join(dir, name+".log")) + "\n" + body + "\n"
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -84,8 +87,8 @@ func TestBatchSubmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sub BatchSubmitted
-	if err := json.Unmarshal(out.Bytes(), &sub); err != nil || sub.JobID != "123" || !idPattern.MatchString(sub.ID) {
+	var sub wire.Submitted
+	if err := json.Unmarshal(out.Bytes(), &sub); err != nil || sub.JobID != "123" || !wire.ValidID(sub.ID) {
 		t.Fatalf("submit printed %q (%v)", out.String(), err)
 	}
 	dir := filepath.Join(root, sub.ID)

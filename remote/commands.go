@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // staleAfter is how old a session directory without a readable record must be before
@@ -95,21 +96,22 @@ func Ls(ctx context.Context, o LsOptions) error {
 		return err
 	}
 	var list []Record
-	jobs := slurmJobsFor(ctx, mine, o.Stderr)
+	say := noter{o.Stderr, o.JSONNotes}
+	jobs := slurmJobsFor(ctx, mine, say)
 	for _, e := range mine {
 		if e.rec == nil && e.err != nil && !errors.Is(e.err, fs.ErrNotExist) {
-			fmt.Fprintf(o.Stderr, "tether: session %s: %v\n", e.s.ID, e.err)
+			say.note(wire.Stepf("session %s: %v", e.s.ID, e.err))
 		}
 		st := sessionState(e)
 		if e.rec.isSlurm() {
 			st = slurmState(e, jobs)
 		}
 		if o.Prune && (st == StateDead || st == StateAppExited || st == StateEnded) {
-			if err := stopEntry(ctx, e, o.Stderr); err != nil {
-				fmt.Fprintf(o.Stderr, "tether: cannot prune %s: %v\n", e.s.ID, err)
+			if err := stopEntry(ctx, e, say); err != nil {
+				say.note(wire.Stepf("cannot prune %s: %v", e.s.ID, err))
 				continue
 			}
-			fmt.Fprintf(o.Stderr, "pruned %s (%s)\n", e.s.ID, st)
+			say.note(wire.Stepf("pruned %s (%s)", e.s.ID, st))
 			continue
 		}
 		r := Record{ID: e.s.ID, State: st}
@@ -120,7 +122,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 				r.Job = &j
 			}
 			if st == StateAppExited || st == StateEnded {
-				r.Exit = sanitizeLine(clipTo(e.rec.Exit, 200))
+				r.Exit = termsafe.Line(termsafe.Clip(e.rec.Exit, 200))
 			}
 			if st == StateAppExited {
 				r.AppOutput = logTail(e.s.logPath(), 10)
@@ -137,17 +139,17 @@ func Ls(ctx context.Context, o LsOptions) error {
 			return err
 		}
 		_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
-		noteOthers(o.Stderr, others)
+		noteOthers(say, others)
 		return err
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
 	} else {
-		t := TableOptions{ShowToken: o.ShowToken}
+		t := wire.TableOptions{ShowToken: o.ShowToken}
 		if slices.ContainsFunc(list, func(r Record) bool { return tcpURL(r) != "" }) {
 			t.URLTitle, t.URL = "URL", tcpURL
 		}
-		WriteSessions(o.Stdout, list, t)
+		wire.WriteSessions(o.Stdout, list, t)
 	}
 	over := 0
 	for _, r := range list {
@@ -157,9 +159,9 @@ func Ls(ctx context.Context, o LsOptions) error {
 	}
 	if over > 0 {
 		// Ended batch sessions keep their records and logs until pruned: say how.
-		fmt.Fprintf(o.Stderr, "tether: %d of these sessions are over; `tether ls --prune` removes them (and their logs)\n", over)
+		say.note(wire.Stepf("%d of these sessions are over; %v removes them (and their logs)", over, wire.Tether("ls", "--prune")))
 	}
-	noteOthers(o.Stderr, others)
+	noteOthers(say, others)
 	return nil
 }
 
@@ -176,11 +178,11 @@ func commandLine(cmd []string) string {
 	if len(cmd) == 0 {
 		return "(built-in app)"
 	}
-	return sanitizeLine(strings.Join(cmd, " "))
+	return termsafe.Line(strings.Join(cmd, " "))
 }
 
 // noteOthers says how many sessions the (shared) state root holds for other hosts.
-func noteOthers(w io.Writer, others map[string]int) {
+func noteOthers(say noter, others map[string]int) {
 	if len(others) == 0 {
 		return
 	}
@@ -198,8 +200,22 @@ func noteOthers(w io.Writer, others map[string]int) {
 	if n == 1 {
 		plural = ""
 	}
-	fmt.Fprintf(w, "%d more session%s on other hosts sharing this state directory (%s): run `tether ls` there\n",
-		n, plural, strings.Join(hosts, ", "))
+	// "there": on those hosts, from wherever one reads it.
+	say.note(wire.Stepf("%d more session%s on other hosts sharing this state directory (%s): run `tether ls` there",
+		n, plural, strings.Join(hosts, ", ")))
+}
+
+// noter says notes on w: "tether: …" lines for a person, or with json (--json-notes)
+// JSON lines (wire.Note) for a launcher, which words them for the laptop.
+type noter struct {
+	w    io.Writer
+	json bool
+}
+
+func (n noter) note(note wire.Note) {
+	if n.w != nil {
+		printNote(n.w, note, n.json)
+	}
 }
 
 // resolve finds the session that ref names among this host's sessions: an exact id,
@@ -271,7 +287,7 @@ func Stop(ctx context.Context, o StopOptions) error {
 	}
 	var errs []error
 	for _, e := range targets {
-		if err := stopEntry(ctx, e, o.Stderr); err != nil {
+		if err := stopEntry(ctx, e, noter{o.Stderr, o.JSONNotes}); err != nil {
 			errs = append(errs, fmt.Errorf("stopping %s: %w", e.s.ID, err))
 			continue
 		}
@@ -295,7 +311,7 @@ var serverStopWait = 15 * time.Second
 var appGrace = 5 * time.Second
 
 // stopEntry ends one session and removes it from disk.
-func stopEntry(ctx context.Context, e entry, stderr io.Writer) error {
+func stopEntry(ctx context.Context, e entry, say noter) error {
 	if e.rec.isSlurm() {
 		return stopSlurmEntry(ctx, e)
 	}
@@ -303,7 +319,7 @@ func stopEntry(ctx context.Context, e entry, stderr io.Writer) error {
 	if rec != nil && (rec.Phase == phaseRunning || rec.Phase == phaseStarting) && processAlive(rec.PID, rec.ServerStart) {
 		syscall.Kill(rec.PID, syscall.SIGTERM)
 		if !waitGone(ctx, serverStopWait, func() bool { return !processAlive(rec.PID, rec.ServerStart) }) {
-			fmt.Fprintf(stderr, "tether: session %s did not stop within %s; killing it\n", e.s.ID, serverStopWait)
+			say.note(wire.Stepf("session %s did not stop within %s; killing it", e.s.ID, serverStopWait))
 			syscall.Kill(rec.PID, syscall.SIGKILL)
 			waitGone(ctx, 5*time.Second, func() bool { return !processAlive(rec.PID, rec.ServerStart) })
 		}

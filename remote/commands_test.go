@@ -83,7 +83,7 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 		switch {
 		case r.ID == exited.ID:
 			tail := r.AppOutput
-			if r.Exit != "exited with status 1" || len(tail) != 10 || tail[8] != "second to last" || tail[9] != "bye ?]0;title?now" {
+			if r.Exit != "exited with status 1" || len(tail) != 10 || tail[8] != "second to last" || tail[9] != "bye now" {
 				t.Errorf("ls --json of the exited app: exit %q, app_output %q", r.Exit, tail)
 			}
 		case r.Exit != "" || r.AppOutput != nil:

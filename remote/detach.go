@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // The detached start. The parent (`tether serve --detach`) re-executes itself as the
@@ -28,66 +30,22 @@ import (
 
 // readyMsg is one JSON line on the ready pipe.
 type readyMsg struct {
-	Progress string   `json:"progress,omitempty"`
-	Ready    *Record  `json:"ready,omitempty"`
-	Error    string   `json:"error,omitempty"`
-	Tail     []string `json:"tail,omitempty"`
-	// TailOf says whose output Tail is: "setup" (the login shell and the setup),
-	// otherwise the app's.
-	TailOf string `json:"tail_of,omitempty"`
+	Progress *wire.Note    `json:"progress,omitempty"`
+	Ready    *Record       `json:"ready,omitempty"`
+	Failure  *wire.Failure `json:"failure,omitempty"`
 }
 
-// childArgs is the background server's command line: the same serve options as
-// flags (never the token), and the ready pipe's descriptor.
+// childArgs is the background server's command line: the same serve options (never
+// the token), the ready pipe's descriptor, and none of what only the parent does
+// (detach, print JSON, watch its stdin).
 func childArgs(o ServeOptions) []string {
-	args := []string{"serve", "--ready-fd=3"}
-	add := func(flag, v string) {
-		if v != "" {
-			args = append(args, "--"+flag+"="+v)
-		}
+	s := o.wire()
+	s.Detach, s.JSON, s.JSONNotes, s.CancelOnEOF, s.ReadyFD = false, false, false, false, 3
+	s.SetupFile, s.SetupStdin = "", o.Setup != "" // the script itself follows on the child's stdin, never in its argv
+	if s.BaseURL == "/" {
+		s.BaseURL = ""
 	}
-	add("listen", o.Listen)
-	add("socket", o.Socket)
-	add("token-file", o.TokenFile)
-	if o.BaseURL != "/" {
-		add("base-url", o.BaseURL)
-	}
-	if o.TLS && o.TLSCert == "" {
-		args = append(args, "--tls")
-	}
-	add("tls-cert", o.TLSCert)
-	add("tls-key", o.TLSKey)
-	for _, h := range o.AllowHosts {
-		add("allow-host", h)
-	}
-	if o.IdleTimeout > 0 {
-		add("idle-timeout", o.IdleTimeout.String())
-	}
-	add("name", o.Name)
-	add("ready-timeout", o.ReadyTimeout.String())
-	add("app", o.AppName)
-	if o.LoginShell {
-		args = append(args, "--login-shell")
-	}
-	if o.Setup != "" {
-		// The script itself follows on the child's stdin, never in its argv.
-		args = append(args, "--setup-stdin")
-	}
-	add("app-secret-env", o.AppSecretEnv)
-	for _, h := range o.AppHeaders {
-		add("app-header", h)
-	}
-	if o.AllowExposed {
-		args = append(args, "--allow-exposed")
-	}
-	if o.NoPortProxy {
-		args = append(args, "--no-port-proxy")
-	}
-	if len(o.Command) > 0 {
-		args = append(args, "--")
-		args = append(args, o.Command...)
-	}
-	return args
+	return append([]string{"serve"}, s.Args()...)
 }
 
 // detach starts the background server and waits for its report.
@@ -132,7 +90,7 @@ func detach(ctx context.Context, o ServeOptions) error {
 		// The child reads the frame first thing; a child that died does not, and the
 		// write fails (EPIPE) rather than block.
 		go func() {
-			setupW.Write(SetupFrame(o.Setup))
+			setupW.Write(wire.SetupFrame(o.Setup))
 			setupW.Close()
 		}()
 	}
@@ -164,7 +122,7 @@ func detach(ctx context.Context, o ServeOptions) error {
 		defer close(readerDone)
 		defer close(msgs)
 		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), maxRecordLength)
+		sc.Buffer(make([]byte, 64<<10), wire.MaxRecordLength)
 		for sc.Scan() {
 			var m readyMsg
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
@@ -193,9 +151,10 @@ func detach(ctx context.Context, o ServeOptions) error {
 			switch {
 			case !ok:
 				waitExit(false)
-				return errors.New("the background server exited before it was ready; run `tether serve` without --detach to see why")
-			case m.Progress != "":
-				fmt.Fprintf(o.Stderr, "tether: %s\n", sanitizeLine(m.Progress))
+				return wire.Fail(wire.FailServerExited, wire.Plain("the background server exited before it was ready"),
+					wire.Textf("`tether serve -- COMMAND` in the foreground on %v shows why", wire.ThisMachine))
+			case m.Progress != nil:
+				printNote(o.Stderr, *m.Progress, o.JSONNotes)
 			case m.Ready != nil:
 				// Go on without waiting: the server now lives on its own.
 				cmd.Process.Release()
@@ -209,12 +168,14 @@ func detach(ctx context.Context, o ServeOptions) error {
 				}
 				printBanner(o.Stderr, *m.Ready, true)
 				return nil
-			case m.Error != "":
+			case m.Failure != nil:
 				waitExit(false)
-				if len(m.Tail) > 0 {
-					fmt.Fprintf(o.Stderr, "tether: %s:\n%s", tailHeading(m.TailOf), indent(lastLines(joinLines(m.Tail), 20)))
+				f := m.Failure
+				f.AppOutput = lastLines(joinLines(f.AppOutput), wire.MaxAppOutput)
+				if len(f.AppOutput) > 0 && !o.JSONNotes {
+					fmt.Fprintf(o.Stderr, "tether: %s:\n%s", tailHeading(f.OutputOf), indent(f.AppOutput))
 				}
-				return errors.New(sanitizeLine(m.Error))
+				return f
 			}
 		case <-ctx.Done():
 			waitExit(true)
@@ -280,27 +241,21 @@ func (p *pipeReporter) send(m readyMsg) {
 	p.enc.Encode(m)
 }
 
-func (p *pipeReporter) progress(msg string) { p.send(readyMsg{Progress: msg}) }
+func (p *pipeReporter) progress(n wire.Note) { p.send(readyMsg{Progress: &n}) }
 
 func (p *pipeReporter) ready(r Record) {
 	p.send(readyMsg{Ready: &r})
 	p.finish()
 }
 
-func (p *pipeReporter) failed(msg string, tail []string) {
-	p.send(readyMsg{Error: msg, Tail: tail})
+func (p *pipeReporter) failed(f *wire.Failure) {
+	p.send(readyMsg{Failure: f})
 	p.finish()
 }
 
-func (p *pipeReporter) setupFailed(msg string, tail []string) {
-	p.send(readyMsg{Error: msg, Tail: tail, TailOf: "setup"})
-	p.finish()
-}
-
-// tailHeading introduces the output lines shown after a failed start. The launcher
-// recognises both wordings.
+// tailHeading introduces the output lines shown after a failed start.
 func tailHeading(of string) string {
-	if of == "setup" {
+	if of == wire.OutputSetup {
 		return "the setup's output (in your login shell)"
 	}
 	return "the app's last output"

@@ -1,7 +1,10 @@
 // Package remote is the remote side of tether: `serve`, `ls`, `stop` and `logs`,
 // session directories and records, detaching, starting, supervising and stopping the
-// app, readiness and idle shutdown. Its Record type (the ready record) is the contract
-// with the launcher.
+// app, readiness and idle shutdown. What it says to a launcher is package wire's: the
+// ready record, its failures as wire.Failure (serve --json prints one on failure too),
+// its notes as wire.Note (--json-notes), batch watch's events; it words them for a
+// person here (wire.Text's references as this machine and its own commands), and the
+// launcher words the same data for the laptop.
 //
 // A session lives in a 0700 directory named by its id under a per-user root
 // ($TETHER_STATE_DIR, else $XDG_STATE_HOME/tether/sessions, which outlives the login;

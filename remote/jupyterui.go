@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // Jupyter Server without a web UI. `jupyter-server` alone serves only the REST API:
@@ -24,51 +26,9 @@ import (
 // told (a wrapper script, a binary), the flavour is taken as before, and the page is
 // checked once the server is ready (UIPath): a 404 there ends the start at once.
 
-// JupyterUIProbe is Python that prints one line, "tether-jupyter-ui v1 LAB NB7
-// CLASSIC", each field the UI's name when its package can be imported in the
-// environment it runs in, else "-". Notebook 7 is told from Notebook 6 (whose package
-// serves no jupyter_server extension) by its files: 7 has notebook/app.py and no
-// notebookapp.py. It holds no backslash, newline, single quote or '!', so any login
-// shell passes it through a single-quoted argument unchanged (`tether apps HOST` runs
-// it too).
-const JupyterUIProbe = `import importlib.util as u, os; f = u.find_spec; n = f("notebook"); ` +
-	`d = n and n.origin and os.path.dirname(n.origin); ` +
-	`e = lambda x: bool(d) and os.path.exists(os.path.join(d, x)); ` +
-	`print("tether-jupyter-ui v1", "jupyterlab" if f("jupyterlab") else "-", ` +
-	`"notebook7" if e("app.py") and not e("notebookapp.py") else "-", "nbclassic" if f("nbclassic") else "-")`
-
-// JupyterUIs are the UIs JupyterUIProbe names, in the order they are preferred, with
-// the page a session lands on and their names for people.
-var JupyterUIs = []struct{ Key, Page, Name string }{
-	{"jupyterlab", "lab", "JupyterLab"},
-	{"notebook7", "tree", "Notebook 7"},
-	{"nbclassic", "tree", "NbClassic"},
-}
-
-// ParseJupyterUI reads JupyterUIProbe's line from out: the first UI of JupyterUIs it
-// names, or "" when it names none. ok is false when out holds no such line.
-func ParseJupyterUI(out string) (key string, ok bool) {
-	for _, l := range strings.Split(out, "\n") {
-		rest, found := strings.CutPrefix(strings.TrimSpace(l), "tether-jupyter-ui v1 ")
-		if !found {
-			continue
-		}
-		ok = true
-		have := strings.Fields(rest)
-		for _, ui := range JupyterUIs {
-			for _, h := range have {
-				if h == ui.Key {
-					return ui.Key, true
-				}
-			}
-		}
-	}
-	return "", ok
-}
-
 // jupyterUIName is a UI's name for people ("" for none).
 func jupyterUIName(key string) (name, page string) {
-	for _, ui := range JupyterUIs {
+	for _, ui := range wire.JupyterUIs {
 		if ui.Key == key {
 			return ui.Name, ui.Page
 		}
@@ -155,14 +115,14 @@ func probeJupyterUI(exe string, env []string, dir string) (key, python string, e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], "-c", JupyterUIProbe)...)
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], "-c", wire.JupyterUIProbe)...)
 	cmd.Env, cmd.Dir = env, dir
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	if err := cmd.Run(); err != nil {
 		return "", argv[0], fmt.Errorf("%s: %w", argv[0], err)
 	}
-	key, ok := ParseJupyterUI(out.String())
+	key, ok := wire.ParseJupyterUI(out.String())
 	if !ok {
 		return "", argv[0], fmt.Errorf("%s printed no answer", argv[0])
 	}

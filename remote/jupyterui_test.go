@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 func needPython3(t *testing.T) {
@@ -63,9 +65,9 @@ func TestParseJupyterUI(t *testing.T) {
 		{"('tether-jupyter-ui v1', '-', '-', 'nbclassic')\n", "", false}, // Python 2
 		{"", "", false},
 	} {
-		got, ok := ParseJupyterUI(c.out)
+		got, ok := wire.ParseJupyterUI(c.out)
 		if got != c.want || ok != c.ok {
-			t.Errorf("ParseJupyterUI(%q) = %q, %v; want %q, %v", c.out, got, ok, c.want, c.ok)
+			t.Errorf("wire.ParseJupyterUI(%q) = %q, %v; want %q, %v", c.out, got, ok, c.want, c.ok)
 		}
 	}
 }
@@ -101,7 +103,7 @@ func foundAt(m map[string]string) func(string) (string, error) {
 // otherwise; a Python that cannot be asked leaves the flavour as before, with its page
 // checked once ready.
 func TestJupyterServerFlavourNeedsUI(t *testing.T) {
-	p, _ := LookupPreset("jupyter")
+	p, _ := wire.LookupPreset("jupyter")
 	for _, c := range []struct {
 		answer, flavour, page string
 	}{
@@ -112,7 +114,7 @@ func TestJupyterServerFlavourNeedsUI(t *testing.T) {
 		{"tether-jupyter-ui v1 - - -", "", ""},
 	} {
 		exe := fakeJupyterServer(t, c.answer)
-		r, err := p.resolve(nil, "/", foundAt(map[string]string{"jupyter-server": exe}))
+		r, err := resolvePreset(p, nil, "/", foundAt(map[string]string{"jupyter-server": exe}))
 		if c.flavour == "" {
 			var nu errNoUI
 			if !errors.As(err, &nu) {
@@ -132,7 +134,7 @@ func TestJupyterServerFlavourNeedsUI(t *testing.T) {
 		}
 	}
 	// The notebook found first is used as before, with no question to its Python.
-	r, err := p.resolve(nil, "/", foundAt(map[string]string{"jupyter-notebook": "/opt/bin/jupyter-notebook", "jupyter-server": fakeJupyterServer(t, "tether-jupyter-ui v1 - - -")}))
+	r, err := resolvePreset(p, nil, "/", foundAt(map[string]string{"jupyter-notebook": "/opt/bin/jupyter-notebook", "jupyter-server": fakeJupyterServer(t, "tether-jupyter-ui v1 - - -")}))
 	if err != nil || r.flavour != "Jupyter Notebook" || r.spec.UIPath != "" {
 		t.Errorf("with jupyter-notebook: %+v, %v", r, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 // defaultLogCap is how large a session log grows before it is rotated; with the one
@@ -123,7 +125,7 @@ func (t *tailBuffer) Lines(n int) []string {
 func lastLines(s string, n int) []string {
 	var out []string
 	for _, l := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
-		l = strings.TrimRight(sanitizeLine(l), " \t")
+		l = strings.TrimRight(termsafe.Line(l), " \t")
 		if l != "" {
 			out = append(out, l)
 		}
@@ -132,18 +134,6 @@ func lastLines(s string, n int) []string {
 		out = out[len(out)-n:]
 	}
 	return out
-}
-
-func sanitizeLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' {
-			return r
-		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?"))
 }
 
 // copyLog writes the rotated and the current log to w, oldest first, and returns the
@@ -192,7 +182,7 @@ func logTail(path string, n int) []string {
 	}
 	out := lastLines(s, n)
 	for i, l := range out {
-		out[i] = clipTo(l, 300)
+		out[i] = termsafe.Clip(l, 300)
 	}
 	return out
 }
@@ -258,13 +248,4 @@ func indent(lines []string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// clipTo cuts s to at most n bytes (a rune cut in two is dropped), marking the cut
-// with "…".
-func clipTo(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

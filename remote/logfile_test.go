@@ -59,7 +59,7 @@ func TestTailLines(t *testing.T) {
 	tb := newTail(64)
 	fmt.Fprintf(tb, "%s\nfirst\r\n\nsecond\x1b[31mred\x07\n   \nthird\n", strings.Repeat("z", 100))
 	got := tb.Lines(2)
-	if len(got) != 2 || got[0] != "second?[31mred?" || got[1] != "third" {
+	if len(got) != 2 || got[0] != "secondred" || got[1] != "third" {
 		t.Fatalf("got %q", got)
 	}
 	if all := tb.Lines(10); len(all) > 4 {

@@ -16,6 +16,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/shquote"
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // The environment before the app. On an HPC login node or a GPU box the app a user
@@ -128,7 +132,7 @@ func (e *loginEnvError) Error() string { return e.msg }
 // empty) and returns the environment it would give the app. The shell's output goes
 // to out as it comes (the app log). Temporary files live in dir (the session's 0700
 // directory) and are gone when it returns. ctx bounds the whole run.
-func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, progress func(string)) (*shellEnv, error) {
+func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, progress func(wire.Note)) (*shellEnv, error) {
 	sh, err := findLoginShell()
 	if err != nil {
 		return nil, &loginEnvError{msg: err.Error()}
@@ -212,7 +216,7 @@ func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, prog
 			case <-stopTicks:
 				return
 			case <-t.C:
-				progress(fmt.Sprintf("still waiting for your login shell (%s) (%s)", sh.name, time.Since(start).Round(time.Second)))
+				progress(wire.Stepf("still waiting for your login shell (%s) (%s)", sh.name, time.Since(start).Round(time.Second)))
 			}
 		}
 	}()
@@ -262,7 +266,7 @@ func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, prog
 		return fail(false, "your login shell (%s) gave a malformed environment: %v", sh.name, err)
 	}
 	if status != "0" {
-		return fail(true, "the setup failed in your login shell (%s) with status %s", sh.name, clip(status))
+		return fail(true, "the setup failed in your login shell (%s) with status %s", sh.name, termsafe.Clip(status, 64))
 	}
 	se.shell, se.took = sh.name, took
 	return se, nil
@@ -270,7 +274,7 @@ func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, prog
 
 // loginDriver is the shell's -c string: only paths, quoted in the shell's syntax.
 func loginDriver(sh loginShell, bin, setupFile, envFile string) (string, error) {
-	quote := shQuote
+	quote := shquote.Quote
 	if sh.csh {
 		quote = cshQuote
 	}
@@ -351,7 +355,7 @@ func RunLoginEnvDump(args []string) int {
 	var b bytes.Buffer
 	status := strings.TrimSpace(args[1])
 	if _, err := strconv.Atoi(status); err != nil {
-		status = "?" + clip(status)
+		status = "?" + termsafe.Clip(status, 64)
 	}
 	for _, s := range []string{envFileMagic, status, dir, strconv.FormatInt(int64(um), 8)} {
 		b.WriteString(s)
@@ -443,14 +447,14 @@ func (o *ServeOptions) loadSetup() error {
 		if r == nil {
 			r = os.Stdin
 		}
-		s, err := readSetupFrame(r)
+		s, err := wire.ReadSetupFrame(r)
 		if err != nil {
 			return err
 		}
 		o.Setup = s
 	}
 	if o.Setup != "" {
-		if err := CheckSetup(o.Setup); err != nil {
+		if err := wire.CheckSetup(o.Setup); err != nil {
 			return err
 		}
 		o.LoginShell = true
@@ -478,10 +482,10 @@ func readSetupFile(path string) (string, error) {
 		return "", usagef("--setup-file %s belongs to another user (uid %d), who could make it run anything as you; use a file of your own", path, st.Uid)
 	case fi.Mode().Perm()&0o022 != 0:
 		return "", usagef("--setup-file %s can be written by other users (mode %04o), who could make it run anything as you; run `chmod go-w %s`", path, fi.Mode().Perm(), path)
-	case fi.Size() > MaxSetup:
-		return "", usagef("--setup-file %s is larger than %d bytes", path, MaxSetup)
+	case fi.Size() > wire.MaxSetup:
+		return "", usagef("--setup-file %s is larger than %d bytes", path, wire.MaxSetup)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxSetup+1))
+	b, err := io.ReadAll(io.LimitReader(f, wire.MaxSetup+1))
 	if err != nil {
 		return "", err
 	}
@@ -492,13 +496,13 @@ func readSetupFile(path string) (string, error) {
 // finds the preset on that shell's PATH. Without a setup, a login shell that fails
 // leaves the plain environment, with a note; with one, the start fails with the
 // shell's output.
-func (o *ServeOptions) prepareShellEnv(ctx context.Context, dir string, out io.Writer, rep reporter, progress func(string)) error {
+func (o *ServeOptions) prepareShellEnv(ctx context.Context, dir string, out io.Writer, rep reporter, progress func(wire.Note)) error {
 	timeout := loginShellTimeout
 	if o.Setup != "" {
 		timeout = o.ReadyTimeout
-		progress("running the setup in your login shell")
+		progress(wire.Stepf("running the setup in your login shell"))
 	} else {
-		progress("reading your login shell's environment for the app")
+		progress(wire.Stepf("reading your login shell's environment for the app"))
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -507,19 +511,21 @@ func (o *ServeOptions) prepareShellEnv(ctx context.Context, dir string, out io.W
 	switch {
 	case err == nil:
 		o.shellEnv = se
-		progress(fmt.Sprintf("the app's environment is your login shell's (%s, %s)", se.shell, se.took.Round(time.Millisecond)))
+		progress(wire.Stepf("the app's environment is your login shell's (%s, %s)", se.shell, se.took.Round(time.Millisecond)))
 	case ctx.Err() != nil:
 		return errors.New("interrupted while the login shell ran")
 	case o.Setup == "" && errors.As(err, &le):
-		progress("note: " + le.msg + "; the app starts in the environment of a plain SSH command instead")
+		progress(wire.Notef("%s; the app starts in the environment of a plain SSH command instead", le.msg))
 		o.LoginShell = false
 	default:
-		var tail []string
+		f := wire.FailureOf(err)
 		if le != nil || errors.As(err, &le) {
-			tail = le.tail
+			// The setup failed, or the login shell it runs in: the advice is about --setup.
+			f = wire.Fail(wire.FailSetupFailed, wire.Plain(le.msg), nil)
+			f.AppOutput, f.OutputOf = le.tail, wire.OutputSetup
 		}
-		rep.setupFailed(err.Error(), tail)
-		return err
+		rep.failed(f)
+		return f
 	}
 	if o.AppName != "" {
 		return o.resolveApp()

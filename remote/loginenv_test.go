@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // loginHome makes a HOME whose startup files, for the shell named, set RC_VAR and put
@@ -83,7 +85,7 @@ func TestCaptureLoginEnvPerShell(t *testing.T) {
 				setup = "echo setup says hi\nsetenv SETUP_VAR set-$RC_VAR\ncd $HOME/work\numask 027\n"
 			}
 			var out syncBuffer
-			se, err := captureLoginEnv(context.Background(), dir, setup, &out, func(string) {})
+			se, err := captureLoginEnv(context.Background(), dir, setup, &out, func(wire.Note) {})
 			if err != nil {
 				t.Fatalf("captureLoginEnv: %v", err)
 			}
@@ -130,7 +132,7 @@ func TestCaptureLoginEnvSetupFails(t *testing.T) {
 		t.Run(shell, func(t *testing.T) {
 			loginHome(t, shell)
 			setup := "echo about to fail\nsh -c 'exit 3'\n"
-			_, err := captureLoginEnv(context.Background(), t.TempDir(), setup, &syncBuffer{}, func(string) {})
+			_, err := captureLoginEnv(context.Background(), t.TempDir(), setup, &syncBuffer{}, func(wire.Note) {})
 			var le *loginEnvError
 			if !errors.As(err, &le) || !le.setup || !strings.Contains(le.msg, "the setup failed in your login shell ("+shell+") with status 3") {
 				t.Fatalf("err %v; want the setup's failure with status 3", err)
@@ -145,13 +147,13 @@ func TestCaptureLoginEnvSetupFails(t *testing.T) {
 // A setup that exits the shell, and a startup file that does, never look like success.
 func TestCaptureLoginEnvShellExits(t *testing.T) {
 	home := loginHome(t, "bash")
-	_, err := captureLoginEnv(context.Background(), t.TempDir(), "exit 4\n", &syncBuffer{}, func(string) {})
+	_, err := captureLoginEnv(context.Background(), t.TempDir(), "exit 4\n", &syncBuffer{}, func(wire.Note) {})
 	var le *loginEnvError
 	if !errors.As(err, &le) || !le.setup || !strings.Contains(le.msg, "exited with status 4 before the setup was done") {
 		t.Errorf("setup `exit 4`: %v", err)
 	}
 	os.WriteFile(filepath.Join(home, ".bashrc"), []byte("exit 5\n"), 0o600)
-	_, err = captureLoginEnv(context.Background(), t.TempDir(), "", &syncBuffer{}, func(string) {})
+	_, err = captureLoginEnv(context.Background(), t.TempDir(), "", &syncBuffer{}, func(wire.Note) {})
 	if !errors.As(err, &le) || le.setup || !strings.Contains(le.msg, "exited with status 5 without running tether's command") {
 		t.Errorf("~/.bashrc `exit 5`: %v", err)
 	}
@@ -200,7 +202,7 @@ func TestCaptureLoginEnvSetupOffCommandLines(t *testing.T) {
 	setup := "export M=" + marker + "\nsleep 1.5\nsleep 301.25 &\n"
 	done := make(chan error, 1)
 	go func() {
-		_, err := captureLoginEnv(context.Background(), t.TempDir(), setup, &syncBuffer{}, func(string) {})
+		_, err := captureLoginEnv(context.Background(), t.TempDir(), setup, &syncBuffer{}, func(wire.Note) {})
 		done <- err
 	}()
 	var seen []string
@@ -231,7 +233,7 @@ func TestCaptureLoginEnvTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := captureLoginEnv(ctx, t.TempDir(), "sleep 302.5\n", &syncBuffer{}, func(string) {})
+	_, err := captureLoginEnv(ctx, t.TempDir(), "sleep 302.5\n", &syncBuffer{}, func(wire.Note) {})
 	var le *loginEnvError
 	if !errors.As(err, &le) || !strings.Contains(le.msg, "did not finish its startup files and the setup") {
 		t.Errorf("err %v; want the deadline", err)
@@ -249,25 +251,9 @@ func TestCaptureLoginEnvUnsupportedShell(t *testing.T) {
 	fish := filepath.Join(t.TempDir(), "fish")
 	os.WriteFile(fish, []byte("#!/bin/sh\nexit 0\n"), 0o700)
 	t.Setenv("SHELL", fish)
-	_, err := captureLoginEnv(context.Background(), t.TempDir(), "", &syncBuffer{}, func(string) {})
+	_, err := captureLoginEnv(context.Background(), t.TempDir(), "", &syncBuffer{}, func(wire.Note) {})
 	if err == nil || !strings.Contains(err.Error(), "your login shell is fish") {
 		t.Errorf("err %v", err)
-	}
-}
-
-func TestSetupFrame(t *testing.T) {
-	for _, s := range []string{"module load x", "a\nb\n", strings.Repeat("y", MaxSetup)} {
-		r := bytes.NewReader(append(SetupFrame(s), "rest"...))
-		got, err := readSetupFrame(r)
-		rest, _ := io.ReadAll(r)
-		if err != nil || got != s || string(rest) != "rest" {
-			t.Errorf("frame of %.20q: %.20q, %v, rest %q", s, got, err, rest)
-		}
-	}
-	for _, bad := range []string{"", "tether-setup v1 5\nab", "tether-setup v2 1\na", "tether-setup v1 99999999\n", "tether-setup v1 1\n\x00", "tether-setup v1 2\n  "} {
-		if _, err := readSetupFrame(strings.NewReader(bad)); err == nil {
-			t.Errorf("frame %q accepted", bad)
-		}
 	}
 }
 
@@ -310,10 +296,15 @@ func TestLookPathIn(t *testing.T) {
 // recReporter records what serve reports.
 type recReporter struct{ setupMsg, failedMsg string }
 
-func (r *recReporter) progress(string)                       {}
-func (r *recReporter) ready(Record)                          {}
-func (r *recReporter) failed(msg string, _ []string)         { r.failedMsg = msg }
-func (r *recReporter) setupFailed(msg string, tail []string) { r.setupMsg = msg }
+func (r *recReporter) progress(wire.Note) {}
+func (r *recReporter) ready(Record)       {}
+func (r *recReporter) failed(f *wire.Failure) {
+	if f.Kind == wire.FailSetupFailed {
+		r.setupMsg = f.Error()
+		return
+	}
+	r.failedMsg = f.Error()
+}
 
 // A login shell that hangs (a startup file waiting on something) costs a bounded wait:
 // without a setup the app starts in the plain environment, with a note saying why;
@@ -330,7 +321,7 @@ func TestPrepareShellEnvHangingShell(t *testing.T) {
 	var notes []string
 	rep := &recReporter{}
 	start := time.Now()
-	err := o.prepareShellEnv(context.Background(), t.TempDir(), io.Discard, rep, func(s string) { notes = append(notes, s) })
+	err := o.prepareShellEnv(context.Background(), t.TempDir(), io.Discard, rep, func(n wire.Note) { notes = append(notes, n.String()) })
 	if err != nil || o.shellEnv != nil || o.LoginShell || rep.setupMsg != "" {
 		t.Fatalf("err %v, shellEnv %v, LoginShell %v, reported %q; want the plain environment", err, o.shellEnv, o.LoginShell, rep.setupMsg)
 	}
@@ -344,7 +335,7 @@ func TestPrepareShellEnvHangingShell(t *testing.T) {
 
 	o = ServeOptions{LoginShell: true, Setup: "module load x\n", Command: []string{"app"}, ReadyTimeout: 700 * time.Millisecond}
 	rep = &recReporter{}
-	err = o.prepareShellEnv(context.Background(), t.TempDir(), io.Discard, rep, func(string) {})
+	err = o.prepareShellEnv(context.Background(), t.TempDir(), io.Discard, rep, func(wire.Note) {})
 	if err == nil || !strings.Contains(rep.setupMsg, "did not finish its startup files and the setup within") {
 		t.Errorf("with a setup: err %v, reported %q; want the start to fail on the deadline", err, rep.setupMsg)
 	}

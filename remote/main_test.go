@@ -4,12 +4,15 @@ package remote
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // TestMain lets the test binary act as a helper process: a stand-in server that
@@ -51,7 +54,8 @@ func TestMain(m *testing.M) {
 		// of it at once, then never gets ready.
 		var b strings.Builder
 		for i := 0; i < 2000; i++ {
-			fmt.Fprintf(&b, "{\"progress\":\"step %d\"}\n", i)
+			m, _ := json.Marshal(readyMsg{Progress: &wire.Note{Level: wire.LevelStep, Said: wire.Textf("step %d", i)}})
+			fmt.Fprintf(&b, "%s\n", m)
 		}
 		os.NewFile(3, "ready-pipe").WriteString(b.String()) // one write: all of it waits in the pipe
 		time.Sleep(time.Minute)

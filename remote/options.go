@@ -3,10 +3,9 @@ package remote
 import (
 	"io"
 	"time"
-)
 
-// DefaultReadyTimeout is how long serve waits for a slow app (MATLAB takes minutes).
-const DefaultReadyTimeout = 5 * time.Minute
+	"github.com/tether-dev/tether/wire"
+)
 
 // ServeOptions are the options of `tether serve` (see DESIGN.md's command-line
 // contract).
@@ -31,8 +30,10 @@ type ServeOptions struct {
 	IdleTimeout time.Duration
 	// Name is a human name usable wherever the session id is.
 	Name string
-	// JSON prints the ready record as one line on Stdout instead of a banner on Stderr.
-	JSON bool
+	// JSON prints the ready record as one line on Stdout instead of a banner on Stderr
+	// (and a failure as one line too: the caller prints wire.FailureOf the error).
+	// JSONNotes prints progress and notes on Stderr as JSON lines (wire.Note).
+	JSON, JSONNotes bool
 	// Detach runs the server in the background (a new session, detached from the
 	// terminal and the SSH connection) and returns once it is ready.
 	Detach bool
@@ -105,10 +106,12 @@ type ServeOptions struct {
 	shellEnv  *shellEnv       // the login shell's environment, once known
 }
 
-// LsOptions are the options of `tether ls`.
+// LsOptions are the options of `tether ls`. JSONNotes, here and for stop and logs,
+// says notes (and the main's failure line) on Stderr as JSON lines, for a launcher.
 type LsOptions struct {
-	JSON  bool // an array of ready records with state, on one line
-	Prune bool // remove dead and app-exited sessions first
+	JSON      bool // an array of ready records with state, on one line
+	JSONNotes bool
+	Prune     bool // remove dead and app-exited sessions first
 	// ShowToken shows each session's token in the table (JSON always has it).
 	ShowToken bool
 	Stdout    io.Writer
@@ -117,10 +120,11 @@ type LsOptions struct {
 
 // StopOptions are the options of `tether stop`.
 type StopOptions struct {
-	Target string // id or name
-	All    bool   // every session of this user on this host
-	Stdout io.Writer
-	Stderr io.Writer
+	Target    string // id or name
+	JSONNotes bool
+	All       bool // every session of this user on this host
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // LogsOptions are the options of `tether logs`.
@@ -129,4 +133,31 @@ type LogsOptions struct {
 	Follow bool   // keep printing what the app writes until the session ends
 	Stdout io.Writer
 	Stderr io.Writer
+}
+
+// wire is serve's command line for these options (the background server's, when
+// detaching: see childArgs).
+func (o *ServeOptions) wire() wire.Serve {
+	return wire.Serve{
+		Listen: o.Listen, Socket: o.Socket, TokenFile: o.TokenFile, BaseURL: o.BaseURL,
+		TLS: o.TLS && o.TLSCert == "", TLSCert: o.TLSCert, TLSKey: o.TLSKey, AllowHosts: o.AllowHosts,
+		IdleTimeout: o.IdleTimeout, Name: o.Name, JSON: o.JSON, JSONNotes: o.JSONNotes, Detach: o.Detach,
+		ReadyTimeout: o.ReadyTimeout, ReadyFD: o.ReadyFD, CancelOnEOF: o.CancelOnEOF, Reuse: o.Reuse, BatchSession: o.BatchSession,
+		SetupStdin: o.SetupStdin, SetupFile: o.SetupFile, LoginShell: o.LoginShell, App: o.AppName,
+		AppSecretEnv: o.AppSecretEnv, AppHeaders: o.AppHeaders, AllowExposed: o.AllowExposed,
+		NoPortProxy: o.NoPortProxy, Command: o.Command,
+	}
+}
+
+// ServeOptionsOf is the options of serve's command line s.
+func ServeOptionsOf(s wire.Serve) ServeOptions {
+	return ServeOptions{
+		Listen: s.Listen, Socket: s.Socket, TokenFile: s.TokenFile, BaseURL: s.BaseURL,
+		TLS: s.TLS, TLSCert: s.TLSCert, TLSKey: s.TLSKey, AllowHosts: s.AllowHosts,
+		IdleTimeout: s.IdleTimeout, Name: s.Name, JSON: s.JSON, JSONNotes: s.JSONNotes, Detach: s.Detach,
+		ReadyTimeout: s.ReadyTimeout, ReadyFD: s.ReadyFD, CancelOnEOF: s.CancelOnEOF, Reuse: s.Reuse, BatchSession: s.BatchSession,
+		SetupStdin: s.SetupStdin, SetupFile: s.SetupFile, LoginShell: s.LoginShell, AppName: s.App,
+		AppSecretEnv: s.AppSecretEnv, AppHeaders: s.AppHeaders, AllowExposed: s.AllowExposed,
+		NoPortProxy: s.NoPortProxy, Command: s.Command,
+	}
 }

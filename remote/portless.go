@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/localpeer"
+	"github.com/tether-dev/tether/wire"
 )
 
 // A COMMAND that does not say where the app listens: no {port}, {socket} or $PORT
@@ -324,11 +325,10 @@ func (pr *prober) find(ctx context.Context) (bool, error) {
 	return pr.p.readyPath == "", nil
 }
 
-// foundTail ends the note on a found port as runApp's note on any TCP app does: who
-// else can reach it.
-func foundTail(secret bool) string {
+// foundNote is serve's note on the port it found, with who else can reach it there.
+func foundNote(f *foundPort, secret bool) wire.Note {
 	if secret {
-		return "; other users of this machine can connect to it there, but it demands its own per-session secret, which only the proxy sends"
+		return wire.Notef("%s; other users of %v can connect to it there, but it demands its own per-session secret, which only the proxy sends", f.note(), wire.ThisMachine)
 	}
-	return "; other users of this machine can reach it there without the token (apps that can listen on {socket} are private)"
+	return wire.Notef("%s; other users of %v can reach it there without the token (apps that can listen on {socket} are private)", f.note(), wire.ThisMachine)
 }

@@ -5,7 +5,6 @@ package remote
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tether-dev/tether/internal/localpeer"
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Secondary ports: the other servers the session's user runs on this machine's
@@ -60,11 +60,14 @@ func (p *portReacher) options(leaveProxy bool) *tokenserver.Ports {
 	return &tokenserver.Ports{Dial: p.dial, Check: p.check, LeaveProxyToApp: leaveProxy}
 }
 
-func portRefused(status int, format string, args ...any) *tokenserver.PortError {
-	return &tokenserver.PortError{Status: status, Msg: fmt.Sprintf(format, args...)}
+// portRefused is a refusal the gate shows as text, and to a launcher as a
+// wire.Failure of this kind (its words formatted as wire.Textf).
+func portRefused(status int, kind wire.FailKind, format string, args ...any) *tokenserver.PortError {
+	f := wire.Fail(kind, wire.Textf(format, args...), nil)
+	return &tokenserver.PortError{Status: status, Msg: f.Said.String(), Detail: f.Line()}
 }
 
-var errPortsUnsupported = portRefused(http.StatusForbidden,
+var errPortsUnsupported = portRefused(http.StatusForbidden, "",
 	"this system does not tell tether who holds a port, so tether reaches no other port here")
 
 // check tells, without connecting, whether port may be reached now.
@@ -79,14 +82,14 @@ func (p *portReacher) where(port int) (netip.AddrPort, error) {
 	why, no := p.denied[port]
 	p.mu.Unlock()
 	if no {
-		return netip.AddrPort{}, portRefused(http.StatusForbidden, "port %d is %s", port, why)
+		return netip.AddrPort{}, portRefused(http.StatusForbidden, "", "port %d is %s", port, why)
 	}
 	all, err := localpeer.Listening()
 	switch {
 	case errors.Is(err, localpeer.ErrUnsupported):
 		return netip.AddrPort{}, errPortsUnsupported
 	case err != nil:
-		return netip.AddrPort{}, portRefused(http.StatusBadGateway, "cannot list this machine's listening sockets (%v), so nothing was sent to port %d", err, port)
+		return netip.AddrPort{}, portRefused(http.StatusBadGateway, "", "cannot list %v's listening sockets (%v), so nothing was sent to port %d", wire.ThisMachine, err, port)
 	}
 	me := os.Getuid()
 	v4 := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
@@ -102,11 +105,11 @@ func (p *portReacher) where(port int) (netip.AddrPort, error) {
 	case h6 != nil:
 		return netip.AddrPort{}, heldByOther(port, h6.UID)
 	}
-	return netip.AddrPort{}, portRefused(http.StatusBadGateway, "nothing listens on port %d on this machine's loopback (127.0.0.1 or ::1)", port)
+	return netip.AddrPort{}, portRefused(http.StatusBadGateway, wire.FailPortFree, "nothing listens on port %d on %v's loopback (127.0.0.1 or ::1)", port, wire.ThisMachine)
 }
 
 func heldByOther(port, uid int) *tokenserver.PortError {
-	return portRefused(http.StatusForbidden, "port %d on this machine is held by another user, %s, not by you; nothing was sent to it", port, describeUID(uid))
+	return portRefused(http.StatusForbidden, wire.FailPortTaken, "port %d on %v is held by another user, %s, not by you; nothing was sent to it", port, wire.ThisMachine, describeUID(uid))
 }
 
 // holder is the listener that gets connections made to addr, as the kernel picks it:
@@ -147,7 +150,7 @@ func (p *portReacher) dial(ctx context.Context, port int) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, portRefused(http.StatusBadGateway, "nothing listens on %s any more", addr)
+			return nil, portRefused(http.StatusBadGateway, wire.FailPortFree, "nothing listens on %s any more", addr)
 		}
 		return nil, err
 	}
@@ -171,7 +174,7 @@ func judgePort(c net.Conn, port int) error {
 	case errors.As(err, &taken):
 		return heldByOther(port, taken.uid)
 	case err != nil:
-		return portRefused(http.StatusBadGateway, "%v", err)
+		return portRefused(http.StatusBadGateway, "", "%v", err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // onlyFound is a lookPath that finds exactly the given executables, under /opt/bin.
@@ -39,7 +40,7 @@ var placeholder = regexp.MustCompile(`\{[a-z_]+\}`)
 func TestPresetsExpandWithoutSecrets(t *testing.T) {
 	root := tempRoot(t)
 	t.Setenv("TETHER_TOKEN", "tether-own-token-never-for-the-app-0123")
-	for _, p := range Presets() {
+	for _, p := range wire.Presets() {
 		if p.Kind != KindApp {
 			continue
 		}
@@ -53,7 +54,7 @@ func TestPresetsExpandWithoutSecrets(t *testing.T) {
 				if p.NoExtraArgs {
 					extra = nil
 				}
-				r, err := p.resolve(extra, base, onlyFound(f.Exec))
+				r, err := resolvePreset(p, extra, base, onlyFound(f.Exec))
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
@@ -155,7 +156,7 @@ func checkSecret(t *testing.T, name string, p Preset, s *session, plan *appPlan)
 // Detection follows the table's order: JupyterLab first, then the Notebook, then
 // Jupyter Server; nothing found names what was looked for.
 func TestPresetDetectionOrder(t *testing.T) {
-	p, _ := LookupPreset("jupyter")
+	p, _ := wire.LookupPreset("jupyter")
 	for _, tt := range []struct {
 		found []string
 		want  string
@@ -164,18 +165,18 @@ func TestPresetDetectionOrder(t *testing.T) {
 		{[]string{"jupyter-notebook", "jupyter-server"}, "Jupyter Notebook"},
 		{[]string{"jupyter-server"}, "Jupyter Server"},
 	} {
-		r, err := p.resolve(nil, "/", onlyFound(tt.found...))
+		r, err := resolvePreset(p, nil, "/", onlyFound(tt.found...))
 		if err != nil || r.flavour != tt.want {
 			t.Errorf("for %v, got %v, %v; want %s", tt.found, r, err, tt.want)
 		}
 	}
-	_, err := p.resolve(nil, "/", onlyFound())
+	_, err := resolvePreset(p, nil, "/", onlyFound())
 	var nf errNotFound
 	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "jupyter-lab, jupyter-notebook, jupyter-server") {
 		t.Errorf("nothing found: %v", err)
 	}
-	rs, _ := LookupPreset("rstudio")
-	if r, err := rs.resolve(nil, "/", onlyFound("/usr/lib/rstudio-server/bin/rserver")); err != nil || r.spec.Command[0] != "/usr/lib/rstudio-server/bin/rserver" {
+	rs, _ := wire.LookupPreset("rstudio")
+	if r, err := resolvePreset(rs, nil, "/", onlyFound("/usr/lib/rstudio-server/bin/rserver")); err != nil || r.spec.Command[0] != "/usr/lib/rstudio-server/bin/rserver" {
 		t.Errorf("rserver outside PATH: %v, %v", r, err)
 	}
 }
@@ -183,7 +184,7 @@ func TestPresetDetectionOrder(t *testing.T) {
 // The positional argument, extra arguments and base-URL rules of the table.
 func TestPresetArguments(t *testing.T) {
 	all := onlyFound("jupyter-notebook", "R", "code-server", "tensorboard", "marimo", "streamlit")
-	get := func(name string) Preset { p, _ := LookupPreset(name); return p }
+	get := func(name string) Preset { p, _ := wire.LookupPreset(name); return p }
 	tests := []struct {
 		preset string
 		extra  []string
@@ -213,7 +214,7 @@ func TestPresetArguments(t *testing.T) {
 		{"streamlit", nil, "/", func(r *resolvedPreset) bool { return r.spec.Vars["arg"] == "app.py" }, false},
 	}
 	for _, tt := range tests {
-		r, err := get(tt.preset).resolve(tt.extra, tt.base, all)
+		r, err := resolvePreset(get(tt.preset), tt.extra, tt.base, all)
 		var ue *UsageError
 		if tt.usage {
 			if !errors.As(err, &ue) {
@@ -237,8 +238,8 @@ func last(s []string) string { return s[len(s)-1] }
 // socket and a secret admit to an open door.
 func TestPresetTable(t *testing.T) {
 	seen := map[string]bool{}
-	for _, p := range Presets() {
-		if seen[p.Name] || !appNamePattern.MatchString(p.Name) {
+	for _, p := range wire.Presets() {
+		if seen[p.Name] || !wire.ValidAppName(p.Name) {
 			t.Errorf("preset name %q is duplicated or malformed", p.Name)
 		}
 		seen[p.Name] = true

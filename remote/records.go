@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/tether-dev/tether/internal/termsafe"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Phases a session's record goes through, written by its server.
@@ -43,8 +46,11 @@ type sessionFile struct {
 	// (reuse.go); nil in records of earlier versions.
 	Request *appRequest `json:"request,omitempty"`
 	// Exit says how the app ended, once it has.
-	Exit  string    `json:"exit,omitempty"`
-	Ended time.Time `json:"ended,omitzero"`
+	Exit string `json:"exit,omitempty"`
+	// Why is why a batch session's server ended when it did not stop on request (the
+	// app exited, the setup failed, the idle timeout): what `batch watch` reports.
+	Why   *wire.Failure `json:"why,omitempty"`
+	Ended time.Time     `json:"ended,omitzero"`
 }
 
 // writeFileAtomic writes data to dir/name so that readers see the old content or the
@@ -131,11 +137,11 @@ func readRecord(path string) (*sessionFile, error) {
 	if err := checkPrivateFile(f, path); err != nil {
 		return nil, err
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordLength+1))
+	b, err := io.ReadAll(io.LimitReader(f, wire.MaxRecordLength+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxRecordLength {
+	if len(b) > wire.MaxRecordLength {
 		return nil, fmt.Errorf("%s is too large", path)
 	}
 	var sf sessionFile
@@ -165,7 +171,7 @@ func scan(root string) ([]entry, error) {
 	}
 	var out []entry
 	for _, de := range des {
-		if !idPattern.MatchString(de.Name()) {
+		if !wire.ValidID(de.Name()) {
 			continue
 		}
 		dir := filepath.Join(root, de.Name())
@@ -175,7 +181,7 @@ func scan(root string) ([]entry, error) {
 		s := &session{ID: de.Name(), Root: root, Dir: dir, SockDir: dir}
 		rec, err := readRecord(s.recordPath())
 		if err == nil && rec.ID != s.ID {
-			rec, err = nil, fmt.Errorf("%s names session %q", s.recordPath(), clip(rec.ID))
+			rec, err = nil, fmt.Errorf("%s names session %q", s.recordPath(), termsafe.Clip(rec.ID, 64))
 		}
 		if rec != nil && rec.SocketDir != "" && isShortSocketDir(rec.SocketDir, s.ID) {
 			s.SockDir = rec.SocketDir

@@ -3,7 +3,6 @@
 package remote
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
-
-	"github.com/tether-dev/tether/tokenserver"
 )
 
 func TestRecordIs0600UnderUmask000(t *testing.T) {
@@ -172,103 +168,5 @@ func TestScanSkipsHostileEntries(t *testing.T) {
 			ids = append(ids, e.s.ID)
 		}
 		t.Fatalf("scan found %v; want only %s", ids, good.ID)
-	}
-}
-
-func validRecord() Record {
-	var r Record
-	json.Unmarshal([]byte(`{"id":"abcd2345","name":"lab","pid":1234,"host":"gpu-box.example.org",
-		"socket":"/run/user/1000/tether/abcd2345/server.sock","url":"http://127.0.0.1:8888/",
-		"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","base_url":"/","tls":false,"cert_sha256":"",
-		"command":["jupyter","lab","--port={port}"],"started":"2026-01-02T03:04:05Z","version":"v1.0.0"}`), &r)
-	return r
-}
-
-func TestRecordValidate(t *testing.T) {
-	if err := (&Record{}).Validate(); err == nil {
-		t.Fatal("empty record validated")
-	}
-	good := validRecord()
-	if err := good.Validate(); err != nil {
-		t.Fatalf("valid record refused: %v", err)
-	}
-	tests := []struct {
-		name string
-		edit func(r *Record)
-		ok   bool
-	}{
-		{"socket only", func(r *Record) { r.URL = "" }, true},
-		{"tls with fingerprint", func(r *Record) {
-			r.TLS, r.URL, r.CertSHA256 = true, "https://[::1]:443/", strings.Repeat("ab", 32)
-		}, true},
-		{"localhost url", func(r *Record) { r.URL = "http://localhost:1/" }, true},
-		{"state dead", func(r *Record) { r.State = StateDead }, true},
-		{"id too long", func(r *Record) { r.ID = "abcd23456" }, false},
-		{"id with slash", func(r *Record) { r.ID = "../../..a" }, false},
-		{"id uppercase", func(r *Record) { r.ID = "ABCD2345" }, false},
-		{"name with space", func(r *Record) { r.Name = "a b" }, false},
-		{"name with newline", func(r *Record) { r.Name = "a\nb" }, false},
-		{"name too long", func(r *Record) { r.Name = strings.Repeat("n", 65) }, false},
-		{"pid zero", func(r *Record) { r.PID = 0 }, false},
-		{"pid negative", func(r *Record) { r.PID = -1 }, false},
-		{"host with semicolon", func(r *Record) { r.Host = "a;id" }, false},
-		{"host empty", func(r *Record) { r.Host = "" }, false},
-		{"relative socket", func(r *Record) { r.Socket = "tether/server.sock" }, false},
-		{"socket with dotdot", func(r *Record) { r.Socket = "/run/../etc/server.sock" }, false},
-		{"socket too long", func(r *Record) { r.Socket = "/" + strings.Repeat("s", 120) }, false},
-		{"socket with newline", func(r *Record) { r.Socket = "/tmp/a\nb" }, false},
-		{"token short", func(r *Record) { r.Token = "short" }, false},
-		{"token empty", func(r *Record) { r.Token = "" }, false},
-		{"token with space", func(r *Record) { r.Token = strings.Repeat("a", 20) + " x" }, false},
-		{"token with quote", func(r *Record) { r.Token = strings.Repeat("a", 20) + `"` }, false},
-		{"url remote host", func(r *Record) { r.URL = "http://evil.example:80/" }, false},
-		{"url public ip", func(r *Record) { r.URL = "http://8.8.8.8:80/" }, false},
-		{"url no port", func(r *Record) { r.URL = "http://127.0.0.1/" }, false},
-		{"url javascript", func(r *Record) { r.URL = "javascript:alert(1)" }, false},
-		{"url userinfo", func(r *Record) { r.URL = "http://x@127.0.0.1:1/" }, false},
-		{"url https without tls", func(r *Record) { r.URL = "https://127.0.0.1:1/" }, false},
-		{"url with query", func(r *Record) { r.URL = "http://127.0.0.1:1/?a=b" }, false},
-		{"base url relative", func(r *Record) { r.BaseURL = "lab/" }, false},
-		{"base url double slash", func(r *Record) { r.BaseURL = "//evil.example/" }, false},
-		{"tls without fingerprint", func(r *Record) { r.TLS, r.URL = true, "" }, false},
-		{"fingerprint without tls", func(r *Record) { r.CertSHA256 = strings.Repeat("ab", 32) }, false},
-		{"started missing", func(r *Record) { r.Started = time.Time{} }, false},
-		{"command NUL", func(r *Record) { r.Command = []string{"a\x00b"} }, false},
-		{"version control", func(r *Record) { r.Version = "v1\x1b[2J" }, false},
-		{"state unknown", func(r *Record) { r.State = "zombie" }, false},
-	}
-	for _, tt := range tests {
-		r := validRecord()
-		tt.edit(&r)
-		err := r.Validate()
-		if (err == nil) != tt.ok {
-			t.Errorf("for %s, got %v; want ok=%v", tt.name, err, tt.ok)
-		}
-	}
-}
-
-func TestDecodeRecord(t *testing.T) {
-	r := validRecord()
-	b, _ := json.Marshal(r)
-	got, err := DecodeRecord(b)
-	if err != nil || got.ID != r.ID || !tokenserver.TokensEqual(got.Token, r.Token) {
-		t.Fatalf("got %+v, %v", got, err)
-	}
-	for _, bad := range []string{``, `{`, `[]`, string(b) + `{}`, `{"id":"x"}`} {
-		if _, err := DecodeRecord([]byte(bad)); err == nil {
-			t.Errorf("for %q, got no error", bad)
-		}
-	}
-	// The JSON keys are exactly the contract's.
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	want := []string{"id", "name", "pid", "host", "socket", "url", "token", "base_url", "tls", "cert_sha256", "command", "started", "version"}
-	if len(m) != len(want) {
-		t.Errorf("record has %d keys; want %d: %v", len(m), len(want), m)
-	}
-	for _, k := range want {
-		if _, ok := m[k]; !ok {
-			t.Errorf("record lacks key %q", k)
-		}
 	}
 }

@@ -12,10 +12,10 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Same app twice (DESIGN.md): `tether launch HOST APP|-- CMD` attaches to a running
@@ -64,36 +64,30 @@ func (a *appRequest) same(b *appRequest) bool {
 		a.Dir == b.Dir && slices.Equal(a.Options, b.Options) && slices.Equal(a.Batch, b.Batch)
 }
 
+// shaping is what of serve's command line shapes the app or its gate (what a reused
+// session must have been asked for the same way): not its name, timeouts or preset,
+// which are compared apart or not at all, nor how it reports.
+func shaping(s wire.Serve) wire.Serve {
+	return wire.Serve{Listen: s.Listen, Socket: s.Socket, TLS: s.TLS, TLSCert: s.TLSCert, AllowHosts: s.AllowHosts,
+		AppSecretEnv: s.AppSecretEnv, AppHeaders: s.AppHeaders, AllowExposed: s.AllowExposed, NoPortProxy: s.NoPortProxy,
+		LoginShell: s.LoginShell}
+}
+
 // request is what serve was asked to run (o normalized: the base URL cleaned, the
-// socket path absolute, TLS set by a certificate).
+// socket path absolute, TLS set by a certificate): its shaping flags as serve's own
+// grammar writes them (wire.Serve), and what is not a flag: an unauthenticated
+// server, the setup script's digest.
 func (o *ServeOptions) request() *appRequest {
 	r := &appRequest{App: o.AppName, Args: slices.Clone(o.Command), BaseURL: o.BaseURL, Dir: workDir()}
-	flag := func(name string, on bool) {
-		if on {
-			r.Options = append(r.Options, "--"+name)
-		}
+	sv := o.wire()
+	sv.TLS = o.TLS // o.wire leaves --tls out when a certificate implies it; a request keeps it
+	r.Options = shaping(sv).Args()
+	if noAuth() {
+		r.Options = append(r.Options, "--no-auth")
 	}
-	value := func(name, v string) {
-		if v != "" {
-			r.Options = append(r.Options, "--"+name+"="+v)
-		}
+	if d := setupDigest(o.Setup); d != "" {
+		r.Options = append(r.Options, "--setup-sha256="+d)
 	}
-	value("listen", o.Listen)
-	value("socket", o.Socket)
-	flag("tls", o.TLS)
-	value("tls-cert", o.TLSCert)
-	for _, h := range o.AllowHosts {
-		value("allow-host", h)
-	}
-	value("app-secret-env", o.AppSecretEnv)
-	for _, h := range o.AppHeaders {
-		value("app-header", h)
-	}
-	flag("allow-exposed", o.AllowExposed)
-	flag("no-port-proxy", o.NoPortProxy)
-	flag("no-auth", noAuth())
-	flag("login-shell", o.LoginShell)
-	value("setup-sha256", setupDigest(o.Setup))
 	return r
 }
 
@@ -106,28 +100,18 @@ func setupDigest(setup string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// slurmRequest is what a batch submit asks for: serve's words in the job (without the
-// name and timeouts), the setup script's digest, the scheduler and its options' words.
-func slurmRequest(o BatchSubmitOptions, setup string) *appRequest {
+// slurmRequest is what a batch submit asks for: the job's serve (its shaping flags,
+// read by wire.ParseServe, not its name or timeouts), the setup script's digest, the
+// scheduler and its options' words.
+func slurmRequest(o BatchSubmitOptions, serve wire.Serve, setup string) *appRequest {
 	sched := o.Scheduler
 	if s, err := batch.Lookup(o.Scheduler); err == nil {
 		sched = s.Name()
 	}
-	r := &appRequest{App: serveApp(o.Serve), Args: serveCommand(o.Serve), BaseURL: "/", Dir: workDir(),
-		Batch: append([]string{"--scheduler=" + sched}, o.Options...)}
-	for i := 0; i < len(o.Serve); i++ {
-		a := o.Serve[i]
-		if a == "--" {
-			break
-		}
-		switch name, _, withValue := strings.Cut(a, "="); name {
-		case "--name", "--ready-timeout", "--idle-timeout", "--app":
-			if !withValue {
-				i++ // its value is the next word
-			}
-			continue
-		}
-		r.Options = append(r.Options, a)
+	r := &appRequest{App: serve.App, Args: slices.Clone(serve.Command), BaseURL: "/", Dir: workDir(),
+		Batch: append([]string{"--scheduler=" + sched}, o.Options...), Options: shaping(serve).Args()}
+	if r.Args == nil {
+		r.Args = []string{}
 	}
 	if d := setupDigest(setup); d != "" {
 		r.Options = append(r.Options, "--setup-sha256="+d)
@@ -245,17 +229,17 @@ func answerReused(o *ServeOptions, rec Record, n int) error {
 // reuseSlurm answers a --reuse submit with a batch session of the same app, scheduler
 // and options whose job the scheduler lists as running or pending: the running one,
 // else the newest. done says it answered; otherwise the caller submits a job.
-func reuseSlurm(ctx context.Context, o BatchSubmitOptions, root, setup string) (done bool, err error) {
+func reuseSlurm(ctx context.Context, o BatchSubmitOptions, serve wire.Serve, root, setup string) (done bool, err error) {
 	all, err := scanRoots(root, true)
 	if err != nil {
 		return false, nil
 	}
-	want := slurmRequest(o, setup)
+	want := slurmRequest(o, serve, setup)
 	var cands []entry
 	for _, e := range all {
 		sf := e.rec
 		if sf.isSlurm() && sf.JobID != "" && sf.Phase != phaseEnded && sf.Phase != phaseAppExited &&
-			want.same(sf.Request) && (o.Name == "" || sf.Name == o.Name) {
+			want.same(sf.Request) && (serve.Name == "" || sf.Name == serve.Name) {
 			cands = append(cands, e)
 		}
 	}
@@ -287,7 +271,7 @@ func reuseSlurm(ctx context.Context, o BatchSubmitOptions, root, setup string) (
 	default:
 		return false, nil
 	}
-	b, err := json.Marshal(BatchSubmitted{ID: pick.s.ID, JobID: pick.rec.JobID, Output: pick.s.slurmOutput(), Reused: n})
+	b, err := json.Marshal(wire.Submitted{ID: pick.s.ID, JobID: pick.rec.JobID, Output: pick.s.slurmOutput(), Reused: n})
 	if err != nil {
 		return true, err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // reuseOpts are serve's options for COMMAND, normalized as Serve would.
@@ -172,29 +174,39 @@ func TestReuseWaitEndsWhenTheCallerGoes(t *testing.T) {
 }
 
 func TestSlurmRequestWords(t *testing.T) {
-	a := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"},
+	a := slurmRequestOf(t, BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"},
 		Serve: []string{"--name", "lab", "--ready-timeout", "15m0s", "--idle-timeout=1h", "--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
 	if a.App != "jupyter" || !slices.Equal(a.Args, []string{"--notebook-dir=/data"}) || !slices.Equal(a.Options, []string{"--no-port-proxy"}) ||
 		!slices.Equal(a.Batch, []string{"--scheduler=slurm", "-p", "gpu"}) {
 		t.Errorf("slurmRequest: %+v", a)
 	}
-	b := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
+	b := slurmRequestOf(t, BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
 	if !a.same(b) {
 		t.Errorf("a request with another name and timeouts: %+v; want the same as %+v", b, a)
 	}
-	c := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "cpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
+	c := slurmRequestOf(t, BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "cpu"}, Serve: []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}}, "")
 	if a.same(c) {
 		t.Errorf("a request with other sbatch options is the same")
 	}
 	serve := []string{"--app", "jupyter", "--no-port-proxy", "--", "--notebook-dir=/data"}
-	d := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
-	e := slurmRequest(BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
+	d := slurmRequestOf(t, BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
+	e := slurmRequestOf(t, BatchSubmitOptions{Scheduler: "slurm", Options: []string{"-p", "gpu"}, Serve: serve}, "module load cuda")
 	if a.same(d) || !d.same(e) || strings.Contains(strings.Join(d.Options, " "), "module") {
 		t.Errorf("with a setup script: %+v; want another request than without, the same as with the same script, and not the script itself", d)
 	}
 	// The same options for another scheduler are another request.
-	f := slurmRequest(BatchSubmitOptions{Scheduler: "pbs", Options: []string{"-p", "gpu"}, Serve: serve}, "")
+	f := slurmRequestOf(t, BatchSubmitOptions{Scheduler: "pbs", Options: []string{"-p", "gpu"}, Serve: serve}, "")
 	if f.same(b) {
 		t.Errorf("the same words for PBS and for Slurm are the same request: %+v", f)
 	}
+}
+
+// slurmRequestOf is slurmRequest for o's serve arguments, read as batch submit reads them.
+func slurmRequestOf(t *testing.T, o BatchSubmitOptions, setup string) *appRequest {
+	t.Helper()
+	serve, err := wire.ParseServe(o.Serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slurmRequest(o, serve, setup)
 }

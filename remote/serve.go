@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,7 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // Serve runs `tether serve`: a guarded server in front of the app, in the foreground
@@ -46,7 +47,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	return serve(ctx, o)
 }
 
-// normalize checks the options and fills in defaults. Mistakes are usage errors.
+// normalize checks the options and fills in defaults. Mistakes are usage errors:
+// first what wire.Serve.Check judges on every machine (the launcher and batch submit
+// judged it already), then what depends on this one.
 func (o *ServeOptions) normalize() error {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
@@ -54,25 +57,17 @@ func (o *ServeOptions) normalize() error {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
+	if err := o.wire().Check(); err != nil {
+		return err
+	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = DefaultReadyTimeout
 	}
-	if o.IdleTimeout < 0 {
-		return usagef("--idle-timeout must not be negative")
-	}
-	base, err := normalizeBaseURL(o.BaseURL)
+	base, err := wire.BaseURL(o.BaseURL)
 	if err != nil {
 		return err
 	}
 	o.BaseURL = base
-	if o.Name != "" {
-		if err := validName(o.Name); err != nil {
-			return usagef("%v", err)
-		}
-	}
-	if o.TLSKey != "" && o.TLSCert == "" {
-		return usagef("--tls-key needs --tls-cert")
-	}
 	if o.TLSCert != "" {
 		o.TLS = true
 	}
@@ -81,15 +76,10 @@ func (o *ServeOptions) normalize() error {
 		if err != nil {
 			return usagef("--socket %q: %v", o.Socket, err)
 		}
-		if len(abs) > maxSocketPath {
-			return usagef("--socket path %s is longer than %d bytes, too long for a Unix socket; pick a shorter one", abs, maxSocketPath)
+		if len(abs) > wire.MaxSocketPath {
+			return usagef("--socket path %s is longer than %d bytes, too long for a Unix socket; pick a shorter one", abs, wire.MaxSocketPath)
 		}
 		o.Socket = abs
-	}
-	if o.Listen != "" {
-		if _, _, err := splitListen(o.Listen); err != nil {
-			return usagef("--listen %q: %v; use HOST:PORT such as 127.0.0.1:0", o.Listen, err)
-		}
 	}
 	if o.BatchSession != "" {
 		if err := o.normalizeSlurm(); err != nil {
@@ -140,49 +130,12 @@ func (o *ServeOptions) recordCommand() []string {
 
 func noAuth() bool { return os.Getenv("TETHER_NO_AUTH") == "1" }
 
-func normalizeBaseURL(b string) (string, error) {
-	if b == "" || b == "/" {
-		return "/", nil
-	}
-	if !strings.HasPrefix(b, "/") {
-		b = "/" + b
-	}
-	if !strings.HasSuffix(b, "/") {
-		b += "/"
-	}
-	u, err := url.Parse(b)
-	if err != nil || u.Path != b || strings.Contains(b, "//") || hasControl(b) || strings.ContainsAny(b, " \\") || len(b) > 256 {
-		return "", usagef("--base-url %q is not a plain path such as /lab/", b)
-	}
-	for _, seg := range strings.Split(b, "/") {
-		if seg == "." || seg == ".." {
-			return "", usagef("--base-url %q must not contain . or .. segments", b)
-		}
-	}
-	return b, nil
-}
-
-func splitListen(addr string) (string, int, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 {
-		return "", 0, errors.New("bad port")
-	}
-	if host == "" {
-		return "", 0, errors.New("give a host (an empty host would listen on every interface)")
-	}
-	return host, n, nil
-}
-
 // listenAllowHosts are the Host names a browser may use for a listener beyond
 // loopback, besides --allow-host: the listen address itself (an IP, or a name), and
 // the machine's host name (what the banner's URL shows for 0.0.0.0 and ::). Names
 // the Host check could not take, wildcard addresses and localhost are left out.
 func listenAllowHosts(addr string) []string {
-	host, _, err := splitListen(addr)
+	host, _, err := wire.SplitListen(addr)
 	if err != nil {
 		return nil
 	}
@@ -201,7 +154,7 @@ func listenAllowHosts(addr string) []string {
 }
 
 func listenIsLoopback(addr string) bool {
-	host, _, err := splitListen(addr)
+	host, _, err := wire.SplitListen(addr)
 	if err != nil {
 		return false
 	}
@@ -264,12 +217,11 @@ func readTokenFile(path string) (string, error) {
 // reporter tells whoever waits for the server how the start is going: the terminal
 // in the foreground, the detaching parent through the ready pipe in the background.
 type reporter interface {
-	progress(msg string)
+	progress(n wire.Note)
 	ready(rec Record)
-	failed(msg string, tail []string)
-	// setupFailed is failed for a setup (or login shell) that failed before the app
-	// started; tail is its output.
-	setupFailed(msg string, tail []string)
+	// failed reports the failure that ends the start: its AppOutput is the app's last
+	// output, or the setup's (OutputOf).
+	failed(f *wire.Failure)
 }
 
 // serve runs the session in this process until ctx ends, the app exits or the idle
@@ -292,7 +244,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		rep = pr
 		defer func() {
 			if err != nil && !pr.done {
-				pr.failed(err.Error(), nil)
+				pr.failed(wire.FailureOf(err))
 			}
 		}()
 	}
@@ -436,13 +388,13 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		handler http.Handler
 		started = time.Now()
 	)
-	progress := func(msg string) {
-		fileLogger.Info(msg)
-		rep.progress(msg)
+	progress := func(n wire.Note) {
+		fileLogger.Info(n.String())
+		rep.progress(n)
 	}
 	if o.AppName == "" {
 		if hint := portNote(o.Command, findsPorts); hint != "" {
-			progress(hint)
+			progress(wire.Notef("%s", hint))
 		}
 	}
 	allowHosts := o.AllowHosts
@@ -450,15 +402,15 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		extra := listenAllowHosts(o.Listen)
 		allowHosts = append(append([]string{}, o.AllowHosts...), extra...)
 		if len(extra) > 0 {
-			progress("listening on " + o.Listen + ": browsers may also use the Host " + strings.Join(extra, ", ") + " (others need --allow-host)")
+			progress(wire.Stepf("listening on %s: browsers may also use the Host %s (others need --allow-host)", o.Listen, strings.Join(extra, ", ")))
 		}
 		if tlsConf == nil {
-			progress("note: --listen " + o.Listen + " reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls")
+			progress(wire.Notef("--listen %s reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls", o.Listen))
 		}
 	}
 	if !slurmJob {
-		if note := batchHostNote(os.Getenv); note != "" {
-			progress(note)
+		if note := batchHostNote(os.Getenv); note != nil {
+			progress(wire.Note{Level: wire.LevelNote, Said: note})
 		}
 	}
 	// The user's other loopback ports, behind the gate (ports.go).
@@ -473,7 +425,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			out = io.MultiWriter(appLog, o.Stderr)
 		}
 		if slurmJob {
-			progress("the app's output goes to " + sess.logPath())
+			progress(wire.Stepf("the app's output goes to %s", sess.logPath()))
 		}
 		if o.LoginShell {
 			began := time.Now()
@@ -511,7 +463,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 			return err
 		}
 		defer st.Close()
-		progress("serving " + o.staticDir + " read-only")
+		progress(wire.Stepf("serving %s read-only", o.staticDir))
 		handler = st
 	} else {
 		handler = newBuiltinApp(sess.ID, sf.Host, o.BaseURL, started, touch)
@@ -602,10 +554,12 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 				logger.Info("stopping", "reason", "idle", "idle_timeout", o.IdleTimeout.String())
 				fmt.Fprintf(o.Stderr, "tether: no activity for %s; stopping session %s\n", o.IdleTimeout, sess.ID)
 				sf.Exit = "stopped after " + o.IdleTimeout.String() + " without activity"
+				sf.Why = wire.Fail(wire.FailIdle, wire.Plain(sf.Exit), nil)
 				return nil
 			}
 		case <-appDone:
 			how := describeExit(app.err)
+			sf.ExitStatus = exitStatus(app.err)
 			logger.Info("the app "+how, "session", sess.ID)
 			sf.Phase, sf.Exit, sf.Ended = phaseAppExited, how, time.Now().UTC()
 			if err := writeRecord(sess, sf); err == nil {
@@ -614,24 +568,28 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 					defer os.RemoveAll(sess.SockDir)
 				}
 			}
-			err := appFailure("the app "+how, app.tail.Lines(10), sess.ID, keep)
-			rep.failed(err.Error(), app.tail.Lines(10))
-			return err
+			f := appFailure(how, "", app.tail.Lines(10), sess.ID, keep)
+			rep.failed(f)
+			return f
 		}
 	}
 }
 
-// appFailure is the one-line error for an app that ended; the caller printed (or
-// shows, in the foreground) the app's output above it.
-func appFailure(msg string, tail []string, id string, kept bool) error {
+// appFailure is the failure of an app that ended (how: "exited with status 1"; when,
+// " before it was ready" or empty), with its last output; kept says the session stays
+// for `tether logs` (the app ended after the session was ready).
+func appFailure(how, when string, tail []string, id string, kept bool) *wire.Failure {
 	last := ""
 	if len(tail) > 0 {
-		last = fmt.Sprintf(" (last output: %q)", clip(tail[len(tail)-1]))
+		last = fmt.Sprintf(" (last output: %q)", termsafe.Clip(tail[len(tail)-1], 64))
 	}
+	f := wire.Fail(wire.FailAppExited, wire.Textf("the app %s%s%s", how, when, last), wire.Plain("check the command and try again"))
 	if kept {
-		return fmt.Errorf("%s%s; `tether logs %s` shows its output, `tether ls --prune` clears the session", msg, last, id)
+		f.Advice = wire.Textf("%v shows its output, %v clears the session", wire.Tether("logs", id), wire.Tether("stop", id))
+		f.Session = id
 	}
-	return fmt.Errorf("%s%s; check the command and try again", msg, last)
+	f.Exit, f.AppOutput = how, tail
+	return f
 }
 
 func nameTaken(root, name string) error {
@@ -645,7 +603,10 @@ func nameTaken(root, name string) error {
 			continue
 		}
 		if st := sessionState(e); st == StateRunning || st == phaseStarting {
-			return fmt.Errorf("a session named %q is already running (%s); stop it with `tether stop %s` or pick another --name", name, e.s.ID, name)
+			f := wire.Fail(wire.FailNameTaken, wire.Textf("a session named %q is already running (%s)", name, e.s.ID),
+				wire.Textf("stop it with %v or pick another --name", wire.Tether("stop", name)))
+			f.Session = e.s.ID
+			return f
 		}
 	}
 	return nil
@@ -658,7 +619,7 @@ func listenURL(a *net.TCPAddr, requested string, tls bool, base string) string {
 	if tls {
 		scheme = "https"
 	}
-	host, _, _ := splitListen(requested)
+	host, _, _ := wire.SplitListen(requested)
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = hostname()
 	}
@@ -669,7 +630,7 @@ func listenURL(a *net.TCPAddr, requested string, tls bool, base string) string {
 // or the ready record as one JSON line on stdout.
 type terminalReporter struct{ o *ServeOptions }
 
-func (t *terminalReporter) progress(msg string) { fmt.Fprintf(t.o.Stderr, "tether: %s\n", msg) }
+func (t *terminalReporter) progress(n wire.Note) { printNote(t.o.Stderr, n, t.o.JSONNotes) }
 
 func (t *terminalReporter) ready(r Record) {
 	if t.o.JSON {
@@ -680,12 +641,20 @@ func (t *terminalReporter) ready(r Record) {
 	printBanner(t.o.Stderr, r, t.o.Detach)
 }
 
-// failed prints nothing more: in the foreground the app's output is on the terminal
-// already, and the error that ends serve says what happened.
-func (t *terminalReporter) failed(string, []string) {}
+// failed prints nothing more: in the foreground the app's (or the setup's) output is
+// on the terminal already, and the error that ends serve says what happened.
+func (t *terminalReporter) failed(*wire.Failure) {}
 
-// setupFailed prints nothing more either: the setup's output went to the terminal.
-func (t *terminalReporter) setupFailed(string, []string) {}
+// printNote writes a note on w: "tether: [note: ]TEXT" for a person, or with asJSON
+// one JSON line for a launcher.
+func printNote(w io.Writer, n wire.Note, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(n)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "tether: %s\n", n)
+}
 
 func printBanner(w io.Writer, r Record, detached bool) {
 	name := ""

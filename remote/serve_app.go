@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/tether-dev/tether/internal/termsafe"
 )
 
 var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 func validHeaderValue(v string) bool {
 	for _, c := range v {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+		if c != '\t' && termsafe.IsControl(c) {
 			return false
 		}
 	}
@@ -50,7 +52,7 @@ func (o *ServeOptions) resolveApp() error {
 	if err != nil {
 		return err
 	}
-	r, err := p.resolveIn(o.Command, o.BaseURL, o.lookPath(), o.shellEnv)
+	r, err := resolvePresetIn(p, o.Command, o.BaseURL, o.lookPath(), o.shellEnv)
 	if err != nil {
 		var nf errNotFound
 		if errors.As(err, &nf) && o.shellEnv != nil {
@@ -104,7 +106,7 @@ func PortHint(command []string) string {
 			return ""
 		}
 	}
-	return "note: the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT (tether sets PORT) or on {socket}; put {port} where it takes its port, e.g. -- python3 -m http.server {port}"
+	return "the command has no {port} or {socket}: the app must listen on 127.0.0.1:$PORT (tether sets PORT) or on {socket}; put {port} where it takes its port, e.g. -- python3 -m http.server {port}"
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)

@@ -170,7 +170,7 @@ func TestPortNote(t *testing.T) {
 		t.Errorf("portNote where ports are found: %q; want none", n)
 	}
 	n := portNote(cmd, false)
-	if !strings.HasPrefix(n, "note: the command has no {port} or {socket}") || !strings.Contains(n, "does not tell tether which port") || strings.Contains(n, "\n") {
+	if !strings.HasPrefix(n, "the command has no {port} or {socket}") || !strings.Contains(n, "does not tell tether which port") || strings.Contains(n, "\n") {
 		t.Errorf("portNote elsewhere: %q", n)
 	}
 	if n := portNote([]string{"python3", "-m", "http.server", "{port}"}, false); n != "" {

@@ -5,11 +5,11 @@ package remote
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
 	"github.com/tether-dev/tether/internal/localpeer"
+	"github.com/tether-dev/tether/wire"
 )
 
 // runApp starts the app, waits until it is ready and looks at where it listens (see
@@ -17,11 +17,12 @@ import (
 // stopped and started again on a fresh port, portAttempts times in all. It returns the
 // last plan (whose files the caller removes) and the running app (which the caller
 // stops), also with an error; an error has been reported through rep.
-func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFile, out io.Writer, rep reporter, progress func(string)) (*appPlan, *appProc, error) {
+func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFile, out io.Writer, rep reporter, progress func(wire.Note)) (*appPlan, *appProc, error) {
 	deadline := time.Now().Add(o.ReadyTimeout)
-	fail := func(msg string) error {
-		rep.failed(msg, nil)
-		return errors.New(msg)
+	fail := func(said wire.Text) error {
+		f := wire.Fail("", said, nil)
+		rep.failed(f)
+		return f
 	}
 	var (
 		plan *appPlan
@@ -33,9 +34,9 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 			return nil, nil, err
 		}
 		if o.AppName != "" {
-			progress("starting " + o.describeApp() + ": " + commandLine(plan.argv))
+			progress(wire.Stepf("starting %s: %s", o.describeApp(), commandLine(plan.argv)))
 		} else {
-			progress("starting " + commandLine(plan.argv))
+			progress(wire.Stepf("starting %s", commandLine(plan.argv)))
 		}
 		if app, err = startApp(plan, out); err != nil {
 			return plan, nil, err
@@ -57,21 +58,21 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 		app.stop(appGrace)
 		removeAppFiles(plan.files)
 		if attempt == portAttempts {
-			return nil, nil, fail(fmt.Sprintf("the app's port was taken before the app could listen on it, %d times in a row, by %s (last %s); nothing was sent to it; "+
+			return nil, nil, fail(wire.Textf("the app's port was taken before the app could listen on it, %d times in a row, by %s (last %s); nothing was sent to it; "+
 				"let the app listen on {socket}, or read $PORT instead of taking {port} on its command line (which every user can read)", portAttempts, taken.holder(), taken.addr))
 		}
-		progress(fmt.Sprintf("warning: %v; nothing was sent to it; starting the app again on another port", taken))
+		progress(wire.Warnf("%v; nothing was sent to it; starting the app again on another port", taken))
 	}
 
 	ls, err := appListeners(app)
 	switch {
 	case errors.Is(err, localpeer.ErrUnsupported):
 		if plan.network == "tcp" {
-			progress("note: this system does not tell tether who holds the app's port or where the app listens; make sure it listens on 127.0.0.1 only")
+			progress(wire.Notef("this system does not tell tether who holds the app's port or where the app listens; make sure it listens on 127.0.0.1 only"))
 		}
 		return plan, app, nil
 	case err != nil:
-		return plan, app, fail(fmt.Sprintf("cannot check where the app listens: %v", err))
+		return plan, app, fail(wire.Textf("cannot check where the app listens: %v", err))
 	}
 	if ex := exposed(ls); len(ex) > 0 {
 		if !o.AllowExposed {
@@ -79,7 +80,7 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 		}
 		progress(exposedWarning(ex))
 		if plan.found != nil {
-			progress("note: " + plan.found.note())
+			progress(wire.Notef("%s", plan.found.note()))
 		}
 		return plan, app, nil
 	}
@@ -89,13 +90,13 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 			where = joinAddrs(lb)
 		}
 		if plan.found != nil {
-			progress("note: " + plan.found.note() + foundTail(len(plan.secrets) > 0))
+			progress(foundNote(plan.found, len(plan.secrets) > 0))
 			return plan, app, nil
 		}
 		if len(plan.secrets) > 0 {
-			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can connect to it; it demands its own per-session secret, which only the proxy sends", where))
+			progress(wire.Notef("the app listens on %s, where other users of %v can connect to it; it demands its own per-session secret, which only the proxy sends", where, wire.ThisMachine))
 		} else {
-			progress(fmt.Sprintf("note: the app listens on %s, where other users of this machine can reach it without the token; apps that can listen on {socket} are private", where))
+			progress(wire.Notef("the app listens on %s, where other users of %v can reach it without the token; apps that can listen on {socket} are private", where, wire.ThisMachine))
 		}
 	}
 	return plan, app, nil
@@ -118,16 +119,15 @@ func portTaken(err error, plan *appPlan) *portTakenError {
 func readyFailure(err error, app *appProc, id string, rep reporter) error {
 	if errors.Is(err, errAppExited) {
 		<-app.done
-		tail := app.tail.Lines(20)
-		err := appFailure(fmt.Sprintf("the app %s before it was ready", describeExit(app.err)), tail, id, false)
-		rep.failed(err.Error(), tail)
-		return err
+		f := appFailure(describeExit(app.err), " before it was ready", app.tail.Lines(20), id, false)
+		rep.failed(f)
+		return f
 	}
 	if errors.Is(err, context.Canceled) {
 		return errors.New("interrupted while waiting for the app")
 	}
-	tail := app.tail.Lines(20)
-	err = appFailure(err.Error(), tail, id, false)
-	rep.failed(err.Error(), tail)
-	return err
+	f := wire.Fail(wire.FailNotReady, wire.Plain(err.Error()), wire.Plain("check the command and try again"))
+	f.AppOutput = app.tail.Lines(20)
+	rep.failed(f)
+	return f
 }

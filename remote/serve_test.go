@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tether-dev/tether/tokenserver"
+	"github.com/tether-dev/tether/wire"
 )
 
 // running is a Serve call in this process.
@@ -310,6 +312,10 @@ func TestServeUsageErrors(t *testing.T) {
 		{ServeOptions{BaseURL: "/a/../b"}, "--base-url"},
 		{ServeOptions{BaseURL: "//evil.example"}, "--base-url"},
 		{ServeOptions{BaseURL: "/a?b"}, "--base-url"},
+		// The gate's rule, judged before anything starts: serve used to let this by,
+		// start the app, and fail when the gate refused it after the app was ready.
+		{ServeOptions{BaseURL: "/a+b/", ReadyTimeout: 10 * time.Second, Command: []string{"python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"}}, "--base-url \"/a+b/\" has a character other than"},
+		{ServeOptions{AllowHosts: []string{"http://x.example"}}, "--allow-host"},
 		{ServeOptions{Name: "bad name"}, "session name"},
 		{ServeOptions{Name: "abcdefgh"}, "looks like a session id"},
 		{ServeOptions{TLSKey: "k.pem"}, "--tls-key needs --tls-cert"},
@@ -320,8 +326,8 @@ func TestServeUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := Serve(context.Background(), tt.o)
-		var ue *UsageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+		var coded interface{ ExitCode() int }
+		if !errors.As(err, &coded) || coded.ExitCode() != 2 || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("for %+v, got %v; want a usage error saying %q", tt.o, err, tt.want)
 		}
 	}
@@ -329,9 +335,33 @@ func TestServeUsageErrors(t *testing.T) {
 
 func TestNormalizeBaseURL(t *testing.T) {
 	for in, want := range map[string]string{"": "/", "/": "/", "lab": "/lab/", "/lab": "/lab/", "/a/b/": "/a/b/"} {
-		if got, err := normalizeBaseURL(in); err != nil || got != want {
+		if got, err := wire.BaseURL(in); err != nil || got != want {
 			t.Errorf("for %q, got %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// TestServeOptionsWire: serve's options and its command line (wire.Serve) carry the
+// same things: every field of a full command line comes back through ServeOptions.
+func TestServeOptionsWire(t *testing.T) {
+	full := wire.Serve{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true,
+		AllowHosts: []string{"a.example"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
+		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
+		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S",
+		AppHeaders: []string{"A: b"}, AllowExposed: true, NoPortProxy: true, Command: []string{"x"}}
+	v := reflect.ValueOf(full)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() && v.Type().Field(i).Name != "TLSCert" && v.Type().Field(i).Name != "TLSKey" {
+			t.Errorf("wire.Serve.%s is not set in the test", v.Type().Field(i).Name)
+		}
+	}
+	o := ServeOptionsOf(full)
+	if got := o.wire(); !reflect.DeepEqual(got, full) {
+		t.Errorf("through ServeOptions:\n got %+v\nwant %+v", got, full)
+	}
+	withCert := wire.Serve{TLSCert: "/c.pem", TLSKey: "/k.pem"}
+	if o := ServeOptionsOf(withCert); !reflect.DeepEqual(o.wire(), withCert) {
+		t.Errorf("a certificate: %+v", o.wire())
 	}
 }
 
@@ -341,7 +371,7 @@ func TestChildArgs(t *testing.T) {
 		AllowExposed: true, NoPortProxy: true, Command: []string{"jupyter", "lab", "--port={port}", "--", "x y"}}
 	got := strings.Join(childArgs(o), "|")
 	want := "serve|--ready-fd=3|--listen=127.0.0.1:0|--socket=/s/x.sock|--token-file=/t/f|--base-url=/lab/|--tls|" +
-		"--allow-host=a.example|--allow-host=b,c|--idle-timeout=1h0m0s|--name=n|--ready-timeout=1m0s|--allow-exposed|--no-port-proxy|--|jupyter|lab|--port={port}|--|x y"
+		"--allow-host=a.example|--allow-host=b,c|--name=n|--ready-timeout=1m0s|--idle-timeout=1h0m0s|--allow-exposed|--no-port-proxy|--|jupyter|lab|--port={port}|--|x y"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -5,9 +5,11 @@ package remote
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/tether-dev/tether/wire"
 )
 
-// launch --setup in a batch job: `tether slurm submit --setup-stdin` reads the script
+// launch --setup in a batch job: `tether batch submit --setup-stdin` reads the script
 // (one frame on stdin, as serve does) and keeps it in the session's 0700 directory on
 // the shared home, 0600; the job's serve gets --setup-file naming it and runs it in
 // the login shell on the node, right before the app.
@@ -26,24 +28,18 @@ func (o *BatchSubmitOptions) readSetup() (string, error) {
 	if r == nil {
 		r = os.Stdin
 	}
-	return readSetupFrame(r)
+	return wire.ReadSetupFrame(r)
 }
 
 // withJobSetup writes setup into the session directory dir and returns the job's serve
-// arguments with --setup-file naming it (before any "--"); serve as it is when setup is
-// empty.
-func withJobSetup(dir, setup string, serve []string) ([]string, error) {
+// with --setup-file naming it; serve as it is when setup is empty.
+func withJobSetup(dir, setup string, serve wire.Serve) (wire.Serve, error) {
 	if setup == "" {
 		return serve, nil
 	}
 	if err := writeFileAtomic(dir, jobSetupFile, []byte(setup)); err != nil {
-		return nil, err
+		return serve, err
 	}
-	flag := "--setup-file=" + filepath.Join(dir, jobSetupFile)
-	for i, a := range serve {
-		if a == "--" {
-			return append(append(append([]string{}, serve[:i]...), flag), serve[i:]...), nil
-		}
-	}
-	return append(append([]string{}, serve...), flag), nil
+	serve.SetupFile = filepath.Join(dir, jobSetupFile)
+	return serve, nil
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // Where sessions live. Each session is a directory named by its id under a per-user
@@ -174,7 +176,7 @@ func newSession(root string) (*session, error) {
 			os.Remove(dir)
 			return nil, err
 		}
-		if len(s.socketPath()) > maxSocketPath || !socketsWork(dir) {
+		if len(s.socketPath()) > wire.MaxSocketPath || !socketsWork(dir) {
 			sd, err := shortSocketDir(id)
 			if err != nil {
 				os.Remove(dir)
@@ -209,7 +211,7 @@ func shortSocketDir(id string) (string, error) {
 		return "", err
 	}
 	dir = phys
-	if len(filepath.Join(dir, serverSocket)) > maxSocketPath {
+	if len(filepath.Join(dir, serverSocket)) > wire.MaxSocketPath {
 		os.Remove(dir)
 		return "", fmt.Errorf("no short enough directory for a Unix socket (%s); set TETHER_STATE_DIR or TMPDIR to a shorter path", dir)
 	}

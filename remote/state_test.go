@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 func TestStateRootResolution(t *testing.T) {
@@ -224,7 +226,7 @@ func TestNewSessionIDsAndDirs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !idPattern.MatchString(s.ID) || seen[s.ID] {
+		if !wire.ValidID(s.ID) || seen[s.ID] {
 			t.Fatalf("id %q: malformed or repeated", s.ID)
 		}
 		seen[s.ID] = true
@@ -250,7 +252,7 @@ func TestNewSessionLongRootFallsBackToShortSocketDir(t *testing.T) {
 	if s.SockDir == s.Dir {
 		t.Fatal("long root: socket dir not moved")
 	}
-	if n := len(s.socketPath()); n > maxSocketPath {
+	if n := len(s.socketPath()); n > wire.MaxSocketPath {
 		t.Fatalf("socket path %d bytes: %s", n, s.socketPath())
 	}
 	if err := checkPrivateDir(s.SockDir); err != nil {

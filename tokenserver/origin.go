@@ -79,34 +79,44 @@ func isLoopbackName(host string) bool {
 	return a.Is4() && a.IsLoopback() || a == netip.IPv6Loopback()
 }
 
+// AllowHostError is an --allow-host entry the Host check cannot take; Why says what
+// is wrong with it.
+type AllowHostError struct{ Host, Why string }
+
+func (e *AllowHostError) Error() string {
+	return fmt.Sprintf("tokenserver: allowed host %q %s", e.Host, e.Why)
+}
+
 // NormalizeAllowHost checks one --allow-host entry (a DNS name or an IP address,
-// without port, scheme or wildcard) and returns it as the Host check compares it.
+// without port, scheme or wildcard) and returns it as the Host check compares it; an
+// entry it cannot take is an *AllowHostError.
 func NormalizeAllowHost(h string) (string, error) {
 	orig := h
+	bad := func(why string) error { return &AllowHostError{Host: orig, Why: why} }
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	if h == "" {
-		return "", errors.New("tokenserver: empty allowed host")
+		return "", bad("is empty")
 	}
 	if a, err := netip.ParseAddr(h); err == nil {
 		if a.Zone() != "" {
-			return "", fmt.Errorf("tokenserver: allowed host %q: zones are not supported", orig)
+			return "", bad("has a zone, which is not supported")
 		}
 		return strings.ToLower(a.String()), nil
 	}
 	if len(h) > 253 {
-		return "", fmt.Errorf("tokenserver: allowed host is too long")
+		return "", &AllowHostError{Host: orig[:64] + "…", Why: "is too long"}
 	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return "", fmt.Errorf("tokenserver: allowed host %q: give a bare host name such as myhost.example (no scheme, port, path or wildcard)", orig)
+			return "", bad("is not a bare host name: give one such as myhost.example (no scheme, port, path or wildcard)")
 		}
 	}
 	if strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
-		return "", fmt.Errorf("tokenserver: allowed host %q is not a valid name", orig)
+		return "", bad("is not a valid name")
 	}
 	if strings.EqualFold(h, ForwardedServerName) {
-		return "", fmt.Errorf("tokenserver: allowed host %q is reserved for tether's launcher", orig)
+		return "", bad("is reserved for tether's launcher")
 	}
 	return strings.ToLower(h), nil
 }

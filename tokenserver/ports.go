@@ -61,10 +61,14 @@ type Ports struct {
 }
 
 // PortError is a refusal of a secondary port, shown to the client as
-// "STATUS TEXT: Msg" (Msg must hold nothing the request chose beyond the port number).
+// "STATUS TEXT: Msg" (Msg must hold nothing the request chose beyond the port number),
+// or, to a client that accepts application/json (the launcher), as Detail when set: a
+// JSON document the refusal's author gives for a program to decide by, with the same
+// restriction.
 type PortError struct {
 	Status int
 	Msg    string
+	Detail []byte
 }
 
 func (e *PortError) Error() string { return e.Msg }
@@ -295,6 +299,14 @@ func (s *Server) portFailed(w http.ResponseWriter, r *http.Request, port int, er
 	switch {
 	case errors.As(err, &pe):
 		s.log.Warn("secondary port refused", "port", port, "status", pe.Status, "reason", truncate(pe.Msg, 300), "method", r.Method)
+		if pe.Detail != nil && strings.Contains(r.Header.Get("Accept"), "application/json") {
+			h.Set("Content-Type", "application/json")
+			setOurHeaders(h, cspText)
+			h.Set("Content-Length", strconv.Itoa(len(pe.Detail)))
+			w.WriteHeader(pe.Status)
+			w.Write(pe.Detail)
+			return
+		}
 		s.writeText(w, pe.Status, pe.text())
 	case errors.Is(err, context.Canceled):
 		s.log.Debug("secondary port: client went away", "port", port)

@@ -115,7 +115,7 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	base, err := normalizeBaseURL(o.BaseURL)
+	base, err := NormalizeBaseURL(o.BaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -196,17 +196,26 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// normalizeBaseURL turns "" and "/" into "/", and "/a/b" or "/a/b/" into "/a/b/". It
-// refuses anything but plain path segments of URL-safe characters.
-func normalizeBaseURL(b string) (string, error) {
+// BaseURLError is a base URL the gate cannot serve under; Why says what is wrong with
+// it ("has an empty segment").
+type BaseURLError struct{ URL, Why string }
+
+func (e *BaseURLError) Error() string {
+	return fmt.Sprintf("tokenserver: base URL %q %s; use a path such as /myapp/", e.URL, e.Why)
+}
+
+// NormalizeBaseURL is the rule for a base URL, the gate's and so everyone's (serve
+// judges --base-url with it before anything starts; the launcher checks a ready
+// record's with it): "" and "/" are "/", and "/a/b" or "/a/b/" is "/a/b/"; anything
+// but plain path segments of URL-safe characters (A-Z a-z 0-9 - . _ ~, no . or ..
+// segment) within 256 characters is refused with a *BaseURLError.
+func NormalizeBaseURL(b string) (string, error) {
 	if b == "" || b == "/" {
 		return "/", nil
 	}
-	bad := func(why string) error {
-		return fmt.Errorf("tokenserver: base URL %q %s; use a path such as /myapp/", b, why)
-	}
+	bad := func(why string) error { return &BaseURLError{URL: b, Why: why} }
 	if len(b) > 256 {
-		return "", fmt.Errorf("tokenserver: base URL is longer than 256 characters")
+		return "", &BaseURLError{URL: b[:64] + "…", Why: "is longer than 256 characters"}
 	}
 	if !strings.HasPrefix(b, "/") {
 		return "", bad("does not start with /")

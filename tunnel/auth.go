@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/term"
@@ -477,7 +478,7 @@ func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm st
 
 func warnf(w io.Writer, format string, args ...any) {
 	if w != nil {
-		fmt.Fprintf(w, "tunnel: warning: "+format+"\n", args...)
+		fmt.Fprintf(w, format+"\n", args...)
 	}
 }
 
@@ -538,7 +539,7 @@ func (t *TerminalPrompter) KeyboardInteractive(user, host, name, instruction str
 		t.mu.Lock()
 		for _, s := range []string{name, instruction} {
 			if s != "" {
-				fmt.Fprintln(t.tty, sanitize(s))
+				fmt.Fprintln(t.tty, termsafe.Strip(s))
 			}
 		}
 		t.mu.Unlock()
@@ -547,7 +548,7 @@ func (t *TerminalPrompter) KeyboardInteractive(user, host, name, instruction str
 	for i, q := range questions {
 		// As OpenSSH: the question says who asks, for a prompt that comes at a
 		// reconnect, long after the command was typed.
-		q = fmt.Sprintf("(%s@%s) %s", sanitize(user), sanitize(host), sanitize(q))
+		q = fmt.Sprintf("(%s@%s) %s", termsafe.Strip(user), termsafe.Strip(host), termsafe.Strip(q))
 		var err error
 		if i < len(echos) && echos[i] {
 			answers[i], err = t.line(q)
@@ -579,17 +580,4 @@ func (t *TerminalPrompter) ConfirmHostKey(host, message string) (bool, error) {
 		message = "Please type 'yes' or 'no':"
 	}
 	return false, nil
-}
-
-// sanitize strips control characters a server could use to rewrite the terminal.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' {
-			return r
-		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return -1
-		}
-		return r
-	}, s)
 }

@@ -74,7 +74,8 @@ type Options struct {
 	// OnEvent is told of connected / lost / reconnecting / back / failed; it is called
 	// from the client's own goroutine and must not block.
 	OnEvent func(Event)
-	// Warn receives one-line warnings; nil discards them.
+	// Warn receives one-line warnings, each a line of its own without a prefix (the
+	// caller says whose they are); nil discards them.
 	Warn io.Writer
 	// ReconnectWait bounds how long DialContext, Run and friends wait for a new
 	// connection while reconnecting (default 30 s).

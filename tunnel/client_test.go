@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -70,7 +71,7 @@ var quoteCases = []string{
 func TestQuoteRoundTrip(t *testing.T) {
 	argv := append([]string{"printf", `%s\000`}, quoteCases...)
 	want := strings.Join(quoteCases, "\x00") + "\x00"
-	out, err := exec.Command("/bin/sh", "-c", QuoteCommand(argv)).Output()
+	out, err := exec.Command("/bin/sh", "-c", shquote.Join(argv)).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +79,13 @@ func TestQuoteRoundTrip(t *testing.T) {
 		t.Fatalf("local sh: got %q\nwant %q", out, want)
 	}
 	for _, s := range quoteCases {
-		out, err := exec.Command("/bin/sh", "-c", "printf %s "+Quote(s)).Output()
+		out, err := exec.Command("/bin/sh", "-c", "printf %s "+shquote.Quote(s)).Output()
 		if err != nil || string(out) != s {
 			t.Errorf("for %q, got %q (%v); want it back", s, out, err)
 		}
 	}
 	// An argument that looks like an assignment stays a word: no command runs here.
-	if err := exec.Command("/bin/sh", "-c", QuoteCommand([]string{"A=1", "true"})).Run(); err == nil {
+	if err := exec.Command("/bin/sh", "-c", shquote.Join([]string{"A=1", "true"})).Run(); err == nil {
 		t.Error("A=1 in command position was taken as an assignment")
 	}
 	ts := startServer(t, nil)

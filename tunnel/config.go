@@ -89,7 +89,8 @@ type ResolveOptions struct {
 	// one (empty: the local user, as ssh): a compute node logs in as its login host's
 	// User.
 	DefaultUser string
-	// Warn receives one-line warnings (skipped Match criteria); nil discards them.
+	// Warn receives one-line warnings (skipped Match criteria), each a line of its own
+	// without a prefix (the caller says whose they are); nil discards them.
 	Warn io.Writer
 }
 
@@ -282,7 +283,7 @@ func (r *resolver) hostName(s *settings, alias string) string {
 
 func (r *resolver) warn(format string, args ...any) {
 	if r.o.Warn != nil {
-		fmt.Fprintf(r.o.Warn, "tunnel: warning: "+format+"\n", args...)
+		fmt.Fprintf(r.o.Warn, format+"\n", args...)
 	}
 }
 

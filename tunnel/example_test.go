@@ -42,8 +42,3 @@ func ExampleServer() {
 	fmt.Printf("%q %d %v\n", out, status, err)
 	// Output: "hello from the remote\n" 0 <nil>
 }
-
-func ExampleQuoteCommand() {
-	fmt.Println(QuoteCommand([]string{"jupyter", "lab", "--port={port}", "it's", ""}))
-	// Output: jupyter lab '--port={port}' 'it'\''s' ''
-}

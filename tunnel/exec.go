@@ -14,31 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"golang.org/x/crypto/ssh"
 )
-
-// Quote quotes s for a POSIX shell: single quotes around it, each single quote inside
-// written as quote, backslash, quote, quote. Words of safe characters stay bare ('='
-// is not safe: a bare A=1 in command position would be an assignment).
-// The empty string becomes a pair of single quotes.
-func Quote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,@+%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// QuoteCommand quotes every argument of argv and joins them with spaces: a command line
-// the remote shell splits back into exactly argv.
-func QuoteCommand(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = Quote(a)
-	}
-	return strings.Join(q, " ")
-}
 
 // Run runs command (a remote shell string) with the given stdio. A command that exits
 // with a status returns (status, nil); err is for commands that could not run, were
@@ -103,7 +81,7 @@ func (c *Client) Output(ctx context.Context, argv []string, limit int) (stdout, 
 	defer cancel(nil)
 	out := &capWriter{limit: limit, over: func() { cancel(fmt.Errorf("%s: stdout %w of %d bytes", argv[0], ErrOutputLimit, limit)) }}
 	errw := &capWriter{limit: limit, over: func() { cancel(fmt.Errorf("%s: stderr %w of %d bytes", argv[0], ErrOutputLimit, limit)) }}
-	status, err := c.Run(ctx, QuoteCommand(argv), nil, out, errw)
+	status, err := c.Run(ctx, shquote.Join(argv), nil, out, errw)
 	return out.bytes(), errw.bytes(), status, err
 }
 
@@ -214,20 +192,20 @@ func uploadGzip(ctx context.Context, run runFunc, gz io.Reader, size int64, sum,
 // send runs the upload script: size bytes of body go to a temporary file beside
 // remotePath (through gzip -dc when gunzip is set), whose SHA-256 must be sum.
 func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum string, gunzip bool, remotePath string, progress func(written int64)) error {
-	target := Quote(remotePath)
+	target := shquote.Quote(remotePath)
 	if strings.HasPrefix(remotePath, "~/") {
-		target = `"$HOME"/` + Quote(remotePath[2:])
+		target = `"$HOME"/` + shquote.Quote(remotePath[2:])
 	}
 	dir := path.Dir(remotePath)
-	qdir := Quote(dir)
+	qdir := shquote.Quote(dir)
 	if dir == "~" {
 		qdir = `"$HOME"`
 	} else if strings.HasPrefix(dir, "~/") {
-		qdir = `"$HOME"/` + Quote(dir[2:])
+		qdir = `"$HOME"/` + shquote.Quote(dir[2:])
 	}
 	var nonce [6]byte
 	rand.Read(nonce[:])
-	tmp := qdir + "/" + Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
+	tmp := qdir + "/" + shquote.Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
 	receive, needGzip := `cat > "$tmp" || exit 1`, ":"
 	if gunzip {
 		// Checked before anything is created, so that the caller may send it plain.
@@ -239,7 +217,7 @@ func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum stri
 	script := strings.Join([]string{
 		"umask 077",
 		needGzip,
-		"if [ -d " + target + " ]; then echo " + Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
+		"if [ -d " + target + " ]; then echo " + shquote.Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
 		"mkdir -p -- " + qdir + " || exit 1",
 		// The directory must be ours and writable by no one else: another user who can
 		// write it could swap the temporary file for a symlink before the chmod (which
@@ -263,7 +241,7 @@ func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum stri
 	pr := &progressReader{r: io.LimitReader(body, size), n: &written, f: progress}
 	var stderr capWriter
 	stderr.limit, stderr.over = 4096, func() {}
-	status, err := run(ctx, "/bin/sh -c "+Quote(script), pr, io.Discard, &stderr)
+	status, err := run(ctx, "/bin/sh -c "+shquote.Quote(script), pr, io.Discard, &stderr)
 	if err != nil {
 		return fmt.Errorf("tunnel: upload to %s: %w", remotePath, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -60,7 +61,7 @@ func (e *HostKeyChangedError) Error() string {
 	}
 	if len(e.Expected) > 0 {
 		k := e.Expected[0]
-		fmt.Fprintf(&b, "; if the change is legitimate, remove line %d of %s (ssh-keygen -R %s -f %s)", k.Line, k.File, Quote(e.Host), Quote(k.File))
+		fmt.Fprintf(&b, "; if the change is legitimate, remove line %d of %s (ssh-keygen -R %s -f %s)", k.Line, k.File, shquote.Quote(e.Host), shquote.Quote(k.File))
 	}
 	return b.String()
 }

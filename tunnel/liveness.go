@@ -23,12 +23,20 @@ import (
 // link that is slow but alive is never cut. A peer whose kernel acknowledges everything
 // but whose sshd answers nothing (a stopped process) is dead all the same.
 
-// Probe timing; variables so tests can shorten them.
-var (
-	probeAfter = 3 * time.Second        // silence while someone waits, before a probe
-	probeWait  = 4 * time.Second        // silence after the probe, before the verdict
-	probeTick  = 500 * time.Millisecond // how often a waiting connection is looked at
-)
+// probeTimes is the probe's timing.
+type probeTimes struct {
+	after time.Duration // silence while someone waits, before a probe
+	wait  time.Duration // silence after the probe, before the verdict
+	tick  time.Duration // how often a waiting connection is looked at
+}
+
+// probeTiming is the probe's timing, read by each connection's watcher; tests shorten
+// it (atomically: a connection of an earlier test may still be watching).
+var probeTiming atomic.Pointer[probeTimes]
+
+func init() {
+	probeTiming.Store(&probeTimes{after: 3 * time.Second, wait: 4 * time.Second, tick: 500 * time.Millisecond})
+}
 
 // liveness watches one connection's traffic for the on-demand probe.
 type liveness struct {
@@ -102,7 +110,7 @@ func (c waitingConn) CloseWrite() error {
 // connection dead (markDead and close) when a waiting connection meets silence.
 func (cc *clientConn) watchLiveness() {
 	l := cc.lv
-	tick := time.NewTicker(probeTick)
+	tick := time.NewTicker(probeTiming.Load().tick)
 	tick.Stop()
 	defer tick.Stop()
 	for {
@@ -112,7 +120,7 @@ func (cc *clientConn) watchLiveness() {
 			return
 		case <-l.poke:
 		}
-		tick.Reset(probeTick)
+		tick.Reset(probeTiming.Load().tick)
 		if !cc.watchWaiting(tick.C) {
 			return
 		}
@@ -144,7 +152,7 @@ func (cc *clientConn) watchWaiting(tick <-chan time.Time) bool {
 			quiet++
 		}
 		lastDemand = d
-		if waiting && now.Sub(since) >= probeAfter {
+		if waiting && now.Sub(since) >= probeTiming.Load().after {
 			if !cc.probe() {
 				return false
 			}
@@ -179,8 +187,9 @@ func (cc *clientConn) probe() bool {
 		_, _, err := cc.client.SendRequest("keepalive@openssh.com", true, nil)
 		reply <- err
 	})
-	silent := probeAfter
-	deadline := time.NewTimer(probeWait)
+	pt := probeTiming.Load()
+	silent := pt.after
+	deadline := time.NewTimer(pt.wait)
 	defer deadline.Stop()
 	for {
 		select {
@@ -194,7 +203,7 @@ func (cc *clientConn) probe() bool {
 			return true
 		case <-deadline.C:
 		}
-		silent += probeWait
+		silent += pt.wait
 		if l.rx.Load() != rx0 {
 			return true
 		}
@@ -202,7 +211,7 @@ func (cc *clientConn) probe() bool {
 		q1, tx1 := sendQueued(cc.tr.conn), l.tx.Load()
 		if q0 > 0 && q1 >= 0 && int64(q0)+int64(tx1-tx0)-int64(q1) > 0 {
 			q0, tx0 = q1, tx1
-			deadline.Reset(probeWait)
+			deadline.Reset(pt.wait)
 			continue
 		}
 		cc.kill(fmt.Errorf("no answer for %v while a connection waited", silent.Round(time.Second)))

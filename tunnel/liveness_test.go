@@ -10,9 +10,8 @@ import (
 
 // shortProbes shortens the on-demand probe for a test.
 func shortProbes(t *testing.T) {
-	a, w, k := probeAfter, probeWait, probeTick
-	probeAfter, probeWait, probeTick = 300*time.Millisecond, 400*time.Millisecond, 50*time.Millisecond
-	t.Cleanup(func() { probeAfter, probeWait, probeTick = a, w, k })
+	old := probeTiming.Swap(&probeTimes{after: 300 * time.Millisecond, wait: 400 * time.Millisecond, tick: 50 * time.Millisecond})
+	t.Cleanup(func() { probeTiming.Store(old) })
 }
 
 // TestProbeOnDemand: with the idle keepalive at its 15 s default, a stall is declared
@@ -43,8 +42,8 @@ func TestProbeOnDemand(t *testing.T) {
 	if lost.Err == nil || !strings.Contains(lost.Err.Error(), "while a connection waited") {
 		t.Errorf("lost: %v; want the probe's verdict", lost.Err)
 	}
-	if took < probeAfter {
-		t.Errorf("declared dead after %v, before probeAfter (%v)", took, probeAfter)
+	if after := probeTiming.Load().after; took < after {
+		t.Errorf("declared dead after %v, before probeAfter (%v)", took, after)
 	}
 	stalled.set(false)
 	ev.waitFor(t, Back, 10*time.Second)

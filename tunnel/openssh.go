@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 )
@@ -60,7 +61,8 @@ type OpenSSHOptions struct {
 	// OnEvent is told of connected / lost / reconnecting / back / failed, as with Dial;
 	// it must not block.
 	OnEvent func(Event)
-	// Warn receives one-line warnings; nil discards them.
+	// Warn receives one-line warnings, each a line of its own without a prefix (the
+	// caller says whose they are); nil discards them.
 	Warn io.Writer
 	// ReconnectWait bounds how long calls wait for a new master while reconnecting
 	// (default 30 s).
@@ -256,7 +258,7 @@ func (c *OpenSSHClient) connect(ctx context.Context) (*master, error) {
 			return nil, ctx.Err()
 		}
 		if !errors.Is(err, errNoMaster) {
-			warnf(c.o.Warn, "not using the ControlMaster at %s: %v", c.userPath, strings.TrimPrefix(err.Error(), "tunnel: "))
+			warnf(c.o.Warn, "not using the ControlMaster at %s: %v", c.userPath, Message(err))
 		}
 	}
 	return c.ownMaster(ctx)
@@ -341,7 +343,7 @@ func (c *OpenSSHClient) proxyCommand() string {
 		path = c.cur.path
 	}
 	c.mu.Unlock()
-	pct := func(s string) string { return strings.ReplaceAll(Quote(s), "%", "%%") }
+	pct := func(s string) string { return strings.ReplaceAll(shquote.Quote(s), "%", "%%") }
 	cmd := []string{pct(c.prog)}
 	if c.o.ConfigFile != "" {
 		cmd = append(cmd, "-F", pct(c.o.ConfigFile))
@@ -527,7 +529,7 @@ func (c *OpenSSHClient) reconnect() (*master, error) {
 		if errors.As(err, &oe) && oe.permanent() || errors.Is(err, ErrInvalidName) {
 			return nil, err
 		}
-		warnf(c.o.Warn, "reconnecting to %s (attempt %d): %v", c.cfg.Alias, attempt, strings.TrimPrefix(err.Error(), "tunnel: "))
+		warnf(c.o.Warn, "reconnecting to %s (attempt %d): %v", c.cfg.Alias, attempt, Message(err))
 		t := time.NewTimer(min(250*time.Millisecond<<min(attempt-1, 5), maxBackoff))
 		select {
 		case <-t.C:

@@ -61,7 +61,7 @@ type DialError struct {
 	Err  error
 }
 
-func (e *DialError) Error() string { return "tunnel: " + e.Msg() }
+func (e *DialError) Error() string { return prefix + e.Msg() }
 
 // Msg is the error without the package prefix.
 func (e *DialError) Msg() string {

@@ -153,3 +153,22 @@ func TestProxyCommandGoneBeforeWrite(t *testing.T) {
 		t.Errorf("read after exit: %v; want the command's stderr", err)
 	}
 }
+
+// TestMessage: an error of this package is shown without its prefix by Message, in
+// one place, instead of each caller cutting "tunnel: " off its text.
+func TestMessage(t *testing.T) {
+	err := fmt.Errorf("resolving: %w", &DialError{Addr: "gpu:22", Err: errors.New("connection refused")})
+	if got := err.Error(); !strings.HasPrefix(got, "resolving: tunnel: ") {
+		t.Fatalf("Error() = %q", got)
+	}
+	de := &DialError{Addr: "gpu:22", Err: errors.New("connection refused")}
+	if got := Message(de); strings.HasPrefix(got, "tunnel: ") || got != de.Msg() {
+		t.Errorf("Message = %q; want %q", got, de.Msg())
+	}
+	if got := Message(errors.New("other: x")); got != "other: x" {
+		t.Errorf("Message of another package's error = %q", got)
+	}
+	if Message(nil) != "" {
+		t.Error("Message(nil) is not empty")
+	}
+}

@@ -335,3 +335,68 @@ func sgrParams(p []byte) bool {
 	}
 	return true
 }
+
+// IsControl reports whether r is a control character: C0 (below U+0020), DEL, or C1
+// (U+0080 to U+009F, 8-bit escape sequences on some terminals). It is tether's one
+// definition of a character that must not reach a terminal or a one-line field.
+func IsControl(r rune) bool { return r < 0x20 || r == 0x7f || isC1(r) }
+
+// HasControl reports whether s holds a control character (IsControl), \t and \n
+// included: a field a remote sends must be one line of printable text.
+func HasControl(s string) bool { return strings.IndexFunc(s, IsControl) >= 0 }
+
+// OneLine flattens s to one line of printable text: escape sequences removed whole (an
+// OSC leaves nothing of itself behind), other control characters dropped, runs of
+// whitespace (newlines and tabs included) one space, no space at either end. It is
+// what tether shows of text from a remote inside a line of its own.
+func OneLine(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.TrimSpace(Strip(s)) {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t' || r == ' ':
+			space = true
+			continue
+		case IsControl(r):
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Line is s as one line that keeps its spacing (an app's output line, indented): escape
+// sequences removed whole, line breaks and tabs as spaces, other control characters
+// dropped, invalid UTF-8 as U+FFFD. What it returns has no control character.
+func Line(s string) string {
+	s = Strip(s)
+	if strings.IndexFunc(s, IsControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return ' '
+		case IsControl(r):
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// Clip shortens s to at most n bytes, cut at a rune boundary and marked with "…", so
+// a long or hostile value stays a readable part of a message.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
+	for cut > 0 && s[cut]&0xc0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}

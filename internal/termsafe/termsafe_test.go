@@ -201,3 +201,41 @@ func BenchmarkTermFilter(b *testing.B) {
 		f.Write(line)
 	}
 }
+
+// TestTextHelpers: one control-character rule, one flattening, one clip for every
+// package that shows or checks text from elsewhere.
+func TestTextHelpers(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		control bool
+	}{{"plain text", false}, {"tab\there", true}, {"nl\n", true}, {"del\x7f", true}, {"c1\u009b2J", true}, {"é ü", false}} {
+		if got := HasControl(c.in); got != c.control {
+			t.Errorf("HasControl(%q) = %v; want %v", c.in, got, c.control)
+		}
+	}
+	for in, want := range map[string]string{
+		"error: \x1b]52;c;ZXZpbA==\x07bad\x1b[2J thing\r\n": "error: bad thing",
+		"  a\n\tb  c\u0085 ": "a b c",
+	} {
+		if got := OneLine(in); got != want {
+			t.Errorf("OneLine(%q) = %q; want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"  File \"x.py\", line 1\x1b[31m\x07": "  File \"x.py\", line 1",
+		"a\tb\x00c":                           "a bc",
+	} {
+		if got := Line(in); got != want {
+			t.Errorf("Line(%q) = %q; want %q", in, got, want)
+		}
+	}
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{{"short", 10, "short"}, {"abcdef", 3, "abc…"}, {"ééé", 3, "é…"}, {"abc", 0, "…"}} {
+		if got := Clip(c.in, c.n); got != c.want {
+			t.Errorf("Clip(%q, %d) = %q; want %q", c.in, c.n, got, c.want)
+		}
+	}
+}

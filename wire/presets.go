@@ -1,27 +1,47 @@
-package remote
+package wire
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/tether-dev/tether/internal/didyoumean"
 	"github.com/tether-dev/tether/tokenserver"
 )
 
-// Presets: the apps people launch, as data. `tether serve --app NAME [-- EXTRA ARGS]`
+// Presets: the apps people launch, as data, and their names: what `launch HOST APP`
+// sends (serve --app NAME), what `tether apps HOST` looks for on a remote without
+// running tether there, and what serve runs. Running them is remote's (its
+// resolvePreset). `tether serve --app NAME [-- EXTRA ARGS]`
 // and `tether launch HOST NAME [-- EXTRA ARGS]` pick one; `tether apps` lists them.
 // Each says how to find the app on the machine, the command line (a template expanded
 // like AppSpec's), how the app is bound, how its own door is kept shut, its base-URL
 // flag, its readiness path, its WebSocket subprotocols, which Host header it must see,
 // and its idle behaviour. Nothing here is run through a shell.
+
+// Bind says how an app is reached.
+type Bind int
+
+const (
+	// BindAuto binds by socket when the command mentions {socket}, else by TCP port.
+	BindAuto Bind = iota
+	// BindTCP gives the app a free port on 127.0.0.1 ({port}, $PORT).
+	BindTCP
+	// BindSocket gives the app a Unix socket path in the session's private directory
+	// ({socket}): other users of the machine cannot reach it.
+	BindSocket
+)
+
+// AppFile is a file written into the session directory for the app.
+type AppFile struct {
+	// Name is a relative path inside the session directory (no "..").
+	Name string
+	// Content is written as is after placeholder expansion.
+	Content string
+}
 
 // PresetKind says what a preset runs.
 type PresetKind int
@@ -67,7 +87,7 @@ type Preset struct {
 	Kind        PresetKind
 	Flavours    []Flavour
 	Bind        Bind
-	// Env, Header, Files, ReadyPath and Host are as in AppSpec: the app's own secret
+	// Env, Header, Files, ReadyPath and Host are as in remote's AppSpec: the app's own secret
 	// ({app_secret}, {app_secret_file}) goes by Env or Files and comes back by Header.
 	Env       []string
 	Header    http.Header
@@ -314,143 +334,6 @@ func (p Preset) Execs() []string {
 	}
 	return out
 }
-
-// errNotFound: none of a preset's executables is on PATH (serve's own, or the login
-// shell's when shell is set).
-type errNotFound struct {
-	p           Preset
-	path, shell string
-}
-
-func (e errNotFound) Error() string {
-	what := "none of " + strings.Join(e.p.Execs(), ", ") + " was"
-	if len(e.p.Execs()) == 1 {
-		what = e.p.Execs()[0] + " was not"
-	}
-	where, path := "PATH", e.path
-	if e.shell != "" {
-		where = "the PATH of your login shell (" + e.shell + ")"
-	} else if path == "" {
-		path = os.Getenv("PATH")
-	}
-	// The advice comes before the PATH, which may be long enough to be clipped.
-	return fmt.Sprintf("%s is not installed on this machine: %s found on %s; install it (%s), load it with --setup 'module load NAME' (or 'conda activate ENV'), or run `tether apps HOST` to see which apps HOST has (PATH: %s)",
-		e.p.Name, what, where, e.p.Install, path)
-}
-
-// resolvedPreset is a preset made concrete: the app to run (spec), or the directory
-// to serve (static), or the built-in page (neither).
-type resolvedPreset struct {
-	preset  Preset
-	flavour string
-	spec    *AppSpec
-	static  string
-}
-
-// resolve finds the preset's app with lookPath and builds its AppSpec from the extra
-// arguments. Mistakes in the arguments are usage errors.
-func (p Preset) resolve(extra []string, baseURL string, lookPath func(string) (string, error)) (*resolvedPreset, error) {
-	return p.resolveIn(extra, baseURL, lookPath, nil)
-}
-
-// resolveIn is resolve in the login shell's environment se (nil: serve's own), where
-// a flavour's executable may be asked what it has (JupyterUI).
-func (p Preset) resolveIn(extra []string, baseURL string, lookPath func(string) (string, error), se *shellEnv) (*resolvedPreset, error) {
-	arg, rest := "", extra
-	if p.Arg != nil {
-		arg = p.Arg.Default
-		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			arg, rest = rest[0], rest[1:]
-		}
-	}
-	if p.NoExtraArgs && len(rest) > 0 {
-		what := "no arguments"
-		if p.Arg != nil {
-			what = "one argument, " + p.Arg.Name
-		}
-		return nil, usagef("the %s preset takes %s; got %q", p.Name, what, strings.Join(extra, " "))
-	}
-	if strings.ContainsRune(arg, 0) {
-		return nil, usagef("the %s argument contains a NUL byte", p.Name)
-	}
-	if p.RootOnly && baseURL != "/" {
-		return nil, usagef("%s cannot be served under a path prefix; drop --base-url %s", p.Name, baseURL)
-	}
-	r := &resolvedPreset{preset: p}
-	switch p.Kind {
-	case KindBuiltin:
-		return r, nil
-	case KindStatic:
-		r.static = arg
-		return r, nil
-	}
-	var noUI error
-	for _, f := range p.Flavours {
-		path, err := lookPath(f.Exec)
-		if err != nil {
-			continue
-		}
-		ui := flavourUI{}
-		if f.JupyterUI {
-			if ui, err = jupyterFlavourUI(p, path, se); err != nil {
-				noUI = err
-				continue
-			}
-		}
-		r.flavour = f.Name + ui.suffix
-		argv := []string{path}
-		sawArgs := false
-		for _, a := range f.Command[1:] {
-			switch {
-			case a == "{args}":
-				argv = append(argv, rest...)
-				sawArgs = true
-			case a == "{arg}" && arg == "":
-			default:
-				argv = append(argv, a)
-			}
-		}
-		if baseURL != "/" {
-			argv = append(argv, p.BaseURLArgs...)
-		}
-		if !sawArgs {
-			argv = append(argv, rest...)
-		}
-		vars := map[string]string{"arg": arg, "user": currentUser(), "ui_page": ui.page}
-		spec := &AppSpec{Command: argv, Bind: p.Bind, Env: p.Env, Header: p.Header, ReadyPath: p.ReadyPath,
-			Vars: vars, Files: p.Files, Host: p.Host, UIPath: ui.check}
-		r.spec = spec
-		return r, nil
-	}
-	if noUI != nil {
-		return nil, noUI
-	}
-	return nil, errNotFound{p: p}
-}
-
-// currentUser is the login name rserver wants (--server-user, USER).
-func currentUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return os.Getenv("USER")
-}
-
-// presetByName resolves --app NAME for serve: an unknown name is a usage error
-// listing the known ones.
-func presetByName(name string) (Preset, error) {
-	if p, ok := LookupPreset(name); ok {
-		return p, nil
-	}
-	guess := ""
-	if near := didyoumean.Closest(name, PresetNames()); len(near) > 0 {
-		guess = didyoumean.Phrase(near) + " "
-	}
-	return Preset{}, usagef("unknown app %q; %sthe presets are %s (`tether apps` describes them); to run a command use `-- COMMAND`", name, guess, strings.Join(PresetNames(), ", "))
-}
-
-// lookPathFunc is exec.LookPath; tests replace it.
-var lookPathFunc = exec.LookPath
 
 // PresetInfo is a preset as `tether apps --json` prints it.
 type PresetInfo struct {

@@ -1,10 +1,16 @@
-package remote
+package wire
 
 import (
+	"strings"
 	"time"
 
 	"github.com/tether-dev/tether/tokenserver"
 )
+
+// What the launcher says to a session's server (the gate) through SSH, besides the
+// HTTP it forwards for the browser: the names and answers it proves the server with,
+// and where `tether forward` streams live. The gate defines them; these are their
+// names for the launcher.
 
 // ForwardedServerName is the TLS server name the launcher sends when it speaks TLS to a
 // session's server for the browser, which sees plain http on 127.0.0.1: the gate then
@@ -27,4 +33,18 @@ func (r Record) LoginCode(ttl time.Duration) (string, error) {
 // before trusting whatever listens on the socket.
 func (r Record) ChallengeResponse(nonce string) string {
 	return tokenserver.ChallengeResponse(r.Token, nonce)
+}
+
+// ForwardProtocol and ForwardPath are the launcher's side of `tether forward`: a GET
+// of ForwardPath with the token in Authorization and Upgrade: ForwardProtocol becomes
+// a raw stream to the port; the same GET without Upgrade only checks the port (see
+// ports.go).
+const ForwardProtocol = tokenserver.ForwardProtocol
+
+// ForwardPath is where a stream to port lives under a session's base URL.
+func ForwardPath(baseURL string, port int) string {
+	if !strings.HasSuffix(baseURL, "/") {
+		baseURL += "/"
+	}
+	return tokenserver.ForwardPath(baseURL, port)
 }

@@ -1,4 +1,4 @@
-package remote
+package wire
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tokenserver"
 )
 
@@ -60,9 +61,12 @@ type Record struct {
 	State string `json:"state,omitempty"`
 	// Exit and AppOutput are set by `ls` only, for a session whose app has ended
 	// (app-exited): how it ended ("exited with status 0", "was killed by signal
-	// killed") and the last lines of its output (at most maxAppOutput).
+	// killed") and the last lines of its output (at most MaxAppOutput).
 	Exit      string   `json:"exit,omitempty"`
 	AppOutput []string `json:"app_output,omitempty"`
+	// ExitStatus is set with Exit when the app exited on its own (not killed by a
+	// signal): its exit status, for a launcher to tell a clean end (0) by.
+	ExitStatus *int `json:"exit_status,omitempty"`
 
 	// Batch sessions only (launch --slurm, --sge, --pbs, --lsf, --batch): the server
 	// runs in a batch job on a compute node and listens there on Addr, TLS always on,
@@ -87,41 +91,39 @@ type Record struct {
 	Job *JobStatus `json:"job,omitempty"`
 }
 
-// Session states reported by ls.
+// JobStatus is a batch job as the scheduler shows it, in Slurm's words (package
+// batch maps the others onto it).
+type JobStatus = batch.Job
+
+// Session states, as ls reports them (Record.State).
 const (
-	StateStarting   = "starting"
-	StateRunning    = "running"
-	StateAppExited  = "app-exited"
-	StateDead       = "dead"
-	maxNameLen      = 64
-	maxAppOutput    = 20
-	maxRecordLength = 1 << 20
+	// StateStarting: the server waits for the app.
+	StateStarting = "starting"
+	// StateRunning: the server is ready and answers on its socket.
+	StateRunning = "running"
+	// StateAppExited: the app ended; the server is gone, the record and logs stay.
+	StateAppExited = "app-exited"
+	// StateDead: the server is gone without a word (killed, or the machine restarted).
+	StateDead = "dead"
+	// StatePending: a batch session's job is queued (or started, its server not ready).
+	StatePending = "pending"
+	// StateEnded: a batch session's job is over.
+	StateEnded = "ended"
+)
 
-	// maxSocketPath keeps socket paths under sun_path (108 bytes on Linux, 104 on the
+const (
+	// MaxNameLen is the longest session name.
+	MaxNameLen = 64
+	// MaxAppOutput is how many of the app's last lines a record or a failure carries.
+	MaxAppOutput = 20
+	// MaxRecordLength bounds one line of JSON between the two sides.
+	MaxRecordLength = 1 << 20
+	// MaxSocketPath keeps socket paths under sun_path (108 bytes on Linux, 104 on the
 	// BSDs and macOS, both counting the NUL) with a margin.
-	maxSocketPath = 100
+	MaxSocketPath = 100
 )
 
-var (
-	idPattern      = regexp.MustCompile(`^[a-z2-7]{8}$`)
-	namePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$`)
-	hexPattern     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	appNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-)
-
-// validName reports whether n is acceptable as a session name: 1–64 characters of
-// [A-Za-z0-9._-], starting with a letter or digit, and not shaped like a session id
-// (so an id never resolves to a name).
-func validName(n string) error {
-	if !namePattern.MatchString(n) {
-		return fmt.Errorf("session name %q is not valid: use 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit", n, maxNameLen)
-	}
-	if idPattern.MatchString(n) {
-		return fmt.Errorf("session name %q looks like a session id; pick another name", n)
-	}
-	return nil
-}
+var hexPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Validate checks a record read from a remote that may be hostile: every field has a
 // sane charset and length, the socket is an absolute clean path short enough for a
@@ -129,32 +131,34 @@ func validName(n string) error {
 // URL, and TLS comes with a certificate fingerprint.
 func (r *Record) Validate() error {
 	if r == nil {
-		return errors.New("remote: no record")
+		return errors.New("wire: no record")
 	}
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
+		return fmt.Errorf("wire: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
-	if !idPattern.MatchString(r.ID) {
-		return bad("id", "%q is not 8 characters of [a-z2-7]", clip(r.ID))
+	if !ValidID(r.ID) {
+		return bad("id", "%q is not 8 characters of [a-z2-7]", termsafe.Clip(r.ID, 64))
 	}
-	if r.Name != "" && validName(r.Name) != nil {
-		return bad("name", "%q is not a valid session name", clip(r.Name))
+	if r.Name != "" && CheckName(r.Name) != nil {
+		return bad("name", "%q is not a valid session name", termsafe.Clip(r.Name, 64))
+	}
+	if r.Reused < 0 || r.Reused > 1<<20 {
+		return bad("reused", "%d is out of range", r.Reused)
 	}
 	if r.PID <= 0 || r.PID > 1<<22 {
 		return bad("pid", "%d is out of range", r.PID)
 	}
-	if !hostPattern.MatchString(r.Host) {
-		return bad("host", "%q is not a hostname", clip(r.Host))
+	if !ValidHost(r.Host) {
+		return bad("host", "%q is not a hostname", termsafe.Clip(r.Host, 64))
 	}
-	if !path.IsAbs(r.Socket) || path.Clean(r.Socket) != r.Socket || len(r.Socket) > maxSocketPath || hasControl(r.Socket) {
-		return bad("socket", "%q is not a clean absolute path of at most %d bytes", clip(r.Socket), maxSocketPath)
+	if !path.IsAbs(r.Socket) || path.Clean(r.Socket) != r.Socket || len(r.Socket) > MaxSocketPath || termsafe.HasControl(r.Socket) {
+		return bad("socket", "%q is not a clean absolute path of at most %d bytes", termsafe.Clip(r.Socket, 64), MaxSocketPath)
 	}
-	if err := validTokenFormat(r.Token); err != nil {
+	if err := tokenserver.ValidateToken(r.Token); err != nil {
 		return bad("token", "is malformed")
 	}
-	if !strings.HasPrefix(r.BaseURL, "/") || !strings.HasSuffix(r.BaseURL, "/") || strings.Contains(r.BaseURL, "//") ||
-		len(r.BaseURL) > 256 || hasControl(r.BaseURL) || strings.ContainsAny(r.BaseURL, "?#\\ ") {
-		return bad("base_url", "%q is not a path starting and ending with /", clip(r.BaseURL))
+	if b, err := tokenserver.NormalizeBaseURL(r.BaseURL); err != nil || b != r.BaseURL {
+		return bad("base_url", "%q is not a path starting and ending with /", termsafe.Clip(r.BaseURL, 64))
 	}
 	if r.JobID == "" {
 		if r.Node != "" || r.Addr != "" {
@@ -162,14 +166,14 @@ func (r *Record) Validate() error {
 		}
 		if r.URL != "" {
 			if err := validLoopbackURL(r.URL, r.TLS); err != nil {
-				return bad("url", "%q: %v", clip(r.URL), err)
+				return bad("url", "%q: %v", termsafe.Clip(r.URL, 64), err)
 			}
 		}
 	} else if err := r.validateSlurm(); err != nil {
 		return err
 	}
 	if r.TLS && !hexPattern.MatchString(r.CertSHA256) {
-		return bad("cert_sha256", "%q is not 64 lowercase hex digits", clip(r.CertSHA256))
+		return bad("cert_sha256", "%q is not 64 lowercase hex digits", termsafe.Clip(r.CertSHA256, 64))
 	}
 	if !r.TLS && r.CertSHA256 != "" {
 		return bad("cert_sha256", "is set without tls")
@@ -185,11 +189,11 @@ func (r *Record) Validate() error {
 	if r.Started.IsZero() {
 		return bad("started", "is missing")
 	}
-	if r.App != "" && !appNamePattern.MatchString(r.App) {
-		return bad("app", "%q is not a preset name", clip(r.App))
+	if r.App != "" && !ValidAppName(r.App) {
+		return bad("app", "%q is not a preset name", termsafe.Clip(r.App, 64))
 	}
-	if len(r.Version) > 128 || hasControl(r.Version) {
-		return bad("version", "%q is not a version", clip(r.Version))
+	if len(r.Version) > 128 || termsafe.HasControl(r.Version) {
+		return bad("version", "%q is not a version", termsafe.Clip(r.Version, 64))
 	}
 	return r.validateListed()
 }
@@ -199,16 +203,16 @@ func (r *Record) Validate() error {
 // must be https://Addr/…
 func (r *Record) validateSlurm() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
+		return fmt.Errorf("wire: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
 	if !batch.JobIDPattern.MatchString(r.JobID) {
-		return bad("job_id", "%q is not a batch job id", clip(r.JobID))
+		return bad("job_id", "%q is not a batch job id", termsafe.Clip(r.JobID, 64))
 	}
-	if !hostPattern.MatchString(r.Node) {
-		return bad("node", "%q is not a node name", clip(r.Node))
+	if !ValidHost(r.Node) {
+		return bad("node", "%q is not a node name", termsafe.Clip(r.Node, 64))
 	}
 	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
-		return bad("scheduler", "%q is not a scheduler name", clip(r.Scheduler))
+		return bad("scheduler", "%q is not a scheduler name", termsafe.Clip(r.Scheduler, 64))
 	}
 	if err := validBatchOptions(r.BatchOptions); err != nil {
 		return bad("batch_options", "%v", err)
@@ -218,14 +222,14 @@ func (r *Record) validateSlurm() error {
 	}
 	host, port, err := net.SplitHostPort(r.Addr)
 	if err != nil || net.ParseIP(host) == nil || strings.Contains(host, "%") {
-		return bad("addr", "%q is not IP:PORT", clip(r.Addr))
+		return bad("addr", "%q is not IP:PORT", termsafe.Clip(r.Addr, 64))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return bad("addr", "%q: port out of range", clip(r.Addr))
+		return bad("addr", "%q: port out of range", termsafe.Clip(r.Addr, 64))
 	}
 	u, err := url.Parse(r.URL)
 	if err != nil || u.Scheme != "https" || u.Host != r.Addr || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || u.Path != r.BaseURL {
-		return bad("url", "%q is not https://%s%s", clip(r.URL), clip(r.Addr), clip(r.BaseURL))
+		return bad("url", "%q is not https://%s%s", termsafe.Clip(r.URL, 64), termsafe.Clip(r.Addr, 64), termsafe.Clip(r.BaseURL, 64))
 	}
 	return nil
 }
@@ -234,7 +238,7 @@ func (r *Record) validateSlurm() error {
 // the job's status.
 func (r *Record) validateListed() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("remote: invalid record: %s %s", field, fmt.Sprintf(format, args...))
+		return fmt.Errorf("wire: invalid record: %s %s", field, fmt.Sprintf(format, args...))
 	}
 	switch r.State {
 	case "", StateStarting, StateRunning, StateAppExited, StateDead:
@@ -243,17 +247,20 @@ func (r *Record) validateListed() error {
 			return bad("state", "%q without job_id", r.State)
 		}
 	default:
-		return bad("state", "%q is unknown", clip(r.State))
+		return bad("state", "%q is unknown", termsafe.Clip(r.State, 64))
 	}
-	if len(r.Exit) > 200 || hasControl(r.Exit) {
-		return bad("exit", "%q is not one short line", clip(r.Exit))
+	if r.ExitStatus != nil && (*r.ExitStatus < 0 || *r.ExitStatus > 255) {
+		return bad("exit_status", "%d is not an exit status", *r.ExitStatus)
 	}
-	if len(r.AppOutput) > maxAppOutput {
-		return bad("app_output", "has %d lines, more than %d", len(r.AppOutput), maxAppOutput)
+	if len(r.Exit) > 200 || termsafe.HasControl(r.Exit) {
+		return bad("exit", "%q is not one short line", termsafe.Clip(r.Exit, 64))
+	}
+	if len(r.AppOutput) > MaxAppOutput {
+		return bad("app_output", "has %d lines, more than %d", len(r.AppOutput), MaxAppOutput)
 	}
 	for _, l := range r.AppOutput {
-		if len(l) > 2048 || hasControl(l) {
-			return bad("app_output", "line %q is too long or holds control characters", clip(l))
+		if len(l) > 2048 || termsafe.HasControl(l) {
+			return bad("app_output", "line %q is too long or holds control characters", termsafe.Clip(l, 64))
 		}
 	}
 	if r.Job != nil {
@@ -261,7 +268,7 @@ func (r *Record) validateListed() error {
 			return bad("job", "%v", err)
 		}
 		if r.Job.JobID != r.JobID {
-			return bad("job", "is job %q, not the session's %q", clip(r.Job.JobID), clip(r.JobID))
+			return bad("job", "is job %q, not the session's %q", termsafe.Clip(r.Job.JobID, 64), termsafe.Clip(r.JobID, 64))
 		}
 	}
 	return nil
@@ -272,41 +279,41 @@ func (r *Record) validateListed() error {
 // job id, state, job status, started, command, version). Validate checks ready ones.
 func (r *Record) ValidateQueued() error {
 	if r == nil {
-		return errors.New("remote: no record")
+		return errors.New("wire: no record")
 	}
-	if !idPattern.MatchString(r.ID) {
-		return fmt.Errorf("remote: invalid record: id %q is not 8 characters of [a-z2-7]", clip(r.ID))
+	if !ValidID(r.ID) {
+		return fmt.Errorf("wire: invalid record: id %q is not 8 characters of [a-z2-7]", termsafe.Clip(r.ID, 64))
 	}
-	if r.Name != "" && validName(r.Name) != nil {
-		return fmt.Errorf("remote: invalid record: name %q is not a valid session name", clip(r.Name))
+	if r.Name != "" && CheckName(r.Name) != nil {
+		return fmt.Errorf("wire: invalid record: name %q is not a valid session name", termsafe.Clip(r.Name, 64))
 	}
 	if !batch.JobIDPattern.MatchString(r.JobID) {
-		return fmt.Errorf("remote: invalid record: job_id %q is not a batch job id", clip(r.JobID))
+		return fmt.Errorf("wire: invalid record: job_id %q is not a batch job id", termsafe.Clip(r.JobID, 64))
 	}
-	if r.Node != "" && !hostPattern.MatchString(r.Node) {
-		return fmt.Errorf("remote: invalid record: node %q is not a node name", clip(r.Node))
+	if r.Node != "" && !ValidHost(r.Node) {
+		return fmt.Errorf("wire: invalid record: node %q is not a node name", termsafe.Clip(r.Node, 64))
 	}
 	if r.Scheduler != "" && !batch.ValidName(r.Scheduler) {
-		return fmt.Errorf("remote: invalid record: scheduler %q is not a scheduler name", clip(r.Scheduler))
+		return fmt.Errorf("wire: invalid record: scheduler %q is not a scheduler name", termsafe.Clip(r.Scheduler, 64))
 	}
 	if err := validBatchOptions(r.BatchOptions); err != nil {
-		return fmt.Errorf("remote: invalid record: batch_options %v", err)
+		return fmt.Errorf("wire: invalid record: batch_options %v", err)
 	}
-	if r.App != "" && !appNamePattern.MatchString(r.App) {
-		return fmt.Errorf("remote: invalid record: app %q is not a preset name", clip(r.App))
+	if r.App != "" && !ValidAppName(r.App) {
+		return fmt.Errorf("wire: invalid record: app %q is not a preset name", termsafe.Clip(r.App, 64))
 	}
-	if len(r.Version) > 128 || hasControl(r.Version) || len(r.Command) > 4096 {
-		return errors.New("remote: invalid record: version or command")
+	if len(r.Version) > 128 || termsafe.HasControl(r.Version) || len(r.Command) > 4096 {
+		return errors.New("wire: invalid record: version or command")
 	}
 	for _, a := range r.Command {
 		if strings.ContainsRune(a, 0) || len(a) > 1<<16 {
-			return errors.New("remote: invalid record: command has an argument with a NUL byte or over 64 KiB")
+			return errors.New("wire: invalid record: command has an argument with a NUL byte or over 64 KiB")
 		}
 	}
 	switch r.State {
 	case StatePending, StateEnded, StateDead:
 	default:
-		return fmt.Errorf("remote: invalid record: state %q for a queued batch session", clip(r.State))
+		return fmt.Errorf("wire: invalid record: state %q for a queued batch session", termsafe.Clip(r.State, 64))
 	}
 	return r.validateListed()
 }
@@ -317,7 +324,7 @@ func validBatchOptions(opts []string) error {
 		return fmt.Errorf("has %d words", len(opts))
 	}
 	for _, o := range opts {
-		if len(o) > 4096 || hasControl(o) {
+		if len(o) > 4096 || termsafe.HasControl(o) {
 			return fmt.Errorf("has a word over 4 KiB or with control characters")
 		}
 	}
@@ -328,25 +335,21 @@ func validBatchOptions(opts []string) error {
 // validates it.
 func DecodeRecord(line []byte) (Record, error) {
 	var r Record
-	if len(line) > maxRecordLength {
-		return r, errors.New("remote: record too long")
+	if len(line) > MaxRecordLength {
+		return r, errors.New("wire: record too long")
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	if err := dec.Decode(&r); err != nil {
-		return Record{}, fmt.Errorf("remote: decoding record: %w", err)
+		return Record{}, fmt.Errorf("wire: decoding record: %w", err)
 	}
 	if dec.More() {
-		return Record{}, errors.New("remote: trailing data after the record")
+		return Record{}, errors.New("wire: trailing data after the record")
 	}
 	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}
 	return r, nil
 }
-
-// validTokenFormat checks the shape of a token: tokenserver's rule for custom tokens
-// (RFC 3986 unreserved characters, 16 to 512), which generated ones also meet.
-func validTokenFormat(t string) error { return tokenserver.ValidateToken(t) }
 
 func validLoopbackURL(s string, tls bool) error {
 	u, err := url.Parse(s)
@@ -377,21 +380,4 @@ func validLoopbackURL(s string, tls bool) error {
 		}
 	}
 	return nil
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// clip shortens a hostile value before it goes into an error message.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package remote
+package wire
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tether-dev/tether/batch"
 	"github.com/tether-dev/tether/internal/termsafe"
 )
 
@@ -122,12 +123,12 @@ func describeJob(jobID string, j *JobStatus) string {
 	if j.Reason != "" && j.Reason != "None" {
 		s += " (" + cell(j.Reason, 100) + ")"
 	}
-	if j.Node != "" && !JobPending(j.State) {
+	if j.Node != "" && !batch.IsPending(j.State) {
 		s += " on " + j.Node
 	}
 	switch {
-	case JobEnded(j.State) || j.State == "COMPLETING":
-	case JobPending(j.State) && j.TimeLeft != "":
+	case batch.Ended(j.State) || j.State == "COMPLETING":
+	case batch.IsPending(j.State) && j.TimeLeft != "":
 		s += ", limit " + j.TimeLeft
 	case j.TimeLeft != "":
 		s += ", " + j.TimeLeft + " left"

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -263,16 +264,60 @@ func TestProcsFor(t *testing.T) {
 		want    int
 	}{
 		{[]string{"launch", "gpu-box"}, 8, "", 4},
-		{[]string{"serve", "--detach"}, 2, "", 1},
+		{[]string{"serve", "--", "app"}, 2, "", 1},
 		{[]string{"attach", "h"}, 1, "", 1},
 		{[]string{"demo"}, 3, "", 1},
 		{[]string{"launch", "h"}, 8, "6", 0}, // the user's GOMAXPROCS wins
 		{[]string{"ls"}, 8, "", 0},
-		{[]string{"_app-supervisor"}, 8, "", 0},
-		{nil, 8, "", 0},
+		{[]string{"forward", "h", "5432"}, 8, "", 0},
 	} {
-		if got := procsFor(c.args, c.current, c.env); got != c.want {
-			t.Errorf("procsFor(%q, %d, %q) = %d; want %d", c.args, c.current, c.env, got, c.want)
+		if got := procsFor(policyFor(t, c.args), c.current, c.env); got != c.want {
+			t.Errorf("procsFor(policy of %q, %d, %q) = %d; want %d", c.args, c.current, c.env, got, c.want)
 		}
+	}
+}
+
+// policyFor parses args as run does (the command kong selects, not a name's string)
+// and returns its runtime policy.
+func policyFor(t *testing.T, args []string) runtimePolicy {
+	t.Helper()
+	var got *runtimePolicy
+	applyPolicy = func(p runtimePolicy) { got = &p }
+	defer func() { applyPolicy = func(runtimePolicy) {} }()
+	// The command then fails (no such host, no app): only the policy matters here.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	run(ctx, append([]string{args[0], "--no-such-flag-so-nothing-runs"}, args[1:]...), io.Discard, io.Discard)
+	if got != nil {
+		t.Fatalf("%q: the policy was applied for a command line that does not parse", args)
+	}
+	applyPolicy = func(p runtimePolicy) { got = &p; panic(policyApplied{}) }
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(policyApplied); !ok {
+					panic(r)
+				}
+			}
+		}()
+		run(ctx, args, io.Discard, io.Discard)
+	}()
+	if got == nil {
+		t.Fatalf("%q: no policy applied before the command ran", args)
+	}
+	return *got
+}
+
+type policyApplied struct{}
+
+// The GC target is set only for the laptop side of a forward, and never over the
+// user's GOGC or GOMEMLIMIT.
+func TestGCFor(t *testing.T) {
+	launch, serve, ls := policyFor(t, []string{"launch", "h"}), policyFor(t, []string{"serve", "--", "app"}), policyFor(t, []string{"ls"})
+	if !gcFor(launch, "", "") || gcFor(serve, "", "") || gcFor(ls, "", "") {
+		t.Errorf("gcFor: launch %v serve %v ls %v; want only launch", gcFor(launch, "", ""), gcFor(serve, "", ""), gcFor(ls, "", ""))
+	}
+	if gcFor(launch, "50", "") || gcFor(launch, "", "1GiB") {
+		t.Errorf("gcFor overrode the user's GOGC or GOMEMLIMIT")
 	}
 }

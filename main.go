@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -34,9 +35,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == remote.LoginEnvArg {
 		os.Exit(remote.RunLoginEnvDump(os.Args[2:]))
 	}
-	if n := procsFor(os.Args[1:], runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n > 0 {
-		runtime.GOMAXPROCS(n)
-	}
+	applyPolicy = setRuntimePolicy
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile(os.Args[1:])
 	stopStats := startStats(os.Args[1:])
@@ -47,22 +46,78 @@ func main() {
 	os.Exit(code)
 }
 
-// procsFor is how many OS threads may run Go code for the command in args: half of
-// what the runtime chose (cgroup limits and CPU affinity included) for the commands
-// that forward traffic (serve, launch, attach, demo), since they share the machine with
-// sshd or ssh, the app and the browser; 0 (leave it) for the others, or when the user
-// set GOMAXPROCS. Fewer threads mean fewer cross-thread wake-ups per forwarded packet:
-// on 2 cores, small requests/s +6% to +40%, p99 −16% to −32%, six parallel downloads
-// +18% (just bench --before, two runs).
-func procsFor(args []string, current int, env string) int {
-	if env != "" || len(args) == 0 {
+// runtimePolicy is how the Go runtime should run a command, decided here in main for
+// the command kong parsed (never from a command name's string, never by library code).
+type runtimePolicy struct {
+	// forwards: the command forwards traffic (serve, launch, attach, demo) and shares
+	// the machine with sshd or ssh, the app and the browser: half of the OS threads
+	// the runtime chose (cgroup limits and CPU affinity included). Fewer threads mean
+	// fewer cross-thread wake-ups per forwarded packet: on 2 cores, small requests/s
+	// +6% to +40%, p99 −16% to −32%, six parallel downloads +18% (just bench --before,
+	// two runs).
+	forwards bool
+	// forwardGC: the laptop side of a forward (launch, attach, demo). x/crypto/ssh
+	// allocates a fresh buffer for every packet it reads, so a download makes garbage
+	// at the link's speed while the live heap stays a few MB: at the default GOGC=100
+	// the collector runs hundreds of times a second, and returning the memory
+	// (madvise) alone took 7-8% of the launcher's CPU. So GOGC=forwardGCPercent,
+	// capped by forwardMemoryLimit (near it the collector runs as often as it must).
+	forwardGC bool
+}
+
+const (
+	forwardGCPercent   = 400
+	forwardMemoryLimit = 32 << 20
+)
+
+// policied is a command with a runtime policy; commands without one leave the
+// runtime's defaults.
+type policied interface{ runtimePolicy() runtimePolicy }
+
+func (ServeCmd) runtimePolicy() runtimePolicy  { return runtimePolicy{forwards: true} }
+func (LaunchCmd) runtimePolicy() runtimePolicy { return runtimePolicy{forwards: true, forwardGC: true} }
+func (AttachCmd) runtimePolicy() runtimePolicy { return runtimePolicy{forwards: true, forwardGC: true} }
+func (DemoCmd) runtimePolicy() runtimePolicy   { return runtimePolicy{forwards: true, forwardGC: true} }
+
+// applyPolicy applies the parsed command's runtime policy before it runs: main sets
+// it to setRuntimePolicy; tests that call run leave the test process alone.
+var applyPolicy = func(runtimePolicy) {}
+
+// setRuntimePolicy sets GOMAXPROCS and the GC target for p, leaving what the user set
+// in the environment.
+func setRuntimePolicy(p runtimePolicy) {
+	if n := procsFor(p, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	if gcFor(p, os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT")) {
+		debug.SetGCPercent(forwardGCPercent)
+		debug.SetMemoryLimit(forwardMemoryLimit)
+	}
+}
+
+// procsFor is GOMAXPROCS for p when the runtime chose current: half for a forwarding
+// command, 0 (leave it) for the others or when the user set GOMAXPROCS.
+func procsFor(p runtimePolicy, current int, env string) int {
+	if env != "" || !p.forwards {
 		return 0
 	}
-	switch args[0] {
-	case "serve", "launch", "attach", "demo":
-		return max(1, current/2)
+	return max(1, current/2)
+}
+
+// gcFor says whether to set the forwarding GC target: not when the user set GOGC or
+// GOMEMLIMIT.
+func gcFor(p runtimePolicy, gogc, memlimit string) bool {
+	return p.forwardGC && gogc == "" && memlimit == ""
+}
+
+// policyOf is the runtime policy of the command kctx selected.
+func policyOf(kctx *kong.Context) runtimePolicy {
+	if n := kctx.Selected(); n != nil && n.Target.IsValid() && n.Target.CanInterface() {
+		if c, ok := n.Target.Interface().(policied); ok {
+			return c.runtimePolicy()
+		}
 	}
-	return 0
+	return runtimePolicy{}
 }
 
 // run parses args, runs the chosen command and maps its error to an exit code: 0 ok,
@@ -114,6 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tether: %v\n", err)
 		return 2
 	}
+	applyPolicy(policyOf(kctx))
 	if err := kctx.Run(); err != nil {
 		// Errors that already told the user (a remote command's own message) say so.
 		var silent interface{ Silent() bool }

@@ -45,19 +45,22 @@ const (
 // loginShellWait bounds the login shell in the detection script (seconds).
 var loginShellWait = 15
 
-// loginPathScript sets PATH to the PATH of the user's login shell ($SHELL) and prints
-// "tether-apps-env v1 login", or prints "tether-apps-env v1 plain" and leaves PATH
-// alone. POSIX shells take -i -l -c; csh and tcsh take -l only alone, so they read the
-// two commands on stdin. The marker starts a line of its own (a startup file's prompt
-// may have left one open). L returns as soon as it has the line after the marker: a
-// process a startup file left running with the pipe open does not hold it up.
+// loginPathScript sets PATH (and PYTHONPATH, for uiScript's Python) to those of the
+// user's login shell ($SHELL) and prints "tether-apps-env v1 login", or prints
+// "tether-apps-env v1 plain" and leaves them alone. POSIX shells take -i -l -c; csh
+// and tcsh take -l only alone, so they read the commands on stdin. The marker starts a
+// line of its own (a startup file's prompt may have left one open); the shell prints
+// PATH, the marker again and PYTHONPATH (an empty line when unset), and L returns as
+// soon as it has them: a process a startup file left running with the pipe open does
+// not hold it up. L joins the two with the marker, which no path holds.
 func loginPathScript(nonce string) string {
 	marker := "tether-login-path-" + nonce
-	return `L() { while IFS= read -r l; do if [ "$l" = ` + marker + ` ]; then IFS= read -r l && printf '%s' "$l"; return; fi; done; }; ` +
-		`P=; T=; command -v timeout >/dev/null 2>&1 && T='timeout -s KILL ` + strconv.Itoa(loginShellWait) + `'; case "${SHELL##*/}" in ` +
-		`csh|tcsh) P=$(echo 'echo; echo ` + marker + `; printenv PATH' | $T "$SHELL" -l 2>/dev/null | L);; ` +
-		`sh|bash|dash|zsh|ksh|ksh93|mksh|pdksh|ash|yash) P=$($T "$SHELL" -i -l -c 'echo; echo ` + marker + `; printenv PATH' </dev/null 2>/dev/null | L);; esac; ` +
-		`case "$P" in /*) PATH=$P; echo '` + appEnvTag + `login';; *) echo '` + appEnvTag + `plain';; esac; `
+	return `L() { while IFS= read -r l; do if [ "$l" = ` + marker + ` ]; then IFS= read -r l && printf '%s' "$l" && IFS= read -r m && [ "$m" = ` + marker + ` ] && IFS= read -r m && printf '%s%s' ` + marker + ` "$m"; return; fi; done; }; ` +
+		`X=; P=; PP=; T=; command -v timeout >/dev/null 2>&1 && T='timeout -s KILL ` + strconv.Itoa(loginShellWait) + `'; case "${SHELL##*/}" in ` +
+		`csh|tcsh) X=$(echo 'echo; echo ` + marker + `; printenv PATH; echo ` + marker + `; printenv PYTHONPATH || echo' | $T "$SHELL" -l 2>/dev/null | L);; ` +
+		`sh|bash|dash|zsh|ksh|ksh93|mksh|pdksh|ash|yash) X=$($T "$SHELL" -i -l -c 'echo; echo ` + marker + `; printenv PATH; echo ` + marker + `; printenv PYTHONPATH || echo' </dev/null 2>/dev/null | L);; esac; ` +
+		`P=${X%%` + marker + `*}; case "$X" in *` + marker + `*) PP=${X#*` + marker + `};; esac; ` +
+		`case "$P" in /*) PATH=$P; if [ -n "$PP" ]; then PYTHONPATH=$PP; export PYTHONPATH; else unset PYTHONPATH; fi; echo '` + appEnvTag + `login';; *) echo '` + appEnvTag + `plain';; esac; `
 }
 
 // detectScript is the detection script for the given executable names: the login
@@ -72,7 +75,7 @@ func detectScript(execs []string, nonce string) string {
 	for _, e := range execs {
 		quoted = append(quoted, shquote.Quote(e))
 	}
-	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; echo '` + appDoneTag + `'`
+	return loginPathScript(nonce) + `i=0; for e in ` + strings.Join(quoted, " ") + `; do i=$((i+1)); if p=$(command -v "$e" 2>/dev/null); then printf '` + appTag + `%s %s' "$i" "$p"; echo; fi; done; ` + uiScript(execs) + `echo '` + appDoneTag + `'`
 }
 
 // detectCommand is the exec command line running detectScript with /bin/sh.
@@ -109,6 +112,10 @@ func presetExecs() []string {
 type detection struct {
 	found map[string]string
 	login bool
+	// ui is the UI the Python of the Jupyter Server found can import (uiScript), "" for
+	// none; uiKnown says whether it answered.
+	ui      string
+	uiKnown bool
 }
 
 // parseDetection reads the script's output: name → path for the names we asked about
@@ -145,6 +152,9 @@ func parseDetectionEnv(r io.Reader, asked []string) (*detection, error) {
 			d.login = true
 			continue
 		}
+		if d.parseUI(line) {
+			continue
+		}
 		rest, ok := strings.CutPrefix(line, appTag)
 		if !ok {
 			continue
@@ -171,6 +181,8 @@ type AppFound struct {
 	// LooksFor lists the executables looked for, when none was found.
 	LooksFor []string `json:"looks_for,omitempty"`
 	BuiltIn  bool     `json:"built_in,omitempty"`
+	// Problem says why an executable found does not count (a Jupyter Server without a UI).
+	Problem string `json:"problem,omitempty"`
 }
 
 // matchPresets says, for each preset, which flavour the found executables give: the
@@ -242,7 +254,7 @@ func Apps(ctx context.Context, o AppsOptions) error {
 		}
 		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
 	}
-	list := matchPresets(det.found)
+	list := matchPresetsUI(det)
 	if o.JSON {
 		b, err := json.Marshal(list)
 		if err != nil {
@@ -259,6 +271,8 @@ func Apps(ctx context.Context, o AppsOptions) error {
 			fmt.Fprintf(tw, "%s\tbuilt in\n", a.App)
 		case a.Found:
 			fmt.Fprintf(tw, "%s\t%s: %s\n", a.App, a.Flavour, termsafe.OneLine(a.Path))
+		case a.Problem != "":
+			fmt.Fprintf(tw, "%s\tnot usable: %s\n", a.App, termsafe.OneLine(a.Problem))
 		default:
 			fmt.Fprintf(tw, "%s\tnot found (looked for %s)\n", a.App, lookedFor(a.LooksFor))
 		}

@@ -238,6 +238,9 @@ func (s *session) waitSlurm(ctx context.Context, so BatchOptions, ready time.Dur
 			}
 			s.status.done()
 			return cleanup(st.watch.failure(s))
+		case <-s.connGaveUp():
+			s.status.done()
+			return cleanup(s.stopPump())
 		case <-readyBy:
 			s.status.done()
 			hint := "the job was cancelled; check the app's start with `tether serve -- COMMAND` on the node"
@@ -367,12 +370,22 @@ func (s *session) interruptedWaiting(so BatchOptions, launched bool) error {
 
 // terminalConfirm asks on the terminal (stdin and w), defaulting to yes; ok is false
 // when stdin is not a terminal. No answer within two minutes counts as the default.
+// The answer is read from the terminal device opened afresh (/dev/tty), with a read
+// deadline and no goroutine: a line typed after the two minutes stays for whoever
+// reads next. Where that cannot be done (Windows), it reads stdin as before, from a
+// goroutine that a timed-out question leaves behind.
 func terminalConfirm(w io.Writer) func(string) (bool, bool) {
 	return func(q string) (bool, bool) {
 		if !term.IsTerminal(int(os.Stdin.Fd())) {
 			return false, false
 		}
 		fmt.Fprint(w, q)
+		if tty, err := os.OpenFile("/dev/tty", os.O_RDONLY, 0); err == nil {
+			defer tty.Close()
+			if yes, ok := confirmFrom(tty, w, confirmWait); ok {
+				return yes, true
+			}
+		}
 		answer := make(chan string, 1)
 		go func() {
 			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -380,13 +393,49 @@ func terminalConfirm(w io.Writer) func(string) (bool, bool) {
 		}()
 		select {
 		case a := <-answer:
-			a = strings.ToLower(strings.TrimSpace(a))
-			return a == "" || a == "y" || a == "yes", true
-		case <-time.After(2 * time.Minute):
+			return yesAnswer(a), true
+		case <-time.After(confirmWait):
 			fmt.Fprintln(w)
 			return true, true
 		}
 	}
+}
+
+// confirmWait is how long a question on the terminal waits for its answer.
+const confirmWait = 2 * time.Minute
+
+// confirmFrom reads one answer line from f, at most d, on the calling goroutine; no
+// answer in time is the default, yes. ok is false when f takes no read deadline (not
+// pollable): nothing was read then.
+func confirmFrom(f *os.File, w io.Writer, d time.Duration) (yes, ok bool) {
+	if f.SetReadDeadline(time.Now().Add(d)) != nil {
+		return false, false
+	}
+	defer f.SetReadDeadline(time.Time{})
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < 1024 {
+		n, err := f.Read(b) // a byte at a time: nothing after the newline is taken
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			fmt.Fprintln(w)
+			return true, true
+		}
+		if err != nil {
+			break
+		}
+	}
+	return yesAnswer(string(line)), true
+}
+
+func yesAnswer(a string) bool {
+	a = strings.ToLower(strings.TrimSpace(a))
+	return a == "" || a == "y" || a == "yes"
 }
 
 // endedBeforeReady explains a job that ended before its server was ready, with the
@@ -460,7 +509,12 @@ type slurmWatch struct {
 	cancel context.CancelFunc
 }
 
-func (w *slurmWatch) stop() { w.cancel() }
+// stop ends the watch and waits for its goroutine (its owner is the session: waitSlurm
+// or closeSlurm stops it).
+func (w *slurmWatch) stop() {
+	w.cancel()
+	<-w.done
+}
 
 // failure is the error for a watch that gave up.
 func (w *slurmWatch) failure(s *session) error {

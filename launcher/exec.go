@@ -90,7 +90,11 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 	}
 	release.Close()
 	// Drain (bounded) so the command can finish; a remote that keeps talking is cut off.
+	// Both goroutines are waited for: the run ends (by itself, or killed after 10 s),
+	// which closes pw, and the drain then reads to EOF.
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		if n, _ := io.Copy(io.Discard, io.LimitReader(br, 1<<20)); n >= 1<<20 {
 			kill(errors.New("remote output over the limit"))
 		}
@@ -102,6 +106,7 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 		kill(errors.New("the remote command did not finish"))
 		<-done
 	}
+	<-drained
 	if perr != nil && res.err == nil && res.status == 0 {
 		res.err = perr
 	}

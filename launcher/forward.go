@@ -16,8 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -332,18 +330,14 @@ func (s *session) cmdline(args ...string) string {
 // launched says this command started the session, which then must not outlive a
 // failure here.
 func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Record, fo ForwardOptions, launched bool) (err error) {
-	forwardGC()
 	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
 		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
 	}
-	fctx, stopForward := context.WithCancel(context.Background())
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), fwd) }()
+	lf := startForward(ln, s.status.line, fwd)
 	stopped := false
 	defer func() {
-		stopForward()
-		<-fwdDone
+		lf.stop()
 		cleaned := false
 		if err != nil && launched && !stopped && !errors.Is(err, errSessionGone) {
 			if serr := s.stopRemote(rec.ID); serr != nil {
@@ -361,6 +355,11 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Reco
 		}
 	}()
 
+	// From here this goroutine owns the connection's events: what happened before is
+	// told now, in order, and a connection that failed for good ends here, before ready.
+	if err := s.handOff(); err != nil {
+		return err
+	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	local := "http://127.0.0.1:" + strconv.Itoa(port) + rec.BaseURL
 	s.status.step("checking session %s's server through the tunnel", rec.ID)
@@ -430,9 +429,7 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Reco
 	for {
 		select {
 		case <-ctx.Done():
-			stopForward()
-			<-fwdDone
-			fwdDone <- nil
+			lf.stop()
 			if fo.Rm || s.demo {
 				stopped = true
 				if err := s.stopRemote(rec.ID); err != nil {
@@ -445,15 +442,16 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Reco
 			s.status.line("  come back: %s", s.cmdline("attach", rec.ID))
 			s.status.line("  stop it:   %s", s.cmdline("stop", rec.ID))
 			return nil
-		case ferr := <-fwdDone:
-			fwdDone <- ferr
-			return errorf("try again", "forwarding local port %d stopped: %v", port, ferr)
-		case e := <-s.events:
-			if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
-				if errors.Is(err, errEndedCleanly) {
-					return nil
+		case <-lf.done:
+			return errorf("try again", "forwarding local port %d stopped: %v", port, lf.err)
+		case <-s.events.ready():
+			for e, ok := s.events.next(); ok; e, ok = s.events.next() {
+				if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
+					if errors.Is(err, errEndedCleanly) {
+						return nil
+					}
+					return err
 				}
-				return err
 			}
 		case <-refused:
 			if err := s.sessionEnded(ctx, rec, &deadSeen); err != nil {
@@ -520,24 +518,4 @@ func (s *session) tellLost(e tunnel.Event) {
 		why = " (" + termsafe.Clip(termsafe.OneLine(tunnel.Message(e.Err)), 100) + ")"
 	}
 	s.status.step("connection to %s lost%s; reconnecting", s.host, why)
-}
-
-// forwardGCPercent is the launcher's GC target while it forwards. x/crypto/ssh
-// allocates a fresh buffer for every packet it reads, so a download makes garbage at
-// the link's speed while the live heap stays a few MB: at the default GOGC=100 the
-// collector runs hundreds of times a second, and returning the memory (madvise) alone
-// took 7-8% of the launcher's CPU.
-const forwardGCPercent = 400
-
-// forwardMemoryLimit caps what the higher GC target may cost: near it the collector
-// runs as often as it must (several parallel downloads keep more live data).
-const forwardMemoryLimit = 32 << 20
-
-// forwardGC sets forwardGCPercent and forwardMemoryLimit unless GOGC or GOMEMLIMIT is
-// in the environment.
-func forwardGC() {
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(forwardGCPercent)
-		debug.SetMemoryLimit(forwardMemoryLimit)
-	}
 }

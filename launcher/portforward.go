@@ -92,6 +92,10 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 	if err != nil {
 		return err
 	}
+	// From here this goroutine owns the connection's events (see serveLocal).
+	if err := s.handOff(); err != nil {
+		return err
+	}
 	s.status.step("checking port %d through session %s's server", o.Port, rec.ID)
 	err = s.checkPort(ctx, dial, rec, o.Port)
 	s.status.done()
@@ -112,13 +116,8 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 	stream := forwardStream(fwd, rec, o.Port, func(err error) {
 		tell.tell(s.host, o.Port, errors.New(s.refusalWords(err)))
 	})
-	fctx, stopForward := context.WithCancel(context.Background())
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- tunnel.Forward(fctx, ownerOnly(ln, s.status.line), stream) }()
-	defer func() {
-		stopForward()
-		<-fwdDone
-	}()
+	lf := startForward(ln, s.status.line, stream)
+	defer lf.stop()
 
 	if o.JSON {
 		b, _ := json.Marshal(ForwardLine{LocalPort: local, Port: o.Port, Session: rec.ID})
@@ -138,22 +137,23 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 		case <-ctx.Done():
 			s.status.line("tether: stopped forwarding port %d; session %s keeps running on %s", o.Port, rec.ID, s.host)
 			return nil
-		case ferr := <-fwdDone:
-			fwdDone <- ferr
-			return errorf("try again", "forwarding local port %d stopped: %v", local, ferr)
-		case e := <-s.events:
-			switch e.State {
-			case tunnel.Lost:
-				s.tellLost(e)
-			case tunnel.Reconnecting:
-				if e.Attempt > 1 {
-					s.status.update("connection to %s lost; reconnecting (attempt %d)", s.host, e.Attempt)
+		case <-lf.done:
+			return errorf("try again", "forwarding local port %d stopped: %v", local, lf.err)
+		case <-s.events.ready():
+			for e, ok := s.events.next(); ok; e, ok = s.events.next() {
+				switch e.State {
+				case tunnel.Lost:
+					s.tellLost(e)
+				case tunnel.Reconnecting:
+					if e.Attempt > 1 {
+						s.status.update("connection to %s lost; reconnecting (attempt %d)", s.host, e.Attempt)
+					}
+				case tunnel.Back:
+					s.status.done()
+					s.status.line("tether: back: reconnected to %s; new connections to 127.0.0.1:%d go through again", s.host, local)
+				case tunnel.Failed:
+					return connectError(s.host, e.Err)
 				}
-			case tunnel.Back:
-				s.status.done()
-				s.status.line("tether: back: reconnected to %s; new connections to 127.0.0.1:%d go through again", s.host, local)
-			case tunnel.Failed:
-				return connectError(s.host, e.Err)
 			}
 		case <-refused:
 			if err := s.sessionEnded(ctx, rec, &deadSeen); err != nil {

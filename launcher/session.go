@@ -23,7 +23,8 @@ type session struct {
 	conn   Conn
 	build  *build
 	status *status
-	events chan tunnel.Event // connection changes after the first connect (buffered)
+	events *connEvents // connection changes after the first connect, in order
+	pump   *pump       // owns events until serving starts (forwarding sessions)
 	demo   bool
 	slurm  *slurmState // a Slurm session's job; nil otherwise
 	// viaNode: the session is reached by SSH to its node (--via-node-ssh), which the
@@ -57,7 +58,7 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	s := &session{host: o.Host, o: o, status: newStatus(o.Stderr), events: make(chan tunnel.Event, 16)}
+	s := &session{host: o.Host, o: o, status: newStatus(o.Stderr), events: newConnEvents()}
 	if s.host == "" && o.SSH != nil {
 		s.host = o.SSH.Alias
 	}
@@ -72,13 +73,12 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 	}()
 
 	onEvent := func(e tunnel.Event) {
-		if e.State == tunnel.Connected {
-			return // the first connection: the steps say so
+		if e.State == tunnel.Connected || u == oneCommand {
+			// The first connection: the steps say so. A one-command session tells no
+			// connection changes: its command's own result does.
+			return
 		}
-		select {
-		case s.events <- e:
-		default:
-		}
+		s.events.add(e)
 	}
 	cfg, openssh, err := chooseTransport(o)
 	if err != nil {
@@ -112,8 +112,15 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		return nil, suggestHost(o, err, connectError(s.host, err))
 	}
 	s.conn = client
+	if u == forwarding {
+		s.startPump()
+	}
+	if testHookOpened != nil {
+		testHookOpened(s, onEvent)
+	}
 	h := <-hc
 	if h.err != nil {
+		s.stopPump()
 		client.Close()
 		return nil, h.err
 	}
@@ -121,7 +128,12 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 	return s, nil
 }
 
+// testHookOpened, when set by a test, is called once a session is connected, with the
+// function the transport reports connection changes to.
+var testHookOpened func(s *session, onEvent func(tunnel.Event))
+
 func (s *session) close() {
+	s.stopPump() // what it would still tell no longer matters
 	s.closeSlurm()
 	if s.conn != nil {
 		s.conn.Close()

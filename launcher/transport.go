@@ -140,7 +140,7 @@ func (s *session) dialOpenSSH(ctx context.Context, u use, onEvent func(tunnel.Ev
 	}
 	if u == forwarding {
 		// The loss is told as it happens, before ssh may ask on the terminal for a
-		// new login (the events channel is read later, by serveLocal's loop).
+		// new login (the session's event owner, pump or serving loop, may be busy).
 		forward := onEvent
 		onEvent = func(e tunnel.Event) {
 			if e.State == tunnel.Lost {

@@ -42,6 +42,11 @@ type appPlan struct {
 	dir   string
 	umask int
 	shell string
+	// findPort: the command does not say where the app listens; serve also looks for
+	// the app's own port (portless.go), and found is where it was found.
+	findPort bool
+	found    *foundPort
+	uiPath   string // AppSpec.UIPath
 }
 
 // plan expands spec for a session in serve's own environment.
@@ -70,7 +75,7 @@ func (spec AppSpec) planIn(s *session, baseURL string, se *shellEnv) (*appPlan, 
 	for k, v := range spec.Vars {
 		vars[k] = v
 	}
-	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host, umask: -1}
+	p := &appPlan{readyPath: spec.ReadyPath, baseURL: baseURL, host: spec.Host, umask: -1, uiPath: spec.UIPath}
 	base := os.Environ()
 	if se != nil {
 		base, p.dir, p.umask, p.shell = se.env, se.dir, se.umask, se.shell
@@ -103,6 +108,7 @@ func (spec AppSpec) planIn(s *session, baseURL string, se *shellEnv) (*appPlan, 
 		p.addrPort = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
 		p.network, p.address = "tcp", p.addrPort.String()
 		extraEnv = append(extraEnv, "PORT="+vars["port"])
+		p.findPort = findsPort(spec) && findsPorts
 	case BindSocket:
 		vars["port"] = ""
 		p.network, p.address = "unix", s.appSocket()
@@ -362,9 +368,13 @@ func waitReady(ctx context.Context, p *appPlan, app *appProc, timeout time.Durat
 	if p.readyPath != "" {
 		what = "the app to answer " + p.baseURL + strings.TrimPrefix(p.readyPath, "/")
 	}
+	pr := &prober{p: p, app: app, verified: p.network != "tcp"}
+	if p.findPort {
+		what = "the app to listen on " + p.address + " ($PORT) or on a port of its own"
+		pr.finder = newPortFinder(app, p.addrPort.Port())
+	}
 	progress(wire.Stepf("waiting for %s", what))
 	nextReport := start.Add(5 * time.Second)
-	pr := &prober{p: p, app: app, verified: p.network != "tcp"}
 	pr.client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return pr.dial(ctx) },
 		DisableKeepAlives: true,
@@ -421,8 +431,9 @@ type prober struct {
 	p        *appPlan
 	app      *appProc
 	client   *http.Client
-	verified bool  // the TCP listener is the app's (always, for a socket)
-	last     error // the last reason a probe failed that is worth telling
+	verified bool        // the TCP listener is the app's (always, for a socket)
+	last     error       // the last reason a probe failed that is worth telling
+	finder   *portFinder // looks for the app's own port (plan.findPort)
 }
 
 // dial connects to the app; a TCP connection is judged before it is used.
@@ -447,11 +458,14 @@ func (pr *prober) ready(ctx context.Context) (bool, error) {
 	if !pr.verified {
 		c, err := pr.dial(ctx)
 		if errors.As(err, &taken) {
+			if ok, ferr := pr.find(ctx); ok || ferr != nil || pr.verified {
+				return ok, ferr
+			}
 			return false, taken
 		}
 		if err != nil {
 			pr.noteErr(err)
-			return false, nil
+			return pr.find(ctx)
 		}
 		c.Close()
 		ok, err := verifyListener(p.addrPort, pr.app)
@@ -495,7 +509,10 @@ func (pr *prober) ready(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	return pr.uiReady(ctx)
 }
 
 // noteErr keeps a probe's failure for the timeout message when it is more than the app

@@ -58,6 +58,9 @@ type AppSpec struct {
 	Files []AppFile
 	// Host is the Host header the app sees: the browser's (the default) or loopback.
 	Host tokenserver.HostPolicy
+	// UIPath, when set, is requested (under the base URL) once the app is ready: a 404
+	// there ends the start (an app with no page to show, jupyterui.go).
+	UIPath string
 }
 
 // expand replaces each {name} of vars in s, in one pass: values are never expanded

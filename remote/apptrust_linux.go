@@ -67,6 +67,12 @@ func appListeners(app *appProc) ([]localpeer.Socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	return appListenersIn(all, app)
+}
+
+// appListenersIn are the sockets of all (LISTEN sockets, as localpeer.Listening
+// gives them) that the app's processes hold.
+func appListenersIn(all []localpeer.Socket, app *appProc) ([]localpeer.Socket, error) {
 	held, err := localpeer.SocketInodes(appProcsIn(liveProcs(), app.pid, app.sid))
 	if err != nil {
 		return nil, err

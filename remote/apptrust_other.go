@@ -14,3 +14,7 @@ import (
 func verifyListener(netip.AddrPort, *appProc) (bool, error) { return true, nil }
 
 func appListeners(*appProc) ([]localpeer.Socket, error) { return nil, localpeer.ErrUnsupported }
+
+func appListenersIn([]localpeer.Socket, *appProc) ([]localpeer.Socket, error) {
+	return nil, localpeer.ErrUnsupported
+}

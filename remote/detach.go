@@ -113,17 +113,31 @@ func detach(ctx context.Context, o ServeOptions) error {
 		}
 	}
 
+	// The ready pipe's reader is detach's: on every return it is told to stop, the
+	// pipe is closed under it and it is waited for (it used to stay blocked for good,
+	// sending a message nobody would receive, after a timeout or an interrupt).
 	msgs := make(chan readyMsg)
+	stopReading, readerDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		defer close(msgs)
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), wire.MaxRecordLength)
 		for sc.Scan() {
 			var m readyMsg
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				msgs <- m
+				select {
+				case msgs <- m:
+				case <-stopReading:
+					return
+				}
 			}
 		}
+	}()
+	defer func() {
+		close(stopReading)
+		r.Close()
+		<-readerDone
 	}()
 	timeout := time.NewTimer(o.ReadyTimeout + 30*time.Second)
 	defer timeout.Stop()

@@ -46,6 +46,16 @@ func TestMain(m *testing.M) {
 		fmt.Println(app.pid)
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "detach-chatter":
+		// A background server that reports progress on the ready pipe (fd 3), a lot
+		// of it at once, then never gets ready.
+		var b strings.Builder
+		for i := 0; i < 2000; i++ {
+			fmt.Fprintf(&b, "{\"progress\":{\"level\":\"step\",\"said\":[{\"text\":\"step %d\"}]}}\n", i)
+		}
+		os.NewFile(3, "ready-pipe").WriteString(b.String()) // one write: all of it waits in the pipe
+		time.Sleep(time.Minute)
+		os.Exit(0)
 	case "listen":
 		// Listen on 127.0.0.1:0 (as whatever user we run as), print the port, and
 		// accept until killed.

@@ -46,9 +46,15 @@ type resolvedPreset struct {
 	static  string
 }
 
-// resolve finds the preset's app with lookPath and builds its AppSpec from the extra
-// arguments. Mistakes in the arguments are usage errors.
+// resolvePreset finds the preset's app with lookPath and builds its AppSpec from the
+// extra arguments. Mistakes in the arguments are usage errors.
 func resolvePreset(p Preset, extra []string, baseURL string, lookPath func(string) (string, error)) (*resolvedPreset, error) {
+	return resolvePresetIn(p, extra, baseURL, lookPath, nil)
+}
+
+// resolvePresetIn is resolvePreset in the login shell's environment se (nil: serve's
+// own), where a flavour's executable may be asked what it has (JupyterUI).
+func resolvePresetIn(p Preset, extra []string, baseURL string, lookPath func(string) (string, error), se *shellEnv) (*resolvedPreset, error) {
 	arg, rest := "", extra
 	if p.Arg != nil {
 		arg = p.Arg.Default
@@ -77,12 +83,20 @@ func resolvePreset(p Preset, extra []string, baseURL string, lookPath func(strin
 		r.static = arg
 		return r, nil
 	}
+	var noUI error
 	for _, f := range p.Flavours {
 		path, err := lookPath(f.Exec)
 		if err != nil {
 			continue
 		}
-		r.flavour = f.Name
+		ui := flavourUI{}
+		if f.JupyterUI {
+			if ui, err = jupyterFlavourUI(p, path, se); err != nil {
+				noUI = err
+				continue
+			}
+		}
+		r.flavour = f.Name + ui.suffix
 		argv := []string{path}
 		sawArgs := false
 		for _, a := range f.Command[1:] {
@@ -101,11 +115,14 @@ func resolvePreset(p Preset, extra []string, baseURL string, lookPath func(strin
 		if !sawArgs {
 			argv = append(argv, rest...)
 		}
-		vars := map[string]string{"arg": arg, "user": currentUser()}
+		vars := map[string]string{"arg": arg, "user": currentUser(), "ui_page": ui.page}
 		spec := &AppSpec{Command: argv, Bind: p.Bind, Env: p.Env, Header: p.Header, ReadyPath: p.ReadyPath,
-			Vars: vars, Files: p.Files, Host: p.Host}
+			Vars: vars, Files: p.Files, Host: p.Host, UIPath: ui.check}
 		r.spec = spec
 		return r, nil
+	}
+	if noUI != nil {
+		return nil, noUI
 	}
 	return nil, errNotFound{p: p}
 }

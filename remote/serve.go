@@ -393,7 +393,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 		rep.progress(n)
 	}
 	if o.AppName == "" {
-		if hint := PortHint(o.Command); hint != "" {
+		if hint := portNote(o.Command, findsPorts); hint != "" {
 			progress(wire.Notef("%s", hint))
 		}
 	}

@@ -52,7 +52,7 @@ func (o *ServeOptions) resolveApp() error {
 	if err != nil {
 		return err
 	}
-	r, err := resolvePreset(p, o.Command, o.BaseURL, o.lookPath())
+	r, err := resolvePresetIn(p, o.Command, o.BaseURL, o.lookPath(), o.shellEnv)
 	if err != nil {
 		var nf errNotFound
 		if errors.As(err, &nf) && o.shellEnv != nil {

@@ -140,14 +140,18 @@ func TestPortHint(t *testing.T) {
 }
 
 // TestServePortHint: a command with no {port}, {socket} or $PORT gets the note up
-// front, and it is only a note: an app that reads PORT from its environment without
-// saying so still starts. A command with {port} gets no note.
+// front only where serve cannot find the app's own port (not Linux); an app that reads
+// PORT from its environment without saying so still starts there, with no note of a
+// port found. A command with {port} gets no note.
 func TestServePortHint(t *testing.T) {
 	tempRoot(t)
 	py := `import os, sys, runpy; sys.argv = ["http.server", os.environ["PORT"], "--bind", "127.0.0.1"]; runpy.run_module("http.server", run_name="__main__")`
 	r := startServe(t, ServeOptions{Command: []string{"python3", "-c", py}})
-	if !strings.Contains(r.stderr.String(), "tether: note: the command has no {port} or {socket}") {
-		t.Errorf("stderr lacks the note:\n%s", r.stderr)
+	if got := strings.Contains(r.stderr.String(), "tether: note: the command has no {port} or {socket}"); got == findsPorts {
+		t.Errorf("the note up front: %v; want %v\n%s", got, !findsPorts, r.stderr)
+	}
+	if strings.Contains(r.stderr.String(), "using it") {
+		t.Errorf("a port found though the app listens on $PORT:\n%s", r.stderr)
 	}
 	if code, _ := fetch(t, socketClient(r.rec.Socket, nil), "http://localhost/", r.rec.Token); code != http.StatusOK {
 		t.Errorf("the app that reads PORT: %d; want 200", code)
@@ -155,5 +159,21 @@ func TestServePortHint(t *testing.T) {
 	r2 := startServe(t, ServeOptions{Command: []string{"python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"}})
 	if strings.Contains(r2.stderr.String(), "no {port}") {
 		t.Errorf("a command with {port} got the note:\n%s", r2.stderr)
+	}
+}
+
+// TestPortNote: where serve cannot find the app's port, the note says so and how to
+// fix the command; where it can, there is none.
+func TestPortNote(t *testing.T) {
+	cmd := []string{"python3", "-m", "http.server"}
+	if n := portNote(cmd, true); n != "" {
+		t.Errorf("portNote where ports are found: %q; want none", n)
+	}
+	n := portNote(cmd, false)
+	if !strings.HasPrefix(n, "the command has no {port} or {socket}") || !strings.Contains(n, "does not tell tether which port") || strings.Contains(n, "\n") {
+		t.Errorf("portNote elsewhere: %q", n)
+	}
+	if n := portNote([]string{"python3", "-m", "http.server", "{port}"}, false); n != "" {
+		t.Errorf("portNote for a command with {port}: %q", n)
 	}
 }

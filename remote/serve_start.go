@@ -79,12 +79,19 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 			return plan, app, fail(exposedError(ex))
 		}
 		progress(exposedWarning(ex))
+		if plan.found != nil {
+			progress(wire.Notef("%s", plan.found.note()))
+		}
 		return plan, app, nil
 	}
 	if plan.network == "tcp" {
 		where := plan.address
 		if lb := loopbackOn(ls, plan.addrPort.Port()); len(lb) > 0 {
 			where = joinAddrs(lb)
+		}
+		if plan.found != nil {
+			progress(wire.Notef("%s%v", plan.found.note(), foundTail(len(plan.secrets) > 0)))
+			return plan, app, nil
 		}
 		if len(plan.secrets) > 0 {
 			progress(wire.Notef("the app listens on %s, where other users of %v can connect to it; it demands its own per-session secret, which only the proxy sends", where, wire.ThisMachine))

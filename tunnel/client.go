@@ -191,9 +191,9 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 		return nil, err
 	}
 	cc.startKeepalive(c.cfg)
-	go cc.watchLiveness()
+	cc.wg.Go(cc.watchLiveness)
 	if c.o.NoDelayExec {
-		go cc.nudgeNoDelay()
+		cc.wg.Go(cc.nudgeNoDelay)
 	}
 	return cc, nil
 }
@@ -216,13 +216,14 @@ func (c *Client) supervise(cc *clientConn) {
 		select {
 		case <-cc.dead:
 		case <-c.ctx.Done():
+			cc.closeAndWait()
 			return
 		}
 		c.mu.Lock()
 		c.cur = nil
 		c.up = make(chan struct{})
 		c.mu.Unlock()
-		cc.Close()
+		cc.closeAndWait()
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -253,7 +254,7 @@ func (c *Client) reconnect() (*clientConn, error) {
 			c.mu.Lock()
 			if c.ctx.Err() != nil {
 				c.mu.Unlock()
-				cc.Close()
+				cc.closeAndWait()
 				return nil, ErrClosed
 			}
 			c.cur = cc
@@ -397,6 +398,17 @@ type clientConn struct {
 	deadOnce sync.Once
 	mu       sync.Mutex
 	err      error
+
+	// wg holds the connection's own goroutines (its reader's Wait, keepalives, the
+	// liveness watch, probes, the NoDelay nudge): each ends once the connection is
+	// closed, and closeAndWait waits for them, so a Client leaves none behind.
+	wg sync.WaitGroup
+}
+
+// closeAndWait closes the connection and waits for its goroutines.
+func (cc *clientConn) closeAndWait() {
+	cc.Close()
+	cc.wg.Wait()
 }
 
 func (cc *clientConn) markDead(err error) {
@@ -479,13 +491,13 @@ func (d *dialer) handshake(ctx context.Context, cfg *Config, tr *transport) (*cl
 		return fail(classifyHandshake(cfg, auth, err))
 	}
 	cc := &clientConn{client: ssh.NewClient(conn, chans, reqs), tr: tr, auth: auth, lv: lv, dead: make(chan struct{})}
-	go func() {
+	cc.wg.Go(func() {
 		err := cc.client.Wait()
 		if err == nil {
 			err = errors.New("connection closed")
 		}
 		cc.markDead(err)
-	}()
+	})
 	return cc, nil
 }
 
@@ -532,7 +544,7 @@ func (cc *clientConn) startKeepalive(cfg *Config) {
 	if maxMiss <= 0 {
 		maxMiss = 3
 	}
-	go func() {
+	cc.wg.Go(func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		var reply chan error
@@ -557,14 +569,15 @@ func (cc *clientConn) startKeepalive(cfg *Config) {
 					}
 					continue
 				}
-				reply = make(chan error, 1)
-				go func(r chan error) {
+				r := make(chan error, 1)
+				reply = r
+				cc.wg.Go(func() {
 					_, _, err := cc.client.SendRequest("keepalive@openssh.com", true, nil)
 					r <- err
-				}(reply)
+				})
 			}
 		}
-	}()
+	})
 }
 
 // watchdog calls fire after d of running time; pause and resume stop the clock while

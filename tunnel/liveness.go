@@ -183,10 +183,10 @@ func (cc *clientConn) probe() bool {
 	rx0 := l.rx.Load()
 	q0, tx0 := sendQueued(cc.tr.conn), l.tx.Load()
 	reply := make(chan error, 1)
-	go func() {
+	cc.wg.Go(func() {
 		_, _, err := cc.client.SendRequest("keepalive@openssh.com", true, nil)
 		reply <- err
-	}()
+	})
 	pt := probeTiming.Load()
 	silent := pt.after
 	deadline := time.NewTimer(pt.wait)

@@ -67,6 +67,9 @@ type Flavour struct {
 	// without it they are appended. An element that is exactly "{arg}" is removed when
 	// the preset's argument is empty.
 	Command []string
+	// JupyterUI: the executable is Jupyter Server, which has pages only with a UI in
+	// its Python environment (jupyterui.go); {ui_page} is that UI's page.
+	JupyterUI bool
 }
 
 // PresetArg is a preset's one optional positional argument: the first extra argument
@@ -133,11 +136,11 @@ const shinyCode = `secret <- Sys.getenv("TETHER_APP_SECRET"); Sys.unsetenv("TETH
 var presets = []Preset{
 	{
 		Name:        "jupyter",
-		Description: "Jupyter: JupyterLab, else the Notebook, else Jupyter Server",
+		Description: "Jupyter: JupyterLab, else the Notebook, else Jupyter Server with a UI",
 		Flavours: []Flavour{
 			{Name: "JupyterLab", Exec: "jupyter-lab", Command: []string{"jupyter-lab", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "{args}"}},
 			{Name: "Jupyter Notebook", Exec: "jupyter-notebook", Command: []string{"jupyter-notebook", "--no-browser", "--allow-root", "--sock={socket}", "--NotebookApp.base_url={base_url}", "--ServerApp.base_url={base_url}", "{args}"}},
-			{Name: "Jupyter Server", Exec: "jupyter-server", Command: []string{"jupyter-server", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "--ServerApp.default_url=/tree", "{args}"}},
+			{Name: "Jupyter Server", Exec: "jupyter-server", Command: []string{"jupyter-server", "--no-browser", "--allow-root", "--sock={socket}", "--ServerApp.base_url={base_url}", "--ServerApp.default_url=/{ui_page}", "{args}"}, JupyterUI: true},
 		},
 		Bind:         BindSocket,
 		Env:          jupyterEnv,

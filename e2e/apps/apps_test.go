@@ -164,7 +164,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // The app refuses a request that reaches its socket without the injected secret; the
 // secret is in no command line and never reaches the browser.
 func TestPresetJupyterE2E(t *testing.T) {
-	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
+	needClassicNotebook(t)
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
 	e2e.StopAllOnCleanup(t, s)
 	began := time.Now()
@@ -257,7 +257,8 @@ func notebookRuns42(t *testing.T, l *e2e.Launched) (context.Context, context.Con
 		shot(t, ctx, "jupyter")
 		t.Fatalf("Chromium, %s after %s: %v (websockets %s)", step, e2e.FmtDur(time.Since(start)), err, ws)
 	}
-	if err := chromedp.Do(tctx, chromedp.Navigate(l.Line.URL), chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
+	firstPageOK(t, tctx, l.Line.URL, fail)
+	if err := chromedp.Do(tctx, chromedp.WaitVisible(chromedp.CSS(`#notebook_list`))); err != nil {
 		fail("the notebook list", err)
 	}
 	loc, _ := chromedp.Run(tctx, chromedp.Location())
@@ -331,6 +332,9 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 	for _, tt := range []struct{ preset, exe string }{{"jupyter", "jupyter-server"}, {"notebook", "jupyter-nbclassic"}} {
 		t.Run(tt.exe, func(t *testing.T) {
 			real := e2e.Need(t, tt.exe, "jupyter-server")
+			if tt.exe == "jupyter-server" {
+				needPythonModule(t, real, "nbclassic", "python3-nbclassic") // its UI at /tree
+			}
 			// Everything of /usr/bin but the other Jupyter entry points.
 			bin := t.TempDir()
 			ents, err := os.ReadDir("/usr/bin")
@@ -406,7 +410,7 @@ func kernelProtocolThroughGate(t *testing.T, l *e2e.Launched) {
 // WebSocket through the gate); a request to the app's socket without Shiny's shared
 // secret is refused.
 func TestPresetShinyE2E(t *testing.T) {
-	e2e.Need(t, "R", "r-cran-shiny")
+	needRPackage(t, "shiny", "r-cran-shiny")
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
 	e2e.StopAllOnCleanup(t, s)
 	app := filepath.Join(s.Home, "my app") // a space: paths go by environment, not into R code

@@ -213,7 +213,7 @@ func runInKernel(t *testing.T, l *e2e.Launched, code string) string {
 // refused with the message naming that user, for the page, a fetch and a WebSocket,
 // and gets not even a connection.
 func TestSecondaryPortJupyterE2E(t *testing.T) {
-	e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
+	needClassicNotebook(t)
 	began := time.Now()
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
 	e2e.StopAllOnCleanup(t, s)

@@ -69,7 +69,7 @@ func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 	case 1:
 		return lsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.JSON, c.Prune, c.ShowToken)
 	}
-	return &remote.UsageError{Msg: "ls takes at most one argument, a HOST"}
+	return &usageError{msg: "ls takes at most one argument, a HOST"}
 }
 
 // StopCmd is `tether stop ID|NAME|--all`, or `tether stop HOST ID|NAME|--all`.
@@ -89,7 +89,7 @@ func (c *StopCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 	case len(c.Args) == 1 && c.All:
 		return stopHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, "", true)
 	case len(c.Args) > 2 || len(c.Args) == 2 && c.All:
-		return &remote.UsageError{Msg: "stop takes a session id or name, or --all (and a HOST first for a remote machine)"}
+		return &usageError{msg: "stop takes a session id or name, or --all (and a HOST first for a remote machine)"}
 	}
 	target := ""
 	if len(c.Args) == 1 {
@@ -129,7 +129,7 @@ func (c *LogsCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 	case 2:
 		return logsHost(ctx, env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}, c.Args[1], c.Follow)
 	default:
-		return &remote.UsageError{Msg: "logs takes a session id or name (and a HOST first for a remote machine)"}
+		return &usageError{msg: "logs takes a session id or name (and a HOST first for a remote machine)"}
 	}
 }
 
@@ -231,3 +231,9 @@ func (e *silentError) Error() string { return e.err.Error() }
 func (e *silentError) Unwrap() error { return e.err }
 func (e *silentError) Silent() bool  { return true }
 func (e *silentError) ExitCode() int { return e.code }
+
+// usageError is a mistake in how tether was called, in the CLI's words: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) ExitCode() int { return 2 }

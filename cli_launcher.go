@@ -10,7 +10,6 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tether-dev/tether/launcher"
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/wire"
 )
 
@@ -79,7 +78,7 @@ func (c *LaunchCmd) launchOptions(env *Env, kctx *kong.Context) (launcher.Launch
 	}
 	app, command := splitApp(kctx.Args, c.positionals())
 	if app != "" && (c.AppSecretEnv != "" || len(c.AppHeader) > 0) {
-		return launcher.LaunchOptions{}, &remote.UsageError{Msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
+		return launcher.LaunchOptions{}, &usageError{msg: "--app-secret-env and --app-header are for a command of your own (after --); the " + app + " preset guards its app itself"}
 	}
 	so, err := c.batchFlags.options()
 	if err != nil {
@@ -108,7 +107,7 @@ func checkSetup(setup, app string, command []string) error {
 		if app != "" {
 			what = "the " + app + " preset"
 		}
-		return &remote.UsageError{Msg: "--setup prepares the app's environment, but " + what + " runs no app; drop --setup, or name an app"}
+		return &usageError{msg: "--setup prepares the app's environment, but " + what + " runs no app; drop --setup, or name an app"}
 	}
 	return nil
 }
@@ -161,7 +160,7 @@ func (c *AppsCmd) Run(ctx context.Context, env *Env) error {
 		return launcher.Apps(ctx, launcher.AppsOptions{Options: hostOptions(env, c.Args[0], hostFlags{ConfigFile: c.ConfigFile, sshFlag: c.sshFlag}), JSON: c.JSON,
 			Profiles: c.profilesLister(env)})
 	}
-	return &remote.UsageError{Msg: "apps takes at most one argument, a HOST"}
+	return &usageError{msg: "apps takes at most one argument, a HOST"}
 }
 
 // batchFlags run the session in a batch job on a compute node, HOST being the
@@ -195,16 +194,16 @@ func (f batchFlags) options() (launcher.BatchOptions, error) {
 		if c.kind == "" {
 			name, rest, _ := strings.Cut(strings.TrimSpace(c.o.value), " ")
 			if name == "" {
-				return so, &remote.UsageError{Msg: "--batch needs the scheduler's name first, e.g. --batch \"mysite -q gpu\""}
+				return so, &usageError{msg: "--batch needs the scheduler's name first, e.g. --batch \"mysite -q gpu\""}
 			}
 			so.Kind, so.Options = name, rest
 		}
 	}
 	switch {
 	case len(set) > 1:
-		return so, &remote.UsageError{Msg: strings.Join(set, " and ") + " each pick a scheduler; give one"}
+		return so, &usageError{msg: strings.Join(set, " and ") + " each pick a scheduler; give one"}
 	case len(set) == 0 && (f.ViaNodeSSH || f.DetachPending):
-		return so, &remote.UsageError{Msg: "--via-node-ssh and --detach-pending go with a batch job: --slurm, --sge, --pbs, --lsf or --batch \"OPTIONS\""}
+		return so, &usageError{msg: "--via-node-ssh and --detach-pending go with a batch job: --slurm, --sge, --pbs, --lsf or --batch \"OPTIONS\""}
 	case len(set) == 1:
 		if _, _, err := launcher.BatchArgs(so.Kind, so.Options); err != nil {
 			return so, err
@@ -254,11 +253,11 @@ func (c *ForwardCmd) Run(ctx context.Context, env *Env) error {
 	case 2:
 		target, portArg = c.Args[0], c.Args[1]
 	default:
-		return &remote.UsageError{Msg: "forward takes HOST, then a session id or name (optional) and a PORT, e.g. tether forward gpu-box 5432"}
+		return &usageError{msg: "forward takes HOST, then a session id or name (optional) and a PORT, e.g. tether forward gpu-box 5432"}
 	}
 	port, ok := parsePortArg(portArg)
 	if !ok {
-		return &remote.UsageError{Msg: fmt.Sprintf("%q is not a port number (1-65535, plain digits); give the port on %s's loopback, e.g. tether forward %s 5432", portArg, c.Host, c.Host)}
+		return &usageError{msg: fmt.Sprintf("%q is not a port number (1-65535, plain digits); give the port on %s's loopback, e.g. tether forward %s 5432", portArg, c.Host, c.Host)}
 	}
 	return launcher.ForwardPort(ctx, launcher.ForwardPortOptions{
 		Options: hostOptions(env, c.Host, c.hostFlags), Target: target, Port: port, LocalPort: c.LocalPort, JSON: c.JSON,

@@ -29,7 +29,7 @@ func dashed(kctx *kong.Context) bool { return slices.Contains(kctx.Args, "--") }
 // say word is a HOST; a session not found here is explained both ways.
 func oneWord(cmd, word string, h hostFlags, local func() error) error {
 	if h.ConfigFile != "" || h.SSH != "" {
-		return &remote.UsageError{Msg: fmt.Sprintf("%s %s: which session? Give its id or name after the host: `%s` (`%s` lists them)%s",
+		return &usageError{msg: fmt.Sprintf("%s %s: which session? Give its id or name after the host: `%s` (`%s` lists them)%s",
 			cmd, word, hostCmd(h, cmd, word, "ID"), hostCmd(h, "ls", word), allForm(h, cmd, word))}
 	}
 	err := local()
@@ -38,7 +38,7 @@ func oneWord(cmd, word string, h hostFlags, local func() error) error {
 		return err
 	}
 	if isHostAlias(word) {
-		return &remote.UsageError{Msg: fmt.Sprintf("%s is a host in your ssh config and no session here is called so; for its sessions give the host, then the session: `%s` (`%s` lists them)%s",
+		return &usageError{msg: fmt.Sprintf("%s is a host in your ssh config and no session here is called so; for its sessions give the host, then the session: `%s` (`%s` lists them)%s",
 			word, hostCmd(h, cmd, word, "ID"), hostCmd(h, "ls", word), allForm(h, cmd, word))}
 	}
 	return fmt.Errorf("no session %q on this machine (%s); for a session on a remote machine give the host first: `tether %s HOST ID` (`tether ls HOST` lists them)",
@@ -97,7 +97,7 @@ func presetTypo(host string, raw, positionals []string) error {
 	if len(near) == 0 {
 		return nil
 	}
-	return &remote.UsageError{Msg: fmt.Sprintf("%s is not an app preset; %s (`tether apps` lists them); to run a program named %s, put it after --: `tether launch %s -- %s`",
+	return &usageError{msg: fmt.Sprintf("%s is not an app preset; %s (`tether apps` lists them); to run a program named %s, put it after --: `tether launch %s -- %s`",
 		word, didyoumean.Phrase(near), word, shquote.Quote(host), strings.Join(quoteAll(positionals), " "))}
 }
 

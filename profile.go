@@ -15,7 +15,6 @@ import (
 
 	"github.com/tether-dev/tether/launcher"
 	"github.com/tether-dev/tether/profile"
-	"github.com/tether-dev/tether/remote"
 	"github.com/tether-dev/tether/wire"
 )
 
@@ -83,7 +82,7 @@ func (c *CLI) AfterApply(kctx *kong.Context) error {
 	}
 	if pf != nil && pf.NoProfile {
 		if pf.Profile != "" {
-			return &remote.UsageError{Msg: "--profile and --no-profile contradict each other; drop one"}
+			return &usageError{msg: "--profile and --no-profile contradict each other; drop one"}
 		}
 		return nil
 	}
@@ -502,7 +501,7 @@ func (st *profileState) noProfile(sp launcher.SiteProfiles, site []*profile.Prof
 			msg += fmt.Sprintf(" (and %d more: tether apps %s lists them)", len(problems)-most, safeWord(st.host))
 		}
 	}
-	return &remote.UsageError{Msg: msg}
+	return &usageError{msg: msg}
 }
 
 func profileNames(ps []*profile.Profile) string {

@@ -37,12 +37,12 @@ func uiScript(execs []string) string {
 		`env) shift; while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done; [ $# -gt 0 ] && I=$(command -v "$1" 2>/dev/null) && shift;; ` +
 		`sh|bash) case "$L2" in "'''exec' "*) set -- ${L2#"'''exec' "}; I=$(printf '%s' "$1" | tr -d '"'); set --;; esac;; ` +
 		`*) [ $# -gt 0 ] && I=$1 && shift;; esac; ` +
-		`case "${I##*/}" in *python*) $T "$I" "$@" -c '` + wire.JupyterUIProbe + `' </dev/null 2>/dev/null | grep '^` + wire.JupyterUILine + `' | head -n 1;; esac; fi; `
+		`case "${I##*/}" in *python*) $T "$I" "$@" -c '` + wire.JupyterUIProbe + `' </dev/null 2>/dev/null | grep '^` + wire.JupyterUITag + `' | head -n 1;; esac; fi; `
 }
 
 // parseUI takes the probe's line for d; it reports whether line was one.
 func (d *detection) parseUI(line string) bool {
-	if !strings.HasPrefix(line, wire.JupyterUILine) {
+	if !strings.HasPrefix(line, wire.JupyterUITag) {
 		return false
 	}
 	d.ui, d.uiKnown = wire.ParseJupyterUI(line)

@@ -42,9 +42,12 @@ type errNoUI struct {
 	exe, python string
 }
 
-func (e errNoUI) Error() string {
-	return fmt.Sprintf("%s is not usable here: Jupyter Server (%s) has no web UI (no JupyterLab, Notebook 7 or NbClassic in its Python); install one: %s -m pip install jupyterlab",
-		e.p.Name, e.exe, e.python)
+func (e errNoUI) Error() string { return e.Failure().Error() }
+
+// Failure is the error as data: the machine held apart, for the launcher to word.
+func (e errNoUI) Failure() *wire.Failure {
+	return wire.Fail(wire.FailAppMissing, wire.Textf("%s is not usable on %v: Jupyter Server (%s) has no web UI (no JupyterLab, Notebook 7 or NbClassic in its Python)", e.p.Name, wire.ThisMachine, e.exe),
+		wire.Textf("install one: %s -m pip install jupyterlab", e.python))
 }
 
 // scriptPython is the interpreter command of the Python script exe, from its #! line

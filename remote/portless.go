@@ -325,10 +325,11 @@ func (pr *prober) find(ctx context.Context) (bool, error) {
 	return pr.p.readyPath == "", nil
 }
 
-// foundNote is serve's note on the port it found, with who else can reach it there.
-func foundNote(f *foundPort, secret bool) wire.Note {
+// foundTail ends the note on a found port as runApp's note on any TCP app does: who
+// else can reach it.
+func foundTail(secret bool) wire.Text {
 	if secret {
-		return wire.Notef("%s; other users of %v can connect to it there, but it demands its own per-session secret, which only the proxy sends", f.note(), wire.ThisMachine)
+		return wire.Textf("; other users of %v can connect to it there, but it demands its own per-session secret, which only the proxy sends", wire.ThisMachine)
 	}
-	return wire.Notef("%s; other users of %v can reach it there without the token (apps that can listen on {socket} are private)", f.note(), wire.ThisMachine)
+	return wire.Textf("; other users of %v can reach it there without the token (apps that can listen on {socket} are private)", wire.ThisMachine)
 }

@@ -90,7 +90,7 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 			where = joinAddrs(lb)
 		}
 		if plan.found != nil {
-			progress(foundNote(plan.found, len(plan.secrets) > 0))
+			progress(wire.Notef("%s%v", plan.found.note(), foundTail(len(plan.secrets) > 0)))
 			return plan, app, nil
 		}
 		if len(plan.secrets) > 0 {

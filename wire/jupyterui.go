@@ -2,9 +2,15 @@ package wire
 
 import "strings"
 
-// The Jupyter UI probe: Python the remote (serve, and `tether apps HOST`'s script) runs
-// with a Jupyter Server's own interpreter, and the one line it answers; both sides read
-// that line (see remote/jupyterui.go for why Jupyter Server needs a UI).
+// Jupyter Server's UI, as a probe run in its Python says it (remote/jupyterui.go): serve
+// runs the probe before it picks the jupyter preset's flavour, and the launcher's `tether
+// apps HOST` script runs the same probe over SSH without tether there; both read its
+// one line here.
+
+// JupyterUITag starts the probe's line.
+const JupyterUITag = jupyterUIWords + " "
+
+const jupyterUIWords = "tether-jupyter-ui v1"
 
 // JupyterUIProbe is Python that prints one line, "tether-jupyter-ui v1 LAB NB7
 // CLASSIC", each field the UI's name when its package can be imported in the
@@ -16,13 +22,8 @@ import "strings"
 const JupyterUIProbe = `import importlib.util as u, os; f = u.find_spec; n = f("notebook"); ` +
 	`d = n and n.origin and os.path.dirname(n.origin); ` +
 	`e = lambda x: bool(d) and os.path.exists(os.path.join(d, x)); ` +
-	`print("` + jupyterUITag + `", "jupyterlab" if f("jupyterlab") else "-", ` +
+	`print("` + jupyterUIWords + `", "jupyterlab" if f("jupyterlab") else "-", ` +
 	`"notebook7" if e("app.py") and not e("notebookapp.py") else "-", "nbclassic" if f("nbclassic") else "-")`
-
-// JupyterUILine starts the probe's one line.
-const JupyterUILine = jupyterUITag + " "
-
-const jupyterUITag = "tether-jupyter-ui v1"
 
 // JupyterUIs are the UIs JupyterUIProbe names, in the order they are preferred, with
 // the page a session lands on and their names for people.
@@ -36,7 +37,7 @@ var JupyterUIs = []struct{ Key, Page, Name string }{
 // names, or "" when it names none. ok is false when out holds no such line.
 func ParseJupyterUI(out string) (key string, ok bool) {
 	for _, l := range strings.Split(out, "\n") {
-		rest, found := strings.CutPrefix(strings.TrimSpace(l), JupyterUILine)
+		rest, found := strings.CutPrefix(strings.TrimSpace(l), JupyterUITag)
 		if !found {
 			continue
 		}

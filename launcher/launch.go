@@ -116,18 +116,9 @@ func Attach(ctx context.Context, o AttachOptions) error {
 		return err
 	}
 	defer s.close()
-	s.status.step("looking for sessions on %s", s.host)
-	recs, err := s.list(ctx)
-	s.status.done()
+	rec, err := s.findSession(ctx, o.Target)
 	if err != nil {
 		return err
-	}
-	rec, note, err := pickSession(recs, o.Target, s)
-	if err != nil {
-		return err
-	}
-	if note != "" {
-		s.status.line("tether: %s", note)
 	}
 	ln = s.stablePort(ln, rec, o.ForwardOptions)
 	if rec.JobID != "" {
@@ -435,4 +426,23 @@ func (s *session) remoteStatus(status int, failed *wire.Failure) error {
 		return &Error{Msg: termsafe.Clip(s.sayFailure(failed), 500), Code: failed.ExitCode()}
 	}
 	return &ExitStatusError{Status: status}
+}
+
+// findSession lists the sessions on the host and picks target's (the only or newest
+// running one when target is empty), saying so when it had to choose.
+func (s *session) findSession(ctx context.Context, target string) (wire.Record, error) {
+	s.status.step("looking for sessions on %s", s.host)
+	recs, err := s.list(ctx)
+	s.status.done()
+	if err != nil {
+		return wire.Record{}, err
+	}
+	rec, note, err := pickSession(recs, target, s)
+	if err != nil {
+		return wire.Record{}, err
+	}
+	if note != "" {
+		s.status.line("tether: %s", note)
+	}
+	return rec, nil
 }

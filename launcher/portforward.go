@@ -75,18 +75,9 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 		return err
 	}
 	defer s.close()
-	s.status.step("looking for sessions on %s", s.host)
-	recs, err := s.list(ctx)
-	s.status.done()
+	rec, err := s.findSession(ctx, o.Target)
 	if err != nil {
 		return err
-	}
-	rec, note, err := pickSession(recs, o.Target, s)
-	if err != nil {
-		return err
-	}
-	if note != "" {
-		s.status.line("tether: %s", note)
 	}
 	dial, fwd, err := s.portEndpoints(ctx, rec, o.Batch)
 	if err != nil {

@@ -21,7 +21,8 @@ import (
 // fakeProvider is an OpenID provider in the test process, on 127.0.0.1: discovery,
 // JWKS, an authorization endpoint that signs everyone in at once, and a token endpoint
 // that checks the client's secret, the redirect_uri and the PKCE verifier, and hands
-// out an ID token built by idToken (a good RS256 one unless a test changes it).
+// out an ID token built by sign from claims (a good RS256 one unless a test changes
+// them); with userInfo set, a UserInfo endpoint for the access tokens it issued.
 type fakeProvider struct {
 	srv                     *httptest.Server
 	issuer                  string
@@ -37,6 +38,8 @@ type fakeProvider struct {
 	email                   string
 	emailVerified           any // true unless set
 	errorsSeen              []string
+	userInfo                map[string]any // nil: no UserInfo endpoint
+	accessTokens            map[string]bool
 }
 
 type grant struct{ nonce, challenge, redirect string }
@@ -49,7 +52,7 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 	}
 	f := &fakeProvider{
 		clientID: "tether-team", secret: "s3cret-" + randomString(), key: key,
-		algs: []string{"RS256"}, grants: map[string]grant{},
+		algs: []string{"RS256"}, grants: map[string]grant{}, accessTokens: map[string]bool{},
 		email: "Alice@Example.ORG", emailVerified: true,
 	}
 	mux := http.NewServeMux()
@@ -57,6 +60,7 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 	mux.HandleFunc("GET /jwks", f.jwks)
 	mux.HandleFunc("GET /authorize", f.authorize)
 	mux.HandleFunc("POST /token", f.token)
+	mux.HandleFunc("GET /userinfo", f.userinfo)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	f.issuer = f.srv.URL
@@ -75,7 +79,7 @@ func (f *fakeProvider) fail(format string) {
 }
 
 func (f *fakeProvider) discovery(w http.ResponseWriter, r *http.Request) {
-	json.NewEncoder(w).Encode(map[string]any{
+	doc := map[string]any{
 		"issuer":                                f.issuer,
 		"authorization_endpoint":                f.issuer + "/authorize",
 		"token_endpoint":                        f.issuer + "/token",
@@ -83,7 +87,11 @@ func (f *fakeProvider) discovery(w http.ResponseWriter, r *http.Request) {
 		"response_types_supported":              []string{"code"},
 		"id_token_signing_alg_values_supported": f.algs,
 		"code_challenge_methods_supported":      []string{"S256"},
-	})
+	}
+	if f.userInfo != nil {
+		doc["userinfo_endpoint"] = f.issuer + "/userinfo"
+	}
+	json.NewEncoder(w).Encode(doc)
 }
 
 func (f *fakeProvider) jwks(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +156,24 @@ func (f *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 	f.issued = append(f.issued, idToken)
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"access_token": randomString(), "token_type": "Bearer", "expires_in": 300, "id_token": idToken})
+	at := randomString()
+	f.mu.Lock()
+	f.accessTokens[at] = true
+	f.mu.Unlock()
+	json.NewEncoder(w).Encode(map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": 300, "id_token": idToken})
+}
+
+func (f *fakeProvider) userinfo(w http.ResponseWriter, r *http.Request) {
+	at, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	f.mu.Lock()
+	ok = ok && f.accessTokens[at]
+	f.mu.Unlock()
+	if _, broken := f.userInfo["broken"]; !ok || f.userInfo == nil || broken {
+		http.Error(w, "no", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(f.userInfo)
 }
 
 func tokenError(w http.ResponseWriter, status int, code string) {

@@ -49,6 +49,7 @@ const (
 // PKCE (S256), state and nonce. It implements tokenserver.SignIn. Safe for concurrent use.
 type OIDC struct {
 	oauth    oauth2.Config
+	provider *oidc.Provider
 	verifier *oidc.IDTokenVerifier
 	client   *http.Client
 	callback string // the path of RedirectURL
@@ -113,6 +114,7 @@ func NewOIDC(ctx context.Context, c OIDCConfig, client *http.Client) (*OIDC, err
 		// signature against the provider's JWKS, with asymmetric algorithms only: a
 		// token with alg "none" or HS256 (keyed with a public key) does not parse.
 		verifier: provider.Verifier(&oidc.Config{ClientID: c.ClientID}),
+		provider: provider,
 		client:   client,
 		callback: redirect.Path,
 		secure:   redirect.Scheme == "https",
@@ -234,17 +236,14 @@ func (o *OIDC) Finish(w http.ResponseWriter, r *http.Request) (email, next strin
 	if subtle.ConstantTimeCompare([]byte(id.Nonce), []byte(p.nonce)) != 1 {
 		return "", "", refuse("the ID token's nonce is not the one this sign-in sent (a replayed token?); sign in again")
 	}
-	var claims struct {
-		Email         *string `json:"email"`
-		EmailVerified *bool   `json:"email_verified"`
-	}
-	if err := id.Claims(&claims); err != nil {
-		return "", "", refuse("the ID token's e-mail claims are malformed (email must be a string, email_verified a boolean)")
+	claims, err := o.emailClaims(ctx, id, tok)
+	if err != nil {
+		return "", "", err
 	}
 	if claims.Email == nil || *claims.Email == "" {
 		return "", "", refuse("the provider gave no e-mail address; its admin must release the email claim to this client")
 	}
-	if claims.EmailVerified == nil || !*claims.EmailVerified {
+	if !claims.EmailVerified {
 		return "", "", refuse("the provider has not verified the e-mail address %s; verify it there, then sign in again", safeEmail(*claims.Email))
 	}
 	email = strings.ToLower(*claims.Email)
@@ -252,6 +251,58 @@ func (o *OIDC) Finish(w http.ResponseWriter, r *http.Request) (email, next strin
 		return "", "", refuse("the provider's e-mail address %s is not one tether can match", safeEmail(email))
 	}
 	return email, p.next, nil
+}
+
+// emailClaims are the claims Finish decides on.
+type emailClaims struct {
+	Email         *string      `json:"email"`
+	EmailVerified verifiedFlag `json:"email_verified"`
+}
+
+// verifiedFlag is email_verified: true is JSON true or the string "true" (as Amazon
+// Cognito sends it, and as go-oidc reads UserInfo); anything else, or none, is false.
+type verifiedFlag bool
+
+func (v *verifiedFlag) UnmarshalJSON(b []byte) error {
+	*v = string(b) == "true" || string(b) == `"true"`
+	return nil
+}
+
+// emailClaims reads the e-mail from the verified ID token or, when the token has no
+// email claim at all (providers that follow OpenID Connect's rule that the code flow's
+// ID token need not carry the scope's claims), from the UserInfo endpoint with the
+// access token just issued, whose sub must be the ID token's (OpenID Connect Core 5.3.2).
+func (o *OIDC) emailClaims(ctx context.Context, id *oidc.IDToken, tok *oauth2.Token) (emailClaims, error) {
+	var c emailClaims
+	if err := id.Claims(&c); err != nil {
+		return c, refuse("the ID token's e-mail claim is malformed (email must be a string)")
+	}
+	if c.Email != nil || o.provider.UserInfoEndpoint() == "" {
+		return c, nil
+	}
+	info, err := o.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return c, refuse("the ID token has no e-mail and the provider's UserInfo endpoint failed (%s)", userInfoReason(err))
+	}
+	if subtle.ConstantTimeCompare([]byte(info.Subject), []byte(id.Subject)) != 1 {
+		return c, refuse("the provider's UserInfo answer is about another person than the ID token")
+	}
+	if err := info.Claims(&c); err != nil {
+		return c, refuse("the provider's UserInfo e-mail claim is malformed (email must be a string)")
+	}
+	return c, nil
+}
+
+// userInfoReason: go-oidc's UserInfo errors may repeat the response body.
+func userInfoReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer in time"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return "unreachable: " + ue.Err.Error()
+	}
+	return "no valid answer"
 }
 
 // put records p, forgetting expired sign-ins and, past o.max, the oldest ones.

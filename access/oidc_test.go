@@ -134,7 +134,8 @@ func TestOIDCRefusesBadIDTokens(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		algs   []string // advertised by discovery; nil: RS256
+		algs   []string       // advertised by discovery; nil: RS256
+		info   map[string]any // the UserInfo answer; nil: no UserInfo endpoint
 		claims func(c map[string]any)
 		sign   func(f *fakeProvider, c map[string]any) string
 		want   string
@@ -161,8 +162,14 @@ func TestOIDCRefusesBadIDTokens(t *testing.T) {
 		{name: "no nonce", claims: func(c map[string]any) { delete(c, "nonce") }, want: "nonce is not the one this sign-in sent"},
 		{name: "e-mail not verified", claims: func(c map[string]any) { c["email_verified"] = false }, want: `has not verified the e-mail address "Alice@Example.ORG"`},
 		{name: "email_verified missing", claims: func(c map[string]any) { delete(c, "email_verified") }, want: "has not verified the e-mail address"},
-		{name: "email_verified as a string", claims: func(c map[string]any) { c["email_verified"] = "true" }, want: "email_verified a boolean"},
+		{name: "email_verified as a string not true", claims: func(c map[string]any) { c["email_verified"] = "yes" }, want: "has not verified the e-mail address"},
+		{name: "email_verified as a number", claims: func(c map[string]any) { c["email_verified"] = 1 }, want: "has not verified the e-mail address"},
+		{name: "e-mail not a string", claims: func(c map[string]any) { c["email"] = []string{"a@b"} }, want: "e-mail claim is malformed"},
 		{name: "no e-mail", claims: func(c map[string]any) { delete(c, "email") }, want: "gave no e-mail address"},
+		{name: "no e-mail anywhere", claims: noEmail, info: map[string]any{"sub": "u-1"}, want: "gave no e-mail address"},
+		{name: "UserInfo about another person", claims: noEmail, info: map[string]any{"sub": "u-2", "email": "bob@example.org", "email_verified": true}, want: "about another person"},
+		{name: "UserInfo e-mail not verified", claims: noEmail, info: map[string]any{"sub": "u-1", "email": "bob@example.org", "email_verified": false}, want: `has not verified the e-mail address "bob@example.org"`},
+		{name: "UserInfo refuses", claims: noEmail, info: map[string]any{"broken": true}, want: "UserInfo endpoint failed (no valid answer)"},
 		{name: "empty e-mail", claims: func(c map[string]any) { c["email"] = "" }, want: "gave no e-mail address"},
 		{name: "e-mail with a line break", claims: func(c map[string]any) { c["email"] = "eve@example.org\r\nX-Tether-User: owner" }, want: "is not one tether can match"},
 		{name: "e-mail without @", claims: func(c map[string]any) { c["email"] = "eve" }, want: "is not one tether can match"},
@@ -174,6 +181,7 @@ func TestOIDCRefusesBadIDTokens(t *testing.T) {
 				f.algs = tt.algs
 			}
 			f.claims = tt.claims
+			f.userInfo = tt.info
 			if tt.sign != nil {
 				f.sign = func(c map[string]any) string { return tt.sign(f, c) }
 			}
@@ -190,6 +198,36 @@ func TestOIDCRefusesBadIDTokens(t *testing.T) {
 			assertClean(t, err, f, b)
 			if f.tokenCalls != 1 {
 				t.Errorf("token endpoint called %d times; want 1", f.tokenCalls)
+			}
+		})
+	}
+}
+
+func noEmail(c map[string]any) { delete(c, "email"); delete(c, "email_verified") }
+
+// TestOIDCEmailSources: the e-mail from the ID token, or from UserInfo when the ID
+// token has none (a provider that keeps the code flow's ID token minimal).
+func TestOIDCEmailSources(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims func(c map[string]any)
+		info   map[string]any
+		want   string
+	}{
+		{"ID token", nil, nil, "alice@example.org"},
+		{"ID token before UserInfo", nil, map[string]any{"sub": "u-1", "email": "bob@example.org", "email_verified": true}, "alice@example.org"},
+		{"email_verified as the string true", func(c map[string]any) { c["email_verified"] = "true" }, nil, "alice@example.org"},
+		{"UserInfo", noEmail, map[string]any{"sub": "u-1", "email": "Bob@Example.org", "email_verified": true}, "bob@example.org"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeProvider(t)
+			f.claims, f.userInfo = tt.claims, tt.info
+			o := newTestOIDC(t, f)
+			b := f.start(t, o, "/")
+			email, _, err, _ := finish(o, b.callback, b.cookies)
+			if err != nil || email != tt.want {
+				t.Fatalf("Finish = %q, %v; want %q", email, err, tt.want)
 			}
 		})
 	}

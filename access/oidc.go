@@ -52,6 +52,7 @@ type OIDC struct {
 	provider *oidc.Provider
 	verifier *oidc.IDTokenVerifier
 	client   *http.Client
+	issuer   string
 	callback string // the path of RedirectURL
 	secure   bool   // RedirectURL is https: the state cookie is Secure
 
@@ -116,6 +117,7 @@ func NewOIDC(ctx context.Context, c OIDCConfig, client *http.Client) (*OIDC, err
 		verifier: provider.Verifier(&oidc.Config{ClientID: c.ClientID}),
 		provider: provider,
 		client:   client,
+		issuer:   c.Issuer,
 		callback: redirect.Path,
 		secure:   redirect.Scheme == "https",
 		pending:  make(map[string]*list.Element),
@@ -207,6 +209,11 @@ func (o *OIDC) Finish(w http.ResponseWriter, r *http.Request) (email, next strin
 	c, cerr := r.Cookie(cookieName(state))
 	if cerr != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(p.browser)) != 1 {
 		return "", "", refuse("this sign-in was started in another browser (or its cookie was blocked); sign in again in this one")
+	}
+	// RFC 9207: a provider that names itself in its answer must be ours (a mix-up
+	// attack sends the browser back with another provider's code).
+	if q.Has("iss") && q.Get("iss") != o.issuer {
+		return "", "", refuse("the answer came from another provider than %s; sign in again", o.issuer)
 	}
 	if e := q.Get("error"); e != "" {
 		if e == "access_denied" {

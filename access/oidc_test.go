@@ -339,6 +339,25 @@ func TestOIDCStateChecks(t *testing.T) {
 			t.Fatalf("?error with odd characters: %v; want it not repeated", err)
 		}
 	})
+	t.Run("another provider's answer", func(t *testing.T) {
+		b := f.start(t, o, "/")
+		cb, _ := url.Parse(b.callback)
+		q := cb.Query()
+		q.Set("iss", "https://evil.example.org")
+		cb.RawQuery = q.Encode()
+		calls := f.tokenCalls
+		if _, _, err, _ := finish(o, cb.String(), b.cookies); err == nil || !strings.Contains(err.Error(), "another provider than "+f.issuer) {
+			t.Fatalf("iss=https://evil.example.org in the callback: %v; want refused (RFC 9207)", err)
+		}
+		if f.tokenCalls != calls {
+			t.Errorf("the code of a mixed-up answer went to the token endpoint")
+		}
+		// Our own issuer named in the answer is fine.
+		b = f.start(t, o, "/")
+		if _, _, err, _ := finish(o, b.callback+"&iss="+url.QueryEscape(f.issuer), b.cookies); err != nil {
+			t.Fatalf("iss naming our provider: %v", err)
+		}
+	})
 	t.Run("code refused", func(t *testing.T) {
 		b := f.start(t, o, "/")
 		cb, _ := url.Parse(b.callback)

@@ -34,7 +34,9 @@ const (
 )
 
 // The bounds VerifyKey (and Load) accept in a PHC string: a hash made by another
-// argon2id tool with stronger parameters verifies, but a hostile or mistyped file can
+// argon2id tool with stronger parameters verifies (a 16- to 64-byte salt, a 32-byte
+// hash: RFC 9106's and most tools' lengths; any other length is taken for a line cut
+// short), but a hostile or mistyped file can
 // neither make the server allocate more than maxMemory KiB per verification nor pass a
 // hash weaker than the weakest setting of OWASP's table (m=7168 KiB with t=5: memory ×
 // passes at least minWork).
@@ -44,10 +46,8 @@ const (
 	minWork    = 7 * 1024 * 5
 	maxTime    = 10
 	maxThreads = 4
-	minSaltLen = 8
+	minSaltLen = 16
 	maxSaltLen = 64
-	minHashLen = 16
-	maxHashLen = 64
 )
 
 // MinKeyLen is the fewest characters HashKey accepts in a key; MaxKeyLen the most a key
@@ -188,8 +188,8 @@ func parsePHC(s string) (phc, error) {
 		return p, fmt.Errorf("the salt is not %d to %d bytes of unpadded base64", minSaltLen, maxSaltLen)
 	}
 	hash, err := b64.DecodeString(f[5])
-	if err != nil || b64.EncodeToString(hash) != f[5] || len(hash) < minHashLen || len(hash) > maxHashLen {
-		return p, fmt.Errorf("the hash is not %d to %d bytes of unpadded base64", minHashLen, maxHashLen)
+	if err != nil || b64.EncodeToString(hash) != f[5] || len(hash) != hashLen {
+		return p, fmt.Errorf("the hash is not %d bytes of unpadded base64 (was the line cut short?)", hashLen)
 	}
 	return phc{memory: uint32(m), time: uint32(t), threads: uint8(th), salt: salt, hash: hash}, nil
 }

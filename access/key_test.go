@@ -156,9 +156,11 @@ func TestParsePHCBounds(t *testing.T) {
 	}
 	for _, tt := range []struct{ salt, hash, want string }{
 		{base64.RawStdEncoding.EncodeToString(make([]byte, 4)), hash, "salt"},
+		{base64.RawStdEncoding.EncodeToString(make([]byte, 15)), hash, "salt"},
+		{salt, base64.RawStdEncoding.EncodeToString(make([]byte, 30)), "hash"}, // cut short by 3 characters
 		{base64.RawStdEncoding.EncodeToString(make([]byte, 65)), hash, "salt"},
-		{salt, base64.RawStdEncoding.EncodeToString(make([]byte, 8)), "hash"},
-		{salt, base64.RawStdEncoding.EncodeToString(make([]byte, 65)), "hash"},
+		{salt, base64.RawStdEncoding.EncodeToString(make([]byte, 16)), "hash"},
+		{salt, base64.RawStdEncoding.EncodeToString(make([]byte, 64)), "hash"},
 		{salt, "!!!!", "hash"},
 	} {
 		if _, err := parsePHC("$argon2id$v=19$m=19456,t=2,p=1$" + tt.salt + "$" + tt.hash); err == nil || !strings.Contains(err.Error(), tt.want) {

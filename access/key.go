@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -128,7 +129,14 @@ func (p phc) String() string {
 		b64.EncodeToString(p.salt), b64.EncodeToString(p.hash))
 }
 
+// hashing counts the argon2 computations running, hashed those done (for tests and
+// figures).
+var hashing, hashed atomic.Int64
+
 func (p phc) derive(key string, n int) []byte {
+	hashing.Add(1)
+	defer hashing.Add(-1)
+	defer hashed.Add(1)
 	return argon2.IDKey([]byte(key), p.salt, p.time, p.memory, p.threads, uint32(n))
 }
 

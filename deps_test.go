@@ -81,6 +81,9 @@ func TestImportRules(t *testing.T) {
 		"internal/termsafe":   nil,
 		"internal/shquote":    nil,
 		"internal/didyoumean": nil,
+		// A team server's access policy (keys, OIDC, rights): knows no command and no
+		// gate (remote hands it to the gate as a tokenserver.Team).
+		"access": {"internal/didyoumean"},
 		// Host profiles: the config file's format and rules, knowing no command;
 		// the CLI gives it the flags.
 		"profile": textLeaves,

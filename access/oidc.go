@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,15 +22,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 )
-
-// OIDCConfig is the `oidc:` section of the access file: the provider (its issuer URL,
-// the address discovery starts from) and this server as its client.
-type OIDCConfig struct {
-	Issuer       string // e.g. https://accounts.google.com; http only on loopback
-	ClientID     string
-	ClientSecret string // read from client_secret_file; never logged
-	RedirectURL  string // where the provider sends the browser back; tether serves its path
-}
 
 // How many sign-ins may be under way at once, and for how long each. A sign-in that
 // took longer than pendingTTL (the person left the provider's page open) starts again;
@@ -141,14 +131,6 @@ func checkProviderURL(field, raw string) error {
 	return nil
 }
 
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // CallbackPath is the path of the configured redirect_url.
 func (o *OIDC) CallbackPath() string { return o.callback }
 
@@ -253,7 +235,7 @@ func (o *OIDC) Finish(w http.ResponseWriter, r *http.Request) (email, next strin
 	if !claims.EmailVerified {
 		return "", "", refuse("the provider has not verified the e-mail address %s; verify it there, then sign in again", safeEmail(*claims.Email))
 	}
-	email = strings.ToLower(*claims.Email)
+	email = asciiLower(*claims.Email)
 	if !plausibleEmail(email) {
 		return "", "", refuse("the provider's e-mail address %s is not one tether can match", safeEmail(email))
 	}

@@ -226,6 +226,9 @@ func TestOIDCEmailSources(t *testing.T) {
 		{"ID token before UserInfo", nil, map[string]any{"sub": "u-1", "email": "bob@example.org", "email_verified": true}, "alice@example.org"},
 		{"email_verified as the string true", func(c map[string]any) { c["email_verified"] = "true" }, nil, "alice@example.org"},
 		{"UserInfo", noEmail, map[string]any{"sub": "u-1", "email": "Bob@Example.org", "email_verified": true}, "bob@example.org"},
+		// Only ASCII letters are lowered: the Kelvin sign (U+212A) stays what it is, so
+		// the address can never turn into one of *@kth.se (strings.ToLower makes it "k").
+		{"Kelvin sign stays", func(c map[string]any) { c["email"] = "Eve@\u212Ath.se" }, nil, "eve@\u212Ath.se"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -134,8 +134,9 @@ func TestResolveTable(t *testing.T) {
 			name: "ProxyJump chain", host: "gpu",
 			cfg: "Host gpu\n ProxyJump alice@j1:2222,ssh://j2,[::1]:44\n ProxyCommand ignored\n",
 			check: func(h string, c *Config) string {
-				hops, err := parseJumps(c.ProxyJump)
-				return want(err == nil && c.ProxyCommand == "" && reflect.DeepEqual(hops, []jumpHop{{"alice", "j1", 2222}, {"", "j2", 0}, {"", "::1", 44}}), c)
+				hops, err := c.jumpHops()
+				return want(err == nil && c.ProxyCommand == "" && c.ProxyJump == "alice@j1:2222,ssh://j2,[::1]:44" &&
+					reflect.DeepEqual(hops, []jumpHop{{"alice", "j1", 2222}, {"", "j2", 0}, {"", "::1", 44}}), c)
 			},
 		},
 		{
@@ -318,5 +319,35 @@ func TestGlobMatch(t *testing.T) {
 		if got := globMatch(tt.p, tt.s); got != tt.ok {
 			t.Errorf("for %q on %q, got %v; want %v", tt.p, tt.s, got, tt.ok)
 		}
+	}
+}
+
+// TestJumpHopsCallerSet: a caller that sets ProxyJump on a resolved Config itself (the
+// launcher reaching a batch node through its login host) is dialled through its own
+// value, parsed and validated then, not through the hops Resolve parsed before.
+func TestJumpHopsCallerSet(t *testing.T) {
+	h := home(t, "Host gpu\n ProxyJump j1\nHost node\n User bob\n", nil)
+	c, err := Resolve("gpu", ResolveOptions{Home: h, User: "alice", SystemConfigFile: filepath.Join(h, "none")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hops, err := c.jumpHops(); err != nil || !reflect.DeepEqual(hops, []jumpHop{{"", "j1", 0}}) {
+		t.Fatalf("resolved: got %v, %v; want [j1]", hops, err)
+	}
+	c.ProxyJump = "carol@login:2200"
+	if hops, err := c.jumpHops(); err != nil || !reflect.DeepEqual(hops, []jumpHop{{"carol", "login", 2200}}) {
+		t.Errorf("caller-set: got %v, %v; want [carol@login:2200]", hops, err)
+	}
+	c.ProxyJump = "-oProxyCommand=id"
+	if _, err := c.jumpHops(); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("caller-set %q: got %v; want ErrInvalidName", c.ProxyJump, err)
+	}
+	n, err := Resolve("node", ResolveOptions{Home: h, User: "alice", SystemConfigFile: filepath.Join(h, "none")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ProxyJump = "gpu"
+	if hops, err := n.jumpHops(); err != nil || !reflect.DeepEqual(hops, []jumpHop{{"", "gpu", 0}}) {
+		t.Errorf("caller-set on a config without ProxyJump: got %v, %v; want [gpu]", hops, err)
 	}
 }

@@ -88,7 +88,7 @@ func dialError(_ *Config, addr string, err error) error { return &DialError{Addr
 // dialJump connects to the first hop with its whole config, each later hop and then the
 // target through the previous one, as `ssh -J a,b target` does.
 func (d *dialer) dialJump(ctx context.Context, cfg *Config) (*transport, error) {
-	hops, err := parseJumps(cfg.ProxyJump)
+	hops, err := cfg.jumpHops()
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (d *dialer) dialJump(ctx context.Context, cfg *Config) (*transport, error) 
 		} else {
 			// Later hops are reached through the previous one; their own proxy
 			// settings do not apply, as with -J.
-			hc.ProxyJump, hc.ProxyCommand = "", ""
+			hc.ProxyJump, hc.ProxyCommand, hc.jumps, hc.jumpsOf = "", "", nil, ""
 			cc, err = d.connectVia(ctx, prev, hc)
 		}
 		if err != nil {
@@ -138,6 +138,16 @@ func (d *dialer) dialJump(ctx context.Context, cfg *Config) (*transport, error) 
 		closers[i], closers[j] = closers[j], closers[i]
 	}
 	return &transport{conn: conn, closers: closers}, nil
+}
+
+// jumpHops are cfg's ProxyJump hops: those Resolve parsed, or, where the caller set
+// ProxyJump itself (the launcher reaching a batch node through its login host), the
+// caller's value parsed now.
+func (cfg *Config) jumpHops() ([]jumpHop, error) {
+	if cfg.jumpsOf == cfg.ProxyJump {
+		return cfg.jumps, nil
+	}
+	return parseJumps(cfg.ProxyJump)
 }
 
 func dialVia(ctx context.Context, via *clientConn, cfg *Config) (net.Conn, error) {

@@ -699,21 +699,24 @@ func parseJumps(v string) ([]jumpHop, error) {
 
 // splitKeyword splits a config line into its keyword and the rest, OpenSSH style
 // ("Key value", "Key=value", "Key = value"). ok is false for blank and comment lines.
+// Around the keyword a carriage return is whitespace, as in readconf.c (" \t\r\n");
+// inside the value it is kept, as argv_split keeps it.
 func splitKeyword(line string) (key, rest string, ok bool) {
-	line = strings.TrimRight(line, "\r")
-	line = strings.TrimLeft(line, " \t")
+	const space = " \t\r"
+	line = strings.TrimRight(line, space+"\f")
+	line = strings.TrimLeft(line, space)
 	if line == "" || line[0] == '#' {
 		return "", "", false
 	}
-	end := strings.IndexAny(line, " \t=")
+	end := strings.IndexAny(line, space+"=")
 	if end < 0 {
 		return line, "", true
 	}
-	key, rest = line[:end], strings.TrimLeft(line[end:], " \t")
+	key, rest = line[:end], strings.TrimLeft(line[end:], space)
 	if strings.HasPrefix(rest, "=") {
-		rest = strings.TrimLeft(rest[1:], " \t")
+		rest = strings.TrimLeft(rest[1:], space)
 	}
-	return key, strings.TrimRight(rest, " \t"), true
+	return key, rest, true
 }
 
 // splitArgs splits a value like OpenSSH's argv_split: whitespace separates, double and

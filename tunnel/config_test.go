@@ -48,6 +48,15 @@ func TestResolveTable(t *testing.T) {
 			},
 		},
 		{
+			// What ssh -G (OpenSSH 9.2) makes of these lines: a carriage return around
+			// the keyword or '=' is whitespace, a trailing form feed is stripped.
+			name: "carriage returns around keywords", host: "gpu",
+			cfg: "\rHost gpu\r\n\r\tPort\r=\r2222\r\f\n User\rbob\n ProxyCommand\rnc %h %p\f\n",
+			check: func(h string, c *Config) string {
+				return want(c.Port == 2222 && c.User == "bob" && c.ProxyCommand == "nc %h %p", c)
+			},
+		},
+		{
 			name: "defaults", host: "plain",
 			cfg: "",
 			check: func(h string, c *Config) string {
@@ -283,6 +292,15 @@ func TestResolveErrors(t *testing.T) {
 		h := home(t, cfg, nil)
 		if _, _, err := resolveIn(t, h, "x"); err == nil {
 			t.Errorf("for %q, no error", cfg)
+		}
+	}
+	// A keyword with no value is an error of one line, even where the line holds a
+	// carriage return (ssh: `no argument after keyword "0"`).
+	for _, cfg := range []string{"\r0\n", "Port\r\n", "\rUser\n"} {
+		h := home(t, cfg, nil)
+		_, _, err := resolveIn(t, h, "x")
+		if err == nil || strings.ContainsAny(err.Error(), "\r\n") || !strings.Contains(err.Error(), "needs a value") {
+			t.Errorf("for %q, got %q; want one line saying the keyword needs a value", cfg, err)
 		}
 	}
 	// -F names a file that must exist; a missing ~/.ssh/config is fine.

@@ -121,7 +121,6 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
@@ -130,6 +129,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// track registers c and counts its goroutine in s.wg, under the lock that Close takes
+// to set closed: a connection Close did not see is refused, and one it saw is waited
+// for (an Add after Close's Wait began would not be).
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +139,7 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 

@@ -42,8 +42,11 @@ func (d *dialer) dialTransport(ctx context.Context, cfg *Config) (*transport, er
 		return &transport{conn: c}, nil
 	}
 	addr := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, "tcp", addr)
+	dial := (&net.Dialer{}).DialContext
+	if d.dialNet != nil {
+		dial = d.dialNet
+	}
+	c, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, dialError(cfg, addr, err)
 	}

@@ -40,6 +40,9 @@ type Server struct {
 	// IgnoreKeepalive makes the server leave keepalive requests unanswered (a stalled
 	// peer).
 	IgnoreKeepalive bool
+	// dial, when set, replaces the dial of a forwarding target (test hook: an
+	// in-memory network inside a synctest bubble).
+	dial func(network, addr string) (net.Conn, error)
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -270,9 +273,11 @@ func loopbackAddr(host string, port int) (string, bool) {
 }
 
 func (s *Server) forward(nc ssh.NewChannel, network, addr string) {
-	var d net.Dialer
-	d.Timeout = 10 * time.Second
-	target, err := d.Dial(network, addr)
+	dial := (&net.Dialer{Timeout: 10 * time.Second}).Dial
+	if s.dial != nil {
+		dial = s.dial
+	}
+	target, err := dial(network, addr)
 	if err != nil {
 		nc.Reject(ssh.ConnectionFailed, err.Error())
 		return

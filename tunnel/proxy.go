@@ -232,6 +232,7 @@ func startProxyCommand(cfg *Config, warn io.Writer) (*cmdConn, error) {
 		return nil, fmt.Errorf("tunnel: starting ProxyCommand: %w", err)
 	}
 	c.w, c.r = stdinW, stdoutR
+	// Owned through c.done: Close (which the transport's Close calls) waits for it.
 	go func() { cmd.Wait(); close(c.done) }()
 	return c, nil
 }

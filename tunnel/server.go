@@ -287,10 +287,12 @@ func (s *Server) forward(nc ssh.NewChannel, network, addr string) {
 		target.Close()
 		return
 	}
-	go ssh.DiscardRequests(reqs)
+	discarded := make(chan struct{})
+	go func() { ssh.DiscardRequests(reqs); close(discarded) }()
 	Splice(target, channelConn{ch})
 	target.Close()
 	ch.Close()
+	<-discarded // reqs ends once the client answers the close, or the connection ends
 }
 
 // channelConn adapts an ssh.Channel to net.Conn for Splice.
@@ -402,10 +404,13 @@ func (s *Server) start(ch ssh.Channel, command string, exited, replied chan stru
 	s.procs[cmd] = struct{}{}
 	s.mu.Unlock()
 
-	go func() {
+	// Both goroutines are counted in s.wg (Close waits for them; the count is above
+	// zero here, this connection's own goroutine being in it). The stdin copy ends at
+	// the channel's EOF or close, which the second one does when the command exits.
+	s.wg.Go(func() {
 		io.Copy(stdin, ch)
 		stdin.Close()
-	}()
+	})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

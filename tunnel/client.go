@@ -108,6 +108,9 @@ type Client struct {
 	asking atomic.Int32 // questions to the user open now (see conn)
 
 	backoff func(attempt int) time.Duration // test hook
+	// dialNet, when set, replaces the TCP dial to the host (test hook: an in-memory
+	// network inside a synctest bubble, where real sockets cannot be used).
+	dialNet func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // ErrClosed is returned by a Client's methods after Close.
@@ -121,17 +124,26 @@ var ErrClosed = errors.New("tunnel: client closed")
 // silence, see liveness.go) and reconnects with backoff until Close.
 func Dial(ctx context.Context, cfg *Config, o Options) (*Client, error) {
 	c := newClient(cfg, o)
+	if err := c.start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// start makes the first connection and hands it to the supervisor, whose owner is
+// Close: it waits for c.done.
+func (c *Client) start(ctx context.Context) error {
 	cc, err := c.dialOnce(ctx)
 	if err != nil {
 		c.cancel()
-		return nil, err
+		return err
 	}
 	c.cur = cc
 	close(c.up)
 	c.started = true
 	go c.supervise(cc)
 	c.emit(Event{State: Connected})
-	return c, nil
+	return nil
 }
 
 func newClient(cfg *Config, o Options) *Client {
@@ -179,7 +191,7 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 	defer cancel(nil)
 	wd := newWatchdog(timeout, func() { cancel(errConnectTimeout) })
 	defer wd.stop()
-	d := &dialer{o: c.o}
+	d := &dialer{o: c.o, dialNet: c.dialNet}
 	if c.prompter != nil {
 		d.prompter = pausingPrompter{p: c.prompter, wd: wd, asking: &c.asking}
 	}
@@ -385,6 +397,7 @@ func (c *Client) Close() error {
 type dialer struct {
 	o        Options
 	prompter Prompter
+	dialNet  func(ctx context.Context, network, addr string) (net.Conn, error) // Client.dialNet
 }
 
 // clientConn is one live SSH connection and what it rides on.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tether-dev/tether/internal/shquote"
@@ -144,22 +145,21 @@ func TestUpload(t *testing.T) {
 	}
 	assertNoTemp(t, ts.Dir)
 
-	// A connection dropped mid-upload leaves nothing behind either.
+	// A source that fails part-way fails the upload, and leaves nothing behind: a
+	// reader that cannot seek is spooled whole (for the hash on the command line)
+	// before anything starts on the remote.
 	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(data[:1<<20])
-		ts.CloseConnections()
-		time.Sleep(200 * time.Millisecond)
-		pw.CloseWithError(errors.New("dropped"))
-	}()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- c.Upload(ctx, struct{ io.Reader }{pr}, int64(len(data)), filepath.Join(ts.Dir, "dropped"), nil)
 	}()
-	if err := <-errc; err == nil {
-		t.Fatal("upload through a dropped connection succeeded")
+	if _, err := pw.Write(data[:1<<20]); err != nil { // returns once Upload has read it all
+		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	pw.CloseWithError(errors.New("dropped"))
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "reading the source") {
+		t.Fatalf("upload of a source that failed: %v; want an error reading the source", err)
+	}
 	assertNoTemp(t, ts.Dir)
 }
 
@@ -215,7 +215,8 @@ func assertNoTemp(t *testing.T, dir string) {
 
 // TestForwardManyConnections: hundreds of concurrent connections through one SSH
 // connection to a remote Unix socket, each half-closed by the client; no goroutine
-// outlives Forward.
+// outlives Forward. Real sockets (the point is TCP half-close and descriptors), so no
+// synctest: the waits below poll a condition, bounded.
 func TestForwardManyConnections(t *testing.T) {
 	sock := echoUnix(t)
 	ts := startServer(t, nil)
@@ -343,7 +344,9 @@ func TestForwardDialFailure(t *testing.T) {
 }
 
 // TestReconnect drops the server's connections while a forward is in use: the client
-// reports lost/reconnecting/back, and a new local connection works again.
+// reports lost/reconnecting/back, and a new local connection works again. Real sockets
+// (Forward's local listener and what it closes), so it waits on events, not the clock;
+// the reconnect's timing is TestReconnectWaitsForServer's.
 func TestReconnect(t *testing.T) {
 	sock := echoUnix(t)
 	ts := startServer(t, nil)
@@ -416,39 +419,93 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
-// TestReconnectWaitsForServer: the server is down for a while; DialContext waits
-// (bounded) and succeeds once it is back, and backoff grows.
+// TestReconnectWaitsForServer: the server is down for a while (connections refused);
+// the client redials with backoff that grows (doubling from 250 ms, capped at 5 s, ±20%
+// jitter), DialContext waits for the new connection, and gives up after ReconnectWait
+// when none comes. On synctest's clock, over an in-memory network.
 func TestReconnectWaitsForServer(t *testing.T) {
-	ts := startServer(t, nil)
-	ev := newEvents()
-	c := ts.dial(t, ts.config(), Options{OnEvent: ev.on, ReconnectWait: 10 * time.Second})
-	port := ts.Port
-	// Take the server down: close its listener and connections.
-	ts.ln.Close()
-	ts.CloseConnections()
-	ev.waitFor(t, Lost, 5*time.Second)
-	ev.waitFor(t, Reconnecting, 5*time.Second)
-	time.Sleep(700 * time.Millisecond)
-	// Bring a server with the same host key back on the same port.
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Skipf("port %d taken meanwhile: %v", port, err)
-	}
-	srv2 := &Server{HostKey: ts.HostKey, AuthorizedKey: ts.AuthorizedKey}
-	go srv2.Serve(ln)
-	t.Cleanup(func() { srv2.Close() })
-	start := time.Now()
-	sock := echoUnix(t)
-	conn, err := c.DialContext(context.Background(), "unix", sock)
-	if err != nil {
-		t.Fatalf("DialContext while reconnecting: %v", err)
-	}
-	conn.Close()
-	back := ev.waitFor(t, Back, 10*time.Second)
-	t.Logf("back after %v, attempt %d", time.Since(start), back.Attempt)
-	if back.Attempt < 2 {
-		t.Errorf("back at attempt %d; want several attempts", back.Attempt)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ts := startMemServer(t, nil)
+		var mu sync.Mutex
+		ln := ts.ln.(*memListener)
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			l := ln
+			mu.Unlock()
+			return l.dial(ctx, network, addr)
+		}
+		var attempts []time.Duration // when each Reconnecting came, since the drop
+		var dropped time.Time        // under mu
+		ev := newEvents()
+		on := func(e Event) {
+			if e.State == Reconnecting {
+				mu.Lock()
+				attempts = append(attempts, time.Since(dropped))
+				mu.Unlock()
+			}
+			ev.on(e)
+		}
+		const wait = 10 * time.Second
+		c := memDial(t, ts.config(), Options{OnEvent: on, ReconnectWait: wait}, dial)
+		// Take the server down: close its listener and connections.
+		mu.Lock()
+		dropped = time.Now()
+		mu.Unlock()
+		ts.ln.Close()
+		ts.CloseConnections()
+		ev.waitFor(t, Lost, time.Minute)
+
+		// Down for longer than ReconnectWait: DialContext gives up, at that bound.
+		start := time.Now()
+		if _, err := c.DialContext(context.Background(), "unix", "/echo"); err == nil || !strings.Contains(err.Error(), "still reconnecting after 10s") {
+			t.Fatalf("DialContext with the server down: %v; want still reconnecting after %v", err, wait)
+		}
+		if took := time.Since(start); took != wait {
+			t.Errorf("DialContext gave up after %v; want ReconnectWait, %v", took, wait)
+		}
+
+		// Bring a server with the same host key back on the same address.
+		time.Sleep(20*time.Second - time.Since(start)) // down 20 s in all
+		ln2 := newMemListener(ln.addr.Port)
+		mu.Lock()
+		ln = ln2
+		mu.Unlock()
+		srv2 := &Server{HostKey: ts.HostKey, AuthorizedKey: ts.AuthorizedKey, dial: memEcho(t)}
+		served := make(chan struct{})
+		go func() { srv2.Serve(ln2); close(served) }()
+		t.Cleanup(func() { srv2.Close(); <-served })
+		up := time.Now()
+		conn, err := c.DialContext(context.Background(), "unix", "/echo")
+		if err != nil {
+			t.Fatalf("DialContext while reconnecting: %v", err)
+		}
+		waited := time.Since(up)
+		conn.Write([]byte("ok"))
+		b := make([]byte, 2)
+		if _, err := io.ReadFull(conn, b); err != nil || string(b) != "ok" {
+			t.Fatalf("echo after the reconnect: %q, %v", b, err)
+		}
+		conn.Close()
+		back := ev.waitFor(t, Back, time.Minute)
+
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("attempts at %v; DialContext waited %v for attempt %d", attempts, waited, back.Attempt)
+		if back.Attempt != len(attempts) || back.Attempt < 2 {
+			t.Fatalf("back at attempt %d of %d; want the last of several", back.Attempt, len(attempts))
+		}
+		if waited > time.Duration(1.2*float64(maxBackoff)) {
+			t.Errorf("DialContext waited %v after the server came back; want at most one capped backoff", waited)
+		}
+		// Each refused attempt waits its backoff (refusal takes no time here).
+		for i := 1; i < len(attempts); i++ {
+			gap := attempts[i] - attempts[i-1]
+			nominal := min(250*time.Millisecond<<min(i-1, 5), maxBackoff)
+			if lo, hi := time.Duration(0.8*float64(nominal)), time.Duration(1.2*float64(nominal)); gap < lo || gap > hi {
+				t.Errorf("attempt %d came %v after attempt %d; want %v ±20%%", i+1, gap, i, nominal)
+			}
+		}
+	})
 }
 
 // TestReconnectRefusesChangedKey: a redial meets a different host key: reconnecting
@@ -482,59 +539,75 @@ func (ts *testServer) HostKeyMu(k ssh.Signer) {
 	ts.Server = srv
 }
 
-// TestKeepaliveDetectsStall: a server that stops answering is declared dead after
-// ServerAliveCountMax intervals.
+// TestKeepaliveDetectsStall: a server that stops answering keepalives is declared dead
+// after ServerAliveCountMax intervals without an answer, on synctest's clock with the
+// default 15 s interval (an in-memory network: no real socket in a bubble).
 func TestKeepaliveDetectsStall(t *testing.T) {
-	ts := startServer(t, func(s *Server) { s.IgnoreKeepalive = true })
-	ev := newEvents()
-	cfg := ts.config()
-	cfg.ServerAliveInterval = 100 * time.Millisecond
-	cfg.ServerAliveCountMax = 2
-	start := time.Now()
-	ts.dial(t, cfg, Options{OnEvent: ev.on})
-	lost := ev.waitFor(t, Lost, 3*time.Second)
-	if lost.Err == nil || !strings.Contains(lost.Err.Error(), "keepalive") {
-		t.Fatalf("lost: %v", lost.Err)
-	}
-	if d := time.Since(start); d < 150*time.Millisecond {
-		t.Errorf("declared dead after %v", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ts := startMemServer(t, func(s *Server) { s.IgnoreKeepalive = true })
+		ev := newEvents()
+		cfg := ts.config()
+		cfg.ServerAliveInterval, cfg.ServerAliveCountMax = 0, 2 // DefaultServerAliveInterval
+		start := time.Now()
+		memDial(t, cfg, Options{OnEvent: ev.on}, ts.ln.(*memListener).dial)
+		lost := ev.waitFor(t, Lost, time.Hour)
+		took := time.Since(start)
+		if lost.Err == nil || !strings.Contains(lost.Err.Error(), "no answer to 2 keepalives") {
+			t.Fatalf("lost: %v; want no answer to 2 keepalives", lost.Err)
+		}
+		// The first keepalive goes out one interval in; two more intervals without its
+		// answer and the connection is dead.
+		if want := 3 * DefaultServerAliveInterval; took != want {
+			t.Errorf("declared dead after %v; want %v", took, want)
+		}
+	})
 }
 
-// TestConnectTimeout: a peer that accepts TCP but never speaks SSH.
+// TestConnectTimeout: a peer that accepts the connection but never speaks SSH: Dial
+// gives up at ConnectTimeout (default 15 s), or at the caller's deadline. On synctest's
+// clock, over an in-memory network.
 func TestConnectTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	synctest.Test(t, func(t *testing.T) {
+		ln := newMemListener(2222)
+		var wg sync.WaitGroup
+		t.Cleanup(wg.Wait)
+		t.Cleanup(func() { ln.Close() })
+		wg.Go(func() {
+			// Mute: hold each connection, say nothing; the client's timeout closes it.
+			for {
+				if _, err := ln.Accept(); err != nil {
+					return
+				}
 			}
-			defer c.Close()
+		})
+		dial := func(ctx context.Context, cfg *Config) error {
+			c := newClient(cfg, Options{})
+			c.dialNet = ln.dial
+			if err := c.start(ctx); err != nil {
+				return err
+			}
+			c.Close()
+			return nil
 		}
-	}()
-	cfg := &Config{Alias: "mute", HostName: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u",
-		ConnectTimeout: 300 * time.Millisecond, IdentityAgent: "none", BatchMode: true, StrictHostKeyChecking: "yes"}
-	start := time.Now()
-	_, err = Dial(context.Background(), cfg, Options{})
-	if err == nil || !strings.Contains(err.Error(), "timed out") {
-		t.Fatalf("err %v; want a timeout", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("took %v", d)
-	}
-	// The caller's context is honoured too.
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	cfg.ConnectTimeout = time.Minute
-	start = time.Now()
-	if _, err := Dial(ctx, cfg, Options{}); err == nil || time.Since(start) > 3*time.Second {
-		t.Fatalf("ctx: err %v after %v", err, time.Since(start))
-	}
+		cfg := &Config{Alias: "mute", HostName: "127.0.0.1", Port: 2222, User: "u",
+			IdentityAgent: "none", BatchMode: true, StrictHostKeyChecking: "yes"}
+		start := time.Now()
+		err := dial(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "timed out after 15s (ConnectTimeout)") {
+			t.Fatalf("err %v; want a timeout", err)
+		}
+		if took := time.Since(start); took != DefaultConnectTimeout {
+			t.Errorf("gave up after %v; want %v", took, DefaultConnectTimeout)
+		}
+		// The caller's context is honoured too.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		cfg.ConnectTimeout = time.Minute
+		start = time.Now()
+		if err := dial(ctx, cfg); err == nil || time.Since(start) != 200*time.Millisecond {
+			t.Fatalf("ctx: err %v after %v; want an error after 200ms", err, time.Since(start))
+		}
+	})
 }
 
 func TestDialErrors(t *testing.T) {
@@ -626,6 +699,7 @@ func TestServerRefusals(t *testing.T) {
 		t.Fatal("the exec'd command did not report its PID")
 	}
 	ts.Server.Close()
+	// A real process: poll until it is gone, bounded (2 s).
 	gone := false
 	for i := 0; i < 100 && !gone; i++ {
 		gone = processGone(pid)
@@ -673,42 +747,60 @@ func (c stallConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// TestStalledNetwork: the server side goes silent mid-stream (no FIN, no RST): keepalive
-// declares the connection dead, the client reconnects, and a forward works again.
+// TestStalledNetwork: the server side goes silent mid-stream (no FIN, no RST): with
+// nobody waiting, the idle keepalive declares the connection dead after
+// ServerAliveCountMax unanswered intervals; a redial into the same silence ends at
+// ConnectTimeout and is retried; once the network is back, the client reconnects and a
+// forward works again. OpenSSH's defaults (15 s × 3, ConnectTimeout 15 s) on
+// synctest's clock, over an in-memory network.
 func TestStalledNetwork(t *testing.T) {
-	stalled := &atomicBool{}
-	ts := startServer(t, func(s *Server) {
-		s.WrapConn = func(c net.Conn) net.Conn { return stallConn{Conn: c, stalled: stalled} }
+	synctest.Test(t, func(t *testing.T) {
+		stalled := &atomicBool{}
+		ts := startMemServer(t, func(s *Server) {
+			s.WrapConn = func(c net.Conn) net.Conn { return stallConn{Conn: c, stalled: stalled} }
+		})
+		ev := newEvents()
+		cfg := ts.config()
+		cfg.ServerAliveInterval, cfg.ServerAliveCountMax, cfg.ConnectTimeout = 0, 3, 0
+		c := memDial(t, cfg, Options{OnEvent: ev.on}, ts.ln.(*memListener).dial)
+		echo := func(what string) {
+			t.Helper()
+			conn, err := c.DialContext(context.Background(), "unix", "/echo")
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			defer conn.Close()
+			conn.Write([]byte("ok"))
+			b := make([]byte, 2)
+			if _, err := io.ReadFull(conn, b); err != nil || string(b) != "ok" {
+				t.Fatalf("%s: %q %v", what, b, err)
+			}
+		}
+		echo("before the stall")
+		stalled.set(true)
+		start := time.Now()
+		lost := ev.waitFor(t, Lost, time.Hour)
+		took := time.Since(start)
+		t.Logf("stall noticed after %v: %v", took, lost.Err)
+		if lost.Err == nil || !strings.Contains(lost.Err.Error(), "no answer to 3 keepalives") {
+			t.Errorf("lost: %v; want the idle keepalive's verdict", lost.Err)
+		}
+		if lo, hi := 3*DefaultServerAliveInterval, 4*DefaultServerAliveInterval; took < lo || took > hi {
+			t.Errorf("stall noticed after %v; want %v to %v", took, lo, hi)
+		}
+		// Still silent: the first redial's handshake times out and a second one starts.
+		ev.waitFor(t, Reconnecting, time.Minute)
+		r1 := time.Now()
+		if a := ev.waitFor(t, Reconnecting, time.Hour); a.Attempt != 2 {
+			t.Fatalf("the redial after a timed-out one is attempt %d; want 2", a.Attempt)
+		}
+		if took := time.Since(r1); took < DefaultConnectTimeout || took > DefaultConnectTimeout+time.Duration(1.2*float64(250*time.Millisecond)) {
+			t.Errorf("second redial %v after the first; want ConnectTimeout (%v) and one backoff", took, DefaultConnectTimeout)
+		}
+		stalled.set(false) // the network is back; the old connection stays dead
+		ev.waitFor(t, Back, time.Hour)
+		echo("after the stall")
 	})
-	sock := echoUnix(t)
-	ev := newEvents()
-	cfg := ts.config()
-	cfg.ServerAliveInterval, cfg.ServerAliveCountMax = 100*time.Millisecond, 3
-	// A redial that starts while still stalled times out quickly and is retried.
-	cfg.ConnectTimeout = time.Second
-	c := ts.dial(t, cfg, Options{OnEvent: ev.on})
-	conn, err := c.DialContext(context.Background(), "unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	stalled.set(true)
-	start := time.Now()
-	lost := ev.waitFor(t, Lost, 5*time.Second)
-	t.Logf("stall noticed after %v: %v", time.Since(start), lost.Err)
-	stalled.set(false) // the network is back; the old connection stays dead
-	ev.waitFor(t, Back, 10*time.Second)
-	conn2, err := c.DialContext(context.Background(), "unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn2.Write([]byte("ok"))
-	b := make([]byte, 2)
-	conn2.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(conn2, b); err != nil || string(b) != "ok" {
-		t.Fatalf("after the stall: %q %v", b, err)
-	}
-	conn2.Close()
 }
 
 // TestUploadThroughCsh: the upload command works when the remote login shell is tcsh

@@ -72,6 +72,11 @@ type Config struct {
 
 	// home is the home directory Resolve used, for default identities and prompts.
 	home string
+	// jumps are ProxyJump's hops as Resolve parsed (and so validated) them; jumpsOf is
+	// the ProxyJump value they were parsed from, so that a caller who sets ProxyJump
+	// itself (the launcher's --via-node-ssh) is not dialled through stale hops.
+	jumps   []jumpHop
+	jumpsOf string
 	// resolve resolves a ProxyJump hop with the same options.
 	resolve func(host string) (*Config, error)
 }
@@ -173,12 +178,32 @@ type resolver struct {
 	home      string
 	localUser string
 	localHost string
-	files     []configFile
+	files     []source // top-level files, in the order ssh reads them
 }
 
-type configFile struct {
-	path   string
+// source is one ssh_config file to read, and how it was reached.
+type source struct {
+	path string
+	// system: the file is /etc/ssh/ssh_config or included from it, so a relative
+	// Include is under /etc/ssh rather than ~/.ssh.
 	system bool
+	// required: named by -F, so a missing or unreadable file is an error.
+	required bool
+	// depth is the Include nesting, 0 for a top-level file; at depth 0 an unreadable
+	// (permission-denied) file is skipped, as ssh does.
+	depth int
+	// active: lines before the file's first Host or Match apply (its includer's
+	// block matched).
+	active bool
+	// never: the file was included from an inactive block, so nothing in it matches,
+	// as OpenSSH's SSHCONF_NEVERMATCH.
+	never bool
+}
+
+// include is src's view of a file its Include line names from a block that is (or is
+// not) active.
+func (src source) include(path string, active bool) source {
+	return source{path: path, system: src.system, depth: src.depth + 1, active: active, never: src.never || !active}
 }
 
 func newResolver(o ResolveOptions) (*resolver, error) {
@@ -201,13 +226,16 @@ func newResolver(o ResolveOptions) (*resolver, error) {
 	switch {
 	case o.ConfigFile == "none":
 	case o.ConfigFile != "":
-		r.files = []configFile{{path: o.ConfigFile}}
+		r.files = []source{{path: o.ConfigFile, required: true, active: true}}
 	default:
 		sys := o.SystemConfigFile
 		if sys == "" {
 			sys = "/etc/ssh/ssh_config"
 		}
-		r.files = []configFile{{path: filepath.Join(r.home, ".ssh", "config")}, {path: sys, system: true}}
+		r.files = []source{
+			{path: filepath.Join(r.home, ".ssh", "config"), active: true},
+			{path: sys, system: true, active: true},
+		}
 	}
 	return r, nil
 }
@@ -254,20 +282,16 @@ const maxIncludeDepth = 16
 func (r *resolver) resolve(alias, cmdUser string, depth int) (*Config, error) {
 	s := &settings{vals: map[string][]string{}, lists: map[string][]string{}}
 	st := &evalState{host: alias, original: alias, cmdUser: cmdUser}
-	for _, f := range r.files {
-		if err := r.readFile(f.path, f.system, s, st, true, false, 0, f.path == r.o.ConfigFile); err != nil {
-			return nil, err
-		}
+	if err := r.readAll(s, st); err != nil {
+		return nil, err
 	}
 	if s.wantFinal {
 		// OpenSSH re-reads every file with Host patterns matched against the resolved
 		// HostName; values already set keep winning.
 		st.host = r.hostName(s, alias)
 		st.final = true
-		for _, f := range r.files {
-			if err := r.readFile(f.path, f.system, s, st, true, false, 0, f.path == r.o.ConfigFile); err != nil {
-				return nil, err
-			}
+		if err := r.readAll(s, st); err != nil {
+			return nil, err
 		}
 	}
 	return r.build(alias, cmdUser, s, depth)
@@ -287,17 +311,25 @@ func (r *resolver) warn(format string, args ...any) {
 	}
 }
 
-// readFile evaluates one file. required is true for -F, whose absence is an error.
-//
-// A file included from an inactive block is read with never set: nothing in it matches,
-// as OpenSSH's SSHCONF_NEVERMATCH.
-func (r *resolver) readFile(path string, system bool, s *settings, st *evalState, active, never bool, depth int, required bool) error {
+// readAll evaluates the top-level files in order, one pass.
+func (r *resolver) readAll(s *settings, st *evalState) error {
+	for _, f := range r.files {
+		if err := r.readFile(f, s, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFile evaluates one file into s, its Host and Match lines against st.
+func (r *resolver) readFile(src source, s *settings, st *evalState) error {
+	path, active, never := src.path, src.active, src.never
 	b, err := os.ReadFile(path)
 	if err != nil {
-		if !required && errors.Is(err, os.ErrNotExist) {
+		if !src.required && errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		if !required && depth == 0 && errors.Is(err, os.ErrPermission) {
+		if !src.required && src.depth == 0 && errors.Is(err, os.ErrPermission) {
 			return nil
 		}
 		return fmt.Errorf("tunnel: reading ssh config: %w", err)
@@ -339,13 +371,13 @@ func (r *resolver) readFile(path string, system bool, s *settings, st *evalState
 			if len(args) == 0 {
 				return cerr("Include needs a file")
 			}
-			if depth+1 > maxIncludeDepth {
+			if src.depth+1 > maxIncludeDepth {
 				return cerr("Include nested too deeply")
 			}
 			for _, pat := range args {
 				pat = expandTilde(pat, r.home)
 				if !filepath.IsAbs(pat) {
-					if system {
+					if src.system {
 						pat = filepath.Join("/etc/ssh", pat)
 					} else {
 						pat = filepath.Join(r.home, ".ssh", pat)
@@ -357,7 +389,7 @@ func (r *resolver) readFile(path string, system bool, s *settings, st *evalState
 				}
 				for _, m := range matches { // Glob sorts, like glob(3)
 					// An Include in an inactive block reads nothing that can match.
-					if err := r.readFile(m, system, s, st, active, never || !active, depth+1, false); err != nil {
+					if err := r.readFile(src.include(m, active), s, st); err != nil {
 						return err
 					}
 				}
@@ -594,10 +626,10 @@ func (r *resolver) build(alias, cmdUser string, s *settings, depth int) (*Config
 		if i := strings.LastIndexByte(v, ','); strings.HasPrefix(v[i+1:], "ssh://") {
 			v = v[:i+1] + strings.TrimSuffix(strings.TrimPrefix(v[i+1:], "ssh://"), "/")
 		}
-		c.ProxyJump = v
-		if _, err := parseJumps(v); err != nil {
+		if c.jumps, err = parseJumps(v); err != nil {
 			return nil, err
 		}
+		c.ProxyJump, c.jumpsOf = v, v
 	}
 	if v, ok := s.get("proxycommand"); ok && !strings.EqualFold(v, "none") {
 		c.ProxyCommand = v
@@ -667,21 +699,24 @@ func parseJumps(v string) ([]jumpHop, error) {
 
 // splitKeyword splits a config line into its keyword and the rest, OpenSSH style
 // ("Key value", "Key=value", "Key = value"). ok is false for blank and comment lines.
+// Around the keyword a carriage return is whitespace, as in readconf.c (" \t\r\n");
+// inside the value it is kept, as argv_split keeps it.
 func splitKeyword(line string) (key, rest string, ok bool) {
-	line = strings.TrimRight(line, "\r")
-	line = strings.TrimLeft(line, " \t")
+	const space = " \t\r"
+	line = strings.TrimRight(line, space+"\f")
+	line = strings.TrimLeft(line, space)
 	if line == "" || line[0] == '#' {
 		return "", "", false
 	}
-	end := strings.IndexAny(line, " \t=")
+	end := strings.IndexAny(line, space+"=")
 	if end < 0 {
 		return line, "", true
 	}
-	key, rest = line[:end], strings.TrimLeft(line[end:], " \t")
+	key, rest = line[:end], strings.TrimLeft(line[end:], space)
 	if strings.HasPrefix(rest, "=") {
-		rest = strings.TrimLeft(rest[1:], " \t")
+		rest = strings.TrimLeft(rest[1:], space)
 	}
-	return key, strings.TrimRight(rest, " \t"), true
+	return key, rest, true
 }
 
 // splitArgs splits a value like OpenSSH's argv_split: whitespace separates, double and

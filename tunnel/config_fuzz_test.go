@@ -3,6 +3,7 @@ package tunnel
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -52,6 +53,21 @@ func FuzzResolve(f *testing.F) {
 		}
 		if err := ValidUser(c.User); err != nil {
 			t.Fatalf("Resolve(%q) gave user %q: %v", host, c.User, err)
+		}
+		// The hops kept for dialling are ProxyJump's, as parsing it again would give.
+		if c.jumpsOf != c.ProxyJump {
+			t.Fatalf("Resolve(%q): jumps parsed from %q, ProxyJump is %q", host, c.jumpsOf, c.ProxyJump)
+		}
+		if c.ProxyJump != "" {
+			again, err := parseJumps(c.ProxyJump)
+			if err != nil || !reflect.DeepEqual(again, c.jumps) {
+				t.Fatalf("Resolve(%q): kept hops %v; parsing ProxyJump %q again gives %v, %v", host, c.jumps, c.ProxyJump, again, err)
+			}
+			for _, j := range c.jumps {
+				if ValidHost(j.host) != nil || (j.user != "" && ValidUser(j.user) != nil) || j.port < 0 || j.port > 65535 {
+					t.Fatalf("Resolve(%q) kept an unsafe hop %+v", host, j)
+				}
+			}
 		}
 	})
 }

@@ -48,6 +48,15 @@ func TestResolveTable(t *testing.T) {
 			},
 		},
 		{
+			// What ssh -G (OpenSSH 9.2) makes of these lines: a carriage return around
+			// the keyword or '=' is whitespace, a trailing form feed is stripped.
+			name: "carriage returns around keywords", host: "gpu",
+			cfg: "\rHost gpu\r\n\r\tPort\r=\r2222\r\f\n User\rbob\n ProxyCommand\rnc %h %p\f\n",
+			check: func(h string, c *Config) string {
+				return want(c.Port == 2222 && c.User == "bob" && c.ProxyCommand == "nc %h %p", c)
+			},
+		},
+		{
 			name: "defaults", host: "plain",
 			cfg: "",
 			check: func(h string, c *Config) string {
@@ -134,8 +143,9 @@ func TestResolveTable(t *testing.T) {
 			name: "ProxyJump chain", host: "gpu",
 			cfg: "Host gpu\n ProxyJump alice@j1:2222,ssh://j2,[::1]:44\n ProxyCommand ignored\n",
 			check: func(h string, c *Config) string {
-				hops, err := parseJumps(c.ProxyJump)
-				return want(err == nil && c.ProxyCommand == "" && reflect.DeepEqual(hops, []jumpHop{{"alice", "j1", 2222}, {"", "j2", 0}, {"", "::1", 44}}), c)
+				hops, err := c.jumpHops()
+				return want(err == nil && c.ProxyCommand == "" && c.ProxyJump == "alice@j1:2222,ssh://j2,[::1]:44" &&
+					reflect.DeepEqual(hops, []jumpHop{{"alice", "j1", 2222}, {"", "j2", 0}, {"", "::1", 44}}), c)
 			},
 		},
 		{
@@ -284,6 +294,15 @@ func TestResolveErrors(t *testing.T) {
 			t.Errorf("for %q, no error", cfg)
 		}
 	}
+	// A keyword with no value is an error of one line, even where the line holds a
+	// carriage return (ssh: `no argument after keyword "0"`).
+	for _, cfg := range []string{"\r0\n", "Port\r\n", "\rUser\n"} {
+		h := home(t, cfg, nil)
+		_, _, err := resolveIn(t, h, "x")
+		if err == nil || strings.ContainsAny(err.Error(), "\r\n") || !strings.Contains(err.Error(), "needs a value") {
+			t.Errorf("for %q, got %q; want one line saying the keyword needs a value", cfg, err)
+		}
+	}
 	// -F names a file that must exist; a missing ~/.ssh/config is fine.
 	if _, err := Resolve("x", ResolveOptions{ConfigFile: "/nonexistent/cfg", Home: t.TempDir(), User: "a"}); err == nil {
 		t.Error("missing -F file: no error")
@@ -318,5 +337,35 @@ func TestGlobMatch(t *testing.T) {
 		if got := globMatch(tt.p, tt.s); got != tt.ok {
 			t.Errorf("for %q on %q, got %v; want %v", tt.p, tt.s, got, tt.ok)
 		}
+	}
+}
+
+// TestJumpHopsCallerSet: a caller that sets ProxyJump on a resolved Config itself (the
+// launcher reaching a batch node through its login host) is dialled through its own
+// value, parsed and validated then, not through the hops Resolve parsed before.
+func TestJumpHopsCallerSet(t *testing.T) {
+	h := home(t, "Host gpu\n ProxyJump j1\nHost node\n User bob\n", nil)
+	c, err := Resolve("gpu", ResolveOptions{Home: h, User: "alice", SystemConfigFile: filepath.Join(h, "none")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hops, err := c.jumpHops(); err != nil || !reflect.DeepEqual(hops, []jumpHop{{"", "j1", 0}}) {
+		t.Fatalf("resolved: got %v, %v; want [j1]", hops, err)
+	}
+	c.ProxyJump = "carol@login:2200"
+	if hops, err := c.jumpHops(); err != nil || !reflect.DeepEqual(hops, []jumpHop{{"carol", "login", 2200}}) {
+		t.Errorf("caller-set: got %v, %v; want [carol@login:2200]", hops, err)
+	}
+	c.ProxyJump = "-oProxyCommand=id"
+	if _, err := c.jumpHops(); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("caller-set %q: got %v; want ErrInvalidName", c.ProxyJump, err)
+	}
+	n, err := Resolve("node", ResolveOptions{Home: h, User: "alice", SystemConfigFile: filepath.Join(h, "none")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ProxyJump = "gpu"
+	if hops, err := n.jumpHops(); err != nil || !reflect.DeepEqual(hops, []jumpHop{{"", "gpu", 0}}) {
+		t.Errorf("caller-set on a config without ProxyJump: got %v, %v; want [gpu]", hops, err)
 	}
 }

@@ -137,17 +137,24 @@ type testServer struct {
 	KnownHosts string
 }
 
+// startServer serves on a real socket on 127.0.0.1.
 func startServer(tb testing.TB, tweak func(*Server)) *testServer {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return serveOn(tb, ln, tweak)
+}
+
+// serveOn serves a new testServer on ln, whose Addr must be a *net.TCPAddr.
+func serveOn(tb testing.TB, ln net.Listener, tweak func(*Server)) *testServer {
 	tb.Helper()
 	ts := &testServer{Server: &Server{HostKey: newEd25519(tb)}, ClientKey: newEd25519(tb), Dir: tb.TempDir()}
 	ts.AuthorizedKey = ts.ClientKey.PublicKey()
 	ts.Env = []string{"HOME=" + ts.Dir}
 	if tweak != nil {
 		tweak(ts.Server)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
 	}
 	ts.ln = ln
 	ts.Addr = ln.Addr().String()

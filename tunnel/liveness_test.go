@@ -2,115 +2,117 @@ package tunnel
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-// shortProbes shortens the on-demand probe for a test.
-func shortProbes(t *testing.T) {
-	old := probeTiming.Swap(&probeTimes{after: 300 * time.Millisecond, wait: 400 * time.Millisecond, tick: 50 * time.Millisecond})
-	t.Cleanup(func() { probeTiming.Store(old) })
-}
+// The liveness tests run the real probe timing (probeAfter 3 s, probeWait 4 s, a look
+// every 500 ms) and OpenSSH's keepalive defaults on synctest's clock, over an in-memory
+// network whose server side can go silent (stallConn).
 
-// TestProbeOnDemand: with the idle keepalive at its 15 s default, a stall is declared
-// within about probeAfter+probeWait once a channel's data waits for an answer, and the
-// client reconnects.
-func TestProbeOnDemand(t *testing.T) {
-	shortProbes(t)
-	stalled := &atomicBool{}
-	ts := startServer(t, func(s *Server) {
+// stalledClient is a client of an in-memory server whose connections stall on demand,
+// with one forwarded connection to the server's echo that has had its answer.
+func stalledClient(t *testing.T) (c *Client, ev *events, stalled *atomicBool, conn net.Conn) {
+	t.Helper()
+	stalled = &atomicBool{}
+	ts := startMemServer(t, func(s *Server) {
 		s.WrapConn = func(c net.Conn) net.Conn { return stallConn{Conn: c, stalled: stalled} }
 	})
-	sock := echoUnix(t)
-	ev := newEvents()
-	cfg := ts.config()
-	cfg.ConnectTimeout = time.Second
-	c := ts.dial(t, cfg, Options{OnEvent: ev.on})
-	conn, err := c.DialContext(context.Background(), "unix", sock)
+	ev = newEvents()
+	config := ts.config()
+	config.ServerAliveInterval, config.ServerAliveCountMax, config.ConnectTimeout = 0, 3, 0 // the defaults
+	c = memDial(t, config, Options{OnEvent: ev.on}, ts.ln.(*memListener).dial)
+	conn, err := c.DialContext(context.Background(), "unix", "/echo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	stalled.set(true)
-	start := time.Now()
-	conn.Write([]byte("anyone there?"))
-	lost := ev.waitFor(t, Lost, 5*time.Second)
-	took := time.Since(start)
-	t.Logf("declared dead after %v: %v", took, lost.Err)
-	if lost.Err == nil || !strings.Contains(lost.Err.Error(), "while a connection waited") {
-		t.Errorf("lost: %v; want the probe's verdict", lost.Err)
+	t.Cleanup(func() { conn.Close() })
+	conn.Write([]byte("hi"))
+	if _, err := io.ReadFull(conn, make([]byte, 2)); err != nil {
+		t.Fatal(err)
 	}
-	if after := probeTiming.Load().after; took < after {
-		t.Errorf("declared dead after %v, before probeAfter (%v)", took, after)
-	}
-	stalled.set(false)
-	ev.waitFor(t, Back, 10*time.Second)
+	return c, ev, stalled, conn
 }
 
-// TestProbeOnDemandChannelOpen: a channel open that meets silence is demand too.
-func TestProbeOnDemandChannelOpen(t *testing.T) {
-	shortProbes(t)
-	stalled := &atomicBool{}
-	ts := startServer(t, func(s *Server) {
-		s.WrapConn = func(c net.Conn) net.Conn { return stallConn{Conn: c, stalled: stalled} }
-	})
-	sock := echoUnix(t)
-	ev := newEvents()
-	cfg := ts.config()
-	cfg.ConnectTimeout = time.Second
-	c := ts.dial(t, cfg, Options{OnEvent: ev.on})
-	stalled.set(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		conn, err := c.DialContext(ctx, "unix", sock)
-		if err == nil {
-			conn.Close()
+// probeVerdictWithin is when the probe must have declared a stall dead, counted from
+// the first demand that met silence: probeAfter, then probeWait, give or take a look.
+func probeVerdictWithin(t *testing.T, took time.Duration) {
+	t.Helper()
+	pt := probeTiming.Load()
+	if lo, hi := pt.after+pt.wait, pt.after+pt.wait+pt.tick; took < lo || took > hi {
+		t.Errorf("declared dead after %v; want %v to %v (probeAfter + probeWait, within a look)", took, lo, hi)
+	}
+}
+
+// TestProbeOnDemand: with the idle keepalive at its 15 s default, a stall is declared
+// after probeAfter+probeWait once a channel's data waits for an answer, and the client
+// reconnects.
+func TestProbeOnDemand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, ev, stalled, conn := stalledClient(t)
+		stalled.set(true)
+		start := time.Now()
+		conn.Write([]byte("anyone there?"))
+		lost := ev.waitFor(t, Lost, time.Hour)
+		took := time.Since(start)
+		t.Logf("declared dead after %v: %v", took, lost.Err)
+		if lost.Err == nil || !strings.Contains(lost.Err.Error(), "no answer for 7s while a connection waited") {
+			t.Errorf("lost: %v; want the probe's verdict", lost.Err)
 		}
-		done <- err
-	}()
-	lost := ev.waitFor(t, Lost, 5*time.Second)
-	if !strings.Contains(lost.Err.Error(), "while a connection waited") {
-		t.Errorf("lost: %v; want the probe's verdict", lost.Err)
-	}
-	stalled.set(false)
-	// The open that waited is retried on the new connection.
-	if err := <-done; err != nil {
-		t.Errorf("the channel open after the reconnect: %v", err)
-	}
+		probeVerdictWithin(t, took)
+		stalled.set(false)
+		ev.waitFor(t, Back, time.Hour)
+	})
+}
+
+// TestProbeOnDemandChannelOpen: a channel open that meets silence is demand too, and
+// the open that waited is retried on the new connection.
+func TestProbeOnDemandChannelOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ev, stalled, _ := stalledClient(t)
+		stalled.set(true)
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() {
+			conn, err := c.DialContext(context.Background(), "unix", "/echo")
+			if err == nil {
+				conn.Close()
+			}
+			done <- err
+		}()
+		lost := ev.waitFor(t, Lost, time.Hour)
+		if !strings.Contains(lost.Err.Error(), "while a connection waited") {
+			t.Errorf("lost: %v; want the probe's verdict", lost.Err)
+		}
+		probeVerdictWithin(t, time.Since(start))
+		stalled.set(false)
+		if err := <-done; err != nil {
+			t.Errorf("the channel open after the reconnect: %v", err)
+		}
+	})
 }
 
 // TestNoProbeWhenIdle: an idle connection that stalls is left to the idle keepalive
 // (its interval and count as configured): no probe, no early verdict.
 func TestNoProbeWhenIdle(t *testing.T) {
-	shortProbes(t)
-	stalled := &atomicBool{}
-	ts := startServer(t, func(s *Server) {
-		s.WrapConn = func(c net.Conn) net.Conn { return stallConn{Conn: c, stalled: stalled} }
+	synctest.Test(t, func(t *testing.T) {
+		_, ev, stalled, _ := stalledClient(t)
+		// Traffic that was answered (stalledClient's echo), then silence with nobody
+		// waiting.
+		stalled.set(true)
+		start := time.Now()
+		lost := ev.waitFor(t, Lost, time.Hour)
+		took := time.Since(start)
+		t.Logf("idle stall declared after %v: %v", took, lost.Err)
+		if !strings.Contains(lost.Err.Error(), "keepalives") {
+			t.Errorf("idle stall: %v; want the idle keepalive's verdict", lost.Err)
+		}
+		if lo, hi := 3*DefaultServerAliveInterval, 4*DefaultServerAliveInterval; took < lo || took > hi {
+			t.Errorf("idle stall declared after %v; want %v to %v (3 unanswered keepalives)", took, lo, hi)
+		}
 	})
-	sock := echoUnix(t)
-	ev := newEvents()
-	cfg := ts.config()
-	cfg.ServerAliveInterval, cfg.ServerAliveCountMax = 700*time.Millisecond, 3
-	c := ts.dial(t, cfg, Options{OnEvent: ev.on})
-	conn, err := c.DialContext(context.Background(), "unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// Traffic that was answered, then silence with nobody waiting.
-	conn.Write([]byte("hi"))
-	b := make([]byte, 2)
-	conn.Read(b)
-	stalled.set(true)
-	start := time.Now()
-	lost := ev.waitFor(t, Lost, 5*time.Second)
-	took := time.Since(start)
-	t.Logf("idle stall declared after %v: %v", took, lost.Err)
-	if !strings.Contains(lost.Err.Error(), "keepalives") || took < 3*700*time.Millisecond-200*time.Millisecond {
-		t.Errorf("idle stall: %v after %v; want the idle keepalive's verdict after 3 × 700ms", lost.Err, took)
-	}
 }

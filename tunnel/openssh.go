@@ -279,6 +279,9 @@ func (c *OpenSSHClient) attach(ctx context.Context, path string, ours bool) (*ma
 		return nil, fmt.Errorf("tunnel: control socket %s: %w (%v)", path, errNoMaster, err)
 	}
 	m := &master{path: path, pid: pid, ours: ours, watch: mc, dead: make(chan struct{})}
+	// Owned through m.dead, which it closes: whoever closes m.watch waits for it (the
+	// supervisor, reconnect when closed meanwhile, Close); the supervisor also waits
+	// for it before reconnecting.
 	go func() {
 		// Nothing more comes on this connection: a read ends when the master does.
 		io.Copy(io.Discard, mc.c)
@@ -513,6 +516,7 @@ func (c *OpenSSHClient) reconnect() (*master, error) {
 			if c.ctx.Err() != nil {
 				c.mu.Unlock()
 				m.watch.Close()
+				<-m.dead
 				return nil, ErrClosed
 			}
 			c.cur = m
@@ -865,19 +869,22 @@ func (c *OpenSSHClient) forwardFor(ctx context.Context, m *master, path string) 
 		return "", err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.cur != m {
+		c.mu.Unlock()
 		return local, nil // used once; the master it lives on is gone or going
 	}
 	if l, ok := c.fwds[path]; ok {
-		// Another caller got one first: keep theirs, drop ours.
-		go c.cancelForward(m, local, path)
+		c.mu.Unlock()
+		// Another caller got one first: keep theirs, drop ours, here (bounded by
+		// cancelForward's 3 s) rather than in a goroutine nobody would wait for.
+		c.cancelForward(m, local, path)
 		return l, nil
 	}
 	if c.fwds == nil {
 		c.fwds = map[string]string{}
 	}
 	c.fwds[path] = local
+	c.mu.Unlock()
 	return local, nil
 }
 
@@ -974,6 +981,7 @@ func (c *OpenSSHClient) Close() error {
 		}
 		wg.Wait()
 		m.watch.Close()
+		<-m.dead // attach's watcher, ended by the Close
 	}
 	<-c.done
 	c.nudging.Wait()

@@ -42,8 +42,11 @@ func (d *dialer) dialTransport(ctx context.Context, cfg *Config) (*transport, er
 		return &transport{conn: c}, nil
 	}
 	addr := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, "tcp", addr)
+	dial := (&net.Dialer{}).DialContext
+	if d.dialNet != nil {
+		dial = d.dialNet
+	}
+	c, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, dialError(cfg, addr, err)
 	}
@@ -88,7 +91,7 @@ func dialError(_ *Config, addr string, err error) error { return &DialError{Addr
 // dialJump connects to the first hop with its whole config, each later hop and then the
 // target through the previous one, as `ssh -J a,b target` does.
 func (d *dialer) dialJump(ctx context.Context, cfg *Config) (*transport, error) {
-	hops, err := parseJumps(cfg.ProxyJump)
+	hops, err := cfg.jumpHops()
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +123,7 @@ func (d *dialer) dialJump(ctx context.Context, cfg *Config) (*transport, error) 
 		} else {
 			// Later hops are reached through the previous one; their own proxy
 			// settings do not apply, as with -J.
-			hc.ProxyJump, hc.ProxyCommand = "", ""
+			hc.ProxyJump, hc.ProxyCommand, hc.jumps, hc.jumpsOf = "", "", nil, ""
 			cc, err = d.connectVia(ctx, prev, hc)
 		}
 		if err != nil {
@@ -138,6 +141,16 @@ func (d *dialer) dialJump(ctx context.Context, cfg *Config) (*transport, error) 
 		closers[i], closers[j] = closers[j], closers[i]
 	}
 	return &transport{conn: conn, closers: closers}, nil
+}
+
+// jumpHops are cfg's ProxyJump hops: those Resolve parsed, or, where the caller set
+// ProxyJump itself (the launcher reaching a batch node through its login host), the
+// caller's value parsed now.
+func (cfg *Config) jumpHops() ([]jumpHop, error) {
+	if cfg.jumpsOf == cfg.ProxyJump {
+		return cfg.jumps, nil
+	}
+	return parseJumps(cfg.ProxyJump)
 }
 
 func dialVia(ctx context.Context, via *clientConn, cfg *Config) (net.Conn, error) {
@@ -219,6 +232,7 @@ func startProxyCommand(cfg *Config, warn io.Writer) (*cmdConn, error) {
 		return nil, fmt.Errorf("tunnel: starting ProxyCommand: %w", err)
 	}
 	c.w, c.r = stdinW, stdoutR
+	// Owned through c.done: Close (which the transport's Close calls) waits for it.
 	go func() { cmd.Wait(); close(c.done) }()
 	return c, nil
 }

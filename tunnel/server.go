@@ -40,6 +40,9 @@ type Server struct {
 	// IgnoreKeepalive makes the server leave keepalive requests unanswered (a stalled
 	// peer).
 	IgnoreKeepalive bool
+	// dial, when set, replaces the dial of a forwarding target (test hook: an
+	// in-memory network inside a synctest bubble).
+	dial func(network, addr string) (net.Conn, error)
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -121,7 +124,6 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
@@ -130,6 +132,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// track registers c and counts its goroutine in s.wg, under the lock that Close takes
+// to set closed: a connection Close did not see is refused, and one it saw is waited
+// for (an Add after Close's Wait began would not be).
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +142,7 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 
@@ -267,9 +273,11 @@ func loopbackAddr(host string, port int) (string, bool) {
 }
 
 func (s *Server) forward(nc ssh.NewChannel, network, addr string) {
-	var d net.Dialer
-	d.Timeout = 10 * time.Second
-	target, err := d.Dial(network, addr)
+	dial := (&net.Dialer{Timeout: 10 * time.Second}).Dial
+	if s.dial != nil {
+		dial = s.dial
+	}
+	target, err := dial(network, addr)
 	if err != nil {
 		nc.Reject(ssh.ConnectionFailed, err.Error())
 		return
@@ -279,10 +287,12 @@ func (s *Server) forward(nc ssh.NewChannel, network, addr string) {
 		target.Close()
 		return
 	}
-	go ssh.DiscardRequests(reqs)
+	discarded := make(chan struct{})
+	go func() { ssh.DiscardRequests(reqs); close(discarded) }()
 	Splice(target, channelConn{ch})
 	target.Close()
 	ch.Close()
+	<-discarded // reqs ends once the client answers the close, or the connection ends
 }
 
 // channelConn adapts an ssh.Channel to net.Conn for Splice.
@@ -394,10 +404,13 @@ func (s *Server) start(ch ssh.Channel, command string, exited, replied chan stru
 	s.procs[cmd] = struct{}{}
 	s.mu.Unlock()
 
-	go func() {
+	// Both goroutines are counted in s.wg (Close waits for them; the count is above
+	// zero here, this connection's own goroutine being in it). The stdin copy ends at
+	// the channel's EOF or close, which the second one does when the command exits.
+	s.wg.Go(func() {
 		io.Copy(stdin, ch)
 		stdin.Close()
-	}()
+	})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

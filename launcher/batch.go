@@ -532,73 +532,108 @@ func (s *session) startWatch(id string) *slurmWatch {
 	w := &slurmWatch{events: make(chan wire.Event, 64), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(w.done)
-		failures := 0
-		for ctx.Err() == nil {
-			ended := false
-			got := false
-			var failed *wire.Failure
-			res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
-				for {
-					line, err := readLine(br, maxRecordLine)
-					if err != nil {
-						return nil
-					}
-					if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
-						continue
-					}
-					ev, f, err := wire.DecodeWatchLine([]byte(line))
-					switch {
-					case f != nil:
-						failed = f
-						return nil
-					case ev == nil || err != nil:
-						continue
-					}
-					got = true
-					select {
-					case w.events <- *ev:
-					case <-ctx.Done():
-						return nil
-					}
-					if ev.Kind == wire.EventEnded {
-						ended = true
-						return nil
-					}
-				}
-			}, nil)
-			if ended || ctx.Err() != nil {
-				return
-			}
-			if err == nil && res.err == nil && res.status != 0 {
-				why := fmt.Sprintf("tether batch watch exited with status %d", res.status)
-				if failed != nil {
-					why = s.sayFailure(failed)
-				}
-				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, termsafe.Clip(why, 300))
-				return
-			}
-			if got {
-				failures = 0
-			}
-			failures++
-			if failures > 20 {
-				why := "no answer"
-				if err != nil {
-					why = termsafe.OneLine(err.Error())
-				} else if res.err != nil {
-					why = termsafe.OneLine(tunnel.Message(res.err))
-				}
-				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Duration(min(failures, 5)) * time.Second):
-			}
-		}
+		w.err = w.follow(ctx, func(ctx context.Context) watchRun { return s.watchOnce(ctx, id, w.events) }, func(why string) error {
+			return errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
+		})
 	}()
 	return w
+}
+
+// watchRun is how one run of `tether batch watch` ended.
+type watchRun struct {
+	ended bool   // it sent the job's end: the watch is over
+	got   bool   // it sent an event
+	err   error  // the remote refused the watch, in its words: the watch is over
+	lost  string // why it was cut off (a lost connection), for when the watch gives up
+}
+
+// watchRetries is how many runs in a row without an event the watch makes before it
+// gives up.
+const watchRetries = 20
+
+// watchRetryWait is the pause before the next run after failures runs in a row
+// without an event: a second more each time, at most 5.
+func watchRetryWait(failures int) time.Duration { return time.Duration(min(failures, 5)) * time.Second }
+
+// follow runs the watch (once: one run) again after each cut, until the job ends, the
+// remote refuses it, ctx ends, or watchRetries runs in a row send nothing (lost says
+// that). It returns why it gave up; nil after the job's end or ctx's.
+func (w *slurmWatch) follow(ctx context.Context, once func(context.Context) watchRun, lost func(why string) error) error {
+	failures := 0
+	for ctx.Err() == nil {
+		r := once(ctx)
+		switch {
+		case r.ended || ctx.Err() != nil:
+			return nil
+		case r.err != nil:
+			return r.err
+		}
+		if r.got {
+			failures = 0
+		}
+		failures++
+		if failures > watchRetries {
+			return lost(r.lost)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(watchRetryWait(failures)):
+		}
+	}
+	return nil
+}
+
+// watchOnce runs `tether batch watch ID` on the host once, its events onto events
+// until it ends or ctx does.
+func (s *session) watchOnce(ctx context.Context, id string, events chan<- wire.Event) watchRun {
+	var r watchRun
+	var failed *wire.Failure
+	res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
+		for {
+			line, err := readLine(br, maxRecordLine)
+			if err != nil {
+				return nil
+			}
+			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
+				continue
+			}
+			ev, f, err := wire.DecodeWatchLine([]byte(line))
+			switch {
+			case f != nil:
+				failed = f
+				return nil
+			case ev == nil || err != nil:
+				continue
+			}
+			r.got = true
+			select {
+			case events <- *ev:
+			case <-ctx.Done():
+				return nil
+			}
+			if ev.Kind == wire.EventEnded {
+				r.ended = true
+				return nil
+			}
+		}
+	}, nil)
+	switch {
+	case r.ended || ctx.Err() != nil:
+	case err == nil && res.err == nil && res.status != 0:
+		why := fmt.Sprintf("tether batch watch exited with status %d", res.status)
+		if failed != nil {
+			why = s.sayFailure(failed)
+		}
+		r.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, termsafe.Clip(why, 300))
+	case err != nil:
+		r.lost = termsafe.OneLine(err.Error())
+	case res.err != nil:
+		r.lost = termsafe.OneLine(tunnel.Message(res.err))
+	default:
+		r.lost = "no answer"
+	}
+	return r
 }
 
 // slurmEndpoint reaches a Slurm session's server: through the host to node:port

@@ -116,11 +116,32 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (wire.Record,
 // command and every serve argument its own argument. It answers with one line: the
 // job it queued (wire.Submitted), or why not (wire.Failure), which is worded here.
 func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (wire.Submitted, error) {
-	args := []string{"batch", "submit", "--scheduler=" + sched.Name()}
-	if s.reuses(o) {
+	args, input := batchSubmitArgs(o, sched, words, s.reuses(o))
+	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
+	var ans submitAnswer
+	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
+		ans = readSubmitAnswer(br, s.host)
+		return nil
+	}, nil)
+	s.status.done()
+	switch {
+	case ans.sub != nil:
+		return *ans.sub, nil
+	case err != nil:
+		return wire.Submitted{}, err
+	case ctx.Err() != nil:
+		return wire.Submitted{}, ctx.Err()
+	}
+	return wire.Submitted{}, s.submitError(sched, ans, res)
+}
+
+// batchSubmitArgs is `tether batch submit`'s command line for o, and what goes on its
+// stdin (the setup script's frame).
+func batchSubmitArgs(o LaunchOptions, sched batch.Scheduler, words []string, reuse bool) (args []string, input []byte) {
+	args = []string{"batch", "submit", "--scheduler=" + sched.Name()}
+	if reuse {
 		args = append(args, "--reuse")
 	}
-	var input []byte
 	if o.Setup != "" {
 		args = append(args, "--setup-stdin")
 		input = wire.SetupFrame(o.Setup)
@@ -139,59 +160,59 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	for _, a := range sv.Args() {
 		args = append(args, "--serve="+a)
 	}
-	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
-	var sub *wire.Submitted
-	var failed *wire.Failure
-	var subErr error
-	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
-		for i := 0; i < maxProbeLines; i++ {
-			line, err := readLine(br, maxLine)
-			if err != nil {
-				return nil
-			}
-			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
-				continue
-			}
-			if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
-				failed, subErr = f, err
-				return nil
-			}
-			var got wire.Submitted
-			if err := json.Unmarshal([]byte(line), &got); err != nil || got.Validate() != nil {
-				subErr = fmt.Errorf("%s sent a bad answer to the submit: %.100q", s.host, line)
-				return nil
-			}
-			sub = &got
-			return nil
+	return args, input
+}
+
+// submitAnswer is what batch submit answered: the job it queued, why not, or a line
+// that is neither (bad).
+type submitAnswer struct {
+	sub    *wire.Submitted
+	failed *wire.Failure
+	bad    error
+}
+
+// readSubmitAnswer reads batch submit's answer, its first JSON line, past what a login
+// shell prints first (maxProbeLines lines at most).
+func readSubmitAnswer(br *bufio.Reader, host string) submitAnswer {
+	for i := 0; i < maxProbeLines; i++ {
+		line, err := readLine(br, maxLine)
+		if err != nil {
+			return submitAnswer{}
 		}
-		return nil
-	}, nil)
-	s.status.done()
-	if sub != nil {
-		return *sub, nil
+		if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
+			continue
+		}
+		if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
+			return submitAnswer{failed: f, bad: err}
+		}
+		var got wire.Submitted
+		if err := json.Unmarshal([]byte(line), &got); err != nil || got.Validate() != nil {
+			return submitAnswer{bad: fmt.Errorf("%s sent a bad answer to the submit: %.100q", host, line)}
+		}
+		return submitAnswer{sub: &got}
 	}
-	if err != nil {
-		return wire.Submitted{}, err
+	return submitAnswer{}
+}
+
+// submitError is a submit that queued nothing, in the laptop's words: a bad answer,
+// the scheduler's refusal with its hint, or how the command ended.
+func (s *session) submitError(sched batch.Scheduler, ans submitAnswer, res runResult) error {
+	if ans.bad != nil {
+		return errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", ans.bad)
 	}
-	if ctx.Err() != nil {
-		return wire.Submitted{}, ctx.Err()
-	}
-	if subErr != nil {
-		return wire.Submitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
-	}
-	if failed != nil {
-		hint := sched.SubmitHint(failed.SchedulerSaid, s.host)
-		if failed.Kind == wire.FailNoScheduler {
+	if f := ans.failed; f != nil {
+		hint := sched.SubmitHint(f.SchedulerSaid, s.host)
+		if f.Kind == wire.FailNoScheduler {
 			hint = sched.NoSubmitHint(s.host)
 		}
-		return wire.Submitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(s.sayFailure(failed), 400)),
-			Hint: hint + " (nothing was submitted)", Code: failed.ExitCode()}
+		return &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(s.sayFailure(f), 400)),
+			Hint: hint + " (nothing was submitted)", Code: f.ExitCode()}
 	}
 	msg := fmt.Sprintf("tether batch submit exited with status %d", res.status)
 	if res.err != nil {
 		msg = "lost the connection while submitting: " + termsafe.OneLine(tunnel.Message(res.err))
 	}
-	return wire.Submitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(msg, 400)),
+	return &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(msg, 400)),
 		Hint: "`" + s.cmdline("ls") + "` shows whether anything was left"}
 }
 

@@ -1,12 +1,17 @@
 package launcher
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/tether-dev/tether/batch"
+	"github.com/tether-dev/tether/wire"
 )
 
 // The launcher's side of a batch job's watch, on synctest's fake clock: a run cut off
@@ -103,4 +108,44 @@ func equalDurations(a, b []time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// batch submit's command line: the scheduler, each submit option and each serve
+// argument its own argument, the setup script on stdin; and its answer read past a
+// login shell's chatter: the job, the failure, or a bad line.
+func TestBatchSubmitArgsAndAnswer(t *testing.T) {
+	o := LaunchOptions{Name: "nb", Setup: "module load cuda", Command: []string{"jupyter", "lab", "--port={port}"}}
+	o.Batch.ViaNodeSSH = true
+	args, input := batchSubmitArgs(o, batch.SGE{}, []string{"-l", "h_rt=1:00:00"}, true)
+	want := []string{"batch", "submit", "--scheduler=sge", "--reuse", "--setup-stdin", "--name=nb", "--option=-l", "--option=h_rt=1:00:00", "--via-node-ssh"}
+	if len(args) < len(want) || strings.Join(args[:len(want)], " ") != strings.Join(want, " ") {
+		t.Errorf("args %q; want them to start %q", args, want)
+	}
+	if rest := strings.Join(args[len(want):], " "); !strings.Contains(rest, "--serve=jupyter --serve=lab --serve=--port={port}") || strings.Contains(rest, "--serve=--name") {
+		t.Errorf("serve's arguments %q: want the command, each its own --serve=, and no --name", rest)
+	}
+	if string(input) != string(wire.SetupFrame(o.Setup)) {
+		t.Errorf("stdin %q; want the setup frame", input)
+	}
+
+	sub := `{"id":"abcdefgh","job_id":"42","output":"/home/u/.local/state/tether/batch/abcdefgh/job.out"}`
+	failed := string(wire.Fail(wire.FailBatchRefused, wire.Plain("qsub refused the job"), nil).Line())
+	for _, tc := range []struct {
+		name, out string
+		sub, failed, bad bool
+	}{
+		{"broken line first", "Welcome\n{not json\n" + sub + "\n", false, false, true},
+		{"queued after chatter", "Welcome\n\n" + sub + "\n", true, false, false},
+		{"refused", "Welcome\n" + failed, false, true, false},
+		{"bad", `{"id":"../x","job_id":"42","output":"/x"}` + "\n", false, false, true},
+		{"nothing", "Welcome\n", false, false, false},
+	} {
+		ans := readSubmitAnswer(bufio.NewReader(strings.NewReader(tc.out)), "hpc")
+		if (ans.sub != nil) != tc.sub || (ans.failed != nil) != tc.failed || (ans.bad != nil) != tc.bad {
+			t.Errorf("%s: %+v", tc.name, ans)
+		}
+		if ans.sub != nil && ans.sub.JobID != "42" {
+			t.Errorf("%s: job %q", tc.name, ans.sub.JobID)
+		}
+	}
 }

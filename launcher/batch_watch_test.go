@@ -131,7 +131,7 @@ func TestBatchSubmitArgsAndAnswer(t *testing.T) {
 	sub := `{"id":"abcdefgh","job_id":"42","output":"/home/u/.local/state/tether/batch/abcdefgh/job.out"}`
 	failed := string(wire.Fail(wire.FailBatchRefused, wire.Plain("qsub refused the job"), nil).Line())
 	for _, tc := range []struct {
-		name, out string
+		name, out        string
 		sub, failed, bad bool
 	}{
 		{"broken line first", "Welcome\n{not json\n" + sub + "\n", false, false, true},

@@ -82,116 +82,37 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
-	sched, err := batch.Lookup(o.Scheduler)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if err := sched.CheckOptions(o.Options); err != nil {
-		return usagef("%s %v", sched.Flag(), err)
-	}
-	// The job's serve, judged now rather than when the job starts on a node (which may
-	// be hours away): its flags, the name, the base URL, the preset.
-	serve, err := wire.ParseServe(o.Serve)
+	sub, err := judgeSubmit(o)
 	if err != nil {
 		return err
-	}
-	if serve.Detach || serve.ReadyFD != 0 || serve.BatchSession != "" || serve.Listen != "" || serve.Socket != "" || serve.SetupStdin || serve.SetupFile != "" {
-		return usagef("batch submit: --detach, --ready-fd, --batch-session, --listen, --socket and the setup flags are the job's own; give the app's flags only")
-	}
-	if o.Name != "" && serve.Name != "" && o.Name != serve.Name {
-		return usagef("batch submit: --name %q and the job's serve --name %q differ", o.Name, serve.Name)
-	}
-	if o.Name != "" {
-		serve.Name = o.Name
-	}
-	if err := serve.Check(); err != nil {
-		return err
-	}
-	if serve.App != "" {
-		if _, err := presetByName(serve.App); err != nil {
-			return err
-		}
-	}
-	setup, err := o.readSetup()
-	if err != nil {
-		return err
-	}
-	if _, err := exec.LookPath(submitProgram(sched)); err != nil {
-		return wire.Fail(wire.FailNoScheduler,
-			wire.Textf("%s is not on %v's PATH: is it a %s login node?", submitProgram(sched), wire.Machine(hostname()), sched.Title()),
-			wire.Plain("load the scheduler's module in your shell's startup file if the site uses modules"))
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("cannot find the tether binary for the job: %w", err)
-	}
-	if r, err := filepath.EvalSymlinks(self); err == nil {
-		self = r
 	}
 	root, err := slurmRoot(true)
 	if err != nil {
 		return err
 	}
 	if o.Reuse {
-		if done, err := reuseSlurm(ctx, o, serve, root, setup); done || err != nil {
+		if done, err := reuseSlurm(ctx, o, sub.serve, root, sub.setup); done || err != nil {
 			return err
 		}
 	}
-	if serve.Name != "" {
-		if err := slurmNameTaken(ctx, root, serve.Name); err != nil {
+	if sub.serve.Name != "" {
+		if err := slurmNameTaken(ctx, root, sub.serve.Name); err != nil {
 			return err
 		}
 	}
-	sess, err := newSession(root)
+	sess, sf, err := sub.queue(root, o)
 	if err != nil {
 		return err
 	}
-	sess.SockDir = sess.Dir // the job makes its own socket directory on the node
 	defer func() {
 		if err != nil {
 			sess.remove()
 		}
 	}()
-	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
-			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
-		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, setup),
-	}
-	if sf.Command == nil {
-		sf.Command = []string{}
-	}
-	if err := writeRecord(sess, sf); err != nil {
-		return err
-	}
-	serve.BatchSession = sess.Dir
-	if serve, err = withJobSetup(sess.Dir, setup, serve); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(self, sess.Dir, serve)); err != nil {
-		return err
-	}
-
 	gone := watchEOF(o.Stdin)
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	// TETHER_BIN lets a site's wrapper ask this tether to judge its options (batch
-	// check; see batch/site).
-	jobID, err := sched.Submit(sctx, runBatch, batch.Submission{Options: o.Options, Name: jobName(sess.ID),
-		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: append(os.Environ(), "TETHER_BIN="+self)})
+	jobID, err := sub.submit(ctx, sess, o.Options)
 	if err != nil {
-		var ue *batch.UsageError
-		var ce *batch.CommandError
-		switch {
-		case errors.As(err, &ue):
-			return usagef("%s", ue.Msg)
-		case sctx.Err() != nil && ctx.Err() == nil:
-			return wire.Fail("", wire.Textf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sched)), nil)
-		case errors.As(err, &ce):
-			f := wire.Fail(wire.FailBatchRefused, wire.Textf("%s refused the job: %s", ce.Name, ce.Words()), nil)
-			f.SchedulerSaid = ce.Words()
-			return f
-		}
-		return wire.Fail("", wire.Textf("%v; check for a job named %s", err, jobName(sess.ID)), nil)
+		return err
 	}
 	sf.JobID = jobID
 	if err := writeRecord(sess, sf); err != nil {
@@ -207,6 +128,130 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	b, _ := json.Marshal(wire.Submitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
 	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
 	return err
+}
+
+// submission is a batch submit judged: the scheduler, the job's serve, its setup
+// script, and the tether binary the job runs.
+type submission struct {
+	sched batch.Scheduler
+	serve wire.Serve
+	setup string
+	self  string
+}
+
+// judgeSubmit judges everything before anything is made or submitted: the
+// scheduler's options, the job's serve (its flags, the name, the base URL, the preset:
+// now rather than when the job starts on a node, which may be hours away), the setup
+// script, the submit command on PATH, and this binary, which the job runs.
+func judgeSubmit(o BatchSubmitOptions) (submission, error) {
+	sched, err := batch.Lookup(o.Scheduler)
+	if err != nil {
+		return submission{}, usagef("%v", err)
+	}
+	if err := sched.CheckOptions(o.Options); err != nil {
+		return submission{}, usagef("%s %v", sched.Flag(), err)
+	}
+	serve, err := wire.ParseServe(o.Serve)
+	if err != nil {
+		return submission{}, err
+	}
+	if serve.Detach || serve.ReadyFD != 0 || serve.BatchSession != "" || serve.Listen != "" || serve.Socket != "" || serve.SetupStdin || serve.SetupFile != "" {
+		return submission{}, usagef("batch submit: --detach, --ready-fd, --batch-session, --listen, --socket and the setup flags are the job's own; give the app's flags only")
+	}
+	if o.Name != "" && serve.Name != "" && o.Name != serve.Name {
+		return submission{}, usagef("batch submit: --name %q and the job's serve --name %q differ", o.Name, serve.Name)
+	}
+	if o.Name != "" {
+		serve.Name = o.Name
+	}
+	if err := serve.Check(); err != nil {
+		return submission{}, err
+	}
+	if serve.App != "" {
+		if _, err := presetByName(serve.App); err != nil {
+			return submission{}, err
+		}
+	}
+	setup, err := o.readSetup()
+	if err != nil {
+		return submission{}, err
+	}
+	if _, err := exec.LookPath(submitProgram(sched)); err != nil {
+		return submission{}, wire.Fail(wire.FailNoScheduler,
+			wire.Textf("%s is not on %v's PATH: is it a %s login node?", submitProgram(sched), wire.Machine(hostname()), sched.Title()),
+			wire.Plain("load the scheduler's module in your shell's startup file if the site uses modules"))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return submission{}, fmt.Errorf("cannot find the tether binary for the job: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(self); err == nil {
+		self = r
+	}
+	return submission{sched: sched, serve: serve, setup: setup, self: self}, nil
+}
+
+// queue makes the session's directory with its queued record (no job id yet) and the
+// job script; on failure nothing is left.
+func (sub submission) queue(root string, o BatchSubmitOptions) (sess *session, sf *sessionFile, err error) {
+	sess, err = newSession(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess.SockDir = sess.Dir // the job makes its own socket directory on the node
+	defer func() {
+		if err != nil {
+			sess.remove()
+		}
+	}()
+	serve := sub.serve
+	sf = &sessionFile{
+		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sub.sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
+			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
+		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, sub.setup),
+	}
+	if sf.Command == nil {
+		sf.Command = []string{}
+	}
+	if err := writeRecord(sess, sf); err != nil {
+		return nil, nil, err
+	}
+	serve.BatchSession = sess.Dir
+	if serve, err = withJobSetup(sess.Dir, sub.setup, serve); err != nil {
+		return nil, nil, err
+	}
+	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(sub.self, sess.Dir, serve)); err != nil {
+		return nil, nil, err
+	}
+	return sess, sf, nil
+}
+
+// submit submits the session's job script with the scheduler's submit command (2
+// minutes at most) and returns the job's id; a refusal is a usage error or a
+// wire.Failure with the scheduler's words.
+func (sub submission) submit(ctx context.Context, sess *session, options []string) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	// TETHER_BIN lets a site's wrapper ask this tether to judge its options (batch
+	// check; see batch/site).
+	jobID, err := sub.sched.Submit(sctx, runBatch, batch.Submission{Options: options, Name: jobName(sess.ID),
+		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: append(os.Environ(), "TETHER_BIN="+sub.self)})
+	if err == nil {
+		return jobID, nil
+	}
+	var ue *batch.UsageError
+	var ce *batch.CommandError
+	switch {
+	case errors.As(err, &ue):
+		return "", usagef("%s", ue.Msg)
+	case sctx.Err() != nil && ctx.Err() == nil:
+		return "", wire.Fail("", wire.Textf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sub.sched)), nil)
+	case errors.As(err, &ce):
+		f := wire.Fail(wire.FailBatchRefused, wire.Textf("%s refused the job: %s", ce.Name, ce.Words()), nil)
+		f.SchedulerSaid = ce.Words()
+		return "", f
+	}
+	return "", wire.Fail("", wire.Textf("%v; check for a job named %s", err, jobName(sess.ID)), nil)
 }
 
 // slurmScript is the batch script: tether serve in the foreground (exec, so it is the

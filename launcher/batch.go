@@ -875,6 +875,10 @@ func (s *session) checkWalltime() {
 	}
 }
 
+// walltimeTick is how often a served batch session checks whether a walltime warning
+// is due (between the watch's job events, which come once a minute).
+const walltimeTick = 5 * time.Second
+
 // walltimeWarnings are how long before the job's time limit the launcher warns.
 var walltimeWarnings = []time.Duration{10 * time.Minute, 2 * time.Minute}
 
@@ -1001,7 +1005,7 @@ func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec wire.Reco
 		return err
 	}
 	s.endpoint = dial
-	s.slurm.tick = time.NewTicker(5 * time.Second)
+	s.slurm.tick = time.NewTicker(walltimeTick)
 	return s.serveLocal(ctx, ln, rec, fo, launched)
 }
 

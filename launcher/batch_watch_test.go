@@ -149,3 +149,92 @@ func TestBatchSubmitArgsAndAnswer(t *testing.T) {
 		}
 	}
 }
+
+// stampedLines notes when each line was written, since start.
+type stampedLines struct {
+	mu    sync.Mutex
+	start time.Time
+	lines []string
+}
+
+func (w *stampedLines) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.lines = append(w.lines, time.Since(w.start).String()+" "+l)
+	}
+	return len(p), nil
+}
+
+func (w *stampedLines) warnings() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ws []string
+	for _, l := range w.lines {
+		if strings.Contains(l, "reaches its time limit") {
+			ws = append(ws, l)
+		}
+	}
+	return ws
+}
+
+// The walltime warnings of a served batch session, on synctest's fake clock: the job's
+// time left comes with the watch's job events (once a minute), the warnings from the
+// session's walltime ticker; each comes once, within one tick of its point, and a time
+// limit extended past a warning's point re-arms it. The loop below is serveLocal's two
+// batch arms (serveLocal itself waits on a real listener and SSH: not in a bubble).
+func TestWalltimeWarningsOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		out := &stampedLines{start: time.Now()}
+		s := &session{host: "hpc", o: Options{Host: "hpc", Stderr: out, Stdout: out}, status: newStatus(out),
+			slurm: &slurmState{id: "abcdefgh", jobID: "42", sched: batch.Slurm{}, tick: time.NewTicker(walltimeTick)}}
+		defer s.slurm.tick.Stop()
+		rec := wire.Record{ID: "abcdefgh"}
+		events := make(chan wire.Event)
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			for {
+				select {
+				case ev := <-events:
+					s.onBatchEvent(ev, rec)
+				case <-s.slurmTick():
+					s.checkWalltime()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		defer func() { cancel(); <-served }()
+		job := func(left string) {
+			events <- wire.Event{Kind: wire.EventJob, Job: wire.JobStatus{JobID: "42", State: "RUNNING", Node: "n1", TimeLeft: left, TimeLimit: "1:00:00"}}
+		}
+		// 12:03 left at 0; the watch's refreshes each minute agree with the clock.
+		job("12:03")
+		for m := 1; m <= 9; m++ {
+			time.Sleep(time.Minute)
+			job(batch.FormatTimeLeft(12*time.Minute + 3*time.Second - time.Duration(m)*time.Minute))
+		}
+		synctest.Wait()
+		// 10 minutes left at 2m03s: the first tick after it is 2m05s. 2 minutes left at
+		// 10m03s: not yet (9 minutes have passed).
+		if w := out.warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "2m5s ") || !strings.Contains(w[0], "job 42 reaches its time limit in about 10 minutes") {
+			t.Fatalf("after 9 minutes, warnings:\n%s", strings.Join(w, "\n"))
+		}
+		time.Sleep(time.Minute + 5*time.Second)
+		synctest.Wait()
+		if w := out.warnings(); len(w) != 2 || !strings.HasPrefix(w[1], "10m5s ") || !strings.Contains(w[1], "in about 2 minutes") {
+			t.Fatalf("after 10m05s, warnings:\n%s", strings.Join(w, "\n"))
+		}
+
+		// scontrol update: an hour more. Both warnings again, at their points, once each.
+		job("1:01:55") // at 10m05s: the end is now 1h12m00s
+		time.Sleep(time.Hour + 5*time.Minute)
+		synctest.Wait()
+		w := out.warnings()
+		if len(w) != 4 || !strings.HasPrefix(w[2], "1h2m0s ") || !strings.HasPrefix(w[3], "1h10m0s ") {
+			t.Errorf("after the extension, warnings:\n%s", strings.Join(w, "\n"))
+		}
+	})
+}

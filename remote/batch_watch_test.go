@@ -122,7 +122,9 @@ func TestJobWatchPolling(t *testing.T) {
 		}
 		w.query, w.send = sched.query, log.send
 		done := make(chan error, 1)
-		go func() { done <- w.run(context.Background()) }()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // a failed check leaves no goroutine blocked in the bubble
+		go func() { done <- w.run(ctx) }()
 
 		// Pending: asked at 0, 1 s, … 59 s and 60 s; the job sent at 0 and, unchanged, at 60 s.
 		time.Sleep(60*time.Second + time.Millisecond)

@@ -76,6 +76,7 @@ func (c *LsCmd) Run(ctx context.Context, env *Env) error {
 // StopCmd is `tether stop ID|NAME|--all`, or `tether stop HOST ID|NAME|--all`.
 type StopCmd struct {
 	All        bool   `help:"Stop every session."`
+	JSON       bool   `name:"json" hidden:"" help:"Internal: each stopped session as a JSON line on stdout, for a launcher."`
 	JSONNotes  bool   `name:"json-notes" hidden:"" help:"Internal: notes and the failure on stderr as JSON lines, for a launcher."`
 	ConfigFile string `short:"F" name:"ssh-config" placeholder:"FILE" help:"Read this ssh_config instead of ~/.ssh/config (with HOST)."`
 	sshFlag
@@ -97,7 +98,7 @@ func (c *StopCmd) Run(ctx context.Context, env *Env, kctx *kong.Context) error {
 		target = c.Args[0]
 	}
 	stop := func() error {
-		err := remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, JSONNotes: c.JSONNotes, Stdout: env.Stdout, Stderr: env.Stderr})
+		err := remote.Stop(ctx, remote.StopOptions{Target: target, All: c.All, JSON: c.JSON, JSONNotes: c.JSONNotes, Stdout: env.Stdout, Stderr: env.Stderr})
 		return reported(err, env, false, c.JSONNotes)
 	}
 	if target != "" && !dashed(kctx) {

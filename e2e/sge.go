@@ -366,19 +366,7 @@ func allDigitsE2E(s string) bool {
 
 // Logs returns the daemons' messages files and their output.
 func (g *SGE) Logs() string {
-	var b strings.Builder
-	for _, name := range []string{"qmaster.out", "spool/qmaster/messages", "execd.out", "spool/execd/" + g.Host + "/messages"} {
-		data, _ := os.ReadFile(filepath.Join(g.Root, name))
-		if len(data) == 0 {
-			continue
-		}
-		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		if len(lines) > 60 {
-			lines = append([]string{"…"}, lines[len(lines)-60:]...)
-		}
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", name, strings.Join(lines, "\n"))
-	}
-	return b.String()
+	return logTails(g.Root, 60, "qmaster.out", "spool/qmaster/messages", "execd.out", "spool/execd/"+g.Host+"/messages")
 }
 
 // drain deletes every job and waits (15 s at most) until none is left, so that no job

@@ -126,9 +126,15 @@ func TestSGELaunch(t *testing.T) {
 		if code != 0 {
 			t.Errorf("logs: exit %d", code)
 		}
-		out, errOut, code = RunTether(t, site.args("stop", sess.ID)...)
-		if code != 0 || !strings.Contains(out, "job "+jobID+" cancelled") {
-			t.Fatalf("stop: exit %d: %s %s", code, out, errOut)
+		// stop --all says what it stopped, and then that nothing is left, in the
+		// launcher's words: the login node as the user named it, not as it names itself.
+		out, errOut, code = RunTether(t, site.args("stop", "--all")...)
+		if want := "stopped " + sess.ID + " (job " + jobID + " cancelled)\n"; code != 0 || out != want {
+			t.Fatalf("stop --all: exit %d: stdout %q, want %q; stderr %s", code, out, want, errOut)
+		}
+		out, errOut, code = RunTether(t, site.args("stop", "--all")...)
+		if want := "no tether sessions on " + site.sshd.Alias + "\n"; code != 0 || out != want {
+			t.Errorf("stop --all with nothing left: exit %d: stdout %q, want %q; stderr %s", code, out, want, errOut)
 		}
 		site.nothingLeft(t)
 	})

@@ -628,29 +628,11 @@ func (s *Slurm) FillNode(tb testing.TB) string {
 	return id
 }
 
-// Logs returns the daemons' logs.
+// Logs returns the daemons' logs. slurmctld.log and slurmd.log have timestamps; the
+// .out files (stderr) have the same lines without, plus what came before the log file
+// was opened (fatal config errors).
 func (s *Slurm) Logs() string {
-	var b strings.Builder
-	// slurmctld.log and slurmd.log have timestamps; the .out files (stderr) have the same
-	// lines without, plus what came before the log file was opened (fatal config errors).
-	for _, name := range []string{"munged.log", "slurmctld.log|slurmctld.out", "slurmd.log|slurmd.out"} {
-		var data []byte
-		for _, n := range strings.Split(name, "|") {
-			if data, _ = os.ReadFile(filepath.Join(s.logDir, n)); len(data) > 0 {
-				name = n
-				break
-			}
-		}
-		if len(data) == 0 {
-			continue
-		}
-		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		if len(lines) > 80 {
-			lines = append([]string{"…"}, lines[len(lines)-80:]...)
-		}
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", name, strings.Join(lines, "\n"))
-	}
-	return b.String()
+	return logTails(s.logDir, 80, "munged.log", "slurmctld.log|slurmctld.out", "slurmd.log|slurmd.out")
 }
 
 // drain cancels every job and waits (10 s at most) until none is left, so that slurmd can

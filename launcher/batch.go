@@ -116,11 +116,32 @@ func (s *session) startSlurm(ctx context.Context, o LaunchOptions) (wire.Record,
 // command and every serve argument its own argument. It answers with one line: the
 // job it queued (wire.Submitted), or why not (wire.Failure), which is worded here.
 func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.Scheduler, words []string) (wire.Submitted, error) {
-	args := []string{"batch", "submit", "--scheduler=" + sched.Name()}
-	if s.reuses(o) {
+	args, input := batchSubmitArgs(o, sched, words, s.reuses(o))
+	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
+	var ans submitAnswer
+	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
+		ans = readSubmitAnswer(br, s.host)
+		return nil
+	}, nil)
+	s.status.done()
+	switch {
+	case ans.sub != nil:
+		return *ans.sub, nil
+	case err != nil:
+		return wire.Submitted{}, err
+	case ctx.Err() != nil:
+		return wire.Submitted{}, ctx.Err()
+	}
+	return wire.Submitted{}, s.submitError(sched, ans, res)
+}
+
+// batchSubmitArgs is `tether batch submit`'s command line for o, and what goes on its
+// stdin (the setup script's frame).
+func batchSubmitArgs(o LaunchOptions, sched batch.Scheduler, words []string, reuse bool) (args []string, input []byte) {
+	args = []string{"batch", "submit", "--scheduler=" + sched.Name()}
+	if reuse {
 		args = append(args, "--reuse")
 	}
-	var input []byte
 	if o.Setup != "" {
 		args = append(args, "--setup-stdin")
 		input = wire.SetupFrame(o.Setup)
@@ -139,59 +160,59 @@ func (s *session) submitSlurm(ctx context.Context, o LaunchOptions, sched batch.
 	for _, a := range sv.Args() {
 		args = append(args, "--serve="+a)
 	}
-	s.status.step("submitting a %s job for %s on %s", sched.Title(), appWhat(o), s.host)
-	var sub *wire.Submitted
-	var failed *wire.Failure
-	var subErr error
-	res, err := s.ensureInput(ctx, args, input, func(br *bufio.Reader) error {
-		for i := 0; i < maxProbeLines; i++ {
-			line, err := readLine(br, maxLine)
-			if err != nil {
-				return nil
-			}
-			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
-				continue
-			}
-			if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
-				failed, subErr = f, err
-				return nil
-			}
-			var got wire.Submitted
-			if err := json.Unmarshal([]byte(line), &got); err != nil || got.Validate() != nil {
-				subErr = fmt.Errorf("%s sent a bad answer to the submit: %.100q", s.host, line)
-				return nil
-			}
-			sub = &got
-			return nil
+	return args, input
+}
+
+// submitAnswer is what batch submit answered: the job it queued, why not, or a line
+// that is neither (bad).
+type submitAnswer struct {
+	sub    *wire.Submitted
+	failed *wire.Failure
+	bad    error
+}
+
+// readSubmitAnswer reads batch submit's answer, its first JSON line, past what a login
+// shell prints first (maxProbeLines lines at most).
+func readSubmitAnswer(br *bufio.Reader, host string) submitAnswer {
+	for i := 0; i < maxProbeLines; i++ {
+		line, err := readLine(br, maxLine)
+		if err != nil {
+			return submitAnswer{}
 		}
-		return nil
-	}, nil)
-	s.status.done()
-	if sub != nil {
-		return *sub, nil
+		if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
+			continue
+		}
+		if f, ok, err := wire.DecodeFailure([]byte(line)); ok {
+			return submitAnswer{failed: f, bad: err}
+		}
+		var got wire.Submitted
+		if err := json.Unmarshal([]byte(line), &got); err != nil || got.Validate() != nil {
+			return submitAnswer{bad: fmt.Errorf("%s sent a bad answer to the submit: %.100q", host, line)}
+		}
+		return submitAnswer{sub: &got}
 	}
-	if err != nil {
-		return wire.Submitted{}, err
+	return submitAnswer{}
+}
+
+// submitError is a submit that queued nothing, in the laptop's words: a bad answer,
+// the scheduler's refusal with its hint, or how the command ended.
+func (s *session) submitError(sched batch.Scheduler, ans submitAnswer, res runResult) error {
+	if ans.bad != nil {
+		return errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", ans.bad)
 	}
-	if ctx.Err() != nil {
-		return wire.Submitted{}, ctx.Err()
-	}
-	if subErr != nil {
-		return wire.Submitted{}, errorf("the remote tether may be damaged; check `"+s.cmdline("ls")+"` for a queued session", "%v", subErr)
-	}
-	if failed != nil {
-		hint := sched.SubmitHint(failed.SchedulerSaid, s.host)
-		if failed.Kind == wire.FailNoScheduler {
+	if f := ans.failed; f != nil {
+		hint := sched.SubmitHint(f.SchedulerSaid, s.host)
+		if f.Kind == wire.FailNoScheduler {
 			hint = sched.NoSubmitHint(s.host)
 		}
-		return wire.Submitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(s.sayFailure(failed), 400)),
-			Hint: hint + " (nothing was submitted)", Code: failed.ExitCode()}
+		return &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(s.sayFailure(f), 400)),
+			Hint: hint + " (nothing was submitted)", Code: f.ExitCode()}
 	}
 	msg := fmt.Sprintf("tether batch submit exited with status %d", res.status)
 	if res.err != nil {
 		msg = "lost the connection while submitting: " + termsafe.OneLine(tunnel.Message(res.err))
 	}
-	return wire.Submitted{}, &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(msg, 400)),
+	return &Error{Msg: fmt.Sprintf("could not submit the job on %s: %s", s.host, termsafe.Clip(msg, 400)),
 		Hint: "`" + s.cmdline("ls") + "` shows whether anything was left"}
 }
 
@@ -532,73 +553,108 @@ func (s *session) startWatch(id string) *slurmWatch {
 	w := &slurmWatch{events: make(chan wire.Event, 64), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(w.done)
-		failures := 0
-		for ctx.Err() == nil {
-			ended := false
-			got := false
-			var failed *wire.Failure
-			res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
-				for {
-					line, err := readLine(br, maxRecordLine)
-					if err != nil {
-						return nil
-					}
-					if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
-						continue
-					}
-					ev, f, err := wire.DecodeWatchLine([]byte(line))
-					switch {
-					case f != nil:
-						failed = f
-						return nil
-					case ev == nil || err != nil:
-						continue
-					}
-					got = true
-					select {
-					case w.events <- *ev:
-					case <-ctx.Done():
-						return nil
-					}
-					if ev.Kind == wire.EventEnded {
-						ended = true
-						return nil
-					}
-				}
-			}, nil)
-			if ended || ctx.Err() != nil {
-				return
-			}
-			if err == nil && res.err == nil && res.status != 0 {
-				why := fmt.Sprintf("tether batch watch exited with status %d", res.status)
-				if failed != nil {
-					why = s.sayFailure(failed)
-				}
-				w.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, termsafe.Clip(why, 300))
-				return
-			}
-			if got {
-				failures = 0
-			}
-			failures++
-			if failures > 20 {
-				why := "no answer"
-				if err != nil {
-					why = termsafe.OneLine(err.Error())
-				} else if res.err != nil {
-					why = termsafe.OneLine(tunnel.Message(res.err))
-				}
-				w.err = errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Duration(min(failures, 5)) * time.Second):
-			}
-		}
+		w.err = w.follow(ctx, func(ctx context.Context) watchRun { return s.watchOnce(ctx, id, w.events) }, func(why string) error {
+			return errorf("check the connection and `"+s.cmdline("ls")+"`", "lost track of the batch job on %s: %s", s.host, termsafe.Clip(why, 200))
+		})
 	}()
 	return w
+}
+
+// watchRun is how one run of `tether batch watch` ended.
+type watchRun struct {
+	ended bool   // it sent the job's end: the watch is over
+	got   bool   // it sent an event
+	err   error  // the remote refused the watch, in its words: the watch is over
+	lost  string // why it was cut off (a lost connection), for when the watch gives up
+}
+
+// watchRetries is how many runs in a row without an event the watch makes before it
+// gives up.
+const watchRetries = 20
+
+// watchRetryWait is the pause before the next run after failures runs in a row
+// without an event: a second more each time, at most 5.
+func watchRetryWait(failures int) time.Duration { return time.Duration(min(failures, 5)) * time.Second }
+
+// follow runs the watch (once: one run) again after each cut, until the job ends, the
+// remote refuses it, ctx ends, or watchRetries runs in a row send nothing (lost says
+// that). It returns why it gave up; nil after the job's end or ctx's.
+func (w *slurmWatch) follow(ctx context.Context, once func(context.Context) watchRun, lost func(why string) error) error {
+	failures := 0
+	for ctx.Err() == nil {
+		r := once(ctx)
+		switch {
+		case r.ended || ctx.Err() != nil:
+			return nil
+		case r.err != nil:
+			return r.err
+		}
+		if r.got {
+			failures = 0
+		}
+		failures++
+		if failures > watchRetries {
+			return lost(r.lost)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(watchRetryWait(failures)):
+		}
+	}
+	return nil
+}
+
+// watchOnce runs `tether batch watch ID` on the host once, its events onto events
+// until it ends or ctx does.
+func (s *session) watchOnce(ctx context.Context, id string, events chan<- wire.Event) watchRun {
+	var r watchRun
+	var failed *wire.Failure
+	res, err := s.ensure(ctx, []string{"batch", "watch", id}, func(br *bufio.Reader) error {
+		for {
+			line, err := readLine(br, maxRecordLine)
+			if err != nil {
+				return nil
+			}
+			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "{") {
+				continue
+			}
+			ev, f, err := wire.DecodeWatchLine([]byte(line))
+			switch {
+			case f != nil:
+				failed = f
+				return nil
+			case ev == nil || err != nil:
+				continue
+			}
+			r.got = true
+			select {
+			case events <- *ev:
+			case <-ctx.Done():
+				return nil
+			}
+			if ev.Kind == wire.EventEnded {
+				r.ended = true
+				return nil
+			}
+		}
+	}, nil)
+	switch {
+	case r.ended || ctx.Err() != nil:
+	case err == nil && res.err == nil && res.status != 0:
+		why := fmt.Sprintf("tether batch watch exited with status %d", res.status)
+		if failed != nil {
+			why = s.sayFailure(failed)
+		}
+		r.err = errorf("`"+s.cmdline("ls")+"` lists the sessions", "watching the batch job on %s failed: %s", s.host, termsafe.Clip(why, 300))
+	case err != nil:
+		r.lost = termsafe.OneLine(err.Error())
+	case res.err != nil:
+		r.lost = termsafe.OneLine(tunnel.Message(res.err))
+	default:
+		r.lost = "no answer"
+	}
+	return r
 }
 
 // slurmEndpoint reaches a Slurm session's server: through the host to node:port
@@ -819,6 +875,10 @@ func (s *session) checkWalltime() {
 	}
 }
 
+// walltimeTick is how often a served batch session checks whether a walltime warning
+// is due (between the watch's job events, which come once a minute).
+const walltimeTick = 5 * time.Second
+
 // walltimeWarnings are how long before the job's time limit the launcher warns.
 var walltimeWarnings = []time.Duration{10 * time.Minute, 2 * time.Minute}
 
@@ -945,7 +1005,7 @@ func (s *session) serveSlurm(ctx context.Context, ln net.Listener, rec wire.Reco
 		return err
 	}
 	s.endpoint = dial
-	s.slurm.tick = time.NewTicker(5 * time.Second)
+	s.slurm.tick = time.NewTicker(walltimeTick)
 	return s.serveLocal(ctx, ln, rec, fo, launched)
 }
 

@@ -42,7 +42,7 @@ echo "$*" >> "$FAKE/calls"
 case "$1" in
 version) echo "tether fake" ;;
 serve) case "$*" in *--setup-stdin*) head -n 2 > "$FAKE/stdin" ;; esac; cat "$FAKE/serve.out" 2>/dev/null; cat "$FAKE/serve.err" >&2 2>/dev/null; exit $(cat "$FAKE/serve.status" 2>/dev/null || echo 0) ;;
-stop) echo "stopped $2" ;;
+stop) if [ -f "$FAKE/stop.out" ]; then cat "$FAKE/stop.out"; cat "$FAKE/stop.err" >&2 2>/dev/null; exit $(cat "$FAKE/stop.status" 2>/dev/null || echo 0); fi; echo "stopped $2" ;;
 ls) cat "$FAKE/ls.out" ;;
 logs) echo "app line 1"; echo "app line 2" ;;
 esac
@@ -560,4 +560,53 @@ func noteLine(t *testing.T, n wire.Note) string {
 		t.Fatal(err)
 	}
 	return string(b) + "\n"
+}
+
+// stop HOST (--all) is data: the remote's wire.Stopped lines are worded here, the host
+// as the user typed it; nothing else the remote prints on stdout (its own host name, a
+// login shell's chatter) reaches the user. Its failure is worded too.
+func TestStopWordsTheRemotesAnswer(t *testing.T) {
+	f := newFakeRemote(t)
+	f.install()
+	stop := func(all bool, target string) (string, error) {
+		var out, errb syncBuf
+		o := Options{SSH: f.cfg, Host: "gpu-box", Version: "test", RemoteBinary: f.bin, Stdout: &out, Stderr: &errb}
+		err := Stop(context.Background(), StopOptions{Options: o, All: all, Target: target})
+		return out.String() + errb.String(), err
+	}
+
+	// Nothing to stop: said with the host as typed (the remote knows itself as
+	// login7.cluster.example).
+	f.write("stop.out", "Welcome to login7.cluster.example\n")
+	out, err := stop(true, "")
+	if err != nil || out != "no tether sessions on gpu-box\n" {
+		t.Errorf("stop --all, nothing to stop: %v\n%q; want %q", err, out, "no tether sessions on gpu-box\n")
+	}
+	if c := f.calls(); !strings.Contains(c, "stop --json-notes --json --all") {
+		t.Errorf("the remote was not asked for data: calls\n%s", c)
+	}
+
+	// Two sessions, one a batch job's.
+	f.write("stop.out", "Welcome to login7.cluster.example\n"+`{"stopped":"abcdefgh"}`+"\n"+`{"stopped":"ijklmnop","job_id":"42"}`+"\n")
+	out, err = stop(true, "")
+	if want := "stopped abcdefgh\nstopped ijklmnop (job 42 cancelled)\n"; err != nil || out != want {
+		t.Errorf("stop --all: %v\n%q; want %q", err, out, want)
+	}
+
+	// A failure is the remote's, worded here, the machine as the user typed it.
+	f.write("stop.out", "")
+	f.write("stop.err", string(wire.Fail(wire.FailNoSession, wire.Textf("no session nb on %v", wire.Machine("login7.cluster.example")), nil).Line()))
+	f.write("stop.status", "1")
+	out, err = stop(false, "nb")
+	if err == nil || !strings.Contains(err.Error(), "no session nb on gpu-box") || strings.Contains(out+err.Error(), "login7") {
+		t.Errorf("stop nb, no such session: %v\n%q", err, out)
+	}
+
+	// A line that claims to be an answer but is not a valid one is not shown.
+	f.write("stop.err", "")
+	f.write("stop.status", "0")
+	f.write("stop.out", `{"stopped":"../../etc"}`+"\n")
+	if out, err = stop(false, "nb"); err == nil || strings.Contains(out, "etc") {
+		t.Errorf("a bad answer: %v\n%q", err, out)
+	}
 }

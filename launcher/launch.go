@@ -332,7 +332,9 @@ func describeAll(rs []wire.Record) string {
 	return strings.Join(parts, "; ")
 }
 
-// Stop is `tether stop HOST ID|NAME|--all`.
+// Stop is `tether stop HOST ID|NAME|--all`. The remote says what it stopped as data
+// (stop --json: one wire.Stopped line per session), worded here with the host as the
+// user typed it; nothing else it prints on stdout (a login shell's chatter) is shown.
 func Stop(ctx context.Context, o StopOptions) error {
 	switch {
 	case o.All && o.Target != "":
@@ -340,13 +342,56 @@ func Stop(ctx context.Context, o StopOptions) error {
 	case !o.All && o.Target == "":
 		return usageError("stop needs a session id or name, or --all")
 	}
-	args := []string{"stop"}
+	args := []string{"stop", "--json"}
 	if o.All {
 		args = append(args, "--all")
 	} else {
 		args = append(args, "--", o.Target)
 	}
-	return passThrough(ctx, o.Options, args)
+	var sess *session
+	stopped, bad := 0, ""
+	err := runRemote(ctx, o.Options, args, func(s *session, br *bufio.Reader) error {
+		sess = s
+		for {
+			line, err := readLine(br, maxRecordLine)
+			if errors.Is(err, errLineTooLong) {
+				continue
+			}
+			if err != nil {
+				return nil
+			}
+			done, ok, err := wire.DecodeStopped([]byte(strings.TrimSpace(line)))
+			switch {
+			case !ok:
+				continue // a login shell's chatter
+			case err != nil:
+				bad = line
+				continue
+			}
+			stopped++
+			fmt.Fprintln(s.o.Stdout, stoppedLine(done))
+		}
+	})
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return nil
+	case bad != "":
+		return errorf("the remote tether may be damaged; `"+sess.cmdline("ls")+"` shows what is left", "%s sent a bad answer to the stop: %.100q", sess.host, bad)
+	case o.All && stopped == 0 && sess != nil:
+		fmt.Fprintf(sess.o.Stdout, "no tether sessions on %s\n", sess.host)
+	}
+	return nil
+}
+
+// stoppedLine says that a session was stopped: "stopped ID", with "(job N cancelled)"
+// for a batch session.
+func stoppedLine(done wire.Stopped) string {
+	if done.JobID != "" {
+		return fmt.Sprintf("stopped %s (job %s cancelled)", done.ID, done.JobID)
+	}
+	return "stopped " + done.ID
 }
 
 // Logs is `tether logs HOST ID [-f]`.
@@ -362,27 +407,32 @@ func Logs(ctx context.Context, o LogsOptions) error {
 	return passThrough(ctx, o.Options, args)
 }
 
-// passThrough runs a remote tether command, copying its stdout and stderr here and
-// returning its exit status. On a terminal, stdout is filtered (terminalSafe: only text
-// and colours); stderr comes line by line without control characters (lineTail).
+// passThrough runs a remote tether command, copying its stdout here (on a terminal
+// filtered by termsafe: only text and colours) and returning its exit status.
 func passThrough(ctx context.Context, o Options, args []string) error {
-	s, err := open(ctx, o, oneCommand)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	stdout := termsafe.Writer(s.o.Stdout)
-	// --json-notes: what tether says there on stderr comes as data (wire.Note, and the
-	// failure as a wire.Failure), worded here; any other line (a login shell's) as it is.
-	args = append(args[:1:1], append([]string{"--json-notes"}, args[1:]...)...)
-	var failed *wire.Failure
-	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error {
+	return runRemote(ctx, o, args, func(s *session, br *bufio.Reader) error {
+		stdout := termsafe.Writer(s.o.Stdout)
 		_, err := io.Copy(stdout, br)
 		if f, ok := stdout.(*termsafe.Filter); ok {
 			f.Flush() // a last character cut short is shown as U+FFFD, not lost
 		}
 		return err
-	}, s.relayNotes(&failed))
+	})
+}
+
+// runRemote runs a remote tether command with --json-notes, its stdout read by
+// stdout, and returns its exit status: what tether says there on stderr comes as data
+// (wire.Note, and the failure as a wire.Failure), worded here; any other line there (a
+// login shell's) comes line by line without control characters.
+func runRemote(ctx context.Context, o Options, args []string, stdout func(*session, *bufio.Reader) error) error {
+	s, err := open(ctx, o, oneCommand)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	args = append(args[:1:1], append([]string{"--json-notes"}, args[1:]...)...)
+	var failed *wire.Failure
+	res, err := s.ensure(ctx, args, func(br *bufio.Reader) error { return stdout(s, br) }, s.relayNotes(&failed))
 	if err != nil {
 		return err
 	}

@@ -82,116 +82,37 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
-	sched, err := batch.Lookup(o.Scheduler)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if err := sched.CheckOptions(o.Options); err != nil {
-		return usagef("%s %v", sched.Flag(), err)
-	}
-	// The job's serve, judged now rather than when the job starts on a node (which may
-	// be hours away): its flags, the name, the base URL, the preset.
-	serve, err := wire.ParseServe(o.Serve)
+	sub, err := judgeSubmit(o)
 	if err != nil {
 		return err
-	}
-	if serve.Detach || serve.ReadyFD != 0 || serve.BatchSession != "" || serve.Listen != "" || serve.Socket != "" || serve.SetupStdin || serve.SetupFile != "" {
-		return usagef("batch submit: --detach, --ready-fd, --batch-session, --listen, --socket and the setup flags are the job's own; give the app's flags only")
-	}
-	if o.Name != "" && serve.Name != "" && o.Name != serve.Name {
-		return usagef("batch submit: --name %q and the job's serve --name %q differ", o.Name, serve.Name)
-	}
-	if o.Name != "" {
-		serve.Name = o.Name
-	}
-	if err := serve.Check(); err != nil {
-		return err
-	}
-	if serve.App != "" {
-		if _, err := presetByName(serve.App); err != nil {
-			return err
-		}
-	}
-	setup, err := o.readSetup()
-	if err != nil {
-		return err
-	}
-	if _, err := exec.LookPath(submitProgram(sched)); err != nil {
-		return wire.Fail(wire.FailNoScheduler,
-			wire.Textf("%s is not on %v's PATH: is it a %s login node?", submitProgram(sched), wire.Machine(hostname()), sched.Title()),
-			wire.Plain("load the scheduler's module in your shell's startup file if the site uses modules"))
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("cannot find the tether binary for the job: %w", err)
-	}
-	if r, err := filepath.EvalSymlinks(self); err == nil {
-		self = r
 	}
 	root, err := slurmRoot(true)
 	if err != nil {
 		return err
 	}
 	if o.Reuse {
-		if done, err := reuseSlurm(ctx, o, serve, root, setup); done || err != nil {
+		if done, err := reuseSlurm(ctx, o, sub.serve, root, sub.setup); done || err != nil {
 			return err
 		}
 	}
-	if serve.Name != "" {
-		if err := slurmNameTaken(ctx, root, serve.Name); err != nil {
+	if sub.serve.Name != "" {
+		if err := slurmNameTaken(ctx, root, sub.serve.Name); err != nil {
 			return err
 		}
 	}
-	sess, err := newSession(root)
+	sess, sf, err := sub.queue(root, o)
 	if err != nil {
 		return err
 	}
-	sess.SockDir = sess.Dir // the job makes its own socket directory on the node
 	defer func() {
 		if err != nil {
 			sess.remove()
 		}
 	}()
-	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
-			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
-		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, setup),
-	}
-	if sf.Command == nil {
-		sf.Command = []string{}
-	}
-	if err := writeRecord(sess, sf); err != nil {
-		return err
-	}
-	serve.BatchSession = sess.Dir
-	if serve, err = withJobSetup(sess.Dir, setup, serve); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(self, sess.Dir, serve)); err != nil {
-		return err
-	}
-
 	gone := watchEOF(o.Stdin)
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	// TETHER_BIN lets a site's wrapper ask this tether to judge its options (batch
-	// check; see batch/site).
-	jobID, err := sched.Submit(sctx, runBatch, batch.Submission{Options: o.Options, Name: jobName(sess.ID),
-		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: append(os.Environ(), "TETHER_BIN="+self)})
+	jobID, err := sub.submit(ctx, sess, o.Options)
 	if err != nil {
-		var ue *batch.UsageError
-		var ce *batch.CommandError
-		switch {
-		case errors.As(err, &ue):
-			return usagef("%s", ue.Msg)
-		case sctx.Err() != nil && ctx.Err() == nil:
-			return wire.Fail("", wire.Textf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sched)), nil)
-		case errors.As(err, &ce):
-			f := wire.Fail(wire.FailBatchRefused, wire.Textf("%s refused the job: %s", ce.Name, ce.Words()), nil)
-			f.SchedulerSaid = ce.Words()
-			return f
-		}
-		return wire.Fail("", wire.Textf("%v; check for a job named %s", err, jobName(sess.ID)), nil)
+		return err
 	}
 	sf.JobID = jobID
 	if err := writeRecord(sess, sf); err != nil {
@@ -207,6 +128,130 @@ func BatchSubmit(ctx context.Context, o BatchSubmitOptions) (err error) {
 	b, _ := json.Marshal(wire.Submitted{ID: sess.ID, JobID: jobID, Output: sess.slurmOutput()})
 	_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
 	return err
+}
+
+// submission is a batch submit judged: the scheduler, the job's serve, its setup
+// script, and the tether binary the job runs.
+type submission struct {
+	sched batch.Scheduler
+	serve wire.Serve
+	setup string
+	self  string
+}
+
+// judgeSubmit judges everything before anything is made or submitted: the
+// scheduler's options, the job's serve (its flags, the name, the base URL, the preset:
+// now rather than when the job starts on a node, which may be hours away), the setup
+// script, the submit command on PATH, and this binary, which the job runs.
+func judgeSubmit(o BatchSubmitOptions) (submission, error) {
+	sched, err := batch.Lookup(o.Scheduler)
+	if err != nil {
+		return submission{}, usagef("%v", err)
+	}
+	if err := sched.CheckOptions(o.Options); err != nil {
+		return submission{}, usagef("%s %v", sched.Flag(), err)
+	}
+	serve, err := wire.ParseServe(o.Serve)
+	if err != nil {
+		return submission{}, err
+	}
+	if serve.Detach || serve.ReadyFD != 0 || serve.BatchSession != "" || serve.Listen != "" || serve.Socket != "" || serve.SetupStdin || serve.SetupFile != "" {
+		return submission{}, usagef("batch submit: --detach, --ready-fd, --batch-session, --listen, --socket and the setup flags are the job's own; give the app's flags only")
+	}
+	if o.Name != "" && serve.Name != "" && o.Name != serve.Name {
+		return submission{}, usagef("batch submit: --name %q and the job's serve --name %q differ", o.Name, serve.Name)
+	}
+	if o.Name != "" {
+		serve.Name = o.Name
+	}
+	if err := serve.Check(); err != nil {
+		return submission{}, err
+	}
+	if serve.App != "" {
+		if _, err := presetByName(serve.App); err != nil {
+			return submission{}, err
+		}
+	}
+	setup, err := o.readSetup()
+	if err != nil {
+		return submission{}, err
+	}
+	if _, err := exec.LookPath(submitProgram(sched)); err != nil {
+		return submission{}, wire.Fail(wire.FailNoScheduler,
+			wire.Textf("%s is not on %v's PATH: is it a %s login node?", submitProgram(sched), wire.Machine(hostname()), sched.Title()),
+			wire.Plain("load the scheduler's module in your shell's startup file if the site uses modules"))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return submission{}, fmt.Errorf("cannot find the tether binary for the job: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(self); err == nil {
+		self = r
+	}
+	return submission{sched: sched, serve: serve, setup: setup, self: self}, nil
+}
+
+// queue makes the session's directory with its queued record (no job id yet) and the
+// job script; on failure nothing is left.
+func (sub submission) queue(root string, o BatchSubmitOptions) (sess *session, sf *sessionFile, err error) {
+	sess, err = newSession(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess.SockDir = sess.Dir // the job makes its own socket directory on the node
+	defer func() {
+		if err != nil {
+			sess.remove()
+		}
+	}()
+	serve := sub.serve
+	sf = &sessionFile{
+		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sub.sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
+			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
+		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, sub.setup),
+	}
+	if sf.Command == nil {
+		sf.Command = []string{}
+	}
+	if err := writeRecord(sess, sf); err != nil {
+		return nil, nil, err
+	}
+	serve.BatchSession = sess.Dir
+	if serve, err = withJobSetup(sess.Dir, sub.setup, serve); err != nil {
+		return nil, nil, err
+	}
+	if err := writeFileAtomic(sess.Dir, slurmScriptFile, slurmScript(sub.self, sess.Dir, serve)); err != nil {
+		return nil, nil, err
+	}
+	return sess, sf, nil
+}
+
+// submit submits the session's job script with the scheduler's submit command (2
+// minutes at most) and returns the job's id; a refusal is a usage error or a
+// wire.Failure with the scheduler's words.
+func (sub submission) submit(ctx context.Context, sess *session, options []string) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	// TETHER_BIN lets a site's wrapper ask this tether to judge its options (batch
+	// check; see batch/site).
+	jobID, err := sub.sched.Submit(sctx, runBatch, batch.Submission{Options: options, Name: jobName(sess.ID),
+		Output: sess.slurmOutput(), Script: filepath.Join(sess.Dir, slurmScriptFile), Env: append(os.Environ(), "TETHER_BIN="+sub.self)})
+	if err == nil {
+		return jobID, nil
+	}
+	var ue *batch.UsageError
+	var ce *batch.CommandError
+	switch {
+	case errors.As(err, &ue):
+		return "", usagef("%s", ue.Msg)
+	case sctx.Err() != nil && ctx.Err() == nil:
+		return "", wire.Fail("", wire.Textf("%s did not answer within 2 minutes (is the scheduler reachable?); nothing was submitted", submitProgram(sub.sched)), nil)
+	case errors.As(err, &ce):
+		f := wire.Fail(wire.FailBatchRefused, wire.Textf("%s refused the job: %s", ce.Name, ce.Words()), nil)
+		f.SchedulerSaid = ce.Words()
+		return "", f
+	}
+	return "", wire.Fail("", wire.Textf("%v; check for a job named %s", err, jobName(sess.ID)), nil)
 }
 
 // slurmScript is the batch script: tether serve in the foreground (exec, so it is the
@@ -727,28 +772,14 @@ var (
 // BatchWatch is `tether batch watch ID`: one JSON line per event until the job ends or
 // the caller goes away.
 func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
-	root, err := slurmRoot(false)
+	w, err := openJobWatch(o.Target)
 	if err != nil {
 		return err
-	}
-	if !wire.ValidID(o.Target) {
-		return usagef("batch watch needs a session id")
-	}
-	s := findSlurmSession(root, o.Target)
-	sf, err := readRecord(s.recordPath())
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return wire.Fail(wire.FailNoSession, wire.Textf("no batch session %s on %v", o.Target, wire.Machine(hostname())), nil)
-		}
-		return err
-	}
-	if !sf.isSlurm() {
-		return fmt.Errorf("session %s is not a batch session", o.Target)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	gone := watchEOF(o.Stdin)
-	go func() {
+	go func() { // ends with BatchWatch (its deferred cancel) at the latest
 		select {
 		case <-gone:
 			cancel()
@@ -756,85 +787,58 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 		}
 	}()
 	enc := json.NewEncoder(o.Stdout)
-	send := func(ev wire.Event) error { return enc.Encode(ev) }
+	w.send = func(ev wire.Event) error { return enc.Encode(ev) }
+	return w.run(ctx)
+}
 
-	var (
-		last      JobStatus
-		lastSent  time.Time
-		lastAsked time.Time
-		readySent bool
-		failures  int
-		lastPhase = sf.Phase
-		waitID    = time.Now().Add(2 * time.Minute)
-	)
-	for {
-		if r, err := readRecord(s.recordPath()); err == nil {
-			sf = r
-			if sf.Phase != lastPhase {
-				// The job's server started, got ready or ended: ask Slurm now.
-				lastPhase, lastAsked = sf.Phase, time.Time{}
-			}
-		} else if errors.Is(err, fs.ErrNotExist) {
-			return send(wire.Event{Kind: wire.EventEnded, Job: JobStatus{JobID: sf.JobID, State: last.State}, Removed: true,
-				Said: wire.Plain("the session's directory is gone (stopped)")})
+// jobWatch is one `tether batch watch`: it reads the session's record and asks the
+// scheduler about its job, and sends what changed. Its state is its loop's alone.
+type jobWatch struct {
+	s  *session
+	sf *sessionFile
+	// send writes one event; a failure ends the watch (the launcher went away).
+	send func(wire.Event) error
+	// query asks the scheduler about the record's job (queryJob).
+	query func(context.Context, *sessionFile) (map[string]JobStatus, error)
+
+	last      JobStatus // the job as last seen
+	lastSent  time.Time // when a job event was last sent
+	lastAsked time.Time // when the scheduler was last asked
+	readySent bool
+	failures  int    // scheduler queries failed in a row
+	lastPhase string // the record's phase as last read
+}
+
+// openJobWatch finds the batch session id and reads its record.
+func openJobWatch(id string) (*jobWatch, error) {
+	root, err := slurmRoot(false)
+	if err != nil {
+		return nil, err
+	}
+	if !wire.ValidID(id) {
+		return nil, usagef("batch watch needs a session id")
+	}
+	s := findSlurmSession(root, id)
+	sf, err := readRecord(s.recordPath())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, wire.Fail(wire.FailNoSession, wire.Textf("no batch session %s on %v", id, wire.Machine(hostname())), nil)
 		}
-		if sf.JobID == "" {
-			if time.Now().After(waitID) {
-				return fmt.Errorf("session %s has no job id after 2 minutes: its submit failed", o.Target)
-			}
-		} else {
-			interval := slurmWatchPending
-			if readySent {
-				interval = slurmWatchRunning
-			}
-			if sf.Phase == phaseEnded || sf.Phase == phaseAppExited {
-				interval = slurmWatchPending // the job is about to end
-			}
-			if time.Since(lastAsked) >= interval {
-				lastAsked = time.Now()
-				jobs, err := queryJob(ctx, sf)
-				switch {
-				case ctx.Err() != nil:
-					return nil
-				case err != nil:
-					failures++
-					if failures == 3 || failures%30 == 0 {
-						if err := send(wire.Event{Kind: wire.EventNote, Job: last, Said: wire.Plain(termsafe.OneLine(err.Error()))}); err != nil {
-							return nil
-						}
-					}
-				default:
-					failures = 0
-					j, ok := jobs[sf.JobID]
-					if !ok || j.Name != jobName(s.ID) {
-						j = JobStatus{JobID: sf.JobID}
-					}
-					if JobEnded(j.State) {
-						if _, err := os.Lstat(filepath.Join(s.Dir, stoppingFile)); err == nil {
-							return send(wire.Event{Kind: wire.EventEnded, Job: j, Removed: true, Said: wire.Textf("stopped (%v): the session and its logs are being removed", wire.Tether("stop", s.ID))})
-						}
-						return send(slurmEnded(ctx, s, sf, j))
-					}
-					changed := j.State != last.State || j.Reason != last.Reason || j.Node != last.Node
-					if changed || time.Since(lastSent) >= time.Minute {
-						if err := send(wire.Event{Kind: wire.EventJob, Job: j}); err != nil {
-							return nil
-						}
-						lastSent = time.Now()
-					}
-					last = j
-				}
-			}
-			if !readySent && sf.Phase == phaseRunning && last.State == "RUNNING" {
-				rec := sf.Record
-				rec.State, rec.Job = "", nil
-				if rec.Validate() == nil {
-					if err := send(wire.Event{Kind: wire.EventReady, Job: last, Session: &rec}); err != nil {
-						return nil
-					}
-					readySent = true
-				}
-			}
+		return nil, err
+	}
+	if !sf.isSlurm() {
+		return nil, fmt.Errorf("session %s is not a batch session", id)
+	}
+	return &jobWatch{s: s, sf: sf, query: queryJob, lastPhase: sf.Phase}, nil
+}
+
+// run looks every slurmWatchTick until the job ends (its last event sent), the caller
+// goes away (ctx, or a send that fails) or the job id never comes (2 minutes).
+func (w *jobWatch) run(ctx context.Context) error {
+	waitID := time.Now().Add(2 * time.Minute)
+	for {
+		if done, err := w.look(ctx, waitID); done {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -842,6 +846,123 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 		case <-time.After(slurmWatchTick):
 		}
 	}
+}
+
+// look is one look: the record, then the scheduler when it is due, then the ready
+// record once the job runs. done says the watch is over, with err its result.
+func (w *jobWatch) look(ctx context.Context, waitID time.Time) (done bool, err error) {
+	if removed := w.reload(); removed {
+		return true, w.send(wire.Event{Kind: wire.EventEnded, Job: JobStatus{JobID: w.sf.JobID, State: w.last.State}, Removed: true,
+			Said: wire.Plain("the session's directory is gone (stopped)")})
+	}
+	if w.sf.JobID == "" {
+		if time.Now().After(waitID) {
+			return true, fmt.Errorf("session %s has no job id after 2 minutes: its submit failed", w.s.ID)
+		}
+		return false, nil
+	}
+	if time.Since(w.lastAsked) >= w.interval() {
+		if done, err := w.ask(ctx); done {
+			return true, err
+		}
+	}
+	return w.sendReady()
+}
+
+// reload reads the record again; a changed phase (the job's server started, got ready
+// or ended) makes the scheduler due at once. removed says the session's directory is
+// gone (stopped); a record that cannot be read otherwise keeps the last one.
+func (w *jobWatch) reload() (removed bool) {
+	r, err := readRecord(w.s.recordPath())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true
+	case err != nil:
+		return false
+	}
+	w.sf = r
+	if w.sf.Phase != w.lastPhase {
+		w.lastPhase, w.lastAsked = w.sf.Phase, time.Time{}
+	}
+	return false
+}
+
+// interval is how often the scheduler is asked: every slurmWatchPending until the
+// session is ready, then every slurmWatchRunning, and often again once the job's
+// server has ended (the job is about to).
+func (w *jobWatch) interval() time.Duration {
+	switch {
+	case w.sf.Phase == phaseEnded || w.sf.Phase == phaseAppExited:
+		return slurmWatchPending
+	case w.readySent:
+		return slurmWatchRunning
+	}
+	return slurmWatchPending
+}
+
+// ask asks the scheduler about the job and sends what changed: its end (the last
+// event), its state when it changed or a minute after the last one sent (the time
+// left), a note at the 3rd failure in a row and every 30th. done says the watch is
+// over.
+func (w *jobWatch) ask(ctx context.Context) (done bool, err error) {
+	w.lastAsked = time.Now()
+	jobs, err := w.query(ctx, w.sf)
+	switch {
+	case ctx.Err() != nil:
+		return true, nil
+	case err != nil:
+		w.failures++
+		if w.failures == 3 || w.failures%30 == 0 {
+			if err := w.send(wire.Event{Kind: wire.EventNote, Job: w.last, Said: wire.Plain(termsafe.OneLine(err.Error()))}); err != nil {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	w.failures = 0
+	j, ok := jobs[w.sf.JobID]
+	if !ok || j.Name != jobName(w.s.ID) {
+		j = JobStatus{JobID: w.sf.JobID}
+	}
+	if JobEnded(j.State) {
+		return true, w.send(w.ended(ctx, j))
+	}
+	changed := j.State != w.last.State || j.Reason != w.last.Reason || j.Node != w.last.Node
+	if changed || time.Since(w.lastSent) >= time.Minute {
+		if err := w.send(wire.Event{Kind: wire.EventJob, Job: j}); err != nil {
+			return true, nil
+		}
+		w.lastSent = time.Now()
+	}
+	w.last = j
+	return false, nil
+}
+
+// ended is the last event of a job that ended: removed when `tether stop` cancelled it
+// (its stopping mark), else how it ended (slurmEnded).
+func (w *jobWatch) ended(ctx context.Context, j JobStatus) wire.Event {
+	if _, err := os.Lstat(filepath.Join(w.s.Dir, stoppingFile)); err == nil {
+		return wire.Event{Kind: wire.EventEnded, Job: j, Removed: true, Said: wire.Textf("stopped (%v): the session and its logs are being removed", wire.Tether("stop", w.s.ID))}
+	}
+	return slurmEnded(ctx, w.s, w.sf, j)
+}
+
+// sendReady sends the ready record once the job runs and its server has written it.
+// done says the watch is over (the send failed).
+func (w *jobWatch) sendReady() (done bool, err error) {
+	if w.readySent || w.sf.Phase != phaseRunning || w.last.State != "RUNNING" {
+		return false, nil
+	}
+	rec := w.sf.Record
+	rec.State, rec.Job = "", nil
+	if rec.Validate() != nil {
+		return false, nil
+	}
+	if err := w.send(wire.Event{Kind: wire.EventReady, Job: w.last, Session: &rec}); err != nil {
+		return true, nil
+	}
+	w.readySent = true
+	return false, nil
 }
 
 // slurmEnded is the last event: how the job ended, with its output's last lines and

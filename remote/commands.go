@@ -291,16 +291,30 @@ func Stop(ctx context.Context, o StopOptions) error {
 			errs = append(errs, fmt.Errorf("stopping %s: %w", e.s.ID, err))
 			continue
 		}
-		if e.rec.isSlurm() && e.rec.JobID != "" {
-			fmt.Fprintf(o.Stdout, "stopped %s (job %s cancelled)\n", e.s.ID, e.rec.JobID)
-			continue
+		done := wire.Stopped{ID: e.s.ID}
+		if e.rec.isSlurm() {
+			done.JobID = e.rec.JobID
 		}
-		fmt.Fprintf(o.Stdout, "stopped %s\n", e.s.ID)
+		sayStopped(o, done)
 	}
-	if o.All && len(targets) == 0 {
+	if o.All && len(targets) == 0 && !o.JSON {
 		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
 	}
 	return errors.Join(errs...)
+}
+
+// sayStopped tells that a session was stopped: "stopped ID (job N cancelled)" for a
+// person, one wire.Stopped line for a launcher (--json), which words it.
+func sayStopped(o StopOptions, done wire.Stopped) {
+	switch {
+	case o.JSON:
+		b, _ := json.Marshal(done)
+		fmt.Fprintf(o.Stdout, "%s\n", b)
+	case done.JobID != "":
+		fmt.Fprintf(o.Stdout, "stopped %s (job %s cancelled)\n", done.ID, done.JobID)
+	default:
+		fmt.Fprintf(o.Stdout, "stopped %s\n", done.ID)
+	}
 }
 
 // serverStopWait is how long stop waits for a server to end after TERM before it

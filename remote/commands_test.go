@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 func TestResolve(t *testing.T) {
@@ -172,6 +174,28 @@ func TestStopUsageAndErrors(t *testing.T) {
 	}
 	if err := Stop(context.Background(), StopOptions{All: true, Stdout: &out, Stderr: &errb}); err != nil {
 		t.Errorf("stop --all with nothing: %v", err)
+	}
+}
+
+// stop --json says what it stopped as data, one wire.Stopped line per session, and
+// nothing else on stdout: not "no tether sessions on HOST" in the remote's own name
+// for itself (the launcher words that with the host as the user typed it).
+func TestStopJSON(t *testing.T) {
+	root := tempRoot(t)
+	s, _ := fakeSession(t, root, func(sf *sessionFile) { sf.PID, sf.Phase = deadPID(t), phaseAppExited })
+	var out, errb bytes.Buffer
+	if err := Stop(context.Background(), StopOptions{All: true, JSON: true, Stdout: &out, Stderr: &errb}); err != nil {
+		t.Fatalf("stop --all --json: %v\n%s", err, errb.String())
+	}
+	if want := `{"stopped":"` + s.ID + `"}` + "\n"; out.String() != want {
+		t.Errorf("stop --all --json printed %q; want %q", out.String(), want)
+	}
+	if d, ok, err := wire.DecodeStopped(bytes.TrimSpace(out.Bytes())); !ok || err != nil || d.ID != s.ID {
+		t.Errorf("its line decodes to %+v %v %v", d, ok, err)
+	}
+	out.Reset()
+	if err := Stop(context.Background(), StopOptions{All: true, JSON: true, Stdout: &out, Stderr: &errb}); err != nil || out.Len() != 0 {
+		t.Errorf("stop --all --json with nothing: %v %q; want nothing", err, out.String())
 	}
 }
 

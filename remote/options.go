@@ -122,9 +122,12 @@ type LsOptions struct {
 type StopOptions struct {
 	Target    string // id or name
 	JSONNotes bool
-	All       bool // every session of this user on this host
-	Stdout    io.Writer
-	Stderr    io.Writer
+	// JSON prints each stopped session as a wire.Stopped line on Stdout, and nothing
+	// else there (not "no tether sessions on HOST"): the launcher words them.
+	JSON   bool
+	All    bool // every session of this user on this host
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // LogsOptions are the options of `tether logs`.

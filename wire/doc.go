@@ -8,7 +8,8 @@
 // record that a command run for a launcher prints instead of a message to parse, and
 // the text it holds, whose references to the machine and to tether commands are data
 // each side words its own way (failure.go, text.go), the events of a batch job with
-// their typed kinds (batch.go), and the setup frame (setup.go).
+// their typed kinds (batch.go), what `stop --json` stopped (stop.go), and the setup
+// frame (setup.go).
 //
 // It depends only on leaves: the gate's rules (tokenserver) and the scheduler's job
 // (batch).

@@ -31,7 +31,7 @@ import (
 // readyMsg is one JSON line on the ready pipe.
 type readyMsg struct {
 	Progress *wire.Note    `json:"progress,omitempty"`
-	Ready    *Record       `json:"ready,omitempty"`
+	Ready    *wire.Record  `json:"ready,omitempty"`
 	Failure  *wire.Failure `json:"failure,omitempty"`
 }
 
@@ -243,7 +243,7 @@ func (p *pipeReporter) send(m readyMsg) {
 
 func (p *pipeReporter) progress(n wire.Note) { p.send(readyMsg{Progress: &n}) }
 
-func (p *pipeReporter) ready(r Record) {
+func (p *pipeReporter) ready(r wire.Record) {
 	p.send(readyMsg{Ready: &r})
 	p.finish()
 }

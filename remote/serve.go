@@ -61,7 +61,7 @@ func (o *ServeOptions) normalize() error {
 		return err
 	}
 	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = DefaultReadyTimeout
+		o.ReadyTimeout = wire.DefaultReadyTimeout
 	}
 	base, err := wire.BaseURL(o.BaseURL)
 	if err != nil {
@@ -218,7 +218,7 @@ func readTokenFile(path string) (string, error) {
 // in the foreground, the detaching parent through the ready pipe in the background.
 type reporter interface {
 	progress(n wire.Note)
-	ready(rec Record)
+	ready(rec wire.Record)
 	// failed reports the failure that ends the start: its AppOutput is the app's last
 	// output, or the setup's (OutputOf).
 	failed(f *wire.Failure)
@@ -355,7 +355,7 @@ func serve(ctx context.Context, o ServeOptions) (err error) {
 	}
 	self, _ := processIdentity(os.Getpid())
 	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, PID: os.Getpid(), Host: hostname(), Socket: sockPath,
+		Record: wire.Record{ID: sess.ID, Name: o.Name, PID: os.Getpid(), Host: hostname(), Socket: sockPath,
 			Token: token, BaseURL: o.BaseURL, TLS: tlsConf != nil, CertSHA256: certSHA,
 			Command: o.recordCommand(), Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version, App: o.AppName},
 		Phase: phaseStarting, ServerStart: self, Request: o.request(),
@@ -602,7 +602,7 @@ func nameTaken(root, name string) error {
 		if e.rec == nil || e.rec.Host != host || e.rec.Name != name {
 			continue
 		}
-		if st := sessionState(e); st == StateRunning || st == phaseStarting {
+		if st := sessionState(e); st == wire.StateRunning || st == phaseStarting {
 			f := wire.Fail(wire.FailNameTaken, wire.Textf("a session named %q is already running (%s)", name, e.s.ID),
 				wire.Textf("stop it with %v or pick another --name", wire.Tether("stop", name)))
 			f.Session = e.s.ID
@@ -632,7 +632,7 @@ type terminalReporter struct{ o *ServeOptions }
 
 func (t *terminalReporter) progress(n wire.Note) { printNote(t.o.Stderr, n, t.o.JSONNotes) }
 
-func (t *terminalReporter) ready(r Record) {
+func (t *terminalReporter) ready(r wire.Record) {
 	if t.o.JSON {
 		b, _ := json.Marshal(r)
 		fmt.Fprintf(t.o.Stdout, "%s\n", b)
@@ -656,7 +656,7 @@ func printNote(w io.Writer, n wire.Note, asJSON bool) {
 	fmt.Fprintf(w, "tether: %s\n", n)
 }
 
-func printBanner(w io.Writer, r Record, detached bool) {
+func printBanner(w io.Writer, r wire.Record, detached bool) {
 	name := ""
 	if r.Name != "" {
 		name = fmt.Sprintf(" %q", r.Name)

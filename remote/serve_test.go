@@ -30,7 +30,7 @@ import (
 
 // running is a Serve call in this process.
 type running struct {
-	rec    Record
+	rec    wire.Record
 	cancel context.CancelFunc
 	done   chan error
 	stderr *syncBuffer

@@ -746,14 +746,19 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 		return fmt.Errorf("session %s is not a batch session", o.Target)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	gone := watchEOF(o.Stdin)
+	watching := make(chan struct{})
 	go func() {
+		defer close(watching)
 		select {
 		case <-gone:
 			cancel()
 		case <-ctx.Done():
 		}
+	}()
+	defer func() { // the watcher is BatchWatch's: it ends with ctx and is waited for
+		cancel()
+		<-watching
 	}()
 	enc := json.NewEncoder(o.Stdout)
 	send := func(ev wire.Event) error { return enc.Encode(ev) }

@@ -196,8 +196,9 @@ func detach(ctx context.Context, o ServeOptions) error {
 }
 
 // watchEOF returns a channel closed once r (os.Stdin when nil) reaches EOF or fails.
-// The reading goroutine is left blocked when the start succeeds first; the process
-// exits soon after.
+// The reading goroutine cannot have an owner that waits for it: a read of stdin cannot
+// be interrupted. It is left blocked when the caller returns first; the process exits
+// soon after (`serve --detach` once ready, `batch watch` once the job ends).
 func watchEOF(r io.Reader) <-chan struct{} {
 	if r == nil {
 		r = os.Stdin

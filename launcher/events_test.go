@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -247,5 +249,25 @@ func TestConfirmTimeoutSwallowsNothing(t *testing.T) {
 	n, _ := r.Read(rest)
 	if string(rest[:n]) != "next line\n" {
 		t.Errorf("after the answer the input holds %q; want the next line untouched", rest[:n])
+	}
+}
+
+// open's hashing goroutine has an owner on every path: a connect that fails at once
+// (here a bad --ssh) returns only once the hashing has ended (it ran on, unwaited).
+func TestOpenFailureWaitsForHashing(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "tether")
+	if err := os.WriteFile(big, make([]byte, 32<<20), 0o700); err != nil { // hashing takes a while
+		t.Fatal(err)
+	}
+	_, err := open(context.Background(), Options{Host: "h", SSHMode: "bogus", Version: "test", RemoteBinary: big}, oneCommand)
+	if err == nil {
+		t.Fatal("open with --ssh bogus: no error")
+	}
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "launcher/session.go") {
+			t.Fatalf("open's goroutine outlived it:\n%s", g)
+		}
 	}
 }

@@ -66,11 +66,17 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		b   *build
 		err error
 	}
+	// The hashing goroutine is open's: every return receives its result (a failed
+	// connect also waits for the hashing, which reads the executable once).
 	hc := make(chan hashed, 1)
 	go func() {
 		b, err := newBuild(o.Version, o.RemoteBinary)
 		hc <- hashed{b, err}
 	}()
+	fail := func(err error) (*session, error) {
+		<-hc
+		return nil, err
+	}
 
 	onEvent := func(e tunnel.Event) {
 		if e.State == tunnel.Connected || u == oneCommand {
@@ -82,7 +88,7 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 	}
 	cfg, openssh, err := chooseTransport(o)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	var client Conn
 	if openssh {
@@ -107,9 +113,9 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 	if err != nil {
 		s.status.done()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return fail(ctx.Err())
 		}
-		return nil, suggestHost(o, err, connectError(s.host, err))
+		return fail(suggestHost(o, err, connectError(s.host, err)))
 	}
 	s.conn = client
 	if u == forwarding {

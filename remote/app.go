@@ -274,6 +274,8 @@ func startApp(p *appPlan, out io.Writer) (*appProc, error) {
 		cmd.Stdin = devnull
 		defer devnull.Close()
 	}
+	// The goroutine that starts and waits for the app ends when the app exits; stop
+	// waits for it (<-done), and whoever holds the appProc stops it.
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -206,7 +206,7 @@ func (sub submission) queue(root string, o BatchSubmitOptions) (sess *session, s
 	}()
 	serve := sub.serve
 	sf = &sessionFile{
-		Record: Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sub.sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
+		Record: wire.Record{ID: sess.ID, Name: serve.Name, Command: append([]string{}, serve.Command...), App: serve.App, Scheduler: schedName(sub.sched), ViaNodeSSH: o.ViaNodeSSH, BatchOptions: o.Options,
 			Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version},
 		Phase: phaseQueued, Slurm: true, Request: slurmRequest(o, serve, sub.setup),
 	}
@@ -367,7 +367,7 @@ func schedulerOf(sf *sessionFile) batch.Scheduler {
 func jobKey(sf *sessionFile) string { return sf.Scheduler + "/" + sf.JobID }
 
 // queryJobs asks the session's scheduler about its job.
-func queryJob(ctx context.Context, sf *sessionFile) (map[string]JobStatus, error) {
+func queryJob(ctx context.Context, sf *sessionFile) (map[string]wire.JobStatus, error) {
 	return schedulerOf(sf).Status(ctx, runBatch, []string{sf.JobID})
 }
 
@@ -409,7 +409,7 @@ func slurmNameTaken(ctx context.Context, root, name string) error {
 
 // slurmJobsOf asks the schedulers about the jobs of these batch sessions (once per
 // scheduler), keyed by jobKey, keeping only jobs named after their session.
-func slurmJobsOf(ctx context.Context, es []entry) (map[string]JobStatus, error) {
+func slurmJobsOf(ctx context.Context, es []entry) (map[string]wire.JobStatus, error) {
 	ids := map[string][]string{}
 	want := map[string]string{}
 	for _, e := range es {
@@ -418,9 +418,9 @@ func slurmJobsOf(ctx context.Context, es []entry) (map[string]JobStatus, error) 
 			want[jobKey(e.rec)] = jobName(e.s.ID)
 		}
 	}
-	all := map[string]JobStatus{}
+	all := map[string]wire.JobStatus{}
 	for name, list := range ids {
-		jobs, err := schedulerOf(&sessionFile{Record: Record{Scheduler: name}}).Status(ctx, runBatch, list)
+		jobs, err := schedulerOf(&sessionFile{Record: wire.Record{Scheduler: name}}).Status(ctx, runBatch, list)
 		if err != nil {
 			return nil, err
 		}
@@ -437,40 +437,40 @@ func slurmJobsOf(ctx context.Context, es []entry) (map[string]JobStatus, error) 
 // slurmState judges a Slurm session: pending until its server is ready, running while
 // the job runs with a ready server, ended once the job is over; app-exited as its server
 // recorded. jobs is nil when squeue could not be asked: the record alone decides then.
-func slurmState(e entry, jobs map[string]JobStatus) string {
+func slurmState(e entry, jobs map[string]wire.JobStatus) string {
 	sf := e.rec
 	if sf == nil {
-		return StateDead
+		return wire.StateDead
 	}
 	if sf.Phase == phaseAppExited {
-		return StateAppExited
+		return wire.StateAppExited
 	}
 	if sf.JobID == "" {
 		// The submit is under way, or died before sbatch answered.
 		if fi, err := os.Lstat(e.s.Dir); err == nil && time.Since(fi.ModTime()) > staleAfter {
-			return StateDead
+			return wire.StateDead
 		}
-		return StatePending
+		return wire.StatePending
 	}
 	if jobs == nil {
 		switch sf.Phase {
 		case phaseRunning:
-			return StateRunning
+			return wire.StateRunning
 		case phaseEnded:
-			return StateEnded
+			return wire.StateEnded
 		}
-		return StatePending
+		return wire.StatePending
 	}
 	j, ok := jobs[jobKey(sf)]
 	switch {
 	case !ok || JobEnded(j.State) || j.State == "COMPLETING":
-		return StateEnded
+		return wire.StateEnded
 	case j.State == "RUNNING" && sf.Phase == phaseRunning:
-		return StateRunning
+		return wire.StateRunning
 	case sf.Phase == phaseEnded:
-		return StateEnded
+		return wire.StateEnded
 	}
-	return StatePending
+	return wire.StatePending
 }
 
 // stopSlurmEntry cancels the session's job, waits until Slurm says it is over (its
@@ -484,7 +484,7 @@ func stopSlurmEntry(ctx context.Context, e entry) error {
 			os.Remove(filepath.Join(e.s.Dir, stoppingFile))
 			return fmt.Errorf("cancelling job %s: %w", sf.JobID, err)
 		}
-		var last JobStatus
+		var last wire.JobStatus
 		if !waitGone(ctx, slurmStopWait, func() bool {
 			jobs, err := queryJob(ctx, sf)
 			if err != nil {
@@ -550,7 +550,7 @@ func slurmLogs(ctx context.Context, e entry, o LogsOptions) error {
 			return false
 		}
 		st := slurmState(entry{s: e.s, rec: sf}, jobs)
-		ended = st == StateEnded || st == StateAppExited || st == StateDead
+		ended = st == wire.StateEnded || st == wire.StateAppExited || st == wire.StateDead
 		return ended
 	}
 	err := followLog(ctx, o.Stdout, e.s.logPath(), done)
@@ -713,7 +713,7 @@ type slurmReporter struct{ w io.Writer }
 
 func (r slurmReporter) progress(n wire.Note) { printNote(r.w, n, false) }
 
-func (r slurmReporter) ready(rec Record) {
+func (r slurmReporter) ready(rec wire.Record) {
 	fmt.Fprintf(r.w, "tether: session %s is ready on %s at %s (job %s): %s\n", rec.ID, rec.Node, rec.Addr, rec.JobID, commandLine(rec.Command))
 }
 
@@ -777,14 +777,19 @@ func BatchWatch(ctx context.Context, o BatchWatchOptions) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	gone := watchEOF(o.Stdin)
-	go func() { // ends with BatchWatch (its deferred cancel) at the latest
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
 		select {
 		case <-gone:
 			cancel()
 		case <-ctx.Done():
 		}
+	}()
+	defer func() { // the watcher is BatchWatch's: it ends with ctx and is waited for
+		cancel()
+		<-watching
 	}()
 	enc := json.NewEncoder(o.Stdout)
 	w.send = func(ev wire.Event) error { return enc.Encode(ev) }
@@ -799,11 +804,11 @@ type jobWatch struct {
 	// send writes one event; a failure ends the watch (the launcher went away).
 	send func(wire.Event) error
 	// query asks the scheduler about the record's job (queryJob).
-	query func(context.Context, *sessionFile) (map[string]JobStatus, error)
+	query func(context.Context, *sessionFile) (map[string]wire.JobStatus, error)
 
-	last      JobStatus // the job as last seen
-	lastSent  time.Time // when a job event was last sent
-	lastAsked time.Time // when the scheduler was last asked
+	last      wire.JobStatus // the job as last seen
+	lastSent  time.Time      // when a job event was last sent
+	lastAsked time.Time      // when the scheduler was last asked
 	readySent bool
 	failures  int    // scheduler queries failed in a row
 	lastPhase string // the record's phase as last read
@@ -852,7 +857,7 @@ func (w *jobWatch) run(ctx context.Context) error {
 // record once the job runs. done says the watch is over, with err its result.
 func (w *jobWatch) look(ctx context.Context, waitID time.Time) (done bool, err error) {
 	if removed := w.reload(); removed {
-		return true, w.send(wire.Event{Kind: wire.EventEnded, Job: JobStatus{JobID: w.sf.JobID, State: w.last.State}, Removed: true,
+		return true, w.send(wire.Event{Kind: wire.EventEnded, Job: wire.JobStatus{JobID: w.sf.JobID, State: w.last.State}, Removed: true,
 			Said: wire.Plain("the session's directory is gone (stopped)")})
 	}
 	if w.sf.JobID == "" {
@@ -922,7 +927,7 @@ func (w *jobWatch) ask(ctx context.Context) (done bool, err error) {
 	w.failures = 0
 	j, ok := jobs[w.sf.JobID]
 	if !ok || j.Name != jobName(w.s.ID) {
-		j = JobStatus{JobID: w.sf.JobID}
+		j = wire.JobStatus{JobID: w.sf.JobID}
 	}
 	if JobEnded(j.State) {
 		return true, w.send(w.ended(ctx, j))
@@ -940,7 +945,7 @@ func (w *jobWatch) ask(ctx context.Context) (done bool, err error) {
 
 // ended is the last event of a job that ended: removed when `tether stop` cancelled it
 // (its stopping mark), else how it ended (slurmEnded).
-func (w *jobWatch) ended(ctx context.Context, j JobStatus) wire.Event {
+func (w *jobWatch) ended(ctx context.Context, j wire.JobStatus) wire.Event {
 	if _, err := os.Lstat(filepath.Join(w.s.Dir, stoppingFile)); err == nil {
 		return wire.Event{Kind: wire.EventEnded, Job: j, Removed: true, Said: wire.Textf("stopped (%v): the session and its logs are being removed", wire.Tether("stop", w.s.ID))}
 	}
@@ -967,7 +972,7 @@ func (w *jobWatch) sendReady() (done bool, err error) {
 
 // slurmEnded is the last event: how the job ended, with its output's last lines and
 // why its server ended (as it recorded).
-func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j JobStatus) wire.Event {
+func slurmEnded(ctx context.Context, s *session, sf *sessionFile, j wire.JobStatus) wire.Event {
 	ev := wire.Event{Kind: wire.EventEnded, Job: j, OutputPath: s.slurmOutput()}
 	if b, err := readTail(s.slurmOutput(), 64<<10); err == nil {
 		ev.OutputSeen = true
@@ -1071,13 +1076,13 @@ func endBatchSession(s *session, sf *sessionFile, err error) {
 
 // slurmJobsFor asks squeue once about the Slurm sessions among es; nil (with a note on
 // stderr) when squeue fails, so their states come from the records alone.
-func slurmJobsFor(ctx context.Context, es []entry, say noter) map[string]JobStatus {
+func slurmJobsFor(ctx context.Context, es []entry, say noter) map[string]wire.JobStatus {
 	any := false
 	for _, e := range es {
 		any = any || e.rec.isSlurm() && e.rec.JobID != ""
 	}
 	if !any {
-		return map[string]JobStatus{}
+		return map[string]wire.JobStatus{}
 	}
 	jobs, err := slurmJobsOf(ctx, es)
 	if err != nil {

@@ -151,29 +151,29 @@ func TestSlurmState(t *testing.T) {
 		name  string
 		phase string
 		jobID string
-		job   *JobStatus // nil: not listed
-		nilQ  bool       // squeue failed
+		job   *wire.JobStatus // nil: not listed
+		nilQ  bool            // squeue failed
 		stale bool
 		want  string
 	}{
-		{"queued", phaseQueued, "5", &JobStatus{State: "PENDING"}, false, false, StatePending},
-		{"started, not ready", phaseStarting, "5", &JobStatus{State: "RUNNING"}, false, false, StatePending},
-		{"ready", phaseRunning, "5", &JobStatus{State: "RUNNING"}, false, false, StateRunning},
-		{"completing", phaseRunning, "5", &JobStatus{State: "COMPLETING"}, false, false, StateEnded},
-		{"cancelled", phaseEnded, "5", &JobStatus{State: "CANCELLED"}, false, false, StateEnded},
-		{"gone from squeue", phaseRunning, "5", nil, false, false, StateEnded},
-		{"app exited", phaseAppExited, "5", &JobStatus{State: "COMPLETED"}, false, false, StateAppExited},
-		{"submit under way", phaseQueued, "", nil, false, false, StatePending},
-		{"submit died", phaseQueued, "", nil, false, true, StateDead},
-		{"squeue down, ready", phaseRunning, "5", nil, true, false, StateRunning},
-		{"squeue down, queued", phaseQueued, "5", nil, true, false, StatePending},
+		{"queued", phaseQueued, "5", &wire.JobStatus{State: "PENDING"}, false, false, wire.StatePending},
+		{"started, not ready", phaseStarting, "5", &wire.JobStatus{State: "RUNNING"}, false, false, wire.StatePending},
+		{"ready", phaseRunning, "5", &wire.JobStatus{State: "RUNNING"}, false, false, wire.StateRunning},
+		{"completing", phaseRunning, "5", &wire.JobStatus{State: "COMPLETING"}, false, false, wire.StateEnded},
+		{"cancelled", phaseEnded, "5", &wire.JobStatus{State: "CANCELLED"}, false, false, wire.StateEnded},
+		{"gone from squeue", phaseRunning, "5", nil, false, false, wire.StateEnded},
+		{"app exited", phaseAppExited, "5", &wire.JobStatus{State: "COMPLETED"}, false, false, wire.StateAppExited},
+		{"submit under way", phaseQueued, "", nil, false, false, wire.StatePending},
+		{"submit died", phaseQueued, "", nil, false, true, wire.StateDead},
+		{"squeue down, ready", phaseRunning, "5", nil, true, false, wire.StateRunning},
+		{"squeue down, queued", phaseQueued, "5", nil, true, false, wire.StatePending},
 	}
 	for _, tt := range tests {
 		s, sf := fakeSession(t, root, func(sf *sessionFile) { sf.Phase, sf.JobID, sf.Slurm = tt.phase, tt.jobID, true })
 		if tt.stale {
 			os.Chtimes(s.Dir, old, old)
 		}
-		jobs := map[string]JobStatus{}
+		jobs := map[string]wire.JobStatus{}
 		if tt.job != nil {
 			j := *tt.job
 			j.JobID = tt.jobID

@@ -20,26 +20,26 @@ import (
 // was asked.
 type fakeScheduler struct {
 	mu    sync.Mutex
-	job   JobStatus
+	job   wire.JobStatus
 	err   error
 	asked []time.Duration // since start
 	start time.Time
 }
 
-func (f *fakeScheduler) set(j JobStatus, err error) {
+func (f *fakeScheduler) set(j wire.JobStatus, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.job, f.err = j, err
 }
 
-func (f *fakeScheduler) query(ctx context.Context, sf *sessionFile) (map[string]JobStatus, error) {
+func (f *fakeScheduler) query(ctx context.Context, sf *sessionFile) (map[string]wire.JobStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, time.Since(f.start))
 	if f.err != nil {
 		return nil, f.err
 	}
-	return map[string]JobStatus{f.job.JobID: f.job}, nil
+	return map[string]wire.JobStatus{f.job.JobID: f.job}, nil
 }
 
 // askedSince is how often the scheduler was asked since d after start.
@@ -97,7 +97,7 @@ func queuedBatchSession(t *testing.T, jobID string) (*session, *sessionFile) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf := &sessionFile{Record: Record{ID: s.ID, JobID: jobID, Command: []string{"app"}, Started: time.Now().UTC(), Version: "test"},
+	sf := &sessionFile{Record: wire.Record{ID: s.ID, JobID: jobID, Command: []string{"app"}, Started: time.Now().UTC(), Version: "test"},
 		Phase: phaseQueued, Slurm: true}
 	if err := writeRecord(s, sf); err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestJobWatchPolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		sched := &fakeScheduler{start: start}
-		sched.set(JobStatus{JobID: "42", Name: jobName(s.ID), State: "PENDING", Reason: "Resources"}, nil)
+		sched.set(wire.JobStatus{JobID: "42", Name: jobName(s.ID), State: "PENDING", Reason: "Resources"}, nil)
 		log := &eventLog{start: start}
 		w, err := openJobWatch(s.ID)
 		if err != nil {
@@ -138,7 +138,7 @@ func TestJobWatchPolling(t *testing.T) {
 
 		// It runs, and its server writes the ready record: asked at once (the phase
 		// changed), the job and the ready record sent at the next look.
-		sched.set(JobStatus{JobID: "42", Name: jobName(s.ID), State: "RUNNING", Node: "node1", TimeLeft: "59:00"}, nil)
+		sched.set(wire.JobStatus{JobID: "42", Name: jobName(s.ID), State: "RUNNING", Node: "node1", TimeLeft: "59:00"}, nil)
 		sf.Phase, sf.Node, sf.Addr, sf.TLS = phaseRunning, "node1", "10.0.0.5:4000", true
 		sf.PID, sf.Host, sf.Socket, sf.Token, sf.BaseURL = 4242, "node1", "/tmp/tether-x/server.sock", strings.Repeat("t", 43), "/"
 		sf.URL, sf.CertSHA256 = "https://10.0.0.5:4000/", strings.Repeat("a", 64)
@@ -160,7 +160,7 @@ func TestJobWatchPolling(t *testing.T) {
 		}
 
 		// The scheduler fails: a note at the third failure in a row only.
-		sched.set(JobStatus{}, errors.New("squeue: error: slurm_load_jobs error: Socket timed out"))
+		sched.set(wire.JobStatus{}, errors.New("squeue: error: slurm_load_jobs error: Socket timed out"))
 		failing := time.Since(start)
 		time.Sleep(45 * time.Second)
 		synctest.Wait()
@@ -181,7 +181,7 @@ func TestJobWatchPolling(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(s.Dir, stoppingFile), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		sched.set(JobStatus{JobID: "42", Name: jobName(s.ID), State: "CANCELLED"}, nil)
+		sched.set(wire.JobStatus{JobID: "42", Name: jobName(s.ID), State: "CANCELLED"}, nil)
 		time.Sleep(15 * time.Second)
 		synctest.Wait()
 		select {

@@ -30,17 +30,17 @@ const staleAfter = time.Minute
 // time and boot id all match), else dead. Starting sessions report phaseStarting.
 func sessionState(e entry) string {
 	if e.rec == nil {
-		return StateDead
+		return wire.StateDead
 	}
 	switch e.rec.Phase {
 	case phaseAppExited:
-		return StateAppExited
+		return wire.StateAppExited
 	case phaseRunning, phaseStarting:
 		if processAlive(e.rec.PID, e.rec.ServerStart) {
 			return e.rec.Phase
 		}
 	}
-	return StateDead
+	return wire.StateDead
 }
 
 func hostname() string {
@@ -95,7 +95,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if err != nil {
 		return err
 	}
-	var list []Record
+	var list []wire.Record
 	say := noter{o.Stderr, o.JSONNotes}
 	jobs := slurmJobsFor(ctx, mine, say)
 	for _, e := range mine {
@@ -106,7 +106,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 		if e.rec.isSlurm() {
 			st = slurmState(e, jobs)
 		}
-		if o.Prune && (st == StateDead || st == StateAppExited || st == StateEnded) {
+		if o.Prune && (st == wire.StateDead || st == wire.StateAppExited || st == wire.StateEnded) {
 			if err := stopEntry(ctx, e, say); err != nil {
 				say.note(wire.Stepf("cannot prune %s: %v", e.s.ID, err))
 				continue
@@ -114,17 +114,17 @@ func Ls(ctx context.Context, o LsOptions) error {
 			say.note(wire.Stepf("pruned %s (%s)", e.s.ID, st))
 			continue
 		}
-		r := Record{ID: e.s.ID, State: st}
+		r := wire.Record{ID: e.s.ID, State: st}
 		if e.rec != nil {
 			r = e.rec.Record
 			r.State = st
 			if j, ok := jobs[jobKey(e.rec)]; ok && r.JobID != "" {
 				r.Job = &j
 			}
-			if st == StateAppExited || st == StateEnded {
+			if st == wire.StateAppExited || st == wire.StateEnded {
 				r.Exit = termsafe.Line(termsafe.Clip(e.rec.Exit, 200))
 			}
-			if st == StateAppExited {
+			if st == wire.StateAppExited {
 				r.AppOutput = logTail(e.s.logPath(), 10)
 			}
 		}
@@ -132,7 +132,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 	}
 	if o.JSON {
 		if list == nil {
-			list = []Record{}
+			list = []wire.Record{}
 		}
 		b, err := json.Marshal(list)
 		if err != nil {
@@ -146,14 +146,14 @@ func Ls(ctx context.Context, o LsOptions) error {
 		fmt.Fprintf(o.Stdout, "no tether sessions on %s\n", hostname())
 	} else {
 		t := wire.TableOptions{ShowToken: o.ShowToken}
-		if slices.ContainsFunc(list, func(r Record) bool { return tcpURL(r) != "" }) {
+		if slices.ContainsFunc(list, func(r wire.Record) bool { return tcpURL(r) != "" }) {
 			t.URLTitle, t.URL = "URL", tcpURL
 		}
 		wire.WriteSessions(o.Stdout, list, t)
 	}
 	over := 0
 	for _, r := range list {
-		if r.State == StateDead || r.State == StateAppExited || r.State == StateEnded {
+		if r.State == wire.StateDead || r.State == wire.StateAppExited || r.State == wire.StateEnded {
 			over++
 		}
 	}
@@ -167,7 +167,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 
 // tcpURL is the URL a person opens for a session listening on TCP here (serve
 // --listen); empty for others (a Slurm node's address is for the launcher).
-func tcpURL(r Record) string {
+func tcpURL(r wire.Record) string {
 	if r.JobID != "" {
 		return ""
 	}

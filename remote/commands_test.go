@@ -16,7 +16,7 @@ import (
 
 func TestResolve(t *testing.T) {
 	mk := func(id, name string) entry {
-		return entry{s: &session{ID: id}, rec: &sessionFile{Record: Record{ID: id, Name: name}}}
+		return entry{s: &session{ID: id}, rec: &sessionFile{Record: wire.Record{ID: id, Name: name}}}
 	}
 	mine := []entry{mk("abcdefgh", "lab"), mk("abcxyz23", "twin"), mk("qrstuvwx", "twin"), mk("mnopqrst", ""), {s: &session{ID: "norecord"}}}
 	tests := []struct {
@@ -72,7 +72,7 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 	}
 
 	out, errOut := runLs(t, LsOptions{JSON: true})
-	var list []Record
+	var list []wire.Record
 	if err := json.Unmarshal([]byte(out), &list); err != nil || strings.Count(out, "\n") != 1 {
 		t.Fatalf("ls --json printed %q: %v", out, err)
 	}
@@ -92,7 +92,7 @@ func TestLsStatesOtherHostsAndPrune(t *testing.T) {
 			t.Errorf("ls --json of %s (%s): exit %q, app_output %q; want neither", r.ID, r.State, r.Exit, r.AppOutput)
 		}
 	}
-	want := map[string]string{running.ID: StateRunning, dead.ID: StateDead, exited.ID: StateAppExited, starting.ID: StateStarting}
+	want := map[string]string{running.ID: wire.StateRunning, dead.ID: wire.StateDead, exited.ID: wire.StateAppExited, starting.ID: wire.StateStarting}
 	if len(got) != len(want) {
 		t.Errorf("ls --json listed %v; want %v (none of another host)", got, want)
 	}

@@ -31,7 +31,7 @@ import (
 // readyMsg is one JSON line on the ready pipe.
 type readyMsg struct {
 	Progress *wire.Note    `json:"progress,omitempty"`
-	Ready    *Record       `json:"ready,omitempty"`
+	Ready    *wire.Record  `json:"ready,omitempty"`
 	Failure  *wire.Failure `json:"failure,omitempty"`
 }
 
@@ -87,30 +87,33 @@ func detach(ctx context.Context, o ServeOptions) error {
 	devnull.Close()
 	if setupR != nil {
 		setupR.Close()
-		// The child reads the frame first thing; a child that died does not, and the
-		// write fails (EPIPE) rather than block.
+		// The setup's writer is detach's: the child reads the frame first thing (a
+		// child that died does not, and the write fails, EPIPE), and on every return
+		// the pipe is closed under the writer (which ends a write the child never
+		// read) and the writer waited for.
+		written := make(chan struct{})
 		go func() {
+			defer close(written)
 			setupW.Write(wire.SetupFrame(o.Setup))
+		}()
+		defer func() {
 			setupW.Close()
+			<-written
 		}()
 	}
 	if err != nil {
 		return fmt.Errorf("cannot start the background server: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	// waitExit waits for a failed child to finish its cleanup, so nothing is left
-	// behind when we return; it kills it if it takes too long.
+	// behind when we return; it kills it if it takes too long. Only then is the child
+	// waited for: a ready one is released instead (below), and no goroutine waits on it.
 	waitExit := func(signal bool) {
 		if signal {
 			cmd.Process.Signal(syscall.SIGTERM)
 		}
-		select {
-		case <-exited:
-		case <-time.After(serverStopWait + 5*time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		kill := time.AfterFunc(serverStopWait+5*time.Second, func() { cmd.Process.Kill() })
+		cmd.Wait()
+		kill.Stop()
 	}
 
 	// The ready pipe's reader is detach's: on every return it is told to stop, the
@@ -156,7 +159,9 @@ func detach(ctx context.Context, o ServeOptions) error {
 			case m.Progress != nil:
 				printNote(o.Stderr, *m.Progress, o.JSONNotes)
 			case m.Ready != nil:
-				// Go on without waiting: the server now lives on its own.
+				// Go on without waiting: the server now lives on its own, for hours,
+				// so nothing in this process can wait for it (`serve --detach` exits
+				// now; init reaps the server when it ends).
 				cmd.Process.Release()
 				if o.JSON {
 					b, err := json.Marshal(m.Ready)
@@ -191,8 +196,9 @@ func detach(ctx context.Context, o ServeOptions) error {
 }
 
 // watchEOF returns a channel closed once r (os.Stdin when nil) reaches EOF or fails.
-// The reading goroutine is left blocked when the start succeeds first; the process
-// exits soon after.
+// The reading goroutine cannot have an owner that waits for it: a read of stdin cannot
+// be interrupted. It is left blocked when the caller returns first; the process exits
+// soon after (`serve --detach` once ready, `batch watch` once the job ends).
 func watchEOF(r io.Reader) <-chan struct{} {
 	if r == nil {
 		r = os.Stdin
@@ -219,6 +225,10 @@ type pipeReporter struct {
 	f    *os.File
 	enc  *json.Encoder
 	done bool
+	// The parent's watcher (watchParent) stops once finished is closed; close waits
+	// for it.
+	finished chan struct{}
+	watcher  sync.WaitGroup
 }
 
 func newPipeReporter(fd int) (*pipeReporter, error) {
@@ -229,7 +239,7 @@ func newPipeReporter(fd int) (*pipeReporter, error) {
 	// Keep the pipe out of the app: it must not inherit it.
 	syscall.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "ready-pipe-"+strconv.Itoa(fd))
-	return &pipeReporter{f: f, enc: json.NewEncoder(f)}, nil
+	return &pipeReporter{f: f, enc: json.NewEncoder(f), finished: make(chan struct{})}, nil
 }
 
 func (p *pipeReporter) send(m readyMsg) {
@@ -243,7 +253,7 @@ func (p *pipeReporter) send(m readyMsg) {
 
 func (p *pipeReporter) progress(n wire.Note) { p.send(readyMsg{Progress: &n}) }
 
-func (p *pipeReporter) ready(r Record) {
+func (p *pipeReporter) ready(r wire.Record) {
 	p.send(readyMsg{Ready: &r})
 	p.finish()
 }
@@ -267,10 +277,15 @@ func (p *pipeReporter) finish() {
 	if !p.done {
 		p.done = true
 		p.f.Close()
+		close(p.finished)
 	}
 }
 
-func (p *pipeReporter) close() { p.finish() }
+// close finishes the report (nothing more is sent) and waits for the parent's watcher.
+func (p *pipeReporter) close() {
+	p.finish()
+	p.watcher.Wait()
+}
 
 // parentBeat is how often a starting background server checks that its parent (the
 // `serve --detach` the caller waits on) still reads the ready pipe.
@@ -284,10 +299,15 @@ var parentBeat = 250 * time.Millisecond
 // or for good if the app became ready. A blank line is the probe: the parent skips
 // it, and with no reader the write fails (EPIPE; Go ignores SIGPIPE on this fd).
 func (p *pipeReporter) watchParent(gone func()) {
-	go func() {
+	p.watcher.Go(func() {
 		t := time.NewTicker(parentBeat)
 		defer t.Stop()
-		for range t.C {
+		for {
+			select {
+			case <-p.finished:
+				return
+			case <-t.C:
+			}
 			p.mu.Lock()
 			if p.done {
 				p.mu.Unlock()
@@ -300,5 +320,5 @@ func (p *pipeReporter) watchParent(gone func()) {
 				return
 			}
 		}
-	}()
+	})
 }

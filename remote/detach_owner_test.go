@@ -4,11 +4,16 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // cancelOnFirstWrite cancels once the sixth progress line is written (the reader of the
@@ -42,11 +47,65 @@ func TestDetachLeavesNoReader(t *testing.T) {
 		t.Fatalf("detach: %v; want interrupted", err)
 	}
 	t.Logf("err %v; stderr %.200q", err, w.b.String())
+	noGoroutineOf(t, "remote/detach.go")
+}
+
+// noGoroutineOf fails if a goroutine is running code of file.
+func noGoroutineOf(t *testing.T, file string) {
+	t.Helper()
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "remote/detach.go") {
-			t.Fatalf("a goroutine of detach outlived it:\n%s", g)
+		if strings.Contains(g, file) {
+			t.Fatalf("a goroutine of %s outlived it:\n%s", file, g)
 		}
 	}
+}
+
+// Once the background server is ready, detach returns with nothing of it left
+// running: no goroutine waiting on the server (it lives on for hours; it is released,
+// not waited for) and none still writing a setup frame the server never read (the
+// pipe is closed under the writer, which is waited for).
+func TestDetachReadyLeavesNoGoroutine(t *testing.T) {
+	t.Setenv("TETHER_REMOTE_TEST_HELPER", "detach-ready")
+	var out syncBuffer
+	setup := strings.Repeat("#", wire.MaxSetup) // more than a pipe holds: the write waits for a reader
+	err := detach(context.Background(), ServeOptions{Command: []string{"app"}, Setup: setup, ReadyTimeout: time.Minute,
+		JSON: true, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatalf("detach: %v\n%s", err, out.String())
+	}
+	var rec wire.Record
+	if err := json.Unmarshal([]byte(out.String()), &rec); err != nil || rec.PID <= 0 {
+		t.Fatalf("ready line %q: %v", out.String(), err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(rec.PID, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		syscall.Wait4(rec.PID, &ws, 0, nil) // our child, released: reap it
+	})
+	noGoroutineOf(t, "remote/detach.go")
+}
+
+// The background server's watcher of its parent has an owner: close waits for it (it
+// used to run on until its next beat).
+func TestPipeReporterCloseWaitsForWatcher(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd, err := syscall.Dup(int(w.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	pr, err := newPipeReporter(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.watchParent(func() {})
+	pr.ready(wire.Record{ID: "abcd2345"})
+	pr.close()
+	noGoroutineOf(t, "remote/detach.go")
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // TestWatchParent: a starting background server learns within a beat that nobody
@@ -47,7 +49,7 @@ func TestWatchParent(t *testing.T) {
 	p2, r2 := pipeReporterFor()
 	called := make(chan struct{}, 1)
 	p2.watchParent(func() { called <- struct{}{} })
-	p2.ready(Record{ID: "abcdefgh"})
+	p2.ready(wire.Record{ID: "abcdefgh"})
 	r2.Close()
 	select {
 	case <-called:

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // tempRoot makes a private state root and points TETHER_STATE_DIR at it.
@@ -34,7 +36,7 @@ func fakeSession(t *testing.T, root string, edit func(*sessionFile)) (*session, 
 		t.Fatal(err)
 	}
 	sf := &sessionFile{
-		Record: Record{ID: s.ID, PID: os.Getpid(), Host: hostname(), Socket: s.socketPath(),
+		Record: wire.Record{ID: s.ID, PID: os.Getpid(), Host: hostname(), Socket: s.socketPath(),
 			Token: strings.Repeat("t", 43), BaseURL: "/", Command: []string{"app"},
 			Started: time.Now().UTC(), Version: "test"},
 		Phase: phaseRunning,

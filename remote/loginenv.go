@@ -229,9 +229,11 @@ func captureLoginEnv(ctx context.Context, dir, setup string, out io.Writer, prog
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-copied:
+		pr.Close()
 	case <-time.After(2 * time.Second): // a daemon of its own holds the pipe
+		pr.Close() // ends the copy's read (the pipe is in the poller)
+		<-copied
 	}
-	pr.Close()
 	filter.flush()
 	took := time.Since(start)
 

@@ -297,7 +297,7 @@ func TestLookPathIn(t *testing.T) {
 type recReporter struct{ setupMsg, failedMsg string }
 
 func (r *recReporter) progress(wire.Note) {}
-func (r *recReporter) ready(Record)       {}
+func (r *recReporter) ready(wire.Record)  {}
 func (r *recReporter) failed(f *wire.Failure) {
 	if f.Kind == wire.FailSetupFailed {
 		r.setupMsg = f.Error()

@@ -56,6 +56,12 @@ func TestMain(m *testing.M) {
 		os.NewFile(3, "ready-pipe").WriteString(b.String()) // one write: all of it waits in the pipe
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "detach-ready":
+		// A background server that reports ready at once (with its pid) without
+		// reading its stdin (where a setup frame may wait), then lives on until killed.
+		fmt.Fprintf(os.NewFile(3, "ready-pipe"), "{\"ready\":{\"id\":\"helperid\",\"pid\":%d}}\n", os.Getpid())
+		time.Sleep(time.Minute)
+		os.Exit(0)
 	case "listen":
 		// Listen on 127.0.0.1:0 (as whatever user we run as), print the port, and
 		// accept until killed.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 func TestProcessIdentityAndLiveness(t *testing.T) {
@@ -66,13 +68,13 @@ func TestSessionStateNeverRunningForAGoneServer(t *testing.T) {
 		edit func(*sessionFile)
 		want string
 	}{
-		{"live server", func(sf *sessionFile) { sf.PID, sf.ServerStart = sleeper.Process.Pid, sleeperID }, StateRunning},
-		{"killed server", func(sf *sessionFile) { sf.PID = dead }, StateDead},
-		{"pid reused by another process", func(sf *sessionFile) { sf.PID = sleeper.Process.Pid }, StateDead},
-		{"app exited", func(sf *sessionFile) { sf.Phase, sf.PID = phaseAppExited, dead }, StateAppExited},
+		{"live server", func(sf *sessionFile) { sf.PID, sf.ServerStart = sleeper.Process.Pid, sleeperID }, wire.StateRunning},
+		{"killed server", func(sf *sessionFile) { sf.PID = dead }, wire.StateDead},
+		{"pid reused by another process", func(sf *sessionFile) { sf.PID = sleeper.Process.Pid }, wire.StateDead},
+		{"app exited", func(sf *sessionFile) { sf.Phase, sf.PID = phaseAppExited, dead }, wire.StateAppExited},
 		{"starting", func(sf *sessionFile) { sf.Phase = phaseStarting }, phaseStarting},
-		{"starting, server gone", func(sf *sessionFile) { sf.Phase, sf.PID = phaseStarting, dead }, StateDead},
-		{"unknown phase", func(sf *sessionFile) { sf.Phase = "weird" }, StateDead},
+		{"starting, server gone", func(sf *sessionFile) { sf.Phase, sf.PID = phaseStarting, dead }, wire.StateDead},
+		{"unknown phase", func(sf *sessionFile) { sf.Phase = "weird" }, wire.StateDead},
 	}
 	for _, tt := range tests {
 		s, _ := fakeSession(t, root, tt.edit)
@@ -84,7 +86,7 @@ func TestSessionStateNeverRunningForAGoneServer(t *testing.T) {
 			t.Errorf("for %s, got %s; want %s", tt.name, got, tt.want)
 		}
 	}
-	if got := sessionState(entry{}); got != StateDead {
+	if got := sessionState(entry{}); got != wire.StateDead {
 		t.Errorf("without a record, got %s; want dead", got)
 	}
 }

@@ -19,15 +19,15 @@ import (
 
 // Phases a session's record goes through, written by its server.
 const (
-	phaseStarting  = StateStarting // the server is waiting for the app
-	phaseRunning   = "running"     // ready: the server answers on its socket
-	phaseAppExited = "app-exited"  // the app ended; the server is gone, the record and log stay
+	phaseStarting  = wire.StateStarting // the server is waiting for the app
+	phaseRunning   = "running"          // ready: the server answers on its socket
+	phaseAppExited = "app-exited"       // the app ended; the server is gone, the record and log stay
 )
 
 // sessionFile is what a session's directory holds in session.json: the ready record
 // and what ls, stop and logs need to judge and end the session.
 type sessionFile struct {
-	Record
+	wire.Record
 	Phase string `json:"phase"`
 	// ServerStart identifies the server process beyond its pid: the boot id and the
 	// process's start time, so a reused pid (or a reboot) never passes for the server.

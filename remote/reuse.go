@@ -142,9 +142,9 @@ func reuse(ctx context.Context, o *ServeOptions) (done bool, err error) {
 			continue
 		}
 		switch sessionState(e) {
-		case StateRunning:
+		case wire.StateRunning:
 			running = append(running, e)
-		case StateStarting:
+		case wire.StateStarting:
 			starting = append(starting, e)
 		}
 	}
@@ -190,9 +190,9 @@ func waitStarted(ctx context.Context, o *ServeOptions, e entry) (*sessionFile, e
 			return nil, nil
 		case err == nil:
 			switch sessionState(entry{s: e.s, rec: sf}) {
-			case StateRunning:
+			case wire.StateRunning:
 				return sf, nil
-			case StateStarting:
+			case wire.StateStarting:
 			default:
 				return nil, nil
 			}
@@ -210,7 +210,7 @@ func waitStarted(ctx context.Context, o *ServeOptions, e entry) (*sessionFile, e
 }
 
 // answerReused prints rec as serve's answer, marked reused (of n of the same app).
-func answerReused(o *ServeOptions, rec Record, n int) error {
+func answerReused(o *ServeOptions, rec wire.Record, n int) error {
 	rec.State, rec.Job, rec.Exit, rec.AppOutput = "", nil, "", nil
 	rec.Reused = n
 	if !o.JSON {
@@ -255,7 +255,7 @@ func reuseSlurm(ctx context.Context, o BatchSubmitOptions, serve wire.Serve, roo
 		j, ok := jobs[jobKey(e.rec)]
 		switch {
 		case !ok || JobEnded(j.State) || j.State == "COMPLETING":
-		case slurmState(e, jobs) == StateRunning:
+		case slurmState(e, jobs) == wire.StateRunning:
 			running = append(running, e)
 		case JobPending(j.State) || j.State == "RUNNING":
 			waiting = append(waiting, e)

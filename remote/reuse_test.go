@@ -40,9 +40,9 @@ func sessionOf(t *testing.T, root string, o *ServeOptions, edit func(*sessionFil
 	return s
 }
 
-func reused(t *testing.T, out string) Record {
+func reused(t *testing.T, out string) wire.Record {
 	t.Helper()
-	var r Record
+	var r wire.Record
 	if err := json.Unmarshal([]byte(out), &r); err != nil || strings.Count(out, "\n") != 1 {
 		t.Fatalf("serve --reuse printed %q: %v; want one JSON line", out, err)
 	}

@@ -4,25 +4,17 @@ package remote
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/tokenserver"
@@ -61,7 +53,7 @@ func (o *ServeOptions) normalize() error {
 		return err
 	}
 	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = DefaultReadyTimeout
+		o.ReadyTimeout = wire.DefaultReadyTimeout
 	}
 	base, err := wire.BaseURL(o.BaseURL)
 	if err != nil {
@@ -218,361 +210,10 @@ func readTokenFile(path string) (string, error) {
 // in the foreground, the detaching parent through the ready pipe in the background.
 type reporter interface {
 	progress(n wire.Note)
-	ready(rec Record)
+	ready(rec wire.Record)
 	// failed reports the failure that ends the start: its AppOutput is the app's last
 	// output, or the setup's (OutputOf).
 	failed(f *wire.Failure)
-}
-
-// serve runs the session in this process until ctx ends, the app exits or the idle
-// timeout passes.
-func serve(ctx context.Context, o ServeOptions) (err error) {
-	var rep reporter = &terminalReporter{o: &o}
-	slurmJob := o.BatchSession != ""
-	if slurmJob {
-		// Stderr is the job's output file: bounded (see jobOutput).
-		o.Stderr = newJobOutput(o.Stderr, jobOutputCap, o.BatchSession)
-		rep = slurmReporter{w: o.Stderr}
-	}
-	background := o.ReadyFD > 0
-	if background {
-		pr, perr := newPipeReporter(o.ReadyFD)
-		if perr != nil {
-			return perr
-		}
-		defer pr.close()
-		rep = pr
-		defer func() {
-			if err != nil && !pr.done {
-				pr.failed(wire.FailureOf(err))
-			}
-		}()
-	}
-
-	// SIGHUP: a background server ignores it (it outlives the terminal and the SSH
-	// connection); a foreground one stops cleanly, as on Ctrl-C.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if pr, ok := rep.(*pipeReporter); ok {
-		pr.watchParent(cancel) // a start nobody waits for any more is abandoned
-	}
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if !background {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-
-	if noAuth() {
-		fmt.Fprintln(o.Stderr, "tether: WARNING: TETHER_NO_AUTH=1: no token is required; any user of this machine who can reach the server can use the app")
-		if o.Listen != "" {
-			fmt.Fprintln(o.Stderr, "tether: note: with TETHER_NO_AUTH=1 and --listen, your other loopback ports are not served (proxy/PORT/, tether forward)")
-		}
-	}
-	token, err := resolveToken(&o)
-	if err != nil {
-		return err
-	}
-	var tlsConf *tls.Config
-	certSHA := ""
-	switch {
-	case o.TLSCert != "":
-		key := o.TLSKey
-		if key == "" {
-			key = o.TLSCert
-		}
-		if tlsConf, certSHA, err = tokenserver.LoadTLS(o.TLSCert, key); err != nil {
-			return fmt.Errorf("loading the TLS certificate: %w", err)
-		}
-	case o.TLS:
-		if tlsConf, certSHA, err = tokenserver.SelfSignedTLS(); err != nil {
-			return fmt.Errorf("making a TLS certificate: %w", err)
-		}
-	}
-
-	var (
-		sess   *session
-		root   string
-		queued *sessionFile // a Slurm session's record as its submit wrote it
-	)
-	if o.BatchSession != "" {
-		if sess, queued, err = openBatchSession(o.BatchSession); err != nil {
-			return err
-		}
-		root = sess.Root
-		defer os.RemoveAll(sess.SockDir) // node-local, made for this job
-	} else {
-		if root, err = stateRoot(true); err != nil {
-			return err
-		}
-		if o.Name != "" {
-			if err := nameTaken(root, o.Name); err != nil {
-				return err
-			}
-		}
-		if sess, err = newSession(root); err != nil {
-			return err
-		}
-	}
-	keep := queued != nil // the record and logs stay when the app exited on its own (and for Slurm sessions)
-	defer func() {
-		if !keep {
-			sess.remove()
-		}
-	}()
-
-	srvLog, err := openCappedLog(sess.serverLog(), defaultLogCap)
-	if err != nil {
-		return fmt.Errorf("opening the server log: %w", err)
-	}
-	defer srvLog.Close()
-	if background {
-		redirectStderr(srvLog.f)
-	}
-	// The server log gets everything; a foreground terminal only warnings (the gate's
-	// refusals), since progress and the banner are printed for it already. A Slurm
-	// job's output file gets none: anyone on the cluster network can cause them.
-	fileLog := slog.NewTextHandler(srvLog, &slog.HandlerOptions{Level: slog.LevelInfo})
-	logger := slog.New(fileLog)
-	if !background && !slurmJob {
-		logger = slog.New(slog.NewMultiHandler(fileLog, slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	}
-	fileLogger := slog.New(fileLog)
-
-	sockPath := sess.socketPath()
-	if o.Socket != "" {
-		sockPath = o.Socket
-	}
-	self, _ := processIdentity(os.Getpid())
-	sf := &sessionFile{
-		Record: Record{ID: sess.ID, Name: o.Name, PID: os.Getpid(), Host: hostname(), Socket: sockPath,
-			Token: token, BaseURL: o.BaseURL, TLS: tlsConf != nil, CertSHA256: certSHA,
-			Command: o.recordCommand(), Started: time.Now().UTC().Round(time.Millisecond), Version: o.Version, App: o.AppName},
-		Phase: phaseStarting, ServerStart: self, Request: o.request(),
-	}
-	if sf.Command == nil {
-		sf.Command = []string{}
-	}
-	if sess.SockDir != sess.Dir {
-		sf.SocketDir = sess.SockDir
-	}
-	if queued != nil {
-		// A Slurm job's server: the session stays (record, logs, the job's output) for
-		// ls, logs and the launcher, until `tether stop` or `ls --prune`.
-		defer func() { endBatchSession(sess, sf, err) }()
-		if err := o.startSlurm(sf, queued); err != nil {
-			return err
-		}
-	}
-	if err := writeRecord(sess, sf); err != nil {
-		return err
-	}
-
-	// The app: started, then waited for.
-	var lastActivity atomic.Int64
-	lastActivity.Store(time.Now().UnixNano())
-	touch := func() { lastActivity.Store(time.Now().UnixNano()) }
-	var (
-		app     *appProc
-		appLog  *cappedLog
-		handler http.Handler
-		started = time.Now()
-	)
-	progress := func(n wire.Note) {
-		fileLogger.Info(n.String())
-		rep.progress(n)
-	}
-	if o.AppName == "" {
-		if hint := portNote(o.Command, findsPorts); hint != "" {
-			progress(wire.Notef("%s", hint))
-		}
-	}
-	allowHosts := o.AllowHosts
-	if o.Listen != "" && !listenIsLoopback(o.Listen) {
-		extra := listenAllowHosts(o.Listen)
-		allowHosts = append(append([]string{}, o.AllowHosts...), extra...)
-		if len(extra) > 0 {
-			progress(wire.Stepf("listening on %s: browsers may also use the Host %s (others need --allow-host)", o.Listen, strings.Join(extra, ", ")))
-		}
-		if tlsConf == nil {
-			progress(wire.Notef("--listen %s reaches beyond loopback without TLS: the token crosses the network in clear text and browsers cannot keep a session cookie; add --tls", o.Listen))
-		}
-	}
-	if !slurmJob {
-		if note := batchHostNote(os.Getenv); note != nil {
-			progress(wire.Note{Level: wire.LevelNote, Said: note})
-		}
-	}
-	// The user's other loopback ports, behind the gate (ports.go).
-	reach := newPortReacher()
-	if o.App != nil {
-		if appLog, err = openCappedLog(sess.logPath(), defaultLogCap); err != nil {
-			return fmt.Errorf("opening the app log: %w", err)
-		}
-		defer appLog.Close()
-		var out io.Writer = appLog
-		if !background && !slurmJob {
-			out = io.MultiWriter(appLog, o.Stderr)
-		}
-		if slurmJob {
-			progress(wire.Stepf("the app's output goes to %s", sess.logPath()))
-		}
-		if o.LoginShell {
-			began := time.Now()
-			if err := o.prepareShellEnv(ctx, sess.Dir, out, rep, progress); err != nil {
-				return err
-			}
-			// The app's wait counts from the start, setup included.
-			o.ReadyTimeout = max(o.ReadyTimeout-time.Since(began), time.Second)
-			sf.Command = o.recordCommand()
-			if err := writeRecord(sess, sf); err != nil {
-				return err
-			}
-		}
-		plan, running, err := o.runApp(ctx, sess, sf, out, rep, progress)
-		if plan != nil {
-			defer removeAppFiles(plan.files)
-		}
-		if running != nil {
-			app = running
-			defer app.stop(appGrace)
-		}
-		if err != nil {
-			return err
-		}
-		up := tokenserver.Upstream{Network: plan.network, Address: plan.address, Header: plan.header,
-			Host: plan.host, Secrets: plan.secrets}
-		if plan.network == "tcp" {
-			up.CheckConn = checkAppConn
-			reach.deny(int(plan.addrPort.Port()), "the session's app itself: open the session's own URL")
-		}
-		handler = tokenserver.NewProxy(up, logger)
-	} else if o.staticDir != "" {
-		st, err := newStaticApp(o.staticDir, o.BaseURL, []string{root, sess.SockDir}, touch)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		progress(wire.Stepf("serving %s read-only", o.staticDir))
-		handler = st
-	} else {
-		handler = newBuiltinApp(sess.ID, sf.Host, o.BaseURL, started, touch)
-	}
-
-	// Without a token, a TCP listener lets every user of the machine in: they get the
-	// app (the user asked for that), but not the user's other ports besides.
-	var ports *tokenserver.Ports
-	if token != "" || o.Listen == "" {
-		ports = reach.options(o.NoPortProxy)
-	}
-	srv, err := tokenserver.New(tokenserver.Options{
-		Token: token, NoAuth: token == "", SessionID: sess.ID, BaseURL: o.BaseURL,
-		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: logger, OnActivity: touch,
-		Ports: ports,
-	})
-	if err != nil {
-		return fmt.Errorf("starting the guarded server: %w", err)
-	}
-
-	// Listeners: the private Unix socket always, TCP on request.
-	uln, sockID, err := listenPrivateUnix(sockPath)
-	if err != nil {
-		return err
-	}
-	defer removeSocket(sockPath, sockID)
-	listeners := []net.Listener{&peerCheckListener{UnixListener: uln, logger: logger}}
-	if o.Listen != "" {
-		tln, err := net.Listen("tcp", o.Listen)
-		if err != nil {
-			return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
-		}
-		listeners = append(listeners, tln)
-		reach.deny(tln.Addr().(*net.TCPAddr).Port, "this tether server's own")
-		sf.URL = listenURL(tln.Addr().(*net.TCPAddr), o.Listen, tlsConf != nil, o.BaseURL)
-		if sf.JobID != "" {
-			sf.Addr = strings.TrimSuffix(strings.TrimPrefix(sf.URL, "https://"), o.BaseURL)
-		}
-	}
-	serveErr := make(chan error, len(listeners))
-	var wg sync.WaitGroup
-	for _, ln := range listeners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
-			}
-		}()
-	}
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		srv.Shutdown(sctx)
-		scancel()
-		for _, ln := range listeners {
-			ln.Close()
-		}
-		wg.Wait()
-	}()
-
-	sf.Phase = phaseRunning
-	if err := writeRecord(sess, sf); err != nil {
-		return err
-	}
-	logger.Info("ready", "session", sess.ID, "socket", sockPath, "url", sf.URL)
-	rep.ready(sf.Record)
-
-	var idle <-chan time.Time
-	if o.IdleTimeout > 0 {
-		t := time.NewTicker(min(o.IdleTimeout/4+time.Millisecond, time.Second))
-		defer t.Stop()
-		idle = t.C
-	}
-	var appDone <-chan struct{}
-	if app != nil {
-		appDone = app.done
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			logger.Info("stopping", "reason", "signal")
-			sf.Exit = "stopped by a signal"
-			return nil
-		case err := <-serveErr:
-			return fmt.Errorf("the guarded server failed: %w", err)
-		case <-idle:
-			if time.Since(time.Unix(0, lastActivity.Load())) >= o.IdleTimeout {
-				logger.Info("stopping", "reason", "idle", "idle_timeout", o.IdleTimeout.String())
-				fmt.Fprintf(o.Stderr, "tether: no activity for %s; stopping session %s\n", o.IdleTimeout, sess.ID)
-				sf.Exit = "stopped after " + o.IdleTimeout.String() + " without activity"
-				sf.Why = wire.Fail(wire.FailIdle, wire.Plain(sf.Exit), nil)
-				return nil
-			}
-		case <-appDone:
-			how := describeExit(app.err)
-			sf.ExitStatus = exitStatus(app.err)
-			logger.Info("the app "+how, "session", sess.ID)
-			sf.Phase, sf.Exit, sf.Ended = phaseAppExited, how, time.Now().UTC()
-			if err := writeRecord(sess, sf); err == nil {
-				keep = true
-				if sess.SockDir != sess.Dir {
-					defer os.RemoveAll(sess.SockDir)
-				}
-			}
-			f := appFailure(how, "", app.tail.Lines(10), sess.ID, keep)
-			rep.failed(f)
-			return f
-		}
-	}
 }
 
 // appFailure is the failure of an app that ended (how: "exited with status 1"; when,
@@ -602,7 +243,7 @@ func nameTaken(root, name string) error {
 		if e.rec == nil || e.rec.Host != host || e.rec.Name != name {
 			continue
 		}
-		if st := sessionState(e); st == StateRunning || st == phaseStarting {
+		if st := sessionState(e); st == wire.StateRunning || st == phaseStarting {
 			f := wire.Fail(wire.FailNameTaken, wire.Textf("a session named %q is already running (%s)", name, e.s.ID),
 				wire.Textf("stop it with %v or pick another --name", wire.Tether("stop", name)))
 			f.Session = e.s.ID
@@ -632,7 +273,7 @@ type terminalReporter struct{ o *ServeOptions }
 
 func (t *terminalReporter) progress(n wire.Note) { printNote(t.o.Stderr, n, t.o.JSONNotes) }
 
-func (t *terminalReporter) ready(r Record) {
+func (t *terminalReporter) ready(r wire.Record) {
 	if t.o.JSON {
 		b, _ := json.Marshal(r)
 		fmt.Fprintf(t.o.Stdout, "%s\n", b)
@@ -656,7 +297,7 @@ func printNote(w io.Writer, n wire.Note, asJSON bool) {
 	fmt.Fprintf(w, "tether: %s\n", n)
 }
 
-func printBanner(w io.Writer, r Record, detached bool) {
+func printBanner(w io.Writer, r wire.Record, detached bool) {
 	name := ""
 	if r.Name != "" {
 		name = fmt.Sprintf(" %q", r.Name)

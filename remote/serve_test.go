@@ -30,7 +30,7 @@ import (
 
 // running is a Serve call in this process.
 type running struct {
-	rec    Record
+	rec    wire.Record
 	cancel context.CancelFunc
 	done   chan error
 	stderr *syncBuffer
@@ -230,6 +230,10 @@ func TestServeRefusesSecondSessionOfTheSameName(t *testing.T) {
 	}
 }
 
+// The gate's traffic counts as activity, and an idle session ends and leaves nothing.
+// This one runs on real sockets, so on the real clock (synctest's fake clock cannot
+// advance while a goroutine waits on a socket); awaitEnd's timing itself is checked on
+// the fake clock in TestAwaitEndIdleTimeout.
 func TestServeIdleTimeout(t *testing.T) {
 	root := tempRoot(t)
 	// The gate reports activity at most about once a second.

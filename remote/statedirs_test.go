@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tether-dev/tether/wire"
 )
 
 // xdgHome points HOME and the XDG variables at fresh directories (no TETHER_STATE_DIR)
@@ -65,7 +67,7 @@ func TestLegacyRootsStillFound(t *testing.T) {
 	current, _ := fakeSession(t, root, nil)
 
 	out, _ := runLs(t, LsOptions{JSON: true})
-	var list []Record
+	var list []wire.Record
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("ls --json: %q: %v", out, err)
 	}
@@ -74,7 +76,7 @@ func TestLegacyRootsStillFound(t *testing.T) {
 		got[r.ID] = r.State
 	}
 	for _, s := range append(old, current) {
-		if got[s.ID] != StateRunning {
+		if got[s.ID] != wire.StateRunning {
 			t.Errorf("ls --json: session %s (in %s): %q; want running (listed: %v)", s.ID, s.Root, got[s.ID], got)
 		}
 	}

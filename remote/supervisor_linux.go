@@ -86,6 +86,8 @@ func RunAppSupervisor(args []string) int {
 		return 127
 	}
 	// One reaper for the app and the orphans we adopt (cmd.Wait would race with it).
+	// Nothing waits for it: it blocks in wait4 while an adopted orphan lives, and the
+	// supervisor process exits as soon as the loop below returns.
 	appDone := make(chan syscall.WaitStatus, 1)
 	go func() {
 		for {

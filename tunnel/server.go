@@ -17,17 +17,42 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Server is a minimal SSH server for `tether demo` (the remote played on 127.0.0.1)
-// and for tests. It serves exec (/bin/sh -c, stdin/stdout/stderr, exit-status),
-// direct-streamlocal@openssh.com to Unix sockets, direct-tcpip to loopback addresses
-// only, and answers keepalive@openssh.com; it refuses everything else (shells, ptys,
-// subsystems, remote forwarding). Only AuthorizedKey is accepted, plus the test hooks.
+// Server is a minimal SSH server for `tether demo` (the remote played on 127.0.0.1),
+// `tether host` (this machine offered through a relay) and tests. It serves exec
+// (/bin/sh -c, or the user's login shell with LoginShell; stdin/stdout/stderr,
+// exit-status), direct-streamlocal@openssh.com to Unix sockets, direct-tcpip to
+// loopback addresses only, and answers keepalive@openssh.com; it refuses everything
+// else (shells, ptys, subsystems, remote forwarding).
+//
+// Authentication is one of two kinds, never mixed (Serve refuses a mix):
+//   - single factor (demo, tests): AuthorizedKey, and the test hooks Password and
+//     KeyboardInteractive, each enough alone;
+//   - CheckPassword and/or AuthorizedKeys (tether host): with one of them set, it
+//     alone decides; with both, a client needs both, in either order (SSH partial
+//     success, as OpenSSH's AuthenticationMethods publickey,password).
 type Server struct {
 	HostKey ssh.Signer
 	// ExtraHostKeys are offered too (tests: a server with RSA, ECDSA and Ed25519 keys).
 	ExtraHostKeys []ssh.Signer
-	AuthorizedKey ssh.PublicKey // the only key accepted
+	AuthorizedKey ssh.PublicKey // the only key accepted (single factor)
 	Env           []string      // extra environment for exec'd commands (e.g. HOME=…)
+
+	// AuthorizedKeys are the public keys accepted (an authorized_keys file's); with
+	// CheckPassword set too, a key is only half of a login.
+	AuthorizedKeys []ssh.PublicKey
+	// CheckPassword, when set, decides password authentication (tether host: the
+	// password is a client token). It must compare secrets in constant time and
+	// return an error that names no secret. The user name is the client's, unchecked.
+	CheckPassword func(user string, password []byte) error
+	// LoginShell runs exec'd commands as sshd runs them for the user running the
+	// server, whatever user name the client gave: `SHELL -c COMMAND` with the login
+	// shell of the password database, in HOME, with a fresh environment (HOME, USER,
+	// LOGNAME, SHELL, PATH, MAIL as a login sets them, then Env) instead of the
+	// server's own. Without it: /bin/sh -c with the server's environment plus Env.
+	LoginShell bool
+	// AuthLog, when set, is told of each connection's authentication outcome (user
+	// name as the client sent it, the method, nil or the error); never a secret.
+	AuthLog func(remote net.Addr, user, method string, err error)
 
 	// Test hooks. Password, when set, is also accepted by password authentication.
 	Password string
@@ -60,6 +85,31 @@ func (s *Server) config() (*ssh.ServerConfig, error) {
 		return nil, errors.New("tunnel: Server needs a HostKey")
 	}
 	cfg := &ssh.ServerConfig{ServerVersion: "SSH-2.0-tether-server"}
+	if s.CheckPassword != nil || len(s.AuthorizedKeys) > 0 {
+		if s.AuthorizedKey != nil || s.Password != "" || s.KeyboardInteractive != nil {
+			return nil, errors.New("tunnel: Server's single-factor AuthorizedKey, Password and KeyboardInteractive cannot be mixed with AuthorizedKeys and CheckPassword")
+		}
+		s.multiFactor(cfg)
+	} else {
+		s.singleFactor(cfg)
+	}
+	if s.AuthLog != nil {
+		cfg.AuthLogCallback = func(c ssh.ConnMetadata, method string, err error) {
+			if method == "none" {
+				return // every client asks "none" first, to learn the methods
+			}
+			s.AuthLog(c.RemoteAddr(), c.User(), method, err)
+		}
+	}
+	cfg.AddHostKey(s.HostKey)
+	for _, k := range s.ExtraHostKeys {
+		cfg.AddHostKey(k)
+	}
+	return cfg, nil
+}
+
+// singleFactor: AuthorizedKey, Password and KeyboardInteractive, each enough alone.
+func (s *Server) singleFactor(cfg *ssh.ServerConfig) {
 	cfg.PublicKeyCallback = func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 		if s.AuthorizedKey != nil && subtle.ConstantTimeCompare(key.Marshal(), s.AuthorizedKey.Marshal()) == 1 {
 			return &ssh.Permissions{}, nil
@@ -82,11 +132,57 @@ func (s *Server) config() (*ssh.ServerConfig, error) {
 			return nil, errors.New("keyboard-interactive refused")
 		}
 	}
-	cfg.AddHostKey(s.HostKey)
-	for _, k := range s.ExtraHostKeys {
-		cfg.AddHostKey(k)
+}
+
+// multiFactor: AuthorizedKeys and CheckPassword, each alone when only it is set, both
+// (either first) when both are. The second step's callbacks only offer the method not
+// yet passed, so one factor twice never logs in.
+func (s *Server) multiFactor(cfg *ssh.ServerConfig) {
+	var keyCB func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error)
+	var passwordCB func(ssh.ConnMetadata, []byte) (*ssh.Permissions, error)
+	keyOK := func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		if s.keyAuthorized(key) {
+			return nil, nil
+		}
+		return nil, errors.New("key not in the authorized keys")
 	}
-	return cfg, nil
+	passwordOK := func(c ssh.ConnMetadata, p []byte) (*ssh.Permissions, error) {
+		if err := s.CheckPassword(c.User(), p); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	switch {
+	case s.CheckPassword != nil && len(s.AuthorizedKeys) > 0:
+		keyCB = func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			if _, err := keyOK(c, key); err != nil {
+				return nil, err
+			}
+			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{PasswordCallback: passwordOK}}
+		}
+		passwordCB = func(c ssh.ConnMetadata, p []byte) (*ssh.Permissions, error) {
+			if _, err := passwordOK(c, p); err != nil {
+				return nil, err
+			}
+			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{PublicKeyCallback: keyOK}}
+		}
+	case s.CheckPassword != nil:
+		passwordCB = passwordOK
+	default:
+		keyCB = keyOK
+	}
+	cfg.PublicKeyCallback = keyCB
+	cfg.PasswordCallback = passwordCB
+}
+
+// keyAuthorized reports whether key is one of AuthorizedKeys.
+func (s *Server) keyAuthorized(key ssh.PublicKey) bool {
+	k := key.Marshal()
+	ok := 0
+	for _, a := range s.AuthorizedKeys {
+		ok |= subtle.ConstantTimeCompare(k, a.Marshal())
+	}
+	return ok == 1
 }
 
 // Serve accepts connections on ln until Close (or ln fails).
@@ -368,16 +464,29 @@ var signalNames = func() map[syscall.Signal]ssh.Signal {
 	return m
 }()
 
-// start runs command under /bin/sh -c in its own process group, wired to ch, and sends
+// start runs command under /bin/sh -c (or the login shell) in its own process group, wired to ch, and sends
 // exit-status (or exit-signal) and closes ch when it ends.
 //
 // Nothing is sent on ch until replied is closed: a fast command must not close the
 // channel before the exec request has been answered.
 func (s *Server) start(ch ssh.Channel, command string, exited, replied chan struct{}) (*exec.Cmd, error) {
-	cmd := exec.Command("/bin/sh", "-c", command)
-	cmd.Env = append(os.Environ(), s.Env...)
+	var cmd *exec.Cmd
+	if s.LoginShell {
+		l, err := currentLogin()
+		if err != nil {
+			return nil, err
+		}
+		cmd = l.command(command)
+		cmd.Env = append(cmd.Env, s.Env...)
+	} else {
+		cmd = exec.Command("/bin/sh", "-c", command)
+		cmd.Env = append(os.Environ(), s.Env...)
+	}
 	if home := envValue(cmd.Env, "HOME"); home != "" {
 		cmd.Dir = home
+		if fi, err := os.Stat(home); s.LoginShell && (err != nil || !fi.IsDir()) {
+			cmd.Dir = "/" // as sshd, when it cannot chdir to the home directory
+		}
 	}
 	setProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()

@@ -27,6 +27,7 @@ type CLI struct {
 	Launch  LaunchCmd  `cmd:"" help:"Start a web app on a remote machine and open it in your browser, over SSH."`
 	Attach  AttachCmd  `cmd:"" help:"Reopen a session running on a remote machine (from any laptop that can ssh there)."`
 	Demo    DemoCmd    `cmd:"" help:"The whole flow with nothing to set up: a throwaway SSH server on 127.0.0.1 plays the remote."`
+	Host    HostCmd    `cmd:"" help:"Offer this machine through a relay to launchers (--relay URL portal:ID), when it accepts no inbound SSH."`
 	Ls      LsCmd      `cmd:"" help:"List your tether sessions on this machine, or on HOST."`
 	Stop    StopCmd    `cmd:"" help:"Stop a tether session on this machine, or on HOST."`
 	Logs    LogsCmd    `cmd:"" help:"Print a session's app output, on this machine or on HOST."`

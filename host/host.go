@@ -167,10 +167,17 @@ func (of *offer) banner(o Options) {
 	fmt.Fprintf(w, "  host key:        %s (%s)\n", fp, o.HostKeyFile)
 	who := "holders of a client token for portal " + of.claims.Portal
 	if of.keys > 0 {
-		who += fmt.Sprintf(" who also hold a key in %s (%d keys)", o.AuthorizedKeysFile, of.keys)
+		who += fmt.Sprintf(" who also hold a key in %s (%s)", o.AuthorizedKeysFile, plural(of.keys, "key"))
 	}
 	fmt.Fprintf(w, "  who may connect: %s\n", who)
 	fmt.Fprintf(w, "  logs in as:      %s, whatever SSH user name a client gives (commands run in %s's login shell)\n", of.username, of.username)
-	fmt.Fprintf(w, "  host token:      %q, expires %s\n", of.claims.Name, of.claims.Expires.Format(time.DateOnly))
+	fmt.Fprintf(w, "  host token:      %q, expires %s\n", of.claims.Name, of.claims.Expires.Local().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "  from a laptop:   TETHER_PORTAL_TOKEN=<client token> tether launch --relay %s portal:%s\n", o.RelayURL, of.claims.Portal)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

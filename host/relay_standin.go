@@ -99,5 +99,9 @@ func relayListen(ctx context.Context, url, token string, o *relayOptions) (net.L
 	if ap, err := netip.ParseAddrPort(addr); !ok || err != nil || !ap.Addr().IsLoopback() {
 		return nil, fmt.Errorf("stand-in relay: %s is not tcp://LOOPBACK:PORT", url)
 	}
-	return net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
+	if err == nil && o != nil && o.Logf != nil {
+		o.Logf("stand-in relay: listening on %s", ln.Addr())
+	}
+	return ln, err
 }

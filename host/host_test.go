@@ -102,7 +102,7 @@ func startHost(t *testing.T, o Options) *runningHost {
 
 // run logs in with methods as SSH user "someone-else" and runs command.
 func (h *runningHost) run(methods []ssh.AuthMethod, command string) (string, error) {
-	c, err := ssh.Dial("tcp", h.addr, &ssh.ClientConfig{
+	c, err := dialSSH(h.addr, &ssh.ClientConfig{
 		User: "someone-else", Auth: methods, Timeout: 10 * time.Second,
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the pin is the launcher's (launcher18); here: auth
 	})
@@ -211,4 +211,21 @@ func TestHostAuthMatrix(t *testing.T) {
 			t.Errorf("the host's log lacks %q:\n%s", want, logs)
 		}
 	}
+}
+
+// dialSSH is ssh.Dial with a deadline on the whole handshake (ssh.Dial's Timeout covers
+// only the TCP connect): a server that never answers fails the test instead of hanging it.
+func dialSSH(addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
 }

@@ -25,8 +25,8 @@ func TestServerLoginShell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Env replaces serveOn's HOME=, which is for the /bin/sh mode.
 	ts := startServer(t, func(s *Server) { s.LoginShell = true; s.Env = []string{"EXTRA=1"} })
-	ts.Env = []string{"EXTRA=1"} // serveOn's HOME= is for the /bin/sh mode
 	c := ts.dial(t, ts.config(), Options{})
 	var stdout, stderr strings.Builder
 	status, err := c.Run(t.Context(), `printf '%s\n' "$0" "$(pwd)"; env`, nil, &stdout, &stderr)

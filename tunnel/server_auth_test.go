@@ -25,6 +25,7 @@ func startAuthServer(t *testing.T, keys []ssh.PublicKey, password bool) *authSer
 	t.Helper()
 	as := &authServer{}
 	as.testServer = startServer(t, func(s *Server) {
+		s.AuthorizedKey = nil // serveOn's single-factor key: not mixed in
 		s.AuthorizedKeys = keys
 		if password {
 			s.CheckPassword = func(_ string, p []byte) error {
@@ -40,13 +41,12 @@ func startAuthServer(t *testing.T, keys []ssh.PublicKey, password bool) *authSer
 			as.mu.Unlock()
 		}
 	})
-	as.AuthorizedKey = nil
 	return as
 }
 
 // login dials with these client auth methods, in this order, and runs `echo ok`.
 func (as *authServer) login(user string, methods ...ssh.AuthMethod) error {
-	c, err := ssh.Dial("tcp", as.Addr, &ssh.ClientConfig{
+	c, err := dialSSH(as.Addr, &ssh.ClientConfig{
 		User: user, Auth: methods, Timeout: 10 * time.Second,
 		HostKeyCallback: ssh.FixedHostKey(as.HostKey.PublicKey()),
 	})
@@ -130,4 +130,21 @@ func TestServerAuthNoMix(t *testing.T) {
 	if err := s.Serve(ln); err == nil || !strings.Contains(err.Error(), "cannot be mixed") {
 		t.Fatalf("Serve with a mix: %v", err)
 	}
+}
+
+// dialSSH is ssh.Dial with a deadline on the whole handshake (ssh.Dial's Timeout covers
+// only the TCP connect): a server that never answers fails the test instead of hanging it.
+func dialSSH(addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
 }

@@ -121,6 +121,7 @@ func (s *Server) checkTeamOptions(o *Options) error {
 		seen[a.Name] = true
 	}
 	s.team = o.Team
+	s.keySlots = make(chan struct{}, keySlots)
 	s.apps = append([]NamedApp(nil), o.Apps...)
 	if o.SignIn != nil {
 		cb := o.SignIn.CallbackPath()
@@ -193,12 +194,16 @@ func (s *Server) checkKey(r *http.Request, key string) (u who, limited bool) {
 		return who{}, true
 	}
 	if len(key) >= minTokenLen && len(key) <= maxPresentedLen {
-		if name, ok := s.team.Key(key); ok {
-			if validUser(name) {
-				lim.refund()
-				return who{kind: kindKey, name: name}, false
-			}
-			s.log.Warn("an access key's name holds control characters or is too long; rename it", "from", r.RemoteAddr)
+		name, ok, err := s.askKey(r, key)
+		switch {
+		case err != nil:
+			lim.refund() // the client went away before its turn: nothing was checked
+			return who{}, false
+		case ok && validUser(name) && !strings.EqualFold(name, "owner"):
+			lim.refund()
+			return who{kind: kindKey, name: name}, false
+		case ok:
+			s.log.Warn("an access key's name is \"owner\", holds control characters or is too long; rename it", "from", r.RemoteAddr)
 		}
 	}
 	if nowLimited {
@@ -207,6 +212,21 @@ func (s *Server) checkKey(r *http.Request, key string) (u who, limited bool) {
 	s.log.Info("authentication failed", "reason", "wrong key or token", "method", r.Method, "path", logPath(r), "from", r.RemoteAddr)
 	return who{}, false
 }
+
+// askKey calls Team.Key with at most keySlots calls at a time: argon2id takes tens of
+// MiB per call, and per-source buckets let many sources through at once.
+func (s *Server) askKey(r *http.Request, key string) (string, bool, error) {
+	select {
+	case s.keySlots <- struct{}{}:
+	case <-r.Context().Done():
+		return "", false, r.Context().Err()
+	}
+	defer func() { <-s.keySlots }()
+	name, ok := s.team.Key(key)
+	return name, ok, nil
+}
+
+const keySlots = 4
 
 // audit logs a sign-in, refusal or app opened: who, from where (the remote address),
 // never what they presented.
@@ -506,6 +526,7 @@ type teamState struct {
 	signIn   SignIn
 	callback string
 	apps     []NamedApp
+	keySlots chan struct{} // Team.Key calls under way
 
 	openedMu sync.Mutex
 	opened   map[string]struct{}

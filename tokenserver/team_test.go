@@ -544,6 +544,11 @@ func TestTeamStartPage(t *testing.T) {
 	if w := tg.do(bearer("GET", "/nb/", "crlf-key-0123456789abcdef")); w.Code != http.StatusUnauthorized {
 		t.Errorf("a key whose name holds CR LF: got %d; want 401", w.Code)
 	}
+	// Nor can a key pass for the owner by its name.
+	tg.team.addKey("owner-key-0123456789abcdef", "Owner", "nb")
+	if w := tg.do(bearer("GET", "/nb/", "owner-key-0123456789abcdef")); w.Code != http.StatusUnauthorized {
+		t.Errorf("a key named Owner: got %d; want 401", w.Code)
+	}
 	if w := tg.do(req("POST", "/", "Authorization", "Bearer "+aliceKey)); w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST to the start page: got %d", w.Code)
 	}
@@ -838,6 +843,51 @@ func TestTeamRateLimitPerSource(t *testing.T) {
 	if w := tg.do(page("/nb/", alice)); w.Code != 200 {
 		t.Errorf("alice's cookie while limited: got %d", w.Code)
 	}
+}
+
+// At most keySlots Team.Key calls run at once, however many sources ask.
+func TestTeamKeyChecksBounded(t *testing.T) {
+	tg := newTeamGate(t, nil)
+	tg.s.sources = newSourceLimits(failureBurst, failureEvery)
+	slow := &slowTeam{fakeTeam: tg.team, release: make(chan struct{})}
+	tg.s.team = slow
+	var wg sync.WaitGroup
+	for i := range 3 * keySlots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tg.do(fromSource(bearer("GET", "/nb/", "wrong-key-but-long-enough"), "192.0.2.10:8443", "198.51.100."+strconv.Itoa(i+1)+":1"))
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for slow.running.Load() < keySlots && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // would more start?
+	if n := slow.running.Load(); n != keySlots {
+		t.Errorf("%d Team.Key calls ran at once; want %d", n, keySlots)
+	}
+	close(slow.release)
+	wg.Wait()
+	if n := slow.max.Load(); n != keySlots {
+		t.Errorf("at most %d Team.Key calls ran at once; want %d", n, keySlots)
+	}
+}
+
+// slowTeam's Key blocks until release, counting calls under way.
+type slowTeam struct {
+	*fakeTeam
+	release      chan struct{}
+	running, max atomic.Int64
+}
+
+func (s *slowTeam) Key(key string) (string, bool) {
+	n := s.running.Add(1)
+	for m := s.max.Load(); n > m && !s.max.CompareAndSwap(m, n); m = s.max.Load() {
+	}
+	<-s.release
+	s.running.Add(-1)
+	return s.fakeTeam.Key(key)
 }
 
 // Audit: one line per sign-in (who, how, from where), per refusal, and per app opened

@@ -845,6 +845,29 @@ func TestTeamRateLimitPerSource(t *testing.T) {
 	}
 }
 
+// Single-owner mode beyond loopback counts per source too: one address's flood leaves
+// another's attempts at 401 (not 429), and the owner's token gets in from both.
+func TestOwnerRateLimitPerSource(t *testing.T) {
+	g := newGate(t, nil)
+	g.s.sources = newSourceLimits(failureBurst, failureEvery)
+	const public = "192.0.2.10:8443"
+	codes := map[int]int{}
+	for range 2 * failureBurst {
+		codes[g.do(fromSource(bearer("GET", "/x", "wrong-token-0123456789"), public, "198.51.100.7:1")).Code]++
+	}
+	if codes[401] != failureBurst || codes[429] != failureBurst {
+		t.Errorf("flood: %v", codes)
+	}
+	if w := g.do(fromSource(bearer("GET", "/x", "wrong-token-0123456789"), public, "198.51.100.8:1")); w.Code != 401 {
+		t.Errorf("another address's first wrong token: got %d; want 401", w.Code)
+	}
+	for _, from := range []string{"198.51.100.7:2", "198.51.100.8:2"} {
+		if w := g.do(fromSource(bearer("GET", "/x", g.token), public, from)); w.Code != 200 {
+			t.Errorf("the owner from %s: got %d", from, w.Code)
+		}
+	}
+}
+
 // At most keySlots Team.Key calls run at once, however many sources ask.
 func TestTeamKeyChecksBounded(t *testing.T) {
 	tg := newTeamGate(t, nil)

@@ -98,13 +98,5 @@ func presetTypo(host string, raw, positionals []string) error {
 		return nil
 	}
 	return &usageError{msg: fmt.Sprintf("%s is not an app preset; %s (`tether apps` lists them); to run a program named %s, put it after --: `tether launch %s -- %s`",
-		word, didyoumean.Phrase(near), word, shquote.Quote(host), strings.Join(quoteAll(positionals), " "))}
-}
-
-func quoteAll(words []string) []string {
-	out := make([]string, len(words))
-	for i, w := range words {
-		out[i] = shquote.Quote(w)
-	}
-	return out
+		word, didyoumean.Phrase(near), word, shquote.Quote(host), shquote.Join(positionals))}
 }

@@ -82,8 +82,9 @@ func TestImportRules(t *testing.T) {
 		"internal/shquote":    nil,
 		"internal/didyoumean": nil,
 		// A team server's access policy (keys, OIDC, rights): knows no command and no
-		// gate (remote hands it to the gate as a tokenserver.Team).
-		"access": {"internal/didyoumean"},
+		// gate (remote hands it to the gate as a tokenserver.Team); the text leaves for
+		// clipping a hostile value in an error, as everyone else does.
+		"access": append([]string{"internal/didyoumean"}, textLeaves...),
 		// Host profiles: the config file's format and rules, knowing no command;
 		// the CLI gives it the flags.
 		"profile": textLeaves,

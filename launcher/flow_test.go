@@ -378,8 +378,9 @@ func TestLaunchRmStopsTheSession(t *testing.T) {
 	}
 }
 
-// SECURITY.md item 43: an impostor on the socket fails the challenge; the launcher
-// aborts before opening a browser or sending the token, and stops what it started.
+// An impostor listening on the session's socket, without the session secret, fails the
+// launcher's challenge; the launcher aborts before opening a browser or sending the
+// token, and stops what it started.
 func TestLaunchImpostorOnSocket(t *testing.T) {
 	f := newFakeRemote(t)
 	f.install()

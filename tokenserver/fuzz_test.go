@@ -120,7 +120,7 @@ func FuzzParseSubprotocols(f *testing.F) {
 }
 
 func FuzzSafeNext(f *testing.F) {
-	for _, s := range item32Bad {
+	for _, s := range offSiteNexts {
 		f.Add(s, uint8(0))
 		f.Add(s, uint8(1))
 	}

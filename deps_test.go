@@ -88,8 +88,8 @@ func TestImportRules(t *testing.T) {
 		// the CLI gives it the flags.
 		"profile": textLeaves,
 		// The relay (router, tokens, stream ends): launcher and host use it; it knows
-		// neither, nor SSH.
-		"relay": nil,
+		// neither, nor SSH; only the text leaves.
+		"relay": textLeaves,
 	}
 	for name, ok := range allowed {
 		p, found := pkgs[name]

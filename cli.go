@@ -33,6 +33,7 @@ type CLI struct {
 	Forward ForwardCmd `cmd:"" help:"Forward a local port to a port of yours on HOST's loopback (raw TCP: a database, a debugger), through a session."`
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	HashKey HashKeyCmd `cmd:"" name:"hash-key" help:"Read an access key on stdin (or type it) and print its salted hash, for a team server's --access file."`
+	Relay   RelayCmd   `cmd:"" help:"Run a relay that machines with no inbound SSH dial out to, or print a token for it."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Batch   BatchCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm, --sge, --pbs, --lsf and --batch."`
 

@@ -88,6 +88,9 @@ func (o *ServeOptions) normalize() error {
 	} else if os.Getenv("TETHER_TOKEN") != "" && o.TokenFile != "" {
 		return usagef("both TETHER_TOKEN and --token-file give a token; use one")
 	}
+	if len(o.Apps) > 0 {
+		return usagef("named apps (--app NAME=...) and --access are not served yet")
+	}
 	if err := o.loadSetup(); err != nil {
 		return err
 	}

@@ -108,6 +108,7 @@ type ServeOptions struct {
 	preset    *resolvedPreset // the resolved --app
 	staticDir string          // the static preset's directory (absolute)
 	shellEnv  *shellEnv       // the login shell's environment, once known
+	team      *teamServe      // a team server's apps and policy (serve_team.go)
 }
 
 // LsOptions are the options of `tether ls`. JSONNotes, here and for stop and logs,

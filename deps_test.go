@@ -73,8 +73,9 @@ func TestImportRules(t *testing.T) {
 		"batch": textLeaves,
 		// The vocabulary both sides speak: only leaves (the gate's rules for tokens, base
 		// URLs and Host names; the scheduler's job).
-		"wire":     append([]string{"tokenserver", "batch"}, textLeaves...),
-		"remote":   append([]string{"wire", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
+		"wire": append([]string{"tokenserver", "batch"}, textLeaves...),
+		// remote wires a team server: the access policy (package access) into the gate.
+		"remote":   append([]string{"wire", "tokenserver", "access", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
 		"launcher": append([]string{"wire", "tunnel", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
 		// Shared leaves: what launcher and remote both need, knowing neither.
 		"internal/localpeer":  nil,

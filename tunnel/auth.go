@@ -219,6 +219,13 @@ func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
 	for _, f := range files {
 		add(f.signer, "key "+f.label)
 	}
+	// Config.Password goes first: a host that wants it and a key (partial success)
+	// then asks for the key; one that wants only it is not first offered every key,
+	// which could use up its MaxAuthTries.
+	if cfg.Password != nil {
+		a.methods = append(a.methods, ssh.PasswordCallback(cfg.Password))
+		a.tried = append(a.tried, "password")
+	}
 	if len(signers) > 0 {
 		a.methods = append(a.methods, ssh.PublicKeys(signers...))
 	}

@@ -108,9 +108,6 @@ type Client struct {
 	asking atomic.Int32 // questions to the user open now (see conn)
 
 	backoff func(attempt int) time.Duration // test hook
-	// dialNet, when set, replaces the TCP dial to the host (test hook: an in-memory
-	// network inside a synctest bubble, where real sockets cannot be used).
-	dialNet func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // ErrClosed is returned by a Client's methods after Close.
@@ -191,7 +188,7 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 	defer cancel(nil)
 	wd := newWatchdog(timeout, func() { cancel(errConnectTimeout) })
 	defer wd.stop()
-	d := &dialer{o: c.o, dialNet: c.dialNet}
+	d := &dialer{o: c.o}
 	if c.prompter != nil {
 		d.prompter = pausingPrompter{p: c.prompter, wd: wd, asking: &c.asking}
 	}
@@ -397,7 +394,6 @@ func (c *Client) Close() error {
 type dialer struct {
 	o        Options
 	prompter Prompter
-	dialNet  func(ctx context.Context, network, addr string) (net.Conn, error) // Client.dialNet
 }
 
 // clientConn is one live SSH connection and what it rides on.

@@ -507,7 +507,7 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 		}
 		s.status.line("tether: back: session %s on %s answers again at %s", rec.ID, s.host, local)
 	case tunnel.Failed:
-		return connectError(s.host, e.Err)
+		return s.connectError(e.Err)
 	}
 	return nil
 }

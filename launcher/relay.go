@@ -148,10 +148,26 @@ func relayDialError(o Options, ctx context.Context, err error) error {
 	if o.RelayToken != "" {
 		what = strings.ReplaceAll(what, o.RelayToken, "[token]")
 	}
+	portal := strings.TrimPrefix(o.Host, portalPrefix)
+	var p interface{ Permanent() bool }
+	if errors.As(err, &p) && p.Permanent() {
+		// The relay refused the token (401), or it is for another role or portal (403).
+		return &Error{Msg: fmt.Sprintf("the relay %s refused the token in %s for %s: %s", redactURL(o.Relay), PortalTokenEnv, o.Host, what),
+			Hint: fmt.Sprintf("it must be a client token for portal %s that has not expired; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
+			Err:  err}
+	}
 	return &Error{Msg: fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what),
 		Hint: fmt.Sprintf("check that `tether host` runs on that machine for portal %s and is connected to this relay, and that %s holds a client token for that portal",
-			strings.TrimPrefix(o.Host, portalPrefix), PortalTokenEnv),
+			portal, PortalTokenEnv),
 		Err: err}
+}
+
+// connectError words a connection that could not be made, or made again.
+func (s *session) connectError(err error) error {
+	if s.o.Relay != "" {
+		return relayError(s.o, err)
+	}
+	return connectError(s.host, err)
 }
 
 // relayError is connectError for a portal: a refused login says what the host wanted.
@@ -161,7 +177,7 @@ func relayError(o Options, err error) error {
 		return connectError(o.Host, err)
 	}
 	portal := strings.TrimPrefix(o.Host, portalPrefix)
-	if slices.Contains(auth.ServerMethods, "publickey") && !slices.Contains(auth.ServerMethods, "password") {
+	if slices.Contains(auth.Partial, "password") {
 		// The token was accepted (partial success) and a key is wanted too.
 		tried := "no key was found (no agent, no ~/.ssh/id_*)"
 		if keys := slices.DeleteFunc(slices.Clone(auth.Tried), func(s string) bool { return s == "password" }); len(keys) > 0 {

@@ -330,3 +330,51 @@ func TestRelayPinConcurrent(t *testing.T) {
 		t.Errorf("the lock file was left behind: %v", err)
 	}
 }
+
+// refused is the relay's refusal of a token (relay.RefusedError's Permanent).
+type refused struct{}
+
+func (refused) Error() string   { return "relay: token expired (HTTP 401)" }
+func (refused) Permanent() bool { return true }
+
+// TestRelayTokenRefusedOnReconnect: the relay refuses the token when the launcher
+// comes back after a drop (it expired meanwhile): the reconnecting stops at once and
+// the command ends saying the token was refused and how to get another.
+func TestRelayTokenRefusedOnReconnect(t *testing.T) {
+	f, d, o := relayRemote(t)
+	s, err := open(context.Background(), o, oneCommand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	d.mu.Lock()
+	d.fail = refused{}
+	d.mu.Unlock()
+	f.srv.CloseConnections()
+	waitFor(t, "the redial through the relay", func() bool { return d.n() >= 2 })
+	var ferr error
+	waitFor(t, "the client to give up", func() bool {
+		_, ferr = s.conn.DialContext(context.Background(), "tcp", "127.0.0.1:1")
+		return errors.As(ferr, new(refused))
+	})
+	msg := s.connectError(ferr).Error()
+	if !strings.Contains(msg, "the relay wss://relay.example.test/r refused the token in TETHER_PORTAL_TOKEN for portal:lab: relay: token expired (HTTP 401)") ||
+		!strings.Contains(msg, "tether relay token --role client --portal lab NAME") {
+		t.Errorf("error %q", msg)
+	}
+	time.Sleep(500 * time.Millisecond) // a retry would come after 250 ms or so
+	if n := d.n(); n != 2 {
+		t.Errorf("relay dialled %d times; want 2 (no retry after the refusal)", n)
+	}
+}
+
+// TestRelayKeyAlsoRequired: a host that took the token as a first step (partial
+// success) and then wants a key says so, not that the token was refused.
+func TestRelayKeyAlsoRequired(t *testing.T) {
+	o := Options{Host: "portal:lab", Relay: "wss://relay.example.test"}
+	err := relayError(o, &tunnel.AuthError{User: "me", Host: "portal:lab", Tried: []string{"password", "agent key SHA256:abc"},
+		ServerMethods: []string{"publickey"}, Partial: []string{"password"}})
+	if !strings.Contains(err.Error(), "the host of portal:lab took your token but also requires an SSH key it knows, and refused yours (tried agent key SHA256:abc)") {
+		t.Errorf("error %q", err)
+	}
+}

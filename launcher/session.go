@@ -126,7 +126,7 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 			return fail(ctx.Err())
 		}
 		if o.Relay != "" {
-			return fail(relayError(o, err))
+			return fail(s.connectError(err))
 		}
 		return fail(suggestHost(o, err, connectError(s.host, err)))
 	}

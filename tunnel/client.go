@@ -290,14 +290,16 @@ func (c *Client) reconnect() (*clientConn, error) {
 }
 
 // permanent errors stop reconnecting: retrying cannot help and may hurt (a changed host
-// key, refused credentials that would trip fail2ban).
+// key, refused credentials that would trip fail2ban). An error of Config.Dial says so
+// itself with a Permanent method (a relay that refuses the token).
 func permanent(err error) bool {
 	var changed *HostKeyChangedError
 	var unknown *HostKeyUnknownError
 	var revoked *HostKeyRevokedError
 	var auth *AuthError
+	var p interface{ Permanent() bool }
 	return errors.As(err, &changed) || errors.As(err, &unknown) || errors.As(err, &revoked) ||
-		errors.As(err, &auth) || errors.Is(err, ErrInvalidName)
+		errors.As(err, &auth) || errors.Is(err, ErrInvalidName) || errors.As(err, &p) && p.Permanent()
 }
 
 // conn returns the live connection, waiting (bounded by ReconnectWait and ctx) while
@@ -535,7 +537,7 @@ func classifyHandshake(cfg *Config, auth *authState, err error) error {
 			skipped = append(slices.Clone(skipped), pe.File)
 		}
 		return &AuthError{User: cfg.User, Host: cfg.Alias, Tried: auth.tried, Locked: auth.locked, NotUnlocked: skipped,
-			ServerMethods: auth.methodsOffered(), Err: cause}
+			ServerMethods: auth.methodsOffered(), Partial: auth.partialSuccess(), Err: cause}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return fmt.Errorf("tunnel: ssh handshake with %s: the connection was closed (is it an ssh server? a ProxyCommand that failed?): %w", cfg.Alias, err)
 	}

@@ -73,7 +73,8 @@ type Config struct {
 	// Dial, when set, makes the byte stream SSH runs over, for the first connection
 	// and every reconnect, instead of TCP to HostName:Port, ProxyJump or ProxyCommand
 	// (the launcher's relay stream; tests' in-memory networks). ConnectTimeout and ctx
-	// bound it as they bound TCP. Not read from files.
+	// bound it as they bound TCP; an error with a Permanent() bool method that says
+	// true (a relay refusing the token) stops reconnecting. Not read from files.
 	Dial func(ctx context.Context) (net.Conn, error)
 
 	// OpenSSHNeeds are what the config asks for that tether's own SSH cannot do, as

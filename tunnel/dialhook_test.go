@@ -94,3 +94,34 @@ func TestConfigDialError(t *testing.T) {
 		t.Fatalf("Dial: %v; want the hook's error, naming portal:x", err)
 	}
 }
+
+// refusal is a Config.Dial error that says retrying cannot help.
+type refusal struct{}
+
+func (refusal) Error() string   { return "relay: token not valid (HTTP 401)" }
+func (refusal) Permanent() bool { return true }
+
+// TestConfigDialPermanent: a reconnect whose Dial fails with a Permanent error stops
+// at once (Failed, that error) instead of retrying.
+func TestConfigDialPermanent(t *testing.T) {
+	ts := startServer(t, nil)
+	var dials atomic.Int32
+	cfg := ts.config()
+	cfg.Dial = func(ctx context.Context) (net.Conn, error) {
+		if dials.Add(1) > 1 {
+			return nil, refusal{}
+		}
+		return (&net.Dialer{}).DialContext(ctx, "tcp", ts.Addr)
+	}
+	ev := newEvents()
+	ts.dial(t, cfg, Options{OnEvent: ev.on})
+	ts.CloseConnections()
+	failed := ev.waitFor(t, Failed, 20*time.Second)
+	if !errors.As(failed.Err, new(refusal)) {
+		t.Errorf("Failed with %v; want the refusal", failed.Err)
+	}
+	time.Sleep(300 * time.Millisecond) // a retry would come after 250 ms or so
+	if n := dials.Load(); n != 2 {
+		t.Errorf("Dial called %d times; want 2 (the first, one reconnect)", n)
+	}
+}

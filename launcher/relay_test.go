@@ -60,8 +60,7 @@ func relayRemote(t *testing.T) (*fakeRemote, *relayDialer, Options) {
 	// No key of the user running the tests, no agent: the token alone logs in.
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("SSH_AUTH_SOCK", "")
-	f := newFakeRemote(t)
-	f.srv.Password = relayTestToken
+	f := newFakeRemoteWith(t, func(s *tunnel.Server) { s.Password = relayTestToken })
 	d := &relayDialer{addr: net.JoinHostPort(f.cfg.HostName, fmt.Sprint(f.cfg.Port))}
 	o := Options{Host: "portal:lab", Relay: "wss://relay.example.test/r", RelayToken: relayTestToken,
 		RelayKnownHosts: filepath.Join(t.TempDir(), "cfg", "tether", "known_hosts"), RelayDial: d.dial,
@@ -93,6 +92,12 @@ func TestRelayLaunch(t *testing.T) {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.HasSuffix(stdout.String(), "\n") {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("Launch ended before its JSON line: %v; stderr:\n%s", err, stderr)
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no JSON line; stderr:\n%s", stderr)
 		}

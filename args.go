@@ -38,7 +38,7 @@ func arrangeArgs(app *kong.Application, args []string) arranged {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			n := flagWords(node, args[i:])
+			n := flagWords(flagsOf(node), args[i:])
 			head = append(head, args[i:i+n]...)
 			i += n
 			continue
@@ -54,6 +54,7 @@ func arrangeArgs(app *kong.Application, args []string) arranged {
 	if node == app.Node || node.Passthrough {
 		return arranged{parse: args, logical: args}
 	}
+	flagNode := flagsOf(node)
 	var flags, before, after []string
 	dash := false
 	for i < len(args) {
@@ -64,7 +65,7 @@ func arrangeArgs(app *kong.Application, args []string) arranged {
 			after = append(after, args[i+1:]...)
 			i = len(args)
 		case strings.HasPrefix(a, "-") && a != "-":
-			n := flagWords(node, args[i:])
+			n := flagWords(flagNode, args[i:])
 			flags = append(flags, args[i:i+n]...)
 			i += n
 		default:
@@ -83,6 +84,16 @@ func arrangeArgs(app *kong.Application, args []string) arranged {
 		out.logical = append(append(out.logical, "--"), after...)
 	}
 	return out
+}
+
+// flagsOf is the node whose flags node's command line takes: its default subcommand's
+// when it has one that takes arguments (`tether relay --listen` runs relay's hidden
+// serve), as kong parses it.
+func flagsOf(node *kong.Node) *kong.Node {
+	if d := node.DefaultCmd; d != nil && d.Tag.Default == "withargs" {
+		return d
+	}
+	return node
 }
 
 // childCommand is node's subcommand named (or aliased) word.

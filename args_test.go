@@ -48,6 +48,8 @@ func TestFlagsAnywhere(t *testing.T) {
 		{"launch gpu --name n -- python -m http.server {port} --bind 127.0.0.1", "launch --name n gpu -- python -m http.server {port} --bind 127.0.0.1"},
 		{"serve --json -- jupyter lab --port={port}", "serve --json -- jupyter lab --port={port}"},
 		{"serve --app static dir --json", "serve --app static --json dir"},
+		{"relay --listen 127.0.0.1:0 --secret-file s", "relay serve --listen 127.0.0.1:0 --secret-file s"},
+		{"relay token robot1 --role host --secret-file s --portal lab", "relay token --role host --secret-file s --portal lab robot1"},
 	}
 	for _, tt := range tests {
 		a, ak, aerr := parseArranged(t, split(tt.anywhere))

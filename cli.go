@@ -34,6 +34,7 @@ type CLI struct {
 	Forward ForwardCmd `cmd:"" help:"Forward a local port to a port of yours on HOST's loopback (raw TCP: a database, a debugger), through a session."`
 	Apps    AppsCmd    `cmd:"" help:"List the app presets (jupyter, code-server, shiny, ...), or which of them HOST has."`
 	HashKey HashKeyCmd `cmd:"" name:"hash-key" help:"Read an access key on stdin (or type it) and print its salted hash, for a team server's --access file."`
+	Relay   RelayCmd   `cmd:"" help:"Run a relay that machines with no inbound SSH dial out to, or print a token for it."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Batch   BatchCmd   `cmd:"" hidden:"" help:"Internal: the login node's side of launch --slurm, --sge, --pbs, --lsf and --batch."`
 
@@ -156,7 +157,8 @@ type ServeCmd struct {
 	CancelOnEOF  bool          `name:"cancel-on-eof" hidden:"" help:"With --detach: if stdin closes before the server is ready, stop it and leave nothing (the launcher holds stdin open while it waits)."`
 	Reuse        bool          `name:"reuse" hidden:"" help:"Internal: answer with a running session of the same app, if there is one, instead of starting another."`
 	BatchSession string        `name:"batch-session" hidden:"" placeholder:"DIR" help:"Internal: serve a batch session as its job's step (the job script passes it)."`
-	App          string        `name:"app" placeholder:"APP" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it."`
+	App          []string      `name:"app" placeholder:"APP" sep:"none" help:"Run a preset app (jupyter, code-server, shiny, static, ...; see tether apps); arguments after -- go to it. For a team server, NAME=PRESET, NAME=static:DIR or NAME='COMMAND' (repeatable): each app under {base_url}NAME/."`
+	Access       string        `name:"access" placeholder:"FILE" help:"Serve a team: who may come in (access keys, OIDC sign-in by e-mail) and open which --app NAME=..., from this YAML file; reloaded on SIGHUP. Beyond loopback it needs --tls-cert/--tls-key."`
 	LoginShell   bool          `name:"login-shell" help:"Start the app in the environment of your login shell, as a terminal starts it (profile, bashrc/zshrc/tcshrc, modules, conda): presets are looked for on its PATH (launch always asks for this)."`
 	SetupFile    string        `name:"setup-file" placeholder:"FILE" help:"Run this script (a file only you may write) in your login shell right before the app, in the same shell, e.g. module load and conda activate; implies --login-shell. A failing script ends the start with its output."`
 	SetupStdin   bool          `name:"setup-stdin" hidden:"" help:"Internal: read the setup script from stdin (one frame), as the launcher sends it."`
@@ -184,23 +186,33 @@ type portProxyFlags struct {
 
 // Run starts the guarded server.
 func (c *ServeCmd) Run(ctx context.Context, env *Env) error {
-	o := remote.ServeOptionsOf(c.wire())
+	w, err := c.wire()
+	if err != nil {
+		return reported(err, env, c.JSON, c.JSONNotes)
+	}
+	o := remote.ServeOptionsOf(w)
 	o.Version, o.Stdout, o.Stderr = env.Version, env.Stdout, env.Stderr
 	return reported(remote.Serve(ctx, o), env, c.JSON, c.JSONNotes)
 }
 
 // wire is the command line kong read, as the launcher writes it (wire.Serve): one
 // grammar, which TestServeGrammar holds kong's flags to.
-func (c *ServeCmd) wire() wire.Serve {
-	return wire.Serve{
+func (c *ServeCmd) wire() (wire.Serve, error) {
+	s := wire.Serve{
 		Listen: c.Listen, Socket: c.Socket, TokenFile: c.TokenFile, BaseURL: c.BaseURL,
 		TLS: c.TLS, TLSCert: c.TLSCert, TLSKey: c.TLSKey, AllowHosts: c.AllowHost,
 		IdleTimeout: c.IdleTimeout, Name: c.Name, JSON: c.JSON, JSONNotes: c.JSONNotes, Detach: c.Detach,
 		ReadyTimeout: c.ReadyTimeout, ReadyFD: c.ReadyFD, CancelOnEOF: c.CancelOnEOF, Reuse: c.Reuse, BatchSession: c.BatchSession,
-		SetupStdin: c.SetupStdin, SetupFile: c.SetupFile, LoginShell: c.LoginShell, App: c.App,
+		SetupStdin: c.SetupStdin, SetupFile: c.SetupFile, LoginShell: c.LoginShell, Access: c.Access,
 		AppSecretEnv: c.AppSecretEnv, AppHeaders: c.AppHeader, AllowExposed: c.AllowExposed,
 		NoPortProxy: c.NoPortProxy, Command: c.Command,
 	}
+	for _, a := range c.App {
+		if err := s.AddApp(a); err != nil {
+			return wire.Serve{}, err
+		}
+	}
+	return s, nil
 }
 
 // reported prints a failed command's failure as data (wire.Failure) where its caller

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/tether-dev/tether/launcher"
+	"github.com/tether-dev/tether/profile"
 	"github.com/tether-dev/tether/wire"
 )
 
@@ -20,9 +23,11 @@ type hostFlags struct {
 	sshFlag
 }
 
-// sshFlag picks the SSH transport; every command that takes a HOST has it.
+// sshFlag picks the SSH transport (and, with --relay, the stream it rides on); every
+// command that takes a HOST has it.
 type sshFlag struct {
-	SSH string `name:"ssh" placeholder:"native|openssh|auto" help:"How to speak SSH: native (tether's own client), openssh (your ssh, sharing one login through a ControlMaster: MFA, Kerberos, tokens), auto (the default: openssh where your ssh config asks for what native lacks, e.g. ControlMaster or GSSAPI; otherwise native). Default: $TETHER_SSH, else auto."`
+	SSH   string `name:"ssh" placeholder:"native|openssh|auto" help:"How to speak SSH: native (tether's own client), openssh (your ssh, sharing one login through a ControlMaster: MFA, Kerberos, tokens), auto (the default: openssh where your ssh config asks for what native lacks, e.g. ControlMaster or GSSAPI; otherwise native). Default: $TETHER_SSH, else auto."`
+	Relay string `name:"relay" placeholder:"URL" help:"Reach HOST, given as portal:ID, through this relay (wss://…; see tether relay), for a machine that takes no inbound SSH and runs tether host. Your client token goes in $TETHER_PORTAL_TOKEN, never on the command line; SSH runs end to end inside the relay, and the host's key is pinned on first use in tether's own known_hosts."`
 }
 
 // forwardFlags say how a session is brought to the local browser.
@@ -39,8 +44,26 @@ func (f forwardFlags) options() launcher.ForwardOptions {
 }
 
 func hostOptions(env *Env, host string, h hostFlags) launcher.Options {
-	return launcher.Options{Host: host, ConfigFile: h.ConfigFile, RemoteBinary: h.RemoteBinary, SSHMode: h.SSH,
+	o := launcher.Options{Host: host, ConfigFile: h.ConfigFile, RemoteBinary: h.RemoteBinary, SSHMode: h.SSH,
 		Version: env.Version, Stdout: env.Stdout, Stderr: env.Stderr}
+	if h.Relay != "" {
+		o.Relay = h.Relay
+		o.RelayToken = os.Getenv(launcher.PortalTokenEnv)
+		o.RelayKnownHosts = relayKnownHosts()
+		o.RelayDial = relayDial
+	}
+	return o
+}
+
+// relayKnownHosts is tether's own known_hosts, where portal host keys are pinned: next
+// to the config file ($XDG_CONFIG_HOME/tether/known_hosts, else ~/.config/tether or
+// %AppData%\tether); "" when there is no such directory.
+func relayKnownHosts() string {
+	p, err := profile.Path()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(p), "known_hosts")
 }
 
 // LaunchCmd is `tether launch HOST [flags] [APP] [-- COMMAND ARGS... | -- EXTRA ARGS...]`.

@@ -51,7 +51,8 @@ func TestServeGrammar(t *testing.T) {
 	full := wire.Serve{Listen: "127.0.0.1:0", Socket: "/s/x.sock", TokenFile: "/t/f", BaseURL: "/lab/", TLS: true, TLSCert: "/c.pem", TLSKey: "/k.pem",
 		AllowHosts: []string{"a.example", "b,c"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
 		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
-		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S",
+		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", Apps: []string{"nb=jupyter", "cmd=python3 -m http.server {port}"},
+		Access: "/team.yml", AppSecretEnv: "S",
 		AppHeaders: []string{"A: b", "C: {app_secret}"}, AllowExposed: true, NoPortProxy: true,
 		Command: []string{"--port={port}", "--", "x y", "-z"}}
 	// Every field of wire.Serve is set above (a new one must be added to both kong's
@@ -71,7 +72,10 @@ func TestServeGrammar(t *testing.T) {
 		if _, err := p.Parse(append([]string{"serve"}, s.Args()...)); err != nil {
 			t.Fatalf("kong refused %q: %v", s.Args(), err)
 		}
-		got := cli.Serve.wire()
+		got, err := cli.Serve.wire()
+		if err != nil {
+			t.Fatalf("wire of %q: %v", s.Args(), err)
+		}
 		// kong's defaults: the base URL "/" and the ready timeout.
 		if s.BaseURL == "" {
 			s.BaseURL = "/"

@@ -28,7 +28,8 @@ func dashed(kctx *kong.Context) bool { return slices.Contains(kctx.Args, "--") }
 // oneWord runs local (stop or logs of this machine's session word) unless the flags
 // say word is a HOST; a session not found here is explained both ways.
 func oneWord(cmd, word string, h hostFlags, local func() error) error {
-	if h.ConfigFile != "" || h.SSH != "" {
+	// portal:ID is never a session's name (no ':' in those): a HOST behind a relay.
+	if h.ConfigFile != "" || h.SSH != "" || h.Relay != "" || strings.HasPrefix(word, "portal:") {
 		return &usageError{msg: fmt.Sprintf("%s %s: which session? Give its id or name after the host: `%s` (`%s` lists them)%s",
 			cmd, word, hostCmd(h, cmd, word, "ID"), hostCmd(h, "ls", word), allForm(h, cmd, word))}
 	}
@@ -60,6 +61,12 @@ func hostCmd(h hostFlags, cmd, host string, args ...string) string {
 	}
 	if h.SSH != "" {
 		parts = append(parts, "--ssh", shquote.Quote(h.SSH))
+	}
+	switch {
+	case h.Relay != "":
+		parts = append(parts, "--relay", shquote.Quote(h.Relay))
+	case strings.HasPrefix(host, "portal:"):
+		parts = append(parts, "--relay", "URL")
 	}
 	parts = append(parts, shquote.Quote(host))
 	return strings.Join(append(parts, args...), " ")
@@ -98,13 +105,5 @@ func presetTypo(host string, raw, positionals []string) error {
 		return nil
 	}
 	return &usageError{msg: fmt.Sprintf("%s is not an app preset; %s (`tether apps` lists them); to run a program named %s, put it after --: `tether launch %s -- %s`",
-		word, didyoumean.Phrase(near), word, shquote.Quote(host), strings.Join(quoteAll(positionals), " "))}
-}
-
-func quoteAll(words []string) []string {
-	out := make([]string, len(words))
-	for i, w := range words {
-		out[i] = shquote.Quote(w)
-	}
-	return out
+		word, didyoumean.Phrase(near), word, shquote.Quote(host), shquote.Join(positionals))}
 }

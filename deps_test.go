@@ -59,7 +59,7 @@ var textLeaves = []string{"internal/termsafe", "internal/shquote"}
 // else is an error.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
-	for _, name := range []string{"launcher", "remote", "wire", "tunnel", "tokenserver", "batch", "e2e", "profile", "host"} {
+	for _, name := range []string{"launcher", "remote", "wire", "tunnel", "tokenserver", "batch", "e2e", "profile", "relay", "host"} {
 		if _, ok := pkgs[name]; !ok {
 			t.Errorf("package %s is missing", name)
 		}
@@ -73,8 +73,9 @@ func TestImportRules(t *testing.T) {
 		"batch": textLeaves,
 		// The vocabulary both sides speak: only leaves (the gate's rules for tokens, base
 		// URLs and Host names; the scheduler's job).
-		"wire":     append([]string{"tokenserver", "batch"}, textLeaves...),
-		"remote":   append([]string{"wire", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
+		"wire": append([]string{"tokenserver", "batch"}, textLeaves...),
+		// remote wires a team server: the access policy (package access) into the gate.
+		"remote":   append([]string{"wire", "tokenserver", "access", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
 		"launcher": append([]string{"wire", "tunnel", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
 		// Shared leaves: what launcher and remote both need, knowing neither.
 		"internal/localpeer":  nil,
@@ -82,14 +83,18 @@ func TestImportRules(t *testing.T) {
 		"internal/shquote":    nil,
 		"internal/didyoumean": nil,
 		// A team server's access policy (keys, OIDC, rights): knows no command and no
-		// gate (remote hands it to the gate as a tokenserver.Team).
-		"access": {"internal/didyoumean"},
+		// gate (remote hands it to the gate as a tokenserver.Team); the text leaves for
+		// clipping a hostile value in an error, as everyone else does.
+		"access": append([]string{"internal/didyoumean"}, textLeaves...),
 		// Host profiles: the config file's format and rules, knowing no command;
 		// the CLI gives it the flags.
 		"profile": textLeaves,
+		// The relay (router, tokens, stream ends): launcher and host use it; it knows
+		// neither, nor SSH; only the text leaves.
+		"relay": textLeaves,
 		// tether host: this machine offered through a relay, its SSH server being
 		// tunnel's and its streams relay's; no launcher, no remote side.
-		"host": append([]string{"tunnel"}, textLeaves...),
+		"host": append([]string{"tunnel", "relay"}, textLeaves...),
 	}
 	for name, ok := range allowed {
 		p, found := pkgs[name]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"github.com/tether-dev/tether/launcher"
 	"github.com/tether-dev/tether/profile"
 	"github.com/tether-dev/tether/wire"
@@ -430,12 +431,8 @@ func quoteWord(v string) string {
 	return strconv.Quote(clipValue(v))
 }
 
-func clipValue(v string) string {
-	if len(v) > 200 {
-		v = v[:200] + "…"
-	}
-	return v
-}
+// clipValue is a value from a config file as a message shows it: at most 200 bytes.
+func clipValue(v string) string { return termsafe.Clip(v, 200) }
 
 // safeWord is the host as typed, for a message.
 func safeWord(s string) string {

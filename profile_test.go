@@ -254,6 +254,19 @@ func TestProfileErrors(t *testing.T) {
 	}
 }
 
+// A long value in an error is cut at a character, never inside one: the message shows
+// whole characters and "…", not a byte escape (\xe2) of a character cut in two.
+func TestProfileErrorClipsWholeCharacters(t *testing.T) {
+	long := "a" + strings.Repeat("€", 100) // 1 + 300 bytes: byte 200 is inside a €
+	withConfig(t, "hosts:\n  hpc:\n    app: "+long+"\n")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"launch", "-F", "none", "no-such-host.invalid"}, &out, &errb)
+	msg := errb.String()
+	if code != 2 || !strings.Contains(msg, "is not a preset") || !strings.Contains(msg, "€…") || strings.Contains(msg, `\x`) {
+		t.Errorf("exit %d, %q; want the value cut after a whole € and marked …", code, msg)
+	}
+}
+
 // TestEveryLaunchFlagIsAKey: a profile may set each of launch's flags by its long
 // name, with no code per flag: this walks launch's flags as kong built them (so a flag
 // added later, --setup or --sge, is covered the day it exists), sets each from a

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// TestNoInsecureHostKeyCallback: SECURITY.md item 50: no code of ours, in any package,
-// turns host key checking off; tests may (their servers are in-process fakes).
+// TestNoInsecureHostKeyCallback: no code of ours, in any package, turns host key
+// checking off (ssh.InsecureIgnoreHostKey); tests may (their servers are in-process
+// fakes).
 func TestNoInsecureHostKeyCallback(t *testing.T) {
 	n := 0
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {

@@ -163,6 +163,22 @@ func (p *Policy) Apps(user string) []string {
 	return slices.Compact(apps)
 }
 
+// AppNames returns every app name the policy grants to some key or group ("*" left
+// out), sorted: serve checks them against the apps it serves (a name it does not
+// serve is most likely a typo, and opens nothing).
+func (p *Policy) AppNames() []string {
+	var apps []string
+	for _, k := range p.keys {
+		apps = append(apps, k.apps...)
+	}
+	for _, g := range p.groups {
+		apps = append(apps, g.apps...)
+	}
+	apps = slices.DeleteFunc(apps, func(a string) bool { return a == "*" })
+	slices.Sort(apps)
+	return slices.Compact(apps)
+}
+
 // Paths returns the file paths user may use: a key's own; for an e-mail, those of
 // every group it belongs to (read and write lists joined, LoadDefault from the first
 // of those groups, in the file's order, that sets one).

@@ -1,6 +1,7 @@
 package access
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"os"
@@ -319,7 +320,7 @@ func TestClientSecretFile(t *testing.T) {
 		t.Setenv("HOME", home)
 		writeSecret(t, home, "home-s3cret", 0o600)
 		pol, err := Load(writeFile(t, strings.Replace(text, "client_secret_file: oidc-secret", "client_secret_file: ~/oidc-secret", 1)))
-		if err != nil || pol.OIDC().ClientSecret != "home-s3cret" {
+		if err != nil || subtle.ConstantTimeCompare([]byte(pol.OIDC().ClientSecret), []byte("home-s3cret")) != 1 {
 			t.Errorf("Load = %v, %v; want the secret from ~/oidc-secret", pol, err)
 		}
 	})

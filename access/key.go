@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tether-dev/tether/internal/termsafe"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -203,9 +204,4 @@ func parsePHC(s string) (phc, error) {
 }
 
 // clip shortens a piece of a hostile string for an error message.
-func clip(s string) string {
-	if len(s) > 24 {
-		return s[:24] + "…"
-	}
-	return s
-}
+func clip(s string) string { return termsafe.Clip(s, 24) }

@@ -118,6 +118,14 @@ func TestVerifyKey(t *testing.T) {
 // TestParsePHCBounds: parameters that would make the server allocate gigabytes, spin
 // for minutes or accept a hash weaker than OWASP's table are refused before any
 // hashing (each case returns at once).
+// A long field of a bad hash is cut at a character in the error, never inside one.
+func TestParsePHCClipsWholeCharacters(t *testing.T) {
+	_, err := parsePHC("$a" + strings.Repeat("€", 20) + "$v=19$m=19456,t=2,p=1$AAAA$AAAA") // byte 24 is inside a €
+	if err == nil || !strings.Contains(err.Error(), "€…") || strings.Contains(err.Error(), `\x`) {
+		t.Errorf("parsePHC: %v; want the algorithm cut after a whole € and marked …", err)
+	}
+}
+
 func TestParsePHCBounds(t *testing.T) {
 	salt := base64.RawStdEncoding.EncodeToString(make([]byte, 16))
 	hash := base64.RawStdEncoding.EncodeToString(make([]byte, 32))

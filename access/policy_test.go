@@ -315,3 +315,15 @@ type team interface {
 }
 
 var _, _ team = (*Policy)(nil), (*Live)(nil)
+
+// TestAppNames: every app a key or group names, "*" left out, for serve to check
+// against the apps it serves.
+func TestAppNames(t *testing.T) {
+	p, err := parse("t.yml", []byte(threeKeysFile([3]string{"a", "b", ""})+"  c:\n    hash: "+threeHashes[2]+"\n    apps: [\"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.AppNames(), ","); got != "app0,app1" {
+		t.Errorf("AppNames() = %q; want app0,app1", got)
+	}
+}

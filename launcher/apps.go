@@ -12,11 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/internal/termsafe"
-	"github.com/tether-dev/tether/tunnel"
 	"github.com/tether-dev/tether/wire"
 )
 
@@ -222,36 +220,16 @@ func Apps(ctx context.Context, o AppsOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	pr, pw := io.Pipe()
-	var stderr strings.Builder
-	done := make(chan error, 1)
-	go func() {
-		status, err := s.conn.Run(ctx, withSiteProfiles(detectCommand(execs, nonce), o.Profiles != nil), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
-		if err == nil && status != 0 {
-			err = fmt.Errorf("exit status %d", status)
-		}
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	br := bufio.NewReaderSize(pr, 64<<10)
-	det, perr := parseDetectionEnv(br, execs)
+	var det *detection
 	var site SiteProfiles
 	var serr error
-	if perr == nil && o.Profiles != nil {
-		site, serr = readSite(br)
-	}
-	go io.Copy(io.Discard, pr)
-	runErr := <-done
+	why, perr := s.runReading(ctx, withSiteProfiles(detectCommand(execs, nonce), o.Profiles != nil), func(br *bufio.Reader) (err error) {
+		if det, err = parseDetectionEnv(br, execs); err == nil && o.Profiles != nil {
+			site, serr = readSite(br)
+		}
+		return err
+	})
 	if perr != nil {
-		why := perr.Error()
-		if runErr != nil {
-			why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
-		}
-		if e := strings.TrimSpace(stderr.String()); e != "" {
-			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)
-		}
 		return errorf("check that /bin/sh works on "+s.host, "could not look for apps on %s: %s", s.host, why)
 	}
 	list := matchPresetsUI(det)

@@ -664,8 +664,8 @@ func (s *session) slurmEndpoint(ctx context.Context, rec wire.Record, viaNode bo
 	if !viaNode {
 		return PinnedTLS(boundedDial(s.conn, "tcp", rec.Addr), rec), nil
 	}
-	if s.o.SSH != nil {
-		return nil, usageError("--via-node-ssh needs a host from ssh_config")
+	if err := s.nodeSSHPossible(); err != nil {
+		return nil, err
 	}
 	if oc, ok := s.conn.(*tunnel.OpenSSHClient); ok {
 		return s.nodeEndpointOpenSSH(ctx, rec, oc)
@@ -708,14 +708,25 @@ func (s *session) nodeConfig(node string) (*tunnel.Config, error) {
 	return tunnel.Resolve(node, tunnel.ResolveOptions{ConfigFile: s.o.ConfigFile, DefaultUser: login.User, Warn: warn})
 }
 
+// nodeSSHPossible refuses --via-node-ssh where the host does not come from ssh_config.
+func (s *session) nodeSSHPossible() error {
+	switch {
+	case s.o.Relay != "":
+		return usageError("--via-node-ssh cannot go through a relay (only %s is reached through it, not its nodes); leave --via-node-ssh out: the node is then reached through %s", s.host, s.host)
+	case s.o.SSH != nil:
+		return usageError("--via-node-ssh needs a host from ssh_config")
+	}
+	return nil
+}
+
 // checkNodeHop is --via-node-ssh's check before anything is submitted: the login node
 // must let tether through to another machine's sshd (direct-tcpip), which the hop to
 // the node needs. It opens a channel through the connection it has to the login
 // node's own SSH address and reads the server's banner; no login. A site that refuses
 // it would otherwise cost a job submitted and cancelled on every try.
 func (s *session) checkNodeHop(ctx context.Context) error {
-	if s.o.SSH != nil {
-		return usageError("--via-node-ssh needs a host from ssh_config")
+	if err := s.nodeSSHPossible(); err != nil {
+		return err
 	}
 	var host string
 	port := 22

@@ -175,7 +175,7 @@ func (s *session) tellBeforeServing(e tunnel.Event) error {
 		s.status.line("tether: back: reconnected to %s", s.host)
 	case tunnel.Failed:
 		s.status.done()
-		return connectError(s.host, e.Err)
+		return s.connectError(e.Err)
 	}
 	return nil
 }

@@ -31,11 +31,11 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		return errorf("check that the temporary directory is writable", "cannot make a directory for the demo: %v", err)
 	}
 	defer os.RemoveAll(dir)
-	cfg, srv, err := demoServer(dir)
+	cfg, stopServer, err := demoServer(dir)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer stopServer()
 	lo := LaunchOptions{
 		Options:        Options{Host: "the demo server", SSH: cfg, Version: o.Version, Stdout: o.Stdout, Stderr: o.Stderr},
 		ForwardOptions: o.ForwardOptions,
@@ -46,8 +46,8 @@ func Demo(ctx context.Context, o DemoOptions) error {
 }
 
 // demoServer starts the in-process SSH server and returns the client configuration that
-// reaches it (and only it).
-func demoServer(dir string) (*tunnel.Config, *tunnel.Server, error) {
+// reaches it (and only it), and stop, which closes the server and waits for its Serve.
+func demoServer(dir string) (_ *tunnel.Config, stop func(), _ error) {
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -80,7 +80,16 @@ func demoServer(dir string) (*tunnel.Config, *tunnel.Server, error) {
 	if err != nil {
 		return nil, nil, errorf("check that loopback networking works", "cannot listen on 127.0.0.1 for the demo server: %v", err)
 	}
-	go srv.Serve(ln)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	stop = func() {
+		srv.Close()
+		ln.Close() // Close closes it only once Serve has begun
+		<-served
+	}
 	name := "tether"
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
@@ -100,5 +109,5 @@ func demoServer(dir string) (*tunnel.Config, *tunnel.Server, error) {
 		ServerAliveInterval:   5 * time.Second,
 		ServerAliveCountMax:   3,
 	}
-	return cfg, srv, nil
+	return cfg, stop, nil
 }

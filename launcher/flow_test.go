@@ -50,6 +50,13 @@ esac
 
 func newFakeRemote(t *testing.T) *fakeRemote {
 	t.Helper()
+	return newFakeRemoteWith(t, nil)
+}
+
+// newFakeRemoteWith is newFakeRemote with tweak applied to the server before it serves
+// (its settings are read once, when Serve starts).
+func newFakeRemoteWith(t *testing.T, tweak func(*tunnel.Server)) *fakeRemote {
+	t.Helper()
 	hostPub, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	_ = hostPub
 	hostKey, _ := ssh.NewSignerFromKey(hostPriv)
@@ -65,6 +72,9 @@ func newFakeRemote(t *testing.T) *fakeRemote {
 	}
 	f.srv = &tunnel.Server{HostKey: hostKey, AuthorizedKey: clientKey.PublicKey(),
 		Env: []string{"HOME=" + f.home, "XDG_CACHE_HOME=", "FAKE=" + f.dir}}
+	if tweak != nil {
+		tweak(f.srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -378,8 +388,9 @@ func TestLaunchRmStopsTheSession(t *testing.T) {
 	}
 }
 
-// SECURITY.md item 43: an impostor on the socket fails the challenge; the launcher
-// aborts before opening a browser or sending the token, and stops what it started.
+// An impostor listening on the session's socket, without the session secret, fails the
+// launcher's challenge; the launcher aborts before opening a browser or sending the
+// token, and stops what it started.
 func TestLaunchImpostorOnSocket(t *testing.T) {
 	f := newFakeRemote(t)
 	f.install()

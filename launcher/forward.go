@@ -315,6 +315,9 @@ func (s *session) cmdline(args ...string) string {
 	if s.o.SSHMode == SSHNative || s.o.SSHMode == SSHOpenSSH {
 		parts = append(parts, "--ssh", s.o.SSHMode) // chosen on the command line: again
 	}
+	if s.o.Relay != "" {
+		parts = append(parts, "--relay", shquote.Quote(redactURL(s.o.Relay)))
+	}
 	parts = append(parts, shquote.Quote(s.host))
 	if args[0] == "attach" && s.viaNode {
 		parts = append(parts, "--via-node-ssh")
@@ -504,7 +507,7 @@ func (s *session) onEvent(ctx context.Context, e tunnel.Event, local string, rec
 		}
 		s.status.line("tether: back: session %s on %s answers again at %s", rec.ID, s.host, local)
 	case tunnel.Failed:
-		return connectError(s.host, e.Err)
+		return s.connectError(e.Err)
 	}
 	return nil
 }

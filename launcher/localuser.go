@@ -156,6 +156,7 @@ func checkOwnerCheck() error {
 		return nil // listenLocal has just listened; this cannot fail for long, and it is no proof either way
 	}
 	defer ln.Close()
+	// The accepting goroutine is checkOwnerCheck's: every return receives from got.
 	got := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -167,6 +168,10 @@ func checkOwnerCheck() error {
 	}()
 	d, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	if err != nil {
+		ln.Close() // ends the Accept, which is waited for
+		if c, ok := <-got; ok {
+			c.Close()
+		}
 		return nil
 	}
 	defer d.Close()

@@ -28,6 +28,20 @@ type Options struct {
 	// (OpenSSH transport); 0: $TETHER_SSH_PERSIST, else 10 minutes.
 	ControlPersist time.Duration
 
+	// Relay, when set, reaches Host (portal:ID) through the relay at this URL (`tether
+	// relay`) instead of ssh_config and TCP; SSH runs end to end inside its stream
+	// (relay.go).
+	Relay string
+	// RelayToken is the client token for the portal ($TETHER_PORTAL_TOKEN): sent to
+	// the relay, and to the portal's host as the SSH password.
+	RelayToken string
+	// RelayKnownHosts is the file portal host keys are pinned in (tether's own
+	// known_hosts, in its config directory).
+	RelayKnownHosts string
+	// RelayDial opens the stream through the relay (relay.Dial; tests dial a
+	// tunnel.Server directly).
+	RelayDial RelayDialer
+
 	Stdout io.Writer
 	Stderr io.Writer
 

@@ -143,7 +143,7 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 					s.status.done()
 					s.status.line("tether: back: reconnected to %s; new connections to 127.0.0.1:%d go through again", s.host, local)
 				case tunnel.Failed:
-					return connectError(s.host, e.Err)
+					return s.connectError(e.Err)
 				}
 			}
 		case <-refused:

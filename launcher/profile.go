@@ -222,33 +222,52 @@ func unsafeSiteFile(mode, uid, size string) string {
 
 // siteProfiles reads the host's site profiles over the session's connection.
 func (s *session) siteProfiles(ctx context.Context) (SiteProfiles, error) {
+	var sp SiteProfiles
+	why, err := s.runReading(ctx, siteCommand(), func(br *bufio.Reader) (err error) {
+		sp, err = readSite(br)
+		return err
+	})
+	if err != nil {
+		return sp, errorf("try again, or drop --profile", "could not read the site profiles on %s: %s", s.host, why)
+	}
+	return sp, nil
+}
+
+// runReading runs command over the session's connection (30 s at most) and gives its
+// output to read; what read leaves is read to the end and dropped. When read fails, why
+// says so in words for a message: the command's failure when it failed, else read's,
+// and what it wrote on stderr. The command's goroutine is runReading's: it returns
+// only once the command has ended (its output read to EOF, the end of which the
+// goroutine writes after Run returns).
+func (s *session) runReading(ctx context.Context, command string, read func(*bufio.Reader) error) (why string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pr, pw := io.Pipe()
 	var stderr strings.Builder
 	done := make(chan error, 1)
 	go func() {
-		status, err := s.conn.Run(ctx, siteCommand(), nil, pw, &limitedBuilder{b: &stderr, n: 4096})
+		status, err := s.conn.Run(ctx, command, nil, pw, &limitedBuilder{b: &stderr, n: 4096})
 		if err == nil && status != 0 {
 			err = fmt.Errorf("exit status %d", status)
 		}
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	sp, perr := readSite(bufio.NewReaderSize(pr, 64<<10))
-	go io.Copy(io.Discard, pr)
+	br := bufio.NewReaderSize(pr, 64<<10)
+	err = read(br)
+	io.Copy(io.Discard, br)
 	runErr := <-done
-	if perr != nil {
-		why := perr.Error()
-		if runErr != nil {
-			why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
-		}
-		if e := strings.TrimSpace(stderr.String()); e != "" {
-			why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)
-		}
-		return sp, errorf("try again, or drop --profile", "could not read the site profiles on %s: %s", s.host, why)
+	if err == nil {
+		return "", nil
 	}
-	return sp, nil
+	why = err.Error()
+	if runErr != nil {
+		why = termsafe.Clip(termsafe.OneLine(tunnel.Message(runErr)), 200)
+	}
+	if e := strings.TrimSpace(stderr.String()); e != "" {
+		why += ": " + termsafe.Clip(termsafe.OneLine(e), 200)
+	}
+	return why, err
 }
 
 // applySiteProfile reads the site profiles and lets o.SiteProfile choose the options;

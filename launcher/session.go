@@ -86,7 +86,17 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		}
 		s.events.add(e)
 	}
-	cfg, openssh, err := chooseTransport(o)
+	var cfg *tunnel.Config
+	var openssh bool
+	var err error
+	if o.Relay != "" {
+		var portal string
+		if portal, err = checkRelay(o); err == nil {
+			cfg, err = relayConfig(o, portal, func(note string) { s.status.line("%s", note) })
+		}
+	} else {
+		cfg, openssh, err = chooseTransport(o)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -114,6 +124,9 @@ func open(ctx context.Context, o Options, u use) (*session, error) {
 		s.status.done()
 		if ctx.Err() != nil {
 			return fail(ctx.Err())
+		}
+		if o.Relay != "" {
+			return fail(s.connectError(err))
 		}
 		return fail(suggestHost(o, err, connectError(s.host, err)))
 	}

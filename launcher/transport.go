@@ -37,6 +37,10 @@ func chooseTransport(o Options) (*tunnel.Config, bool, error) {
 	if o.SSH != nil {
 		return o.SSH, false, nil // a host resolved already (demo, tests)
 	}
+	if isPortal(o.Host) {
+		_, err := checkRelay(o) // portal:ID without --relay
+		return nil, false, err
+	}
 	if mode == SSHOpenSSH {
 		return nil, true, nil
 	}

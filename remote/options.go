@@ -97,6 +97,10 @@ type ServeOptions struct {
 	// node's address (TLS, token required) besides its Unix socket, records the node,
 	// address and job id, and keeps the directory when it ends.
 	BatchSession string
+	// Apps are a team server's apps, "NAME=SPEC" each (wire.TeamApp), and Access its
+	// --access file (team.go).
+	Apps   []string
+	Access string
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -104,6 +108,7 @@ type ServeOptions struct {
 	preset    *resolvedPreset // the resolved --app
 	staticDir string          // the static preset's directory (absolute)
 	shellEnv  *shellEnv       // the login shell's environment, once known
+	team      *teamServe      // a team server's apps and policy (serve_team.go)
 }
 
 // LsOptions are the options of `tether ls`. JSONNotes, here and for stop and logs,
@@ -148,7 +153,7 @@ func (o *ServeOptions) wire() wire.Serve {
 		ReadyTimeout: o.ReadyTimeout, ReadyFD: o.ReadyFD, CancelOnEOF: o.CancelOnEOF, Reuse: o.Reuse, BatchSession: o.BatchSession,
 		SetupStdin: o.SetupStdin, SetupFile: o.SetupFile, LoginShell: o.LoginShell, App: o.AppName,
 		AppSecretEnv: o.AppSecretEnv, AppHeaders: o.AppHeaders, AllowExposed: o.AllowExposed,
-		NoPortProxy: o.NoPortProxy, Command: o.Command,
+		NoPortProxy: o.NoPortProxy, Command: o.Command, Apps: o.Apps, Access: o.Access,
 	}
 }
 
@@ -161,6 +166,6 @@ func ServeOptionsOf(s wire.Serve) ServeOptions {
 		ReadyTimeout: s.ReadyTimeout, ReadyFD: s.ReadyFD, CancelOnEOF: s.CancelOnEOF, Reuse: s.Reuse, BatchSession: s.BatchSession,
 		SetupStdin: s.SetupStdin, SetupFile: s.SetupFile, LoginShell: s.LoginShell, AppName: s.App,
 		AppSecretEnv: s.AppSecretEnv, AppHeaders: s.AppHeaders, AllowExposed: s.AllowExposed,
-		NoPortProxy: s.NoPortProxy, Command: s.Command,
+		NoPortProxy: s.NoPortProxy, Command: s.Command, Apps: s.Apps, Access: s.Access,
 	}
 }

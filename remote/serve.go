@@ -91,6 +91,9 @@ func (o *ServeOptions) normalize() error {
 	if err := o.loadSetup(); err != nil {
 		return err
 	}
+	if len(o.Apps) > 0 {
+		return o.normalizeTeam()
+	}
 	if err := o.resolveApp(); err != nil {
 		return err
 	}
@@ -109,9 +112,11 @@ func (o *ServeOptions) normalize() error {
 
 // recordCommand is the Command of the ready record: the app's command line
 // (placeholders unexpanded), ["static", DIR] for the static preset, empty for the
-// built-in page.
+// built-in page, a team server's --app values.
 func (o *ServeOptions) recordCommand() []string {
 	switch {
+	case o.team != nil:
+		return append([]string{}, o.Apps...) // nb=jupyter site=static:DIR
 	case o.App != nil:
 		return append([]string{}, o.App.Command...)
 	case o.staticDir != "":

@@ -39,7 +39,11 @@ func serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx, stopWatching := watchSignals(ctx, pipe)
+	var onHUP func()
+	if o.team != nil && o.team.live != nil {
+		onHUP = func() { o.team.reload(o.Access, o.Stderr) }
+	}
+	ctx, stopWatching := watchSignals(ctx, pipe, onHUP)
 	err = o.serveSession(ctx, rep)
 	stopWatching()
 	if pipe != nil {
@@ -75,8 +79,10 @@ func (o *ServeOptions) newReporter() (reporter, *pipeReporter, error) {
 // watchSignals returns ctx, cancelled on SIGHUP in the foreground (a background server,
 // pipe != nil, ignores it: it outlives the terminal and the SSH connection) and, in the
 // background, once the detaching parent no longer reads the ready pipe (a start nobody
-// waits for any more is abandoned). stop ends the watching and waits for its goroutine.
-func watchSignals(ctx context.Context, pipe *pipeReporter) (_ context.Context, stop func()) {
+// waits for any more is abandoned). With onHUP (a team server's --access), SIGHUP
+// calls it instead, in the foreground and the background alike. stop ends the
+// watching and waits for its goroutine.
+func watchSignals(ctx context.Context, pipe *pipeReporter, onHUP func()) (_ context.Context, stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
@@ -91,7 +97,9 @@ func watchSignals(ctx context.Context, pipe *pipeReporter) (_ context.Context, s
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if pipe == nil {
+				if onHUP != nil {
+					onHUP()
+				} else if pipe == nil {
 					cancel()
 					return
 				}
@@ -112,6 +120,7 @@ type serving struct {
 	rep        reporter
 	logger     *slog.Logger // the server log, and a foreground terminal's warnings
 	fileLogger *slog.Logger // the server log only
+	gateLogger *slog.Logger // logger, and a team server's audit lines on the terminal
 	sess       *session
 	sf         *sessionFile
 	batch      bool // a batch job's session: it stays, record and logs, until stop or prune
@@ -122,6 +131,11 @@ type serving struct {
 	app        *servedApp // nil: the static preset or the built-in page
 	static     *staticApp
 	gate       *gate
+	// A team server's: its app processes, its static directories, the app log they
+	// share (serve_team.go).
+	apps    []*servedApp
+	statics []*staticApp
+	teamLog *cappedLog
 }
 
 // serveSession runs the steps and then the cleanup.
@@ -132,7 +146,11 @@ func (o *ServeOptions) serveSession(ctx context.Context, rep reporter) error {
 	}
 	s := &serving{o: o, rep: rep, act: newActivity()}
 	err = s.prepare(token, tlsConf, certSHA)
-	if err == nil {
+	switch {
+	case err != nil:
+	case o.team != nil:
+		err = s.runTeam(ctx, token, tlsConf)
+	default:
 		err = s.run(ctx, token, tlsConf)
 	}
 	s.close(err)
@@ -209,8 +227,18 @@ func (s *serving) prepare(token string, tlsConf *tls.Config, certSHA string) err
 	// job's output file gets none: anyone on the cluster network can cause them.
 	fileLog := slog.NewTextHandler(srvLog, &slog.HandlerOptions{Level: slog.LevelInfo})
 	s.fileLogger, s.logger = slog.New(fileLog), slog.New(fileLog)
+	s.gateLogger = s.logger
 	if !background && !s.batch {
 		s.logger = slog.New(slog.NewMultiHandler(fileLog, slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		s.gateLogger = s.logger
+		if o.team != nil {
+			// A team server's audit lines (sign-ins, refusals, apps opened) on the
+			// terminal too.
+			s.gateLogger = slog.New(slog.NewMultiHandler(fileLog, slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+		}
+	}
+	if o.team != nil {
+		o.team.logger.Store(s.gateLogger)
 	}
 
 	s.sockPath = sess.socketPath()
@@ -254,8 +282,16 @@ func (s *serving) run(ctx context.Context, token string, tlsConf *tls.Config) er
 	var handler http.Handler
 	switch {
 	case o.App != nil:
-		var err error
-		s.app, err = s.startApp(ctx, reach)
+		log, err := openCappedLog(sess.logPath(), defaultLogCap)
+		if err != nil {
+			return fmt.Errorf("opening the app log: %w", err)
+		}
+		var out io.Writer = log
+		if o.ReadyFD <= 0 && !s.batch {
+			out = io.MultiWriter(log, o.Stderr)
+		}
+		s.app, err = s.startApp(ctx, o, sess, out, reach)
+		s.app.log = log
 		if err != nil {
 			return err
 		}
@@ -273,7 +309,7 @@ func (s *serving) run(ctx context.Context, token string, tlsConf *tls.Config) er
 	}
 
 	var err error
-	if s.gate, err = s.openGate(token, tlsConf, allowHosts, handler, reach); err != nil {
+	if s.gate, err = s.openGate(token, tlsConf, allowHosts, handler, reach, nil); err != nil {
 		return err
 	}
 	s.sf.Phase = phaseRunning
@@ -322,28 +358,20 @@ func (s *serving) startNotes(tlsConf *tls.Config) (allowHosts []string) {
 // servedApp is one app of the session: its log, the files written for it (its secret),
 // its process and the proxy to it.
 type servedApp struct {
-	log     *cappedLog
+	name    string     // a team server's app name; "" for the one app
+	log     *cappedLog // the app log, when the app owns it (nil for a team's app)
 	plan    *appPlan
 	proc    *appProc
 	handler http.Handler
 }
 
-// startApp starts the session's app and waits until it is ready: its log, the login
-// shell's environment (with LoginShell), the process (runApp) and the proxy to it. A
-// failure has been reported through s.rep. The servedApp holds what was made, also
-// with an error: the caller closes it.
-func (s *serving) startApp(ctx context.Context, reach *portReacher) (*servedApp, error) {
-	o, sess := s.o, s.sess
+// startApp starts an app with options o (the session's, or a team app's) in sess (the
+// session, or a team app's view of it) and waits until it is ready: the login shell's
+// environment (with LoginShell), the process (runApp) and the proxy to it, its output
+// to out. A failure has been reported through s.rep. The servedApp holds what was
+// made, also with an error: the caller closes it.
+func (s *serving) startApp(ctx context.Context, o *ServeOptions, sess *session, out io.Writer, reach *portReacher) (*servedApp, error) {
 	a := &servedApp{}
-	log, err := openCappedLog(sess.logPath(), defaultLogCap)
-	if err != nil {
-		return a, fmt.Errorf("opening the app log: %w", err)
-	}
-	a.log = log
-	var out io.Writer = log
-	if o.ReadyFD <= 0 && !s.batch {
-		out = io.MultiWriter(log, o.Stderr)
-	}
 	if s.batch {
 		s.progress(wire.Stepf("the app's output goes to %s", sess.logPath()))
 	}
@@ -354,11 +382,14 @@ func (s *serving) startApp(ctx context.Context, reach *portReacher) (*servedApp,
 		}
 		// The app's wait counts from the start, setup included.
 		o.ReadyTimeout = max(o.ReadyTimeout-time.Since(began), time.Second)
-		s.sf.Command = o.recordCommand()
-		if err := writeRecord(sess, s.sf); err != nil {
-			return a, err
+		if o == s.o {
+			s.sf.Command = o.recordCommand()
+			if err := writeRecord(s.sess, s.sf); err != nil {
+				return a, err
+			}
 		}
 	}
+	var err error
 	a.plan, a.proc, err = o.runApp(ctx, sess, s.sf, out, s.rep, s.progress)
 	if err != nil {
 		return a, err
@@ -400,7 +431,8 @@ type gate struct {
 
 // openGate starts the guarded server in front of handler: on the private Unix socket
 // always, on TCP with --listen. The gate is returned, also with an error, for close.
-func (s *serving) openGate(token string, tlsConf *tls.Config, allowHosts []string, handler http.Handler, reach *portReacher) (*gate, error) {
+// With team (a team server), its Team, SignIn and Apps stand for handler.
+func (s *serving) openGate(token string, tlsConf *tls.Config, allowHosts []string, handler http.Handler, reach *portReacher, team *tokenserver.Options) (*gate, error) {
 	o := s.o
 	// Without a token, a TCP listener lets every user of the machine in: they get the
 	// app (the user asked for that), but not the user's other ports besides.
@@ -408,11 +440,15 @@ func (s *serving) openGate(token string, tlsConf *tls.Config, allowHosts []strin
 	if token != "" || o.Listen == "" {
 		ports = reach.options(o.NoPortProxy)
 	}
-	srv, err := tokenserver.New(tokenserver.Options{
+	opts := tokenserver.Options{
 		Token: token, NoAuth: token == "", SessionID: s.sess.ID, BaseURL: o.BaseURL,
-		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: s.logger, OnActivity: s.act.touch,
+		AllowHosts: allowHosts, TLS: tlsConf, App: handler, Logger: s.gateLogger, OnActivity: s.act.touch,
 		Ports: ports,
-	})
+	}
+	if team != nil {
+		opts.Team, opts.SignIn, opts.Apps = team.Team, team.SignIn, team.Apps
+	}
+	srv, err := tokenserver.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("starting the guarded server: %w", err)
 	}
@@ -525,8 +561,15 @@ func (s *serving) ended(end ending, gateErr error) error {
 		sf.Why = wire.Fail(wire.FailIdle, wire.Plain(sf.Exit), nil)
 		return nil
 	case endAppExited:
-		app := s.app.proc
+		a := s.app
+		if a == nil {
+			a = exitedApp(s.apps)
+		}
+		app := a.proc
 		how := describeExit(app.err)
+		if a.name != "" {
+			how = a.name + " " + how // "the app nb exited with status 1"
+		}
 		sf.ExitStatus = exitStatus(app.err)
 		s.logger.Info("the app "+how, "session", sess.ID)
 		sf.Phase, sf.Exit, sf.Ended = phaseAppExited, how, time.Now().UTC()
@@ -555,6 +598,15 @@ func (s *serving) close(err error) {
 	}
 	if s.app != nil {
 		s.app.close()
+	}
+	for _, a := range s.apps {
+		a.close()
+	}
+	for _, st := range s.statics {
+		st.Close()
+	}
+	if s.teamLog != nil {
+		s.teamLog.Close()
 	}
 	if s.batch && s.sf != nil {
 		endBatchSession(s.sess, s.sf, err)

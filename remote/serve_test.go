@@ -352,7 +352,8 @@ func TestServeOptionsWire(t *testing.T) {
 		AllowHosts: []string{"a.example"}, IdleTimeout: time.Hour, Name: "n", JSON: true, JSONNotes: true,
 		Detach: true, ReadyTimeout: time.Minute, ReadyFD: 3, CancelOnEOF: true, Reuse: true, BatchSession: "/b/abcd2345",
 		SetupStdin: true, SetupFile: "/f", LoginShell: true, App: "jupyter", AppSecretEnv: "S",
-		AppHeaders: []string{"A: b"}, AllowExposed: true, NoPortProxy: true, Command: []string{"x"}}
+		AppHeaders: []string{"A: b"}, AllowExposed: true, NoPortProxy: true, Command: []string{"x"},
+		Apps: []string{"nb=jupyter"}, Access: "/team.yml"}
 	v := reflect.ValueOf(full)
 	for i := 0; i < v.NumField(); i++ {
 		if v.Field(i).IsZero() && v.Type().Field(i).Name != "TLSCert" && v.Type().Field(i).Name != "TLSKey" {

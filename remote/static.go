@@ -41,6 +41,7 @@ type staticApp struct {
 	deny     []string      // relative paths (slash-separated) that are never served, compared ignoring case
 	denyDirs []fs.FileInfo // the directories never served, compared by identity
 	touch    func()
+	team     *staticRights // with --access: each person's paths (static_team.go)
 }
 
 // fileCSP goes with every file: no script, no plugins, no forms. The document keeps
@@ -117,7 +118,17 @@ func (a *staticApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	v := view{owner: true}
+	if a.team != nil {
+		v = a.team.viewOf(r.Header.Get(userHeader))
+	}
+	writing := a.team != nil && (r.Method == http.MethodPut || r.Method == http.MethodDelete)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !writing {
+		if a.team != nil {
+			h.Set("Allow", "GET, HEAD, PUT, DELETE")
+			http.Error(w, "405 method not allowed: files are read with GET and written with PUT or DELETE", http.StatusMethodNotAllowed)
+			return
+		}
 		h.Set("Allow", "GET, HEAD")
 		http.Error(w, "405 method not allowed: this directory is served read-only", http.StatusMethodNotAllowed)
 		return
@@ -136,8 +147,20 @@ func (a *staticApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if writing {
+		a.serveTeamWrite(w, r, rel, v)
+		return
+	}
+	if rel == "." && v.loadDefault != "" {
+		to := a.base + (&url.URL{Path: v.loadDefault}).EscapedPath()
+		if fi, ok := a.lstatAll(v.loadDefault); ok && fi.IsDir() {
+			to += "/"
+		}
+		http.Redirect(w, r, to, http.StatusFound)
+		return
+	}
 	fi, ok := a.lstatAll(rel)
-	if !ok {
+	if !ok || !v.mayList(rel, fi.IsDir()) {
 		http.NotFound(w, r)
 		return
 	}
@@ -149,11 +172,11 @@ func (a *staticApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		index := path.Join(rel, "index.html")
-		if ifi, ok := a.lstatAll(index); ok && ifi.Mode().IsRegular() {
+		if ifi, ok := a.lstatAll(index); ok && ifi.Mode().IsRegular() && v.mayRead(index) {
 			a.serveFile(w, r, index, ifi)
 			return
 		}
-		a.serveDir(w, r, rel, fi)
+		a.serveDir(w, r, rel, fi, v)
 		return
 	}
 	a.serveFile(w, r, rel, fi)
@@ -274,7 +297,7 @@ type dirEntry struct {
 // serveDir lists a directory: subdirectories and regular files, hidden names and
 // symlinks left out. Like serveFile, it refuses what opens if it is not the directory
 // that was checked.
-func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string, checked fs.FileInfo) {
+func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string, checked fs.FileInfo, v view) {
 	f, err := a.root.Open(rel)
 	if err != nil {
 		http.NotFound(w, r)
@@ -309,6 +332,9 @@ func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string,
 				continue
 			}
 		}
+		if !v.mayList(child, t.IsDir()) {
+			continue
+		}
 		switch {
 		case t.IsDir():
 			list = append(list, dirEntry{Name: name + "/", Href: (&url.URL{Path: "./" + name}).EscapedPath() + "/", Dir: true})
@@ -338,10 +364,11 @@ func (a *staticApp) serveDir(w http.ResponseWriter, r *http.Request, rel string,
 		return
 	}
 	if err := dirTemplate.Execute(w, struct {
-		Title string
-		Up    bool
-		List  []dirEntry
-	}{title, rel != ".", list}); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
+		Title    string
+		Up       bool
+		List     []dirEntry
+		Writable bool
+	}{title, rel != "." && v.mayList(path.Dir(rel), true) && !(path.Dir(rel) == "." && v.loadDefault != ""), list, v.mayWrite(path.Join(rel, "x"))}); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
 		return
 	}
 }
@@ -350,7 +377,7 @@ var dirTemplate = template.Must(template.New("dir").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:50em}td{padding:0 1em 0 0}</style></head>
 <body><h1>{{.Title}}</h1>
-<p>Served read-only by tether.</p>
+<p>Served {{if .Writable}}by tether; you may upload files here (HTTP PUT){{else}}read-only by tether{{end}}.</p>
 <table>{{if .Up}}<tr><td><a href="../">../</a></td><td></td></tr>{{end}}
 {{range .List}}<tr><td><a href="{{.Href}}">{{.Name}}</a></td><td>{{if not .Dir}}{{.Size}}{{end}}</td></tr>
 {{end}}</table></body></html>

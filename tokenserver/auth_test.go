@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Item 12: without a credential nothing reaches the app, on any path and with any
+// Without a credential nothing reaches the app, on any path and with any
 // method, WebSockets included; page loads get the login page, the rest a short 401.
 // Only our own login page and challenge answer without one.
 func TestNoCredentialGetsNothing(t *testing.T) {
@@ -69,7 +69,7 @@ func TestNoCredentialGetsNothing(t *testing.T) {
 	}
 }
 
-// Item 13: a page load with ?token= gets a 303 to the same URL without it (other
+// A page load with ?token= gets a 303 to the same URL without it (other
 // parameters kept, in order and as written), a cookie, and no-referrer; the Location
 // never holds the token; the cookie then works and the app never sees the token.
 func TestQueryTokenRedirect(t *testing.T) {
@@ -128,7 +128,7 @@ func TestQueryTokenRedirect(t *testing.T) {
 	}
 }
 
-// Item 13, from another site: a navigation with ?token= that came from elsewhere (a
+// From another site: a navigation with ?token= that came from elsewhere (a
 // link, the launcher's file:// page) gets the cookie and a page that moves on by
 // itself to the clean URL, because browsers do not send a SameSite=Strict cookie on
 // a redirect that follows a cross-site navigation. The token is still gone from the
@@ -172,7 +172,7 @@ func TestQueryTokenCrossSiteNavigation(t *testing.T) {
 	}
 }
 
-// Item 14: ?token= on a request a page script made (Sec-Fetch-Mode cors, no-cors,
+// ?token= on a request a page script made (Sec-Fetch-Mode cors, no-cors,
 // same-origin) is ignored: it authenticates nothing, and is still never forwarded.
 func TestQueryTokenIgnoredFromScripts(t *testing.T) {
 	g := newGate(t, nil)
@@ -206,7 +206,7 @@ func TestQueryTokenIgnoredFromScripts(t *testing.T) {
 	}
 }
 
-// Item 15: Authorization schemes.
+// Authorization schemes.
 func TestAuthorizationHeader(t *testing.T) {
 	g := newGate(t, nil)
 	tests := []struct {
@@ -261,7 +261,7 @@ func TestAuthorizationHeader(t *testing.T) {
 	}
 }
 
-// Item 16: wrong tokens of every shape, through every channel, are refused and never
+// Wrong tokens of every shape, through every channel, are refused and never
 // reach the app.
 func TestWrongTokens(t *testing.T) {
 	g := newGate(t, nil)
@@ -340,7 +340,7 @@ func TestWrongTokens(t *testing.T) {
 	}
 }
 
-// Item 18: two ?token= values are ambiguous, in either order, even if both are right.
+// Two ?token= values are ambiguous, in either order, even if both are right.
 func TestAmbiguousQueryToken(t *testing.T) {
 	g := newGate(t, nil)
 	ck := g.cookie(testHost)
@@ -361,7 +361,7 @@ func TestAmbiguousQueryToken(t *testing.T) {
 	}
 }
 
-// Item 19: a valid cookie does not rescue an explicitly wrong credential.
+// A valid cookie does not rescue an explicitly wrong credential.
 func TestCookiePlusWrongExplicitToken(t *testing.T) {
 	g := newGate(t, nil)
 	ck := g.cookie(testHost)

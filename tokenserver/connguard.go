@@ -146,8 +146,11 @@ func (l *guardListener) Accept() (net.Conn, error) {
 }
 
 // sourceOf is the address a connection counts against: the IP, an IPv6 /64.
-func sourceOf(a net.Addr) netip.Prefix {
-	ap, err := netip.ParseAddrPort(a.String())
+func sourceOf(a net.Addr) netip.Prefix { return sourceOfHostPort(a.String()) }
+
+// sourceOfHostPort is sourceOf for an address written host:port (a RemoteAddr).
+func sourceOfHostPort(hostport string) netip.Prefix {
+	ap, err := netip.ParseAddrPort(hostport)
 	if err != nil {
 		return netip.Prefix{}
 	}

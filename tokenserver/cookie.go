@@ -22,15 +22,22 @@ import (
 // with cookiePrefix (after an optional __Host-/__Secure- prefix), from any session, is
 // stripped before a request reaches the app; other cookies pass untouched.
 //
-// The value is base64url(issued[8] | id[16] | HMAC-SHA256[32]) with the MAC over the
-// cookie's name, issue time and id, keyed from the token and a per-process random
-// secret: it is not the token and reveals nothing of it, a cookie copied to another
-// session's or port's name fails, and every cookie fails after a restart.
+// The value is base64url(issued[8] | id[16] | kind[1] | name | HMAC-SHA256[32]) with
+// the MAC over the cookie's name and everything before the MAC, keyed from the token
+// and a per-process random secret: it is not the token and reveals nothing of it, a
+// cookie copied to another session's or port's name fails, an edited kind or name
+// fails, and every cookie fails after a restart. kind and name say who signed in: the
+// owner (kind 'o', no name), an access key (kind 'k', its name) or a person signed in
+// by OIDC (kind 'e', the e-mail); in team mode the name is checked against the current
+// policy on every request.
 const (
 	cookiePrefix     = "tether-"
 	hostCookiePrefix = "__Host-"
 	cookieIDLen      = 16
-	cookieBodyLen    = 8 + cookieIDLen + sha256.Size
+	cookieHeadLen    = 8 + cookieIDLen + 1
+	cookieMinLen     = cookieHeadLen + sha256.Size
+	// maxUserLen bounds a key name or e-mail carried in a cookie.
+	maxUserLen = 320
 	// cookieLifetime is the sliding expiry: a cookie is good for 24 h after it was
 	// (re)issued, and it is reissued on use once older than cookieRefreshAfter.
 	cookieLifetime     = 24 * time.Hour
@@ -39,6 +46,50 @@ const (
 	// name (planted by another local port, say).
 	maxCookiesTried = 4
 )
+
+// Who signed in.
+const (
+	kindOwner = 'o' // the token: may open everything
+	kindKey   = 'k' // an access key, by its name
+	kindEmail = 'e' // a person signed in by OIDC, by e-mail
+)
+
+// who is the one a request authenticated as.
+type who struct {
+	kind byte // 0: nobody
+	name string
+}
+
+var owner = who{kind: kindOwner}
+
+// user is what X-Tether-User says and the audit log names: the key name, the e-mail,
+// or "owner".
+func (u who) user() string {
+	if u.kind == kindOwner {
+		return "owner"
+	}
+	return u.name
+}
+
+// how is how u signed in, for the audit log.
+func (u who) how() string {
+	switch u.kind {
+	case kindOwner:
+		return "token"
+	case kindKey:
+		return "key"
+	case kindEmail:
+		return "oidc"
+	}
+	return "none"
+}
+
+// session is what a valid cookie says.
+type session struct {
+	issued time.Time
+	id     [cookieIDLen]byte
+	who    who
+}
 
 // cookieName is the name of this session's cookie for a request: scoped to the port in
 // its Host and, over TLS, with the __Host- prefix.
@@ -73,26 +124,41 @@ func isOurCookie(name string) bool {
 }
 
 // cookieMAC signs a cookie value for one cookie name.
-func (s *Server) cookieMAC(name string, issuedAndID []byte) []byte {
+func (s *Server) cookieMAC(name string, body []byte) []byte {
 	m := hmac.New(sha256.New, s.cookieKey)
 	m.Write([]byte(labelCookie))
 	m.Write([]byte{0})
 	m.Write([]byte(name))
 	m.Write([]byte{0})
-	m.Write(issuedAndID)
+	m.Write(body)
 	return m.Sum(nil)
 }
 
-// newCookie mints a fresh cookie (a new random id every time: no fixation).
-func (s *Server) newCookie(r *http.Request) *http.Cookie {
+// cookieValue encodes and signs a cookie's value.
+func (s *Server) cookieValue(name string, issued time.Time, id [cookieIDLen]byte, u who) string {
+	body := make([]byte, 0, cookieMinLen+len(u.name))
+	body = binary.BigEndian.AppendUint64(body, uint64(issued.Unix()))
+	body = append(body, id[:]...)
+	body = append(body, u.kind)
+	body = append(body, u.name...)
+	body = append(body, s.cookieMAC(name, body)...)
+	return base64.RawURLEncoding.EncodeToString(body)
+}
+
+// newCookie mints a fresh cookie for u, with a new random id (no fixation).
+func (s *Server) newCookie(r *http.Request, u who) *http.Cookie {
+	var id [cookieIDLen]byte
+	rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return s.sessionCookie(r, id, u)
+}
+
+// sessionCookie is the cookie of session id for u, issued now (a refresh keeps the id:
+// the same session, one "app opened" line per app).
+func (s *Server) sessionCookie(r *http.Request, id [cookieIDLen]byte, u who) *http.Cookie {
 	name := s.cookieName(r)
-	var body [cookieBodyLen]byte
-	binary.BigEndian.PutUint64(body[:8], uint64(s.now().Unix()))
-	rand.Read(body[8 : 8+cookieIDLen]) // crypto/rand.Read never fails (Go 1.24+)
-	copy(body[8+cookieIDLen:], s.cookieMAC(name, body[:8+cookieIDLen]))
 	return &http.Cookie{
 		Name:     name,
-		Value:    base64.RawURLEncoding.EncodeToString(body[:]),
+		Value:    s.cookieValue(name, s.now(), id, u),
 		Path:     "/",
 		MaxAge:   int(cookieLifetime / time.Second),
 		HttpOnly: true,
@@ -101,39 +167,90 @@ func (s *Server) newCookie(r *http.Request) *http.Cookie {
 	}
 }
 
-// checkCookie looks for a valid cookie of ours for this request and returns when it was
-// issued. Cookies that fail are ignored (they are not guesses at the token: the MAC key
-// is 256 random bits), so a stale cookie from before a restart just means "log in".
-func (s *Server) checkCookie(r *http.Request) (issued time.Time, ok bool) {
+// clearCookie is the Set-Cookie that removes this session's cookie from the browser.
+func (s *Server) clearCookie(r *http.Request) *http.Cookie {
+	return &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+}
+
+// checkCookie looks for a valid cookie of ours for this request. Cookies that fail are
+// ignored (they are not guesses at the token: the MAC key is 256 random bits), so a
+// stale cookie from before a restart just means "log in". A cookie signed out of
+// (logout) fails too.
+func (s *Server) checkCookie(r *http.Request) (session, bool) {
 	name := s.cookieName(r)
 	now := s.now()
 	for i, c := range r.CookiesNamed(name) {
 		if i >= maxCookiesTried {
 			break
 		}
-		if t, good := s.verifyCookieValue(name, c.Value, now); good {
-			return t, true
+		if ss, good := s.verifyCookieValue(name, c.Value, now); good && !s.isRevoked(ss.id, now) {
+			return ss, true
 		}
 	}
-	return time.Time{}, false
+	return session{}, false
 }
 
-func (s *Server) verifyCookieValue(name, value string, now time.Time) (time.Time, bool) {
-	if len(value) != base64.RawURLEncoding.EncodedLen(cookieBodyLen) {
-		return time.Time{}, false
+func (s *Server) verifyCookieValue(name, value string, now time.Time) (session, bool) {
+	var ss session
+	if len(value) < base64.RawURLEncoding.EncodedLen(cookieMinLen) ||
+		len(value) > base64.RawURLEncoding.EncodedLen(cookieMinLen+maxUserLen) {
+		return ss, false
 	}
 	body, err := base64.RawURLEncoding.Strict().DecodeString(value)
-	if err != nil || len(body) != cookieBodyLen {
-		return time.Time{}, false
+	if err != nil || len(body) < cookieMinLen {
+		return ss, false
 	}
-	if !hmac.Equal(body[8+cookieIDLen:], s.cookieMAC(name, body[:8+cookieIDLen])) {
-		return time.Time{}, false
+	signed, mac := body[:len(body)-sha256.Size], body[len(body)-sha256.Size:]
+	if !hmac.Equal(mac, s.cookieMAC(name, signed)) {
+		return ss, false
 	}
-	issued := time.Unix(int64(binary.BigEndian.Uint64(body[:8])), 0)
+	issued := time.Unix(int64(binary.BigEndian.Uint64(signed[:8])), 0)
 	if issued.After(now.Add(time.Minute)) || !now.Before(issued.Add(cookieLifetime)) {
-		return time.Time{}, false
+		return ss, false
 	}
-	return issued, true
+	ss.issued = issued
+	copy(ss.id[:], signed[8:8+cookieIDLen])
+	ss.who = who{kind: signed[8+cookieIDLen], name: string(signed[cookieHeadLen:])}
+	switch {
+	case ss.who.kind == kindOwner && ss.who.name == "":
+	case (ss.who.kind == kindKey || ss.who.kind == kindEmail) && ss.who.name != "" && s.team != nil:
+	default:
+		return session{}, false
+	}
+	return ss, true
+}
+
+// revoke makes a session's cookies fail from now on (logout), until they would have
+// expired anyway. The list is bounded: beyond maxRevoked the oldest entries go.
+func (s *Server) revoke(id [cookieIDLen]byte, now time.Time) {
+	s.revokedMu.Lock()
+	defer s.revokedMu.Unlock()
+	for k, exp := range s.revoked {
+		if !now.Before(exp) {
+			delete(s.revoked, k)
+		}
+	}
+	if len(s.revoked) >= maxRevoked {
+		var oldest [cookieIDLen]byte
+		var at time.Time
+		for k, exp := range s.revoked {
+			if at.IsZero() || exp.Before(at) {
+				oldest, at = k, exp
+			}
+		}
+		delete(s.revoked, oldest)
+	}
+	s.revoked[id] = now.Add(cookieLifetime + time.Minute)
+}
+
+const maxRevoked = 10000
+
+func (s *Server) isRevoked(id [cookieIDLen]byte, now time.Time) bool {
+	s.revokedMu.Lock()
+	defer s.revokedMu.Unlock()
+	exp, ok := s.revoked[id]
+	return ok && now.Before(exp)
 }
 
 // cookieAllowed reports whether we may set a cookie in answer to r: only over TLS or

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Item 27: the cookie's attributes, from each way of signing in.
+// The cookie's attributes, from each way of signing in.
 func TestCookieAttributes(t *testing.T) {
 	g := newGate(t, nil)
 	code, err := MintLoginCode(g.token, time.Minute)
@@ -52,7 +52,7 @@ func TestCookieAttributes(t *testing.T) {
 		}
 		mustNotContain(t, way+" cookie value", c.Value, g.token, g.token[:16], g.token[len(g.token)-16:])
 	}
-	// Item 27: only set over TLS or on a loopback Host. An allowed non-loopback name
+	// Only set over TLS or on a loopback Host. An allowed non-loopback name
 	// over plain HTTP authenticates the one request but gets no cookie.
 	g2 := newGate(t, func(o *Options) { o.AllowHosts = []string{"box.example"} })
 	r := req("GET", "/lab?token="+g2.token, "Sec-Fetch-Mode", "navigate")
@@ -66,14 +66,14 @@ func TestCookieAttributes(t *testing.T) {
 	if w := g2.do(lr); w.Code != http.StatusForbidden || len(w.Header().Values("Set-Cookie")) != 0 {
 		t.Errorf("login form on a non-loopback Host over HTTP: got %d; want 403 and no cookie", w.Code)
 	}
-	// Over TLS that same Host gets a Secure __Host- cookie (item 31).
+	// Over TLS that same Host gets a Secure __Host- cookie.
 	r = req("GET", "https://box.example:8888/lab?token="+g2.token, "Sec-Fetch-Mode", "navigate")
 	if w := g2.do(r); w.Code != http.StatusSeeOther || len(w.Result().Cookies()) != 1 || !w.Result().Cookies()[0].Secure {
 		t.Errorf("non-loopback Host over TLS: got %d; want 303 and a Secure cookie", w.Code)
 	}
 }
 
-// Item 28: cookies that must not work — from another session, another port, forged,
+// Cookies that must not work — from another session, another port, forged,
 // from before a restart, expired — get 401; the sliding expiry reissues a used cookie.
 func TestCookieRejected(t *testing.T) {
 	g := newGate(t, nil)
@@ -162,7 +162,7 @@ func TestCookieRejected(t *testing.T) {
 	}
 }
 
-// Item 29: session fixation. A cookie an attacker planted (another local port can set
+// Session fixation. A cookie an attacker planted (another local port can set
 // cookies for localhost) is replaced by a fresh value at login; two logins never share
 // a value.
 func TestSessionFixation(t *testing.T) {
@@ -192,7 +192,7 @@ func TestSessionFixation(t *testing.T) {
 	}
 }
 
-// Item 30: foreign cookies reach the app byte for byte; every cookie with our prefix,
+// Foreign cookies reach the app byte for byte; every cookie with our prefix,
 // of any session and spelled any way, does not.
 func TestForeignCookiesPassOursStripped(t *testing.T) {
 	g := newGate(t, nil)
@@ -230,7 +230,7 @@ func TestForeignCookiesPassOursStripped(t *testing.T) {
 	}
 }
 
-// Item 31: __Host- and Secure with TLS, neither without.
+// __Host- and Secure with TLS, neither without.
 func TestTLSCookieName(t *testing.T) {
 	g := newGate(t, nil)
 	plain := g.cookie(testHost)

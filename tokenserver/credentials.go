@@ -32,7 +32,13 @@ var (
 // "token T" or "Bearer T", the scheme in any letter case, one space, then the token and
 // nothing else. More than one header is refused. errNotOurScheme means the header is
 // someone else's (Basic, say): it authenticates nothing here and is left alone.
-func parseAuthorization(values []string) (tok string, present bool, err error) {
+//
+// With keys (team mode), the value after the space may also be an access key: any
+// string of printable characters, spaces and non-ASCII included (a passphrase), but no
+// control character. Such a value can never equal the token (a token is URL-safe
+// characters only), so the token's path is unchanged: it is one more wrong token
+// unless the team's policy knows it as a key.
+func parseAuthorization(values []string, keys bool) (tok string, present bool, err error) {
 	switch len(values) {
 	case 0:
 		return "", false, nil
@@ -52,7 +58,11 @@ func parseAuthorization(values []string) (tok string, present bool, err error) {
 	if !strings.EqualFold(scheme, "token") && !strings.EqualFold(scheme, "bearer") {
 		return "", false, errNotOurScheme
 	}
-	if sep < 0 || v[sep] != ' ' || rest == "" || len(rest) > maxPresentedLen || strings.ContainsFunc(rest, isSpaceOrCtl) {
+	bad := isSpaceOrCtl
+	if keys {
+		bad = isCtl
+	}
+	if sep < 0 || v[sep] != ' ' || rest == "" || len(rest) > maxPresentedLen || strings.ContainsFunc(rest, bad) {
 		return "", true, errBadAuthorization
 	}
 	return rest, true, nil
@@ -60,6 +70,10 @@ func parseAuthorization(values []string) (tok string, present bool, err error) {
 
 func isSpaceOrCtl(r rune) bool {
 	return r <= ' ' || r == 0x7f
+}
+
+func isCtl(r rune) bool {
+	return r < ' ' || r == 0x7f
 }
 
 // subprotocols is what a request's Sec-WebSocket-Protocol headers say about us.

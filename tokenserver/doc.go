@@ -19,6 +19,15 @@
 //	GET  {BaseURL}_tether/forward/PORT       with Options.Ports, a header token and
 //	                                         Upgrade: tether-forward: a raw stream to PORT
 //
+//	GET  {BaseURL}_tether/logout             a sign-out button
+//	POST {BaseURL}_tether/logout             ends the session (cross-origin checked)
+//	GET  {BaseURL}_tether/signin?next=…      with Options.SignIn: off to the provider
+//
+// Team mode (Options.Team, team.go): besides the owner's token, access keys and people
+// signed in by Options.SignIn (OIDC) come in; each app of Options.Apps lives under
+// {BaseURL}NAME/ and opens to those the policy admits (403 otherwise), with the person
+// in X-Tether-User; {BaseURL} is a start page; only the owner reaches other ports.
+//
 // With Options.Ports, authenticated requests under {BaseURL}proxy/PORT/,
 // {BaseURL}proxy/absolute/PORT/ and {BaseURL}absproxy/PORT/ go to another loopback port
 // of the machine instead of the app (ports.go): a port number only, never a host, and

@@ -12,7 +12,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// SECURITY.md §2 items 1–2: the Host allowlist, checked before authentication. Every
+// The Host allowlist, checked before authentication: loopback names with any port and
+// the allowed hosts pass; look-alikes, other hosts, an empty Host fail. Every
 // request carries a valid Authorization header, so only the Host can fail.
 func TestHostAllowlist(t *testing.T) {
 	g := newGate(t, func(o *Options) { o.AllowHosts = []string{"myhost.example", "10.1.2.3"} })
@@ -20,7 +21,7 @@ func TestHostAllowlist(t *testing.T) {
 		host string
 		want int
 	}{
-		// Item 2: loopback names pass with any port, since the forwarded port differs.
+		// Loopback names pass with any port, since the forwarded port differs.
 		{"localhost:8888", 200},
 		{"localhost:1", 200},
 		{"localhost:65535", 200},
@@ -34,7 +35,7 @@ func TestHostAllowlist(t *testing.T) {
 		{"myhost.example:8443", 200}, // --allow-host, any port
 		{"MYHOST.example", 200},
 		{"10.1.2.3:80", 200},
-		// Item 1 and item 2's rejections.
+		// Other hosts, and look-alikes of loopback names.
 		{"evil.example.com", 403},
 		{"localhost.evil.com", 403},
 		{"localhost.evil.com:8888", 403},
@@ -82,7 +83,7 @@ func TestHostAllowlist(t *testing.T) {
 			if sc := w.Header().Values("Set-Cookie"); len(sc) > 0 {
 				t.Errorf("for Host %q, a 403 set a cookie", tt.host)
 			}
-			// A fixed text: nothing of the request (item 37).
+			// A fixed text: nothing of the request (no Host, path or token echoed).
 			if body := w.Body.String(); body != textHost {
 				t.Errorf("for Host %q, the body is %q; want the fixed text", tt.host, body)
 			}
@@ -90,7 +91,7 @@ func TestHostAllowlist(t *testing.T) {
 	}
 }
 
-// Item 1 with the token in the URL: a bad Host never trades a token for a cookie.
+// With the token in the URL: a bad Host never trades a token for a cookie.
 func TestBadHostNoCookieEvenWithQueryToken(t *testing.T) {
 	g := newGate(t, nil)
 	r := req("GET", "/?token="+g.token, "Sec-Fetch-Mode", "navigate")
@@ -122,8 +123,8 @@ func rawRequest(t *testing.T, base, raw string) int {
 	return resp.StatusCode
 }
 
-// Item 2: duplicate Host headers are refused (net/http answers 400 before the gate).
-// Item 3: an absolute-form target is judged by its own host, not the Host header.
+// Duplicate Host headers are refused (net/http answers 400 before the gate).
+// An absolute-form target is judged by its own host, not the Host header.
 func TestRawHostTricks(t *testing.T) {
 	g := newGate(t, nil)
 	base := g.served()
@@ -152,7 +153,7 @@ func TestRawHostTricks(t *testing.T) {
 	}
 }
 
-// Item 4: a WebSocket handshake with a bad Host gets 403 and never a 101, even with a
+// A WebSocket handshake with a bad Host gets 403 and never a 101, even with a
 // valid token and a matching Origin.
 func TestWebSocketBadHost(t *testing.T) {
 	g := newGate(t, nil)

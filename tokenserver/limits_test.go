@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Item 34: generated tokens.
+// Generated tokens.
 func TestNewTokenFormat(t *testing.T) {
 	re := regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 	seen := make(map[string]bool, 1000)
@@ -37,7 +37,7 @@ func TestNewTokenFormat(t *testing.T) {
 	}
 }
 
-// Item 34: user-supplied tokens (TETHER_TOKEN, --token-file).
+// User-supplied tokens (TETHER_TOKEN, --token-file).
 func TestValidateToken(t *testing.T) {
 	tests := []struct {
 		tok     string
@@ -107,7 +107,7 @@ func TestTokensEqual(t *testing.T) {
 	}
 }
 
-// Item 35: an unauthenticated client that sends its header slowly is dropped by
+// An unauthenticated client that sends its header slowly is dropped by
 // ReadHeaderTimeout, and the app never hears of it.
 func TestSlowHeaderDropped(t *testing.T) {
 	g := newGate(t, nil)
@@ -147,7 +147,7 @@ func TestSlowHeaderDropped(t *testing.T) {
 	}
 }
 
-// Item 35: an oversized header gets 431.
+// An oversized header gets 431.
 func TestOversizedHeader(t *testing.T) {
 	g := newGate(t, nil)
 	base := g.served()

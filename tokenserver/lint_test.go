@@ -21,7 +21,7 @@ import (
 	"testing"
 )
 
-// Item 17: secrets are compared in constant time, never with == / != or
+// Secrets are compared in constant time, never with == / != or
 // strings.EqualFold and friends, which stop at the first differing byte. This test
 // type-checks every .go file of the module and fails on any comparison of strings (or
 // an EqualFold/Compare/bytes.Equal call, or a switch) where an operand names a token,

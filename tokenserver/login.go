@@ -84,12 +84,24 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, message st
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
+	if s.team != nil {
+		s.writeText(w, http.StatusUnauthorized, textUnauthTeam)
+		return
+	}
 	s.writeText(w, http.StatusUnauthorized, textUnauth)
+}
+
+// notAccepted is the login page's message for a wrong credential.
+func (s *Server) notAccepted() string {
+	if s.team != nil {
+		return "That key was not accepted."
+	}
+	return "That token was not accepted."
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("request refused", "status", http.StatusTooManyRequests, "reason", "rate limited", "method", r.Method, "path", logPath(r))
-	w.Header().Set("Retry-After", strconv.Itoa(s.limiter.retryAfter(s.now())))
+	w.Header().Set("Retry-After", strconv.Itoa(s.limiterFor(r).retryAfter(s.now())))
 	if wantsPage(r) || r.Method == http.MethodPost && s.isReserved(r.URL.Path) {
 		s.loginPage(w, r, http.StatusTooManyRequests, s.base, "Too many failed attempts. Wait a little and try again.")
 		return
@@ -111,12 +123,14 @@ var (
 <title>tether: sign in</title><style>{{.Style}}</style></head>
 <body><h1>This app is guarded by tether</h1>
 {{if .Message}}<p class="msg">{{.Message}}</p>{{end}}
-<p>Paste the access token. <code>tether launch</code> and <code>tether attach</code> open the browser with it; <code>tether serve</code> prints it.</p>
+{{if .Team}}<p>Enter your access key.</p>{{else}}<p>Paste the access token. <code>tether launch</code> and <code>tether attach</code> open the browser with it; <code>tether serve</code> prints it.</p>{{end}}
 <form method="post" action="{{.Action}}">
-<input type="password" name="token" autocomplete="off" autofocus required aria-label="access token">
+<input type="password" name="token" autocomplete="off" autofocus required aria-label="{{if .Team}}access key{{else}}access token{{end}}">
 <input type="hidden" name="next" value="{{.Next}}">
 <button type="submit">Sign in</button>
-</form></body></html>
+</form>
+{{if .SignIn}}<p><a href="{{.SignIn}}">Sign in with your organisation</a></p>{{end}}
+</body></html>
 `))
 )
 
@@ -131,7 +145,9 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, n
 		Style        template.CSS
 		Action, Next string
 		Message      string
-	}{template.CSS(loginStyle), s.base + ReservedPrefix + "login", next, message})
+		Team         bool
+		SignIn       string
+	}{template.CSS(loginStyle), s.base + ReservedPrefix + "login", next, message, s.team != nil, s.signInHref(next)})
 	if err != nil {
 		s.writeText(w, http.StatusInternalServerError, textInternal)
 		return
@@ -166,6 +182,10 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case s.base + ReservedPrefix + "challenge":
 		s.serveChallenge(w, r)
+	case s.base + ReservedPrefix + "logout":
+		s.serveLogout(w, r)
+	case s.base + ReservedPrefix + "signin":
+		s.serveSignIn(w, r)
 	case s.base + ReservedPrefix + "login":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -238,17 +258,33 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// The token is always compared (in constant time), even while failures are rate
 	// limited: the owner signs in whatever someone else on the host is guessing.
+	// A team's access key is checked (argon2id, slow) only when the limiter lets a
+	// failure through.
 	presented := r.PostForm["token"]
-	if len(presented) != 1 || len(presented[0]) > maxPresentedLen || !TokensEqual(presented[0], s.token) {
+	u := owner
+	switch {
+	case len(presented) == 1 && len(presented[0]) <= maxPresentedLen && TokensEqual(presented[0], s.token):
+	case s.team != nil && len(presented) == 1 && presented[0] != "":
+		var limited bool
+		u, limited = s.checkKey(r, presented[0])
+		if limited {
+			s.tooMany(w, r)
+			return
+		}
+		if u.kind == 0 {
+			s.loginPage(w, r, http.StatusUnauthorized, next, s.notAccepted())
+			return
+		}
+	default:
 		if s.failed(r, "login: wrong token") {
 			s.tooMany(w, r)
 			return
 		}
-		s.loginPage(w, r, http.StatusUnauthorized, next, "That token was not accepted.")
+		s.loginPage(w, r, http.StatusUnauthorized, next, s.notAccepted())
 		return
 	}
-	http.SetCookie(w, s.newCookie(r))
-	s.log.Info("signed in with the login form")
+	http.SetCookie(w, s.newCookie(r, u))
+	s.audit(r, "signed in", u, "with", "login form")
 	s.touch()
 	s.seeOther(w, next)
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Item 36 (and A5): force 5xx answers and panics in the app while the token sits in
+// Force 5xx answers and panics in the app while the token sits in
 // the URL, the Authorization header, the cookie, the subprotocol and the Referer; the
 // captured logs (at debug level, server and proxy) and the bodies hold none of them,
 // nor any wrong token that was presented, nor a stack trace in a body.
@@ -119,7 +119,7 @@ func TestNoSecretsInLogsOn500AndPanic(t *testing.T) {
 	}
 }
 
-// Item 36 through the proxy: the app is down, the request carries every secret; the
+// Through the proxy: the app is down, the request carries every secret; the
 // 502 and the proxy's logs hold none of them, nor the upstream's own secret.
 func TestNoSecretsInProxyLogs(t *testing.T) {
 	logs := &syncBuffer{}
@@ -165,7 +165,7 @@ func TestRedactingHandler(t *testing.T) {
 	}
 }
 
-// Item 37: 4xx and 5xx bodies never echo the token, the Host, the path, or a trace.
+// 4xx and 5xx bodies never echo the token, the Host, the path, or a trace.
 func TestErrorBodiesEchoNothing(t *testing.T) {
 	g := newGate(t, nil)
 	g.app.handler = func(w http.ResponseWriter, r *http.Request) { panic("x") }

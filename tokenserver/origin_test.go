@@ -16,7 +16,7 @@ func wsReq(target string, hdr ...string) *http.Request {
 	return r
 }
 
-// Items 5–9: a WebSocket handshake authenticated by the cookie alone needs an Origin
+// A WebSocket handshake authenticated by the cookie alone needs an Origin
 // equal to our own scheme, host and port. A token in a header or subprotocol exempts it.
 func TestWebSocketOrigin(t *testing.T) {
 	g := newGate(t, nil)
@@ -83,8 +83,8 @@ func TestWebSocketOrigin(t *testing.T) {
 		t.Errorf("for an http Origin over TLS, got %d; want 403", w.Code)
 	}
 
-	// Item 9's counterpart and item 10's header exemption: a token in a header or a
-	// subprotocol exempts the handshake from the Origin rules.
+	// A token in a header or a subprotocol exempts the handshake from the Origin rules
+	// (command-line clients send no Origin).
 	exempt := []*http.Request{
 		wsReq("/ws", "Authorization", "Bearer "+g.token, "Origin", "https://evil.example"),
 		wsReq("/ws", "Authorization", "Bearer "+g.token),
@@ -98,7 +98,7 @@ func TestWebSocketOrigin(t *testing.T) {
 	}
 }
 
-// Item 10: unsafe methods authenticated by the cookie follow CrossOriginProtection
+// Unsafe methods authenticated by the cookie follow CrossOriginProtection
 // (Sec-Fetch-Site, else Origin against Host) and an exact Origin match; a token in
 // the Authorization header exempts them.
 func TestUnsafeMethodsCrossOrigin(t *testing.T) {
@@ -150,7 +150,7 @@ func TestUnsafeMethodsCrossOrigin(t *testing.T) {
 	}
 }
 
-// Item 11: the login form's POST is origin-checked (login CSRF): a cross-site post,
+// The login form's POST is origin-checked (login CSRF): a cross-site post,
 // even with the right token, sets no cookie.
 func TestLoginCSRF(t *testing.T) {
 	g := newGate(t, nil)

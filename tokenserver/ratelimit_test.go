@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Item 33: after failureBurst bad attempts, later bad attempts get 429 with
+// After failureBurst bad attempts, later bad attempts get 429 with
 // Retry-After; a valid cookie, login code or token (header, URL, subprotocol, login
 // form) still gets in, so the owner is never locked out of a session; the limiter is global (every request here
 // comes from the same address, as tunnel traffic does) and recovers with time.

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// item32Bad is SECURITY.md item 32's list, plus encoded and spaced variants: each must
-// land on the base path.
-var item32Bad = []string{
+// offSiteNexts are `next` values that would leave the gate's base path (another host,
+// a scheme, a backslash, encoded and spaced variants): each must land on the base path.
+var offSiteNexts = []string{
 	"//evil.example",
 	"///evil.example",
 	"////evil.example/x",
@@ -50,10 +50,10 @@ var item32Bad = []string{
 	"/lab?x=1 y",
 }
 
-// Item 32: `next` goes only to local paths under the base URL.
+// `next` goes only to local paths under the base URL.
 func TestSafeNext(t *testing.T) {
 	for _, base := range []string{"/", "/user/alice/"} {
-		for _, n := range item32Bad {
+		for _, n := range offSiteNexts {
 			if got := safeNext(n, base); got != base {
 				t.Errorf("base %s: safeNext(%q) = %q; want the base", base, n, got)
 			}
@@ -86,11 +86,11 @@ func TestSafeNext(t *testing.T) {
 	}
 }
 
-// Item 32 through the login form: the Location is the base for every bad `next`, and
+// Through the login form: the Location is the base for every bad `next`, and
 // browsers resolve every kept Location to our own origin.
 func TestLoginNextRedirects(t *testing.T) {
 	g := newGate(t, func(o *Options) { o.BaseURL = "/user/alice" })
-	for _, n := range item32Bad {
+	for _, n := range offSiteNexts {
 		w := g.do(postForm("/user/alice/_tether/login", url.Values{"token": {g.token}, "next": {n}}))
 		if w.Code != http.StatusSeeOther {
 			t.Errorf("next %q: got %d; want 303", n, w.Code)
@@ -111,7 +111,7 @@ func TestLoginNextRedirects(t *testing.T) {
 	}
 }
 
-// Item 32, last sentence: the login page shown to an unauthenticated page load carries
+// The login page shown to an unauthenticated page load carries
 // the path as `next`, never the query, so never a token (right or wrong).
 func TestLoginPageNextHasNoQuery(t *testing.T) {
 	g := newGate(t, nil)

@@ -53,8 +53,18 @@ type Options struct {
 	// {BaseURL}proxy/PORT/…, {BaseURL}proxy/absolute/PORT/… and {BaseURL}absproxy/PORT/…
 	// (HTTP and WebSockets), and raw streams at {BaseURL}_tether/forward/PORT (see
 	// ports.go). Nil: neither; {BaseURL}proxy/ and absproxy/ are the App's like any
-	// other path.
+	// other path. In team mode only the owner reaches them.
 	Ports *Ports
+
+	// Team, if set, makes this a team server (team.go): besides the owner (Token),
+	// access keys and people signed in by SignIn come in, each app of Apps lives under
+	// {BaseURL}NAME/ and opens to those Team.MayOpen admits, and {BaseURL} is a start
+	// page. Nil: one owner with one token and one App.
+	Team Team
+	// SignIn is an outside sign-in (OIDC) for Team; nil: keys and the owner's token only.
+	SignIn SignIn
+	// Apps are a team server's apps (with Team, instead of App).
+	Apps []NamedApp
 }
 
 // Server is the gate: every request goes through ServeHTTP, in this order — Host
@@ -77,7 +87,13 @@ type Server struct {
 	onActivity func()
 	lastActive atomic.Int64 // UnixNano of the last OnActivity call
 	ports      *Ports
-	portProxy  http.Handler // to secondary ports; nil without ports
+	portProxy  http.Handler  // to secondary ports; nil without ports
+	sources    *sourceLimits // failures per source address beyond loopback
+
+	teamState // team mode (team.go); zero without Options.Team
+
+	revokedMu sync.Mutex
+	revoked   map[[cookieIDLen]byte]time.Time // signed-out sessions, until they expire
 
 	// now is the clock; tests replace it.
 	now func() time.Time
@@ -104,7 +120,7 @@ const (
 
 // New checks o and returns a Server.
 func New(o Options) (*Server, error) {
-	if o.App == nil {
+	if o.App == nil && o.Team == nil {
 		return nil, errors.New("tokenserver: Options.App is required")
 	}
 	if o.Token == "" && !o.NoAuth {
@@ -159,10 +175,16 @@ func New(o Options) (*Server, error) {
 		cookieKey:  deriveKey(processSecret, labelCookie+"\x00"+o.Token),
 		cop:        http.NewCrossOriginProtection(),
 		limiter:    newFailureLimiter(failureBurst, failureEvery),
+		sources:    newSourceLimits(failureBurst, failureEvery),
+		revoked:    map[[cookieIDLen]byte]time.Time{},
 		onActivity: o.OnActivity,
 		now:        time.Now,
 		usedCodes:  map[[codeNonceLen]byte]time.Time{},
 		upgraded:   map[*upgradedConn]struct{}{},
+	}
+	s.opened = map[string]struct{}{}
+	if err := s.checkTeamOptions(&o); err != nil {
+		return nil, err
 	}
 	s.log = newRedactingLogger(o.Logger, s.redact)
 	s.guard = newConnGuard(maxPendingPerSource, maxPending, signInTimeout, s.log)
@@ -379,6 +401,11 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusMethodNotAllowed, "CONNECT", textMethod)
 		return
 	}
+	// The outside sign-in's callback comes back without a session of ours.
+	if s.signIn != nil && r.URL.Path == s.callback {
+		s.serveCallback(w, r)
+		return
+	}
 	// Our own endpoints: never proxied. Forward streams pass the checks below first.
 	if s.isReserved(r.URL.Path) && !s.isForward(r.URL.Path) {
 		s.serveReserved(w, r)
@@ -393,17 +420,19 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 		}
 	}
 	// 3. Authentication.
-	var cookieIssued time.Time
+	var res authResult
 	if !s.noAuth {
-		res := s.authenticate(r, &c)
+		res = s.authenticate(r, &c)
 		switch res.outcome {
 		case authOK:
-			cookieIssued = res.cookieIssued
 		case authNone:
+			if res.gone && cookieAllowed(r) {
+				http.SetCookie(w, s.clearCookie(r))
+			}
 			s.unauthorized(w, r, "", false)
 			return
 		case authBad:
-			s.unauthorized(w, r, "That token was not accepted.", true)
+			s.unauthorized(w, r, s.notAccepted(), true)
 			return
 		case authBadProtocol:
 			s.refuse(w, r, http.StatusForbidden, "bad token subprotocol", textProtocol)
@@ -424,12 +453,16 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 		s.redirectClean(w, r)
 		return
 	}
-	if !cookieIssued.IsZero() && s.now().Sub(cookieIssued) > cookieRefreshAfter && !isUpgrade(r) {
-		http.SetCookie(w, s.newCookie(r)) // sliding expiry
+	if ss := res.sess; ss != nil && s.now().Sub(ss.issued) > cookieRefreshAfter && !isUpgrade(r) {
+		http.SetCookie(w, s.sessionCookie(r, ss.id, ss.who)) // sliding expiry
 	}
 	// 4. Strip our credentials, 5. hand over to the app, or to a secondary port.
 	w.nameJupyter = c.proto.present
 	out := s.stripped(r, &c)
+	if s.team != nil {
+		s.serveTeam(w, out, &c, res.who, sessionKey(res.who, res.sess))
+		return
+	}
 	switch {
 	case s.isForward(r.URL.Path):
 		s.serveForward(w, out, &c)
@@ -463,7 +496,7 @@ func (c *credentials) carriesToken() bool {
 
 func (s *Server) readCredentials(r *http.Request) credentials {
 	var c credentials
-	c.authz, c.authzOurs, c.authzErr = parseAuthorization(r.Header.Values("Authorization"))
+	c.authz, c.authzOurs, c.authzErr = parseAuthorization(r.Header.Values("Authorization"), s.team != nil)
 	if errors.Is(c.authzErr, errNotOurScheme) {
 		c.authzErr = nil
 	}
@@ -507,18 +540,24 @@ const (
 )
 
 type authResult struct {
-	outcome      authOutcome
-	cookieIssued time.Time // set when only the cookie authenticated
+	outcome authOutcome
+	who     who      // with authOK: who came (the owner, a key, a person)
+	sess    *session // with authOK: the cookie's, when only the cookie authenticated
+	gone    bool     // with authNone: a valid cookie of someone no longer in the policy
 }
 
 // authenticate checks every credential presented. A request is in when at least one
 // credential is valid and none is invalid: a bad explicit credential is never ignored
 // because a cookie happens to be good.
 //
-// Every presented credential is checked, in constant time, even while failures are
-// rate limited: a valid one passes, so guesses by someone else on the host (all tunnel
-// traffic comes from 127.0.0.1, so the limit is global) never lock the owner out. Only
-// an invalid credential gets the 429 while limited.
+// Every presented credential is checked against the token, in constant time, even
+// while failures are rate limited: a valid one passes, so guesses by someone else on
+// the host (all tunnel traffic comes from 127.0.0.1, so the limit is global there)
+// never lock the owner out. Only an invalid credential gets the 429 while limited.
+//
+// In team mode the Authorization value may instead be an access key: it is checked
+// (argon2id, slow) only when the limiter lets a failure through, and never together
+// with the owner's token or code in the same request (which of the two would it be?).
 func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 	now := s.now()
 	structural := c.authzErr != nil || len(c.queryTokens) > 1 || len(c.codes) > 1 || c.proto.err != nil
@@ -548,6 +587,19 @@ func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 			good = false
 		}
 	}
+	// A team's key: an Authorization value that is not the token, alone.
+	maybeKey := s.team != nil && c.authz != "" && !TokensEqual(c.authz, s.token) &&
+		len(raw) == 1 && len(c.codes) == 0
+	if maybeKey {
+		u, limited := s.checkKey(r, c.authz)
+		switch {
+		case limited:
+			return authResult{outcome: authLimited}
+		case u.kind == 0:
+			return authResult{outcome: authBad}
+		}
+		return authResult{outcome: authOK, who: u}
+	}
 	badProto := c.proto.tok != "" && !TokensEqual(c.proto.tok, s.token)
 	codeBad := good && len(c.codes) == 1 && !s.useLoginCode(c.codes[0], now)
 	if !good || codeBad {
@@ -565,10 +617,14 @@ func (s *Server) authenticate(r *http.Request, c *credentials) authResult {
 		return authResult{outcome: authBad}
 	}
 	if len(raw) > 0 || len(c.codes) == 1 {
-		return authResult{outcome: authOK}
+		return authResult{outcome: authOK, who: owner}
 	}
-	if issued, ok := s.checkCookie(r); ok {
-		return authResult{outcome: authOK, cookieIssued: issued}
+	if ss, ok := s.checkCookie(r); ok {
+		if s.team != nil && !s.stillIn(ss.who) {
+			s.audit(r, "refused", ss.who, "why", "no longer in the access policy")
+			return authResult{outcome: authNone, gone: true}
+		}
+		return authResult{outcome: authOK, who: ss.who, sess: &ss}
 	}
 	return authResult{outcome: authNone}
 }
@@ -600,11 +656,12 @@ func (s *Server) useLoginCode(code string, now time.Time) bool {
 // whether failures were already being limited when it came (the caller answers 429).
 func (s *Server) failed(r *http.Request, why string) (limited bool) {
 	now := s.now()
-	limited = !s.limiter.allow(now)
-	if s.limiter.fail(now) {
-		s.log.Warn("too many failed attempts: wrong credentials get 429 for a while; valid ones still get in")
+	lim := s.limiterFor(r)
+	limited = !lim.allow(now)
+	if lim.fail(now) {
+		s.log.Warn("too many failed attempts: wrong credentials get 429 for a while; valid ones still get in", "from", r.RemoteAddr)
 	}
-	s.log.Info("authentication failed", "reason", why, "method", r.Method, "path", logPath(r))
+	s.log.Info("authentication failed", "reason", why, "method", r.Method, "path", logPath(r), "from", r.RemoteAddr)
 	return limited
 }
 
@@ -632,8 +689,8 @@ func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) {
 	if loc == "/" {
 		loc = s.base
 	}
-	http.SetCookie(w, s.newCookie(r))
-	s.log.Info("signed in from URL credential", "path", logPath(r))
+	http.SetCookie(w, s.newCookie(r, owner))
+	s.audit(r, "signed in", owner, "path", logPath(r))
 	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 		s.continuePage(w, r, loc)
 		return
@@ -652,6 +709,7 @@ func (s *Server) stripped(r *http.Request, c *credentials) *http.Request {
 		out.Header.Del("Authorization")
 	}
 	stripOurCookies(out.Header)
+	stripUserHeader(out.Header)
 	stripReferer(out.Header)
 	if c.proto.present {
 		if len(c.proto.others) > 0 {
@@ -672,8 +730,11 @@ func (s *Server) stripped(r *http.Request, c *credentials) *http.Request {
 }
 
 // serveApp runs the app and logs its 5xx answers (method and path only).
-func (s *Server) serveApp(w *appWriter, r *http.Request) {
-	s.app.ServeHTTP(w, r)
+func (s *Server) serveApp(w *appWriter, r *http.Request) { s.serveHandler(w, r, s.app) }
+
+// serveHandler runs an app's handler and logs its 5xx answers (method and path only).
+func (s *Server) serveHandler(w *appWriter, r *http.Request, h http.Handler) {
+	h.ServeHTTP(w, r)
 	if w.status >= 500 {
 		s.log.Warn("app error", "status", w.status, "method", r.Method, "path", logPath(r))
 	}
@@ -682,12 +743,18 @@ func (s *Server) serveApp(w *appWriter, r *http.Request) {
 // requestRedactor knows every secret a request may hold besides the token.
 func requestRedactor(token string, r *http.Request) *redactor {
 	red := newRedactor(token)
-	red.add(r.Header.Values("Authorization")...)
+	for _, v := range r.Header.Values("Authorization") {
+		red.add(v)
+		if _, cred, ok := strings.Cut(v, " "); ok {
+			red.add(cred) // a token or an access key, alone
+		}
+	}
 	red.add(r.Header.Values("Referer")...)
 	red.add(r.URL.RawQuery)
 	for _, c := range r.Cookies() {
 		red.add(c.Value)
 	}
+	red.add(r.PostForm["token"]...) // the login form's token or key, once parsed
 	for _, line := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for _, e := range strings.Split(line, ",") {
 			red.add(strings.TrimSpace(e))

@@ -42,7 +42,7 @@ func pinnedClient(t *testing.T, fingerprint string) (*http.Client, *tls.Config) 
 
 // TLS mode: the served certificate is the one whose fingerprint SelfSignedTLS
 // returned; it names localhost, 127.0.0.1 and ::1 and is ECDSA P-256; cookies are
-// Secure and __Host- (item 31); WebSockets work over wss; HTTP/2 is not offered.
+// Secure and __Host- (over TLS only); WebSockets work over wss; HTTP/2 is not offered.
 func TestSelfSignedTLS(t *testing.T) {
 	cfg, fp, err := SelfSignedTLS()
 	if err != nil {

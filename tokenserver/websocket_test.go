@@ -114,7 +114,7 @@ func tokenEntry(tok string) string {
 	return jupyterProtocolEntry + url.PathEscape(tok)
 }
 
-// Items 20 and 26: a valid JEP 119 pair opens the WebSocket through the gate and the
+// A valid JEP 119 pair opens the WebSocket through the gate and the
 // proxy, over a TCP and a Unix-socket upstream; the response names exactly the bare
 // protocol (the app chose none) or the app's choice (kernel protocol); the app sees
 // none of our entries, no token anywhere, but does see the kernel protocol.
@@ -190,9 +190,9 @@ func assertNothingOfOurs(t *testing.T, seen recorded, token string) {
 	}
 }
 
-// Items 21–25: the subprotocol forms, through a real server; failures are 403 (never
-// 101) and never reach the app, even when a valid cookie comes along (item 21: the
-// bare protocol is never selected without a valid token).
+// The subprotocol forms, through a real server; failures are 403 (never 101) and
+// never reach the app, even when a valid cookie comes along (the bare protocol is never
+// selected without a valid token).
 func TestWebSocketSubprotocolForms(t *testing.T) {
 	g, backend, base := proxied(t, "tcp", nil, nil)
 	port := strings.Split(base, ":")[2]
@@ -267,7 +267,7 @@ func TestWebSocketSubprotocolForms(t *testing.T) {
 	}
 }
 
-// Item 14 (WebSocket half): a WebSocket handshake may carry ?token=; it is not
+// A WebSocket handshake may carry ?token=; it is not
 // redirected (a WebSocket cannot follow one) and the app does not see it.
 func TestWebSocketQueryToken(t *testing.T) {
 	g, backend, base := proxied(t, "unix", nil, nil)
@@ -283,7 +283,7 @@ func TestWebSocketQueryToken(t *testing.T) {
 	assertNothingOfOurs(t, seen, g.token)
 }
 
-// The cookie alone opens a WebSocket when Origin is ours (items 5–9 are the refusals,
+// The cookie alone opens a WebSocket when Origin is ours (TestWebSocketOrigin has the refusals,
 // in TestWebSocketOrigin); Authorization works too and is not forwarded.
 func TestWebSocketCookieAndHeader(t *testing.T) {
 	g, backend, base := proxied(t, "tcp", []string{kernelProtocol}, nil)

@@ -53,7 +53,10 @@ type AuthError struct {
 	// ServerMethods are the methods the server last said it would accept
 	// ("publickey", "gssapi-with-mic", …); empty if it never said.
 	ServerMethods []string
-	Err           error
+	// Partial are the methods the server accepted as a step of a login that wanted
+	// more (partial success: a password, then a key), in order.
+	Partial []string
+	Err     error
 }
 
 func (e *AuthError) Error() string {
@@ -137,6 +140,7 @@ type authState struct {
 
 	mu            sync.Mutex
 	serverMethods []string // what the server last said it accepts
+	partial       []string // the methods that succeeded partially
 }
 
 // callback records what the server accepts (for AuthError) and leaves the choice of
@@ -144,6 +148,7 @@ type authState struct {
 func (a *authState) callback(ctx *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
 	a.mu.Lock()
 	a.serverMethods = ctx.AllowedMethods
+	a.partial = ctx.PartialSuccessMethods
 	a.mu.Unlock()
 	return nil, nil
 }
@@ -152,6 +157,12 @@ func (a *authState) methodsOffered() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.serverMethods)
+}
+
+func (a *authState) partialSuccess() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.partial)
 }
 
 func (a *authState) Close() {
@@ -218,6 +229,13 @@ func buildAuth(cfg *Config, p Prompter, warn io.Writer) *authState {
 	}
 	for _, f := range files {
 		add(f.signer, "key "+f.label)
+	}
+	// Config.Password goes first: a host that wants it and a key (partial success)
+	// then asks for the key; one that wants only it is not first offered every key,
+	// which could use up its MaxAuthTries.
+	if cfg.Password != nil {
+		a.methods = append(a.methods, ssh.PasswordCallback(cfg.Password))
+		a.tried = append(a.tried, "password")
 	}
 	if len(signers) > 0 {
 		a.methods = append(a.methods, ssh.PublicKeys(signers...))

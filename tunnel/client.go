@@ -108,9 +108,6 @@ type Client struct {
 	asking atomic.Int32 // questions to the user open now (see conn)
 
 	backoff func(attempt int) time.Duration // test hook
-	// dialNet, when set, replaces the TCP dial to the host (test hook: an in-memory
-	// network inside a synctest bubble, where real sockets cannot be used).
-	dialNet func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // ErrClosed is returned by a Client's methods after Close.
@@ -191,7 +188,7 @@ func (c *Client) dialOnce(ctx context.Context) (*clientConn, error) {
 	defer cancel(nil)
 	wd := newWatchdog(timeout, func() { cancel(errConnectTimeout) })
 	defer wd.stop()
-	d := &dialer{o: c.o, dialNet: c.dialNet}
+	d := &dialer{o: c.o}
 	if c.prompter != nil {
 		d.prompter = pausingPrompter{p: c.prompter, wd: wd, asking: &c.asking}
 	}
@@ -293,14 +290,16 @@ func (c *Client) reconnect() (*clientConn, error) {
 }
 
 // permanent errors stop reconnecting: retrying cannot help and may hurt (a changed host
-// key, refused credentials that would trip fail2ban).
+// key, refused credentials that would trip fail2ban). An error of Config.Dial says so
+// itself with a Permanent method (a relay that refuses the token).
 func permanent(err error) bool {
 	var changed *HostKeyChangedError
 	var unknown *HostKeyUnknownError
 	var revoked *HostKeyRevokedError
 	var auth *AuthError
+	var p interface{ Permanent() bool }
 	return errors.As(err, &changed) || errors.As(err, &unknown) || errors.As(err, &revoked) ||
-		errors.As(err, &auth) || errors.Is(err, ErrInvalidName)
+		errors.As(err, &auth) || errors.Is(err, ErrInvalidName) || errors.As(err, &p) && p.Permanent()
 }
 
 // conn returns the live connection, waiting (bounded by ReconnectWait and ctx) while
@@ -397,7 +396,6 @@ func (c *Client) Close() error {
 type dialer struct {
 	o        Options
 	prompter Prompter
-	dialNet  func(ctx context.Context, network, addr string) (net.Conn, error) // Client.dialNet
 }
 
 // clientConn is one live SSH connection and what it rides on.
@@ -539,7 +537,7 @@ func classifyHandshake(cfg *Config, auth *authState, err error) error {
 			skipped = append(slices.Clone(skipped), pe.File)
 		}
 		return &AuthError{User: cfg.User, Host: cfg.Alias, Tried: auth.tried, Locked: auth.locked, NotUnlocked: skipped,
-			ServerMethods: auth.methodsOffered(), Err: cause}
+			ServerMethods: auth.methodsOffered(), Partial: auth.partialSuccess(), Err: cause}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return fmt.Errorf("tunnel: ssh handshake with %s: the connection was closed (is it an ssh server? a ProxyCommand that failed?): %w", cfg.Alias, err)
 	}

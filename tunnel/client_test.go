@@ -581,8 +581,7 @@ func TestConnectTimeout(t *testing.T) {
 			}
 		})
 		dial := func(ctx context.Context, cfg *Config) error {
-			c := newClient(cfg, Options{})
-			c.dialNet = ln.dial
+			c := newClient(dialThrough(cfg, ln.dial), Options{})
 			if err := c.start(ctx); err != nil {
 				return err
 			}

@@ -1,9 +1,11 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -64,6 +66,16 @@ type Config struct {
 	// HostKeyCallback, when set, replaces known_hosts checking entirely. Not read from
 	// files.
 	HostKeyCallback ssh.HostKeyCallback
+	// Password, when set, is offered first as the password (once; a refusal is not
+	// retried and no password is asked for). Not read from files: the launcher's relay
+	// token. A function, so that a Config printed by mistake shows no secret.
+	Password func() (string, error)
+	// Dial, when set, makes the byte stream SSH runs over, for the first connection
+	// and every reconnect, instead of TCP to HostName:Port, ProxyJump or ProxyCommand
+	// (the launcher's relay stream; tests' in-memory networks). ConnectTimeout and ctx
+	// bound it as they bound TCP; an error with a Permanent() bool method that says
+	// true (a relay refusing the token) stops reconnecting. Not read from files.
+	Dial func(ctx context.Context) (net.Conn, error)
 
 	// OpenSSHNeeds are what the config asks for that tether's own SSH cannot do, as
 	// ssh_config words ("ControlMaster", "GSSAPIAuthentication", "Match exec", …) in

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -166,11 +167,19 @@ func startMemServer(tb testing.TB, tweak func(*Server)) *testServer {
 // the moment); Close is the test's cleanup.
 func memDial(tb testing.TB, cfg *Config, o Options, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Client {
 	tb.Helper()
+	cfg = dialThrough(cfg, dial)
 	c := newClient(cfg, o)
-	c.dialNet = dial
 	if err := c.start(context.Background()); err != nil {
 		tb.Fatalf("Dial: %v", err)
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
+}
+
+// dialThrough is a copy of cfg that reaches its HostName:Port through dial (Config.Dial).
+func dialThrough(cfg *Config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Config {
+	c := *cfg
+	addr := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
+	c.Dial = func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", addr) }
+	return &c
 }

@@ -28,10 +28,17 @@ func (t *transport) Close() error {
 	return err
 }
 
-// dialTransport opens the byte stream to cfg's host: directly, through a ProxyCommand,
-// or through the ProxyJump chain (each hop checked under its own name).
+// dialTransport opens the byte stream to cfg's host: through cfg.Dial when set,
+// directly, through a ProxyCommand, or through the ProxyJump chain (each hop checked
+// under its own name).
 func (d *dialer) dialTransport(ctx context.Context, cfg *Config) (*transport, error) {
 	switch {
+	case cfg.Dial != nil:
+		c, err := cfg.Dial(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: connecting to %s: %w", cfg.Alias, err)
+		}
+		return &transport{conn: c}, nil
 	case cfg.ProxyJump != "":
 		return d.dialJump(ctx, cfg)
 	case cfg.ProxyCommand != "":
@@ -42,11 +49,7 @@ func (d *dialer) dialTransport(ctx context.Context, cfg *Config) (*transport, er
 		return &transport{conn: c}, nil
 	}
 	addr := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
-	dial := (&net.Dialer{}).DialContext
-	if d.dialNet != nil {
-		dial = d.dialNet
-	}
-	c, err := dial(ctx, "tcp", addr)
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, dialError(cfg, addr, err)
 	}

@@ -42,7 +42,11 @@ type Serve struct {
 	SetupFile    string
 	LoginShell   bool
 	// App is the preset (--app); Command then holds its extra arguments.
-	App          string
+	App string
+	// Apps are a team server's apps, each "NAME=SPEC" as --app gives it (TeamApp);
+	// Access is its --access file. Several Apps, or Access, make a team server.
+	Apps         []string
+	Access       string
 	AppSecretEnv string
 	AppHeaders   []string
 	AllowExposed bool
@@ -59,6 +63,7 @@ type serveFlag struct {
 	durf  func(*Serve) *time.Duration
 	listf func(*Serve) *[]string
 	intf  func(*Serve) *int
+	appf  bool // --app: a preset (App) or NAME=SPEC (Apps); see AddApp
 }
 
 // serveFlags is the grammar, in the order Args writes it.
@@ -84,7 +89,8 @@ var serveFlags = []serveFlag{
 	{name: "name", strf: func(s *Serve) *string { return &s.Name }},
 	{name: "ready-timeout", durf: func(s *Serve) *time.Duration { return &s.ReadyTimeout }},
 	{name: "idle-timeout", durf: func(s *Serve) *time.Duration { return &s.IdleTimeout }},
-	{name: "app", strf: func(s *Serve) *string { return &s.App }},
+	{name: "app", appf: true},
+	{name: "access", strf: func(s *Serve) *string { return &s.Access }},
 	{name: "app-secret-env", strf: func(s *Serve) *string { return &s.AppSecretEnv }},
 	{name: "app-header", listf: func(s *Serve) *[]string { return &s.AppHeaders }},
 	{name: "allow-exposed", boolf: func(s *Serve) *bool { return &s.AllowExposed }},
@@ -117,6 +123,12 @@ func (s Serve) Args() []string {
 		case f.listf != nil:
 			for _, v := range *f.listf(&s) {
 				args = append(args, "--"+f.name+"="+v)
+			}
+		case f.appf:
+			for _, v := range append([]string{s.App}, s.Apps...) {
+				if v != "" {
+					args = append(args, "--app="+v)
+				}
 			}
 		}
 	}
@@ -171,6 +183,10 @@ func ParseServe(args []string) (Serve, error) {
 			value = args[i]
 		}
 		switch {
+		case f.appf:
+			if err := s.AddApp(value); err != nil {
+				return Serve{}, err
+			}
 		case f.strf != nil:
 			*f.strf(&s) = value
 		case f.listf != nil:
@@ -226,7 +242,8 @@ func SplitListen(addr string) (string, int, error) {
 // Check judges the flags that mean the same on every machine, before anything starts
 // (on the laptop before it connects, in batch submit before the job is queued, in
 // serve before the app starts): the name, the base URL (the gate's rule), the Host
-// names, the listen address, the timeouts, the TLS files' pairing, the preset's name.
+// names, the listen address, the timeouts, the TLS files' pairing, the preset's name,
+// a team server's apps and its TLS.
 // What depends on the machine (a socket path's length, the app being installed) is
 // serve's to judge there. Mistakes are usage errors.
 func (s Serve) Check() error {
@@ -267,5 +284,5 @@ func (s Serve) Check() error {
 			return Usagef("an argument of the app's command holds a NUL byte")
 		}
 	}
-	return nil
+	return s.checkTeam()
 }

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tether-dev/tether/relay"
 	"github.com/tether-dev/tether/tunnel"
 )
 
@@ -37,7 +38,7 @@ type Options struct {
 // offer is a checked configuration: the server, and what the banner says of it.
 type offer struct {
 	srv      *tunnel.Server
-	claims   *relayClaims
+	claims   *relay.Claims
 	hostKey  ssh.Signer
 	madeKey  bool
 	keys     int
@@ -58,12 +59,16 @@ func Run(ctx context.Context, o Options) error {
 	listen := o.listen
 	if listen == nil {
 		listen = func(ctx context.Context) (net.Listener, error) {
-			return relayListen(ctx, o.RelayURL, o.Token, &relayOptions{Logf: of.logf})
+			return relay.Listen(ctx, o.RelayURL, o.Token, &relay.Options{Logf: of.logf})
 		}
 	}
 	ln, err := listen(ctx)
+	var refused *relay.RefusedError
+	if errors.As(err, &refused) {
+		return fmt.Errorf("the relay %s refused this host: %s", o.RelayURL, refused.Msg)
+	}
 	if err != nil {
-		return fmt.Errorf("cannot reach the relay %s: %v", o.RelayURL, err)
+		return errors.New(tokenWords(err)) // relay's words: the URL and how to fix it
 	}
 	of.banner(o)
 	served := make(chan error, 1)
@@ -91,7 +96,7 @@ func prepare(o Options) (*offer, error) {
 	if o.Token == "" {
 		return nil, fmt.Errorf("%s is not set; set it to this machine's host token (made by whoever runs the relay: tether relay token --role host --portal ID NAME)", TokenEnv)
 	}
-	rk, claims, err := relaySelfKey(o.Token)
+	rk, claims, err := relay.SelfKey(o.Token)
 	if err != nil {
 		return nil, fmt.Errorf("the host token in %s is not valid: %s", TokenEnv, tokenWords(err))
 	}
@@ -141,7 +146,7 @@ func prepare(o Options) (*offer, error) {
 // verification, not a comparison of secrets.
 func clientTokenCheck(rk ed25519.PublicKey, portal string, logf func(string, ...any)) func(string, []byte) error {
 	return func(_ string, password []byte) error {
-		c, err := relayVerify(rk, string(password), relayRoleClient, portal)
+		c, err := relay.Verify(rk, string(password), relay.RoleClient, portal)
 		if err != nil {
 			return err
 		}

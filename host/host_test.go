@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"net"
 	"os"
 	"os/user"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/tether-dev/tether/relay"
 )
 
 // syncBuffer is the host's stderr, read while it runs.
@@ -47,9 +51,28 @@ func newRelay(t *testing.T) relayKeys {
 	return relayKeys{k}
 }
 
-func (r relayKeys) mint(t *testing.T, role relayRole, portal, name string, ttl time.Duration) string {
+func (r relayKeys) mint(t *testing.T, role relay.Role, portal, name string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := relayMint(r.key, role, portal, name, ttl)
+	if ttl < 0 {
+		return r.expired(t, role, portal, name, -ttl)
+	}
+	tok, err := relay.Mint(r.key, role, portal, name, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// expired is a token of the relay's format and key that expired ago (relay.Mint makes
+// none): signed as relay signs, so only its expiry is wrong.
+func (r relayKeys) expired(t *testing.T, role relay.Role, portal, name string, ago time.Duration) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+		"sub": name, "role": string(role), "portal": portal, "jti": "expired-test",
+		"iat": now.Add(-ago - time.Hour).Unix(), "nbf": now.Add(-ago - time.Hour).Unix(), "exp": now.Add(-ago).Unix(),
+		"rk": base64.RawURLEncoding.EncodeToString(r.key.Public().(ed25519.PublicKey)),
+	}).SignedString(r.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +173,17 @@ func writeAuthorizedKeys(t *testing.T, keys ...ssh.PublicKey) string {
 // without --authorized-keys, over a real x/crypto SSH client.
 func TestHostAuthMatrix(t *testing.T) {
 	r, other := newRelay(t), newRelay(t)
-	hostToken := r.mint(t, relayRoleHost, "lab", "lab-host", time.Hour)
-	client := r.mint(t, relayRoleClient, "lab", "ann", time.Hour)
+	hostToken := r.mint(t, relay.RoleHost, "lab", "lab-host", time.Hour)
+	client := r.mint(t, relay.RoleClient, "lab", "ann", time.Hour)
 	listed, unlisted := newKey(t), newKey(t)
 	tampered := []byte(client)
-	tampered[10] ^= 1 // a bit of the payload
+	tampered[strings.IndexByte(client, '.')+10] ^= 1 // a bit of the payload
+	algNone, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "ann", "role": "client", "portal": "lab",
+		"iat": time.Now().Unix(), "nbf": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "x",
+		"rk": base64.RawURLEncoding.EncodeToString(r.key.Public().(ed25519.PublicKey))}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tokenOnly := startHost(t, Options{RelayURL: "test://relay", Token: hostToken})
 	withKeys := startHost(t, Options{RelayURL: "test://relay", Token: hostToken, AuthorizedKeysFile: writeAuthorizedKeys(t, listed.PublicKey())})
@@ -168,11 +197,12 @@ func TestHostAuthMatrix(t *testing.T) {
 	}{
 		{"token alone", tokenOnly, []ssh.AuthMethod{pw(client)}, true},
 		{"a key, no token", tokenOnly, []ssh.AuthMethod{key(listed)}, false},
-		{"token for another portal", tokenOnly, []ssh.AuthMethod{pw(r.mint(t, relayRoleClient, "other", "ann", time.Hour))}, false},
+		{"token for another portal", tokenOnly, []ssh.AuthMethod{pw(r.mint(t, relay.RoleClient, "other", "ann", time.Hour))}, false},
 		{"the host token as a client token", tokenOnly, []ssh.AuthMethod{pw(hostToken)}, false},
-		{"expired client token", tokenOnly, []ssh.AuthMethod{pw(r.mint(t, relayRoleClient, "lab", "ann", -time.Minute))}, false},
+		{"expired client token", tokenOnly, []ssh.AuthMethod{pw(r.mint(t, relay.RoleClient, "lab", "ann", -10*time.Minute))}, false},
 		{"tampered client token", tokenOnly, []ssh.AuthMethod{pw(string(tampered))}, false},
-		{"client token of another relay key", tokenOnly, []ssh.AuthMethod{pw(other.mint(t, relayRoleClient, "lab", "ann", time.Hour))}, false},
+		{"alg: none", tokenOnly, []ssh.AuthMethod{pw(algNone)}, false},
+		{"client token of another relay key", tokenOnly, []ssh.AuthMethod{pw(other.mint(t, relay.RoleClient, "lab", "ann", time.Hour))}, false},
 		{"empty password", tokenOnly, []ssh.AuthMethod{pw("")}, false},
 		{"keys: token and key", withKeys, []ssh.AuthMethod{pw(client), key(listed)}, true},
 		{"keys: key and token", withKeys, []ssh.AuthMethod{key(listed), pw(client)}, true},
@@ -180,7 +210,7 @@ func TestHostAuthMatrix(t *testing.T) {
 		{"keys: key alone", withKeys, []ssh.AuthMethod{key(listed)}, false},
 		{"keys: unlisted key and token", withKeys, []ssh.AuthMethod{key(unlisted), pw(client)}, false},
 		{"keys: key and the host token", withKeys, []ssh.AuthMethod{key(listed), pw(hostToken)}, false},
-		{"keys: key and an expired token", withKeys, []ssh.AuthMethod{key(listed), pw(r.mint(t, relayRoleClient, "lab", "ann", -time.Minute))}, false},
+		{"keys: key and an expired token", withKeys, []ssh.AuthMethod{key(listed), pw(r.mint(t, relay.RoleClient, "lab", "ann", -10*time.Minute))}, false},
 	}
 	me, err := user.Current()
 	if err != nil {

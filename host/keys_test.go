@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/tether-dev/tether/relay"
 )
 
 // TestHostKeyPersistent: the first run makes the key (0600, in a 0700 directory it
@@ -90,13 +92,13 @@ func TestAuthorizedKeysFile(t *testing.T) {
 // stop tether host before it offers anything, in one line that says what to do.
 func TestHostTokenRefused(t *testing.T) {
 	r := newRelay(t)
-	good := r.mint(t, relayRoleHost, "lab", "lab-host", time.Hour)
+	good := r.mint(t, relay.RoleHost, "lab", "lab-host", time.Hour)
 	tampered := []byte(good)
-	tampered[12] ^= 1
+	tampered[strings.IndexByte(good, '.')+12] ^= 1
 	tests := []struct{ name, token, want string }{
 		{"unset", "", "TETHER_PORTAL_TOKEN is not set; set it to this machine's host token"},
-		{"client token", r.mint(t, relayRoleClient, "lab", "ann", time.Hour), "not a host token"},
-		{"expired", r.mint(t, relayRoleHost, "lab", "lab-host", -time.Minute), "expired; ask for a new one"},
+		{"client token", r.mint(t, relay.RoleClient, "lab", "ann", time.Hour), "not a host token"},
+		{"expired", r.mint(t, relay.RoleHost, "lab", "lab-host", -10*time.Minute), "expired; ask for a new one"},
 		{"tampered", string(tampered), "not valid"},
 		{"garbage", "hello", "not valid"},
 	}
@@ -113,10 +115,10 @@ func TestHostTokenRefused(t *testing.T) {
 // host token in tether host's own environment never reaches it.
 func TestHostCommandEnvironment(t *testing.T) {
 	r := newRelay(t)
-	hostToken := r.mint(t, relayRoleHost, "lab", "lab-host", time.Hour)
+	hostToken := r.mint(t, relay.RoleHost, "lab", "lab-host", time.Hour)
 	t.Setenv(TokenEnv, hostToken)
 	h := startHost(t, Options{RelayURL: "test://relay", Token: hostToken})
-	out, err := h.run([]ssh.AuthMethod{ssh.Password(r.mint(t, relayRoleClient, "lab", "ann", time.Hour))}, "env")
+	out, err := h.run([]ssh.AuthMethod{ssh.Password(r.mint(t, relay.RoleClient, "lab", "ann", time.Hour))}, "env")
 	if err != nil {
 		t.Fatalf("env: %v\n%s", err, out)
 	}

@@ -23,7 +23,7 @@ const proxyModeEnv = "TETHER_E2E_RELAY_PROXY"
 
 // TestHostLaunch: the built `tether host`, run by a fresh Unix user with
 // --authorized-keys, is reached by the real launcher through OpenSSH (--ssh openssh,
-// the stream to the host as its ProxyCommand): it logs in with a key and the client
+// the stream through a real `tether relay` as its ProxyCommand, relay.Dial): it logs in with a key and the client
 // token (SSH partial success, the token through SSH_ASKPASS), installs tether into
 // that user's home, starts the built-in app, forwards to its socket and stops it, as
 // over sshd. The key alone is refused; the SSH user name given maps to the user
@@ -39,8 +39,8 @@ func TestHostLaunch(t *testing.T) {
 	}
 
 	r := startRelay(t)
-	hostToken := r.mint(t, "host", "lab", "lab-box", time.Hour)
-	clientToken := r.mint(t, "client", "lab", "ann", time.Hour)
+	hostToken := r.mint(t, "host", "lab", "lab-box")
+	clientToken := r.mint(t, "client", "lab", "ann")
 
 	dir := t.TempDir() // the laptop's files (root's, 0700)
 	clientKey := filepath.Join(dir, "id_ed25519")
@@ -63,7 +63,9 @@ func TestHostLaunch(t *testing.T) {
 			t.Logf("tether host output:\n%s", hostErr.String())
 		}
 	})
-	target := r.target(t, hostErr, "lab")
+	if !e2e.WaitFor(20*time.Second, func() bool { return strings.Contains(hostErr.String(), "offering this machine") }) {
+		t.Fatalf("no banner from tether host:\n%s", hostErr.String())
+	}
 
 	// The host key: made on first run where the README says, 0600, the user's; the
 	// banner names its fingerprint.
@@ -89,7 +91,7 @@ func TestHostLaunch(t *testing.T) {
 	// the host key pinned, the client token answered by SSH_ASKPASS from a 0600 file.
 	kh := filepath.Join(dir, "known_hosts")
 	e2e.WriteFile(t, kh, "relay-lab "+string(ssh.MarshalAuthorizedKey(hostKey.PublicKey())), 0o600)
-	answer := filepath.Join(dir, "answer")
+	answer := filepath.Join(dir, "answer") // the client token, for SSH_ASKPASS and the ProxyCommand
 	e2e.WriteFile(t, answer, clientToken+"\n", 0o600)
 	askpass := filepath.Join(dir, "askpass")
 	e2e.WriteFile(t, askpass, "#!/bin/sh\ncat "+answer+"\n", 0o700)
@@ -98,7 +100,7 @@ func TestHostLaunch(t *testing.T) {
 			"  ProxyCommand env %s=1 %s %s\n  HostKeyAlias relay-lab\n  UserKnownHostsFile %s\n"+
 			"  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  IdentityFile %s\n"+
 			"  IdentitiesOnly yes\n  BatchMode no\n  PreferredAuthentications %s\n  NumberOfPasswordPrompts 1\n",
-			alias, proxyModeEnv, self, target, kh, clientKey, methods)
+			alias, proxyModeEnv, self, r.proxyArgs("lab", answer), kh, clientKey, methods)
 	}
 	cfg := filepath.Join(dir, "ssh_config")
 	e2e.WriteFile(t, cfg, block("lab", "publickey,password")+block("lab-key-only", "publickey"), 0o600)
@@ -156,6 +158,14 @@ func TestHostLaunch(t *testing.T) {
 		t.Errorf("tether host ended: %s", e2e.LastLines(logs, 3))
 	default:
 	}
+	// SIGTERM (as systemd stops it): tether host ends at once, saying so.
+	t0 := time.Now()
+	host.Cmd.Process.Signal(syscall.SIGTERM)
+	if err, ok := host.Wait(10 * time.Second); !ok || err != nil {
+		t.Errorf("tether host after SIGTERM: ended %v, %v; want exit 0 within 10 s", ok, err)
+	}
+	e2e.MustContain(t, "tether host's log", hostErr.String(), "tether host: stopped")
+	t.Logf("tether host stopped %s after SIGTERM", e2e.FmtDur(time.Since(t0)))
 }
 
 // installFor copies bin where u may run it.

@@ -21,13 +21,14 @@ import (
 // proxyModeEnv makes the test binary ssh's ProxyCommand (TestMain).
 const proxyModeEnv = "TETHER_E2E_RELAY_PROXY"
 
-// TestHostLaunch: the built `tether host`, run by a fresh Unix user with
-// --authorized-keys, is reached by the real launcher through OpenSSH (--ssh openssh,
-// the stream through a real `tether relay` as its ProxyCommand, relay.Dial): it logs in with a key and the client
-// token (SSH partial success, the token through SSH_ASKPASS), installs tether into
-// that user's home, starts the built-in app, forwards to its socket and stops it, as
-// over sshd. The key alone is refused; the SSH user name given maps to the user
-// running the host; no token reaches a log or a command line.
+// TestHostLaunch: a real `tether relay`, and the built `tether host` run by a fresh
+// Unix user with --authorized-keys, reached by the real launcher through OpenSSH
+// (--ssh openssh; its ProxyCommand is this test binary doing relay.Dial): it logs in
+// with a key and the client token (SSH partial success, the token through
+// SSH_ASKPASS), installs tether into that user's home, starts the built-in app,
+// forwards to its socket, lists and stops it, as over sshd. The key alone is refused;
+// the SSH user name given maps to the user running the host; no token reaches a log
+// or a command line; SIGTERM stops the host at once.
 func TestHostLaunch(t *testing.T) {
 	sshPath := e2e.Need(t, "ssh", "openssh-client")
 	keygen := e2e.Need(t, "ssh-keygen", "openssh-client")

@@ -119,6 +119,9 @@ type fakeServer struct {
 	requests  []string
 	impostor  bool
 	socketDir string
+	// hang, when set, holds the challenge until the request ends: a server that does
+	// not answer yet.
+	hang bool
 }
 
 func startFakeServer(t *testing.T, impostor bool) *fakeServer {
@@ -147,8 +150,13 @@ func (fs *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.URL.String()+fmt.Sprint(r.Header), fs.rec.Token) {
 		fs.sawToken = true
 	}
+	hang := fs.hang
 	fs.mu.Unlock()
 	if r.URL.Path == "/_tether/challenge" {
+		if hang {
+			<-r.Context().Done()
+			return
+		}
 		if fs.impostor {
 			io.WriteString(w, strings.Repeat("0", 64))
 			return
@@ -411,6 +419,80 @@ func TestLaunchImpostorOnSocket(t *testing.T) {
 	}
 	if !strings.Contains(f.calls(), "stop --json-notes -- "+fs.rec.ID) {
 		t.Errorf("the launched session was not stopped: %q", f.calls())
+	}
+}
+
+// Ctrl-C while the launcher still checks the session's server: the session it
+// launched is stopped, and the command ends "interrupted" (exit code 130), saying
+// whether nothing was left running; a session it only attached to is left alone.
+func TestServeLocalInterruptedWhileChecking(t *testing.T) {
+	tests := []struct {
+		name     string
+		attach   bool
+		stopFail bool
+		wantMsg  string
+		wantStop bool
+		wantLine string // on stderr
+	}{
+		{name: "launched", wantMsg: "interrupted; nothing was left running on fakehost", wantStop: true},
+		{name: "launched, stop fails", stopFail: true, wantMsg: "interrupted", wantStop: true,
+			wantLine: "tether: could not stop session abcdefgh on fakehost"},
+		{name: "attached", attach: true, wantMsg: "interrupted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRemote(t)
+			f.install()
+			fs := startFakeServer(t, false)
+			fs.mu.Lock()
+			fs.hang = true
+			fs.mu.Unlock()
+			f.write("serve.out", recordLine(t, fs.rec)+"\n")
+			running := fs.rec
+			running.State = wire.StateRunning
+			list, _ := json.Marshal([]wire.Record{running})
+			f.write("ls.out", string(list)+"\n")
+			if tt.stopFail {
+				f.write("stop.out", "")
+				f.write("stop.err", "tether: no\n")
+				f.write("stop.status", "1")
+			}
+			var stderr syncBuf
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			o := Options{SSH: f.cfg, Host: "fakehost", Version: "test", RemoteBinary: f.bin, Stdout: io.Discard, Stderr: &stderr}
+			fo := ForwardOptions{NoBrowser: true}
+			go func() {
+				if tt.attach {
+					done <- Attach(ctx, AttachOptions{Options: o, ForwardOptions: fo})
+				} else {
+					done <- Launch(ctx, LaunchOptions{Options: o, ForwardOptions: fo})
+				}
+			}()
+			waitFor(t, "the check of the server", func() bool {
+				fs.mu.Lock()
+				defer fs.mu.Unlock()
+				return len(fs.requests) > 0
+			})
+			cancel()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("serveLocal did not return; stderr:\n%s", stderr.String())
+			}
+			var le *Error
+			if !errors.As(err, &le) || le.Msg != tt.wantMsg || le.Code != 130 {
+				t.Fatalf("got %#v; want %q, code 130\nstderr:\n%s", err, tt.wantMsg, stderr.String())
+			}
+			if stopped := strings.Contains(f.calls(), "stop --json-notes -- "+fs.rec.ID); stopped != tt.wantStop {
+				t.Errorf("stopped %v, want %v; calls %q", stopped, tt.wantStop, f.calls())
+			}
+			if e := stderr.String(); !strings.Contains(e, tt.wantLine) || strings.Contains(e, "ready") {
+				t.Errorf("stderr lacks %q or says ready:\n%s", tt.wantLine, e)
+			}
+		})
 	}
 }
 

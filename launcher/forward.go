@@ -331,53 +331,88 @@ func (s *session) cmdline(args ...string) string {
 // serveLocal forwards ln to the session, verifies it, tells the user (URL, JSON line,
 // browser) and stays until ctx ends (detach, or --rm: stop) or the session is gone.
 // launched says this command started the session, which then must not outlive a
-// failure here.
-func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Record, fo ForwardOptions, launched bool) (err error) {
+// failure here. Its steps, each a function below, in the order they run:
+//
+//	forward the local port    forwardLocal: the browser's connections, through the tunnel
+//	check the server          check: the connection's events so far, then verify
+//	tell the user             tell: the URL or JSON line, the browser, "ready"
+//	stay                      stay: connection, socket and batch events until the end
+//	clean up                  close: the socket watch, the redirect file, the forward
+//	end                       leave (ctx ended: detach, or stop with --rm) or abandon
+//
+// Each step returns its error where it is decided; abandon, given a failure, stops
+// what this command launched and words an interrupt.
+func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Record, fo ForwardOptions, launched bool) error {
+	l := s.forwardLocal(ln, rec, fo)
+	err := l.check(ctx)
+	if err == nil {
+		err = l.tell()
+	}
+	if err == nil {
+		err = l.stay(ctx)
+	}
+	l.close()
+	switch {
+	case err == nil: // ctx ended while the session was served
+		return l.leave()
+	case errors.Is(err, errEndedCleanly): // the session ended, and stay said so
+		return nil
+	}
+	return l.abandon(ctx, err, launched)
+}
+
+// localServing is one session served on a local port: what serveLocal's steps made,
+// which close undoes.
+type localServing struct {
+	s       *session
+	rec     wire.Record
+	fo      ForwardOptions
+	dial    Endpoint      // straight through the tunnel: verification
+	fwd     *localForward // the browser's connections
+	port    int
+	local   string       // http://127.0.0.1:PORT/BASE_URL/
+	browser func()       // removes the browser's redirect file (--open-file); nil: none
+	watch   *socketWatch // the session's socket, once served; nil for a Slurm session
+}
+
+// forwardLocal starts forwarding ln to the session: through s.endpoint when set (a
+// Slurm session's node), otherwise through the record's socket.
+func (s *session) forwardLocal(ln net.Listener, rec wire.Record, fo ForwardOptions) *localServing {
 	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
 		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
 	}
-	lf := startForward(ln, s.status.line, fwd)
-	stopped := false
-	defer func() {
-		lf.stop()
-		cleaned := false
-		if err != nil && launched && !stopped && !errors.Is(err, errSessionGone) {
-			if serr := s.stopRemote(rec.ID); serr != nil {
-				s.status.line("tether: could not stop session %s on %s (%v); stop it with `%s`", rec.ID, s.host, serr, s.cmdline("stop", rec.ID))
-			} else {
-				cleaned = true
-			}
-		}
-		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			// Ctrl-C before the session was ready for the user.
-			err = &Error{Msg: "interrupted", Code: 130}
-			if cleaned {
-				err = interrupted(s, true)
-			}
-		}
-	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	return &localServing{s: s, rec: rec, fo: fo, dial: dial, port: port,
+		local: "http://127.0.0.1:" + strconv.Itoa(port) + rec.BaseURL,
+		fwd:   startForward(ln, s.status.line, fwd)}
+}
 
-	// From here this goroutine owns the connection's events: what happened before is
-	// told now, in order, and a connection that failed for good ends here, before ready.
+// check takes over the connection's events and verifies the session's server through
+// the forward. From here this goroutine owns the events: what happened before is told
+// now, in order, and a connection that failed for good ends here, before ready. A
+// check cut short by ctx returns ctx's error.
+func (l *localServing) check(ctx context.Context) error {
+	s := l.s
 	if err := s.handOff(); err != nil {
 		return err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	local := "http://127.0.0.1:" + strconv.Itoa(port) + rec.BaseURL
-	s.status.step("checking session %s's server through the tunnel", rec.ID)
-	if err := s.verify(ctx, local, rec, dial, true); err != nil {
-		s.status.done()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
-	}
+	s.status.step("checking session %s's server through the tunnel", l.rec.ID)
+	err := s.verify(ctx, l.local, l.rec, l.dial, true)
 	s.status.done()
-	tokenURL := local + "?token=" + url.QueryEscape(rec.Token)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
 
+// tell gives the user the session: the JSON line or the URL (--no-browser), the
+// browser, then the ready line (and a batch job's node and time left).
+func (l *localServing) tell() error {
+	s, rec, fo := l.s, l.rec, l.fo
+	tokenURL := l.local + "?token=" + url.QueryEscape(rec.Token)
 	if fo.JSON {
-		b, err := json.Marshal(JSONLine{URL: tokenURL, LocalPort: port, Session: rec})
+		b, err := json.Marshal(JSONLine{URL: tokenURL, LocalPort: l.port, Session: rec})
 		if err != nil {
 			return err
 		}
@@ -387,13 +422,13 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Reco
 	} else if fo.NoBrowser {
 		fmt.Fprintln(s.o.Stdout, tokenURL)
 	}
-	var cleanup func()
 	if !fo.NoBrowser {
 		// No browser (no display, the opener failed): the user opens the URL by hand.
 		// It goes to the user's terminal only, never to a log.
-		var oerr error
-		if cleanup, oerr = s.openBrowser(fo, local, rec); oerr != nil {
-			why := termsafe.Clip(termsafe.OneLine(oerr.Error()), 200)
+		cleanup, err := s.openBrowser(fo, l.local, rec)
+		l.browser = cleanup
+		if err != nil {
+			why := termsafe.Clip(termsafe.OneLine(err.Error()), 200)
 			if fo.JSON {
 				s.status.line("tether: could not open a browser (%s); open the url of the JSON line yourself", why)
 			} else {
@@ -402,79 +437,119 @@ func (s *session) serveLocal(ctx context.Context, ln net.Listener, rec wire.Reco
 			}
 		}
 	}
-	if cleanup != nil {
-		defer cleanup()
-	}
 	what := "session " + rec.ID
 	if rec.Name != "" {
 		what += " (" + rec.Name + ")"
 	}
-	if s.demo {
-		s.status.line("tether: ready: %s at %s — press Ctrl-C to stop the demo", what, local)
-	} else if fo.Rm {
-		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to stop it", what, s.host, local)
-	} else {
-		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to detach (it keeps running)", what, s.host, local)
+	switch {
+	case s.demo:
+		s.status.line("tether: ready: %s at %s — press Ctrl-C to stop the demo", what, l.local)
+	case fo.Rm:
+		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to stop it", what, s.host, l.local)
+	default:
+		s.status.line("tether: ready: %s on %s at %s — press Ctrl-C to detach (it keeps running)", what, s.host, l.local)
 	}
 	if s.slurm != nil {
 		s.slurmReadyLine(rec)
 		s.checkWalltime()
 	}
-	// A Slurm session's end is told by its watch; any other's by its socket.
+	return nil
+}
+
+// stay serves the session until it ends, in order handling the connection's events,
+// the forward's end, and the session's: a Slurm session's end is told by its watch
+// (with the walltime warnings), any other's by its socket, watched from here on. It
+// returns nil once ctx ends (the user leaves), errEndedCleanly once the session ended
+// as someone meant it to (after a line saying so), or the error to end with.
+func (l *localServing) stay(ctx context.Context) error {
+	s := l.s
 	var refused <-chan struct{}
 	if s.slurm == nil {
-		w := s.watchSocket(rec)
-		defer w.stop()
-		refused = w.refused
+		l.watch = s.watchSocket(l.rec)
+		refused = l.watch.refused
 	}
 	deadSeen := 0
-
 	for {
 		select {
 		case <-ctx.Done():
-			lf.stop()
-			if fo.Rm || s.demo {
-				stopped = true
-				if err := s.stopRemote(rec.ID); err != nil {
-					return errorf("stop it with `"+s.cmdline("stop", rec.ID)+"`", "could not stop session %s on %s: %v", rec.ID, s.host, err)
-				}
-				s.status.line("tether: stopped session %s on %s", rec.ID, s.host)
-				return nil
-			}
-			s.status.line("tether: detached; session %s keeps running on %s", rec.ID, s.host)
-			s.status.line("  come back: %s", s.cmdline("attach", rec.ID))
-			s.status.line("  stop it:   %s", s.cmdline("stop", rec.ID))
 			return nil
-		case <-lf.done:
-			return errorf("try again", "forwarding local port %d stopped: %v", port, lf.err)
+		case <-l.fwd.done:
+			return errorf("try again", "forwarding local port %d stopped: %v", l.port, l.fwd.err)
 		case <-s.events.ready():
 			for e, ok := s.events.next(); ok; e, ok = s.events.next() {
-				if err := s.onEvent(ctx, e, local, rec, dial); err != nil {
-					if errors.Is(err, errEndedCleanly) {
-						return nil
-					}
+				if err := s.onEvent(ctx, e, l.local, l.rec, l.dial); err != nil {
 					return err
 				}
 			}
 		case <-refused:
-			if err := s.sessionEnded(ctx, rec, &deadSeen); err != nil {
-				if errors.Is(err, errEndedCleanly) {
-					return nil
-				}
+			if err := s.sessionEnded(ctx, l.rec, &deadSeen); err != nil {
 				return err
 			}
 		case ev := <-s.slurmEvents():
-			if err := s.onBatchEvent(ev, rec); err != nil {
+			if err := s.onBatchEvent(ev, l.rec); err != nil {
 				return err
 			}
 		case <-s.slurmTick():
 			s.checkWalltime()
 		case <-s.slurmWatchDone():
-			if err := s.slurmWatchLost(rec); err != nil {
+			if err := s.slurmWatchLost(l.rec); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// close undoes what the steps made, the last first: the socket watch, the browser's
+// redirect file, then the forward (no browser connection goes through once it returns).
+func (l *localServing) close() {
+	if l.watch != nil {
+		l.watch.stop()
+	}
+	if l.browser != nil {
+		l.browser()
+	}
+	l.fwd.stop()
+}
+
+// leave ends a session served until ctx ended (Ctrl-C): --rm and the demo stop it;
+// otherwise it keeps running, and the user is told how to come back.
+func (l *localServing) leave() error {
+	s, id := l.s, l.rec.ID
+	if l.fo.Rm || s.demo {
+		if err := s.stopRemote(id); err != nil {
+			return errorf("stop it with `"+s.cmdline("stop", id)+"`", "could not stop session %s on %s: %v", id, s.host, err)
+		}
+		s.status.line("tether: stopped session %s on %s", id, s.host)
+		return nil
+	}
+	s.status.line("tether: detached; session %s keeps running on %s", id, s.host)
+	s.status.line("  come back: %s", s.cmdline("attach", id))
+	s.status.line("  stop it:   %s", s.cmdline("stop", id))
+	return nil
+}
+
+// abandon ends a serve that failed with err. A session this command launched must not
+// outlive the failure: it is stopped, unless it is gone already (a failed stop is told,
+// with the command that stops it). A failure that is ctx's end (Ctrl-C before the
+// session was ready for the user) is returned as "interrupted", exit code 130, saying
+// so when nothing was left running.
+func (l *localServing) abandon(ctx context.Context, err error, launched bool) error {
+	s, id := l.s, l.rec.ID
+	cleaned := false
+	if launched && !errors.Is(err, errSessionGone) {
+		if serr := s.stopRemote(id); serr != nil {
+			s.status.line("tether: could not stop session %s on %s (%v); stop it with `%s`", id, s.host, serr, s.cmdline("stop", id))
+		} else {
+			cleaned = true
+		}
+	}
+	if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	if cleaned {
+		return interrupted(s, true)
+	}
+	return &Error{Msg: "interrupted", Code: 130}
 }
 
 // onEvent shows a connection change; after a reconnect it checks the session again.

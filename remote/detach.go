@@ -48,11 +48,52 @@ func childArgs(o ServeOptions) []string {
 	return append([]string{"serve"}, s.Args()...)
 }
 
-// detach starts the background server and waits for its report.
+// detach starts the background server and waits for its report. Its steps, each a
+// function below, in the order they run:
+//
+//	start the server         startChild: the ready pipe, /dev/null, setsid
+//	hand it the setup        feedSetup: the setup frame on the child's stdin
+//	read its reports         readReports: the ready pipe, one message at a time
+//	wait for its word        await: progress, then ready or failure (or the end of ctx,
+//	                         of the caller's stdin, of the wait)
+//	clean up                 close: the reader, then the setup's writer, each waited for
+//
+// Each step returns its error where it is decided; close never changes it.
 func detach(ctx context.Context, o ServeOptions) error {
+	c, err := startChild(o)
+	if err != nil {
+		return err
+	}
+	c.feedSetup(o.Setup)
+	c.readReports()
+	err = c.await(ctx, o)
+	c.close()
+	return err
+}
+
+// detachedChild is the background server as detach sees it: the process and detach's
+// goroutines on its pipes, each with its owner (close).
+type detachedChild struct {
+	cmd *exec.Cmd
+	r   *os.File // the ready pipe's read end
+	// setupW is the write end of the child's stdin with --setup (nil without);
+	// written is closed once its writer returned.
+	setupW  *os.File
+	written chan struct{}
+	// The ready pipe's reader sends on msgs, closed at EOF; it ends early once
+	// stopReading is closed, and closes readerDone when it returns.
+	msgs        chan readyMsg
+	stopReading chan struct{}
+	readerDone  chan struct{}
+}
+
+// startChild starts the background server (see childArgs) in a session of its own,
+// its stdio on /dev/null (stdin the setup pipe with --setup), the ready pipe as fd 3.
+// This process keeps the pipes' other ends only.
+func startChild(o ServeOptions) (*detachedChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("cannot find the tether binary to start in the background: %w", err)
+		return nil, fmt.Errorf("cannot find the tether binary to start in the background: %w", err)
 	}
 	if o.TokenFile != "" {
 		if abs, err := filepath.Abs(o.TokenFile); err == nil {
@@ -61,88 +102,92 @@ func detach(ctx context.Context, o ServeOptions) error {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer r.Close()
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		w.Close()
-		return err
+		closeFiles(r, w)
+		return nil, err
 	}
 	cmd := exec.Command(exe, childArgs(o)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	var setupR, setupW *os.File
 	if o.Setup != "" {
 		if setupR, setupW, err = os.Pipe(); err != nil {
-			w.Close()
-			devnull.Close()
-			return err
+			closeFiles(r, w, devnull)
+			return nil, err
 		}
 		cmd.Stdin = setupR
 	}
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
-	w.Close()
-	devnull.Close()
-	if setupR != nil {
-		setupR.Close()
-		// The setup's writer is detach's: the child reads the frame first thing (a
-		// child that died does not, and the write fails, EPIPE), and on every return
-		// the pipe is closed under the writer (which ends a write the child never
-		// read) and the writer waited for.
-		written := make(chan struct{})
-		go func() {
-			defer close(written)
-			setupW.Write(wire.SetupFrame(o.Setup))
-		}()
-		defer func() {
-			setupW.Close()
-			<-written
-		}()
-	}
+	closeFiles(w, devnull, setupR) // the child's ends: it has its own copies
 	if err != nil {
-		return fmt.Errorf("cannot start the background server: %w", err)
+		closeFiles(r, setupW)
+		return nil, fmt.Errorf("cannot start the background server: %w", err)
 	}
-	// waitExit waits for a failed child to finish its cleanup, so nothing is left
-	// behind when we return; it kills it if it takes too long. Only then is the child
-	// waited for: a ready one is released instead (below), and no goroutine waits on it.
-	waitExit := func(signal bool) {
-		if signal {
-			cmd.Process.Signal(syscall.SIGTERM)
-		}
-		kill := time.AfterFunc(serverStopWait+5*time.Second, func() { cmd.Process.Kill() })
-		cmd.Wait()
-		kill.Stop()
-	}
+	return &detachedChild{cmd: cmd, r: r, setupW: setupW}, nil
+}
 
-	// The ready pipe's reader is detach's: on every return it is told to stop, the
-	// pipe is closed under it and it is waited for (it used to stay blocked for good,
-	// sending a message nobody would receive, after a timeout or an interrupt).
-	msgs := make(chan readyMsg)
-	stopReading, readerDone := make(chan struct{}), make(chan struct{})
+// closeFiles closes each file that is not nil.
+func closeFiles(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// feedSetup writes the setup frame to the child's stdin (--setup). The writer is
+// detach's: the child reads the frame first thing (a child that died does not, and
+// the write fails, EPIPE), and close closes the pipe under the writer (which ends a
+// write the child never read) and waits for it.
+func (c *detachedChild) feedSetup(setup string) {
+	if c.setupW == nil {
+		return
+	}
+	c.written = make(chan struct{})
 	go func() {
-		defer close(readerDone)
-		defer close(msgs)
-		sc := bufio.NewScanner(r)
+		defer close(c.written)
+		c.setupW.Write(wire.SetupFrame(setup))
+	}()
+}
+
+// readReports starts the ready pipe's reader: each message on c.msgs, which it closes
+// at EOF. The reader is detach's: close tells it to stop, closes the pipe under it and
+// waits for it (it used to stay blocked for good, sending a message nobody would
+// receive, after a timeout or an interrupt).
+func (c *detachedChild) readReports() {
+	c.msgs = make(chan readyMsg)
+	c.stopReading, c.readerDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(c.readerDone)
+		defer close(c.msgs)
+		sc := bufio.NewScanner(c.r)
 		sc.Buffer(make([]byte, 64<<10), wire.MaxRecordLength)
 		for sc.Scan() {
 			var m readyMsg
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
 				select {
-				case msgs <- m:
-				case <-stopReading:
+				case c.msgs <- m:
+				case <-c.stopReading:
 					return
 				}
 			}
 		}
 	}()
-	defer func() {
-		close(stopReading)
-		r.Close()
-		<-readerDone
-	}()
-	timeout := time.NewTimer(o.ReadyTimeout + 30*time.Second)
+}
+
+// await tells the child's progress as it comes, until its word: ready (the child is
+// released and the record told: the banner, or the JSON line) or failure (its output
+// told). The child's exit before either, the end of ctx, the caller's stdin closing
+// (--cancel-on-eof) or the wait's limit end it too. In every case but ready, await
+// returns only once the child has exited (stopped with SIGTERM where it did not end by
+// itself).
+func (c *detachedChild) await(ctx context.Context, o ServeOptions) error {
+	limit := o.ReadyTimeout + 30*time.Second
+	timeout := time.NewTimer(limit)
 	defer timeout.Stop()
 	var callerGone <-chan struct{}
 	if o.CancelOnEOF {
@@ -150,48 +195,83 @@ func detach(ctx context.Context, o ServeOptions) error {
 	}
 	for {
 		select {
-		case m, ok := <-msgs:
+		case m, ok := <-c.msgs:
 			switch {
 			case !ok:
-				waitExit(false)
+				c.waitExit(false)
 				return wire.Fail(wire.FailServerExited, wire.Plain("the background server exited before it was ready"),
 					wire.Textf("`tether serve -- COMMAND` in the foreground on %v shows why", wire.ThisMachine))
 			case m.Progress != nil:
 				printNote(o.Stderr, *m.Progress, o.JSONNotes)
 			case m.Ready != nil:
-				// Go on without waiting: the server now lives on its own, for hours,
-				// so nothing in this process can wait for it (`serve --detach` exits
-				// now; init reaps the server when it ends).
-				cmd.Process.Release()
-				if o.JSON {
-					b, err := json.Marshal(m.Ready)
-					if err != nil {
-						return err
-					}
-					_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
-					return err
-				}
-				printBanner(o.Stderr, *m.Ready, true)
-				return nil
+				return c.ready(o, *m.Ready)
 			case m.Failure != nil:
-				waitExit(false)
-				f := m.Failure
-				f.AppOutput = lastLines(joinLines(f.AppOutput), wire.MaxAppOutput)
-				if len(f.AppOutput) > 0 && !o.JSONNotes {
-					fmt.Fprintf(o.Stderr, "tether: %s:\n%s", tailHeading(f.OutputOf), indent(f.AppOutput))
-				}
-				return f
+				c.waitExit(false)
+				return failedStart(o, m.Failure)
 			}
 		case <-ctx.Done():
-			waitExit(true)
+			c.waitExit(true)
 			return errors.New("interrupted; the background server was stopped")
 		case <-callerGone:
-			waitExit(true)
+			c.waitExit(true)
 			return errors.New("the caller went away (stdin closed) before the server was ready; it was stopped")
 		case <-timeout.C:
-			waitExit(true)
-			return fmt.Errorf("the background server did not report within %s; it was stopped", o.ReadyTimeout+30*time.Second)
+			c.waitExit(true)
+			return fmt.Errorf("the background server did not report within %s; it was stopped", limit)
 		}
+	}
+}
+
+// ready goes on without waiting for the ready child: the server now lives on its own,
+// for hours, so nothing in this process can wait for it (`serve --detach` exits now;
+// init reaps the server when it ends). The record is told: one JSON line (--json) or
+// the banner.
+func (c *detachedChild) ready(o ServeOptions, rec wire.Record) error {
+	c.cmd.Process.Release()
+	if o.JSON {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(o.Stdout, "%s\n", b)
+		return err
+	}
+	printBanner(o.Stderr, rec, true)
+	return nil
+}
+
+// failedStart is the child's failure, its output clipped to its last lines and told
+// on stderr (unless --json-notes: the failure carries it).
+func failedStart(o ServeOptions, f *wire.Failure) error {
+	f.AppOutput = lastLines(joinLines(f.AppOutput), wire.MaxAppOutput)
+	if len(f.AppOutput) > 0 && !o.JSONNotes {
+		fmt.Fprintf(o.Stderr, "tether: %s:\n%s", tailHeading(f.OutputOf), indent(f.AppOutput))
+	}
+	return f
+}
+
+// waitExit waits for a failed child to finish its cleanup, so nothing is left behind
+// when detach returns; it kills it if it takes too long. signal: it is told to stop
+// first (SIGTERM). Only a child that did not become ready is waited for.
+func (c *detachedChild) waitExit(signal bool) {
+	if signal {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	kill := time.AfterFunc(serverStopWait+5*time.Second, func() { c.cmd.Process.Kill() })
+	c.cmd.Wait()
+	kill.Stop()
+}
+
+// close stops detach's goroutines and waits for them, the last started first: the
+// ready pipe's reader (told to stop, the pipe closed under it), then the setup's
+// writer (its pipe closed under it).
+func (c *detachedChild) close() {
+	close(c.stopReading)
+	c.r.Close()
+	<-c.readerDone
+	if c.setupW != nil {
+		c.setupW.Close()
+		<-c.written
 	}
 }
 

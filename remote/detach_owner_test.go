@@ -5,8 +5,12 @@ package remote
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,6 +89,75 @@ func TestDetachReadyLeavesNoGoroutine(t *testing.T) {
 		syscall.Wait4(rec.PID, &ws, 0, nil) // our child, released: reap it
 	})
 	noGoroutineOf(t, "remote/detach.go")
+}
+
+// Each way detach ends before ready returns its own error, once the background
+// server has exited (stopped where it would not end by itself), with none of
+// detach's goroutines left.
+func TestDetachEndings(t *testing.T) {
+	tests := []struct {
+		helper string
+		o      ServeOptions
+		want   string // in the error
+		stderr string // in stderr
+	}{
+		{helper: "detach-fail", want: "the app exited with status 2", stderr: "tether: the app's last output:\n  | one\n  | two\n"},
+		{helper: "detach-exit", want: "the background server exited before it was ready"},
+		{helper: "detach-silent", o: ServeOptions{CancelOnEOF: true},
+			want: "the caller went away (stdin closed) before the server was ready; it was stopped"},
+		{helper: "detach-silent", o: ServeOptions{ReadyTimeout: -29 * time.Second},
+			want: "the background server did not report within 1s; it was stopped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Setenv("TETHER_REMOTE_TEST_HELPER", tt.helper)
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			t.Setenv("TETHER_REMOTE_TEST_MARKER", pidFile)
+			var out syncBuffer
+			o := tt.o
+			o.Command, o.Stdout, o.Stderr = []string{"app"}, &out, &out
+			if o.CancelOnEOF {
+				o.Stdin = eofOnce{pidFile} // the caller goes once the server runs
+			}
+			if o.ReadyTimeout == 0 {
+				o.ReadyTimeout = time.Minute
+			}
+			start := time.Now()
+			err := detach(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("detach: %v; want %q", err, tt.want)
+			}
+			if !strings.Contains(out.String(), tt.stderr) {
+				t.Errorf("stderr %q; want %q in it", out.String(), tt.stderr)
+			}
+			t.Logf("%v after %v", err, time.Since(start).Round(time.Millisecond))
+			b, _ := os.ReadFile(pidFile)
+			pid, perr := strconv.Atoi(string(b))
+			if perr != nil {
+				t.Fatalf("the server's pid file: %q", b)
+			}
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("the background server (pid %d) outlived detach: kill 0: %v", pid, err)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			if !tt.o.CancelOnEOF { // watchEOF's reader may still be returning
+				noGoroutineOf(t, "remote/detach.go")
+			}
+		})
+	}
+}
+
+// eofOnce is a stdin that ends once the file at its path has something in it.
+type eofOnce struct{ path string }
+
+func (e eofOnce) Read([]byte) (int, error) {
+	for i := 0; i < 1000; i++ {
+		if b, _ := os.ReadFile(e.path); len(b) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, io.EOF
 }
 
 // The background server's watcher of its parent has an owner: close waits for it (it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.NewFile(3, "ready-pipe"), "{\"ready\":{\"id\":\"helperid\",\"pid\":%d}}\n", os.Getpid())
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "detach-fail", "detach-exit", "detach-silent":
+		// Background servers that never get ready; each writes its pid to
+		// $TETHER_REMOTE_TEST_MARKER first.
+		os.WriteFile(os.Getenv("TETHER_REMOTE_TEST_MARKER"), []byte(strconv.Itoa(os.Getpid())), 0o600)
+		detachHelper(os.Getenv("TETHER_REMOTE_TEST_HELPER"))
 	case "listen":
 		// Listen on 127.0.0.1:0 (as whatever user we run as), print the port, and
 		// accept until killed.
@@ -138,4 +144,19 @@ func TestMain(m *testing.M) {
 		fmt.Printf("read %d: %v\n", n, err)
 		os.Exit(0)
 	}
+}
+
+// detachHelper is a background server that never gets ready: detach-fail reports its
+// app's failure with its output, then exits; detach-exit exits without a word;
+// detach-silent never reports, until stopped (SIGTERM ends it).
+func detachHelper(mode string) {
+	switch mode {
+	case "detach-fail":
+		os.NewFile(3, "ready-pipe").WriteString(`{"failure":{"error":"the app exited with status 2","hint":"","app_output":["one","two"]}}` + "\n")
+		os.Exit(1)
+	case "detach-exit":
+		os.Exit(3)
+	}
+	time.Sleep(time.Minute)
+	os.Exit(0)
 }

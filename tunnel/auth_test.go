@@ -222,14 +222,23 @@ func TestGivingUpAtAPromptIsFinal(t *testing.T) {
 		func() ([]string, error) { return nil, io.EOF },
 	}}
 	ev := newEvents()
-	ts.dial(t, cfg, Options{Prompter: p, OnEvent: ev.on})
+	c := ts.dial(t, cfg, Options{Prompter: p, OnEvent: ev.on})
 	ts.CloseConnections()
 	failed := ev.waitFor(t, Failed, 10*time.Second)
 	var ae *AuthError
 	if !errors.As(failed.Err, &ae) || !errors.Is(failed.Err, io.EOF) {
 		t.Errorf("failed with %v; want an AuthError wrapping the prompt's EOF", failed.Err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Final: the reconnecting goroutine has ended (nothing is left to ask again), and
+	// a request now gets the failure without a question.
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client still reconnects after the user gave up")
+	}
+	if _, err := c.DialContext(context.Background(), "unix", "/nowhere"); !errors.As(err, &ae) {
+		t.Errorf("a request after giving up: %v; want the AuthError", err)
+	}
 	if n := p.calls(); n != 2 {
 		t.Errorf("asked %d times; want 2 (the login, then the reconnect that gave up)", n)
 	}

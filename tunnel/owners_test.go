@@ -1,10 +1,10 @@
 package tunnel
 
 import (
-	"context"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -27,24 +27,31 @@ func goroutinesRunning(fns ...string) []string {
 
 // A Client's connection goroutines (reader, keepalives, liveness watch, probes, the
 // NoDelay nudge) have an owner: Close returns only once they have ended, through a
-// reconnect too.
+// reconnect too. On synctest's clock, over the in-memory network: the keepalives have
+// run (three intervals, each answered) before the cut, and the bubble itself fails if
+// any of its goroutines is left blocked.
 func TestCloseLeavesNoConnectionGoroutines(t *testing.T) {
-	ts := startServer(t, nil)
-	cfg := ts.config()
-	cfg.ServerAliveInterval = 50 * time.Millisecond
-	ev := newEvents()
-	c, err := Dial(context.Background(), cfg, Options{OnEvent: ev.on, NoDelayExec: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Let keepalives run, then cut the connection so the client reconnects once.
-	time.Sleep(120 * time.Millisecond)
-	ts.CloseConnections()
-	ev.waitFor(t, Back, 15*time.Second)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if left := goroutinesRunning("tunnel.(*clientConn)", "tunnel.(*dialer).handshake", "tunnel.(*Client).supervise"); len(left) > 0 {
-		t.Fatalf("%d connection goroutines outlived Close:\n%s", len(left), strings.Join(left, "\n\n"))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ts := startMemServer(t, nil)
+		cfg := ts.config()
+		cfg.ServerAliveInterval = 50 * time.Millisecond
+		ev := newEvents()
+		c := memDial(t, cfg, Options{OnEvent: ev.on, NoDelayExec: true}, ts.ln.(*memListener).dial)
+		// Let keepalives run, then cut the connection so the client reconnects once.
+		time.Sleep(3 * cfg.ServerAliveInterval)
+		synctest.Wait()
+		if got := ev.states(); strings.Contains(got, Lost.String()) {
+			t.Fatalf("events before the cut: %s; want no loss (keepalives answered)", got)
+		}
+		if ts.CloseConnections() == 0 {
+			t.Fatal("no connection to cut")
+		}
+		ev.waitFor(t, Back, time.Minute)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left := goroutinesRunning("tunnel.(*clientConn)", "tunnel.(*dialer).handshake", "tunnel.(*Client).supervise"); len(left) > 0 {
+			t.Fatalf("%d connection goroutines outlived Close:\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+	})
 }

@@ -240,8 +240,7 @@ func (s *serving) startTeamApp(ctx context.Context, i int, ta *teamApp, reach *p
 	if s.o.ReadyFD <= 0 {
 		out = io.MultiWriter(out, &prefixWriter{w: s.o.Stderr, prefix: "[" + ta.name + "] "})
 	}
-	a, err := s.startApp(ctx, o, view, out, reach)
-	a.name = ta.name
+	a, err := s.startApp(ctx, ta.name, o, view, out, reach)
 	s.apps = append(s.apps, a)
 	if err != nil {
 		return nil, err

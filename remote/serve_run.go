@@ -451,7 +451,7 @@ func (s *serving) openGate(token string, tlsConf *tls.Config, allowHosts []strin
 		Ports: ports,
 	}
 	if team != nil {
-		opts.Team, opts.SignIn, opts.Apps = team.Team, team.SignIn, team.Apps
+		opts.Team, opts.SignIn, opts.Apps, opts.TeamTitle = team.Team, team.SignIn, team.Apps, team.TeamTitle
 	}
 	srv, err := tokenserver.New(opts)
 	if err != nil {

@@ -4,15 +4,32 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"os"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 )
 
+// BrowserOption changes how Browser starts Chromium.
+type BrowserOption func(*[]chromedp.ExecAllocatorOption)
+
+// TrustCertificate makes Chromium accept TLS certificates bearing cert's public key,
+// and no other certificate error: --ignore-certificate-errors-spki-list with the
+// base64 SHA-256 of its SubjectPublicKeyInfo (which needs a user data dir; Browser
+// gives it one). For a test's own server certificate.
+func TrustCertificate(cert *x509.Certificate) BrowserOption {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return func(opts *[]chromedp.ExecAllocatorOption) {
+		*opts = append(*opts, chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(sum[:])))
+	}
+}
+
 // Browser starts a fresh headless Chromium (Debian's /usr/bin/chromium) with an empty
 // profile and returns a chromedp context for one tab. Chromium stops when tb ends.
-func Browser(tb testing.TB) context.Context {
+func Browser(tb testing.TB, options ...BrowserOption) context.Context {
 	tb.Helper()
 	path := Need(tb, "chromium", "chromium")
 	profile, err := os.MkdirTemp("", "tether-chromium-")
@@ -34,6 +51,9 @@ func Browser(tb testing.TB) context.Context {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("no-proxy-server", true),
+	}
+	for _, o := range options {
+		o(&opts)
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)

@@ -347,21 +347,25 @@ func stopEntry(ctx context.Context, e entry, say noter) error {
 	return nil
 }
 
-// killLeftovers ends what is left of an app whose server is gone: its process group
-// (TERM, grace, KILL), found by group and session id so a reused number never hits an
+// killLeftovers ends what is left of the apps whose server is gone: each app's
+// process group (the one app's, or every one of a team server's), TERM to all, one
+// grace, then KILL; found by group and session id so a reused number never hits an
 // unrelated job.
 func killLeftovers(ctx context.Context, rec *sessionFile) {
-	if rec.AppPID <= 1 {
+	groups := rec.appGroups()
+	if len(groups) == 0 {
 		return
 	}
 	members := func() []int {
-		if ms := groupMembers(rec.AppPID, rec.AppSID); ms != nil {
-			return ms
+		var all []int
+		for _, g := range groups {
+			if ms := groupMembers(g.PID, g.SID); ms != nil {
+				all = append(all, ms...)
+			} else if processAlive(g.PID, g.Start) {
+				all = append(all, g.PID)
+			}
 		}
-		if processAlive(rec.AppPID, rec.AppStart) {
-			return []int{rec.AppPID}
-		}
-		return nil
+		return all
 	}
 	signal := func(sig syscall.Signal) bool {
 		ms := members()

@@ -37,6 +37,10 @@ type sessionFile struct {
 	AppPID   int    `json:"app_pid,omitempty"`
 	AppStart string `json:"app_start,omitempty"`
 	AppSID   int    `json:"app_sid,omitempty"`
+	// TeamApps are a team server's app processes, one per --app that runs one (not
+	// the static ones), each identified like AppPID: what stop (and ls --prune) end
+	// when the server could not.
+	TeamApps []appGroup `json:"team_apps,omitempty"`
 	// SocketDir is where the sockets are when not in the session directory.
 	SocketDir string `json:"socket_dir,omitempty"`
 	// Slurm marks a Slurm session (launch --slurm), from its submit on: it lives in the
@@ -51,6 +55,48 @@ type sessionFile struct {
 	// app exited, the setup failed, the idle timeout): what `batch watch` reports.
 	Why   *wire.Failure `json:"why,omitempty"`
 	Ended time.Time     `json:"ended,omitzero"`
+}
+
+// appGroup is an app process recorded for stop: the leader of its process group
+// (PID), identified beyond its pid (Start, like ServerStart), and the session id its
+// group lives in (SID).
+type appGroup struct {
+	Name  string `json:"name,omitempty"`
+	PID   int    `json:"pid"`
+	Start string `json:"start,omitempty"`
+	SID   int    `json:"sid,omitempty"`
+}
+
+// appGroups are every app process group of the session: the one app's, or each of
+// a team server's.
+func (sf *sessionFile) appGroups() []appGroup {
+	var gs []appGroup
+	if sf.AppPID > 1 {
+		gs = append(gs, appGroup{PID: sf.AppPID, Start: sf.AppStart, SID: sf.AppSID})
+	}
+	for _, g := range sf.TeamApps {
+		if g.PID > 1 {
+			gs = append(gs, g)
+		}
+	}
+	return gs
+}
+
+// startedApp records an app process: the one app's (name empty) in AppPID, a team
+// app's in TeamApps under its name (replacing the one it restarts).
+func (sf *sessionFile) startedApp(name string, p *appProc) {
+	if name == "" {
+		sf.AppPID, sf.AppStart, sf.AppSID = p.pid, p.ident, p.sid
+		return
+	}
+	g := appGroup{Name: name, PID: p.pid, Start: p.ident, SID: p.sid}
+	for i := range sf.TeamApps {
+		if sf.TeamApps[i].Name == name {
+			sf.TeamApps[i] = g
+			return
+		}
+	}
+	sf.TeamApps = append(sf.TeamApps, g)
 }
 
 // writeFileAtomic writes data to dir/name so that readers see the old content or the

@@ -290,7 +290,7 @@ func (s *serving) run(ctx context.Context, token string, tlsConf *tls.Config) er
 		if o.ReadyFD <= 0 && !s.batch {
 			out = io.MultiWriter(log, o.Stderr)
 		}
-		s.app, err = s.startApp(ctx, o, sess, out, reach)
+		s.app, err = s.startApp(ctx, "", o, sess, out, reach)
 		s.app.log = log
 		if err != nil {
 			return err
@@ -365,13 +365,14 @@ type servedApp struct {
 	handler http.Handler
 }
 
-// startApp starts an app with options o (the session's, or a team app's) in sess (the
-// session, or a team app's view of it) and waits until it is ready: the login shell's
+// startApp starts app name ("" for the one app; a team app's name) with options o
+// (the session's, or a team app's) in sess (the session, or a team app's view of it),
+// records its process in the session's record and waits until it is ready: the login shell's
 // environment (with LoginShell), the process (runApp) and the proxy to it, its output
 // to out. A failure has been reported through s.rep. The servedApp holds what was
 // made, also with an error: the caller closes it.
-func (s *serving) startApp(ctx context.Context, o *ServeOptions, sess *session, out io.Writer, reach *portReacher) (*servedApp, error) {
-	a := &servedApp{}
+func (s *serving) startApp(ctx context.Context, name string, o *ServeOptions, sess *session, out io.Writer, reach *portReacher) (*servedApp, error) {
+	a := &servedApp{name: name}
 	if s.batch {
 		s.progress(wire.Stepf("the app's output goes to %s", sess.logPath()))
 	}
@@ -390,7 +391,11 @@ func (s *serving) startApp(ctx context.Context, o *ServeOptions, sess *session, 
 		}
 	}
 	var err error
-	a.plan, a.proc, err = o.runApp(ctx, sess, s.sf, out, s.rep, s.progress)
+	started := func(p *appProc) error {
+		s.sf.startedApp(name, p)
+		return writeRecord(s.sess, s.sf)
+	}
+	a.plan, a.proc, err = o.runApp(ctx, sess, started, out, s.rep, s.progress)
 	if err != nil {
 		return a, err
 	}
@@ -446,7 +451,7 @@ func (s *serving) openGate(token string, tlsConf *tls.Config, allowHosts []strin
 		Ports: ports,
 	}
 	if team != nil {
-		opts.Team, opts.SignIn, opts.Apps = team.Team, team.SignIn, team.Apps
+		opts.Team, opts.SignIn, opts.Apps, opts.TeamTitle = team.Team, team.SignIn, team.Apps, team.TeamTitle
 	}
 	srv, err := tokenserver.New(opts)
 	if err != nil {
@@ -599,9 +604,13 @@ func (s *serving) close(err error) {
 	if s.app != nil {
 		s.app.close()
 	}
+	// A team's apps stop together: each may take its grace, and stop waits for the
+	// server only serverStopWait.
+	var stopping sync.WaitGroup
 	for _, a := range s.apps {
-		a.close()
+		stopping.Go(a.close)
 	}
+	stopping.Wait()
 	for _, st := range s.statics {
 		st.Close()
 	}

@@ -14,10 +14,11 @@ import (
 
 // runApp starts the app, waits until it is ready and looks at where it listens (see
 // apptrust.go). When a listener that is not the app's holds its TCP port, the app is
-// stopped and started again on a fresh port, portAttempts times in all. It returns the
+// stopped and started again on a fresh port, portAttempts times in all. Each process
+// started is recorded (started) before the wait, so stop finds it. It returns the
 // last plan (whose files the caller removes) and the running app (which the caller
 // stops), also with an error; an error has been reported through rep.
-func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFile, out io.Writer, rep reporter, progress func(wire.Note)) (*appPlan, *appProc, error) {
+func (o *ServeOptions) runApp(ctx context.Context, sess *session, started func(*appProc) error, out io.Writer, rep reporter, progress func(wire.Note)) (*appPlan, *appProc, error) {
 	deadline := time.Now().Add(o.ReadyTimeout)
 	fail := func(said wire.Text) error {
 		f := wire.Fail("", said, nil)
@@ -41,8 +42,7 @@ func (o *ServeOptions) runApp(ctx context.Context, sess *session, sf *sessionFil
 		if app, err = startApp(plan, out); err != nil {
 			return plan, nil, err
 		}
-		sf.AppPID, sf.AppStart, sf.AppSID = app.pid, app.ident, app.sid
-		if err := writeRecord(sess, sf); err != nil {
+		if err := started(app); err != nil {
 			return plan, app, err
 		}
 		err = waitReady(ctx, plan, app, time.Until(deadline), progress)

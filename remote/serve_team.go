@@ -188,7 +188,7 @@ func (s *serving) runTeam(ctx context.Context, token string, tlsConf *tls.Config
 		}
 		named = append(named, tokenserver.NamedApp{Name: ta.name, Handler: h})
 	}
-	if s.gate, err = s.openGate(token, tlsConf, allowHosts, nil, reach, &tokenserver.Options{Team: t.gateTeam(), SignIn: signIn, Apps: named}); err != nil {
+	if s.gate, err = s.openGate(token, tlsConf, allowHosts, nil, reach, &tokenserver.Options{Team: t.gateTeam(), SignIn: signIn, Apps: named, TeamTitle: teamTitle(currentUser(), s.sf.Host)}); err != nil {
 		return err
 	}
 	s.sf.Phase = phaseRunning
@@ -202,6 +202,14 @@ func (s *serving) runTeam(ctx context.Context, token string, tlsConf *tls.Config
 	defer stop()
 	end, err := awaitEnd(ctx, s.gate.failed, appDone, s.act, o.IdleTimeout)
 	return s.ended(end, err)
+}
+
+// teamTitle is what the login page says the team signs in to: "alice's apps on gpu1".
+func teamTitle(user, host string) string {
+	if user == "" {
+		return "the apps on " + host
+	}
+	return user + "'s apps on " + host
 }
 
 // startTeamApp starts app i: a static directory served in this process, or an app
@@ -240,8 +248,7 @@ func (s *serving) startTeamApp(ctx context.Context, i int, ta *teamApp, reach *p
 	if s.o.ReadyFD <= 0 {
 		out = io.MultiWriter(out, &prefixWriter{w: s.o.Stderr, prefix: "[" + ta.name + "] "})
 	}
-	a, err := s.startApp(ctx, o, view, out, reach)
-	a.name = ta.name
+	a, err := s.startApp(ctx, ta.name, o, view, out, reach)
 	s.apps = append(s.apps, a)
 	if err != nil {
 		return nil, err

@@ -121,9 +121,9 @@ var (
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
 <title>tether: sign in</title><style>{{.Style}}</style></head>
-<body><h1>This app is guarded by tether</h1>
+<body>{{if .Team}}<h1>Sign in to {{.Title}}</h1>{{else}}<h1>This app is guarded by tether</h1>{{end}}
 {{if .Message}}<p class="msg">{{.Message}}</p>{{end}}
-{{if .Team}}<p>Enter your access key.</p>{{else}}<p>Paste the access token. <code>tether launch</code> and <code>tether attach</code> open the browser with it; <code>tether serve</code> prints it.</p>{{end}}
+{{if .Team}}<p>Enter the access key you were given{{if .SignIn}}, or sign in with your organisation below{{end}}.</p>{{else}}<p>Paste the access token. <code>tether launch</code> and <code>tether attach</code> open the browser with it; <code>tether serve</code> prints it.</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="password" name="token" autocomplete="off" autofocus required aria-label="{{if .Team}}access key{{else}}access token{{end}}">
 <input type="hidden" name="next" value="{{.Next}}">
@@ -146,8 +146,9 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, n
 		Action, Next string
 		Message      string
 		Team         bool
+		Title        string
 		SignIn       string
-	}{template.CSS(loginStyle), s.base + ReservedPrefix + "login", next, message, s.team != nil, s.signInHref(next)})
+	}{template.CSS(loginStyle), s.base + ReservedPrefix + "login", next, message, s.team != nil, s.title, s.signInHref(next)})
 	if err != nil {
 		s.writeText(w, http.StatusInternalServerError, textInternal)
 		return

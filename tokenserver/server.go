@@ -65,6 +65,9 @@ type Options struct {
 	SignIn SignIn
 	// Apps are a team server's apps (with Team, instead of App).
 	Apps []NamedApp
+	// TeamTitle names a team server on its login page ("Sign in to TITLE"): whose
+	// apps and where, e.g. "alice's apps on gpu1". Empty: "the apps on this server".
+	TeamTitle string
 }
 
 // Server is the gate: every request goes through ServeHTTP, in this order — Host

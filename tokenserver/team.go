@@ -121,6 +121,10 @@ func (s *Server) checkTeamOptions(o *Options) error {
 		seen[a.Name] = true
 	}
 	s.team = o.Team
+	s.title = o.TeamTitle
+	if s.title == "" {
+		s.title = "the apps on this server"
+	}
 	s.keySlots = make(chan struct{}, keySlots)
 	s.apps = append([]NamedApp(nil), o.Apps...)
 	if o.SignIn != nil {
@@ -523,6 +527,7 @@ func (s *Server) signInHref(next string) string {
 // teamState is the Server's team-mode state.
 type teamState struct {
 	team     Team
+	title    string // the login page's "Sign in to TITLE"
 	signIn   SignIn
 	callback string
 	apps     []NamedApp

@@ -315,6 +315,29 @@ func TestTeamLoginPage(t *testing.T) {
 	}
 }
 
+// The login page says whose server this is on a team server ("Sign in to alice's apps
+// on gpu1", escaped; a default without a title); the single-owner page keeps its words.
+func TestLoginPageHeading(t *testing.T) {
+	tests := []struct {
+		name   string
+		gate   *gate
+		want   string
+		absent string
+	}{
+		{"team with a title", newTeamGate(t, func(o *Options) { o.TeamTitle = "alice's apps on <gpu1>" }).gate,
+			"<h1>Sign in to alice&#39;s apps on &lt;gpu1&gt;</h1>", "guarded by tether"},
+		{"team without one", newTeamGate(t, nil).gate, "<h1>Sign in to the apps on this server</h1>", "guarded by tether"},
+		{"one owner", newGate(t, nil), "<h1>This app is guarded by tether</h1>", "Sign in to"},
+	}
+	for _, tt := range tests {
+		w := tt.gate.do(page("/", nil))
+		body := w.Body.String()
+		if w.Code != http.StatusUnauthorized || !strings.Contains(body, tt.want) || strings.Contains(body, tt.absent) {
+			t.Errorf("for %s, got %d\n%s\nwant %q and no %q", tt.name, w.Code, body, tt.want, tt.absent)
+		}
+	}
+}
+
 // A person may open only the apps the policy gives them: every path of another app,
 // and its WebSocket, gets 403 and never reaches it; a dot segment cannot leave an
 // allowed app for another; the owner opens everything.

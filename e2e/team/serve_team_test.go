@@ -5,13 +5,22 @@ package team
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,11 +34,11 @@ import (
 	"github.com/tether-dev/tether/wire"
 )
 
-// teamServer is one real `tether serve --access team.yml --app nb=jupyter --app
-// site=static:DIR --app echo='python3 echo.py {port}'` on loopback, with a real
-// OpenID provider.
+// teamServer is one real `tether serve --listen 127.0.0.1:PORT --tls-cert F --tls-key F
+// --access team.yml --app nb=jupyter --app site=static:DIR --app echo='python3 echo.py
+// {port}'` on loopback, with a real OpenID provider: the issue's "done when" line.
 type teamServer struct {
-	URL      string // http://127.0.0.1:PORT/
+	URL      string // https://127.0.0.1:PORT/
 	Provider *e2e.OIDCProvider
 	Proc     *e2e.Proc
 	Stderr   *e2e.Buffer
@@ -41,6 +50,42 @@ type teamServer struct {
 	hashes   map[string]string // name → its PHC hash
 	www      string
 	secret   string
+	Cert     *x509.Certificate // the server's (self-signed, for 127.0.0.1)
+	certFile string
+	pool     *x509.CertPool // trusts Cert only
+}
+
+// testCert writes a self-signed ECDSA certificate for 127.0.0.1 and its key, as PEM,
+// into dir: what a lab would get from its CA, for the test's clients to trust.
+func testCert(t *testing.T, dir string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "tether e2e team server"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	e2e.WriteFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
+	e2e.WriteFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), 0o600)
+	return certFile, keyFile, cert
 }
 
 // echoApp answers every GET with the request's headers as JSON: the app that shows
@@ -114,7 +159,10 @@ func startTeamServer(t *testing.T) *teamServer {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s.URL = fmt.Sprintf("http://127.0.0.1:%d/", port)
+	s.URL = fmt.Sprintf("https://127.0.0.1:%d/", port)
+	certFile, keyFile, cert := testCert(t, s.dir)
+	s.Cert, s.certFile, s.pool = cert, certFile, x509.NewCertPool()
+	s.pool.AddCert(cert)
 	secret := fmt.Sprintf("secret-%d", time.Now().UnixNano())
 	s.Provider = e2e.StartOIDCProvider(t, e2e.OIDCProviderConfig{
 		ClientID: clientID, ClientSecret: secret, RedirectURL: s.URL + "_tether/oidc/callback",
@@ -145,7 +193,8 @@ func startTeamServer(t *testing.T) *teamServer {
 	e2e.WriteFile(t, s.yml, s.accessFile(false), 0o600)
 
 	s.State = filepath.Join(s.dir, "state")
-	cmd := exec.Command(e2e.Binary(t), "serve", "--json", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--access", s.yml,
+	cmd := exec.Command(e2e.Binary(t), "serve", "--json", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--tls-cert", certFile, "--tls-key", keyFile, "--access", s.yml,
 		"--app", "nb=jupyter", "--app", "site=static:"+s.www, "--app", "echo=python3 "+echo+" {port}")
 	cmd.Env = append(cleanEnv(), "TETHER_STATE_DIR="+s.State)
 	s.Stderr = &e2e.Buffer{}
@@ -187,7 +236,7 @@ func cleanEnv() []string {
 // key is empty) and returns the status and body.
 func curl(t *testing.T, s *teamServer, key, path string, header ...string) (int, string) {
 	t.Helper()
-	args := []string{"-sS", "--max-time", "10", "-w", "\n%{http_code}"}
+	args := []string{"-sS", "--max-time", "10", "--cacert", s.certFile, "-w", "\n%{http_code}"}
 	if key != "" {
 		args = append(args, "-H", "Authorization: Bearer "+key)
 	}
@@ -208,6 +257,7 @@ func curl(t *testing.T, s *teamServer, key, path string, header ...string) (int,
 // pages: the gate's sign-in link, login, Allow, back through the callback.
 func (p *person) signInAt(s *teamServer, login string) page {
 	p.t.Helper()
+	p.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.pool}}
 	pg := p.do("GET", s.URL+"_tether/signin?next=/", nil)
 	if !strings.HasPrefix(pg.URL.String(), s.Provider.Issuer+"/interaction/") {
 		p.t.Fatalf("the gate's sign-in did not lead to the provider: %s (%d)\n%s", pg.URL, pg.Status, pg.Body)
@@ -244,7 +294,7 @@ const kernelJS = `(async () => {
   if (r.status != 201) return "kernel: " + r.status;
   const k = await r.json();
   return await new Promise(res => {
-    const ws = new WebSocket("ws://" + location.host + "/nb/api/kernels/" + k.id + "/channels");
+    const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/nb/api/kernels/" + k.id + "/channels");
     ws.onopen = () => { ws.close(); res("open"); };
     ws.onerror = () => res("error");
     setTimeout(() => res("timeout"), 10000);
@@ -253,7 +303,7 @@ const kernelJS = `(async () => {
 
 // wsJS opens a WebSocket to a path of this server: "open" or "error".
 const wsJS = `new Promise(res => {
-  const ws = new WebSocket("ws://" + location.host + %q);
+  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + %q);
   ws.onopen = () => { ws.close(); res("open"); };
   ws.onerror = () => res("error");
   setTimeout(() => res("timeout"), 10000);
@@ -268,7 +318,7 @@ func TestTeamServer(t *testing.T) {
 	s := startTeamServer(t)
 	t.Logf("provider and team server (jupyter, static, echo) ready in %s", e2e.FmtDur(time.Since(began)))
 
-	aliceBrowser := e2e.Browser(t) // kept for the SIGHUP subtest: alice's session stays
+	aliceBrowser := e2e.Browser(t, e2e.TrustCertificate(s.Cert)) // kept for the SIGHUP subtest: alice's session stays
 	t.Run("oidc sign-in in Chromium", func(t *testing.T) {
 		ctx := aliceBrowser
 		tctx, cancel := context.WithTimeout(ctx, 40*time.Second)
@@ -330,11 +380,19 @@ func TestTeamServer(t *testing.T) {
 	})
 
 	t.Run("access key in the login form", func(t *testing.T) {
-		ctx := e2e.Browser(t)
+		ctx := e2e.Browser(t, e2e.TrustCertificate(s.Cert))
 		tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		err := chromedp.Do(tctx, chromedp.Navigate(s.URL), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)),
-			chromedp.SendKeys(chromedp.CSS(`input[name=token]`), s.keys["reader"]), chromedp.Submit(chromedp.CSS(`input[name=token]`)))
+		// The team's login page says whose apps these are, above the key form.
+		host, _ := os.Hostname()
+		me, _ := user.Current()
+		want := "Sign in to " + me.Username + "'s apps on " + host
+		err := chromedp.Do(tctx, chromedp.Navigate(s.URL), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)))
+		h1, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`h1`)))
+		if err != nil || h1 != want {
+			t.Errorf("the team's login page: heading %q, %v; want %q", h1, err, want)
+		}
+		err = chromedp.Do(tctx, chromedp.SendKeys(chromedp.CSS(`input[name=token]`), s.keys["reader"]), chromedp.Submit(chromedp.CSS(`input[name=token]`)))
 		if err == nil {
 			err = waitJS(tctx, `document.readyState == "complete" && document.body.innerText.includes("Signed in as")`, 10*time.Second)
 		}
@@ -346,6 +404,48 @@ func TestTeamServer(t *testing.T) {
 		body, _ = chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`body`)))
 		if err != nil || !strings.Contains(body, "hello team") {
 			t.Errorf("reader's hello.txt: %q, %v", body, err)
+		}
+	})
+
+	t.Run("Chromium trusts the one key it is given", func(t *testing.T) {
+		// A browser told to trust another certificate's key refuses this server's: the
+		// harness's option pins one key, it does not ignore certificate errors.
+		_, _, other := testCert(t, t.TempDir())
+		ctx, cancel := context.WithTimeout(e2e.Browser(t, e2e.TrustCertificate(other)), 20*time.Second)
+		defer cancel()
+		err := chromedp.Do(ctx, chromedp.Navigate(s.URL))
+		if err == nil || !strings.Contains(err.Error(), "ERR_CERT") {
+			t.Errorf("Chromium trusting another key opened %s: %v; want a certificate error", s.URL, err)
+		}
+	})
+
+	t.Run("cookies are Secure over TLS", func(t *testing.T) {
+		// The session cookie of a key's sign-in, and the OIDC state cookie.
+		for _, c := range []struct{ what, method, path, form string }{
+			{"the login form's session cookie", "POST", "_tether/login", "next=/&token=" + url.QueryEscape(s.keys["reader"])},
+			{"the sign-in's state cookie", "GET", "_tether/signin?next=/", ""},
+		} {
+			args := []string{"-sS", "--max-time", "10", "--cacert", s.certFile, "-o", "/dev/null", "-D", "-", "-X", c.method}
+			if c.form != "" {
+				args = append(args, "--data", c.form)
+			}
+			out, err := exec.Command("curl", append(args, s.URL+c.path)...).Output()
+			var cookies []string
+			for _, l := range strings.Split(string(out), "\n") {
+				if name, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(name, "Set-Cookie") {
+					cookies = append(cookies, strings.TrimSpace(v))
+				}
+			}
+			if err != nil || len(cookies) == 0 {
+				t.Errorf("%s: no Set-Cookie (%v):\n%s", c.what, err, out)
+			}
+			for _, ck := range cookies {
+				if !strings.Contains(ck, "; Secure") || !strings.Contains(ck, "; HttpOnly") {
+					name, _, _ := strings.Cut(ck, "=")
+					_, attrs, _ := strings.Cut(ck, ";")
+					t.Errorf("%s (%s) is not Secure and HttpOnly:%s", c.what, name, attrs)
+				}
+			}
 		}
 	})
 
@@ -381,8 +481,8 @@ func TestTeamServer(t *testing.T) {
 		if code != 201 || k.ID == "" {
 			t.Fatalf("script's POST /nb/api/kernels: %d %q", code, body)
 		}
-		wsURL := strings.Replace(s.URL, "http://", "ws://", 1) + "nb/api/kernels/" + k.ID + "/channels"
-		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+		wsURL := strings.Replace(s.URL, "https://", "wss://", 1) + "nb/api/kernels/" + k.ID + "/channels"
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{RootCAs: s.pool}}
 		c, resp, err := d.Dial(wsURL, http.Header{"Authorization": {"Bearer " + s.keys["script"]}})
 		if err != nil {
 			t.Errorf("script's kernel WebSocket: %v (%v)", err, resp)
@@ -497,7 +597,7 @@ var aliceAfterReload func(t *testing.T)
 
 func curlPost(t *testing.T, s *teamServer, key, path string) (int, string) {
 	t.Helper()
-	out, err := exec.Command("curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "-X", "POST", "-d", "{}",
+	out, err := exec.Command("curl", "-sS", "--max-time", "10", "--cacert", s.certFile, "-w", "\n%{http_code}", "-X", "POST", "-d", "{}",
 		"-H", "Content-Type: application/json", "-H", "Authorization: Bearer "+key, s.URL+strings.TrimPrefix(path, "/")).Output()
 	if err != nil {
 		t.Fatalf("curl POST %s: %v", path, err)

@@ -112,8 +112,8 @@ func StartOIDCProvider(tb testing.TB, c OIDCProviderConfig) *OIDCProvider {
 	case line = <-first:
 	case <-p.Proc.Done():
 		tb.Fatalf("oidc-provider exited before it served:\n%s", LastLines(p.Log.String(), 20))
-	case <-time.After(15 * time.Second):
-		tb.Fatalf("oidc-provider did not say where it serves within 15s:\n%s", LastLines(p.Log.String(), 20))
+	case <-time.After(60 * time.Second):
+		tb.Fatalf("oidc-provider did not say where it serves within 60s:\n%s", LastLines(p.Log.String(), 20))
 	}
 	var hello struct{ Issuer string }
 	if err := json.Unmarshal([]byte(line), &hello); err != nil || !strings.HasPrefix(hello.Issuer, "http://127.0.0.1:") {

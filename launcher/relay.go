@@ -156,6 +156,8 @@ func relayDialError(o Options, ctx context.Context, err error) error {
 			Hint: fmt.Sprintf("it must be a client token for portal %s that has not expired; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
 			Err:  err}
 	}
+	// "relay: no host is connected for portal lab (HTTP 503)": the reason alone.
+	what = strings.TrimPrefix(httpStatusSuffix.ReplaceAllString(what, ""), "relay: ")
 	return &Error{Msg: fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what),
 		Hint: fmt.Sprintf("check that `tether host` runs on that machine for portal %s and is connected to this relay, and that %s holds a client token for that portal",
 			portal, PortalTokenEnv),

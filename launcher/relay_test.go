@@ -243,9 +243,10 @@ func TestRelayRefusedToken(t *testing.T) {
 // relay, never the token.
 func TestRelayDialFails(t *testing.T) {
 	_, d, o := relayRemote(t)
-	d.fail = errors.New("relay: 503: no host is connected for portal lab (token " + relayTestToken + ")")
+	// As relay.RefusedError says it; the launcher drops the package prefix and the status.
+	d.fail = errors.New("relay: no host is connected for portal lab (token " + relayTestToken + ") (HTTP 503)")
 	_, err := open(context.Background(), o, oneCommand)
-	if err == nil || !strings.Contains(err.Error(), "cannot reach portal:lab through the relay wss://relay.example.test/r: relay: 503: no host is connected for portal lab") {
+	if err == nil || !strings.Contains(err.Error(), "cannot reach portal:lab through the relay wss://relay.example.test/r: no host is connected for portal lab (token [token]); check that") {
 		t.Fatalf("open: %v", err)
 	}
 	if strings.Contains(err.Error(), relayTestToken) || strings.Contains(err.Error(), "\n") {

@@ -324,6 +324,15 @@ func TestRelayPortal(t *testing.T) {
 			}
 		}
 	}
+	// The recorder does see what is in the clear: the client token in the handshake's
+	// Authorization header (the relay checks it; it is meant to see it).
+	sawHeader := false
+	for i := range raw {
+		sawHeader = sawHeader || bytes.Contains(raw[i], []byte("Bearer "+clientToken))
+	}
+	if !sawHeader {
+		t.Errorf("the recorder missed the client token in the WebSocket handshake: it does not see what the relay sees")
+	}
 	for i := range payloads {
 		if bytes.Contains(payloads[i], []byte(clientToken)) {
 			t.Errorf("the client token crossed the relay inside a stream in the clear")

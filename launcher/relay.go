@@ -152,15 +152,33 @@ func relayDialError(o Options, ctx context.Context, err error) error {
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() {
 		// The relay refused the token (401), or it is for another role or portal (403).
-		return &Error{Msg: fmt.Sprintf("the relay %s refused the token in %s for %s: %s", redactURL(o.Relay), PortalTokenEnv, o.Host, what),
+		return &Error{Msg: fmt.Sprintf("the relay %s refused the token in %s for %s: %s", redactURL(o.Relay), PortalTokenEnv, o.Host, refusalReason(what)),
 			Hint: fmt.Sprintf("it must be a client token for portal %s that has not expired; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
 			Err:  err}
 	}
+	// "relay: no host is connected for portal lab (HTTP 503)": the reason alone.
+	what = strings.TrimPrefix(httpStatusSuffix.ReplaceAllString(what, ""), "relay: ")
 	return &Error{Msg: fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what),
 		Hint: fmt.Sprintf("check that `tether host` runs on that machine for portal %s and is connected to this relay, and that %s holds a client token for that portal",
 			portal, PortalTokenEnv),
 		Err: err}
 }
+
+// refusalReason is the reason in a relay's refusal of a token, without what the
+// message around it says already: the relay's own "the relay refused the token",
+// the package's and the kind's prefixes, its advice (the hint gives it) and the
+// HTTP status. "relay: the relay refused the token: token not valid: it has expired;
+// ask for a new one (tether relay token) (HTTP 401)" is "it has expired".
+func refusalReason(what string) string {
+	what = httpStatusSuffix.ReplaceAllString(what, "")
+	for _, p := range []string{"relay: ", "the relay refused the token: ", "token not valid: ", "token is for another role: ", "token is for another portal: "} {
+		what = strings.TrimPrefix(what, p)
+	}
+	what = strings.TrimSuffix(what, "; ask for a new one (tether relay token)")
+	return what
+}
+
+var httpStatusSuffix = regexp.MustCompile(` \(HTTP [0-9]{3}\)$`)
 
 // connectError words a connection that could not be made, or made again.
 func (s *session) connectError(err error) error {

@@ -243,9 +243,10 @@ func TestRelayRefusedToken(t *testing.T) {
 // relay, never the token.
 func TestRelayDialFails(t *testing.T) {
 	_, d, o := relayRemote(t)
-	d.fail = errors.New("relay: 503: no host is connected for portal lab (token " + relayTestToken + ")")
+	// As relay.RefusedError says it; the launcher drops the package prefix and the status.
+	d.fail = errors.New("relay: no host is connected for portal lab (token " + relayTestToken + ") (HTTP 503)")
 	_, err := open(context.Background(), o, oneCommand)
-	if err == nil || !strings.Contains(err.Error(), "cannot reach portal:lab through the relay wss://relay.example.test/r: relay: 503: no host is connected for portal lab") {
+	if err == nil || !strings.Contains(err.Error(), "cannot reach portal:lab through the relay wss://relay.example.test/r: no host is connected for portal lab (token [token]); check that") {
 		t.Fatalf("open: %v", err)
 	}
 	if strings.Contains(err.Error(), relayTestToken) || strings.Contains(err.Error(), "\n") {
@@ -363,7 +364,7 @@ func TestRelayTokenRefusedOnReconnect(t *testing.T) {
 		return errors.As(ferr, new(refused))
 	})
 	msg := s.connectError(ferr).Error()
-	if !strings.Contains(msg, "the relay wss://relay.example.test/r refused the token in TETHER_PORTAL_TOKEN for portal:lab: relay: token expired (HTTP 401)") ||
+	if !strings.Contains(msg, "the relay wss://relay.example.test/r refused the token in TETHER_PORTAL_TOKEN for portal:lab: token expired; it must be") ||
 		!strings.Contains(msg, "tether relay token --role client --portal lab NAME") {
 		t.Errorf("error %q", msg)
 	}
@@ -381,5 +382,23 @@ func TestRelayKeyAlsoRequired(t *testing.T) {
 		ServerMethods: []string{"publickey"}, Partial: []string{"password"}})
 	if !strings.Contains(err.Error(), "the host of portal:lab took your token but also requires an SSH key it knows, and refused yours (tried agent key SHA256:abc)") {
 		t.Errorf("error %q", err)
+	}
+}
+
+// TestRefusalReason: the relay's refusals, as relay.Dial returns them, say the reason
+// once (e2e/relay's bad-tokens found "relay: the relay refused the token: token not
+// valid: it has expired; ask for a new one (tether relay token) (HTTP 401)" inside
+// "the relay … refused the token …: ").
+func TestRefusalReason(t *testing.T) {
+	for in, want := range map[string]string{
+		"relay: the relay refused the token: token not valid: it has expired; ask for a new one (tether relay token) (HTTP 401)": "it has expired",
+		"relay: the relay refused the token: token is for another role: it is a host token, not a client token (HTTP 403)":       "it is a host token, not a client token",
+		"relay: the relay refused the token: token is for another portal: it is for portal other, not lab (HTTP 403)":            "it is for portal other, not lab",
+		"relay: the relay refused the token: token not valid: its signature is not this relay's (HTTP 401)":                      "its signature is not this relay's",
+		"relay: the relay needs a token (Authorization: Bearer) (HTTP 401)":                                                      "the relay needs a token (Authorization: Bearer)",
+	} {
+		if got := refusalReason(in); got != want {
+			t.Errorf("refusalReason(%q) = %q; want %q", in, got, want)
+		}
 	}
 }

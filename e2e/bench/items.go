@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -370,7 +371,7 @@ func (b *bench) launchTimes(p *route) error {
 	if err != nil {
 		return err
 	}
-	installed, _ := filepath.Glob(filepath.Join(b.sshd.home, ".cache", "tether", "bin", "tether-*-"+sum))
+	installed, _ := filepath.Glob(filepath.Join(b.installedHome(p), ".cache", "tether", "bin", "tether-*-"+sum))
 	if len(installed) == 0 {
 		return fmt.Errorf("found no installed %s on the remote", filepath.Base(p.bin))
 	}
@@ -395,7 +396,7 @@ func (b *bench) reconnect() error {
 	}
 	var targets []*route
 	for _, p := range b.paths {
-		if !isSSH(p.name) {
+		if !isSSH(p.name) && p.name != pathRelay { // the relay path does not go through sshd
 			targets = append(targets, p)
 		}
 	}
@@ -463,7 +464,7 @@ func (b *bench) memory(p *route) error {
 	}
 	defer lp.interrupt()
 	fresh := &route{name: p.name, base: fmt.Sprintf("http://127.0.0.1:%d%s", l.LocalPort, l.Session.BaseURL), auth: "Bearer " + l.Session.Token}
-	pid, err := b.serverPID(p.bin, l.Session.ID)
+	pid, err := b.serverPID(p.bin, l.Session.ID, p.extra)
 	if err != nil {
 		return err
 	}
@@ -497,9 +498,11 @@ func (b *bench) memory(p *route) error {
 }
 
 // serverPID finds the session's server with `tether ls HOST --json`.
-func (b *bench) serverPID(bin, id string) (int, error) {
-	cmd := exec.CommandContext(b.ctx, bin, "ls", "-F", b.sshd.config, b.sshd.alias, "--json")
-	cmd.Env = []string{"HOME=" + filepath.Join(b.dir, "launcher-home-"+pathTether), "PATH=" + os.Getenv("PATH")}
+func (b *bench) serverPID(bin, id string, extra []string) (int, error) {
+	target, env := b.target(extra)
+	args := append(append(append([]string{"ls"}, target...), "--json"), slices.DeleteFunc(slices.Clone(extra), func(s string) bool { return s == "--ssh" || s == "openssh" })...)
+	cmd := exec.CommandContext(b.ctx, bin, args...)
+	cmd.Env = append([]string{"HOME=" + filepath.Join(b.dir, "launcher-home-"+pathTether), "PATH=" + os.Getenv("PATH")}, env...)
 	out, err := cmd.Output()
 	if err != nil {
 		return 0, fmt.Errorf("tether ls --json: %v", err)

@@ -18,6 +18,8 @@
 //	                 ws, launch, memory, reconnect)
 //	--before BIN     also measure an older tether binary
 //	--openssh=false  do not measure --ssh openssh
+//	--relay=false    do not measure this build through a tether relay (launch --relay
+//	                 to a tether host on this machine; relay.go)
 //	--rounds N       rounds per item (default 7, quick 3)
 //	--pprof DIR      set TETHER_PPROF=DIR for the launcher and the remote server
 package main
@@ -59,6 +61,7 @@ type options struct {
 	items   []string
 	before  string
 	openssh bool
+	relay   bool
 	rounds  int
 	out     string
 	pprof   string
@@ -74,6 +77,7 @@ func run(args []string) int {
 	fs.StringVar(&items, "items", strings.Join(allItems, ","), "comma-separated items to run")
 	fs.StringVar(&o.before, "before", "", "an older tether binary to measure too")
 	fs.BoolVar(&o.openssh, "openssh", true, "also measure this build with --ssh openssh")
+	fs.BoolVar(&o.relay, "relay", true, "also measure this build through a tether relay (launch --relay to tether host)")
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per item (default 7, quick 3)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.pprof, "pprof", "", "directory for CPU profiles (TETHER_PPROF) of the launcher and the server")
@@ -156,6 +160,7 @@ type bench struct {
 	paths   []*route
 	sshL    *proc
 	appPort int
+	relay   *relayEnds // the relay path's relay and host
 	rows    []*row
 	byName  map[string]*row
 	started time.Time
@@ -267,6 +272,17 @@ func (b *bench) setup() error {
 		}
 		b.paths = append(b.paths, op)
 	}
+	if b.o.relay {
+		fmt.Fprintf(os.Stderr, "bench: starting tether relay and tether host; launching the app through the relay…\n")
+		if err := b.startRelay(); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		rp, err := b.launchPath(pathRelay, b.tether, "--relay", b.relay.url)
+		if err != nil {
+			return fmt.Errorf("--relay: %w", err)
+		}
+		b.paths = append(b.paths, rp)
+	}
 	port, err := os.ReadFile(filepath.Join(b.dir, "app-"+pathTether+".port"))
 	if err != nil {
 		return fmt.Errorf("the app did not write its port: %v", err)
@@ -332,10 +348,11 @@ type launched struct {
 func (b *bench) launch(bin, name string, extra ...string) (*proc, *launched, time.Duration, error) {
 	home := filepath.Join(b.dir, "launcher-home-"+name)
 	os.MkdirAll(home, 0o700)
-	args := append([]string{"launch", "-F", b.sshd.config, b.sshd.alias, "--json", "--no-browser", "--rm"}, extra...)
+	target, targetEnv := b.target(extra)
+	args := append(append(append([]string{"launch"}, target...), "--json", "--no-browser", "--rm"), extra...)
 	args = append(args, "--", b.self, "app", "{port}", filepath.Join(b.dir, "app-"+name+".port"))
 	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=true", "XDG_RUNTIME_DIR=" + b.runtimeDir()}
+	cmd.Env = append([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=true", "XDG_RUNTIME_DIR=" + b.runtimeDir()}, targetEnv...)
 	if b.o.pprof != "" {
 		cmd.Env = append(cmd.Env, "TETHER_PPROF="+b.o.pprof)
 	}
@@ -444,6 +461,7 @@ func (b *bench) teardown() {
 	for _, p := range b.paths {
 		p.proc.interrupt()
 	}
+	b.stopRelay()
 	if b.sshd != nil {
 		// The sessions were started with --rm; stop any left behind all the same.
 		cmd := exec.Command(b.tether, "stop", "-F", b.sshd.config, b.sshd.alias, "--all")

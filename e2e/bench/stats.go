@@ -18,11 +18,12 @@ const (
 	pathOpenSSH = "openssh"
 	pathSSH     = "ssh"
 	pathSSHSock = "sock"
+	pathRelay   = "relay"
 )
 
 // columnName is a path's column heading.
 var columnName = map[string]string{pathTether: "tether", pathBefore: "before", pathOpenSSH: "--ssh openssh", pathSSH: "ssh -L",
-	pathSSHSock: "ssh -L sock"}
+	pathSSHSock: "ssh -L sock", pathRelay: "--relay"}
 
 // isSSH: the path is a plain ssh -L, not a launcher.
 func isSSH(name string) bool { return name == pathSSH || name == pathSSHSock }
@@ -48,6 +49,9 @@ type row struct {
 	RatioOpenSSH float64 `json:"ratio_openssh,omitempty"`
 	// RatioOpenSSHSock is --ssh openssh's median over ssh -L to its session's socket.
 	RatioOpenSSHSock float64 `json:"ratio_openssh_sock,omitempty"`
+	// RatioRelay is --relay's median over tether's: the same launcher and server, SSH
+	// through the relay's WebSocket streams instead of a TCP connection to sshd.
+	RatioRelay float64 `json:"ratio_relay,omitempty"`
 }
 
 // median of xs (0 for none); xs is not modified.
@@ -105,6 +109,9 @@ func (r *row) summarize() {
 	if o, s := r.Median[pathOpenSSH], r.Median[pathSSHSock]; o > 0 && s > 0 {
 		r.RatioOpenSSHSock = o / s
 	}
+	if v, t := r.Median[pathRelay], r.Median[pathTether]; v > 0 && t > 0 {
+		r.RatioRelay = v / t
+	}
 }
 
 func fmtValue(v float64, ok bool) string {
@@ -134,7 +141,7 @@ func printTable(w io.Writer, rows []*row, paths []string) {
 	var letters []string
 	for _, p := range paths {
 		head = append(head, columnName[p])
-		letters = append(letters, map[string]string{pathTether: "t", pathBefore: "b", pathOpenSSH: "o", pathSSH: "s", pathSSHSock: "k"}[p])
+		letters = append(letters, map[string]string{pathTether: "t", pathBefore: "b", pathOpenSSH: "o", pathSSH: "s", pathSSHSock: "k", pathRelay: "r"}[p])
 	}
 	head = append(head, "spread "+strings.Join(letters, "/"), "ratio")
 	if has[pathOpenSSH] {
@@ -145,6 +152,9 @@ func printTable(w io.Writer, rows []*row, paths []string) {
 	}
 	if has[pathBefore] {
 		head = append(head, "vs before")
+	}
+	if has[pathRelay] {
+		head = append(head, "relay/tether")
 	}
 	ratio := func(v float64) string {
 		if v > 0 {
@@ -180,6 +190,9 @@ func printTable(w io.Writer, rows []*row, paths []string) {
 		}
 		if has[pathBefore] {
 			line = append(line, ratio(r.RatioBefore))
+		}
+		if has[pathRelay] {
+			line = append(line, ratio(r.RatioRelay))
 		}
 		cells = append(cells, line)
 	}

@@ -23,6 +23,9 @@ import (
 type testRelay struct {
 	secret string
 	url    string
+	listen string // host:port it listens on
+	proc   *e2e.Proc
+	out    *e2e.Buffer
 }
 
 var listeningRe = regexp.MustCompile(`relay: listening on (ws://\S+)`)
@@ -33,11 +36,18 @@ func startRelay(t *testing.T) *testRelay {
 	b := make([]byte, 32)
 	rand.Read(b)
 	e2e.WriteFile(t, secret, string(b), 0o600)
+	return startRelayAt(t, "127.0.0.1:0", secret)
+}
+
+// startRelayAt runs `tether relay --listen listen --secret-file secret` (again, after
+// a restart).
+func startRelayAt(t *testing.T, listen, secret string) *testRelay {
+	t.Helper()
 	out := &e2e.Buffer{}
-	cmd := exec.Command(e2e.Binary(t), "relay", "--listen", "127.0.0.1:0", "--secret-file", secret)
+	cmd := exec.Command(e2e.Binary(t), "relay", "--listen", listen, "--secret-file", secret)
 	cmd.Stdout, cmd.Stderr = out, out
 	p := e2e.Start(t, cmd)
-	r := &testRelay{secret: secret}
+	r := &testRelay{secret: secret, proc: p, out: out}
 	if !e2e.WaitFor(20*time.Second, func() bool {
 		if m := listeningRe.FindStringSubmatch(out.String()); m != nil {
 			r.url = m[1]
@@ -46,6 +56,7 @@ func startRelay(t *testing.T) *testRelay {
 	}) {
 		t.Fatalf("tether relay did not listen; output:\n%s", out.String())
 	}
+	r.listen = strings.TrimPrefix(r.url, "ws://")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("tether relay output:\n%s", out.String())

@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tether-dev/tether/access"
 )
@@ -151,6 +153,13 @@ func (v view) mayList(rel string, dir bool) bool {
 	return v.mayRead(rel) || dir && v.leadsTo(rel)
 }
 
+// plainName reports whether a path to write is valid UTF-8 without control
+// characters: a name with a newline or an escape sequence would play tricks on
+// whoever lists the directory in a terminal or reads a log line naming it.
+func plainName(rel string) bool {
+	return utf8.ValidString(rel) && !strings.ContainsFunc(rel, unicode.IsControl)
+}
+
 // serveTeamWrite answers PUT and DELETE of rel for v.
 func (a *staticApp) serveTeamWrite(w http.ResponseWriter, r *http.Request, rel string, v view) {
 	if rel == "." || !v.mayWrite(rel) {
@@ -161,13 +170,31 @@ func (a *staticApp) serveTeamWrite(w http.ResponseWriter, r *http.Request, rel s
 		http.NotFound(w, r)
 		return
 	}
-	parent := path.Dir(rel)
+	if r.Method == http.MethodPut && !plainName(rel) {
+		http.Error(w, "400 bad request: a file name may not hold control characters (a newline, a tab, an escape) or invalid UTF-8", http.StatusBadRequest)
+		return
+	}
+	parent, base := path.Dir(rel), path.Base(rel)
 	pfi, ok := a.lstatAll(parent)
 	if !ok || !pfi.IsDir() {
 		http.Error(w, "409 conflict: the directory does not exist (uploads make no directories)", http.StatusConflict)
 		return
 	}
-	old, err := a.root.Lstat(rel)
+	// From here on, one name inside the directory just checked, opened once: a path
+	// resolved again could meet a symlink put in place of a directory on the way
+	// since (another user who may write in a shared directory swapping it to steer
+	// the write elsewhere in the served directory).
+	dir, err := a.root.OpenRoot(parent)
+	if err != nil {
+		http.Error(w, "409 conflict: the directory does not exist (uploads make no directories)", http.StatusConflict)
+		return
+	}
+	defer dir.Close()
+	if dfi, err := dir.Stat("."); err != nil || !os.SameFile(dfi, pfi) {
+		http.Error(w, "409 conflict: the directory changed while it was checked; try again", http.StatusConflict)
+		return
+	}
+	old, err := dir.Lstat(base)
 	exists := err == nil
 	if exists && !old.Mode().IsRegular() {
 		http.Error(w, "409 conflict: only regular files are written or deleted here", http.StatusConflict)
@@ -178,7 +205,7 @@ func (a *staticApp) serveTeamWrite(w http.ResponseWriter, r *http.Request, rel s
 			http.NotFound(w, r)
 			return
 		}
-		if err := a.root.Remove(rel); err != nil {
+		if err := dir.Remove(base); err != nil {
 			http.Error(w, "cannot delete the file", http.StatusInternalServerError)
 			return
 		}
@@ -191,8 +218,8 @@ func (a *staticApp) serveTeamWrite(w http.ResponseWriter, r *http.Request, rel s
 	}
 	var rb [8]byte
 	rand.Read(rb[:])
-	tmp := path.Join(parent, ".tether-upload-"+hex.EncodeToString(rb[:]))
-	f, err := a.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := ".tether-upload-" + hex.EncodeToString(rb[:])
+	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		http.Error(w, "cannot write the file", http.StatusInternalServerError)
 		return
@@ -202,10 +229,10 @@ func (a *staticApp) serveTeamWrite(w http.ResponseWriter, r *http.Request, rel s
 		err = cerr
 	}
 	if err == nil {
-		err = a.root.Rename(tmp, rel)
+		err = dir.Rename(tmp, base)
 	}
 	if err != nil {
-		a.root.Remove(tmp)
+		dir.Remove(tmp)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			http.Error(w, "413 request entity too large: at most 64 MiB per file", http.StatusRequestEntityTooLarge)

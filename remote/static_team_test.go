@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-dev/tether/access"
 )
@@ -147,5 +148,102 @@ func TestStaticNoTeamReadOnly(t *testing.T) {
 	app.ServeHTTP(w, r)
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("PUT without --access: %d; want 405", w.Code)
+	}
+}
+
+// Another user of the machine who may write in a shared directory under a write path
+// swaps a subdirectory for a symlink to a read-only part of the served directory,
+// again and again, while a member uploads into it: between the check of the path and
+// the write, the upload must never land behind the symlink.
+func TestStaticTeamWriteSymlinkRace(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"drop", "ro"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "ro", "x.txt"), []byte("owner's"), 0o644))
+	paths := map[string]access.Paths{"writer": {Write: []string{filepath.Join(dir, "drop")}}}
+	app, err := newStaticApp(dir, "/site/", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	app.team = &staticRights{paths: func(u string) access.Paths { return paths[u] }, dirs: []string{dir}}
+
+	// sub is a directory (holding x.txt) and sub.link a symlink to ro; the other user
+	// swaps the two names atomically (renameat2 RENAME_EXCHANGE), again and again.
+	sub, link := filepath.Join(dir, "drop", "sub"), filepath.Join(dir, "drop", "sub.link")
+	must(t, os.Mkdir(sub, 0o755))
+	must(t, os.WriteFile(filepath.Join(sub, "x.txt"), []byte("member's"), 0o644))
+	must(t, os.Symlink("../ro", link)) // relative: os.Root follows it, inside the root
+	if err := swapNames(sub, link); err != nil {
+		t.Skipf("renameat2 RENAME_EXCHANGE: %v", err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				swapNames(sub, link)
+			}
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	puts, ok := 0, 0
+	for time.Now().Before(deadline) {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("PUT", "http://127.0.0.1/site/drop/sub/x.txt", strings.NewReader("member's"))
+		r.Header.Set(userHeader, "writer")
+		app.ServeHTTP(w, r)
+		puts++
+		if w.Code < 300 {
+			ok++
+		}
+		w = httptest.NewRecorder()
+		r = httptest.NewRequest("DELETE", "http://127.0.0.1/site/drop/sub/x.txt", nil)
+		r.Header.Set(userHeader, "writer")
+		app.ServeHTTP(w, r)
+	}
+	close(stop)
+	<-done
+	if b, err := os.ReadFile(filepath.Join(dir, "ro", "x.txt")); err != nil || string(b) != "owner's" {
+		t.Errorf("after %d uploads and deletes (%d accepted) racing a symlink swap, ro/x.txt holds %q (%v); want it untouched", puts, ok, b, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "ro"))
+	for _, e := range ents {
+		if e.Name() != "x.txt" {
+			t.Errorf("an upload landed in ro: %s", e.Name())
+		}
+	}
+	t.Logf("%d uploads, %d accepted", puts, ok)
+}
+
+// A written name with a control character (a newline, an escape sequence for the
+// owner's terminal) is refused.
+func TestStaticTeamWriteControlNames(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "drop"), 0o755))
+	app, err := newStaticApp(dir, "/site/", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	app.team = &staticRights{paths: func(string) access.Paths {
+		return access.Paths{Write: []string{filepath.Join(dir, "drop")}}
+	}, dirs: []string{dir}}
+	for _, name := range []string{"a%0Ab.txt", "a%0Db", "%1B%5B31mred", "tab%09name", "del%7F", "c1%C2%9B"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("PUT", "http://127.0.0.1/site/drop/"+name, strings.NewReader("x"))
+		r.Header.Set(userHeader, "writer")
+		app.ServeHTTP(w, r)
+		if w.Code < 300 {
+			t.Errorf("PUT drop/%s: %d; want refused", name, w.Code)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "drop")); len(ents) != 0 {
+		t.Errorf("files were written: %v", ents)
 	}
 }

@@ -123,6 +123,19 @@ func isOurCookie(name string) bool {
 	return strings.HasPrefix(n, cookiePrefix)
 }
 
+// reservedCookie reports whether an app may not set a cookie of this name: one of
+// any tether session's, or the OIDC sign-in's state cookie (tether_oidc_…), in any
+// letter case, with or without a __Host-/__Secure- prefix.
+func reservedCookie(name string) bool {
+	n := strings.ToLower(name)
+	if rest, ok := strings.CutPrefix(n, "__host-"); ok {
+		n = rest
+	} else if rest, ok := strings.CutPrefix(n, "__secure-"); ok {
+		n = rest
+	}
+	return strings.HasPrefix(n, cookiePrefix) || strings.HasPrefix(n, "tether_")
+}
+
 // cookieMAC signs a cookie value for one cookie name.
 func (s *Server) cookieMAC(name string, body []byte) []byte {
 	m := hmac.New(sha256.New, s.cookieKey)
@@ -177,18 +190,36 @@ func (s *Server) clearCookie(r *http.Request) *http.Cookie {
 // ignored (they are not guesses at the token: the MAC key is 256 random bits), so a
 // stale cookie from before a restart just means "log in". A cookie signed out of
 // (logout) fails too.
+//
+// Valid cookies of two different sessions authenticate nobody: ours is set at Path=/
+// only, so a browser holds one; a second was planted (cookie tossing: a page of
+// another app on this origin, whose script may add a cookie of our name at a longer
+// path, which the browser then sends first) to make the visitor act as someone else.
 func (s *Server) checkCookie(r *http.Request) (session, bool) {
 	name := s.cookieName(r)
 	now := s.now()
-	for i, c := range r.CookiesNamed(name) {
-		if i >= maxCookiesTried {
-			break
-		}
-		if ss, good := s.verifyCookieValue(name, c.Value, now); good && !s.isRevoked(ss.id, now) {
-			return ss, true
-		}
+	cs := r.CookiesNamed(name)
+	if len(cs) > maxCookiesTried {
+		// More than we check: the ones left unchecked could hold the conflict.
+		s.log.Warn("too many session cookies of one name (planted by a page of this origin?); none is taken",
+			"method", r.Method, "path", logPath(r), "from", r.RemoteAddr)
+		return session{}, false
 	}
-	return session{}, false
+	var found session
+	ok := false
+	for _, c := range cs {
+		ss, good := s.verifyCookieValue(name, c.Value, now)
+		if !good || s.isRevoked(ss.id, now) {
+			continue
+		}
+		if ok && (ss.id != found.id || ss.who != found.who) {
+			s.log.Warn("two valid session cookies of different sessions (one planted by a page of this origin?); neither is taken",
+				"method", r.Method, "path", logPath(r), "from", r.RemoteAddr)
+			return session{}, false
+		}
+		found, ok = ss, true
+	}
+	return found, ok
 }
 
 func (s *Server) verifyCookieValue(name, value string, now time.Time) (session, bool) {

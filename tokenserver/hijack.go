@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -21,11 +23,52 @@ type appWriter struct {
 	nameJupyter bool // the request offered the JEP 119 protocols
 	status      int
 	hijacked    bool
+
+	// Once the answer is the app's (toApp), the Set-Cookie lines it adds that name a
+	// cookie of ours (reservedCookie) are dropped: ours holds the gate's own lines.
+	app  bool
+	ours []string
+}
+
+// toApp marks the moment the app (or another port through the gate) takes over the
+// answer. The apps of a team server share one origin, and one app's answer setting
+// our session cookie (at a path of another app, say) would sign a visitor in as the
+// app's author there, or out; setting the sign-in's state cookie would plant a login.
+func (w *appWriter) toApp() {
+	w.app = true
+	w.ours = w.Header().Values("Set-Cookie")
+}
+
+// dropAppCookies removes the app's Set-Cookie lines that name a cookie of ours,
+// keeping the gate's own (a refreshed session cookie). Idempotent.
+func (w *appWriter) dropAppCookies() {
+	if !w.app {
+		return
+	}
+	h := w.Header()
+	lines := h.Values("Set-Cookie")
+	kept := make([]string, 0, len(lines))
+	for _, l := range lines {
+		name, _, _ := strings.Cut(l, "=")
+		if reservedCookie(strings.TrimSpace(name)) && !slices.Contains(w.ours, l) {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	if len(kept) == len(lines) {
+		return
+	}
+	if len(kept) == 0 {
+		h.Del("Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }
 
 func (w *appWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *appWriter) WriteHeader(code int) {
+	w.dropAppCookies()
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
 		if code == http.StatusSwitchingProtocols && w.nameJupyter && w.Header().Get("Sec-WebSocket-Protocol") == "" {
@@ -37,6 +80,7 @@ func (w *appWriter) WriteHeader(code int) {
 
 func (w *appWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
+		w.dropAppCookies()
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(p)
@@ -45,12 +89,15 @@ func (w *appWriter) Write(p []byte) (int, error) {
 // Flush is here (not only through Unwrap) so that old code asserting http.Flusher works.
 func (w *appWriter) Flush() {
 	if w.status == 0 {
+		w.dropAppCookies()
 		w.status = http.StatusOK
 	}
 	http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *appWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	// httputil.ReverseProxy writes a 101's head itself, from this Header, after Hijack.
+	w.dropAppCookies()
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -60,8 +107,8 @@ func (w *appWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.status = http.StatusSwitchingProtocols
 	}
 	uc := &upgradedConn{Conn: conn, s: w.s}
-	if w.nameJupyter {
-		uc.head = &headFilter{}
+	if w.nameJupyter || w.app {
+		uc.head = &headFilter{jupyter: w.nameJupyter, dropCookies: w.app}
 	}
 	if !w.s.trackUpgraded(uc) {
 		conn.Close()
@@ -93,6 +140,11 @@ func (c *upgradedConn) Write(p []byte) (int, error) {
 		out, done := c.head.feed(p)
 		if done {
 			c.head = nil
+		}
+		if out == nil && done {
+			// A head too long to filter, from an app that must not set our cookies.
+			c.Close()
+			return 0, net.ErrClosed
 		}
 		if len(out) > 0 {
 			if _, err := c.Conn.Write(out); err != nil {
@@ -128,10 +180,15 @@ func (c *upgradedConn) Close() error {
 }
 
 // headFilter holds back the response head written to a hijacked connection until it
-// is complete, then adds `Sec-WebSocket-Protocol: v1.token.websocket.jupyter.org` to a
-// 101 response that names no protocol. Whatever follows the head passes unchanged.
+// is complete, then (jupyter) adds `Sec-WebSocket-Protocol:
+// v1.token.websocket.jupyter.org` to a 101 response that names no protocol and
+// (dropCookies) drops the Set-Cookie lines naming a cookie of ours (see toApp:
+// httputil.ReverseProxy writes a 101's head itself, after Hijack). Whatever follows
+// the head passes unchanged.
 type headFilter struct {
-	buf []byte
+	buf         []byte
+	jupyter     bool
+	dropCookies bool
 }
 
 const maxHeadLen = 64 << 10
@@ -148,17 +205,45 @@ func (f *headFilter) feed(p []byte) (out []byte, done bool) {
 	end := bytes.Index(f.buf, crlfcrlf)
 	if end < 0 {
 		if len(f.buf) > maxHeadLen {
+			if f.dropCookies {
+				return nil, true // unfiltered it would pass any Set-Cookie: nothing goes
+			}
 			return f.buf, true
 		}
 		return nil, false
 	}
 	head, rest := f.buf[:end+2], f.buf[end+2:] // head ends with one CRLF; rest starts with the blank line
-	if bytes.HasPrefix(head, []byte("HTTP/1.1 101")) && !bytes.Contains(bytes.ToLower(head), protocolHeader) {
+	if f.dropCookies {
+		head = dropReservedSetCookie(head)
+	}
+	if f.jupyter && bytes.HasPrefix(head, []byte("HTTP/1.1 101")) && !bytes.Contains(bytes.ToLower(head), protocolHeader) {
 		out = make([]byte, 0, len(f.buf)+64)
 		out = append(out, head...)
 		out = append(out, "Sec-WebSocket-Protocol: "+jupyterProtocol+"\r\n"...)
 		out = append(out, rest...)
 		return out, true
 	}
-	return f.buf, true
+	return append(head, rest...), true
+}
+
+// dropReservedSetCookie removes from a response head (status line and header lines,
+// each ending in CRLF) the Set-Cookie lines that name a cookie of ours.
+func dropReservedSetCookie(head []byte) []byte {
+	out := make([]byte, 0, len(head))
+	for len(head) > 0 {
+		i := bytes.Index(head, []byte("\r\n"))
+		if i < 0 {
+			i = len(head) - 2
+		}
+		line := head[:i+2]
+		head = head[i+2:]
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(strings.TrimSpace(string(name)), "Set-Cookie") {
+			cname, _, _ := strings.Cut(strings.TrimSpace(string(value)), "=")
+			if reservedCookie(strings.TrimSpace(cname)) {
+				continue
+			}
+		}
+		out = append(out, line...)
+	}
+	return out
 }

@@ -199,6 +199,7 @@ func (s *Server) servePort(w *appWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithValue(r.Context(), portRouteKey{}, rt)
+	w.toApp()
 	s.portProxy.ServeHTTP(w, r.WithContext(ctx))
 	if w.status >= 500 {
 		s.log.Warn("secondary port error", "status", w.status, "port", rt.port, "method", r.Method)

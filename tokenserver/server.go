@@ -404,6 +404,11 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusMethodNotAllowed, "CONNECT", textMethod)
 		return
 	}
+	// X-Tether-User as a trailer would reach the app after the body, past stripping.
+	if declaresUserTrailer(r) {
+		s.refuse(w, r, http.StatusBadRequest, "X-Tether-User declared as a trailer", textUserTrailer)
+		return
+	}
 	// The outside sign-in's callback comes back without a session of ours.
 	if s.signIn != nil && r.URL.Path == s.callback {
 		s.serveCallback(w, r)
@@ -737,6 +742,7 @@ func (s *Server) serveApp(w *appWriter, r *http.Request) { s.serveHandler(w, r, 
 
 // serveHandler runs an app's handler and logs its 5xx answers (method and path only).
 func (s *Server) serveHandler(w *appWriter, r *http.Request, h http.Handler) {
+	w.toApp()
 	h.ServeHTTP(w, r)
 	if w.status >= 500 {
 		s.log.Warn("app error", "status", w.status, "method", r.Method, "path", logPath(r))

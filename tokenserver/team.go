@@ -82,10 +82,11 @@ type NamedApp struct {
 const UserHeader = "X-Tether-User"
 
 const (
-	textUnauthTeam = "401 Unauthorized: sign in first, or send an access key as `Authorization: Bearer KEY`.\n"
-	textNoRight    = "403 Forbidden: your access does not include this app. The start page lists the apps you may open.\n"
-	textOwnerOnly  = "403 Forbidden: only the server's owner may reach this machine's other ports.\n"
-	textDotSegment = "404 Not Found: a path with dot segments that leave its app is not served.\n"
+	textUnauthTeam  = "401 Unauthorized: sign in first, or send an access key as `Authorization: Bearer KEY`.\n"
+	textNoRight     = "403 Forbidden: your access does not include this app. The start page lists the apps you may open.\n"
+	textOwnerOnly   = "403 Forbidden: only the server's owner may reach this machine's other ports.\n"
+	textDotSegment  = "404 Not Found: a path with dot segments that leave its app is not served.\n"
+	textUserTrailer = "400 Bad Request: X-Tether-User is set by tether, never sent by a client (not even as a trailer).\n"
 )
 
 // checkTeamOptions checks the team-mode options of New and fills s.
@@ -344,6 +345,18 @@ func stripUserHeader(h http.Header) {
 			delete(h, k)
 		}
 	}
+}
+
+// declaresUserTrailer reports whether a request announces X-Tether-User (any spelling)
+// as a trailer: its value would come after the body, into the app's Request.Trailer,
+// where no stripping before the app runs can reach it. Nothing legitimate sends it.
+func declaresUserTrailer(r *http.Request) bool {
+	for k := range r.Trailer {
+		if len(k) == len(UserHeader) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), UserHeader) {
+			return true
+		}
+	}
+	return false
 }
 
 // Our pages in team mode: the start page, the sign-out page.

@@ -384,7 +384,7 @@ func TestHeadFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, step := range []int{1, 3, len(tt.in)} {
-			f := &headFilter{}
+			f := &headFilter{jupyter: true}
 			var out strings.Builder
 			done := false
 			for i := 0; i < len(tt.in); i += step {

@@ -27,6 +27,9 @@ const mb = 1e6
 
 // sizes and durations of the items, full or --quick.
 func (b *bench) bulkSize() int64 {
+	if n := b.profileBulkSize(); n > 0 {
+		return n
+	}
 	if b.o.quick {
 		return 64 << 20
 	}
@@ -43,6 +46,9 @@ func (b *bench) window() time.Duration {
 // item runs one round of an item over every path, in order (A B A B over rounds).
 func (b *bench) item(name string) error {
 	if name == "reconnect" {
+		if b.onProfile() {
+			return b.reconnectCut()
+		}
 		return b.reconnect()
 	}
 	for _, p := range b.paths {
@@ -73,6 +79,8 @@ func (b *bench) item(name string) error {
 			err = b.launchTimes(p)
 		case "memory":
 			err = b.memory(p)
+		case "jupyter":
+			err = b.jupyter(p)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
@@ -306,6 +314,7 @@ func (b *bench) ws(p *route) error {
 	if b.o.quick {
 		trips, stream = 500, 10000
 	}
+	trips, stream = b.profileWS(trips, stream)
 	rtt := make([]float64, 0, trips)
 	for range trips {
 		t0 := time.Now()

@@ -22,6 +22,8 @@
 //	                 to a tether host on this machine; relay.go)
 //	--rounds N       rounds per item (default 7, quick 3)
 //	--pprof DIR      set TETHER_PPROF=DIR for the launcher and the remote server
+//	--profile NAME   lan, campus or wan: reach sshd through Toxiproxy with that
+//	                 latency and bandwidth (wan.go); --size MiB, --mbit N adjust it
 package main
 
 import (
@@ -65,6 +67,7 @@ type options struct {
 	rounds  int
 	out     string
 	pprof   string
+	prof    profileFlags // --profile and its knobs (wan.go)
 }
 
 var allItems = []string{"download", "upload", "parallel", "small", "newconn", "ws", "launch", "memory", "reconnect"}
@@ -81,8 +84,12 @@ func run(args []string) int {
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per item (default 7, quick 3)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.pprof, "pprof", "", "directory for CPU profiles (TETHER_PPROF) of the launcher and the server")
+	o.prof.add(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if code := o.prof.apply(fs, &o, &items); code != 0 {
+		return code
 	}
 	for _, it := range strings.Split(items, ",") {
 		it = strings.TrimSpace(it)
@@ -90,11 +97,11 @@ func run(args []string) int {
 			continue
 		}
 		found := false
-		for _, a := range allItems {
+		for _, a := range append(allItems, profileItems...) {
 			found = found || a == it
 		}
 		if !found {
-			fmt.Fprintf(os.Stderr, "bench: unknown item %q: pick from %s\n", it, strings.Join(allItems, ","))
+			fmt.Fprintf(os.Stderr, "bench: unknown item %q: pick from %s\n", it, strings.Join(append(allItems, profileItems...), ","))
 			return 2
 		}
 		o.items = append(o.items, it)
@@ -164,6 +171,7 @@ type bench struct {
 	rows    []*row
 	byName  map[string]*row
 	started time.Time
+	prof    *profileRun // the Toxiproxy link and the Jupyter pages of --profile (wan.go)
 }
 
 // route is one way to the app: a tether launcher's local URL, or ssh -L's.
@@ -249,6 +257,9 @@ func (b *bench) setup() error {
 		env = append(env, "TETHER_PPROF="+b.o.pprof)
 	}
 	if b.sshd, err = startSSHD(filepath.Join(b.dir, "sshd"), env); err != nil {
+		return err
+	}
+	if err := b.startProfile(); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: sshd on %s; launching the app through tether…\n", b.sshd.addr())
@@ -346,11 +357,17 @@ type launched struct {
 // for its JSON line (printed once the URL works); it returns the launcher and the time
 // from start to that line.
 func (b *bench) launch(bin, name string, extra ...string) (*proc, *launched, time.Duration, error) {
-	home := filepath.Join(b.dir, "launcher-home-"+name)
-	os.MkdirAll(home, 0o700)
 	target, targetEnv := b.target(extra)
 	args := append(append(append([]string{"launch"}, target...), "--json", "--no-browser", "--rm"), extra...)
 	args = append(args, "--", b.self, "app", "{port}", filepath.Join(b.dir, "app-"+name+".port"))
+	return b.launchArgs(bin, name, args, targetEnv)
+}
+
+// launchArgs runs `BIN ARGS...` (a launch with --json) as launch does, with env added
+// to the launcher's environment.
+func (b *bench) launchArgs(bin, name string, args, targetEnv []string) (*proc, *launched, time.Duration, error) {
+	home := filepath.Join(b.dir, "launcher-home-"+name)
+	os.MkdirAll(home, 0o700)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=true", "XDG_RUNTIME_DIR=" + b.runtimeDir()}, targetEnv...)
 	if b.o.pprof != "" {
@@ -458,6 +475,7 @@ func (b *bench) startSSHL(s *route) error {
 }
 
 func (b *bench) teardown() {
+	b.stopPages()
 	for _, p := range b.paths {
 		p.proc.interrupt()
 	}
@@ -482,6 +500,7 @@ func (b *bench) teardown() {
 		}
 		b.sshd.stop()
 	}
+	b.stopProfile()
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
@@ -518,6 +537,7 @@ func (b *bench) measure() error {
 	for _, p := range b.paths {
 		names = append(names, p.name)
 	}
+	b.printProfile(os.Stdout)
 	printTable(os.Stdout, b.rows, names)
 	return b.writeJSON()
 }
@@ -539,6 +559,9 @@ func (b *bench) writeJSON() error {
 			"go": runtime.Version(), "openssh": strings.TrimSpace(string(sshV))},
 		"options": map[string]any{"quick": b.o.quick, "rounds": b.o.rounds, "items": b.o.items, "before": b.o.before, "openssh": b.o.openssh},
 		"results": b.rows,
+	}
+	if b.onProfile() {
+		doc["profile"] = b.prof.link
 	}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

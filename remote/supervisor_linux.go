@@ -49,7 +49,8 @@ const supervisorUmaskVar = "TETHER_APP_UMASK"
 //     after GRACE, so nothing the app started (kernels, `sleep 300 &`) outlives the
 //     server;
 //   - a signal while the server lives is the server's own stop, which signals the
-//     whole group and escalates to KILL itself: we wait for the app and mirror it.
+//     whole group and escalates to KILL itself: we pass the first one on to the group
+//     (in case it came before the app was in it), wait for the app and mirror it.
 func RunAppSupervisor(args []string) int {
 	if len(args) < 4 {
 		fmt.Fprintf(os.Stderr, "tether: %s is internal to tether serve; run tether serve -- COMMAND instead\n", AppSupervisorArg)
@@ -81,10 +82,20 @@ func RunAppSupervisor(args []string) int {
 	runtime.LockOSThread()
 	cmd := &exec.Cmd{Path: args[2], Args: args[3:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+	// The server's stop signals our whole group. One that came before the app existed
+	// reached only us, and the app, started after it, would never hear it (the server
+	// then waits its whole grace before KILL): a stop seen before the start means no
+	// start, and the first signal the loop below reads while the server lives is passed
+	// on to the group (a TERM the app may also have had from the server: apps take a
+	// second TERM as the first; without it, a stop that raced the start went unheard).
+	if len(sigs) > 0 {
+		return 128 + int(syscall.SIGTERM)
+	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "tether: cannot start the app: %v\n", err)
 		return 127
 	}
+	passedOn := false
 	// One reaper for the app and the orphans we adopt (cmd.Wait would race with it).
 	// Nothing waits for it: it blocks in wait4 while an adopted orphan lives, and the
 	// supervisor process exits as soon as the loop below returns.
@@ -112,6 +123,10 @@ func RunAppSupervisor(args []string) int {
 			if os.Getppid() != parent {
 				endGroup(grace)
 				return 1
+			}
+			if !passedOn {
+				passedOn = true
+				syscall.Kill(-syscall.Getpgrp(), syscall.SIGTERM)
 			}
 		case <-tick.C:
 			if os.Getppid() != parent {

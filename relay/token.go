@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -180,7 +181,7 @@ func Verify(pub ed25519.PublicKey, token string, role Role, portal string) (*Cla
 		return nil, fmt.Errorf("%w: no relay key to check it with", ErrBadToken)
 	}
 	var tc tokenClaims
-	_, err := jwt.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return pub, nil },
+	jt, err := jwt.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return pub, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithLeeway(leeway),
 		jwt.WithExpirationRequired(),
@@ -189,6 +190,9 @@ func Verify(pub ed25519.PublicKey, token string, role Role, portal string) (*Cla
 		jwt.WithStrictDecoding(),
 	)
 	if err != nil {
+		if why := algProblem(jt); why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrBadToken, why)
+		}
 		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenProblem(err))
 	}
 	c, err := claimsOf(&tc)
@@ -244,6 +248,25 @@ func claimsOf(tc *tokenClaims) (*Claims, error) {
 		IssuedAt: tc.IssuedAt.Time, NotBefore: tc.NotBefore.Time, Expires: tc.ExpiresAt.Time,
 		ID: tc.ID, RelayKey: ed25519.PublicKey(pub),
 	}, nil
+}
+
+// algProblem says what is wrong with a token's algorithm, if that is what is wrong:
+// unsigned (alg none), or signed another way than the relay signs (HS256 keyed with
+// the public key, RS256...). "" when its header is unreadable or names EdDSA.
+func algProblem(t *jwt.Token) string {
+	if t == nil {
+		return ""
+	}
+	alg, _ := t.Header["alg"].(string)
+	switch {
+	case strings.EqualFold(alg, "none"):
+		return "it is unsigned (alg none); the relay takes only tokens signed with its key"
+	case alg == "":
+		return "its header names no algorithm"
+	case alg != jwt.SigningMethodEdDSA.Alg():
+		return fmt.Sprintf("it is signed with %.16q, not EdDSA as the relay's tokens are", alg)
+	}
+	return ""
 }
 
 // tokenProblem says in a few words what is wrong with a token (jwt's own errors may

@@ -124,7 +124,7 @@ func relayConfig(o Options, portal string, note func(string)) (*tunnel.Config, e
 	cfg.Dial = func(ctx context.Context) (net.Conn, error) {
 		c, err := dial(ctx, relayURL, token, portal)
 		if err != nil {
-			return nil, relayDialError(o, ctx, err)
+			return nil, briefError{relayDialError(o, ctx, err)}
 		}
 		return c, nil
 	}
@@ -138,8 +138,16 @@ func relayConfig(o Options, portal string, note func(string)) (*tunnel.Config, e
 	return cfg, nil
 }
 
+// briefError is an *Error that reads as its message alone: what a reconnect warning
+// says each time the failure changes (tunnel words it), while the command's own end
+// (connectError finds the *Error inside) says the hint too, once.
+type briefError struct{ e *Error }
+
+func (b briefError) Error() string { return b.e.Msg }
+func (b briefError) Unwrap() error { return b.e }
+
 // relayDialError words a failure to get a stream through the relay.
-func relayDialError(o Options, ctx context.Context, err error) error {
+func relayDialError(o Options, ctx context.Context, err error) *Error {
 	what := termsafe.Clip(termsafe.OneLine(err.Error()), 300)
 	if ctx.Err() != nil {
 		what = "no answer in time"

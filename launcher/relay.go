@@ -157,8 +157,21 @@ func relayDialError(o Options, ctx context.Context, err error) *Error {
 		what = strings.ReplaceAll(what, o.RelayToken, "[token]")
 	}
 	portal := strings.TrimPrefix(o.Host, portalPrefix)
+	var own *Error
+	if errors.As(err, &own) {
+		return own // worded already (--relay-ca's file)
+	}
+	var untrusted interface{ UntrustedCertificate() }
+	if errors.As(err, &untrusted) {
+		// "relay: the certificate of the relay at H is not trusted: why (hint)": its
+		// own words say what to do.
+		return &Error{Msg: fmt.Sprintf("cannot reach %s: %s", o.Host, strings.TrimPrefix(what, "relay: ")), Err: err}
+	}
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() {
+		if e := tokenExpired(o, err); e != nil {
+			return e
+		}
 		// The relay refused the token (401), or it is for another role or portal (403).
 		return &Error{Msg: fmt.Sprintf("the relay %s refused the token in %s for %s: %s", redactURL(o.Relay), PortalTokenEnv, o.Host, refusalReason(what)),
 			Hint: fmt.Sprintf("it must be a client token for portal %s that has not expired; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
@@ -202,6 +215,9 @@ func relayError(o Options, err error) error {
 	if !errors.As(err, &auth) {
 		return connectError(o.Host, err)
 	}
+	if e := tokenExpired(o, err); e != nil {
+		return e
+	}
 	portal := strings.TrimPrefix(o.Host, portalPrefix)
 	if slices.Contains(auth.Partial, "password") {
 		// The token was accepted (partial success) and a key is wanted too.
@@ -216,6 +232,21 @@ func relayError(o Options, err error) error {
 	return &Error{Msg: fmt.Sprintf("the host of %s refused the token in %s", o.Host, PortalTokenEnv),
 		Hint: fmt.Sprintf("it must be a client token for portal %s from the relay that host uses; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
 		Err:  err}
+}
+
+// tokenExpired is the error for a refusal (the relay's, or the host's login) once the
+// client token has expired by this machine's clock: the host closes a connection at
+// its token's expiry, and reconnecting then is refused; this says why, once.
+func tokenExpired(o Options, err error) *Error {
+	exp := o.RelayTokenExpires
+	if exp.IsZero() || time.Now().Before(exp) {
+		return nil
+	}
+	portal := strings.TrimPrefix(o.Host, portalPrefix)
+	return &Error{Msg: fmt.Sprintf("your client token for %s (in %s) expired at %s", o.Host, PortalTokenEnv, exp.Local().Format("2006-01-02 15:04 MST")),
+		Hint: fmt.Sprintf("ask the relay's operator for a new one (`tether relay token --role client --portal %s NAME`); sessions on %s keep running: `tether attach --relay %s %s` reaches them again",
+			shquote.Quote(portal), o.Host, shquote.Quote(redactURL(o.Relay)), shquote.Quote(o.Host)),
+		Err: err}
 }
 
 // relayConnectTimeout is the ConnectTimeout through a relay: the relay waits up to 15 s

@@ -182,8 +182,8 @@ func (e *UntrustedError) Error() string {
 
 // UntrustedCertificate marks the error for packages that do not import relay.
 func (e *UntrustedError) UntrustedCertificate() {}
-func (e *UntrustedError) Unwrap() error  { return e.Err }
-func (e *UntrustedError) Permanent() bool { return true }
+func (e *UntrustedError) Unwrap() error         { return e.Err }
+func (e *UntrustedError) Permanent() bool       { return true }
 
 // reachError words a failure to reach the relay at host in a few words (Go's own
 // dial and TLS errors repeat the address and the layers).
@@ -316,7 +316,7 @@ type listener struct {
 
 	done     chan struct{} // closed when Accept ends
 	doneOnce sync.Once
-	err      error // why Accept ended
+	err      error  // why Accept ended
 	said     string // the reconnect failure told last (run's; Listen's before run starts)
 }
 

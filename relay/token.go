@@ -231,6 +231,17 @@ func SelfKey(token string) (ed25519.PublicKey, *Claims, error) {
 	return c.RelayKey, c, nil
 }
 
+// Expiry is when token says it expires, read without verifying it (zero if it says
+// nothing readable): a client tells the user that its own token expired, which only
+// the relay and the host decide.
+func Expiry(token string) time.Time {
+	var tc tokenClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &tc); err != nil || tc.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return tc.ExpiresAt.Time
+}
+
 // claimsOf checks and converts the payload's fields.
 func claimsOf(tc *tokenClaims) (*Claims, error) {
 	pub, err := base64.RawURLEncoding.DecodeString(tc.RelayKey)

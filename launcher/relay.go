@@ -169,9 +169,9 @@ func relayDialError(o Options, ctx context.Context, err error) *Error {
 	}
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() {
-		if e := tokenExpired(o, err); e != nil {
-			return e
-		}
+		// The relay's own reason ("it has expired", "its signature is not this
+		// relay's") is authoritative here; tokenExpired is for the host's login,
+		// which gives none.
 		// The relay refused the token (401), or it is for another role or portal (403).
 		return &Error{Msg: fmt.Sprintf("the relay %s refused the token in %s for %s: %s", redactURL(o.Relay), PortalTokenEnv, o.Host, refusalReason(what)),
 			Hint: fmt.Sprintf("it must be a client token for portal %s that has not expired; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
@@ -179,7 +179,11 @@ func relayDialError(o Options, ctx context.Context, err error) *Error {
 	}
 	// "relay: no host is connected for portal lab (HTTP 503)": the reason alone.
 	what = strings.TrimPrefix(httpStatusSuffix.ReplaceAllString(what, ""), "relay: ")
-	return &Error{Msg: fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what),
+	msg := fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what)
+	if strings.HasPrefix(what, "cannot reach the relay at ") || strings.HasPrefix(what, "cannot resolve the relay's") || strings.HasPrefix(what, "the relay at ") {
+		msg = fmt.Sprintf("cannot reach %s: %s", o.Host, what) // it names the relay itself
+	}
+	return &Error{Msg: msg,
 		Hint: fmt.Sprintf("check that `tether host` runs on that machine for portal %s and is connected to this relay, and that %s holds a client token for that portal",
 			portal, PortalTokenEnv),
 		Err: err}
@@ -234,9 +238,10 @@ func relayError(o Options, err error) error {
 		Err:  err}
 }
 
-// tokenExpired is the error for a refusal (the relay's, or the host's login) once the
-// client token has expired by this machine's clock: the host closes a connection at
-// its token's expiry, and reconnecting then is refused; this says why, once.
+// tokenExpired is the error for the host's refusal of the login once the client token
+// has expired by this machine's clock: the host closes a connection at its token's
+// expiry and refuses it from then on (while the relay, allowing 30 s of clock skew,
+// still lets the stream through), and SSH tells the client no reason; this says why.
 func tokenExpired(o Options, err error) *Error {
 	exp := o.RelayTokenExpires
 	if exp.IsZero() || time.Now().Before(exp) {

@@ -14,6 +14,7 @@ import (
 type HostCmd struct {
 	Relay          string `name:"relay" required:"" placeholder:"URL" help:"The relay to offer this machine through (wss://..., or ws://... on loopback)."`
 	AuthorizedKeys string `name:"authorized-keys" placeholder:"F" type:"path" help:"Also require an SSH key from this authorized_keys file (OpenSSH format, no options): a client then needs a client token and one of these keys."`
+	RelayCA        string `name:"relay-ca" placeholder:"FILE" env:"TETHER_RELAY_CA" help:"Trust the relay's TLS certificate only if it chains to a certificate in this PEM file (a private CA, or the relay's self-signed certificate) instead of the system's roots."`
 	HostKey        string `name:"host-key" placeholder:"F" type:"path" help:"This machine's SSH host key for relay clients (made on first run; default: relay_host_ed25519_key in tether's config directory)."`
 	Token          string `name:"token" hidden:"" help:"Refused: the token comes from TETHER_PORTAL_TOKEN only."`
 }
@@ -37,6 +38,7 @@ func (c *HostCmd) Run(ctx context.Context, env *Env) error {
 		Token:              os.Getenv(host.TokenEnv),
 		HostKeyFile:        keyFile,
 		AuthorizedKeysFile: c.AuthorizedKeys,
+		RelayCAFile:        c.RelayCA,
 		Stderr:             env.Stderr,
 	})
 }

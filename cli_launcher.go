@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-dev/tether/launcher"
 	"github.com/tether-dev/tether/profile"
+	"github.com/tether-dev/tether/relay"
 	"github.com/tether-dev/tether/wire"
 )
 
@@ -26,8 +27,9 @@ type hostFlags struct {
 // sshFlag picks the SSH transport (and, with --relay, the stream it rides on); every
 // command that takes a HOST has it.
 type sshFlag struct {
-	SSH   string `name:"ssh" placeholder:"native|openssh|auto" help:"How to speak SSH: native (tether's own client), openssh (your ssh, sharing one login through a ControlMaster: MFA, Kerberos, tokens), auto (the default: openssh where your ssh config asks for what native lacks, e.g. ControlMaster or GSSAPI; otherwise native). Default: $TETHER_SSH, else auto."`
-	Relay string `name:"relay" placeholder:"URL" help:"Reach HOST, given as portal:ID, through this relay (wss://…; see tether relay), for a machine that takes no inbound SSH and runs tether host. Your client token goes in $TETHER_PORTAL_TOKEN, never on the command line; SSH runs end to end inside the relay, and the host's key is pinned on first use in tether's own known_hosts."`
+	SSH     string `name:"ssh" placeholder:"native|openssh|auto" help:"How to speak SSH: native (tether's own client), openssh (your ssh, sharing one login through a ControlMaster: MFA, Kerberos, tokens), auto (the default: openssh where your ssh config asks for what native lacks, e.g. ControlMaster or GSSAPI; otherwise native). Default: $TETHER_SSH, else auto."`
+	Relay   string `name:"relay" placeholder:"URL" help:"Reach HOST, given as portal:ID, through this relay (wss://…; see tether relay), for a machine that takes no inbound SSH and runs tether host. Your client token goes in $TETHER_PORTAL_TOKEN, never on the command line; SSH runs end to end inside the relay, and the host's key is pinned on first use in tether's own known_hosts."`
+	RelayCA string `name:"relay-ca" placeholder:"FILE" env:"TETHER_RELAY_CA" help:"With --relay: trust the relay's TLS certificate only if it chains to a certificate in this PEM file (a private CA, or the relay's self-signed certificate) instead of the system's roots."`
 }
 
 // forwardFlags say how a session is brought to the local browser.
@@ -50,7 +52,8 @@ func hostOptions(env *Env, host string, h hostFlags) launcher.Options {
 		o.Relay = h.Relay
 		o.RelayToken = os.Getenv(launcher.PortalTokenEnv)
 		o.RelayKnownHosts = relayKnownHosts()
-		o.RelayDial = relayDial
+		o.RelayDial = relayDialer(h.RelayCA)
+		o.RelayTokenExpires = relay.Expiry(o.RelayToken)
 	}
 	return o
 }

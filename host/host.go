@@ -29,6 +29,7 @@ type Options struct {
 	Token              string // the host token, from TokenEnv
 	HostKeyFile        string // the persistent host key (made on first run)
 	AuthorizedKeysFile string // "": a client token alone logs in
+	RelayCAFile        string // --relay-ca: trust the relay's certificate only if it chains to this PEM file
 	Stderr             io.Writer
 
 	// listen, when set, replaces relay.Listen (tests).
@@ -56,10 +57,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	ro := &relay.Options{Logf: of.logf}
+	if o.RelayCAFile != "" {
+		if ro.TLS, err = relay.TrustFile(o.RelayCAFile); err != nil {
+			return err
+		}
+	}
 	listen := o.listen
 	if listen == nil {
 		listen = func(ctx context.Context) (net.Listener, error) {
-			return relay.Listen(ctx, o.RelayURL, o.Token, &relay.Options{Logf: of.logf})
+			return relay.Listen(ctx, o.RelayURL, o.Token, ro)
 		}
 	}
 	ln, err := listen(ctx)
@@ -125,7 +132,10 @@ func prepare(o Options) (*offer, error) {
 		HostKey:        hostKey,
 		AuthorizedKeys: keys,
 		CheckPassword:  clientTokenCheck(rk, claims.Portal, of.logf),
-		LoginShell:     true,
+		OnExpire: func(_ net.Addr, user string, until time.Time) {
+			of.logf("client token expired at %s: closed its connection (SSH user %q)", until.Local().Format("2006-01-02 15:04:05 MST"), user)
+		},
+		LoginShell: true,
 		AuthLog: func(remote net.Addr, user, method string, err error) {
 			var partial *ssh.PartialSuccessError
 			switch {
@@ -143,15 +153,22 @@ func prepare(o Options) (*offer, error) {
 // clientTokenCheck is the password check: a client token for portal, signed by the
 // relay key the host's own token names (so a host token, another portal's token or
 // one the relay's key did not sign never logs in). The check is a signature
-// verification, not a comparison of secrets.
-func clientTokenCheck(rk ed25519.PublicKey, portal string, logf func(string, ...any)) func(string, []byte) error {
-	return func(_ string, password []byte) error {
+// verification, not a comparison of secrets. The token's expiry ends the connection
+// (tunnel closes it then), as VS Code's tunnels and Matic's portals end access when
+// a token expires; past it, the token is refused here without Verify's leeway for
+// clock skew, so a client whose connection was just closed cannot log in again with
+// the same token.
+func clientTokenCheck(rk ed25519.PublicKey, portal string, logf func(string, ...any)) func(string, []byte) (time.Time, error) {
+	return func(_ string, password []byte) (time.Time, error) {
 		c, err := relay.Verify(rk, string(password), relay.RoleClient, portal)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
-		logf("client token %q accepted (expires %s)", c.Name, c.Expires.Format(time.DateOnly))
-		return nil
+		if !time.Now().Before(c.Expires) {
+			return time.Time{}, fmt.Errorf("client token %q expired at %s", c.Name, c.Expires.Local().Format("2006-01-02 15:04:05 MST"))
+		}
+		logf("client token %q accepted (expires %s)", c.Name, c.Expires.Local().Format("2006-01-02 15:04:05 MST"))
+		return c.Expires, nil
 	}
 }
 

@@ -236,7 +236,51 @@ func TestHostAuthMatrix(t *testing.T) {
 	}
 	logs := tokenOnly.stderr.String()
 	for _, want := range []string{`client token "ann" accepted`, `login as ` + me.Username + ` (SSH user "someone-else", password)`,
-		"not a client token", "for another portal", "has expired", "signature is not this relay's"} {
+		"not a client token", "for another portal", "has expired", "signature is not this relay's", "it is unsigned (alg none)"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the host's log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// TestHostEndsAtTokenExpiry: a client token ends access when it expires (as VS Code
+// tunnels' and Matic's do): the host closes the SSH connection at the token's exp,
+// with a command still running in it, and says so; the same token cannot log in again,
+// though Verify's 30 s of leeway for clock skew would let it.
+func TestHostEndsAtTokenExpiry(t *testing.T) {
+	r := newRelay(t)
+	h := startHost(t, Options{RelayURL: "test://relay", Token: r.mint(t, relay.RoleHost, "lab", "lab-host", time.Hour)})
+	client := r.mint(t, relay.RoleClient, "lab", "ann", 3*time.Second)
+	exp := time.Now().Truncate(time.Second).Add(3 * time.Second) // Mint's exp, to the second
+	c, err := dialSSH(h.addr, &ssh.ClientConfig{User: "ann", Auth: []ssh.AuthMethod{ssh.Password(client)}, Timeout: 10 * time.Second,
+		HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("sleep 60"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { c.Wait(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the connection outlived its client token (expired at %s) by 30 s; host log:\n%s", exp.Format(time.TimeOnly), h.stderr.String())
+	}
+	if at := time.Now(); at.Before(exp.Add(-100 * time.Millisecond)) {
+		t.Errorf("closed at %s, before the token expired at %s", at.Format(time.StampMilli), exp.Format(time.StampMilli))
+	}
+	t.Logf("closed %v after the token's exp", time.Since(exp).Round(time.Millisecond))
+	if _, err := h.run([]ssh.AuthMethod{ssh.Password(client)}, "true"); err == nil {
+		t.Errorf("the expired token logged in again")
+	}
+	logs := h.stderr.String()
+	for _, want := range []string{`client token expired at `, `: closed its connection (SSH user "ann")`, `client token "ann" expired at`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the host's log lacks %q:\n%s", want, logs)
 		}

@@ -41,6 +41,9 @@ type Options struct {
 	// RelayDial opens the stream through the relay (relay.Dial; tests dial a
 	// tunnel.Server directly).
 	RelayDial RelayDialer
+	// RelayTokenExpires is when RelayToken expires (zero: unknown): a connection the
+	// host closed, or a login refused, after it is told as the token's expiry.
+	RelayTokenExpires time.Time
 
 	Stdout io.Writer
 	Stderr io.Writer

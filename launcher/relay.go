@@ -124,7 +124,7 @@ func relayConfig(o Options, portal string, note func(string)) (*tunnel.Config, e
 	cfg.Dial = func(ctx context.Context) (net.Conn, error) {
 		c, err := dial(ctx, relayURL, token, portal)
 		if err != nil {
-			return nil, relayDialError(o, ctx, err)
+			return nil, briefError{relayDialError(o, ctx, err)}
 		}
 		return c, nil
 	}
@@ -138,8 +138,16 @@ func relayConfig(o Options, portal string, note func(string)) (*tunnel.Config, e
 	return cfg, nil
 }
 
+// briefError is an *Error that reads as its message alone: what a reconnect warning
+// says each time the failure changes (tunnel words it), while the command's own end
+// (connectError finds the *Error inside) says the hint too, once.
+type briefError struct{ e *Error }
+
+func (b briefError) Error() string { return b.e.Msg }
+func (b briefError) Unwrap() error { return b.e }
+
 // relayDialError words a failure to get a stream through the relay.
-func relayDialError(o Options, ctx context.Context, err error) error {
+func relayDialError(o Options, ctx context.Context, err error) *Error {
 	what := termsafe.Clip(termsafe.OneLine(err.Error()), 300)
 	if ctx.Err() != nil {
 		what = "no answer in time"
@@ -149,8 +157,21 @@ func relayDialError(o Options, ctx context.Context, err error) error {
 		what = strings.ReplaceAll(what, o.RelayToken, "[token]")
 	}
 	portal := strings.TrimPrefix(o.Host, portalPrefix)
+	var own *Error
+	if errors.As(err, &own) {
+		return own // worded already (--relay-ca's file)
+	}
+	var untrusted interface{ UntrustedCertificate() }
+	if errors.As(err, &untrusted) {
+		// "relay: the certificate of the relay at H is not trusted: why (hint)": its
+		// own words say what to do.
+		return &Error{Msg: fmt.Sprintf("cannot reach %s: %s", o.Host, strings.TrimPrefix(what, "relay: ")), Err: err}
+	}
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() {
+		// The relay's own reason ("it has expired", "its signature is not this
+		// relay's") is authoritative here; tokenExpired is for the host's login,
+		// which gives none.
 		// The relay refused the token (401), or it is for another role or portal (403).
 		return &Error{Msg: fmt.Sprintf("the relay %s refused the token in %s for %s: %s", redactURL(o.Relay), PortalTokenEnv, o.Host, refusalReason(what)),
 			Hint: fmt.Sprintf("it must be a client token for portal %s that has not expired; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
@@ -158,7 +179,11 @@ func relayDialError(o Options, ctx context.Context, err error) error {
 	}
 	// "relay: no host is connected for portal lab (HTTP 503)": the reason alone.
 	what = strings.TrimPrefix(httpStatusSuffix.ReplaceAllString(what, ""), "relay: ")
-	return &Error{Msg: fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what),
+	msg := fmt.Sprintf("cannot reach %s through the relay %s: %s", o.Host, redactURL(o.Relay), what)
+	if strings.HasPrefix(what, "cannot reach the relay at ") || strings.HasPrefix(what, "cannot resolve the relay's") || strings.HasPrefix(what, "the relay at ") {
+		msg = fmt.Sprintf("cannot reach %s: %s", o.Host, what) // it names the relay itself
+	}
+	return &Error{Msg: msg,
 		Hint: fmt.Sprintf("check that `tether host` runs on that machine for portal %s and is connected to this relay, and that %s holds a client token for that portal",
 			portal, PortalTokenEnv),
 		Err: err}
@@ -194,6 +219,9 @@ func relayError(o Options, err error) error {
 	if !errors.As(err, &auth) {
 		return connectError(o.Host, err)
 	}
+	if e := tokenExpired(o, err); e != nil {
+		return e
+	}
 	portal := strings.TrimPrefix(o.Host, portalPrefix)
 	if slices.Contains(auth.Partial, "password") {
 		// The token was accepted (partial success) and a key is wanted too.
@@ -208,6 +236,22 @@ func relayError(o Options, err error) error {
 	return &Error{Msg: fmt.Sprintf("the host of %s refused the token in %s", o.Host, PortalTokenEnv),
 		Hint: fmt.Sprintf("it must be a client token for portal %s from the relay that host uses; ask the relay's operator for one (`tether relay token --role client --portal %s NAME`)", portal, shquote.Quote(portal)),
 		Err:  err}
+}
+
+// tokenExpired is the error for the host's refusal of the login once the client token
+// has expired by this machine's clock: the host closes a connection at its token's
+// expiry and refuses it from then on (while the relay, allowing 30 s of clock skew,
+// still lets the stream through), and SSH tells the client no reason; this says why.
+func tokenExpired(o Options, err error) *Error {
+	exp := o.RelayTokenExpires
+	if exp.IsZero() || time.Now().Before(exp) {
+		return nil
+	}
+	portal := strings.TrimPrefix(o.Host, portalPrefix)
+	return &Error{Msg: fmt.Sprintf("your client token for %s (in %s) expired at %s", o.Host, PortalTokenEnv, exp.Local().Format("2006-01-02 15:04 MST")),
+		Hint: fmt.Sprintf("ask the relay's operator for a new one (`tether relay token --role client --portal %s NAME`); sessions on %s keep running: `tether attach --relay %s %s` reaches them again",
+			shquote.Quote(portal), o.Host, shquote.Quote(redactURL(o.Relay)), shquote.Quote(o.Host)),
+		Err: err}
 }
 
 // relayConnectTimeout is the ConnectTimeout through a relay: the relay waits up to 15 s

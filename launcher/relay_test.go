@@ -402,3 +402,60 @@ func TestRefusalReason(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayReconnectToldOnce: while the host is away the launcher redials through the
+// relay with backoff and warns once, in one line without the hint, not at every
+// attempt; a relay that cannot be reached is named once, not "cannot reach" twice.
+func TestRelayReconnectToldOnce(t *testing.T) {
+	f, d, o := relayRemote(t)
+	var stderr syncBuf
+	o.Stderr = &stderr
+	s, err := open(context.Background(), o, oneCommand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	d.mu.Lock()
+	d.fail = errors.New("relay: no host is connected for portal lab (HTTP 503)")
+	d.mu.Unlock()
+	f.srv.CloseConnections()
+	waitFor(t, "three redials", func() bool { return d.n() >= 4 })
+	d.mu.Lock()
+	d.fail = errors.New("relay: cannot reach the relay at relay.example.test:443: connection refused (is tether relay running there?)")
+	d.mu.Unlock()
+	n := d.n()
+	waitFor(t, "two more redials", func() bool { return d.n() >= n+2 })
+	var got []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, "reconnecting") || strings.Contains(l, "check that") {
+			got = append(got, l)
+		}
+	}
+	want := []string{
+		"tether: warning: reconnecting to portal:lab (attempt 1): cannot reach portal:lab through the relay wss://relay.example.test/r: no host is connected for portal lab; trying again",
+		"tether: warning: reconnecting to portal:lab (attempt ",
+	}
+	if len(got) != 2 || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) ||
+		!strings.HasSuffix(got[1], "): cannot reach portal:lab: cannot reach the relay at relay.example.test:443: connection refused (is tether relay running there?); trying again") {
+		t.Errorf("over %d failed attempts the launcher said:\n%s\nwant two lines, one per kind of failure:\n%s", d.n()-1, stderr.String(), strings.Join(want, "\n"))
+	}
+}
+
+// TestRelayTokenExpiredAtLogin: a login the host refuses once the client token has
+// expired (the host closed the connection at its exp; the relay's 30 s of leeway let
+// the redial through) says the token expired and how to come back.
+func TestRelayTokenExpiredAtLogin(t *testing.T) {
+	_, _, o := relayRemote(t)
+	o.RelayToken = "a-token-the-host-does-not-take-0123456789"
+	o.RelayTokenExpires = time.Date(2026, 1, 2, 3, 4, 0, 0, time.Local)
+	_, err := open(context.Background(), o, oneCommand)
+	want := "your client token for portal:lab (in TETHER_PORTAL_TOKEN) expired at 2026-01-02 03:04 " + o.RelayTokenExpires.Format("MST") +
+		"; ask the relay's operator for a new one (`tether relay token --role client --portal lab NAME`); sessions on portal:lab keep running: `tether attach --relay wss://relay.example.test/r portal:lab` reaches them again"
+	if err == nil || err.Error() != want {
+		t.Errorf("open: %v; want %q", err, want)
+	}
+	o.RelayTokenExpires = time.Now().Add(time.Hour) // not expired: the host's refusal as it is
+	if _, err := open(context.Background(), o, oneCommand); err == nil || !strings.Contains(err.Error(), "the host of portal:lab refused the token") {
+		t.Errorf("open with a token not expired: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -53,6 +55,12 @@ func (e *RefusedError) Error() string {
 // or is for another role or portal (403).
 func (e *RefusedError) Permanent() bool {
 	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
+// permanent: trying again cannot help (a refused token, an untrusted certificate).
+func permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }
 
 // endpoint is relayURL's WebSocket URL for path and query. http(s) is taken for
@@ -157,7 +165,87 @@ func dial(ctx context.Context, rawURL, token string, o *Options) (*websocket.Con
 		return nil, ctx.Err()
 	}
 	u, _ := url.Parse(rawURL)
-	return nil, fmt.Errorf("relay: cannot reach %s: %w", u.Host, err)
+	return nil, reachError(u.Host, err)
+}
+
+// UntrustedError: the relay's TLS certificate did not verify (an unknown authority,
+// another host name, expired). Trying again cannot help: Permanent.
+type UntrustedError struct {
+	Host string
+	Why  string // in a few words
+	Err  error
+}
+
+func (e *UntrustedError) Error() string {
+	return fmt.Sprintf("relay: the certificate of the relay at %s is not trusted: %s", e.Host, e.Why)
+}
+
+// UntrustedCertificate marks the error for packages that do not import relay.
+func (e *UntrustedError) UntrustedCertificate() {}
+func (e *UntrustedError) Unwrap() error         { return e.Err }
+func (e *UntrustedError) Permanent() bool       { return true }
+
+// reachError words a failure to reach the relay at host in a few words (Go's own
+// dial and TLS errors repeat the address and the layers).
+func reachError(host string, err error) error {
+	var (
+		unknown  x509.UnknownAuthorityError
+		name     x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+		dns      *net.DNSError
+		netErr   net.Error
+		recordHd tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		return &UntrustedError{Host: host, Why: "it is not signed by an authority this machine trusts (for a relay with a private CA, give the CA's certificate with --relay-ca FILE)", Err: err}
+	case errors.As(err, &name):
+		return &UntrustedError{Host: host, Why: fmt.Sprintf("it is for %s, not %s", certNames(name.Certificate), name.Host), Err: err}
+	case errors.As(err, &invalid):
+		why := "it is not valid"
+		if invalid.Reason == x509.Expired {
+			why = "it has expired or is not valid yet (is this machine's clock right?)"
+		}
+		return &UntrustedError{Host: host, Why: why, Err: err}
+	case errors.As(err, &verify):
+		return &UntrustedError{Host: host, Why: "it does not verify", Err: err}
+	case errors.As(err, &recordHd):
+		return &reachErr{fmt.Sprintf("relay: the relay at %s does not answer in TLS (ws:// for a relay on loopback, wss:// elsewhere)", host), err}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &reachErr{fmt.Sprintf("relay: cannot reach the relay at %s: connection refused (is tether relay running there?)", host), err}
+	case errors.As(err, &dns):
+		return &reachErr{fmt.Sprintf("relay: cannot resolve the relay's host name %q", dns.Name), err}
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return &reachErr{fmt.Sprintf("relay: cannot reach the relay at %s: no answer in time", host), err}
+	}
+	return fmt.Errorf("relay: cannot reach the relay at %s: %w", host, err)
+}
+
+// reachErr is a failure to reach the relay in its own words; Go's error stays
+// underneath for errors.Is and As.
+type reachErr struct {
+	msg string
+	err error
+}
+
+func (e *reachErr) Error() string { return e.msg }
+func (e *reachErr) Unwrap() error { return e.err }
+
+func certNames(c *x509.Certificate) string {
+	names := append(append([]string(nil), c.DNSNames...), ipStrings(c.IPAddresses)...)
+	if len(names) == 0 {
+		return fmt.Sprintf("%q", c.Subject.CommonName)
+	}
+	return strings.Join(names, ", ")
+}
+
+func ipStrings(ips []net.IP) []string {
+	var s []string
+	for _, ip := range ips {
+		s = append(s, ip.String())
+	}
+	return s
 }
 
 // Dial opens a stream to portal's host through the relay at relayURL with a client
@@ -202,13 +290,12 @@ func Listen(ctx context.Context, relayURL, token string, o *Options) (net.Listen
 		slots:   make(chan struct{}, maxAccepting),
 	}
 	ws, err := dial(ctx, u, token, o)
-	var re *RefusedError
-	if errors.As(err, &re) && re.Permanent() {
+	if permanent(err) {
 		cancel()
 		return nil, err
 	}
 	if err != nil {
-		o.logf("relay: %v; trying again", err)
+		l.said = l.tellFailure("", err)
 	}
 	l.wg.Add(1)
 	go l.run(ws)
@@ -229,7 +316,19 @@ type listener struct {
 
 	done     chan struct{} // closed when Accept ends
 	doneOnce sync.Once
-	err      error // why Accept ended
+	err      error  // why Accept ended
+	said     string // the reconnect failure told last (run's; Listen's before run starts)
+}
+
+// tellFailure logs a failed attempt to reach the relay unless it failed as the one
+// told last (said): a relay down for an hour is one line, not one per attempt. It
+// returns what is now said.
+func (l *listener) tellFailure(said string, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "relay: ")
+	if msg != said {
+		l.o.logf("relay: %s; trying again", msg)
+	}
+	return msg
 }
 
 // hostIdle: a control connection that hears nothing (not even the router's pings,
@@ -242,7 +341,7 @@ func (l *listener) run(ws *websocket.Conn) {
 	attempt := 0
 	for {
 		if ws != nil {
-			attempt = 0
+			attempt, l.said = 0, ""
 			err := l.serve(ws)
 			if l.ctx.Err() != nil {
 				l.end(net.ErrClosed)
@@ -266,13 +365,12 @@ func (l *listener) run(ws *websocket.Conn) {
 		var err error
 		ws, err = dial(l.ctx, l.controlURL, l.token, l.o)
 		if err != nil {
-			var re *RefusedError
-			if errors.As(err, &re) && re.Permanent() {
+			if permanent(err) {
 				l.end(err)
 				return
 			}
 			if l.ctx.Err() == nil {
-				l.o.logf("relay: %v; trying again", err)
+				l.said = l.tellFailure(l.said, err)
 			}
 			ws = nil
 			continue
@@ -340,7 +438,7 @@ func (l *listener) accept(id string) {
 	cancel()
 	if err != nil {
 		if l.ctx.Err() == nil {
-			l.o.logf("relay: answering a client: %v", err)
+			l.o.logf("relay: answering a client: %s", strings.TrimPrefix(err.Error(), "relay: "))
 		}
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -534,7 +535,9 @@ func TestRelayRestart(t *testing.T) {
 	logs := &logBuf{}
 	hostTok, _ := Mint(key, RoleHost, "lab", "box", time.Hour)
 	clientTok, _ := Mint(key, RoleClient, "lab", "alice", time.Hour)
-	l, err := Listen(context.Background(), url, hostTok, &Options{backoff: fastBackoff, Logf: logs.logf})
+	var waits atomic.Int32 // backoffs waited: reconnect attempts
+	backoff := func(n int) time.Duration { waits.Add(1); return fastBackoff(n) }
+	l, err := Listen(context.Background(), url, hostTok, &Options{backoff: backoff, Logf: logs.logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,6 +556,9 @@ func TestRelayRestart(t *testing.T) {
 	stream(s1)
 	s1.Close()
 	hs1.Close()
+	// Down for several attempts, each refused alike: told once.
+	before := waits.Load()
+	waitFor(t, "five attempts", func() bool { return waits.Load() >= before+5 })
 	ln2, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listening again on %s: %v", addr, err)
@@ -562,6 +568,10 @@ func TestRelayRestart(t *testing.T) {
 	stream(s2)
 	if !strings.Contains(logs.text(), "reconnected to "+addr) {
 		t.Errorf("the host's logs:\n%s", logs.text())
+	}
+	refused := "relay: cannot reach the relay at " + addr + ": connection refused (is tether relay running there?); trying again"
+	if n := strings.Count(logs.text(), refused); n != 1 || strings.Contains(logs.text(), "relay: relay:") {
+		t.Errorf("%d attempts refused; the host's logs say %q %d times (want once, one prefix):\n%s", waits.Load()-before, refused, n, logs.text())
 	}
 	for _, tok := range []string{hostTok, clientTok} {
 		if strings.Contains(logs.text(), tok[strings.LastIndexByte(tok, '.')+1:]) {
@@ -595,9 +605,31 @@ func TestWSS(t *testing.T) {
 	}
 	defer c.Close()
 	roundTrip(t, c, recv(t, ch), "over TLS")
-	// Without the test CA, the certificate is refused.
-	if _, err := Dial(context.Background(), url, clientTok, "lab", &Options{TLS: &tls.Config{}}); err == nil || !strings.Contains(err.Error(), "certificate") {
-		t.Errorf("Dial with an untrusted certificate: %v", err)
+	// Without the test CA, the certificate is refused, in one line and for good.
+	addr := hs.Listener.Addr().String()
+	_, err = Dial(context.Background(), url, clientTok, "lab", &Options{TLS: &tls.Config{}})
+	var ue *UntrustedError
+	want := "relay: the certificate of the relay at " + addr + " is not trusted: it is not signed by an authority this machine trusts (for a relay with a private CA, give the CA's certificate with --relay-ca FILE)"
+	if !errors.As(err, &ue) || !ue.Permanent() || err.Error() != want {
+		t.Errorf("Dial with an untrusted certificate: %v; want %q", err, want)
+	}
+	// The right CA, another name: said so.
+	byName := o.TLS.Clone()
+	byName.ServerName = "relay.example.org"
+	_, err = Dial(context.Background(), url, clientTok, "lab", &Options{TLS: byName})
+	if !errors.As(err, &ue) || !strings.HasSuffix(err.Error(), "is not trusted: it is for example.com, *.example.com, 127.0.0.1, ::1, not relay.example.org") {
+		t.Errorf("Dial to a relay whose certificate names another host: %v", err)
+	}
+	// A listener with no TLS under a wss:// URL, and a relay that is not there.
+	plain := httptest.NewServer(s)
+	defer plain.Close()
+	if _, err := Dial(context.Background(), "wss://"+plain.Listener.Addr().String(), clientTok, "lab", o); err == nil || !strings.HasSuffix(err.Error(), "does not answer in TLS (ws:// for a relay on loopback, wss:// elsewhere)") {
+		t.Errorf("wss:// to a plain relay: %v", err)
+	}
+	plain.Close()
+	if _, err := Dial(context.Background(), "ws://"+plain.Listener.Addr().String(), clientTok, "lab", o); err == nil ||
+		err.Error() != "relay: cannot reach the relay at "+plain.Listener.Addr().String()+": connection refused (is tether relay running there?)" {
+		t.Errorf("a relay that is not there: %v", err)
 	}
 }
 

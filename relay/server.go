@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,7 @@ type Server struct {
 	pending  map[string]*pendingConn
 	nPending map[string]int               // portal → pending clients
 	live     map[*websocket.Conn]struct{} // every upgraded connection, for Close
+	fails    failLimits                   // refused tokens per source (limit.go)
 }
 
 type hostConn struct {
@@ -181,27 +183,45 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // authorize verifies the request's token for role (and portal unless ""), refusing
-// the request itself when it fails.
+// the request itself when it fails. A source whose tokens keep being refused gets 429
+// for its refusals (limit.go); a good token from it still passes.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, role Role, portal string) (*Claims, bool) {
 	addr := r.RemoteAddr
 	tok, ok := bearer(r)
+	var err error
+	var c *Claims
+	if ok {
+		c, err = Verify(s.Key, tok, role, portal)
+	}
+	if ok && err == nil {
+		return c, true
+	}
+	if ok && (errors.Is(err, ErrWrongRole) || errors.Is(err, ErrWrongPortal)) {
+		// A genuine token, for something else: not a guess, not limited.
+		msg := strings.TrimPrefix(err.Error(), "relay: ")
+		s.logf("relay: %s role=%s from %s: refused: %s", r.URL.Path, role, addr, msg)
+		refuse(w, http.StatusForbidden, "the relay refused the token: "+msg)
+		return nil, false
+	}
+	limited, first, retry := s.fails.fail(sourceOf(addr), time.Now())
+	if limited {
+		secs := int((retry + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		refuse(w, http.StatusTooManyRequests, fmt.Sprintf("too many refused tokens from your address; try again in %d s with a valid token", max(secs, 1)))
+		return nil, false
+	}
+	if first {
+		s.logf("relay: %d tokens refused from %s in a short time; its next refusals get 429 and are not logged one by one", failBurst, hostOf(addr))
+	}
 	if !ok {
 		s.logf("relay: %s from %s: refused: no bearer token", r.URL.Path, addr)
 		refuse(w, http.StatusUnauthorized, "the relay needs a token (Authorization: Bearer)")
 		return nil, false
 	}
-	c, err := Verify(s.Key, tok, role, portal)
-	if err != nil {
-		status := http.StatusUnauthorized
-		if errors.Is(err, ErrWrongRole) || errors.Is(err, ErrWrongPortal) {
-			status = http.StatusForbidden
-		}
-		msg := strings.TrimPrefix(err.Error(), "relay: ")
-		s.logf("relay: %s role=%s from %s: refused: %s", r.URL.Path, role, addr, msg)
-		refuse(w, status, "the relay refused the token: "+msg)
-		return nil, false
-	}
-	return c, true
+	msg := strings.TrimPrefix(err.Error(), "relay: ")
+	s.logf("relay: %s role=%s from %s: refused: %s", r.URL.Path, role, addr, msg)
+	refuse(w, http.StatusUnauthorized, "the relay refused the token: "+msg)
+	return nil, false
 }
 
 func (s *Server) track(ws *websocket.Conn) bool {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -180,7 +181,7 @@ func Verify(pub ed25519.PublicKey, token string, role Role, portal string) (*Cla
 		return nil, fmt.Errorf("%w: no relay key to check it with", ErrBadToken)
 	}
 	var tc tokenClaims
-	_, err := jwt.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return pub, nil },
+	jt, err := jwt.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return pub, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithLeeway(leeway),
 		jwt.WithExpirationRequired(),
@@ -189,6 +190,9 @@ func Verify(pub ed25519.PublicKey, token string, role Role, portal string) (*Cla
 		jwt.WithStrictDecoding(),
 	)
 	if err != nil {
+		if why := algProblem(jt); why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrBadToken, why)
+		}
 		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenProblem(err))
 	}
 	c, err := claimsOf(&tc)
@@ -227,6 +231,17 @@ func SelfKey(token string) (ed25519.PublicKey, *Claims, error) {
 	return c.RelayKey, c, nil
 }
 
+// Expiry is when token says it expires, read without verifying it (zero if it says
+// nothing readable): a client tells the user that its own token expired, which only
+// the relay and the host decide.
+func Expiry(token string) time.Time {
+	var tc tokenClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &tc); err != nil || tc.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return tc.ExpiresAt.Time
+}
+
 // claimsOf checks and converts the payload's fields.
 func claimsOf(tc *tokenClaims) (*Claims, error) {
 	pub, err := base64.RawURLEncoding.DecodeString(tc.RelayKey)
@@ -244,6 +259,25 @@ func claimsOf(tc *tokenClaims) (*Claims, error) {
 		IssuedAt: tc.IssuedAt.Time, NotBefore: tc.NotBefore.Time, Expires: tc.ExpiresAt.Time,
 		ID: tc.ID, RelayKey: ed25519.PublicKey(pub),
 	}, nil
+}
+
+// algProblem says what is wrong with a token's algorithm, if that is what is wrong:
+// unsigned (alg none), or signed another way than the relay signs (HS256 keyed with
+// the public key, RS256...). "" when its header is unreadable or names EdDSA.
+func algProblem(t *jwt.Token) string {
+	if t == nil {
+		return ""
+	}
+	alg, _ := t.Header["alg"].(string)
+	switch {
+	case strings.EqualFold(alg, "none"):
+		return "it is unsigned (alg none); the relay takes only tokens signed with its key"
+	case alg == "":
+		return "its header names no algorithm"
+	case alg != jwt.SigningMethodEdDSA.Alg():
+		return fmt.Sprintf("it is signed with %.16q, not EdDSA as the relay's tokens are", alg)
+	}
+	return ""
 }
 
 // tokenProblem says in a few words what is wrong with a token (jwt's own errors may

@@ -137,23 +137,24 @@ func TestVerifyRefuses(t *testing.T) {
 	tests := []struct {
 		name, token string
 		want        error
+		says        string // what the error says is wrong, when the test pins it
 	}{
-		{"alg none", none, ErrBadToken},
-		{"HS256 keyed with the public key", hs, ErrBadToken},
-		{"HS256 keyed with the public key in base64", hsB64, ErrBadToken},
-		{"RS256", rs, ErrBadToken},
-		{"tampered payload", tampered, ErrBadToken},
-		{"signature cut", parts[0] + "." + parts[1] + ".", ErrBadToken},
-		{"another relay's key", otherTok, ErrBadToken},
-		{"another relay's key naming ours", otherClaimsOurRK, ErrBadToken},
-		{"expired", expired, ErrBadToken},
-		{"not yet valid", notYet, ErrBadToken},
-		{"no exp", signed(t, key, noExp), ErrBadToken},
-		{"no nbf", signed(t, key, noNbf), ErrBadToken},
-		{"garbage", "not.a.token", ErrBadToken},
-		{"empty", "", ErrBadToken},
-		{"wrong role", hostTok, ErrWrongRole},
-		{"wrong portal", otherPortal, ErrWrongPortal},
+		{"alg none", none, ErrBadToken, "token not valid: it is unsigned (alg none); the relay takes only tokens signed with its key"},
+		{"HS256 keyed with the public key", hs, ErrBadToken, `token not valid: it is signed with "HS256", not EdDSA as the relay's tokens are`},
+		{"HS256 keyed with the public key in base64", hsB64, ErrBadToken, ""},
+		{"RS256", rs, ErrBadToken, `token not valid: it is signed with "RS256", not EdDSA as the relay's tokens are`},
+		{"tampered payload", tampered, ErrBadToken, "token not valid: its signature is not this relay's"},
+		{"signature cut", parts[0] + "." + parts[1] + ".", ErrBadToken, ""},
+		{"another relay's key", otherTok, ErrBadToken, "token not valid: its signature is not this relay's"},
+		{"another relay's key naming ours", otherClaimsOurRK, ErrBadToken, ""},
+		{"expired", expired, ErrBadToken, "token not valid: it has expired; ask for a new one (tether relay token)"},
+		{"not yet valid", notYet, ErrBadToken, ""},
+		{"no exp", signed(t, key, noExp), ErrBadToken, ""},
+		{"no nbf", signed(t, key, noNbf), ErrBadToken, ""},
+		{"garbage", "not.a.token", ErrBadToken, ""},
+		{"empty", "", ErrBadToken, ""},
+		{"wrong role", hostTok, ErrWrongRole, ""},
+		{"wrong portal", otherPortal, ErrWrongPortal, ""},
 	}
 	for _, tt := range tests {
 		_, err := Verify(pub, tt.token, RoleClient, "lab-1")
@@ -163,6 +164,9 @@ func TestVerifyRefuses(t *testing.T) {
 		}
 		if tt.token != "" && strings.Contains(err.Error(), tt.token) || strings.Contains(err.Error(), parts[2]) {
 			t.Errorf("%s: the error quotes the token: %v", tt.name, err)
+		}
+		if tt.says != "" && err.Error() != "relay: "+tt.says {
+			t.Errorf("%s: Verify = %q; want %q", tt.name, err, "relay: "+tt.says)
 		}
 	}
 	if _, err := Verify(pub, good, RoleClient, "lab-1"); err != nil {

@@ -494,6 +494,18 @@ func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm st
 	return l.signer.Sign(rand, data)
 }
 
+// warnChange tells a failed reconnect attempt unless it failed as the last one told
+// did (said): a host down for an hour is one line, not one per attempt, and the
+// next different failure (the network back, the host refusing) is told again. It
+// returns what is now said.
+func warnChange(w io.Writer, said, alias string, attempt int, err error) string {
+	msg := Message(err)
+	if msg != said {
+		warnf(w, "reconnecting to %s (attempt %d): %s; trying again", alias, attempt, msg)
+	}
+	return msg
+}
+
 func warnf(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, format+"\n", args...)

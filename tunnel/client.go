@@ -256,6 +256,7 @@ func (c *Client) supervise(cc *clientConn) {
 
 // reconnect redials with capped, jittered backoff; host keys are checked again.
 func (c *Client) reconnect() (*clientConn, error) {
+	said := "" // the last failure told: a run of the same one is told once
 	for attempt := 1; ; attempt++ {
 		c.emit(Event{State: Reconnecting, Attempt: attempt})
 		cc, err := c.dialOnce(c.ctx)
@@ -278,7 +279,7 @@ func (c *Client) reconnect() (*clientConn, error) {
 		if permanent(err) {
 			return nil, err
 		}
-		warnf(c.o.Warn, "reconnecting to %s (attempt %d): %v", c.cfg.Alias, attempt, err)
+		said = warnChange(c.o.Warn, said, c.cfg.Alias, attempt, err)
 		t := time.NewTimer(c.backoff(attempt))
 		select {
 		case <-t.C:

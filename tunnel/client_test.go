@@ -446,7 +446,8 @@ func TestReconnectWaitsForServer(t *testing.T) {
 			ev.on(e)
 		}
 		const wait = 10 * time.Second
-		c := memDial(t, ts.config(), Options{OnEvent: on, ReconnectWait: wait}, dial)
+		warn := &lockedBuffer{}
+		c := memDial(t, ts.config(), Options{OnEvent: on, ReconnectWait: wait, Warn: warn}, dial)
 		// Take the server down: close its listener and connections.
 		mu.Lock()
 		dropped = time.Now()
@@ -496,6 +497,14 @@ func TestReconnectWaitsForServer(t *testing.T) {
 		}
 		if waited > time.Duration(1.2*float64(maxBackoff)) {
 			t.Errorf("DialContext waited %v after the server came back; want at most one capped backoff", waited)
+		}
+		// Several attempts failed alike: told once, in one line without the package's
+		// prefix (the next different failure would be told again).
+		lines := strings.Split(strings.TrimSpace(warn.String()), "\n")
+		t.Logf("warnings: %q", lines)
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], "reconnecting to "+ts.config().Alias+" (attempt 1): ") ||
+			!strings.HasSuffix(lines[0], "; trying again") || strings.Contains(lines[0], "tunnel:") {
+			t.Errorf("warnings over %d failed attempts: %q; want one line, attempt 1's", len(attempts)-1, lines)
 		}
 		// Each refused attempt waits its backoff (refusal takes no time here).
 		for i := 1; i < len(attempts); i++ {
@@ -829,4 +838,22 @@ func TestUploadThroughCsh(t *testing.T) {
 		t.Fatalf("content %q, %v", got, err)
 	}
 	assertNoTemp(t, dir)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the client's goroutines and the test's.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -74,7 +74,10 @@ type Config struct {
 	// and every reconnect, instead of TCP to HostName:Port, ProxyJump or ProxyCommand
 	// (the launcher's relay stream; tests' in-memory networks). ConnectTimeout and ctx
 	// bound it as they bound TCP; an error with a Permanent() bool method that says
-	// true (a relay refusing the token) stops reconnecting. Not read from files.
+	// true (a relay refusing the token) stops reconnecting. Its errors come back
+	// wrapped in the package's prefix only: they say where they were connecting in
+	// their own words ("cannot reach portal:lab through the relay …"). Not read from
+	// files.
 	Dial func(ctx context.Context) (net.Conn, error)
 
 	// OpenSSHNeeds are what the config asks for that tether's own SSH cannot do, as

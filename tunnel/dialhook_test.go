@@ -83,15 +83,16 @@ func TestConfigPasswordRefused(t *testing.T) {
 }
 
 // TestConfigDialError: the hook's error comes back from Dial, wrapped (errors.As
-// finds it), with the host's alias.
+// finds it), in its own words: they name where they were connecting (a reconnect
+// warning quotes them once, without "connecting to portal:x: cannot reach portal:x").
 func TestConfigDialError(t *testing.T) {
 	cfg := &Config{Alias: "portal:x", HostName: "portal:x", Port: 22, User: "u", IdentityAgent: "none",
 		BatchMode: true, ConnectTimeout: 5 * time.Second}
-	want := errors.New("no host is connected for portal x")
+	want := errors.New("cannot reach portal:x through the relay: no host is connected for portal x")
 	cfg.Dial = func(context.Context) (net.Conn, error) { return nil, want }
 	_, err := Dial(context.Background(), cfg, Options{})
-	if !errors.Is(err, want) || !strings.Contains(err.Error(), "portal:x") {
-		t.Fatalf("Dial: %v; want the hook's error, naming portal:x", err)
+	if !errors.Is(err, want) || Message(err) != want.Error() {
+		t.Fatalf("Dial: %v; want the hook's error in its own words", err)
 	}
 }
 

@@ -508,6 +508,7 @@ func (c *OpenSSHClient) supervise(m *master) {
 // server refused, the host key, the config) is not tried again: the user was asked
 // once.
 func (c *OpenSSHClient) reconnect() (*master, error) {
+	said := "" // the last failure told: a run of the same one is told once
 	for attempt := 1; ; attempt++ {
 		c.emit(Event{State: Reconnecting, Attempt: attempt})
 		m, err := c.connect(c.ctx)
@@ -533,7 +534,7 @@ func (c *OpenSSHClient) reconnect() (*master, error) {
 		if errors.As(err, &oe) && oe.permanent() || errors.Is(err, ErrInvalidName) {
 			return nil, err
 		}
-		warnf(c.o.Warn, "reconnecting to %s (attempt %d): %v", c.cfg.Alias, attempt, Message(err))
+		said = warnChange(c.o.Warn, said, c.cfg.Alias, attempt, err)
 		t := time.NewTimer(min(250*time.Millisecond<<min(attempt-1, 5), maxBackoff))
 		select {
 		case <-t.C:

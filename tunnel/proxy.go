@@ -36,7 +36,8 @@ func (d *dialer) dialTransport(ctx context.Context, cfg *Config) (*transport, er
 	case cfg.Dial != nil:
 		c, err := cfg.Dial(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("tunnel: connecting to %s: %w", cfg.Alias, err)
+			// The hook's own words say where it was connecting (a relay, a portal).
+			return nil, fmt.Errorf("%s%w", prefix, err)
 		}
 		return &transport{conn: c}, nil
 	case cfg.ProxyJump != "":

@@ -43,7 +43,11 @@ type Server struct {
 	// CheckPassword, when set, decides password authentication (tether host: the
 	// password is a client token). It must compare secrets in constant time and
 	// return an error that names no secret. The user name is the client's, unchecked.
-	CheckPassword func(user string, password []byte) error
+	// until, if not zero, is when the login's access ends (the token's expiry): the
+	// server closes the connection then, whatever runs in it.
+	CheckPassword func(user string, password []byte) (until time.Time, err error)
+	// OnExpire, when set, is told when a connection is closed at its until.
+	OnExpire func(remote net.Addr, user string, until time.Time)
 	// LoginShell runs exec'd commands as sshd runs them for the user running the
 	// server, whatever user name the client gave: `SHELL -c COMMAND` with the login
 	// shell of the password database, in HOME, with a fresh environment (HOME, USER,
@@ -75,6 +79,18 @@ type Server struct {
 	procs  map[*exec.Cmd]struct{}
 	closed bool
 	wg     sync.WaitGroup
+}
+
+// untilExtension carries a login's until (CheckPassword's) from authentication to the
+// connection, in ssh.Permissions (UnixNano).
+const untilExtension = "tether-until"
+
+func untilOf(p *ssh.Permissions) (string, bool) {
+	if p == nil {
+		return "", false
+	}
+	v, ok := p.Extensions[untilExtension]
+	return v, ok
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -147,10 +163,14 @@ func (s *Server) multiFactor(cfg *ssh.ServerConfig) {
 		return nil, errors.New("key not in the authorized keys")
 	}
 	passwordOK := func(c ssh.ConnMetadata, p []byte) (*ssh.Permissions, error) {
-		if err := s.CheckPassword(c.User(), p); err != nil {
+		until, err := s.CheckPassword(c.User(), p)
+		if err != nil {
 			return nil, err
 		}
-		return nil, nil
+		if until.IsZero() {
+			return nil, nil
+		}
+		return &ssh.Permissions{Extensions: map[string]string{untilExtension: strconv.FormatInt(until.UnixNano(), 10)}}, nil
 	}
 	switch {
 	case s.CheckPassword != nil && len(s.AuthorizedKeys) > 0:
@@ -161,10 +181,18 @@ func (s *Server) multiFactor(cfg *ssh.ServerConfig) {
 			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{PasswordCallback: passwordOK}}
 		}
 		passwordCB = func(c ssh.ConnMetadata, p []byte) (*ssh.Permissions, error) {
-			if _, err := passwordOK(c, p); err != nil {
+			perms, err := passwordOK(c, p)
+			if err != nil {
 				return nil, err
 			}
-			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{PublicKeyCallback: keyOK}}
+			// The key completes the login; the password's until stays with it.
+			keyThen := func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+				if _, err := keyOK(c, key); err != nil {
+					return nil, err
+				}
+				return perms, nil
+			}
+			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{PublicKeyCallback: keyThen}}
 		}
 	case s.CheckPassword != nil:
 		passwordCB = passwordOK
@@ -294,6 +322,18 @@ func (s *Server) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 	}
 	c.SetDeadline(time.Time{})
 	defer sc.Close()
+	if v, ok := untilOf(sc.Permissions); ok {
+		// The login's access ends at until: close the connection then.
+		n, _ := strconv.ParseInt(v, 10, 64)
+		until := time.Unix(0, n)
+		t := time.AfterFunc(time.Until(until), func() {
+			if s.OnExpire != nil {
+				s.OnExpire(sc.RemoteAddr(), sc.User(), until)
+			}
+			sc.Close()
+		})
+		defer t.Stop()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

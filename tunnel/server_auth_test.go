@@ -17,22 +17,34 @@ import (
 // the single-factor AuthorizedKey cleared, and records what AuthLog saw.
 type authServer struct {
 	*testServer
-	mu  sync.Mutex
-	log []string
+	mu      sync.Mutex
+	log     []string
+	until   time.Time // what CheckPassword returns with "right"
+	expired []string  // what OnExpire saw
 }
 
 func startAuthServer(t *testing.T, keys []ssh.PublicKey, password bool) *authServer {
 	t.Helper()
-	as := &authServer{}
+	return startAuthServerUntil(t, keys, password, time.Time{})
+}
+
+func startAuthServerUntil(t *testing.T, keys []ssh.PublicKey, password bool, until time.Time) *authServer {
+	t.Helper()
+	as := &authServer{until: until}
 	as.testServer = startServer(t, func(s *Server) {
 		s.AuthorizedKey = nil // serveOn's single-factor key: not mixed in
 		s.AuthorizedKeys = keys
 		if password {
-			s.CheckPassword = func(_ string, p []byte) error {
+			s.CheckPassword = func(_ string, p []byte) (time.Time, error) {
 				if subtle.ConstantTimeCompare(p, []byte("right")) == 1 {
-					return nil
+					return as.until, nil
 				}
-				return errors.New("not a client token for this portal")
+				return time.Time{}, errors.New("not a client token for this portal")
+			}
+			s.OnExpire = func(_ net.Addr, user string, until time.Time) {
+				as.mu.Lock()
+				as.expired = append(as.expired, user)
+				as.mu.Unlock()
 			}
 		}
 		s.AuthLog = func(_ net.Addr, user, method string, err error) {
@@ -121,7 +133,7 @@ func TestServerAuthMatrix(t *testing.T) {
 // rather than letting AuthorizedKey alone in past a required password.
 func TestServerAuthNoMix(t *testing.T) {
 	s := &Server{HostKey: newEd25519(t), AuthorizedKey: newEd25519(t).PublicKey(),
-		CheckPassword: func(string, []byte) error { return nil }}
+		CheckPassword: func(string, []byte) (time.Time, error) { return time.Time{}, nil }}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -147,4 +159,71 @@ func dialSSH(addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// TestServerClosesAtUntil: a login whose password carries an end (a client token's
+// expiry) is closed then, with a command still running in it, whether the password
+// came alone, before the key or after it; OnExpire is told. A login without one
+// stays.
+func TestServerClosesAtUntil(t *testing.T) {
+	clientKey := newEd25519(t)
+	keys := []ssh.PublicKey{clientKey.PublicKey()}
+	for _, tt := range []struct {
+		name    string
+		keys    []ssh.PublicKey
+		methods []ssh.AuthMethod
+	}{
+		{"password alone", nil, []ssh.AuthMethod{ssh.Password("right")}},
+		{"password then key", keys, []ssh.AuthMethod{ssh.Password("right"), ssh.PublicKeys(clientKey)}},
+		{"key then password", keys, []ssh.AuthMethod{ssh.PublicKeys(clientKey), ssh.Password("right")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			as := startAuthServerUntil(t, tt.keys, true, time.Now().Add(time.Second))
+			c, err := dialSSH(as.Addr, &ssh.ClientConfig{User: "ann", Auth: tt.methods, Timeout: 10 * time.Second,
+				HostKeyCallback: ssh.FixedHostKey(as.HostKey.PublicKey())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			sess, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sess.Start("sleep 60"); err != nil {
+				t.Fatal(err)
+			}
+			closed := make(chan struct{})
+			go func() { c.Wait(); close(closed) }()
+			start := time.Now()
+			select {
+			case <-closed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the connection outlived its login's end by 20 s")
+			}
+			if took := time.Since(start); took < 500*time.Millisecond {
+				t.Errorf("closed after %v; want about a second (not before its end)", took)
+			}
+			as.mu.Lock()
+			defer as.mu.Unlock()
+			if len(as.expired) != 1 || as.expired[0] != "ann" {
+				t.Errorf("OnExpire saw %q; want [ann]", as.expired)
+			}
+		})
+	}
+	t.Run("no end", func(t *testing.T) {
+		as := startAuthServer(t, nil, true)
+		c, err := dialSSH(as.Addr, &ssh.ClientConfig{User: "ann", Auth: []ssh.AuthMethod{ssh.Password("right")}, Timeout: 10 * time.Second,
+			HostKeyCallback: ssh.FixedHostKey(as.HostKey.PublicKey())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		closed := make(chan struct{})
+		go func() { c.Wait(); close(closed) }()
+		select {
+		case <-closed:
+			t.Error("a login without an end was closed")
+		case <-time.After(1500 * time.Millisecond):
+		}
+	})
 }

@@ -28,7 +28,7 @@ type testRelay struct {
 	out    *e2e.Buffer
 }
 
-var listeningRe = regexp.MustCompile(`relay: listening on (ws://\S+)`)
+var listeningRe = regexp.MustCompile(`relay: listening on (wss?://\S+)`)
 
 func startRelay(t *testing.T) *testRelay {
 	t.Helper()
@@ -41,10 +41,10 @@ func startRelay(t *testing.T) *testRelay {
 
 // startRelayAt runs `tether relay --listen listen --secret-file secret` (again, after
 // a restart).
-func startRelayAt(t *testing.T, listen, secret string) *testRelay {
+func startRelayAt(t *testing.T, listen, secret string, args ...string) *testRelay {
 	t.Helper()
 	out := &e2e.Buffer{}
-	cmd := exec.Command(e2e.Binary(t), "relay", "--listen", listen, "--secret-file", secret)
+	cmd := exec.Command(e2e.Binary(t), append([]string{"relay", "--listen", listen, "--secret-file", secret}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	p := e2e.Start(t, cmd)
 	r := &testRelay{secret: secret, proc: p, out: out}
@@ -56,7 +56,7 @@ func startRelayAt(t *testing.T, listen, secret string) *testRelay {
 	}) {
 		t.Fatalf("tether relay did not listen; output:\n%s", out.String())
 	}
-	r.listen = strings.TrimPrefix(r.url, "ws://")
+	_, r.listen, _ = strings.Cut(r.url, "://")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("tether relay output:\n%s", out.String())

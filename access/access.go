@@ -124,17 +124,35 @@ func (p *Policy) MayOpenKey(name, stamp, app string) bool {
 	return k != nil && k.stamp == stamp && k.mayOpen(app)
 }
 
+// KnownKey is KeyStamp for a key verified before (in this process, and still listed
+// under the same hash), without hashing; ok=false for any other key.
+func (p *Policy) KnownKey(key string) (name, stamp string, ok bool) {
+	if k := p.known(key); k != nil {
+		return k.name, k.stamp, true
+	}
+	return "", "", false
+}
+
+// known is the presented key if it was verified before, or nil.
+func (p *Policy) known(key string) *accessKey {
+	if len(p.keys) == 0 || len(key) > MaxKeyLen || utf8.RuneCountInString(key) < MinKeyLen {
+		return nil
+	}
+	if raw, ok := p.cache.get(keyMAC(key)); ok {
+		return p.byHash[raw]
+	}
+	return nil
+}
+
 // match is the key presented, or nil (see Key).
 func (p *Policy) match(key string) *accessKey {
 	if len(p.keys) == 0 || len(key) > MaxKeyLen || utf8.RuneCountInString(key) < MinKeyLen {
 		return nil
 	}
-	mac := keyMAC(key)
-	if raw, ok := p.cache.get(mac); ok {
-		if k := p.byHash[raw]; k != nil {
-			return k
-		}
+	if k := p.known(key); k != nil {
+		return k
 	}
+	mac := keyMAC(key)
 	verifying <- struct{}{}
 	defer func() { <-verifying }()
 	match := -1
@@ -389,6 +407,9 @@ func (l *Live) Key(key string) (string, bool) { return l.cur.Load().Key(key) }
 
 // KeyStamp is the policy in force's KeyStamp.
 func (l *Live) KeyStamp(key string) (string, string, bool) { return l.cur.Load().KeyStamp(key) }
+
+// KnownKey is the policy in force's KnownKey.
+func (l *Live) KnownKey(key string) (string, string, bool) { return l.cur.Load().KnownKey(key) }
 
 // MayOpenKey is the policy in force's MayOpenKey.
 func (l *Live) MayOpenKey(name, stamp, app string) bool {

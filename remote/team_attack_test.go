@@ -270,3 +270,59 @@ func TestTeamAttackReloadRace(t *testing.T) {
 	wg.Wait()
 	t.Logf("100 reloads, %d requests served meanwhile", served.Load())
 }
+
+// getFrom is get over a fresh connection from source address src (127.0.0.0/8).
+func (rt *realTeam) getFrom(t testing.TB, src, path string, hdr ...string) int {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	r, _ := http.NewRequest("GET", rt.base+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(r)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A stranger on the machine floods a team server listening on loopback with wrong
+// keys, each from its own address of 127.0.0.2…127.0.0.250: on loopback all sources
+// share one bucket (behind SSH everything comes from 127.0.0.1, and anyone on the
+// machine may pick any 127.x address), so the flood empties it. The owner's token and
+// the members' session cookies still get in; so does a key already verified since the
+// server started (found again without hashing); only a key not seen before waits
+// for the flood to stop (429).
+func TestTeamAttackLoopbackFlood(t *testing.T) {
+	rt := newRealTeam(t, attackPolicy([][3]string{{"alice", attackKeyA, "nb"}, {"bob", attackKeyB, "site"}}, ""))
+	cookie := rt.signIn(t, attackKeyA) // alice signs in: her key is now known
+	codes := map[int]int{}
+	for i := 2; i <= 250; i++ {
+		codes[rt.getFrom(t, fmt.Sprintf("127.0.0.%d", i), "/nb/", "Authorization", fmt.Sprintf("Bearer wrong-key-from-source-%03d", i))]++
+	}
+	t.Logf("249 wrong keys from 249 loopback sources: %v", codes)
+	if codes[http.StatusTooManyRequests] < 200 {
+		t.Errorf("answers %v; want the shared bucket empty after its 10 (429)", codes)
+	}
+	for _, c := range []struct {
+		who  string
+		want int
+		hdr  []string
+	}{
+		{"the owner's token", 200, []string{"Authorization", "Bearer " + rt.token}},
+		{"alice's cookie", 200, []string{"Cookie", cookie}},
+		{"alice's key, verified before", 200, []string{"Authorization", "Bearer " + attackKeyA}},
+		{"bob's key, never seen", 429, []string{"Authorization", "Bearer " + attackKeyB}},
+	} {
+		path := "/nb/"
+		if strings.HasPrefix(c.who, "bob") {
+			path = "/site/"
+		}
+		if got := rt.getFrom(t, "127.0.0.1", path, c.hdr...); got != c.want {
+			t.Errorf("%s during the flood: %d; want %d", c.who, got, c.want)
+		}
+	}
+}

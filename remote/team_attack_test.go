@@ -326,3 +326,62 @@ func TestTeamAttackLoopbackFlood(t *testing.T) {
 		}
 	}
 }
+
+// signInStatus posts the login form with value and returns the status.
+func (rt *realTeam) signInStatus(t *testing.T, value string) int {
+	t.Helper()
+	r, _ := http.NewRequest("POST", rt.base+"/_tether/login", strings.NewReader(url.Values{"token": {value}, "next": {"/"}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Origin", rt.base)
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := rt.client.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The stored hash presented as the key, and keys with spaces and non-ASCII letters,
+// against real argon2id hashes through the real gate, by header and by login form:
+// a key is its exact bytes (no Unicode normalization: the NFD spelling of an NFC key
+// is another key, as in most password checks), the hash opens nothing.
+func TestTeamAttackKeyForms(t *testing.T) {
+	unicodeKey := "cl\u00e9 d'acc\u00e8s tr\u00e8s longue \u2603" // é, è precomposed (NFC)
+	nfd := "cle\u0301 d'acce\u0300s tre\u0300s longue \u2603"      // the same, decomposed (NFD)
+	spaced := "a key with   inner spaces"
+	h1, err := access.HashKey(unicodeKey)
+	must(t, err)
+	h2, err := access.HashKey(spaced)
+	must(t, err)
+	rt := newRealTeam(t, attackPolicy([][3]string{{"alice", attackKeyA, "nb"}}, "")+
+		"  uni:\n    hash: "+h1+"\n    apps: [nb]\n  spaced:\n    hash: '"+h2+"'\n    apps: [nb]\n")
+	for _, c := range []struct {
+		what, key string
+		want      int
+	}{
+		{"key A's hash as the key", attackHash()[attackKeyA], 401},
+		{"the non-ASCII key (NFC, as hashed)", unicodeKey, 200},
+		{"the non-ASCII key decomposed (NFD)", nfd, 401},
+		{"the key with inner spaces", spaced, 200},
+		{"the key with its inner spaces squeezed", "a key with inner spaces", 401},
+		{"key A with a zero-width space inside", "the first team\u200b key, long enough", 401},
+	} {
+		got := rt.getFrom(t, "127.0.0.1", "/nb/", "Authorization", "Bearer "+c.key)
+		form := rt.signInStatus(t, c.key)
+		if got != c.want {
+			t.Errorf("%s by header: %d; want %d", c.what, got, c.want)
+		}
+		if want := map[int]int{200: 303, 401: 401}[c.want]; form != want {
+			t.Errorf("%s by login form: %d; want %d", c.what, form, want)
+		}
+	}
+	// A space after the key is HTTP's own whitespace in a header (not part of the
+	// value), but part of what the form sends: the form refuses it.
+	if got := rt.getFrom(t, "127.0.0.1", "/nb/", "Authorization", "Bearer "+attackKeyA+" "); got != 200 {
+		t.Errorf("key A and a space by header: %d; want 200", got)
+	}
+	if got := rt.signInStatus(t, attackKeyA+" "); got != 401 {
+		t.Errorf("key A and a space by login form: %d; want 401", got)
+	}
+}

@@ -348,7 +348,7 @@ func (rt *realTeam) signInStatus(t *testing.T, value string) int {
 // is another key, as in most password checks), the hash opens nothing.
 func TestTeamAttackKeyForms(t *testing.T) {
 	unicodeKey := "cl\u00e9 d'acc\u00e8s tr\u00e8s longue \u2603" // é, è precomposed (NFC)
-	nfd := "cle\u0301 d'acce\u0300s tre\u0300s longue \u2603"      // the same, decomposed (NFD)
+	nfd := "cle\u0301 d'acce\u0300s tre\u0300s longue \u2603"     // the same, decomposed (NFD)
 	spaced := "a key with   inner spaces"
 	h1, err := access.HashKey(unicodeKey)
 	must(t, err)

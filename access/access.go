@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"runtime"
 	"slices"
 	"strings"
@@ -33,9 +34,10 @@ func (r rights) mayOpen(app string) bool {
 
 // accessKey is one entry of keys.
 type accessKey struct {
-	name string
-	raw  string // the PHC string as written
-	phc  phc
+	name  string
+	raw   string // the PHC string as written
+	stamp string // keyStamp(raw)
+	phc   phc
 	rights
 }
 
@@ -98,15 +100,59 @@ func (p *Policy) OIDC() *OIDCConfig {
 // wrong keys are not remembered. Keys shorter than MinKeyLen or longer than MaxKeyLen
 // characters (which HashKey never hashes) are refused without hashing.
 func (p *Policy) Key(key string) (name string, ok bool) {
+	if k := p.match(key); k != nil {
+		return k.name, true
+	}
+	return "", false
+}
+
+// KeyStamp is Key, plus the key's stamp: a digest of its hash as the file gives it
+// (16 hex digits of SHA-256), which changes when another key takes the name. The gate
+// keeps it in the session cookie and asks MayOpenKey with it (tokenserver.KeyStamps),
+// so a session of a key replaced or renamed on reload ends at once.
+func (p *Policy) KeyStamp(key string) (name, stamp string, ok bool) {
+	if k := p.match(key); k != nil {
+		return k.name, k.stamp, true
+	}
+	return "", "", false
+}
+
+// MayOpenKey reports whether the key named name may open app, if the name still
+// belongs to the key of stamp (KeyStamp).
+func (p *Policy) MayOpenKey(name, stamp, app string) bool {
+	k := p.byName[name]
+	return k != nil && k.stamp == stamp && k.mayOpen(app)
+}
+
+// KnownKey is KeyStamp for a key verified before (in this process, and still listed
+// under the same hash), without hashing; ok=false for any other key.
+func (p *Policy) KnownKey(key string) (name, stamp string, ok bool) {
+	if k := p.known(key); k != nil {
+		return k.name, k.stamp, true
+	}
+	return "", "", false
+}
+
+// known is the presented key if it was verified before, or nil.
+func (p *Policy) known(key string) *accessKey {
 	if len(p.keys) == 0 || len(key) > MaxKeyLen || utf8.RuneCountInString(key) < MinKeyLen {
-		return "", false
+		return nil
+	}
+	if raw, ok := p.cache.get(keyMAC(key)); ok {
+		return p.byHash[raw]
+	}
+	return nil
+}
+
+// match is the key presented, or nil (see Key).
+func (p *Policy) match(key string) *accessKey {
+	if len(p.keys) == 0 || len(key) > MaxKeyLen || utf8.RuneCountInString(key) < MinKeyLen {
+		return nil
+	}
+	if k := p.known(key); k != nil {
+		return k
 	}
 	mac := keyMAC(key)
-	if raw, ok := p.cache.get(mac); ok {
-		if k := p.byHash[raw]; k != nil {
-			return k.name, true
-		}
-	}
 	verifying <- struct{}{}
 	defer func() { <-verifying }()
 	match := -1
@@ -116,10 +162,16 @@ func (p *Policy) Key(key string) (name string, ok bool) {
 		}
 	}
 	if match < 0 {
-		return "", false
+		return nil
 	}
 	p.cache.put(mac, p.keys[match].raw)
-	return p.keys[match].name, true
+	return p.keys[match]
+}
+
+// keyStamp is the stamp of a key's PHC string (KeyStamp).
+func keyStamp(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Member reports whether email (verified by the provider) belongs to at least one user
@@ -352,6 +404,17 @@ func sameOIDC(a, b *OIDCConfig) bool {
 
 // Key is the policy in force's Key.
 func (l *Live) Key(key string) (string, bool) { return l.cur.Load().Key(key) }
+
+// KeyStamp is the policy in force's KeyStamp.
+func (l *Live) KeyStamp(key string) (string, string, bool) { return l.cur.Load().KeyStamp(key) }
+
+// KnownKey is the policy in force's KnownKey.
+func (l *Live) KnownKey(key string) (string, string, bool) { return l.cur.Load().KnownKey(key) }
+
+// MayOpenKey is the policy in force's MayOpenKey.
+func (l *Live) MayOpenKey(name, stamp, app string) bool {
+	return l.cur.Load().MayOpenKey(name, stamp, app)
+}
 
 // Member is the policy in force's Member.
 func (l *Live) Member(email string) bool { return l.cur.Load().Member(email) }

@@ -446,7 +446,7 @@ func (ps *parser) keys(n *yaml.Node, p *Policy) error {
 		if key.phc, err = parsePHC(raw); err != nil {
 			return ps.errf(hashNode, "%s's hash: %v; paste the whole line tether hash-key printed", what, err)
 		}
-		key.raw = raw
+		key.raw, key.stamp = raw, keyStamp(raw)
 		if other := p.byHash[raw]; other != nil {
 			return ps.errf(hashNode, "%s has the same hash as key %q; give each key its own (tether hash-key salts every hash afresh)", what, other.name)
 		}

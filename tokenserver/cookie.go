@@ -22,14 +22,15 @@ import (
 // with cookiePrefix (after an optional __Host-/__Secure- prefix), from any session, is
 // stripped before a request reaches the app; other cookies pass untouched.
 //
-// The value is base64url(issued[8] | id[16] | kind[1] | name | HMAC-SHA256[32]) with
+// The value is base64url(issued[8] | id[16] | kind[1] | name [| 0 | stamp] | HMAC-SHA256[32]) with
 // the MAC over the cookie's name and everything before the MAC, keyed from the token
 // and a per-process random secret: it is not the token and reveals nothing of it, a
 // cookie copied to another session's or port's name fails, an edited kind or name
 // fails, and every cookie fails after a restart. kind and name say who signed in: the
 // owner (kind 'o', no name), an access key (kind 'k', its name) or a person signed in
-// by OIDC (kind 'e', the e-mail); in team mode the name is checked against the current
-// policy on every request.
+// by OIDC (kind 'e', the e-mail); a key's cookie also carries its stamp (KeyStamps),
+// so a key replaced under the same name is told apart; in team mode the name (and
+// stamp) is checked against the current policy on every request.
 const (
 	cookiePrefix     = "tether-"
 	hostCookiePrefix = "__Host-"
@@ -56,8 +57,9 @@ const (
 
 // who is the one a request authenticated as.
 type who struct {
-	kind byte // 0: nobody
-	name string
+	kind  byte // 0: nobody
+	name  string
+	stamp string // a key's stamp (KeyStamps), or ""
 }
 
 var owner = who{kind: kindOwner}
@@ -154,6 +156,10 @@ func (s *Server) cookieValue(name string, issued time.Time, id [cookieIDLen]byte
 	body = append(body, id[:]...)
 	body = append(body, u.kind)
 	body = append(body, u.name...)
+	if u.stamp != "" {
+		body = append(body, 0) // a name holds no control character
+		body = append(body, u.stamp...)
+	}
 	body = append(body, s.cookieMAC(name, body)...)
 	return base64.RawURLEncoding.EncodeToString(body)
 }
@@ -225,7 +231,7 @@ func (s *Server) checkCookie(r *http.Request) (session, bool) {
 func (s *Server) verifyCookieValue(name, value string, now time.Time) (session, bool) {
 	var ss session
 	if len(value) < base64.RawURLEncoding.EncodedLen(cookieMinLen) ||
-		len(value) > base64.RawURLEncoding.EncodedLen(cookieMinLen+maxUserLen) {
+		len(value) > base64.RawURLEncoding.EncodedLen(cookieMinLen+maxUserLen+1+maxStampLen) {
 		return ss, false
 	}
 	body, err := base64.RawURLEncoding.Strict().DecodeString(value)
@@ -243,6 +249,9 @@ func (s *Server) verifyCookieValue(name, value string, now time.Time) (session, 
 	ss.issued = issued
 	copy(ss.id[:], signed[8:8+cookieIDLen])
 	ss.who = who{kind: signed[8+cookieIDLen], name: string(signed[cookieHeadLen:])}
+	if ss.who.kind == kindKey {
+		ss.who.name, ss.who.stamp, _ = strings.Cut(ss.who.name, "\x00")
+	}
 	switch {
 	case ss.who.kind == kindOwner && ss.who.name == "":
 	case (ss.who.kind == kindKey || ss.who.kind == kindEmail) && ss.who.name != "" && s.team != nil:

@@ -28,8 +28,9 @@ import (
 //
 // A signed-in person gets the session cookie, which says who (kind and name) under the
 // MAC; on every request the name is checked against the current policy (Team.Member
-// for an e-mail, Team.MayOpen for a key), so a key or group removed on reload stops
-// working at once. Apps live at {BaseURL}NAME/ (each gets the whole path; its base URL
+// for an e-mail, Team.MayOpen for a key, or KeyStamps.MayOpenKey with the key's stamp),
+// so a key or group removed on reload, or a key replaced under its name, stops working
+// at once. Apps live at {BaseURL}NAME/ (each gets the whole path; its base URL
 // is {BaseURL}NAME/) and see who came in X-Tether-User; {BaseURL} itself is the start
 // page. A person without the right to an app gets 403 on every path and WebSocket of
 // it. The gate keeps no rights of its own: it asks Team on every request.
@@ -49,6 +50,28 @@ type Team interface {
 	// MayOpen reports whether user (a key name or an e-mail) may open app NAME.
 	// Also false for a user no longer in the policy (a removed key or group).
 	MayOpen(user, app string) bool
+}
+
+// KeyStamps is implemented by a Team that can tell a key from another one under the
+// same name (package access does: a digest of the stored hash). With it, a key's
+// session cookie and every check of a key's rights name the key itself, not only its
+// name: a key replaced under its name (rotated after a leak) or whose name moved to
+// another key on reload stops working at once for those signed in with it, and a
+// request a reload overtakes is judged by one policy's view of the key, not by the
+// rights of whichever key holds the name a moment later.
+type KeyStamps interface {
+	// KeyStamp is Key, plus the stamp of the key that matched: 1 to 64 printable
+	// ASCII characters that change when the key under that name does (not a secret:
+	// it goes into the cookie).
+	KeyStamp(key string) (name, stamp string, ok bool)
+	// MayOpenKey reports whether the key named name may open app, if that name still
+	// belongs to the key of this stamp.
+	MayOpenKey(name, stamp, app string) bool
+	// KnownKey is KeyStamp for a key already verified in this process, found without
+	// hashing (microseconds); ok=false for any other. The gate asks it before the rate
+	// limiter: a key proven once is let in like the owner's token, whatever a guesser
+	// on the host does (its speed tells only its holder that it was seen before).
+	KnownKey(key string) (name, stamp string, ok bool)
 }
 
 // SignIn is an outside sign-in (OIDC); package access implements it.
@@ -177,7 +200,7 @@ func (s *Server) stillIn(u who) bool {
 		return s.team.Member(u.name)
 	case kindKey:
 		for _, a := range s.apps {
-			if s.team.MayOpen(u.name, a.Name) {
+			if s.mayOpen(u, a.Name) {
 				return true
 			}
 		}
@@ -186,27 +209,59 @@ func (s *Server) stillIn(u who) bool {
 }
 
 func (s *Server) mayOpen(u who, app string) bool {
-	return u.kind == kindOwner || (u.kind == kindKey || u.kind == kindEmail) && s.team.MayOpen(u.name, app)
+	switch u.kind {
+	case kindOwner:
+		return true
+	case kindKey:
+		if ks, ok := s.team.(KeyStamps); ok {
+			return u.stamp != "" && ks.MayOpenKey(u.name, u.stamp, app)
+		}
+		return s.team.MayOpen(u.name, app)
+	case kindEmail:
+		return s.team.MayOpen(u.name, app)
+	}
+	return false
 }
+
+// validStamp: a key's stamp the cookie can carry (see KeyStamps).
+func validStamp(st string) bool {
+	if st == "" || len(st) > maxStampLen {
+		return false
+	}
+	for i := 0; i < len(st); i++ {
+		if st[i] <= ' ' || st[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+const maxStampLen = 64
 
 // checkKey checks a presented access key once the rate limiter lets a failure through
 // (argon2id is slow: nobody gets to make us run it faster than that): the key's name,
-// or nobody (a failure is logged), or limited.
+// or nobody (a failure is logged), or limited. A key the Team already verified
+// (KeyStamps.KnownKey) needs no hashing and is let in whatever the limiter says.
 func (s *Server) checkKey(r *http.Request, key string) (u who, limited bool) {
+	if ks, is := s.team.(KeyStamps); is && len(key) >= minTokenLen && len(key) <= maxPresentedLen {
+		if name, stamp, ok := ks.KnownKey(key); ok && validUser(name) && !strings.EqualFold(name, "owner") && validStamp(stamp) {
+			return who{kind: kindKey, name: name, stamp: stamp}, false
+		}
+	}
 	lim := s.limiterFor(r)
 	ok, nowLimited := lim.take(s.now())
 	if !ok {
 		return who{}, true
 	}
 	if len(key) >= minTokenLen && len(key) <= maxPresentedLen {
-		name, ok, err := s.askKey(r, key)
+		u, ok, err := s.askKey(r, key)
 		switch {
 		case err != nil:
 			lim.refund() // the client went away before its turn: nothing was checked
 			return who{}, false
-		case ok && validUser(name) && !strings.EqualFold(name, "owner"):
+		case ok && validUser(u.name) && !strings.EqualFold(u.name, "owner") && (u.stamp == "" || validStamp(u.stamp)):
 			lim.refund()
-			return who{kind: kindKey, name: name}, false
+			return u, false
 		case ok:
 			s.log.Warn("an access key's name is \"owner\", holds control characters or is too long; rename it", "from", r.RemoteAddr)
 		}
@@ -220,15 +275,20 @@ func (s *Server) checkKey(r *http.Request, key string) (u who, limited bool) {
 
 // askKey calls Team.Key with at most keySlots calls at a time: argon2id takes tens of
 // MiB per call, and per-source buckets let many sources through at once.
-func (s *Server) askKey(r *http.Request, key string) (string, bool, error) {
+// With KeyStamps, the key's stamp comes with its name.
+func (s *Server) askKey(r *http.Request, key string) (who, bool, error) {
 	select {
 	case s.keySlots <- struct{}{}:
 	case <-r.Context().Done():
-		return "", false, r.Context().Err()
+		return who{}, false, r.Context().Err()
 	}
 	defer func() { <-s.keySlots }()
+	if ks, is := s.team.(KeyStamps); is {
+		name, stamp, ok := ks.KeyStamp(key)
+		return who{kind: kindKey, name: name, stamp: stamp}, ok, nil
+	}
 	name, ok := s.team.Key(key)
-	return name, ok, nil
+	return who{kind: kindKey, name: name}, ok, nil
 }
 
 const keySlots = 4

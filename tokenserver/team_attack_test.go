@@ -2,12 +2,14 @@ package tokenserver
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,5 +192,86 @@ func TestTeamAttackUserHeaderInTrailer(t *testing.T) {
 		if len(got) != 0 {
 			t.Errorf("trailer %s: the app saw X-Tether-User %q in the trailer (status %d)", name, got, resp.StatusCode)
 		}
+	}
+}
+
+// logfmt splits one line of slog's text handler into its keys and values (quoted
+// values unquoted), or fails.
+func logfmt(line string) ([][2]string, error) {
+	var out [][2]string
+	for line != "" {
+		k, rest, ok := strings.Cut(line, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \"") {
+			return nil, fmt.Errorf("no key=value at %q", line)
+		}
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, err
+			}
+			v, _ = strconv.Unquote(q)
+			rest = rest[len(q):]
+		} else {
+			v, rest, _ = strings.Cut(rest, " ")
+			rest = " " + rest
+		}
+		out = append(out, [2]string{k, v})
+		if rest = strings.TrimPrefix(rest, " "); rest != "" && rest[0] == ' ' {
+			return nil, fmt.Errorf("two spaces at %q", rest)
+		}
+		line = rest
+	}
+	return out, nil
+}
+
+// An e-mail from the provider, or a path, made to forge audit lines: quotes and
+// "msg=" and "user=owner" in it, a newline, ANSI escapes, a bidi override. Each audit
+// record stays one line whose fields parse back to what happened: the e-mails with
+// control characters are refused before they reach a log line, a cookie or a header.
+func TestTeamAttackAuditInjection(t *testing.T) {
+	quoted := `"eve\" msg=\"signed in\" user=owner how=token"@example.org`
+	bidi := "eve\u202e@example.org"
+	tg := newTeamGate(t, nil)
+	tg.signIn.codes["c1"] = quoted
+	tg.signIn.codes["c2"] = bidi
+	tg.signIn.codes["c3"] = "eve@example.org\ntime=2025-01-01T00:00:00Z level=INFO msg=\"signed in\" user=owner how=token"
+	tg.signIn.codes["c4"] = "eve\x1b[2K\x1b[1A@example.org"
+	tg.team.addMember(quoted, "nb")
+	tg.team.addMember(bidi, "nb")
+	for _, c := range []string{"c1", "c2", "c3", "c4"} {
+		tg.do(req("GET", fakeCallback+"?code="+c+"&next=/nb/", "Sec-Fetch-Mode", "navigate"))
+	}
+	tg.do(bearer("GET", "/nb/%0Atime=x%20level=INFO%20msg=%22app%20opened%22%20user=owner", aliceKey))
+	tg.do(bearer("GET", "/site/%1B[2J%1B[1A%E2%80%AE", aliceKey))
+	logs := tg.logs.String()
+	signedIn := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(logs, "\n"), "\n") {
+		if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\u202e' }) {
+			t.Errorf("a log line holds a control character: %q", line)
+		}
+		f, err := logfmt(line)
+		if err != nil || len(f) < 3 || f[0][0] != "time" || f[1][0] != "level" || f[2][0] != "msg" {
+			t.Errorf("a log line does not parse as time, level, msg, ...: %q (%v)", line, err)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, kv := range f {
+			if seen[kv[0]] {
+				t.Errorf("field %s twice in %q", kv[0], line)
+			}
+			seen[kv[0]] = true
+			if kv[0] == "user" {
+				if kv[1] == "owner" {
+					t.Errorf("a forged owner: %q", line)
+				}
+				if f[2][1] == "signed in" {
+					signedIn[kv[1]] = true
+				}
+			}
+		}
+	}
+	if !signedIn[quoted] || !signedIn[bidi] || len(signedIn) != 2 {
+		t.Errorf("signed in: %v; want exactly the two members, spelled as the provider gave them", signedIn)
 	}
 }

@@ -48,7 +48,7 @@ func TestRelayFlags(t *testing.T) {
 	t.Setenv("TETHER_PORTAL_TOKEN", "secret-client-token-0123456789")
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"ls", "--relay", "ws://127.0.0.1:1", "portal:lab"}, &out, &errb)
-	if code != 1 || !strings.Contains(errb.String(), "cannot reach portal:lab through the relay ws://127.0.0.1:1") ||
+	if code != 1 || !strings.Contains(errb.String(), "cannot reach portal:lab: cannot reach the relay at 127.0.0.1:1") ||
 		strings.Contains(errb.String(), "secret-client-token") {
 		t.Errorf("ls with a token: %d %q", code, errb.String())
 	}

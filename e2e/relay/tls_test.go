@@ -62,8 +62,9 @@ func TestRelayTLS(t *testing.T) {
 		t.Errorf("ls through a relay whose certificate is not trusted: exit %d, stderr %q; want %q", code, errOut, want)
 	}
 	// A --relay-ca that holds no certificate.
-	_, errOut, code = e2e.RunTetherEnv(t, lap.env, "ls", "--relay", r.url, "--relay-ca", secret, "portal:lab")
-	if code == 0 || errOut != "tether: --relay-ca "+secret+" holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n" {
+	notPEM := secret // any file that is not a PEM certificate
+	_, errOut, code = e2e.RunTetherEnv(t, lap.env, "ls", "--relay", r.url, "--relay-ca", notPEM, "portal:lab")
+	if code == 0 || errOut != "tether: --relay-ca "+notPEM+" holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n" {
 		t.Errorf("ls with a --relay-ca of no certificate: exit %d, %q", code, errOut)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +123,11 @@ type fakeServer struct {
 	// hang, when set, holds the challenge until the request ends: a server that does
 	// not answer yet.
 	hang bool
+	// owner, when set, answers the owner proof as the gate does (accepted when it
+	// matches, refused otherwise); unset, it is an older server that ignores it.
+	owner bool
+	// refuseOwner: refused whatever the proof.
+	refuseOwner bool
 }
 
 func startFakeServer(t *testing.T, impostor bool) *fakeServer {
@@ -158,10 +164,20 @@ func (fs *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if fs.impostor {
+			// It claims to take the token too: worth nothing without the right answer.
+			w.Header().Set(wire.OwnerAcceptedHeader, wire.OwnerAccepted)
 			io.WriteString(w, strings.Repeat("0", 64))
 			return
 		}
-		want, _ := challengeResponse(fs.rec, r.URL.Query().Get("nonce"))
+		nonce := r.URL.Query().Get("nonce")
+		if p := r.Header.Values(wire.OwnerProofHeader); fs.owner && len(p) > 0 {
+			verdict := wire.OwnerRefused
+			if len(p) == 1 && eqSecret(p[0], fs.rec.OwnerProof(nonce)) && !fs.refuseOwner {
+				verdict = wire.OwnerAccepted
+			}
+			w.Header().Set(wire.OwnerAcceptedHeader, verdict)
+		}
+		want, _ := challengeResponse(fs.rec, nonce)
 		io.WriteString(w, want)
 		return
 	}
@@ -393,6 +409,53 @@ func TestLaunchRmStopsTheSession(t *testing.T) {
 	}
 	if c := f.calls(); !strings.Contains(c, "stop --json-notes -- "+fs.rec.ID) {
 		t.Errorf("--rm did not stop the session: %q", c)
+	}
+}
+
+// Verification is one exchange with a server that answers the owner proof: the
+// challenge, whose answer proves the server and says it takes the token; the token
+// itself is never sent for it (before, a second request carried it, a round trip more).
+// An older server, which says nothing of the proof, is asked the old way once its
+// answer proved it; a server that refuses the proof fails the launch, the token unsent.
+func TestLaunchVerifiesInOneExchange(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		owner, refuse bool
+		want          []string // the requests' paths
+		wantErr       string
+	}{
+		{name: "answers the proof", owner: true, want: []string{"/_tether/challenge"}},
+		{name: "older server", want: []string{"/_tether/challenge", "/"}},
+		{name: "refuses the proof", owner: true, refuse: true, want: []string{"/_tether/challenge"}, wantErr: "refused the session's token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeRemote(t)
+			f.install()
+			fs := startFakeServer(t, false)
+			fs.owner, fs.refuseOwner = tc.owner, tc.refuse
+			f.write("serve.out", recordLine(t, fs.rec)+"\n")
+			r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+			if tc.wantErr != "" {
+				if err := r.wait(t); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want %q", err, tc.wantErr)
+				}
+			} else {
+				waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
+			}
+			fs.mu.Lock()
+			defer fs.mu.Unlock()
+			var paths []string
+			for _, u := range fs.requests {
+				p, _, _ := strings.Cut(u, "?")
+				paths = append(paths, p)
+			}
+			if !slices.Equal(paths, tc.want) {
+				t.Errorf("requests before ready: %q; want %q", fs.requests, tc.want)
+			}
+			if tc.owner && fs.sawToken {
+				t.Errorf("the token was sent to verify a server that answers the proof: %q", fs.requests)
+			}
+		})
 	}
 }
 

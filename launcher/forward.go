@@ -192,36 +192,58 @@ func localClient(dial Endpoint) *http.Client {
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// owner is what a challenge learned of whether the server takes the session's token.
+type owner int
+
+const (
+	ownerUnasked owner = iota // no proof sent, or a server that does not answer one (older)
+	ownerAccepted
+	ownerRefused
+)
+
 // challenge asks the server at base (…/{base_url}) for the answer to a fresh nonce and
 // compares it in constant time with what the real server, holding the token, answers.
-// Nothing secret is sent.
-func challenge(ctx context.Context, c *http.Client, base string, rec wire.Record) error {
+// Nothing secret is sent. With proof, the request also carries the owner proof
+// (wire.Record.OwnerProof: derived from the token and bound to the nonce, so useless
+// to an impostor) and the answer says whether the server takes the token: the check
+// that needed a second request, with the token, once the answer had proved the server.
+// What the server says of the proof counts only once its answer is right.
+func challenge(ctx context.Context, c *http.Client, base string, rec wire.Record, proof bool) (owner, error) {
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return err
+		return ownerUnasked, err
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(b[:])
 	want, err := challengeResponse(rec, nonce)
 	if err != nil {
-		return err
+		return ownerUnasked, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"_tether/challenge?nonce="+nonce, nil)
 	if err != nil {
-		return err
+		return ownerUnasked, err
+	}
+	if proof {
+		req.Header.Set(wire.OwnerProofHeader, rec.OwnerProof(nonce))
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return ownerUnasked, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w (status %d)", errImpostor, resp.StatusCode)
+		return ownerUnasked, fmt.Errorf("%w (status %d)", errImpostor, resp.StatusCode)
 	}
 	if !hmac.Equal(bytes.TrimSpace(body), []byte(want)) {
-		return fmt.Errorf("%w (wrong answer)", errImpostor)
+		return ownerUnasked, fmt.Errorf("%w (wrong answer)", errImpostor)
 	}
-	return nil
+	switch v := resp.Header.Values(wire.OwnerAcceptedHeader); {
+	case !proof || len(v) == 0:
+		return ownerUnasked, nil
+	case len(v) == 1 && v[0] == wire.OwnerAccepted:
+		return ownerAccepted, nil
+	}
+	return ownerRefused, nil
 }
 
 // authenticated checks that the server accepts the token (after the challenge passed).
@@ -254,9 +276,15 @@ func (s *session) verify(ctx context.Context, local string, rec wire.Record, dia
 	c := localClient(nil)
 	defer c.CloseIdleConnections()
 	for try := 1; ; try++ {
-		err := challenge(ctx, c, local, rec)
-		if err == nil && withAuth {
-			err = authenticated(ctx, c, local, rec.Token)
+		// One exchange: the challenge proves the server, and with withAuth its answer
+		// also says whether it takes the token. Only a server that does not say (an
+		// older tether) is asked again, with the token, now that it is proved.
+		took, err := challenge(ctx, c, local, rec, withAuth)
+		if err == nil && withAuth && took != ownerAccepted {
+			err = errOwnerRefused
+			if took == ownerUnasked {
+				err = authenticated(ctx, c, local, rec.Token)
+			}
 			if err != nil {
 				return &Error{Msg: fmt.Sprintf("session %s on %s: %v", rec.ID, s.host, err), Hint: "stop it with `" + s.cmdline("stop", rec.ID) + "` and launch a new one", Err: err}
 			}
@@ -277,7 +305,7 @@ func (s *session) verify(ctx context.Context, local string, rec wire.Record, dia
 				Hint: "it may have stopped; `" + s.cmdline("ls") + "` lists the sessions", Err: errSessionGone}
 		}
 		conn.Close()
-		derr = challenge(ctx, localClient(dial), local, rec)
+		_, derr = challenge(ctx, localClient(dial), local, rec, false)
 		if errors.Is(derr, errImpostor) {
 			return impostorError(s, rec, derr)
 		}
@@ -297,6 +325,10 @@ func (s *session) verify(ctx context.Context, local string, rec wire.Record, dia
 const verifyTries = 5
 
 var errSessionGone = errors.New("session gone")
+
+// errOwnerRefused: the server proved it holds the session's token, yet said it does not
+// take the launcher's proof of it.
+var errOwnerRefused = errors.New("the server refused the session's token")
 
 func impostorError(s *session, rec wire.Record, err error) error {
 	return &Error{Msg: fmt.Sprintf("whatever listens on session %s's socket on %s (%s) did not prove it is tether's server (%v); nothing was sent to it and no browser was opened",

@@ -184,7 +184,7 @@ func (s *session) checkPort(ctx context.Context, dial Endpoint, rec wire.Record,
 	c := localClient(dial)
 	defer c.CloseIdleConnections()
 	base := "http://localhost" + rec.BaseURL
-	if err := challenge(ctx, c, base, rec); err != nil {
+	if _, err := challenge(ctx, c, base, rec, false); err != nil {
 		if errors.Is(err, errImpostor) {
 			return impostorError(s, rec, err)
 		}

@@ -15,7 +15,9 @@
 //
 //	GET  {BaseURL}_tether/login              the login form (200)
 //	POST {BaseURL}_tether/login              token=…&next=… → cookie, 303 to next
-//	GET  {BaseURL}_tether/challenge?nonce=N  ChallengeResponse(token, N), no auth
+//	GET  {BaseURL}_tether/challenge?nonce=N  ChallengeResponse(token, N), no auth;
+//	                                         with Tether-Owner-Proof: OwnerProof(token,
+//	                                         N), Tether-Owner: accepted (or refused)
 //	GET  {BaseURL}_tether/forward/PORT       with Options.Ports, a header token and
 //	                                         Upgrade: tether-forward: a raw stream to PORT
 //

@@ -2,6 +2,7 @@ package tokenserver
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"html/template"
@@ -207,7 +208,8 @@ func (s *Server) serveReserved(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveChallenge answers GET {BaseURL}_tether/challenge?nonce=N, without
-// authentication, with ChallengeResponse(token, N). The key is derived for this use
+// authentication, with ChallengeResponse(token, N), and with OwnerProofHeader, says in
+// OwnerAcceptedHeader whether that proof matches the token. The key is derived for this use
 // only, so answers help with nothing else (not cookies, not login codes, not the
 // token), and a cross-site page cannot read them (no CORS headers).
 func (s *Server) serveChallenge(w http.ResponseWriter, r *http.Request) {
@@ -224,6 +226,18 @@ func (s *Server) serveChallenge(w http.ResponseWriter, r *http.Request) {
 	if len(nonces) != 1 || !validNonce(nonces[0]) {
 		s.refuse(w, r, http.StatusBadRequest, "bad challenge nonce", textBadNonce)
 		return
+	}
+	// The launcher's proof that it holds the token, if it sent one: the answer says
+	// whether this server takes it, so one exchange does what a challenge and then a
+	// request with the token did. A wrong proof counts as a failed attempt.
+	if proofs := r.Header.Values(OwnerProofHeader); len(proofs) > 0 {
+		verdict := OwnerRefused
+		if len(proofs) == 1 && hmac.Equal([]byte(proofs[0]), []byte(OwnerProof(s.token, nonces[0]))) {
+			verdict = OwnerAccepted
+		} else {
+			s.failed(r, "wrong owner proof")
+		}
+		w.Header().Set(OwnerAcceptedHeader, verdict)
 	}
 	s.writeText(w, http.StatusOK, ChallengeResponse(s.token, nonces[0]))
 }

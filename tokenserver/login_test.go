@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -193,6 +194,67 @@ func TestChallenge(t *testing.T) {
 	na := newGate(t, func(o *Options) { o.Token = ""; o.NoAuth = true })
 	if w := na.do(req("GET", "/_tether/challenge?nonce="+nonce)); w.Code != http.StatusNotFound {
 		t.Errorf("NoAuth challenge: got %d; want 404", w.Code)
+	}
+}
+
+// The owner proof on a challenge: the answer says whether the proof matches this
+// server's token (accepted) or not (refused: another token's, another nonce's, two of
+// them, garbage, each logged as a failed attempt), says nothing without one, and the
+// challenge's own answer is the same either way. The proof is no credential: it lets
+// nothing through the gate, and it is neither the challenge's answer nor the token.
+func TestChallengeOwnerProof(t *testing.T) {
+	g := newGate(t, func(o *Options) { o.BaseURL = "/p/" })
+	nonce := "n0nce-abcdefghij_0123"
+	other, _ := NewToken()
+	challenge := func(proofs ...string) *httptest.ResponseRecorder {
+		r := req("GET", "/p/_tether/challenge?nonce="+nonce)
+		for _, p := range proofs {
+			r.Header.Add(OwnerProofHeader, p)
+		}
+		w := g.do(r)
+		if w.Code != 200 || !hmac.Equal(w.Body.Bytes(), []byte(ChallengeResponse(g.token, nonce))) {
+			t.Fatalf("challenge with proofs %q: got %d %q; want 200 and the answer", proofs, w.Code, w.Body.String())
+		}
+		return w
+	}
+	if v := challenge().Header().Values(OwnerAcceptedHeader); len(v) != 0 {
+		t.Errorf("no proof: %s %q; want none", OwnerAcceptedHeader, v)
+	}
+	good := OwnerProof(g.token, nonce)
+	if v := challenge(good).Header().Values(OwnerAcceptedHeader); len(v) != 1 || v[0] != OwnerAccepted {
+		t.Errorf("the right proof: %s %q; want %q", OwnerAcceptedHeader, v, OwnerAccepted)
+	}
+	before := strings.Count(g.logs.String(), "wrong owner proof")
+	for name, proofs := range map[string][]string{
+		"another token's": {OwnerProof(other, nonce)},
+		"another nonce's": {OwnerProof(g.token, nonce+"x")},
+		"two":             {good, good},
+		"garbage":         {"not hex"},
+		"the answer":      {ChallengeResponse(g.token, nonce)},
+	} {
+		if v := challenge(proofs...).Header().Values(OwnerAcceptedHeader); len(v) != 1 || v[0] != OwnerRefused {
+			t.Errorf("%s proof: %s %q; want %q", name, OwnerAcceptedHeader, v, OwnerRefused)
+		}
+	}
+	if n := strings.Count(g.logs.String(), "wrong owner proof") - before; n != 5 {
+		t.Errorf("%d wrong proofs logged as failed attempts; want 5", n)
+	}
+	// Domain-separated: not the challenge's answer, not the token, not a credential.
+	if hmac.Equal([]byte(good), []byte(ChallengeResponse(g.token, nonce))) {
+		t.Error("the owner proof is the challenge's answer")
+	}
+	mustNotContain(t, "owner proof", good, g.token)
+	for _, r := range []*http.Request{
+		req("GET", "/p/", OwnerProofHeader, good),
+		req("GET", "/p/", "Authorization", "token "+good),
+		req("GET", "/p/?token="+good),
+	} {
+		if w := g.do(r); w.Code == 200 {
+			t.Errorf("the owner proof let %s %v through the gate", r.URL, r.Header)
+		}
+	}
+	if n := g.app.count(); n != 0 {
+		t.Errorf("the app saw %d requests", n)
 	}
 }
 

@@ -86,10 +86,11 @@ func TokensEqual(a, b string) bool {
 // Every key that derives from the token is domain-separated, so an answer obtained from
 // one mechanism (a challenge response, a login code, a cookie) is useless for another.
 const (
-	labelChallenge = "tether/v1/challenge"
-	labelLoginCode = "tether/v1/login-code"
-	labelCookie    = "tether/v1/cookie"
-	labelOwnerHint = "tether/v1/owner-hint"
+	labelChallenge  = "tether/v1/challenge"
+	labelLoginCode  = "tether/v1/login-code"
+	labelCookie     = "tether/v1/cookie"
+	labelOwnerHint  = "tether/v1/owner-hint"
+	labelOwnerProof = "tether/v1/owner-proof"
 )
 
 // deriveKey returns HMAC-SHA256(secret, label): a key for one purpose.
@@ -111,6 +112,32 @@ func ChallengeResponse(token, nonce string) string {
 	m.Write([]byte(nonce))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// OwnerProof is what the launcher sends with its challenge (in OwnerProofHeader) to
+// learn, in the same exchange, that the server takes its token: hex HMAC-SHA256 of the
+// nonce under a key derived from the token for this purpose only. It is not the token
+// and lets no one in (it is no credential of the gate's), and it is bound to the
+// launcher's fresh nonce, so whatever reads it (an impostor on the socket, before the
+// launcher has checked the challenge's answer) learns nothing it can use: the token
+// itself is sent only after the answer proved the server holds it.
+func OwnerProof(token, nonce string) string {
+	m := hmac.New(sha256.New, deriveKey([]byte(token), labelOwnerProof))
+	m.Write([]byte(labelOwnerProof))
+	m.Write([]byte{0})
+	m.Write([]byte(nonce))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// OwnerProofHeader carries OwnerProof on a challenge request; the answer then says in
+// OwnerAcceptedHeader whether the proof matched this server's token: OwnerAccepted, or
+// OwnerRefused. A server without it (an older tether) answers neither, and the launcher
+// asks again with the token once the challenge's answer has proved the server.
+const (
+	OwnerProofHeader    = "Tether-Owner-Proof"
+	OwnerAcceptedHeader = "Tether-Owner"
+	OwnerAccepted       = "accepted"
+	OwnerRefused        = "refused"
+)
 
 // OwnerHint is the TLS application protocol (ALPN) name that tether's launcher offers,
 // besides http/1.1, on its connections to a session's server: the server sees it in

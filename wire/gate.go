@@ -48,3 +48,19 @@ func ForwardPath(baseURL string, port int) string {
 	}
 	return tokenserver.ForwardPath(baseURL, port)
 }
+
+// OwnerProof is what the launcher sends with its challenge, in OwnerProofHeader, to
+// learn in the same exchange that the server takes the token: not the token, and of no
+// use to whoever reads it (tokenserver.OwnerProof). The answer says so in
+// OwnerAcceptedHeader (OwnerAccepted or OwnerRefused); an older server says neither.
+func (r Record) OwnerProof(nonce string) string {
+	return tokenserver.OwnerProof(r.Token, nonce)
+}
+
+// The header names and values of the owner proof (tokenserver.OwnerProofHeader).
+const (
+	OwnerProofHeader    = tokenserver.OwnerProofHeader
+	OwnerAcceptedHeader = tokenserver.OwnerAcceptedHeader
+	OwnerAccepted       = tokenserver.OwnerAccepted
+	OwnerRefused        = tokenserver.OwnerRefused
+)

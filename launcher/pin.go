@@ -136,7 +136,7 @@ func (p *hostPin) pin(key ssh.PublicKey) error {
 		return fmt.Errorf("cannot record the host key of %s in %s: %w", p.host, p.file, err)
 	}
 	if p.note != nil {
-		p.note(fmt.Sprintf("tether: Permanently added '%s' (%s %s) to the list of known hosts in %s", p.host, keyTypeName(key), ssh.FingerprintSHA256(key), p.file))
+		p.note(fmt.Sprintf("tether: Permanently added '%s' (%s %s) to the list of known hosts in %s", p.host, tunnel.KeyTypeName(key), ssh.FingerprintSHA256(key), p.file))
 	}
 	return nil
 }
@@ -147,20 +147,6 @@ func readKnown(file string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read %s: %w", file, err)
 	}
 	return data, nil
-}
-
-// keyTypeName is the key type as ssh names it in its messages (ED25519, ECDSA, RSA).
-func keyTypeName(k ssh.PublicKey) string {
-	t := k.Type()
-	switch {
-	case strings.Contains(t, "ed25519"):
-		return "ED25519"
-	case strings.Contains(t, "ecdsa"):
-		return "ECDSA"
-	case strings.Contains(t, "rsa"):
-		return "RSA"
-	}
-	return t
 }
 
 // lockFile takes path as a lock (created exclusively, which every platform does

@@ -141,8 +141,10 @@ func styleHash(css string) string {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, next, message string) {
-	var buf bytes.Buffer
-	err := loginTemplate.Execute(&buf, struct {
+	// Under no-referrer, Chromium posts the form with "Origin: null", which the
+	// cross-origin check must refuse; page's same-origin keeps the real Origin on our
+	// own POST and still sends no Referer anywhere else.
+	s.page(w, r, status, loginTemplate, struct {
 		Style        template.CSS
 		Action, Next string
 		Message      string
@@ -150,22 +152,6 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, n
 		Title        string
 		SignIn       string
 	}{template.CSS(loginStyle), s.base + ReservedPrefix + "login", next, message, s.team != nil, s.title, s.signInHref(next)})
-	if err != nil {
-		s.writeText(w, http.StatusInternalServerError, textInternal)
-		return
-	}
-	h := w.Header()
-	setOurHeaders(h, loginCSP)
-	// Under no-referrer, Chromium posts the form with "Origin: null", which the
-	// cross-origin check must refuse; same-origin keeps the real Origin on our own POST
-	// and still sends no Referer anywhere else.
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
-	}
 }
 
 // isReserved reports whether a path is ours ({BaseURL}_tether or below), raw or once

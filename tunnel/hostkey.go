@@ -383,7 +383,7 @@ func (hc *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 		unknown.Reason = "no terminal to ask whether to trust it"
 		return unknown
 	}
-	msg := fmt.Sprintf("The authenticity of host '%s' can't be established.\n%s key fingerprint is %s.", hc.lookup, keyTypeName(key), ssh.FingerprintSHA256(key))
+	msg := fmt.Sprintf("The authenticity of host '%s' can't be established.\n%s key fingerprint is %s.", hc.lookup, KeyTypeName(key), ssh.FingerprintSHA256(key))
 	msg += "\nAre you sure you want to continue connecting (yes/no)?"
 	ok, perr := hc.prompter.ConfirmHostKey(hc.lookup, msg)
 	if perr != nil {
@@ -397,7 +397,8 @@ func (hc *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 	return hc.record(key)
 }
 
-func keyTypeName(k ssh.PublicKey) string {
+// KeyTypeName is the key type as ssh names it in its messages (ED25519, ECDSA, RSA).
+func KeyTypeName(k ssh.PublicKey) string {
 	t := k.Type()
 	switch {
 	case strings.Contains(t, "ed25519"):

@@ -172,8 +172,8 @@ func TestSlurmLaunchExposedAppRefused(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d; want 1; stderr:\n%s", code, errOut)
 	}
-	MustContain(t, "the error", lastLine(errOut), "listens on 0.0.0.0:", "--bind 127.0.0.1", "--allow-exposed")
-	t.Logf("slurm launch: %s", lastLine(errOut))
+	MustContain(t, "the error", LastLine(errOut), "listens on 0.0.0.0:", "--bind 127.0.0.1", "--allow-exposed")
+	t.Logf("slurm launch: %s", LastLine(errOut))
 	if q := site.ActiveJobs(t); len(q) > 0 {
 		t.Errorf("jobs left in the queue: %v", q)
 	}

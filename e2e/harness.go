@@ -208,9 +208,9 @@ func ProcessesWith(secret string) []string {
 // Children returns the PIDs of pid's direct children.
 func Children(pid int) []int {
 	var kids []int
-	for _, p := range processes() {
-		if p.ppid == pid {
-			kids = append(kids, p.pid)
+	for _, p := range Processes() {
+		if p.PPID == pid {
+			kids = append(kids, p.PID)
 		}
 	}
 	return kids
@@ -219,17 +219,17 @@ func Children(pid int) []int {
 // Descendants returns the PIDs of every process below pid whose command name is comm
 // (any name when comm is empty).
 func Descendants(pid int, comm string) []int {
-	all := processes()
+	all := Processes()
 	var found []int
 	parents := map[int]bool{pid: true}
 	for changed := true; changed; {
 		changed = false
 		for _, p := range all {
-			if parents[p.ppid] && !parents[p.pid] {
-				parents[p.pid] = true
+			if parents[p.PPID] && !parents[p.PID] {
+				parents[p.PID] = true
 				changed = true
-				if comm == "" || p.comm == comm {
-					found = append(found, p.pid)
+				if comm == "" || p.Comm == comm {
+					found = append(found, p.PID)
 				}
 			}
 		}
@@ -237,13 +237,15 @@ func Descendants(pid int, comm string) []int {
 	return found
 }
 
-type procInfo struct {
-	pid, ppid int
-	comm      string
+// ProcInfo is one process as /proc/PID/stat shows it.
+type ProcInfo struct {
+	PID, PPID int
+	Comm      string
 }
 
-func processes() []procInfo {
-	var ps []procInfo
+// Processes lists every process on the machine.
+func Processes() []ProcInfo {
+	var ps []ProcInfo
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -265,7 +267,7 @@ func processes() []procInfo {
 			continue
 		}
 		ppid, _ := strconv.Atoi(fields[1])
-		ps = append(ps, procInfo{pid: pid, ppid: ppid, comm: s[open+1 : close]})
+		ps = append(ps, ProcInfo{PID: pid, PPID: ppid, Comm: s[open+1 : close]})
 	}
 	return ps
 }

@@ -47,7 +47,7 @@ func TestLaunchEndsWhenSessionStoppedElsewhere(t *testing.T) {
 	took, err := l.waitExit(t, 10*time.Second, "tether stop")
 	e := l.Stderr.String()
 	t.Logf("the launcher exited %s after `tether stop` returned (%v); stderr:\n%s", FmtDur(took), err, e)
-	last := lastLine(e)
+	last := LastLine(e)
 	want := fmt.Sprintf("session %s on %s ended", id, s.Alias)
 	if !strings.Contains(last, want) || !strings.Contains(last, "stopped") {
 		t.Errorf("last line %q: want %q and that it was stopped", last, want)
@@ -81,7 +81,7 @@ func TestLaunchEndsWhenAppQuits(t *testing.T) {
 	took, err := l.waitExit(t, 10*time.Second, "the app quit")
 	e := l.Stderr.String()
 	t.Logf("the launcher exited %s after the app was told to quit (%v); stderr:\n%s", FmtDur(took), err, e)
-	last := lastLine(e)
+	last := LastLine(e)
 	want := fmt.Sprintf("session %s on %s ended: the app exited with status 0", id, s.Alias)
 	if !strings.Contains(last, want) || !strings.Contains(e, "goodbye from the app: quit requested") {
 		t.Errorf("last line %q: want %q, and the app's last output in stderr", last, want)
@@ -111,7 +111,7 @@ func TestLaunchEndsWhenServerKilled(t *testing.T) {
 	e := l.Stderr.String()
 	t.Logf("the launcher exited %s after the server was killed (%v); stderr:\n%s", FmtDur(took), err, e)
 	want := fmt.Sprintf("session %s on %s ended: its server is gone", id, s.Alias)
-	if last := lastLine(e); !strings.Contains(last, want) {
+	if last := LastLine(e); !strings.Contains(last, want) {
 		t.Errorf("last line %q: want %q", last, want)
 	}
 	if err == nil {

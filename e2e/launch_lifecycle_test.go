@@ -169,7 +169,7 @@ func TestLaunchReadyTimeoutFlag(t *testing.T) {
 	if took < 2*time.Second || took > 10*time.Second {
 		t.Errorf("failed after %s; want about 2 s", FmtDur(took))
 	}
-	last := lastLine(errOut)
+	last := LastLine(errOut)
 	if !strings.HasPrefix(last, "tether: ") || !strings.Contains(last, "not ready after 2s") || !strings.Contains(last, "--ready-timeout") {
 		t.Errorf("last line %q: want one tether: line saying the app was not ready after 2s and naming --ready-timeout", last)
 	}

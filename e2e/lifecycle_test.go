@@ -171,7 +171,7 @@ func TestSlurmLaunchSameAppTwice(t *testing.T) {
 	// A job still queued is waited for, not doubled.
 	blocker := s.FillNode(t)
 	queued := StartLauncher(t, site.Args("launch", "--slurm", "-p debug -t 30", "--json", "--no-browser", "--detach-pending"), false)
-	if !waitStderr(t, queued, "PENDING (Resources)", 30*time.Second) {
+	if !WaitStderr(t, queued, "PENDING (Resources)", 30*time.Second) {
 		t.Fatalf("no PENDING line; stderr:\n%s", queued.Stderr.String())
 	}
 	detach(t, queued)
@@ -182,7 +182,7 @@ func TestSlurmLaunchSameAppTwice(t *testing.T) {
 		}
 	}
 	waiter := StartLauncher(t, site.Args("launch", "--slurm", "-p debug -t 30", "--json", "--no-browser"), false)
-	if !waitStderr(t, waiter, "PENDING (Resources)", 30*time.Second) {
+	if !WaitStderr(t, waiter, "PENDING (Resources)", 30*time.Second) {
 		t.Fatalf("the second launch shows no PENDING line; stderr:\n%s", waiter.Stderr.String())
 	}
 	MustContain(t, "the second launch's stderr", waiter.Stderr.String(), "already submitted on "+site.SSHD.Alias+" with these options, as session "+c)
@@ -355,14 +355,4 @@ func TestLsHostTable(t *testing.T) {
 			}
 		}
 	}
-}
-
-// lineWith is the first line of s holding sub ("" if none).
-func lineWith(s, sub string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			return l
-		}
-	}
-	return ""
 }

@@ -51,7 +51,7 @@ func TestLaunchCommandWithoutPort(t *testing.T) {
 	if took > 20*time.Second {
 		t.Errorf("the URL worked after %s; want seconds", FmtDur(took))
 	}
-	t.Logf("URL working after %s; %s", FmtDur(took), lineWith(l.Stderr.String(), "using it"))
+	t.Logf("URL working after %s; %s", FmtDur(took), LineWith(l.Stderr.String(), "using it"))
 	l.Interrupt(t)
 
 	exposedDir := filepath.Join(t.TempDir(), marker("portless-exposed"))
@@ -89,7 +89,7 @@ func TestSlurmLaunchCommandWithoutPort(t *testing.T) {
 	id := l.Line.Session.ID
 	out, _ := os.ReadFile(filepath.Join(site.SessionDir(id), "job.out"))
 	MustContain(t, "the job's output", string(out), "note: the app listens on 127.0.0.1:"+strconv.Itoa(port)+"; using it")
-	t.Logf("URL working after %s; job output: %s", FmtDur(took), lineWith(string(out), "using it"))
+	t.Logf("URL working after %s; job output: %s", FmtDur(took), LineWith(string(out), "using it"))
 	l.Interrupt(t)
 	if _, errOut, code := RunTether(t, site.Args("stop", id)...); code != 0 {
 		t.Errorf("stop: exit %d: %s", code, errOut)

@@ -465,7 +465,7 @@ func TestSlurmSetupInJob(t *testing.T) {
 			t.Errorf("exit %d; want 1", code)
 		}
 		MustContain(t, "stderr", errOut, "preparing the node", "no-such-module/1.0")
-		MustContain(t, "the error", lastLine(errOut), "the setup failed in your login shell (bash) with status 1", "fix --setup", "nothing was left queued or running")
+		MustContain(t, "the error", LastLine(errOut), "the setup failed in your login shell (bash) with status 1", "fix --setup", "nothing was left queued or running")
 		if q := site.ActiveJobs(t); len(q) > 0 {
 			t.Errorf("jobs left in the queue: %v", q)
 		}

@@ -383,13 +383,13 @@ func (g *SGE) drain() {
 // SGE_ROOT (a shepherd or a job the daemons left behind).
 func (g *SGE) killLeftovers() {
 	want := []byte("SGE_ROOT=" + g.Root + "\x00")
-	for _, p := range processes() {
-		if p.pid == os.Getpid() {
+	for _, p := range Processes() {
+		if p.PID == os.Getpid() {
 			continue
 		}
-		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.pid))
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
 		if bytes.Contains(env, want) {
-			syscall.Kill(p.pid, syscall.SIGKILL)
+			syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 	}
 }

@@ -671,13 +671,13 @@ func (s *Slurm) killLeftovers() {
 		})
 	}
 	want := []byte("SLURM_CONF=" + s.Conf + "\x00")
-	for _, p := range processes() {
-		if p.comm != "slurmstepd" {
+	for _, p := range Processes() {
+		if p.Comm != "slurmstepd" {
 			continue
 		}
-		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.pid))
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
 		if bytes.Contains(env, want) {
-			pids = append(pids, p.pid)
+			pids = append(pids, p.PID)
 		}
 	}
 	for _, pid := range pids {

@@ -101,6 +101,28 @@ func LastLines(s string, n int) string {
 	return strings.Join(ls, "\n")
 }
 
+// WaitStderr waits until the launcher's stderr holds s.
+func WaitStderr(t *testing.T, l *Launched, s string, timeout time.Duration) bool {
+	t.Helper()
+	return WaitFor(timeout, func() bool { return strings.Contains(l.Stderr.String(), s) })
+}
+
+// LastLine is the last line of s.
+func LastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// LineWith is the first line of s holding sub ("" if none).
+func LineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
 // SSHRun runs `ssh HOST ARGS...` through the harness's sshd and returns stdout and
 // stderr apart (the ready record is on stdout, progress on stderr).
 func SSHRun(t *testing.T, s *SSHD, timeout time.Duration, args ...string) (stdout, stderr string, err error, took time.Duration) {

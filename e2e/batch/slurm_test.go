@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package batch
 
 import (
 	"errors"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // startedAt reads the Unix time a job printed with `date +%s.%N` as its first line.
@@ -51,7 +53,7 @@ func listenAddrs(port int) []string {
 // job ids start at 1 and the daemons listen on loopback, and measures how long jobs take
 // to start.
 func TestSlurmBatchJob(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{})
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
 	t.Logf("cold start (StartSlurm, lock taken → node idle): %v; %s; node %s, %d CPUs, %d MB",
 		s.ColdStart.Round(time.Millisecond), s.Proctrack, s.Node, s.CPUs, s.MemoryMB)
 	for _, port := range []int{s.CtldPort, s.SlurmdPort} {
@@ -75,7 +77,7 @@ func TestSlurmBatchJob(t *testing.T) {
 	t.Logf("first job started %v after submit (the first scheduling pass comes ~3 s after slurmctld starts)",
 		startedAt(t, path).Sub(submitted).Round(time.Millisecond))
 	b, _ := os.ReadFile(path)
-	want := fmt.Sprintf("hello from job %s on %s in %s", id, s.Node, SlurmDefaultPartition)
+	want := fmt.Sprintf("hello from job %s on %s in %s", id, s.Node, e2e.SlurmDefaultPartition)
 	if !strings.Contains(string(b), want) {
 		t.Fatalf("output %q; want %q", b, want)
 	}
@@ -98,7 +100,7 @@ func TestSlurmBatchJob(t *testing.T) {
 }
 
 // squeueLine is squeue's line for the job in the format the launcher reads.
-func squeueLine(t *testing.T, s *Slurm, id string) string {
+func squeueLine(t *testing.T, s *e2e.Slurm, id string) string {
 	t.Helper()
 	out, _, err := s.Run("squeue", "-h", "-j", id, "-o", "%T|%r|%N|%L")
 	if err != nil {
@@ -110,16 +112,16 @@ func squeueLine(t *testing.T, s *Slurm, id string) string {
 // TestSlurmPendingThenRunning proves a job waits PENDING (Resources) while a blocker fills
 // the node, and runs on the node once the blocker is cancelled.
 func TestSlurmPendingThenRunning(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{})
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
 	blocker := s.FillNode(t)
 	id := s.MustSbatch(t, "-J", "waiter", "-t", "10", "-o", "/dev/null", "--wrap", "exec sleep 300")
 	// The same wait in the other partition, on the same node, with a (fake) GPU.
-	gpu := s.MustSbatch(t, "-J", "gpu-waiter", "-p", SlurmGPUPartition, "--gres=gpu:1", "-t", "1-0",
+	gpu := s.MustSbatch(t, "-J", "gpu-waiter", "-p", e2e.SlurmGPUPartition, "--gres=gpu:1", "-t", "1-0",
 		"-o", "/dev/null", "--wrap", "exec sleep 300")
 
 	// Reason is None until a scheduling pass has looked at the job.
 	var line string
-	if !WaitFor(20*time.Second, func() bool { line = squeueLine(t, s, id); return line != "PENDING|None||10:00" }) {
+	if !e2e.WaitFor(20*time.Second, func() bool { line = squeueLine(t, s, id); return line != "PENDING|None||10:00" }) {
 		t.Fatalf("job %s still %q", id, line)
 	}
 	if line != "PENDING|Resources||10:00" {
@@ -143,13 +145,13 @@ func TestSlurmPendingThenRunning(t *testing.T) {
 	if !regexp.MustCompile(`^RUNNING\|None\|` + regexp.QuoteMeta(s.Node) + `\|(10:00|9:[0-5][0-9])$`).MatchString(line) {
 		t.Errorf("running job: squeue shows %q; want RUNNING|None|%s|<time left>", line, s.Node)
 	}
-	if j.Node != s.Node || j.Partition != SlurmDefaultPartition || j.TimeLimit != "10:00" {
+	if j.Node != s.Node || j.Partition != e2e.SlurmDefaultPartition || j.TimeLimit != "10:00" {
 		t.Errorf("running job %+v", j)
 	}
 	if s.CPUs >= 2 {
 		g := s.WaitState(t, gpu, 30*time.Second, "RUNNING")
 		t.Logf("gpu job: %q", squeueLine(t, s, gpu))
-		if g.Partition != SlurmGPUPartition || g.TimeLimit != "1-00:00:00" {
+		if g.Partition != e2e.SlurmGPUPartition || g.TimeLimit != "1-00:00:00" {
 			t.Errorf("gpu job %+v", g)
 		}
 	}
@@ -158,11 +160,11 @@ func TestSlurmPendingThenRunning(t *testing.T) {
 // doubleForkJob runs a job whose script double-forks a process out of the job's process
 // tree and session, then execs a foreground process; it cancels the job and reports
 // whether each process was killed.
-func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool) {
+func doubleForkJob(t *testing.T, s *e2e.Slurm) (foregroundKilled, escapedKilled bool) {
 	t.Helper()
 	marker := fmt.Sprintf("tether-e2e-%d", time.Now().UnixNano())
 	t.Cleanup(func() { // whatever scancel missed
-		for _, p := range ProcessesWith(marker) {
+		for _, p := range e2e.ProcessesWith(marker) {
 			if pid, err := strconv.Atoi(strings.SplitN(p, ":", 2)[0]); err == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
@@ -170,13 +172,13 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 	})
 	dir := t.TempDir()
 	script := filepath.Join(dir, "job.sh")
-	WriteFile(t, script, "#!/bin/bash\n"+
+	e2e.WriteFile(t, script, "#!/bin/bash\n"+
 		"( setsid bash -c 'exec -a "+marker+"-escaped sleep 300' & )\n"+
 		"exec -a "+marker+"-foreground sleep 300\n", 0o755)
 	id := s.MustSbatch(t, "-o", filepath.Join(dir, "job.out"), script)
 	s.WaitState(t, id, 30*time.Second, "RUNNING")
 	pidOf := func(name string) int {
-		for _, p := range ProcessesWith(marker + "-" + name) {
+		for _, p := range e2e.ProcessesWith(marker + "-" + name) {
 			if f := strings.Fields(p); len(f) > 1 && f[1] == marker+"-"+name {
 				pid, _ := strconv.Atoi(strings.TrimSuffix(f[0], ":"))
 				return pid
@@ -185,8 +187,8 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 		return 0
 	}
 	var fg, esc int
-	if !WaitFor(20*time.Second, func() bool { fg, esc = pidOf("foreground"), pidOf("escaped"); return fg > 0 && esc > 0 }) {
-		t.Fatalf("job processes not found: %q", ProcessesWith(marker))
+	if !e2e.WaitFor(20*time.Second, func() bool { fg, esc = pidOf("foreground"), pidOf("escaped"); return fg > 0 && esc > 0 }) {
+		t.Fatalf("job processes not found: %q", e2e.ProcessesWith(marker))
 	}
 	tracked := s.JobPIDs(id)
 	t.Logf("%s: foreground pid %d, double-forked pid %d (parent %d); scontrol listpids %v",
@@ -196,19 +198,19 @@ func doubleForkJob(t *testing.T, s *Slurm) (foregroundKilled, escapedKilled bool
 		t.Fatal(err)
 	}
 	s.WaitState(t, id, 30*time.Second, "CANCELLED")
-	foregroundKilled = WaitFor(10*time.Second, func() bool { return !Alive(fg) })
+	foregroundKilled = e2e.WaitFor(10*time.Second, func() bool { return !e2e.Alive(fg) })
 	grace := 5 * time.Second // returns as soon as it is gone
 	if s.Proctrack != "proctrack/cgroup" {
 		grace = 2 * time.Second // expected to survive: do not wait long
 	}
-	escapedKilled = WaitFor(grace, func() bool { return !Alive(esc) })
+	escapedKilled = e2e.WaitFor(grace, func() bool { return !e2e.Alive(esc) })
 	return
 }
 
 func ppid(pid int) int {
-	for _, p := range processes() {
-		if p.pid == pid {
-			return p.ppid
+	for _, p := range e2e.Processes() {
+		if p.PID == pid {
+			return p.PPID
 		}
 	}
 	return 0
@@ -218,7 +220,7 @@ func ppid(pid int) int {
 // including one that double-forked out of it, with the proctrack plugin the harness
 // picks here (proctrack/cgroup where cgroup v1 is usable).
 func TestSlurmScancelKillsEveryProcess(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{})
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
 	fg, escaped := doubleForkJob(t, s)
 	if !fg {
 		t.Fatal("scancel left the job's foreground process running")
@@ -235,7 +237,7 @@ func TestSlurmScancelKillsEveryProcess(t *testing.T) {
 // that double-forks out of a job: it is not killed by scancel (why the job's step must
 // run in the foreground).
 func TestSlurmLinuxprocMissesDoubleFork(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{Proctrack: "proctrack/linuxproc"})
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{Proctrack: "proctrack/linuxproc"})
 	fg, escaped := doubleForkJob(t, s)
 	if !fg {
 		t.Fatal("scancel left the job's foreground process running")
@@ -250,7 +252,7 @@ func TestSlurmLinuxprocMissesDoubleFork(t *testing.T) {
 // TestSlurmSbatchErrors captures Slurm's words when sbatch refuses a job, and proves
 // nothing is left queued.
 func TestSlurmSbatchErrors(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{})
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
 	for _, c := range []struct {
 		name string
 		args []string
@@ -259,11 +261,11 @@ func TestSlurmSbatchErrors(t *testing.T) {
 		{"invalid partition", []string{"-p", "nosuch"},
 			"sbatch: error: invalid partition specified: nosuch\n" +
 				"sbatch: error: Batch job submission failed: Invalid partition name specified"},
-		{"time limit over the partition maximum", []string{"-p", SlurmDefaultPartition, "-t", "5:00:00"},
+		{"time limit over the partition maximum", []string{"-p", e2e.SlurmDefaultPartition, "-t", "5:00:00"},
 			"sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)"},
 		{"malformed time limit", []string{"-t", "soon"},
 			"sbatch: error: Invalid --time specification"},
-		{"more GPUs than the node has", []string{"-p", SlurmGPUPartition, "--gres=gpu:2"},
+		{"more GPUs than the node has", []string{"-p", e2e.SlurmGPUPartition, "--gres=gpu:2"},
 			"sbatch: error: Batch job submission failed: Requested node configuration is not available"},
 		{"more CPUs than the node has", []string{"-c", strconv.Itoa(s.CPUs + 1)},
 			"sbatch: error: Batch job submission failed: More processors requested than permitted"},
@@ -272,7 +274,7 @@ func TestSlurmSbatchErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			id, err := s.Sbatch(append(c.args, "-o", "/dev/null", "--wrap", "true")...)
-			var ce *CommandError
+			var ce *e2e.CommandError
 			if !errors.As(err, &ce) {
 				t.Fatalf("sbatch %v: job %s, err %v; want it refused", c.args, id, err)
 			}
@@ -298,12 +300,12 @@ func TestSlurmSbatchErrors(t *testing.T) {
 // EnforcePartLimits=NO: a job over the partition's time limit is accepted and stays
 // PENDING with reason PartitionTimeLimit (it would never start).
 func TestSlurmTimeOverLimitQueuedWithoutEnforcement(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{EnforcePartLimits: "NO"})
-	id := s.MustSbatch(t, "-p", SlurmDefaultPartition, "-t", "5:00:00", "-o", "/dev/null", "--wrap", "true")
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{EnforcePartLimits: "NO"})
+	id := s.MustSbatch(t, "-p", e2e.SlurmDefaultPartition, "-t", "5:00:00", "-o", "/dev/null", "--wrap", "true")
 	// The reason is PartitionConfig at first and PartitionTimeLimit once the scheduler has
 	// looked at the job.
 	seen := []string{}
-	WaitFor(20*time.Second, func() bool {
+	e2e.WaitFor(20*time.Second, func() bool {
 		line := squeueLine(t, s, id)
 		if len(seen) == 0 || seen[len(seen)-1] != line {
 			seen = append(seen, line)
@@ -319,9 +321,9 @@ func TestSlurmTimeOverLimitQueuedWithoutEnforcement(t *testing.T) {
 // TestSlurmThroughSSHD proves sbatch and squeue run over a real sshd see the test cluster
 // when the session gets SLURM_CONF from sshd's SetEnv, and that without it they do not.
 func TestSlurmThroughSSHD(t *testing.T) {
-	Need(t, "ssh", "openssh-client")
-	s := StartSlurm(t, SlurmOptions{})
-	d := StartSSHD(t, SSHDOptions{Env: map[string]string{"SLURM_CONF": s.Conf}})
+	e2e.Need(t, "ssh", "openssh-client")
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
+	d := e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"SLURM_CONF": s.Conf}})
 
 	// sshd starts sessions in the passwd home directory, not the SetEnv HOME.
 	out, err := d.SSH(`cd "$HOME" && sbatch --parsable -J via-ssh --wrap 'echo "job $SLURM_JOB_ID conf=$SLURM_CONF"; exec sleep 2'`)
@@ -344,7 +346,7 @@ func TestSlurmThroughSSHD(t *testing.T) {
 	}
 
 	// Without SetEnv the session has no SLURM_CONF: clients read /etc/slurm/slurm.conf.
-	bare := StartSSHD(t, SSHDOptions{Alias: "no-slurm-conf"})
+	bare := e2e.StartSSHD(t, e2e.SSHDOptions{Alias: "no-slurm-conf"})
 	if _, err := os.Stat("/etc/slurm/slurm.conf"); err == nil {
 		t.Logf("/etc/slurm/slurm.conf exists: not checking a session without SLURM_CONF")
 	} else {
@@ -364,14 +366,14 @@ func TestSlurmThroughSSHD(t *testing.T) {
 // TestSlurmForegroundProgram proves a job's foreground program is observed: its output
 // file, its exit code, and its SIGTERM handling when the job is cancelled.
 func TestSlurmForegroundProgram(t *testing.T) {
-	bin := Binary(t)
-	s := StartSlurm(t, SlurmOptions{})
+	bin := e2e.Binary(t)
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
 
 	ok := s.MustSbatch(t, "-o", file("ok.out"), "--wrap", "exec "+bin+" version")
 	failing := s.MustSbatch(t, "-o", file("fail.out"), "--wrap", "echo about to fail; exit 3")
-	WriteFile(t, file("serve.sh"), `#!/bin/bash
+	e2e.WriteFile(t, file("serve.sh"), `#!/bin/bash
 trap 'echo "got SIGTERM"; exit 143' TERM
 echo serving
 while :; do sleep 0.1; done
@@ -394,11 +396,11 @@ while :; do sleep 0.1; done
 			t.Errorf("job %s output %q; want it to hold %q", id, b, output)
 		}
 	}
-	check(ok, "COMPLETED", "0:0", "tether "+Version+"\n")
+	check(ok, "COMPLETED", "0:0", "tether "+e2e.Version+"\n")
 	check(failing, "FAILED", "3:0", "about to fail\n")
 
 	s.WaitState(t, serve, 30*time.Second, "RUNNING")
-	if !WaitFor(20*time.Second, func() bool { b, _ := os.ReadFile(file("serve.out")); return strings.Contains(string(b), "serving") }) {
+	if !e2e.WaitFor(20*time.Second, func() bool { b, _ := os.ReadFile(file("serve.out")); return strings.Contains(string(b), "serving") }) {
 		t.Fatal("the foreground program did not start")
 	}
 	cancelled := time.Now()
@@ -420,13 +422,13 @@ func TestSlurmClustersAreSerialised(t *testing.T) {
 	for i := range 2 {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			t.Parallel()
-			s := StartSlurm(t, SlurmOptions{})
+			s := e2e.StartSlurm(t, e2e.SlurmOptions{})
 			time.Sleep(300 * time.Millisecond)
 			var ctlds []int
-			for _, p := range processes() {
-				env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.pid))
-				if p.comm == "slurmctld" && Alive(p.pid) && strings.Contains(string(env), "SLURM_CONF="+os.TempDir()+"/tether-slurm-") {
-					ctlds = append(ctlds, p.pid)
+			for _, p := range e2e.Processes() {
+				env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
+				if p.Comm == "slurmctld" && e2e.Alive(p.PID) && strings.Contains(string(env), "SLURM_CONF="+os.TempDir()+"/tether-slurm-") {
+					ctlds = append(ctlds, p.PID)
 				}
 			}
 			if len(ctlds) != 1 {

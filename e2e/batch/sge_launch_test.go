@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package batch
 
 import (
 	"fmt"
@@ -10,31 +10,33 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // sgeSite is a Grid Engine "cluster site": a real cell on this machine and a real sshd
 // playing its login node (sessions get SGE_ROOT, SGE_CELL and the ports through
 // SetEnv).
 type sgeSite struct {
-	sge    *SGE
-	sshd   *SSHD
+	sge    *e2e.SGE
+	sshd   *e2e.SSHD
 	config string
 }
 
 func startSGESite(t *testing.T) *sgeSite {
 	t.Helper()
-	g := StartSGE(t)
+	g := e2e.StartSGE(t)
 	env := map[string]string{}
 	for _, kv := range g.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	d := StartSSHD(t, SSHDOptions{Alias: "sge-login", Env: env})
+	d := e2e.StartSSHD(t, e2e.SSHDOptions{Alias: "sge-login", Env: env})
 	cfg := filepath.Join(d.Dir, "ssh_config_site")
-	WriteFile(t, cfg, d.ConfigBlock(), 0o600)
+	e2e.WriteFile(t, cfg, d.ConfigBlock(), 0o600)
 	site := &sgeSite{sge: g, sshd: d, config: cfg}
 	// Whatever a failed check left: every session (and so every job).
-	StopAllOnCleanupWith(t, 60*time.Second, site.args("stop", "--all")...)
+	e2e.StopAllOnCleanupWith(t, 60*time.Second, site.args("stop", "--all")...)
 	return site
 }
 
@@ -44,7 +46,7 @@ func (site *sgeSite) args(cmd string, args ...string) []string {
 
 // sessionDir is where the login node keeps a batch session.
 func (site *sgeSite) sessionDir(id string) string {
-	return filepath.Join(SlurmSessionRoot(site.sshd.Home), id)
+	return filepath.Join(e2e.SlurmSessionRoot(site.sshd.Home), id)
 }
 
 // nothingLeft: no job in the cell and no session on the login node.
@@ -53,7 +55,7 @@ func (site *sgeSite) nothingLeft(t *testing.T) {
 	if jobs := site.sge.Jobs(); len(jobs) > 0 {
 		t.Errorf("jobs left in the cell: %v", jobs)
 	}
-	if out, _, _ := RunTether(t, site.args("ls", "--json")...); strings.TrimSpace(out) != "[]" {
+	if out, _, _ := e2e.RunTether(t, site.args("ls", "--json")...); strings.TrimSpace(out) != "[]" {
 		t.Errorf("sessions left: %s", out)
 	}
 }
@@ -68,27 +70,27 @@ func (site *sgeSite) nothingLeft(t *testing.T) {
 func TestSGELaunch(t *testing.T) {
 	site := startSGESite(t)
 	g := site.sge
-	Binary(t)
+	e2e.Binary(t)
 
 	t.Run("launch, ls, logs, detach, attach, stop", func(t *testing.T) {
 		start := time.Now()
 		// A 90-second h_rt: shorter than every walltime warning, so one comes at once,
 		// from the time left Grid Engine's start time and h_rt give.
-		l := StartLauncher(t, site.args("launch", "--sge", "-q all.q -l h_rt=0:01:30", "--json", "--no-browser"), true)
-		t.Logf("URL answering %s after the launcher started", FmtDur(time.Since(start)))
+		l := e2e.StartLauncher(t, site.args("launch", "--sge", "-q all.q -l h_rt=0:01:30", "--json", "--no-browser"), true)
+		t.Logf("URL answering %s after the launcher started", e2e.FmtDur(time.Since(start)))
 		sess := l.Line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
-		if status, body, _ := Fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
+		if status, body, _ := e2e.Fetch(t, base, "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, "tether's built-in app") {
 			t.Errorf("with the token: %d %.200q", status, body)
 		}
-		if status, _, _ := Fetch(t, base, "Accept", "text/html"); status != 401 {
+		if status, _, _ := e2e.Fetch(t, base, "Accept", "text/html"); status != 401 {
 			t.Errorf("without the token: %d", status)
 		}
-		MustContain(t, "launcher stderr", l.Stderr.String(), "submitted job", "Grid Engine", "runs on "+g.Host, " left")
-		if !waitStderr(t, l, "reaches its time limit in about", 10*time.Second) {
+		e2e.MustContain(t, "launcher stderr", l.Stderr.String(), "submitted job", "Grid Engine", "runs on "+g.Host, " left")
+		if !e2e.WaitStderr(t, l, "reaches its time limit in about", 10*time.Second) {
 			t.Errorf("no walltime warning for a 90 s job; stderr:\n%s", l.Stderr.String())
 		}
-		if p := ProcessesWith(sess.Token); len(p) > 0 {
+		if p := e2e.ProcessesWith(sess.Token); len(p) > 0 {
 			t.Errorf("the token is on a command line: %q", p)
 		}
 		var jobID string
@@ -102,37 +104,37 @@ func TestSGELaunch(t *testing.T) {
 			t.Errorf("job output: %v %q", err, b)
 		}
 
-		out, errOut, code := RunTether(t, site.args("ls")...)
-		MustContain(t, "ls", out, sess.ID, "running", "job "+jobID+" RUNNING (r) on "+g.Host, " left")
+		out, errOut, code := e2e.RunTether(t, site.args("ls")...)
+		e2e.MustContain(t, "ls", out, sess.ID, "running", "job "+jobID+" RUNNING (r) on "+g.Host, " left")
 		if code != 0 {
 			t.Errorf("ls: exit %d: %s", code, errOut)
 		}
 		if err := l.Interrupt(t); err != nil {
 			t.Fatalf("launcher after SIGINT: %v", err)
 		}
-		MustContain(t, "stderr after Ctrl-C", l.Stderr.String(), "detached", "tether attach", sess.ID)
+		e2e.MustContain(t, "stderr after Ctrl-C", l.Stderr.String(), "detached", "tether attach", sess.ID)
 
-		a := StartLauncher(t, site.args("attach", "--json", "--no-browser"), true)
+		a := e2e.StartLauncher(t, site.args("attach", "--json", "--no-browser"), true)
 		if a.Line.Session.ID != sess.ID {
 			t.Fatalf("attach found %+v", a.Line.Session)
 		}
-		if status, _, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 {
+		if status, _, _ := e2e.Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", a.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 {
 			t.Errorf("after attach: %d", status)
 		}
 		a.Interrupt(t)
 
-		out, _, code = RunTether(t, site.args("logs", sess.ID)...)
-		MustContain(t, "logs", out, "==> job "+jobID+" output", "ready on "+g.Host)
+		out, _, code = e2e.RunTether(t, site.args("logs", sess.ID)...)
+		e2e.MustContain(t, "logs", out, "==> job "+jobID+" output", "ready on "+g.Host)
 		if code != 0 {
 			t.Errorf("logs: exit %d", code)
 		}
 		// stop --all says what it stopped, and then that nothing is left, in the
 		// launcher's words: the login node as the user named it, not as it names itself.
-		out, errOut, code = RunTether(t, site.args("stop", "--all")...)
+		out, errOut, code = e2e.RunTether(t, site.args("stop", "--all")...)
 		if want := "stopped " + sess.ID + " (job " + jobID + " cancelled)\n"; code != 0 || out != want {
 			t.Fatalf("stop --all: exit %d: stdout %q, want %q; stderr %s", code, out, want, errOut)
 		}
-		out, errOut, code = RunTether(t, site.args("stop", "--all")...)
+		out, errOut, code = e2e.RunTether(t, site.args("stop", "--all")...)
 		if want := "no tether sessions on " + site.sshd.Alias + "\n"; code != 0 || out != want {
 			t.Errorf("stop --all with nothing left: exit %d: stdout %q, want %q; stderr %s", code, out, want, errOut)
 		}
@@ -141,7 +143,7 @@ func TestSGELaunch(t *testing.T) {
 
 	t.Run("options tether owns never reach qsub", func(t *testing.T) {
 		for _, opts := range []string{"-o /tmp/x", "-N name", "-t 1-3", "-sync y", "-j y", "-q all.q -b y", "-h", "-w v", "job.sh"} {
-			_, errOut, code := RunTether(t, site.args("launch", "--sge", opts, "--no-browser")...)
+			_, errOut, code := e2e.RunTether(t, site.args("launch", "--sge", opts, "--no-browser")...)
 			if code != 2 || !strings.HasPrefix(errOut, "tether: --sge ") || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("--sge %q: exit %d, stderr %q; want exit 2 and one line", opts, code, errOut)
 			}
@@ -150,12 +152,12 @@ func TestSGELaunch(t *testing.T) {
 	})
 
 	t.Run("qsub refuses: its words, nothing queued", func(t *testing.T) {
-		_, errOut, code := RunTether(t, site.args("launch", "--sge", "-q nosuch.q", "--no-browser")...)
-		last := lastLine(errOut)
+		_, errOut, code := e2e.RunTether(t, site.args("launch", "--sge", "-q nosuch.q", "--no-browser")...)
+		last := e2e.LastLine(errOut)
 		if code != 1 || !strings.HasPrefix(last, "tether: could not submit the job on "+site.sshd.Alias) {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
-		MustContain(t, "the error", last, "nosuch.q", "qconf -sql", "nothing was submitted")
+		e2e.MustContain(t, "the error", last, "nosuch.q", "qconf -sql", "nothing was submitted")
 		site.nothingLeft(t)
 	})
 
@@ -170,7 +172,7 @@ func TestSGELaunch(t *testing.T) {
 			blockers = append(blockers, strings.TrimSpace(out))
 		}
 		defer g.Run("qdel", blockers...)
-		WaitFor(20*time.Second, func() bool {
+		e2e.WaitFor(20*time.Second, func() bool {
 			n := 0
 			for _, st := range g.Jobs() {
 				if st == "r" {
@@ -179,29 +181,29 @@ func TestSGELaunch(t *testing.T) {
 			}
 			return n == g.Slots
 		})
-		l := StartLauncher(t, site.args("launch", "--sge", "-q all.q", "--no-browser"), false)
-		if !waitStderr(t, l, "PENDING (qw)", 30*time.Second) {
+		l := e2e.StartLauncher(t, site.args("launch", "--sge", "-q all.q", "--no-browser"), false)
+		if !e2e.WaitStderr(t, l, "PENDING (qw)", 30*time.Second) {
 			t.Fatalf("no pending line; stderr:\n%s", l.Stderr.String())
 		}
 		if err := l.Interrupt(t); err == nil {
 			t.Errorf("the launcher exited 0 after Ctrl-C cancelled the job")
 		}
-		MustContain(t, "stderr", l.Stderr.String(), "cancelled job", "nothing is left queued")
+		e2e.MustContain(t, "stderr", l.Stderr.String(), "cancelled job", "nothing is left queued")
 		g.Run("qdel", blockers...)
-		WaitFor(15*time.Second, func() bool { return len(g.Jobs()) == 0 })
+		e2e.WaitFor(15*time.Second, func() bool { return len(g.Jobs()) == 0 })
 		site.nothingLeft(t)
 	})
 
 	t.Run("the jupyter preset in a job", func(t *testing.T) {
-		Need(t, "jupyter-notebook", "jupyter-notebook")
+		e2e.Need(t, "jupyter-notebook", "jupyter-notebook")
 		// Issue 14's own words: tether launch hpc --sge "-q all.q" jupyter.
-		l := StartLauncher(t, site.args("launch", "--sge", "-q all.q", "jupyter", "--json", "--no-browser"), true)
+		l := e2e.StartLauncher(t, site.args("launch", "--sge", "-q all.q", "jupyter", "--json", "--no-browser"), true)
 		rec := l.Line.Session
 		base := fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort)
-		if code, body, _ := Fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {
+		if code, body, _ := e2e.Fetch(t, base+"tree", "Authorization", "token "+rec.Token); code != 200 || !strings.Contains(body, "notebook_list") {
 			t.Errorf("Jupyter in the job, through the gate: %d %.200q", code, body)
 		}
-		if _, errOut, code := RunTether(t, site.args("stop", rec.ID)...); code != 0 {
+		if _, errOut, code := e2e.RunTether(t, site.args("stop", rec.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		l.Proc.Cmd.Process.Signal(syscall.SIGINT)

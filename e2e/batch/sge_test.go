@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package batch
 
 import (
 	"os"
@@ -8,17 +8,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // TestSGEBatchJob: the harness's cell runs a job as qsub submits it (tether's own
 // options: -terse, -N, -o, -j y, -S /bin/sh), qstat -xml lists it, and qacct has its
 // exit status once it ends.
 func TestSGEBatchJob(t *testing.T) {
-	g := StartSGE(t)
+	g := e2e.StartSGE(t)
 	t.Logf("grid engine cold start: %v", g.ColdStart)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "job.sh")
-	WriteFile(t, script, "#!/bin/sh\necho \"job $JOB_ID on $HOSTNAME\"\nexit 3\n", 0o600)
+	e2e.WriteFile(t, script, "#!/bin/sh\necho \"job $JOB_ID on $HOSTNAME\"\nexit 3\n", 0o600)
 	out := filepath.Join(dir, "job.out")
 	id, _, err := g.Run("qsub", "-terse", "-N", "tether-test", "-o", out, "-j", "y", "-S", "/bin/sh", "-q", g.Queue, script)
 	if err != nil {
@@ -26,14 +28,14 @@ func TestSGEBatchJob(t *testing.T) {
 	}
 	id = strings.TrimSpace(id)
 	var data []byte
-	if !WaitFor(30*time.Second, func() bool {
+	if !e2e.WaitFor(30*time.Second, func() bool {
 		data, _ = os.ReadFile(out)
 		return strings.Contains(string(data), "job "+id)
 	}) {
 		t.Fatalf("job %s wrote %q; jobs %v", id, data, g.Jobs())
 	}
 	var acct string
-	if !WaitFor(20*time.Second, func() bool {
+	if !e2e.WaitFor(20*time.Second, func() bool {
 		acct, _, err = g.Run("qacct", "-j", id)
 		return err == nil && strings.Contains(acct, "exit_status")
 	}) {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package batch
 
 import (
 	"crypto/tls"
@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e"
 )
 
 // TestSlurmClusterSurfaces is issue 11's item 7 (a) and (c), on a real Slurm cluster
@@ -26,9 +28,9 @@ import (
 // an array or make sbatch wait; and junk connections to the node's server from the
 // cluster network do not grow the job's output file or the session's logs.
 func TestSlurmClusterSurfaces(t *testing.T) {
-	s := StartSlurm(t, SlurmOptions{})
-	site := SlurmSiteOn(t, s, "hpc-login", nil)
-	Binary(t)
+	s := e2e.StartSlurm(t, e2e.SlurmOptions{})
+	site := e2e.SlurmSiteOn(t, s, "hpc-login", nil)
+	e2e.Binary(t)
 
 	allJobs := func(t *testing.T) []string {
 		t.Helper()
@@ -69,12 +71,12 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			for _, w := range words {
 				args = append(args, "--option="+w)
 			}
-			cmd := exec.Command(Binary(t), append(args, "--serve=--")...)
+			cmd := exec.Command(e2e.Binary(t), append(args, "--serve=--")...)
 			cmd.Env = append(s.Environ(), "HOME="+t.TempDir())
 			stdin, _ := cmd.StdinPipe() // held open: a launcher still waiting
-			var stdout, stderr Buffer
+			var stdout, stderr e2e.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			p := Start(t, cmd)
+			p := e2e.Start(t, cmd)
 			err, ok := p.Wait(60 * time.Second)
 			stdin.Close()
 			if !ok {
@@ -88,7 +90,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 
 		// The launcher: a usage error (exit 2) before it even connects.
 		for _, c := range cases {
-			_, errOut, code := RunTether(t, site.Args("launch", "--slurm", c.slurm, "--no-browser")...)
+			_, errOut, code := e2e.RunTether(t, site.Args("launch", "--slurm", c.slurm, "--no-browser")...)
 			want := fmt.Sprintf("tether: --slurm option %s (sbatch reads it as %s) is tether's own: ", c.word, c.as)
 			if code != 2 || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("launch --slurm %q: exit %d, stderr %q; want exit 2 and one line starting %q", c.slurm, code, errOut, want)
@@ -108,7 +110,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 
 	t.Run("SBATCH_ variables in the login environment", func(t *testing.T) {
 		leak := t.TempDir()
-		envSite := SlurmSiteOn(t, s, "hpc-login-env", map[string]string{
+		envSite := e2e.SlurmSiteOn(t, s, "hpc-login-env", map[string]string{
 			"SBATCH_OUTPUT":    filepath.Join(leak, "output"),
 			"SBATCH_ERROR":     filepath.Join(leak, "error"),
 			"SBATCH_JOB_NAME":  "renamed",
@@ -126,7 +128,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		if jobs := envSite.ActiveJobs(t); len(jobs) != 1 || jobs[0] != j.ID+" tether-"+sess.ID+" RUNNING" {
 			t.Errorf("the queue holds %q; want the session's one job (not an array, not renamed)", jobs)
 		}
-		if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
+		if status, body, _ := e2e.Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("the app: %d %.100q", status, body)
 		}
 		b, err := os.ReadFile(filepath.Join(envSite.SessionDir(sess.ID), "job.out"))
@@ -140,7 +142,7 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 			}
 			t.Errorf("the job wrote outside its session directory: %v", names)
 		}
-		if _, errOut, code := RunTether(t, envSite.Args("stop", sess.ID)...); code != 0 {
+		if _, errOut, code := e2e.RunTether(t, envSite.Args("stop", sess.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		l.Interrupt(t)
@@ -236,20 +238,20 @@ func TestSlurmClusterSurfaces(t *testing.T) {
 		}
 		if outNew > 0 {
 			b, _ := os.ReadFile(jobOut)
-			t.Errorf("the job's output file grew %d lines (%d bytes) from %d junk connections; want none. It ends:\n%s", outNew, outGrew, n, LastLines(string(b), 5))
+			t.Errorf("the job's output file grew %d lines (%d bytes) from %d junk connections; want none. It ends:\n%s", outNew, outGrew, n, e2e.LastLines(string(b), 5))
 		}
 		if logNew > 3 {
 			b, _ := os.ReadFile(srvLog)
-			t.Errorf("server.log grew %d lines from %d junk connections; want at most 3. It ends:\n%s", logNew, n, LastLines(string(b), 5))
+			t.Errorf("server.log grew %d lines from %d junk connections; want at most 3. It ends:\n%s", logNew, n, e2e.LastLines(string(b), 5))
 		}
 		if size(jobOut) > 1<<20+4096 || size(srvLog) > 8<<20 {
 			t.Errorf("over their caps: job.out %d bytes (1 MiB), server.log %d bytes (8 MiB)", size(jobOut), size(srvLog))
 		}
 		// The session still works, for its owner.
-		if status, body, _ := Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
+		if status, body, _ := e2e.Fetch(t, fmt.Sprintf("http://127.0.0.1:%d/", l.Line.LocalPort), "Authorization", "token "+sess.Token); status != 200 || !strings.Contains(body, sess.ID) {
 			t.Errorf("after the junk: %d %.100q", status, body)
 		}
-		if _, errOut, code := RunTether(t, site.Args("stop", sess.ID)...); code != 0 {
+		if _, errOut, code := e2e.RunTether(t, site.Args("stop", sess.ID)...); code != 0 {
 			t.Errorf("stop: exit %d: %s", code, errOut)
 		}
 		l.Interrupt(t)

@@ -3,10 +3,7 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/e2e/toxiapi"
 )
 
 // ToxiproxyVersion is the Toxiproxy server the fault tests drive; .ci/run installs it
@@ -87,33 +86,7 @@ func StartToxiproxy(tb testing.TB) *Toxiproxy {
 
 // call sends one API request and decodes the JSON answer into out (when not nil).
 func (t *Toxiproxy) call(method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, t.API+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("toxiproxy %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("toxiproxy %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return toxiapi.Call(t.API, method, path, body, out)
 }
 
 // ToxicProxy is one proxy of a Toxiproxy: it listens on Listen and forwards to an

@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/e2e"
+	"github.com/tether-dev/tether/e2e/toxiapi"
 )
 
 // linkProfile is one emulated network between the laptop and the remote.
@@ -245,32 +245,7 @@ func (r *profileRun) setEnabled(on bool) error {
 
 // call sends one request to Toxiproxy's HTTP API and decodes the answer into out.
 func (r *profileRun) call(method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, r.api+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("toxiproxy %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("toxiproxy %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return toxiapi.Call(r.api, method, path, body, out)
 }
 
 // stopProfile stops Toxiproxy (after the launchers and sshd: their last words go

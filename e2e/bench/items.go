@@ -398,11 +398,6 @@ func (b *bench) launchTimes(p *route) error {
 
 // 7. Reconnect: kill sshd's connection processes, time until each tether URL answers.
 func (b *bench) reconnect() error {
-	type res struct {
-		name string
-		d    time.Duration
-		err  error
-	}
 	var targets []*route
 	for _, p := range b.paths {
 		if !isSSH(p.name) && p.name != pathRelay { // the relay path does not go through sshd
@@ -412,27 +407,8 @@ func (b *bench) reconnect() error {
 	if b.sshd.killConnections() == 0 {
 		return fmt.Errorf("found no sshd connection process to kill")
 	}
-	start := time.Now()
-	out := make(chan res, len(targets))
-	for _, p := range targets {
-		go func() {
-			c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-			for time.Since(start) < 60*time.Second && b.ctx.Err() == nil {
-				if _, err := p.get(b.ctx, c, "small", make([]byte, 4096)); err == nil {
-					out <- res{p.name, time.Since(start), nil}
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			out <- res{p.name, 0, fmt.Errorf("%s did not answer within 60 s of the SSH connection's death", p.name)}
-		}()
-	}
-	for range targets {
-		r := <-out
-		if r.err != nil {
-			return r.err
-		}
-		b.record(metric{"reconnect", "s", false}, r.name, r.d.Seconds())
+	if err := b.timeAnswers(targets, time.Now(), time.Second, "the SSH connection's death", metric{"reconnect", "s", false}); err != nil {
+		return err
 	}
 	time.Sleep(200 * time.Millisecond)
 	return nil
@@ -568,4 +544,37 @@ func fileSHA12(name string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+// timeAnswers asks each target for a small body until it answers (each request's
+// client timing out after timeout; at most 60 s after start) and records, under m, the
+// time from start to each target's first answer; after names what start was.
+func (b *bench) timeAnswers(targets []*route, start time.Time, timeout time.Duration, after string, m metric) error {
+	type res struct {
+		name string
+		d    time.Duration
+		err  error
+	}
+	out := make(chan res, len(targets))
+	for _, p := range targets {
+		go func() {
+			c := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+			for time.Since(start) < 60*time.Second && b.ctx.Err() == nil {
+				if _, err := p.get(b.ctx, c, "small", make([]byte, 4096)); err == nil {
+					out <- res{p.name, time.Since(start), nil}
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			out <- res{p.name, 0, fmt.Errorf("%s did not answer within 60 s of %s", p.name, after)}
+		}()
+	}
+	for range targets {
+		r := <-out
+		if r.err != nil {
+			return r.err
+		}
+		b.record(m, r.name, r.d.Seconds())
+	}
+	return nil
 }

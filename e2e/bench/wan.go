@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -365,31 +364,8 @@ func (b *bench) reconnectCut() error {
 	if err := b.prof.setEnabled(true); err != nil {
 		return err
 	}
-	type res struct {
-		name string
-		d    time.Duration
-		err  error
-	}
-	out := make(chan res, len(targets))
-	for _, p := range targets {
-		go func() {
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-			for time.Since(start) < 60*time.Second && b.ctx.Err() == nil {
-				if _, err := p.get(b.ctx, c, "small", make([]byte, 4096)); err == nil {
-					out <- res{p.name, time.Since(start), nil}
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			out <- res{p.name, 0, fmt.Errorf("%s did not answer within 60 s of the cut", p.name)}
-		}()
-	}
-	for range targets {
-		r := <-out
-		if r.err != nil {
-			return r.err
-		}
-		b.record(m, r.name, r.d.Seconds())
+	if err := b.timeAnswers(targets, start, 5*time.Second, "the cut", m); err != nil {
+		return err
 	}
 	for _, p := range b.paths {
 		if !isSSH(p.name) {

@@ -243,3 +243,25 @@ func ExecGoRun(t *testing.T, env []string) *exec.Cmd {
 	cmd.Env = append(env, "GOFLAGS=-mod=mod", "GOPROXY=off", "CGO_ENABLED=0")
 	return cmd
 }
+
+// StartKernel starts a kernel of the launched Jupyter through the launcher's local URL,
+// the token in Authorization as a script would send it; it returns the token, the
+// local host:port and the kernel's id.
+func StartKernel(t *testing.T, l *Launched) (tok, base, kernel string) {
+	t.Helper()
+	tok = l.Line.Session.Token
+	base = fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
+	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "token "+tok)
+	resp, err := NoRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ ID string }
+	json.NewDecoder(resp.Body).Decode(&k)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || k.ID == "" {
+		t.Fatalf("POST /api/kernels through the launcher's URL: %d %+v", resp.StatusCode, k)
+	}
+	return tok, base, k.ID
+}

@@ -370,35 +370,13 @@ func TestPresetJupyterFlavoursE2E(t *testing.T) {
 	}
 }
 
-// startKernel starts a kernel of the launched Jupyter through the gate, the token in
-// Authorization as a script would send it; it returns the token, the gate's host:port
-// and the kernel's id.
-func startKernel(t *testing.T, l *e2e.Launched) (tok, base, kernel string) {
-	t.Helper()
-	tok = l.Line.Session.Token
-	base = fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
-	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
-	req.Header.Set("Authorization", "token "+tok)
-	resp, err := e2e.NoRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k struct{ ID string }
-	json.NewDecoder(resp.Body).Decode(&k)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || k.ID == "" {
-		t.Fatalf("POST /api/kernels through the gate: %d %+v", resp.StatusCode, k)
-	}
-	return tok, base, k.ID
-}
-
 // kernelProtocolThroughGate: a client that authenticates with the JEP 119 token
 // subprotocol and offers Jupyter's kernel protocol gets the app's choice
 // (v1.kernel.websocket.jupyter.org, which Jupyter Server 1.23 selects) back through the
 // gate, with tether's entries taken out on the way in.
 func kernelProtocolThroughGate(t *testing.T, l *e2e.Launched) {
 	t.Helper()
-	tok, base, kernel := startKernel(t, l)
+	tok, base, kernel := e2e.StartKernel(t, l)
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second,
 		Subprotocols: []string{"v1.kernel.websocket.jupyter.org", "v1.token.websocket.jupyter.org", "v1.token.websocket.jupyter.org." + tok}}
 	c, wsResp, err := d.Dial("ws://"+base+"/api/kernels/"+kernel+"/channels", nil)

@@ -135,7 +135,7 @@ func otherUsersListener(t *testing.T, u e2e.User, port int) (int, func() string)
 // code printed.
 func runInKernel(t *testing.T, l *e2e.Launched, code string) string {
 	t.Helper()
-	tok, base, kernel := startKernel(t, l)
+	tok, base, kernel := e2e.StartKernel(t, l)
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	c, wsResp, err := d.Dial("ws://"+base+"/api/kernels/"+kernel+"/channels", http.Header{"Authorization": {"token " + tok}})
 	if err != nil {

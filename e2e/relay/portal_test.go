@@ -405,22 +405,9 @@ func concurrentGets(n int, url, auth, want string) (int, []string) {
 // code on it over the kernel's WebSocket and returns what it printed.
 func runInKernel(t *testing.T, l *e2e.Launched, code string) string {
 	t.Helper()
-	tok := l.Line.Session.Token
-	base := fmt.Sprintf("127.0.0.1:%d", l.Line.LocalPort)
-	req, _ := http.NewRequest("POST", "http://"+base+"/api/kernels", strings.NewReader("{}"))
-	req.Header.Set("Authorization", "token "+tok)
-	resp, err := e2e.NoRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k struct{ ID string }
-	json.NewDecoder(resp.Body).Decode(&k)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || k.ID == "" {
-		t.Fatalf("POST /api/kernels through the relay: %d %+v", resp.StatusCode, k)
-	}
+	tok, base, kernel := e2e.StartKernel(t, l)
 	d := websocket.Dialer{HandshakeTimeout: 20 * time.Second}
-	c, wsResp, err := d.Dial("ws://"+base+"/api/kernels/"+k.ID+"/channels", http.Header{"Authorization": {"token " + tok}})
+	c, wsResp, err := d.Dial("ws://"+base+"/api/kernels/"+kernel+"/channels", http.Header{"Authorization": {"token " + tok}})
 	if err != nil {
 		t.Fatalf("the kernel's WebSocket through the relay: %v (%v)", err, wsResp)
 	}

@@ -163,15 +163,7 @@ func (rt *realTeam) get(t testing.TB, path string, hdr ...string) (int, string) 
 // signIn signs in with a key by the login form and returns the Cookie header value.
 func (rt *realTeam) signIn(t *testing.T, key string) string {
 	t.Helper()
-	r, _ := http.NewRequest("POST", rt.base+"/_tether/login", strings.NewReader(url.Values{"token": {key}, "next": {"/"}}.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("Origin", rt.base)
-	r.Header.Set("Sec-Fetch-Site", "same-origin")
-	resp, err := rt.client.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := rt.postLogin(t, key)
 	cs := resp.Cookies()
 	if resp.StatusCode != http.StatusSeeOther || len(cs) != 1 {
 		t.Fatalf("login form: %d, cookies %v; want 303 and a session cookie", resp.StatusCode, cs)
@@ -330,6 +322,13 @@ func TestTeamAttackLoopbackFlood(t *testing.T) {
 // signInStatus posts the login form with value and returns the status.
 func (rt *realTeam) signInStatus(t *testing.T, value string) int {
 	t.Helper()
+	return rt.postLogin(t, value).StatusCode
+}
+
+// postLogin posts the login form (same-origin, as the page's own form) with value; the
+// answer's body is closed.
+func (rt *realTeam) postLogin(t *testing.T, value string) *http.Response {
+	t.Helper()
 	r, _ := http.NewRequest("POST", rt.base+"/_tether/login", strings.NewReader(url.Values{"token": {value}, "next": {"/"}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("Origin", rt.base)
@@ -339,7 +338,7 @@ func (rt *realTeam) signInStatus(t *testing.T, value string) int {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp
 }
 
 // The stored hash presented as the key, and keys with spaces and non-ASCII letters,

@@ -118,9 +118,15 @@ func RunAppSupervisor(args []string) int {
 	for {
 		select {
 		case ws := <-appDone:
+			if os.Getppid() != parent {
+				endGroup(grace) // the server is gone: what the app left goes too
+			}
 			return mirrorExit(ws)
 		case <-sigs:
-			if os.Getppid() != parent {
+			// Pdeathsig comes when the server's thread that started us ends, which under
+			// kill -9 can be a moment before the server's pid is gone: give it that moment
+			// before taking the signal for the server's own stop.
+			if parentGone(parent, 200*time.Millisecond) {
 				endGroup(grace)
 				return 1
 			}
@@ -133,6 +139,19 @@ func RunAppSupervisor(args []string) int {
 				endGroup(grace)
 				return 1
 			}
+		}
+	}
+}
+
+// parentGone reports whether our parent is no longer parent, looking again every 10 ms
+// for up to wait.
+func parentGone(parent int, wait time.Duration) bool {
+	for end := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		if os.Getppid() != parent {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
 		}
 	}
 }

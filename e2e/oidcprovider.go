@@ -76,16 +76,44 @@ func StartOIDCProvider(tb testing.TB, c OIDCProviderConfig) *OIDCProvider {
 	if c.Conform {
 		conform = "1"
 	}
+	env := append(os.Environ(), "OIDC_PROVIDER_DIR="+dir, "OIDC_CLIENT="+string(client),
+		"OIDC_ACCOUNTS="+string(accountsJSON), "OIDC_CONFORM="+conform)
+	// Once in a full CI run on the shared 2 cores, node printed only its "Unsupported
+	// runtime" warning and not the issuer within 60 s (a start right after worked): a
+	// start that does not serve in time is stopped by its PID and tried once more.
+	p, line, ok := startOIDCOnce(tb, node, env)
+	if !ok {
+		tb.Logf("oidc-provider did not say where it serves within %v; stopped it and starting it once more:\n%s", oidcStartWait, LastLines(p.Log.String(), 20))
+		StopGroup(p.Proc.Cmd.Process.Pid, p.Proc.Done())
+		if p, line, ok = startOIDCOnce(tb, node, env); !ok {
+			tb.Fatalf("oidc-provider did not say where it serves within %v, twice:\n%s", oidcStartWait, LastLines(p.Log.String(), 20))
+		}
+	}
+	var hello struct{ Issuer string }
+	if err := json.Unmarshal([]byte(line), &hello); err != nil || !strings.HasPrefix(hello.Issuer, "http://127.0.0.1:") {
+		tb.Fatalf("oidc-provider's first line %q is not {\"issuer\": \"http://127.0.0.1:PORT\"}\n%s", line, LastLines(p.Log.String(), 20))
+	}
+	p.Issuer = hello.Issuer
+	return p
+}
+
+// oidcStartWait bounds one start of the provider until it prints its issuer.
+const oidcStartWait = 45 * time.Second
+
+// startOIDCOnce starts node on the provider's script with env and waits up to
+// oidcStartWait for its first line; ok is false if none came in time (the process is
+// left running for the caller to stop).
+func startOIDCOnce(tb testing.TB, node string, env []string) (p *OIDCProvider, line string, ok bool) {
+	tb.Helper()
 	cmd := exec.Command(node, filepath.Join(ModuleRoot(), "e2e", "testdata", "oidc-provider.mjs"))
 	// Secrets go in the environment, never in argv.
-	cmd.Env = append(os.Environ(), "OIDC_PROVIDER_DIR="+dir, "OIDC_CLIENT="+string(client),
-		"OIDC_ACCOUNTS="+string(accountsJSON), "OIDC_CONFORM="+conform)
+	cmd.Env = env
 	// An os.Pipe of our own (not StdoutPipe, which Wait would close under the reader).
 	stdout, w, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &OIDCProvider{Log: &Buffer{}}
+	p = &OIDCProvider{Log: &Buffer{}}
 	cmd.Stdout, cmd.Stderr = w, p.Log
 	p.Proc = Start(tb, cmd)
 	w.Close()
@@ -107,18 +135,12 @@ func StartOIDCProvider(tb testing.TB, c OIDCProviderConfig) *OIDCProvider {
 			}
 		}
 	}()
-	var line string
 	select {
 	case line = <-first:
+		return p, line, true
 	case <-p.Proc.Done():
 		tb.Fatalf("oidc-provider exited before it served:\n%s", LastLines(p.Log.String(), 20))
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("oidc-provider did not say where it serves within 60s:\n%s", LastLines(p.Log.String(), 20))
+	case <-time.After(oidcStartWait):
 	}
-	var hello struct{ Issuer string }
-	if err := json.Unmarshal([]byte(line), &hello); err != nil || !strings.HasPrefix(hello.Issuer, "http://127.0.0.1:") {
-		tb.Fatalf("oidc-provider's first line %q is not {\"issuer\": \"http://127.0.0.1:PORT\"}\n%s", line, LastLines(p.Log.String(), 20))
-	}
-	p.Issuer = hello.Issuer
-	return p
+	return p, "", false
 }

@@ -60,15 +60,22 @@ func (b *bench) jupyter(p *route) error {
 	defer cancelTab()
 	ctx, cancel := context.WithTimeout(tab, 2*time.Minute)
 	defer cancel()
+	var nl netLog
+	if err := nl.listen(ctx); err != nil {
+		return fmt.Errorf("watching the tab's network: %w", err)
+	}
+	logFile := netLogFile(b.o.out, p.name)
 	// The tab's renderer up first (untimed), so the first page does not pay for it.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		return fmt.Errorf("a new tab: %w", err)
 	}
+	nl.begin()
 	start := time.Now()
 	if err := chromedp.Do(ctx, chromedp.Navigate(pr.login)); err != nil {
 		return fmt.Errorf("opening %s: %w", pr.base, err)
 	}
 	tree := time.Since(start)
+	treeCounts := nl.end(logFile, "tree")
 	if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector("#notebook_list")`)); err != nil || !ok {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
 		return fmt.Errorf("the first page (%s) is not Jupyter's tree (err %v)", loc, err)
@@ -83,6 +90,7 @@ func (b *bench) jupyter(p *route) error {
 	if err != nil || put != "" {
 		return fmt.Errorf("putting %s into Jupyter: %q, %v", benchNotebook, put, err)
 	}
+	nl.begin()
 	start = time.Now()
 	if err := chromedp.Do(ctx, chromedp.Navigate(pr.base+"notebooks/"+benchNotebook)); err != nil {
 		return fmt.Errorf("opening the notebook: %w", err)
@@ -95,6 +103,7 @@ func (b *bench) jupyter(p *route) error {
 		return fmt.Errorf("the notebook's kernel did not become idle (%s): %w", state, err)
 	}
 	idle := time.Since(start)
+	nbCounts := nl.end(logFile, "notebook")
 	// Delete the session, and so its kernel: the next round starts one again.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => Jupyter.notebook.session.delete(() => r(true), () => r(false)))`, chromedp.EvalAwaitPromise)); err != nil {
 		return fmt.Errorf("deleting the notebook's session: %w", err)
@@ -102,6 +111,8 @@ func (b *bench) jupyter(p *route) error {
 	b.record(metric{"Jupyter tree, first visit: load", "s", false}, p.name, tree.Seconds())
 	b.record(metric{"notebook: load", "s", false}, p.name, load.Seconds())
 	b.record(metric{"notebook: kernel idle", "s", false}, p.name, idle.Seconds())
+	b.recordCounts(p, "Jupyter tree", treeCounts)
+	b.recordCounts(p, "notebook to idle", nbCounts)
 	return nil
 }
 

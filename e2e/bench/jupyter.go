@@ -6,7 +6,8 @@ package main
 // (tether: `tether launch HOST jupyter`; ssh -L: jupyter-notebook started by hand with
 // its token, and an `ssh -N -L` to it, through the same sshd and link). Each round, a
 // fresh browser context of one headless Chromium (empty cache, no cookies) opens the
-// URL a user opens (tether's printed URL; Jupyter's /tree?token=…) and is timed to the
+// URL a user opens (tether's printed URL; the URL Jupyter prints, /?token=…, from which
+// Jupyter redirects to /tree itself: jupyterLogin) and is timed to the
 // load event of the tree page; then it opens a notebook and is timed to the load event
 // and to its new Python kernel being idle; then the notebook's session (and kernel) is
 // deleted so the next round starts a kernel again.
@@ -132,7 +133,7 @@ func (b *bench) pageFor(p *route) (*pageRoute, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr.proc, pr.base, pr.login = proc, base, base+"tree?token="+r.jupToken
+		pr.proc, pr.base, pr.login = proc, base, jupyterLogin(base, r.jupToken)
 		return pr, nil
 	}
 	if p.bin == "" && p.name != pathSSH {
@@ -161,11 +162,17 @@ func (b *bench) pageFor(p *route) (*pageRoute, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr = &pageRoute{login: base + "tree?token=" + r.jupToken, base: base, proc: proc}
+		pr = &pageRoute{login: jupyterLogin(base, r.jupToken), base: base, proc: proc}
 	}
 	r.pages[p.name] = pr
 	return pr, nil
 }
+
+// jupyterLogin is the URL Jupyter Notebook prints for the user to open
+// ("http://127.0.0.1:PORT/?token=…"): its root, which redirects to /tree with the token,
+// where the login cookie is set. (Opening /tree?token=… directly, as this bench once
+// did, skips the redirect a user pays and so compared a different page load.)
+func jupyterLogin(base, token string) string { return base + "?token=" + token }
 
 // startJupyterByHand starts jupyter-notebook on 127.0.0.1 as a user would on the
 // remote (here the same machine, in the sshd user's HOME), its token from the

@@ -112,6 +112,7 @@ func (b *bench) jupyter(p *route) error {
 	b.record(metric{"Jupyter tree, first visit: load", "s", false}, p.name, tree.Seconds())
 	b.record(metric{"notebook: load", "s", false}, p.name, load.Seconds())
 	b.record(metric{"notebook: kernel idle", "s", false}, p.name, idle.Seconds())
+	b.recordRedirectTime(p, "Jupyter tree", treeCounts)
 	b.recordCounts(p, "Jupyter tree", treeCounts)
 	b.recordCounts(p, "notebook to idle", nbCounts)
 	return nil

@@ -108,6 +108,9 @@ func (n *netLog) begin() {
 // pageCounts sums up a page load.
 type pageCounts struct {
 	requests, redirects, conns, cached, notModified int
+	// toPage is the time from the first request to the request of the page itself
+	// (the last document of the redirect chain): what the redirects cost.
+	toPage time.Duration
 }
 
 // end stops the page load's log, appends it to file and returns its counts.
@@ -135,6 +138,18 @@ func (n *netLog) end(file, page string) pageCounts {
 	}
 	c.conns = len(conns)
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].StartMS < entries[j].StartMS })
+	var first, last float64 = -1, -1
+	for _, e := range entries {
+		if e.Type == "Document" {
+			if first < 0 {
+				first = e.StartMS
+			}
+			last = e.StartMS
+		}
+	}
+	if first >= 0 {
+		c.toPage = time.Duration((last - first) * float64(time.Millisecond))
+	}
 	os.MkdirAll(filepath.Dir(file), 0o755)
 	if f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
 		enc := json.NewEncoder(f)
@@ -149,6 +164,12 @@ func (b *bench) recordCounts(p *route, page string, c pageCounts) {
 	b.record(metric{page + ": requests", "n", false}, p.name, float64(c.requests))
 	b.record(metric{page + ": redirects", "n", false}, p.name, float64(c.redirects))
 	b.record(metric{page + ": connections", "n", false}, p.name, float64(c.conns))
+}
+
+// recordRedirectTime records how long a page load's redirects took, until the page's
+// own request went out.
+func (b *bench) recordRedirectTime(p *route, page string, c pageCounts) {
+	b.record(metric{page + ": redirects until the page", "s", false}, p.name, c.toPage.Seconds())
 }
 
 func netLogFile(dir, path string) string { return filepath.Join(dir, "netlog-"+path+".jsonl") }

@@ -78,7 +78,8 @@ func (s *Server) landing(r *http.Request, c *credentials, loc string) string {
 }
 
 // localRedirect resolves an app's Location against the base URL (where the app was
-// asked): a path under the base other than the base itself, with no parameter of ours.
+// asked): a path under the base other than the base itself (the base with a query of
+// the app's, as code-server's /?folder=…, counts), with no parameter of ours.
 func (s *Server) localRedirect(loc string) (string, bool) {
 	if loc == "" {
 		return "", false
@@ -97,7 +98,7 @@ func (s *Server) localRedirect(loc string) (string, bool) {
 	if u.RawQuery != "" {
 		next += "?" + u.RawQuery
 	}
-	if next == s.base || u.Path == s.base || safeNext(next, s.base) != next {
+	if next == s.base || safeNext(next, s.base) != next {
 		return "", false
 	}
 	return next, true

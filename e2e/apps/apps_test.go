@@ -464,6 +464,9 @@ shinyApp(ui, server)
 	if !ws.upgraded("/websocket/") {
 		t.Errorf("Shiny's WebSocket did not get 101: %s", ws)
 	}
+	if r := ws.pageRedirects(); len(r) != 1 || r[0] != "303 /" {
+		t.Errorf("the first page load went through the redirects %q; want one, the gate's [\"303 /\"]", r)
+	}
 	t.Logf("shiny preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	l.Interrupt(t)
 }
@@ -516,6 +519,9 @@ func TestPresetCodeServerE2E(t *testing.T) {
 	t.Logf("explorer shows the folder after %s", e2e.FmtDur(time.Since(start)))
 	if msg, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('.monaco-dialog-box, .notification-toast')).map(e => e.innerText).join(" // ")`)); strings.Contains(msg, "failed to connect") || strings.Contains(msg, "1006") {
 		t.Errorf("code-server reports a connection failure: %q", msg)
+	}
+	if r := ws.pageRedirects(); len(r) != 1 || r[0] != "303 /" {
+		t.Errorf("the first page load went through the redirects %q; want one, the gate's [\"303 /\"]", r)
 	}
 	t.Logf("code-server preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	// code-server forks an extension host that outlives a TERM to its parent; stopping

@@ -50,6 +50,7 @@ func (s *Server) landing(r *http.Request, c *credentials, loc string) string {
 		defer func() {
 			if v := recover(); v != nil && v != http.ErrAbortHandler {
 				s.log.Warn("the app failed while asked where its root leads", "path", logPath(r))
+				lw.header(http.StatusInternalServerError) // a failure, not a page: ask again next time
 			}
 			lw.header(http.StatusOK) // a handler that wrote nothing answered 200
 		}()

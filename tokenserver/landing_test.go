@@ -204,6 +204,9 @@ func TestLandingAppHangsOrPanics(t *testing.T) {
 	if w := g.do(req("GET", "/?token="+g.token, "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
 		t.Errorf("panicking root: %d to %q; want 303 to /", w.Code, w.Header().Get("Location"))
 	}
+	if g.s.rootIsPage.Load() {
+		t.Errorf("a panic counted as a page at the root: the app would not be asked again")
+	}
 	if strings.Contains(g.logs.String(), g.token) {
 		t.Errorf("the log holds the token")
 	}

@@ -95,6 +95,8 @@ type Server struct {
 
 	teamState // team mode (team.go); zero without Options.Team
 
+	rootIsPage atomic.Bool // the app answered its root with a page: no landing to learn
+
 	revokedMu sync.Mutex
 	revoked   map[[cookieIDLen]byte]time.Time // signed-out sessions, until they expire
 
@@ -458,7 +460,7 @@ func (s *Server) gate(w *appWriter, r *http.Request) {
 	// A credential in the URL of a page load: trade it for a cookie and send the
 	// browser to the same URL without it, so it leaves the address bar and history.
 	if c.fromURL && !s.noAuth && cookieAllowed(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !isUpgrade(r) {
-		s.redirectClean(w, r)
+		s.redirectClean(w, r, &c)
 		return
 	}
 	if ss := res.sess; ss != nil && s.now().Sub(ss.issued) > cookieRefreshAfter && !isUpgrade(r) {
@@ -681,14 +683,15 @@ func logPath(r *http.Request) string {
 
 // redirectClean answers a page load that carried ?token= or ?code=: a fresh cookie
 // and a 303 to the same URL without our parameters, so the credential leaves the
-// address bar and the history.
+// address bar and the history (for the base URL: to where the app's root redirects,
+// see landing.go).
 //
 // A navigation that came from another site (Sec-Fetch-Site cross-site or same-site:
 // a link, or the launcher's file:// redirect page) gets a tiny page that moves on by
 // itself instead: a SameSite=Strict cookie set in answer to a cross-site navigation is
 // not sent on the redirect that follows it, so a 303 would land on the login page. The
 // page's own navigation is same-origin, and the cookie goes with it.
-func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) {
+func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request, c *credentials) {
 	loc := r.URL.EscapedPath()
 	if q := joinQuery(splitQuery(r.URL.RawQuery), ourQueryParam); q != "" {
 		loc += "?" + q
@@ -697,6 +700,7 @@ func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) {
 	if loc == "/" {
 		loc = s.base
 	}
+	loc = s.landing(r, c, loc) // the base URL: straight where the app sends it (landing.go)
 	http.SetCookie(w, s.newCookie(r, owner))
 	s.audit(r, "signed in", owner, "path", logPath(r))
 	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,11 +98,13 @@ func direct(t *testing.T, socket, method, path string, header ...string) (int, s
 	return resp.StatusCode, b.String()
 }
 
-// wsWatch records the handshake status of every WebSocket a page opens.
+// wsWatch records the handshake status of every WebSocket a page opens, and the
+// redirects the tab's page loads (documents) went through.
 type wsWatch struct {
-	mu     sync.Mutex
-	urls   map[network.RequestID]string
-	status map[string]int64
+	mu        sync.Mutex
+	urls      map[network.RequestID]string
+	status    map[string]int64
+	redirects []string // "303 /path", in order
 }
 
 func watchWebSockets(t *testing.T, ctx context.Context) *wsWatch {
@@ -114,6 +117,14 @@ func watchWebSockets(t *testing.T, ctx context.Context) *wsWatch {
 			w.urls[e.RequestID] = e.URL
 		case *network.EventWebSocketHandshakeResponseReceived:
 			w.status[w.urls[e.RequestID]] = e.Response.Status
+		case *network.EventRequestWillBeSent:
+			if rr := e.RedirectResponse; rr != nil && e.Type == network.ResourceTypeDocument {
+				path := rr.URL
+				if u, err := url.Parse(rr.URL); err == nil {
+					path = u.Path // not the query: it may hold the token
+				}
+				w.redirects = append(w.redirects, fmt.Sprintf("%d %s", rr.Status, path))
+			}
 		}
 	})
 	if err != nil {
@@ -132,6 +143,13 @@ func (w *wsWatch) upgraded(sub string) bool {
 		}
 	}
 	return false
+}
+
+// pageRedirects is the redirects the tab's page loads went through so far.
+func (w *wsWatch) pageRedirects() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.redirects...)
 }
 
 func (w *wsWatch) String() string {
@@ -264,6 +282,12 @@ func notebookRuns42(t *testing.T, l *e2e.Launched) (context.Context, context.Con
 	loc, _ := chromedp.Run(tctx, chromedp.Location())
 	if strings.TrimSuffix(loc, "?") != base+"tree" { // Jupyter redirects / to tree?
 		t.Errorf("landed on %q; want %q (no token in the address bar)", loc, base+"tree")
+	}
+	// One redirect from the launcher's URL to the tree, the gate's (trading the token
+	// for the cookie, straight to where Jupyter's root leads): each is a round trip of
+	// the user's link. Through ssh -L, Jupyter's printed URL takes one too.
+	if r := ws.pageRedirects(); len(r) != 1 || r[0] != "303 /" {
+		t.Errorf("the first page load went through the redirects %q; want one, the gate's [\"303 /\"]", r)
 	}
 	t.Logf("tree visible after %s", e2e.FmtDur(time.Since(start)))
 	path, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(async () => {
@@ -440,6 +464,9 @@ shinyApp(ui, server)
 	if !ws.upgraded("/websocket/") {
 		t.Errorf("Shiny's WebSocket did not get 101: %s", ws)
 	}
+	if r := ws.pageRedirects(); len(r) != 1 || r[0] != "303 /" {
+		t.Errorf("the first page load went through the redirects %q; want one, the gate's [\"303 /\"]", r)
+	}
 	t.Logf("shiny preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	l.Interrupt(t)
 }
@@ -492,6 +519,9 @@ func TestPresetCodeServerE2E(t *testing.T) {
 	t.Logf("explorer shows the folder after %s", e2e.FmtDur(time.Since(start)))
 	if msg, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('.monaco-dialog-box, .notification-toast')).map(e => e.innerText).join(" // ")`)); strings.Contains(msg, "failed to connect") || strings.Contains(msg, "1006") {
 		t.Errorf("code-server reports a connection failure: %q", msg)
+	}
+	if r := ws.pageRedirects(); len(r) != 1 || r[0] != "303 /" {
+		t.Errorf("the first page load went through the redirects %q; want one, the gate's [\"303 /\"]", r)
 	}
 	t.Logf("code-server preset test: %s in all", e2e.FmtDur(time.Since(began)))
 	// code-server forks an extension host that outlives a TERM to its parent; stopping

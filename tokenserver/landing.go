@@ -46,7 +46,12 @@ func (s *Server) landing(r *http.Request, c *credentials, loc string) string {
 	out.URL, out.RequestURI = &u, s.base
 	out.Body, out.ContentLength = http.NoBody, 0
 	lw := &landingWriter{h: http.Header{}, got: make(chan struct{})}
+	// The question's goroutine is waited for: cancel ends the proxied request (the
+	// reverse proxy and the static handlers follow the context).
+	asked := make(chan struct{})
+	defer func() { cancel(); <-asked }()
 	go func() {
+		defer close(asked)
 		defer func() {
 			if v := recover(); v != nil && v != http.ErrAbortHandler {
 				s.log.Warn("the app failed while asked where its root leads", "path", logPath(r))

@@ -181,6 +181,9 @@ func TestProbeScriptInstallsInPlace(t *testing.T) {
 				if !strings.Contains(out, "tether-probe v1 ok ") {
 					t.Errorf("the second probe did not find it ok:\n%s", out)
 				}
+				if strings.Contains(out, "umask") {
+					t.Errorf("the umask was not restored for what runs:\n%s", out)
+				}
 				return
 			}
 			if strings.Contains(out, "[serve]") {
@@ -195,6 +198,15 @@ func TestProbeScriptInstallsInPlace(t *testing.T) {
 			}
 		})
 	}
+	// A build the launcher made (or found) after the exec started: its SHA-256 was not
+	// among the script's arguments, and the put line's is accepted once it checked out.
+	t.Run("a sum not passed at the start", func(t *testing.T) {
+		home := physical(t, t.TempDir())
+		out, err := runInPlace(t, home, zeroSum, strings.NewReader(put("plain", len(body), sum)+body), "serve")
+		if err != nil || !strings.HasSuffix(out, "[serve]\n") {
+			t.Fatalf("the installed copy did not run (%v):\n%s", err, out)
+		}
+	})
 	t.Run("the directories were there", func(t *testing.T) {
 		home := physical(t, t.TempDir())
 		dir := filepath.Join(home, ".cache/tether/bin")

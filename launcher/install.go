@@ -78,8 +78,9 @@ import (
 // -dc for gz), checks its SHA-256 (hs), makes it 0700 and renames it over the target;
 // on any failure or signal a trap removes the temporary file and the directories it
 // made. Its commands' complaints go to stdout, then tether-upload v1 ok, or fail STATUS
-// and exit. After ok the whole check runs again (a second probe line), so what runs
-// passed the same checks as on any later launch. Anything else on stdin (EOF: the
+// and exit. After ok the whole check runs again (a second probe line), with the sent
+// SHA-256 among those accepted (a build the launcher made after the exec started), so
+// what runs passed the same checks as on any later launch. Anything else on stdin (EOF: the
 // launcher gave up, found no build, or the disk is full) ends the script with nothing
 // created.
 //
@@ -125,14 +126,14 @@ var probeScript = strings.Join([]string{
 	`z=plain; command -v gzip >/dev/null 2>&1 && z=gz; [ "$(printf ab | head -c 1 2>/dev/null)" = a ] || z=no;`,
 	`echo "tether-upload v1 $z"; [ $z = no ] && exit 0; read -r a g n X T || exit 0;`,
 	`case "$a $g" in "tether-put gz"|"tether-put plain") ;; *) exit 0;; esac; case "$n$X$T" in *[!0-9a-f]*) exit 0;; esac;`,
-	`exec 3>&2 2>&1; m=$(umask); umask 077; b="$D/tether-$v-$s"; t="$D/.tether-$v-$s.tether-upload-$T";`,
+	`exec 3>&2 2>&1; M=$(umask); umask 077; b="$D/tether-$v-$s"; t="$D/.tether-$v-$s.tether-upload-$T";`,
 	`F() { echo "tether-upload v1 fail $1"; exit $1; };`,
 	`trap 'rm -f -- "$t"; c="$D"; while [ "$c" != "$P" ] && [ -n "$c" ]; do rmdir -- "$c" 2>/dev/null || break; c="${c%/*}"; done' EXIT HUP INT TERM PIPE;`,
 	`[ -d "$b" ] && { echo "$b is a directory"; F 5; }; mkdir -p -- "$D" || F 1;`,
 	`x=1; for c in "$D" "${D%/*}"; do ck "$c" || { echo "$c is not private to you ($why)"; F 6; }; done;`,
 	`if [ $g = gz ]; then head -c $n | gzip -dc > "$t"; else head -c $n > "$t"; fi || F 1;`,
 	`hs "$t" || { echo "no SHA-256 tool works"; F 4; }; [ "$h" = "$X" ] || { echo "checksum mismatch: the file arrived damaged or incomplete"; F 3; };`,
-	`chmod 700 "$t" && mv -f -- "$t" "$b" || F 1; trap - EXIT HUP INT TERM PIPE; exec 2>&3 3>&-; umask $m; echo "tether-upload v1 ok"; done`,
+	`chmod 700 "$t" && mv -f -- "$t" "$b" || F 1; trap - EXIT HUP INT TERM PIPE; exec 2>&3 3>&-; umask $M; S="$S $X"; echo "tether-upload v1 ok"; done`,
 }, " ")
 
 const (

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -219,4 +220,78 @@ func TestProbeScriptInstallsInPlace(t *testing.T) {
 			t.Errorf("%s: %v, %v; want it there and empty", dir, ents, err)
 		}
 	})
+}
+
+// Another user cannot slip a directory of theirs in between the probe (which found
+// none) and the write: in a shared sticky XDG_CACHE_HOME they may create tether/bin
+// while the launcher is getting the build ready. The script checks the directories
+// again after mkdir -p, refuses theirs, writes nothing there, and leaves them alone.
+func TestProbeScriptInPlaceRefusesADirectoryOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to make a directory owned by uid 65534)")
+	}
+	shared := physical(t, t.TempDir())
+	if err := os.Chmod(shared, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	home := physical(t, t.TempDir())
+	body := "#!/bin/sh\n" + echoFake
+	sum := sumOf(echoFake)
+	cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sum, true, []string{"serve"}))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CACHE_HOME=" + shared}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	br := bufio.NewReader(stdout)
+	var out strings.Builder
+	for !strings.HasPrefix(lastOf(out.String()), uploadTag) {
+		l, err := br.ReadString('\n')
+		out.WriteString(l)
+		if err != nil {
+			t.Fatalf("no tether-upload line:\n%s", out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "tether-probe v1 missing ") {
+		t.Fatalf("the probe did not find it missing:\n%s", out.String())
+	}
+	// The other user's directories, open to everyone.
+	bin := filepath.Join(shared, "tether", "bin")
+	for _, d := range []string{filepath.Dir(bin), bin} {
+		if err := os.Mkdir(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, 0o777)
+		if err := os.Chown(d, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	io.WriteString(stdin, "tether-put plain "+strconv.Itoa(len(body))+" "+sum+" 0a1b2c3d4e5f\n"+body)
+	rest, _ := io.ReadAll(br)
+	out.Write(rest)
+	if !strings.Contains(out.String(), "tether-upload v1 fail 6") || !strings.Contains(out.String(), "is not private to you") {
+		t.Errorf("not refused:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "[serve]") {
+		t.Errorf("something ran:\n%s", out.String())
+	}
+	if ents, err := os.ReadDir(bin); err != nil || len(ents) != 0 {
+		t.Errorf("the other user's %s: %v, %v; want it there, empty", bin, ents, err)
+	}
+}
+
+// lastOf is the last complete line of s.
+func lastOf(s string) string {
+	s = strings.TrimSuffix(s, "\n")
+	return s[strings.LastIndex(s, "\n")+1:]
 }

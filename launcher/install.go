@@ -76,8 +76,8 @@ import (
 // them). As tunnel.Upload does, it makes the directories 0700, checks that they are the
 // user's and writable by no one else, writes a temporary file beside the target (gzip
 // -dc for gz), checks its SHA-256 (hs), makes it 0700 and renames it over the target;
-// on any failure or signal a trap removes the temporary file and the directories it
-// made. Its commands' complaints go to stdout, then tether-upload v1 ok, or fail STATUS
+// on any failure or signal a trap removes the temporary file and the (empty, the
+// user's) directories it made. Its commands' complaints go to stdout, then tether-upload v1 ok, or fail STATUS
 // and exit. After ok the whole check runs again (a second probe line), with the sent
 // SHA-256 among those accepted (a build the launcher made after the exec started), so
 // what runs passed the same checks as on any later launch. Anything else on stdin (EOF: the
@@ -128,7 +128,7 @@ var probeScript = strings.Join([]string{
 	`case "$a $g" in "tether-put gz"|"tether-put plain") ;; *) exit 0;; esac; case "$n$X$T" in *[!0-9a-f]*) exit 0;; esac;`,
 	`exec 3>&2 2>&1; M=$(umask); umask 077; b="$D/tether-$v-$s"; t="$D/.tether-$v-$s.tether-upload-$T";`,
 	`F() { echo "tether-upload v1 fail $1"; exit $1; };`,
-	`trap 'rm -f -- "$t"; c="$D"; while [ "$c" != "$P" ] && [ -n "$c" ]; do rmdir -- "$c" 2>/dev/null || break; c="${c%/*}"; done' EXIT HUP INT TERM PIPE;`,
+	`trap 'rm -f -- "$t"; c="$D"; while [ "$c" != "$P" ] && [ -n "$c" ] && [ -O "$c" ]; do rmdir -- "$c" 2>/dev/null || break; c="${c%/*}"; done' EXIT HUP INT TERM PIPE;`,
 	`[ -d "$b" ] && { echo "$b is a directory"; F 5; }; mkdir -p -- "$D" || F 1;`,
 	`x=1; for c in "$D" "${D%/*}"; do ck "$c" || { echo "$c is not private to you ($why)"; F 6; }; done;`,
 	`if [ $g = gz ]; then head -c $n | gzip -dc > "$t"; else head -c $n > "$t"; fi || F 1;`,

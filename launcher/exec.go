@@ -108,7 +108,7 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 	}
 	if perr == nil {
 		res.probe = p
-		if p.State == "ok" && consume != nil && res.installErr == nil && !res.declined {
+		if p.State == "ok" && consume != nil {
 			consumeErr = consume(br)
 		}
 	} else {
@@ -269,9 +269,7 @@ func (l *session) ensureInput(ctx context.Context, args []string, input []byte, 
 		case "unsafe", "nohash":
 			return res, l.refusal(res.probe)
 		}
-		if !res.declined {
-			l.noteReplacing(res.probe)
-		}
+		l.noteReplacing(res.probe)
 		if err := l.install(ctx, res.probe); err != nil {
 			return res, err
 		}

@@ -119,14 +119,24 @@ func TestFirstLaunchWithoutHeadUploadsApart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "head"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f := newFakeRemote(t)
-	f.srv.Env = append(f.srv.Env, "PATH="+bin+":"+os.Getenv("PATH"))
-	c, stderr := launchOnce(t, f)
-	if !strings.Contains(stderr, "installing tether on fakehost") || !strings.Contains(f.calls(), "serve --detach --json") {
-		t.Fatalf("not installed and started:\n%s\ncalls: %q", stderr, f.calls())
-	}
-	if c.uploads.Load() != 1 {
-		t.Errorf("%d uploads over an exec of their own, want 1", c.uploads.Load())
+	for _, damaged := range []bool{false, true} {
+		f := newFakeRemote(t)
+		f.srv.Env = append(f.srv.Env, "PATH="+bin+":"+os.Getenv("PATH"))
+		if damaged {
+			f.install()
+			b, _ := newBuild("test", f.bin)
+			installFake(t, filepath.Join(f.home, ".cache/tether/bin"), b.remoteName(), "exit 1\n")
+		}
+		c, stderr := launchOnce(t, f)
+		if !strings.Contains(stderr, "installing tether on fakehost") || !strings.Contains(f.calls(), "serve --detach --json") {
+			t.Fatalf("not installed and started:\n%s\ncalls: %q", stderr, f.calls())
+		}
+		if damaged && !strings.Contains(stderr, "is not the tether this launcher installed") {
+			t.Errorf("the damaged copy was replaced without a word:\n%s", stderr)
+		}
+		if c.uploads.Load() != 1 {
+			t.Errorf("%d uploads over an exec of their own, want 1", c.uploads.Load())
+		}
 	}
 }
 

@@ -69,8 +69,8 @@ import (
 // In place: the first launch on a remote is one exec, not three (probe, upload, probe
 // again). The launcher passes U=1 when the command's stdin is free until the script
 // runs tether (no setup frame to pass on). After tether-space the script then prints
-// tether-upload v1 gz|plain|no (no: head -c does not read exactly its length there, so
-// the launcher uploads over a second exec as before) and reads one line from stdin:
+// tether-upload v1 gz|plain|no (no: there is no working head -c, so the launcher
+// uploads over an exec of its own as before) and reads one line from stdin:
 // "tether-put gz|plain SIZE SHA256 NONCE", then exactly SIZE bytes (head -c; the
 // launcher sends nothing more until the script has answered, so no head can read past
 // them). As tunnel.Upload does, it makes the directories 0700, checks that they are the

@@ -143,7 +143,13 @@ func TestFirstLaunchWithoutHeadUploadsApart(t *testing.T) {
 // runInPlace runs the probe script with U=1 (and args) the way sshd would, with stdin.
 func runInPlace(t *testing.T, home string, sums string, stdin io.Reader, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sums, true, args))
+	return runInPlaceWith(t, "/bin/sh", home, sums, stdin, args...)
+}
+
+// runInPlaceWith is runInPlace with another login shell (sshd runs SHELL -c COMMAND).
+func runInPlaceWith(t *testing.T, shell, home string, sums string, stdin io.Reader, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(shell, "-c", scriptCommand("v1", "abcdef012345", sums, true, args))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 	cmd.Stdin = stdin
 	var out bytes.Buffer
@@ -218,6 +224,21 @@ func TestProbeScriptInstallsInPlace(t *testing.T) {
 			t.Fatalf("the installed copy did not run (%v):\n%s", err, out)
 		}
 	})
+	// The login shell passes the script through whatever it is (tcsh expands ! even
+	// in single quotes).
+	for _, sh := range []string{"bash", "zsh", "tcsh", "fish"} {
+		t.Run("login shell "+sh, func(t *testing.T) {
+			p, err := exec.LookPath(sh)
+			if err != nil {
+				t.Skipf("no %s here", sh)
+			}
+			home := physical(t, t.TempDir())
+			out, err := runInPlaceWith(t, p, home, sum, strings.NewReader(put("plain", len(body), sum)+body), "serve", "a b")
+			if err != nil || !strings.HasSuffix(out, "[serve]\n[a b]\n") {
+				t.Fatalf("under %s the installed copy did not run (%v):\n%s", sh, err, out)
+			}
+		})
+	}
 	t.Run("the directories were there", func(t *testing.T) {
 		home := physical(t, t.TempDir())
 		dir := filepath.Join(home, ".cache/tether/bin")

@@ -84,9 +84,11 @@ import (
 // launcher gave up, found no build, or the disk is full) ends the script with nothing
 // created.
 //
-// The script holds no backslashes and no newlines, so the login shell that sshd hands it
-// to may be sh, bash, zsh, csh/tcsh or fish: each passes a single-quoted word through
-// unchanged. Its arguments are quoted with shquote.Quote.
+// The script holds no backslashes, no newlines and no ! but before a blank or = (csh
+// and tcsh expand history even inside single quotes: [!0-9] is "0: Event not
+// found"), so the login shell that sshd hands it to may be sh, bash, zsh, csh/tcsh or
+// fish: each passes a single-quoted word through unchanged. Its arguments are quoted
+// with shquote.Quote.
 var probeScript = strings.Join([]string{
 	`v="$1"; s="$2"; S="$3"; U="$4"; shift 4; set -f; u=$(id -u);`,
 	// ck DIR: is DIR safe? x=1 for tether's own directories. Sets why and o (owner).
@@ -125,7 +127,7 @@ var probeScript = strings.Join([]string{
 	// reads exactly its length; gz when gzip is there), then take it.
 	`z=plain; command -v gzip >/dev/null 2>&1 && z=gz; [ "$(printf ab | head -c 1 2>/dev/null)" = a ] || z=no;`,
 	`echo "tether-upload v1 $z"; [ $z = no ] && exit 0; read -r a g n X T || exit 0;`,
-	`case "$a $g" in "tether-put gz"|"tether-put plain") ;; *) exit 0;; esac; case "$n$X$T" in *[!0-9a-f]*) exit 0;; esac;`,
+	`case "$a $g" in "tether-put gz"|"tether-put plain") ;; *) exit 0;; esac; [ -z "$(printf %s "$n$X$T" | tr -d 0-9a-f)" ] || exit 0;`,
 	`exec 3>&2 2>&1; M=$(umask); umask 077; b="$D/tether-$v-$s"; t="$D/.tether-$v-$s.tether-upload-$T";`,
 	`F() { echo "tether-upload v1 fail $1"; exit $1; };`,
 	`trap 'rm -f -- "$t"; c="$D"; while [ "$c" != "$P" ] && [ -n "$c" ] && [ -O "$c" ]; do rmdir -- "$c" 2>/dev/null || break; c="${c%/*}"; done' EXIT HUP INT TERM PIPE;`,

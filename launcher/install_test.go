@@ -65,6 +65,12 @@ func TestProbeScriptIsOneLineWithoutBackslashes(t *testing.T) {
 	if strings.ContainsAny(probeScript, "\n\\") {
 		t.Fatalf("the probe script must hold no newline or backslash (csh, fish): %q", probeScript)
 	}
+	// csh and tcsh expand history (!0, !x) even inside single quotes.
+	for i, c := range probeScript {
+		if c == '!' && (i+1 == len(probeScript) || !strings.ContainsRune(" =", rune(probeScript[i+1]))) {
+			t.Errorf("the probe script has a ! csh would expand: %q", probeScript[max(0, i-20):min(len(probeScript), i+20)])
+		}
+	}
 	// The whole script is one word for the login shell: keep it well inside what any
 	// shell takes as a word (tcsh and fish have no fixed limit; 4 KiB is a margin).
 	sums := zeroSum + " " + zeroSum + " " + zeroSum

@@ -47,27 +47,24 @@ type runResult struct {
 // on the command's stdin (the setup frame: the remote tether reads it before anything
 // else). When the installed binary ran, consume gets what it wrote to stdout after the
 // probe line; its error is returned as consumeErr. stderrLine, when set, sees each line
-// of stderr as it arrives. Without input the script is offered the build in place: if
-// it finds none to run, the build goes on the same exec's stdin and the script runs it
-// once it is in place (res.installed).
+// of stderr as it arrives. The script is offered the build in place: if it finds none
+// to run, the build goes on the same exec's stdin (the script skips input), then input
+// again, and the script runs it once it is in place (res.installed).
 func (l *session) runScriptInput(ctx context.Context, args []string, input []byte, consume func(*bufio.Reader) error, stderrLine func(string)) (res runResult, consumeErr error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pr, pw := io.Pipe()
 	tail := newLineTail(40, stderrLine)
 	res.stderr = tail
-	offer := len(input) == 0
 	// The remote command's stdin stays open while we read its answer and closes (EOF)
 	// once we have it or give up: `serve --cancel-on-eof` abandons a start whose
 	// caller went away. In between it may carry the build (installInPlace).
 	held, release := io.Pipe()
 	defer release.Close()
 	var uploading atomic.Bool
-	runCtx, kill := ctx, cancel
-	if eof := stopsOnEOF(args); eof || offer {
-		runCtx, kill = graceful(ctx, cancel, release, func() bool { return eof || uploading.Load() })
-		defer kill(nil)
-	}
+	eof := stopsOnEOF(args)
+	runCtx, kill := graceful(ctx, cancel, release, func() bool { return eof || uploading.Load() })
+	defer kill(nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -75,7 +72,7 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 		if len(input) > 0 {
 			stdin = io.MultiReader(bytes.NewReader(input), held)
 		}
-		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), offer, args), stdin, pw, tail)
+		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), len(input), args), stdin, pw, tail)
 		tail.flush()
 		pw.Close()
 		held.CloseWithError(io.ErrClosedPipe) // a write still waiting for the command (the build) ends
@@ -91,9 +88,9 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 		return readProbe(br)
 	}
 	p, perr := readProbeTimed()
-	if perr == nil && offer && (p.State == "missing" || p.State == "damaged" || p.State == "broken") {
+	if perr == nil && (p.State == "missing" || p.State == "damaged" || p.State == "broken") {
 		res.probe = p
-		declined, err := l.installInPlace(ctx, p, br, release, &uploading)
+		declined, err := l.installInPlace(ctx, p, br, release, &uploading, input)
 		switch {
 		case errors.Is(err, errNoProbe):
 			p, perr = nil, err // the run ended before the script said how
@@ -251,8 +248,7 @@ func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio
 }
 
 // ensureInput is ensure with input sent first on the remote command's stdin, on each
-// run of the script (which then installs over an exec of its own: stdin is the
-// frame's).
+// run of the script.
 func (l *session) ensureInput(ctx context.Context, args []string, input []byte, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
 	res, cerr := l.runScriptInput(ctx, args, input, consume, stderrLine)
 	if res.probe == nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/tether-dev/tether/tunnel"
+	"github.com/tether-dev/tether/wire"
 )
 
 // countingConn counts the remote commands a launcher runs and the uploads it makes
@@ -51,10 +52,16 @@ func countExecs(t *testing.T) *countingConn {
 // returns the connection's counts and the launcher's stderr.
 func launchOnce(t *testing.T, f *fakeRemote) (*countingConn, string) {
 	t.Helper()
+	return launchWith(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+}
+
+// launchWith is launchOnce with options.
+func launchWith(t *testing.T, f *fakeRemote, o LaunchOptions) (*countingConn, string) {
+	t.Helper()
 	c := countExecs(t)
 	fs := startFakeServer(t, false)
 	f.write("serve.out", recordLine(t, fs.rec)+"\n")
-	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+	r := startLaunch(t, f, o)
 	waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(r.stdout.String(), "\n") })
 	r.cancel()
 	r.wait(t)
@@ -112,6 +119,30 @@ func TestFirstLaunchInstallsInTheSameExec(t *testing.T) {
 	}
 }
 
+// With --setup the setup frame comes first on stdin: the script skips it, takes the
+// build, and the launcher sends the frame again for serve, all on the one exec.
+func TestFirstLaunchWithSetupInstallsInTheSameExec(t *testing.T) {
+	f := newFakeRemote(t)
+	o := LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Setup: "echo setup-ok\n"}
+	first, stderr := launchWith(t, f, o)
+	if !strings.Contains(stderr, "installing tether on fakehost") || !strings.Contains(f.calls(), "serve --detach --json") {
+		t.Fatalf("not installed and started:\n%s\ncalls: %q", stderr, f.calls())
+	}
+	got, _ := os.ReadFile(filepath.Join(f.dir, "stdin"))
+	if want := string(wire.SetupFrame("echo setup-ok\n")); string(got) != want {
+		t.Errorf("serve read %q from stdin, want the setup frame %q", got, want)
+	}
+	os.Remove(filepath.Join(f.dir, "stdin"))
+	again, _ := launchWith(t, f, o)
+	if got, _ := os.ReadFile(filepath.Join(f.dir, "stdin")); !strings.Contains(string(got), "echo setup-ok") {
+		t.Errorf("with tether in place serve read %q", got)
+	}
+	if first.uploads.Load() != 0 || first.runs.Load() != again.runs.Load() {
+		t.Errorf("first launch: %d remote commands and %d uploads; with tether in place: %d commands (want the same, and no upload)",
+			first.runs.Load(), first.uploads.Load(), again.runs.Load())
+	}
+}
+
 // Where head -c cannot be trusted to read exactly the build, the script says so and
 // the launcher uploads over an exec of its own, as before.
 func TestFirstLaunchWithoutHeadUploadsApart(t *testing.T) {
@@ -149,7 +180,7 @@ func runInPlace(t *testing.T, home string, sums string, stdin io.Reader, args ..
 // runInPlaceWith is runInPlace with another login shell (sshd runs SHELL -c COMMAND).
 func runInPlaceWith(t *testing.T, shell, home string, sums string, stdin io.Reader, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(shell, "-c", scriptCommand("v1", "abcdef012345", sums, true, args))
+	cmd := exec.Command(shell, "-c", scriptCommand("v1", "abcdef012345", sums, 0, args))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 	cmd.Stdin = stdin
 	var out bytes.Buffer
@@ -239,6 +270,20 @@ func TestProbeScriptInstallsInPlace(t *testing.T) {
 			}
 		})
 	}
+	// What tether reads first (the setup frame) comes before the build: the script
+	// skips it, and tether reads it when the launcher sends it again.
+	t.Run("a setup frame first", func(t *testing.T) {
+		cat := "if [ \"$1\" = version ]; then echo \"tether fake\"; exit 0; fi\necho \"[read: $(cat)]\"\n"
+		frame := "tether-setup v1 6\nsetup\n"
+		home := physical(t, t.TempDir())
+		cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sumOf(cat), len(frame), []string{"serve"}))
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+		cmd.Stdin = strings.NewReader(frame + put("plain", len("#!/bin/sh\n"+cat), sumOf(cat)) + "#!/bin/sh\n" + cat + frame)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.HasSuffix(string(out), "[read: "+strings.TrimSuffix(frame, "\n")+"]\n") {
+			t.Fatalf("tether did not read the frame alone (%v):\n%s", err, out)
+		}
+	})
 	t.Run("the directories were there", func(t *testing.T) {
 		home := physical(t, t.TempDir())
 		dir := filepath.Join(home, ".cache/tether/bin")
@@ -268,7 +313,7 @@ func TestProbeScriptInPlaceRefusesADirectoryOfAnotherUser(t *testing.T) {
 	home := physical(t, t.TempDir())
 	body := "#!/bin/sh\n" + echoFake
 	sum := sumOf(echoFake)
-	cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sum, true, []string{"serve"}))
+	cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sum, 0, []string{"serve"}))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CACHE_HOME=" + shared}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

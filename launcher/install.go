@@ -67,13 +67,14 @@ import (
 // disk or planted while a directory was still open.
 //
 // In place: the first launch on a remote is one exec, not three (probe, upload, probe
-// again). The launcher passes U=1 when the command's stdin is free until the script
-// runs tether (no setup frame to pass on). After tether-space the script then prints
-// tether-upload v1 gz|plain|no (no: there is no working head -c, so the launcher
-// uploads over an exec of its own as before) and reads one line from stdin:
+// again). The launcher passes U, the length of what it sends first on stdin for tether
+// (the setup frame; 0 for none), or - for no install in place. After tether-space the
+// script then skips those U bytes, prints tether-upload v1 gz|plain|no (no: there is
+// no working head -c, so the launcher uploads over an exec of its own as before) and
+// reads one line from stdin:
 // "tether-put gz|plain SIZE SHA256 NONCE", then exactly SIZE bytes (head -c; the
 // launcher sends nothing more until the script has answered, so no head can read past
-// them). As tunnel.Upload does, it makes the directories 0700, checks that they are the
+// them: it sends the setup frame again after ok). As tunnel.Upload does, it makes the directories 0700, checks that they are the
 // user's and writable by no one else, writes a temporary file beside the target (gzip
 // -dc for gz), checks its SHA-256 (hs), makes it 0700 and renames it over the target;
 // on any failure or signal a trap removes the temporary file and the (empty, the
@@ -122,11 +123,11 @@ var probeScript = strings.Join([]string{
 	`echo "tether-unsafe v1 $why $y ${1:--} ${3:--} $c"; exit 0; fi;`,
 	`[ $st = nohash ] && exit 0;`,
 	`f=$(df -Pk "$P" 2>/dev/null | awk 'NR==2 {print $4}'); w=no; [ -w "$P" ] && w=yes;`,
-	`echo "tether-space v1 ${f:--1} $w $P"; [ "$U" = 1 ] || exit 0; U=0;`,
+	`echo "tether-space v1 ${f:--1} $w $P"; [ "$U" = - ] && exit 0; K=$U; U=-;`,
 	// The install in place (U=1): say whether the build can come on stdin (head -c
 	// reads exactly its length; gz when gzip is there), then take it.
 	`z=plain; command -v gzip >/dev/null 2>&1 && z=gz; [ "$(printf ab | head -c 1 2>/dev/null)" = a ] || z=no;`,
-	`echo "tether-upload v1 $z"; [ $z = no ] && exit 0; read -r a g n X T || exit 0;`,
+	`[ $z = no ] || [ "$K" = 0 ] || head -c $K > /dev/null; echo "tether-upload v1 $z"; [ $z = no ] && exit 0; read -r a g n X T || exit 0;`,
 	`case "$a $g" in "tether-put gz"|"tether-put plain") ;; *) exit 0;; esac; [ -z "$(printf %s "$n$X$T" | tr -d 0-9a-f)" ] || exit 0;`,
 	`exec 3>&2 2>&1; M=$(umask); umask 077; b="$D/tether-$v-$s"; t="$D/.tether-$v-$s.tether-upload-$T";`,
 	`F() { echo "tether-upload v1 fail $1"; exit $1; };`,
@@ -174,11 +175,12 @@ type unsafeDir struct {
 }
 
 // scriptCommand is the exec command line: the probe script with its arguments.
-// inPlace says the launcher will send the build on stdin if the probe finds none.
-func scriptCommand(version, sum, fullSum string, inPlace bool, args []string) string {
-	u := "0"
-	if inPlace {
-		u = "1"
+// inPlace >= 0 says the launcher will send the build on stdin if the probe finds none,
+// after inPlace bytes for tether (the setup frame); -1: it will not.
+func scriptCommand(version, sum, fullSum string, inPlace int, args []string) string {
+	u := "-"
+	if inPlace >= 0 {
+		u = strconv.Itoa(inPlace)
 	}
 	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum, u}, args...)
 	return shquote.Join(argv)
@@ -666,12 +668,13 @@ func (l *session) sendBuild(p *probe, pl *payload, sent int64, what string, up f
 }
 
 // installInPlace answers the probe script that found no runnable tether (p) on the same
-// exec, when it offered to take the build (U=1; see probeScript): it reads the script's
-// tether-upload line, then sends the build on stdin and reads the script's answer.
+// exec, when it offered to take the build (see probeScript): it reads the script's
+// tether-upload line, then sends the build on stdin and reads the script's answer,
+// then sends input (the setup frame, which the script skipped) again for tether.
 // declined: the script cannot take it there (the caller uploads over an exec of its
 // own). uploading is set while the script is receiving: stopping the run then means
 // closing its stdin (the script cleans up), never killing it.
-func (l *session) installInPlace(ctx context.Context, p *probe, br *bufio.Reader, stdin *io.PipeWriter, uploading *atomic.Bool) (declined bool, err error) {
+func (l *session) installInPlace(ctx context.Context, p *probe, br *bufio.Reader, stdin *io.PipeWriter, uploading *atomic.Bool, input []byte) (declined bool, err error) {
 	line, err := readLine(br, maxLine)
 	how, ok := strings.CutPrefix(line, uploadTag)
 	if err != nil || !ok || how != "gz" && how != "plain" && how != "no" {
@@ -714,6 +717,8 @@ func (l *session) installInPlace(ctx context.Context, p *probe, br *bufio.Reader
 		}
 		return false, uploadError(l.host, p, err)
 	}
+	// A failed write means the run ended: the next probe line will not come either.
+	stdin.Write(input)
 	return false, nil
 }
 

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-dev/tether/internal/termsafe"
@@ -36,17 +36,20 @@ type runResult struct {
 	status int    // the remote exit status (-1 when it did not exit normally)
 	err    error  // the connection failed, or ctx ended
 	stderr *lineTail
+
+	// The install in place (see probeScript), when the run was offered one:
+	installed  string // the first probe's state when the build was sent and put in place; probe is then the second probe's
+	installErr error  // the build was not sent, or not put in place: why (nothing ran)
+	declined   bool   // the script cannot take the build there: upload it over an exec of its own
 }
 
-// runScript runs the probe script with args over one exec. When the installed binary
-// ran, consume gets what it wrote to stdout after the probe line; its error is returned
-// as consumeErr. stderrLine, when set, sees each line of stderr as it arrives.
-func (l *session) runScript(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (res runResult, consumeErr error) {
-	return l.runScriptInput(ctx, args, nil, consume, stderrLine)
-}
-
-// runScriptInput is runScript with input sent first on the command's stdin (the
-// setup frame: the remote tether reads it before anything else).
+// runScriptInput runs the probe script with args over one exec, with input sent first
+// on the command's stdin (the setup frame: the remote tether reads it before anything
+// else). When the installed binary ran, consume gets what it wrote to stdout after the
+// probe line; its error is returned as consumeErr. stderrLine, when set, sees each line
+// of stderr as it arrives. The script is offered the build in place: if it finds none
+// to run, the build goes on the same exec's stdin (the script skips input), then input
+// again, and the script runs it once it is in place (res.installed).
 func (l *session) runScriptInput(ctx context.Context, args []string, input []byte, consume func(*bufio.Reader) error, stderrLine func(string)) (res runResult, consumeErr error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -55,14 +58,13 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 	res.stderr = tail
 	// The remote command's stdin stays open while we read its answer and closes (EOF)
 	// once we have it or give up: `serve --cancel-on-eof` abandons a start whose
-	// caller went away.
+	// caller went away. In between it may carry the build (installInPlace).
 	held, release := io.Pipe()
 	defer release.Close()
-	runCtx, kill := ctx, cancel
-	if stopsOnEOF(args) {
-		runCtx, kill = graceful(ctx, cancel, release)
-		defer kill(nil)
-	}
+	var uploading atomic.Bool
+	eof := stopsOnEOF(args)
+	runCtx, kill := graceful(ctx, cancel, release, func() bool { return eof || uploading.Load() })
+	defer kill(nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -70,23 +72,44 @@ func (l *session) runScriptInput(ctx context.Context, args []string, input []byt
 		if len(input) > 0 {
 			stdin = io.MultiReader(bytes.NewReader(input), held)
 		}
-		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), args), stdin, pw, tail)
+		res.status, res.err = l.conn.Run(runCtx, scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), len(input), args), stdin, pw, tail)
 		tail.flush()
 		pw.Close()
+		held.CloseWithError(io.ErrClosedPipe) // a write still waiting for the command (the build) ends
 	}()
 
 	// The probe line must come soon; the rest is the consumer's to bound.
-	probeTimer := time.AfterFunc(probeTimeout, func() {
-		pr.CloseWithError(fmt.Errorf("no answer from the remote shell within %v", probeTimeout))
-	})
 	br := bufio.NewReaderSize(pr, 64<<10)
-	p, perr := readProbe(br)
-	probeTimer.Stop()
+	readProbeTimed := func() (*probe, error) {
+		probeTimer := time.AfterFunc(probeTimeout, func() {
+			pr.CloseWithError(fmt.Errorf("no answer from the remote shell within %v", probeTimeout))
+		})
+		defer probeTimer.Stop()
+		return readProbe(br)
+	}
+	p, perr := readProbeTimed()
+	if perr == nil && (p.State == "missing" || p.State == "damaged" || p.State == "broken") {
+		res.probe = p
+		declined, err := l.installInPlace(ctx, p, br, release, &uploading, input)
+		switch {
+		case errors.Is(err, errNoProbe):
+			p, perr = nil, err // the run ended before the script said how
+		case err != nil:
+			res.installErr = err
+		case declined:
+			res.declined = true
+		default:
+			res.installed = p.State
+			p, perr = readProbeTimed()
+		}
+	}
 	if perr == nil {
 		res.probe = p
 		if p.State == "ok" && consume != nil {
 			consumeErr = consume(br)
 		}
+	} else {
+		res.probe = nil
 	}
 	release.Close()
 	// Drain (bounded) so the command can finish; a remote that keeps talking is cut off.
@@ -121,17 +144,24 @@ var eofGrace = 25 * time.Second
 // stopsOnEOF says whether the remote command ends itself, cleanly, when its stdin ends.
 func stopsOnEOF(args []string) bool { return slices.Contains(args, "--cancel-on-eof") }
 
-// graceful is the run context of a command that stops itself on EOF: when ctx ends
-// (Ctrl-C, the launcher's own timeout), its stdin is closed and it is given eofGrace
-// to clean up and say so, instead of being killed. Killing it would be worse than
-// useless: sshd sends the signal to the session's process group, which holds
-// `serve --detach` but not the background server it started, and that server and its
-// app would run on. kill ends the run at once (and ctx).
-func graceful(ctx context.Context, cancel context.CancelCauseFunc, stdin io.Closer) (context.Context, context.CancelCauseFunc) {
+// graceful is the run context of a command that stops itself on EOF, while soft says
+// so: when ctx ends (Ctrl-C, the launcher's own timeout), its stdin is closed and it is
+// given eofGrace to clean up and say so, instead of being killed. Killing it would be
+// worse than useless: sshd sends the signal to the session's process group, which
+// holds `serve --detach` but not the background server it started, and that server
+// and its app would run on; and the probe script taking the build in place would leave
+// its temporary file (its trap runs on EOF, not on KILL). When soft says no, the end
+// of ctx ends the run at once, as without graceful. kill ends the run at once (and
+// ctx).
+func graceful(ctx context.Context, cancel context.CancelCauseFunc, stdin io.Closer, soft func() bool) (context.Context, context.CancelCauseFunc) {
 	run, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	context.AfterFunc(ctx, func() {
 		if run.Err() != nil {
 			return // over already
+		}
+		if !soft() {
+			stop(context.Cause(ctx))
+			return
 		}
 		stdin.Close()
 		t := time.AfterFunc(eofGrace, func() { stop(fmt.Errorf("no clean exit within %v: %w", eofGrace, context.Cause(ctx))) })
@@ -209,9 +239,10 @@ func (t *lineTail) lastLine() string {
 }
 
 // ensure runs the probe script with args and, when the binary is missing, damaged or
-// broken, installs it and runs the script again: one exec in the common case, three the
-// first time. consume and stderrLine are as for runScript. An unsafe install directory
-// or a remote without any SHA-256 tool is refused: nothing is installed or run.
+// broken, installs it: on the same exec when the script can take it there (one exec
+// in all), else over an exec of its own, then runs the script again (three). consume
+// and stderrLine are as for runScriptInput. An unsafe install directory or a remote
+// without any SHA-256 tool is refused: nothing is installed or run.
 func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
 	return l.ensureInput(ctx, args, nil, consume, stderrLine)
 }
@@ -223,26 +254,26 @@ func (l *session) ensureInput(ctx context.Context, args []string, input []byte, 
 	if res.probe == nil {
 		return res, l.scriptError(ctx, res)
 	}
-	switch res.probe.State {
-	case "ok":
-		return res, cerr
-	case "unsafe", "nohash":
-		return res, l.refusal(res.probe)
-	case "damaged":
-		// A file that is not what this launcher installed sits where tether goes, in
-		// directories only this user (or root) can write: damaged on disk, or left by
-		// someone while a directory was open. It never runs; a fresh copy replaces it
-		// (the upload renames over it).
-		l.status.line("tether: on %s, %s is not the tether this launcher installed (its SHA-256 or owner differs); replacing it",
-			l.host, path.Join(res.probe.Dir, l.build.remoteName()))
+	if res.installErr != nil {
+		return res, res.installErr
 	}
-	if err := l.install(ctx, res.probe); err != nil {
-		return res, err
-	}
-	was := res.probe.State
-	res, cerr = l.runScriptInput(ctx, args, input, consume, stderrLine)
-	if res.probe == nil {
-		return res, l.scriptError(ctx, res)
+	was := res.installed
+	if was == "" {
+		switch res.probe.State {
+		case "ok":
+			return res, cerr
+		case "unsafe", "nohash":
+			return res, l.refusal(res.probe)
+		}
+		l.noteReplacing(res.probe)
+		if err := l.install(ctx, res.probe); err != nil {
+			return res, err
+		}
+		was = res.probe.State
+		res, cerr = l.runScriptInput(ctx, args, input, consume, stderrLine)
+		if res.probe == nil {
+			return res, l.scriptError(ctx, res)
+		}
 	}
 	switch res.probe.State {
 	case "ok":

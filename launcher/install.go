@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-dev/tether/internal/shquote"
@@ -43,8 +45,9 @@ import (
 //   - missing, damaged (there but not ours, writable by others, or another SHA-256),
 //     broken (the right file, but it does not run): a second line (tether-space) gives
 //     the free space and whether the nearest existing directory is writable; the
-//     launcher uploads the right build (renamed over a damaged one, which never runs)
-//     and runs the script again. A damaged file in directories that passed the checks
+//     launcher sends the right build (renamed over a damaged one, which never runs) and
+//     the script, checked again from the top, runs it (see "In place" below). A damaged
+//     file in directories that passed the checks
 //     got there through the user, root, the disk, or a directory that was open before:
 //     refusing would protect from none of them and leave the user to clean up by hand.
 //
@@ -63,11 +66,32 @@ import (
 // hashed is what runs. The hash catches what the checks cannot see: a file damaged on
 // disk or planted while a directory was still open.
 //
-// The script holds no backslashes and no newlines, so the login shell that sshd hands it
-// to may be sh, bash, zsh, csh/tcsh or fish: each passes a single-quoted word through
-// unchanged. Its arguments are quoted with shquote.Quote.
+// In place: the first launch on a remote is one exec, not three (probe, upload, probe
+// again). The launcher passes U, the length of what it sends first on stdin for tether
+// (the setup frame; 0 for none), or - for no install in place. After tether-space the
+// script then skips those U bytes, prints tether-upload v1 gz|plain|no (no: there is
+// no working head -c, so the launcher uploads over an exec of its own as before) and
+// reads one line from stdin:
+// "tether-put gz|plain SIZE SHA256 NONCE", then exactly SIZE bytes (head -c; the
+// launcher sends nothing more until the script has answered, so no head can read past
+// them: it sends the setup frame again after ok). As tunnel.Upload does, it makes the directories 0700, checks that they are the
+// user's and writable by no one else, writes a temporary file beside the target (gzip
+// -dc for gz), checks its SHA-256 (hs), makes it 0700 and renames it over the target;
+// on any failure or signal a trap removes the temporary file and the (empty, the
+// user's) directories it made. Its commands' complaints go to stdout, then tether-upload v1 ok, or fail STATUS
+// and exit. After ok the whole check runs again (a second probe line), with the sent
+// SHA-256 among those accepted (a build the launcher made after the exec started), so
+// what runs passed the same checks as on any later launch. Anything else on stdin (EOF: the
+// launcher gave up, found no build, or the disk is full) ends the script with nothing
+// created.
+//
+// The script holds no backslashes, no newlines and no ! but before a blank or = (csh
+// and tcsh expand history even inside single quotes: [!0-9] is "0: Event not
+// found"), so the login shell that sshd hands it to may be sh, bash, zsh, csh/tcsh or
+// fish: each passes a single-quoted word through unchanged. Its arguments are quoted
+// with shquote.Quote.
 var probeScript = strings.Join([]string{
-	`v="$1"; s="$2"; S="$3"; shift 3; set -f; u=$(id -u);`,
+	`v="$1"; s="$2"; S="$3"; U="$4"; shift 4; set -f; u=$(id -u);`,
 	// ck DIR: is DIR safe? x=1 for tether's own directories. Sets why and o (owner).
 	`ck() { set -- $(ls -ldn "$1" 2>/dev/null); m="$1"; o="$3";`,
 	`case "$m" in d*) ;; "") why=unreadable; return 1;; *) why=notdir; return 1;; esac;`,
@@ -83,7 +107,7 @@ var probeScript = strings.Join([]string{
 	`h=$(sha256sum < "$1" 2>/dev/null) && h="${h%% *}" && [ ${#h} = 64 ] && return 0;`,
 	`h=$(shasum -a 256 < "$1" 2>/dev/null) && h="${h%% *}" && [ ${#h} = 64 ] && return 0;`,
 	`h=$(sha256 -q < "$1" 2>/dev/null) && [ ${#h} = 64 ]; };`,
-	`d="${XDG_CACHE_HOME:-$HOME/.cache}/tether/bin"; D="$d"; P=; b=; st=missing; why=; c=;`,
+	`while :; do d="${XDG_CACHE_HOME:-$HOME/.cache}/tether/bin"; D="$d"; P=; b=; st=missing; why=; c=;`,
 	// e: the nearest existing directory at or above d; k: how many of bin and tether exist.
 	`case "$d" in /*) e="$d"; k=2; while [ ! -d "$e" ]; do e="${e%/*}"; k=$((k-1)); [ -n "$e" ] || e=/; done;`,
 	`P=$(cd -P "$e" 2>/dev/null && pwd -P); H=$(cd -P "$HOME" 2>/dev/null && pwd -P);`,
@@ -99,13 +123,27 @@ var probeScript = strings.Join([]string{
 	`echo "tether-unsafe v1 $why $y ${1:--} ${3:--} $c"; exit 0; fi;`,
 	`[ $st = nohash ] && exit 0;`,
 	`f=$(df -Pk "$P" 2>/dev/null | awk 'NR==2 {print $4}'); w=no; [ -w "$P" ] && w=yes;`,
-	`echo "tether-space v1 ${f:--1} $w $P"; exit 0`,
+	`echo "tether-space v1 ${f:--1} $w $P"; [ "$U" = - ] && exit 0; K=$U; U=-;`,
+	// The install in place (U=1): say whether the build can come on stdin (head -c
+	// reads exactly its length; gz when gzip is there), then take it.
+	`z=plain; command -v gzip >/dev/null 2>&1 && z=gz; [ "$(printf ab | head -c 1 2>/dev/null)" = a ] || z=no;`,
+	`[ $z = no ] || [ "$K" = 0 ] || head -c $K > /dev/null; echo "tether-upload v1 $z"; [ $z = no ] && exit 0; read -r a g n X T || exit 0;`,
+	`case "$a $g" in "tether-put gz"|"tether-put plain") ;; *) exit 0;; esac; [ -z "$(printf %s "$n$X$T" | tr -d 0-9a-f)" ] || exit 0;`,
+	`exec 3>&2 2>&1; M=$(umask); umask 077; b="$D/tether-$v-$s"; t="$D/.tether-$v-$s.tether-upload-$T";`,
+	`F() { echo "tether-upload v1 fail $1"; exit $1; };`,
+	`trap 'rm -f -- "$t"; c="$D"; while [ "$c" != "$P" ] && [ -n "$c" ] && [ -O "$c" ]; do rmdir -- "$c" 2>/dev/null || break; c="${c%/*}"; done' EXIT HUP INT TERM PIPE;`,
+	`[ -d "$b" ] && { echo "$b is a directory"; F 5; }; mkdir -p -- "$D" || F 1;`,
+	`x=1; for c in "$D" "${D%/*}"; do ck "$c" || { echo "$c is not private to you ($why)"; F 6; }; done;`,
+	`if [ $g = gz ]; then head -c $n | gzip -dc > "$t"; else head -c $n > "$t"; fi || F 1;`,
+	`hs "$t" || { echo "no SHA-256 tool works"; F 4; }; [ "$h" = "$X" ] || { echo "checksum mismatch: the file arrived damaged or incomplete"; F 3; };`,
+	`chmod 700 "$t" && mv -f -- "$t" "$b" || F 1; trap - EXIT HUP INT TERM PIPE; exec 2>&3 3>&-; umask $M; S="$S $X"; echo "tether-upload v1 ok"; done`,
 }, " ")
 
 const (
 	probeTag      = "tether-probe v1 "
 	spaceTag      = "tether-space v1 "
 	unsafeTag     = "tether-unsafe v1 "
+	uploadTag     = "tether-upload v1 "
 	maxProbeLines = 200     // lines a chatty login shell may print before the probe line
 	maxLine       = 8 << 10 // one probe line
 )
@@ -137,8 +175,14 @@ type unsafeDir struct {
 }
 
 // scriptCommand is the exec command line: the probe script with its arguments.
-func scriptCommand(version, sum, fullSum string, args []string) string {
-	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum}, args...)
+// inPlace >= 0 says the launcher will send the build on stdin if the probe finds none,
+// after inPlace bytes for tether (the setup frame); -1: it will not.
+func scriptCommand(version, sum, fullSum string, inPlace int, args []string) string {
+	u := "-"
+	if inPlace >= 0 {
+		u = strconv.Itoa(inPlace)
+	}
+	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum, u}, args...)
 	return shquote.Join(argv)
 }
 
@@ -520,58 +564,17 @@ type gzipUploader interface {
 	UploadGzip(ctx context.Context, gz io.Reader, size int64, sum, remotePath string, progress func(int64)) error
 }
 
-// install uploads the build for p's platform to p.Dir, showing progress: compressed
-// when the build is carried so and the connection can (about 40% of the bytes), plain
-// otherwise. On failure the directories the upload created are removed again (empty
-// ones only).
+// install uploads the build for p's platform to p.Dir over an exec of its own, showing
+// progress: compressed when the build is carried so and the connection can (about 40%
+// of the bytes), plain otherwise. On failure the directories the upload created are
+// removed again (empty ones only). The way when the script cannot take the build in
+// place (see probeScript), or the command's stdin carries a setup frame.
 func (l *session) install(ctx context.Context, p *probe) error {
-	if !p.Writable {
-		return errorf(fmt.Sprintf("make it writable, or point XDG_CACHE_HOME on %s to a writable directory", l.host),
-			"cannot install tether on %s: %s is not writable", l.host, p.Existing)
-	}
-	pl, err := l.build.payload(ctx, p, l.host, l.status)
+	pl, err := l.prepareInstall(ctx, p)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var e *Error
-		if !errors.As(err, &e) {
-			err = errorf("check the file", "cannot read the tether build for %s: %v", l.host, err)
-		}
 		return err
-	}
-	// The probe runs what it finds only when its SHA-256 is one this launcher knows.
-	l.build.addSum(pl.Sum)
-	size := pl.Size
-	if p.FreeKB >= 0 && p.FreeKB*1024 < size+size/4 {
-		return errorf(fmt.Sprintf("free some space there, or point XDG_CACHE_HOME on %s to a disk with room", l.host),
-			"cannot install tether on %s: the disk holding %s is full (%s free, %s needed)", l.host, p.Existing, byteSize(p.FreeKB*1024), byteSize(size))
 	}
 	target := path.Join(p.Dir, l.build.remoteName())
-	platform := p.GOOS + "/" + p.GOARCH
-	if pl.Platform != "" {
-		platform = pl.Platform
-	}
-	send := func(sent int64, what string, up func(progress func(int64)) error) error {
-		seq := l.status.step("installing tether on %s (%s, %s%s)", l.host, platform, byteSize(sent), what)
-		start := time.Now()
-		err := up(func(n int64) {
-			el := time.Since(start).Seconds()
-			rate := ""
-			if el > 0.05 {
-				rate = ", " + byteSize(int64(float64(n)/el)) + "/s"
-			}
-			l.status.updateStep(seq, "installing tether on %s: %s of %s%s", l.host, byteSize(n), byteSize(sent), rate)
-		})
-		if err == nil {
-			el := time.Since(start)
-			// Not rate-limited: the last progress shown may be far behind (the first
-			// 32 kB of a fast upload, then nothing within 100 ms).
-			l.status.finish(seq, "installed tether on %s: %s in %.1fs (%s/s)", l.host, byteSize(sent), el.Seconds(), byteSize(int64(float64(sent)/max(el.Seconds(), 0.001))))
-			l.status.done()
-		}
-		return err
-	}
 	err = tunnel.ErrNoGzip
 	gu, compressed := l.conn.(gzipUploader)
 	if compressed = compressed && pl.fsys != nil; compressed {
@@ -579,7 +582,7 @@ func (l *session) install(ctx context.Context, p *probe) error {
 		if gerr != nil {
 			return errorf("reinstall tether", "cannot read %v", gerr)
 		}
-		err = send(int64(len(gz)), " compressed, "+byteSize(size)+" installed", func(progress func(int64)) error {
+		err = l.sendBuild(p, pl, int64(len(gz)), " compressed, "+byteSize(pl.Size)+" installed", func(progress func(int64)) error {
 			return gu.UploadGzip(ctx, bytes.NewReader(gz), int64(len(gz)), pl.Sum, target, progress)
 		})
 	}
@@ -595,8 +598,8 @@ func (l *session) install(ctx context.Context, p *probe) error {
 			return errorf("check the file", "cannot read %s: %v", pl.Name, err)
 		}
 		defer f.Close()
-		err = send(size, what, func(progress func(int64)) error {
-			return l.conn.Upload(ctx, f, size, target, progress)
+		err = l.sendBuild(p, pl, pl.Size, what, func(progress func(int64)) error {
+			return l.conn.Upload(ctx, f, pl.Size, target, progress)
 		})
 	}
 	if err != nil {
@@ -607,6 +610,189 @@ func (l *session) install(ctx context.Context, p *probe) error {
 		return uploadError(l.host, p, err)
 	}
 	return nil
+}
+
+// prepareInstall is what comes before an upload to p.Dir: a writable place, the build
+// for p's platform (whose SHA-256 the probe then accepts) and room for it.
+func (l *session) prepareInstall(ctx context.Context, p *probe) (*payload, error) {
+	if !p.Writable {
+		return nil, errorf(fmt.Sprintf("make it writable, or point XDG_CACHE_HOME on %s to a writable directory", l.host),
+			"cannot install tether on %s: %s is not writable", l.host, p.Existing)
+	}
+	pl, err := l.build.payload(ctx, p, l.host, l.status)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			err = errorf("check the file", "cannot read the tether build for %s: %v", l.host, err)
+		}
+		return nil, err
+	}
+	// The probe runs what it finds only when its SHA-256 is one this launcher knows.
+	l.build.addSum(pl.Sum)
+	size := pl.Size
+	if p.FreeKB >= 0 && p.FreeKB*1024 < size+size/4 {
+		return nil, errorf(fmt.Sprintf("free some space there, or point XDG_CACHE_HOME on %s to a disk with room", l.host),
+			"cannot install tether on %s: the disk holding %s is full (%s free, %s needed)", l.host, p.Existing, byteSize(p.FreeKB*1024), byteSize(size))
+	}
+	return pl, nil
+}
+
+// sendBuild runs up, which sends sent bytes of pl (what: how, for the status line), with
+// its progress on the status line and the rate once it is done.
+func (l *session) sendBuild(p *probe, pl *payload, sent int64, what string, up func(progress func(int64)) error) error {
+	platform := p.GOOS + "/" + p.GOARCH
+	if pl.Platform != "" {
+		platform = pl.Platform
+	}
+	seq := l.status.step("installing tether on %s (%s, %s%s)", l.host, platform, byteSize(sent), what)
+	start := time.Now()
+	err := up(func(n int64) {
+		el := time.Since(start).Seconds()
+		rate := ""
+		if el > 0.05 {
+			rate = ", " + byteSize(int64(float64(n)/el)) + "/s"
+		}
+		l.status.updateStep(seq, "installing tether on %s: %s of %s%s", l.host, byteSize(n), byteSize(sent), rate)
+	})
+	if err == nil {
+		el := time.Since(start)
+		// Not rate-limited: the last progress shown may be far behind (the first
+		// 32 kB of a fast upload, then nothing within 100 ms).
+		l.status.finish(seq, "installed tether on %s: %s in %.1fs (%s/s)", l.host, byteSize(sent), el.Seconds(), byteSize(int64(float64(sent)/max(el.Seconds(), 0.001))))
+		l.status.done()
+	}
+	return err
+}
+
+// installInPlace answers the probe script that found no runnable tether (p) on the same
+// exec, when it offered to take the build (see probeScript): it reads the script's
+// tether-upload line, then sends the build on stdin and reads the script's answer,
+// then sends input (the setup frame, which the script skipped) again for tether.
+// declined: the script cannot take it there (the caller uploads over an exec of its
+// own). uploading is set while the script is receiving: stopping the run then means
+// closing its stdin (the script cleans up), never killing it.
+func (l *session) installInPlace(ctx context.Context, p *probe, br *bufio.Reader, stdin *io.PipeWriter, uploading *atomic.Bool, input []byte) (declined bool, err error) {
+	line, err := readLine(br, maxLine)
+	how, ok := strings.CutPrefix(line, uploadTag)
+	if err != nil || !ok || how != "gz" && how != "plain" && how != "no" {
+		return false, errNoProbe
+	}
+	if how == "no" {
+		return true, nil
+	}
+	l.noteReplacing(p)
+	pl, err := l.prepareInstall(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	target := path.Join(p.Dir, l.build.remoteName())
+	var body io.Reader
+	size, mode, what := pl.Size, "plain", ""
+	if pl.fsys != nil && how == "gz" {
+		gz, gerr := pl.compressed()
+		if gerr != nil {
+			return false, errorf("reinstall tether", "cannot read %v", gerr)
+		}
+		body, size, mode, what = bytes.NewReader(gz), int64(len(gz)), "gz", " compressed, "+byteSize(pl.Size)+" installed"
+	} else {
+		if pl.fsys != nil {
+			what = ", uncompressed: no gzip there"
+		}
+		f, ferr := pl.plain()
+		if ferr != nil {
+			return false, errorf("check the file", "cannot read %s: %v", pl.Name, ferr)
+		}
+		defer f.Close()
+		body = f
+	}
+	err = l.sendBuild(p, pl, size, what, func(progress func(int64)) error {
+		return putInPlace(br, stdin, body, size, mode, pl.Sum, target, progress, uploading)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, uploadError(l.host, p, err)
+	}
+	// A failed write means the run ended: the next probe line will not come either.
+	stdin.Write(input)
+	return false, nil
+}
+
+// putInPlace sends the put line and size bytes of body on stdin, and reads the
+// script's answer from br: its commands' complaints, then ok or fail STATUS.
+func putInPlace(br *bufio.Reader, stdin *io.PipeWriter, body io.Reader, size int64, mode, sum, target string, progress func(int64), uploading *atomic.Bool) error {
+	var nonce [6]byte
+	rand.Read(nonce[:])
+	var written atomic.Int64
+	uploading.Store(true)
+	defer uploading.Store(false)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(stdin, "tether-put %s %d %s %s\n", mode, size, sum, hex.EncodeToString(nonce[:]))
+		if err == nil {
+			_, err = io.Copy(stdin, io.TeeReader(io.LimitReader(body, size), writeFunc(func(b []byte) {
+				if progress != nil {
+					progress(written.Add(int64(len(b))))
+				}
+			})))
+		}
+		wrote <- err
+	}()
+	var said []string
+	for {
+		line, err := readLine(br, maxLine)
+		if errors.Is(err, errLineTooLong) {
+			continue
+		}
+		if err != nil {
+			// The run ended: the connection, or ctx (its stdin closed).
+			stdin.CloseWithError(errors.New("upload abandoned"))
+			<-wrote
+			return fmt.Errorf("tunnel: upload to %s: the remote command ended before it answered", target)
+		}
+		if line == uploadTag+"ok" {
+			break
+		}
+		if st, ok := strings.CutPrefix(line, uploadTag+"fail "); ok {
+			stdin.CloseWithError(errors.New("upload failed"))
+			<-wrote
+			n, err := strconv.Atoi(st)
+			if err != nil {
+				n = -1
+			}
+			return &tunnel.UploadError{Path: target, Status: n, Stderr: strings.Join(said, "\n")}
+		}
+		if len(said) < 20 {
+			said = append(said, termsafe.Clip(termsafe.OneLine(line), 300))
+		}
+	}
+	if err := <-wrote; err != nil {
+		return fmt.Errorf("tunnel: upload to %s: %w", target, err)
+	}
+	if n := written.Load(); n != size {
+		return fmt.Errorf("tunnel: upload to %s: sent %d of %d bytes", target, n, size)
+	}
+	return nil
+}
+
+// writeFunc is an io.Writer that hands each write to a function.
+type writeFunc func([]byte)
+
+func (f writeFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
+
+// noteReplacing says so when the probe found, at the install name, a file that is not
+// what this launcher installed, in directories only this user (or root) can write:
+// damaged on disk, or left by someone while a directory was open. It never runs; a
+// fresh copy replaces it (the upload renames over it).
+func (l *session) noteReplacing(p *probe) {
+	if p.State == "damaged" {
+		l.status.line("tether: on %s, %s is not the tether this launcher installed (its SHA-256 or owner differs); replacing it",
+			l.host, path.Join(p.Dir, l.build.remoteName()))
+	}
 }
 
 // uploadError explains a failed upload: full disk, no permission, or other.

@@ -20,7 +20,7 @@ import (
 // quoted command line, with HOME and env set. sums are the accepted SHA-256 sums.
 func runProbe(t *testing.T, env []string, version, sum, sums string, args ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", scriptCommand(version, sum, sums, args))
+	cmd := exec.Command("/bin/sh", "-c", scriptCommand(version, sum, sums, -1, args))
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
 		env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	}
@@ -65,10 +65,16 @@ func TestProbeScriptIsOneLineWithoutBackslashes(t *testing.T) {
 	if strings.ContainsAny(probeScript, "\n\\") {
 		t.Fatalf("the probe script must hold no newline or backslash (csh, fish): %q", probeScript)
 	}
+	// csh and tcsh expand history (!0, !x) even inside single quotes.
+	for i, c := range probeScript {
+		if c == '!' && (i+1 == len(probeScript) || !strings.ContainsRune(" =", rune(probeScript[i+1]))) {
+			t.Errorf("the probe script has a ! csh would expand: %q", probeScript[max(0, i-20):min(len(probeScript), i+20)])
+		}
+	}
 	// The whole script is one word for the login shell: keep it well inside what any
 	// shell takes as a word (tcsh and fish have no fixed limit; 4 KiB is a margin).
 	sums := zeroSum + " " + zeroSum + " " + zeroSum
-	if n := len(scriptCommand("v1.2.3", "0123456789ab", sums, []string{"serve", "--detach", "--json"})); n > 4096 {
+	if n := len(scriptCommand("v1.2.3", "0123456789ab", sums, 1<<20, []string{"serve", "--detach", "--json"})); n > 4096 {
 		t.Errorf("the exec command is %d bytes; keep it small", n)
 	}
 }

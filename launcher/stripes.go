@@ -32,8 +32,9 @@ const (
 	maxAutoStripes = 8
 )
 
-// stripesFor is how many stripes a connection takes over a link of round trip rtt.
-func stripesFor(rtt time.Duration) int {
+// StripesFor is how many stripes a browser connection takes over a link of round
+// trip rtt (when the server joins stripes); the bench prints the ceiling from it.
+func StripesFor(rtt time.Duration) int {
 	if rtt < stripeRTT {
 		return 1
 	}
@@ -98,7 +99,7 @@ func striped(raw Endpoint, rec wire.Record, m *linkRTT) Endpoint {
 			if !ok {
 				return raw(ctx) // the first channel measures the link
 			}
-			n = stripesFor(rtt)
+			n = StripesFor(rtt)
 		}
 		n = min(n, limit)
 		if n < 2 {

@@ -92,20 +92,27 @@ func striped(raw Endpoint, rec wire.Record, m *linkRTT) Endpoint {
 	if limit < 2 || force == 1 {
 		return raw
 	}
+	// The listener's ack comes two round trips after the dial began (the channel's
+	// open, then the hello and the ack), through ssh's master too.
+	onRTT := func(d time.Duration) { m.add(d / 2) }
 	return func(ctx context.Context) (net.Conn, error) {
 		n := force
 		if n < 1 {
 			rtt, ok := m.estimate()
-			if !ok {
-				return raw(ctx) // the first channel measures the link
+			switch {
+			case !ok:
+				n = 1 // nothing measured yet (ssh's master): a group of one measures it
+			case StripesFor(rtt) < 2:
+				return raw(ctx)
+			default:
+				n = StripesFor(rtt)
 			}
-			n = StripesFor(rtt)
 		}
 		n = min(n, limit)
-		if n < 2 {
+		if n < 1 {
 			return raw(ctx)
 		}
-		c, err := stripe.Dial(ctx, n, raw)
+		c, err := stripe.Dial(ctx, n, raw, onRTT)
 		if err != nil {
 			return nil, err
 		}

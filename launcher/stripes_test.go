@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-dev/tether/internal/stripe"
 	"github.com/tether-dev/tether/wire"
 )
 
@@ -77,5 +78,64 @@ func TestStripedChoosesByRoundTrip(t *testing.T) {
 				t.Errorf("for %s, got %d channels; want %d", tt.name, dials, tt.want)
 			}
 		})
+	}
+}
+
+// TestStripedMeasuresThroughTheAck: with nothing measured (ssh's master, whose local
+// connections time nothing), the first connection is a group of one stripe whose ack
+// from the listener measures the round trip; on loopback the next goes plain.
+func TestStripedMeasuresThroughTheAck(t *testing.T) {
+	t.Setenv(stripesEnv, "")
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := stripe.NewListener(inner, nil)
+	defer l.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	raw := Endpoint(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", inner.Addr().String())
+	})
+	rtt := &linkRTT{}
+	e := striped(raw, wire.Record{Stripes: stripe.MaxStripes}, rtt)
+	c, err := e(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if sc, ok := (<-accepted).(*stripe.Conn); !ok || sc.Stripes() != 1 {
+		t.Fatalf("first connection accepted as %T; want a group of one stripe", sc)
+	} else {
+		defer sc.Close()
+	}
+	var got time.Duration
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got, ok = rtt.estimate()
+	}
+	if !ok {
+		t.Fatal("the ack measured nothing")
+	}
+	c2, err := e(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte("GET")) // a client speaks first: the listener looks at it at once
+	if s2 := <-accepted; s2 != nil {
+		defer s2.Close()
+		if _, striped := s2.(*stripe.Conn); striped && got < stripeRTT {
+			t.Errorf("on loopback (measured %v) the second connection was striped", got)
+		}
 	}
 }

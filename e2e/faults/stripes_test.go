@@ -27,10 +27,11 @@ import (
 
 // TestStripedThroughLatency: on a link with a 40 ms round trip, the launcher carries
 // each browser connection over several SSH channels (package internal/stripe), which
-// the gate joins: a 48 MiB download and a 32 MiB upload arrive intact (SHA-256 both
+// the gate joins: a 32 MiB download and a 16 MiB upload arrive intact (SHA-256 both
 // ways), and the server log shows the joined groups (the proof that striping was in
 // effect, not a timing). A plain connection to the same socket (OpenSSH's `ssh -L`,
-// as an older launcher or a user's own forward) still gets its answer.
+// as an older launcher or a user's own forward) still gets its answer; an attach with
+// --ssh openssh stripes too.
 func TestStripedThroughLatency(t *testing.T) {
 	tp := e2e.StartToxiproxy(t) // first: it may skip the test
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
@@ -62,35 +63,14 @@ func TestStripedThroughLatency(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d%s", l.Line.LocalPort, rec.BaseURL)
 	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
 
-	// Download: the bench app sends byte(offset).
-	const down = 48 << 20
-	req, _ := http.NewRequest(http.MethodGet, base+"bytes?n="+strconv.Itoa(down), nil)
-	req.Header.Set("Authorization", "token "+rec.Token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := sha256.New()
-	n, err := io.Copy(got, resp.Body)
-	resp.Body.Close()
-	want := sha256.New()
-	pattern := make([]byte, 256)
-	for i := range pattern {
-		pattern[i] = byte(i)
-	}
-	for range down / len(pattern) {
-		want.Write(pattern)
-	}
-	if err != nil || n != down || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-		t.Fatalf("download: %s, %d of %d bytes, %v, SHA-256 match %v", resp.Status, n, down, err, bytes.Equal(got.Sum(nil), want.Sum(nil)))
-	}
+	download(t, client, base, rec.Token, 32<<20)
 
 	// Upload: random bytes, the app answers their SHA-256.
-	body := make([]byte, 32<<20)
+	body := make([]byte, 16<<20)
 	rand.Read(body)
-	req, _ = http.NewRequest(http.MethodPost, base+"sha256", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, base+"sha256", bytes.NewReader(body))
 	req.Header.Set("Authorization", "token "+rec.Token)
-	resp, err = client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,18 +108,64 @@ func TestStripedThroughLatency(t *testing.T) {
 
 	// The proof: the server log holds the joined groups (the download's and the
 	// upload's at least), each of several stripes.
-	log := serverLog(t, s.Home, rec.ID)
-	groups := regexp.MustCompile(`msg="striped connection" stripes=(\d+)`).FindAllStringSubmatch(log, -1)
-	striped := 0
-	for _, g := range groups {
-		if k, _ := strconv.Atoi(g[1]); k >= 2 {
-			striped++
-		}
-	}
+	striped, log := stripedGroups(t, s.Home, rec.ID)
 	if striped < 2 {
 		t.Fatalf("%d striped connections in the server log; want the download's and the upload's:\n%s", striped, log)
 	}
-	t.Logf("%d striped connections (e.g. %s)", striped, groups[0][0])
+
+	// The OpenSSH transport: its connections are local to ssh's master and time
+	// nothing, so the first browser connection is a group of one whose ack measures
+	// the link; the next are striped.
+	env, _ := e2e.OpenSSHEnv(t, s)
+	a := e2e.StartLauncher(t, []string{"attach", "--ssh", "openssh", "-F", cfg, "tether-stripes", rec.ID, "--json", "--no-browser"}, true, env...)
+	abase := fmt.Sprintf("http://127.0.0.1:%d%s", a.Line.LocalPort, rec.BaseURL)
+	download(t, client, abase, rec.Token, 1<<20)
+	download(t, client, abase, rec.Token, 8<<20)
+	viaOpenSSH, log := stripedGroups(t, s.Home, rec.ID)
+	if viaOpenSSH <= striped {
+		t.Fatalf("no striped connection through --ssh openssh (%d before, %d after):\n%s", striped, viaOpenSSH, log)
+	}
+	t.Logf("%d striped connections, %d of them through --ssh openssh", viaOpenSSH, viaOpenSSH-striped)
+}
+
+// download GETs size bytes of the bench app's pattern (byte(offset)) from base and
+// checks their SHA-256.
+func download(t *testing.T, client *http.Client, base, token string, size int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"bytes?n="+strconv.Itoa(size), nil)
+	req.Header.Set("Authorization", "token "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	n, err := io.Copy(got, resp.Body)
+	resp.Body.Close()
+	want := sha256.New()
+	pattern := make([]byte, 256)
+	for i := range pattern {
+		pattern[i] = byte(i)
+	}
+	for range size / len(pattern) {
+		want.Write(pattern)
+	}
+	if err != nil || n != int64(size) || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("download: %s, %d of %d bytes, %v, SHA-256 match %v", resp.Status, n, size, err, bytes.Equal(got.Sum(nil), want.Sum(nil)))
+	}
+}
+
+// stripedGroups counts the groups of two stripes or more the session's gate joined
+// (its server log), and returns the log.
+func stripedGroups(t *testing.T, home, id string) (int, string) {
+	t.Helper()
+	log := serverLog(t, home, id)
+	n := 0
+	for _, g := range regexp.MustCompile(`msg="striped connection" stripes=(\d+)`).FindAllStringSubmatch(log, -1) {
+		if k, _ := strconv.Atoi(g[1]); k >= 2 {
+			n++
+		}
+	}
+	return n, log
 }
 
 // serverLog is the server log of session id, found under home.

@@ -31,10 +31,13 @@ const (
 )
 
 // frame header: seq (8 bytes), length (4 bytes). eofLen marks the end of the stream
-// (no data): each stripe carries one, naming the count of frames sent.
+// (no data): each stripe carries one, naming the count of frames sent. ackLen (no
+// data) is what the listener sends first on stripe 0 of a joined group: the dialler
+// times it (Dial's onRTT), a round trip any transport can measure.
 const (
 	headerLen = 12
 	eofLen    = 0xFFFFFFFF
+	ackLen    = 0xFFFFFFFE
 )
 
 // reorderLimit bounds the bytes of frames that arrived ahead of their turn. The next
@@ -82,6 +85,9 @@ type Conn struct {
 	wake      chan struct{} // closed and replaced on every change of the above
 	closed    bool
 
+	ack   bool   // send an ack first on stripe 0 (the listener's side)
+	onAck func() // the ack arrived (the dialler's side); nil: ignored
+
 	closing chan struct{} // Close began
 	killed  chan struct{} // the stripes are being closed
 	killOne sync.Once
@@ -89,8 +95,12 @@ type Conn struct {
 	wg      sync.WaitGroup
 }
 
-func newConn(stripes []net.Conn) *Conn {
+func newConn(stripes []net.Conn) *Conn { return newConnOpts(stripes, false, nil) }
+
+// newConnOpts is newConn that sends an ack first (ack), or calls onAck when one comes.
+func newConnOpts(stripes []net.Conn, ack bool, onAck func()) *Conn {
 	c := &Conn{
+		ack: ack, onAck: onAck,
 		stripes:     stripes,
 		rdl:         makeDeadline(),
 		wdl:         makeDeadline(),
@@ -142,6 +152,14 @@ func (c *Conn) kill() {
 
 // send writes queued frames to stripe i until the queue closes (then the end marker).
 func (c *Conn) send(i int, s net.Conn) {
+	if i == 0 && c.ack {
+		var m [headerLen]byte
+		binary.BigEndian.PutUint32(m[8:], ackLen)
+		if _, err := s.Write(m[:]); err != nil {
+			c.fail(fmt.Errorf("stripe %d: %w", i, err))
+			return
+		}
+	}
 	for {
 		var b *[]byte
 		var ok bool
@@ -182,6 +200,12 @@ func (c *Conn) receive(i int, s net.Conn) {
 			return
 		}
 		seq, n := binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint32(h[8:])
+		if n == ackLen {
+			if c.onAck != nil {
+				c.onAck()
+			}
+			continue
+		}
 		if n == eofLen {
 			c.mu.Lock()
 			bad := c.eofKnown && c.eofSeq != seq || seq < c.next

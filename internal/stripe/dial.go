@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"time"
 )
 
 // Magic begins every stripe's hello. Its first byte, NUL, begins no HTTP request and
@@ -47,7 +49,11 @@ func parseHello(b []byte) (hello, error) {
 // Dial opens n stripes at once with dial (one round trip, not n), says hello on each
 // and returns them as one stream. n is clipped to 1..MaxStripes; the peer must be a
 // Listener (see its record's advertisement), since the hello means nothing to others.
-func Dial(ctx context.Context, n int, dial func(context.Context) (net.Conn, error)) (*Conn, error) {
+// onRTT, if not nil, is called (from another goroutine) with the time from the start of
+// the dial until the listener's ack: two round trips on SSH (the channel's open, then
+// the hello and its ack), whatever the transport.
+func Dial(ctx context.Context, n int, dial func(context.Context) (net.Conn, error), onRTT func(time.Duration)) (*Conn, error) {
+	start := time.Now()
 	n = max(1, min(n, MaxStripes))
 	h := hello{count: n}
 	if _, err := rand.Read(h.id[:]); err != nil {
@@ -85,7 +91,12 @@ func Dial(ctx context.Context, n int, dial func(context.Context) (net.Conn, erro
 		}
 		return nil, err
 	}
-	return newConn(stripes), nil
+	var onAck func()
+	if onRTT != nil {
+		var once sync.Once
+		onAck = func() { once.Do(func() { onRTT(time.Since(start)) }) }
+	}
+	return newConnOpts(stripes, false, onAck), nil
 }
 
 func firstErr(errs []error) error {

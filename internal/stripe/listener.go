@@ -233,7 +233,7 @@ func (l *Listener) join(h hello, c net.Conn) {
 	l.remember(h.id)
 	l.mu.Unlock()
 	l.logger.Info("striped connection", "stripes", len(g.stripes))
-	l.handOut(newConn(g.stripes))
+	l.handOut(newConnOpts(g.stripes, true, nil))
 }
 
 // remember notes id as used; mu held.

@@ -99,7 +99,8 @@ func nothingAccepted(t *testing.T, accepted <-chan net.Conn, why string) {
 func TestListenerJoinsStripes(t *testing.T) {
 	noLeaks(t)
 	l, accepted, logs := listen(t)
-	client, err := Dial(context.Background(), 6, dialer(l))
+	acked := make(chan time.Duration, 1)
+	client, err := Dial(context.Background(), 6, dialer(l), func(d time.Duration) { acked <- d })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +125,14 @@ func TestListenerJoinsStripes(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+	select {
+	case d := <-acked:
+		if d <= 0 {
+			t.Errorf("the ack timed %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("no ack from the listener")
 	}
 	if !strings.Contains(logs.String(), `msg="striped connection" stripes=6`) {
 		t.Errorf("log: %q; want the striped connection", logs.String())
@@ -285,7 +294,7 @@ func TestListenerRefusesHostileHellos(t *testing.T) {
 	nothingAccepted(t, accepted, "reused id")
 
 	// The listener still works.
-	client, err := Dial(context.Background(), 2, dialer(l))
+	client, err := Dial(context.Background(), 2, dialer(l), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

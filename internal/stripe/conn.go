@@ -43,7 +43,7 @@ const (
 // reorderLimit bounds the bytes of frames that arrived ahead of their turn. The next
 // frame in order is always admitted, so the receiver never deadlocks: each stripe
 // carries increasing numbers, and the frame awaited is at the head of its stripe.
-var reorderLimit = 8 << 20
+var reorderLimit = 2 << 20
 
 // flushWait bounds how long Close waits for written data to leave before it cuts the
 // stripes (a peer that stopped reading).

@@ -312,3 +312,11 @@ func (p *peekedConn) CloseWrite() error {
 	}
 	return errors.New("stripe: connection cannot half-close")
 }
+
+// ReadFrom keeps what the connection underneath offers net/http (sendfile for files).
+func (p *peekedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := p.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{p.Conn}, r)
+}

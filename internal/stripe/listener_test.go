@@ -190,7 +190,10 @@ func passesThrough(t *testing.T, l *Listener, accepted <-chan net.Conn, first st
 	if _, err := io.ReadFull(s, got); err != nil || string(got) != first {
 		t.Errorf("handed out %q, %v; want %q", got, err, first)
 	}
-	s.Write([]byte("ok"))
+	if _, err := s.(io.ReaderFrom).ReadFrom(strings.NewReader("o")); err != nil {
+		t.Errorf("ReadFrom: %v", err)
+	}
+	s.Write([]byte("k"))
 	if err := s.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 		t.Errorf("CloseWrite: %v", err)
 	}

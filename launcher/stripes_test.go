@@ -18,8 +18,10 @@ func TestStripesFor(t *testing.T) {
 		want int
 	}{
 		{0, 1}, {300 * time.Microsecond, 1}, {9 * time.Millisecond, 1},
-		{10 * time.Millisecond, 1}, {11 * time.Millisecond, 2}, {20 * time.Millisecond, 2},
-		{40 * time.Millisecond, 4}, {80 * time.Millisecond, 8}, {300 * time.Millisecond, 8},
+		{10 * time.Millisecond, 2}, {14 * time.Millisecond, 2}, {20 * time.Millisecond, 2},
+		{21 * time.Millisecond, 2}, {25 * time.Millisecond, 3}, {40 * time.Millisecond, 4},
+		{41 * time.Millisecond, 4}, {80 * time.Millisecond, 8}, {81 * time.Millisecond, 8},
+		{300 * time.Millisecond, 8},
 	}
 	for _, tt := range tests {
 		if got := StripesFor(tt.rtt); got != tt.want {
@@ -43,7 +45,7 @@ func TestStripedChoosesByRoundTrip(t *testing.T) {
 		{"nothing measured yet", 16, nil, "", 1},
 		{"loopback", 16, []time.Duration{400 * time.Microsecond}, "", 1},
 		{"a busy moment on loopback", 16, []time.Duration{400 * time.Microsecond, 30 * time.Millisecond}, "", 1},
-		{"campus", 16, []time.Duration{21 * time.Millisecond}, "", 3},
+		{"campus", 16, []time.Duration{21 * time.Millisecond}, "", 2},
 		{"wan", 16, []time.Duration{81 * time.Millisecond}, "", 8},
 		{"wan, server offers 4", 4, []time.Duration{81 * time.Millisecond}, "", 4},
 		{"turned off", 16, []time.Duration{81 * time.Millisecond}, "1", 1},

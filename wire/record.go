@@ -55,7 +55,7 @@ type Record struct {
 	// Stripes is the most stripes the server's Unix socket joins into one connection
 	// (package internal/stripe: a launcher may carry one browser connection over that
 	// many SSH channels, past one channel's window per round trip); 0 (older servers):
-	// one channel per connection.
+	// one channel per connection. An addition to DESIGN.md's fields.
 	Stripes int `json:"stripes,omitempty"`
 	// Reused is set only on the answer of `serve --reuse`: the session was running
 	// already, the newest of this many of the same app (see reuse.go).

@@ -20,13 +20,13 @@ var (
 	groupTimeout = 10 * time.Second
 	// recentKeep is how long a joined group's id is refused for another group.
 	recentKeep = time.Minute
+	// maxSniffing bounds the connections being looked at; more wait to be accepted.
+	maxSniffing = 256
+	// maxRecent bounds the ids remembered as used (the oldest is forgotten first).
+	maxRecent = 4096
 )
 
-const (
-	maxGroups   = 64   // groups waiting for stripes
-	maxSniffing = 256  // connections being looked at
-	maxRecent   = 4096 // ids remembered as used
-)
+const maxGroups = 64 // groups waiting for stripes
 
 // Listener hands out what its inner listener accepts: each group of stripes joined as
 // one *Conn, and every other connection unchanged (the bytes looked at are read again).

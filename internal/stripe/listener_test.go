@@ -362,3 +362,62 @@ func TestListenerCloseEndsAll(t *testing.T) {
 		t.Errorf("connections held by the listener outlived Close")
 	}
 }
+
+// TestListenerBoundsSniffing: at most maxSniffing connections are looked at at once;
+// the next waits for a slot (here, until a silent one's sniff times out).
+func TestListenerBoundsSniffing(t *testing.T) {
+	noLeaks(t)
+	shorten(t, &maxSniffing, 2)
+	shorten(t, &sniffTimeout, 300*time.Millisecond)
+	l, accepted, _ := listen(t)
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	time.Sleep(50 * time.Millisecond) // both are being looked at
+	plain, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	var order []string
+	for range 3 {
+		c := next(t, accepted)
+		if c.RemoteAddr().String() == plain.LocalAddr().String() {
+			order = append(order, "plain")
+		} else {
+			order = append(order, "silent")
+		}
+	}
+	// Without the bound the plain one, which speaks at once, would come out first.
+	if order[0] == "plain" {
+		t.Errorf("accepted %v; want the plain one to wait for a silent one's slot", order)
+	}
+}
+
+// TestListenerBoundsRecentIDs: at most maxRecent used ids are remembered, the oldest
+// forgotten first.
+func TestListenerBoundsRecentIDs(t *testing.T) {
+	noLeaks(t)
+	shorten(t, &maxRecent, 2)
+	l, accepted, _ := listen(t)
+	ids := [][16]byte{newID(), newID(), newID()}
+	for _, id := range ids {
+		sendHello(t, l, id, 0, 1)
+		next(t, accepted)
+	}
+	l.mu.Lock()
+	n := len(l.recent)
+	_, first := l.recent[ids[0]]
+	_, last := l.recent[ids[2]]
+	l.mu.Unlock()
+	if n != 2 || first || !last {
+		t.Errorf("remembered %d ids (the first %v, the last %v); want the 2 newest", n, first, last)
+	}
+}

@@ -23,11 +23,12 @@ import (
 )
 
 // Limits of the protocol. MaxStripes bounds a group (what a hostile hello can ask of
-// the listener); MaxFrame is x/crypto's largest channel packet, so a frame is one
-// packet.
+// the listener); MaxFrame is the most data a frame carries: with its header, the
+// largest channel packet of x/crypto and OpenSSH (32 KiB), so a frame written goes as
+// one packet, not a full one and a 12-byte one.
 const (
 	MaxStripes = 16
-	MaxFrame   = 32 << 10
+	MaxFrame   = 32<<10 - headerLen
 )
 
 // frame header: seq (8 bytes), length (4 bytes). eofLen marks the end of the stream

@@ -75,13 +75,17 @@ func TestImportRules(t *testing.T) {
 		// URLs and Host names; the scheduler's job).
 		"wire": append([]string{"tokenserver", "batch"}, textLeaves...),
 		// remote wires a team server: the access policy (package access) into the gate.
-		"remote":   append([]string{"wire", "tokenserver", "access", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
-		"launcher": append([]string{"wire", "tunnel", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean"}, textLeaves...),
+		"remote":   append([]string{"wire", "tokenserver", "access", "batch", "internal/localpeer", "internal/didyoumean", "internal/stripe"}, textLeaves...),
+		"launcher": append([]string{"wire", "tunnel", "tokenserver", "batch", "internal/localpeer", "internal/didyoumean", "internal/stripe"}, textLeaves...),
 		// Shared leaves: what launcher and remote both need, knowing neither.
 		"internal/localpeer":  nil,
 		"internal/termsafe":   nil,
 		"internal/shquote":    nil,
 		"internal/didyoumean": nil,
+		// One stream over several SSH channels (past one channel's window per round
+		// trip): the launcher dials the stripes, the remote gate joins them; it knows
+		// neither.
+		"internal/stripe": nil,
 		// A team server's access policy (keys, OIDC, rights): knows no command and no
 		// gate (remote hands it to the gate as a tokenserver.Team); the text leaves for
 		// clipping a hostile value in an error, as everyone else does.

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,7 @@ const BenchAppArg = "app"
 //
 //	GET  .../bytes?n=N  N bytes (Content-Length set)
 //	POST .../upload     reads the body, answers its length
+//	POST .../sha256     reads the body, answers its SHA-256 in hex
 //	GET  .../small      a fixed 128-byte body
 //	GET  .../ws         WebSocket echo
 //	GET  .../hold?ms=N  waits N ms (at most a minute), then a fixed 128-byte body
@@ -75,6 +77,13 @@ func RunBenchApp(args []string) error {
 				return
 			}
 			fmt.Fprint(w, n)
+		case "sha256":
+			h := sha256.New()
+			if _, err := io.Copy(h, r.Body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, "%x", h.Sum(nil))
 		case "small":
 			w.Header().Set("Content-Type", "text/plain")
 			w.Write(small)

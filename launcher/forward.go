@@ -32,38 +32,40 @@ import (
 // (Slurm: direct-tcpip to node:port, TLS pinned by cert_sha256) plugs in here.
 type Endpoint func(ctx context.Context) (net.Conn, error)
 
-// recordEndpoint reaches the server the record names: its Unix socket through the SSH
-// connection (direct-streamlocal), inside TLS pinned to cert_sha256 when the record says
-// TLS.
-func recordEndpoint(c Conn, rec wire.Record) Endpoint {
-	e := boundedDial(c, "unix", rec.Socket)
-	if rec.TLS {
-		e = PinnedTLS(e, rec)
+// recordEndpoints are the ways to the server the record names: its Unix socket
+// through the SSH connection (direct-streamlocal), inside TLS pinned to cert_sha256
+// when the record says TLS. dial is for one-off requests (verification); fwd for the
+// browser's connections: through c's DialForward when it has one (that dial is a
+// local connection to ssh's master, which cannot hang as a channel open can: it is not
+// cut into dialAttempts, and so waits as long as the transport waits for a new master;
+// while ssh asks for a new login's code, for as long as that takes: the browser's
+// request then goes through), and each carried over several channels (stripes.go)
+// when the link is distant and the server joins stripes.
+func recordEndpoints(c Conn, rec wire.Record) (dial, fwd Endpoint) {
+	rtt := &linkRTT{}
+	open := c.DialContext
+	fd, forwards := c.(forwardDialer)
+	if !forwards {
+		// A channel open through x/crypto takes one round trip: it measures the link.
+		// (Through ssh's master, a connection is local: it does not.)
+		open = rtt.timed(open)
 	}
-	return e
+	dial = boundedDialFunc(open, "unix", rec.Socket)
+	fwd = dial
+	if forwards {
+		fwd = func(ctx context.Context) (net.Conn, error) { return fd.DialForward(ctx, "unix", rec.Socket) }
+	}
+	fwd = striped(fwd, rec, rtt)
+	if rec.TLS {
+		dial, fwd = PinnedTLS(dial, rec), PinnedTLS(fwd, rec)
+	}
+	return dial, fwd
 }
 
 // forwardDialer is a Conn with a quicker dial for forwarding, where a refused
 // connection may simply close (the OpenSSH transport: tunnel.OpenSSHClient).
 type forwardDialer interface {
 	DialForward(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
-// forwardEndpoint is recordEndpoint for the browser's connections: through c's
-// DialForward when it has one. That dial is a local connection to ssh's master, which
-// cannot hang as a channel open can: it is not cut into dialAttempts, and so waits as
-// long as the transport waits for a new master (while ssh asks for a new login's
-// code, for as long as that takes: the browser's request then goes through).
-func forwardEndpoint(c Conn, rec wire.Record) Endpoint {
-	fd, ok := c.(forwardDialer)
-	if !ok {
-		return recordEndpoint(c, rec)
-	}
-	e := Endpoint(func(ctx context.Context) (net.Conn, error) { return fd.DialForward(ctx, "unix", rec.Socket) })
-	if rec.TLS {
-		e = PinnedTLS(e, rec)
-	}
-	return e
 }
 
 // dialAttempts bound each try to open a channel. A channel open sent just as the SSH
@@ -412,7 +414,7 @@ type localServing struct {
 func (s *session) forwardLocal(ln net.Listener, rec wire.Record, fo ForwardOptions) *localServing {
 	dial, fwd := s.endpoint, s.endpoint
 	if dial == nil {
-		dial, fwd = recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec)
+		dial, fwd = recordEndpoints(s.conn, rec)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	return &localServing{s: s, rec: rec, fo: fo, dial: dial, port: port,

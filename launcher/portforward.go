@@ -161,7 +161,8 @@ func ForwardPort(ctx context.Context, o ForwardPortOptions) error {
 // challenge, the check), fwd for the streams.
 func (s *session) portEndpoints(ctx context.Context, rec wire.Record, so BatchOptions) (dial, fwd Endpoint, err error) {
 	if rec.JobID == "" {
-		return recordEndpoint(s.conn, rec), forwardEndpoint(s.conn, rec), nil
+		dial, fwd := recordEndpoints(s.conn, rec)
+		return dial, fwd, nil
 	}
 	if rec.State == wire.StatePending {
 		return nil, nil, errorf("`"+s.cmdline("attach", rec.ID)+"` waits for it; forward once it runs",

@@ -4,6 +4,7 @@ package remote
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/internal/stripe"
 )
 
 // TestMain lets the test binary act as a helper process: a stand-in server that
@@ -139,6 +142,22 @@ func TestMain(m *testing.M) {
 			fmt.Println("dial:", err)
 			os.Exit(0)
 		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		fmt.Printf("read %d: %v\n", n, err)
+		os.Exit(0)
+	case "stripe-hello":
+		// Dial the Unix socket, say a stripe's hello (group id in hex, index, count from
+		// the environment), and report what happened.
+		c, err := net.DialTimeout("unix", os.Getenv("TETHER_REMOTE_TEST_SOCKET"), 2*time.Second)
+		if err != nil {
+			fmt.Println("dial:", err)
+			os.Exit(0)
+		}
+		id, _ := hex.DecodeString(os.Getenv("TETHER_REMOTE_TEST_STRIPE_ID"))
+		index, _ := strconv.Atoi(os.Getenv("TETHER_REMOTE_TEST_STRIPE_INDEX"))
+		count, _ := strconv.Atoi(os.Getenv("TETHER_REMOTE_TEST_STRIPE_COUNT"))
+		c.Write(append(append([]byte(stripe.Magic), id...), byte(index), byte(count)))
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		n, err := c.Read(make([]byte, 1))
 		fmt.Printf("read %d: %v\n", n, err)

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-dev/tether/internal/stripe"
 	"github.com/tether-dev/tether/tokenserver"
 	"github.com/tether-dev/tether/wire"
 )
@@ -463,7 +464,9 @@ func (s *serving) openGate(token string, tlsConf *tls.Config, allowHosts []strin
 		return g, err
 	}
 	g.sockID = sockID
-	g.listeners = append(g.listeners, &peerCheckListener{UnixListener: uln, logger: s.logger})
+	// Stripes are joined behind the check of the peer's user, so each stripe passes it.
+	g.listeners = append(g.listeners, stripe.NewListener(&peerCheckListener{UnixListener: uln, logger: s.logger}, s.fileLogger))
+	s.sf.Stripes = stripe.MaxStripes
 	if o.Listen != "" {
 		tln, err := net.Listen("tcp", o.Listen)
 		if err != nil {

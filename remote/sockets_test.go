@@ -3,6 +3,7 @@
 package remote
 
 import (
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -10,10 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/internal/stripe"
 )
 
 func TestListenPrivateUnix(t *testing.T) {
@@ -160,4 +165,132 @@ func TestOtherUserCannotConnect(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Error("our own connection was not accepted")
 	}
+}
+
+// TestOtherUserCannotSendStripes: the gate joins stripes behind the check of the
+// peer's user (openGate), so another uid can neither open a striped connection nor
+// complete (or spoil) a group our own user began, even where permissions let its
+// connection reach the socket.
+func TestOtherUserCannotSendStripes(t *testing.T) {
+	if !isRoot() || runtime.GOOS != "linux" {
+		t.Skip("needs root (to run a helper as uid 65534) on Linux")
+	}
+	helper := helperBinary(t)
+	root := tempRoot(t)
+	os.Chmod(filepath.Dir(root), 0o755)
+	s, err := newSession(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncWriter{b: &strings.Builder{}}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	ln, _, err := listenPrivateUnix(s.socketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As openGate wraps it.
+	sl := stripe.NewListener(&peerCheckListener{UnixListener: ln, logger: logger}, logger)
+	defer sl.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := sl.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	os.Chmod(root, 0o755)
+	os.Chmod(s.Dir, 0o755)
+	os.Chmod(s.socketPath(), 0o777)
+
+	helloAs := func(id string, index, count int) string {
+		cmd := exec.Command(helper, "-test.run=^$")
+		cmd.Env = []string{"TETHER_REMOTE_TEST_HELPER=stripe-hello", "TETHER_REMOTE_TEST_SOCKET=" + s.socketPath(),
+			"TETHER_REMOTE_TEST_STRIPE_ID=" + id, "TETHER_REMOTE_TEST_STRIPE_INDEX=" + strconv.Itoa(index),
+			"TETHER_REMOTE_TEST_STRIPE_COUNT=" + strconv.Itoa(count)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		cmd.Dir = "/"
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helper as uid 65534: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	noneAccepted := func(why string) {
+		t.Helper()
+		select {
+		case c := <-accepted:
+			c.Close()
+			t.Errorf("%s: a connection was handed to the server", why)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	// A whole group from the other user: each stripe is closed before it is looked at.
+	for i := range 2 {
+		if got := helloAs("00112233445566778899aabbccddeeff", i, 2); !closedOnIt(got) {
+			t.Errorf("stripe %d from uid 65534: %q; want it closed", i, got)
+		}
+	}
+	noneAccepted("the other user's group")
+
+	// Our stripe 0 of 2 waits; the other user's stripe 1 with the same id is closed and
+	// neither completes nor spoils the group: our own stripe 1 completes it.
+	id := "ffeeddccbbaa99887766554433221100"
+	rawID, _ := hex.DecodeString(id)
+	ours := func(index int) net.Conn {
+		c, err := net.Dial("unix", s.socketPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(append(append([]byte(stripe.Magic), rawID...), byte(index), 2))
+		return c
+	}
+	c0 := ours(0)
+	defer c0.Close()
+	time.Sleep(50 * time.Millisecond) // stripe 0 is held by the listener
+	if got := helloAs(id, 1, 2); !closedOnIt(got) {
+		t.Errorf("the other user's stripe of our group: %q; want it closed", got)
+	}
+	noneAccepted("our group with the other user's stripe")
+	c1 := ours(1)
+	defer c1.Close()
+	select {
+	case c, ok := <-accepted:
+		if !ok {
+			t.Fatal("the listener failed")
+		}
+		if sc, ok := c.(*stripe.Conn); !ok || sc.Stripes() != 2 {
+			t.Errorf("accepted %T; want our group of 2 stripes", c)
+		}
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Error("our own group was not joined")
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if n := strings.Count(logs.b.String(), "closed a connection from another user"); n != 3 {
+		t.Errorf("%d refusals logged; want 3:\n%s", n, logs.b.String())
+	}
+}
+
+// closedOnIt: the helper's read saw the server close the connection (EOF, or a reset
+// when the server closed it with the hello unread).
+func closedOnIt(got string) bool {
+	return strings.HasPrefix(got, "read 0: ") && (strings.HasSuffix(got, "EOF") || strings.HasSuffix(got, "connection reset by peer"))
+}
+
+// syncWriter serialises writes to w (a logger's lines from several goroutines).
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
 }

@@ -52,6 +52,11 @@ type Record struct {
 	App string `json:"app,omitempty"`
 	// Version is the version of the tether binary serving the session.
 	Version string `json:"version"`
+	// Stripes is the most stripes the server's Unix socket joins into one connection
+	// (package internal/stripe: a launcher may carry one browser connection over that
+	// many SSH channels, past one channel's window per round trip); 0 (older servers):
+	// one channel per connection. An addition to DESIGN.md's fields.
+	Stripes int `json:"stripes,omitempty"`
 	// Reused is set only on the answer of `serve --reuse`: the session was running
 	// already, the newest of this many of the same app (see reuse.go).
 	Reused int `json:"reused,omitempty"`

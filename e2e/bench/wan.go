@@ -27,6 +27,7 @@ import (
 
 	"github.com/tether-dev/tether/e2e"
 	"github.com/tether-dev/tether/e2e/toxiapi"
+	"github.com/tether-dev/tether/launcher"
 )
 
 // linkProfile is one emulated network between the laptop and the remote.
@@ -334,13 +335,21 @@ func (b *bench) printProfile(w io.Writer) {
 	fmt.Fprintf(w, "  per-connection ceiling = min(crypto, window / RTT) = min(%.0f MB/s AES-128-GCM on one core, 2 MiB / %d ms = %.1f MB/s) = %.1f MB/s\n",
 		l.CryptoMBs, l.RTTms, win, ceil)
 	fmt.Fprintf(w, "    (window 2 MiB for both: x/crypto's channelWindowSize, OpenSSH's CHAN_TCP_WINDOW_DEFAULT)\n")
+	// tether carries a connection over N channels at this round trip (launcher/stripes.go).
+	n := launcher.StripesFor(time.Duration(l.RTTms) * time.Millisecond)
+	striped := min(l.CryptoMBs, float64(n)*win)
+	if n > 1 {
+		fmt.Fprintf(w, "  tether stripes a connection over %d channels here: ceiling min(crypto, %d × window / RTT) = %.1f MB/s; ssh -L keeps one channel\n",
+			n, n, striped)
+	}
 	if l.Mbit > 0 {
 		one, six := min(ceil, float64(l.Mbit)/8), min(6*ceil, float64(l.Mbit)/8)
 		bound := "the window"
 		if float64(l.Mbit)/8 < ceil {
 			bound = "the link"
 		}
-		fmt.Fprintf(w, "  so one download can reach %.1f MB/s (%s is the limit), six parallel %.1f MB/s\n", one, bound, six)
+		fmt.Fprintf(w, "  so one download can reach %.1f MB/s through ssh -L (%s is the limit), %.1f through tether; six parallel %.1f MB/s\n",
+			one, bound, min(striped, float64(l.Mbit)/8), six)
 	}
 	fmt.Fprintln(w)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/tether-dev/tether/tunnel"
 	"github.com/tether-dev/tether/wire"
@@ -370,4 +373,62 @@ func TestProbeScriptInPlaceRefusesADirectoryOfAnotherUser(t *testing.T) {
 func lastOf(s string) string {
 	s = strings.TrimSuffix(s, "\n")
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// The build the launcher sends may end before the length it announced (a cross build
+// rewritten while a launch read it) or fail to read: the script, waiting for the rest,
+// must get an end of its stdin, not wait for bytes that never come while the launcher
+// waits for its answer. The upload fails at once, and the script's trap leaves nothing.
+func TestPutInPlaceBuildEndingEarly(t *testing.T) {
+	body := "#!/bin/sh\n" + echoFake
+	sum := sumOf(echoFake)
+	for name, src := range map[string]io.Reader{
+		"shorter than announced": strings.NewReader(body[:len(body)-5]),
+		"a read error":           io.MultiReader(strings.NewReader(body[:10]), iotest.ErrReader(errors.New("disk read error"))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			home := physical(t, t.TempDir())
+			cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sum, 0, []string{"serve"}))
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+			pr, pw := io.Pipe()
+			cmd.Stdin = pr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = cmd.Stdout
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pw.Close(); cmd.Process.Kill(); cmd.Wait() })
+			br := bufio.NewReader(stdout)
+			p, err := readProbe(br)
+			if err != nil || p.State != "missing" {
+				t.Fatalf("probe: %v %+v", err, p)
+			}
+			if l, err := readLine(br, maxLine); err != nil || !strings.HasPrefix(l, uploadTag) {
+				t.Fatalf("no tether-upload line: %q %v", l, err)
+			}
+			var uploading atomic.Bool
+			done := make(chan error, 1)
+			go func() {
+				done <- putInPlace(br, pw, src, int64(len(body)), "plain", sum, "target", nil, &uploading)
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("a build that ended early was put in place")
+				}
+				t.Logf("putInPlace: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("putInPlace still waiting 10 s after the build ended early: the script waits for the rest, the launcher for its answer")
+			}
+			if err := cmd.Wait(); err == nil {
+				t.Errorf("the script exited 0")
+			}
+			if _, err := os.Lstat(filepath.Join(home, ".cache")); !os.IsNotExist(err) {
+				t.Errorf("left %s/.cache behind: %v", home, leftovers(t, home))
+			}
+		})
+	}
 }

@@ -734,11 +734,20 @@ func putInPlace(br *bufio.Reader, stdin *io.PipeWriter, body io.Reader, size int
 	go func() {
 		_, err := fmt.Fprintf(stdin, "tether-put %s %d %s %s\n", mode, size, sum, hex.EncodeToString(nonce[:]))
 		if err == nil {
-			_, err = io.Copy(stdin, io.TeeReader(io.LimitReader(body, size), writeFunc(func(b []byte) {
+			var n int64
+			n, err = io.Copy(stdin, io.TeeReader(io.LimitReader(body, size), writeFunc(func(b []byte) {
+				written.Add(int64(len(b)))
 				if progress != nil {
-					progress(written.Add(int64(len(b))))
+					progress(written.Load())
 				}
 			})))
+			if err == nil && n != size {
+				err = fmt.Errorf("the build ended after %d of %d bytes (did it change while it was read?)", n, size)
+			}
+			if err != nil {
+				// The script waits for the rest: end its stdin, and it fails and cleans up.
+				stdin.CloseWithError(err)
+			}
 		}
 		wrote <- err
 	}()
@@ -759,7 +768,9 @@ func putInPlace(br *bufio.Reader, stdin *io.PipeWriter, body io.Reader, size int
 		}
 		if st, ok := strings.CutPrefix(line, uploadTag+"fail "); ok {
 			stdin.CloseWithError(errors.New("upload failed"))
-			<-wrote
+			if werr := <-wrote; werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
+				return fmt.Errorf("tunnel: upload to %s: %w", target, werr) // ours: the script only saw its stdin end
+			}
 			n, err := strconv.Atoi(st)
 			if err != nil {
 				n = -1

@@ -18,6 +18,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/tunnel"
 	"github.com/tether-dev/tether/wire"
 )
@@ -358,7 +359,7 @@ func TestProbeScriptInPlaceRefusesADirectoryOfAnotherUser(t *testing.T) {
 	io.WriteString(stdin, "tether-put plain "+strconv.Itoa(len(body))+" "+sum+" 0a1b2c3d4e5f\n"+body)
 	rest, _ := io.ReadAll(br)
 	out.Write(rest)
-	if !strings.Contains(out.String(), "tether-upload v1 fail 6") || !strings.Contains(out.String(), "is not private to you") {
+	if !strings.Contains(out.String(), "tether-upload v1 fail 6") || !strings.Contains(out.String(), "tether-unsafe v1 owner no ") {
 		t.Errorf("not refused:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "[serve]") {
@@ -430,5 +431,47 @@ func TestPutInPlaceBuildEndingEarly(t *testing.T) {
 				t.Errorf("left %s/.cache behind: %v", home, leftovers(t, home))
 			}
 		})
+	}
+}
+
+// Another user who makes tether/bin in a shared sticky XDG_CACHE_HOME while a first
+// launch is on its way (they see the probe in ps) gets the install refused; the
+// launcher says what is wrong and the fix, as it does when the probe finds such a
+// directory, not "try again".
+func TestLaunchInPlaceRaceWithAnotherUserExplained(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to make a directory owned by uid 65534)")
+	}
+	shared := physical(t, t.TempDir())
+	if err := os.Chmod(shared, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	// The other user's move, made just before the script's mkdir -p: their
+	// directories, open to everyone.
+	bin := t.TempDir()
+	race := "#!/bin/sh\nfor d in " + shquote.Quote(shared+"/tether") + " " + shquote.Quote(shared+"/tether/bin") +
+		"; do /bin/mkdir -m 777 \"$d\" && chown 65534:65534 \"$d\"; done\nexec /bin/mkdir \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "mkdir"), []byte(race), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeRemote(t)
+	f.srv.Env = append(f.srv.Env, "PATH="+bin+":"+os.Getenv("PATH"), "XDG_CACHE_HOME="+shared)
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+	err := r.wait(t)
+	if err == nil {
+		t.Fatal("the launch installed into another user's directory")
+	}
+	msg := err.Error()
+	t.Logf("launch: %v", msg)
+	if strings.Contains(f.calls(), "serve") {
+		t.Errorf("something ran: %q", f.calls())
+	}
+	for _, want := range []string{shared + "/tether", "XDG_CACHE_HOME"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not name %q: %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "try again") {
+		t.Errorf("the error says to try again, which cannot help: %s", msg)
 	}
 }

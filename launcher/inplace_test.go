@@ -475,3 +475,54 @@ func TestLaunchInPlaceRaceWithAnotherUserExplained(t *testing.T) {
 		t.Errorf("the error says to try again, which cannot help: %s", msg)
 	}
 }
+
+// BusyBox's head -c (and the BSDs') reads through stdio: from a pipe it takes what is
+// there, past the count. The install in place holds because the launcher sends nothing
+// after the setup frame until the script says tether-upload, and nothing after the
+// build until it says ok; this runs a --setup first launch with BusyBox's head, gzip
+// and sha256sum to keep it so.
+func TestFirstLaunchInPlaceWithBusyBoxHead(t *testing.T) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox here")
+	}
+	bin := t.TempDir()
+	for _, a := range []string{"head", "gzip", "sha256sum"} {
+		if err := os.Symlink(bb, filepath.Join(bin, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Make sure this head does read past its count from a pipe, or the test proves nothing.
+	c := exec.Command("/bin/sh", "-c", "head -c 1 >/dev/null; cat")
+	c.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	c.Stdin = io.MultiReader(strings.NewReader("abc"), &slowReader{"def"})
+	if out, _ := c.Output(); string(out) == "bcdef" {
+		t.Skip("this busybox head reads exactly its count")
+	}
+	f := newFakeRemote(t)
+	f.srv.Env = append(f.srv.Env, "PATH="+bin+":"+os.Getenv("PATH"))
+	o := LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Setup: "echo setup-ok\n"}
+	first, stderr := launchWith(t, f, o)
+	if !strings.Contains(stderr, "installing tether on fakehost") || !strings.Contains(f.calls(), "serve --detach --json") {
+		t.Fatalf("not installed and started:\n%s\ncalls: %q", stderr, f.calls())
+	}
+	if got, _ := os.ReadFile(filepath.Join(f.dir, "stdin")); string(got) != string(wire.SetupFrame("echo setup-ok\n")) {
+		t.Errorf("serve read %q from stdin, want the setup frame alone", got)
+	}
+	if first.uploads.Load() != 0 {
+		t.Errorf("%d uploads over an exec of their own; want the install in place", first.uploads.Load())
+	}
+}
+
+// slowReader gives its text after a pause: what comes later on a pipe.
+type slowReader struct{ s string }
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	time.Sleep(200 * time.Millisecond)
+	n := copy(p, r.s)
+	r.s = r.s[n:]
+	return n, nil
+}

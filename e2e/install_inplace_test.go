@@ -81,3 +81,38 @@ func TestInterruptedFirstLaunchLeavesNothing(t *testing.T) {
 	}
 	l2.Interrupt(t)
 }
+
+// The first command on a remote installs tether in place whatever the user's login
+// shell, which gets the probe script as one quoted word (sshd runs SHELL -c COMMAND):
+// fish, csh/tcsh (history expansion), dash, zsh. Real sshd, a user per shell: the
+// first `tether ls` installs and runs, leaving no temporary file, and the second runs
+// what is installed. (bash, zsh and tcsh first launches with --setup are in
+// TestLaunchSetupModules; the exec count of an install in place is checked in the
+// launcher's tests.)
+func TestFirstCommandInstallsInPlaceUnderLoginShells(t *testing.T) {
+	shells := []string{"fish", "tcsh", "dash", "zsh"}
+	var users []User
+	for _, sh := range shells {
+		users = append(users, OtherUserWithShell(t, sh))
+	}
+	s, cfgs := sshdForUsers(t, SSHDOptions{}, users...)
+	for i, sh := range shells {
+		t.Run(sh, func(t *testing.T) {
+			out, errOut, code := RunTether(t, "ls", "-F", cfgs[i], s.Alias)
+			if code != 0 || !strings.Contains(errOut, "installing tether on "+s.Alias) {
+				t.Fatalf("tether ls as a %s user: exit %d\nstdout: %s\nstderr: %s", sh, code, out, errOut)
+			}
+			bin := filepath.Join(users[i].Home, ".cache", "tether", "bin")
+			if got := FileSum(t, filepath.Join(bin, remoteName(t))); got != binarySum(t) {
+				t.Errorf("%s: installed sum %s, want %s", sh, got, binarySum(t))
+			}
+			if left, _ := filepath.Glob(filepath.Join(bin, ".*")); len(left) != 0 {
+				t.Errorf("%s: temporary files after the install: %v", sh, left)
+			}
+			// Installed: the next command runs it without a word about installing.
+			if _, errOut, code := RunTether(t, "ls", "-F", cfgs[i], s.Alias); code != 0 || strings.Contains(errOut, "installing") {
+				t.Errorf("second tether ls as a %s user: exit %d, %q", sh, code, errOut)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -14,7 +15,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
+	"time"
 
+	"github.com/tether-dev/tether/internal/shquote"
 	"github.com/tether-dev/tether/tunnel"
 	"github.com/tether-dev/tether/wire"
 )
@@ -355,7 +359,7 @@ func TestProbeScriptInPlaceRefusesADirectoryOfAnotherUser(t *testing.T) {
 	io.WriteString(stdin, "tether-put plain "+strconv.Itoa(len(body))+" "+sum+" 0a1b2c3d4e5f\n"+body)
 	rest, _ := io.ReadAll(br)
 	out.Write(rest)
-	if !strings.Contains(out.String(), "tether-upload v1 fail 6") || !strings.Contains(out.String(), "is not private to you") {
+	if !strings.Contains(out.String(), "tether-upload v1 fail 6") || !strings.Contains(out.String(), "tether-unsafe v1 owner no ") {
 		t.Errorf("not refused:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "[serve]") {
@@ -370,4 +374,155 @@ func TestProbeScriptInPlaceRefusesADirectoryOfAnotherUser(t *testing.T) {
 func lastOf(s string) string {
 	s = strings.TrimSuffix(s, "\n")
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// The build the launcher sends may end before the length it announced (a cross build
+// rewritten while a launch read it) or fail to read: the script, waiting for the rest,
+// must get an end of its stdin, not wait for bytes that never come while the launcher
+// waits for its answer. The upload fails at once, and the script's trap leaves nothing.
+func TestPutInPlaceBuildEndingEarly(t *testing.T) {
+	body := "#!/bin/sh\n" + echoFake
+	sum := sumOf(echoFake)
+	for name, src := range map[string]io.Reader{
+		"shorter than announced": strings.NewReader(body[:len(body)-5]),
+		"a read error":           io.MultiReader(strings.NewReader(body[:10]), iotest.ErrReader(errors.New("disk read error"))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			home := physical(t, t.TempDir())
+			cmd := exec.Command("/bin/sh", "-c", scriptCommand("v1", "abcdef012345", sum, 0, []string{"serve"}))
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+			pr, pw := io.Pipe()
+			cmd.Stdin = pr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = cmd.Stdout
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pw.Close(); cmd.Process.Kill(); cmd.Wait() })
+			br := bufio.NewReader(stdout)
+			p, err := readProbe(br)
+			if err != nil || p.State != "missing" {
+				t.Fatalf("probe: %v %+v", err, p)
+			}
+			if l, err := readLine(br, maxLine); err != nil || !strings.HasPrefix(l, uploadTag) {
+				t.Fatalf("no tether-upload line: %q %v", l, err)
+			}
+			var uploading atomic.Bool
+			done := make(chan error, 1)
+			go func() {
+				done <- putInPlace(br, pw, src, int64(len(body)), "plain", sum, "target", nil, &uploading)
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("a build that ended early was put in place")
+				}
+				t.Logf("putInPlace: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("putInPlace still waiting 10 s after the build ended early: the script waits for the rest, the launcher for its answer")
+			}
+			if err := cmd.Wait(); err == nil {
+				t.Errorf("the script exited 0")
+			}
+			if _, err := os.Lstat(filepath.Join(home, ".cache")); !os.IsNotExist(err) {
+				t.Errorf("left %s/.cache behind: %v", home, leftovers(t, home))
+			}
+		})
+	}
+}
+
+// Another user who makes tether/bin in a shared sticky XDG_CACHE_HOME while a first
+// launch is on its way (they see the probe in ps) gets the install refused; the
+// launcher says what is wrong and the fix, as it does when the probe finds such a
+// directory, not "try again".
+func TestLaunchInPlaceRaceWithAnotherUserExplained(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to make a directory owned by uid 65534)")
+	}
+	shared := physical(t, t.TempDir())
+	if err := os.Chmod(shared, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	// The other user's move, made just before the script's mkdir -p: their
+	// directories, open to everyone.
+	bin := t.TempDir()
+	race := "#!/bin/sh\nfor d in " + shquote.Quote(shared+"/tether") + " " + shquote.Quote(shared+"/tether/bin") +
+		"; do /bin/mkdir -m 777 \"$d\" && chown 65534:65534 \"$d\"; done\nexec /bin/mkdir \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "mkdir"), []byte(race), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeRemote(t)
+	f.srv.Env = append(f.srv.Env, "PATH="+bin+":"+os.Getenv("PATH"), "XDG_CACHE_HOME="+shared)
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}})
+	err := r.wait(t)
+	if err == nil {
+		t.Fatal("the launch installed into another user's directory")
+	}
+	msg := err.Error()
+	t.Logf("launch: %v", msg)
+	if strings.Contains(f.calls(), "serve") {
+		t.Errorf("something ran: %q", f.calls())
+	}
+	for _, want := range []string{shared + "/tether", "XDG_CACHE_HOME"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not name %q: %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "try again") {
+		t.Errorf("the error says to try again, which cannot help: %s", msg)
+	}
+}
+
+// BusyBox's head -c (and the BSDs') reads through stdio: from a pipe it takes what is
+// there, past the count. The install in place holds because the launcher sends nothing
+// after the setup frame until the script says tether-upload, and nothing after the
+// build until it says ok; this runs a --setup first launch with BusyBox's head, gzip
+// and sha256sum to keep it so.
+func TestFirstLaunchInPlaceWithBusyBoxHead(t *testing.T) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox here")
+	}
+	bin := t.TempDir()
+	for _, a := range []string{"head", "gzip", "sha256sum"} {
+		if err := os.Symlink(bb, filepath.Join(bin, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Make sure this head does read past its count from a pipe, or the test proves nothing.
+	c := exec.Command("/bin/sh", "-c", "head -c 1 >/dev/null; cat")
+	c.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	c.Stdin = io.MultiReader(strings.NewReader("abc"), &slowReader{"def"})
+	if out, _ := c.Output(); string(out) == "bcdef" {
+		t.Skip("this busybox head reads exactly its count")
+	}
+	f := newFakeRemote(t)
+	f.srv.Env = append(f.srv.Env, "PATH="+bin+":"+os.Getenv("PATH"))
+	o := LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Setup: "echo setup-ok\n"}
+	first, stderr := launchWith(t, f, o)
+	if !strings.Contains(stderr, "installing tether on fakehost") || !strings.Contains(f.calls(), "serve --detach --json") {
+		t.Fatalf("not installed and started:\n%s\ncalls: %q", stderr, f.calls())
+	}
+	if got, _ := os.ReadFile(filepath.Join(f.dir, "stdin")); string(got) != string(wire.SetupFrame("echo setup-ok\n")) {
+		t.Errorf("serve read %q from stdin, want the setup frame alone", got)
+	}
+	if first.uploads.Load() != 0 {
+		t.Errorf("%d uploads over an exec of their own; want the install in place", first.uploads.Load())
+	}
+}
+
+// slowReader gives its text after a pause: what comes later on a pipe.
+type slowReader struct{ s string }
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	time.Sleep(200 * time.Millisecond)
+	n := copy(p, r.s)
+	r.s = r.s[n:]
+	return n, nil
 }

@@ -75,7 +75,8 @@ import (
 // "tether-put gz|plain SIZE SHA256 NONCE", then exactly SIZE bytes (head -c; the
 // launcher sends nothing more until the script has answered, so no head can read past
 // them: it sends the setup frame again after ok). As tunnel.Upload does, it makes the directories 0700, checks that they are the
-// user's and writable by no one else, writes a temporary file beside the target (gzip
+// user's and writable by no one else (else a tether-unsafe line, as the probe's, and
+// fail 6: another user made one while the launcher got the build ready), writes a temporary file beside the target (gzip
 // -dc for gz), checks its SHA-256 (hs), makes it 0700 and renames it over the target;
 // on any failure or signal a trap removes the temporary file and the (empty, the
 // user's) directories it made. Its commands' complaints go to stdout, then tether-upload v1 ok, or fail STATUS
@@ -98,6 +99,8 @@ var probeScript = strings.Join([]string{
 	`if [ "$o" != "$u" ]; then if [ "$x" = 1 ] || [ "$o" != 0 ]; then why=owner; return 1; fi; fi;`,
 	`case "$m" in ?????????[tT]*) [ "$x" = 1 ] || return 0;; esac;`,
 	`case "$m" in ?????w*|????????w*) why=open; [ "$x" = 1 ] && why=writable; return 1;; esac; };`,
+	// W: the tether-unsafe line for the directory c that ck refused.
+	`W() { y=no; [ "$o" = "$u" ] && y=yes; set -- $(ls -ld "$c" 2>/dev/null); echo "tether-unsafe v1 $why $y ${1:--} ${3:--} $c"; };`,
 	// fk FILE: a regular file of ours that no one else may write.
 	`fk() { set -- $(ls -ln "$1" 2>/dev/null); case "$1" in -*) ;; *) return 1;; esac;`,
 	`[ "$3" = "$u" ] || return 1; case "$1" in ?????w*|????????w*) return 1;; esac; };`,
@@ -119,8 +122,7 @@ var probeScript = strings.Join([]string{
 	`if o=$("$b" version 2>/dev/null) && [ "${o#tether }" != "$o" ]; then st=ok; fi; fi; fi; fi; fi;; esac;`,
 	`echo "tether-probe v1 $st $(uname -s) $(uname -m) $D";`,
 	`if [ $st = ok ]; then if [ $# -gt 0 ]; then exec "$b" "$@"; fi; exit 0; fi;`,
-	`if [ $st = unsafe ]; then y=no; [ "$o" = "$u" ] && y=yes; set -- $(ls -ld "$c" 2>/dev/null);`,
-	`echo "tether-unsafe v1 $why $y ${1:--} ${3:--} $c"; exit 0; fi;`,
+	`if [ $st = unsafe ]; then W; exit 0; fi;`,
 	`[ $st = nohash ] && exit 0;`,
 	`f=$(df -Pk "$P" 2>/dev/null | awk 'NR==2 {print $4}'); w=no; [ -w "$P" ] && w=yes;`,
 	`echo "tether-space v1 ${f:--1} $w $P"; [ "$U" = - ] && exit 0; K=$U; U=-;`,
@@ -133,7 +135,7 @@ var probeScript = strings.Join([]string{
 	`F() { echo "tether-upload v1 fail $1"; exit $1; };`,
 	`trap 'rm -f -- "$t"; c="$D"; while [ "$c" != "$P" ] && [ -n "$c" ] && [ -O "$c" ]; do rmdir -- "$c" 2>/dev/null || break; c="${c%/*}"; done' EXIT HUP INT TERM PIPE;`,
 	`[ -d "$b" ] && { echo "$b is a directory"; F 5; }; mkdir -p -- "$D" || F 1;`,
-	`x=1; for c in "$D" "${D%/*}"; do ck "$c" || { echo "$c is not private to you ($why)"; F 6; }; done;`,
+	`x=1; for c in "$D" "${D%/*}"; do ck "$c" || { W; F 6; }; done;`,
 	`if [ $g = gz ]; then head -c $n | gzip -dc > "$t"; else head -c $n > "$t"; fi || F 1;`,
 	`hs "$t" || { echo "no SHA-256 tool works"; F 4; }; [ "$h" = "$X" ] || { echo "checksum mismatch: the file arrived damaged or incomplete"; F 3; };`,
 	`chmod 700 "$t" && mv -f -- "$t" "$b" || F 1; trap - EXIT HUP INT TERM PIPE; exec 2>&3 3>&-; umask $M; S="$S $X"; echo "tether-upload v1 ok"; done`,
@@ -715,11 +717,33 @@ func (l *session) installInPlace(ctx context.Context, p *probe, br *bufio.Reader
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
+		if u := raceRefusal(err); u != nil {
+			return false, unsafeError(l.host, u)
+		}
 		return false, uploadError(l.host, p, err)
 	}
 	// A failed write means the run ended: the next probe line will not come either.
 	stdin.Write(input)
 	return false, nil
+}
+
+// raceRefusal is the directory the script refused after it made the install
+// directories (fail 6 and its tether-unsafe line): another user's, made while the
+// launcher got the build ready. Trying again would not help; the probe's own refusal
+// says what would.
+func raceRefusal(err error) *unsafeDir {
+	var ue *tunnel.UploadError
+	if !errors.As(err, &ue) || ue.Status != 6 {
+		return nil
+	}
+	for _, line := range strings.Split(ue.Stderr, "\n") {
+		if strings.HasPrefix(line, unsafeTag) {
+			if u, err := readUnsafe(bufio.NewReader(strings.NewReader(line + "\n"))); err == nil {
+				return u
+			}
+		}
+	}
+	return nil
 }
 
 // putInPlace sends the put line and size bytes of body on stdin, and reads the
@@ -734,11 +758,20 @@ func putInPlace(br *bufio.Reader, stdin *io.PipeWriter, body io.Reader, size int
 	go func() {
 		_, err := fmt.Fprintf(stdin, "tether-put %s %d %s %s\n", mode, size, sum, hex.EncodeToString(nonce[:]))
 		if err == nil {
-			_, err = io.Copy(stdin, io.TeeReader(io.LimitReader(body, size), writeFunc(func(b []byte) {
+			var n int64
+			n, err = io.Copy(stdin, io.TeeReader(io.LimitReader(body, size), writeFunc(func(b []byte) {
+				written.Add(int64(len(b)))
 				if progress != nil {
-					progress(written.Add(int64(len(b))))
+					progress(written.Load())
 				}
 			})))
+			if err == nil && n != size {
+				err = fmt.Errorf("the build ended after %d of %d bytes (did it change while it was read?)", n, size)
+			}
+			if err != nil {
+				// The script waits for the rest: end its stdin, and it fails and cleans up.
+				stdin.CloseWithError(err)
+			}
 		}
 		wrote <- err
 	}()
@@ -759,7 +792,9 @@ func putInPlace(br *bufio.Reader, stdin *io.PipeWriter, body io.Reader, size int
 		}
 		if st, ok := strings.CutPrefix(line, uploadTag+"fail "); ok {
 			stdin.CloseWithError(errors.New("upload failed"))
-			<-wrote
+			if werr := <-wrote; werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
+				return fmt.Errorf("tunnel: upload to %s: %w", target, werr) // ours: the script only saw its stdin end
+			}
 			n, err := strconv.Atoi(st)
 			if err != nil {
 				n = -1
@@ -767,7 +802,10 @@ func putInPlace(br *bufio.Reader, stdin *io.PipeWriter, body io.Reader, size int
 			return &tunnel.UploadError{Path: target, Status: n, Stderr: strings.Join(said, "\n")}
 		}
 		if len(said) < 20 {
-			said = append(said, termsafe.Clip(termsafe.OneLine(line), 300))
+			if !strings.HasPrefix(line, unsafeTag) { // kept whole: installInPlace reads it
+				line = termsafe.Clip(termsafe.OneLine(line), 300)
+			}
+			said = append(said, line)
 		}
 	}
 	if err := <-wrote; err != nil {

@@ -22,8 +22,12 @@ import (
 // The app's answer counts only when it is a plain redirect to a path under the base URL
 // (safeNext's rules), without a parameter of ours in its query and without cookies (the
 // browser would not get them); anything else, a slow answer (landingWait) or a
-// failure, and the redirect goes to the base URL as before. An app whose root is a
-// page (2xx, 4xx) is not asked again: its root is not requested twice more than once.
+// failure, and the redirect goes to the base URL as before. An app whose answer is
+// final but of no use here (a page, 2xx or 4xx; a redirect refused; no answer within
+// landingWait) is not asked again: each login would otherwise request its root twice
+// (the question, then the browser's own request to the base URL), running whatever
+// it does twice, and a slow root would cost every login landingWait on top of the
+// page. Only a failure (5xx, a panic, the app not reachable yet) is asked again.
 // The question is the browser's own request without our credentials (stripped), so
 // the app sees what it would have seen a round trip later.
 
@@ -35,7 +39,7 @@ var errLandingDone = errors.New("tokenserver: the landing question is answered")
 // landing returns where a credential page load whose clean location is loc should go:
 // the app's redirect target for the base URL, or loc.
 func (s *Server) landing(r *http.Request, c *credentials, loc string) string {
-	if loc != s.base || s.team != nil || s.app == nil || r.Method != http.MethodGet || s.rootIsPage.Load() {
+	if loc != s.base || s.team != nil || s.app == nil || r.Method != http.MethodGet || s.noLanding.Load() {
 		return loc
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), landingWait)
@@ -64,22 +68,25 @@ func (s *Server) landing(r *http.Request, c *credentials, loc string) string {
 	select {
 	case <-lw.got:
 	case <-ctx.Done():
+		if r.Context().Err() == nil {
+			s.noLanding.Store(true) // slow, not gone: the browser still waits for us
+		}
 		return loc
 	}
 	switch lw.status {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 	default:
 		if lw.status < 500 {
-			s.rootIsPage.Store(true)
+			s.noLanding.Store(true)
 		}
 		return loc
 	}
-	if len(lw.hdr.Values("Set-Cookie")) > 0 {
-		return loc
+	if len(lw.hdr.Values("Set-Cookie")) == 0 {
+		if next, ok := s.localRedirect(lw.hdr.Get("Location")); ok {
+			return next
+		}
 	}
-	if next, ok := s.localRedirect(lw.hdr.Get("Location")); ok {
-		return next
-	}
+	s.noLanding.Store(true) // a redirect we cannot use, and will not next time either
 	return loc
 }
 

@@ -198,16 +198,60 @@ func TestLandingAppHangsOrPanics(t *testing.T) {
 	if w := g.do(req("GET", "/?token="+g.token, "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
 		t.Errorf("hanging root: %d to %q; want 303 to /", w.Code, w.Header().Get("Location"))
 	}
-	g.app.mu.Lock() // the hanging handler's goroutine may still be reading it
+	if strings.Contains(g.logs.String(), g.token) {
+		t.Errorf("the log holds the token")
+	}
+	// A panic is a failure, not an answer (a fresh gate: the hanging root is not asked
+	// again, TestLandingUnusableAnswerNotAskedAgain).
+	g = newGate(t, nil)
 	g.app.handler = func(http.ResponseWriter, *http.Request) { panic("boom") }
-	g.app.mu.Unlock()
 	if w := g.do(req("GET", "/?token="+g.token, "Sec-Fetch-Mode", "navigate")); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
 		t.Errorf("panicking root: %d to %q; want 303 to /", w.Code, w.Header().Get("Location"))
 	}
-	if g.s.rootIsPage.Load() {
+	if g.s.noLanding.Load() {
 		t.Errorf("a panic counted as a page at the root: the app would not be asked again")
 	}
 	if strings.Contains(g.logs.String(), g.token) {
 		t.Errorf("the log holds the token")
+	}
+}
+
+// An app whose answer about its root cannot be used is not asked again: each login
+// would otherwise fetch its root twice (the question, then the browser's own request
+// to the base URL), running its side effects twice, and one that is slow to answer
+// would cost every login landingWait on top of the page. A redirect with cookies, one
+// outside the base URL, and a root slower than landingWait are each asked once in
+// the server's life; the logins still land on the base URL at once.
+func TestLandingUnusableAnswerNotAskedAgain(t *testing.T) {
+	old := landingWait
+	landingWait = 100 * time.Millisecond
+	t.Cleanup(func() { landingWait = old })
+	for name, h := range map[string]http.HandlerFunc{
+		"a redirect with a cookie": func(w http.ResponseWriter, r *http.Request) {
+			http.SetCookie(w, &http.Cookie{Name: "session", Value: "rotated"})
+			http.Redirect(w, r, "/tree", http.StatusFound)
+		},
+		"a redirect elsewhere": func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "//evil.example/", http.StatusFound)
+		},
+		"a root slower than landingWait": func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		},
+	} {
+		g := newGate(t, nil)
+		g.app.handler = h
+		for i := range 3 {
+			start := time.Now()
+			w := g.do(req("GET", "/?token="+g.token, "Sec-Fetch-Mode", "navigate"))
+			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
+				t.Errorf("%s, login %d: %d to %q; want 303 to /", name, i+1, w.Code, w.Header().Get("Location"))
+			}
+			if el := time.Since(start); el > landingWait+2*time.Second {
+				t.Errorf("%s, login %d took %v; landingWait is %v", name, i+1, el, landingWait)
+			}
+		}
+		if n := g.app.count(); n != 1 {
+			t.Errorf("%s: the app's root was asked %d times in 3 logins; want once", name, n)
+		}
 	}
 }

@@ -95,7 +95,7 @@ type Server struct {
 
 	teamState // team mode (team.go); zero without Options.Team
 
-	rootIsPage atomic.Bool // the app answered its root with a page: no landing to learn
+	noLanding atomic.Bool // the app answered about its root with nothing to use: not asked again (landing.go)
 
 	revokedMu sync.Mutex
 	revoked   map[[cookieIDLen]byte]time.Time // signed-out sessions, until they expire

@@ -350,3 +350,49 @@ wait:
 	for range sent {
 	}
 }
+
+// TestTinyFramesHeldWithinLimit: frames of one byte each, sent ahead of the one
+// awaited (a peer that never sends it, or a reader that stopped while the writer
+// writes small pieces), hold no more memory than reorderLimit: each frame held takes a
+// whole frame buffer, whatever its length, so the limit counts buffers, not bytes.
+func TestTinyFramesHeldWithinLimit(t *testing.T) {
+	noLeaks(t)
+	shorten(t, &flushWait, 100*time.Millisecond)
+	shorten(t, &reorderLimit, 8*MaxFrame)
+	a, b := net.Pipe()
+	c := newConn([]net.Conn{b})
+	const frames = 1024
+	sent := make(chan int, frames)
+	go func() {
+		defer close(sent)
+		for seq := uint64(1); seq <= frames; seq++ {
+			if _, err := a.Write(rawFrame(seq, 1, []byte("x"))); err != nil {
+				return
+			}
+			sent <- int(seq)
+		}
+	}()
+	last, deadline := 0, time.After(500*time.Millisecond)
+wait:
+	for {
+		select {
+		case s, ok := <-sent:
+			if !ok {
+				break wait
+			}
+			last = s
+		case <-deadline:
+			break wait
+		}
+	}
+	c.mu.Lock()
+	held := len(c.pending) * (headerLen + MaxFrame)
+	c.mu.Unlock()
+	if held > reorderLimit {
+		t.Errorf("%d one-byte frames taken, %d held in %d KiB of buffers; want at most reorderLimit (%d KiB)", last, held/(headerLen+MaxFrame), held>>10, reorderLimit>>10)
+	}
+	c.Close()
+	a.Close()
+	for range sent {
+	}
+}

@@ -82,7 +82,7 @@ type Conn struct {
 	mu        sync.Mutex
 	next      uint64 // the number of the next frame to deliver
 	pending   map[uint64]*[]byte
-	pendBytes int // frameCost for each frame in pending
+	pendBytes int     // frameCost for each frame in pending
 	cur       *[]byte // the frame being delivered
 	curData   []byte
 	eofSeq    uint64

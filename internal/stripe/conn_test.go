@@ -152,11 +152,14 @@ func TestHalfClose(t *testing.T) {
 	if _, err := client.Write([]byte("more")); err == nil {
 		t.Errorf("a write after CloseWrite succeeded")
 	}
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		server.Write([]byte("answer"))
 		server.Close()
 	}()
 	got, err = io.ReadAll(client)
+	<-closed // Close reads flushWait, which the next test may shorten
 	if err != nil || string(got) != "answer" {
 		t.Fatalf("client read %q, %v; want the answer and io.EOF", got, err)
 	}

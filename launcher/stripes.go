@@ -36,9 +36,9 @@ const (
 // stripeBudget bounds the channels beyond the first that a session's open connections
 // hold together. Each channel buffers up to its window (2 MiB) in the launcher when
 // the browser reads slowly, so without a bound six stalled downloads striped over 8
-// held 147 MB (TestStripedSlowReaders; 40 MB over one channel each). 14 lets two
-// connections (a download beside a notebook's WebSocket) take 8 channels each; the
-// next ones get what is left, or one.
+// held 147 MB (TestStripedSlowReaders; 40 MB over one channel each). A connection
+// takes at most half of what is left (rounded up): alone it gets 8 channels, and six
+// opened at once get 8, 5, 3, 2, 1, 1 rather than 8, 8 and one each.
 const stripeBudget = 2 * (maxAutoStripes - 1)
 
 // StripesFor is how many stripes a browser connection takes over a link of round
@@ -141,11 +141,12 @@ type extraStripes struct {
 	free int
 }
 
-// take reserves up to n channels and returns how many it got.
+// take reserves up to n channels, at most half of those left (rounded up), and returns
+// how many it got.
 func (b *extraStripes) take(n int) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n = max(0, min(n, b.free))
+	n = max(0, min(n, (b.free+1)/2))
 	b.free -= n
 	return n
 }

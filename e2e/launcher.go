@@ -44,7 +44,8 @@ type LaunchLine struct {
 }
 
 // LauncherEnv is the local environment for the launcher: a throwaway HOME (nothing of
-// the real one is read or written) and TETHER_BROWSER capturing what would be opened.
+// the real one is read or written), TETHER_BROWSER capturing what would be opened, and
+// the run's TETHER_STRIPES if set.
 func LauncherEnv(t *testing.T) (env []string, opened string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -54,6 +55,11 @@ func LauncherEnv(t *testing.T) (env []string, opened string) {
 	home := filepath.Join(dir, "home")
 	os.Mkdir(home, 0o700)
 	env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TETHER_BROWSER=" + opener, "BROWSER=", "XDG_CACHE_HOME=", "XDG_RUNTIME_DIR="}
+	// TETHER_STRIPES forces striping (or turns it off) in every launcher a run starts,
+	// so any e2e test doubles as a test of striped connections.
+	if v, ok := os.LookupEnv("TETHER_STRIPES"); ok {
+		env = append(env, "TETHER_STRIPES="+v)
+	}
 	return env, opened
 }
 

@@ -33,6 +33,14 @@ const (
 	maxAutoStripes = 8
 )
 
+// stripeBudget bounds the channels beyond the first that a session's open connections
+// hold together. Each channel buffers up to its window (2 MiB) in the launcher when
+// the browser reads slowly, so without a bound six stalled downloads striped over 8
+// held 147 MB (TestStripedSlowReaders; 40 MB over one channel each). A connection
+// takes at most half of what is left (rounded up): alone it gets 8 channels, and six
+// opened at once get 8, 5, 3, 2, 1, 1 rather than 8, 8 and one each.
+const stripeBudget = 2 * (maxAutoStripes - 1)
+
 // StripesFor is how many stripes a browser connection takes over a link of round
 // trip rtt (when the server joins stripes); the bench prints the ceiling from it.
 func StripesFor(rtt time.Duration) int {
@@ -96,6 +104,7 @@ func striped(raw Endpoint, rec wire.Record, m *linkRTT) Endpoint {
 	// The listener's ack comes two round trips after the dial began (the channel's
 	// open, then the hello and the ack), through ssh's master too.
 	onRTT := func(d time.Duration) { m.add(d / 2) }
+	budget := &extraStripes{free: stripeBudget}
 	return func(ctx context.Context) (net.Conn, error) {
 		n := force
 		if n < 1 {
@@ -113,10 +122,50 @@ func striped(raw Endpoint, rec wire.Record, m *linkRTT) Endpoint {
 		if n < 1 {
 			return raw(ctx)
 		}
-		c, err := stripe.Dial(ctx, n, raw, onRTT)
+		extra := budget.take(n - 1)
+		if n > 1 && extra == 0 {
+			return raw(ctx) // the budget is spent: one channel, as ssh -L
+		}
+		c, err := stripe.Dial(ctx, 1+extra, raw, onRTT)
 		if err != nil {
+			budget.give(extra)
 			return nil, err
 		}
-		return c, nil
+		return &budgetedConn{Conn: c, give: func() { budget.give(extra) }}, nil
 	}
+}
+
+// extraStripes is what is left of stripeBudget.
+type extraStripes struct {
+	mu   sync.Mutex
+	free int
+}
+
+// take reserves up to n channels, at most half of those left (rounded up), and returns
+// how many it got.
+func (b *extraStripes) take(n int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = max(0, min(n, (b.free+1)/2))
+	b.free -= n
+	return n
+}
+
+func (b *extraStripes) give(n int) {
+	b.mu.Lock()
+	b.free += n
+	b.mu.Unlock()
+}
+
+// budgetedConn gives its channels back to the budget once closed.
+type budgetedConn struct {
+	*stripe.Conn
+	once sync.Once
+	give func()
+}
+
+func (c *budgetedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.give)
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,60 @@ func TestStripedMeasuresThroughTheAck(t *testing.T) {
 		if _, striped := s2.(*stripe.Conn); striped && got < stripeRTT {
 			t.Errorf("on loopback (measured %v) the second connection was striped", got)
 		}
+	}
+}
+
+// TestStripedBudget: the connections of a session hold at most stripeBudget channels
+// beyond their first together (each channel can hold a 2 MiB window in the launcher
+// for a slow reader), each at most half of what is left, and a closed connection gives
+// its channels back.
+func TestStripedBudget(t *testing.T) {
+	t.Setenv(stripesEnv, "")
+	rtt := &linkRTT{}
+	rtt.add(81 * time.Millisecond) // 8 stripes a connection
+	var mu sync.Mutex
+	dials := 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	raw := Endpoint(func(context.Context) (net.Conn, error) {
+		a, b := net.Pipe()
+		wg.Go(func() { io.Copy(io.Discard, b); b.Close() })
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		return a, nil
+	})
+	e := striped(raw, wire.Record{Stripes: stripe.MaxStripes}, rtt)
+	open := func() (net.Conn, int) {
+		mu.Lock()
+		before := dials
+		mu.Unlock()
+		c, err := e(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return c, dials - before
+	}
+	var conns []net.Conn
+	total := 0
+	var got []int
+	for range 6 {
+		c, n := open()
+		conns = append(conns, c)
+		got = append(got, n)
+		total += n
+	}
+	if want := []int{8, 5, 3, 2, 1, 1}; total-len(conns) > stripeBudget || !slices.Equal(got, want) {
+		t.Errorf("six connections took %v channels (%d beyond their first); want %v, at most %d beyond the first in all", got, total-len(conns), want, stripeBudget)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	c, n := open()
+	defer c.Close()
+	if n != maxAutoStripes {
+		t.Errorf("after the others closed a connection took %d channels; want %d", n, maxAutoStripes)
 	}
 }

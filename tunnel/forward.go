@@ -114,7 +114,7 @@ var (
 
 // Splice copies a→b and b→a until both directions end. A clean EOF in one direction
 // half-closes the other side's write end (when it can); an error in either direction
-// closes both. It does not close a or b itself when both end cleanly; the caller does.
+// closes both (a TCP end it was copying to with a reset). It does not close a or b itself when both end cleanly; the caller does.
 func Splice(a, b net.Conn) {
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -136,7 +136,12 @@ func pipe(dst, src net.Conn) {
 		}
 	}
 	if err := copyFn(dst, src); err != nil {
-		// A broken direction ends both.
+		// A broken direction ends both. A local TCP client is reset, not sent a FIN: a
+		// response cut short (close-delimited) must not look complete to a browser.
+		// (Not when this side closed the connection itself: Splice's other direction.)
+		if tc, ok := dst.(*net.TCPConn); ok && !errors.Is(err, net.ErrClosed) {
+			tc.SetLinger(0)
+		}
 		dst.Close()
 		src.Close()
 		return

@@ -373,6 +373,9 @@ func (b *bench) launchArgs(bin, name string, args, targetEnv []string) (*proc, *
 	if b.o.pprof != "" {
 		cmd.Env = append(cmd.Env, "TETHER_PPROF="+b.o.pprof)
 	}
+	if v, ok := os.LookupEnv("TETHER_STRIPES"); ok { // forces striping, or turns it off
+		cmd.Env = append(cmd.Env, "TETHER_STRIPES="+v)
+	}
 	logf, err := os.OpenFile(filepath.Join(b.dir, "launcher-"+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, 0, err

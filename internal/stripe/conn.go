@@ -41,10 +41,15 @@ const (
 	ackLen    = 0xFFFFFFFE
 )
 
-// reorderLimit bounds the bytes of frames that arrived ahead of their turn. The next
+// reorderLimit bounds the memory of frames that arrived ahead of their turn. The next
 // frame in order is always admitted, so the receiver never deadlocks: each stripe
 // carries increasing numbers, and the frame awaited is at the head of its stripe.
 var reorderLimit = 2 << 20
+
+// frameCost is what a frame held counts against reorderLimit: the buffer it takes
+// (framePool's), whatever its length, so a peer sending one-byte frames (or a writer of
+// small pieces to a reader that stopped) holds 64 buffers, not 2 MiB of them.
+const frameCost = headerLen + MaxFrame
 
 // flushWait bounds how long Close waits for written data to leave before it cuts the
 // stripes (a peer that stopped reading).
@@ -77,7 +82,7 @@ type Conn struct {
 	mu        sync.Mutex
 	next      uint64 // the number of the next frame to deliver
 	pending   map[uint64]*[]byte
-	pendBytes int
+	pendBytes int     // frameCost for each frame in pending
 	cur       *[]byte // the frame being delivered
 	curData   []byte
 	eofSeq    uint64
@@ -222,7 +227,7 @@ func (c *Conn) receive(i int, s net.Conn) {
 			c.fail(fmt.Errorf("stripe %d: bad frame length %d", i, n))
 			return
 		}
-		if !c.admit(i, seq, int(n)) {
+		if !c.admit(i, seq) {
 			return
 		}
 		b := framePool.Get().(*[]byte)
@@ -239,9 +244,9 @@ func (c *Conn) receive(i int, s net.Conn) {
 	}
 }
 
-// admit waits until frame seq of n bytes may enter the reorder buffer and reserves its
-// room; false when the stream is broken or closed.
-func (c *Conn) admit(i int, seq uint64, n int) bool {
+// admit waits until frame seq may enter the reorder buffer and reserves its room (a
+// whole buffer: frameCost); false when the stream is broken or closed.
+func (c *Conn) admit(i int, seq uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -253,8 +258,8 @@ func (c *Conn) admit(i int, seq uint64, n int) bool {
 			c.fail(fmt.Errorf("stripe %d: frame %d out of place", i, seq))
 			c.mu.Lock()
 			return false
-		case seq == c.next || c.pendBytes+n <= reorderLimit:
-			c.pendBytes += n
+		case seq == c.next || c.pendBytes+frameCost <= reorderLimit:
+			c.pendBytes += frameCost
 			return true
 		}
 		wake := c.wake
@@ -283,7 +288,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			if b, ok := c.pending[c.next]; ok {
 				delete(c.pending, c.next)
 				c.next++
-				c.pendBytes -= len(*b)
+				c.pendBytes -= frameCost
 				c.cur, c.curData = b, *b
 				c.changed() // room in the reorder buffer
 			}

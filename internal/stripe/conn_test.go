@@ -152,11 +152,14 @@ func TestHalfClose(t *testing.T) {
 	if _, err := client.Write([]byte("more")); err == nil {
 		t.Errorf("a write after CloseWrite succeeded")
 	}
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		server.Write([]byte("answer"))
 		server.Close()
 	}()
 	got, err = io.ReadAll(client)
+	<-closed // Close reads flushWait, which the next test may shorten
 	if err != nil || string(got) != "answer" {
 		t.Fatalf("client read %q, %v; want the answer and io.EOF", got, err)
 	}
@@ -344,6 +347,52 @@ wait:
 	c.mu.Unlock()
 	if held > reorderLimit || last > 6 {
 		t.Errorf("held %d bytes (limit %d) after %d frames were taken; want the sender stopped", held, reorderLimit, last)
+	}
+	c.Close()
+	a.Close()
+	for range sent {
+	}
+}
+
+// TestTinyFramesHeldWithinLimit: frames of one byte each, sent ahead of the one
+// awaited (a peer that never sends it, or a reader that stopped while the writer
+// writes small pieces), hold no more memory than reorderLimit: each frame held takes a
+// whole frame buffer, whatever its length, so the limit counts buffers, not bytes.
+func TestTinyFramesHeldWithinLimit(t *testing.T) {
+	noLeaks(t)
+	shorten(t, &flushWait, 100*time.Millisecond)
+	shorten(t, &reorderLimit, 8*MaxFrame)
+	a, b := net.Pipe()
+	c := newConn([]net.Conn{b})
+	const frames = 1024
+	sent := make(chan int, frames)
+	go func() {
+		defer close(sent)
+		for seq := uint64(1); seq <= frames; seq++ {
+			if _, err := a.Write(rawFrame(seq, 1, []byte("x"))); err != nil {
+				return
+			}
+			sent <- int(seq)
+		}
+	}()
+	last, deadline := 0, time.After(500*time.Millisecond)
+wait:
+	for {
+		select {
+		case s, ok := <-sent:
+			if !ok {
+				break wait
+			}
+			last = s
+		case <-deadline:
+			break wait
+		}
+	}
+	c.mu.Lock()
+	held := len(c.pending) * (headerLen + MaxFrame)
+	c.mu.Unlock()
+	if held > reorderLimit {
+		t.Errorf("%d one-byte frames taken, %d held in %d KiB of buffers; want at most reorderLimit (%d KiB)", last, held/(headerLen+MaxFrame), held>>10, reorderLimit>>10)
 	}
 	c.Close()
 	a.Close()

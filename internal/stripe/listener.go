@@ -22,6 +22,11 @@ var (
 	recentKeep = time.Minute
 	// maxSniffing bounds the connections being looked at; more wait to be accepted.
 	maxSniffing = 256
+	// evictAfter: when all maxSniffing are taken, the one looked at longest, once it
+	// has been silent this long, is handed out as it is (net/http's own timeouts then
+	// apply), so a client holding many silent connections delays the others by this,
+	// not sniffTimeout.
+	evictAfter = time.Second
 	// maxRecent bounds the ids remembered as used (the oldest is forgotten first).
 	maxRecent = 4096
 )
@@ -47,10 +52,16 @@ type Listener struct {
 
 	mu       sync.Mutex
 	closed   bool
-	sniffing map[net.Conn]struct{}
+	sniffing map[net.Conn]*sniffed
 	groups   map[[16]byte]*group
 	recent   map[[16]byte]time.Time
 	order    [][16]byte // recent's ids, oldest first
+}
+
+// sniffed is a connection being looked at: since when, and whether it was cut short.
+type sniffed struct {
+	since   time.Time
+	evicted bool
 }
 
 type group struct {
@@ -69,7 +80,7 @@ func NewListener(inner net.Listener, logger *slog.Logger) *Listener {
 		inner: inner, logger: logger,
 		ready: make(chan net.Conn), done: make(chan struct{}), acceptDone: make(chan struct{}),
 		slots:    make(chan struct{}, maxSniffing),
-		sniffing: map[net.Conn]struct{}{}, groups: map[[16]byte]*group{}, recent: map[[16]byte]time.Time{},
+		sniffing: map[net.Conn]*sniffed{}, groups: map[[16]byte]*group{}, recent: map[[16]byte]time.Time{},
 	}
 	l.wg.Go(l.acceptLoop)
 	l.wg.Go(l.janitor)
@@ -131,19 +142,21 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		backoff = 0
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.done:
+		if !l.takeSlot() {
 			c.Close()
 			return
 		}
+		// The deadline is set here, before the connection can be evicted (which moves it
+		// to now).
+		c.SetReadDeadline(time.Now().Add(sniffTimeout))
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
+			<-l.slots
 			c.Close()
 			return
 		}
-		l.sniffing[c] = struct{}{}
+		l.sniffing[c] = &sniffed{since: time.Now()}
 		l.mu.Unlock()
 		l.wg.Go(func() {
 			defer func() { <-l.slots }()
@@ -152,10 +165,58 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// sniff looks at c's first bytes: a stripe's hello joins its group, anything else is
-// handed out with those bytes put back.
+// takeSlot waits for a slot to look at a new connection (false: the listener closed).
+// While all are taken, the connection looked at longest is evicted once it has been
+// silent for evictAfter.
+func (l *Listener) takeSlot() bool {
+	for {
+		select {
+		case l.slots <- struct{}{}:
+			return true
+		case <-l.done:
+			return false
+		default:
+		}
+		t := time.NewTimer(l.evictOldest())
+		select {
+		case l.slots <- struct{}{}:
+			t.Stop()
+			return true
+		case <-l.done:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// evictOldest ends the look at the connection looked at longest if it has been silent
+// for evictAfter (its read times out: it is handed out as it is), and returns how long
+// to wait before trying again.
+func (l *Listener) evictOldest() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var oldest net.Conn
+	var since time.Time
+	for c, s := range l.sniffing {
+		if !s.evicted && (oldest == nil || s.since.Before(since)) {
+			oldest, since = c, s.since
+		}
+	}
+	if oldest == nil {
+		return evictAfter // all being evicted already: their slots come free
+	}
+	if age := time.Since(since); age < evictAfter {
+		return evictAfter - age
+	}
+	l.sniffing[oldest].evicted = true
+	oldest.SetReadDeadline(time.Now())
+	return 10 * time.Millisecond
+}
+
+// sniff looks at c's first bytes (its read deadline set): a stripe's hello joins its
+// group, anything else is handed out with those bytes put back.
 func (l *Listener) sniff(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(sniffTimeout))
 	buf := make([]byte, helloLen)
 	n, err := io.ReadAtLeast(c, buf, 1)
 	for err == nil && n < helloLen && bytes.HasPrefix([]byte(Magic), buf[:min(n, len(Magic))]) {

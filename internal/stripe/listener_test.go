@@ -421,3 +421,42 @@ func TestListenerBoundsRecentIDs(t *testing.T) {
 		t.Errorf("remembered %d ids (the first %v, the last %v); want the 2 newest", n, first, last)
 	}
 }
+
+// TestListenerEvictsSilentWhenFull: with every slot held by a silent connection (a
+// stuck client of our own user), a plain client is served after evictAfter, not after
+// sniffTimeout: the silent connection looked at longest is handed out as it is.
+func TestListenerEvictsSilentWhenFull(t *testing.T) {
+	noLeaks(t)
+	shorten(t, &maxSniffing, 2)
+	shorten(t, &sniffTimeout, 20*time.Second)
+	shorten(t, &evictAfter, 200*time.Millisecond)
+	l, accepted, _ := listen(t)
+	for range 2 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(50 * time.Millisecond) // both are being looked at
+	plain, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	start := time.Now()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case c := <-accepted:
+			c.Close()
+			if c.RemoteAddr().String() == plain.LocalAddr().String() {
+				t.Logf("the plain client was accepted after %v", time.Since(start))
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the plain client was not accepted in 5 s while silent connections held every slot (sniffTimeout %v)", sniffTimeout)
+		}
+	}
+}

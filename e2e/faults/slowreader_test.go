@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,22 +21,8 @@ import (
 // this round trip) and with TETHER_STRIPES=1 (one channel, as ssh -L), on the same
 // session: the striped launcher holds at most stalledBudget channels' windows more.
 func TestStripedSlowReaders(t *testing.T) {
-	tp := e2e.StartToxiproxy(t) // first: it may skip the test
-	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
-	e2e.StopAllOnCleanup(t, s)
-	proxy := tp.Proxy("sshd-slowreaders", s.Addr())
-	for _, stream := range []string{"upstream", "downstream"} {
-		if err := proxy.AddToxic("latency_"+stream, "latency", stream, map[string]any{"latency": 40}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := s.ThroughProxy(t, proxy, "tether-slowreaders")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	portFile := filepath.Join(t.TempDir(), "app.port")
-	l := e2e.StartLauncher(t, []string{"launch", "-F", cfg, "tether-slowreaders", "--json", "--no-browser", "--", self, e2e.BenchAppArg, "{port}", portFile}, true)
+	d := launchDistant(t, "tether-slowreaders", 40)
+	s, cfg, l := d.sshd, d.cfg, d.l
 	rec := l.Line.Session
 	one := e2e.StartLauncher(t, []string{"attach", "-F", cfg, "tether-slowreaders", rec.ID, "--json", "--no-browser"}, true, "TETHER_STRIPES=1")
 

@@ -33,23 +33,8 @@ import (
 // as an older launcher or a user's own forward) still gets its answer; an attach with
 // --ssh openssh stripes too.
 func TestStripedThroughLatency(t *testing.T) {
-	tp := e2e.StartToxiproxy(t) // first: it may skip the test
-	s := e2e.StartSSHD(t, e2e.SSHDOptions{})
-	e2e.StopAllOnCleanup(t, s)
-	proxy := tp.Proxy("sshd-stripes", s.Addr())
-	// Before the launch, so the launcher's first channel opens see the round trip.
-	for _, stream := range []string{"upstream", "downstream"} {
-		if err := proxy.AddToxic("latency_"+stream, "latency", stream, map[string]any{"latency": 20}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := s.ThroughProxy(t, proxy, "tether-stripes")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	portFile := filepath.Join(t.TempDir(), "app.port")
-	l := e2e.StartLauncher(t, []string{"launch", "-F", cfg, "tether-stripes", "--json", "--no-browser", "--", self, e2e.BenchAppArg, "{port}", portFile}, true)
+	d := launchDistant(t, "tether-stripes", 20)
+	s, cfg, l := d.sshd, d.cfg, d.l
 	rec := l.Line.Session
 	var line struct {
 		Session struct {

@@ -42,7 +42,7 @@ type benchSession struct {
 
 // startBenchSession starts sshd, a Toxiproxy in front of it when withProxy, and a
 // launch of the bench app through them.
-func startBenchSession(t *testing.T, withProxy bool) *benchSession {
+func startBenchSession(t *testing.T, withProxy bool, env ...string) *benchSession {
 	t.Helper()
 	var tp *e2e.Toxiproxy
 	if withProxy {
@@ -65,7 +65,7 @@ func startBenchSession(t *testing.T, withProxy bool) *benchSession {
 	}
 	portFile := filepath.Join(t.TempDir(), "app.port")
 	args := []string{"launch", "-F", cfg, b.alias, "--json", "--no-browser", "--", self, e2e.BenchAppArg, "{port}", portFile}
-	b.l = e2e.StartLauncher(t, args, true, "TETHER_DEBUG_STATS="+statsDir)
+	b.l = e2e.StartLauncher(t, args, true, append([]string{"TETHER_DEBUG_STATS=" + statsDir}, env...)...)
 	base := b.l.Line.Session.BaseURL
 	if base == "" {
 		base = "/"

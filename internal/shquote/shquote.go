@@ -33,6 +33,55 @@ func Join(argv []string) string {
 	return strings.Join(q, " ")
 }
 
+// Through a login shell. sshd runs an exec's command line with the user's login shell
+// (`$SHELL -c LINE`), which may be sh, bash, dash, zsh, csh/tcsh or fish, and they do
+// not all keep a single-quoted word as it is: csh and tcsh expand history (!x) and
+// refuse a newline even inside single quotes, fish reads \\ and \' inside them as
+// escapes. Every other character is kept by all of them. So a line for the login shell
+// runs /bin/sh -c SCRIPT, the script starting with DecodeArgs, and passes each word as
+// Portable(word): those characters written as \0ooo (octal) escapes, which DecodeArgs
+// turns back with printf %b in /bin/sh.
+
+// Portable quotes s like Quote, with each backslash, !, control character (newline,
+// tab, …), DEL and byte above 0x7f written as \0ooo: what reaches /bin/sh through any
+// login shell is the same text, and DecodeArgs makes it s again. Only for words that
+// DecodeArgs will see (LoginCommand's, or a script that starts with it).
+func Portable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\\' || c == '!' || c < 0x20 || c >= 0x7f {
+			fmt.Fprintf(&b, `\0%03o`, c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return Quote(b.String())
+}
+
+// DecodeArgs is the /bin/sh code that turns each positional parameter written by
+// Portable back into the word itself (a word with a backslash goes through printf %b,
+// the others stay as they are; the order is kept). It holds no newline, no ! and no
+// backslash but before a digit, so it passes every login shell inside single quotes.
+// It sets B, a, n.
+const DecodeArgs = `B=$(printf %b '\0134'); n=$#; while [ $n -gt 0 ]; do a="$1"; shift; case "$a" in *"$B"*) a=$(printf %b. "$a"); a="${a%.}";; esac; set -- "$@" "$a"; n=$((n-1)); done;`
+
+// LoginCommand is a command line that runs argv with every word unchanged whatever the
+// login shell that sshd hands it to: /bin/sh -c, DecodeArgs, then exec of the words
+// (each written with Portable). redirect, when not empty, is sh redirections for the
+// exec (such as 2>/dev/null), applied by /bin/sh and not by the login shell.
+func LoginCommand(argv []string, redirect string) string {
+	script := DecodeArgs + ` exec "$@"`
+	if redirect != "" {
+		script += " " + redirect
+	}
+	q := []string{Join([]string{"/bin/sh", "-c", script, "sh"})}
+	for _, a := range argv {
+		q = append(q, Portable(a))
+	}
+	return strings.Join(q, " ")
+}
+
 // Split splits s into words the way a POSIX shell splits a command line, without a
 // shell: blanks separate words; 'single quotes' keep
 // everything; "double quotes" keep everything but \" \\ \$ \` and backslash-newline;

@@ -60,11 +60,11 @@ func Portable(s string) string {
 }
 
 // DecodeArgs is the /bin/sh code that turns each positional parameter written by
-// Portable back into the word itself (a word with a backslash goes through printf %b,
-// the others stay as they are; the order is kept). It holds no newline, no ! and no
-// backslash but before a digit, so it passes every login shell inside single quotes.
-// It sets B, a, n.
-const DecodeArgs = `B=$(printf %b '\0134'); n=$#; while [ $n -gt 0 ]; do a="$1"; shift; case "$a" in *"$B"*) a=$(printf %b. "$a"); a="${a%.}";; esac; set -- "$@" "$a"; n=$((n-1)); done;`
+// Portable back into the word itself, in order: a word with a 0 in it (every escape
+// is \0ooo) goes through printf %b, which leaves a word without a backslash as it is;
+// the others stay as they are without a fork. It holds no newline, no ! and no
+// backslash, so it passes every login shell inside single quotes. It sets a and n.
+const DecodeArgs = `n=$#; while [ $n -gt 0 ]; do a="$1"; shift; case "$a" in *0*) a=$(printf %b. "$a"); a="${a%.}";; esac; set -- "$@" "$a"; n=$((n-1)); done;`
 
 // LoginCommand is a command line that runs argv with every word unchanged whatever the
 // login shell that sshd hands it to: /bin/sh -c, DecodeArgs, then exec of the words

@@ -71,12 +71,21 @@ const DecodeArgs = `n=$#; while [ $n -gt 0 ]; do a="$1"; shift; case "$a" in *0*
 // (each written with Portable). redirect, when not empty, is sh redirections for the
 // exec (such as 2>/dev/null), applied by /bin/sh and not by the login shell.
 func LoginCommand(argv []string, redirect string) string {
-	script := DecodeArgs + ` exec "$@"`
+	script := `exec "$@"`
 	if redirect != "" {
 		script += " " + redirect
 	}
-	q := []string{Join([]string{"/bin/sh", "-c", script, "sh"})}
-	for _, a := range argv {
+	return ScriptCommand(script, argv)
+}
+
+// ScriptCommand is a command line that runs script with /bin/sh, whatever the login
+// shell that sshd hands it to, with args as "$@" (each unchanged: written with Portable,
+// turned back by DecodeArgs before script runs). script must be one line with no !
+// but before a blank or =, and no backslash: what every login shell keeps inside
+// single quotes.
+func ScriptCommand(script string, args []string) string {
+	q := []string{Join([]string{"/bin/sh", "-c", DecodeArgs + " " + script, "sh"})}
+	for _, a := range args {
 		q = append(q, Portable(a))
 	}
 	return strings.Join(q, " ")

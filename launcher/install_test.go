@@ -653,3 +653,21 @@ func TestProbeScriptArgsUnderEveryLoginShell(t *testing.T) {
 		t.Skip("no login shell to try here")
 	}
 }
+
+// A command whose words, quoted for any login shell (shquote.Portable: up to five bytes
+// a byte), would make a line no remote takes is refused before it is sent, with a
+// tether: error naming the host; nothing that long runs.
+func TestLaunchRefusesCommandTooLongForTheRemote(t *testing.T) {
+	f := newFakeRemote(t)
+	c := countExecs(t)
+	word := strings.Repeat("é", 20<<10) // 40 KiB, 200 KiB once escaped
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Command: []string{"python3", "-c", word}})
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "the command is too long to send to fakehost") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Launch: %v; want one line saying the command is too long", err)
+	}
+	if n := c.longest.Load(); n > maxExecLine {
+		t.Errorf("a %d-byte command line was run", n)
+	}
+	t.Logf("%v (%d execs before)", err, c.runs.Load())
+}

@@ -96,15 +96,20 @@ func TestLoginCommandUnderEveryShell(t *testing.T) {
 // TestLoginCommandRedirect: the redirection is /bin/sh's, not the login shell's (under
 // csh, 2>/dev/null would be an argument 2 and stdout sent away).
 func TestLoginCommandRedirect(t *testing.T) {
+	ran := 0
 	for _, sh := range []string{"/bin/sh", "/bin/tcsh", "/usr/bin/fish"} {
 		if _, err := os.Stat(sh); err != nil {
 			t.Logf("SKIP %s: not installed", sh)
 			continue
 		}
+		ran++
 		out, err := exec.Command(sh, "-c", LoginCommand([]string{"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}, "2>/dev/null")).CombinedOutput()
 		var ee *exec.ExitError
 		if string(out) != "out\n" || !errors.As(err, &ee) || ee.ExitCode() != 3 {
 			t.Errorf("%s: got %q, %v; want \"out\\n\" and exit status 3", sh, out, err)
 		}
+	}
+	if ran == 0 {
+		t.Skip("no shell installed to try")
 	}
 }

@@ -1,8 +1,10 @@
 // Package shquote quotes words for a POSIX shell: the one rule tether uses wherever a
 // command line is built for /bin/sh (an SSH exec, a batch job's script) or shown to a
 // person to copy (`ssh gpu-box sinfo -s`); and splits a line into words the way the
-// shell would (a scheduler's options, a team server's --app NAME='COMMAND'). It
-// imports nothing of ours.
+// shell would (a scheduler's options, a team server's --app NAME='COMMAND'). A line
+// that sshd hands to the user's login shell, which may be csh/tcsh or fish, carries
+// its words with Portable and ScriptCommand (or LoginCommand) instead. It imports
+// nothing of ours.
 package shquote
 
 import (

@@ -26,6 +26,12 @@ type Conn interface {
 	Close() error
 }
 
+// maxExecLine is the longest exec command line sent: sshd runs SHELL -c LINE, and
+// Linux takes no single argument over 128 KiB (MAX_ARG_STRLEN); a margin under it.
+// Words with many characters shquote.Portable escapes (non-ASCII, newlines) take up to
+// five bytes each.
+const maxExecLine = 120 << 10
+
 // probeTimeout bounds the wait for the probe line: a login shell that has not printed
 // it by then is stuck (a prompt in .bashrc, a hung NFS home).
 var probeTimeout = 30 * time.Second
@@ -250,6 +256,13 @@ func (l *session) ensure(ctx context.Context, args []string, consume func(*bufio
 // ensureInput is ensure with input sent first on the remote command's stdin, on each
 // run of the script.
 func (l *session) ensureInput(ctx context.Context, args []string, input []byte, consume func(*bufio.Reader) error, stderrLine func(string)) (runResult, error) {
+	if n := len(scriptCommand(l.build.Version, l.build.Sum, l.build.sumList(), 0, args)); n > maxExecLine {
+		// sshd hands the line to the login shell as one argument, which Linux caps at
+		// 128 KiB: refused here, before anything runs, rather than there.
+		return runResult{}, errorf("shorten it, or put it in a script on "+l.host+" and launch that",
+			"the command is too long to send to %s: %d KiB once quoted for its login shell, over the %d KiB a remote takes",
+			l.host, n>>10, maxExecLine>>10)
+	}
 	res, cerr := l.runScriptInput(ctx, args, input, consume, stderrLine)
 	if res.probe == nil {
 		return res, l.scriptError(ctx, res)

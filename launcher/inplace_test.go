@@ -28,10 +28,14 @@ import (
 type countingConn struct {
 	Conn
 	runs, uploads atomic.Int32
+	longest       atomic.Int64 // the longest command line run
 }
 
 func (c *countingConn) Run(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	c.runs.Add(1)
+	if n := int64(len(command)); n > c.longest.Load() {
+		c.longest.Store(n)
+	}
 	return c.Conn.Run(ctx, command, stdin, stdout, stderr)
 }
 

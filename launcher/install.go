@@ -89,10 +89,13 @@ import (
 // The script holds no backslashes, no newlines and no ! but before a blank or = (csh
 // and tcsh expand history even inside single quotes: [!0-9] is "0: Event not
 // found"), so the login shell that sshd hands it to may be sh, bash, zsh, csh/tcsh or
-// fish: each passes a single-quoted word through unchanged. Its arguments are quoted
-// with shquote.Quote.
+// fish: each passes a single-quoted word through unchanged. Its arguments (tether's,
+// with the app's command line and names the user typed) are not all so tame: they are
+// written with shquote.Portable, and the script first turns them back
+// (shquote.DecodeArgs), so a ! or a newline reaches the app as typed under tcsh, and
+// two backslashes under fish.
 var probeScript = strings.Join([]string{
-	`v="$1"; s="$2"; S="$3"; U="$4"; shift 4; set -f; u=$(id -u);`,
+	`v="$1"; s="$2"; S="$3"; U="$4"; shift 4; set -f; ` + shquote.DecodeArgs + ` u=$(id -u);`,
 	// ck DIR: is DIR safe? x=1 for tether's own directories. Sets why and o (owner).
 	`ck() { set -- $(ls -ldn "$1" 2>/dev/null); m="$1"; o="$3";`,
 	`case "$m" in d*) ;; "") why=unreadable; return 1;; *) why=notdir; return 1;; esac;`,
@@ -184,8 +187,11 @@ func scriptCommand(version, sum, fullSum string, inPlace int, args []string) str
 	if inPlace >= 0 {
 		u = strconv.Itoa(inPlace)
 	}
-	argv := append([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum, u}, args...)
-	return shquote.Join(argv)
+	line := shquote.Join([]string{"/bin/sh", "-c", probeScript, "tether", version, sum, fullSum, u})
+	for _, a := range args {
+		line += " " + shquote.Portable(a)
+	}
+	return line
 }
 
 var errNoProbe = errors.New("no probe line")
@@ -865,5 +871,5 @@ func (l *session) removeCreatedDirs(p *probe) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l.conn.Run(ctx, shquote.Join(append([]string{"rmdir", "--"}, dirs...))+" 2>/dev/null", nil, io.Discard, io.Discard)
+	l.conn.Run(ctx, shquote.LoginCommand(append([]string{"rmdir", "--"}, dirs...), "2>/dev/null"), nil, io.Discard, io.Discard)
 }

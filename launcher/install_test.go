@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -608,4 +609,65 @@ func TestLaunchRefusesAnUnsafeInstallDirectory(t *testing.T) {
 			t.Errorf("the refused directory got %v", ents)
 		}
 	})
+}
+
+// TestProbeScriptArgsUnderEveryLoginShell: sshd hands the exec's line to the user's
+// login shell (SHELL -c LINE). Whatever it is, the installed binary gets every word as
+// the user typed it: ! (tcsh history), two backslashes (fish), a newline (tcsh),
+// quotes, expansions, globs, unicode, the empty word.
+func TestProbeScriptArgsUnderEveryLoginShell(t *testing.T) {
+	const nulFake = "if [ \"$1\" = version ]; then echo \"tether fake\"; exit 0; fi\nprintf '%s\\000' \"$@\"\n"
+	args := []string{"serve", "--json", "--", "python", "-c", "print(\"hi!\")", "!!", "a!b c", `\`, `a\\b`, `\'`, "'", `"`,
+		"$HOME", "`id`", "*", "?", "[!0-9]", "{a,b}", "~", "#c", "l1\nl2", "t\tab", "", "-n", "é 漢字", `\0134`, "0", "%b"}
+	ran := 0
+	for _, sh := range []string{"bash", "dash", "zsh", "tcsh", "fish"} {
+		p, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("SKIP login shell %s: not installed", sh)
+			continue
+		}
+		ran++
+		t.Run(sh, func(t *testing.T) {
+			home := physical(t, t.TempDir())
+			installFake(t, filepath.Join(home, ".cache/tether/bin"), "tether-v1-abcdef012345", nulFake)
+			cmd := exec.Command(p, "-c", scriptCommand("v1", "abcdef012345", sumOf(nulFake), -1, args))
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "SHELL=" + p}
+			var errb strings.Builder
+			cmd.Stderr = &errb
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("under %s: %v\nstdout: %q\nstderr: %s", sh, err, out, errb.String())
+			}
+			pr, br := parseProbe(t, string(out))
+			if pr.State != "ok" {
+				t.Fatalf("state %q, want ok", pr.State)
+			}
+			rest, _ := io.ReadAll(br)
+			got := strings.Split(strings.TrimSuffix(string(rest), "\x00"), "\x00")
+			if !slices.Equal(got, args) {
+				t.Errorf("under %s the binary got\n%q\nwant\n%q", sh, got, args)
+			}
+		})
+	}
+	if ran == 0 {
+		t.Skip("no login shell to try here")
+	}
+}
+
+// A command whose words, quoted for any login shell (shquote.Portable: up to five bytes
+// a byte), would make a line no remote takes is refused before it is sent, with a
+// tether: error naming the host; nothing that long runs.
+func TestLaunchRefusesCommandTooLongForTheRemote(t *testing.T) {
+	f := newFakeRemote(t)
+	c := countExecs(t)
+	word := strings.Repeat("é", 20<<10) // 40 KiB, 200 KiB once escaped
+	r := startLaunch(t, f, LaunchOptions{ForwardOptions: ForwardOptions{JSON: true}, Command: []string{"python3", "-c", word}})
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "the command is too long to send to fakehost") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Launch: %v; want one line saying the command is too long", err)
+	}
+	if n := c.longest.Load(); n > maxExecLine {
+		t.Errorf("a %d-byte command line was run", n)
+	}
+	t.Logf("%v (%d execs before)", err, c.runs.Load())
 }

@@ -812,32 +812,44 @@ func TestStalledNetwork(t *testing.T) {
 }
 
 // TestUploadThroughCsh: the upload command works when the remote login shell is tcsh
-// (sshd runs `$SHELL -c COMMAND`), which refuses a newline inside a single-quoted word.
+// (sshd runs `$SHELL -c COMMAND`), which refuses a newline inside a single-quoted word
+// and expands history (!x) even there, or fish, which reads \\ and \' there as
+// escapes: the target's path holds all of them.
 func TestUploadThroughCsh(t *testing.T) {
-	tcsh, err := exec.LookPath("tcsh")
-	if err != nil {
-		t.Skip("tcsh is not installed")
-	}
-	dir := t.TempDir()
-	run := func(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-		cmd := exec.CommandContext(ctx, tcsh, "-c", command)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), nil
+	ran := 0
+	for _, sh := range []string{"tcsh", "fish"} {
+		p, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("SKIP %s: not installed", sh)
+			continue
 		}
-		return 0, err
+		ran++
+		t.Run(sh, func(t *testing.T) {
+			dir := t.TempDir()
+			run := func(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+				cmd := exec.CommandContext(ctx, p, "-c", command)
+				cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+				err := cmd.Run()
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					return ee.ExitCode(), nil
+				}
+				return 0, err
+			}
+			data := []byte("#!/bin/sh\necho it's me\n")
+			target := filepath.Join(dir, "a b", "c'd", "x!y", `p\\q`, "l1\nl2", "tether")
+			if err := upload(context.Background(), run, bytes.NewReader(data), int64(len(data)), target, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("content %q, %v", got, err)
+			}
+			assertNoTemp(t, dir)
+		})
 	}
-	data := []byte("#!/bin/sh\necho it's me\n")
-	target := filepath.Join(dir, "a b", "c'd", "tether")
-	if err := upload(context.Background(), run, bytes.NewReader(data), int64(len(data)), target, nil); err != nil {
-		t.Fatal(err)
+	if ran == 0 {
+		t.Skip("neither tcsh nor fish is installed")
 	}
-	if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("content %q, %v", got, err)
-	}
-	assertNoTemp(t, dir)
 }
 
 // lockedBuffer is a bytes.Buffer safe for the client's goroutines and the test's.

@@ -192,40 +192,32 @@ func uploadGzip(ctx context.Context, run runFunc, gz io.Reader, size int64, sum,
 // send runs the upload script: size bytes of body go to a temporary file beside
 // remotePath (through gzip -dc when gunzip is set), whose SHA-256 must be sum.
 func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum string, gunzip bool, remotePath string, progress func(written int64)) error {
-	target := shquote.Quote(remotePath)
-	if strings.HasPrefix(remotePath, "~/") {
-		target = `"$HOME"/` + shquote.Quote(remotePath[2:])
-	}
-	dir := path.Dir(remotePath)
-	qdir := shquote.Quote(dir)
-	if dir == "~" {
-		qdir = `"$HOME"`
-	} else if strings.HasPrefix(dir, "~/") {
-		qdir = `"$HOME"/` + shquote.Quote(dir[2:])
-	}
+	// The paths go as arguments, not inside the script: the login shell that sshd
+	// hands the line to may be csh/tcsh (! and a newline are its own even inside single
+	// quotes) or fish (\\ and \' are), and shquote.ScriptCommand carries any word.
+	// $1 is remotePath, $2 its directory ("~" and "~/…" are the remote home's), $3
+	// the temporary file's name in it.
 	var nonce [6]byte
 	rand.Read(nonce[:])
-	tmp := qdir + "/" + shquote.Quote("."+path.Base(remotePath)+".tether-upload-"+hex.EncodeToString(nonce[:]))
+	args := []string{remotePath, path.Dir(remotePath), "." + path.Base(remotePath) + ".tether-upload-" + hex.EncodeToString(nonce[:])}
 	receive, needGzip := `cat > "$tmp" || exit 1`, ":"
 	if gunzip {
 		// Checked before anything is created, so that the caller may send it plain.
 		needGzip = `command -v gzip >/dev/null 2>&1 || { echo "gzip is not installed" >&2; exit 7; }`
 		receive = `gzip -dc > "$tmp" || exit 1`
 	}
-	// One line: the login shell that sshd hands the command to may be csh or tcsh,
-	// which take no newline inside a single-quoted word.
+	// One line: csh and tcsh take no newline inside a single-quoted word.
 	script := strings.Join([]string{
+		`t="$1"; d="$2"; case "$t" in "~/"*) t="$HOME/${t#??}";; esac; case "$d" in "~") d="$HOME";; "~/"*) d="$HOME/${d#??}";; esac; tmp="$d/$3"`,
 		"umask 077",
 		needGzip,
-		"if [ -d " + target + " ]; then echo " + shquote.Quote(remotePath) + "' is a directory' >&2; exit 5; fi",
-		"mkdir -p -- " + qdir + " || exit 1",
+		`if [ -d "$t" ]; then echo "$1 is a directory" >&2; exit 5; fi`,
+		`mkdir -p -- "$d" || exit 1`,
 		// The directory must be ours and writable by no one else: another user who can
 		// write it could swap the temporary file for a symlink before the chmod (which
 		// follows it) or the file itself before the rename.
-		"d=" + qdir,
 		`if [ -h "$d" ] || [ ! -O "$d" ]; then echo "$d belongs to another user" >&2; exit 6; fi`,
 		`case $(ls -ldn -- "$d") in ?????w*|????????w*) echo "$d is writable by other users" >&2; exit 6;; esac`,
-		"tmp=" + tmp,
 		`trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE`,
 		receive,
 		`if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum < "$tmp")` +
@@ -234,14 +226,14 @@ func send(ctx context.Context, run runFunc, body io.Reader, size int64, sum stri
 		`sum=${sum%%[ 	]*}`,
 		`if [ "$sum" != ` + sum + ` ]; then echo "checksum mismatch: the file arrived damaged or incomplete" >&2; exit 3; fi`,
 		`chmod 700 "$tmp" || exit 1`,
-		`mv -f -- "$tmp" ` + target + ` || exit 1`,
+		`mv -f -- "$tmp" "$t" || exit 1`,
 		`trap - EXIT`,
 	}, "; ")
 	var written atomic.Int64
 	pr := &progressReader{r: io.LimitReader(body, size), n: &written, f: progress}
 	var stderr capWriter
 	stderr.limit, stderr.over = 4096, func() {}
-	status, err := run(ctx, "/bin/sh -c "+shquote.Quote(script), pr, io.Discard, &stderr)
+	status, err := run(ctx, shquote.ScriptCommand(script, args), pr, io.Discard, &stderr)
 	if err != nil {
 		return fmt.Errorf("tunnel: upload to %s: %w", remotePath, err)
 	}

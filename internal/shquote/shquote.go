@@ -1,8 +1,10 @@
 // Package shquote quotes words for a POSIX shell: the one rule tether uses wherever a
 // command line is built for /bin/sh (an SSH exec, a batch job's script) or shown to a
 // person to copy (`ssh gpu-box sinfo -s`); and splits a line into words the way the
-// shell would (a scheduler's options, a team server's --app NAME='COMMAND'). It
-// imports nothing of ours.
+// shell would (a scheduler's options, a team server's --app NAME='COMMAND'). A line
+// that sshd hands to the user's login shell, which may be csh/tcsh or fish, carries
+// its words with Portable and ScriptCommand (or LoginCommand) instead. It imports
+// nothing of ours.
 package shquote
 
 import (
@@ -29,6 +31,64 @@ func Join(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
 		q[i] = Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// Through a login shell. sshd runs an exec's command line with the user's login shell
+// (`$SHELL -c LINE`), which may be sh, bash, dash, zsh, csh/tcsh or fish, and they do
+// not all keep a single-quoted word as it is: csh and tcsh expand history (!x) and
+// refuse a newline even inside single quotes, fish reads \\ and \' inside them as
+// escapes. Every other character is kept by all of them. So a line for the login shell
+// runs /bin/sh -c SCRIPT, the script starting with DecodeArgs, and passes each word as
+// Portable(word): those characters written as \0ooo (octal) escapes, which DecodeArgs
+// turns back with printf %b in /bin/sh.
+
+// Portable quotes s like Quote, with each backslash, !, control character (newline,
+// tab, …), DEL and byte above 0x7f written as \0ooo: what reaches /bin/sh through any
+// login shell is the same text, and DecodeArgs makes it s again. Only for words that
+// DecodeArgs will see (LoginCommand's, or a script that starts with it).
+func Portable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\\' || c == '!' || c < 0x20 || c >= 0x7f {
+			fmt.Fprintf(&b, `\0%03o`, c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return Quote(b.String())
+}
+
+// DecodeArgs is the /bin/sh code that turns each positional parameter written by
+// Portable back into the word itself, in order: a word with a 0 in it (every escape
+// is \0ooo) goes through printf %b, which leaves a word without a backslash as it is;
+// the others stay as they are without a fork. It holds no newline, no ! and no
+// backslash, so it passes every login shell inside single quotes. It sets a and n.
+const DecodeArgs = `n=$#; while [ $n -gt 0 ]; do a="$1"; shift; case "$a" in *0*) a=$(printf %b. "$a"); a="${a%.}";; esac; set -- "$@" "$a"; n=$((n-1)); done;`
+
+// LoginCommand is a command line that runs argv with every word unchanged whatever the
+// login shell that sshd hands it to: /bin/sh -c, DecodeArgs, then exec of the words
+// (each written with Portable). redirect, when not empty, is sh redirections for the
+// exec (such as 2>/dev/null), applied by /bin/sh and not by the login shell.
+func LoginCommand(argv []string, redirect string) string {
+	script := `exec "$@"`
+	if redirect != "" {
+		script += " " + redirect
+	}
+	return ScriptCommand(script, argv)
+}
+
+// ScriptCommand is a command line that runs script with /bin/sh, whatever the login
+// shell that sshd hands it to, with args as "$@" (each unchanged: written with Portable,
+// turned back by DecodeArgs before script runs). script must be one line with no !
+// but before a blank or =, and no backslash: what every login shell keeps inside
+// single quotes.
+func ScriptCommand(script string, args []string) string {
+	q := []string{Join([]string{"/bin/sh", "-c", DecodeArgs + " " + script, "sh"})}
+	for _, a := range args {
+		q = append(q, Portable(a))
 	}
 	return strings.Join(q, " ")
 }

@@ -552,7 +552,12 @@ func (c *OpenSSHClient) reconnect() (*master, error) {
 func (c *OpenSSHClient) master(ctx context.Context) (*master, error) {
 	t := time.NewTimer(c.o.ReconnectWait)
 	defer t.Stop()
+	expired := false
 	for {
+		// The wait's end is judged after looking at the master again, so a master that
+		// came up as the wait ran out is found, not reported lost (the login count is
+		// read first: one that drops after setting the master still finds it).
+		loggingIn := c.login.Load() > 0
 		c.mu.Lock()
 		cur, up, failed := c.cur, c.up, c.failed
 		c.mu.Unlock()
@@ -563,6 +568,11 @@ func (c *OpenSSHClient) master(ctx context.Context) (*master, error) {
 			return nil, failed
 		case cur != nil:
 			return cur, nil
+		case expired && !loggingIn:
+			return nil, fmt.Errorf("tunnel: connection to %s lost; still reconnecting after %v", c.cfg.Alias, c.o.ReconnectWait)
+		case expired:
+			expired = false
+			t.Reset(c.o.ReconnectWait)
 		}
 		select {
 		case <-up:
@@ -571,11 +581,7 @@ func (c *OpenSSHClient) master(ctx context.Context) (*master, error) {
 		case <-c.ctx.Done():
 			return nil, ErrClosed
 		case <-t.C:
-			if c.login.Load() > 0 {
-				t.Reset(c.o.ReconnectWait)
-				continue
-			}
-			return nil, fmt.Errorf("tunnel: connection to %s lost; still reconnecting after %v", c.cfg.Alias, c.o.ReconnectWait)
+			expired = true
 		}
 	}
 }

@@ -319,29 +319,7 @@ func TestHostileFrames(t *testing.T) {
 	shorten(t, &reorderLimit, 4*MaxFrame)
 	a, b := net.Pipe()
 	c := newConn([]net.Conn{b})
-	sent := make(chan int, 64)
-	go func() {
-		defer close(sent)
-		for seq := uint64(1); seq < 64; seq++ {
-			if _, err := a.Write(rawFrame(seq, MaxFrame, make([]byte, MaxFrame))); err != nil {
-				return
-			}
-			sent <- int(seq)
-		}
-	}()
-	last, deadline := 0, time.After(500*time.Millisecond)
-wait:
-	for {
-		select {
-		case s, ok := <-sent:
-			if !ok {
-				break wait
-			}
-			last = s
-		case <-deadline:
-			break wait
-		}
-	}
+	last, sending := sendAhead(a, 63, make([]byte, MaxFrame))
 	c.mu.Lock()
 	held := c.pendBytes
 	c.mu.Unlock()
@@ -350,8 +328,7 @@ wait:
 	}
 	c.Close()
 	a.Close()
-	for range sent {
-	}
+	sending.Wait()
 }
 
 // TestTinyFramesHeldWithinLimit: frames of one byte each, sent ahead of the one
@@ -364,30 +341,7 @@ func TestTinyFramesHeldWithinLimit(t *testing.T) {
 	shorten(t, &reorderLimit, 8*MaxFrame)
 	a, b := net.Pipe()
 	c := newConn([]net.Conn{b})
-	const frames = 1024
-	sent := make(chan int, frames)
-	go func() {
-		defer close(sent)
-		for seq := uint64(1); seq <= frames; seq++ {
-			if _, err := a.Write(rawFrame(seq, 1, []byte("x"))); err != nil {
-				return
-			}
-			sent <- int(seq)
-		}
-	}()
-	last, deadline := 0, time.After(500*time.Millisecond)
-wait:
-	for {
-		select {
-		case s, ok := <-sent:
-			if !ok {
-				break wait
-			}
-			last = s
-		case <-deadline:
-			break wait
-		}
-	}
+	last, sending := sendAhead(a, 1024, []byte("x"))
 	c.mu.Lock()
 	held := len(c.pending) * (headerLen + MaxFrame)
 	c.mu.Unlock()
@@ -396,6 +350,35 @@ wait:
 	}
 	c.Close()
 	a.Close()
-	for range sent {
+	sending.Wait()
+}
+
+// sendAhead writes frames 1 to n carrying data to a from a goroutine of its own (frame
+// 0, the one awaited, never comes) and returns the last frame a took within 500 ms;
+// the WaitGroup ends once the writer has stopped (when a is closed, for one that
+// blocks).
+func sendAhead(a net.Conn, n int, data []byte) (last int, sending *sync.WaitGroup) {
+	sent := make(chan int, n)
+	sending = &sync.WaitGroup{}
+	sending.Go(func() {
+		defer close(sent)
+		for seq := uint64(1); seq <= uint64(n); seq++ {
+			if _, err := a.Write(rawFrame(seq, uint32(len(data)), data)); err != nil {
+				return
+			}
+			sent <- int(seq)
+		}
+	})
+	deadline := time.After(500 * time.Millisecond)
+	for {
+		select {
+		case s, ok := <-sent:
+			if !ok {
+				return last, sending
+			}
+			last = s
+		case <-deadline:
+			return last, sending
+		}
 	}
 }

@@ -60,25 +60,14 @@ func TestStripedChoosesByRoundTrip(t *testing.T) {
 			for _, d := range tt.samples {
 				rtt.add(d)
 			}
-			var mu sync.Mutex
-			dials := 0
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			raw := Endpoint(func(context.Context) (net.Conn, error) {
-				a, b := net.Pipe()
-				wg.Go(func() { io.Copy(io.Discard, b); b.Close() })
-				mu.Lock()
-				dials++
-				mu.Unlock()
-				return a, nil
-			})
+			raw, dials := countingPipes(t)
 			c, err := striped(raw, wire.Record{Stripes: tt.offer}, rtt)(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
 			c.Close()
-			if dials != tt.want {
-				t.Errorf("for %s, got %d channels; want %d", tt.name, dials, tt.want)
+			if n := dials(); n != tt.want {
+				t.Errorf("for %s, got %d channels; want %d", tt.name, n, tt.want)
 			}
 		})
 	}
@@ -151,30 +140,15 @@ func TestStripedBudget(t *testing.T) {
 	t.Setenv(stripesEnv, "")
 	rtt := &linkRTT{}
 	rtt.add(81 * time.Millisecond) // 8 stripes a connection
-	var mu sync.Mutex
-	dials := 0
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	raw := Endpoint(func(context.Context) (net.Conn, error) {
-		a, b := net.Pipe()
-		wg.Go(func() { io.Copy(io.Discard, b); b.Close() })
-		mu.Lock()
-		dials++
-		mu.Unlock()
-		return a, nil
-	})
+	raw, dials := countingPipes(t)
 	e := striped(raw, wire.Record{Stripes: stripe.MaxStripes}, rtt)
 	open := func() (net.Conn, int) {
-		mu.Lock()
-		before := dials
-		mu.Unlock()
+		before := dials()
 		c, err := e(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		return c, dials - before
+		return c, dials() - before
 	}
 	var conns []net.Conn
 	total := 0
@@ -195,5 +169,27 @@ func TestStripedBudget(t *testing.T) {
 	defer c.Close()
 	if n != maxAutoStripes {
 		t.Errorf("after the others closed a connection took %d channels; want %d", n, maxAutoStripes)
+	}
+}
+
+// countingPipes is an Endpoint of in-memory pipes whose far ends read and discard
+// everything, and how many it has dialled; its readers are waited for when t ends.
+func countingPipes(t *testing.T) (Endpoint, func() int) {
+	var mu sync.Mutex
+	dials := 0
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	raw := Endpoint(func(context.Context) (net.Conn, error) {
+		a, b := net.Pipe()
+		wg.Go(func() { io.Copy(io.Discard, b); b.Close() })
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		return a, nil
+	})
+	return raw, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return dials
 	}
 }

@@ -112,16 +112,7 @@ func connectAs(t *testing.T, helper string, uid int, socket string) string {
 // EACCES; and where the directory would let them through, SO_PEERCRED closes the
 // connection.
 func TestOtherUserCannotConnect(t *testing.T) {
-	if !isRoot() || runtime.GOOS != "linux" {
-		t.Skip("needs root (to run a helper as uid 65534) on Linux")
-	}
-	helper := helperBinary(t)
-	root := tempRoot(t)
-	os.Chmod(filepath.Dir(root), 0o755)
-	s, err := newSession(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	helper, s := sessionOtherUsersReach(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ln, _, err := listenPrivateUnix(s.socketPath())
 	if err != nil {
@@ -145,7 +136,7 @@ func TestOtherUserCannotConnect(t *testing.T) {
 
 	// Open everything up, as a careless --socket path might: the peer check still
 	// closes the other user's connection.
-	os.Chmod(root, 0o755)
+	os.Chmod(s.Root, 0o755)
 	os.Chmod(s.Dir, 0o755)
 	os.Chmod(s.socketPath(), 0o777)
 	if got := connectAs(t, helper, 65534, s.socketPath()); !strings.Contains(got, "read 0: EOF") {
@@ -176,16 +167,7 @@ func TestOtherUserCannotConnect(t *testing.T) {
 // spoil) a group our own user began, even where permissions let its connection reach
 // the socket. The gate is the one serve opens (openGate), not a copy of its wrapping.
 func TestOtherUserCannotSendStripes(t *testing.T) {
-	if !isRoot() || runtime.GOOS != "linux" {
-		t.Skip("needs root (to run a helper as uid 65534) on Linux")
-	}
-	helper := helperBinary(t)
-	root := tempRoot(t)
-	os.Chmod(filepath.Dir(root), 0o755)
-	s, err := newSession(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	helper, s := sessionOtherUsersReach(t)
 	logs := &syncWriter{b: &strings.Builder{}}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	// The gate as serve opens it (openGate), in front of a page that says who it is.
@@ -202,7 +184,7 @@ func TestOtherUserCannotSendStripes(t *testing.T) {
 	if sv.sf.Stripes < 2 {
 		t.Fatalf("the record offers %d stripes; want the gate to join them", sv.sf.Stripes)
 	}
-	os.Chmod(root, 0o755)
+	os.Chmod(s.Root, 0o755)
 	os.Chmod(s.Dir, 0o755)
 	os.Chmod(s.socketPath(), 0o777)
 
@@ -315,4 +297,22 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+// sessionOtherUsersReach is a new session whose state root another uid may pass
+// through (0755 above it), and the helper binary that runs as uid 65534; it skips t
+// unless root on Linux.
+func sessionOtherUsersReach(t *testing.T) (helper string, s *session) {
+	t.Helper()
+	if !isRoot() || runtime.GOOS != "linux" {
+		t.Skip("needs root (to run a helper as uid 65534) on Linux")
+	}
+	helper = helperBinary(t)
+	root := tempRoot(t)
+	os.Chmod(filepath.Dir(root), 0o755)
+	s, err := newSession(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return helper, s
 }

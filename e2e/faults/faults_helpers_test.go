@@ -32,6 +32,7 @@ type benchSession struct {
 	s        *e2e.SSHD
 	proxy    *e2e.ToxicProxy // nil: straight to sshd
 	alias    string
+	cfg      string // the ssh config file that reaches sshd (through the proxy) as alias
 	l        *e2e.Launched
 	base     string // http://127.0.0.1:PORT/BASE/
 	auth     string // Authorization header value
@@ -40,12 +41,21 @@ type benchSession struct {
 	appPort  int // the app's TCP port on 127.0.0.1
 }
 
-// startBenchSession starts sshd, a Toxiproxy in front of it when withProxy, and a
+// benchOptions shape startBenchSession's session.
+type benchOptions struct {
+	proxy bool // a Toxiproxy in front of sshd
+	// latency (ms) is added each way on the proxy before the launch, so the launcher's
+	// first channel opens see the round trip (it picks its stripes from them).
+	latency int
+	env     []string // more of the launcher's environment (KEY=VALUE)
+}
+
+// startBenchSession starts sshd, a Toxiproxy in front of it when o.proxy, and a
 // launch of the bench app through them.
-func startBenchSession(t *testing.T, withProxy bool, env ...string) *benchSession {
+func startBenchSession(t *testing.T, o benchOptions) *benchSession {
 	t.Helper()
 	var tp *e2e.Toxiproxy
-	if withProxy {
+	if o.proxy {
 		tp = e2e.StartToxiproxy(t) // first: it may skip the test
 	}
 	statsDir := t.TempDir()
@@ -53,19 +63,26 @@ func startBenchSession(t *testing.T, withProxy bool, env ...string) *benchSessio
 	s := e2e.StartSSHD(t, e2e.SSHDOptions{Env: map[string]string{"TETHER_DEBUG_STATS": statsDir}})
 	e2e.StopAllOnCleanup(t, s)
 	b := &benchSession{s: s, alias: s.Alias, statsDir: statsDir}
-	cfg := s.Config
-	if withProxy {
+	b.cfg = s.Config
+	if o.proxy {
 		b.proxy = tp.Proxy("sshd", s.Addr())
+		for _, stream := range []string{"upstream", "downstream"} {
+			if o.latency > 0 {
+				if err := b.proxy.AddToxic("latency_"+stream, "latency", stream, map[string]any{"latency": o.latency}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		b.alias = "tether-faults"
-		cfg = s.ThroughProxy(t, b.proxy, b.alias)
+		b.cfg = s.ThroughProxy(t, b.proxy, b.alias)
 	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	portFile := filepath.Join(t.TempDir(), "app.port")
-	args := []string{"launch", "-F", cfg, b.alias, "--json", "--no-browser", "--", self, e2e.BenchAppArg, "{port}", portFile}
-	b.l = e2e.StartLauncher(t, args, true, append([]string{"TETHER_DEBUG_STATS=" + statsDir}, env...)...)
+	args := []string{"launch", "-F", b.cfg, b.alias, "--json", "--no-browser", "--", self, e2e.BenchAppArg, "{port}", portFile}
+	b.l = e2e.StartLauncher(t, args, true, append([]string{"TETHER_DEBUG_STATS=" + statsDir}, o.env...)...)
 	base := b.l.Line.Session.BaseURL
 	if base == "" {
 		base = "/"

@@ -86,7 +86,7 @@ func TestFaultCampaign(t *testing.T) {
 	if _, ok := os.LookupEnv("TETHER_STRIPES"); !ok {
 		stripes = []string{"TETHER_STRIPES=4"}
 	}
-	b := startBenchSession(t, true, stripes...)
+	b := startBenchSession(t, benchOptions{proxy: true, env: stripes})
 	if _, err := b.waitAnswers(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func summarizeFaults(t *testing.T, results []faultResult, elapsed time.Duration)
 // drop and reconnect, not give up on the session: the same URL answers again and the
 // launcher is still running.
 func TestLaunchSurvivesDropDuringSessionCheck(t *testing.T) {
-	b := startBenchSession(t, true)
+	b := startBenchSession(t, benchOptions{proxy: true})
 	if _, err := b.waitAnswers(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}

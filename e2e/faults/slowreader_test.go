@@ -21,10 +21,10 @@ import (
 // this round trip) and with TETHER_STRIPES=1 (one channel, as ssh -L), on the same
 // session: the striped launcher holds at most stalledBudget channels' windows more.
 func TestStripedSlowReaders(t *testing.T) {
-	d := launchDistant(t, "tether-slowreaders", 40)
-	s, cfg, l := d.sshd, d.cfg, d.l
+	b := startBenchSession(t, benchOptions{proxy: true, latency: 40})
+	s, cfg, l := b.s, b.cfg, b.l
 	rec := l.Line.Session
-	one := e2e.StartLauncher(t, []string{"attach", "-F", cfg, "tether-slowreaders", rec.ID, "--json", "--no-browser"}, true, "TETHER_STRIPES=1")
+	one := e2e.StartLauncher(t, []string{"attach", "-F", cfg, b.alias, rec.ID, "--json", "--no-browser"}, true, "TETHER_STRIPES=1")
 
 	stalled := func(name string, la *e2e.Launched) int64 {
 		pid := la.Proc.Cmd.Process.Pid

@@ -54,7 +54,7 @@ func TestSoak(t *testing.T) {
 	seed := faultSeed(t)
 	t.Logf("soak: %v, a sample every %v, fault seed %d", dur, every, seed)
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := startBenchSession(t, true)
+	b := startBenchSession(t, benchOptions{proxy: true})
 	lpid, spid := b.launcherPID(), b.serverPID()
 
 	ctx, cancel := context.WithCancel(context.Background())

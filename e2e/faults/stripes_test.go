@@ -33,8 +33,8 @@ import (
 // as an older launcher or a user's own forward) still gets its answer; an attach with
 // --ssh openssh stripes too.
 func TestStripedThroughLatency(t *testing.T) {
-	d := launchDistant(t, "tether-stripes", 20)
-	s, cfg, l := d.sshd, d.cfg, d.l
+	b := startBenchSession(t, benchOptions{proxy: true, latency: 20})
+	s, cfg, l := b.s, b.cfg, b.l
 	rec := l.Line.Session
 	var line struct {
 		Session struct {
@@ -68,7 +68,7 @@ func TestStripedThroughLatency(t *testing.T) {
 	// A plain connection through OpenSSH's own forward, one channel, as an older
 	// launcher sends: the gate hands it to the server unchanged.
 	local := filepath.Join(t.TempDir(), "fwd.sock")
-	fwd := exec.Command("ssh", "-F", cfg, "-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+rec.Socket, "tether-stripes")
+	fwd := exec.Command("ssh", "-F", cfg, "-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+rec.Socket, b.alias)
 	e2e.Start(t, fwd)
 	if !e2e.WaitFor(20*time.Second, func() bool { _, err := os.Stat(local); return err == nil }) {
 		t.Fatal("ssh -L did not make its local socket")
@@ -102,7 +102,7 @@ func TestStripedThroughLatency(t *testing.T) {
 	// nothing, so the first browser connection is a group of one whose ack measures
 	// the link; the next are striped.
 	env, _ := e2e.OpenSSHEnv(t, s)
-	a := e2e.StartLauncher(t, []string{"attach", "--ssh", "openssh", "-F", cfg, "tether-stripes", rec.ID, "--json", "--no-browser"}, true, env...)
+	a := e2e.StartLauncher(t, []string{"attach", "--ssh", "openssh", "-F", cfg, b.alias, rec.ID, "--json", "--no-browser"}, true, env...)
 	abase := fmt.Sprintf("http://127.0.0.1:%d%s", a.Line.LocalPort, rec.BaseURL)
 	download(t, client, abase, rec.Token, 1<<20)
 	download(t, client, abase, rec.Token, 8<<20)

@@ -35,7 +35,7 @@ func TestTunnelThousandConnections(t *testing.T) {
 	if lim := e2e.RaiseFileLimit(); lim < 3*thousand+512 {
 		t.Fatalf("RLIMIT_NOFILE is %d; this test needs %d open files: raise the hard limit (ulimit -Hn)", lim, 3*thousand+512)
 	}
-	b := startBenchSession(t, false)
+	b := startBenchSession(t, benchOptions{})
 	lpid, spid := b.launcherPID(), b.serverPID()
 	if _, err := b.waitAnswers(10 * time.Second); err != nil {
 		t.Fatal(err)
